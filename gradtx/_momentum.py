@@ -1,0 +1,137 @@
+"""First-moment accumulators: momentum, Nesterov momentum, bias correction.
+
+All three are *accumulators* in a chain: their output is the update, and the
+gradient of the step passes them by (see ``gradtx._base``).  Arithmetic runs
+in at least float32; the moment is stored in its parameter's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._base import (check_range, check_state, compute_dtype, increment, moment_state,
+                    new_count, transform, zeros_like_tree)
+
+
+class MomentumState(NamedTuple):
+    """mu: the first moment m_t, one leaf per parameter."""
+
+    mu: object
+
+
+def _moment(decay, ema):
+    """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
+    def step(m, g):
+        cd = compute_dtype(jnp.result_type(m, g))
+        c = (1 - decay) if ema else 1
+        return decay * m.astype(cd) + c * g.astype(cd)
+    return step
+
+
+def _momentum_transform(name, decay, ema, nesterov):
+    check_range(name, "decay", decay, 0, 1, high_open=True)
+
+    def init(params):
+        return MomentumState(mu=zeros_like_tree(params))
+
+    def update(updates, state, params):
+        moment_state(name, state, MomentumState, updates, state.mu)
+        step = _moment(decay, ema)
+        new_mu = jax.tree.map(step, state.mu, updates)
+        if nesterov:
+            out = jax.tree.map(step, new_mu, updates)
+        else:
+            out = new_mu
+        out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
+        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
+        return out, MomentumState(mu=stored)
+
+    return transform(name, init, update, role="accumulator",
+                     hyperparams={"decay": decay, "ema": ema})
+
+
+def scale_by_momentum(decay=0.9, *, ema: bool = False):
+    """Heavy-ball momentum: m_t = decay * m_{t-1} + g_t; the update is m_t.
+
+    With ``ema=True`` the moment is an exponential moving average,
+    m_t = decay * m_{t-1} + (1 - decay) * g_t, as Adam's first moment.
+    m_0 = 0.  Heavy ball is PyTorch's ``SGD(momentum=decay)`` and optax's
+    ``trace``; PyTorch's ``dampening`` is not modelled here.
+
+    Args:
+      decay: the momentum coefficient, in [0, 1).
+      ema: average (Adam's m_t) instead of summing (SGD's momentum buffer).
+
+    Returns:
+      An accumulator with state ``MomentumState(mu)``.
+
+    Reference: Polyak, "Some methods of speeding up the convergence of
+    iteration methods", 1964.
+    """
+    return _momentum_transform("scale_by_momentum", decay, ema, nesterov=False)
+
+
+def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
+    """Nesterov momentum: m_t = decay * m_{t-1} + g_t; the update is decay * m_t + g_t.
+
+    This is the look-ahead form used by PyTorch (``nesterov=True``) and optax.
+    With ``ema=True`` both lines use (1 - decay) * g_t in place of g_t.
+
+    Args:
+      decay: the momentum coefficient, in [0, 1).
+      ema: use the exponential-moving-average form.
+
+    Returns:
+      An accumulator with state ``MomentumState(mu)``.
+
+    Reference: Sutskever, Martens, Dahl, Hinton, "On the importance of
+    initialization and momentum in deep learning", ICML 2013.
+    """
+    return _momentum_transform("scale_by_nesterov_momentum", decay, ema, nesterov=True)
+
+
+class BiasCorrectionState(NamedTuple):
+    """count: t, the number of steps taken."""
+
+    count: jax.Array
+
+
+def debias(x, decay, count):
+    """x / (1 - decay^t), with the correction formed in at least float32."""
+    cd = compute_dtype(x.dtype)
+    real = jnp.real(jnp.zeros((), cd)).dtype
+    correction = 1 - jnp.asarray(decay, real) ** count.astype(real)
+    return x.astype(cd) / correction
+
+
+def bias_correction(decay=0.9):
+    """Undo the zero start of an average: u_t = u_t / (1 - decay^t).
+
+    Placed after ``scale_by_momentum(decay, ema=True)`` it turns m_t into
+    Adam's m_hat_t.  t counts from 1 at the first step.
+
+    Args:
+      decay: the decay of the moving average being corrected, in [0, 1).
+
+    Returns:
+      An accumulator with state ``BiasCorrectionState(count)``.
+
+    Reference: Kingma, Ba, "Adam: A Method for Stochastic Optimization",
+    2014, arXiv:1412.6980, section 3.
+    """
+    check_range("bias_correction", "decay", decay, 0, 1, high_open=True)
+
+    def init(params):
+        return BiasCorrectionState(count=new_count())
+
+    def update(updates, state, params):
+        check_state("bias_correction", state, BiasCorrectionState)
+        count = increment(state.count)
+        out = jax.tree.map(lambda u: debias(u, decay, count).astype(u.dtype), updates)
+        return out, BiasCorrectionState(count=count)
+
+    return transform("bias_correction", init, update, role="accumulator",
+                     hyperparams={"decay": decay})

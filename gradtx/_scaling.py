@@ -1,0 +1,62 @@
+"""Scaling by constants and learning rates (where the sign flips)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._base import (EmptyState, ScheduleState, check_learning_rate, check_range, check_state,
+                    increment, new_count, transform)
+
+
+def _scaled(u, factor):
+    """u * factor, computed in u's dtype so bf16 updates stay bf16."""
+    return u * jnp.asarray(factor, dtype=u.dtype)
+
+
+def scale(step_size):
+    """Multiply the update by a constant: u_t = step_size * g_t.
+
+    Args:
+      step_size: the constant factor (any sign).
+
+    Returns:
+      A stateless transform.
+    """
+    check_range("scale", "step_size", step_size)
+
+    def update(updates, state, params):
+        return jax.tree.map(lambda u: _scaled(u, step_size), updates), state
+
+    return transform("scale", lambda params: EmptyState(), update,
+                     hyperparams={"step_size": step_size})
+
+
+def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
+    """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
+
+    This is the only transform in gradtx that flips the sign; every other
+    transform keeps the gradient's direction.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule ``step -> value``
+        evaluated at t = 0, 1, 2, ...
+      flip_sign: multiply by -lr (default) or by +lr.
+
+    Returns:
+      A transform whose state counts steps.
+    """
+    check_learning_rate("scale_by_learning_rate", learning_rate)
+    sign = -1 if flip_sign else 1
+
+    def init(params):
+        return ScheduleState(count=new_count())
+
+    def update(updates, state, params):
+        check_state("scale_by_learning_rate", state, ScheduleState)
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
+        return out, ScheduleState(count=increment(state.count))
+
+    return transform("scale_by_learning_rate", init, update,
+                     hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign})

@@ -1,0 +1,314 @@
+"""Second-moment preconditioners: RMSprop, centered RMSprop, Adagrad, Adadelta, AMSGrad.
+
+Each is a *preconditioner* in a chain (see ``gradtx._base``): it measures the
+gradient of the step, updates its statistics from it, and divides the
+running update by them.  On its own, or as the first transform of a chain,
+the update and the gradient are the same array.
+
+Where eps goes differs between libraries; every transform here takes both
+``eps`` (added outside the square root) and ``eps_root`` (added inside):
+denominator = sqrt(v + eps_root) + eps.  Squares of complex gradients are
+|g|^2 = g * conj(g), so the statistics stay real.  Arithmetic runs in at
+least float32; statistics are stored in the parameter's real dtype.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._base import (abs_sq, check_range, compute_dtype, increment, moment_state, new_count,
+                    transform, zeros_like_tree)
+from ._momentum import debias
+
+
+def _real_dtype(dtype):
+    return jnp.real(jnp.zeros((), compute_dtype(dtype))).dtype
+
+
+def _ema_sq(v, g, decay):
+    """v_t = decay * v_{t-1} + (1 - decay) * |g_t|^2, in at least float32."""
+    cd = _real_dtype(v.dtype)
+    return decay * v.astype(cd) + (1 - decay) * abs_sq(g.astype(compute_dtype(g.dtype))).astype(cd)
+
+
+def _divide(u, v, eps, eps_root):
+    """u / (sqrt(v + eps_root) + eps); 0 where that denominator is 0."""
+    cd = compute_dtype(u.dtype)
+    denom = jnp.sqrt(v + eps_root) + eps
+    safe = jnp.where(denom > 0, denom, 1)
+    return jnp.where(denom > 0, u.astype(cd) / safe, 0).astype(u.dtype)
+
+
+def _store(new, old):
+    return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
+
+
+def _check_eps(owner, eps, eps_root):
+    check_range(owner, "eps", eps, 0)
+    check_range(owner, "eps_root", eps_root, 0)
+
+
+class RmsState(NamedTuple):
+    """count: t; nu: v_t, the moving average of |g|^2."""
+
+    count: jax.Array
+    nu: object
+
+
+def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = False,
+                 initial_scale=0.0):
+    """RMS scaling: v_t = decay * v_{t-1} + (1 - decay) * g_t^2, u_t = u_t / (sqrt(v_t + eps_root) + eps).
+
+    With ``bias_correction`` v_t is replaced by v_t / (1 - decay^t) before the
+    square root, which is Adam's v_hat_t.
+
+    Args:
+      decay: the decay of the moving average, in [0, 1).
+      eps: added to the root (Adam's epsilon), >= 0.
+      eps_root: added under the root (optax's ``eps_in_sqrt``), >= 0.
+      bias_correction: divide v_t by 1 - decay^t.
+      initial_scale: v_0, >= 0.
+
+    Returns:
+      A preconditioner with state ``RmsState(count, nu)``.
+
+    Reference: Tieleman, Hinton, "Lecture 6.5 - RMSprop", COURSERA: Neural
+    Networks for Machine Learning, 2012.
+    """
+    owner = "scale_by_rms"
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    _check_eps(owner, eps, eps_root)
+    check_range(owner, "initial_scale", initial_scale, 0)
+
+    def init(params):
+        nu = jax.tree.map(lambda z: z + initial_scale, zeros_like_tree(params, real=True))
+        return RmsState(count=new_count(), nu=nu)
+
+    def update(updates, gradient, state, params):
+        moment_state(owner, state, RmsState, updates, state.nu)
+        count = increment(state.count)
+        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        nu_hat = jax.tree.map(lambda v: debias(v, decay, count), nu) if bias_correction else nu
+        out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, nu_hat)
+        return out, RmsState(count=count, nu=_store(nu, state.nu))
+
+    return transform(owner, init, update, role="preconditioner",
+                     hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
+                                  "bias_correction": bias_correction,
+                                  "initial_scale": initial_scale})
+
+
+class CenteredRmsState(NamedTuple):
+    """count: t; mu: the moving average of g; nu: the moving average of |g|^2."""
+
+    count: jax.Array
+    mu: object
+    nu: object
+
+
+def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = False,
+                          initial_scale=0.0):
+    """Centered RMS scaling: divide by an estimate of the gradient's standard deviation.
+
+    mu_t = decay * mu_{t-1} + (1 - decay) * g_t,
+    v_t = decay * v_{t-1} + (1 - decay) * g_t^2,
+    u_t = u_t / (sqrt(v_t - mu_t^2 + eps_root) + eps).
+
+    Args:
+      decay: the decay of both moving averages, in [0, 1).
+      eps: added to the root, >= 0.
+      eps_root: added under the root, >= 0.
+      bias_correction: divide both averages by 1 - decay^t.
+      initial_scale: v_0, >= 0.
+
+    Returns:
+      A preconditioner with state ``CenteredRmsState(count, mu, nu)``.
+
+    Reference: Graves, "Generating Sequences With Recurrent Neural Networks",
+    2013, arXiv:1308.0850, eq. 38-45.
+    """
+    owner = "scale_by_centered_rms"
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    _check_eps(owner, eps, eps_root)
+    check_range(owner, "initial_scale", initial_scale, 0)
+
+    def init(params):
+        nu = jax.tree.map(lambda z: z + initial_scale, zeros_like_tree(params, real=True))
+        return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
+
+    def update(updates, gradient, state, params):
+        moment_state(owner, state, CenteredRmsState, updates, state.mu, state.nu)
+        count = increment(state.count)
+        mu = jax.tree.map(
+            lambda m, g: decay * m.astype(compute_dtype(m.dtype))
+            + (1 - decay) * g.astype(compute_dtype(m.dtype)), state.mu, gradient)
+        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        if bias_correction:
+            mu_hat = jax.tree.map(lambda m: debias(m, decay, count), mu)
+            nu_hat = jax.tree.map(lambda v: debias(v, decay, count), nu)
+        else:
+            mu_hat, nu_hat = mu, nu
+        var = jax.tree.map(lambda m, v: v - abs_sq(m), mu_hat, nu_hat)
+        out = jax.tree.map(lambda u, s: _divide(u, s, eps, eps_root), updates, var)
+        return out, CenteredRmsState(count=count, mu=_store(mu, state.mu), nu=_store(nu, state.nu))
+
+    return transform(owner, init, update, role="preconditioner",
+                     hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
+                                  "bias_correction": bias_correction,
+                                  "initial_scale": initial_scale})
+
+
+class RssState(NamedTuple):
+    """sum_of_squares: s_t, the running sum of |g|^2."""
+
+    sum_of_squares: object
+
+
+def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
+    """Adagrad scaling: s_t = s_{t-1} + g_t^2, u_t = u_t / (sqrt(s_t + eps_root) + eps).
+
+    The defaults (s_0 = 0.1, eps under the root, 1e-7) are optax's and Keras's;
+    PyTorch's Adagrad starts from s_0 = 0 and adds eps = 1e-10 outside the root.
+
+    Args:
+      initial_accumulator_value: s_0, >= 0.
+      eps: added to the root, >= 0.
+      eps_root: added under the root, >= 0.
+
+    Returns:
+      A preconditioner with state ``RssState(sum_of_squares)``.
+
+    Reference: Duchi, Hazan, Singer, "Adaptive Subgradient Methods for Online
+    Learning and Stochastic Optimization", JMLR 2011.
+    """
+    owner = "scale_by_rss"
+    check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
+    _check_eps(owner, eps, eps_root)
+
+    def init(params):
+        zeros = zeros_like_tree(params, real=True)
+        return RssState(sum_of_squares=jax.tree.map(lambda z: z + initial_accumulator_value, zeros))
+
+    def update(updates, gradient, state, params):
+        moment_state(owner, state, RssState, updates, state.sum_of_squares)
+        s = jax.tree.map(
+            lambda t, g: t.astype(_real_dtype(t.dtype)) + abs_sq(g.astype(compute_dtype(g.dtype))),
+            state.sum_of_squares, gradient)
+        out = jax.tree.map(lambda u, t: _divide(u, t, eps, eps_root), updates, s)
+        return out, RssState(sum_of_squares=_store(s, state.sum_of_squares))
+
+    return transform(owner, init, update, role="preconditioner",
+                     hyperparams={"initial_accumulator_value": initial_accumulator_value,
+                                  "eps": eps, "eps_root": eps_root})
+
+
+class AdadeltaState(NamedTuple):
+    """e_g: the moving average of g^2; e_x: the moving average of the squared output."""
+
+    e_g: object
+    e_x: object
+
+
+def scale_by_adadelta(rho=0.9, eps=1e-6):
+    """Adadelta scaling (Zeiler 2012, Algorithm 1).
+
+    E[g^2]_t = rho * E[g^2]_{t-1} + (1 - rho) * g_t^2,
+    x_t = sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * u_t,
+    E[x^2]_t = rho * E[x^2]_{t-1} + (1 - rho) * x_t^2; the update is x_t.
+
+    Args:
+      rho: the decay of both averages, in [0, 1).
+      eps: added under both roots, > 0 (it also sets the first step's size).
+
+    Returns:
+      A preconditioner with state ``AdadeltaState(e_g, e_x)``.
+
+    Reference: Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012,
+    arXiv:1212.5701.
+    """
+    owner = "scale_by_adadelta"
+    check_range(owner, "rho", rho, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0, low_open=True)
+
+    def init(params):
+        return AdadeltaState(e_g=zeros_like_tree(params, real=True),
+                             e_x=zeros_like_tree(params, real=True))
+
+    def update(updates, gradient, state, params):
+        moment_state(owner, state, AdadeltaState, updates, state.e_g, state.e_x)
+        e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
+        out = jax.tree.map(
+            lambda u, eg, ex: (jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps)
+                               * u.astype(compute_dtype(u.dtype))),
+            updates, e_g, state.e_x)
+        e_x = jax.tree.map(lambda v, x: _ema_sq(v, x, rho), state.e_x, out)
+        out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
+        return out, AdadeltaState(e_g=_store(e_g, state.e_g), e_x=_store(e_x, state.e_x))
+
+    return transform(owner, init, update, role="preconditioner",
+                     hyperparams={"rho": rho, "eps": eps})
+
+
+class MaxRmsState(NamedTuple):
+    """count: t; nu: v_t; nu_max: the running maximum of the (corrected) v."""
+
+    count: jax.Array
+    nu: object
+    nu_max: object
+
+
+def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bool = True,
+                     max_before_correction: bool = False):
+    """AMSGrad scaling: divide by the root of the largest second moment seen so far.
+
+    v_t = decay * v_{t-1} + (1 - decay) * g_t^2, v_hat_t = v_t / (1 - decay^t),
+    vmax_t = max(vmax_{t-1}, v_hat_t), u_t = u_t / (sqrt(vmax_t + eps_root) + eps).
+
+    optax takes the maximum of the corrected v (the default here); PyTorch
+    takes it of the raw v and corrects the maximum
+    (``max_before_correction=True``).
+
+    Args:
+      decay: the decay of the second moment (Adam's b2), in [0, 1).
+      eps: added to the root, >= 0.
+      eps_root: added under the root, >= 0.
+      bias_correction: divide by 1 - decay^t.
+      max_before_correction: take the maximum of the raw v_t, then correct it.
+
+    Returns:
+      A preconditioner with state ``MaxRmsState(count, nu, nu_max)``.
+
+    Reference: Reddi, Kale, Kumar, "On the Convergence of Adam and Beyond",
+    ICLR 2018.
+    """
+    owner = "scale_by_max_rms"
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    _check_eps(owner, eps, eps_root)
+
+    def init(params):
+        zeros = zeros_like_tree(params, real=True)
+        return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
+
+    def update(updates, gradient, state, params):
+        moment_state(owner, state, MaxRmsState, updates, state.nu, state.nu_max)
+        count = increment(state.count)
+        correct = (lambda v: debias(v, decay, count)) if bias_correction else (lambda v: v)
+        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        if max_before_correction:
+            nu_max = jax.tree.map(lambda m, v: jnp.maximum(m.astype(v.dtype), v), state.nu_max, nu)
+            denom_v = jax.tree.map(correct, nu_max)
+        else:
+            nu_max = jax.tree.map(lambda m, v: jnp.maximum(m.astype(v.dtype), correct(v)),
+                                  state.nu_max, nu)
+            denom_v = nu_max
+        out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, denom_v)
+        return out, MaxRmsState(count=count, nu=_store(nu, state.nu),
+                                nu_max=_store(nu_max, state.nu_max))
+
+    return transform(owner, init, update, role="preconditioner",
+                     hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
+                                  "bias_correction": bias_correction,
+                                  "max_before_correction": max_before_correction})

@@ -1,0 +1,10 @@
+"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly."""
+
+import jax
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _strict_promotion():
+    with jax.numpy_dtype_promotion("strict"):
+        yield
