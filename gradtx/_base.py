@@ -49,6 +49,7 @@ streams, which is the one-stream behaviour that optax's pieces have.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -166,14 +167,14 @@ def as_flow(tx) -> FlowFn:
     """The two-stream update of any transform; a foreign (optax) one rewrites."""
     if isinstance(tx, GradientTransformation):
         return tx.flow
+    try:
+        parameters = inspect.signature(tx.update).parameters.values()
+        takes_extra = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_extra = False
 
     def flow(updates, gradient, state, params, extra):
-        try:
-            out, state = tx.update(updates, state, params, **extra)
-        except TypeError:
-            if not extra:
-                raise
-            out, state = tx.update(updates, state, params)
+        out, state = tx.update(updates, state, params, **(extra if takes_extra else {}))
         return out, out, state
 
     return flow
