@@ -359,7 +359,7 @@ def reset_group(tx, state, params, label):
     found = []
     new_state = _reset(tx, state, params, label, found)
     if not found:
-        raise ValueError(f"reset_group: no partition in {tx.name if hasattr(tx, 'name') else tx!r} "
+        raise ValueError(f"reset_group: no partition in {getattr(tx, 'name', type(tx).__name__)} "
                          f"has a group {label!r}")
     return new_state
 
