@@ -106,9 +106,10 @@ def test_averaging_under_vmap_matches_loop(make):
             p = gradtx.apply_updates(p, u)
         return p, state
 
-    got = jax.vmap(two_steps)(params)
+    got = jax.jit(jax.vmap(two_steps))(params)
+    loop = jax.jit(two_steps)
     for i in range(3):
-        want = two_steps({"p": params["p"][i]})
+        want = loop({"p": params["p"][i]})
         jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x[i]), np.asarray(y),
                                                              rtol=1e-6), got, want)
 
