@@ -140,8 +140,8 @@ def partition(transforms, param_labels, *, name: str = "partition") -> GradientT
 
     Every parameter leaf l carries a label; the leaves labelled k are updated
     by ``transforms[k]`` alone, with its own state.  This is optax's
-    ``partition`` (formerly ``multi_transform``) and PyTorch's parameter
-    groups.  Use ``set_to_zero()`` as a group's transform to freeze it
+    ``partition`` (which optax also exports as ``multi_transform``) and
+    PyTorch's parameter groups.  Use ``set_to_zero()`` as a group's transform to freeze it
     without keeping any optimizer state for it, and ``reset_group`` to
     re-initialise one group's state.
 

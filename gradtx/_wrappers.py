@@ -86,6 +86,8 @@ def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
     ``accumulate_gradients`` averages its input and hands the mean to T as
     both the update and the gradient: wrap a whole optimizer with it, or put
     it first in a chain.  ``state.mini_step == 0`` after a call that stepped.
+    ``apply_if_finite(accumulate_gradients(T, k))`` drops a non-finite
+    micro-batch without counting it towards the k.
 
     Args:
       inner: T, the optimizer to run on the mean gradient (gradtx or optax).
