@@ -5,12 +5,22 @@ Every optimizer is a pure pair ``init(params) -> state`` and
 as a short chain of the public transforms below.
 """
 
+from ._averaging import EmaParamsState as EmaParamsState
+from ._averaging import LookaheadState as LookaheadState
+from ._averaging import ema_params as ema_params
+from ._averaging import lookahead as lookahead
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
 from ._base import ScheduleState as ScheduleState
 from ._base import apply_updates as apply_updates
 from ._base import identity as identity
 from ._base import transform as transform
+from ._clipping import adaptive_grad_clip as adaptive_grad_clip
+from ._clipping import clip as clip
+from ._clipping import clip_by_block_rms as clip_by_block_rms
+from ._clipping import clip_by_global_norm as clip_by_global_norm
+from ._clipping import clip_by_leaf_norm as clip_by_leaf_norm
+from ._clipping import global_norm as global_norm
 from ._combine import ChainState as ChainState
 from ._combine import chain as chain
 from ._momentum import BiasCorrectionState as BiasCorrectionState
@@ -25,6 +35,13 @@ from ._optimizers import adamw as adamw
 from ._optimizers import amsgrad as amsgrad
 from ._optimizers import rmsprop as rmsprop
 from ._optimizers import sgd as sgd
+from ._partition import MaskedState as MaskedState
+from ._partition import PartitionState as PartitionState
+from ._partition import freeze as freeze
+from ._partition import masked as masked
+from ._partition import partition as partition
+from ._partition import reset_group as reset_group
+from ._partition import set_to_zero as set_to_zero
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
 from ._second_moment import AdadeltaState as AdadeltaState
@@ -38,5 +55,11 @@ from ._second_moment import scale_by_max_rms as scale_by_max_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
 from ._weight_decay import add_decayed_weights as add_decayed_weights
+from ._wrappers import AccumulationState as AccumulationState
+from ._wrappers import ApplyIfFiniteState as ApplyIfFiniteState
+from ._wrappers import ZeroNansState as ZeroNansState
+from ._wrappers import accumulate_gradients as accumulate_gradients
+from ._wrappers import apply_if_finite as apply_if_finite
+from ._wrappers import zero_nans as zero_nans
 
 __version__ = "0.1.0"

@@ -294,9 +294,11 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
 
 def compute_dtype(dtype):
     """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened)."""
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        return jnp.promote_types(dtype, jnp.complex64)
-    return jnp.promote_types(dtype, jnp.float32)
+    # promote_types obeys jax_numpy_dtype_promotion; bf16 -> f32 is wanted here.
+    with jax.numpy_dtype_promotion("standard"):
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            return jnp.promote_types(dtype, jnp.complex64)
+        return jnp.promote_types(dtype, jnp.float32)
 
 
 def abs_sq(x):

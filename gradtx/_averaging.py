@@ -1,0 +1,197 @@
+"""Averages of the parameters: Lookahead, and an exponential moving average (EMA).
+
+Both wrap a whole optimizer and need ``params`` in ``update``: they follow
+the parameters the optimizer produces, p_t = p_{t-1} + u_t.  Their averages
+are kept in at least float32 (a bf16 average with decay 0.999 would round
+every step's change away).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._base import (GradientTransformation, as_flow, check_float_leaves, check_range,
+                    check_same_structure, check_state, compute_dtype, increment, new_count)
+from ._wrappers import _check_int, check_inner
+
+
+def _copy_wide(params):
+    """The params, each leaf in at least float32."""
+    return jax.tree.map(lambda p: jnp.asarray(p).astype(compute_dtype(jnp.result_type(p))), params)
+
+
+def _check_params(owner, params, updates, average):
+    if params is None:
+        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+    check_same_structure(owner, params, updates, "params", "updates")
+    check_same_structure(owner, average, params, "the state's averaged params", "params",
+                         hint="was the state made by init on other params?")
+
+
+class LookaheadState(NamedTuple):
+    """count: fast steps since the last synchronisation (0 .. k-1); slow: the
+    slow weights phi, in at least float32; inner_state: the fast optimizer's state."""
+
+    count: jax.Array
+    slow: Any
+    inner_state: Any
+
+
+def lookahead(fast_optimizer, sync_period: int = 6, slow_step_size=0.5) -> GradientTransformation:
+    """Lookahead: k fast steps, then phi <- phi + alpha * (theta - phi) and theta <- phi.
+
+    The fast weights theta are the parameters you pass to ``update``; the
+    fast optimizer A moves them every step, theta_t = theta_{t-1} + A(g_t).
+    Every k-th step the slow weights phi (``state.slow``, phi_0 = theta_0)
+    move a fraction alpha of the way to theta, and the update returned sets
+    the parameters to the new phi.  Right after a synchronisation the
+    parameters equal the slow weights; evaluate ``state.slow`` in between.
+
+    Unlike optax's ``lookahead``, the parameters stay a plain pytree (no
+    ``LookaheadParams`` pair).
+
+    Args:
+      fast_optimizer: A, the inner optimizer (gradtx or optax).
+      sync_period: k, fast steps per synchronisation, an int >= 1.
+      slow_step_size: alpha, in [0, 1].
+
+    Returns:
+      A transform with state ``LookaheadState(count, slow, inner_state)``
+      that needs ``params`` in ``update``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.lookahead(gradtx.sgd(1.0), sync_period=2, slow_step_size=0.5)
+      >>> params = {"w": jnp.array([0.0])}
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     u, state = opt.update({"w": jnp.array([-1.0])}, state, params)
+      ...     params = gradtx.apply_updates(params, u)
+      >>> params["w"], state.slow["w"]
+      (Array([1.], dtype=float32), Array([1.], dtype=float32))
+
+    Reference: Zhang, Lucas, Hinton, Ba, "Lookahead Optimizer: k steps
+    forward, 1 step back", NeurIPS 2019, arXiv:1907.08610.
+    """
+    owner = "lookahead"
+    check_inner(owner, fast_optimizer, "fast_optimizer")
+    _check_int(owner, "sync_period", sync_period, 1)
+    check_range(owner, "slow_step_size", slow_step_size, 0, 1)
+    inner_flow = as_flow(fast_optimizer)
+
+    def init(params):
+        return LookaheadState(new_count(), _copy_wide(params), fast_optimizer.init(params))
+
+    def flow(updates, gradient, state, params, extra):
+        check_state(owner, state, LookaheadState)
+        check_float_leaves(owner, updates, "gradient")
+        _check_params(owner, params, updates, state.slow)
+        fast, gradient, inner_state = inner_flow(updates, gradient, state.inner_state, params,
+                                                 extra)
+        sync = state.count >= sync_period - 1
+
+        def one(u, p, phi):
+            theta = p.astype(phi.dtype) + u.astype(phi.dtype)
+            alpha = jnp.asarray(slow_step_size, jnp.real(phi).dtype).astype(phi.dtype)
+            new_phi = jnp.where(sync, phi + alpha * (theta - phi), phi)
+            out = jnp.where(sync, (new_phi - p.astype(phi.dtype)).astype(u.dtype), u)
+            return out, new_phi
+
+        pairs = jax.tree.map(one, fast, params, state.slow)
+        outer = jax.tree.structure(fast)
+        out, slow = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
+        count = jnp.where(sync, jnp.zeros_like(state.count), state.count + 1)
+        return out, gradient, LookaheadState(count, slow, inner_state)
+
+    return GradientTransformation(init, flow, name=owner,
+                                  hyperparams={"inner": fast_optimizer, "sync_period": sync_period,
+                                               "slow_step_size": slow_step_size})
+
+
+class EmaParamsState(NamedTuple):
+    """count: steps averaged; ema: the averaged parameters, in at least float32;
+    inner_state: the optimizer's state."""
+
+    count: jax.Array
+    ema: Any
+    inner_state: Any
+
+
+def ema_params(inner, decay=0.999, *, debias: bool = False) -> GradientTransformation:
+    """EMA of the parameters: ema_t = ema_{t-1} + w_t * (p_t - ema_{t-1}), p_t = p_{t-1} + u_t.
+
+    The optimizer T runs unchanged (its update is returned as it is); the
+    state keeps an average of the parameters it produces, ``state.ema``, to
+    evaluate with.  The weight is w_1 = 1 (the first step copies p_1) and
+
+    * ``debias=False``: w_t = 1 - decay for t >= 2, i.e.
+      ema_t = decay * ema_{t-1} + (1 - decay) * p_t.  This is Keras's
+      ``use_ema=True`` (``ema_momentum``) and PyTorch's
+      ``AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))``.
+    * ``debias=True``: w_t = (1 - decay) / (1 - decay^t), which makes ema_t
+      the average of p_1 .. p_t with weights decay^(t-s) normalised to sum to
+      one: Adam's bias correction applied to a zero-started average.  Early
+      averages then forget the first steps faster.
+
+    The average is stored already corrected, so ``state.ema`` is always the
+    one to use.  Wrap the whole optimizer, and put ``ema_params`` inside
+    ``accumulate_gradients`` or ``apply_if_finite`` (so only real steps are
+    averaged): its state is then ``state.inner_state.ema``.
+
+    Args:
+      inner: T, the optimizer (gradtx or optax).
+      decay: the decay of the average, in [0, 1).
+      debias: use the normalised weights above.
+
+    Returns:
+      A transform with state ``EmaParamsState(count, ema, inner_state)``
+      that needs ``params`` in ``update``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.ema_params(gradtx.sgd(1.0), decay=0.5)
+      >>> params = {"w": jnp.array([0.0])}
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     u, state = opt.update({"w": jnp.array([-2.0])}, state, params)
+      ...     params = gradtx.apply_updates(params, u)
+      >>> params["w"], state.ema["w"]
+      (Array([4.], dtype=float32), Array([3.], dtype=float32))
+
+    Reference: Polyak, Juditsky, "Acceleration of Stochastic Approximation
+    by Averaging", SIAM J. Control Optim. 30(4), 1992.
+    """
+    owner = "ema_params"
+    check_inner(owner, inner)
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    inner_flow = as_flow(inner)
+
+    def init(params):
+        return EmaParamsState(new_count(), _copy_wide(params), inner.init(params))
+
+    def flow(updates, gradient, state, params, extra):
+        check_state(owner, state, EmaParamsState)
+        check_float_leaves(owner, updates, "gradient")
+        _check_params(owner, params, updates, state.ema)
+        out, gradient, inner_state = inner_flow(updates, gradient, state.inner_state, params,
+                                                extra)
+        count = increment(state.count)
+
+        def one(u, p, e):
+            real = jnp.real(e).dtype
+            d = jnp.asarray(decay, real)
+            if debias:
+                w = (1 - d) / (1 - d ** count.astype(real))
+            else:
+                w = jnp.where(count == 1, jnp.ones((), real), 1 - d)
+            new_p = p.astype(e.dtype) + u.astype(e.dtype)
+            return e + w.astype(e.dtype) * (new_p - e)
+
+        ema = jax.tree.map(one, out, params, state.ema)
+        return out, gradient, EmaParamsState(count, ema, inner_state)
+
+    return GradientTransformation(init, flow, name=owner,
+                                  hyperparams={"inner": inner, "decay": decay, "debias": debias})

@@ -1,0 +1,271 @@
+"""Clipping: bound the size of the update element-wise, per leaf, per unit or globally.
+
+Every transform here rewrites the update (its output becomes both streams of
+a chain, see ``gradtx._base``), so a preconditioner after a clip measures the
+clipped gradient, as in PyTorch's ``clip_grad_norm_`` followed by ``step``.
+
+Sizes of complex entries are moduli: |g|^2 = g * conj(g).  A complex update
+is only ever shrunk by a real factor, never rotated.  Norms are formed in at
+least float32, and have a zero (not NaN) derivative at a zero gradient, so
+``jax.grad`` through a clipped update is safe.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._base import (EmptyState, abs_sq, check_float_leaves, check_range, check_same_structure,
+                    compute_dtype, transform)
+
+
+def _real(dtype):
+    """The real dtype arithmetic on ``dtype`` runs in (float32 at least)."""
+    return jnp.real(jnp.zeros((), compute_dtype(dtype))).dtype
+
+
+def _sum_sq(x, axis=None, keepdims=False):
+    """sum |x|^2 over ``axis``, in at least float32."""
+    return jnp.sum(abs_sq(x.astype(compute_dtype(x.dtype))), axis=axis, keepdims=keepdims)
+
+
+def _safe_sqrt(x):
+    """sqrt(x) for x >= 0 with a zero derivative at 0 (plain sqrt's is infinite)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+
+
+def _shrink(u, norm, max_norm):
+    """u * min(1, max_norm / norm): leave u alone unless norm > max_norm.
+
+    ``norm`` and ``max_norm`` broadcast against ``u`` (a scalar per leaf, or
+    one per unit).  The division only happens where norm > max_norm >= 0, so
+    a zero norm never makes 0/0.
+    """
+    cd = compute_dtype(u.dtype)
+    max_norm = jnp.asarray(max_norm, norm.dtype)
+    trigger = norm > max_norm
+    factor = jnp.where(trigger, max_norm / jnp.where(trigger, norm, 1), 1)
+    return (u.astype(cd) * factor.astype(cd)).astype(u.dtype)
+
+
+def _stateless(name, update, hyperparams):
+    return transform(name, lambda params: EmptyState(), update, hyperparams=hyperparams)
+
+
+def clip(max_delta):
+    """Clip each entry: u_i = clip(g_i, -max_delta, max_delta).
+
+    For a complex entry the modulus is clipped and the phase kept:
+    u_i = g_i * min(1, max_delta / |g_i|).
+
+    Args:
+      max_delta: the largest |u_i| allowed, >= 0.
+
+    Returns:
+      A stateless transform (optax's ``clip``).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.clip(1.0)
+      >>> g = {"w": jnp.array([0.5, -3.0, 2.0])}
+      >>> tx.update(g, tx.init(g))[0]["w"]
+      Array([ 0.5, -1. ,  1. ], dtype=float32)
+    """
+    owner = "clip"
+    check_range(owner, "max_delta", max_delta, 0)
+
+    def clip_one(u):
+        if jnp.iscomplexobj(u):
+            return _shrink(u, _safe_sqrt(abs_sq(u.astype(compute_dtype(u.dtype)))), max_delta)
+        bound = jnp.asarray(max_delta, u.dtype)
+        return jnp.clip(u, -bound, bound)
+
+    def update(updates, state, params):
+        check_float_leaves(owner, updates, "gradient")
+        return jax.tree.map(clip_one, updates), state
+
+    return _stateless(owner, update, {"max_delta": max_delta})
+
+
+def global_norm(tree):
+    """||g||_2 = sqrt(sum over every leaf and entry of |g_i|^2), in at least float32.
+
+    Zero for a tree without leaves; its derivative at g = 0 is zero, not NaN.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    dtype = reduce(np.promote_types, [np.dtype(_real(jnp.result_type(x))) for x in leaves])
+    total = sum(_sum_sq(jnp.asarray(x)).astype(dtype) for x in leaves)
+    return _safe_sqrt(total)
+
+
+def clip_by_global_norm(max_norm):
+    """Clip the global norm: u = g * min(1, max_norm / ||g||_2).
+
+    ||g||_2 is taken over all leaves together (``global_norm``), so the
+    direction of the whole update is kept.  A zero gradient passes unchanged,
+    and so does its derivative: nothing divides by a zero norm.  This is
+    PyTorch's ``clip_grad_norm_`` (without its 1e-6 in the denominator) and
+    optax's ``clip_by_global_norm``.
+
+    Args:
+      max_norm: the largest ||u||_2 allowed, >= 0.
+
+    Returns:
+      A stateless transform.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.clip_by_global_norm(1.0)
+      >>> g = {"a": jnp.array([3.0]), "b": jnp.array([4.0])}
+      >>> u, _ = tx.update(g, tx.init(g))
+      >>> u["a"], u["b"]
+      (Array([0.6], dtype=float32), Array([0.8], dtype=float32))
+
+    Reference: Pascanu, Mikolov, Bengio, "On the difficulty of training
+    recurrent neural networks", ICML 2013, arXiv:1211.5063.
+    """
+    owner = "clip_by_global_norm"
+    check_range(owner, "max_norm", max_norm, 0)
+
+    def update(updates, state, params):
+        check_float_leaves(owner, updates, "gradient")
+        norm = global_norm(updates)
+        return jax.tree.map(lambda u: _shrink(u, norm, max_norm), updates), state
+
+    return _stateless(owner, update, {"max_norm": max_norm})
+
+
+def clip_by_leaf_norm(max_norm):
+    """Clip each leaf's norm: u_l = g_l * min(1, max_norm / ||g_l||_2), one leaf l at a time.
+
+    ||g_l||_2 is the Frobenius norm of the whole array.  Unlike
+    ``clip_by_global_norm``, a large gradient in one layer does not shrink
+    the others.
+
+    Args:
+      max_norm: the largest ||u_l||_2 allowed for every leaf, >= 0.
+
+    Returns:
+      A stateless transform.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.clip_by_leaf_norm(1.0)
+      >>> g = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.5])}
+      >>> u, _ = tx.update(g, tx.init(g))
+      >>> u["a"], u["b"]
+      (Array([0.6, 0.8], dtype=float32), Array([0.5], dtype=float32))
+    """
+    owner = "clip_by_leaf_norm"
+    check_range(owner, "max_norm", max_norm, 0)
+
+    def update(updates, state, params):
+        check_float_leaves(owner, updates, "gradient")
+        return jax.tree.map(lambda u: _shrink(u, _safe_sqrt(_sum_sq(u)), max_norm), updates), state
+
+    return _stateless(owner, update, {"max_norm": max_norm})
+
+
+def clip_by_block_rms(threshold):
+    """Clip each leaf's RMS: u_l = g_l * min(1, threshold / rms(g_l)), rms(g) = sqrt(mean |g_i|^2).
+
+    A "block" is one leaf (a weight matrix, a bias vector).  This is
+    ``clip_by_leaf_norm`` with the bound scaled by sqrt(size), so one
+    threshold suits leaves of every size.  An empty leaf passes unchanged.
+
+    Args:
+      threshold: the largest rms(u_l) allowed, >= 0.
+
+    Returns:
+      A stateless transform (optax's ``clip_by_block_rms``).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.clip_by_block_rms(1.0)
+      >>> g = {"w": jnp.array([2.0, -2.0, 2.0, -2.0])}
+      >>> tx.update(g, tx.init(g))[0]["w"]
+      Array([ 1., -1.,  1., -1.], dtype=float32)
+    """
+    owner = "clip_by_block_rms"
+    check_range(owner, "threshold", threshold, 0)
+
+    def clip_one(u):
+        if u.size == 0:
+            return u
+        return _shrink(u, _safe_sqrt(_sum_sq(u) / u.size), threshold)
+
+    def update(updates, state, params):
+        check_float_leaves(owner, updates, "gradient")
+        return jax.tree.map(clip_one, updates), state
+
+    return _stateless(owner, update, {"threshold": threshold})
+
+
+def _unitwise_norm(x, axis=None):
+    """||x_unit||_2 for each unit of ``x``, broadcast back to ``x``'s shape."""
+    if axis is None:
+        if sum(d != 1 for d in x.shape) <= 1:
+            axis = None
+        elif x.ndim in (2, 3):
+            axis = 0
+        else:
+            axis = tuple(range(x.ndim - 1))
+    return jnp.broadcast_to(_safe_sqrt(_sum_sq(x, axis=axis, keepdims=True)), x.shape)
+
+
+def adaptive_grad_clip(clipping, eps=1e-3, *, axis=None):
+    """Adaptive gradient clipping, unit-wise: u_i = g_i * min(1, clipping * max(||p_i||, eps) / ||g_i||).
+
+    For every unit i the gradient's norm ||g_i|| is bounded by ``clipping``
+    times the parameter's norm ||p_i||; ``eps`` keeps zero-initialised units
+    (biases) trainable.  The units follow the NFNet code of Brock et al. (and
+    optax): a scalar or a vector (after dropping size-1 axes) is one unit; a
+    rank-2 or rank-3 leaf (linear ``(in, out)``, multi-head linear
+    ``(in, heads, dim)``) has its norms taken over axis 0; a rank-4
+    convolution kernel ``HWIO`` has one unit per output channel, and in
+    general rank r >= 4 reduces over the first r - 1 axes.
+
+    Args:
+      clipping: lambda, the largest ratio ||u_i|| / max(||p_i||, eps), >= 0.
+      eps: the smallest parameter norm used, >= 0.
+      axis: the axes every leaf's norms are taken over (an int or a tuple),
+        or None for the rule above.
+
+    Returns:
+      A stateless transform that needs ``params`` in ``update``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.adaptive_grad_clip(0.1)
+      >>> params = {"w": jnp.array([[3.0, 0.0], [4.0, 1.0]])}
+      >>> g = {"w": jnp.array([[1.0, 0.01], [0.0, 0.0]])}
+      >>> tx.update(g, tx.init(params), params)[0]["w"]
+      Array([[0.5 , 0.01],
+             [0.  , 0.  ]], dtype=float32)
+
+    Reference: Brock, De, Smith, Simonyan, "High-Performance Large-Scale
+    Image Recognition Without Normalization", ICML 2021, arXiv:2102.06171.
+    """
+    owner = "adaptive_grad_clip"
+    check_range(owner, "clipping", clipping, 0)
+    check_range(owner, "eps", eps, 0)
+
+    def clip_one(g, p):
+        g_norm = _unitwise_norm(g, axis)
+        p_norm = _unitwise_norm(p, axis).astype(g_norm.dtype)
+        return _shrink(g, g_norm, clipping * jnp.maximum(p_norm, eps))
+
+    def update(updates, state, params):
+        if params is None:
+            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(owner, params, updates, "params", "updates")
+        return jax.tree.map(clip_one, updates, params), state
+
+    return _stateless(owner, update, {"clipping": clipping, "eps": eps, "axis": axis})

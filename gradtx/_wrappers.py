@@ -1,0 +1,284 @@
+"""Step wrappers: decide, step by step, whether the inner optimizer runs.
+
+``accumulate_gradients`` runs it once every k calls, on the mean gradient;
+``apply_if_finite`` runs it only when the gradient is finite.  Both decide
+with ``lax.cond`` on traced values, so they work under ``jit``, ``vmap``
+(where the condition becomes a select) and ``scan``; on a call that does not
+run the inner transform they return a zero update and leave its state as it
+was.  ``zero_nans`` is a plain transform that replaces NaN entries by 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._base import (GradientTransformation, as_flow, check_float_leaves,
+                    check_same_structure, check_state, compute_dtype, increment, is_traced,
+                    new_count, transform)
+
+
+def check_inner(owner, inner, what="inner"):
+    """Raise unless ``inner`` is a gradient transformation."""
+    if not (hasattr(inner, "init") and hasattr(inner, "update")):
+        raise TypeError(f"{owner}: {what} must be a gradient transformation (with init and "
+                        f"update), got {type(inner).__name__}")
+
+
+def _check_int(owner, name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
+
+
+def _like(new, old):
+    """``new`` cast leaf by leaf to the dtypes of ``old`` (the branches of a cond must agree)."""
+    return jax.tree.map(lambda n, o: jnp.asarray(n).astype(jnp.result_type(o)), new, old)
+
+
+def _run_or_skip(run, step, updates, gradient, inner_state, on_skip=None):
+    """``step()`` where ``run``, else (zero update, zero gradient, unchanged inner state).
+
+    ``step() -> (updates, gradient, inner_state)`` runs the inner flow; its
+    outputs are cast to the dtypes of the inputs.  ``on_skip`` is called
+    (for its side effects) in the skipping branch only.
+    """
+    def go():
+        out, grad, state = step()
+        return _like(out, updates), _like(grad, gradient), _like(state, inner_state)
+
+    def skip():
+        if on_skip is not None:
+            on_skip()
+        return (jax.tree.map(jnp.zeros_like, updates), jax.tree.map(jnp.zeros_like, gradient),
+                inner_state)
+
+    if not is_traced(run):
+        return go() if bool(run) else skip()
+    return lax.cond(run, go, skip)
+
+
+# ----------------------------------------------------------------------------
+# Gradient accumulation
+
+class AccumulationState(NamedTuple):
+    """mini_step: micro-batches summed since the last step (0 .. k-1);
+    grad_sum: their sum, one buffer in at least float32; inner_state."""
+
+    mini_step: jax.Array
+    grad_sum: Any
+    inner_state: Any
+
+
+def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
+    """Gradient accumulation: one step of T on g_bar = (1/k) * sum_{j=1..k} g_j every k calls.
+
+    Calls 1 .. k-1 of every cycle add their gradient to a single buffer and
+    return a zero update, leaving T's state as it was; call k returns
+    T(g_bar), the update of one step of T on the mean gradient of the k
+    micro-batches, and empties the buffer.  This is optax's ``MultiSteps``
+    (with ``use_grad_mean=True``) and the ``loss / k`` + ``backward`` loop of
+    PyTorch.  The buffer is kept in at least float32, so bf16 gradients
+    accumulate without loss.
+
+    ``accumulate_gradients`` averages its input and hands the mean to T as
+    both the update and the gradient: wrap a whole optimizer with it, or put
+    it first in a chain.  ``state.mini_step == 0`` after a call that stepped.
+    ``apply_if_finite(accumulate_gradients(T, k))`` drops a non-finite
+    micro-batch without counting it towards the k.
+
+    Args:
+      inner: T, the optimizer to run on the mean gradient (gradtx or optax).
+      every_k: k, the number of micro-batches per step, an int >= 1.
+
+    Returns:
+      A transform with state ``AccumulationState(mini_step, grad_sum, inner_state)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.accumulate_gradients(gradtx.sgd(1.0), every_k=2)
+      >>> params = {"w": jnp.array([0.0])}
+      >>> state = opt.init(params)
+      >>> u1, state = opt.update({"w": jnp.array([1.0])}, state, params)
+      >>> u2, state = opt.update({"w": jnp.array([3.0])}, state, params)
+      >>> u1["w"], u2["w"]
+      (Array([0.], dtype=float32), Array([-2.], dtype=float32))
+    """
+    owner = "accumulate_gradients"
+    check_inner(owner, inner)
+    _check_int(owner, "every_k", every_k, 1)
+    inner_flow = as_flow(inner)
+
+    def init(params):
+        grad_sum = jax.tree.map(
+            lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))), params)
+        return AccumulationState(new_count(), grad_sum, inner.init(params))
+
+    def flow(updates, gradient, state, params, extra):
+        check_state(owner, state, AccumulationState)
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(owner, state.grad_sum, updates, "the accumulator", "updates",
+                             hint="was the state made by init on other params?")
+        total = jax.tree.map(lambda s, u: s + u.astype(s.dtype), state.grad_sum, updates)
+        last = state.mini_step >= every_k - 1
+
+        def step():
+            mean = jax.tree.map(lambda t, u: (t / every_k).astype(u.dtype), total, updates)
+            return inner_flow(mean, mean, state.inner_state, params, extra)
+
+        out, grad, inner_state = _run_or_skip(last, step, updates, gradient, state.inner_state)
+        grad_sum = jax.tree.map(lambda t: jnp.where(last, jnp.zeros_like(t), t), total)
+        mini_step = jnp.where(last, jnp.zeros_like(state.mini_step), state.mini_step + 1)
+        return out, grad, AccumulationState(mini_step, grad_sum, inner_state)
+
+    return GradientTransformation(init, flow, name=owner,
+                                  hyperparams={"inner": inner, "every_k": every_k})
+
+
+# ----------------------------------------------------------------------------
+# NaN safety
+
+class ApplyIfFiniteState(NamedTuple):
+    """notfinite_count: consecutive non-finite steps (0 after a finite one);
+    last_finite: whether the last gradient was finite; total_notfinite: all
+    non-finite steps so far; inner_state."""
+
+    notfinite_count: jax.Array
+    last_finite: jax.Array
+    total_notfinite: jax.Array
+    inner_state: Any
+
+
+def _all_finite(tree):
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.array(True)
+    return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]).all()
+
+
+def _too_many_message(count, limit):
+    return (f"apply_if_finite: {count} consecutive steps had a non-finite (NaN or inf) gradient, "
+            f"more than max_consecutive_errors={limit}; stopping. The parameters and optimizer "
+            f"state are those of the last finite step: lower the learning rate, look for an "
+            f"overflow in the loss, or restore a checkpoint")
+
+
+def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformation:
+    """Skip non-finite steps: u_t = T(g_t) if every entry of g_t is finite, else u_t = 0.
+
+    A step whose gradient holds a NaN or an inf returns a zero update and
+    leaves T's state as it was, so parameters and optimizer state stay those
+    of the last finite step; it is counted in the state
+    (``notfinite_count``: consecutive, ``total_notfinite``: all) and training
+    goes on.
+
+    When more than ``max_consecutive_errors`` steps in a row are non-finite,
+    training is stuck (skipping cannot change the parameters that produce the
+    bad gradients), so ``update`` raises ``FloatingPointError`` instead of
+    skipping again; under ``jit`` it is raised from a host callback and
+    reaches the caller as a ``JaxRuntimeError`` carrying the same message.
+    Parameters are never given a non-finite update.  optax differs here: its
+    ``apply_if_finite`` then applies the bad update, which writes NaN into
+    the parameters (and into any checkpoint saved afterwards).  With
+    ``max_consecutive_errors=None`` bad steps are skipped forever.
+
+    Args:
+      inner: T, the optimizer to protect (gradtx or optax).
+      max_consecutive_errors: the number of consecutive non-finite steps
+        skipped before raising, an int >= 0, or None to never raise.
+
+    Returns:
+      A transform with state ``ApplyIfFiniteState(notfinite_count,
+      last_finite, total_notfinite, inner_state)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.apply_if_finite(gradtx.sgd(0.1), max_consecutive_errors=3)
+      >>> params = {"w": jnp.array([1.0])}
+      >>> u, state = opt.update({"w": jnp.array([jnp.nan])}, opt.init(params), params)
+      >>> u["w"], state.notfinite_count
+      (Array([0.], dtype=float32), Array(1, dtype=int32))
+    """
+    owner = "apply_if_finite"
+    check_inner(owner, inner)
+    if max_consecutive_errors is not None:
+        _check_int(owner, "max_consecutive_errors", max_consecutive_errors, 0)
+    inner_flow = as_flow(inner)
+    limit = max_consecutive_errors
+
+    def init(params):
+        return ApplyIfFiniteState(new_count(), jnp.array(True), new_count(), inner.init(params))
+
+    def raise_if_over(count):
+        count = int(jnp.max(count))
+        if count > limit:
+            raise FloatingPointError(_too_many_message(count, limit))
+
+    def flow(updates, gradient, state, params, extra):
+        check_state(owner, state, ApplyIfFiniteState)
+        finite = _all_finite(updates)
+        if gradient is not updates:
+            finite = finite & _all_finite(gradient)
+        count = jnp.where(finite, jnp.zeros_like(state.notfinite_count),
+                          increment(state.notfinite_count))
+        on_skip = None
+        if limit is not None:
+            if is_traced(count):
+                def on_skip():
+                    jax.debug.callback(raise_if_over, count)
+            elif int(count) > limit:
+                raise FloatingPointError(_too_many_message(int(count), limit))
+
+        def step():
+            return inner_flow(updates, gradient, state.inner_state, params, extra)
+
+        out, grad, inner_state = _run_or_skip(finite, step, updates, gradient, state.inner_state,
+                                              on_skip)
+        total = jnp.where(finite, state.total_notfinite, increment(state.total_notfinite))
+        return out, grad, ApplyIfFiniteState(count, finite, total, inner_state)
+
+    return GradientTransformation(init, flow, name=owner,
+                                  hyperparams={"inner": inner,
+                                               "max_consecutive_errors": max_consecutive_errors})
+
+
+class ZeroNansState(NamedTuple):
+    """found_nan: one bool per leaf, whether this step's update had a NaN there."""
+
+    found_nan: Any
+
+
+def zero_nans() -> GradientTransformation:
+    """Replace NaNs by zeros: u_i = 0 if g_i is NaN, else u_i = g_i.
+
+    A complex entry is NaN when its real or imaginary part is.  Infinities
+    pass through; use ``apply_if_finite`` to skip steps that have them.
+
+    Returns:
+      A transform with state ``ZeroNansState(found_nan)``, a bool per leaf.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.zero_nans()
+      >>> g = {"w": jnp.array([1.0, jnp.nan])}
+      >>> u, state = tx.update(g, tx.init(g))
+      >>> u["w"], state.found_nan["w"]
+      (Array([1., 0.], dtype=float32), Array(True, dtype=bool))
+    """
+    owner = "zero_nans"
+
+    def init(params):
+        return ZeroNansState(jax.tree.map(lambda _: jnp.array(False), params))
+
+    def update(updates, state, params):
+        check_state(owner, state, ZeroNansState)
+        check_same_structure(owner, state.found_nan, updates, "the state", "updates",
+                             hint="was the state made by init on other params?")
+        nan = jax.tree.map(jnp.isnan, updates)
+        out = jax.tree.map(lambda u, n: jnp.where(n, jnp.zeros_like(u), u), updates, nan)
+        return out, ZeroNansState(jax.tree.map(jnp.any, nan))
+
+    return transform(owner, init, update)
+
