@@ -72,10 +72,20 @@ def _float(x):
     return jnp.asarray(x).astype(jnp.float32)
 
 
-def _since(step, begin: int, length: int):
-    """min(max(t - begin, 0), length) on the integer step, then as float32."""
+def _fraction(step, begin: int, length: int):
+    """x = min(max(t - begin, 0), length) / length, in [0, 1], as float32."""
     t = jnp.asarray(step)
-    return _float(jnp.clip(t - begin, 0, length))
+    return jnp.minimum(_float(jnp.clip(t - begin, 0, length)) / length, 1.0)
+
+
+def _remaining(step, begin: int, length: int):
+    """1 - x, from the integer steps left, so that it is exactly 0 at the end.
+
+    (Under jit, XLA turns ``1 - k / n`` into ``1 - k * (1 / n)``, which can
+    come out at -1.5e-8, and a fractional power of that is NaN.)
+    """
+    t = jnp.asarray(step)
+    return _float(length - jnp.clip(t - begin, 0, length)) / length
 
 
 def _cosine(x):
@@ -117,7 +127,7 @@ def _polynomial(owner, init_value, end_value, power, transition_steps, transitio
     transition_begin = _steps(owner, "transition_begin", transition_begin)
 
     def schedule(step):
-        frac = 1 - _since(step, transition_begin, transition_steps) / transition_steps
+        frac = _remaining(step, transition_begin, transition_steps)
         return _out((init_value - end_value) * frac ** power + end_value)
 
     return _named(schedule, owner)
@@ -312,7 +322,7 @@ def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0):
     exponent = _number(owner, "exponent", exponent, 0, low_open=True)
 
     def schedule(step):
-        c = _cosine(_since(step, 0, decay_steps) / decay_steps)
+        c = _cosine(_fraction(step, 0, decay_steps))
         return _out(init_value * ((1 - alpha) * c ** exponent + alpha))
 
     return _named(schedule, owner)
@@ -362,8 +372,8 @@ def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_ste
 
     def schedule(step):
         t = jnp.asarray(step)
-        warm = init_value + (peak_value - init_value) * _since(t, 0, warmup_steps) / max(warmup_steps, 1)
-        c = _cosine(_since(t, warmup_steps, cosine_steps) / cosine_steps)
+        warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
+        c = _cosine(_fraction(t, warmup_steps, cosine_steps))
         decay = end_value + (peak_value - end_value) * c ** exponent
         return _out(jnp.where(t < warmup_steps, warm, decay))
 
@@ -463,8 +473,8 @@ def cosine_onecycle_schedule(transition_steps, peak_value, pct_start=0.3, div_fa
 
     def schedule(step):
         t = jnp.asarray(step)
-        up = interp(init_value, peak_value, _since(t, 0, rise) / max(rise, 1))
-        down = interp(peak_value, final_value, _since(t, rise, fall) / max(fall, 1))
+        up = interp(init_value, peak_value, _fraction(t, 0, max(rise, 1)))
+        down = interp(peak_value, final_value, _fraction(t, rise, max(fall, 1)))
         return _out(jnp.where(t < rise, up, down))
 
     return _named(schedule, owner)
@@ -685,14 +695,19 @@ def warmup_stable_decay_schedule(init_value, peak_value, warmup_steps, stable_st
     if warmup_steps + stable_steps + decay_steps > _INT32_MAX:
         raise ValueError(f"{owner}: warmup_steps + stable_steps + decay_steps must be at most "
                          f"2**31 - 1, got {warmup_steps + stable_steps + decay_steps}")
-    shape = {"linear": lambda x: 1 - x, "cosine": _cosine,
-             "1-sqrt": lambda x: 1 - jnp.sqrt(x)}[decay_type]
     cooldown = warmup_steps + stable_steps
+    if decay_type == "linear":
+        def shape(t):
+            return _remaining(t, cooldown, decay_steps)
+    else:
+        def shape(t):
+            x = _fraction(t, cooldown, decay_steps)
+            return _cosine(x) if decay_type == "cosine" else 1 - jnp.sqrt(x)
 
     def schedule(step):
         t = jnp.asarray(step)
-        warm = init_value + (peak_value - init_value) * _since(t, 0, warmup_steps) / max(warmup_steps, 1)
-        decay = end_value + (peak_value - end_value) * shape(_since(t, cooldown, decay_steps) / decay_steps)
+        warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
+        decay = end_value + (peak_value - end_value) * shape(t)
         return _out(jnp.where(t < warmup_steps, warm, decay))
 
     return _named(schedule, owner)
@@ -737,7 +752,7 @@ def inverse_sqrt_schedule(peak_value, warmup_steps=0, init_value=0.0, timescale=
 
     def schedule(step):
         t = jnp.asarray(step)
-        warm = init_value + (peak_value - init_value) * _since(t, 0, warmup_steps) / max(warmup_steps, 1)
+        warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
         after = _float(jnp.maximum(t - warmup_steps, 0))
         decay = peak_value / jnp.sqrt(1 + after / timescale)
         return _out(jnp.where(t < warmup_steps, warm, decay))
