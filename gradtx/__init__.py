@@ -13,6 +13,10 @@ from ._base import identity as identity
 from ._base import transform as transform
 from ._combine import ChainState as ChainState
 from ._combine import chain as chain
+from ._hyperparams import InjectHyperparamsState as InjectHyperparamsState
+from ._hyperparams import get_hyperparams as get_hyperparams
+from ._hyperparams import inject_hyperparams as inject_hyperparams
+from ._hyperparams import set_hyperparams as set_hyperparams
 from ._momentum import BiasCorrectionState as BiasCorrectionState
 from ._momentum import MomentumState as MomentumState
 from ._momentum import bias_correction as bias_correction
