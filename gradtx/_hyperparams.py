@@ -116,8 +116,9 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
     Returns:
       A function with ``factory``'s signature that returns a transform whose
       state is ``InjectHyperparamsState(count, hyperparams, scheduled,
-      inner_state)``.  Arguments are checked by ``factory`` itself, so errors
-      read as the factory's (``adam: b1 must be in [0, 1), got 1.2``).
+      inner_state)``.  Arguments are checked by ``factory`` itself (a
+      schedule by its value at step 0), so errors read as the factory's
+      (``adam: b1 must be in [0, 1), got 1.2``).
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -157,11 +158,12 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         numeric, schedules = _classify(signature, arguments, static_args)
-        factory(*bound.args, **bound.kwargs)  # The factory's own checks, eagerly.
-
         def build(values):
             rebound = inspect.BoundArguments(signature, {**arguments, **values})
             return factory(*rebound.args, **rebound.kwargs)
+
+        # The factory's own checks, eagerly, with each schedule's first value.
+        build({k: float(np.asarray(s(0))) for k, s in schedules.items()})
 
         def evaluate(count):
             return {k: jnp.asarray(s(count), dtype) for k, s in schedules.items()}

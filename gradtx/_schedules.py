@@ -690,8 +690,8 @@ def warmup_stable_decay_schedule(init_value, peak_value, warmup_steps, stable_st
     decay_steps = _steps(owner, "decay_steps", decay_steps, 1)
     end_value = _number(owner, "end_value", end_value)
     if decay_type not in _DECAY_SHAPES:
-        raise ValueError(f"{owner}: decay_type must be one of {', '.join(map(repr, _DECAY_SHAPES))}, "
-                         f"got {decay_type!r}")
+        shapes = ", ".join(map(repr, _DECAY_SHAPES))
+        raise ValueError(f"{owner}: decay_type must be one of {shapes}, got {decay_type!r}")
     if warmup_steps + stable_steps + decay_steps > _INT32_MAX:
         raise ValueError(f"{owner}: warmup_steps + stable_steps + decay_steps must be at most "
                          f"2**31 - 1, got {warmup_steps + stable_steps + decay_steps}")

@@ -33,7 +33,7 @@ def _close(a, b, rtol=2e-5, atol=1e-6):
                                    rtol=rtol, atol=atol)
 
 
-def test_inject_hyperparams_changing_values_between_steps_compiles_once_and_matches_fresh_optimizer():
+def test_inject_hyperparams_values_changed_between_steps_compile_once_and_match_fresh_optimizer():
     values = dict(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-2)
     opt = gradtx.inject_hyperparams(gradtx.adamw)(**values)
     changes = {3: dict(learning_rate=3e-2), 6: dict(b1=0.5, eps=1e-3), 9: dict(weight_decay=0.3)}
@@ -234,6 +234,12 @@ def test_inject_hyperparams_wraps_an_optax_factory():
 def test_inject_hyperparams_with_invalid_value_raises_the_factory_message():
     with pytest.raises(ValueError, match=r"adam: b1 must be in \[0, 1\), got 1.2"):
         gradtx.inject_hyperparams(gradtx.adam)(learning_rate=0.1, b1=1.2)
+
+
+def test_inject_hyperparams_with_invalid_schedule_start_raises_the_factory_message():
+    b1 = gradtx.linear_schedule(1.5, 0.9, transition_steps=10)
+    with pytest.raises(ValueError, match=r"adam: b1 must be in \[0, 1\), got 1.5"):
+        gradtx.inject_hyperparams(gradtx.adam)(learning_rate=0.1, b1=b1)
 
 
 def test_set_hyperparams_invalid_value_raises_the_factory_message_on_eager_update():

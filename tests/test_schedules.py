@@ -199,7 +199,8 @@ def _check(schedule, reference, steps):
 
 def _case_id(case):
     name, kwargs = case[0], case[1]
-    return name + "-" + "-".join(f"{k}={v}" for k, v in kwargs.items() if k != "boundaries_and_scales")
+    args = [f"{k}={v}" for k, v in kwargs.items() if k != "boundaries_and_scales"]
+    return "-".join([name, *args])
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
@@ -275,7 +276,8 @@ def test_sgdr_and_join_schedules_match_optax():
 
 
 def test_schedules_match_torch_lr_scheduler_where_documented_equal():
-    torch = pytest.importorskip("torch")
+    import torch  # imported here so that only this test pays for it
+
     sched = torch.optim.lr_scheduler
 
     def torch_lrs(make, n=24):
