@@ -93,7 +93,8 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
       (float32), never in the parameters' dtype: b2=0.999 stays 0.999 for a
       bfloat16 model (optax's ``inject_hyperparams`` casts it to bf16, 1.0);
     * each schedule given for a numeric argument is evaluated at every step
-      at ``state.count`` and its value recorded in ``state.scheduled``;
+      at ``state.count`` (0 first) and its value recorded in
+      ``state.scheduled``: after an update, the value that update used;
     * bools, None, strings, masks, pytrees, functions given where the factory
       does not expect a number, Python ints for int-defaulted arguments, and
       the names in ``static_args`` are static: fixed when the optimizer is made.
@@ -158,6 +159,7 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         numeric, schedules = _classify(signature, arguments, static_args)
+
         def build(values):
             rebound = inspect.BoundArguments(signature, {**arguments, **values})
             return factory(*rebound.args, **rebound.kwargs)
