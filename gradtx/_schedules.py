@@ -720,8 +720,8 @@ def inverse_sqrt_schedule(peak_value, warmup_steps=0, init_value=0.0, timescale=
     v(t) = P / sqrt(1 + (t - W) / tau)         for t >= W,
     with tau = ``timescale``, by default W (or 1 when W = 0), which makes the
     decay P * sqrt(W / t): fairseq's ``inverse_sqrt`` (t = updates taken).
-    Vaswani et al. count steps from 1, so their step s is t + 1 here with
-    I = 0 and the same P (their first step already has a nonzero rate).
+    Vaswani et al. count steps from 1: their rate at update t is this
+    schedule (I = 0) at t + 1, so their first update already moves.
 
     Args:
       peak_value: P, the value at step W.
