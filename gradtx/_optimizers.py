@@ -11,6 +11,8 @@ reproduces the other frameworks exactly.
 
 from __future__ import annotations
 
+import numbers
+
 from ._base import check_learning_rate, check_range
 from ._combine import chain
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nesterov_momentum
@@ -173,7 +175,10 @@ def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
     check_range(owner, "weight_decay", weight_decay, 0)
     hyperparams = {"learning_rate": learning_rate, "rho": rho, "eps": eps,
                    "weight_decay": weight_decay}
-    l2 = [add_decayed_weights(weight_decay)] if callable(weight_decay) or weight_decay != 0 else []
+    # Only a plain number 0 drops the L2 step: an array (an injected, maybe traced
+    # hyperparameter) keeps it, so the chain's structure never depends on its value.
+    no_l2 = isinstance(weight_decay, numbers.Real) and weight_decay == 0
+    l2 = [] if no_l2 else [add_decayed_weights(weight_decay)]
     return _recipe(owner, hyperparams,
                    *l2,
                    scale_by_adadelta(rho, eps),

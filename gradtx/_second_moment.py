@@ -84,7 +84,8 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     check_range(owner, "initial_scale", initial_scale, 0)
 
     def init(params):
-        nu = jax.tree.map(lambda z: z + initial_scale, zeros_like_tree(params, real=True))
+        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype),
+                          zeros_like_tree(params, real=True))
         return RmsState(count=new_count(), nu=nu)
 
     def update(updates, gradient, state, params):
@@ -136,7 +137,8 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
     check_range(owner, "initial_scale", initial_scale, 0)
 
     def init(params):
-        nu = jax.tree.map(lambda z: z + initial_scale, zeros_like_tree(params, real=True))
+        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype),
+                          zeros_like_tree(params, real=True))
         return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
 
     def update(updates, gradient, state, params):
@@ -190,7 +192,8 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
 
     def init(params):
         zeros = zeros_like_tree(params, real=True)
-        return RssState(sum_of_squares=jax.tree.map(lambda z: z + initial_accumulator_value, zeros))
+        return RssState(sum_of_squares=jax.tree.map(
+            lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros))
 
     def update(updates, gradient, state, params):
         moment_state(owner, state, RssState, updates, state.sum_of_squares)

@@ -1,0 +1,329 @@
+"""Hyperparameters kept in the optimizer state: read, log and change them without recompiling.
+
+``inject_hyperparams(factory)(**args)`` keeps every numeric argument of
+``factory`` (learning rate, betas, eps, weight decay, ...) in the state as a
+float32 scalar and rebuilds ``factory(**args)`` from those values inside
+each update.  Because the values are inputs of the compiled step rather than
+constants baked into it, changing one between steps (``set_hyperparams``) or
+vmapping over several of them does not recompile.  Schedules given for a
+numeric argument are evaluated each step at the wrapper's own count.
+
+The gradtx factories check their arguments eagerly but let traced values
+through, so rebuilding them inside a traced update is cheap and safe; their
+error messages still reach the user when a value is wrong, at construction
+and at any update run outside ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import numbers
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._base import (GradientTransformation, as_flow, check_state, increment, is_traced,
+                    new_count)
+
+
+class InjectHyperparamsState(NamedTuple):
+    """The state of ``inject_hyperparams``.
+
+    count: steps taken; schedules are evaluated at it (0 at the first step).
+    hyperparams: name -> scalar array, the numeric hyperparameters given as
+      numbers; change them with ``set_hyperparams``.
+    scheduled: name -> scalar array, the value of each scheduled
+      hyperparameter at the latest step (at step 0 before any); read-only.
+    inner_state: the state of the wrapped optimizer.
+    """
+
+    count: jax.Array
+    hyperparams: dict
+    scheduled: dict
+    inner_state: Any
+
+
+def _is_number(value) -> bool:
+    """A real scalar that is not a bool: 1e-3, 1, np.float32(0.9), jnp.array(0.9)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    if isinstance(value, (jax.Array, np.ndarray)):
+        dtype = value.dtype
+        return value.shape == () and (jnp.issubdtype(dtype, jnp.floating)
+                                      or jnp.issubdtype(dtype, jnp.integer))
+    return False
+
+
+def _classify(signature, arguments, static_args):
+    """Split bound arguments into numeric (injected), scheduled and static ones."""
+    numeric, schedules = {}, {}
+    for name, value in arguments.items():
+        parameter = signature.parameters[name]
+        default = parameter.default
+        if name in static_args or parameter.kind in (parameter.VAR_POSITIONAL,
+                                                     parameter.VAR_KEYWORD):
+            continue
+        if callable(value) and not isinstance(value, GradientTransformation):
+            # A function is a schedule where the factory expects a number (no
+            # default or a numeric one); elsewhere (mask=None) it is static.
+            if default is parameter.empty or _is_number(default):
+                schedules[name] = value
+        elif _is_number(value):
+            # A Python int for an int-defaulted argument is a count (static).
+            if not (isinstance(value, numbers.Integral) and isinstance(default, numbers.Integral)
+                    and not isinstance(default, bool)):
+                numeric[name] = value
+    return numeric, schedules
+
+
+def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32):
+    """Wrap an optimizer factory so that its numeric hyperparameters live in the state.
+
+    ``inject_hyperparams(factory)(*args, **kwargs)`` takes ``factory``'s
+    arguments and returns a transform equal to ``factory(*args, **kwargs)``,
+    except that
+
+    * each numeric argument (learning_rate, b1, b2, eps, weight_decay, ...)
+      is stored in ``state.hyperparams`` as a scalar of ``hyperparam_dtype``
+      (float32), never in the parameters' dtype: b2=0.999 stays 0.999 for a
+      bfloat16 model (optax's ``inject_hyperparams`` casts it to bf16, 1.0);
+    * each schedule given for a numeric argument is evaluated at every step
+      at ``state.count`` (0 first) and its value recorded in
+      ``state.scheduled``: after an update, the value that update used;
+    * bools, None, strings, masks, pytrees, functions given where the factory
+      does not expect a number, Python ints for int-defaulted arguments, and
+      the names in ``static_args`` are static: fixed when the optimizer is made.
+
+    The numeric values are inputs of the update, not constants compiled into
+    it: ``set_hyperparams(state, learning_rate=...)`` between steps changes
+    them without recompiling, and ``jax.vmap`` over states runs a sweep.  The
+    update rebuilds ``factory`` with the state's values and runs it through
+    its two-stream flow, so the injected optimizer can stand anywhere the
+    plain one can, inside a gradtx chain included.
+
+    Args:
+      factory: a function returning a gradient transformation (``gradtx.adam``,
+        ``gradtx.sgd``, an optax optimizer, your own recipe).  It must build the
+        same structure for any values of its numeric arguments.
+      static_args: names of arguments to keep static although they look numeric.
+      hyperparam_dtype: the floating dtype the numeric hyperparameters are
+        stored and used in.
+
+    Returns:
+      A function with ``factory``'s signature that returns a transform whose
+      state is ``InjectHyperparamsState(count, hyperparams, scheduled,
+      inner_state)``.  Arguments are checked by ``factory`` itself (a
+      schedule by its value at step 0), so errors read as the factory's
+      (``adam: b1 must be in [0, 1), got 1.2``).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.inject_hyperparams(gradtx.sgd)(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = opt.init(params)
+      >>> state = gradtx.set_hyperparams(state, learning_rate=0.5)
+      >>> updates, state = opt.update({"w": jnp.array([1.0, 1.0])}, state, params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.5, -2.5], dtype=float32)
+      >>> gradtx.get_hyperparams(state)
+      {'learning_rate': Array(0.5, dtype=float32)}
+    """
+    owner = "inject_hyperparams"
+    if not callable(factory):
+        raise TypeError(f"{owner}: factory must be a function returning a gradient "
+                        f"transformation, got {factory!r}")
+    static_args = {static_args} if isinstance(static_args, str) else set(static_args)
+    signature = inspect.signature(factory)
+    factory_name = getattr(factory, "__name__", type(factory).__name__)
+    unknown = sorted(static_args - set(signature.parameters))
+    if unknown:
+        raise ValueError(f"{owner}: static_args names {', '.join(unknown)}, which "
+                         f"{factory_name} does not take; it takes "
+                         f"{', '.join(signature.parameters)}")
+    dtype = jnp.dtype(hyperparam_dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{owner}: hyperparam_dtype must be a floating dtype, got {dtype}")
+
+    @functools.wraps(factory)
+    def injected(*args, **kwargs):
+        name = f"{owner}({factory_name})"
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{name}: {error}") from None
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        numeric, schedules = _classify(signature, arguments, static_args)
+
+        def build(values):
+            rebound = inspect.BoundArguments(signature, {**arguments, **values})
+            return factory(*rebound.args, **rebound.kwargs)
+
+        # The factory's own checks, eagerly, with each schedule's first value.
+        build({k: float(np.asarray(s(0))) for k, s in schedules.items()})
+
+        def evaluate(count):
+            return {k: jnp.asarray(s(count), dtype) for k, s in schedules.items()}
+
+        def init(params):
+            values = {k: jnp.asarray(v, dtype) for k, v in numeric.items()}
+            count = new_count()
+            scheduled = evaluate(count)
+            inner = build({**values, **scheduled})
+            return InjectHyperparamsState(count=count, hyperparams=values, scheduled=scheduled,
+                                          inner_state=inner.init(params))
+
+        def flow(updates, gradient, state, params, extra):
+            check_state(name, state, InjectHyperparamsState)
+            if set(state.hyperparams) != set(numeric) or set(state.scheduled) != set(schedules):
+                raise ValueError(
+                    f"{name}: the state injects {sorted(state.hyperparams)} and schedules "
+                    f"{sorted(state.scheduled)}, but this optimizer injects {sorted(numeric)} "
+                    f"and schedules {sorted(schedules)}; was this state made by another "
+                    f"optimizer's init?")
+            scheduled = evaluate(state.count)
+            inner = build({**state.hyperparams, **scheduled})
+            updates, gradient, inner_state = as_flow(inner)(
+                updates, gradient, state.inner_state, params, extra)
+            return updates, gradient, InjectHyperparamsState(
+                count=increment(state.count), hyperparams=state.hyperparams,
+                scheduled=scheduled, inner_state=inner_state)
+
+        return GradientTransformation(init, flow, name=name, hyperparams=arguments)
+
+    return injected
+
+
+# ----------------------------------------------------------------------------
+# Reading and changing the values of a state.
+
+def _is_injected(x) -> bool:
+    return isinstance(x, InjectHyperparamsState)
+
+
+def _injected_states(state) -> list:
+    """Every InjectHyperparamsState in ``state``, nested ones included, outermost first."""
+    found = []
+    for leaf in jax.tree_util.tree_leaves(state, is_leaf=_is_injected):
+        if _is_injected(leaf):
+            found.append(leaf)
+            found.extend(_injected_states(leaf.inner_state))
+    return found
+
+
+def _replace_injected(state, fn):
+    def visit(x):
+        if not _is_injected(x):
+            return x
+        return fn(x._replace(inner_state=_replace_injected(x.inner_state, fn)))
+
+    return jax.tree.map(visit, state, is_leaf=_is_injected)
+
+
+def _names(found) -> str:
+    names = sorted({k for s in found for k in (*s.hyperparams, *s.scheduled)})
+    return ", ".join(names) if names else "none"
+
+
+def get_hyperparams(state) -> dict:
+    """The hyperparameter values of an injected optimizer's state, for logging.
+
+    Returns ``{name: scalar array}``: the values given as numbers (as last
+    set) and the latest value of each schedule (the one the latest update
+    used).  ``state`` may be the state of ``inject_hyperparams(...)`` or any
+    state that holds one (a chain's, a wrapper's); names must then be unique.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-3)
+      >>> state = opt.init({"w": jnp.zeros(2)})
+      >>> {k: float(v) for k, v in gradtx.get_hyperparams(state).items()}
+      {'b1': 0.9, 'b2': 0.999, 'eps': 1e-08, 'eps_root': 0.0, 'learning_rate': 0.001}
+    """
+    owner = "get_hyperparams"
+    found = _injected_states(state)
+    if not found:
+        raise ValueError(f"{owner}: the state holds no injected hyperparameters; build the "
+                         f"optimizer with gradtx.inject_hyperparams(factory)(...)")
+    values = {}
+    for s in found:
+        for k, v in {**s.hyperparams, **s.scheduled}.items():
+            if k in values:
+                raise ValueError(f"{owner}: {k} is a hyperparameter of more than one injected "
+                                 f"optimizer in this state; call get_hyperparams on the part "
+                                 f"of the state you mean")
+            values[k] = v
+    return dict(sorted(values.items()))
+
+
+def set_hyperparams(state, **values):
+    """Return ``state`` with new values for injected hyperparameters; nothing recompiles.
+
+    Each value is cast to the dtype the state stores it in (float32 unless
+    ``hyperparam_dtype`` said otherwise) and broadcast to its shape (a
+    vmapped state may hold one value per member).  The next update uses it.
+    Values are checked by the optimizer's factory when the update runs
+    outside ``jax.jit``; under jit they are not.
+
+    Args:
+      state: the state of ``inject_hyperparams(...)``, or a state holding one.
+      **values: new values by name, e.g. ``learning_rate=1e-4, b1=0.95``.
+
+    Returns:
+      A new state; ``state`` itself is unchanged.
+
+    Raises:
+      ValueError: a name is unknown, follows a schedule (recomputed each
+        step), or belongs to more than one injected optimizer in ``state``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.inject_hyperparams(gradtx.adamw)(learning_rate=1e-3, weight_decay=0.1)
+      >>> state = gradtx.set_hyperparams(opt.init({"w": jnp.zeros(2)}), weight_decay=0.01)
+      >>> state.hyperparams["weight_decay"]
+      Array(0.01, dtype=float32)
+    """
+    owner = "set_hyperparams"
+    found = _injected_states(state)
+    if not found:
+        raise ValueError(f"{owner}: the state holds no injected hyperparameters; build the "
+                         f"optimizer with gradtx.inject_hyperparams(factory)(...)")
+    for key in values:
+        holders = [s for s in found if key in s.hyperparams]
+        if not holders:
+            if any(key in s.scheduled for s in found):
+                raise ValueError(f"{owner}: {key} follows a schedule, which the update "
+                                 f"evaluates at every step; to set it by hand, inject it as a "
+                                 f"number instead")
+            raise ValueError(f"{owner}: the state has no hyperparameter {key!r}; it has "
+                             f"{_names(found)}")
+        if len(holders) > 1:
+            raise ValueError(f"{owner}: {key} is a hyperparameter of {len(holders)} injected "
+                             f"optimizers in this state; call set_hyperparams on the part of "
+                             f"the state you mean")
+
+    def cast(key, old, new):
+        if not (_is_number(new) or is_traced(new) or isinstance(new, (jax.Array, np.ndarray))):
+            raise TypeError(f"{owner}: {key} must be a number, got {new!r}")
+        new = jnp.asarray(new, old.dtype)
+        try:
+            return jnp.broadcast_to(new, old.shape)
+        except ValueError:
+            raise ValueError(f"{owner}: {key} must have shape {old.shape} (or be a scalar), "
+                             f"got shape {new.shape}") from None
+
+    def replace(s):
+        mine = {k: v for k, v in values.items() if k in s.hyperparams}
+        if not mine:
+            return s
+        hyperparams = dict(s.hyperparams)
+        for k, v in mine.items():
+            hyperparams[k] = cast(k, s.hyperparams[k], v)
+        return s._replace(hyperparams=hyperparams)
+
+    return _replace_injected(state, replace)
