@@ -37,6 +37,7 @@ from ._second_moment import scale_by_centered_rms as scale_by_centered_rms
 from ._second_moment import scale_by_max_rms as scale_by_max_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
+from ._sharding import state_shardings as state_shardings
 from ._weight_decay import add_decayed_weights as add_decayed_weights
 
 __version__ = "0.1.0"
