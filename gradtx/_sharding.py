@@ -18,6 +18,20 @@ mesh axis, which is ZeRO stage 1 (Rajbhandari et al. 2020): parameters stay
 replicated across the data-parallel axis, each device keeps and updates only
 its slice of the optimizer state, and XLA inserts the one all-gather of the
 updated parameters that this needs.
+
+Two things about JAX's engine that trip people up:
+
+* On a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default),
+  call ``jax.jit(opt.init)`` inside ``with jax.set_mesh(mesh):``.  ``init``
+  reads only the shapes of the params, so jit has no argument to take the
+  devices from and fails with "Length of device assignment 1 is not equal to
+  the size of the mesh".  Eager ``opt.init(params)`` needs nothing.
+* Inside ``jax.shard_map`` with ``check_vma=True`` (the default), the
+  gradient of a replicated parameter is already summed over the mesh axis.
+  Per-device code that averages with ``jax.lax.pmean`` should first make its
+  params device-varying, ``jax.lax.pcast(params, "data", to="varying")``, or
+  run with ``check_vma=False`` (pmap-style); otherwise it averages a sum and
+  steps with an n-times larger gradient.
 """
 
 from __future__ import annotations

@@ -284,6 +284,47 @@ def test_global_norm_clipping_chain_runs_only_the_norm_all_reduce():
 
 
 # ---------------------------------------------------------------------------
+# state_shardings: which dimension each leaf is split along
+
+def _moment_specs(opt, params, mesh, axis):
+    shardings = gradtx.state_shardings(opt, params, mesh, axis=axis)
+    return {jax.tree_util.keystr(path[-1:]): full_spec(s.spec, len(params[path[-1].key].shape))
+            for path, s in jax.tree_util.tree_flatten_with_path(shardings.states[0])[0]}
+
+
+def test_state_shardings_splits_largest_free_divisible_dimension():
+    mesh = make_mesh((N_DEVICES,), ("data",), AxisType.Auto)
+    params = {"wide": jnp.zeros((16, 24)), "odd": jnp.zeros((12, 5)), "vec": jnp.zeros((40,)),
+              "tall": jnp.zeros((32, 8))}
+    specs = _moment_specs(gradtx.sgd(0.1, momentum=0.9), params, mesh, "data")
+    assert specs == {"['wide']": (None, "data"), "['odd']": (None, None),
+                     "['vec']": ("data",), "['tall']": ("data", None)}, specs
+
+
+def test_state_shardings_adds_axis_to_model_sharded_params_only_where_free():
+    mesh = make_mesh((4, 2), ("data", "model"), AxisType.Auto)
+    specs_in = {"a": ((8, 16), P("model")), "b": ((8, 16), P("data")), "c": ((6,), P()),
+                "d": ((16,), P())}
+    params = {k: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=NamedSharding(mesh, spec))
+              for k, (shape, spec) in specs_in.items()}
+    specs = _moment_specs(gradtx.sgd(0.1, momentum=0.9), params, mesh, "data")
+    assert specs == {"['a']": ("model", "data"), "['b']": ("data", None), "['c']": (None,),
+                     "['d']": ("data",)}, specs
+    both = _moment_specs(gradtx.sgd(0.1, momentum=0.9), params, mesh, ("data", "model"))
+    assert both["['d']"] == (("data", "model"),) and both["['c']"] == (None,), both
+
+
+def test_state_shardings_places_optax_state_too():
+    mesh = make_mesh((N_DEVICES,), ("data",), AxisType.Auto)
+    params = {"w": jnp.zeros((16, 3)), "b": jnp.zeros((3,))}
+    shardings = gradtx.state_shardings(optax.adam(1e-3), params, mesh)
+    adam_state = shardings[0]
+    assert adam_state.count.spec == P()
+    assert full_spec(adam_state.mu["w"].spec, 2) == ("data", None)
+    assert full_spec(adam_state.nu["b"].spec, 1) == (None,)
+
+
+# ---------------------------------------------------------------------------
 # ZeRO stage 1: replicated params, state split over the data axis
 
 def mlp_problem(seed=0, batch=64):
