@@ -264,6 +264,9 @@ def test_jitted_update_on_explicit_mesh_keeps_shardings_and_adds_no_collectives(
     assert not found, f"adamw: the sharded update runs collectives {dict(found)}"
     for old, new in zip(jax.tree.leaves((params, state)), jax.tree.leaves((new_params, new_state))):
         assert same_sharding(new.sharding, old.sharding, old.ndim)
+    planned = gradtx.state_shardings(opt, params, mesh, axis=None)
+    for want, leaf in zip(jax.tree.leaves(planned), jax.tree.leaves(new_state)):
+        assert same_sharding(leaf.sharding, want, leaf.ndim)
 
 
 def test_global_norm_clipping_chain_runs_only_the_norm_all_reduce():
