@@ -21,7 +21,7 @@ updated parameters that this needs.
 
 Two things about JAX's engine that trip people up:
 
-* On a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default),
+* On a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default in jax 0.10),
   call ``jax.jit(opt.init)`` inside ``with jax.set_mesh(mesh):``.  ``init``
   reads only the shapes of the params, so jit has no argument to take the
   devices from and fails with "Length of device assignment 1 is not equal to

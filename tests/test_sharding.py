@@ -118,10 +118,12 @@ def test_eight_device_checks_pass():
         output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         pytest.fail(f"tests/sharding_checks.py on 8 devices timed out after "
                     f"{CHECKS_TIMEOUT_S} s:\n{_tail(output)}")
+    output = proc.stdout + proc.stderr
+    failed = "\n".join(line for line in output.splitlines() if line.startswith(("FAILED", "ERROR")))
     assert proc.returncode == 0, (
         f"tests/sharding_checks.py on 8 simulated devices failed (exit {proc.returncode}); "
         f"rerun with XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m pytest "
-        f"tests/sharding_checks.py\n{_tail(proc.stdout + proc.stderr)}")
+        f"tests/sharding_checks.py\n{failed}\n\n{_tail(output)}")
 
 
 def test_two_processes_on_loopback_train_like_one_device(tmp_path):
