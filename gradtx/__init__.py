@@ -72,6 +72,7 @@ from ._second_moment import scale_by_centered_rms as scale_by_centered_rms
 from ._second_moment import scale_by_max_rms as scale_by_max_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
+from ._sharding import state_shardings as state_shardings
 from ._weight_decay import add_decayed_weights as add_decayed_weights
 from ._wrappers import AccumulationState as AccumulationState
 from ._wrappers import ApplyIfFiniteState as ApplyIfFiniteState

@@ -281,13 +281,18 @@ def moment_state(owner: str, state, state_type, updates, *trees_to_match) -> Non
 
 
 def zeros_like_tree(params, real: bool = False, dtype=None):
-    """Zeros shaped like ``params``; ``real`` drops complex to its real dtype."""
+    """Zeros shaped like ``params``; ``real`` drops complex to its real dtype.
+
+    Each leaf is made with ``jnp.zeros_like``, so it is placed and sharded
+    like its parameter (a ``jax.ShapeDtypeStruct`` with a sharding included)
+    instead of landing whole on the default device.
+    """
     def zeros(p):
         p = jnp.asarray(p) if not hasattr(p, "dtype") else p
         d = dtype or p.dtype
         if real:
             d = jnp.real(jnp.zeros((), d)).dtype
-        return jnp.zeros(p.shape, d)
+        return jnp.zeros_like(p, dtype=d)
 
     return jax.tree.map(zeros, params)
 
