@@ -292,10 +292,15 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
 
 
 def compute_dtype(dtype):
-    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened)."""
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        return jnp.promote_types(dtype, jnp.complex64)
-    return jnp.promote_types(dtype, jnp.float32)
+    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened).
+
+    Decided by size rather than by ``jnp.promote_types``, which refuses
+    float64 with float32 under ``jax.numpy_dtype_promotion("strict")``.
+    """
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.inexact) and dtype.itemsize >= 4:
+        return dtype
+    return jnp.dtype(jnp.float32)
 
 
 def abs_sq(x):
