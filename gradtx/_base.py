@@ -291,16 +291,16 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
     return jax.tree.map(zeros, params)
 
 
-def compute_dtype(dtype):
-    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened).
+def compute_dtype(*dtypes):
+    """The dtype arithmetic runs in: the widest of ``dtypes``, at least float32.
 
-    Decided by size rather than by ``jnp.promote_types``, which refuses
-    float64 with float32 under ``jax.numpy_dtype_promotion("strict")``.
+    bf16/f16 are widened to float32; float64 and complex stay as they are.
+    Decided under standard promotion, so it also works when the caller runs
+    under ``jax.numpy_dtype_promotion("strict")`` (which refuses, e.g.,
+    float64 with float32 or bfloat16 with float32).
     """
-    dtype = jnp.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.inexact) and dtype.itemsize >= 4:
-        return dtype
-    return jnp.dtype(jnp.float32)
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.promote_types(jnp.result_type(*dtypes), jnp.float32)
 
 
 def abs_sq(x):

@@ -25,7 +25,7 @@ class MomentumState(NamedTuple):
 def _moment(decay, ema):
     """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
     def step(m, g):
-        cd = compute_dtype(jnp.result_type(m, g))
+        cd = compute_dtype(m.dtype, g.dtype)
         c = (1 - decay) if ema else 1
         return decay * m.astype(cd) + c * g.astype(cd)
     return step
@@ -104,7 +104,7 @@ def debias(x, decay, count):
     cd = compute_dtype(x.dtype)
     real = jnp.real(jnp.zeros((), cd)).dtype
     correction = 1 - jnp.asarray(decay, real) ** count.astype(real)
-    return x.astype(cd) / correction
+    return x.astype(cd) / correction.astype(cd)
 
 
 def bias_correction(decay=0.9):

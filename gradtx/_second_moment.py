@@ -39,7 +39,7 @@ def _divide(u, v, eps, eps_root):
     cd = compute_dtype(u.dtype)
     denom = jnp.sqrt(v + eps_root) + eps
     safe = jnp.where(denom > 0, denom, 1)
-    return jnp.where(denom > 0, u.astype(cd) / safe, 0).astype(u.dtype)
+    return jnp.where(denom > 0, u.astype(cd) / safe.astype(cd), 0).astype(u.dtype)
 
 
 def _store(new, old):
@@ -241,8 +241,8 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
         moment_state(owner, state, AdadeltaState, updates, state.e_g, state.e_x)
         e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
-            lambda u, eg, ex: (jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps)
-                               * u.astype(compute_dtype(u.dtype))),
+            lambda u, eg, ex: ((jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps))
+                               .astype(compute_dtype(u.dtype)) * u.astype(compute_dtype(u.dtype))),
             updates, e_g, state.e_x)
         e_x = jax.tree.map(lambda v, x: _ema_sq(v, x, rho), state.e_x, out)
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
