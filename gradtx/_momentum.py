@@ -38,7 +38,7 @@ def _momentum_transform(name, decay, ema, nesterov):
         return MomentumState(mu=zeros_like_tree(params))
 
     def update(updates, state, params):
-        moment_state(name, state, MomentumState, updates, state.mu)
+        moment_state(name, state, MomentumState, updates, "mu")
         step = _moment(decay, ema)
         new_mu = jax.tree.map(step, state.mu, updates)
         if nesterov:

@@ -88,7 +88,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
         return RmsState(count=new_count(), nu=nu)
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, RmsState, updates, state.nu)
+        moment_state(owner, state, RmsState, updates, "nu")
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         nu_hat = jax.tree.map(lambda v: debias(v, decay, count), nu) if bias_correction else nu
@@ -140,7 +140,7 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
         return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, CenteredRmsState, updates, state.mu, state.nu)
+        moment_state(owner, state, CenteredRmsState, updates, "mu", "nu")
         count = increment(state.count)
         mu = jax.tree.map(
             lambda m, g: decay * m.astype(compute_dtype(m.dtype))
@@ -193,7 +193,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
         return RssState(sum_of_squares=jax.tree.map(lambda z: z + initial_accumulator_value, zeros))
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, RssState, updates, state.sum_of_squares)
+        moment_state(owner, state, RssState, updates, "sum_of_squares")
         s = jax.tree.map(
             lambda t, g: t.astype(_real_dtype(t.dtype)) + abs_sq(g.astype(compute_dtype(g.dtype))),
             state.sum_of_squares, gradient)
@@ -238,7 +238,7 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
                              e_x=zeros_like_tree(params, real=True))
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, AdadeltaState, updates, state.e_g, state.e_x)
+        moment_state(owner, state, AdadeltaState, updates, "e_g", "e_x")
         e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
             lambda u, eg, ex: ((jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps))
@@ -293,7 +293,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, MaxRmsState, updates, state.nu, state.nu_max)
+        moment_state(owner, state, MaxRmsState, updates, "nu", "nu_max")
         count = increment(state.count)
         correct = (lambda v: debias(v, decay, count)) if bias_correction else (lambda v: v)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
