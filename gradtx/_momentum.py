@@ -12,8 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (check_range, check_state, compute_dtype, increment, moment_state,
-                    new_count, transform, zeros_like_tree)
+from ._base import (check_float_leaves, check_range, check_state, compute_dtype, increment,
+                    moment_state, new_count, transform, zeros_like_tree)
 
 
 class MomentumState(NamedTuple):
@@ -35,6 +35,7 @@ def _momentum_transform(name, decay, ema, nesterov):
     check_range(name, "decay", decay, 0, 1, high_open=True)
 
     def init(params):
+        check_float_leaves(name, params, "params")
         return MomentumState(mu=zeros_like_tree(params))
 
     def update(updates, state, params):

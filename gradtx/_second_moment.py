@@ -19,8 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (abs_sq, check_range, compute_dtype, increment, moment_state, new_count,
-                    transform, zeros_like_tree)
+from ._base import (abs_sq, check_float_leaves, check_range, compute_dtype, increment,
+                    moment_state, new_count, transform, zeros_like_tree)
 from ._momentum import debias
 
 
@@ -84,6 +84,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     check_range(owner, "initial_scale", initial_scale, 0)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda z: z + initial_scale, zeros_like_tree(params, real=True))
         return RmsState(count=new_count(), nu=nu)
 
@@ -136,6 +137,7 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
     check_range(owner, "initial_scale", initial_scale, 0)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda z: z + initial_scale, zeros_like_tree(params, real=True))
         return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
 
@@ -189,6 +191,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
     _check_eps(owner, eps, eps_root)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params, real=True)
         return RssState(sum_of_squares=jax.tree.map(lambda z: z + initial_accumulator_value, zeros))
 
@@ -234,6 +237,7 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
     check_range(owner, "eps", eps, 0, low_open=True)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         return AdadeltaState(e_g=zeros_like_tree(params, real=True),
                              e_x=zeros_like_tree(params, real=True))
 
@@ -289,6 +293,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
     _check_eps(owner, eps, eps_root)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params, real=True)
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
