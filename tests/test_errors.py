@@ -134,7 +134,8 @@ def test_grads_with_other_structure_raise_naming_transform_and_leaf(name, owner)
 def test_grads_with_an_extra_leaf_raise_naming_the_unmatched_leaf():
     opt = gradtx.sgd(0.1, momentum=0.9)
     grads = {"layer": {"b": jnp.zeros(2), "w": jnp.ones((2, 2)), "z": jnp.ones(1)}}
-    with pytest.raises(ValueError, match=r"^scale_by_momentum: .*first unmatched leaf \['layer'\]\['z'\]"):
+    with pytest.raises(ValueError,
+                       match=r"^scale_by_momentum: .*first unmatched leaf \['layer'\]\['z'\]"):
         opt.update(grads, opt.init(PARAMS), PARAMS)
 
 
@@ -186,7 +187,8 @@ def test_state_of_a_longer_chain_raises_clear_error():
 
 @pytest.mark.parametrize("source, target, message", [
     (lambda: gradtx.rmsprop(0.1), lambda: gradtx.adagrad(0.1),
-     r"^scale_by_rss: expected a RssState, got RmsState; was this state made by another optimizer's init\?"),
+     r"^scale_by_rss: expected a RssState, got RmsState; "
+     r"was this state made by another optimizer's init\?"),
     (lambda: gradtx.sgd(0.1, momentum=0.9), lambda: gradtx.rmsprop(0.1),
      r"^scale_by_rms: expected a RmsState, got MomentumState"),
     (lambda: gradtx.adam(0.1), lambda: gradtx.amsgrad(0.1),
@@ -226,5 +228,6 @@ def test_integer_params_raise_type_error_naming_leaf_at_init(row):
 
 def test_apply_updates_to_integer_params_raises_naming_leaf():
     updates = jax.tree.map(lambda x: jnp.ones(x.shape, jnp.float32), INT_PARAMS)
-    with pytest.raises(TypeError, match=rf"^apply_updates: parameter {INT_LEAF} has integer dtype int32"):
+    with pytest.raises(TypeError,
+                       match=rf"^apply_updates: parameter {INT_LEAF} has integer dtype int32"):
         gradtx.apply_updates(INT_PARAMS, updates)

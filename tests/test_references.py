@@ -428,8 +428,12 @@ def test_naive_serial_chains_differ_from_adam_while_adam_matches(x64):
     grads = _random_sequence(tree0, steps, seed=4)
 
     # gradtx's pieces inside optax.chain: each sees only its input (one stream).
-    rms = lambda: gradtx.scale_by_rms(b2, eps, bias_correction=True)  # noqa: E731
-    momentum = lambda: [gradtx.scale_by_momentum(b1, ema=True), gradtx.bias_correction(b1)]  # noqa: E731
+    def rms():
+        return gradtx.scale_by_rms(b2, eps, bias_correction=True)
+
+    def momentum():
+        return [gradtx.scale_by_momentum(b1, ema=True), gradtx.bias_correction(b1)]
+
     chains = {
         "chain(scale_by_rms, momentum)": optax.chain(rms(), *momentum(),
                                                      gradtx.scale_by_learning_rate(lr)),
