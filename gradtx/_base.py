@@ -271,13 +271,28 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
                 f"keep it out of the optimizer with a mask)")
 
 
-def moment_state(owner: str, state, state_type, updates, *trees_to_match) -> None:
-    """Validate a per-leaf state against the updates of this step."""
+def moment_state(owner: str, state, state_type, updates, *fields) -> None:
+    """Validate a per-leaf state against the updates of this step.
+
+    ``fields`` name the state's per-leaf trees (``"mu"``, ``"nu"``); they are
+    read only after the state's type is checked, so a foreign state gets
+    ``check_state``'s message rather than an AttributeError.  (A tree may
+    also be passed directly.)
+    """
     check_state(owner, state, state_type)
     check_float_leaves(owner, updates, "gradient")
-    for tree in trees_to_match:
+    for field in fields:
+        tree = getattr(state, field) if isinstance(field, str) else field
         check_same_structure(owner, tree, updates, "the state's moments", "updates",
                              hint="was the state made by init on other params?")
+        name = field if isinstance(field, str) else "moment"
+        pairs = zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(tree))
+        for (path, u), m in pairs:
+            if jnp.shape(u) != jnp.shape(m):
+                raise ValueError(
+                    f"{owner}: updates leaf {_path_str(path)} has shape {jnp.shape(u)} but the "
+                    f"state's {name} has shape {jnp.shape(m)}; was the state made by init on "
+                    f"other params?")
 
 
 def zeros_like_tree(params, real: bool = False, dtype=None):

@@ -12,8 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (check_range, check_state, compute_dtype, increment, moment_state,
-                    new_count, transform, zeros_like_tree)
+from ._base import (check_float_leaves, check_range, check_state, compute_dtype, increment,
+                    moment_state, new_count, transform, zeros_like_tree)
 
 
 class MomentumState(NamedTuple):
@@ -35,10 +35,11 @@ def _momentum_transform(name, decay, ema, nesterov):
     check_range(name, "decay", decay, 0, 1, high_open=True)
 
     def init(params):
+        check_float_leaves(name, params, "params")
         return MomentumState(mu=zeros_like_tree(params))
 
     def update(updates, state, params):
-        moment_state(name, state, MomentumState, updates, state.mu)
+        moment_state(name, state, MomentumState, updates, "mu")
         step = _moment(decay, ema)
         new_mu = jax.tree.map(step, state.mu, updates)
         if nesterov:
@@ -104,7 +105,7 @@ def debias(x, decay, count):
     cd = compute_dtype(x.dtype)
     real = jnp.real(jnp.zeros((), cd)).dtype
     correction = 1 - jnp.asarray(decay, real) ** count.astype(real)
-    return x.astype(cd) / correction
+    return x.astype(cd) / correction.astype(cd)
 
 
 def bias_correction(decay=0.9):

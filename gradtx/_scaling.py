@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import (EmptyState, ScheduleState, check_learning_rate, check_range, check_state,
-                    increment, new_count, transform)
+from ._base import (EmptyState, ScheduleState, check_float_leaves, check_learning_rate, check_range,
+                    check_state, increment, new_count, transform)
 
 
 def _scaled(u, factor):
@@ -26,6 +26,7 @@ def scale(step_size):
     check_range("scale", "step_size", step_size)
 
     def update(updates, state, params):
+        check_float_leaves("scale", updates, "updates")
         return jax.tree.map(lambda u: _scaled(u, step_size), updates), state
 
     return transform("scale", lambda params: EmptyState(), update,
@@ -50,10 +51,12 @@ def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
     sign = -1 if flip_sign else 1
 
     def init(params):
+        check_float_leaves("scale_by_learning_rate", params, "params")
         return ScheduleState(count=new_count())
 
     def update(updates, state, params):
         check_state("scale_by_learning_rate", state, ScheduleState)
+        check_float_leaves("scale_by_learning_rate", updates, "updates")
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))

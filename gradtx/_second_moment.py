@@ -19,8 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (abs_sq, check_range, compute_dtype, increment, moment_state, new_count,
-                    transform, zeros_like_tree)
+from ._base import (abs_sq, check_float_leaves, check_range, compute_dtype, increment,
+                    moment_state, new_count, transform, zeros_like_tree)
 from ._momentum import debias
 
 
@@ -39,7 +39,7 @@ def _divide(u, v, eps, eps_root):
     cd = compute_dtype(u.dtype)
     denom = jnp.sqrt(v + eps_root) + eps
     safe = jnp.where(denom > 0, denom, 1)
-    return jnp.where(denom > 0, u.astype(cd) / safe, 0).astype(u.dtype)
+    return jnp.where(denom > 0, u.astype(cd) / safe.astype(cd), 0).astype(u.dtype)
 
 
 def _store(new, old):
@@ -84,12 +84,13 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     check_range(owner, "initial_scale", initial_scale, 0)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype),
                           zeros_like_tree(params, real=True))
         return RmsState(count=new_count(), nu=nu)
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, RmsState, updates, state.nu)
+        moment_state(owner, state, RmsState, updates, "nu")
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         nu_hat = jax.tree.map(lambda v: debias(v, decay, count), nu) if bias_correction else nu
@@ -137,12 +138,13 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
     check_range(owner, "initial_scale", initial_scale, 0)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype),
                           zeros_like_tree(params, real=True))
         return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, CenteredRmsState, updates, state.mu, state.nu)
+        moment_state(owner, state, CenteredRmsState, updates, "mu", "nu")
         count = increment(state.count)
         mu = jax.tree.map(
             lambda m, g: decay * m.astype(compute_dtype(m.dtype))
@@ -191,12 +193,13 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
     _check_eps(owner, eps, eps_root)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params, real=True)
         return RssState(sum_of_squares=jax.tree.map(
             lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros))
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, RssState, updates, state.sum_of_squares)
+        moment_state(owner, state, RssState, updates, "sum_of_squares")
         s = jax.tree.map(
             lambda t, g: t.astype(_real_dtype(t.dtype)) + abs_sq(g.astype(compute_dtype(g.dtype))),
             state.sum_of_squares, gradient)
@@ -237,15 +240,16 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
     check_range(owner, "eps", eps, 0, low_open=True)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         return AdadeltaState(e_g=zeros_like_tree(params, real=True),
                              e_x=zeros_like_tree(params, real=True))
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, AdadeltaState, updates, state.e_g, state.e_x)
+        moment_state(owner, state, AdadeltaState, updates, "e_g", "e_x")
         e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
-            lambda u, eg, ex: (jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps)
-                               * u.astype(compute_dtype(u.dtype))),
+            lambda u, eg, ex: ((jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps))
+                               .astype(compute_dtype(u.dtype)) * u.astype(compute_dtype(u.dtype))),
             updates, e_g, state.e_x)
         e_x = jax.tree.map(lambda v, x: _ema_sq(v, x, rho), state.e_x, out)
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
@@ -292,11 +296,12 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
     _check_eps(owner, eps, eps_root)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params, real=True)
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
     def update(updates, gradient, state, params):
-        moment_state(owner, state, MaxRmsState, updates, state.nu, state.nu_max)
+        moment_state(owner, state, MaxRmsState, updates, "nu", "nu_max")
         count = increment(state.count)
         correct = (lambda v: debias(v, decay, count)) if bias_correction else (lambda v: v)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)

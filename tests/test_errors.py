@@ -1,0 +1,241 @@
+"""Bad input: hyperparameters, mismatched trees, foreign states, integer leaves.
+
+Every test matches the message: it must name the transform and the argument
+or leaf path, and say what was expected.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtx
+from test_properties import IDS, OPTIMIZERS
+
+# (call, expected message).  The message names the transform, the argument,
+# the accepted range and the value received.
+INVALID = [
+    (lambda: gradtx.adam(1e-3, b1=1.2), r"^adam: b1 must be in \[0, 1\), got 1\.2$"),
+    (lambda: gradtx.adam(1e-3, b2=-0.1), r"^adam: b2 must be in \[0, 1\), got -0\.1$"),
+    (lambda: gradtx.adam(1e-3, eps=-1e-8), r"^adam: eps must be in \[0, inf\], got -1e-08$"),
+    (lambda: gradtx.adam(1e-3, eps_root=-1.0), r"^adam: eps_root must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.adam(-1e-3), r"^adam: learning_rate must be in \[0, inf\], got -0\.001$"),
+    (lambda: gradtx.adam(float("nan")), r"^adam: learning_rate must be in \[0, inf\], got nan$"),
+    (lambda: gradtx.adamw(1e-3, weight_decay=-0.1),
+     r"^adamw: weight_decay must be in \[0, inf\], got -0\.1$"),
+    (lambda: gradtx.adamw(1e-3, b1=1.0), r"^adamw: b1 must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.amsgrad(1e-3, b2=1.0), r"^amsgrad: b2 must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.sgd(-0.1), r"^sgd: learning_rate must be in \[0, inf\], got -0\.1$"),
+    (lambda: gradtx.sgd(0.1, momentum=1.0), r"^sgd: momentum must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.sgd(0.1, nesterov=True), r"^sgd: nesterov=True needs a momentum"),
+    (lambda: gradtx.rmsprop(0.1, decay=1.5), r"^rmsprop: decay must be in \[0, 1\), got 1\.5$"),
+    (lambda: gradtx.rmsprop(0.1, eps=-1.0), r"^rmsprop: eps must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.rmsprop(0.1, momentum=-0.5),
+     r"^rmsprop: momentum must be in \[0, 1\), got -0\.5$"),
+    (lambda: gradtx.rmsprop(0.1, initial_scale=-1.0),
+     r"^rmsprop: initial_scale must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.adagrad(0.1, initial_accumulator_value=-0.1),
+     r"^adagrad: initial_accumulator_value must be in \[0, inf\], got -0\.1$"),
+    (lambda: gradtx.adagrad(0.1, eps=-1.0), r"^adagrad: eps must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.adadelta(rho=1.0), r"^adadelta: rho must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.adadelta(eps=0.0), r"^adadelta: eps must be in \(0, inf\], got 0\.0$"),
+    (lambda: gradtx.adadelta(weight_decay=-1.0),
+     r"^adadelta: weight_decay must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.scale(float("nan")), r"^scale: step_size must be in \[-inf, inf\], got nan$"),
+    (lambda: gradtx.scale_by_learning_rate(-1.0),
+     r"^scale_by_learning_rate: learning_rate must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.scale_by_momentum(1.0),
+     r"^scale_by_momentum: decay must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.scale_by_nesterov_momentum(-0.1),
+     r"^scale_by_nesterov_momentum: decay must be in \[0, 1\), got -0\.1$"),
+    (lambda: gradtx.bias_correction(1.0), r"^bias_correction: decay must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.scale_by_rms(1.0), r"^scale_by_rms: decay must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.scale_by_rms(0.9, eps_root=-1e-3),
+     r"^scale_by_rms: eps_root must be in \[0, inf\], got -0\.001$"),
+    (lambda: gradtx.scale_by_rms(0.9, initial_scale=-1.0),
+     r"^scale_by_rms: initial_scale must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.scale_by_centered_rms(0.9, eps=-1.0),
+     r"^scale_by_centered_rms: eps must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.scale_by_rss(-1.0),
+     r"^scale_by_rss: initial_accumulator_value must be in \[0, inf\], got -1\.0$"),
+    (lambda: gradtx.scale_by_adadelta(rho=2.0),
+     r"^scale_by_adadelta: rho must be in \[0, 1\), got 2\.0$"),
+    (lambda: gradtx.scale_by_max_rms(1.0), r"^scale_by_max_rms: decay must be in \[0, 1\), got 1\.0$"),
+    (lambda: gradtx.add_decayed_weights(-0.1),
+     r"^add_decayed_weights: weight_decay must be in \[0, inf\], got -0\.1$"),
+]
+
+
+@pytest.mark.parametrize("make, message", INVALID, ids=[m.split(":")[0][1:] + "-" + str(i)
+                                                        for i, (_, m) in enumerate(INVALID)])
+def test_invalid_hyperparameter_raises_naming_transform_argument_range_and_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_non_numeric_hyperparameter_raises_type_error():
+    with pytest.raises(TypeError, match=r"^adam: b1 must be a number, got 'high'$"):
+        gradtx.adam(1e-3, b1="high")
+
+
+def test_traced_hyperparameters_are_let_through_and_used():
+    params = {"w": jnp.array([1.0, -2.0])}
+    grads = {"w": jnp.array([0.3, -0.5])}
+
+    @jax.jit
+    def one_step(lr, b1, b2, eps):
+        opt = gradtx.adam(lr, b1=b1, b2=b2, eps=eps)
+        updates, _ = opt.update(grads, opt.init(params), params)
+        return updates
+
+    # Values out of range cannot be checked while traced: they pass.
+    traced = one_step(0.1, 0.9, 0.99, 1e-8)
+    eager, _ = gradtx.adam(0.1, b1=0.9, b2=0.99, eps=1e-8).update(
+        grads, gradtx.adam(0.1).init(params), params)
+    np.testing.assert_allclose(traced["w"], eager["w"], rtol=1e-6)
+    assert np.all(np.isfinite(one_step(0.1, 1.5, 0.99, 1e-8)["w"]))
+
+
+def test_traced_hyperparameters_show_as_traced_in_repr():
+    seen = []
+
+    @jax.jit
+    def build(lr):
+        seen.append(repr(gradtx.sgd(lr, momentum=0.9)))
+        return lr
+
+    build(0.1)
+    assert "learning_rate=<traced>" in seen[0]
+
+
+# ----------------------------------------------------------------------------
+# Trees that do not match the state.
+
+PARAMS = {"layer": {"b": jnp.zeros(2), "w": jnp.ones((2, 2))}}
+
+
+@pytest.mark.parametrize("name, owner", [("adam", "scale_by_momentum"),
+                                         ("rmsprop", "scale_by_rms"),
+                                         ("adagrad", "scale_by_rss"),
+                                         ("adadelta", "scale_by_adadelta")])
+def test_grads_with_other_structure_raise_naming_transform_and_leaf(name, owner):
+    row = OPTIMIZERS[IDS.index(name)]
+    opt = row.factory(**row.typical)
+    state = opt.init(PARAMS)
+    grads = {"layer": {"b": jnp.zeros(2), "kernel": jnp.ones((2, 2))}}
+    with pytest.raises(ValueError,
+                       match=rf"^{owner}: .*first difference at updates leaf \['layer'\]\['kernel'\]"):
+        opt.update(grads, state, PARAMS)
+
+
+def test_grads_with_an_extra_leaf_raise_naming_the_unmatched_leaf():
+    opt = gradtx.sgd(0.1, momentum=0.9)
+    grads = {"layer": {"b": jnp.zeros(2), "w": jnp.ones((2, 2)), "z": jnp.ones(1)}}
+    with pytest.raises(ValueError,
+                       match=r"^scale_by_momentum: .*first unmatched leaf \['layer'\]\['z'\]"):
+        opt.update(grads, opt.init(PARAMS), PARAMS)
+
+
+def test_adamw_with_params_of_other_structure_raises_naming_leaf():
+    opt = gradtx.adamw(0.1)
+    state = opt.init(PARAMS)
+    grads = jax.tree.map(jnp.ones_like, PARAMS)
+    other = {"layer": {"b": jnp.zeros(2), "v": jnp.ones((2, 2))}}
+    with pytest.raises(ValueError, match=r"^add_decayed_weights: .*\['layer'\]\['v'\]"):
+        opt.update(grads, state, other)
+
+
+def test_adamw_mask_of_other_structure_raises_naming_mask():
+    opt = gradtx.adamw(0.1, mask={"layer": {"w": True}})
+    with pytest.raises(ValueError, match=r"^add_decayed_weights: mask do not match params"):
+        opt.update(jax.tree.map(jnp.ones_like, PARAMS), opt.init(PARAMS), PARAMS)
+
+
+def test_add_decayed_weights_without_params_raises():
+    opt = gradtx.adamw(0.1)
+    with pytest.raises(ValueError, match=r"^add_decayed_weights: update needs params"):
+        opt.update(jax.tree.map(jnp.ones_like, PARAMS), opt.init(PARAMS))
+
+
+def test_apply_updates_with_other_structure_raises_naming_leaf():
+    updates = {"layer": {"b": jnp.zeros(2), "u": jnp.ones((2, 2))}}
+    with pytest.raises(ValueError, match=r"^apply_updates: .*\['layer'\]\['u'\]"):
+        gradtx.apply_updates(PARAMS, updates)
+
+
+# ----------------------------------------------------------------------------
+# A state made by another optimizer's init.
+
+GRADS = jax.tree.map(jnp.ones_like, PARAMS)
+
+
+def test_state_of_a_shorter_chain_raises_clear_error_not_index_error():
+    state = gradtx.sgd(0.1, momentum=0.9).init(PARAMS)
+    with pytest.raises(ValueError, match=r"^adam: got state for 2 transforms but the chain has 4; "
+                                         r"was this state made by another optimizer's init\?"):
+        gradtx.adam(0.1).update(GRADS, state, PARAMS)
+
+
+def test_state_of_a_longer_chain_raises_clear_error():
+    state = gradtx.adam(0.1).init(PARAMS)
+    with pytest.raises(ValueError, match=r"^rmsprop: got state for 4 transforms but the chain has 2"):
+        gradtx.rmsprop(0.1).update(GRADS, state, PARAMS)
+
+
+@pytest.mark.parametrize("source, target, message", [
+    (lambda: gradtx.rmsprop(0.1), lambda: gradtx.adagrad(0.1),
+     r"^scale_by_rss: expected a RssState, got RmsState; "
+     r"was this state made by another optimizer's init\?"),
+    (lambda: gradtx.sgd(0.1, momentum=0.9), lambda: gradtx.rmsprop(0.1),
+     r"^scale_by_rms: expected a RmsState, got MomentumState"),
+    (lambda: gradtx.adam(0.1), lambda: gradtx.amsgrad(0.1),
+     r"^scale_by_max_rms: expected a MaxRmsState, got RmsState"),
+    (lambda: optax.adam(0.1), lambda: gradtx.adam(0.1),
+     r"^adam: expected a ChainState, got tuple; was this state made by another optimizer's init\?"),
+])
+def test_state_of_another_optimizer_raises_clear_type_error(source, target, message):
+    state = source().init(PARAMS)
+    with pytest.raises(TypeError, match=message):
+        target().update(GRADS, state, PARAMS)
+
+
+# ----------------------------------------------------------------------------
+# Integer leaves: a clear TypeError naming the leaf, never silent truncation.
+
+INT_PARAMS = {"layer": {"b": jnp.zeros(2), "w": jnp.ones((2, 2))}, "steps": jnp.zeros(3, jnp.int32)}
+INT_LEAF = r"\['steps'\]"
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_integer_grads_raise_type_error_naming_leaf(row):
+    opt = row.factory(**row.typical)
+    params = jax.tree.map(lambda x: x.astype(jnp.float32), INT_PARAMS)
+    grads = {**jax.tree.map(jnp.ones_like, params), "steps": jnp.ones(3, jnp.int32)}
+    with pytest.raises(TypeError, match=rf"^\w+: (gradient|updates) leaf {INT_LEAF} has dtype int32"):
+        opt.update(grads, opt.init(params), params)
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_integer_params_raise_type_error_naming_leaf_at_init(row):
+    opt = row.factory(**row.typical)
+    with pytest.raises(TypeError, match=rf"^\w+: params leaf {INT_LEAF} "
+                                        rf"has dtype int32"):
+        opt.init(INT_PARAMS)
+
+
+def test_apply_updates_to_integer_params_raises_naming_leaf():
+    updates = jax.tree.map(lambda x: jnp.ones(x.shape, jnp.float32), INT_PARAMS)
+    with pytest.raises(TypeError,
+                       match=rf"^apply_updates: parameter {INT_LEAF} has integer dtype int32"):
+        gradtx.apply_updates(INT_PARAMS, updates)
+
+
+def test_adam_with_state_for_other_shapes_raises_naming_leaf_and_shapes():
+    opt = gradtx.adam(1e-3)
+    state = opt.init({"w": jnp.zeros(1)})
+    with pytest.raises(ValueError, match=r"scale_by_momentum: updates leaf \['w'\] has shape "
+                                         r"\(3,\) but the state's mu has shape \(1,\)"):
+        opt.update({"w": jnp.ones(3)}, state)

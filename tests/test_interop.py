@@ -1,0 +1,244 @@
+"""gradtx optimizers drop into code written for optax, and describe themselves."""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtx
+
+
+def _data(dtype):
+    rng = np.random.default_rng(0)
+    params = {"dense": {"w": rng.normal(size=(4, 3)), "b": np.zeros(3)}, "scale": np.asarray(1.5)}
+    x, y = rng.normal(size=(16, 4)), rng.normal(size=(16, 3))
+    return (jax.tree.map(lambda a: jnp.asarray(a, dtype), params),
+            jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+
+
+def _loss(params, x, y):
+    pred = params["scale"] * jnp.tanh(x @ params["dense"]["w"] + params["dense"]["b"])
+    return jnp.mean((pred - y) ** 2)
+
+
+def _train(tx, params, x, y, steps, apply=gradtx.apply_updates):
+    """A hand-written jitted train step, as optax's docs write it."""
+    @jax.jit
+    def train_step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(_loss)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return apply(params, updates), opt_state, loss
+
+    opt_state = tx.init(params)
+    losses = []
+    for _ in range(steps):
+        params, opt_state, loss = train_step(params, opt_state, x, y)
+        losses.append(float(loss))
+    return params, losses
+
+
+def _assert_trees_close(a, b, rtol, atol=0.0):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def for_optax():
+    """optax's bias corrections raise a float to an int32 count, which strict
+    promotion (on for every test, see conftest.py) refuses: run optax's
+    stateful transforms under standard promotion."""
+    return jax.numpy_dtype_promotion("standard")
+
+
+def test_handwritten_jitted_train_step_with_gradtx_adam_matches_optax_adam():
+    params, x, y = _data(jnp.float32)
+    ours, losses = _train(gradtx.adam(0.01), params, x, y, 30)
+    with for_optax():
+        theirs, _ = _train(optax.adam(0.01), params, x, y, 30, apply=optax.apply_updates)
+    assert losses[-1] < 0.8 * losses[0]
+    _assert_trees_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_optax_chain_with_clipping_then_gradtx_adam_matches_optax(x64):
+    params, x, y = _data(jnp.float64)
+    x = 10.0 * x   # large gradients: the clipping is active
+    assert float(optax.global_norm(jax.grad(_loss)(params, x, y))) > 1.0
+    mixed, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), gradtx.adam(0.01)),
+                      params, x, y, 20)
+    with for_optax():
+        expected, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.01)),
+                             params, x, y, 20, apply=optax.apply_updates)
+    _assert_trees_close(mixed, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gradtx_momentum_inside_optax_chain_is_optax_sgd_momentum(x64):
+    params, x, y = _data(jnp.float64)
+    mixed, _ = _train(optax.chain(gradtx.scale_by_momentum(0.9), optax.scale(-0.05)),
+                      params, x, y, 20, apply=optax.apply_updates)
+    expected, _ = _train(optax.sgd(0.05, momentum=0.9), params, x, y, 20, apply=optax.apply_updates)
+    _assert_trees_close(mixed, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gradtx_chain_with_optax_clipping_first_computes_clipped_adam(x64):
+    # The optax transform rewrites both streams, so Adam's second moment sees
+    # the clipped gradient: optax.chain(clip, adam).
+    params, x, y = _data(jnp.float64)
+    x = 10.0 * x
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    ours = gradtx.chain(optax.clip_by_global_norm(1.0),
+                        gradtx.scale_by_momentum(b1, ema=True),
+                        gradtx.bias_correction(b1),
+                        gradtx.scale_by_rms(b2, eps, bias_correction=True),
+                        gradtx.scale_by_learning_rate(lr))
+    got, _ = _train(ours, params, x, y, 20)
+    with for_optax():
+        expected, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, b1, b2, eps)),
+                             params, x, y, 20, apply=optax.apply_updates)
+    _assert_trees_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_gradtx_chain_with_optax_trace_in_the_middle_is_rmsprop_with_momentum(x64):
+    params, x, y = _data(jnp.float64)
+    ours = gradtx.chain(gradtx.scale_by_rms(0.9, 0.0, eps_root=1e-8),
+                        optax.trace(0.9),
+                        gradtx.scale_by_learning_rate(0.01))
+    got, _ = _train(ours, params, x, y, 20)
+    expected, _ = _train(gradtx.rmsprop(0.01, momentum=0.9), params, x, y, 20)
+    with for_optax():
+        also, _ = _train(optax.rmsprop(0.01, momentum=0.9), params, x, y, 20, apply=optax.apply_updates)
+    _assert_trees_close(got, expected, rtol=1e-10, atol=1e-12)
+    _assert_trees_close(got, also, rtol=1e-10, atol=1e-12)
+
+
+def test_flax_train_state_with_gradtx_tx_matches_optax_tx():
+    from flax.training import train_state
+
+    params, x, y = _data(jnp.float32)
+
+    @jax.jit
+    def train_step(state):
+        grads = jax.grad(_loss)(state.params, x, y)
+        return state.apply_gradients(grads=grads)
+
+    def run(tx):
+        state = train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
+        for _ in range(10):
+            state = train_step(state)
+        return state
+
+    ours = run(gradtx.adamw(0.01, weight_decay=0.1))
+    with for_optax():
+        theirs = run(optax.adamw(0.01, weight_decay=0.1))
+    assert int(ours.step) == 10
+    assert isinstance(ours.opt_state, gradtx.ChainState)
+    _assert_trees_close(ours.params, theirs.params, rtol=1e-5, atol=1e-6)
+
+
+def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
+    from flax import nnx
+
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(8, 3)), jnp.float32)
+    y = jnp.ones((8, 2), jnp.float32)
+
+    def run(tx):
+        model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+        @nnx.jit
+        def step(model, optimizer):
+            loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+            optimizer.update(model, grads, value=loss)   # extra keywords pass through
+            return loss
+
+        losses = [float(step(model, optimizer)) for _ in range(5)]
+        return model, losses
+
+    ours, losses = run(gradtx.adam(0.05))
+    with for_optax():
+        theirs, _ = run(optax.adam(0.05))
+    assert losses[-1] < losses[0]
+    _assert_trees_close(nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Self-description.
+
+def test_adam_repr_shows_the_recipe_with_hyperparameters():
+    text = repr(gradtx.adam(1e-3))
+    assert text.startswith("chain(scale_by_momentum(decay=0.9, ema=True), bias_correction(decay=0.9), "
+                           "scale_by_rms(decay=0.999, eps=1e-08")
+    assert "bias_correction=True" in text
+    assert text.endswith("scale_by_learning_rate(learning_rate=0.001, flip_sign=True))")
+
+
+def test_repr_of_a_schedule_shows_its_name():
+    def warmup(step):
+        return 1e-3 * jnp.minimum(1.0, step / 100)
+
+    assert "scale_by_learning_rate(learning_rate=warmup" in repr(gradtx.sgd(warmup))
+
+
+def test_hyperparameters_are_readable_for_logging():
+    opt = gradtx.adam(1e-3, b2=0.99)
+    assert opt.name == "adam"
+    assert opt.hyperparams == {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.99, "eps": 1e-8,
+                               "eps_root": 0.0}
+    flat = opt.all_hyperparams()
+    assert flat["adam.learning_rate"] == 1e-3
+    assert flat["adam.0.scale_by_momentum.decay"] == 0.9
+    assert flat["adam.2.scale_by_rms.decay"] == 0.99
+    assert flat["adam.3.scale_by_learning_rate.learning_rate"] == 1e-3
+    assert [type(p).__name__ for p in opt.parts] == ["GradientTransformation"] * 4
+    assert [p.name for p in opt.parts] == ["scale_by_momentum", "bias_correction", "scale_by_rms",
+                                           "scale_by_learning_rate"]
+
+
+def test_gradtx_transform_unpacks_like_optax_named_tuple():
+    opt = gradtx.sgd(0.1)
+    init, update = opt
+    assert init is opt.init and update is opt.update
+    assert opt[0] is opt.init and len(opt) == 2
+
+
+# ----------------------------------------------------------------------------
+# **extra keywords (what optimistix and nnx.Optimizer pass) are accepted and ignored.
+
+EXTRA = dict(value=jnp.float32(0.5), grad=None, value_fn=lambda p: 0.0, rng=jax.random.key(0))
+
+
+EXTRA_CASES = {
+    "sgd": lambda: gradtx.sgd(0.1, momentum=0.9),
+    "rmsprop": lambda: gradtx.rmsprop(0.01, centered=True),
+    "adagrad": lambda: gradtx.adagrad(0.1),
+    "adadelta": lambda: gradtx.adadelta(),
+    "adam": lambda: gradtx.adam(0.01),
+    "adamw": lambda: gradtx.adamw(0.01),
+    "amsgrad": lambda: gradtx.amsgrad(0.01),
+    # optax pieces whose update takes no extra keywords, inside a gradtx chain.
+    "optax_clip_in_chain": lambda: gradtx.chain(optax.clip_by_global_norm(1.0), gradtx.sgd(0.1)),
+    "optax_adam_in_chain": lambda: gradtx.chain(optax.scale_by_adam(), optax.scale(-0.1)),
+}
+
+
+@pytest.mark.parametrize("name", list(EXTRA_CASES))
+def test_update_accepts_and_ignores_extra_keywords(name):
+    with for_optax() if name.startswith("optax") else contextlib.nullcontext():
+        opt = EXTRA_CASES[name]()
+        params, x, y = _data(jnp.float32)
+        grads = jax.grad(_loss)(params, x, y)
+        state = opt.init(params)
+        plain, plain_state = opt.update(grads, state, params)
+        with_extra, extra_state = opt.update(grads, state, params, **EXTRA)
+    _assert_trees_close(plain, with_extra, rtol=0)
+    _assert_trees_close(plain_state, extra_state, rtol=0)

@@ -1,0 +1,291 @@
+"""Properties every optimizer shares, driven by one table of all optimizers.
+
+Each row names an optimizer, its factory, typical hyperparameters for the
+shared tests and the fewest arguments it needs (its defaults otherwise).
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+import reference as ref
+
+
+class Row(NamedTuple):
+    name: str
+    factory: Callable
+    typical: dict   # hyperparameters for the shared tests
+    required: dict  # what the factory needs; everything else stays at its default
+
+
+OPTIMIZERS = [
+    Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
+    Row("sgd_nesterov", gradtx.sgd, dict(learning_rate=0.05, momentum=0.9, nesterov=True),
+        dict(learning_rate=0.1)),
+    Row("rmsprop", gradtx.rmsprop, dict(learning_rate=0.01, decay=0.9, eps=1e-6),
+        dict(learning_rate=0.01)),
+    Row("rmsprop_centered_momentum", gradtx.rmsprop,
+        dict(learning_rate=0.01, centered=True, momentum=0.9, eps=1e-3), dict(learning_rate=0.01)),
+    Row("adagrad", gradtx.adagrad, dict(learning_rate=0.1), dict(learning_rate=0.1)),
+    Row("adadelta", gradtx.adadelta, dict(learning_rate=1.0, rho=0.9, eps=1e-3), dict()),
+    Row("adam", gradtx.adam, dict(learning_rate=0.01, b1=0.9, b2=0.99), dict(learning_rate=1e-3)),
+    Row("adamw", gradtx.adamw, dict(learning_rate=0.01, weight_decay=0.1), dict(learning_rate=1e-3)),
+    Row("amsgrad", gradtx.amsgrad, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+]
+IDS = [row.name for row in OPTIMIZERS]
+
+
+def typical(row, **overrides):
+    return row.factory(**{**row.typical, **overrides})
+
+
+# ----------------------------------------------------------------------------
+# A quadratic over a nested dict, in any dtype (constants in that dtype, so
+# strict promotion holds).
+
+_RNG = np.random.default_rng(0)
+_START = {"scalar": np.asarray(_RNG.normal()), "vector": _RNG.normal(size=4),
+          "nested": {"matrix": _RNG.normal(size=(3, 2)), "cube": _RNG.normal(size=(2, 2, 2))}}
+_CENTRE = jax.tree.map(lambda x: x + 3.0 * np.sign(_RNG.normal(size=np.shape(x))), _START)
+_CURVATURE = jax.tree.map(lambda x: _RNG.uniform(0.5, 2.0, size=np.shape(x)), _START)
+
+
+def start(dtype=jnp.float32):
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype), _START)
+
+
+def quadratic(params, centre, curvature):
+    def leaf(p, c, k):
+        d = p - jnp.asarray(c, p.dtype)
+        total = 0.5 * jnp.sum(jnp.asarray(k, p.dtype) * d * d)
+        return total.astype(jnp.float32) if total.dtype == jnp.bfloat16 else total
+    return sum(jax.tree.leaves(jax.tree.map(leaf, params, centre, curvature)))
+
+
+def loss(params):
+    return quadratic(params, _CENTRE, _CURVATURE)
+
+
+def make_step(opt, count=None):
+    """The jitted step: gradient, update, apply.  ``count`` collects traces."""
+    def step(params, state):
+        if count is not None:
+            count.append(1)
+        updates, state = opt.update(jax.grad(loss)(params), state, params)
+        return gradtx.apply_updates(params, updates), state
+    return step
+
+
+@functools.lru_cache(maxsize=None)
+def jitted_step(name):
+    row = OPTIMIZERS[IDS.index(name)]
+    opt = typical(row)
+    return opt, jax.jit(make_step(opt))
+
+
+def run(step, params, state, steps):
+    for _ in range(steps):
+        params, state = step(params, state)
+    return params, state
+
+
+def leaves_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def signature(tree):
+    """Structure plus each leaf's shape, dtype and weak type: what jit keys on."""
+    leaves = [(np.shape(x), jnp.result_type(x), getattr(x, "weak_type", False))
+              for x in jax.tree.leaves(tree)]
+    return jax.tree.structure(tree), leaves
+
+
+# ----------------------------------------------------------------------------
+
+DEFAULTS = {row.factory.__name__: row for row in OPTIMIZERS}  # one row per factory
+
+
+@pytest.mark.parametrize("factory_name", list(DEFAULTS))
+def test_optimizer_with_defaults_decreases_quadratic(factory_name):
+    row = DEFAULTS[factory_name]
+    opt = row.factory(**row.required)
+    step = jax.jit(make_step(opt))
+    params, state = start(), opt.init(start())
+    losses = [float(loss(params))]
+    for _ in range(20):
+        params, state = step(params, state)
+        losses.append(float(loss(params)))
+    # No step goes uphill (optax 0.2.8's adadelta() does), and it gets somewhere.
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0] * (1 - 1e-3), losses
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_under_jit_matches_eager(row):
+    opt, step = jitted_step(row.name)
+    eager = make_step(opt)
+    params, state = start(), opt.init(start())
+    jit_params, jit_state = run(step, params, state, 3)
+    eager_params, eager_state = run(eager, params, state, 3)
+    jit_leaves = jax.tree.leaves((jit_params, jit_state))
+    for a, b in zip(jit_leaves, jax.tree.leaves((eager_params, eager_state))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_under_vmap_matches_loop(row):
+    opt, step = jitted_step(row.name)
+    batch = 3
+    offsets = np.linspace(-1.0, 1.0, batch)
+    members = [jax.tree.map(lambda x: x + jnp.float32(o), start()) for o in offsets]
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *members)
+    vstep = jax.jit(jax.vmap(make_step(opt)))
+    batched = run(vstep, stacked, jax.vmap(opt.init)(stacked), 4)
+    for i, member in enumerate(members):
+        alone = run(step, member, opt.init(member), 4)
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(batched)):
+            np.testing.assert_allclose(a, np.asarray(b)[i], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_state_is_stable_across_steps_and_traces_once(row):
+    opt = typical(row)
+    traces = []
+    step = jax.jit(make_step(opt, traces))
+    params, state = start(), opt.init(start())
+    first = signature(state)
+    for _ in range(3):
+        params, state = step(params, state)
+        assert signature(state) == first
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_with_bf16_params_keeps_dtype_and_stays_finite(row):
+    opt = typical(row)
+    step = jax.jit(make_step(opt))
+    params = start(jnp.bfloat16)
+    state = opt.init(params)
+    first = signature(state)
+    loss0 = float(loss(params))
+    for _ in range(10):
+        params, state = step(params, state)
+        assert signature(state) == first
+    for p in jax.tree.leaves(params):
+        assert p.dtype == jnp.bfloat16
+        assert bool(jnp.all(jnp.isfinite(p)))
+    assert float(loss(params)) < loss0
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_state_saved_with_numpy_continues_same_trajectory(row, tmp_path):
+    opt, step = jitted_step(row.name)
+    params, state = run(step, start(), opt.init(start()), 3)
+    leaves, treedef = jax.tree.flatten(state)
+    np.savez(tmp_path / "state.npz", *[np.asarray(x) for x in leaves])
+    (tmp_path / "treedef.pkl").write_bytes(pickle.dumps(treedef))
+
+    straight = run(step, params, state, 3)
+    with np.load(tmp_path / "state.npz") as saved:
+        restored_leaves = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    restored = jax.tree.unflatten(pickle.loads((tmp_path / "treedef.pkl").read_bytes()),
+                                  restored_leaves)
+    assert signature(restored)[1] == [(s, d, False) for s, d, _ in signature(state)[1]]
+    resumed = run(step, params, restored, 3)
+    leaves_equal(straight, resumed)
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_loss_after_steps_differentiates_in_learning_rate_like_finite_differences(row):
+    # Two leaves keep the second-order graph (and its compile time) small.
+    steps, keys = 6, ("scalar", "vector")
+    small_loss = functools.partial(quadratic, centre={k: _CENTRE[k] for k in keys},
+                                   curvature={k: _CURVATURE[k] for k in keys})
+    with jax.enable_x64(True):
+        def final_loss(lr):
+            opt = typical(row, learning_rate=lr)   # lr is traced: built inside
+
+            def body(_, carry):
+                params, state = carry
+                updates, state = opt.update(jax.grad(small_loss)(params), state, params)
+                return gradtx.apply_updates(params, updates), state
+
+            params = {k: jnp.asarray(_START[k], jnp.float64) for k in keys}
+            params, _ = jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))
+            return small_loss(params)
+
+        value_and_grad = jax.jit(jax.value_and_grad(final_loss))
+        lr = jnp.float64(row.typical["learning_rate"])
+        h = 1e-6 * lr
+        value, derivative = value_and_grad(lr)
+        finite_difference = (value_and_grad(lr + h)[0] - value_and_grad(lr - h)[0]) / (2 * h)
+        assert np.isfinite(float(value))
+        np.testing.assert_allclose(float(derivative), float(finite_difference), rtol=1e-6)
+        assert abs(float(derivative)) > 1e-6
+
+
+# ----------------------------------------------------------------------------
+# Complex parameters.
+#
+# Convention: for a real loss L of complex z, jax.grad(L)(z) is the complex
+# conjugate of the steepest-ascent direction 2 dL/d(conj z); optax's docs say
+# the same.  The gradient an optimizer must descend along is therefore
+# g = conj(jax.grad(L)(z)); for L = sum k |z - c|^2 it is 2 k (z - c).  Second
+# moments use |g|^2 = g * conj(g), so they stay real.
+
+COMPLEX_CASES = {
+    "sgd": (lambda: gradtx.sgd(0.05, momentum=0.9), lambda: ref.sgd(0.05, momentum=0.9)),
+    "rmsprop": (lambda: gradtx.rmsprop(0.01, eps=1e-3, centered=True, momentum=0.5),
+                lambda: ref.rmsprop(0.01, eps=1e-3, centered=True, momentum=0.5)),
+    "adam": (lambda: gradtx.adam(0.05, b2=0.99), lambda: ref.adam(0.05, b2=0.99)),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPLEX_CASES))
+def test_optimizer_with_complex_params_matches_complex_reference(name):
+    make_tx, make_ref = COMPLEX_CASES[name]
+    rng = np.random.default_rng(5)
+    shapes = {"a": (3,), "b": (2, 2)}
+    z0 = {k: rng.normal(size=s) + 1j * rng.normal(size=s) for k, s in shapes.items()}
+    c = {k: rng.normal(size=s) + 1j * rng.normal(size=s) for k, s in shapes.items()}
+    k = {k: rng.uniform(0.5, 2.0, size=s) for k, s in shapes.items()}
+
+    def complex_loss(z):
+        return sum(jnp.sum(k[n] * jnp.abs(z[n] - c[n]) ** 2) for n in z)
+
+    steps = 50
+    with jax.enable_x64(True):
+        tx = make_tx()
+
+        @jax.jit
+        def step(z, state):
+            g = jax.tree.map(jnp.conj, jax.grad(complex_loss)(z))
+            updates, state = tx.update(g, state, z)
+            return gradtx.apply_updates(z, updates), state
+
+        z = jax.tree.map(jnp.asarray, z0)
+        state = tx.init(z)
+        for _ in range(steps):
+            z, state = step(z, state)
+        assert all(x.dtype == jnp.complex128 for x in jax.tree.leaves(z))
+        assert float(complex_loss(z)) < 0.5 * float(complex_loss(z0))
+
+    init, update = ref.tree(make_ref())
+    names = sorted(z0)
+    zr = [z0[n] for n in names]
+    state = init(zr)
+    for _ in range(steps):
+        g = [2 * k[n] * (x - c[n]) for n, x in zip(names, zr)]
+        u, state = update(g, state, zr)
+        zr = [x + du for x, du in zip(zr, u)]
+    for n, expected in zip(names, zr):
+        np.testing.assert_allclose(np.asarray(z[n]), expected, rtol=1e-10, atol=1e-12)
