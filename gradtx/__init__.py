@@ -15,8 +15,10 @@ from ._combine import ChainState as ChainState
 from ._combine import chain as chain
 from ._momentum import BiasCorrectionState as BiasCorrectionState
 from ._momentum import MomentumState as MomentumState
+from ._momentum import NadamMomentumState as NadamMomentumState
 from ._momentum import bias_correction as bias_correction
 from ._momentum import scale_by_momentum as scale_by_momentum
+from ._momentum import scale_by_nadam_momentum as scale_by_nadam_momentum
 from ._momentum import scale_by_nesterov_momentum as scale_by_nesterov_momentum
 from ._optimizers import adadelta as adadelta
 from ._optimizers import adagrad as adagrad
@@ -27,6 +29,7 @@ from ._optimizers import rmsprop as rmsprop
 from ._optimizers import sgd as sgd
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
+from ._scaling import scale_by_schedule as scale_by_schedule
 from ._second_moment import AdadeltaState as AdadeltaState
 from ._second_moment import CenteredRmsState as CenteredRmsState
 from ._second_moment import MaxRmsState as MaxRmsState
@@ -35,8 +38,10 @@ from ._second_moment import RssState as RssState
 from ._second_moment import scale_by_adadelta as scale_by_adadelta
 from ._second_moment import scale_by_centered_rms as scale_by_centered_rms
 from ._second_moment import scale_by_max_rms as scale_by_max_rms
+from ._second_moment import scale_by_rectified_rms as scale_by_rectified_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
 from ._weight_decay import add_decayed_weights as add_decayed_weights
+from . import presets as presets
 
 __version__ = "0.1.0"
