@@ -292,10 +292,17 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
 
 
 def compute_dtype(dtype):
-    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened)."""
+    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened).
+
+    Chosen by width rather than ``jnp.promote_types``, which refuses
+    float64 with float32 under strict dtype promotion.
+    """
+    dtype = jnp.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.complexfloating):
-        return jnp.promote_types(dtype, jnp.complex64)
-    return jnp.promote_types(dtype, jnp.float32)
+        return dtype if dtype.itemsize >= 8 else jnp.dtype(jnp.complex64)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
+        return dtype
+    return jnp.dtype(jnp.float32)
 
 
 def abs_sq(x):
