@@ -344,7 +344,8 @@ def _check_decay_steps(owner, decay_steps):
     check_range(owner, "decay_steps", decay_steps, 0, low_open=True)
 
 
-def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False):
+def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                      name="ExponentialDecay"):
     """``keras.optimizers.schedules.ExponentialDecay``: lr_t = lr_0 * decay_rate^(t / decay_steps).
 
     With ``staircase`` the exponent is floor(t / decay_steps).
@@ -354,6 +355,7 @@ def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=
       decay_steps: steps per decay by decay_rate, > 0.
       decay_rate: the decay factor.
       staircase: decay in discrete intervals.
+      name: Keras's name for the op; ignored.
 
     Returns:
       A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
@@ -375,7 +377,7 @@ def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=
     return named(schedule, "exponential_decay")
 
 
-def piecewise_constant_decay(boundaries, values):
+def piecewise_constant_decay(boundaries, values, name="PiecewiseConstant"):
     """``keras.optimizers.schedules.PiecewiseConstantDecay``: values[i] while boundaries[i-1] < t <= boundaries[i].
 
     values[0] for t <= boundaries[0], values[-1] for t > boundaries[-1].
@@ -383,6 +385,7 @@ def piecewise_constant_decay(boundaries, values):
     Args:
       boundaries: increasing step numbers.
       values: one more value than boundaries.
+      name: Keras's name for the op; ignored.
 
     Returns:
       A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
@@ -411,8 +414,8 @@ def piecewise_constant_decay(boundaries, values):
     return named(schedule, "piecewise_constant_decay")
 
 
-def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None,
-                 warmup_steps=0):
+def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
     """``keras.optimizers.schedules.CosineDecay``: linear warmup, then cosine decay to alpha * peak.
 
     Without warmup, lr_t = lr_0 ((1 - alpha) c(min(t, decay_steps)) + alpha),
@@ -424,6 +427,7 @@ def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, warmup_target=No
       initial_learning_rate: lr_0.
       decay_steps: steps of the cosine decay, > 0.
       alpha: the final rate as a fraction of the peak.
+      name: Keras's name for the op; ignored.
       warmup_target: None (no warmup) or the rate reached after the warmup.
       warmup_steps: steps of the warmup.
 
@@ -454,7 +458,8 @@ def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, warmup_target=No
     return named(schedule, "cosine_decay")
 
 
-def inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False):
+def inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                       name="InverseTimeDecay"):
     """``keras.optimizers.schedules.InverseTimeDecay``: lr_t = lr_0 / (1 + decay_rate * t / decay_steps).
 
     With ``staircase`` t / decay_steps is floored.
@@ -464,6 +469,7 @@ def inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, staircase
       decay_steps: the time scale of the decay, > 0.
       decay_rate: the decay rate.
       staircase: decay in discrete intervals.
+      name: Keras's name for the op; ignored.
 
     Returns:
       A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
