@@ -29,8 +29,10 @@ from ._hyperparams import inject_hyperparams as inject_hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
 from ._momentum import BiasCorrectionState as BiasCorrectionState
 from ._momentum import MomentumState as MomentumState
+from ._momentum import NadamMomentumState as NadamMomentumState
 from ._momentum import bias_correction as bias_correction
 from ._momentum import scale_by_momentum as scale_by_momentum
+from ._momentum import scale_by_nadam_momentum as scale_by_nadam_momentum
 from ._momentum import scale_by_nesterov_momentum as scale_by_nesterov_momentum
 from ._optimizers import adadelta as adadelta
 from ._optimizers import adagrad as adagrad
@@ -48,6 +50,7 @@ from ._partition import reset_group as reset_group
 from ._partition import set_to_zero as set_to_zero
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
+from ._scaling import scale_by_schedule as scale_by_schedule
 from ._schedules import constant_schedule as constant_schedule
 from ._schedules import cosine_decay_schedule as cosine_decay_schedule
 from ._schedules import cosine_onecycle_schedule as cosine_onecycle_schedule
@@ -70,10 +73,12 @@ from ._second_moment import RssState as RssState
 from ._second_moment import scale_by_adadelta as scale_by_adadelta
 from ._second_moment import scale_by_centered_rms as scale_by_centered_rms
 from ._second_moment import scale_by_max_rms as scale_by_max_rms
+from ._second_moment import scale_by_rectified_rms as scale_by_rectified_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
 from ._sharding import state_shardings as state_shardings
 from ._weight_decay import add_decayed_weights as add_decayed_weights
+from . import presets as presets
 from ._wrappers import AccumulationState as AccumulationState
 from ._wrappers import ApplyIfFiniteState as ApplyIfFiniteState
 from ._wrappers import ZeroNansState as ZeroNansState

@@ -136,3 +136,85 @@ def bias_correction(decay=0.9):
 
     return transform("bias_correction", init, update, role="accumulator",
                      hyperparams={"decay": decay})
+
+
+class NadamMomentumState(NamedTuple):
+    """count: t; mu: the first moment m_t; b1_product: B_t = b1_1 * ... * b1_t."""
+
+    count: jax.Array
+    mu: object
+    b1_product: jax.Array
+
+
+def _widest_real_dtype(params):
+    """The widest real compute dtype among the leaves (float32 if there are none)."""
+    dtypes = [jnp.real(jnp.zeros((), compute_dtype(jnp.result_type(p)))).dtype
+              for p in jax.tree.leaves(params)]
+    return max(dtypes, key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32))
+
+
+def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3):
+    """NAdam's first moment, with Dozat's warming momentum schedule.
+
+    b1_t = b1 * (1 - 0.5 * 0.96^(t * momentum_decay)),   B_t = b1_1 * b1_2 * ... * b1_t,
+    m_t = b1 * m_{t-1} + (1 - b1) * g_t,
+    u_t = (1 - b1_t) / (1 - B_t) * g_t + b1_{t+1} / (1 - B_{t+1}) * m_t,
+
+    with t = 1 at the first step and m_0 = 0.  The moment itself averages
+    with the constant b1; the schedule only weighs the Nesterov look-ahead.
+    Follow it with ``scale_by_rms(b2, eps, bias_correction=True)`` for NAdam.
+    PyTorch's ``NAdam`` uses momentum_decay = 4e-3 (its default); Keras's
+    ``Nadam`` uses 0.96^t, that is momentum_decay = 1; optax's ``nadam``
+    keeps b1 constant (no schedule).
+
+    Args:
+      b1: the decay of the first moment, in [0, 1).
+      momentum_decay: psi, how fast b1_t rises from about b1 / 2 towards b1, >= 0.
+
+    Returns:
+      An accumulator with state ``NadamMomentumState(count, mu, b1_product)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.chain(gradtx.scale_by_nadam_momentum(0.9),
+      ...                    gradtx.scale_by_rms(0.999, 1e-8, bias_correction=True))
+      >>> updates, state = opt.update(jnp.array([1.0, -2.0]), opt.init(jnp.zeros(2)))
+      >>> updates
+      Array([ 1.056445, -1.056445], dtype=float32)
+
+    Reference: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+    workshop.
+    """
+    owner = "scale_by_nadam_momentum"
+    check_range(owner, "b1", b1, 0, 1, high_open=True)
+    check_range(owner, "momentum_decay", momentum_decay, 0)
+
+    def schedule(t):
+        return b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+
+    def init(params):
+        return NadamMomentumState(count=new_count(), mu=zeros_like_tree(params),
+                                  b1_product=jnp.ones((), _widest_real_dtype(params)))
+
+    def update(updates, state, params):
+        moment_state(owner, state, NadamMomentumState, updates, state.mu)
+        count = increment(state.count)
+        t = count.astype(state.b1_product.dtype)
+        b1_t, b1_next = schedule(t), schedule(t + 1)
+        product = state.b1_product * b1_t
+        product_next = product * b1_next
+        new_mu = jax.tree.map(_moment(b1, ema=True), state.mu, updates)
+
+        def nesterov(m, g):
+            cd = compute_dtype(m.dtype, g.dtype)
+            real = jnp.real(jnp.zeros((), cd)).dtype
+            c_g = ((1 - b1_t) / (1 - product)).astype(real)
+            c_m = (b1_next / (1 - product_next)).astype(real)
+            return (c_g * g.astype(cd) + c_m * m).astype(g.dtype)
+
+        out = jax.tree.map(nesterov, new_mu, updates)
+        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
+        return out, NadamMomentumState(count=count, mu=stored, b1_product=product)
+
+    return transform(owner, init, update, role="accumulator",
+                     hyperparams={"b1": b1, "momentum_decay": momentum_decay})

@@ -75,8 +75,8 @@ def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: 
     gradient; ``momentum`` accumulates the scaled gradient before the learning
     rate (PyTorch's order; optax applies the learning rate first, which
     differs only under a schedule).  Defaults are optax's: decay 0.9, eps
-    under the root; PyTorch uses alpha=0.99 and eps outside the root, Keras
-    rho=0.9 and eps=1e-7 outside (``eps_in_sqrt=False``).
+    under the root; PyTorch uses alpha=0.99 and eps outside the root
+    (``eps_in_sqrt=False``), Keras rho=0.9 and eps=1e-7 under the root.
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.

@@ -63,3 +63,44 @@ def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
 
     return transform("scale_by_learning_rate", init, update,
                      hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign})
+
+
+def scale_by_schedule(step_size_fn):
+    """Multiply the update by a schedule: u_t = s(t) * g_t, with t = 0 at the first step.
+
+    Use it for step-dependent factors that are not a learning rate: Keras's
+    Adam correction sqrt(1 - b2^(t+1)), or PyTorch's undamped first momentum
+    step.  It keeps the gradient's direction for s(t) > 0; the sign flips in
+    ``scale_by_learning_rate`` only.
+
+    Args:
+      step_size_fn: s, a function ``step -> factor`` evaluated at the step
+        count t = 0, 1, 2, ... (an int32 scalar).
+
+    Returns:
+      A transform whose state counts steps.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> halve_after_first = gradtx.scale_by_schedule(lambda t: jnp.where(t == 0, 1.0, 0.5))
+      >>> state = halve_after_first.init(jnp.zeros(2))
+      >>> u, state = halve_after_first.update(jnp.array([2.0, 4.0]), state)
+      >>> u, state = halve_after_first.update(jnp.array([2.0, 4.0]), state)
+      >>> u
+      Array([1., 2.], dtype=float32)
+    """
+    owner = "scale_by_schedule"
+    if not callable(step_size_fn):
+        raise TypeError(f"{owner}: step_size_fn must be a function step -> factor, "
+                        f"got {step_size_fn!r}")
+
+    def init(params):
+        return ScheduleState(count=new_count())
+
+    def update(updates, state, params):
+        check_state(owner, state, ScheduleState)
+        factor = step_size_fn(state.count)
+        out = jax.tree.map(lambda u: _scaled(u, factor), updates)
+        return out, ScheduleState(count=increment(state.count))
+
+    return transform(owner, init, update, hyperparams={"step_size_fn": step_size_fn})

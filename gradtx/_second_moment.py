@@ -320,3 +320,70 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
                      hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
                                   "bias_correction": bias_correction,
                                   "max_before_correction": max_before_correction})
+
+
+def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
+    """RAdam's rectified RMS scaling: precondition once the adaptive step's variance is finite.
+
+    v_t = decay * v_{t-1} + (1 - decay) * g_t^2,
+    rho_inf = 2 / (1 - decay) - 1,   rho_t = rho_inf - 2 t decay^t / (1 - decay^t),
+    r_t = sqrt((rho_t - 4) (rho_t - 2) rho_inf / ((rho_inf - 4) (rho_inf - 2) rho_t)),
+    u_t = r_t * sqrt(1 - decay^t) / (sqrt(v_t) + eps) * u_t   where rho_t > threshold,
+    u_t = u_t (no preconditioning)                            otherwise,
+
+    with t = 1 at the first step.  Placed after ``scale_by_momentum(b1,
+    ema=True)`` and ``bias_correction(b1)`` this is RAdam.  eps is added to
+    the root of the uncorrected v_t, as PyTorch's ``RAdam`` does; optax's
+    ``scale_by_radam`` adds it to the root of v_t / (1 - decay^t).
+
+    Args:
+      decay: the decay of the second moment (Adam's b2), in [0, 1).
+      eps: added to the root, >= 0.
+      threshold: precondition only when rho_t exceeds it, >= 4 (the
+        rectification is undefined below 4); the paper and PyTorch use 5.
+
+    Returns:
+      A preconditioner with state ``RmsState(count, nu)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> radam = gradtx.scale_by_rectified_rms(0.999)
+      >>> u, state = radam.update(jnp.array([3.0, -0.5]), radam.init(jnp.zeros(2)))
+      >>> u  # rho_1 = 1: the first steps are not preconditioned
+      Array([ 3. , -0.5], dtype=float32)
+
+    Reference: Liu, Jiang, He, Chen, Liu, Gao, Han, "On the Variance of the
+    Adaptive Learning Rate and Beyond", ICLR 2020, arXiv:1908.03265.
+    """
+    owner = "scale_by_rectified_rms"
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+    check_range(owner, "threshold", threshold, 4)
+    rho_inf = 2 / (1 - decay) - 1
+
+    def init(params):
+        return RmsState(count=new_count(), nu=zeros_like_tree(params, real=True))
+
+    def rectify(u, v, count):
+        cd = compute_dtype(u.dtype)
+        real = _real_dtype(u.dtype)
+        t = count.astype(real)
+        decay_t = jnp.asarray(decay, real) ** t
+        correction = 1 - decay_t
+        rho_t = rho_inf - 2 * t * decay_t / correction
+        on = rho_t > threshold
+        ratio = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                 / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+        r_t = jnp.sqrt(jnp.where(on, ratio, 1))
+        scaled = u.astype(cd) * (r_t * jnp.sqrt(correction) / (jnp.sqrt(v.astype(real)) + eps))
+        return jnp.where(on, scaled, u.astype(cd)).astype(u.dtype)
+
+    def update(updates, gradient, state, params):
+        moment_state(owner, state, RmsState, updates, state.nu)
+        count = increment(state.count)
+        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        out = jax.tree.map(lambda u, v: rectify(u, v, count), updates, nu)
+        return out, RmsState(count=count, nu=_store(nu, state.nu))
+
+    return transform(owner, init, update, role="preconditioner",
+                     hyperparams={"decay": decay, "eps": eps, "threshold": threshold})

@@ -1,0 +1,491 @@
+"""Keras 3 presets: ``keras.optimizers`` and their schedules as gradtx recipes.
+
+Each optimizer here takes the arguments of the Keras 3 class of the same
+name, with Keras's defaults, and returns an ordinary gradtx optimizer: a
+``chain`` of public transforms whose parameter trajectory equals Keras's
+(JAX backend) to round-off (tests/test_presets_keras.py runs both side by
+side).  This module does not import keras::
+
+    keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004)
+    gradtx.presets.keras.adamw(learning_rate=1e-3, weight_decay=0.004)
+
+Conventions Keras applies and the recipes reproduce: Adam and AdamW add
+epsilon to the root of the *uncorrected* second moment and fold
+sqrt(1 - b2^t) into the step ("epsilon hat", Kingma & Ba section 2);
+RMSprop and Adagrad put epsilon under the root; SGD and RMSprop accumulate
+momentum *after* the learning rate (m_t = momentum * m_{t-1} - lr_t g_t);
+``weight_decay`` is decoupled for every optimizer, p <- p - lr * wd * p,
+applied before the step.
+
+Not modelled: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (put a gradtx
+clipping transform in front), ``use_ema``, ``loss_scale_factor``,
+``gradient_accumulation_steps`` and ``exclude_from_weight_decay``.
+
+Schedules and step counting
+---------------------------
+Keras evaluates a ``LearningRateSchedule`` at ``optimizer.iterations``, the
+number of updates applied so far (0 at the first, once per batch under
+``model.fit``).  That is gradtx's step count, so the schedule functions
+below take the same step t = 0, 1, 2, ... and can be passed as
+``learning_rate`` unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+
+from .._base import check_learning_rate, check_range
+from .._momentum import (bias_correction, scale_by_momentum, scale_by_nadam_momentum,
+                         scale_by_nesterov_momentum)
+from .._scaling import scale_by_learning_rate, scale_by_schedule
+from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
+                              scale_by_rms, scale_by_rss)
+from .._weight_decay import add_decayed_weights
+from ._common import as_float, named, recipe, value_at
+
+__all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam",
+           "exponential_decay", "piecewise_constant_decay", "cosine_decay",
+           "inverse_time_decay"]
+
+
+# ----------------------------------------------------------------------------
+# Pieces shared by the recipes.
+
+def _check_common(owner, learning_rate, weight_decay, epsilon=None):
+    check_learning_rate(owner, learning_rate)
+    if weight_decay is not None:
+        check_range(owner, "weight_decay", weight_decay, 0)
+    if epsilon is not None:
+        check_range(owner, "epsilon", epsilon, 0)
+
+
+def _decay(weight_decay):
+    """Keras's decoupled decay, placed just before the learning rate: + wd * p."""
+    return add_decayed_weights(weight_decay) if weight_decay else None
+
+
+def _decay_after_learning_rate(weight_decay, learning_rate):
+    """The same decay for recipes whose learning rate comes first: - lr(t) * wd * p.
+
+    SGD and RMSprop with momentum scale by the learning rate before the
+    momentum, so the decay joins the update after the sign flip and carries
+    the learning rate and the sign itself.
+    """
+    if not weight_decay:
+        return None
+    return add_decayed_weights(named(lambda t: -weight_decay * value_at(learning_rate, t),
+                                     "minus_learning_rate_times_weight_decay"))
+
+
+def _check_betas(owner, beta_1, beta_2):
+    check_range(owner, "beta_1", beta_1, 0, 1, high_open=True)
+    check_range(owner, "beta_2", beta_2, 0, 1, high_open=True)
+
+
+# ----------------------------------------------------------------------------
+# Optimizers.
+
+def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
+    """``keras.optimizers.SGD``: m_t = momentum * m_{t-1} - lr_t * g_t, p_t = p_{t-1} + m_t.
+
+    With ``nesterov`` p_t = p_{t-1} + momentum * m_t - lr_t * g_t.  The
+    learning rate is inside the momentum (PyTorch multiplies the buffer by
+    it), which matters when it follows a schedule.  Without momentum,
+    p_t = p_{t-1} - lr_t * g_t.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule ``step -> lr``.
+      momentum: the momentum factor, in [0, 1).
+      nesterov: Nesterov momentum (ignored without momentum, as in Keras).
+      weight_decay: None or a decoupled decay coefficient, >= 0.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.sgd(learning_rate=0.1, momentum=0.9)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([1.0, 1.0])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.9, -2.1], dtype=float32)
+    """
+    owner = "keras.sgd"
+    _check_common(owner, learning_rate, weight_decay)
+    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
+    hyperparams = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov,
+                   "weight_decay": weight_decay}
+    if momentum == 0:
+        return recipe(owner, hyperparams,
+                      _decay(weight_decay),
+                      scale_by_learning_rate(learning_rate))
+    return recipe(owner, hyperparams,
+                  scale_by_learning_rate(learning_rate),
+                  (scale_by_nesterov_momentum if nesterov else scale_by_momentum)(momentum),
+                  _decay_after_learning_rate(weight_decay, learning_rate))
+
+
+def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+         weight_decay=None):
+    """``keras.optimizers.Adam``: p_t = p_{t-1} - lr sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + epsilon).
+
+    epsilon is added to the root of the uncorrected v_t ("epsilon hat"),
+    equivalent to Adam with eps_t = epsilon / sqrt(1 - b2^t); PyTorch and
+    optax add eps after the correction.  With ``amsgrad`` v_t is replaced by
+    its running maximum.  The recipe is Adam's with an uncorrected
+    ``scale_by_rms`` and a ``scale_by_schedule`` of sqrt(1 - b2^t).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      beta_1, beta_2: the decays of the moments, in [0, 1).
+      epsilon: added to the root, >= 0.
+      amsgrad: divide by the root of the largest v_t so far.
+      weight_decay: None or a decoupled decay coefficient, >= 0.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.adam(learning_rate=0.1, epsilon=0.0)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.9000007, -1.9000007], dtype=float32)
+    """
+    return _adam("keras.adam", learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+
+
+def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+          amsgrad=False):
+    """``keras.optimizers.AdamW``: Keras's Adam with decoupled decay, p <- p - lr * wd * p.
+
+    Keras's default weight_decay is 0.004 (PyTorch's 0.01, optax's 1e-4).
+
+    Args:
+      learning_rate, beta_1, beta_2, epsilon, amsgrad: as in ``adam``.
+      weight_decay: wd, >= 0 (required, as in Keras).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.adamw(learning_rate=0.1, weight_decay=0.5, epsilon=0.0)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]  # 0.1 * (1 + 0.5 * p) off each
+      Array([ 0.8500007, -1.8000007], dtype=float32)
+    """
+    if weight_decay is None:
+        raise ValueError("keras.adamw: weight_decay must be a number >= 0, got None")
+    return _adam("keras.adamw", learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+
+
+def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
+    _check_common(owner, learning_rate, weight_decay, epsilon)
+    _check_betas(owner, beta_1, beta_2)
+    hyperparams = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
+                   "epsilon": epsilon, "amsgrad": amsgrad, "weight_decay": weight_decay}
+    if amsgrad:
+        rms = scale_by_max_rms(beta_2, epsilon, bias_correction=False)
+    else:
+        rms = scale_by_rms(beta_2, epsilon)
+    epsilon_hat = named(lambda t: jnp.sqrt(1 - beta_2 ** (as_float(t) + 1)),
+                        "sqrt_one_minus_beta_2_power")
+    return recipe(owner, hyperparams,
+                  scale_by_momentum(beta_1, ema=True),
+                  bias_correction(beta_1),
+                  rms,
+                  scale_by_schedule(epsilon_hat),
+                  _decay(weight_decay),
+                  scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+            weight_decay=None):
+    """``keras.optimizers.RMSprop``: p_t = p_{t-1} - m_t, m_t = momentum * m_{t-1} + lr_t g_t / sqrt(v_t + epsilon).
+
+    v_t = rho * v_{t-1} + (1 - rho) * g_t^2 with epsilon under the root
+    (PyTorch: alpha=0.99 and eps outside); ``centered`` uses
+    v_t - mean(g)_t^2 + epsilon.  The momentum accumulates after the
+    learning rate; without momentum the step is lr_t g_t / sqrt(v_t + epsilon).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      rho: the decay of the averages, in [0, 1).
+      momentum: the momentum factor, in [0, 1).
+      epsilon: under the root, >= 0.
+      centered: divide by the estimated standard deviation of g.
+      weight_decay: None or a decoupled decay coefficient, >= 0.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.rmsprop(learning_rate=0.01, rho=0.75, epsilon=0.0)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]  # g / sqrt(0.25 g^2) = 2 sign(g)
+      Array([ 0.98, -1.98], dtype=float32)
+    """
+    owner = "keras.rmsprop"
+    _check_common(owner, learning_rate, weight_decay, epsilon)
+    check_range(owner, "rho", rho, 0, 1, high_open=True)
+    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
+    hyperparams = {"learning_rate": learning_rate, "rho": rho, "momentum": momentum,
+                   "epsilon": epsilon, "centered": centered, "weight_decay": weight_decay}
+    rms = (scale_by_centered_rms if centered else scale_by_rms)(rho, 0.0, eps_root=epsilon)
+    if momentum == 0:
+        return recipe(owner, hyperparams,
+                      rms,
+                      _decay(weight_decay),
+                      scale_by_learning_rate(learning_rate))
+    return recipe(owner, hyperparams,
+                  rms,
+                  scale_by_learning_rate(learning_rate),
+                  scale_by_momentum(momentum),
+                  _decay_after_learning_rate(weight_decay, learning_rate))
+
+
+def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None):
+    """``keras.optimizers.Adagrad``: p_t = p_{t-1} - lr_t g_t / sqrt(s_t + epsilon), s_t = s_{t-1} + g_t^2.
+
+    s_0 = initial_accumulator_value (0.1) and epsilon under the root, as
+    optax; PyTorch starts from 0 with eps outside the root.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      initial_accumulator_value: s_0, >= 0.
+      epsilon: under the root, >= 0.
+      weight_decay: None or a decoupled decay coefficient, >= 0.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.adagrad(learning_rate=0.1, initial_accumulator_value=0.0,
+      ...                                    epsilon=0.0)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([2.0, -4.0])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.9, -1.9], dtype=float32)
+    """
+    owner = "keras.adagrad"
+    _check_common(owner, learning_rate, weight_decay, epsilon)
+    check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
+    hyperparams = {"learning_rate": learning_rate,
+                   "initial_accumulator_value": initial_accumulator_value, "epsilon": epsilon,
+                   "weight_decay": weight_decay}
+    return recipe(owner, hyperparams,
+                  scale_by_rss(initial_accumulator_value, 0.0, eps_root=epsilon),
+                  _decay(weight_decay),
+                  scale_by_learning_rate(learning_rate))
+
+
+def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
+    """``keras.optimizers.Adadelta``: p_t = p_{t-1} - lr_t sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) g_t.
+
+    Keras's defaults are lr=0.001, rho=0.95, epsilon=1e-7; Zeiler's and
+    PyTorch's are lr=1.0, rho=0.9, eps=1e-6.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      rho: the decay of both averages, in [0, 1).
+      epsilon: under both roots, > 0.
+      weight_decay: None or a decoupled decay coefficient, >= 0.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.adadelta(learning_rate=1.0, rho=0.0, epsilon=1.0)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([0.75, -0.75])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]  # sqrt(1) / sqrt(0.75^2 + 1) * 0.75 = 0.6
+      Array([ 0.39999998, -1.4       ], dtype=float32)
+    """
+    owner = "keras.adadelta"
+    _check_common(owner, learning_rate, weight_decay)
+    check_range(owner, "rho", rho, 0, 1, high_open=True)
+    check_range(owner, "epsilon", epsilon, 0, low_open=True)
+    hyperparams = {"learning_rate": learning_rate, "rho": rho, "epsilon": epsilon,
+                   "weight_decay": weight_decay}
+    return recipe(owner, hyperparams,
+                  scale_by_adadelta(rho, epsilon),
+                  _decay(weight_decay),
+                  scale_by_learning_rate(learning_rate))
+
+
+def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None):
+    """``keras.optimizers.Nadam``: NAdam with the momentum schedule b1 (1 - 0.5 * 0.96^t).
+
+    The recipe is PyTorch's NAdam with momentum_decay = 1 (PyTorch's 0.004
+    warms up far more slowly): see ``gradtx.scale_by_nadam_momentum``.
+    epsilon is added to the root of the bias-corrected v_t.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      beta_1, beta_2: the decays of the moments, in [0, 1).
+      epsilon: added to the root, >= 0.
+      weight_decay: None or a decoupled decay coefficient, >= 0.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.keras.nadam(learning_rate=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> updates["w"]  # the first step is larger than lr: the look-ahead adds b1_2 m_1
+      Array([-0.1062781 ,  0.10627806], dtype=float32)
+    """
+    owner = "keras.nadam"
+    _check_common(owner, learning_rate, weight_decay, epsilon)
+    _check_betas(owner, beta_1, beta_2)
+    hyperparams = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
+                   "epsilon": epsilon, "weight_decay": weight_decay}
+    return recipe(owner, hyperparams,
+                  scale_by_nadam_momentum(beta_1, momentum_decay=1.0),
+                  scale_by_rms(beta_2, epsilon, bias_correction=True),
+                  _decay(weight_decay),
+                  scale_by_learning_rate(learning_rate))
+
+
+# ----------------------------------------------------------------------------
+# Schedules: functions of the optimizer step t = optimizer.iterations.
+
+def _check_decay_steps(owner, decay_steps):
+    check_range(owner, "decay_steps", decay_steps, 0, low_open=True)
+
+
+def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                      name="ExponentialDecay"):
+    """``keras.optimizers.schedules.ExponentialDecay``: lr_t = lr_0 * decay_rate^(t / decay_steps).
+
+    With ``staircase`` the exponent is floor(t / decay_steps).
+
+    Args:
+      initial_learning_rate: lr_0.
+      decay_steps: steps per decay by decay_rate, > 0.
+      decay_rate: the decay factor.
+      staircase: decay in discrete intervals.
+      name: Keras's name for the op; ignored.
+
+    Returns:
+      A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
+
+    Example:
+      >>> import gradtx
+      >>> schedule = gradtx.presets.keras.exponential_decay(1.0, 2, 0.25, staircase=True)
+      >>> [float(schedule(t)) for t in (0, 1, 2, 5)]
+      [1.0, 1.0, 0.25, 0.0625]
+    """
+    _check_decay_steps("keras.exponential_decay", decay_steps)
+
+    def schedule(t):
+        p = as_float(t) / decay_steps
+        if staircase:
+            p = jnp.floor(p)
+        return initial_learning_rate * decay_rate ** p
+
+    return named(schedule, "exponential_decay")
+
+
+def piecewise_constant_decay(boundaries, values, name="PiecewiseConstant"):
+    """``keras.optimizers.schedules.PiecewiseConstantDecay``: values[i] while boundaries[i-1] < t <= boundaries[i].
+
+    values[0] for t <= boundaries[0], values[-1] for t > boundaries[-1].
+
+    Args:
+      boundaries: increasing step numbers.
+      values: one more value than boundaries.
+      name: Keras's name for the op; ignored.
+
+    Returns:
+      A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
+
+    Example:
+      >>> import gradtx
+      >>> schedule = gradtx.presets.keras.piecewise_constant_decay([2, 4], [1.0, 0.5, 0.25])
+      >>> [float(schedule(t)) for t in (0, 2, 3, 4, 5)]
+      [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+    owner = "keras.piecewise_constant_decay"
+    boundaries, values = list(boundaries), list(values)
+    if len(boundaries) != len(values) - 1:
+        raise ValueError(f"{owner}: values must have one more entry than boundaries, got "
+                         f"{len(boundaries)} boundaries and {len(values)} values")
+    if sorted(boundaries) != boundaries or len(set(boundaries)) != len(boundaries):
+        raise ValueError(f"{owner}: boundaries must be strictly increasing, got {boundaries}")
+
+    def schedule(t):
+        step = as_float(t)
+        value = jnp.asarray(values[-1], step.dtype)
+        for boundary, v in reversed(list(zip(boundaries, values[:-1]))):
+            value = jnp.where(step <= boundary, v, value)
+        return value
+
+    return named(schedule, "piecewise_constant_decay")
+
+
+def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+    """``keras.optimizers.schedules.CosineDecay``: linear warmup, then cosine decay to alpha * peak.
+
+    Without warmup, lr_t = lr_0 ((1 - alpha) c(min(t, decay_steps)) + alpha),
+    c(s) = (1 + cos(pi s / decay_steps)) / 2.  With ``warmup_target`` the rate
+    first rises linearly from lr_0 to warmup_target over warmup_steps, then
+    decays from warmup_target the same way over the next decay_steps.
+
+    Args:
+      initial_learning_rate: lr_0.
+      decay_steps: steps of the cosine decay, > 0.
+      alpha: the final rate as a fraction of the peak.
+      name: Keras's name for the op; ignored.
+      warmup_target: None (no warmup) or the rate reached after the warmup.
+      warmup_steps: steps of the warmup.
+
+    Returns:
+      A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
+
+    Example:
+      >>> import gradtx
+      >>> schedule = gradtx.presets.keras.cosine_decay(0.0, 2, warmup_target=1.0, warmup_steps=2)
+      >>> [round(float(schedule(t)), 6) for t in (0, 1, 2, 3, 4, 9)]
+      [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+    """
+    _check_decay_steps("keras.cosine_decay", decay_steps)
+
+    def decayed(step, peak):
+        cosine = 0.5 * (1.0 + jnp.cos(math.pi * (step / decay_steps)))
+        return peak * ((1 - alpha) * cosine + alpha)
+
+    def schedule(t):
+        step = as_float(t)
+        if warmup_target is None:
+            return decayed(jnp.minimum(step, decay_steps), initial_learning_rate)
+        step = jnp.minimum(step, decay_steps + warmup_steps)
+        warm = ((warmup_target - initial_learning_rate) * (step / warmup_steps)
+                + initial_learning_rate)
+        return jnp.where(step < warmup_steps, warm, decayed(step - warmup_steps, warmup_target))
+
+    return named(schedule, "cosine_decay")
+
+
+def inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                       name="InverseTimeDecay"):
+    """``keras.optimizers.schedules.InverseTimeDecay``: lr_t = lr_0 / (1 + decay_rate * t / decay_steps).
+
+    With ``staircase`` t / decay_steps is floored.
+
+    Args:
+      initial_learning_rate: lr_0.
+      decay_steps: the time scale of the decay, > 0.
+      decay_rate: the decay rate.
+      staircase: decay in discrete intervals.
+      name: Keras's name for the op; ignored.
+
+    Returns:
+      A schedule ``t -> lr`` of the optimizer step t = 0, 1, 2, ...
+
+    Example:
+      >>> import gradtx
+      >>> schedule = gradtx.presets.keras.inverse_time_decay(1.0, 2, 1.0)
+      >>> [float(schedule(t)) for t in (0, 2, 6)]
+      [1.0, 0.5, 0.25]
+    """
+    _check_decay_steps("keras.inverse_time_decay", decay_steps)
+
+    def schedule(t):
+        p = as_float(t) / decay_steps
+        if staircase:
+            p = jnp.floor(p)
+        return initial_learning_rate / (1 + decay_rate * p)
+
+    return named(schedule, "inverse_time_decay")

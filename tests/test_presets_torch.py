@@ -1,0 +1,251 @@
+"""gradtx.presets.torch reproduces torch.optim and its schedulers number for number.
+
+Each case runs the preset and the real PyTorch optimizer side by side for
+110 steps on three problems (tests/_porting_problems.py), both in float64,
+each computing its gradients from its own parameters (JAX autodiff for
+gradtx, torch autograd for PyTorch), and compares every parameter at every
+step to 1e-6 relative.  The presets take PyTorch's argument names, so each
+case passes the very same keywords to both.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import gradtx
+from gradtx.presets import torch as pt
+
+from _porting_problems import CONST, LEAVES, STEPS, TREEDEF, assert_same_trajectory, \
+    gradtx_trajectory, loss
+
+RTOL = 1e-6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _float64_everywhere():
+    """float64 in both frameworks for this module only (torch's scalar state included)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with jax.enable_x64(True):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sign=1.0,
+                     steps=STEPS):
+    """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch."""
+    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
+    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
+    optimizer = make_optimizer(leaves)
+    scheduler = make_scheduler(optimizer) if make_scheduler else None
+    trajectory = []
+    for t in range(steps):
+        optimizer.zero_grad()
+        (sign * loss(TREEDEF.unflatten(leaves), const, torch.tanh)).backward()
+        optimizer.step()
+        if scheduler is not None and (t + 1) % steps_per_epoch == 0:
+            scheduler.step()
+        trajectory.append([leaf.detach().numpy().copy() for leaf in leaves])
+    return [np.stack(steps_of_leaf) for steps_of_leaf in zip(*trajectory)]
+
+
+# (torch.optim class, preset, keywords given to both).  Learning rates keep
+# every problem in its stable regime, so round-off is not amplified.
+OPTIMIZER_CASES = [
+    ("SGD", pt.sgd, dict(lr=1e-3)),
+    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9)),
+    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9, dampening=0.5, weight_decay=1e-2)),
+    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9, nesterov=True, weight_decay=1e-2)),
+    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.5, dampening=0.1, maximize=True)),
+    ("Adam", pt.adam, dict(lr=1e-2)),
+    ("Adam", pt.adam, dict(lr=1e-2, betas=(0.8, 0.99), amsgrad=True)),
+    ("Adam", pt.adam, dict(lr=1e-2, weight_decay=0.1, eps=1e-6)),
+    ("Adam", pt.adam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True,
+                           maximize=True)),
+    ("AdamW", pt.adamw, dict(lr=1e-2)),
+    ("AdamW", pt.adamw, dict(lr=1e-2, betas=(0.85, 0.995), weight_decay=0.1, amsgrad=True)),
+    ("RMSprop", pt.rmsprop, dict(lr=1e-3)),
+    ("RMSprop", pt.rmsprop, dict(lr=1e-3, alpha=0.9, centered=True)),
+    ("RMSprop", pt.rmsprop, dict(lr=1e-3, eps=1e-6, weight_decay=1e-2, momentum=0.9)),
+    ("RMSprop", pt.rmsprop, dict(lr=1e-3, momentum=0.5, centered=True, maximize=True)),
+    ("Adagrad", pt.adagrad, dict(lr=0.1)),
+    ("Adagrad", pt.adagrad, dict(lr=0.1, lr_decay=1e-2, initial_accumulator_value=0.1, eps=1e-8)),
+    ("Adagrad", pt.adagrad, dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    ("Adadelta", pt.adadelta, dict()),
+    ("Adadelta", pt.adadelta, dict(lr=0.5, rho=0.95, eps=1e-5, weight_decay=0.1)),
+    ("NAdam", pt.nadam, dict(lr=1e-2)),
+    ("NAdam", pt.nadam, dict(lr=1e-2, momentum_decay=1e-2, weight_decay=0.1)),
+    ("NAdam", pt.nadam, dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1,
+                             decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", pt.radam, dict(lr=1e-2)),
+    ("RAdam", pt.radam, dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)),
+    ("RAdam", pt.radam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
+                             maximize=True)),
+]
+
+
+def _case_id(case):
+    name, _, kwargs = case
+    return name + "(" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + ")"
+
+
+@pytest.mark.parametrize("case", OPTIMIZER_CASES, ids=[_case_id(c) for c in OPTIMIZER_CASES])
+def test_torch_preset_trajectory_matches_torch_optim(case):
+    name, preset, kwargs = case
+    # maximize=True runs on the negated loss, so both still descend it.
+    sign = -1.0 if kwargs.get("maximize") else 1.0
+    theirs = torch_trajectory(lambda ps: getattr(torch.optim, name)(ps, **kwargs), sign=sign)
+    ours = gradtx_trajectory(preset(**kwargs), sign=sign)
+    assert_same_trajectory(ours, theirs, RTOL)
+
+
+# (torch.optim class, preset, optimizer keywords, scheduler class, preset
+# schedule, scheduler keywords, optimizer steps per scheduler.step()).
+LRS = torch.optim.lr_scheduler
+SCHEDULER_CASES = [
+    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9), LRS.StepLR, pt.step_lr,
+     dict(step_size=3, gamma=0.5), 10),
+    ("Adam", pt.adam, dict(lr=1e-2), LRS.CosineAnnealingLR, pt.cosine_annealing_lr,
+     dict(T_max=50, eta_min=1e-4), 1),
+    ("AdamW", pt.adamw, dict(lr=1e-2, weight_decay=0.1), LRS.OneCycleLR, pt.one_cycle_lr,
+     dict(max_lr=2e-2, total_steps=STEPS + 10, cycle_momentum=False), 1),
+    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9), LRS.OneCycleLR, pt.one_cycle_lr,
+     dict(max_lr=2e-3, total_steps=STEPS, anneal_strategy="linear", three_phase=True,
+          cycle_momentum=False), 1),
+    ("RMSprop", pt.rmsprop, dict(lr=1e-3, momentum=0.9), LRS.ExponentialLR, pt.exponential_lr,
+     dict(gamma=0.9), 5),
+    ("Adam", pt.adam, dict(lr=1e-2), LRS.LinearLR, pt.linear_lr,
+     dict(start_factor=0.1, total_iters=20), 1),
+    ("Adagrad", pt.adagrad, dict(lr=0.1, lr_decay=1e-2), LRS.StepLR, pt.step_lr,
+     dict(step_size=1, gamma=0.8), 20),
+]
+
+
+def _uses_optimizer_lr(preset_schedule):
+    return preset_schedule is not pt.one_cycle_lr
+
+
+@pytest.mark.parametrize("case", SCHEDULER_CASES,
+                         ids=[f"{c[0]}+{c[3].__name__}" for c in SCHEDULER_CASES])
+def test_torch_preset_with_scheduler_matches_torch_optim(case):
+    name, preset, kwargs, scheduler, schedule, sched_kwargs, steps_per_epoch = case
+    theirs = torch_trajectory(lambda ps: getattr(torch.optim, name)(ps, **kwargs),
+                              lambda opt: scheduler(opt, **sched_kwargs), steps_per_epoch)
+    if _uses_optimizer_lr(schedule):
+        lr = schedule(kwargs["lr"], **sched_kwargs, steps_per_epoch=steps_per_epoch)
+    else:
+        lr = schedule(**sched_kwargs)
+    ours = gradtx_trajectory(preset(**{**kwargs, "lr": lr}))
+    assert_same_trajectory(ours, theirs, RTOL)
+
+
+SCHEDULE_VALUE_CASES = [
+    (LRS.StepLR, pt.step_lr, dict(step_size=7, gamma=0.3), 1),
+    (LRS.StepLR, pt.step_lr, dict(step_size=2), 4),
+    (LRS.ExponentialLR, pt.exponential_lr, dict(gamma=0.97), 3),
+    (LRS.CosineAnnealingLR, pt.cosine_annealing_lr, dict(T_max=40), 1),
+    (LRS.CosineAnnealingLR, pt.cosine_annealing_lr, dict(T_max=15, eta_min=0.02), 2),
+    (LRS.LinearLR, pt.linear_lr, dict(), 1),
+    (LRS.LinearLR, pt.linear_lr, dict(start_factor=0.9, end_factor=0.2, total_iters=30), 2),
+    (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, total_steps=200, cycle_momentum=False), 1),
+    (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, epochs=4, steps_per_epoch=30,
+                                           pct_start=0.25, div_factor=10.0,
+                                           final_div_factor=100.0, three_phase=True,
+                                           cycle_momentum=False), 1),
+    (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, total_steps=150, anneal_strategy="linear",
+                                           cycle_momentum=False), 1),
+]
+
+
+@pytest.mark.parametrize("case", SCHEDULE_VALUE_CASES,
+                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)])
+def test_torch_schedule_matches_scheduler_at_every_optimizer_step(case):
+    scheduler, schedule, kwargs, steps_per_epoch = case
+    param = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([param], lr=0.5)
+    torch_scheduler = scheduler(optimizer, **kwargs)
+    steps = 200 if "max_lr" not in kwargs else torch_scheduler.total_steps
+    theirs = []
+    for t in range(steps):
+        theirs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if (t + 1) % steps_per_epoch == 0:
+            torch_scheduler.step()
+    if _uses_optimizer_lr(schedule):
+        fn = schedule(0.5, **kwargs, steps_per_epoch=steps_per_epoch)
+    else:
+        fn = schedule(**kwargs)
+    ours = np.asarray(jax.vmap(fn)(jnp.arange(steps, dtype=jnp.int32)))
+    np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------
+# Arguments are checked as PyTorch checks them, with gradtx's messages.
+
+def test_torch_sgd_with_nesterov_and_dampening_raises():
+    with pytest.raises(ValueError, match="torch.sgd: nesterov=True needs momentum > 0 and "
+                                         "dampening = 0"):
+        pt.sgd(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
+
+
+def test_torch_adam_with_bad_betas_raises():
+    with pytest.raises(ValueError, match=r"torch.adam: betas\[1\] must be in \[0, 1\)"):
+        pt.adam(betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="torch.nadam: betas must be a pair"):
+        pt.nadam(betas=0.9)
+
+
+def test_torch_one_cycle_lr_with_cycle_momentum_raises():
+    with pytest.raises(ValueError, match="cycle_momentum=True .* pass cycle_momentum=False"):
+        pt.one_cycle_lr(0.1, total_steps=10)
+
+
+def test_torch_step_lr_with_bad_steps_per_epoch_raises():
+    with pytest.raises(ValueError, match="torch.step_lr: steps_per_epoch must be an int >= 1"):
+        pt.step_lr(0.1, step_size=3, steps_per_epoch=0)
+
+
+def test_torch_preset_is_a_plain_chain_of_public_transforms():
+    opt = pt.sgd(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=1e-4, maximize=True)
+    assert [part.name for part in opt.parts] == [
+        "scale", "add_decayed_weights", "scale_by_schedule", "scale_by_momentum",
+        "scale_by_learning_rate"]
+    assert opt.name == "torch.sgd" and opt.hyperparams["dampening"] == 0.5
+
+
+# ----------------------------------------------------------------------------
+# The porting example in docs/porting.md runs, and ends where PyTorch ends.
+
+DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "porting.md"
+
+
+def _doc_blocks():
+    text = DOC.read_text()
+    blocks = dict(re.findall(r"<!-- example: (\w+) -->\s*```python\n(.*?)```", text, re.S))
+    assert set(blocks) == {"setup", "torch", "gradtx"}, sorted(blocks)
+    return blocks
+
+
+def test_porting_example_in_docs_matches_pytorch_loop():
+    blocks = _doc_blocks()
+    torch_ns, gradtx_ns = {}, {}
+    exec(blocks["setup"], torch_ns)
+    exec(blocks["torch"], torch_ns)
+    exec(blocks["setup"], gradtx_ns)
+    exec(blocks["gradtx"], gradtx_ns)
+    ours = [np.asarray(gradtx_ns["params"]["w"]), np.asarray(gradtx_ns["params"]["b"])]
+    theirs = [torch_ns["w"].detach().numpy(), torch_ns["b"].detach().numpy()]
+    assert np.abs(theirs[0] - torch_ns["W0"]).max() > 1e-3
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+    assert gradtx_ns["params"]["w"].dtype == jnp.float64
+    assert isinstance(gradtx_ns["opt"], gradtx.GradientTransformation)
