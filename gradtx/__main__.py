@@ -26,7 +26,14 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     compare = commands.add_parser(
         "compare", help="train an MLP on the 8x8 digits with several optimizers and compare them",
-        description=_compare.__doc__.split("\n\n")[1].replace("\n", " "),
+        description=(
+            "Train an MLP on scikit-learn's 8x8 digits (bundled with scikit-learn, no "
+            "download; a fixed train/test split) once per optimizer, from the same "
+            "initialisation and with the same mini-batches, each with one jitted train "
+            "step. Prints a table (final training loss, test accuracy, steps/s, compile "
+            "time) and saves a PNG of the loss and accuracy curves. Momentum and nesterov "
+            "are sgd with momentum 0.9; adamw uses weight_decay=1e-2; the others use "
+            "gradtx's defaults apart from the learning rate."),
         epilog="example: python -m gradtx compare --optimizers sgd,adam --lr adam=3e-3 "
                "--steps 500 --out curves.png")
     _compare.add_arguments(compare)

@@ -28,21 +28,19 @@ import numpy as np
 from . import _optimizers as opt
 from ._base import apply_updates
 
-# name -> (factory of the learning rate, default learning rate, how it is built).
-# The defaults were picked by a small sweep on this task (powers of ~3 around
-# each optimizer's customary value); see docs/main_job.md.
+# name -> (the optimizer for a learning rate, its default learning rate).  The
+# defaults come from a sweep on this task (powers of about 3 around each
+# optimizer's customary value; see docs/main_job.md).
 OPTIMIZERS = {
-    "sgd": (lambda lr: opt.sgd(lr), 0.3, "sgd(lr)"),
-    "momentum": (lambda lr: opt.sgd(lr, momentum=0.9), 0.03, "sgd(lr, momentum=0.9)"),
-    "nesterov": (lambda lr: opt.sgd(lr, momentum=0.9, nesterov=True), 0.03,
-                 "sgd(lr, momentum=0.9, nesterov=True)"),
-    "rmsprop": (lambda lr: opt.rmsprop(lr), 1e-3, "rmsprop(lr)"),
-    "adagrad": (lambda lr: opt.adagrad(lr), 0.1, "adagrad(lr)"),
-    "adadelta": (lambda lr: opt.adadelta(lr), 1.0, "adadelta(lr)"),
-    "adam": (lambda lr: opt.adam(lr), 1e-3, "adam(lr)"),
-    "adamw": (lambda lr: opt.adamw(lr, weight_decay=1e-2), 1e-3,
-              "adamw(lr, weight_decay=1e-2)"),
-    "amsgrad": (lambda lr: opt.amsgrad(lr), 1e-3, "amsgrad(lr)"),
+    "sgd": (lambda lr: opt.sgd(lr), 0.3),
+    "momentum": (lambda lr: opt.sgd(lr, momentum=0.9), 0.03),
+    "nesterov": (lambda lr: opt.sgd(lr, momentum=0.9, nesterov=True), 0.03),
+    "rmsprop": (lambda lr: opt.rmsprop(lr), 1e-3),
+    "adagrad": (lambda lr: opt.adagrad(lr), 0.1),
+    "adadelta": (lambda lr: opt.adadelta(lr), 1.0),
+    "adam": (lambda lr: opt.adam(lr), 1e-3),
+    "adamw": (lambda lr: opt.adamw(lr, weight_decay=1e-2), 1e-3),
+    "amsgrad": (lambda lr: opt.amsgrad(lr), 1e-3),
 }
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta",
                       "adam", "adamw")
@@ -129,7 +127,7 @@ def eval_points(steps, count=60):
 # Training.
 
 def make_train_step(optimizer):
-    """One SGD step of ``optimizer`` on the mini-batch ``batches[i]``."""
+    """One training step of ``optimizer`` on the mini-batch ``batches[i]``."""
     def train_step(params, state, data, i):
         x, y, batches = data
         idx = batches[i]
@@ -177,6 +175,9 @@ def compare(optimizers=DEFAULT_OPTIMIZERS, learning_rates=None, steps=DEFAULT_ST
         and ``close(message)``; ``None`` shows nothing.
     """
     learning_rates = dict(learning_rates or {})
+    unknown = [name for name in [*optimizers, *learning_rates] if name not in OPTIMIZERS]
+    if unknown:
+        raise CompareError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
     x_train, x_test, y_train, y_test = load_data()
     if not 1 <= batch_size <= len(x_train):
         raise CompareError(f"--batch-size must be between 1 and {len(x_train)} "
@@ -273,6 +274,10 @@ def format_table(runs, task):
         lines.append(f"{r.name:<10}{r.learning_rate:>9.3g}{r.train_loss[-1]:>12.4f}"
                      f"{100 * r.test_accuracy[-1]:>9.1f}%{r.steps_per_second:>9,.0f}"
                      f"{r.compile_seconds:>11.2f}")
+    diverged = [r.name for r in runs if not np.isfinite(r.train_loss[-1])]
+    if diverged:
+        lines += ["", f"diverged (loss is not finite): {', '.join(diverged)}; "
+                      f"try a smaller learning rate with --lr NAME=VALUE"]
     return "\n".join(lines)
 
 
@@ -313,11 +318,14 @@ def _positive_int(text):
     return value
 
 
-def _int(text):
+def _seed(text):
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return value
 
 
 def _optimizer_list(text):
@@ -367,7 +375,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training steps per optimizer (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
                         help="mini-batch size (default: %(default)s)")
-    parser.add_argument("--seed", type=_int, default=0,
+    parser.add_argument("--seed", type=_seed, default=0,
                         help="seed of the initial parameters and the batch order; the "
                              "train/test split is fixed (default: %(default)s)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
@@ -385,6 +393,8 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         parser.error(f"--out: directory {out_dir} does not exist")
+    if not os.access(out_dir, os.W_OK):
+        parser.error(f"--out: directory {out_dir} is not writable")
     if not args.out.lower().endswith(".png"):
         parser.error(f"--out must name a .png file, got {args.out!r}")
     try:
@@ -401,6 +411,10 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
     except CompareError as err:
         parser.error(str(err))
     print(format_table(runs, task))
-    save_figure(runs, task, args.out)
+    try:
+        save_figure(runs, task, args.out)
+    except OSError as err:
+        print(f"{parser.prog}: error: could not save {args.out}: {err}", file=sys.stderr)
+        return 1
     print(f"\nsaved the loss and accuracy curves to {args.out}")
     return 0

@@ -57,7 +57,7 @@ def test_compare_runs_share_initialisation_and_batches(monkeypatch):
     # Momentum with coefficient 0 is plain SGD: given the same start and the same
     # batches in the same order, the two runs must produce the same losses.
     monkeypatch.setitem(_compare.OPTIMIZERS, "momentum",
-                        (lambda lr: gradtx.sgd(lr, momentum=0.0), 0.3, "sgd(lr, momentum=0)"))
+                        (lambda lr: gradtx.sgd(lr, momentum=0.0), 0.3))
     sgd, momentum = _compare.compare(["sgd", "momentum"], steps=4, batch_size=16)[0]
     assert sgd.train_loss[0] == momentum.train_loss[0]
     np.testing.assert_allclose(momentum.batch_loss, sgd.batch_loss, rtol=1e-6)
@@ -74,7 +74,8 @@ def test_compare_runs_share_initialisation_and_batches(monkeypatch):
     (["--steps", "0"], "--steps: expected a positive integer"),
     (["--steps", "ten"], "--steps: expected a positive integer"),
     (["--batch-size", "100000", "--steps", "1"], "--batch-size must be between 1 and 1347"),
-    (["--seed", "x"], "--seed: expected an integer"),
+    (["--seed", "x"], "--seed: expected an integer in"),
+    (["--seed", "-1"], "--seed: expected an integer in"),
     (["--out", "no/such/dir/curves.png"], "--out: directory .* does not exist"),
     (["--out", "curves.jpg"], "--out must name a .png file"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
