@@ -1,0 +1,51 @@
+"""The gradtx command line: ``python -m gradtx compare [options]``.
+
+Commands import what they need (scikit-learn, matplotlib) when they run, so
+``import gradtx`` stays free of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``prog: error: message``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv=None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit code."""
+    from . import _compare
+
+    parser = _Parser(prog="python -m gradtx",
+                     description="gradtx: composable gradient transformations for JAX.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    compare = commands.add_parser(
+        "compare", help="train an MLP on the 8x8 digits with several optimizers and compare them",
+        description=(
+            "Train an MLP on scikit-learn's 8x8 digits (bundled with scikit-learn, no "
+            "download; a fixed train/test split) once per optimizer, from the same "
+            "initialisation and with the same mini-batches, each with one jitted train "
+            "step. Prints a table (final training loss, test accuracy, steps/s, compile "
+            "time) and saves a PNG of the loss and accuracy curves. Momentum and nesterov "
+            "are sgd with momentum 0.9; adamw uses weight_decay=1e-2; the others use "
+            "gradtx's defaults apart from the learning rate."),
+        epilog="example: python -m gradtx compare --optimizers sgd,adam --lr adam=3e-3 "
+               "--steps 500 --out curves.png")
+    _compare.add_arguments(compare)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("choose a command: compare")
+    try:
+        return _compare.run_command(args, compare)
+    except KeyboardInterrupt:
+        print(f"\n{compare.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""``python -m gradtx compare``: train one MLP on real data with several optimizers.
+
+The data are scikit-learn's 8x8 handwritten digits (1797 images that ship
+inside scikit-learn, so nothing is downloaded), split once into a fixed
+training and test set.  Every optimizer starts from the same initial
+parameters and sees the same mini-batches in the same order; each gets one
+jax.jit-compiled train step.  The command prints a table (final training loss,
+test accuracy, steps per second, compile time) and saves a PNG of the
+training-loss and test-accuracy curves.
+
+scikit-learn and matplotlib are imported inside the command only, so
+``import gradtx`` never needs them (``pip install "gradtx[examples]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _optimizers as opt
+from ._base import apply_updates
+
+# name -> (the optimizer for a learning rate, its default learning rate).  The
+# defaults come from a sweep on this task (powers of about 3 around each
+# optimizer's customary value; see docs/main_job.md).
+OPTIMIZERS = {
+    "sgd": (lambda lr: opt.sgd(lr), 0.3),
+    "momentum": (lambda lr: opt.sgd(lr, momentum=0.9), 0.03),
+    "nesterov": (lambda lr: opt.sgd(lr, momentum=0.9, nesterov=True), 0.03),
+    "rmsprop": (lambda lr: opt.rmsprop(lr), 1e-3),
+    "adagrad": (lambda lr: opt.adagrad(lr), 0.1),
+    "adadelta": (lambda lr: opt.adadelta(lr), 1.0),
+    "adam": (lambda lr: opt.adam(lr), 1e-3),
+    "adamw": (lambda lr: opt.adamw(lr, weight_decay=1e-2), 1e-3),
+    "amsgrad": (lambda lr: opt.amsgrad(lr), 1e-3),
+}
+DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta",
+                      "adam", "adamw")
+DEFAULT_STEPS = 2000
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_OUT = "gradtx_compare.png"
+HIDDEN = (256, 256)
+TEST_FRACTION = 0.25
+SPLIT_SEED = 0  # the train/test split is fixed; --seed changes init and batch order
+
+
+class CompareError(Exception):
+    """A user-facing error: printed as one line, no traceback."""
+
+
+class Run(NamedTuple):
+    """What one optimizer did: curves at the evaluation steps and timings."""
+
+    name: str
+    learning_rate: float
+    eval_steps: np.ndarray       # steps at which the curves were evaluated (0 first)
+    train_loss: np.ndarray       # full training-set loss at those steps
+    test_accuracy: np.ndarray    # test accuracy at those steps
+    batch_loss: np.ndarray       # mini-batch loss of every step
+    steps_per_second: float
+    compile_seconds: float
+
+
+# ----------------------------------------------------------------------------
+# Data and model.
+
+def load_data():
+    """The digits as float32 pixels in [0, 1] and int32 labels, split train/test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int32)
+    return train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y)
+
+
+def init_mlp(key, sizes):
+    """He-normal weights and zero biases for a ReLU MLP with layer widths ``sizes``."""
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        key, sub = jax.random.split(key)
+        w = jax.random.normal(sub, (n_in, n_out), jnp.float32) * math.sqrt(2.0 / n_in)
+        params.append({"w": w, "b": jnp.zeros((n_out,), jnp.float32)})
+    return params
+
+
+def mlp(params, x):
+    for layer in params[:-1]:
+        x = jax.nn.relu(x @ layer["w"] + layer["b"])
+    return x @ params[-1]["w"] + params[-1]["b"]
+
+
+def loss_fn(params, x, y):
+    """Mean softmax cross-entropy."""
+    logp = jax.nn.log_softmax(mlp(params, x))
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def accuracy(params, x, y):
+    return jnp.mean(jnp.argmax(mlp(params, x), axis=1) == y)
+
+
+def make_batches(n_train, batch_size, steps, seed):
+    """Indices of every mini-batch: reshuffled each epoch, the last partial batch dropped."""
+    rng = np.random.default_rng(seed)
+    per_epoch = n_train // batch_size
+    epochs = -(-steps // per_epoch)
+    order = [rng.permutation(n_train)[: per_epoch * batch_size] for _ in range(epochs)]
+    return np.concatenate(order).reshape(-1, batch_size)[:steps].astype(np.int32)
+
+
+def eval_points(steps, count=60):
+    """About ``count`` evenly spaced evaluation steps, 0 and ``steps`` included."""
+    return np.unique(np.linspace(0, steps, min(count, steps) + 1).round().astype(int))
+
+
+# ----------------------------------------------------------------------------
+# Training.
+
+def make_train_step(optimizer):
+    """One training step of ``optimizer`` on the mini-batch ``batches[i]``."""
+    def train_step(params, state, data, i):
+        x, y, batches = data
+        idx = batches[i]
+        loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
+        updates, state = optimizer.update(grads, state, params)
+        return apply_updates(params, updates), state, loss
+    return train_step
+
+
+def train(name, optimizer, params, data, steps, progress):
+    """Run ``steps`` jitted steps; return the snapshots at ``eval_points``, losses, timings."""
+    t0 = time.perf_counter()
+    state = optimizer.init(params)
+    step = jax.jit(make_train_step(optimizer)).lower(params, state, data, 0).compile()
+    compile_seconds = time.perf_counter() - t0
+
+    wanted = set(eval_points(steps).tolist())
+    snapshots = [params]
+    losses = []
+    bar = progress(name, steps)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        params, state, loss = step(params, state, data, i)
+        losses.append(loss)
+        if i + 1 in wanted:
+            snapshots.append(params)   # arrays are immutable: keeping them copies nothing
+        bar.update(i + 1, loss)
+    jax.block_until_ready(params)
+    seconds = time.perf_counter() - t0
+    bar.close(f"{steps} steps in {seconds:.2f} s, compiled in {compile_seconds:.2f} s")
+    return snapshots, np.asarray(jax.device_get(losses)), steps / seconds, compile_seconds
+
+
+def compare(optimizers=DEFAULT_OPTIMIZERS, learning_rates=None, steps=DEFAULT_STEPS,
+            batch_size=DEFAULT_BATCH_SIZE, seed=0, progress=None):
+    """Train the digits MLP once per optimizer; return (runs, description of the task).
+
+    Args:
+      optimizers: names from ``OPTIMIZERS``.
+      learning_rates: ``{name: lr}`` overriding the defaults.
+      steps: training steps per optimizer.
+      batch_size: mini-batch size.
+      seed: seeds the initial parameters and the batch order.
+      progress: ``progress(name, total)`` returning a bar with ``update(done, loss)``
+        and ``close(message)``; ``None`` shows nothing.
+    """
+    learning_rates = dict(learning_rates or {})
+    unknown = [name for name in [*optimizers, *learning_rates] if name not in OPTIMIZERS]
+    if unknown:
+        raise CompareError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
+    x_train, x_test, y_train, y_test = load_data()
+    if not 1 <= batch_size <= len(x_train):
+        raise CompareError(f"--batch-size must be between 1 and {len(x_train)} "
+                           f"(the training-set size), got {batch_size}")
+    made = {}
+    for name in optimizers:
+        lr = learning_rates.get(name, OPTIMIZERS[name][1])
+        try:
+            made[name] = (OPTIMIZERS[name][0](lr), lr)
+        except (ValueError, TypeError) as err:
+            raise CompareError(str(err)) from None
+
+    sizes = (x_train.shape[1], *HIDDEN, 10)
+    params0 = init_mlp(jax.random.key(seed), sizes)
+    batches = make_batches(len(x_train), batch_size, steps, seed)
+    data = tuple(jax.device_put(a) for a in (x_train, y_train, batches))
+    test = jax.device_put((x_test, y_test))
+    train_set = data[:2]
+
+    @jax.jit
+    def evaluate(params):
+        return loss_fn(params, *train_set), accuracy(params, *test)
+
+    progress = progress or _silent
+    points = eval_points(steps)
+    runs = []
+    for name, (optimizer, lr) in made.items():
+        snapshots, batch_loss, rate, compile_seconds = train(name, optimizer, params0, data,
+                                                             steps, progress)
+        curves = np.asarray(jax.device_get([evaluate(p) for p in snapshots]), np.float64)
+        losses, accs = curves[:, 0], curves[:, 1]
+        runs.append(Run(name, lr, points, losses, accs, batch_loss, rate, compile_seconds))
+    task = (f"digits 8x8 (scikit-learn): {len(x_train)} train / {len(x_test)} test images; "
+            f"MLP {'-'.join(map(str, sizes))} (ReLU); {steps} steps of batch {batch_size}; "
+            f"seed {seed}")
+    return runs, task
+
+
+# ----------------------------------------------------------------------------
+# Output: progress bar, table, figure.
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; one summary line per run otherwise."""
+
+    def __init__(self, name, total, stream=None, width=28, interval=0.1):
+        self.name, self.total, self.width, self.interval = name, total, width, interval
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = -math.inf
+        self.start = time.perf_counter()
+
+    def update(self, done, loss=None):
+        now = time.perf_counter()
+        if not self.tty or (now - self.last < self.interval and done < self.total):
+            return
+        self.last = now
+        filled = int(self.width * done / self.total)
+        bar = "=" * filled + (">" if filled < self.width else "") + " " * (self.width - filled - 1)
+        rate = done / max(now - self.start, 1e-9)
+        text = f"\r{self.name:<9} [{bar}] {done:>{len(str(self.total))}}/{self.total}"
+        if loss is not None:
+            text += f"  batch loss {float(loss):.4f}"   # float() waits for this step only
+        self.stream.write(text + f"  {rate:,.0f} steps/s\x1b[K")
+        self.stream.flush()
+
+    def close(self, message):
+        prefix = "\r" if self.tty else ""
+        suffix = "\x1b[K" if self.tty else ""
+        self.stream.write(f"{prefix}{self.name:<9} {message}{suffix}\n")
+        self.stream.flush()
+
+
+class _Silent:
+    def update(self, done, loss=None):
+        pass
+
+    def close(self, message):
+        pass
+
+
+def _silent(name, total):
+    return _Silent()
+
+
+def format_table(runs, task):
+    """The results as a fixed-width text table, one row per optimizer."""
+    initial = runs[0].train_loss[0]
+    lines = [task,
+             f"initial train loss {initial:.4f} (the same initialisation for every optimizer)",
+             "",
+             f"{'optimizer':<10}{'lr':>9}{'train loss':>12}{'test acc':>10}"
+             f"{'steps/s':>9}{'compile s':>11}"]
+    for r in runs:
+        lines.append(f"{r.name:<10}{r.learning_rate:>9.3g}{r.train_loss[-1]:>12.4f}"
+                     f"{100 * r.test_accuracy[-1]:>9.1f}%{r.steps_per_second:>9,.0f}"
+                     f"{r.compile_seconds:>11.2f}")
+    diverged = [r.name for r in runs if not np.isfinite(r.train_loss[-1])]
+    if diverged:
+        lines += ["", f"diverged (loss is not finite): {', '.join(diverged)}; "
+                      f"try a smaller learning rate with --lr NAME=VALUE"]
+    return "\n".join(lines)
+
+
+def save_figure(runs, task, path):
+    """Training loss (log scale) and test accuracy against steps, one line per optimizer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for r in runs:
+        label = f"{r.name} (lr {r.learning_rate:g})"
+        ax_loss.plot(r.eval_steps, r.train_loss, label=label)
+        ax_acc.plot(r.eval_steps, 100 * r.test_accuracy, label=label)
+    ax_loss.set(yscale="log", xlabel="step", ylabel="loss on the full training set",
+                title="training loss")
+    low = min(r.test_accuracy[-1] for r in runs)
+    ax_acc.set(xlabel="step", ylabel="test accuracy (%)", title="test accuracy",
+               ylim=(max(0.0, 100 * low - 10), 100))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize="small", loc="lower right")
+    fig.suptitle(task, fontsize="small")
+    fig.savefig(path)
+
+
+# ----------------------------------------------------------------------------
+# The command line.
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return value
+
+
+def _optimizer_list(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
+    unknown = [n for n in names if n not in OPTIMIZERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
+    return list(dict.fromkeys(names))
+
+
+def _lr_overrides(text):
+    overrides = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as adam=3e-3, got {item!r}")
+        if name not in OPTIMIZERS:
+            raise argparse.ArgumentTypeError(
+                f"unknown optimizer {name!r} in {item!r}; choose from {', '.join(OPTIMIZERS)}")
+        try:
+            lr = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"learning rate of {name} must be a number, "
+                                             f"got {value.strip()!r}") from None
+        if not (math.isfinite(lr) and lr > 0):
+            raise argparse.ArgumentTypeError(f"learning rate of {name} must be a positive "
+                                             f"number, got {value.strip()!r}")
+        overrides[name] = lr
+    return overrides
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ", ".join(f"{n}={OPTIMIZERS[n][1]:g}" for n in OPTIMIZERS)
+    parser.add_argument(
+        "--optimizers", type=_optimizer_list, default=list(DEFAULT_OPTIMIZERS), metavar="LIST",
+        help=f"comma-separated optimizers to compare, from: {', '.join(OPTIMIZERS)} "
+             f"(default: {','.join(DEFAULT_OPTIMIZERS)})")
+    parser.add_argument(
+        "--lr", type=_lr_overrides, action="append", default=[], metavar="NAME=VALUE[,...]",
+        help=f"learning-rate overrides, e.g. --lr adam=3e-3,sgd=0.1 (repeatable); "
+             f"defaults: {defaults}")
+    parser.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+                        help="training steps per optimizer (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                        help="mini-batch size (default: %(default)s)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the initial parameters and the batch order; the "
+                             "train/test split is fixed (default: %(default)s)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
+                        help="where to save the PNG of the curves (default: %(default)s)")
+
+
+def run_command(args, parser: argparse.ArgumentParser) -> int:
+    """Run ``compare`` for parsed ``args``; bad values end in ``parser.error`` (one line)."""
+    lrs = {}
+    for overrides in args.lr:
+        lrs.update(overrides)
+    skipped = sorted(set(lrs) - set(args.optimizers))
+    if skipped:
+        parser.error(f"--lr sets {', '.join(skipped)}, which --optimizers does not run")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        parser.error(f"--out: directory {out_dir} does not exist")
+    if not os.access(out_dir, os.W_OK):
+        parser.error(f"--out: directory {out_dir} is not writable")
+    if not args.out.lower().endswith(".png"):
+        parser.error(f"--out must name a .png file, got {args.out!r}")
+    try:
+        import matplotlib  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError as err:
+        print(f"{parser.prog}: error: needs scikit-learn and matplotlib "
+              f"(pip install \"gradtx[examples]\"): {err}", file=sys.stderr)
+        return 1
+
+    try:
+        runs, task = compare(args.optimizers, lrs, args.steps, args.batch_size, args.seed,
+                             progress=ProgressBar)
+    except CompareError as err:
+        parser.error(str(err))
+    print(format_table(runs, task))
+    try:
+        save_figure(runs, task, args.out)
+    except OSError as err:
+        print(f"{parser.prog}: error: could not save {args.out}: {err}", file=sys.stderr)
+        return 1
+    print(f"\nsaved the loss and accuracy curves to {args.out}")
+    return 0

@@ -1,0 +1,123 @@
+"""The main job, ``python -m gradtx compare``: a tiny run end to end, and its errors."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradtx
+from gradtx import _compare
+from gradtx.__main__ import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _parse_table(stdout):
+    """The initial loss and {optimizer: (final train loss, test accuracy %)} from the output."""
+    lines = stdout.splitlines()
+    initial = next(float(line.split()[3]) for line in lines
+                   if line.startswith("initial train loss"))
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["optimizer"])
+    assert lines[header].split() == ["optimizer", "lr", "train", "loss", "test", "acc",
+                                     "steps/s", "compile", "s"]
+    rows = {}
+    for line in lines[header + 1:]:
+        if not line.strip():
+            break
+        name, lr, loss, acc, rate, compile_s = line.split()
+        rows[name] = (float(loss), float(acc.rstrip("%")))
+        assert float(lr) > 0 and float(rate.replace(",", "")) > 0 and float(compile_s) > 0
+    return initial, rows
+
+
+def test_compare_tiny_run_prints_table_saves_png_and_every_loss_decreases(tmp_path, capsys):
+    out = tmp_path / "curves.png"
+    code = main(["compare", "--steps", "30", "--batch-size", "32", "--seed", "1",
+                 "--lr", "adam=3e-3", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0
+    initial, rows = _parse_table(captured.out)
+    assert list(rows) == list(_compare.DEFAULT_OPTIMIZERS)
+    for name, (loss, acc) in rows.items():
+        assert loss < 0.8 * initial, f"{name}: train loss {loss} did not fall from {initial}"
+        assert acc > 10.0, f"{name}: test accuracy {acc}% is no better than chance"
+    # Without a terminal the progress bar is one summary line per optimizer.
+    progress = [line.split()[0] for line in captured.err.splitlines() if "steps in" in line]
+    assert progress == list(_compare.DEFAULT_OPTIMIZERS)
+    assert "\r" not in captured.err
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
+
+
+def test_compare_runs_share_initialisation_and_batches(monkeypatch):
+    # Momentum with coefficient 0 is plain SGD: given the same start and the same
+    # batches in the same order, the two runs must produce the same losses.
+    monkeypatch.setitem(_compare.OPTIMIZERS, "momentum",
+                        (lambda lr: gradtx.sgd(lr, momentum=0.0), 0.3))
+    sgd, momentum = _compare.compare(["sgd", "momentum"], steps=4, batch_size=16)[0]
+    assert sgd.train_loss[0] == momentum.train_loss[0]
+    np.testing.assert_allclose(momentum.batch_loss, sgd.batch_loss, rtol=1e-6)
+    np.testing.assert_allclose(momentum.train_loss, sgd.train_loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizers", "adamx"], "unknown optimizer 'adamx'"),
+    (["--optimizers", ""], "comma-separated list"),
+    (["--lr", "adam"], "expected NAME=VALUE"),
+    (["--lr", "adam=fast"], "learning rate of adam must be a number"),
+    (["--lr", "adam=-1e-3"], "learning rate of adam must be a positive number"),
+    (["--optimizers", "sgd", "--lr", "adam=1e-3"], "--lr sets adam, which --optimizers"),
+    (["--steps", "0"], "--steps: expected a positive integer"),
+    (["--steps", "ten"], "--steps: expected a positive integer"),
+    (["--batch-size", "100000", "--steps", "1"],
+     r"--batch-size must be between 1 and \d+ \(the training-set size\)"),
+    (["--seed", "x"], "--seed: expected an integer in"),
+    (["--seed", "-1"], "--seed: expected an integer in"),
+    (["--out", "no/such/dir/curves.png"], "--out: directory .* does not exist"),
+    (["--out", "curves.jpg"], "--out must name a .png file"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
+def test_compare_bad_option_exits_2_with_one_line_error(argv, message, capsys, tmp_path,
+                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("python -m gradtx")
+    assert "error: " in err
+    assert re.search(message, err), err
+    assert not list(tmp_path.iterdir())
+
+
+def test_main_without_command_exits_2_with_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m gradtx: error: choose a command: compare (see python -m gradtx --help)"]
+
+
+def test_module_bad_option_in_subprocess_prints_one_line_no_traceback():
+    result = subprocess.run(
+        [sys.executable, "-m", "gradtx", "compare", "--optimizers", "sgd,adamx"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "unknown optimizer 'adamx'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_import_gradtx_does_not_import_sklearn_or_matplotlib():
+    code = ("import sys, gradtx, gradtx._compare, gradtx.__main__; "
+            "print(sorted(m for m in ('sklearn', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
