@@ -292,10 +292,17 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
 
 
 def compute_dtype(dtype):
-    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened)."""
+    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened).
+
+    Spelled out rather than ``jnp.promote_types``, which refuses f16 + f32
+    under ``jax.numpy_dtype_promotion("strict")``.
+    """
+    dtype = jnp.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.complexfloating):
-        return jnp.promote_types(dtype, jnp.complex64)
-    return jnp.promote_types(dtype, jnp.float32)
+        return dtype if dtype.itemsize >= 8 else jnp.dtype(jnp.complex64)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
+        return dtype
+    return jnp.dtype(jnp.float32)
 
 
 def abs_sq(x):
@@ -303,6 +310,24 @@ def abs_sq(x):
     if jnp.iscomplexobj(x):
         return jnp.real(x * jnp.conj(x))
     return x * x
+
+
+def mul_real(x, r):
+    """x * r for a real r, also when x is complex (each part scaled).
+
+    Strict dtype promotion refuses complex * float32, so the parts are
+    scaled one by one; for real x this is the plain product.
+    """
+    if jnp.iscomplexobj(x):
+        return jax.lax.complex(jnp.real(x) * r, jnp.imag(x) * r)
+    return x * r
+
+
+def div_real(x, r):
+    """x / r for a real r, also when x is complex (each part divided)."""
+    if jnp.iscomplexobj(x):
+        return jax.lax.complex(jnp.real(x) / r, jnp.imag(x) / r)
+    return x / r
 
 
 def increment(count):

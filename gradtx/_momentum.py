@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (check_range, check_state, compute_dtype, increment, moment_state,
+from ._base import (check_range, check_state, compute_dtype, div_real, increment, moment_state,
                     new_count, transform, zeros_like_tree)
 
 
@@ -104,7 +104,7 @@ def debias(x, decay, count):
     cd = compute_dtype(x.dtype)
     real = jnp.real(jnp.zeros((), cd)).dtype
     correction = 1 - jnp.asarray(decay, real) ** count.astype(real)
-    return x.astype(cd) / correction
+    return div_real(x.astype(cd), correction)
 
 
 def bias_correction(decay=0.9):

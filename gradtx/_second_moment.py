@@ -19,8 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (abs_sq, check_range, compute_dtype, increment, moment_state, new_count,
-                    transform, zeros_like_tree)
+from ._base import (abs_sq, check_range, compute_dtype, div_real, increment, moment_state, mul_real,
+                    new_count, transform, zeros_like_tree)
 from ._momentum import debias
 
 
@@ -39,7 +39,7 @@ def _divide(u, v, eps, eps_root):
     cd = compute_dtype(u.dtype)
     denom = jnp.sqrt(v + eps_root) + eps
     safe = jnp.where(denom > 0, denom, 1)
-    return jnp.where(denom > 0, u.astype(cd) / safe, 0).astype(u.dtype)
+    return jnp.where(denom > 0, div_real(u.astype(cd), safe), 0).astype(u.dtype)
 
 
 def _store(new, old):
@@ -241,8 +241,8 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
         moment_state(owner, state, AdadeltaState, updates, state.e_g, state.e_x)
         e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
-            lambda u, eg, ex: (jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps)
-                               * u.astype(compute_dtype(u.dtype))),
+            lambda u, eg, ex: mul_real(u.astype(compute_dtype(u.dtype)),
+                                       jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps)),
             updates, e_g, state.e_x)
         e_x = jax.tree.map(lambda v, x: _ema_sq(v, x, rho), state.e_x, out)
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
