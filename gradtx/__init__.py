@@ -11,6 +11,9 @@ from ._base import ScheduleState as ScheduleState
 from ._base import apply_updates as apply_updates
 from ._base import identity as identity
 from ._base import transform as transform
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
 from ._combine import ChainState as ChainState
 from ._combine import chain as chain
 from ._momentum import BiasCorrectionState as BiasCorrectionState
@@ -25,6 +28,8 @@ from ._optimizers import adamw as adamw
 from ._optimizers import amsgrad as amsgrad
 from ._optimizers import rmsprop as rmsprop
 from ._optimizers import sgd as sgd
+from ._paths import tree_get as tree_get
+from ._paths import tree_paths as tree_paths
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
 from ._second_moment import AdadeltaState as AdadeltaState
