@@ -25,7 +25,9 @@ class MomentumState(NamedTuple):
 def _moment(decay, ema):
     """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
     def step(m, g):
-        cd = compute_dtype(jnp.result_type(m, g))
+        # The wider of the two, without implicit promotion (strict mode refuses
+        # f32 with f16, which Nesterov's second use meets: m_t is f32, g_t f16).
+        cd = max(compute_dtype(m.dtype), compute_dtype(g.dtype), key=lambda d: d.itemsize)
         c = (1 - decay) if ema else 1
         return decay * m.astype(cd) + c * g.astype(cd)
     return step
