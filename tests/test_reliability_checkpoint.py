@@ -2,6 +2,8 @@
 
 import json
 import os
+import struct
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -170,15 +172,18 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
 
 
 def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
-    gradtx.save_checkpoint(tmp_path / "c.npz", _fresh())
+    state = _fresh()
+    gradtx.save_checkpoint(tmp_path / "c.npz", state)
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["data", "manifest"]
         manifest = json.loads(npz["manifest"].tobytes())
-        assert manifest["leaves"][0] == {"path": "['opt_state'].states[0].mu['head']['empty']",
-                                         "dtype": "float32", "shape": [0, 3]}
-        bf16 = [e for e in manifest["leaves"] if e["path"] == "['params']['layer3']['b']"]
-        assert bf16 == [{"path": "['params']['layer3']['b']", "dtype": "bfloat16", "shape": [2]}]
-        for name in npz.files:
-            npz[name]  # every member loads without pickle
+        data = npz["data"]
+    assert manifest["leaves"][0] == {"path": "['opt_state'].states[0].mu['head']['empty']",
+                                     "dtype": "float32", "shape": [0, 3], "offset": 0}
+    for entry, leaf in zip(manifest["leaves"], jax.tree.leaves(state)):
+        leaf = np.asarray(leaf)
+        assert entry["offset"] % 16 == 0
+        assert data[entry["offset"]:entry["offset"] + leaf.nbytes].tobytes() == leaf.tobytes()
     assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
 
 
@@ -197,6 +202,19 @@ def test_checkpoint_write_failure_keeps_previous_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["c.npz"]
 
 
+def _manifest(leaves, nbytes, **fields):
+    return {"format": "gradtx.checkpoint", "version": 1, "byteorder": sys.byteorder,
+            "nbytes": nbytes, "leaves": leaves, **fields}
+
+
+def _write(path, manifest, **arrays):
+    raw = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+    np.savez(path, allow_pickle=True, manifest=np.frombuffer(raw, np.uint8), **arrays)
+
+
+ONE_LEAF = [{"path": "[0]", "dtype": "float32", "shape": [1], "offset": 0}]
+
+
 def test_load_checkpoint_pickled_payload_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "payload_ran"
 
@@ -204,12 +222,8 @@ def test_load_checkpoint_pickled_payload_is_refused_without_running_it(tmp_path)
         def __reduce__(self):
             return (os.mkdir, (str(marker),))
 
-    manifest = {"format": "gradtx.checkpoint", "version": 1,
-                "leaves": [{"path": "[0]", "dtype": "float32", "shape": [1]}]}
-    np.savez(tmp_path / "evil.npz", allow_pickle=True,
-             manifest=np.frombuffer(json.dumps(manifest).encode(), np.uint8),
-             leaf0=np.array([Payload()], dtype=object))
-    with pytest.raises(gradtx.CheckpointError, match=r"leaf \[0\] cannot be read .*allow_pickle"):
+    _write(tmp_path / "evil.npz", _manifest(ONE_LEAF, 4), data=np.array([Payload()], dtype=object))
+    with pytest.raises(gradtx.CheckpointError, match=r"the data cannot be read .*allow_pickle"):
         gradtx.load_checkpoint(tmp_path / "evil.npz", (jnp.zeros(1),))
     assert not marker.exists()
 
@@ -232,13 +246,15 @@ def test_load_checkpoint_flipped_byte_raises(tmp_path):
     state = _train(_opt(), _fresh(), 1)
     gradtx.save_checkpoint(path, state)
     data = bytearray(path.read_bytes())
-    # The last array's data sit just before the zip's central directory; flip a byte there.
+    # Flip the last byte of the "data" member (after its zip local header).
     with np.load(path) as npz:
-        last = npz.zip.infolist()[-1]
-        offset = last.header_offset + 30 + len(last.filename) + last.compress_size - 1
-    data[offset] ^= 0x40
+        member = npz.zip.getinfo("data.npy")
+    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26:
+                                                    member.header_offset + 30])
+    start = member.header_offset + 30 + name_len + extra_len
+    data[start + member.compress_size - 1] ^= 0x40
     path.write_bytes(bytes(data))
-    with pytest.raises(gradtx.CheckpointError, match=r"cannot be read \(Bad CRC-32"):
+    with pytest.raises(gradtx.CheckpointError, match=r"the data cannot be read \(Bad CRC-32"):
         gradtx.load_checkpoint(path, _fresh())
 
 
@@ -256,47 +272,44 @@ def test_load_checkpoint_other_formats_raise(tmp_path):
         gradtx.load_checkpoint(tmp_path / "missing.npz", {})
 
 
-def _write_manifest(path, manifest, **arrays):
-    raw = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
-    np.savez(path, manifest=raw, **arrays)
-
-
 def test_load_checkpoint_bad_manifest_raises(tmp_path):
-    leaf = {"path": "[0]", "dtype": "float32", "shape": [1]}
+    data = np.zeros(4, np.uint8)
     cases = [
-        ({"format": "other", "version": 1, "leaves": [leaf]}, "has no valid gradtx manifest"),
-        ({"format": "gradtx.checkpoint", "version": 7, "leaves": [leaf]},
-         "has checkpoint format version 7; this gradtx reads version 1"),
-        ({"format": "gradtx.checkpoint", "version": 1, "leaves": [{"path": 3}]},
-         "has no valid gradtx manifest"),
+        (_manifest(ONE_LEAF, 4, format="other"), "has no valid gradtx manifest"),
+        (_manifest(ONE_LEAF, 4, version=7), "has checkpoint format version 7; this gradtx reads "
+                                            "version 1"),
+        (_manifest([{"path": 3}], 4), "has no valid gradtx manifest"),
+        (_manifest([dict(ONE_LEAF[0], offset=-4)], 4), "has no valid gradtx manifest"),
+        (_manifest(ONE_LEAF, 4, byteorder="middle"), "was written on a middle-endian machine"),
+        (b"{not json", "the manifest cannot be read"),
     ]
     for manifest, message in cases:
-        _write_manifest(tmp_path / "m.npz", manifest, leaf0=np.zeros(1, np.float32))
+        _write(tmp_path / "m.npz", manifest, data=data)
         with pytest.raises(gradtx.CheckpointError, match=message):
             gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(1),))
-    np.savez(tmp_path / "m.npz", manifest=np.frombuffer(b"{not json", np.uint8))
-    with pytest.raises(gradtx.CheckpointError, match="the manifest cannot be read"):
-        gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(1),))
 
 
 def test_load_checkpoint_manifest_disagreeing_with_data_raises(tmp_path):
-    manifest = {"format": "gradtx.checkpoint", "version": 1,
-                "leaves": [{"path": "[0]", "dtype": "float32", "shape": [2]}]}
-    _write_manifest(tmp_path / "m.npz", manifest, leaf0=np.zeros(3, np.float32))
-    with pytest.raises(gradtx.CheckpointError, match=r"leaf \[0\] is stored as float32\[3\] but "
-                                                     r"the manifest says float32\[2\]"):
-        gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(2),))
-    _write_manifest(tmp_path / "m.npz", manifest)
-    with pytest.raises(gradtx.CheckpointError, match=r"leaf \[0\] cannot be read"):
-        gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(2),))
+    template = (jnp.zeros(2),)
+    leaves = [{"path": "[0]", "dtype": "float32", "shape": [2], "offset": 0}]
+    _write(tmp_path / "m.npz", _manifest(leaves, 8), data=np.zeros(3, np.uint8))
+    with pytest.raises(gradtx.CheckpointError, match=r"the data is uint8\[3\] but the manifest "
+                                                     r"says uint8\[8\]"):
+        gradtx.load_checkpoint(tmp_path / "m.npz", template)
+    _write(tmp_path / "m.npz", _manifest([dict(leaves[0], offset=4)], 8),
+           data=np.zeros(8, np.uint8))
+    with pytest.raises(gradtx.CheckpointError, match=r"leaf \[0\] \(8 bytes at offset 4\) lies "
+                                                     r"beyond the end of the data \(8 bytes\)"):
+        gradtx.load_checkpoint(tmp_path / "m.npz", template)
+    _write(tmp_path / "m.npz", _manifest(leaves, 8))
+    with pytest.raises(gradtx.CheckpointError, match=r"the data cannot be read"):
+        gradtx.load_checkpoint(tmp_path / "m.npz", template)
 
 
 def test_load_checkpoint_leaf_order_mismatch_raises(tmp_path):
-    manifest = {"format": "gradtx.checkpoint", "version": 1,
-                "leaves": [{"path": "[1]", "dtype": "float32", "shape": [1]},
-                           {"path": "[0]", "dtype": "float32", "shape": [1]}]}
-    _write_manifest(tmp_path / "m.npz", manifest, leaf0=np.zeros(1, np.float32),
-                    leaf1=np.zeros(1, np.float32))
+    leaves = [{"path": "[1]", "dtype": "float32", "shape": [1], "offset": 0},
+              {"path": "[0]", "dtype": "float32", "shape": [1], "offset": 16}]
+    _write(tmp_path / "m.npz", _manifest(leaves, 20), data=np.zeros(20, np.uint8))
     with pytest.raises(gradtx.CheckpointError, match=r"the leaves are in another order: leaf 0 "
                                                      r"is \[1\] in the checkpoint"):
         gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(1), jnp.zeros(1)))
