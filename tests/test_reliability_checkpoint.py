@@ -44,21 +44,16 @@ def _step(params, opt_state, t):
     return gradtx.apply_updates(params, updates), opt_state
 
 
-def _train(opt, state, steps, start=0):
-    assert opt is _OPT
+def _train(state, steps, start=0):
     for t in range(start, start + steps):
         params, opt_state = _step(state["params"], state["opt_state"], t)
         state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
     return state
 
 
-def _opt():
-    return _OPT
-
-
 def _fresh():
     params = _params()
-    return {"params": params, "opt_state": _opt().init(params), "step": 0}
+    return {"params": params, "opt_state": _OPT.init(params), "step": 0}
 
 
 def _assert_bitwise_equal(a, b):
@@ -141,7 +136,7 @@ def test_tree_get_unreadable_path_raises():
 # The .npz format.
 
 def test_checkpoint_round_trip_restores_types_and_bits(tmp_path):
-    state = _train(_opt(), _fresh(), 3)
+    state = _train(_fresh(), 3)
     state["extras"] = (np.arange(3, dtype=np.int64), np.float32(2.5), 1.25, True, None)
     path = tmp_path / "ckpt.npz"
     gradtx.save_checkpoint(path, state)
@@ -155,7 +150,7 @@ def test_checkpoint_round_trip_restores_types_and_bits(tmp_path):
 
 
 def test_checkpoint_abstract_template_restores_arrays(tmp_path):
-    state = _train(_opt(), _fresh(), 2)
+    state = _train(_fresh(), 2)
     gradtx.save_checkpoint(tmp_path / "c.npz", state)
     template = jax.eval_shape(_fresh)
     template["step"] = 0
@@ -164,11 +159,11 @@ def test_checkpoint_abstract_template_restores_arrays(tmp_path):
 
 
 def test_checkpoint_resume_continues_exactly(tmp_path):
-    straight = _train(_opt(), _fresh(), 4)
-    half = _train(_opt(), _fresh(), 2)
+    straight = _train(_fresh(), 4)
+    half = _train(_fresh(), 2)
     gradtx.save_checkpoint(tmp_path / "c.npz", half)
     resumed = gradtx.load_checkpoint(tmp_path / "c.npz", _fresh())
-    _assert_bitwise_equal(_train(_opt(), resumed, 2, start=resumed["step"]), straight)
+    _assert_bitwise_equal(_train(resumed, 2, start=resumed["step"]), straight)
 
 
 def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
@@ -197,7 +192,7 @@ def test_checkpoint_write_failure_keeps_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk went away"):
-        gradtx.save_checkpoint(path, _train(_opt(), _fresh(), 1))
+        gradtx.save_checkpoint(path, _train(_fresh(), 1))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["c.npz"]
 
@@ -243,7 +238,7 @@ def test_load_checkpoint_truncated_file_raises(tmp_path):
 
 def test_load_checkpoint_flipped_byte_raises(tmp_path):
     path = tmp_path / "c.npz"
-    state = _train(_opt(), _fresh(), 1)
+    state = _train(_fresh(), 1)
     gradtx.save_checkpoint(path, state)
     data = bytearray(path.read_bytes())
     # Flip the last byte of the "data" member (after its zip local header).
