@@ -21,6 +21,9 @@ from ._clipping import clip_by_block_rms as clip_by_block_rms
 from ._clipping import clip_by_global_norm as clip_by_global_norm
 from ._clipping import clip_by_leaf_norm as clip_by_leaf_norm
 from ._clipping import global_norm as global_norm
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
 from ._combine import ChainState as ChainState
 from ._combine import chain as chain
 from ._hyperparams import InjectHyperparamsState as InjectHyperparamsState
@@ -48,6 +51,8 @@ from ._partition import masked as masked
 from ._partition import partition as partition
 from ._partition import reset_group as reset_group
 from ._partition import set_to_zero as set_to_zero
+from ._paths import tree_get as tree_get
+from ._paths import tree_paths as tree_paths
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
 from ._scaling import scale_by_schedule as scale_by_schedule

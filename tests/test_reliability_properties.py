@@ -1,0 +1,226 @@
+"""Property-based tests over random pytrees and random valid hyperparameters.
+
+Trees are nested dicts, lists, tuples and named tuples with None leaves,
+empty containers, zero-size arrays, scalars and mixed dtypes (f16, bf16,
+f32, complex64; f64 under x64).  Example counts are kept small for the CI
+budget; run with ``--hypothesis-show-statistics`` to see them.
+"""
+
+from collections import namedtuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradtx
+
+Pair = namedtuple("Pair", ["first", "second"])
+DTYPES = (jnp.float16, jnp.bfloat16, jnp.float32, jnp.complex64)
+SHAPES = ((), (0,), (3,), (2, 3), (1, 0))
+FEW = settings(max_examples=25, deadline=None)
+
+
+class Leaf:
+    """The dtype and shape of one array of a random tree (not itself a pytree)."""
+
+    def __init__(self, dtype, shape):
+        self.dtype, self.shape = jnp.dtype(dtype), shape
+
+    def __repr__(self):
+        return f"{self.dtype.name}{list(self.shape)}"
+
+    def make(self, rng, scale):
+        real = rng.standard_normal(self.shape) * scale
+        if jnp.issubdtype(self.dtype, jnp.complexfloating):
+            real = real + 1j * rng.standard_normal(self.shape) * scale
+        return jnp.asarray(np.asarray(real).astype(self.dtype))
+
+
+def trees(dtypes=DTYPES):
+    """Random pytrees of Leaf specs.  The root is never a bare None: ``params=None``
+    means "no params" to ``update``, not "an empty tree"."""
+    leaf = st.builds(Leaf, st.sampled_from(dtypes), st.sampled_from(SHAPES))
+    return st.recursive(
+        leaf | st.none(),
+        lambda kids: st.one_of(
+            st.dictionaries(st.sampled_from(["a", "b", "w", "mu"]), kids, max_size=3),
+            st.lists(kids, max_size=3),
+            st.tuples(kids, kids),
+            st.builds(Pair, kids, kids)),
+        max_leaves=6).filter(lambda tree: tree is not None)
+
+
+def instantiate(spec, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda leaf: leaf.make(rng, scale), spec)
+
+
+lr = st.floats(0, 1)
+unit = st.floats(0, 0.999)
+eps = st.sampled_from([0.0, 1e-8, 1e-3])
+positive_eps = st.sampled_from([1e-8, 1e-6, 1e-3])
+decay = st.floats(0, 0.1)
+
+
+@st.composite
+def optimizers(draw, names=None):
+    recipes = {
+        "sgd": lambda: gradtx.sgd(draw(lr)),
+        "sgd_momentum": lambda: gradtx.sgd(draw(lr), momentum=draw(unit),
+                                           nesterov=draw(st.booleans())),
+        "rmsprop": lambda: gradtx.rmsprop(draw(lr), decay=draw(unit), eps=draw(eps),
+                                          eps_in_sqrt=draw(st.booleans()),
+                                          centered=draw(st.booleans())),
+        "rmsprop_momentum": lambda: gradtx.rmsprop(draw(lr), decay=draw(unit), eps=draw(eps),
+                                                   momentum=draw(unit),
+                                                   nesterov=draw(st.booleans())),
+        "adagrad": lambda: gradtx.adagrad(draw(lr), draw(st.floats(0, 1)), draw(eps)),
+        "adadelta": lambda: gradtx.adadelta(draw(lr), draw(unit), draw(positive_eps)),
+        "adadelta_l2": lambda: gradtx.adadelta(draw(lr), draw(unit), draw(positive_eps),
+                                               weight_decay=draw(decay)),
+        "adam": lambda: gradtx.adam(draw(lr), draw(unit), draw(unit), draw(eps), draw(eps)),
+        "adamw": lambda: gradtx.adamw(draw(lr), draw(unit), draw(unit), draw(eps), draw(eps),
+                                      weight_decay=draw(decay)),
+        "amsgrad": lambda: gradtx.amsgrad(draw(lr), draw(unit), draw(unit), draw(eps), draw(eps)),
+    }
+    name = draw(st.sampled_from(sorted(names or recipes)))
+    return recipes[name]()
+
+
+@st.composite
+def transforms(draw):
+    """One public transform with random valid hyperparameters."""
+    pool = [
+        lambda: gradtx.identity(),
+        lambda: gradtx.scale(draw(st.floats(-2, 2))),
+        lambda: gradtx.scale_by_learning_rate(draw(lr)),
+        lambda: gradtx.scale_by_momentum(draw(unit), ema=draw(st.booleans())),
+        lambda: gradtx.scale_by_nesterov_momentum(draw(unit), ema=draw(st.booleans())),
+        lambda: gradtx.bias_correction(draw(unit)),
+        lambda: gradtx.scale_by_rms(draw(unit), draw(eps), eps_root=draw(eps),
+                                    bias_correction=draw(st.booleans())),
+        lambda: gradtx.scale_by_centered_rms(draw(unit), draw(eps), eps_root=draw(eps)),
+        lambda: gradtx.scale_by_rss(draw(st.floats(0, 1)), draw(eps), eps_root=draw(eps)),
+        lambda: gradtx.scale_by_adadelta(draw(unit), draw(positive_eps)),
+        lambda: gradtx.scale_by_max_rms(draw(unit), draw(eps), eps_root=draw(eps)),
+        lambda: gradtx.add_decayed_weights(draw(decay)),
+    ]
+    return draw(st.sampled_from(pool))()
+
+
+def _leaves(tree):
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
+
+
+def _assert_bitwise_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(_leaves(a), _leaves(b)):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert x.tobytes() == y.tobytes(), (x, y)
+
+
+def _assert_close(got, want):
+    """Within a few units in the last place of the leaf's dtype (jit may fuse and reorder)."""
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for x, y in zip(_leaves(got), _leaves(want)):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            np.testing.assert_array_equal(x, y)
+            continue
+        tol = 8 * float(jnp.finfo(x.dtype).eps)
+        wide = np.complex128 if jnp.issubdtype(x.dtype, jnp.complexfloating) else np.float64
+        np.testing.assert_allclose(x.astype(wide), y.astype(wide), rtol=tol, atol=tol)
+
+
+def _steps(opt, params, grads_list):
+    state = opt.init(params)
+    outs = []
+    for grads in grads_list:
+        updates, state = opt.update(grads, state, params)
+        params = gradtx.apply_updates(params, updates)
+        outs.append(updates)
+    return outs, state, params
+
+
+def _check_structure_and_jit(opt, spec, seed):
+    params = instantiate(spec, seed)
+    grads = [instantiate(spec, seed + 1), instantiate(spec, seed + 2, scale=0.01)]
+    state0 = opt.init(params)
+    eager_updates, eager_state, eager_params = _steps(opt, params, grads)
+    for updates in eager_updates:
+        assert jax.tree.structure(updates) == jax.tree.structure(params)
+        for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
+            assert u.dtype == p.dtype and u.shape == p.shape
+    assert jax.tree.structure(eager_state) == jax.tree.structure(state0)
+    assert [x.dtype for x in jax.tree.leaves(eager_state)] == \
+        [x.dtype for x in jax.tree.leaves(state0)]
+
+    step = jax.jit(lambda g, s, p: opt.update(g, s, p))
+    jit_state, jit_params, jit_updates = state0, params, []
+    for g in grads:
+        updates, jit_state = step(g, jit_state, jit_params)
+        jit_params = gradtx.apply_updates(jit_params, updates)
+        jit_updates.append(updates)
+    _assert_close(jit_updates, eager_updates)
+    _assert_close(jit_state, eager_state)
+    _assert_close(jit_params, eager_params)
+
+
+@FEW
+@given(optimizers(), trees(), st.integers(0, 2**16))
+def test_optimizer_random_tree_keeps_structure_and_jit_matches_eager(opt, spec, seed):
+    _check_structure_and_jit(opt, spec, seed)
+
+
+@settings(max_examples=15, deadline=None)
+@given(optimizers(), trees(DTYPES + (jnp.float64,)), st.integers(0, 2**16))
+def test_optimizer_float64_tree_under_x64_keeps_structure_and_jit_matches_eager(opt, spec, seed):
+    with jax.enable_x64(True):
+        _check_structure_and_jit(opt, spec, seed)
+
+
+@FEW
+@given(transforms(), transforms(), transforms(), trees(), st.integers(0, 2**16))
+def test_chain_random_transforms_is_associative_and_identity_neutral(a, b, c, spec, seed):
+    params = instantiate(spec, seed)
+    grads = [instantiate(spec, seed + 1), instantiate(spec, seed + 2)]
+    flat = gradtx.chain(a, b, c)
+    want_updates, want_state, _ = _steps(flat, params, grads)
+    for variant in (gradtx.chain(gradtx.chain(a, b), c), gradtx.chain(a, gradtx.chain(b, c))):
+        updates, state, _ = _steps(variant, params, grads)
+        _assert_bitwise_equal(updates, want_updates)
+        for x, y in zip(_leaves(state), _leaves(want_state)):
+            assert x.tobytes() == y.tobytes()
+    single_updates, _, _ = _steps(a, params, grads)
+    for variant in (gradtx.chain(gradtx.identity(), a), gradtx.chain(a, gradtx.identity()),
+                    gradtx.chain(a)):
+        updates, _, _ = _steps(variant, params, grads)
+        _assert_bitwise_equal(updates, single_updates)
+
+
+NO_MEMORY = ["sgd", "rmsprop", "adagrad", "adadelta"]  # no momentum, no weight decay
+
+
+@FEW
+@given(optimizers(NO_MEMORY), trees(), st.integers(0, 2**16), st.integers(0, 2))
+def test_optimizer_without_momentum_zero_gradient_leaves_params_unchanged(opt, spec, seed, warmup):
+    params = instantiate(spec, seed)
+    state = opt.init(params)
+    for k in range(warmup):  # a state that has seen gradients
+        _, state = opt.update(instantiate(spec, seed + 1 + k), state, params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = opt.update(zeros, state, params)
+    _assert_bitwise_equal(gradtx.apply_updates(params, updates), params)
+    for u in jax.tree.leaves(updates):
+        assert not np.any(np.asarray(u))
+
+
+@FEW
+@given(optimizers(["sgd_momentum", "rmsprop_momentum", "adam", "amsgrad"]), trees(),
+       st.integers(0, 2**16))
+def test_optimizer_with_momentum_zero_gradient_from_init_leaves_params_unchanged(opt, spec, seed):
+    params = instantiate(spec, seed)
+    updates, _ = opt.update(jax.tree.map(jnp.zeros_like, params), opt.init(params), params)
+    _assert_bitwise_equal(gradtx.apply_updates(params, updates), params)
