@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._base import GradientTransformation, as_flow
+from ._base import GradientTransformation, as_flow, check_state
 
 
 class ChainState(NamedTuple):
@@ -39,9 +39,7 @@ def chain(*transforms, name: str = "chain", hyperparams: dict | None = None) -> 
         return ChainState(tuple(t.init(params) for t in transforms))
 
     def flow(updates, gradient, state, params, extra):
-        if not isinstance(state, ChainState):
-            raise TypeError(f"{name}: expected a ChainState, got {type(state).__name__}; "
-                            f"was this state made by another optimizer's init?")
+        check_state(name, state, ChainState)
         if len(state.states) != len(flows):
             raise ValueError(f"{name}: got state for {len(state.states)} transforms but the "
                              f"chain has {len(flows)}; was this state made by another "

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import (EmptyState, GradientTransformation, _path_str, as_flow, check_float_leaves,
-                    check_same_structure, is_traced, transform)
+                    check_same_structure, check_state, is_traced, transform)
 from ._combine import ChainState
 
 
@@ -193,9 +193,7 @@ def partition(transforms, param_labels, *, name: str = "partition") -> GradientT
                                for label in groups})
 
     def flow(updates, gradient, state, params, extra):
-        if not isinstance(state, PartitionState):
-            raise TypeError(f"{name}: expected a PartitionState, got {type(state).__name__}; "
-                            f"was this state made by another optimizer's init?")
+        check_state(name, state, PartitionState)
         if set(state.states) != set(groups):
             raise ValueError(f"{name}: the state has groups {sorted(map(str, state.states))} but "
                              f"the transforms are for {sorted(map(str, groups))}; was this state "
