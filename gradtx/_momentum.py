@@ -99,12 +99,27 @@ class BiasCorrectionState(NamedTuple):
     count: jax.Array
 
 
+def debiaser(decay, count):
+    """The map x -> x / (1 - decay^t), in at least float32.
+
+    The scalar correction is formed once per dtype and shared by every leaf,
+    so a pytree of many leaves traces one power, not one per leaf.
+    """
+    corrections = {}
+
+    def apply(x):
+        cd = compute_dtype(x.dtype)
+        real = jnp.finfo(cd).dtype
+        if real not in corrections:
+            corrections[real] = 1 - jnp.asarray(decay, real) ** count.astype(real)
+        return x.astype(cd) / corrections[real]
+
+    return apply
+
+
 def debias(x, decay, count):
     """x / (1 - decay^t), with the correction formed in at least float32."""
-    cd = compute_dtype(x.dtype)
-    real = jnp.real(jnp.zeros((), cd)).dtype
-    correction = 1 - jnp.asarray(decay, real) ** count.astype(real)
-    return x.astype(cd) / correction
+    return debiaser(decay, count)(x)
 
 
 def bias_correction(decay=0.9):
@@ -130,7 +145,8 @@ def bias_correction(decay=0.9):
     def update(updates, state, params):
         check_state("bias_correction", state, BiasCorrectionState)
         count = increment(state.count)
-        out = jax.tree.map(lambda u: debias(u, decay, count).astype(u.dtype), updates)
+        correct = debiaser(decay, count)
+        out = jax.tree.map(lambda u: correct(u).astype(u.dtype), updates)
         return out, BiasCorrectionState(count=count)
 
     return transform("bias_correction", init, update, role="accumulator",
