@@ -279,6 +279,19 @@ def moment_state(owner: str, state, state_type, updates, *trees_to_match) -> Non
                              hint="was the state made by init on other params?")
 
 
+def resolve_mask(mask, params):
+    """The pytree of bools a ``mask`` argument stands for, for these ``params``.
+
+    ``mask`` is None, a pytree of bools, or a function ``params -> pytree``.
+    Params packed by ``gradtx.flatten`` pack the mask the same way (they
+    provide ``pack_mask``), so masks keep working inside it.
+    """
+    pack = getattr(params, "pack_mask", None)
+    if pack is not None:
+        return pack(mask)
+    return mask(params) if callable(mask) else mask
+
+
 def zeros_like_tree(params, real: bool = False, dtype=None):
     """Zeros shaped like ``params``; ``real`` drops complex to its real dtype."""
     def zeros(p):
