@@ -305,10 +305,18 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
 
 
 def compute_dtype(dtype):
-    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened)."""
+    """The dtype arithmetic runs in: at least float32 (bf16/f16 are widened).
+
+    Decided from the dtype alone, not by type promotion, so it also holds
+    under ``jax.numpy_dtype_promotion("strict")`` (where bf16 and float32
+    have no implicit promotion path).
+    """
+    dtype = np.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.complexfloating):
-        return jnp.promote_types(dtype, jnp.complex64)
-    return jnp.promote_types(dtype, jnp.float32)
+        return dtype if dtype.itemsize >= 8 else np.dtype(jnp.complex64)
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
+        return dtype
+    return np.dtype(jnp.float32)
 
 
 def abs_sq(x):

@@ -22,10 +22,15 @@ class MomentumState(NamedTuple):
     mu: object
 
 
+def _wider(a, b):
+    """The wider of two compute dtypes (explicit, so strict promotion never objects)."""
+    return a if a.itemsize >= b.itemsize else b
+
+
 def _moment(decay, ema):
     """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
     def step(m, g):
-        cd = compute_dtype(jnp.result_type(m, g))
+        cd = _wider(compute_dtype(m.dtype), compute_dtype(g.dtype))
         c = (1 - decay) if ema else 1
         return decay * m.astype(cd) + c * g.astype(cd)
     return step
