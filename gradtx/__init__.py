@@ -13,6 +13,9 @@ from ._base import identity as identity
 from ._base import transform as transform
 from ._combine import ChainState as ChainState
 from ._combine import chain as chain
+from ._flat import Packed as Packed
+from ._flat import flatten as flatten
+from ._flat import pack as pack
 from ._momentum import BiasCorrectionState as BiasCorrectionState
 from ._momentum import MomentumState as MomentumState
 from ._momentum import bias_correction as bias_correction
