@@ -292,6 +292,19 @@ def resolve_mask(mask, params):
     return mask(params) if callable(mask) else mask
 
 
+def check_state_dtype(owner: str, name: str, dtype):
+    """Validate a state dtype argument (``mu_dtype``, ``nu_dtype``): None or a float/complex dtype."""
+    if dtype is None:
+        return None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be a dtype or None, got {dtype!r}") from None
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise ValueError(f"{owner}: {name} must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
 def zeros_like_tree(params, real: bool = False, dtype=None):
     """Zeros shaped like ``params``; ``real`` drops complex to its real dtype."""
     def zeros(p):

@@ -12,8 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (check_range, check_state, compute_dtype, increment, moment_state,
-                    new_count, transform, zeros_like_tree)
+from ._base import (check_range, check_state, check_state_dtype, compute_dtype, increment,
+                    moment_state, new_count, transform, zeros_like_tree)
 
 
 class MomentumState(NamedTuple):
@@ -36,11 +36,17 @@ def _moment(decay, ema):
     return step
 
 
-def _momentum_transform(name, decay, ema, nesterov):
+def _momentum_transform(name, decay, ema, nesterov, mu_dtype):
     check_range(name, "decay", decay, 0, 1, high_open=True)
+    mu_dtype = check_state_dtype(name, "mu_dtype", mu_dtype)
 
     def init(params):
-        return MomentumState(mu=zeros_like_tree(params))
+        if mu_dtype is not None and not jnp.issubdtype(mu_dtype, jnp.complexfloating):
+            for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+                if jnp.iscomplexobj(p):
+                    raise ValueError(f"{name}: mu_dtype {mu_dtype} is real but parameter leaf "
+                                     f"{jax.tree_util.keystr(path)} is complex")
+        return MomentumState(mu=zeros_like_tree(params, dtype=mu_dtype))
 
     def update(updates, state, params):
         moment_state(name, state, MomentumState, updates, state.mu)
@@ -54,11 +60,13 @@ def _momentum_transform(name, decay, ema, nesterov):
         stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
         return out, MomentumState(mu=stored)
 
-    return transform(name, init, update, role="accumulator",
-                     hyperparams={"decay": decay, "ema": ema})
+    hyperparams = {"decay": decay, "ema": ema}
+    if mu_dtype is not None:
+        hyperparams["mu_dtype"] = mu_dtype.name
+    return transform(name, init, update, role="accumulator", hyperparams=hyperparams)
 
 
-def scale_by_momentum(decay=0.9, *, ema: bool = False):
+def scale_by_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
     """Heavy-ball momentum: m_t = decay * m_{t-1} + g_t; the update is m_t.
 
     With ``ema=True`` the moment is an exponential moving average,
@@ -69,6 +77,9 @@ def scale_by_momentum(decay=0.9, *, ema: bool = False):
     Args:
       decay: the momentum coefficient, in [0, 1).
       ema: average (Adam's m_t) instead of summing (SGD's momentum buffer).
+      mu_dtype: the dtype m_t is stored in (e.g. ``jnp.bfloat16`` to halve its
+        memory); None stores it in each parameter's dtype.  The arithmetic
+        runs in at least float32 either way.
 
     Returns:
       An accumulator with state ``MomentumState(mu)``.
@@ -76,10 +87,10 @@ def scale_by_momentum(decay=0.9, *, ema: bool = False):
     Reference: Polyak, "Some methods of speeding up the convergence of
     iteration methods", 1964.
     """
-    return _momentum_transform("scale_by_momentum", decay, ema, nesterov=False)
+    return _momentum_transform("scale_by_momentum", decay, ema, False, mu_dtype)
 
 
-def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
+def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
     """Nesterov momentum: m_t = decay * m_{t-1} + g_t; the update is decay * m_t + g_t.
 
     This is the look-ahead form used by PyTorch (``nesterov=True``) and optax.
@@ -88,6 +99,7 @@ def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
     Args:
       decay: the momentum coefficient, in [0, 1).
       ema: use the exponential-moving-average form.
+      mu_dtype: the dtype m_t is stored in; None: each parameter's dtype.
 
     Returns:
       An accumulator with state ``MomentumState(mu)``.
@@ -95,7 +107,7 @@ def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
     Reference: Sutskever, Martens, Dahl, Hinton, "On the importance of
     initialization and momentum in deep learning", ICML 2013.
     """
-    return _momentum_transform("scale_by_nesterov_momentum", decay, ema, nesterov=True)
+    return _momentum_transform("scale_by_nesterov_momentum", decay, ema, True, mu_dtype)
 
 
 class BiasCorrectionState(NamedTuple):
