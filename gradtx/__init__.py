@@ -30,6 +30,9 @@ from ._hyperparams import InjectHyperparamsState as InjectHyperparamsState
 from ._hyperparams import get_hyperparams as get_hyperparams
 from ._hyperparams import inject_hyperparams as inject_hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
+from ._flat import Packed as Packed
+from ._flat import flatten as flatten
+from ._flat import pack as pack
 from ._momentum import BiasCorrectionState as BiasCorrectionState
 from ._momentum import MomentumState as MomentumState
 from ._momentum import NadamMomentumState as NadamMomentumState

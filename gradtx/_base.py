@@ -295,6 +295,32 @@ def moment_state(owner: str, state, state_type, updates, *fields) -> None:
                     f"other params?")
 
 
+def resolve_mask(mask, params):
+    """The pytree of bools a ``mask`` argument stands for, for these ``params``.
+
+    ``mask`` is None, a pytree of bools, or a function ``params -> pytree``.
+    Params packed by ``gradtx.flatten`` pack the mask the same way (they
+    provide ``pack_mask``), so masks keep working inside it.
+    """
+    pack = getattr(params, "pack_mask", None)
+    if pack is not None:
+        return pack(mask)
+    return mask(params) if callable(mask) else mask
+
+
+def check_state_dtype(owner: str, name: str, dtype):
+    """Validate a state dtype argument (``mu_dtype``, ``nu_dtype``): None or a float/complex dtype."""
+    if dtype is None:
+        return None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be a dtype or None, got {dtype!r}") from None
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise ValueError(f"{owner}: {name} must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
 def zeros_like_tree(params, real: bool = False, dtype=None):
     """Zeros shaped like ``params``; ``real`` drops complex to its real dtype.
 

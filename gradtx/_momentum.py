@@ -12,7 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (check_float_leaves, check_range, check_state, compute_dtype, increment,
+from ._base import (check_float_leaves, check_range, check_state, check_state_dtype, compute_dtype,
+                    increment,
                     moment_state, new_count, transform, zeros_like_tree)
 
 
@@ -20,6 +21,11 @@ class MomentumState(NamedTuple):
     """mu: the first moment m_t, one leaf per parameter."""
 
     mu: object
+
+
+def _wider(a, b):
+    """The wider of two compute dtypes (explicit, so strict promotion never objects)."""
+    return a if a.itemsize >= b.itemsize else b
 
 
 def _moment(decay, ema):
@@ -31,12 +37,18 @@ def _moment(decay, ema):
     return step
 
 
-def _momentum_transform(name, decay, ema, nesterov):
+def _momentum_transform(name, decay, ema, nesterov, mu_dtype):
     check_range(name, "decay", decay, 0, 1, high_open=True)
+    mu_dtype = check_state_dtype(name, "mu_dtype", mu_dtype)
 
     def init(params):
         check_float_leaves(name, params, "params")
-        return MomentumState(mu=zeros_like_tree(params))
+        if mu_dtype is not None and not jnp.issubdtype(mu_dtype, jnp.complexfloating):
+            for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+                if jnp.iscomplexobj(p):
+                    raise ValueError(f"{name}: mu_dtype {mu_dtype} is real but parameter leaf "
+                                     f"{jax.tree_util.keystr(path)} is complex")
+        return MomentumState(mu=zeros_like_tree(params, dtype=mu_dtype))
 
     def update(updates, state, params):
         moment_state(name, state, MomentumState, updates, "mu")
@@ -50,11 +62,13 @@ def _momentum_transform(name, decay, ema, nesterov):
         stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
         return out, MomentumState(mu=stored)
 
-    return transform(name, init, update, role="accumulator",
-                     hyperparams={"decay": decay, "ema": ema})
+    hyperparams = {"decay": decay, "ema": ema}
+    if mu_dtype is not None:
+        hyperparams["mu_dtype"] = mu_dtype.name
+    return transform(name, init, update, role="accumulator", hyperparams=hyperparams)
 
 
-def scale_by_momentum(decay=0.9, *, ema: bool = False):
+def scale_by_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
     """Heavy-ball momentum: m_t = decay * m_{t-1} + g_t; the update is m_t.
 
     With ``ema=True`` the moment is an exponential moving average,
@@ -65,6 +79,9 @@ def scale_by_momentum(decay=0.9, *, ema: bool = False):
     Args:
       decay: the momentum coefficient, in [0, 1).
       ema: average (Adam's m_t) instead of summing (SGD's momentum buffer).
+      mu_dtype: the dtype m_t is stored in (e.g. ``jnp.bfloat16`` to halve its
+        memory); None stores it in each parameter's dtype.  The arithmetic
+        runs in at least float32 either way.
 
     Returns:
       An accumulator with state ``MomentumState(mu)``.
@@ -72,10 +89,10 @@ def scale_by_momentum(decay=0.9, *, ema: bool = False):
     Reference: Polyak, "Some methods of speeding up the convergence of
     iteration methods", 1964.
     """
-    return _momentum_transform("scale_by_momentum", decay, ema, nesterov=False)
+    return _momentum_transform("scale_by_momentum", decay, ema, False, mu_dtype)
 
 
-def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
+def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
     """Nesterov momentum: m_t = decay * m_{t-1} + g_t; the update is decay * m_t + g_t.
 
     This is the look-ahead form used by PyTorch (``nesterov=True``) and optax.
@@ -84,6 +101,7 @@ def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
     Args:
       decay: the momentum coefficient, in [0, 1).
       ema: use the exponential-moving-average form.
+      mu_dtype: the dtype m_t is stored in; None: each parameter's dtype.
 
     Returns:
       An accumulator with state ``MomentumState(mu)``.
@@ -91,7 +109,7 @@ def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False):
     Reference: Sutskever, Martens, Dahl, Hinton, "On the importance of
     initialization and momentum in deep learning", ICML 2013.
     """
-    return _momentum_transform("scale_by_nesterov_momentum", decay, ema, nesterov=True)
+    return _momentum_transform("scale_by_nesterov_momentum", decay, ema, True, mu_dtype)
 
 
 class BiasCorrectionState(NamedTuple):
@@ -100,12 +118,22 @@ class BiasCorrectionState(NamedTuple):
     count: jax.Array
 
 
-def debias(x, decay, count):
-    """x / (1 - decay^t), with the correction formed in at least float32."""
-    cd = compute_dtype(x.dtype)
-    real = jnp.real(jnp.zeros((), cd)).dtype
-    correction = 1 - jnp.asarray(decay, real) ** count.astype(real)
-    return x.astype(cd) / correction.astype(cd)
+def debiaser(decay, count):
+    """The map x -> x / (1 - decay^t), in at least float32.
+
+    The scalar correction is formed once per dtype and shared by every leaf,
+    so a pytree of many leaves traces one power, not one per leaf.
+    """
+    corrections = {}
+
+    def apply(x):
+        cd = compute_dtype(x.dtype)
+        real = jnp.finfo(cd).dtype
+        if real not in corrections:
+            corrections[real] = 1 - jnp.asarray(decay, real) ** count.astype(real)
+        return x.astype(cd) / corrections[real].astype(cd)
+
+    return apply
 
 
 def bias_correction(decay=0.9):
@@ -131,7 +159,8 @@ def bias_correction(decay=0.9):
     def update(updates, state, params):
         check_state("bias_correction", state, BiasCorrectionState)
         count = increment(state.count)
-        out = jax.tree.map(lambda u: debias(u, decay, count).astype(u.dtype), updates)
+        correct = debiaser(decay, count)
+        out = jax.tree.map(lambda u: correct(u).astype(u.dtype), updates)
         return out, BiasCorrectionState(count=count)
 
     return transform("bias_correction", init, update, role="accumulator",

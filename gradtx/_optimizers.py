@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numbers
 
-from ._base import check_learning_rate, check_range
+from ._base import check_learning_rate, check_range, check_state_dtype
+
 from ._combine import chain
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nesterov_momentum
 from ._scaling import scale_by_learning_rate
@@ -31,6 +32,14 @@ def _check_betas(owner, b1, b2, eps, eps_root):
     check_range(owner, "b2", b2, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0)
     check_range(owner, "eps_root", eps_root, 0)
+
+
+def _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype):
+    """Validate mu_dtype/nu_dtype as the optimizer's own arguments; log them when set."""
+    for name, dtype in (("mu_dtype", mu_dtype), ("nu_dtype", nu_dtype)):
+        dtype = check_state_dtype(owner, name, dtype)
+        if dtype is not None:
+            hyperparams[name] = dtype.name
 
 
 def sgd(learning_rate, momentum=None, nesterov: bool = False):
@@ -185,7 +194,8 @@ def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
                    scale_by_learning_rate(learning_rate))
 
 
-def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0):
+def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=None,
+         nu_dtype=None):
     """Adam: RMSprop + momentum + bias correction.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,      m_hat_t = m_t / (1 - b1^t),
@@ -201,6 +211,9 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0):
       b2: the decay of the second moment, in [0, 1).
       eps: added to the root, >= 0.
       eps_root: added under the root, >= 0.
+      mu_dtype, nu_dtype: the dtypes m and v are stored in (e.g.
+        ``jnp.bfloat16`` halves that moment's memory); None: each parameter's
+        dtype.  The arithmetic runs in at least float32 either way.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -218,14 +231,16 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0):
     _check_betas(owner, b1, b2, eps, eps_root)
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
                    "eps_root": eps_root}
+    _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype)
     return _recipe(owner, hyperparams,
-                   scale_by_momentum(b1, ema=True),
+                   scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
                    bias_correction(b1),
-                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True),
+                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True, nu_dtype=nu_dtype),
                    scale_by_learning_rate(learning_rate))
 
 
-def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=1e-4, mask=None):
+def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=1e-4, mask=None,
+          *, mu_dtype=None, nu_dtype=None):
     """AdamW: Adam with decoupled weight decay, p_t = p_{t-1} - lr * (adam_t + wd * p_{t-1}).
 
     The decay is multiplied by the learning rate, as in PyTorch and optax.
@@ -234,7 +249,7 @@ def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, eps, eps_root: as in ``adam``.
+      b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adam``.
       weight_decay: wd, >= 0 or a schedule.
       mask: which parameters decay (a pytree of bools or a function of params).
 
@@ -255,15 +270,17 @@ def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=
     check_learning_rate(owner, weight_decay, name="weight_decay")
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
                    "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask}
+    _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype)
     return _recipe(owner, hyperparams,
-                   scale_by_momentum(b1, ema=True),
+                   scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
                    bias_correction(b1),
-                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True),
+                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True, nu_dtype=nu_dtype),
                    add_decayed_weights(weight_decay, mask),
                    scale_by_learning_rate(learning_rate))
 
 
-def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0):
+def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=None,
+            nu_dtype=None):
     """AMSGrad: Adam dividing by the root of the largest corrected second moment so far.
 
     p_t = p_{t-1} - lr * m_hat_t / (sqrt(max_{s<=t} v_hat_s + eps_root) + eps).
@@ -272,7 +289,8 @@ def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0):
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, eps, eps_root: as in ``adam``.
+      b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adam`` (nu_dtype also
+        stores the running maximum).
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -290,8 +308,9 @@ def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0):
     _check_betas(owner, b1, b2, eps, eps_root)
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
                    "eps_root": eps_root}
+    _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype)
     return _recipe(owner, hyperparams,
-                   scale_by_momentum(b1, ema=True),
+                   scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
                    bias_correction(b1),
-                   scale_by_max_rms(b2, eps, eps_root=eps_root),
+                   scale_by_max_rms(b2, eps, eps_root=eps_root, nu_dtype=nu_dtype),
                    scale_by_learning_rate(learning_rate))

@@ -19,13 +19,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (abs_sq, check_float_leaves, check_range, compute_dtype, increment,
-                    moment_state, new_count, transform, zeros_like_tree)
-from ._momentum import debias
+from ._base import (abs_sq, check_float_leaves, check_range, check_state_dtype, compute_dtype,
+                    increment, moment_state, new_count, transform, zeros_like_tree)
+from ._momentum import debiaser
 
 
 def _real_dtype(dtype):
-    return jnp.real(jnp.zeros((), compute_dtype(dtype))).dtype
+    return jnp.finfo(compute_dtype(dtype)).dtype
 
 
 def _ema_sq(v, g, decay):
@@ -34,16 +34,71 @@ def _ema_sq(v, g, decay):
     return decay * v.astype(cd) + (1 - decay) * abs_sq(g.astype(compute_dtype(g.dtype))).astype(cd)
 
 
-def _divide(u, v, eps, eps_root):
-    """u / (sqrt(v + eps_root) + eps); 0 where that denominator is 0."""
+def _is_static(x, test):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and test(x)
+
+
+def _divide(u, v, eps, eps_root, *, nonnegative=True):
+    """u / (sqrt(v + eps_root) + eps); 0 where that denominator is 0.
+
+    When ``v`` is a sum or average of squares (``nonnegative``) and ``eps`` is
+    a number > 0, the denominator is never 0 and the guard is left out: two
+    compares and two selects per element fewer.  A static ``eps_root`` of 0
+    is not added.
+    """
     cd = compute_dtype(u.dtype)
-    denom = jnp.sqrt(v + eps_root) + eps
+    root = jnp.sqrt(v if _is_static(eps_root, lambda e: e == 0) else v + eps_root)
+    denom = root + eps
+    if nonnegative and _is_static(eps, lambda e: e > 0):
+        return (u.astype(cd) / denom.astype(cd)).astype(u.dtype)
     safe = jnp.where(denom > 0, denom, 1)
     return jnp.where(denom > 0, u.astype(cd) / safe.astype(cd), 0).astype(u.dtype)
 
 
 def _store(new, old):
     return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
+
+
+def _round_bf16_stochastic(x, count, salt):
+    """Round float32 ``x`` to bfloat16 up or down with probability given by the distance.
+
+    bfloat16 is the top half of a float32, so adding a uniform 16-bit integer
+    to the bits and truncating rounds stochastically.  The 16 bits come from a
+    hash of (element index, step count, leaf number): deterministic, no key
+    in the state, a fresh draw per element and step.
+    """
+    index = jnp.arange(x.size, dtype=jnp.uint32).reshape(x.shape)
+    h = (index * jnp.uint32(0x9E3779B1) + count.astype(jnp.uint32) * jnp.uint32(0x85EBCA77)
+         + jnp.uint32((salt * 0xC2B2AE3D) % 2 ** 32))
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(0xC2B2AE35)
+    h = h ^ (h >> 16)
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32) + (h >> 16)
+    top = (bits >> 16).astype(jnp.uint16)
+    return jax.lax.bitcast_convert_type(top, jnp.bfloat16)
+
+
+def _store_moment(new, old, count, stochastic):
+    """Cast a second moment to its stored dtype; to bfloat16 by stochastic rounding if asked.
+
+    Rounding to nearest loses an EMA's small steps in bfloat16: with decay
+    0.999, 0.999 * v rounds back to v, so v never decays and ratchets up on
+    every large gradient (+30% after 3000 steps of unit-variance noise).
+    Stochastic rounding is unbiased, so the stored average follows the exact
+    one.
+    """
+    if not stochastic:
+        return _store(new, old)
+    leaves, treedef = jax.tree.flatten(new)
+    stored = []
+    for i, (n, o) in enumerate(zip(leaves, treedef.flatten_up_to(old))):
+        if o.dtype == jnp.bfloat16 and n.dtype == jnp.float32:
+            stored.append(_round_bf16_stochastic(n, count, i))
+        else:
+            stored.append(n.astype(o.dtype))
+    return treedef.unflatten(stored)
 
 
 def _check_eps(owner, eps, eps_root):
@@ -59,7 +114,7 @@ class RmsState(NamedTuple):
 
 
 def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = False,
-                 initial_scale=0.0):
+                 initial_scale=0.0, nu_dtype=None):
     """RMS scaling: v_t = decay * v_{t-1} + (1 - decay) * g_t^2, u_t = u_t / (sqrt(v_t + eps_root) + eps).
 
     With ``bias_correction`` v_t is replaced by v_t / (1 - decay^t) before the
@@ -71,6 +126,10 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
       eps_root: added under the root (optax's ``eps_in_sqrt``), >= 0.
       bias_correction: divide v_t by 1 - decay^t.
       initial_scale: v_0, >= 0.
+      nu_dtype: the (real) dtype v_t is stored in; None: each parameter's
+        real dtype.  The arithmetic runs in at least float32 either way.
+        ``jnp.bfloat16`` stores v_t by stochastic rounding, which keeps the
+        average unbiased (rounding to nearest would stop it from decaying).
 
     Returns:
       A preconditioner with state ``RmsState(count, nu)``.
@@ -82,25 +141,28 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     check_range(owner, "decay", decay, 0, 1, high_open=True)
     _check_eps(owner, eps, eps_root)
     check_range(owner, "initial_scale", initial_scale, 0)
+    nu_dtype = check_state_dtype(owner, "nu_dtype", nu_dtype)
+    stochastic = nu_dtype == jnp.bfloat16
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype),
-                          zeros_like_tree(params, real=True))
+        zeros = zeros_like_tree(params, real=True, dtype=nu_dtype)
+        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), zeros)
         return RmsState(count=new_count(), nu=nu)
 
     def update(updates, gradient, state, params):
         moment_state(owner, state, RmsState, updates, "nu")
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
-        nu_hat = jax.tree.map(lambda v: debias(v, decay, count), nu) if bias_correction else nu
+        nu_hat = jax.tree.map(debiaser(decay, count), nu) if bias_correction else nu
         out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, nu_hat)
-        return out, RmsState(count=count, nu=_store(nu, state.nu))
+        return out, RmsState(count=count, nu=_store_moment(nu, state.nu, count, stochastic))
 
-    return transform(owner, init, update, role="preconditioner",
-                     hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
-                                  "bias_correction": bias_correction,
-                                  "initial_scale": initial_scale})
+    hyperparams = {"decay": decay, "eps": eps, "eps_root": eps_root,
+                   "bias_correction": bias_correction, "initial_scale": initial_scale}
+    if nu_dtype is not None:
+        hyperparams["nu_dtype"] = nu_dtype.name
+    return transform(owner, init, update, role="preconditioner", hyperparams=hyperparams)
 
 
 class CenteredRmsState(NamedTuple):
@@ -151,12 +213,14 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
             + (1 - decay) * g.astype(compute_dtype(m.dtype)), state.mu, gradient)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         if bias_correction:
-            mu_hat = jax.tree.map(lambda m: debias(m, decay, count), mu)
-            nu_hat = jax.tree.map(lambda v: debias(v, decay, count), nu)
+            correct = debiaser(decay, count)
+            mu_hat = jax.tree.map(correct, mu)
+            nu_hat = jax.tree.map(correct, nu)
         else:
             mu_hat, nu_hat = mu, nu
         var = jax.tree.map(lambda m, v: v - abs_sq(m), mu_hat, nu_hat)
-        out = jax.tree.map(lambda u, s: _divide(u, s, eps, eps_root), updates, var)
+        out = jax.tree.map(lambda u, s: _divide(u, s, eps, eps_root, nonnegative=False),
+                           updates, var)
         return out, CenteredRmsState(count=count, mu=_store(mu, state.mu), nu=_store(nu, state.nu))
 
     return transform(owner, init, update, role="preconditioner",
@@ -268,7 +332,7 @@ class MaxRmsState(NamedTuple):
 
 
 def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bool = True,
-                     max_before_correction: bool = False):
+                     max_before_correction: bool = False, nu_dtype=None):
     """AMSGrad scaling: divide by the root of the largest second moment seen so far.
 
     v_t = decay * v_{t-1} + (1 - decay) * g_t^2, v_hat_t = v_t / (1 - decay^t),
@@ -284,6 +348,9 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
       eps_root: added under the root, >= 0.
       bias_correction: divide by 1 - decay^t.
       max_before_correction: take the maximum of the raw v_t, then correct it.
+      nu_dtype: the (real) dtype v_t and its maximum are stored in; None:
+        each parameter's real dtype.  ``jnp.bfloat16`` stores v_t by
+        stochastic rounding (see ``scale_by_rms``).
 
     Returns:
       A preconditioner with state ``MaxRmsState(count, nu, nu_max)``.
@@ -294,16 +361,18 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
     owner = "scale_by_max_rms"
     check_range(owner, "decay", decay, 0, 1, high_open=True)
     _check_eps(owner, eps, eps_root)
+    nu_dtype = check_state_dtype(owner, "nu_dtype", nu_dtype)
+    stochastic = nu_dtype == jnp.bfloat16
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = zeros_like_tree(params, real=True)
+        zeros = zeros_like_tree(params, real=True, dtype=nu_dtype)
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
     def update(updates, gradient, state, params):
         moment_state(owner, state, MaxRmsState, updates, "nu", "nu_max")
         count = increment(state.count)
-        correct = (lambda v: debias(v, decay, count)) if bias_correction else (lambda v: v)
+        correct = debiaser(decay, count) if bias_correction else (lambda v: v)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         if max_before_correction:
             nu_max = jax.tree.map(lambda m, v: jnp.maximum(m.astype(v.dtype), v), state.nu_max, nu)
@@ -313,13 +382,15 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
                                   state.nu_max, nu)
             denom_v = nu_max
         out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, denom_v)
-        return out, MaxRmsState(count=count, nu=_store(nu, state.nu),
+        return out, MaxRmsState(count=count, nu=_store_moment(nu, state.nu, count, stochastic),
                                 nu_max=_store(nu_max, state.nu_max))
 
-    return transform(owner, init, update, role="preconditioner",
-                     hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
-                                  "bias_correction": bias_correction,
-                                  "max_before_correction": max_before_correction})
+    hyperparams = {"decay": decay, "eps": eps, "eps_root": eps_root,
+                   "bias_correction": bias_correction,
+                   "max_before_correction": max_before_correction}
+    if nu_dtype is not None:
+        hyperparams["nu_dtype"] = nu_dtype.name
+    return transform(owner, init, update, role="preconditioner", hyperparams=hyperparams)
 
 
 def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import (ScheduleState, check_learning_rate, check_same_structure, check_state, increment,
-                    new_count, transform)
+                    new_count, resolve_mask, transform)
 
 
 def add_decayed_weights(weight_decay=0.0, mask=None):
@@ -43,7 +43,7 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
         check_same_structure(owner, params, updates, "params", "updates")
         wd = weight_decay(state.count) if callable(weight_decay) else weight_decay
         state = ScheduleState(count=increment(state.count))
-        keep = mask(params) if callable(mask) else mask
+        keep = resolve_mask(mask, params)
         if keep is None:
             keep = jax.tree.map(lambda _: True, params)
         check_same_structure(owner, params, keep, "params", "mask",

@@ -1,0 +1,69 @@
+"""The parameter pytrees the benchmarks time (shapes only; values are arbitrary)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def one_leaf():
+    """One 4096 x 4096 matrix: 16.8M parameters."""
+    return {"w": (4096, 4096)}
+
+
+def transformer_like(layers: int = 12, width: int = 384, vocab: int = 20000, context: int = 1024):
+    """A GPT-2-shaped model: 148 leaves, 29.3M parameters.
+
+    Embeddings, then per layer: attention (fused qkv, output projection),
+    MLP (4x width), two layer norms, each with weights and biases.
+    """
+    tree = {"embed": (vocab, width), "pos": (context, width),
+            "ln_f": {"scale": (width,), "bias": (width,)}}
+    for i in range(layers):
+        tree[f"layer{i:02d}"] = {
+            "ln1": {"scale": (width,), "bias": (width,)},
+            "attn": {"qkv": (width, 3 * width), "qkv_bias": (3 * width,),
+                     "out": (width, width), "out_bias": (width,)},
+            "ln2": {"scale": (width,), "bias": (width,)},
+            "mlp": {"fc": (width, 4 * width), "fc_bias": (4 * width,),
+                    "proj": (4 * width, width), "proj_bias": (width,)},
+        }
+    return tree
+
+
+def many_small(leaves: int = 2000, seed: int = 0):
+    """``leaves`` small arrays of 200-1800 values (vectors and small matrices): ~2M parameters."""
+    rng = np.random.default_rng(seed)
+    tree = {}
+    for i in range(leaves):
+        size = int(rng.integers(200, 1800))
+        if i % 2:
+            rows = int(rng.integers(4, 17))
+            shape = (rows, max(1, size // rows))
+        else:
+            shape = (size,)
+        tree[f"p{i:05d}"] = shape
+    return tree
+
+
+CASES = {"one_leaf": one_leaf, "transformer": transformer_like, "many_small": many_small}
+
+
+def count(shapes) -> tuple[int, int]:
+    """(number of leaves, number of parameters) of a shapes pytree."""
+    import jax
+    leaves = jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))
+    return len(leaves), int(sum(np.prod(s) for s in leaves))
+
+
+def arrays(shapes, dtype="float32", fill=None, seed=0):
+    """Device arrays of the given shapes (random normal, or a constant ``fill``)."""
+    import jax
+    import jax.numpy as jnp
+    rng = np.random.default_rng(seed)
+
+    def make(shape):
+        if fill is not None:
+            return jnp.full(shape, fill, dtype)
+        return jnp.asarray(rng.standard_normal(shape, dtype=np.float32), dtype)
+
+    return jax.tree.map(make, shapes, is_leaf=lambda x: isinstance(x, tuple))

@@ -1,0 +1,304 @@
+"""Packed state: run a transform on one flat buffer per dtype instead of one array per leaf.
+
+A model with thousands of small parameter arrays pays, in every step, for
+thousands of small kernels and thousands of state buffers: the arithmetic is
+cheap, the bookkeeping is not.  ``flatten(tx)`` packs the leaves of each
+dtype into one flat buffer inside the compiled step, runs ``tx`` on those
+few buffers, and unpacks the result back into the caller's pytree, so XLA
+compiles and runs a handful of loops whatever the number of leaves.  The
+state of ``tx`` is kept packed between steps.
+
+The caller's interface does not change: ``init(params)``, and
+``update(updates, state, params)`` returning updates shaped like the params.
+Inside, ``tx`` sees a ``Packed`` pytree: a node whose children are the flat
+buffers, keyed by dtype name (``state.mu["float32"]``), that remembers how to
+unpack itself.  A gradtx chain inside keeps both streams (the gradient still
+reaches the preconditioners); masks given to gradtx transforms (``mask=`` of
+``add_decayed_weights``) are packed the same way as the params.
+
+What packing preserves: any transform that works element by element (all of
+gradtx's momentum, second-moment, scaling and weight-decay transforms) gives
+the same numbers packed or not.  A transform that reduces over each leaf
+separately (a per-layer trust ratio, a factored second moment of a matrix)
+would reduce over the whole buffer instead; keep such transforms outside
+``flatten``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._base import GradientTransformation, as_flow, check_float_leaves, check_same_structure
+
+
+DEFAULT_MAX_LEAF_SIZE = 65536
+
+
+class Layout:
+    """Where each leaf of a pytree lives among the packed buffers.
+
+    Static (hashable) information only: the tree structure, each leaf's shape
+    and dtype, and the entries of the packed tree.  Leaves of at most
+    ``max_leaf_size`` elements are concatenated into one flat buffer per dtype
+    (key: the dtype name); a larger leaf is an entry of its own, kept whole in
+    its own shape (key: its path), since packing it would only add copies.
+    """
+
+    __slots__ = ("treedef", "shapes", "dtypes", "max_leaf_size", "keys", "entries", "_key")
+
+    def __init__(self, treedef, paths, shapes, dtypes, max_leaf_size=DEFAULT_MAX_LEAF_SIZE):
+        self.treedef = treedef
+        self.shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+        self.dtypes = tuple(np.dtype(d) for d in dtypes)
+        self.max_leaf_size = int(max_leaf_size)
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+        by_dtype: dict = {}
+        whole = []
+        for i, (d, size) in enumerate(zip(self.dtypes, sizes)):
+            if size > self.max_leaf_size:
+                whole.append(i)
+            else:
+                by_dtype.setdefault(d, []).append(i)
+        # entry: (key, dtype, leaf indices, offsets, sizes, total, packed?)
+        entries = []
+        for d in sorted(by_dtype, key=lambda d: d.name):
+            index = tuple(by_dtype[d])
+            sz = tuple(sizes[i] for i in index)
+            offsets = tuple(int(o) for o in np.concatenate([[0], np.cumsum(sz)[:-1]]).astype(np.int64))
+            entries.append((d.name, d, index, offsets, sz, int(sum(sz)), True))
+        for i in whole:
+            entries.append((paths[i], self.dtypes[i], (i,), (0,), (sizes[i],), sizes[i], False))
+        self.entries = tuple(entries)
+        self.keys = tuple(e[0] for e in entries)
+        self._key = (treedef, self.shapes, self.dtypes, self.max_leaf_size)
+
+    @classmethod
+    def of(cls, owner: str, tree, max_leaf_size=DEFAULT_MAX_LEAF_SIZE) -> "Layout":
+        check_float_leaves(owner, tree, "parameter")
+        with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
+        paths = [jax.tree_util.keystr(p) if p else "<root>" for p, _ in with_path]
+        leaves = [x for _, x in with_path]
+        return cls(treedef, paths, [jnp.shape(x) for x in leaves],
+                   [jnp.result_type(x) for x in leaves], max_leaf_size)
+
+    def __eq__(self, other):
+        return isinstance(other, Layout) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        parts = [f"{d.name}[{total}] from {len(index)} leaves" if packed
+                 else f"{key}: {d.name}{list(self.shapes[index[0]])}"
+                 for key, d, index, _, _, total, packed in self.entries]
+        return "Layout(" + ", ".join(parts) + ")"
+
+    def pack(self, tree) -> "Packed":
+        """The packed tree: one flat buffer per dtype, large leaves as they are."""
+        leaves = self.treedef.flatten_up_to(tree)
+        buffers = []
+        for _, d, index, _, _, _, packed in self.entries:
+            if not packed:
+                buffers.append(jnp.asarray(leaves[index[0]]).astype(d))
+                continue
+            parts = [jnp.ravel(jnp.asarray(leaves[i])).astype(d) for i in index]
+            buffers.append(parts[0] if len(parts) == 1 else jnp.concatenate(parts))
+        return Packed(self, tuple(buffers))
+
+    def unpack(self, buffers, like=None):
+        """The pytree the buffers hold; leaves take the dtypes of ``like`` if given."""
+        leaves = [None] * len(self.shapes)
+        for buf, (_, _, index, offsets, sizes, total, packed) in zip(buffers, self.entries):
+            for i, start, size in zip(index, offsets, sizes):
+                if not packed:
+                    leaves[i] = buf
+                    continue
+                piece = buf if size == total else jax.lax.slice(buf, (start,), (start + size,))
+                leaves[i] = piece.reshape(self.shapes[i])
+        if like is not None:
+            leaves = [x.astype(d) for x, d in zip(leaves, self.dtypes)]
+        return self.treedef.unflatten(leaves)
+
+    def pack_mask(self, mask_tree) -> "Packed":
+        """Pack a pytree of bools shaped like the leaves; uniform entries stay Python bools."""
+        try:
+            leaves = self.treedef.flatten_up_to(mask_tree)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"flatten: the mask does not match the params ({error}); the "
+                             f"mask must be a pytree of bools shaped like the params") from None
+        buffers = []
+        for _, _, index, _, sizes, _, packed in self.entries:
+            values = [leaves[i] for i in index]
+            if all(isinstance(v, (bool, np.bool_)) for v in values):
+                flags = [bool(v) for v in values]
+                if all(flags) or not any(flags):
+                    buffers.append(flags[0] if flags else True)
+                else:
+                    buffers.append(np.repeat(np.asarray(flags), sizes))
+            elif not packed:
+                buffers.append(jnp.broadcast_to(jnp.asarray(values[0], bool), self.shapes[index[0]]))
+            else:
+                parts = [jnp.ravel(jnp.broadcast_to(jnp.asarray(v, bool), self.shapes[i]))
+                         for v, i in zip(values, index)]
+                buffers.append(jnp.concatenate(parts) if len(parts) > 1 else parts[0])
+        return Packed(self, tuple(buffers))
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class Packed:
+    """A pytree packed by ``flatten``: one flat buffer per dtype, keyed by dtype name.
+
+    Leaves too large to pack are entries of their own, keyed by their path.
+    ``packed["float32"]`` is a buffer; ``packed.unpack()`` rebuilds the tree.
+    Its structure includes the layout, so a state packed for other params is
+    told apart from this one by any structure check.
+    """
+
+    __slots__ = ("layout", "buffers")
+
+    def __init__(self, layout: Layout, buffers: tuple):
+        self.layout = layout
+        self.buffers = buffers
+
+    def tree_flatten(self):
+        return self.buffers, self.layout
+
+    def tree_flatten_with_keys(self):
+        keys = [jax.tree_util.DictKey(k) for k in self.layout.keys]
+        return tuple(zip(keys, self.buffers)), self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout, buffers):
+        return cls(layout, tuple(buffers))
+
+    def __getitem__(self, key):
+        return self.buffers[self.layout.keys.index(key)]
+
+    def keys(self):
+        return self.layout.keys
+
+    def unpack(self):
+        """The pytree these buffers hold, shaped like the packed params."""
+        return self.layout.unpack(self.buffers)
+
+    def pack_mask(self, mask):
+        """The mask for these params, packed: ``mask`` is None, a pytree of bools, or a
+        function of the (unpacked) params returning one."""
+        if mask is None:
+            return None
+        return self.layout.pack_mask(mask(self.unpack()) if callable(mask) else mask)
+
+    def __repr__(self):
+        inner = ", ".join(f"{k}: {getattr(b, 'shape', b)}" for k, b in zip(self.layout.keys,
+                                                                            self.buffers))
+        return f"Packed({inner})"
+
+
+def pack(tree, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> Packed:
+    """Pack a pytree of arrays into one flat buffer per dtype (large leaves kept whole).
+
+    Optional: ``flatten`` packs and unpacks inside each step by itself.  A
+    training loop that keeps its parameters packed (and calls
+    ``params.unpack()`` inside the loss) also skips that copy and hands the
+    optimizer one array per dtype instead of one per leaf, which is what
+    makes a step over thousands of leaves cheap to dispatch and to compile.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> packed = gradtx.pack({"w": jnp.ones((2, 2)), "b": jnp.zeros(3)})
+      >>> packed["float32"].shape, packed.unpack()["w"].shape
+      ((7,), (2, 2))
+    """
+    if isinstance(tree, Packed):
+        return tree
+    return Layout.of("pack", tree, max_leaf_size).pack(tree)
+
+
+def _packed_layouts(state):
+    nodes = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, Packed))
+    return [n.layout for n in nodes if isinstance(n, Packed)]
+
+
+def flatten(tx, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> GradientTransformation:
+    """Run ``tx`` on one flat buffer per dtype: the same numbers, a few kernels instead of thousands.
+
+    u_t = unpack(tx(pack(g_t))): the leaves of each dtype are concatenated
+    into one vector inside the step, ``tx`` updates those vectors, and its
+    output is cut back into the caller's pytree.  The state of ``tx`` stays
+    packed between steps (``state.mu["float32"]``).  Use it for models with
+    many small parameter arrays, where per-leaf work dominates a step and
+    its compile time; for a few large arrays it only adds copies.
+
+    Params kept packed by the caller (``gradtx.pack``) pass straight through.
+
+    Exact for transforms that work element by element (every gradtx
+    optimizer); a transform that reduces over each leaf on its own must stay
+    outside.  ``None`` leaves are skipped, as everywhere in gradtx.
+
+    Args:
+      tx: the transform to run packed (gradtx or optax).
+      max_leaf_size: leaves of at most this many elements are packed; larger
+        leaves stay whole (they already make one efficient loop each, and
+        packing them would only add copies).
+
+    Returns:
+      A transform with the interface and numbers of ``tx`` whose state holds
+      ``Packed`` buffers.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.flatten(gradtx.adam(0.1))
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
+      >>> state = opt.init(params)
+      >>> state.states[0].mu
+      Packed(float32: (3,))
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5]), "b": jnp.array(1.0)},
+      ...                             state, params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.9, -1.9], dtype=float32)
+    """
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+        raise TypeError(f"flatten: expected a gradient transformation (init/update), got "
+                        f"{type(tx).__name__}")
+    inner = as_flow(tx)
+
+    def init(params):
+        if not isinstance(params, Packed):
+            params = Layout.of("flatten", params, max_leaf_size).pack(params)
+        return tx.init(params)
+
+    def flow(updates, gradient, state, params, extra):
+        if isinstance(updates, Packed):   # already packed by the caller: nothing to do
+            return inner(updates, gradient, state, params, extra)
+        layout = Layout.of("flatten", updates, max_leaf_size)
+        for stored in _packed_layouts(state)[:1]:
+            if stored != layout:
+                raise ValueError(f"flatten: the state was packed for {stored!r} but the updates "
+                                 f"pack to {layout!r}; was the state made by init on other "
+                                 f"params (different shapes, dtypes or structure)?")
+        packed_u = layout.pack(updates)
+        if gradient is updates:
+            packed_g = packed_u
+        else:
+            check_same_structure("flatten", updates, gradient, "updates", "gradient")
+            packed_g = layout.pack(gradient)
+        packed_p = None
+        if params is not None:
+            check_same_structure("flatten", updates, params, "updates", "params")
+            packed_p = layout.pack(params)
+        out, grad_out, state = inner(packed_u, packed_g, state, packed_p, extra)
+        new_updates = layout.unpack(out.buffers, like=updates)
+        if grad_out is packed_g:
+            new_gradient = gradient
+        elif grad_out is out:
+            new_gradient = new_updates
+        else:
+            new_gradient = layout.unpack(grad_out.buffers, like=updates)
+        return new_updates, new_gradient, state
+
+    if not isinstance(max_leaf_size, int) or max_leaf_size < 0:
+        raise ValueError(f"flatten: max_leaf_size must be an integer >= 0, got {max_leaf_size!r}")
+    return GradientTransformation(init, flow, name="flatten",
+                                  hyperparams={"inner": tx, "max_leaf_size": max_leaf_size})
