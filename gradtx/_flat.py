@@ -98,6 +98,16 @@ class Layout:
     def pack(self, tree) -> "Packed":
         """The packed tree: one flat buffer per dtype, large leaves as they are."""
         leaves = self.treedef.flatten_up_to(tree)
+        if not any(isinstance(x, jax.core.Tracer) for x in leaves):
+            # Outside a trace: one batched transfer and a host concatenation, instead
+            # of two dispatched device ops per leaf (25 s at 10,000 leaves on CPU).
+            host = jax.device_get(leaves)
+            buffers = []
+            for _, d, index, _, _, _, packed in self.entries:
+                parts = [np.ravel(np.asarray(host[i])).astype(d) for i in index]
+                flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                buffers.append(jnp.asarray(flat if packed else flat.reshape(self.shapes[index[0]])))
+            return Packed(self, tuple(buffers))
         buffers = []
         for _, d, index, _, _, _, packed in self.entries:
             if not packed:
