@@ -19,8 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (abs_sq, check_range, check_state_dtype, compute_dtype, increment, moment_state, new_count,
-                    transform, zeros_like_tree)
+from ._base import (abs_sq, check_range, check_state_dtype, compute_dtype, increment,
+                    moment_state, new_count, transform, zeros_like_tree)
 from ._momentum import debiaser
 
 
