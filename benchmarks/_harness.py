@@ -94,7 +94,8 @@ def fmt_ratio(r) -> str:
     if r is None:
         return "-"
     med, lo, hi = r
-    return f"{med:.2f} [{lo:.2f}-{hi:.2f}]"
+    digits = 2 if med >= 0.1 else 4
+    return f"{med:.{digits}f} [{lo:.{digits}f}-{hi:.{digits}f}]"
 
 
 def fmt_ms(t) -> str:

@@ -54,6 +54,8 @@ def main():
         "gradtx.adam(mu_dtype=bf16, nu_dtype=bf16)":
             (lambda: gradtx.adam(1e-3, mu_dtype=bf16, nu_dtype=bf16), gradtx.apply_updates),
         "gradtx.flatten(adam)": (lambda: gradtx.flatten(gradtx.adam(1e-3)), gradtx.apply_updates),
+        "gradtx.flatten(adam), packed params": (lambda: gradtx.flatten(gradtx.adam(1e-3)),
+                                                gradtx.apply_updates),
         "optax.adam": (lambda: optax.adam(1e-3), optax.apply_updates),
         "optax.adam(mu_dtype=bf16)": (lambda: optax.adam(1e-3, mu_dtype=bf16), optax.apply_updates),
     }
@@ -68,8 +70,9 @@ def main():
         n_leaves, n_params = _cases.count(shapes)
         label = f"{case} ({n_leaves} leaves, {n_params / 1e6:.2f}M)"
         for name, (make, apply) in impls.items():
+            tree = gradtx.pack(params) if "packed params" in name else params
             for donate in (True, False):
-                m, state_bytes = analyse(make(), params, apply, donate)
+                m, state_bytes = analyse(make(), tree, apply, donate)
                 rows.append([label, name, "yes" if donate else "no", f"{state_bytes / MB:.1f}",
                              f"{m.argument_size_in_bytes / MB:.1f}",
                              f"{m.output_size_in_bytes / MB:.1f}",

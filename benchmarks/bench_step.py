@@ -4,7 +4,9 @@
     python benchmarks/bench_step.py --case many_small --rounds 20
 
 One step is ``update`` + ``apply_updates`` in one ``jax.jit`` with params and
-optimizer state donated (torch: ``optimizer.step()``, in place).  Cases:
+optimizer state donated (torch: ``optimizer.step()``, in place).  The no-op
+row is a jitted step that takes the same params (donated) and grads and
+returns the params: the cost of the pytree interface alone.  Cases:
 one 4096x4096 leaf; a GPT-2-shaped model (148 leaves, 29.4M params); 2000
 small leaves (2.05M params).
 
@@ -119,6 +121,18 @@ def implementations(shapes, which):
     if "packed" in which and len(jax.tree.leaves(params)) > 1:
         runners["gradtx.flatten(adam), packed params"] = jax_runner(
             gradtx.flatten(gradtx.adam(LR)), gradtx.pack(params), gradtx.pack(grads))
+    if "bf16" in which:
+        runners["gradtx.adam(mu_dtype=bf16, nu_dtype=bf16)"] = jax_runner(
+            gradtx.adam(LR, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16), params, grads)
+    if "noop" in which:
+        noop = jax.jit(lambda p, g: p, donate_argnums=0)
+        box = [jax.tree.map(jnp.copy, params)]
+
+        def run_noop():
+            box[0] = noop(box[0], grads)
+            H.block(box[0])
+
+        runners["no-op step over the same pytree"] = run_noop
     if "optax" in which:
         runners["optax.adam"] = jax_runner(optax.adam(LR), params, grads, optax.apply_updates)
     if "optax_flatten" in which:
@@ -160,8 +174,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="all", choices=["all", *_cases.CASES])
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--impl", default="gradtx,flatten,packed,optax,optax_flatten,torch",
-                        help="comma-separated subset of gradtx,flatten,packed,optax,optax_flatten,torch")
+    parser.add_argument("--impl", default="gradtx,flatten,packed,bf16,noop,optax,optax_flatten,torch",
+                        help="comma-separated subset of gradtx,flatten,packed,bf16,noop,optax,"
+                             "optax_flatten,torch")
     parser.add_argument("--out", default=None, help="write the markdown table to this file")
     args = parser.parse_args()
     which = set(args.impl.split(","))

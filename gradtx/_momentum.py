@@ -54,12 +54,14 @@ def _momentum_transform(name, decay, ema, nesterov, mu_dtype):
         moment_state(name, state, MomentumState, updates, "mu")
         step = _moment(decay, ema)
         new_mu = jax.tree.map(step, state.mu, updates)
+        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
+        if mu_dtype is not None:
+            new_mu = stored  # read the moment as stored: no full-precision copy of it
         if nesterov:
             out = jax.tree.map(step, new_mu, updates)
         else:
             out = new_mu
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
-        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
         return out, MomentumState(mu=stored)
 
     hyperparams = {"decay": decay, "ema": ema}
@@ -81,7 +83,8 @@ def scale_by_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
       ema: average (Adam's m_t) instead of summing (SGD's momentum buffer).
       mu_dtype: the dtype m_t is stored in (e.g. ``jnp.bfloat16`` to halve its
         memory); None stores it in each parameter's dtype.  The arithmetic
-        runs in at least float32 either way.
+        runs in at least float32 either way; with a ``mu_dtype`` the update
+        uses m_t as stored, so a donated step needs no float32 copy of it.
 
     Returns:
       An accumulator with state ``MomentumState(mu)``.

@@ -235,7 +235,8 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=No
     return _recipe(owner, hyperparams,
                    scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
                    bias_correction(b1),
-                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True, nu_dtype=nu_dtype),
+                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True,
+                                nu_dtype=nu_dtype),
                    scale_by_learning_rate(learning_rate))
 
 
@@ -274,7 +275,8 @@ def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=
     return _recipe(owner, hyperparams,
                    scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
                    bias_correction(b1),
-                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True, nu_dtype=nu_dtype),
+                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True,
+                                nu_dtype=nu_dtype),
                    add_decayed_weights(weight_decay, mask),
                    scale_by_learning_rate(learning_rate))
 

@@ -80,6 +80,13 @@ def _round_bf16_stochastic(x, count, salt):
     return jax.lax.bitcast_convert_type(top, jnp.bfloat16)
 
 
+def _as_stored(stored):
+    """The stored moment back in compute precision: the update reads what the state keeps,
+    so a donated step needs no full-precision copy of a narrower moment.
+    """
+    return jax.tree.map(lambda s: s.astype(_real_dtype(s.dtype)), stored)
+
+
 def _store_moment(new, old, count, stochastic):
     """Cast a second moment to its stored dtype; to bfloat16 by stochastic rounding if asked.
 
@@ -130,6 +137,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
         real dtype.  The arithmetic runs in at least float32 either way.
         ``jnp.bfloat16`` stores v_t by stochastic rounding, which keeps the
         average unbiased (rounding to nearest would stop it from decaying).
+        With a ``nu_dtype`` the update divides by v_t as stored.
 
     Returns:
       A preconditioner with state ``RmsState(count, nu)``.
@@ -154,9 +162,12 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
         moment_state(owner, state, RmsState, updates, "nu")
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        stored = _store_moment(nu, state.nu, count, stochastic)
+        if nu_dtype is not None:
+            nu = _as_stored(stored)
         nu_hat = jax.tree.map(debiaser(decay, count), nu) if bias_correction else nu
         out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, nu_hat)
-        return out, RmsState(count=count, nu=_store_moment(nu, state.nu, count, stochastic))
+        return out, RmsState(count=count, nu=stored)
 
     hyperparams = {"decay": decay, "eps": eps, "eps_root": eps_root,
                    "bias_correction": bias_correction, "initial_scale": initial_scale}
@@ -374,6 +385,9 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
         count = increment(state.count)
         correct = debiaser(decay, count) if bias_correction else (lambda v: v)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        stored = _store_moment(nu, state.nu, count, stochastic)
+        if nu_dtype is not None:
+            nu = _as_stored(stored)
         if max_before_correction:
             nu_max = jax.tree.map(lambda m, v: jnp.maximum(m.astype(v.dtype), v), state.nu_max, nu)
             denom_v = jax.tree.map(correct, nu_max)
@@ -382,7 +396,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
                                   state.nu_max, nu)
             denom_v = nu_max
         out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, denom_v)
-        return out, MaxRmsState(count=count, nu=_store_moment(nu, state.nu, count, stochastic),
+        return out, MaxRmsState(count=count, nu=stored,
                                 nu_max=_store(nu_max, state.nu_max))
 
     hyperparams = {"decay": decay, "eps": eps, "eps_root": eps_root,

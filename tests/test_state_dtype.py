@@ -55,9 +55,10 @@ def _trajectory(opt, problem, steps=200):
 
 
 def _relative_drift(got, want, start):
-    diff = sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
-    moved = sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(start)))
-    return np.sqrt(diff / moved)
+    def sq(x, y):
+        return sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+
+    return np.sqrt(sq(got, want) / sq(want, start))
 
 
 @pytest.mark.parametrize("problem", [_quadratic_problem, _mlp_problem], ids=["quadratic", "mlp"])
