@@ -45,7 +45,22 @@ def many_small(leaves: int = 2000, seed: int = 0):
     return tree
 
 
-CASES = {"one_leaf": one_leaf, "transformer": transformer_like, "many_small": many_small}
+def billion():
+    """One 32768 x 32768 matrix: 1.07B parameters (GPU only: 17 GB per float32 Adam copy)."""
+    return {"w": (32768, 32768)}
+
+
+CASES = {"one_leaf": one_leaf, "transformer": transformer_like, "many_small": many_small,
+         "billion": billion}
+
+# Cases that ``--case all`` runs only on an accelerator (they do not fit this project's CPU
+# machine: params, grads and two moments of 1.07B float32 values are 17 GB per implementation).
+ACCELERATOR_ONLY = ("billion",)
+
+
+def default_cases(backend: str) -> list[str]:
+    """The cases ``--case all`` runs on ``backend`` ("cpu", "gpu", "tpu")."""
+    return [c for c in CASES if backend != "cpu" or c not in ACCELERATOR_ONLY]
 
 
 def count(shapes) -> tuple[int, int]:

@@ -45,6 +45,8 @@ def machine() -> dict:
                 info[key.strip()] = value.strip()
     except FileNotFoundError:  # pragma: no cover
         info["cpu"] = platform.processor()
+    if os.environ.get("XLA_FLAGS"):
+        info["XLA_FLAGS"] = os.environ["XLA_FLAGS"]
     if jax.default_backend() != "cpu":
         info["accelerator"] = jax.devices()[0].device_kind
     try:

@@ -62,7 +62,7 @@ def main():
     header = ["case", "implementation", "donated", "state MB", "arguments MB", "outputs MB",
               "aliased MB", "temporaries MB", "device"]
     rows = []
-    cases = list(_cases.CASES) if args.case == "all" else [args.case]
+    cases = _cases.default_cases(jax.default_backend()) if args.case == "all" else [args.case]
     for case in cases:
         shapes = (_cases.many_small(args.small_leaves) if case == "many_small"
                   else _cases.CASES[case]())
