@@ -59,24 +59,29 @@ def _store(new, old):
     return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
 
 
-def _round_bf16_stochastic(x, count, salt):
+def _round_bf16_stochastic(x, count):
     """Round float32 ``x`` to bfloat16 up or down with probability given by the distance.
 
     bfloat16 is the top half of a float32, so adding a uniform 16-bit integer
-    to the bits and truncating rounds stochastically.  The 16 bits come from a
-    hash of (element index, step count, leaf number): deterministic, no key
-    in the state, a fresh draw per element and step.
+    to the low half and truncating rounds stochastically.  The 16 bits come
+    from a hash of the top half (the bfloat16 interval x lies in) and the
+    step count: deterministic, no key in the state, a fresh draw at every
+    step, and the same draw wherever the element sits, so a moment rounds
+    alike per leaf, packed by ``flatten`` or sharded, and a last-bit
+    difference in x (a fused multiply-add here, not there) almost never
+    changes the result.  Elements in the same interval at the same step
+    share the draw; each one's rounding is still unbiased.  -x rounds to
+    minus the rounding of x.
     """
-    index = jnp.arange(x.size, dtype=jnp.uint32).reshape(x.shape)
-    h = (index * jnp.uint32(0x9E3779B1) + count.astype(jnp.uint32) * jnp.uint32(0x85EBCA77)
-         + jnp.uint32((salt * 0xC2B2AE3D) % 2 ** 32))
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    h = ((bits & jnp.uint32(0x7FFF0000)) >> 16) * jnp.uint32(0x9E3779B1) \
+        + count.astype(jnp.uint32) * jnp.uint32(0x85EBCA77)
     h = h ^ (h >> 16)
     h = h * jnp.uint32(0x85EBCA6B)
     h = h ^ (h >> 13)
     h = h * jnp.uint32(0xC2B2AE35)
     h = h ^ (h >> 16)
-    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32) + (h >> 16)
-    top = (bits >> 16).astype(jnp.uint16)
+    top = ((bits + (h >> 16)) >> 16).astype(jnp.uint16)
     return jax.lax.bitcast_convert_type(top, jnp.bfloat16)
 
 
@@ -87,25 +92,22 @@ def _as_stored(stored):
     return jax.tree.map(lambda s: s.astype(_real_dtype(s.dtype)), stored)
 
 
-def _store_moment(new, old, count, stochastic):
-    """Cast a second moment to its stored dtype; to bfloat16 by stochastic rounding if asked.
+def _store_moment(new, old, count):
+    """Cast a second moment to its stored dtype; to bfloat16 by stochastic rounding.
 
     Rounding to nearest loses an EMA's small steps in bfloat16: with decay
     0.999, 0.999 * v rounds back to v, so v never decays and ratchets up on
     every large gradient (+30% after 3000 steps of unit-variance noise).
     Stochastic rounding is unbiased, so the stored average follows the exact
-    one.
+    one.  This applies whenever the moment is stored in bfloat16: asked for
+    by ``nu_dtype``, or inherited from bfloat16 params.
     """
-    if not stochastic:
-        return _store(new, old)
-    leaves, treedef = jax.tree.flatten(new)
-    stored = []
-    for i, (n, o) in enumerate(zip(leaves, treedef.flatten_up_to(old))):
+    def store(n, o):
         if o.dtype == jnp.bfloat16 and n.dtype == jnp.float32:
-            stored.append(_round_bf16_stochastic(n, count, i))
-        else:
-            stored.append(n.astype(o.dtype))
-    return treedef.unflatten(stored)
+            return _round_bf16_stochastic(n, count)
+        return n.astype(o.dtype)
+
+    return jax.tree.map(store, new, old)
 
 
 def _check_eps(owner, eps, eps_root):
@@ -135,9 +137,11 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
       initial_scale: v_0, >= 0.
       nu_dtype: the (real) dtype v_t is stored in; None: each parameter's
         real dtype.  The arithmetic runs in at least float32 either way.
-        ``jnp.bfloat16`` stores v_t by stochastic rounding, which keeps the
-        average unbiased (rounding to nearest would stop it from decaying).
-        With a ``nu_dtype`` the update divides by v_t as stored.
+        A bfloat16 v_t (``nu_dtype=jnp.bfloat16``, or bfloat16 params) is
+        stored by stochastic rounding, which keeps the average unbiased
+        (rounding to nearest would stop it from decaying; optax and PyTorch
+        round to nearest).  With a ``nu_dtype`` the update divides by v_t
+        as stored.
 
     Returns:
       A preconditioner with state ``RmsState(count, nu)``.
@@ -150,7 +154,6 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     _check_eps(owner, eps, eps_root)
     check_range(owner, "initial_scale", initial_scale, 0)
     nu_dtype = check_state_dtype(owner, "nu_dtype", nu_dtype)
-    stochastic = nu_dtype == jnp.bfloat16
 
     def init(params):
         check_float_leaves(owner, params, "params")
@@ -162,7 +165,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
         moment_state(owner, state, RmsState, updates, "nu")
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
-        stored = _store_moment(nu, state.nu, count, stochastic)
+        stored = _store_moment(nu, state.nu, count)
         if nu_dtype is not None:
             nu = _as_stored(stored)
         nu_hat = jax.tree.map(debiaser(decay, count), nu) if bias_correction else nu
@@ -232,7 +235,8 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
         var = jax.tree.map(lambda m, v: v - abs_sq(m), mu_hat, nu_hat)
         out = jax.tree.map(lambda u, s: _divide(u, s, eps, eps_root, nonnegative=False),
                            updates, var)
-        return out, CenteredRmsState(count=count, mu=_store(mu, state.mu), nu=_store(nu, state.nu))
+        return out, CenteredRmsState(count=count, mu=_store_moment(mu, state.mu, count),
+                                      nu=_store_moment(nu, state.nu, count))
 
     return transform(owner, init, update, role="preconditioner",
                      hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
@@ -360,7 +364,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
       bias_correction: divide by 1 - decay^t.
       max_before_correction: take the maximum of the raw v_t, then correct it.
       nu_dtype: the (real) dtype v_t and its maximum are stored in; None:
-        each parameter's real dtype.  ``jnp.bfloat16`` stores v_t by
+        each parameter's real dtype.  A bfloat16 v_t is stored by
         stochastic rounding (see ``scale_by_rms``).
 
     Returns:
@@ -373,7 +377,6 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
     check_range(owner, "decay", decay, 0, 1, high_open=True)
     _check_eps(owner, eps, eps_root)
     nu_dtype = check_state_dtype(owner, "nu_dtype", nu_dtype)
-    stochastic = nu_dtype == jnp.bfloat16
 
     def init(params):
         check_float_leaves(owner, params, "params")
@@ -385,7 +388,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
         count = increment(state.count)
         correct = debiaser(decay, count) if bias_correction else (lambda v: v)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
-        stored = _store_moment(nu, state.nu, count, stochastic)
+        stored = _store_moment(nu, state.nu, count)
         if nu_dtype is not None:
             nu = _as_stored(stored)
         if max_before_correction:
@@ -468,7 +471,7 @@ def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         out = jax.tree.map(lambda u, v: rectify(u, v, count), updates, nu)
-        return out, RmsState(count=count, nu=_store(nu, state.nu))
+        return out, RmsState(count=count, nu=_store_moment(nu, state.nu, count))
 
     return transform(owner, init, update, role="preconditioner",
                      hyperparams={"decay": decay, "eps": eps, "threshold": threshold})
