@@ -18,7 +18,10 @@ reaches the preconditioners); masks given to gradtx transforms (``mask=`` of
 
 What packing preserves: any transform that works element by element (all of
 gradtx's momentum, second-moment, scaling and weight-decay transforms) gives
-the same numbers packed or not.  A transform that reduces over each leaf
+the same numbers packed or not, except that a second moment stored in
+bfloat16 is rounded stochastically with draws that hash each element's
+position, so packed and per-leaf runs agree in distribution there, not
+element for element.  A transform that reduces over each leaf
 separately (a per-layer trust ratio, a factored second moment of a matrix)
 would reduce over the whole buffer instead; keep such transforms outside
 ``flatten``.

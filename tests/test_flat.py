@@ -4,7 +4,8 @@ The reference for a packed optimizer is the same optimizer run leaf by leaf
 (itself checked against closed-form references elsewhere), plus optax's
 Adam for one independent check.  Both paths are jitted; XLA may contract a
 multiply-add differently in the two programs, so float32 agrees to a few
-ulps and bfloat16 to one bfloat16 ulp, not bit for bit.
+ulps and bfloat16 to one bfloat16 ulp, not bit for bit; bfloat16 leaves whose
+second moment is rounded stochastically agree to that rounding's noise.
 """
 
 import jax
@@ -66,7 +67,10 @@ def _assert_trees_close(got, want):
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert g.dtype == w.dtype and g.shape == w.shape
         if g.dtype == jnp.bfloat16:
-            np.testing.assert_allclose(np.float32(g), np.float32(w), rtol=2 ** -7, atol=1e-6)
+            # A bf16 second moment is rounded stochastically, and the draw hashes the
+            # element's position, which packing changes: equal in distribution, not
+            # element for element (differences up to ~2e-3 here).
+            np.testing.assert_allclose(np.float32(g), np.float32(w), rtol=2 ** -7, atol=4e-3)
         else:
             np.testing.assert_allclose(g, w, rtol=2e-6, atol=1e-7)
 
