@@ -22,7 +22,7 @@ run() {  # run NAME COMMAND...: write results/NAME_<gpu>.md
 }
 case "${1:-}" in
     step)
-        run step benchmarks/bench_step.py --case one_leaf --rounds 30
+        run step_one_leaf benchmarks/bench_step.py --case one_leaf --rounds 30
         run step_transformer benchmarks/bench_step.py --case transformer --rounds 30
         run step_billion benchmarks/bench_step.py --case billion --rounds 20 ;;
     small)
