@@ -13,9 +13,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (GradientTransformation, as_flow, check_float_leaves, check_range,
-                    check_same_structure, check_state, compute_dtype, increment, new_count)
-from ._wrappers import _check_int, check_inner
+from ._base import GradientTransformation, update_fn
+from ._checks import check_float_leaves, check_range, check_state, check_transformation
+from ._numerics import compute_dtype, increment, new_count
+from ._tree import check_same_structure
+from ._wrappers import check_int
 
 
 def _copy_wide(params):
@@ -77,20 +79,19 @@ def lookahead(fast_optimizer, sync_period: int = 6, slow_step_size=0.5) -> Gradi
     forward, 1 step back", NeurIPS 2019, arXiv:1907.08610.
     """
     owner = "lookahead"
-    check_inner(owner, fast_optimizer, "fast_optimizer")
-    _check_int(owner, "sync_period", sync_period, 1)
+    check_transformation(owner, "fast_optimizer", fast_optimizer)
+    check_int(owner, "sync_period", sync_period, 1)
     check_range(owner, "slow_step_size", slow_step_size, 0, 1)
-    inner_flow = as_flow(fast_optimizer)
+    inner_update = update_fn(fast_optimizer)
 
     def init(params):
         return LookaheadState(new_count(), _copy_wide(params), fast_optimizer.init(params))
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         check_state(owner, state, LookaheadState)
         check_float_leaves(owner, updates, "gradient")
         _check_params(owner, params, updates, state.slow)
-        fast, gradient, inner_state = inner_flow(updates, gradient, state.inner_state, params,
-                                                 extra)
+        fast, inner_state = inner_update(updates, state.inner_state, params, **extra)
         sync = state.count >= sync_period - 1
 
         def one(u, p, phi):
@@ -104,9 +105,9 @@ def lookahead(fast_optimizer, sync_period: int = 6, slow_step_size=0.5) -> Gradi
         outer = jax.tree.structure(fast)
         out, slow = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
         count = jnp.where(sync, jnp.zeros_like(state.count), state.count + 1)
-        return out, gradient, LookaheadState(count, slow, inner_state)
+        return out, LookaheadState(count, slow, inner_state)
 
-    return GradientTransformation(init, flow, name=owner,
+    return GradientTransformation(init, update, name=owner, children=(fast_optimizer,),
                                   hyperparams={"inner": fast_optimizer, "sync_period": sync_period,
                                                "slow_step_size": slow_step_size})
 
@@ -165,19 +166,18 @@ def ema_params(inner, decay=0.999, *, debias: bool = False) -> GradientTransform
     by Averaging", SIAM J. Control Optim. 30(4), 1992.
     """
     owner = "ema_params"
-    check_inner(owner, inner)
+    check_transformation(owner, "inner", inner)
     check_range(owner, "decay", decay, 0, 1, high_open=True)
-    inner_flow = as_flow(inner)
+    inner_update = update_fn(inner)
 
     def init(params):
         return EmaParamsState(new_count(), _copy_wide(params), inner.init(params))
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         check_state(owner, state, EmaParamsState)
         check_float_leaves(owner, updates, "gradient")
         _check_params(owner, params, updates, state.ema)
-        out, gradient, inner_state = inner_flow(updates, gradient, state.inner_state, params,
-                                                extra)
+        out, inner_state = inner_update(updates, state.inner_state, params, **extra)
         count = increment(state.count)
 
         def one(u, p, e):
@@ -191,7 +191,7 @@ def ema_params(inner, decay=0.999, *, debias: bool = False) -> GradientTransform
             return e + w.astype(e.dtype) * (new_p - e)
 
         ema = jax.tree.map(one, out, params, state.ema)
-        return out, gradient, EmaParamsState(count, ema, inner_state)
+        return out, EmaParamsState(count, ema, inner_state)
 
-    return GradientTransformation(init, flow, name=owner,
+    return GradientTransformation(init, update, name=owner, children=(inner,),
                                   hyperparams={"inner": inner, "decay": decay, "debias": debias})

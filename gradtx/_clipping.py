@@ -1,8 +1,7 @@
 """Clipping: bound the size of the update element-wise, per leaf, per unit or globally.
 
-Every transform here rewrites the update (its output becomes both streams of
-a chain, see ``gradtx._base``), so a preconditioner after a clip measures the
-clipped gradient, as in PyTorch's ``clip_grad_norm_`` followed by ``step``.
+A clip placed first in a recipe clips the gradient every later transform
+sees, as PyTorch's ``clip_grad_norm_`` followed by ``step``.
 
 Sizes of complex entries are moduli: |g|^2 = g * conj(g).  A complex update
 is only ever shrunk by a real factor, never rotated.  Norms are formed in at
@@ -18,13 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import (EmptyState, abs_sq, check_float_leaves, check_range, check_same_structure,
-                    compute_dtype, transform)
-
-
-def _real(dtype):
-    """The real dtype arithmetic on ``dtype`` runs in (float32 at least)."""
-    return jnp.real(jnp.zeros((), compute_dtype(dtype))).dtype
+from ._base import EmptyState, GradientTransformation
+from ._checks import check_float_leaves, check_range
+from ._numerics import abs_sq, compute_dtype, real_compute_dtype
+from ._tree import check_same_structure
 
 
 def _sum_sq(x, axis=None, keepdims=False):
@@ -53,7 +49,8 @@ def _shrink(u, norm, max_norm):
 
 
 def _stateless(name, update, hyperparams):
-    return transform(name, lambda params: EmptyState(), update, hyperparams=hyperparams)
+    return GradientTransformation(lambda params: EmptyState(), update, name=name,
+                                  hyperparams=hyperparams)
 
 
 def clip(max_delta):
@@ -99,7 +96,7 @@ def global_norm(tree):
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), jnp.float32)
-    dtype = reduce(np.promote_types, [np.dtype(_real(jnp.result_type(x))) for x in leaves])
+    dtype = reduce(np.promote_types, [np.dtype(real_compute_dtype(jnp.result_type(x))) for x in leaves])
     total = sum(_sum_sq(jnp.asarray(x)).astype(dtype) for x in leaves)
     return _safe_sqrt(total)
 

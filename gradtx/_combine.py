@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ._base import GradientTransformation, as_flow, check_state
+from ._base import GradientTransformation, Preconditioner, update_fn
+from ._checks import check_state, check_transformation
 
 
 class ChainState(NamedTuple):
@@ -16,39 +17,115 @@ class ChainState(NamedTuple):
 def chain(*transforms, name: str = "chain", hyperparams: dict | None = None) -> GradientTransformation:
     """Apply transforms one after another: u = t_n(... t_2(t_1(g))).
 
-    The chain passes each transform the running update and the gradient of
-    this step (see ``gradtx._base`` for the roles), so a preconditioner late
-    in the chain still measures the raw gradient.  Transforms from optax can
-    be mixed in; they see the running update as their input.
+    Each transform receives the previous one's output, and nothing else, as
+    in ``optax.chain``: a transform computes the same thing wherever it
+    stands, and chains nest freely (``chain(chain(a, b), c)`` computes what
+    ``chain(a, b, c)`` does).  optax transforms can be mixed in.
 
     Args:
       *transforms: gradtx or optax gradient transformations.
-      name, hyperparams: how the result describes itself (recipes such as
-        ``adam`` pass their own).
+      name, hyperparams: how the result describes itself; recipes such as
+        ``adam`` pass their own, and errors from a part then name the recipe
+        (``adam: scale_by_momentum: ...``).
 
     Returns:
       A transform whose state is a ``ChainState`` holding one state per part.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.chain(gradtx.clip(1.0), gradtx.scale(0.5))
+      >>> tx.update(jnp.array([3.0, -0.5]), tx.init(jnp.zeros(2)))[0]
+      Array([ 0.5 , -0.25], dtype=float32)
     """
     for i, t in enumerate(transforms):
-        if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(f"{name}: argument {i} is not a gradient transformation "
-                            f"(no init/update), got {type(t).__name__}")
-    flows = [as_flow(t) for t in transforms]
+        check_transformation(name, f"argument {i}", t)
+    updates_of = [update_fn(t) for t in transforms]
+    recipe = name != "chain"
 
     def init(params):
         return ChainState(tuple(t.init(params) for t in transforms))
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         check_state(name, state, ChainState)
-        if len(state.states) != len(flows):
+        if len(state.states) != len(updates_of):
             raise ValueError(f"{name}: got state for {len(state.states)} transforms but the "
-                             f"chain has {len(flows)}; was this state made by another "
+                             f"chain has {len(updates_of)}; was this state made by another "
                              f"optimizer's init?")
         new_states = []
-        for part_flow, part_state in zip(flows, state.states):
-            updates, gradient, part_state = part_flow(updates, gradient, part_state, params, extra)
-            new_states.append(part_state)
-        return updates, gradient, ChainState(tuple(new_states))
+        try:
+            for part_update, part_state in zip(updates_of, state.states):
+                updates, part_state = part_update(updates, part_state, params, **extra)
+                new_states.append(part_state)
+        except (ValueError, TypeError) as error:
+            if recipe and not str(error).startswith(f"{name}:"):
+                raise type(error)(f"{name}: {error}") from error
+            raise
+        return updates, ChainState(tuple(new_states))
 
-    return GradientTransformation(init, flow, name=name, hyperparams=hyperparams,
-                                  parts=transforms)
+    return GradientTransformation(init, update, name=name, hyperparams=hyperparams,
+                                  children=transforms, combinator="chain")
+
+
+class PreconditionState(NamedTuple):
+    """direction: the state of the direction; preconditioner: the preconditioner's state."""
+
+    direction: Any
+    preconditioner: Any
+
+
+def precondition(direction, by: Preconditioner) -> GradientTransformation:
+    """Divide a direction by a preconditioner measured on the same gradient.
+
+    u_t = d_t / D_t, where d_t = direction(g_t) and D_t is the denominator
+    of the preconditioner ``by`` with its statistics updated from g_t.  This
+    is how Adam reads as its definition::
+
+        adam = chain(
+            precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+                         by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)),
+            scale_by_learning_rate(lr))
+
+    m_hat_t comes from the direction, sqrt(v_hat_t) + eps from the
+    preconditioner, and both see the same g_t.  A serial chain cannot say
+    this: ``chain(momentum, rms)`` would take the second moment of the
+    momentum.  ``precondition(identity(), by=p)`` is ``p``.
+
+    Args:
+      direction: any transform (momentum, bias correction, a chain of them).
+      by: a ``Preconditioner``: ``scale_by_rms``, ``scale_by_rss``,
+        ``scale_by_max_rms``, ``scale_by_centered_rms``, ``scale_by_adadelta``,
+        ``scale_by_rectified_rms``.
+
+    Returns:
+      A transform with state ``PreconditionState(direction, preconditioner)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.precondition(gradtx.scale_by_momentum(0.5), by=gradtx.scale_by_rss(0.0, eps=0.0))
+      >>> state = tx.init(jnp.zeros(1))
+      >>> u, state = tx.update(jnp.array([2.0]), state)   # m = 2, s = 4
+      >>> u, state = tx.update(jnp.array([2.0]), state)   # m = 3, s = 8
+      >>> u
+      Array([1.0606601], dtype=float32)
+    """
+    owner = "precondition"
+    check_transformation(owner, "direction", direction)
+    if not isinstance(by, Preconditioner):
+        raise TypeError(f"{owner}: by must be a preconditioner (scale_by_rms, scale_by_rss, "
+                        f"scale_by_max_rms, scale_by_centered_rms, scale_by_adadelta, "
+                        f"scale_by_rectified_rms), got "
+                        f"{getattr(by, 'name', type(by).__name__)}")
+    direction_update = update_fn(direction)
+
+    def init(params):
+        return PreconditionState(direction=direction.init(params),
+                                 preconditioner=by.init(params))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, PreconditionState)
+        d, direction_state = direction_update(updates, state.direction, params, **extra)
+        out, by_state = by.precondition(d, updates, state.preconditioner, params)
+        return out, PreconditionState(direction=direction_state, preconditioner=by_state)
+
+    return GradientTransformation(init, update, name=owner, children=(direction, by),
+                                  combinator="precondition")

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _optimizers as opt
-from ._base import apply_updates
+from ._update import apply_updates
 
 # name -> (the optimizer for a learning rate, its default learning rate).  The
 # defaults come from a sweep on this task (powers of about 3 around each

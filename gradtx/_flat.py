@@ -33,7 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import GradientTransformation, as_flow, check_float_leaves, check_same_structure
+from ._base import GradientTransformation, update_fn
+from ._checks import check_float_leaves, check_transformation
+from ._tree import check_same_structure
 
 
 DEFAULT_MAX_LEAF_SIZE = 65536
@@ -272,19 +274,17 @@ def flatten(tx, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> GradientTransf
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9, -1.9], dtype=float32)
     """
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(f"flatten: expected a gradient transformation (init/update), got "
-                        f"{type(tx).__name__}")
-    inner = as_flow(tx)
+    check_transformation("flatten", "tx", tx)
+    inner = update_fn(tx)
 
     def init(params):
         if not isinstance(params, Packed):
             params = Layout.of("flatten", params, max_leaf_size).pack(params)
         return tx.init(params)
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         if isinstance(updates, Packed):   # already packed by the caller: nothing to do
-            return inner(updates, gradient, state, params, extra)
+            return inner(updates, state, params, **extra)
         layout = Layout.of("flatten", updates, max_leaf_size)
         for stored in _packed_layouts(state)[:1]:
             if stored != layout:
@@ -292,26 +292,14 @@ def flatten(tx, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> GradientTransf
                                  f"pack to {layout!r}; was the state made by init on other "
                                  f"params (different shapes, dtypes or structure)?")
         packed_u = layout.pack(updates)
-        if gradient is updates:
-            packed_g = packed_u
-        else:
-            check_same_structure("flatten", updates, gradient, "updates", "gradient")
-            packed_g = layout.pack(gradient)
         packed_p = None
         if params is not None:
             check_same_structure("flatten", updates, params, "updates", "params")
             packed_p = layout.pack(params)
-        out, grad_out, state = inner(packed_u, packed_g, state, packed_p, extra)
-        new_updates = layout.unpack(out.buffers, like=updates)
-        if grad_out is packed_g:
-            new_gradient = gradient
-        elif grad_out is out:
-            new_gradient = new_updates
-        else:
-            new_gradient = layout.unpack(grad_out.buffers, like=updates)
-        return new_updates, new_gradient, state
+        out, state = inner(packed_u, state, packed_p, **extra)
+        return layout.unpack(out.buffers, like=updates), state
 
     if not isinstance(max_leaf_size, int) or max_leaf_size < 0:
         raise ValueError(f"flatten: max_leaf_size must be an integer >= 0, got {max_leaf_size!r}")
-    return GradientTransformation(init, flow, name="flatten",
+    return GradientTransformation(init, update, name="flatten", children=(tx,),
                                   hyperparams={"inner": tx, "max_leaf_size": max_leaf_size})

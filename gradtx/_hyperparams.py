@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import (GradientTransformation, as_flow, check_state, increment, is_traced,
-                    new_count)
+from ._base import GradientTransformation, update_fn
+from ._checks import check_state
+from ._numerics import increment, is_traced, new_count
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -102,9 +103,8 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
     The numeric values are inputs of the update, not constants compiled into
     it: ``set_hyperparams(state, learning_rate=...)`` between steps changes
     them without recompiling, and ``jax.vmap`` over states runs a sweep.  The
-    update rebuilds ``factory`` with the state's values and runs it through
-    its two-stream flow, so the injected optimizer can stand anywhere the
-    plain one can, inside a gradtx chain included.
+    update rebuilds ``factory`` with the state's values and runs its update,
+    so the injected optimizer can stand anywhere the plain one can.
 
     Args:
       factory: a function returning a gradient transformation (``gradtx.adam``,
@@ -178,7 +178,7 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
             return InjectHyperparamsState(count=count, hyperparams=values, scheduled=scheduled,
                                           inner_state=inner.init(params))
 
-        def flow(updates, gradient, state, params, extra):
+        def update(updates, state, params=None, **extra):
             check_state(name, state, InjectHyperparamsState)
             if set(state.hyperparams) != set(numeric) or set(state.scheduled) != set(schedules):
                 raise ValueError(
@@ -188,13 +188,12 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
                     f"optimizer's init?")
             scheduled = evaluate(state.count)
             inner = build({**state.hyperparams, **scheduled})
-            updates, gradient, inner_state = as_flow(inner)(
-                updates, gradient, state.inner_state, params, extra)
-            return updates, gradient, InjectHyperparamsState(
+            updates, inner_state = update_fn(inner)(updates, state.inner_state, params, **extra)
+            return updates, InjectHyperparamsState(
                 count=increment(state.count), hyperparams=state.hyperparams,
                 scheduled=scheduled, inner_state=inner_state)
 
-        return GradientTransformation(init, flow, name=name, hyperparams=arguments)
+        return GradientTransformation(init, update, name=name, hyperparams=arguments)
 
     return injected
 

@@ -1,8 +1,10 @@
-"""First-moment accumulators: momentum, Nesterov momentum, bias correction.
+"""First-moment transforms: momentum (heavy ball, EMA, Nesterov), bias correction, NAdam's moment.
 
-All three are *accumulators* in a chain: their output is the update, and the
-gradient of the step passes them by (see ``gradtx._base``).  Arithmetic runs
-in at least float32; the moment is stored in its parameter's dtype.
+Each maps its input to a direction built from many steps.  In an adaptive
+optimizer they form the ``direction`` of ``precondition``, so the second
+moment is still measured on the gradient.  Arithmetic runs in at least
+float32; the moment is stored in its parameter's dtype unless a state dtype
+is given.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (check_float_leaves, check_range, check_state, check_state_dtype, compute_dtype,
-                    increment,
-                    moment_state, new_count, transform, zeros_like_tree)
+from ._base import GradientTransformation
+from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
+from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
+from ._tree import path_str, zeros_like_tree
 
 
 class MomentumState(NamedTuple):
@@ -23,9 +26,10 @@ class MomentumState(NamedTuple):
     mu: object
 
 
-def _wider(a, b):
-    """The wider of two compute dtypes (explicit, so strict promotion never objects)."""
-    return a if a.itemsize >= b.itemsize else b
+class TraceState(NamedTuple):
+    """trace: the heavy-ball momentum buffer m_t, one leaf per parameter (optax's name)."""
+
+    trace: object
 
 
 def _moment(decay, ema):
@@ -37,82 +41,103 @@ def _moment(decay, ema):
     return step
 
 
-def _momentum_transform(name, decay, ema, nesterov, mu_dtype):
+def _momentum_transform(name, decay, ema, nesterov, dtype, *, state_type=MomentumState,
+                        dtype_name="mu_dtype"):
     check_range(name, "decay", decay, 0, 1, high_open=True)
-    mu_dtype = check_state_dtype(name, "mu_dtype", mu_dtype)
+    dtype = check_state_dtype(name, dtype_name, dtype)
+    field = state_type._fields[0]
 
     def init(params):
         check_float_leaves(name, params, "params")
-        if mu_dtype is not None and not jnp.issubdtype(mu_dtype, jnp.complexfloating):
+        if dtype is not None and not jnp.issubdtype(dtype, jnp.complexfloating):
             for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
                 if jnp.iscomplexobj(p):
-                    raise ValueError(f"{name}: mu_dtype {mu_dtype} is real but parameter leaf "
-                                     f"{jax.tree_util.keystr(path)} is complex")
-        return MomentumState(mu=zeros_like_tree(params, dtype=mu_dtype))
+                    raise ValueError(f"{name}: {dtype_name} {dtype} is real but parameter leaf "
+                                     f"{path_str(path)} is complex")
+        return state_type(zeros_like_tree(params, dtype=dtype))
 
-    def update(updates, state, params):
-        moment_state(name, state, MomentumState, updates, "mu")
+    def update(updates, state, params=None, **extra):
+        moment_state(name, state, state_type, updates, field)
         step = _moment(decay, ema)
-        new_mu = jax.tree.map(step, state.mu, updates)
-        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
-        if mu_dtype is not None:
+        old = getattr(state, field)
+        new_mu = jax.tree.map(step, old, updates)
+        stored = jax.tree.map(lambda m, o: m.astype(o.dtype), new_mu, old)
+        if dtype is not None:
             new_mu = stored  # read the moment as stored: no full-precision copy of it
         if nesterov:
             out = jax.tree.map(step, new_mu, updates)
         else:
             out = new_mu
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
-        return out, MomentumState(mu=stored)
+        return out, state_type(stored)
 
-    hyperparams = {"decay": decay, "ema": ema}
-    if mu_dtype is not None:
-        hyperparams["mu_dtype"] = mu_dtype.name
-    return transform(name, init, update, role="accumulator", hyperparams=hyperparams)
+    hyperparams = {"decay": decay, "ema": ema, "nesterov": nesterov}
+    if dtype is not None:
+        hyperparams[dtype_name] = dtype.name
+    return GradientTransformation(init, update, name=name, hyperparams=hyperparams)
 
 
-def scale_by_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
-    """Heavy-ball momentum: m_t = decay * m_{t-1} + g_t; the update is m_t.
+def scale_by_momentum(decay=0.9, *, ema: bool = False, nesterov: bool = False, mu_dtype=None):
+    """Momentum: m_t = decay * m_{t-1} + g_t; the update is m_t (heavy ball).
 
     With ``ema=True`` the moment is an exponential moving average,
     m_t = decay * m_{t-1} + (1 - decay) * g_t, as Adam's first moment.
-    m_0 = 0.  Heavy ball is PyTorch's ``SGD(momentum=decay)`` and optax's
-    ``trace``; PyTorch's ``dampening`` is not modelled here.
+    With ``nesterov=True`` the update is the look-ahead decay * m_t + g_t
+    (with ``ema``: decay * m_t + (1 - decay) * g_t), PyTorch's
+    ``nesterov=True``.  m_0 = 0.  Heavy ball is PyTorch's
+    ``SGD(momentum=decay)``; PyTorch's ``dampening`` is not modelled here.
+    optax's ``trace`` is the same rule with its state named ``trace``.
 
     Args:
       decay: the momentum coefficient, in [0, 1).
       ema: average (Adam's m_t) instead of summing (SGD's momentum buffer).
+      nesterov: return the Nesterov look-ahead instead of m_t.
       mu_dtype: the dtype m_t is stored in (e.g. ``jnp.bfloat16`` to halve its
         memory); None stores it in each parameter's dtype.  The arithmetic
         runs in at least float32 either way; with a ``mu_dtype`` the update
         uses m_t as stored, so a donated step needs no float32 copy of it.
 
     Returns:
-      An accumulator with state ``MomentumState(mu)``.
+      A transform with state ``MomentumState(mu)``.
 
-    Reference: Polyak, "Some methods of speeding up the convergence of
-    iteration methods", 1964.
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_momentum(0.9)
+      >>> u, state = tx.update(jnp.array([1.0]), tx.init(jnp.zeros(1)))
+      >>> tx.update(jnp.array([1.0]), state)[0]
+      Array([1.9], dtype=float32)
+
+    References: Polyak, "Some methods of speeding up the convergence of
+    iteration methods", 1964; Sutskever, Martens, Dahl, Hinton, "On the
+    importance of initialization and momentum in deep learning", ICML 2013.
     """
-    return _momentum_transform("scale_by_momentum", decay, ema, False, mu_dtype)
+    return _momentum_transform("scale_by_momentum", decay, ema, nesterov, mu_dtype)
 
 
-def scale_by_nesterov_momentum(decay=0.9, *, ema: bool = False, mu_dtype=None):
-    """Nesterov momentum: m_t = decay * m_{t-1} + g_t; the update is decay * m_t + g_t.
+def trace(decay, nesterov: bool = False, accumulator_dtype=None):
+    """optax's heavy-ball momentum: m_t = decay * m_{t-1} + g_t; the update is m_t.
 
-    This is the look-ahead form used by PyTorch (``nesterov=True``) and optax.
-    With ``ema=True`` both lines use (1 - decay) * g_t in place of g_t.
+    With ``nesterov`` the update is decay * m_t + g_t.  The same rule as
+    ``scale_by_momentum(decay, nesterov=nesterov)``, under optax's name,
+    keywords and state (``TraceState(trace)``), so optax code that reads
+    ``state.trace`` keeps working.  ``sgd(momentum=...)`` uses it.
 
     Args:
       decay: the momentum coefficient, in [0, 1).
-      ema: use the exponential-moving-average form.
-      mu_dtype: the dtype m_t is stored in; None: each parameter's dtype.
+      nesterov: return the Nesterov look-ahead.
+      accumulator_dtype: the dtype m_t is stored in; None: each parameter's.
 
     Returns:
-      An accumulator with state ``MomentumState(mu)``.
+      A transform with state ``TraceState(trace)``.
 
-    Reference: Sutskever, Martens, Dahl, Hinton, "On the importance of
-    initialization and momentum in deep learning", ICML 2013.
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.trace(0.5, nesterov=True)
+      >>> tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))[0]
+      Array([3.], dtype=float32)
     """
-    return _momentum_transform("scale_by_nesterov_momentum", decay, ema, True, mu_dtype)
+    return _momentum_transform("trace", decay, False, nesterov, accumulator_dtype,
+                               state_type=TraceState, dtype_name="accumulator_dtype")
 
 
 class BiasCorrectionState(NamedTuple):
@@ -149,7 +174,7 @@ def bias_correction(decay=0.9):
       decay: the decay of the moving average being corrected, in [0, 1).
 
     Returns:
-      An accumulator with state ``BiasCorrectionState(count)``.
+      A transform with state ``BiasCorrectionState(count)``.
 
     Reference: Kingma, Ba, "Adam: A Method for Stochastic Optimization",
     2014, arXiv:1412.6980, section 3.
@@ -159,15 +184,15 @@ def bias_correction(decay=0.9):
     def init(params):
         return BiasCorrectionState(count=new_count())
 
-    def update(updates, state, params):
+    def update(updates, state, params=None, **extra):
         check_state("bias_correction", state, BiasCorrectionState)
         count = increment(state.count)
         correct = debiaser(decay, count)
         out = jax.tree.map(lambda u: correct(u).astype(u.dtype), updates)
         return out, BiasCorrectionState(count=count)
 
-    return transform("bias_correction", init, update, role="accumulator",
-                     hyperparams={"decay": decay})
+    return GradientTransformation(init, update, name="bias_correction",
+                                  hyperparams={"decay": decay})
 
 
 class NadamMomentumState(NamedTuple):
@@ -180,12 +205,11 @@ class NadamMomentumState(NamedTuple):
 
 def _widest_real_dtype(params):
     """The widest real compute dtype among the leaves (float32 if there are none)."""
-    dtypes = [jnp.real(jnp.zeros((), compute_dtype(jnp.result_type(p)))).dtype
-              for p in jax.tree.leaves(params)]
+    dtypes = [real_compute_dtype(jnp.result_type(p)) for p in jax.tree.leaves(params)]
     return max(dtypes, key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32))
 
 
-def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3):
+def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3, *, mu_dtype=None):
     """NAdam's first moment, with Dozat's warming momentum schedule.
 
     b1_t = b1 * (1 - 0.5 * 0.96^(t * momentum_decay)),   B_t = b1_1 * b1_2 * ... * b1_t,
@@ -197,19 +221,23 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3):
     Follow it with ``scale_by_rms(b2, eps, bias_correction=True)`` for NAdam.
     PyTorch's ``NAdam`` uses momentum_decay = 4e-3 (its default); Keras's
     ``Nadam`` uses 0.96^t, that is momentum_decay = 1; optax's ``nadam``
-    keeps b1 constant (no schedule).
+    (``adam(nesterov=True)``) keeps b1 constant: ``momentum_decay=None``,
+    where b1_t = b1 and B_t = b1^t.
 
     Args:
       b1: the decay of the first moment, in [0, 1).
-      momentum_decay: psi, how fast b1_t rises from about b1 / 2 towards b1, >= 0.
+      momentum_decay: psi, how fast b1_t rises from about b1 / 2 towards b1,
+        >= 0; None keeps b1_t = b1.
+      mu_dtype: the dtype m_t is stored in; None: each parameter's dtype.
 
     Returns:
-      An accumulator with state ``NadamMomentumState(count, mu, b1_product)``.
+      A transform with state ``NadamMomentumState(count, mu, b1_product)``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
-      >>> opt = gradtx.chain(gradtx.scale_by_nadam_momentum(0.9),
-      ...                    gradtx.scale_by_rms(0.999, 1e-8, bias_correction=True))
+      >>> opt = gradtx.precondition(gradtx.scale_by_nadam_momentum(0.9),
+      ...                           by=gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False,
+      ...                                                  bias_correction=True))
       >>> updates, state = opt.update(jnp.array([1.0, -2.0]), opt.init(jnp.zeros(2)))
       >>> updates
       Array([ 1.056445, -1.056445], dtype=float32)
@@ -219,27 +247,34 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3):
     """
     owner = "scale_by_nadam_momentum"
     check_range(owner, "b1", b1, 0, 1, high_open=True)
-    check_range(owner, "momentum_decay", momentum_decay, 0)
+    if momentum_decay is not None:
+        check_range(owner, "momentum_decay", momentum_decay, 0)
+    mu_dtype = check_state_dtype(owner, "mu_dtype", mu_dtype)
 
     def schedule(t):
         return b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
 
     def init(params):
-        return NadamMomentumState(count=new_count(), mu=zeros_like_tree(params),
+        return NadamMomentumState(count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype),
                                   b1_product=jnp.ones((), _widest_real_dtype(params)))
 
-    def update(updates, state, params):
+    def update(updates, state, params=None, **extra):
         moment_state(owner, state, NadamMomentumState, updates, state.mu)
         count = increment(state.count)
         t = count.astype(state.b1_product.dtype)
-        b1_t, b1_next = schedule(t), schedule(t + 1)
-        product = state.b1_product * b1_t
-        product_next = product * b1_next
+        if momentum_decay is None:
+            b1_t = b1_next = b1
+            product = jnp.asarray(b1, t.dtype) ** t
+            product_next = jnp.asarray(b1, t.dtype) ** (t + 1)
+        else:
+            b1_t, b1_next = schedule(t), schedule(t + 1)
+            product = state.b1_product * b1_t
+            product_next = product * b1_next
         new_mu = jax.tree.map(_moment(b1, ema=True), state.mu, updates)
 
         def nesterov(m, g):
             cd = compute_dtype(m.dtype, g.dtype)
-            real = jnp.real(jnp.zeros((), cd)).dtype
+            real = real_compute_dtype(cd)
             c_g = ((1 - b1_t) / (1 - product)).astype(real)
             c_m = (b1_next / (1 - product_next)).astype(real)
             return (c_g * g.astype(cd) + c_m * m).astype(g.dtype)
@@ -248,5 +283,7 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3):
         stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
         return out, NadamMomentumState(count=count, mu=stored, b1_product=product)
 
-    return transform(owner, init, update, role="accumulator",
-                     hyperparams={"b1": b1, "momentum_decay": momentum_decay})
+    hyperparams = {"b1": b1, "momentum_decay": momentum_decay}
+    if mu_dtype is not None:
+        hyperparams["mu_dtype"] = mu_dtype.name
+    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)

@@ -1,29 +1,32 @@
 """The optimizers, each a recipe: a short chain of public transforms.
 
 Read each ``chain(...)`` top to bottom: one transform per line, in the order
-the math applies.  Every optimizer checks its own arguments first, so an
-error names the optimizer and the argument the user typed.
+the math applies.  Adaptive optimizers put their first moment and their
+second moment side by side in ``precondition(direction, by=...)``, so both
+see the same gradient.  Every optimizer checks its own arguments first, so
+an error names the optimizer and the argument the user typed.
 
-Where PyTorch, Keras and optax disagree on a convention, the docstring says
-which one gradtx follows in one line.  ``gradtx.presets`` (when present)
-reproduces the other frameworks exactly.
+Every name here is optax's and takes optax's keywords and defaults, with
+optax's math; gradtx adds keywords (``nu_dtype``) and, where optax's default
+is unsafe, says so (``adadelta``'s learning rate).  ``gradtx.presets``
+reproduces PyTorch's and Keras's conventions.
 """
 
 from __future__ import annotations
 
 import numbers
 
-from ._base import check_learning_rate, check_range, check_state_dtype
-
-from ._combine import chain
-from ._momentum import bias_correction, scale_by_momentum, scale_by_nesterov_momentum
-from ._scaling import scale_by_learning_rate
+from ._base import GradientTransformation
+from ._checks import check_learning_rate, check_range, check_state_dtype
+from ._combine import chain, precondition
+from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
+from ._scaling import identity, scale_by_learning_rate
 from ._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
-                             scale_by_rms, scale_by_rss)
+                             scale_by_rectified_rms, scale_by_rms, scale_by_rss)
 from ._weight_decay import add_decayed_weights
 
 
-def _recipe(name, hyperparams, *transforms):
+def _recipe(name, hyperparams, *transforms) -> GradientTransformation:
     return chain(*transforms, name=name, hyperparams=hyperparams)
 
 
@@ -34,15 +37,32 @@ def _check_betas(owner, b1, b2, eps, eps_root):
     check_range(owner, "eps_root", eps_root, 0)
 
 
-def _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype):
-    """Validate mu_dtype/nu_dtype as the optimizer's own arguments; log them when set."""
-    for name, dtype in (("mu_dtype", mu_dtype), ("nu_dtype", nu_dtype)):
+def _state_dtypes(owner, hyperparams, **dtypes):
+    """Validate state dtype arguments as the optimizer's own; log those that are set."""
+    for name, dtype in dtypes.items():
         dtype = check_state_dtype(owner, name, dtype)
         if dtype is not None:
             hyperparams[name] = dtype.name
 
 
-def sgd(learning_rate, momentum=None, nesterov: bool = False):
+def _adam_direction(b1, mu_dtype, nesterov, bias_correction_mu=True):
+    """Adam's numerator: m_hat_t, or NAdam's look-ahead with ``nesterov``."""
+    if nesterov:
+        return scale_by_nadam_momentum(b1, momentum_decay=None, mu_dtype=mu_dtype)
+    momentum = scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype)
+    if not bias_correction_mu:
+        return momentum
+    return chain(momentum,
+                 bias_correction(b1))
+
+
+def _adam_preconditioner(b2, eps, eps_root, nu_dtype):
+    """Adam's denominator: sqrt(v_hat_t + eps_root) + eps."""
+    return scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root,
+                        nu_dtype=nu_dtype)
+
+
+def sgd(learning_rate, momentum=None, nesterov: bool = False, accumulator_dtype=None):
     """Stochastic gradient descent: p_t = p_{t-1} - lr * g_t, optionally with momentum.
 
     With ``momentum`` the step follows m_t = momentum * m_{t-1} + g_t (heavy
@@ -53,6 +73,8 @@ def sgd(learning_rate, momentum=None, nesterov: bool = False):
       learning_rate: lr, a number >= 0 or a schedule ``step -> value``.
       momentum: None (plain gradient descent) or a coefficient in [0, 1).
       nesterov: use Nesterov momentum.
+      accumulator_dtype: the dtype the momentum is stored in; None: each
+        parameter's dtype.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -64,28 +86,32 @@ def sgd(learning_rate, momentum=None, nesterov: bool = False):
     """
     owner = "sgd"
     check_learning_rate(owner, learning_rate)
+    hyperparams = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov}
+    _state_dtypes(owner, hyperparams, accumulator_dtype=accumulator_dtype)
     if momentum is None:
         if nesterov:
             raise ValueError("sgd: nesterov=True needs a momentum in [0, 1), got momentum=None")
-        return _recipe(owner, {"learning_rate": learning_rate, "momentum": None, "nesterov": False},
-                       scale_by_learning_rate(learning_rate))
-    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    moment = scale_by_nesterov_momentum if nesterov else scale_by_momentum
-    return _recipe(owner, {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov},
-                   moment(momentum),
+        moment = identity()
+    else:
+        check_range(owner, "momentum", momentum, 0, 1, high_open=True)
+        moment = trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
+    return _recipe(owner, hyperparams,
+                   moment,
                    scale_by_learning_rate(learning_rate))
 
 
 def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
-            centered: bool = False, momentum=None, nesterov: bool = False):
+            centered: bool = False, momentum=None, nesterov: bool = False,
+            bias_correction: bool = False):
     """RMSprop: p_t = p_{t-1} - lr * g_t / sqrt(v_t + eps), v_t = decay * v_{t-1} + (1 - decay) * g_t^2.
 
     ``centered`` divides by sqrt(v_t - mu_t^2 + eps), mu_t the average
-    gradient; ``momentum`` accumulates the scaled gradient before the learning
-    rate (PyTorch's order; optax applies the learning rate first, which
-    differs only under a schedule).  Defaults are optax's: decay 0.9, eps
-    under the root; PyTorch uses alpha=0.99 and eps outside the root
-    (``eps_in_sqrt=False``), Keras rho=0.9 and eps=1e-7 under the root.
+    gradient.  ``momentum`` accumulates the step after the learning rate,
+    m_t = momentum * m_{t-1} + lr_t * g_t / sqrt(v_t + eps), optax's order
+    (PyTorch accumulates before the learning rate, which differs under a
+    schedule: ``gradtx.presets.torch.rmsprop``).  Defaults are optax's:
+    decay 0.9, eps under the root; PyTorch uses alpha=0.99 and eps outside
+    the root, Keras rho=0.9 and eps=1e-7 under the root.
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
@@ -96,6 +122,7 @@ def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: 
       centered: subtract the squared mean gradient.
       momentum: None or a coefficient in [0, 1).
       nesterov: use Nesterov momentum (needs momentum).
+      bias_correction: divide the averages by 1 - decay^t.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -116,14 +143,13 @@ def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: 
         raise ValueError("rmsprop: nesterov=True needs a momentum in [0, 1), got momentum=None")
     hyperparams = {"learning_rate": learning_rate, "decay": decay, "eps": eps,
                    "initial_scale": initial_scale, "eps_in_sqrt": eps_in_sqrt,
-                   "centered": centered, "momentum": momentum, "nesterov": nesterov}
-    eps_outside, eps_inside = (0.0, eps) if eps_in_sqrt else (eps, 0.0)
+                   "centered": centered, "momentum": momentum, "nesterov": nesterov,
+                   "bias_correction": bias_correction}
     rms = scale_by_centered_rms if centered else scale_by_rms
-    parts = [rms(decay, eps_outside, eps_root=eps_inside, initial_scale=initial_scale)]
-    if momentum is not None:
-        parts.append((scale_by_nesterov_momentum if nesterov else scale_by_momentum)(momentum))
-    parts.append(scale_by_learning_rate(learning_rate))
-    return _recipe(owner, hyperparams, *parts)
+    return _recipe(owner, hyperparams,
+                   rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
+                   scale_by_learning_rate(learning_rate),
+                   trace(momentum, nesterov=nesterov) if momentum is not None else identity())
 
 
 def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
@@ -151,23 +177,26 @@ def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
     check_range(owner, "eps", eps, 0)
     return _recipe(owner, {"learning_rate": learning_rate,
                            "initial_accumulator_value": initial_accumulator_value, "eps": eps},
-                   scale_by_rss(initial_accumulator_value, 0.0, eps_root=eps),
+                   scale_by_rss(initial_accumulator_value, eps),
                    scale_by_learning_rate(learning_rate))
 
 
-def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, weight_decay_mask=None):
     """Adadelta: p_t = p_{t-1} - lr * sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * g_t.
 
-    The default learning rate is 1.0, Zeiler's and PyTorch's; Keras uses
-    0.001 and rho=0.95, and optax's ``learning_rate=None`` never flips the
-    sign (its default ascends).  ``weight_decay`` is L2: added to the gradient
-    before the rule, as PyTorch does.
+    The default learning rate is 1.0, Zeiler's and PyTorch's: optax's
+    default ``learning_rate=None`` never flips the sign, so it ascends (an
+    explicit ``None`` still means optax's no scaling).  Keras uses 0.001 and
+    rho=0.95.  ``weight_decay`` is L2: added to the gradient before the
+    rule, as PyTorch and optax do.
 
     Args:
-      learning_rate: lr, a number >= 0 or a schedule.
+      learning_rate: lr, a number >= 0, a schedule, or None (no scaling).
       rho: the decay of both averages, in [0, 1).
       eps: the stabiliser under both roots, > 0.
-      weight_decay: L2 coefficient, >= 0.
+      weight_decay: L2 coefficient, >= 0 or a schedule.
+      weight_decay_mask: which parameters decay (a pytree of bools or a
+        function of params); None: all.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -178,25 +207,26 @@ def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
       Array([ 0.99683774, -2.0031621 ], dtype=float32)
     """
     owner = "adadelta"
-    check_learning_rate(owner, learning_rate)
+    if learning_rate is not None:
+        check_learning_rate(owner, learning_rate)
     check_range(owner, "rho", rho, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0, low_open=True)
-    check_range(owner, "weight_decay", weight_decay, 0)
+    check_learning_rate(owner, weight_decay, name="weight_decay")
     hyperparams = {"learning_rate": learning_rate, "rho": rho, "eps": eps,
-                   "weight_decay": weight_decay}
+                   "weight_decay": weight_decay, "weight_decay_mask": weight_decay_mask}
     # Only a plain number 0 drops the L2 step: an array (an injected, maybe traced
     # hyperparameter) keeps it, so the chain's structure never depends on its value.
     no_l2 = isinstance(weight_decay, numbers.Real) and weight_decay == 0
-    l2 = [] if no_l2 else [add_decayed_weights(weight_decay)]
+    l2 = [] if no_l2 else [add_decayed_weights(weight_decay, weight_decay_mask)]
     return _recipe(owner, hyperparams,
                    *l2,
                    scale_by_adadelta(rho, eps),
                    scale_by_learning_rate(learning_rate))
 
 
-def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=None,
-         nu_dtype=None):
-    """Adam: RMSprop + momentum + bias correction.
+def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
+         nesterov: bool = False, nu_dtype=None):
+    """Adam: momentum and bias correction, preconditioned by RMSprop's second moment.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,      m_hat_t = m_t / (1 - b1^t),
     v_t = b2 * v_{t-1} + (1 - b2) * g_t^2,    v_hat_t = v_t / (1 - b2^t),
@@ -204,6 +234,9 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=No
 
     This is Algorithm 1 of the paper, eps outside the root (as PyTorch and
     optax); Keras adds its eps to the root of the *uncorrected* v ("eps hat").
+    With ``nesterov`` the numerator is NAdam's look-ahead,
+    b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t), as optax's
+    ``adam(nesterov=True)`` and ``nadam``.
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
@@ -214,6 +247,7 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=No
       mu_dtype, nu_dtype: the dtypes m and v are stored in (e.g.
         ``jnp.bfloat16`` halves that moment's memory); None: each parameter's
         dtype.  The arithmetic runs in at least float32 either way.
+      nesterov: use NAdam's look-ahead numerator.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -226,22 +260,59 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=No
     Reference: Kingma, Ba, "Adam: A Method for Stochastic Optimization",
     ICLR 2015, arXiv:1412.6980.
     """
-    owner = "adam"
+    return _adam_family("adam", learning_rate, b1, b2, eps,
+                        eps_root, mu_dtype, nu_dtype, nesterov)
+
+
+def _adam_family(owner, learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov,
+                 weight_decay=None, mask=None):
+    """adam, nadam, adamw and nadamw: one recipe, with the decay where AdamW puts it."""
     check_learning_rate(owner, learning_rate)
     _check_betas(owner, b1, b2, eps, eps_root)
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
                    "eps_root": eps_root}
-    _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype)
+    if weight_decay is not None:
+        check_learning_rate(owner, weight_decay, name="weight_decay")
+        hyperparams.update(weight_decay=weight_decay, mask=mask)
+    if owner in ("adam", "adamw"):
+        hyperparams["nesterov"] = nesterov
+    _state_dtypes(owner, hyperparams, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
+    decay = [] if weight_decay is None else [add_decayed_weights(weight_decay, mask)]
     return _recipe(owner, hyperparams,
-                   scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
-                   bias_correction(b1),
-                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True,
-                                nu_dtype=nu_dtype),
+                   precondition(_adam_direction(b1, mu_dtype, nesterov),
+                                by=_adam_preconditioner(b2, eps, eps_root, nu_dtype)),
+                   *decay,
                    scale_by_learning_rate(learning_rate))
 
 
-def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=1e-4, mask=None,
-          *, mu_dtype=None, nu_dtype=None):
+def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
+          nu_dtype=None):
+    """NAdam as optax defines it: ``adam(..., nesterov=True)``.
+
+    p_t = p_{t-1} - lr * (b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t))
+    / (sqrt(v_hat_t + eps_root) + eps), with a constant b1.  PyTorch's and
+    Keras's NAdam warm b1 up with Dozat's momentum schedule
+    (``gradtx.presets.torch.nadam``, ``gradtx.presets.keras.nadam``).
+
+    Args:
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adam``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.nadam(0.1)
+      >>> params = {"w": jnp.array([1.0])}
+      >>> updates, state = opt.update({"w": jnp.array([2.0])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([0.8473684], dtype=float32)
+
+    Reference: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+    workshop.
+    """
+    return _adam_family("nadam", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, True)
+
+
+def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
+          weight_decay=1e-4, mask=None, *, nesterov: bool = False, nu_dtype=None):
     """AdamW: Adam with decoupled weight decay, p_t = p_{t-1} - lr * (adam_t + wd * p_{t-1}).
 
     The decay is multiplied by the learning rate, as in PyTorch and optax.
@@ -250,7 +321,7 @@ def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adam``.
+      b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov: as in ``adam``.
       weight_decay: wd, >= 0 or a schedule.
       mask: which parameters decay (a pytree of bools or a function of params).
 
@@ -265,34 +336,51 @@ def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=
     Reference: Loshchilov, Hutter, "Decoupled Weight Decay Regularization",
     ICLR 2019, arXiv:1711.05101.
     """
-    owner = "adamw"
-    check_learning_rate(owner, learning_rate)
-    _check_betas(owner, b1, b2, eps, eps_root)
-    check_learning_rate(owner, weight_decay, name="weight_decay")
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask}
-    _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype)
-    return _recipe(owner, hyperparams,
-                   scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
-                   bias_correction(b1),
-                   scale_by_rms(b2, eps, eps_root=eps_root, bias_correction=True,
-                                nu_dtype=nu_dtype),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate))
+    return _adam_family("adamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype,
+                        nesterov, weight_decay, mask)
 
 
-def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype=None,
-            nu_dtype=None):
+def nadamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
+           weight_decay=1e-4, mask=None, *, nu_dtype=None):
+    """NAdamW as optax defines it: ``adamw(..., nesterov=True)``.
+
+    NAdam's look-ahead numerator (see ``nadam``) with AdamW's decoupled
+    weight decay.
+
+    Args:
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, weight_decay,
+      mask: as in ``adamw``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.nadamw(0.1, weight_decay=0.0)
+      >>> params = {"w": jnp.array([1.0])}
+      >>> updates, state = opt.update({"w": jnp.array([2.0])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([0.8473684], dtype=float32)
+
+    Reference: Dozat, "Incorporating Nesterov Momentum into Adam", 2016;
+    Loshchilov, Hutter, "Decoupled Weight Decay Regularization", 2019.
+    """
+    return _adam_family("nadamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype,
+                        True, weight_decay, mask)
+
+
+def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
+            bias_correction_mu: bool = True, bias_correction_nu: bool = True, *, nu_dtype=None):
     """AMSGrad: Adam dividing by the root of the largest corrected second moment so far.
 
     p_t = p_{t-1} - lr * m_hat_t / (sqrt(max_{s<=t} v_hat_s + eps_root) + eps).
     The maximum is taken of the bias-corrected v (optax's order); PyTorch
     takes it of the raw v (``scale_by_max_rms(max_before_correction=True)``).
+    With both corrections off this is the paper's original rule.
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
       b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adam`` (nu_dtype also
         stores the running maximum).
+      bias_correction_mu: divide m_t by 1 - b1^t.
+      bias_correction_nu: divide v_t by 1 - b2^t before the maximum.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -309,10 +397,54 @@ def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, *, mu_dtype
     check_learning_rate(owner, learning_rate)
     _check_betas(owner, b1, b2, eps, eps_root)
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "eps_root": eps_root}
-    _state_dtypes(owner, hyperparams, mu_dtype, nu_dtype)
+                   "eps_root": eps_root, "bias_correction_mu": bias_correction_mu,
+                   "bias_correction_nu": bias_correction_nu}
+    _state_dtypes(owner, hyperparams, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     return _recipe(owner, hyperparams,
-                   scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
-                   bias_correction(b1),
-                   scale_by_max_rms(b2, eps, eps_root=eps_root, nu_dtype=nu_dtype),
+                   precondition(_adam_direction(b1, mu_dtype, False, bias_correction_mu),
+                                by=scale_by_max_rms(b2, eps, eps_root=eps_root,
+                                                    bias_correction=bias_correction_nu,
+                                                    nu_dtype=nu_dtype)),
+                   scale_by_learning_rate(learning_rate))
+
+
+def radam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, threshold=5.0, *,
+          nesterov: bool = False):
+    """RAdam: Adam whose adaptive step is switched on, and rectified, once its variance is finite.
+
+    rho_inf = 2 / (1 - b2) - 1,   rho_t = rho_inf - 2 t b2^t / (1 - b2^t),
+    r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)),
+    p_t = p_{t-1} - lr * r_t * m_hat_t / (sqrt(v_hat_t + eps_root) + eps)  where rho_t > threshold,
+    p_t = p_{t-1} - lr * m_hat_t                                            otherwise.
+
+    optax's placement of eps (after the bias correction of v);
+    ``gradtx.presets.torch.radam`` has PyTorch's.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2, eps, eps_root: as in ``adam``.
+      threshold: rectify only when rho_t exceeds it, >= 4.
+      nesterov: use NAdam's look-ahead numerator.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.radam(0.1)
+      >>> params = {"w": jnp.array([1.0])}
+      >>> updates, state = opt.update({"w": jnp.array([2.0])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]   # no adaptive step yet: p - lr * m_hat
+      Array([0.8], dtype=float32)
+
+    Reference: Liu, Jiang, He, Chen, Liu, Gao, Han, "On the Variance of the
+    Adaptive Learning Rate and Beyond", ICLR 2020, arXiv:1908.03265.
+    """
+    owner = "radam"
+    check_learning_rate(owner, learning_rate)
+    _check_betas(owner, b1, b2, eps, eps_root)
+    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
+                   "eps_root": eps_root, "threshold": threshold, "nesterov": nesterov}
+    return _recipe(owner, hyperparams,
+                   precondition(_adam_direction(b1, None, nesterov),
+                                by=scale_by_rectified_rms(b2, eps, threshold=threshold,
+                                                          eps_root=eps_root,
+                                                          correct_before_eps=True)),
                    scale_by_learning_rate(learning_rate))

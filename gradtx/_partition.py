@@ -9,9 +9,7 @@ label for a whole sub-tree), or functions ``params -> that pytree``.
 A group's transform sees the whole tree with every parameter of the other
 groups replaced by ``None`` (an empty pytree node), so its state holds
 arrays for its own parameters only, and a mask or a global norm inside it
-refers to its own group.  Both streams of a chain (see ``gradtx._base``) are
-split and merged the same way, so a preconditioner inside a group still
-measures the gradient.
+refers to its own group.
 """
 
 from __future__ import annotations
@@ -22,9 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import (EmptyState, GradientTransformation, _path_str, as_flow, check_float_leaves,
-                    check_same_structure, check_state, is_traced, transform)
-from ._combine import ChainState
+from ._base import EmptyState, GradientTransformation, update_fn
+from ._checks import check_float_leaves, check_state, check_transformation
+from ._numerics import is_traced
+from ._tree import check_same_structure, is_mask_function, path_str
 
 
 class PartitionState(NamedTuple):
@@ -53,17 +52,17 @@ def _prefix_mismatch(what, tree, params) -> str:
 
     for path in param_paths:
         if not any(covers(prefix, path) for prefix in tree_paths):
-            return f"params leaf {_path_str(path)} has no entry in {what}"
+            return f"params leaf {path_str(path)} has no entry in {what}"
     for prefix in tree_paths:
         if not any(covers(prefix, path) for path in param_paths):
-            return f"{what} leaf {_path_str(prefix)} matches no parameter"
+            return f"{what} leaf {path_str(prefix)} matches no parameter"
     return (f"the container types differ: {what} is {jax.tree.structure(tree)}, "
             f"params are {jax.tree.structure(params)}")
 
 
 def _labels_per_leaf(owner, what, labels, params) -> list:
     """One label per leaf of ``params`` (in ``jax.tree.leaves`` order)."""
-    tree = labels(params) if callable(labels) else labels
+    tree = labels(params) if is_mask_function(labels) else labels
     counts = []
 
     def expand(label, subtree):
@@ -75,7 +74,7 @@ def _labels_per_leaf(owner, what, labels, params) -> list:
         raise ValueError(
             f"{owner}: {what} do not match the params: {_prefix_mismatch(what, tree, params)}; "
             f"{what} must be shaped like the params or a prefix of them"
-            + (" (the function returned them)" if callable(labels) else "")) from error
+            + (" (the function returned them)" if is_mask_function(labels) else "")) from error
     return [label for label, n in counts for _ in range(n)]
 
 
@@ -96,25 +95,32 @@ def _merge(owner, group, leaves, labels, label, sub):
         leaves[i] = leaf
 
 
-def _run_groups(owner, groups, flows, labels, updates, gradient, states, params, extra):
-    """Run every group's flow on its part of the trees; merge the results."""
+def _run_groups(owner, groups, updaters, labels, updates, states, params, extra,
+                mask_extra=False):
+    """Run every group's transform on its part of the trees; merge the results.
+
+    With ``mask_extra``, extra arguments shaped like the updates are split
+    like them (optax's ``mask_compatible_extra_args``).
+    """
     u_leaves, treedef = jax.tree.flatten(updates)
-    g_leaves = jax.tree.leaves(gradient)
     new_states = {}
     for label in groups:
         name = f"group {label!r}"
         sub_params = None if params is None else _select(params, labels, label)
+        sub_extra = extra
+        if mask_extra:
+            sub_extra = {k: (_select(v, labels, label) if jax.tree.structure(v) == treedef else v)
+                         for k, v in extra.items()}
         try:
-            u, g, s = flows[label](_select(updates, labels, label), _select(gradient, labels, label),
-                                   states[label], sub_params, extra)
+            u, s = updaters[label](_select(updates, labels, label), states[label], sub_params,
+                                   **sub_extra)
         except (ValueError, TypeError) as error:
             if type(error) not in (ValueError, TypeError):
                 raise
             raise type(error)(f"{owner}: {name}: {error}") from error
         _merge(owner, name, u_leaves, labels, label, u)
-        _merge(owner, name, g_leaves, labels, label, g)
         new_states[label] = s
-    return treedef.unflatten(u_leaves), treedef.unflatten(g_leaves), new_states
+    return treedef.unflatten(u_leaves), new_states
 
 
 def _reference(owner, updates, params):
@@ -126,16 +132,11 @@ def _reference(owner, updates, params):
     return params
 
 
-def _check_transform(owner, what, tx):
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(f"{owner}: {what} is not a gradient transformation (no init/update), "
-                        f"got {type(tx).__name__}")
-
-
 # ----------------------------------------------------------------------------
 # partition
 
-def partition(transforms, param_labels, *, name: str = "partition") -> GradientTransformation:
+def partition(transforms, param_labels, *, mask_compatible_extra_args: bool = False,
+              name: str = "partition") -> GradientTransformation:
     """Parameter groups: u_l = T_{label(l)}(g_l), one transform per label.
 
     Every parameter leaf l carries a label; the leaves labelled k are updated
@@ -153,6 +154,8 @@ def partition(transforms, param_labels, *, name: str = "partition") -> GradientT
         non-container values.  The function is called with the params (or,
         when ``update`` gets no params, the updates), so it must depend on
         structure, shapes and dtypes only.
+      mask_compatible_extra_args: split extra keyword arguments shaped like
+        the updates by group too (optax's keyword).
       name: how the result describes itself.
 
     Returns:
@@ -172,10 +175,10 @@ def partition(transforms, param_labels, *, name: str = "partition") -> GradientT
         raise TypeError(f"{name}: transforms must be a non-empty dict {{label: transform}}, "
                         f"got {transforms!r}")
     for label, tx in transforms.items():
-        _check_transform(name, f"transforms[{label!r}]", tx)
+        check_transformation(name, f"transforms[{label!r}]", tx)
     if not callable(param_labels) and not jax.tree.leaves(param_labels):
         raise ValueError(f"{name}: param_labels has no labels, got {param_labels!r}")
-    flows = {label: as_flow(tx) for label, tx in transforms.items()}
+    updaters = {label: update_fn(tx) for label, tx in transforms.items()}
     groups = tuple(transforms)
 
     def labels_for(tree):
@@ -183,7 +186,7 @@ def partition(transforms, param_labels, *, name: str = "partition") -> GradientT
         known = set(groups)
         for (path, _), label in zip(jax.tree_util.tree_flatten_with_path(tree)[0], labels):
             if label not in known:
-                raise ValueError(f"{name}: params leaf {_path_str(path)} has label {label!r}, "
+                raise ValueError(f"{name}: params leaf {path_str(path)} has label {label!r}, "
                                  f"which has no transform; the groups are {list(groups)}")
         return labels
 
@@ -192,18 +195,19 @@ def partition(transforms, param_labels, *, name: str = "partition") -> GradientT
         return PartitionState({label: transforms[label].init(_select(params, labels, label))
                                for label in groups})
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         check_state(name, state, PartitionState)
         if set(state.states) != set(groups):
             raise ValueError(f"{name}: the state has groups {sorted(map(str, state.states))} but "
                              f"the transforms are for {sorted(map(str, groups))}; was this state "
                              f"made by another optimizer's init?")
         labels = labels_for(_reference(name, updates, params))
-        updates, gradient, states = _run_groups(name, groups, flows, labels, updates, gradient,
-                                                state.states, params, extra)
-        return updates, gradient, PartitionState(states)
+        updates, states = _run_groups(name, groups, updaters, labels, updates, state.states,
+                                      params, extra, mask_compatible_extra_args)
+        return updates, PartitionState(states)
 
-    return GradientTransformation(init, flow, name=name,
+    return GradientTransformation(init, update, name=name,
+                                  children=tuple(transforms.values()),
                                   hyperparams={"transforms": dict(transforms),
                                                "param_labels": param_labels})
 
@@ -217,14 +221,14 @@ def _as_bool(owner, path, value):
     if hasattr(value, "shape") and value.shape == () and not is_traced(value) \
             and np.asarray(value).dtype == np.bool_:
         return bool(value)
-    raise TypeError(f"{owner}: mask entry for params leaf {_path_str(path)} must be a Python "
+    raise TypeError(f"{owner}: mask entry for params leaf {path_str(path)} must be a Python "
                     f"bool, got {type(value).__name__}; a mask is static (build it from "
                     f"structure or shapes, not from values)")
 
 
-def _masked(owner, inner, mask, hyperparams):
-    _check_transform(owner, "inner", inner)
-    inner_flow = as_flow(inner)
+def _masked(owner, inner, mask, hyperparams, mask_extra=False):
+    check_transformation(owner, "inner", inner)
+    inner_update = update_fn(inner)
 
     def labels_for(tree):
         raw = _labels_per_leaf(owner, "mask", mask, tree)
@@ -234,29 +238,30 @@ def _masked(owner, inner, mask, hyperparams):
     def init(params):
         return MaskedState(inner.init(_select(params, labels_for(params), True)))
 
-    def flow(updates, gradient, state, params, extra):
-        if not isinstance(state, MaskedState):
-            raise TypeError(f"{owner}: expected a MaskedState, got {type(state).__name__}; "
-                            f"was this state made by another optimizer's init?")
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, MaskedState)
         labels = labels_for(_reference(owner, updates, params))
-        updates, gradient, states = _run_groups(owner, (True,), {True: inner_flow}, labels,
-                                                updates, gradient, {True: state.inner_state},
-                                                params, extra)
-        return updates, gradient, MaskedState(states[True])
+        updates, states = _run_groups(owner, (True,), {True: inner_update}, labels, updates,
+                                      {True: state.inner_state}, params, extra, mask_extra)
+        return updates, MaskedState(states[True])
 
-    return GradientTransformation(init, flow, name=owner, hyperparams=hyperparams)
+    return GradientTransformation(init, update, name=owner, children=(inner,),
+                                  hyperparams=hyperparams)
 
 
-def masked(inner, mask) -> GradientTransformation:
+def masked(inner, mask, *, mask_compatible_extra_args: bool = False) -> GradientTransformation:
     """Apply a transform to some parameters: u_l = T(g_l) where mask_l, else u_l = g_l.
 
-    The unselected leaves pass through unchanged (both streams), and the
-    inner state holds arrays for the selected leaves only.
+    The unselected leaves pass through unchanged, and the inner state holds
+    arrays for the selected leaves only.
 
     Args:
       inner: T, a gradtx or optax transform.
       mask: a pytree of Python bools shaped like the params (or a prefix of
-        them), or a function ``params -> that pytree``.
+        them), or a function ``params -> that pytree``.  A callable that is
+        itself a pytree with leaves (an Equinox module) is a pytree.
+      mask_compatible_extra_args: mask extra keyword arguments shaped like
+        the updates too (optax's keyword).
 
     Returns:
       A transform with state ``MaskedState(inner_state)``.
@@ -269,7 +274,8 @@ def masked(inner, mask) -> GradientTransformation:
       >>> u["w"], u["b"]
       (Array([ 1., -1.], dtype=float32), Array([3.], dtype=float32))
     """
-    return _masked("masked", inner, mask, {"inner": inner, "mask": mask})
+    return _masked("masked", inner, mask, {"inner": inner, "mask": mask},
+                   mask_compatible_extra_args)
 
 
 def set_to_zero() -> GradientTransformation:
@@ -290,7 +296,7 @@ def set_to_zero() -> GradientTransformation:
     def update(updates, state, params):
         return jax.tree.map(jnp.zeros_like, updates), state
 
-    return transform("set_to_zero", lambda params: EmptyState(), update)
+    return GradientTransformation(lambda params: EmptyState(), update, name="set_to_zero")
 
 
 def freeze(mask) -> GradientTransformation:
@@ -362,13 +368,10 @@ def reset_group(tx, state, params, label):
     return new_state
 
 
-def _inner_transforms(tx):
-    hyperparams = getattr(tx, "hyperparams", {})
-    return [v for v in hyperparams.values() if isinstance(v, GradientTransformation)]
-
-
 def _reset(tx, state, params, label, found):
+    """Walk ``tx``'s children alongside ``state``, re-initialising the groups named ``label``."""
     hyperparams = getattr(tx, "hyperparams", {})
+    children = getattr(tx, "children", ())
     if isinstance(state, PartitionState) and isinstance(hyperparams.get("transforms"), dict):
         transforms = hyperparams["transforms"]
         labels = _labels_per_leaf(tx.name, "param_labels", hyperparams["param_labels"], params)
@@ -383,13 +386,15 @@ def _reset(tx, state, params, label, found):
         return PartitionState(states)
     if isinstance(state, MaskedState) and tx.name == "masked":
         keep = [bool(m) for m in _labels_per_leaf(tx.name, "mask", hyperparams["mask"], params)]
-        inner = _reset(hyperparams["inner"], state.inner_state, _select(params, keep, True),
-                       label, found)
+        inner = _reset(children[0], state.inner_state, _select(params, keep, True), label, found)
         return MaskedState(inner)
-    if isinstance(state, ChainState) and getattr(tx, "parts", ()):
-        return ChainState(tuple(_reset(part, part_state, params, label, found)
-                                for part, part_state in zip(tx.parts, state.states)))
-    inner = _inner_transforms(tx)
-    if hasattr(state, "inner_state") and hasattr(state, "_replace") and len(inner) == 1:
-        return state._replace(inner_state=_reset(inner[0], state.inner_state, params, label, found))
+    if getattr(tx, "combinator", None) == "chain":
+        return type(state)(tuple(_reset(part, part_state, params, label, found)
+                                 for part, part_state in zip(children, state.states)))
+    if getattr(tx, "combinator", None) == "precondition":
+        return type(state)(_reset(children[0], state.direction, params, label, found),
+                           _reset(children[1], state.preconditioner, params, label, found))
+    if hasattr(state, "inner_state") and hasattr(state, "_replace") and len(children) == 1:
+        return state._replace(inner_state=_reset(children[0], state.inner_state, params, label,
+                                                 found))
     return state

@@ -5,8 +5,24 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import (EmptyState, ScheduleState, check_float_leaves, check_learning_rate, check_range,
-                    check_state, increment, new_count, transform)
+from ._base import EmptyState, GradientTransformation, ScheduleState
+from ._checks import check_float_leaves, check_learning_rate, check_range, check_state
+from ._numerics import increment, new_count
+
+
+def identity() -> GradientTransformation:
+    """The transform that returns its input unchanged: u_t = g_t.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.identity()
+      >>> tx.update(jnp.array([1.0, -2.0]), tx.init(None))[0]
+      Array([ 1., -2.], dtype=float32)
+    """
+    def update(updates, state, params=None, **extra):
+        return updates, state
+
+    return GradientTransformation(lambda params: EmptyState(), update, name="identity")
 
 
 def _scaled(u, factor):
@@ -25,44 +41,54 @@ def scale(step_size):
     """
     check_range("scale", "step_size", step_size)
 
-    def update(updates, state, params):
+    def update(updates, state, params=None, **extra):
         check_float_leaves("scale", updates, "updates")
         return jax.tree.map(lambda u: _scaled(u, step_size), updates), state
 
-    return transform("scale", lambda params: EmptyState(), update,
-                     hyperparams={"step_size": step_size})
+    return GradientTransformation(lambda params: EmptyState(), update, name="scale",
+                                  hyperparams={"step_size": step_size})
 
 
 def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
     """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
 
     This is the only transform in gradtx that flips the sign; every other
-    transform keeps the gradient's direction.
+    transform keeps the gradient's direction.  As in optax, a constant
+    learning rate keeps no state and a schedule keeps a step count;
+    ``learning_rate=None`` is the identity.
 
     Args:
-      learning_rate: lr, a number >= 0 or a schedule ``step -> value``
-        evaluated at t = 0, 1, 2, ...
+      learning_rate: lr, a number >= 0, a schedule ``step -> value``
+        evaluated at t = 0, 1, 2, ..., or None (no scaling).
       flip_sign: multiply by -lr (default) or by +lr.
 
     Returns:
-      A transform whose state counts steps.
+      A stateless transform for a constant, one with state
+      ``ScheduleState(count)`` for a schedule.
     """
-    check_learning_rate("scale_by_learning_rate", learning_rate)
+    owner = "scale_by_learning_rate"
+    if learning_rate is None:
+        return identity()
+    check_learning_rate(owner, learning_rate)
     sign = -1 if flip_sign else 1
+    scheduled = callable(learning_rate)
 
     def init(params):
-        check_float_leaves("scale_by_learning_rate", params, "params")
-        return ScheduleState(count=new_count())
+        check_float_leaves(owner, params, "params")
+        return ScheduleState(count=new_count()) if scheduled else EmptyState()
 
-    def update(updates, state, params):
-        check_state("scale_by_learning_rate", state, ScheduleState)
-        check_float_leaves("scale_by_learning_rate", updates, "updates")
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ScheduleState if scheduled else EmptyState)
+        check_float_leaves(owner, updates, "updates")
+        if not scheduled:
+            return jax.tree.map(lambda u: _scaled(u, sign * learning_rate), updates), state
+        lr = learning_rate(state.count)
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))
 
-    return transform("scale_by_learning_rate", init, update,
-                     hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign})
+    return GradientTransformation(init, update, name=owner,
+                                  hyperparams={"learning_rate": learning_rate,
+                                               "flip_sign": flip_sign})
 
 
 def scale_by_schedule(step_size_fn):
@@ -97,10 +123,11 @@ def scale_by_schedule(step_size_fn):
     def init(params):
         return ScheduleState(count=new_count())
 
-    def update(updates, state, params):
+    def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleState)
         factor = step_size_fn(state.count)
         out = jax.tree.map(lambda u: _scaled(u, factor), updates)
         return out, ScheduleState(count=increment(state.count))
 
-    return transform(owner, init, update, hyperparams={"step_size_fn": step_size_fn})
+    return GradientTransformation(init, update, name=owner,
+                                  hyperparams={"step_size_fn": step_size_fn})

@@ -25,7 +25,8 @@ import numbers
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import check_range, is_traced
+from ._checks import check_range
+from ._numerics import is_traced
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _DECAY_SHAPES = ("linear", "cosine", "1-sqrt")

@@ -1,15 +1,15 @@
-"""Second-moment preconditioners: RMSprop, centered RMSprop, Adagrad, Adadelta, AMSGrad.
+"""Second-moment preconditioners: RMSprop, centered RMSprop, Adagrad, Adadelta, AMSGrad, RAdam.
 
-Each is a *preconditioner* in a chain (see ``gradtx._base``): it measures the
-gradient of the step, updates its statistics from it, and divides the
-running update by them.  On its own, or as the first transform of a chain,
-the update and the gradient are the same array.
+Each is a ``Preconditioner``: it measures the gradient, updates its
+statistics from it, and divides a direction by them.  On its own it
+divides its input by its input's statistics (optax's transform of the same
+name); inside ``precondition(direction, by=...)`` it divides the direction.
 
-Where eps goes differs between libraries; every transform here takes both
-``eps`` (added outside the square root) and ``eps_root`` (added inside):
-denominator = sqrt(v + eps_root) + eps.  Squares of complex gradients are
-|g|^2 = g * conj(g), so the statistics stay real.  Arithmetic runs in at
-least float32; statistics are stored in the parameter's real dtype.
+Where eps goes differs between libraries.  The optax names take optax's
+``eps`` with optax's placement (``eps_in_sqrt``); ``eps_root`` adds a term
+under the root on top.  Squares of complex gradients are |g|^2 = g * conj(g),
+so the statistics stay real.  Arithmetic runs in at least float32;
+statistics are stored in the parameter's real dtype.
 """
 
 from __future__ import annotations
@@ -19,18 +19,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import (abs_sq, check_float_leaves, check_range, check_state_dtype, compute_dtype,
-                    increment, moment_state, new_count, transform, zeros_like_tree)
+from ._base import Preconditioner
+from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
 from ._momentum import debiaser
-
-
-def _real_dtype(dtype):
-    return jnp.finfo(compute_dtype(dtype)).dtype
+from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._tree import zeros_like_tree
 
 
 def _ema_sq(v, g, decay):
     """v_t = decay * v_{t-1} + (1 - decay) * |g_t|^2, in at least float32."""
-    cd = _real_dtype(v.dtype)
+    cd = real_compute_dtype(v.dtype)
     return decay * v.astype(cd) + (1 - decay) * abs_sq(g.astype(compute_dtype(g.dtype))).astype(cd)
 
 
@@ -41,15 +39,16 @@ def _is_static(x, test):
 def _divide(u, v, eps, eps_root, *, nonnegative=True):
     """u / (sqrt(v + eps_root) + eps); 0 where that denominator is 0.
 
-    When ``v`` is a sum or average of squares (``nonnegative``) and ``eps`` is
-    a number > 0, the denominator is never 0 and the guard is left out: two
-    compares and two selects per element fewer.  A static ``eps_root`` of 0
-    is not added.
+    When ``v`` is a sum or average of squares (``nonnegative``) and ``eps`` or
+    ``eps_root`` is a number > 0, the denominator is never 0 and the guard is
+    left out: two compares and two selects per element fewer.  A static
+    ``eps_root`` or ``eps`` of 0 is not added.
     """
     cd = compute_dtype(u.dtype)
     root = jnp.sqrt(v if _is_static(eps_root, lambda e: e == 0) else v + eps_root)
-    denom = root + eps
-    if nonnegative and _is_static(eps, lambda e: e > 0):
+    denom = root if _is_static(eps, lambda e: e == 0) else root + eps
+    positive = lambda e: e > 0  # noqa: E731
+    if nonnegative and (_is_static(eps, positive) or _is_static(eps_root, positive)):
         return (u.astype(cd) / denom.astype(cd)).astype(u.dtype)
     safe = jnp.where(denom > 0, denom, 1)
     return jnp.where(denom > 0, u.astype(cd) / safe.astype(cd), 0).astype(u.dtype)
@@ -87,7 +86,7 @@ def _as_stored(stored):
     """The stored moment back in compute precision: the update reads what the state keeps,
     so a donated step needs no full-precision copy of a narrower moment.
     """
-    return jax.tree.map(lambda s: s.astype(_real_dtype(s.dtype)), stored)
+    return jax.tree.map(lambda s: s.astype(real_compute_dtype(s.dtype)), stored)
 
 
 def _store_moment(new, old, count, salt=0):
@@ -115,6 +114,15 @@ def _check_eps(owner, eps, eps_root):
     check_range(owner, "eps_root", eps_root, 0)
 
 
+def _eps_terms(eps, eps_root, eps_in_sqrt):
+    """(outside, inside): eps joins eps_root under the root when ``eps_in_sqrt``."""
+    if not eps_in_sqrt:
+        return eps, eps_root
+    if _is_static(eps_root, lambda e: e == 0):
+        return 0.0, eps
+    return 0.0, eps + eps_root
+
+
 class RmsState(NamedTuple):
     """count: t; nu: v_t, the moving average of |g|^2."""
 
@@ -122,19 +130,24 @@ class RmsState(NamedTuple):
     nu: object
 
 
-def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = False,
-                 initial_scale=0.0, nu_dtype=None):
-    """RMS scaling: v_t = decay * v_{t-1} + (1 - decay) * g_t^2, u_t = u_t / (sqrt(v_t + eps_root) + eps).
+def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
+                 bias_correction: bool = False, *, eps_root=0.0, nu_dtype=None):
+    """RMS scaling: v_t = decay * v_{t-1} + (1 - decay) * g_t^2, u_t = d_t / sqrt(v_t + eps).
 
-    With ``bias_correction`` v_t is replaced by v_t / (1 - decay^t) before the
-    square root, which is Adam's v_hat_t.
+    optax's ``scale_by_rms``, keyword for keyword: eps goes under the root
+    (``eps_in_sqrt=True``, the default) or is added to it
+    (``eps_in_sqrt=False``: d_t / (sqrt(v_t) + eps), Adam's placement).
+    With ``bias_correction`` v_t is replaced by v_t / (1 - decay^t) before
+    the root, Adam's v_hat_t.  d_t is the input on its own, the direction
+    inside ``precondition``.
 
     Args:
       decay: the decay of the moving average, in [0, 1).
-      eps: added to the root (Adam's epsilon), >= 0.
-      eps_root: added under the root (optax's ``eps_in_sqrt``), >= 0.
-      bias_correction: divide v_t by 1 - decay^t.
+      eps: the stabiliser, >= 0, placed as ``eps_in_sqrt`` says.
       initial_scale: v_0, >= 0.
+      eps_in_sqrt: add eps under the root (True) or to the root (False).
+      bias_correction: divide v_t by 1 - decay^t.
+      eps_root: a further term under the root (Adam's ``eps_root``), >= 0.
       nu_dtype: the (real) dtype v_t is stored in; None: each parameter's
         real dtype.  The arithmetic runs in at least float32 either way.
         A bfloat16 v_t (``nu_dtype=jnp.bfloat16``, or bfloat16 params) is
@@ -146,6 +159,12 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     Returns:
       A preconditioner with state ``RmsState(count, nu)``.
 
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_rms(0.9, eps=0.0)
+      >>> tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))[0]   # 2 / sqrt(0.1 * 4)
+      Array([3.1622777], dtype=float32)
+
     Reference: Tieleman, Hinton, "Lecture 6.5 - RMSprop", COURSERA: Neural
     Networks for Machine Learning, 2012.
     """
@@ -154,6 +173,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
     _check_eps(owner, eps, eps_root)
     check_range(owner, "initial_scale", initial_scale, 0)
     nu_dtype = check_state_dtype(owner, "nu_dtype", nu_dtype)
+    outside, inside = _eps_terms(eps, eps_root, eps_in_sqrt)
 
     def init(params):
         check_float_leaves(owner, params, "params")
@@ -161,22 +181,23 @@ def scale_by_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = F
         nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), zeros)
         return RmsState(count=new_count(), nu=nu)
 
-    def update(updates, gradient, state, params):
-        moment_state(owner, state, RmsState, updates, "nu")
+    def precondition(updates, gradient, state, params=None):
+        moment_state(owner, state, RmsState, gradient, "nu")
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         stored = _store_moment(nu, state.nu, count)
         if nu_dtype is not None:
             nu = _as_stored(stored)
         nu_hat = jax.tree.map(debiaser(decay, count), nu) if bias_correction else nu
-        out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, nu_hat)
+        out = jax.tree.map(lambda u, v: _divide(u, v, outside, inside), updates, nu_hat)
         return out, RmsState(count=count, nu=stored)
 
-    hyperparams = {"decay": decay, "eps": eps, "eps_root": eps_root,
-                   "bias_correction": bias_correction, "initial_scale": initial_scale}
+    hyperparams = {"decay": decay, "eps": eps, "initial_scale": initial_scale,
+                   "eps_in_sqrt": eps_in_sqrt, "bias_correction": bias_correction,
+                   "eps_root": eps_root}
     if nu_dtype is not None:
         hyperparams["nu_dtype"] = nu_dtype.name
-    return transform(owner, init, update, role="preconditioner", hyperparams=hyperparams)
+    return Preconditioner(init, precondition, name=owner, hyperparams=hyperparams)
 
 
 class CenteredRmsState(NamedTuple):
@@ -187,20 +208,24 @@ class CenteredRmsState(NamedTuple):
     nu: object
 
 
-def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction: bool = False,
-                          initial_scale=0.0):
+def scale_by_centered_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
+                          bias_correction: bool = False, *, eps_root=0.0):
     """Centered RMS scaling: divide by an estimate of the gradient's standard deviation.
 
     mu_t = decay * mu_{t-1} + (1 - decay) * g_t,
     v_t = decay * v_{t-1} + (1 - decay) * g_t^2,
-    u_t = u_t / (sqrt(v_t - mu_t^2 + eps_root) + eps).
+    u_t = d_t / sqrt(v_t - mu_t^2 + eps).
+
+    optax's ``scale_by_stddev`` (``rmsprop(centered=True)``), keyword for
+    keyword: eps under the root unless ``eps_in_sqrt=False``.
 
     Args:
       decay: the decay of both moving averages, in [0, 1).
-      eps: added to the root, >= 0.
-      eps_root: added under the root, >= 0.
-      bias_correction: divide both averages by 1 - decay^t.
+      eps: the stabiliser, >= 0, placed as ``eps_in_sqrt`` says.
       initial_scale: v_0, >= 0.
+      eps_in_sqrt: add eps under the root (True) or to the root (False).
+      bias_correction: divide both averages by 1 - decay^t.
+      eps_root: a further term under the root, >= 0.
 
     Returns:
       A preconditioner with state ``CenteredRmsState(count, mu, nu)``.
@@ -212,6 +237,7 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
     check_range(owner, "decay", decay, 0, 1, high_open=True)
     _check_eps(owner, eps, eps_root)
     check_range(owner, "initial_scale", initial_scale, 0)
+    outside, inside = _eps_terms(eps, eps_root, eps_in_sqrt)
 
     def init(params):
         check_float_leaves(owner, params, "params")
@@ -219,8 +245,8 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
                           zeros_like_tree(params, real=True))
         return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
 
-    def update(updates, gradient, state, params):
-        moment_state(owner, state, CenteredRmsState, updates, "mu", "nu")
+    def precondition(updates, gradient, state, params=None):
+        moment_state(owner, state, CenteredRmsState, gradient, "mu", "nu")
         count = increment(state.count)
         mu = jax.tree.map(
             lambda m, g: decay * m.astype(compute_dtype(m.dtype))
@@ -233,15 +259,15 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, *, eps_root=0.0, bias_correction:
         else:
             mu_hat, nu_hat = mu, nu
         var = jax.tree.map(lambda m, v: v - abs_sq(m), mu_hat, nu_hat)
-        out = jax.tree.map(lambda u, s: _divide(u, s, eps, eps_root, nonnegative=False),
+        out = jax.tree.map(lambda u, s: _divide(u, s, outside, inside, nonnegative=False),
                            updates, var)
         return out, CenteredRmsState(count=count, mu=_store_moment(mu, state.mu, count),
                                       nu=_store_moment(nu, state.nu, count, salt=1 << 20))
 
-    return transform(owner, init, update, role="preconditioner",
-                     hyperparams={"decay": decay, "eps": eps, "eps_root": eps_root,
-                                  "bias_correction": bias_correction,
-                                  "initial_scale": initial_scale})
+    return Preconditioner(init, precondition, name=owner,
+                          hyperparams={"decay": decay, "eps": eps, "initial_scale": initial_scale,
+                                       "eps_in_sqrt": eps_in_sqrt,
+                                       "bias_correction": bias_correction, "eps_root": eps_root})
 
 
 class RssState(NamedTuple):
@@ -250,26 +276,39 @@ class RssState(NamedTuple):
     sum_of_squares: object
 
 
-def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
-    """Adagrad scaling: s_t = s_{t-1} + g_t^2, u_t = u_t / (sqrt(s_t + eps_root) + eps).
+def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool = True):
+    """Adagrad scaling: s_t = s_{t-1} + g_t^2, u_t = d_t / sqrt(s_t + eps) (0 where s_t = 0).
 
-    The defaults (s_0 = 0.1, eps under the root, 1e-7) are optax's and Keras's;
-    PyTorch's Adagrad starts from s_0 = 0 and adds eps = 1e-10 outside the root.
+    optax's ``scale_by_rss``: the defaults (s_0 = 0.1, eps = 1e-7 under the
+    root) are optax's and Keras's; PyTorch's Adagrad starts from s_0 = 0 and
+    adds eps = 1e-10 to the root (``eps_in_sqrt=False``: d_t / (sqrt(s_t) + eps)).
 
     Args:
       initial_accumulator_value: s_0, >= 0.
-      eps: added to the root, >= 0.
-      eps_root: added under the root, >= 0.
+      eps: the stabiliser, >= 0, placed as ``eps_in_sqrt`` says.
+      eps_in_sqrt: add eps under the root (True) or to the root (False).
 
     Returns:
       A preconditioner with state ``RssState(sum_of_squares)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_rss(0.0, eps=0.0)
+      >>> tx.update(jnp.array([2.0, 0.0]), tx.init(jnp.zeros(2)))[0]
+      Array([1., 0.], dtype=float32)
 
     Reference: Duchi, Hazan, Singer, "Adaptive Subgradient Methods for Online
     Learning and Stochastic Optimization", JMLR 2011.
     """
     owner = "scale_by_rss"
     check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
-    _check_eps(owner, eps, eps_root)
+    check_range(owner, "eps", eps, 0)
+    outside, inside = (0.0, eps) if eps_in_sqrt else (eps, 0.0)
+
+    def divide(u, t):
+        out = _divide(u, t, outside, inside)
+        # optax's form: a zero sum of squares gives a zero step, whatever eps is.
+        return jnp.where(t > 0, out, jnp.zeros_like(out)) if eps_in_sqrt else out
 
     def init(params):
         check_float_leaves(owner, params, "params")
@@ -277,17 +316,17 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=0.0, *, eps_root=1e-7):
         return RssState(sum_of_squares=jax.tree.map(
             lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros))
 
-    def update(updates, gradient, state, params):
-        moment_state(owner, state, RssState, updates, "sum_of_squares")
+    def precondition(updates, gradient, state, params=None):
+        moment_state(owner, state, RssState, gradient, "sum_of_squares")
         s = jax.tree.map(
-            lambda t, g: t.astype(_real_dtype(t.dtype)) + abs_sq(g.astype(compute_dtype(g.dtype))),
+            lambda t, g: t.astype(real_compute_dtype(t.dtype)) + abs_sq(g.astype(compute_dtype(g.dtype))),
             state.sum_of_squares, gradient)
-        out = jax.tree.map(lambda u, t: _divide(u, t, eps, eps_root), updates, s)
+        out = jax.tree.map(divide, updates, s)
         return out, RssState(sum_of_squares=_store(s, state.sum_of_squares))
 
-    return transform(owner, init, update, role="preconditioner",
-                     hyperparams={"initial_accumulator_value": initial_accumulator_value,
-                                  "eps": eps, "eps_root": eps_root})
+    return Preconditioner(init, precondition, name=owner,
+                          hyperparams={"initial_accumulator_value": initial_accumulator_value,
+                                       "eps": eps, "eps_in_sqrt": eps_in_sqrt})
 
 
 class AdadeltaState(NamedTuple):
@@ -323,8 +362,8 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
         return AdadeltaState(e_g=zeros_like_tree(params, real=True),
                              e_x=zeros_like_tree(params, real=True))
 
-    def update(updates, gradient, state, params):
-        moment_state(owner, state, AdadeltaState, updates, "e_g", "e_x")
+    def precondition(updates, gradient, state, params=None):
+        moment_state(owner, state, AdadeltaState, gradient, "e_g", "e_x")
         e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
             lambda u, eg, ex: ((jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps))
@@ -334,8 +373,7 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
         return out, AdadeltaState(e_g=_store(e_g, state.e_g), e_x=_store(e_x, state.e_x))
 
-    return transform(owner, init, update, role="preconditioner",
-                     hyperparams={"rho": rho, "eps": eps})
+    return Preconditioner(init, precondition, name=owner, hyperparams={"rho": rho, "eps": eps})
 
 
 class MaxRmsState(NamedTuple):
@@ -383,8 +421,8 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
         zeros = zeros_like_tree(params, real=True, dtype=nu_dtype)
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
-    def update(updates, gradient, state, params):
-        moment_state(owner, state, MaxRmsState, updates, "nu", "nu_max")
+    def precondition(updates, gradient, state, params=None):
+        moment_state(owner, state, MaxRmsState, gradient, "nu", "nu_max")
         count = increment(state.count)
         correct = debiaser(decay, count) if bias_correction else (lambda v: v)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
@@ -407,10 +445,11 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
                    "max_before_correction": max_before_correction}
     if nu_dtype is not None:
         hyperparams["nu_dtype"] = nu_dtype.name
-    return transform(owner, init, update, role="preconditioner", hyperparams=hyperparams)
+    return Preconditioner(init, precondition, name=owner, hyperparams=hyperparams)
 
 
-def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
+def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0, eps_root=0.0,
+                           correct_before_eps: bool = False):
     """RAdam's rectified RMS scaling: precondition once the adaptive step's variance is finite.
 
     v_t = decay * v_{t-1} + (1 - decay) * g_t^2,
@@ -419,16 +458,20 @@ def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
     u_t = r_t * sqrt(1 - decay^t) / (sqrt(v_t) + eps) * u_t   where rho_t > threshold,
     u_t = u_t (no preconditioning)                            otherwise,
 
-    with t = 1 at the first step.  Placed after ``scale_by_momentum(b1,
-    ema=True)`` and ``bias_correction(b1)`` this is RAdam.  eps is added to
-    the root of the uncorrected v_t, as PyTorch's ``RAdam`` does; optax's
-    ``scale_by_radam`` adds it to the root of v_t / (1 - decay^t).
+    with t = 1 at the first step.  As ``precondition``'s ``by``, with the
+    direction ``chain(scale_by_momentum(b1, ema=True), bias_correction(b1))``,
+    this is RAdam.  eps is added to the root of the uncorrected v_t, as
+    PyTorch's ``RAdam`` does; with ``correct_before_eps`` the preconditioned
+    branch is r_t * u_t / (sqrt(v_t / (1 - decay^t) + eps_root) + eps), as in
+    optax's ``radam``.
 
     Args:
       decay: the decay of the second moment (Adam's b2), in [0, 1).
       eps: added to the root, >= 0.
       threshold: precondition only when rho_t exceeds it, >= 4 (the
         rectification is undefined below 4); the paper and PyTorch use 5.
+      eps_root: added under the root, >= 0.
+      correct_before_eps: bias-correct v_t before adding eps (optax's order).
 
     Returns:
       A preconditioner with state ``RmsState(count, nu)``.
@@ -447,6 +490,7 @@ def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
     check_range(owner, "decay", decay, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0)
     check_range(owner, "threshold", threshold, 4)
+    check_range(owner, "eps_root", eps_root, 0)
     rho_inf = 2 / (1 - decay) - 1
 
     def init(params):
@@ -454,7 +498,7 @@ def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
 
     def rectify(u, v, count):
         cd = compute_dtype(u.dtype)
-        real = _real_dtype(u.dtype)
+        real = real_compute_dtype(u.dtype)
         t = count.astype(real)
         decay_t = jnp.asarray(decay, real) ** t
         correction = 1 - decay_t
@@ -463,15 +507,22 @@ def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0):
         ratio = ((rho_t - 4) * (rho_t - 2) * rho_inf
                  / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
         r_t = jnp.sqrt(jnp.where(on, ratio, 1))
-        scaled = u.astype(cd) * (r_t * jnp.sqrt(correction) / (jnp.sqrt(v.astype(real)) + eps))
+        if correct_before_eps:
+            denom = jnp.sqrt(v.astype(real) / correction + eps_root) + eps
+            scaled = u.astype(cd) * (r_t / denom)
+        else:
+            denom = jnp.sqrt(v.astype(real) + eps_root) + eps
+            scaled = u.astype(cd) * (r_t * jnp.sqrt(correction) / denom)
         return jnp.where(on, scaled, u.astype(cd)).astype(u.dtype)
 
-    def update(updates, gradient, state, params):
-        moment_state(owner, state, RmsState, updates, state.nu)
+    def precondition(updates, gradient, state, params=None):
+        moment_state(owner, state, RmsState, gradient, state.nu)
         count = increment(state.count)
         nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
         out = jax.tree.map(lambda u, v: rectify(u, v, count), updates, nu)
         return out, RmsState(count=count, nu=_store_moment(nu, state.nu, count))
 
-    return transform(owner, init, update, role="preconditioner",
-                     hyperparams={"decay": decay, "eps": eps, "threshold": threshold})
+    return Preconditioner(init, precondition, name=owner,
+                          hyperparams={"decay": decay, "eps": eps, "threshold": threshold,
+                                       "eps_root": eps_root,
+                                       "correct_before_eps": correct_before_eps})

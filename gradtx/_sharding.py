@@ -41,7 +41,7 @@ import math
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from ._base import _path_str
+from ._tree import path_str
 
 
 def state_shardings(opt, params, mesh: Mesh, axis="data"):
@@ -132,12 +132,12 @@ def _param_spec(owner, path, leaf, mesh):
     if sharding is None or isinstance(sharding, SingleDeviceSharding):
         return PartitionSpec()
     if not isinstance(sharding, NamedSharding):
-        raise TypeError(f"{owner}: parameter {_path_str(path)} has a "
+        raise TypeError(f"{owner}: parameter {path_str(path)} has a "
                         f"{type(sharding).__name__}; expected a NamedSharding on the mesh "
                         f"(or no sharding, read as replicated)")
     on = sharding.mesh
     if tuple(on.axis_names) != tuple(mesh.axis_names) or tuple(on.axis_sizes) != tuple(mesh.axis_sizes):
-        raise ValueError(f"{owner}: parameter {_path_str(path)} is sharded on a mesh with axes "
+        raise ValueError(f"{owner}: parameter {path_str(path)} is sharded on a mesh with axes "
                          f"{dict(zip(on.axis_names, on.axis_sizes))}, not on the given mesh "
                          f"{dict(zip(mesh.axis_names, mesh.axis_sizes))}")
     return sharding.spec

@@ -5,8 +5,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import (ScheduleState, check_learning_rate, check_same_structure, check_state, increment,
-                    new_count, resolve_mask, transform)
+from ._base import EmptyState, GradientTransformation, ScheduleState
+from ._checks import check_learning_rate, check_state
+from ._numerics import increment, new_count
+from ._tree import check_same_structure, resolve_mask
 
 
 def add_decayed_weights(weight_decay=0.0, mask=None):
@@ -24,8 +26,9 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
         Typical use excludes biases and norm scales.
 
     Returns:
-      A transform with state ``ScheduleState(count)`` that needs ``params``
-      in ``update``.
+      A transform that needs ``params`` in ``update``; its state is
+      ``EmptyState()`` for a constant weight decay and ``ScheduleState(count)``
+      for a schedule (as in optax).
 
     Reference: Loshchilov, Hutter, "Decoupled Weight Decay Regularization",
     ICLR 2019, arXiv:1711.05101.
@@ -33,16 +36,21 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
     owner = "add_decayed_weights"
     check_learning_rate(owner, weight_decay, name="weight_decay")
 
-    def init(params):
-        return ScheduleState(count=new_count())
+    scheduled = callable(weight_decay)
 
-    def update(updates, state, params):
-        check_state(owner, state, ScheduleState)
+    def init(params):
+        return ScheduleState(count=new_count()) if scheduled else EmptyState()
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ScheduleState if scheduled else EmptyState)
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
         check_same_structure(owner, params, updates, "params", "updates")
-        wd = weight_decay(state.count) if callable(weight_decay) else weight_decay
-        state = ScheduleState(count=increment(state.count))
+        if scheduled:
+            wd = weight_decay(state.count)
+            state = ScheduleState(count=increment(state.count))
+        else:
+            wd = weight_decay
         keep = resolve_mask(mask, params)
         if keep is None:
             keep = jax.tree.map(lambda _: True, params)
@@ -57,5 +65,5 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
 
         return jax.tree.map(decay, updates, params, keep), state
 
-    return transform(owner, init, update,
-                     hyperparams={"weight_decay": weight_decay, "mask": mask})
+    return GradientTransformation(init, update, name=owner,
+                                  hyperparams={"weight_decay": weight_decay, "mask": mask})

@@ -16,19 +16,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ._base import (GradientTransformation, as_flow, check_float_leaves,
-                    check_same_structure, check_state, compute_dtype, increment, is_traced,
-                    new_count, transform)
+from ._base import GradientTransformation, update_fn
+from ._checks import check_float_leaves, check_state, check_transformation
+from ._numerics import compute_dtype, increment, is_traced, new_count
+from ._tree import check_same_structure
 
 
-def check_inner(owner, inner, what="inner"):
-    """Raise unless ``inner`` is a gradient transformation."""
-    if not (hasattr(inner, "init") and hasattr(inner, "update")):
-        raise TypeError(f"{owner}: {what} must be a gradient transformation (with init and "
-                        f"update), got {type(inner).__name__}")
-
-
-def _check_int(owner, name, value, low):
+def check_int(owner, name, value, low):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
 
@@ -38,22 +32,21 @@ def _like(new, old):
     return jax.tree.map(lambda n, o: jnp.asarray(n).astype(jnp.result_type(o)), new, old)
 
 
-def _run_or_skip(run, step, updates, gradient, inner_state, on_skip=None):
-    """``step()`` where ``run``, else (zero update, zero gradient, unchanged inner state).
+def _run_or_skip(run, step, updates, inner_state, on_skip=None):
+    """``step()`` where ``run``, else (zero update, unchanged inner state).
 
-    ``step() -> (updates, gradient, inner_state)`` runs the inner flow; its
+    ``step() -> (updates, inner_state)`` runs the inner transform; its
     outputs are cast to the dtypes of the inputs.  ``on_skip`` is called
     (for its side effects) in the skipping branch only.
     """
     def go():
-        out, grad, state = step()
-        return _like(out, updates), _like(grad, gradient), _like(state, inner_state)
+        out, state = step()
+        return _like(out, updates), _like(state, inner_state)
 
     def skip():
         if on_skip is not None:
             on_skip()
-        return (jax.tree.map(jnp.zeros_like, updates), jax.tree.map(jnp.zeros_like, gradient),
-                inner_state)
+        return jax.tree.map(jnp.zeros_like, updates), inner_state
 
     if not is_traced(run):
         return go() if bool(run) else skip()
@@ -83,9 +76,8 @@ def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
     PyTorch.  The buffer is kept in at least float32, so bf16 gradients
     accumulate without loss.
 
-    ``accumulate_gradients`` averages its input and hands the mean to T as
-    both the update and the gradient: wrap a whole optimizer with it, or put
-    it first in a chain.  ``state.mini_step == 0`` after a call that stepped.
+    ``accumulate_gradients`` averages its input and hands the mean to T:
+    wrap a whole optimizer with it.  ``state.mini_step == 0`` after a call that stepped.
     ``apply_if_finite(accumulate_gradients(T, k))`` drops a non-finite
     micro-batch without counting it towards the k.
 
@@ -107,16 +99,16 @@ def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
       (Array([0.], dtype=float32), Array([-2.], dtype=float32))
     """
     owner = "accumulate_gradients"
-    check_inner(owner, inner)
-    _check_int(owner, "every_k", every_k, 1)
-    inner_flow = as_flow(inner)
+    check_transformation(owner, "inner", inner)
+    check_int(owner, "every_k", every_k, 1)
+    inner_update = update_fn(inner)
 
     def init(params):
         grad_sum = jax.tree.map(
             lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))), params)
         return AccumulationState(new_count(), grad_sum, inner.init(params))
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         check_state(owner, state, AccumulationState)
         check_float_leaves(owner, updates, "gradient")
         check_same_structure(owner, state.grad_sum, updates, "the accumulator", "updates",
@@ -126,14 +118,14 @@ def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
 
         def step():
             mean = jax.tree.map(lambda t, u: (t / every_k).astype(u.dtype), total, updates)
-            return inner_flow(mean, mean, state.inner_state, params, extra)
+            return inner_update(mean, state.inner_state, params, **extra)
 
-        out, grad, inner_state = _run_or_skip(last, step, updates, gradient, state.inner_state)
+        out, inner_state = _run_or_skip(last, step, updates, state.inner_state)
         grad_sum = jax.tree.map(lambda t: jnp.where(last, jnp.zeros_like(t), t), total)
         mini_step = jnp.where(last, jnp.zeros_like(state.mini_step), state.mini_step + 1)
-        return out, grad, AccumulationState(mini_step, grad_sum, inner_state)
+        return out, AccumulationState(mini_step, grad_sum, inner_state)
 
-    return GradientTransformation(init, flow, name=owner,
+    return GradientTransformation(init, update, name=owner, children=(inner,),
                                   hyperparams={"inner": inner, "every_k": every_k})
 
 
@@ -202,10 +194,10 @@ def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformatio
       (Array([0.], dtype=float32), Array(1, dtype=int32))
     """
     owner = "apply_if_finite"
-    check_inner(owner, inner)
+    check_transformation(owner, "inner", inner)
     if max_consecutive_errors is not None:
-        _check_int(owner, "max_consecutive_errors", max_consecutive_errors, 0)
-    inner_flow = as_flow(inner)
+        check_int(owner, "max_consecutive_errors", max_consecutive_errors, 0)
+    inner_update = update_fn(inner)
     limit = max_consecutive_errors
 
     def init(params):
@@ -216,11 +208,9 @@ def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformatio
         if count > limit:
             raise FloatingPointError(_too_many_message(count, limit))
 
-    def flow(updates, gradient, state, params, extra):
+    def update(updates, state, params=None, **extra):
         check_state(owner, state, ApplyIfFiniteState)
         finite = _all_finite(updates)
-        if gradient is not updates:
-            finite = finite & _all_finite(gradient)
         count = jnp.where(finite, jnp.zeros_like(state.notfinite_count),
                           increment(state.notfinite_count))
         on_skip = None
@@ -232,14 +222,13 @@ def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformatio
                 raise FloatingPointError(_too_many_message(int(count), limit))
 
         def step():
-            return inner_flow(updates, gradient, state.inner_state, params, extra)
+            return inner_update(updates, state.inner_state, params, **extra)
 
-        out, grad, inner_state = _run_or_skip(finite, step, updates, gradient, state.inner_state,
-                                              on_skip)
+        out, inner_state = _run_or_skip(finite, step, updates, state.inner_state, on_skip)
         total = jnp.where(finite, state.total_notfinite, increment(state.total_notfinite))
-        return out, grad, ApplyIfFiniteState(count, finite, total, inner_state)
+        return out, ApplyIfFiniteState(count, finite, total, inner_state)
 
-    return GradientTransformation(init, flow, name=owner,
+    return GradientTransformation(init, update, name=owner, children=(inner,),
                                   hyperparams={"inner": inner,
                                                "max_consecutive_errors": max_consecutive_errors})
 
@@ -280,5 +269,5 @@ def zero_nans() -> GradientTransformation:
         out = jax.tree.map(lambda u, n: jnp.where(n, jnp.zeros_like(u), u), updates, nan)
         return out, ZeroNansState(jax.tree.map(jnp.any, nan))
 
-    return transform(owner, init, update)
+    return GradientTransformation(init, update, name=owner)
 

@@ -141,9 +141,10 @@ def test_flatten_preconditioner_inside_chain_sees_raw_gradient():
     """A flattened preconditioner after momentum still measures the raw gradient: Adam."""
     params = _params()
     adam_from_parts = gradtx.chain(
-        gradtx.scale_by_momentum(0.9, ema=True),
-        gradtx.bias_correction(0.9),
-        gradtx.flatten(gradtx.scale_by_rms(0.999, 1e-8, bias_correction=True), max_leaf_size=16),
+        gradtx.flatten(gradtx.precondition(
+            gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True), gradtx.bias_correction(0.9)),
+            by=gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False, bias_correction=True)),
+            max_leaf_size=16),
         gradtx.scale_by_learning_rate(0.01))
     got, _ = _run(adam_from_parts, params)
     want, _ = _run(gradtx.adam(0.01), params)
@@ -187,7 +188,7 @@ def test_flatten_with_mask_of_wrong_structure_raises():
 
 
 def test_flatten_with_bad_arguments_raises():
-    with pytest.raises(TypeError, match="flatten: expected a gradient transformation"):
+    with pytest.raises(TypeError, match="flatten: tx must be a gradient transformation"):
         gradtx.flatten(0.1)
     with pytest.raises(ValueError, match="flatten: max_leaf_size must be an integer >= 0, got -1"):
         gradtx.flatten(gradtx.sgd(0.1), max_leaf_size=-1)

@@ -338,29 +338,36 @@ TRANSFORM_CASES = {
                                 lambda ps: ref.momentum(0.9)),
     "scale_by_momentum_ema": (lambda: gradtx.scale_by_momentum(0.8, ema=True),
                               lambda ps: ref.momentum(0.8, ema=True)),
-    "scale_by_nesterov_momentum": (lambda: gradtx.scale_by_nesterov_momentum(0.9),
+    "scale_by_momentum_nesterov": (lambda: gradtx.scale_by_momentum(0.9, nesterov=True),
                                    lambda ps: ref.momentum(0.9, nesterov=True)),
-    "scale_by_nesterov_momentum_ema": (
-        lambda: gradtx.scale_by_nesterov_momentum(0.7, ema=True),
+    "trace_nesterov": (lambda: gradtx.trace(0.9, nesterov=True),
+                       lambda ps: ref.momentum(0.9, nesterov=True)),
+    "scale_by_momentum_nesterov_ema": (
+        lambda: gradtx.scale_by_momentum(0.7, ema=True, nesterov=True),
         lambda ps: ref.momentum(0.7, ema=True, nesterov=True)),
     "bias_correction": (lambda: gradtx.bias_correction(0.95), lambda ps: ref.bias_correction(0.95)),
+    # eps_in_sqrt (optax's default) puts eps under the root beside eps_root.
     "scale_by_rms": (lambda: gradtx.scale_by_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.5),
-                     lambda ps: ref.scale_by_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.5)),
+                     lambda ps: ref.scale_by_rms(0.9, eps=0.0, eps_root=0.11, initial_scale=0.5)),
+    "scale_by_rms_eps_outside": (
+        lambda: gradtx.scale_by_rms(0.9, eps=0.1, eps_in_sqrt=False, eps_root=0.01),
+        lambda ps: ref.scale_by_rms(0.9, eps=0.1, eps_root=0.01)),
     "scale_by_rms_bias_correction": (
         lambda: gradtx.scale_by_rms(0.99, eps=1e-3, bias_correction=True),
-        lambda ps: ref.scale_by_rms(0.99, eps=1e-3, bias_correction=True)),
+        lambda ps: ref.scale_by_rms(0.99, eps=0.0, eps_root=1e-3, bias_correction=True)),
     "scale_by_centered_rms": (
-        lambda: gradtx.scale_by_centered_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.2),
+        lambda: gradtx.scale_by_centered_rms(0.9, eps=0.1, eps_in_sqrt=False, eps_root=0.01,
+                                             initial_scale=0.2),
         lambda ps: ref.scale_by_centered_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.2)),
     "scale_by_centered_rms_bias_correction": (
-        # At t = 1 the corrected variance g^2 - g^2 is zero: eps_root keeps
+        # At t = 1 the corrected variance g^2 - g^2 is zero: eps keeps
         # round-off from deciding between 0 and g / eps.
-        lambda: gradtx.scale_by_centered_rms(0.95, eps=1e-3, eps_root=1e-2, bias_correction=True),
-        lambda ps: ref.scale_by_centered_rms(0.95, eps=1e-3, eps_root=1e-2, bias_correction=True)),
+        lambda: gradtx.scale_by_centered_rms(0.95, eps=1e-2, bias_correction=True),
+        lambda ps: ref.scale_by_centered_rms(0.95, eps=0.0, eps_root=1e-2, bias_correction=True)),
     "scale_by_rss": (lambda: gradtx.scale_by_rss(),
                      lambda ps: ref.scale_by_rss(0.1, eps=0.0, eps_root=1e-7)),
     "scale_by_rss_eps_outside": (
-        lambda: gradtx.scale_by_rss(0.0, eps=0.3, eps_root=0.0),
+        lambda: gradtx.scale_by_rss(0.0, eps=0.3, eps_in_sqrt=False),
         lambda ps: ref.scale_by_rss(0.0, eps=0.3, eps_root=0.0)),
     "scale_by_adadelta": (lambda: gradtx.scale_by_adadelta(0.9, 1e-4),
                           lambda ps: ref.scale_by_adadelta(0.9, 1e-4)),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx._base import increment
+from gradtx._numerics import increment
 
 INT32_MAX = np.iinfo(np.int32).max
 LR = 1e-3

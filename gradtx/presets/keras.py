@@ -36,9 +36,9 @@ import math
 
 import jax.numpy as jnp
 
-from .._base import check_learning_rate, check_range
-from .._momentum import (bias_correction, scale_by_momentum, scale_by_nadam_momentum,
-                         scale_by_nesterov_momentum)
+from .._checks import check_learning_rate, check_range
+from .._combine import chain, precondition
+from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from .._scaling import scale_by_learning_rate, scale_by_schedule
 from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
                               scale_by_rms, scale_by_rss)
@@ -120,7 +120,7 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
                       scale_by_learning_rate(learning_rate))
     return recipe(owner, hyperparams,
                   scale_by_learning_rate(learning_rate),
-                  (scale_by_nesterov_momentum if nesterov else scale_by_momentum)(momentum),
+                  scale_by_momentum(momentum, nesterov=nesterov),
                   _decay_after_learning_rate(weight_decay, learning_rate))
 
 
@@ -183,13 +183,12 @@ def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     if amsgrad:
         rms = scale_by_max_rms(beta_2, epsilon, bias_correction=False)
     else:
-        rms = scale_by_rms(beta_2, epsilon)
+        rms = scale_by_rms(beta_2, epsilon, eps_in_sqrt=False)
     epsilon_hat = named(lambda t: jnp.sqrt(1 - beta_2 ** (as_float(t) + 1)),
                         "sqrt_one_minus_beta_2_power")
     return recipe(owner, hyperparams,
-                  scale_by_momentum(beta_1, ema=True),
-                  bias_correction(beta_1),
-                  rms,
+                  precondition(chain(scale_by_momentum(beta_1, ema=True), bias_correction(beta_1)),
+                               by=rms),
                   scale_by_schedule(epsilon_hat),
                   _decay(weight_decay),
                   scale_by_learning_rate(learning_rate))
@@ -226,7 +225,7 @@ def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=F
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
     hyperparams = {"learning_rate": learning_rate, "rho": rho, "momentum": momentum,
                    "epsilon": epsilon, "centered": centered, "weight_decay": weight_decay}
-    rms = (scale_by_centered_rms if centered else scale_by_rms)(rho, 0.0, eps_root=epsilon)
+    rms = (scale_by_centered_rms if centered else scale_by_rms)(rho, epsilon)
     if momentum == 0:
         return recipe(owner, hyperparams,
                       rms,
@@ -267,7 +266,7 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
                    "initial_accumulator_value": initial_accumulator_value, "epsilon": epsilon,
                    "weight_decay": weight_decay}
     return recipe(owner, hyperparams,
-                  scale_by_rss(initial_accumulator_value, 0.0, eps_root=epsilon),
+                  scale_by_rss(initial_accumulator_value, epsilon),
                   _decay(weight_decay),
                   scale_by_learning_rate(learning_rate))
 
@@ -331,8 +330,9 @@ def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_de
     hyperparams = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
                    "epsilon": epsilon, "weight_decay": weight_decay}
     return recipe(owner, hyperparams,
-                  scale_by_nadam_momentum(beta_1, momentum_decay=1.0),
-                  scale_by_rms(beta_2, epsilon, bias_correction=True),
+                  precondition(scale_by_nadam_momentum(beta_1, momentum_decay=1.0),
+                               by=scale_by_rms(beta_2, epsilon, eps_in_sqrt=False,
+                                               bias_correction=True)),
                   _decay(weight_decay),
                   scale_by_learning_rate(learning_rate))
 

@@ -38,9 +38,9 @@ import math
 
 import jax.numpy as jnp
 
-from .._base import check_learning_rate, check_range
-from .._momentum import (bias_correction, scale_by_momentum, scale_by_nadam_momentum,
-                         scale_by_nesterov_momentum)
+from .._checks import check_learning_rate, check_range
+from .._combine import chain, precondition
+from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from .._scaling import scale, scale_by_learning_rate, scale_by_schedule
 from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
                               scale_by_rectified_rms, scale_by_rms, scale_by_rss)
@@ -127,7 +127,7 @@ def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, 
     if momentum != 0:
         if dampening != 0:
             buffer.append(scale_by_schedule(_undamped_first_step(dampening)))
-        buffer.append((scale_by_nesterov_momentum if nesterov else scale_by_momentum)(momentum))
+        buffer.append(scale_by_momentum(momentum, nesterov=nesterov))
     return recipe(owner, hyperparams,
                   _ascend(maximize),
                   _decay(weight_decay),
@@ -198,13 +198,12 @@ def _adam(owner, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     if amsgrad:
         rms = scale_by_max_rms(b2, eps, bias_correction=True, max_before_correction=True)
     else:
-        rms = scale_by_rms(b2, eps, bias_correction=True)
+        rms = scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)
     return recipe(owner, hyperparams,
                   _ascend(maximize),
                   None if decoupled else _decay(weight_decay),
-                  scale_by_momentum(b1, ema=True),
-                  bias_correction(b1),
-                  rms,
+                  precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+                               by=rms),
                   _decay(weight_decay) if decoupled else None,
                   scale_by_learning_rate(lr))
 
@@ -245,7 +244,7 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     return recipe(owner, hyperparams,
                   _ascend(maximize),
                   _decay(weight_decay),
-                  rms(alpha, eps),
+                  rms(alpha, eps, eps_in_sqrt=False),
                   scale_by_momentum(momentum) if momentum > 0 else None,
                   scale_by_learning_rate(lr))
 
@@ -288,7 +287,7 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
     return recipe(owner, hyperparams,
                   _ascend(maximize),
                   _decay(weight_decay),
-                  scale_by_rss(initial_accumulator_value, eps, eps_root=0.0),
+                  scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=False),
                   scale_by_learning_rate(lr))
 
 
@@ -363,8 +362,8 @@ def nadam(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_deca
     return recipe(owner, hyperparams,
                   _ascend(maximize),
                   None if decoupled_weight_decay else _decay(weight_decay),
-                  scale_by_nadam_momentum(b1, momentum_decay),
-                  scale_by_rms(b2, eps, bias_correction=True),
+                  precondition(scale_by_nadam_momentum(b1, momentum_decay),
+                               by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)),
                   _decay(weight_decay) if decoupled_weight_decay else None,
                   scale_by_learning_rate(lr))
 
@@ -402,9 +401,8 @@ def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_wei
     return recipe(owner, hyperparams,
                   _ascend(maximize),
                   None if decoupled_weight_decay else _decay(weight_decay),
-                  scale_by_momentum(b1, ema=True),
-                  bias_correction(b1),
-                  scale_by_rectified_rms(b2, eps, threshold=5.0),
+                  precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+                               by=scale_by_rectified_rms(b2, eps, threshold=5.0)),
                   _decay(weight_decay) if decoupled_weight_decay else None,
                   scale_by_learning_rate(lr))
 

@@ -1,0 +1,132 @@
+"""Argument and state checks shared by the transforms.
+
+Hyperparameters are checked when a transform is built, with messages that
+name the owner, the argument, what was expected and what was given
+(``adam: b1 must be in [0, 1), got 1.2``).  Traced values (schedules,
+injected hyperparameters) cannot be checked eagerly and are let through.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._numerics import is_traced
+from ._tree import check_same_structure, path_str
+
+
+def check_state(owner: str, state, state_type) -> None:
+    """Raise if ``state`` is not the state this transform's ``init`` makes."""
+    if not isinstance(state, state_type):
+        raise TypeError(
+            f"{owner}: expected a {state_type.__name__}, got {type(state).__name__}; "
+            f"was this state made by another optimizer's init?")
+
+
+def check_float_leaves(owner: str, tree, what: str) -> None:
+    """Raise if any leaf of ``tree`` is not floating point or complex."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"{owner}: {what} leaf {path_str(path)} has dtype {dtype}; gradtx updates "
+                f"floating-point or complex arrays only (cast it to a float dtype, or "
+                f"keep it out of the optimizer with a mask)")
+
+
+def moment_state(owner: str, state, state_type, updates, *fields) -> None:
+    """Validate a per-leaf state against the updates of this step.
+
+    ``fields`` name the state's per-leaf trees (``"mu"``, ``"nu"``); they are
+    read only after the state's type is checked, so a foreign state gets
+    ``check_state``'s message rather than an AttributeError.  (A tree may
+    also be passed directly.)
+    """
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    for field in fields:
+        tree = getattr(state, field) if isinstance(field, str) else field
+        check_same_structure(owner, tree, updates, "the state's moments", "updates",
+                             hint="was the state made by init on other params?")
+        name = field if isinstance(field, str) else "moment"
+        pairs = zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(tree))
+        for (path, u), m in pairs:
+            if jnp.shape(u) != jnp.shape(m):
+                raise ValueError(
+                    f"{owner}: updates leaf {path_str(path)} has shape {jnp.shape(u)} but the "
+                    f"state's {name} has shape {jnp.shape(m)}; was the state made by init on "
+                    f"other params?")
+
+
+def check_state_dtype(owner: str, name: str, dtype):
+    """Validate a state dtype argument (``mu_dtype``, ``nu_dtype``): None or a float/complex dtype."""
+    if dtype is None:
+        return None
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must be a dtype or None, got {dtype!r}") from None
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise ValueError(f"{owner}: {name} must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
+def _as_number(value):
+    if is_traced(value) or callable(value):
+        return None
+    try:
+        arr = np.asarray(value)
+    except Exception:  # pragma: no cover - exotic objects are let through
+        return None
+    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+        return None
+    return float(arr)
+
+
+def check_range(owner: str, name: str, value, low=None, high=None, *,
+                low_open=False, high_open=False):
+    """Check low <= value <= high (or strict where open); traced values pass.
+
+    The message names the owner, the argument, the accepted range and the
+    value, e.g. ``adam: b1 must be in [0, 1), got 1.2``.
+    """
+    x = _as_number(value)
+    if x is None:
+        if not (is_traced(value) or callable(value) or hasattr(value, "shape")):
+            raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+        return value
+    ok = not math.isnan(x)
+    if low is not None:
+        ok = ok and (x > low if low_open else x >= low)
+    if high is not None:
+        ok = ok and (x < high if high_open else x <= high)
+    if not ok:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else _fmt(low)
+        hi = "inf" if high is None else _fmt(high)
+        raise ValueError(f"{owner}: {name} must be in {left}{lo}, {hi}{right}, got {value!r}")
+    return value
+
+
+def _fmt(x):
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def check_learning_rate(owner: str, learning_rate, name: str = "learning_rate"):
+    """A learning rate is a number >= 0 or a schedule ``step -> value``."""
+    if callable(learning_rate):
+        return learning_rate
+    return check_range(owner, name, learning_rate, 0)
+
+
+def check_transformation(owner: str, what: str, tx) -> None:
+    """Raise unless ``tx`` is a gradient transformation (has ``init`` and ``update``)."""
+    from ._base import is_transformation
+
+    if not is_transformation(tx):
+        raise TypeError(f"{owner}: {what} must be a gradient transformation (with init and "
+                        f"update), got {type(tx).__name__}")

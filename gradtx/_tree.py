@@ -1,0 +1,88 @@
+"""Pytree helpers shared by the transforms: leaf paths, structure checks, zeros, masks."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def path_str(path) -> str:
+    """A leaf path as ``['layer']['w']``; ``<root>`` for the root."""
+    return jax.tree_util.keystr(path) if path else "<root>"
+
+
+def leaf_paths(tree) -> list:
+    return [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def check_same_structure(owner: str, expected, got, expected_name: str, got_name: str,
+                         hint: str = "") -> None:
+    """Raise if two pytrees differ, saying which leaf is missing or extra.
+
+    The message names ``owner``, the first leaf ``got`` lacks or has in
+    excess (by path), and ends with ``hint``.
+    """
+    expected_def = jax.tree.structure(expected)
+    got_def = jax.tree.structure(got)
+    if expected_def == got_def:
+        return
+    expected_paths = leaf_paths(expected)
+    got_paths = leaf_paths(got)
+    expected_keys = {path_str(p) for p in expected_paths}
+    got_keys = {path_str(p) for p in got_paths}
+    missing = [path_str(p) for p in expected_paths if path_str(p) not in got_keys]
+    extra = [path_str(p) for p in got_paths if path_str(p) not in expected_keys]
+    reasons = []
+    if missing:
+        reasons.append(f"{got_name} lack leaf {missing[0]}" +
+                       (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") +
+                       f", which {expected_name} have")
+    if extra:
+        reasons.append(f"{got_name} have leaf {extra[0]}" +
+                       (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "") +
+                       f", which {expected_name} do not")
+    if not reasons:
+        reasons.append(f"the container types differ: {expected_name} is {expected_def}, "
+                       f"{got_name} is {got_def}")
+    message = f"{owner}: {got_name} do not match {expected_name}: {'; '.join(reasons)}"
+    raise ValueError(message + (f"; {hint}" if hint else ""))
+
+
+def zeros_like_tree(params, real: bool = False, dtype=None):
+    """Zeros shaped like ``params``; ``real`` drops complex to its real dtype.
+
+    Each leaf is made with ``jnp.zeros_like``, so it is placed and sharded
+    like its parameter (a ``jax.ShapeDtypeStruct`` with a sharding included)
+    instead of landing whole on the default device.
+    """
+    def zeros(p):
+        p = jnp.asarray(p) if not hasattr(p, "dtype") else p
+        d = dtype or p.dtype
+        if real:
+            d = jnp.real(jnp.zeros((), d)).dtype
+        return jnp.zeros_like(p, dtype=d)
+
+    return jax.tree.map(zeros, params)
+
+
+def resolve_mask(mask, params):
+    """The pytree of bools a ``mask`` argument stands for, for these ``params``.
+
+    ``mask`` is None, a pytree of bools, or a function ``params -> pytree``.
+    A callable that is itself a pytree with leaves (an Equinox module used as
+    a mask) is a pytree, as in optax.  Params packed by ``gradtx.flatten``
+    pack the mask the same way (they provide ``pack_mask``).
+    """
+    pack = getattr(params, "pack_mask", None)
+    if pack is not None:
+        return pack(mask)
+    return mask(params) if is_mask_function(mask) else mask
+
+
+def is_mask_function(mask) -> bool:
+    """A mask given as a function of the params: callable, and a pytree leaf itself.
+
+    An Equinox module is callable too, but flattens into its fields: it is a
+    pytree mask, as optax treats it.
+    """
+    return callable(mask) and jax.tree_util.treedef_is_leaf(jax.tree.structure(mask))
