@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import gradtx
-from test_properties import IDS, OPTIMIZERS
+from optimizers import IDS, OPTIMIZERS
 
 # (call, expected message).  The message names the transform, the argument,
 # the accepted range and the value received.

@@ -17,34 +17,7 @@ import pytest
 
 import gradtx
 import reference as ref
-
-
-class Row(NamedTuple):
-    name: str
-    factory: Callable
-    typical: dict   # hyperparameters for the shared tests
-    required: dict  # what the factory needs; everything else stays at its default
-
-
-OPTIMIZERS = [
-    Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
-    Row("sgd_nesterov", gradtx.sgd, dict(learning_rate=0.05, momentum=0.9, nesterov=True),
-        dict(learning_rate=0.1)),
-    Row("rmsprop", gradtx.rmsprop, dict(learning_rate=0.01, decay=0.9, eps=1e-6),
-        dict(learning_rate=0.01)),
-    Row("rmsprop_centered_momentum", gradtx.rmsprop,
-        dict(learning_rate=0.01, centered=True, momentum=0.9, eps=1e-3), dict(learning_rate=0.01)),
-    Row("adagrad", gradtx.adagrad, dict(learning_rate=0.1), dict(learning_rate=0.1)),
-    Row("adadelta", gradtx.adadelta, dict(learning_rate=1.0, rho=0.9, eps=1e-3), dict()),
-    Row("adam", gradtx.adam, dict(learning_rate=0.01, b1=0.9, b2=0.99), dict(learning_rate=1e-3)),
-    Row("adamw", gradtx.adamw, dict(learning_rate=0.01, weight_decay=0.1), dict(learning_rate=1e-3)),
-    Row("amsgrad", gradtx.amsgrad, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
-]
-IDS = [row.name for row in OPTIMIZERS]
-
-
-def typical(row, **overrides):
-    return row.factory(**{**row.typical, **overrides})
+from optimizers import IDS, OPTIMIZERS, typical
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,54 @@
+"""The one table of every optimizer, read by every cross-optimizer test.
+
+Each row names a case, its factory, typical hyperparameters for the shared
+tests and the fewest arguments it needs (its defaults otherwise).  Flags say
+which shared properties apply:
+
+* ``elementwise``: the update of each entry depends on that entry alone
+  (so ``flatten`` computes it exactly);
+* ``converges``: it reaches the minimum of the shared convex problems with
+  its typical hyperparameters.
+
+A new optimizer adds one row here; the shared properties then cover it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import gradtx
+
+
+class Row(NamedTuple):
+    name: str
+    factory: Callable
+    typical: dict   # hyperparameters for the shared tests
+    required: dict  # what the factory needs; everything else stays at its default
+    elementwise: bool = True
+    converges: bool = True
+
+
+OPTIMIZERS = [
+    Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
+    Row("sgd_nesterov", gradtx.sgd, dict(learning_rate=0.05, momentum=0.9, nesterov=True),
+        dict(learning_rate=0.1)),
+    Row("rmsprop", gradtx.rmsprop, dict(learning_rate=0.01, decay=0.9, eps=1e-6),
+        dict(learning_rate=0.01)),
+    Row("rmsprop_centered_momentum", gradtx.rmsprop,
+        dict(learning_rate=0.01, centered=True, momentum=0.9, eps=1e-3), dict(learning_rate=0.01)),
+    Row("adagrad", gradtx.adagrad, dict(learning_rate=0.1), dict(learning_rate=0.1)),
+    Row("adadelta", gradtx.adadelta, dict(learning_rate=1.0, rho=0.9, eps=1e-3), dict()),
+    Row("adam", gradtx.adam, dict(learning_rate=0.01, b1=0.9, b2=0.99), dict(learning_rate=1e-3)),
+    Row("adamw", gradtx.adamw, dict(learning_rate=0.01, weight_decay=0.1), dict(learning_rate=1e-3)),
+    Row("amsgrad", gradtx.amsgrad, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    Row("nadam", gradtx.nadam, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    Row("nadamw", gradtx.nadamw, dict(learning_rate=0.01, weight_decay=0.1),
+        dict(learning_rate=1e-3)),
+    Row("radam", gradtx.radam, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+]
+IDS = [row.name for row in OPTIMIZERS]
+
+
+def typical(row, **overrides):
+    """The row's optimizer with its typical hyperparameters (and ``overrides``)."""
+    return row.factory(**{**row.typical, **overrides})
