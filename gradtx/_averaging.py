@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from ._base import (GradientTransformation, as_flow, check_float_leaves, check_range,
                     check_same_structure, check_state, compute_dtype, increment, new_count)
 from ._wrappers import _check_int, check_inner
+from ._typing import TransformLike
 
 
 def _copy_wide(params):
@@ -40,7 +41,8 @@ class LookaheadState(NamedTuple):
     inner_state: Any
 
 
-def lookahead(fast_optimizer, sync_period: int = 6, slow_step_size=0.5) -> GradientTransformation:
+def lookahead(fast_optimizer: TransformLike, sync_period: int = 6,
+              slow_step_size: float = 0.5) -> GradientTransformation:
     """Lookahead: k fast steps, then phi <- phi + alpha * (theta - phi) and theta <- phi.
 
     The fast weights theta are the parameters you pass to ``update``; the
@@ -120,7 +122,8 @@ class EmaParamsState(NamedTuple):
     inner_state: Any
 
 
-def ema_params(inner, decay=0.999, *, debias: bool = False) -> GradientTransformation:
+def ema_params(inner: TransformLike, decay: float = 0.999, *,
+               debias: bool = False) -> GradientTransformation:
     """EMA of the parameters: ema_t = ema_{t-1} + w_t * (p_t - ema_{t-1}), p_t = p_{t-1} + u_t.
 
     The optimizer T runs unchanged (its update is returned as it is); the

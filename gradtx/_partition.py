@@ -16,6 +16,7 @@ measures the gradient.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -25,6 +26,7 @@ import numpy as np
 from ._base import (EmptyState, GradientTransformation, _path_str, as_flow, check_float_leaves,
                     check_same_structure, check_state, is_traced, transform)
 from ._combine import ChainState
+from ._typing import MaskOrFn, PyTree, TransformLike
 
 
 class PartitionState(NamedTuple):
@@ -135,7 +137,8 @@ def _check_transform(owner, what, tx):
 # ----------------------------------------------------------------------------
 # partition
 
-def partition(transforms, param_labels, *, name: str = "partition") -> GradientTransformation:
+def partition(transforms: Mapping[Hashable, TransformLike], param_labels: MaskOrFn, *,
+              name: str = "partition") -> GradientTransformation:
     """Parameter groups: u_l = T_{label(l)}(g_l), one transform per label.
 
     Every parameter leaf l carries a label; the leaves labelled k are updated
@@ -247,7 +250,7 @@ def _masked(owner, inner, mask, hyperparams):
     return GradientTransformation(init, flow, name=owner, hyperparams=hyperparams)
 
 
-def masked(inner, mask) -> GradientTransformation:
+def masked(inner: TransformLike, mask: MaskOrFn) -> GradientTransformation:
     """Apply a transform to some parameters: u_l = T(g_l) where mask_l, else u_l = g_l.
 
     The unselected leaves pass through unchanged (both streams), and the
@@ -293,7 +296,7 @@ def set_to_zero() -> GradientTransformation:
     return transform("set_to_zero", lambda params: EmptyState(), update)
 
 
-def freeze(mask) -> GradientTransformation:
+def freeze(mask: MaskOrFn) -> GradientTransformation:
     """Freeze parameters: u_l = 0 where mask_l, else u_l unchanged.
 
     Place it LAST in a chain (after the learning rate), so that nothing
@@ -323,7 +326,8 @@ def freeze(mask) -> GradientTransformation:
 # ----------------------------------------------------------------------------
 # Resetting one group's state
 
-def reset_group(tx, state, params, label):
+def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
+                label: Hashable) -> PyTree:
     """Re-initialise the state of the ``label`` group, leaving every other state as it was.
 
     ``tx`` is a ``partition``, or a transform that contains one: a chain, a

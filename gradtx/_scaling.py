@@ -5,8 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import (EmptyState, ScheduleState, check_float_leaves, check_learning_rate, check_range,
-                    check_state, increment, new_count, transform)
+from ._base import (EmptyState, GradientTransformation, ScheduleState, check_float_leaves,
+                    check_learning_rate, check_range, check_state, increment, new_count, transform)
+from ._typing import Schedule, ScalarOrSchedule
 
 
 def _scaled(u, factor):
@@ -14,7 +15,7 @@ def _scaled(u, factor):
     return u * jnp.asarray(factor, dtype=u.dtype)
 
 
-def scale(step_size):
+def scale(step_size: float) -> GradientTransformation:
     """Multiply the update by a constant: u_t = step_size * g_t.
 
     Args:
@@ -33,7 +34,8 @@ def scale(step_size):
                      hyperparams={"step_size": step_size})
 
 
-def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
+def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *,
+                           flip_sign: bool = True) -> GradientTransformation:
     """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
 
     This is the only transform in gradtx that flips the sign; every other
@@ -65,7 +67,7 @@ def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
                      hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign})
 
 
-def scale_by_schedule(step_size_fn):
+def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     """Multiply the update by a schedule: u_t = s(t) * g_t, with t = 0 at the first step.
 
     Use it for step-dependent factors that are not a learning rate: Keras's

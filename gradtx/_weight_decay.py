@@ -5,11 +5,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import (ScheduleState, check_learning_rate, check_same_structure, check_state, increment,
-                    new_count, resolve_mask, transform)
+from ._base import (GradientTransformation, ScheduleState, check_learning_rate,
+                    check_same_structure, check_state, increment, new_count, resolve_mask,
+                    transform)
+from ._typing import MaskOrFn, ScalarOrSchedule
 
 
-def add_decayed_weights(weight_decay=0.0, mask=None):
+def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
+                        mask: MaskOrFn | None = None) -> GradientTransformation:
     """Add decayed weights: u_t = u_t + weight_decay * p_t.
 
     Placed after the preconditioner (as in ``adamw``) this is decoupled weight
