@@ -37,6 +37,7 @@ import jax
 import numpy as np
 
 from ._paths import path_str
+from ._typing import PyTree
 
 _FORMAT = "gradtx.checkpoint"
 _VERSION = 1
@@ -60,7 +61,7 @@ def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]
     return [np.asarray(x) for x in jax.device_get(leaves)]  # one transfer for all leaves
 
 
-def save_checkpoint(path, tree) -> None:
+def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
     """Write ``tree`` to ``path`` atomically, as an ``.npz`` file with a JSON manifest.
 
     Args:
@@ -229,7 +230,7 @@ def _restore(leaves: list, arrays: list[np.ndarray]) -> list:
     return out
 
 
-def load_checkpoint(path, template):
+def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
     """Read a checkpoint written by ``save_checkpoint`` into the structure of ``template``.
 
     Every leaf path, dtype and shape in the file must equal the template's;

@@ -36,6 +36,7 @@ import numpy as np
 from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_transformation
 from ._tree import check_same_structure
+from ._typing import PyTree, TransformLike
 
 
 DEFAULT_MAX_LEAF_SIZE = 65536
@@ -211,7 +212,7 @@ class Packed:
         return f"Packed({inner})"
 
 
-def pack(tree, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> Packed:
+def pack(tree: PyTree, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> Packed:
     """Pack a pytree of arrays into one flat buffer per dtype (large leaves kept whole).
 
     Optional: ``flatten`` packs and unpacks inside each step by itself.  A
@@ -236,7 +237,7 @@ def _packed_layouts(state):
     return [n.layout for n in nodes if isinstance(n, Packed)]
 
 
-def flatten(tx, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> GradientTransformation:
+def flatten(tx: TransformLike, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> GradientTransformation:
     """Run ``tx`` on one flat buffer per dtype: the same numbers, a few kernels instead of thousands.
 
     u_t = unpack(tx(pack(g_t))): the leaves of each dtype are concatenated

@@ -19,15 +19,18 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state
 from ._numerics import increment, is_traced, new_count
+from ._typing import PyTree
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -82,7 +85,10 @@ def _classify(signature, arguments, static_args):
     return numeric, schedules
 
 
-def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32):
+def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
+                       static_args: str | Iterable[str] = (),
+                       hyperparam_dtype: DTypeLike = jnp.float32,
+                       ) -> Callable[..., GradientTransformation]:
     """Wrap an optimizer factory so that its numeric hyperparameters live in the state.
 
     ``inject_hyperparams(factory)(*args, **kwargs)`` takes ``factory``'s
@@ -229,7 +235,7 @@ def _names(found) -> str:
     return ", ".join(names) if names else "none"
 
 
-def get_hyperparams(state) -> dict:
+def get_hyperparams(state: PyTree) -> dict[str, Any]:
     """The hyperparameter values of an injected optimizer's state, for logging.
 
     Returns ``{name: scalar array}``: the values given as numbers (as last
@@ -260,7 +266,7 @@ def get_hyperparams(state) -> dict:
     return dict(sorted(values.items()))
 
 
-def set_hyperparams(state, **values):
+def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
     """Return ``state`` with new values for injected hyperparameters; nothing recompiles.
 
     Each value is cast to the dtype the state stores it in (float32 unless

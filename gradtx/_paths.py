@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
 import jax
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
+
+from ._typing import PyTree
 
 _MISSING = object()
 
@@ -26,7 +29,7 @@ def path_str(path) -> str:
     return jax.tree_util.keystr(tuple(path)).lstrip(".")
 
 
-def tree_paths(tree) -> list[str]:
+def tree_paths(tree: PyTree) -> list[str]:
     """The path of every leaf of ``tree``, in ``jax.tree.leaves`` order.
 
     Named-tuple fields read as attributes, sequence positions as ``[i]`` and
@@ -115,7 +118,7 @@ def _ends_with(path, parts) -> bool:
     return all(_same(_key_value(k), q) for k, q in zip(tail, parts))
 
 
-def tree_get(tree, path: str, default=_MISSING):
+def tree_get(tree: PyTree, path: str, default: Any = _MISSING) -> PyTree:
     """The subtree of ``tree`` whose path ends with ``path``.
 
     ``path`` is written as ``tree_paths`` prints it, from any depth:

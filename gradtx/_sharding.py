@@ -42,9 +42,11 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from ._tree import path_str
+from ._typing import PyTree, TransformLike
 
 
-def state_shardings(opt, params, mesh: Mesh, axis="data"):
+def state_shardings(opt: TransformLike, params: PyTree, mesh: Mesh,
+                    axis: str | tuple[str, ...] | None = "data") -> PyTree:
     """Shardings for ``opt.init(params)``: each moment like its parameter, split over ``axis``.
 
     The state of a gradtx optimizer holds moments shaped like the params (one

@@ -20,6 +20,7 @@ from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
 from ._numerics import compute_dtype, increment, is_traced, new_count
 from ._tree import check_same_structure
+from ._typing import TransformLike
 
 
 def check_int(owner, name, value, low):
@@ -65,7 +66,7 @@ class AccumulationState(NamedTuple):
     inner_state: Any
 
 
-def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
+def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransformation:
     """Gradient accumulation: one step of T on g_bar = (1/k) * sum_{j=1..k} g_j every k calls.
 
     Calls 1 .. k-1 of every cycle add their gradient to a single buffer and
@@ -157,7 +158,8 @@ def _too_many_message(count, limit):
             f"overflow in the loss, or restore a checkpoint")
 
 
-def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformation:
+def apply_if_finite(inner: TransformLike,
+                    max_consecutive_errors: int | None = None) -> GradientTransformation:
     """Skip non-finite steps: u_t = T(g_t) if every entry of g_t is finite, else u_t = 0.
 
     A step whose gradient holds a NaN or an inf returns a zero update and

@@ -30,6 +30,7 @@ def test_notebooks_folder_holds_the_guides():
                          "05_write_your_own.ipynb", "06_porting_and_sharding.ipynb"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_fresh_without_errors(name):
     # nbclient raises CellExecutionError, with the cell's traceback, if any cell fails.
