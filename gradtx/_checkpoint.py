@@ -8,7 +8,7 @@ structure of ``template``, usually the state that a fresh ``init`` makes.
 The file is a zip holding two ``.npy`` arrays: ``data``, the bytes of every
 leaf one after another (each starting on a 16-byte boundary), and
 ``manifest``, UTF-8 JSON listing each leaf's path
-(``['opt_state'].states[0].mu['w']``), dtype, shape and offset in ``data``.
+(``['opt_state'].states[0].direction.states[0].mu['w']``), dtype, shape and offset in ``data``.
 No pickle is written or read (``allow_pickle=False``), so loading a file
 never runs code from it; the Python types of the tree (named tuples, dicts,
 ...) come from the template, not from the file.  Raw bytes keep every dtype
@@ -79,8 +79,8 @@ def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
       >>> state = {"params": params, "opt_state": opt.init(params), "step": 0}
       >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
       >>> gradtx.save_checkpoint(path, state)
-      >>> gradtx.load_checkpoint(path, state)["opt_state"].states[0]
-      MomentumState(mu={'w': Array([0., 0.], dtype=float32)})
+      >>> gradtx.tree_get(gradtx.load_checkpoint(path, state)["opt_state"], "mu")
+      {'w': Array([0., 0.], dtype=float32)}
     """
     owner = "save_checkpoint"
     path = os.fspath(path)

@@ -268,7 +268,7 @@ def flatten(tx: TransformLike, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) ->
       >>> opt = gradtx.flatten(gradtx.adam(0.1))
       >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
       >>> state = opt.init(params)
-      >>> state.states[0].mu
+      >>> gradtx.tree_get(state, "mu")
       Packed(float32: (3,))
       >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5]), "b": jnp.array(1.0)},
       ...                             state, params)

@@ -362,7 +362,7 @@ def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
       >>> _, state = tx.update({"w": jnp.array([1.0]), "b": jnp.array([1.0])},
       ...                      tx.init(params), params)
       >>> state = gradtx.reset_group(tx, state, params, "a")
-      >>> state.states["a"].states[0].mu["w"], state.states["b"].states[0].mu["b"]
+      >>> state.states["a"].states[0].trace["w"], state.states["b"].states[0].trace["b"]
       (Array([0.], dtype=float32), Array([1.], dtype=float32))
     """
     found = []

@@ -44,9 +44,10 @@ def tree_paths(tree: PyTree) -> list[str]:
 
     Example:
       >>> import jax.numpy as jnp, gradtx
-      >>> state = gradtx.sgd(0.1, momentum=0.9).init({"w": jnp.zeros(2)})
-      >>> gradtx.tree_paths(state)
-      ["states[0].mu['w']", 'states[1].count']
+      >>> state = gradtx.adam(0.1).init({"w": jnp.zeros(2)})
+      >>> gradtx.tree_paths(state)  # doctest: +NORMALIZE_WHITESPACE
+      ["states[0].direction.states[0].mu['w']", 'states[0].direction.states[1].count',
+       'states[0].preconditioner.count', "states[0].preconditioner.nu['w']"]
     """
     return [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 

@@ -79,7 +79,7 @@ def state_shardings(opt: TransformLike, params: PyTree, mesh: Mesh,
       >>> params = {"w": jnp.ones((4, 3)), "b": jnp.ones((3,))}
       >>> opt = gradtx.adam(1e-3)
       >>> shardings = gradtx.state_shardings(opt, params, mesh, axis="data")
-      >>> shardings.states[0].mu["w"].spec, shardings.states[1].count.spec
+      >>> gradtx.tree_get(shardings, "mu")["w"].spec, gradtx.tree_get(shardings, "preconditioner.count").spec
       (P('data', None), P())
       >>> with jax.set_mesh(mesh):
       ...     state = jax.jit(opt.init, out_shardings=shardings)(params)
