@@ -49,10 +49,12 @@ class Layout:
     its own shape (key: its path), since packing it would only add copies.
     """
 
-    __slots__ = ("treedef", "shapes", "dtypes", "max_leaf_size", "keys", "entries", "_key")
+    __slots__ = ("treedef", "paths", "shapes", "dtypes", "max_leaf_size", "keys", "entries",
+                 "_key")
 
     def __init__(self, treedef, paths, shapes, dtypes, max_leaf_size=DEFAULT_MAX_LEAF_SIZE):
         self.treedef = treedef
+        self.paths = tuple(paths)
         self.shapes = tuple(tuple(int(d) for d in s) for s in shapes)
         self.dtypes = tuple(np.dtype(d) for d in dtypes)
         self.max_leaf_size = int(max_leaf_size)
