@@ -135,7 +135,15 @@ def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore, as the standard library does
     os.umask(mask)
     return mask
 

@@ -17,7 +17,7 @@ def _params():
 def _run(opt, params, steps=5):
     state = opt.init(params)
     for t in range(steps):
-        grads = jax.tree.map(lambda p: jnp.sin(p * (t + 1)) * 10.0, params)
+        grads = jax.tree.map(lambda p, t=t: jnp.sin(p * (t + 1)) * 10.0, params)
         updates, state = opt.update(grads, state, params)
         params = gradtx.apply_updates(params, updates)
     return params

@@ -31,7 +31,8 @@ def _env(n_devices: int) -> dict:
 
 def test_jitted_init_with_state_shardings_places_state_like_params_on_8_devices():
     result = subprocess.run([sys.executable, str(ROOT / "tests" / "sharding_init_worker.py")],
-                            env=_env(8), capture_output=True, text=True, timeout=TIMEOUT_S)
+                            env=_env(8), capture_output=True, text=True, timeout=TIMEOUT_S,
+                            check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     assert "all ok" in result.stdout, output[-8000:]
