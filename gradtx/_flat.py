@@ -321,7 +321,7 @@ def flatten(tx, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE,
     Compile time: only params kept packed by the caller (``pack``) make the
     compiled step a few loops.  Given unpacked params, the step still slices
     and concatenates every leaf, and compiles slower than the per-leaf step
-    (1,000 leaves of 1,024 elements: about 3x as long on CPU).
+    (1,000 leaves of 1,024 elements: 3 to 5 times as long on CPU).
 
     Args:
       tx: the transform to run packed.
