@@ -87,8 +87,8 @@ def _check_representable(name, dtype, build, values):
     try:
         build(cast)
     except ValueError as error:
-        changed = [k for k in values
-                   if float(cast[k]) != float(np.asarray(values[k], np.float64))]
+        changed = [k for k in values if not isinstance(values[k], jax.core.Tracer)
+                   and float(cast[k]) != float(np.asarray(values[k], np.float64))]
         refused = []
         for k in changed:
             try:
