@@ -85,6 +85,27 @@ def _classify(signature, arguments, static_args):
     return numeric, schedules
 
 
+def _check_representable(name, dtype, build, values):
+    """Refuse values that ``dtype`` rounds out of the factory's range (b2 = 0.999 -> 1 in bf16)."""
+    cast = {k: jnp.asarray(v, dtype) for k, v in values.items()}
+    try:
+        build(cast)
+    except ValueError as error:
+        changed = [k for k in values if not isinstance(values[k], jax.core.Tracer)
+                   and float(cast[k]) != float(np.asarray(values[k], np.float64))]
+        refused = []
+        for k in changed:
+            try:
+                build({**values, k: cast[k]})
+            except ValueError:
+                refused.append(f"{k}={values[k]!r} (it rounds to {float(cast[k])!r})")
+        if not refused:
+            raise
+        raise ValueError(f"{name}: hyperparam_dtype={dtype.name} cannot hold "
+                         f"{', '.join(refused)}: {error}; "
+                         f"use hyperparam_dtype=jnp.float32") from None
+
+
 def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
                        static_args: str | Iterable[str] = (),
                        hyperparam_dtype: DTypeLike = jnp.float32,
@@ -171,7 +192,9 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
             return factory(*rebound.args, **rebound.kwargs)
 
         # The factory's own checks, eagerly, with each schedule's first value.
-        build({k: float(np.asarray(s(0))) for k, s in schedules.items()})
+        first = {k: float(np.asarray(s(0))) for k, s in schedules.items()}
+        build(first)
+        _check_representable(name, dtype, build, {**numeric, **first})
 
         def evaluate(count):
             return {k: jnp.asarray(s(count), dtype) for k, s in schedules.items()}

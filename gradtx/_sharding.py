@@ -5,10 +5,15 @@ gradtx runs on JAX's own SPMD engine: a state is a pytree of arrays, so
 (``jax.distributed``) handle it like any other pytree.  Two facts make that
 work:
 
-* ``init`` builds every moment with ``jnp.zeros_like``, so on sharded params
-  each moment is sharded like its parameter (nothing is gathered onto one
-  device), and ``jax.eval_shape(opt.init, abstract_params)`` plans the state
-  from ``jax.ShapeDtypeStruct`` params without allocating it.
+* ``init`` builds every moment with ``jnp.zeros_like``, so eagerly, on
+  sharded params, each moment is sharded like its parameter (nothing is
+  gathered onto one device), and ``jax.eval_shape(opt.init,
+  abstract_params)`` plans the state from ``jax.ShapeDtypeStruct`` params
+  without allocating it.  Under ``jax.jit`` init reads only the params'
+  shapes, so on a mesh of ``Auto`` axes a plain ``jax.jit(opt.init)(params)``
+  puts the whole state on one device (optax's init does the same); give jit
+  the shardings: ``jax.jit(opt.init, out_shardings=state_shardings(opt,
+  params, mesh, axis=None))(params)``.
 * the update is elementwise per leaf, so a jitted update whose params,
   gradients and state share one sharding needs no communication at all.
 
