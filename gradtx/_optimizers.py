@@ -348,8 +348,8 @@ def nadamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=Non
     weight decay.
 
     Args:
-      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, weight_decay,
-      mask: as in ``adamw``.
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adamw``.
+      weight_decay, mask: as in ``adamw``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx

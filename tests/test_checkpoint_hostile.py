@@ -77,7 +77,8 @@ def test_load_checkpoint_packed_params_of_other_model_raises(tmp_path):
                                                 "opt_state": opt.init(gradtx.pack(a))})
     template = {"params": gradtx.pack(b), "opt_state": opt.init(gradtx.pack(b))}
     with pytest.raises(gradtx.CheckpointError,
-                       match=r"packed buffers at \['opt_state'\]\.states\[0\]\.mu were packed from other parameters: "
+                       match=r"packed buffers at \['opt_state'\]\.states\[0\]\.direction\.states\[0\]"
+                             r"\.mu were packed from other parameters: "
                              r"packed leaf 0 is \['embed'\] float32\[4\] in the checkpoint but "
                              r"\['embed'\] float32\[2, 3\] in the template"):
         gradtx.load_checkpoint(tmp_path / "c.npz", template)
@@ -88,7 +89,8 @@ def test_load_checkpoint_flatten_state_of_other_model_raises(tmp_path):
     opt = gradtx.flatten(gradtx.adam(1e-3))
     gradtx.save_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(a)})
     with pytest.raises(gradtx.CheckpointError, match=r"packed buffers at \['opt_state'\]"
-                                                     r"\.states\[0\]\.mu were packed from other"):
+                                                     r"\.states\[0\]\.direction\.states\[0\]"
+                                                     r"\.mu were packed from other"):
         gradtx.load_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(b)})
 
 
