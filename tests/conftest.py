@@ -8,3 +8,10 @@ import pytest
 def _strict_promotion():
     with jax.numpy_dtype_promotion("strict"):
         yield
+
+
+@pytest.fixture
+def x64():
+    """float64 for the test (references included), restored afterwards."""
+    with jax.enable_x64(True):
+        yield

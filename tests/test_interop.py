@@ -48,12 +48,6 @@ def _assert_trees_close(a, b, rtol, atol=0.0):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def for_optax():
     """optax's bias corrections raise a float to an int32 count, which strict
     promotion (on for every test, see conftest.py) refuses: run optax's
