@@ -33,8 +33,8 @@ def laprop(learning_rate, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0,
     v_t = b2 * v_{t-1} + (1 - b2) * g_t^2, v_hat_t = v_t / (1 - b2^t),
     m_hat_t = m_t / (1 - b1^t).  Adam averages the gradient and then divides;
     LaProp divides each gradient by its current RMS and then averages, so
-    the momentum and the adaptivity are separate: the step is bounded by
-    about lr whatever b1 and b2, and b1 > b2 is safe.  A plain chain, RMS
+    the momentum and the adaptivity are separate: |step| <= lr / sqrt(1 - b2)
+    whatever b1, and b1 > b2 is safe (Adam's step is unbounded when b1^2 > b2).  A plain chain, RMS
     scaling then momentum.  ``weight_decay`` is decoupled (added before the
     learning rate, as in AdamW).  With a learning-rate schedule the
     momentum averages unscaled steps (the paper folds lr into the average);
