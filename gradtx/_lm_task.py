@@ -43,12 +43,12 @@ VAL_EVERY = 10     # every tenth file (sorted by name) is held out for validatio
 class LMConfig(NamedTuple):
     """The model, the data and the training budget."""
 
-    d_model: int = 96
+    d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
     seq_len: int = 64
     batch_size: int = 16
-    steps: int = 500
+    steps: int = 400
     eval_every: int = 25
     eval_batches: int = 8
     warmup: int = 30

@@ -6,6 +6,8 @@ of an AdEMAMix optimizer (``optax.contrib.ademamix`` takes schedules there).
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
 from ._checks import check_range
@@ -87,9 +89,11 @@ def ademamix_beta3_schedule(b3=0.9999, warmup_steps=1, b1=0.9):
     check_range(owner, "warmup_steps", warmup_steps, 0, low_open=True)
     check_range(owner, "b1", b1, 0, b3, low_open=True)
 
+    # ln(b) of a number in double precision: in float32, ln(0.9999) loses 4 digits.
+    log_b1, log_b3 = (math.log(b) if isinstance(b, (int, float)) else jnp.log(b) for b in (b1, b3))
+
     def schedule(count):
         a = _fraction(count, warmup_steps)
-        log_b1, log_b3 = jnp.log(jnp.asarray(b1, a.dtype)), jnp.log(jnp.asarray(b3, a.dtype))
         value = jnp.exp(log_b1 * log_b3 / ((1 - a) * log_b3 + a * log_b1))
         return jnp.minimum(value, jnp.asarray(b3, a.dtype))
 
