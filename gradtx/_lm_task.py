@@ -61,7 +61,7 @@ DEFAULT = LMConfig()
 TINY = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, steps=60,
                 eval_every=20, eval_batches=2, warmup=5, max_train_bytes=200_000,
                 max_val_bytes=20_000)
-NOTEBOOK = LMConfig(d_model=48, n_layers=1, n_heads=4, seq_len=48, batch_size=16, steps=200,
+NOTEBOOK = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=16, steps=200,
                     eval_every=20, eval_batches=4, warmup=20, max_train_bytes=1_000_000,
                     max_val_bytes=100_000)
 
@@ -379,7 +379,7 @@ def describe(cfg: LMConfig, data: Data, seed: int) -> str:
     return (f"byte-level transformer LM on Python {sys.version.split()[0]}'s standard library "
             f"({data.n_train_files} train files, {len(data.train):,} bytes; {data.n_val_files} "
             f"held-out files, {len(data.val):,} bytes): d_model {cfg.d_model}, {cfg.n_layers} "
-            f"layers, {cfg.n_heads} heads, context {cfg.seq_len}, {n_params:,} parameters; "
+            f"layer{'s' if cfg.n_layers > 1 else ''}, {cfg.n_heads} heads, context {cfg.seq_len}, {n_params:,} parameters; "
             f"{cfg.steps} steps of batch {cfg.batch_size}, linear warm-up {cfg.warmup} steps "
             f"then constant; seed {seed}")
 
