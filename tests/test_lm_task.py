@@ -54,7 +54,7 @@ def test_lm_task_registry_skips_missing_optimizers_with_a_note(monkeypatch):
 
 
 def test_lm_task_muon_share_is_the_block_matrices(tiny):
-    cfg, _, params = tiny
+    _, _, params = tiny
     labels = jax.tree_util.tree_map_with_path(lm.is_hidden_matrix, params)
     assert not labels["embed"] and not labels["head"] and not labels["pos"]
     assert labels["blocks"][0]["attn"]["wq"] and labels["blocks"][0]["mlp"]["w1"]
