@@ -58,7 +58,7 @@ class LMConfig(NamedTuple):
 
 
 DEFAULT = LMConfig()
-TINY = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, steps=60,
+TINY = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, steps=40,
                 eval_every=20, eval_batches=2, warmup=5, max_train_bytes=200_000,
                 max_val_bytes=20_000)
 NOTEBOOK = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=16, steps=200,
