@@ -6,7 +6,7 @@ training and test set.  Every optimizer starts from the same initial
 parameters and sees the same mini-batches in the same order; each gets one
 jax.jit-compiled train step.  The command prints a table (final training loss,
 test accuracy, steps per second, compile time) and saves a PNG of the
-training-loss and test-accuracy curves.
+training-loss and test-error curves.
 
 scikit-learn and matplotlib are imported inside the command only, so
 ``import gradtx`` never needs them (``pip install "gradtx[examples]"``).
@@ -118,6 +118,11 @@ def make_batches(n_train, batch_size, steps, seed):
     return np.concatenate(order).reshape(-1, batch_size)[:steps].astype(np.int32)
 
 
+def _plural(count, noun):
+    """``1 step``, ``2 steps``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def eval_points(steps, count=60):
     """About ``count`` evenly spaced evaluation steps, 0 and ``steps`` included."""
     return np.unique(np.linspace(0, steps, min(count, steps) + 1).round().astype(int))
@@ -157,7 +162,7 @@ def train(name, optimizer, params, data, steps, progress):
         bar.update(i + 1, loss)
     jax.block_until_ready(params)
     seconds = time.perf_counter() - t0
-    bar.close(f"{steps} steps in {seconds:.2f} s, compiled in {compile_seconds:.2f} s")
+    bar.close(f"{_plural(steps, 'step')} in {seconds:.2f} s, compiled in {compile_seconds:.2f} s")
     return snapshots, np.asarray(jax.device_get(losses)), steps / seconds, compile_seconds
 
 
@@ -211,7 +216,7 @@ def compare(optimizers=DEFAULT_OPTIMIZERS, learning_rates=None, steps=DEFAULT_ST
         losses, accs = curves[:, 0], curves[:, 1]
         runs.append(Run(name, lr, points, losses, accs, batch_loss, rate, compile_seconds))
     task = (f"digits 8x8 (scikit-learn): {len(x_train)} train / {len(x_test)} test images; "
-            f"MLP {'-'.join(map(str, sizes))} (ReLU); {steps} steps of batch {batch_size}; "
+            f"MLP {'-'.join(map(str, sizes))} (ReLU); {_plural(steps, 'step')} of batch {batch_size}; "
             f"seed {seed}")
     return runs, task
 
@@ -282,25 +287,37 @@ def format_table(runs, task):
 
 
 def save_figure(runs, task, path):
-    """Training loss (log scale) and test accuracy against steps, one line per optimizer."""
+    """Training loss and test error against steps, both on log axes, one line per optimizer.
+
+    Test error (100% - accuracy) on a log axis shows the whole run, from the
+    90% error of the first step to the 2% at the end, and spreads apart the
+    optimizers that all end between 97% and 99% accuracy.  A run with no test
+    error at some step has no point there (log of 0).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_err = fig.subplots(1, 2)
     for r in runs:
         label = f"{r.name} (lr {r.learning_rate:g})"
         ax_loss.plot(r.eval_steps, r.train_loss, label=label)
-        ax_acc.plot(r.eval_steps, 100 * r.test_accuracy, label=label)
+        error = 100 * (1 - r.test_accuracy)
+        ax_err.plot(r.eval_steps, np.where(error > 0, error, np.nan), label=label)
     ax_loss.set(yscale="log", xlabel="step", ylabel="loss on the full training set",
                 title="training loss")
-    low = min(r.test_accuracy[-1] for r in runs)
-    ax_acc.set(xlabel="step", ylabel="test accuracy (%)", title="test accuracy",
-               ylim=(max(0.0, 100 * low - 10), 100))
-    for ax in (ax_loss, ax_acc):
+    ax_err.set(yscale="log", xlabel="step", ylabel="test error (%), log scale",
+               title="test error (100% - accuracy)")
+    percent = FuncFormatter(lambda value, _: f"{value:g}%")
+    ax_err.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax_err.yaxis.set_major_formatter(percent)
+    ax_err.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+    for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize="small", loc="lower right")
+        ax.grid(alpha=0.1, which="minor")
+    ax_err.legend(fontsize="small", loc="upper right")
     fig.suptitle(task, fontsize="small")
     fig.savefig(path)
 
@@ -399,6 +416,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to save the PNG of the curves (default: %(default)s)")
 
 
+def _unwritable(path: str) -> str | None:
+    """Why ``path`` cannot be written, or None if it can.  Leaves no file behind."""
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    if not existed:
+        os.remove(path)
+    return None
+
+
 def run_command(args, parser: argparse.ArgumentParser) -> int:
     """Run ``compare`` for parsed ``args``; bad values end in ``parser.error`` (one line)."""
     lm = getattr(args, "task", "digits") == "lm"
@@ -421,10 +451,12 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         parser.error(f"--out: directory {out_dir} does not exist")
-    if not os.access(out_dir, os.W_OK):
-        parser.error(f"--out: directory {out_dir} is not writable")
     if not args.out.lower().endswith(".png"):
         parser.error(f"--out must name a .png file, got {args.out!r}")
+    # Find out now, not after training every optimizer, that the figure cannot be saved.
+    reason = _unwritable(args.out)
+    if reason is not None:
+        parser.error(f"--out: cannot write {args.out}: {reason}")
     if lm:
         from ._lm_task import run_command as run_lm
 
@@ -448,5 +480,5 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
     except OSError as err:
         print(f"{parser.prog}: error: could not save {args.out}: {err}", file=sys.stderr)
         return 1
-    print(f"\nsaved the loss and accuracy curves to {args.out}")
+    print(f"\nsaved the loss and test-error curves to {args.out}")
     return 0

@@ -31,6 +31,7 @@ def test_notebooks_folder_holds_the_guides():
                          "07_frontier.ipynb"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_fresh_without_errors(name):
     # nbclient raises CellExecutionError, with the cell's traceback, if any cell fails.
