@@ -32,10 +32,10 @@ def _cautious_leaf(u, g):
 
 
 def cautious(inner) -> GradientTransformation:
-    """Cautious step: u_t = s_t * phi_t * inner(g_t), phi_t = [s_t * (-g_t) > 0] per entry.
+    """Cautious step: u_t = s_t * phi_t * d / (sum(phi_t) + 1), phi_t = [s_t * (-g_t) > 0].
 
     Writing s_t = inner(g_t) for the inner optimizer's step (what is added to
-    the parameters), phi_t keeps the entries where s_t points downhill,
+    the parameters), the mask phi_t keeps the entries where s_t points downhill,
     along the descent direction -g_t, and zeroes the others; the kept
     entries of each leaf are scaled by d / (sum(phi_t) + 1), d the leaf's
     number of entries, so the step keeps about its size.  g_t is the

@@ -95,6 +95,16 @@ def test_addon_optimizer_matches_pytorch_optimizer(name, problem_name, x64, no_h
     assert moved(actual, problem)
 
 
+@pytest.mark.parametrize("name", list(TORCH_CASES))
+def test_addon_optimizer_in_float32_matches_pytorch_optimizer_in_float32(name, no_hidden_eps):
+    lr, make, make_torch = TORCH_CASES[name]
+    problem = PROBLEMS["nested_quadratic"]
+    expected = run_torch(make_torch(lr * 0.1), problem, dtype=torch.float32)
+    actual = _run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
+    assert_trajectories_close(actual, expected, f"{name} float32 vs pytorch-optimizer float32",
+                              rtol=1e-5, atol=1e-6)
+
+
 def _adam_mini_torch(lr, weight_decay):
     """pytorch-optimizer's AdamMini over free parameters: names it does not single out, so
     one second moment per tensor.  It computes in float32 whatever the parameters' dtype."""
