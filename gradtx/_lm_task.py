@@ -222,9 +222,12 @@ def _muon(gt, lr, cfg):
 
 
 def _ademamix(gt, lr, cfg):
+    # A slow momentum of about 100 steps' memory and alpha 2, both warmed up over the run:
+    # the paper's b3 = 0.9999 and alpha = 5 (for runs of 100k+ steps) stall a 400-step run
+    # (optax's ademamix, held-out 2.62 at step 200 against 2.38 with these).
     return gt.ademamix(_warmup(gt, lr, cfg), b1=0.9, b2=0.95,
-                       b3=gt.ademamix_beta3_schedule(0.999, cfg.steps, b1=0.9),
-                       alpha=gt.ademamix_alpha_schedule(5.0, cfg.steps), weight_decay=0.01)
+                       b3=gt.ademamix_beta3_schedule(0.99, cfg.steps, b1=0.9),
+                       alpha=gt.ademamix_alpha_schedule(2.0, cfg.steps), weight_decay=0.01)
 
 
 REGISTRY = {
@@ -244,8 +247,8 @@ REGISTRY = {
                                                    b2=0.95, weight_decay=0.01),
         (3e-3, 1e-2, 3e-2), "evaluated at its averaged point x_t"),
     "ademamix": Entry(("ademamix", "ademamix_alpha_schedule", "ademamix_beta3_schedule"),
-                      _ademamix, (3e-3, 1e-2, 3e-2),
-                      "b3 0.999 and alpha 5 warmed up over the whole run"),
+                      _ademamix, (1e-3, 3e-3, 1e-2),
+                      "b3 0.99 and alpha 2, both warmed up over the whole run"),
     "laprop": Entry(("laprop",), lambda gt, lr, cfg: gt.laprop(_warmup(gt, lr, cfg), b1=0.9,
                                                                b2=0.95, weight_decay=0.01),
                     (3e-3, 1e-2, 3e-2)),
