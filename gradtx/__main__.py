@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      description="gradtx: composable gradient transformations for JAX.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     compare = commands.add_parser(
-        "compare", help="train an MLP on the 8x8 digits with several optimizers and compare them",
+        "compare", help="train an MLP on the 8x8 digits (or, with --task lm, a small language "
+                        "model) with several optimizers and compare them",
         description=(
             "Train an MLP on scikit-learn's 8x8 digits (bundled with scikit-learn, no "
             "download; a fixed train/test split) once per optimizer, from the same "
@@ -34,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "step. Prints a table (final training loss, test accuracy, steps/s, compile "
             "time) and saves a PNG of the loss and test-error curves. Momentum and nesterov "
             "are sgd with momentum 0.9; adamw uses weight_decay=1e-2; the others use "
-            "gradtx's defaults apart from the learning rate."),
+            "gradtx's defaults apart from the learning rate. With --task lm: a small byte-level "
+            "transformer on Python's standard library, compared by held-out loss and steps "
+            "to a target (the task of benchmarks/steps_to_target.py)."),
         epilog="example: python -m gradtx compare --optimizers sgd,adam --lr adam=3e-3 "
                "--steps 500 --out curves.png")
     _compare.add_arguments(compare)

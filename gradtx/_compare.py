@@ -345,14 +345,21 @@ def _seed(text):
     return value
 
 
+def _known_names():
+    """Optimizer names of either task (each task checks its own when it runs)."""
+    from ._lm_task import REGISTRY
+
+    return list(dict.fromkeys([*OPTIMIZERS, *REGISTRY]))
+
+
 def _optimizer_list(text):
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
-    unknown = [n for n in names if n not in OPTIMIZERS]
+    unknown = [n for n in names if n not in _known_names()]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
+            f"unknown optimizer {unknown[0]!r}; choose from {', '.join(_known_names())}")
     return list(dict.fromkeys(names))
 
 
@@ -363,9 +370,9 @@ def _lr_overrides(text):
         name = name.strip()
         if not sep:
             raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as adam=3e-3, got {item!r}")
-        if name not in OPTIMIZERS:
+        if name not in _known_names():
             raise argparse.ArgumentTypeError(
-                f"unknown optimizer {name!r} in {item!r}; choose from {', '.join(OPTIMIZERS)}")
+                f"unknown optimizer {name!r} in {item!r}; choose from {', '.join(_known_names())}")
         try:
             lr = float(value)
         except ValueError:
@@ -379,19 +386,29 @@ def _lr_overrides(text):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ._lm_task import DEFAULT as LM, REGISTRY
+
     defaults = ", ".join(f"{n}={OPTIMIZERS[n][1]:g}" for n in OPTIMIZERS)
     parser.add_argument(
-        "--optimizers", type=_optimizer_list, default=list(DEFAULT_OPTIMIZERS), metavar="LIST",
+        "--task", choices=("digits", "lm"), default="digits",
+        help="digits: the MLP on the 8x8 digits (default); lm: a small byte-level "
+             "transformer language model on Python's standard library, held-out loss "
+             "(optimizers gradtx does not have yet are skipped with a note)")
+    parser.add_argument(
+        "--optimizers", type=_optimizer_list, default=None, metavar="LIST",
         help=f"comma-separated optimizers to compare, from: {', '.join(OPTIMIZERS)} "
-             f"(default: {','.join(DEFAULT_OPTIMIZERS)})")
+             f"(default: {','.join(DEFAULT_OPTIMIZERS)}); with --task lm from: "
+             f"{', '.join(REGISTRY)} (default: all)")
     parser.add_argument(
         "--lr", type=_lr_overrides, action="append", default=[], metavar="NAME=VALUE[,...]",
         help=f"learning-rate overrides, e.g. --lr adam=3e-3,sgd=0.1 (repeatable); "
-             f"defaults: {defaults}")
-    parser.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
-                        help="training steps per optimizer (default: %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
-                        help="mini-batch size (default: %(default)s)")
+             f"defaults: {defaults}; with --task lm the middle of each optimizer's sweep")
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help=f"training steps per optimizer (default: {DEFAULT_STEPS}; "
+                             f"lm: {LM.steps})")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help=f"mini-batch size (default: {DEFAULT_BATCH_SIZE}; "
+                             f"lm: {LM.batch_size})")
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed of the initial parameters and the batch order; the "
                              "train/test split is fixed (default: %(default)s)")
@@ -414,6 +431,17 @@ def _unwritable(path: str) -> str | None:
 
 def run_command(args, parser: argparse.ArgumentParser) -> int:
     """Run ``compare`` for parsed ``args``; bad values end in ``parser.error`` (one line)."""
+    lm = getattr(args, "task", "digits") == "lm"
+    if args.optimizers is None and not lm:
+        args.optimizers = list(DEFAULT_OPTIMIZERS)
+    if args.steps is None and not lm:
+        args.steps = DEFAULT_STEPS
+    if args.batch_size is None and not lm:
+        args.batch_size = DEFAULT_BATCH_SIZE
+    if lm and args.optimizers is None:
+        from ._lm_task import REGISTRY
+
+        args.optimizers = list(REGISTRY)
     lrs = {}
     for overrides in args.lr:
         lrs.update(overrides)
@@ -429,6 +457,10 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
     reason = _unwritable(args.out)
     if reason is not None:
         parser.error(f"--out: cannot write {args.out}: {reason}")
+    if lm:
+        from ._lm_task import run_command as run_lm
+
+        return run_lm(args, parser, lrs)
     try:
         import matplotlib  # noqa: F401
         import sklearn  # noqa: F401
