@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import torch
 
-from test_references import (PROBLEMS, STEPS, _run_jax, _run_reference,  # noqa: F401
-                             _random_sequence, assert_trajectories_close, relative_error, x64)
+from problems import (PROBLEMS, STEPS, assert_trajectories_close, random_sequence,  # noqa: F401
+                      relative_error, run_jax, run_reference)
 
 import reference_addons as ref_addons  # noqa: F401
 

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import reference as ref
+
 STEPS = 120
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -130,3 +132,22 @@ def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64):
         params, state = step(params, state)
         trajectory.append([np.asarray(p) for p in jax.tree.leaves(params)])
     return trajectory
+
+
+def run_reference(reference, problem, steps=STEPS):
+    init, update = ref.tree(reference)
+    params = [np.asarray(p, np.float64) for p in jax.tree.leaves(problem.params)]
+    state = init(params)
+    trajectory = []
+    for _ in range(steps):
+        updates, state = update(problem.grad_np(params), state, params)
+        params = [p + u for p, u in zip(params, updates)]
+        trajectory.append(params)
+    return trajectory
+
+
+def random_sequence(tree, steps, seed):
+    """steps random trees shaped like ``tree``, the scale changing from step to step."""
+    rng = np.random.default_rng(seed)
+    scales = np.exp(rng.normal(size=steps))
+    return [jax.tree.map(lambda x: s * rng.normal(size=np.shape(x)), tree) for s in scales]

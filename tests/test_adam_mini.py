@@ -9,15 +9,15 @@ import pytest
 
 import gradtx
 import reference as ref
-from addon_cases import (PROBLEMS, STEPS, _random_sequence, assert_trajectories_close,
-                         ref_addons, x64)  # noqa: F401 (x64: a fixture)
+from addon_cases import (PROBLEMS, STEPS, random_sequence, assert_trajectories_close,
+                         ref_addons)
 from test_mars import _transform_trajectory
 
 
 @pytest.mark.parametrize("block_axes", [None, 0, (0, -1)])
 def test_scale_by_block_rms_matches_closed_form(block_axes, x64):
     tree0 = PROBLEMS["nested_quadratic"].params
-    grads = _random_sequence(tree0, STEPS, seed=8)
+    grads = random_sequence(tree0, STEPS, seed=8)
     init, update = ref.tree(ref_addons.block_rms(0.95, 1e-3, block_axes))
     state = init(jax.tree.leaves(grads[0]))
     expected = []

@@ -14,9 +14,8 @@ from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
 import reference as ref
-from addon_cases import (PROBLEMS, STEPS, _random_sequence, _run_jax, _run_reference,
-                         assert_trajectories_close, moved, ref_addons, run_torch,
-                         x64)  # noqa: F401 (x64: a fixture)
+from addon_cases import (PROBLEMS, STEPS, random_sequence, run_jax, run_reference,
+                         assert_trajectories_close, moved, ref_addons, run_torch)
 
 
 def _cautious_adamw(lr):
@@ -56,8 +55,8 @@ def test_cautious_optimizer_matches_closed_form(name, problem_name, x64):
     lr, make, make_reference = CASES[name]
     problem = PROBLEMS[problem_name]
     lr = lr * problem.lr_scale
-    expected = _run_reference(make_reference(lr), problem)
-    actual = _run_jax(make(lr), problem, gradtx.apply_updates)
+    expected = run_reference(make_reference(lr), problem)
+    actual = run_jax(make(lr), problem, gradtx.apply_updates)
     assert_trajectories_close(actual, expected, f"{name} on {problem_name} vs NumPy")
     assert moved(actual, problem)
 
@@ -66,8 +65,8 @@ def test_cautious_optimizer_matches_closed_form(name, problem_name, x64):
 def test_cautious_optimizer_in_float32_matches_float64_reference(name):
     lr, make, make_reference = CASES[name]
     problem = PROBLEMS["nested_quadratic"]
-    expected = _run_reference(make_reference(lr * 0.1), problem)
-    actual = _run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
+    expected = run_reference(make_reference(lr * 0.1), problem)
+    actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
     assert_trajectories_close(actual, expected, f"{name} float32 vs NumPy float64",
                               rtol=2e-5, atol=2e-6)
 
@@ -99,7 +98,7 @@ def test_cautious_matches_pytorch_optimizer(name, problem_name, x64, no_hidden_e
     problem = PROBLEMS[problem_name]
     lr = lr * problem.lr_scale
     expected = run_torch(make_torch(lr), problem)
-    actual = _run_jax(make(lr), problem, gradtx.apply_updates)
+    actual = run_jax(make(lr), problem, gradtx.apply_updates)
     assert_trajectories_close(actual, expected, f"{name} on {problem_name} vs pytorch-optimizer")
     assert moved(actual, problem)
 
@@ -114,15 +113,15 @@ def test_cautious_in_float32_matches_pytorch_optimizer_in_float32(name, no_hidde
     problem = PROBLEMS["rosenbrock"]
     lr = lr * problem.lr_scale
     expected = run_torch(make_torch(lr), problem, dtype=torch.float32)
-    actual = _run_jax(make(lr), problem, gradtx.apply_updates, dtype=np.float32)
+    actual = run_jax(make(lr), problem, gradtx.apply_updates, dtype=np.float32)
     assert_trajectories_close(actual, expected, f"{name} float32 vs pytorch-optimizer float32",
                               rtol=1e-5, atol=1e-6)
 
 
 def test_cautious_add_cautious_decayed_weights_matches_closed_form(x64):
     tree0 = PROBLEMS["nested_quadratic"].params
-    grads = _random_sequence(tree0, STEPS, seed=5)
-    params = _random_sequence(tree0, STEPS, seed=6)
+    grads = random_sequence(tree0, STEPS, seed=5)
+    params = random_sequence(tree0, STEPS, seed=6)
     init, update = ref.tree(ref_addons.cautious_weight_decay(0.3))
     state = init(jax.tree.leaves(params[0]))
     tx = gradtx.add_cautious_decayed_weights(0.3)

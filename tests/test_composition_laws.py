@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradtx
-from optimizers import IDS, OPTIMIZERS, typical
+from optimizers import OPTIMIZERS, typical
 
 STEPS = 3
 PARAMS = {"s": jnp.asarray(0.5), "v": jnp.linspace(-1.0, 2.0, 4),
@@ -150,7 +150,16 @@ def _with_no_op(tx, no_op):
             yield gradtx.precondition(inner, by=by)
 
 
-@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+# Recipes that are chains (every optimizer but wrappers such as cautious(...),
+# whose inner recipe is a chain of its own and is covered by its own row).
+CHAIN_ROWS = [row for row in OPTIMIZERS if typical(row).combinator == "chain"]
+
+
+def test_most_recipes_are_chains():
+    assert len(CHAIN_ROWS) >= len(OPTIMIZERS) - 3
+
+
+@pytest.mark.parametrize("row", CHAIN_ROWS, ids=[row.name for row in CHAIN_ROWS])
 def test_recipe_with_a_no_op_anywhere_is_bitwise_unchanged(row):
     opt = typical(row)
     want = _run(opt)
@@ -162,7 +171,7 @@ def test_recipe_with_a_no_op_anywhere_is_bitwise_unchanged(row):
     assert count >= 3 * len(_no_ops())
 
 
-@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+@pytest.mark.parametrize("row", CHAIN_ROWS, ids=[row.name for row in CHAIN_ROWS])
 def test_recipe_children_in_optax_chain_compute_the_recipe(row):
     opt = typical(row)
     assert _run(optax.chain(*opt.children)) == _run(opt)

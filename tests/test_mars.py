@@ -9,8 +9,8 @@ import pytest
 
 import gradtx
 import reference as ref
-from addon_cases import (PROBLEMS, STEPS, _random_sequence, assert_trajectories_close,
-                         ref_addons, x64)  # noqa: F401 (x64: a fixture)
+from addon_cases import (PROBLEMS, STEPS, random_sequence, assert_trajectories_close,
+                         ref_addons)
 
 
 def _transform_trajectory(tx, grads):
@@ -29,7 +29,7 @@ def _transform_trajectory(tx, grads):
 def test_scale_by_mars_matches_closed_form(b1, gamma, scale, x64):
     # scale 0.1: few leaves reach norm 1; scale 3: every leaf is clipped.
     tree0 = PROBLEMS["nested_quadratic"].params
-    grads = [jax.tree.map(lambda x: scale * x, g) for g in _random_sequence(tree0, STEPS, seed=7)]
+    grads = [jax.tree.map(lambda x: scale * x, g) for g in random_sequence(tree0, STEPS, seed=7)]
     init, update = ref.tree(ref_addons.mars_correction(b1, gamma))
     state = init(jax.tree.leaves(grads[0]))
     expected = []

@@ -12,8 +12,8 @@ from pytorch_optimizer import MARS, AdamMini, LaProp
 from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
-from addon_cases import (PROBLEMS, _run_jax, _run_reference, assert_trajectories_close, moved,
-                         ref_addons, run_torch, x64)  # noqa: F401 (x64: a fixture)
+from addon_cases import (PROBLEMS, run_jax, run_reference, assert_trajectories_close, moved,
+                         ref_addons, run_torch)
 
 # name -> (learning rate, gradtx factory of lr, NumPy reference of lr)
 CASES = {
@@ -43,8 +43,8 @@ def test_addon_optimizer_matches_closed_form(name, problem_name, x64):
     lr, make, make_reference = CASES[name]
     problem = PROBLEMS[problem_name]
     lr = lr * problem.lr_scale
-    expected = _run_reference(make_reference(lr), problem)
-    actual = _run_jax(make(lr), problem, gradtx.apply_updates)
+    expected = run_reference(make_reference(lr), problem)
+    actual = run_jax(make(lr), problem, gradtx.apply_updates)
     assert_trajectories_close(actual, expected, f"{name} on {problem_name} vs NumPy")
     assert moved(actual, problem)
 
@@ -53,8 +53,8 @@ def test_addon_optimizer_matches_closed_form(name, problem_name, x64):
 def test_addon_optimizer_in_float32_matches_float64_reference(name):
     lr, make, make_reference = CASES[name]
     problem = PROBLEMS["nested_quadratic"]
-    expected = _run_reference(make_reference(lr * 0.1), problem)
-    actual = _run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
+    expected = run_reference(make_reference(lr * 0.1), problem)
+    actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
     assert_trajectories_close(actual, expected, f"{name} float32 vs NumPy float64",
                               rtol=2e-5, atol=2e-6)
@@ -90,7 +90,7 @@ def test_addon_optimizer_matches_pytorch_optimizer(name, problem_name, x64, no_h
     problem = PROBLEMS[problem_name]
     lr = lr * problem.lr_scale
     expected = run_torch(make_torch(lr), problem)
-    actual = _run_jax(make(lr), problem, gradtx.apply_updates)
+    actual = run_jax(make(lr), problem, gradtx.apply_updates)
     assert_trajectories_close(actual, expected, f"{name} on {problem_name} vs pytorch-optimizer")
     assert moved(actual, problem)
 
@@ -100,7 +100,7 @@ def test_addon_optimizer_in_float32_matches_pytorch_optimizer_in_float32(name, n
     lr, make, make_torch = TORCH_CASES[name]
     problem = PROBLEMS["nested_quadratic"]
     expected = run_torch(make_torch(lr * 0.1), problem, dtype=torch.float32)
-    actual = _run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
+    actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
     assert_trajectories_close(actual, expected, f"{name} float32 vs pytorch-optimizer float32",
                               rtol=1e-5, atol=1e-6)
 
@@ -122,7 +122,7 @@ def test_adam_mini_in_float32_matches_pytorch_optimizer(problem_name):
     lr = 0.01 * problem.lr_scale
     expected = run_torch(_adam_mini_torch(lr, 0.1), problem, dtype=torch.float32)
     with jax.enable_x64(False):
-        actual = _run_jax(gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1), problem,
+        actual = run_jax(gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1), problem,
                           gradtx.apply_updates, dtype=np.float32)
     assert_trajectories_close(actual, expected, f"adam_mini on {problem_name} float32 vs "
                               f"pytorch-optimizer", rtol=1e-5, atol=1e-6)
