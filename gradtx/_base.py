@@ -152,11 +152,11 @@ def update_fn(tx) -> Callable:
 
 
 def _short(value):
-    import jax
+    from ._numerics import is_traced
 
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
-    if isinstance(value, jax.core.Tracer):
+    if is_traced(value):
         return "<traced>"
     return repr(value)
 

@@ -121,7 +121,7 @@ def add_cautious_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransfo
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
         check_same_structure(owner, params, updates, "params", "updates")
-        if scheduled:
+        if callable(weight_decay):
             wd = weight_decay(state.count)
             state = ScheduleState(count=increment(state.count))
         else:

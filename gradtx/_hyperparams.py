@@ -91,7 +91,7 @@ def _check_representable(name, dtype, build, values):
     try:
         build(cast)
     except ValueError as error:
-        changed = [k for k in values if not isinstance(values[k], jax.core.Tracer)
+        changed = [k for k in values if not is_traced(values[k])
                    and float(cast[k]) != float(np.asarray(values[k], np.float64))]
         refused = []
         for k in changed:

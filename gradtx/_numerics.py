@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -44,4 +45,5 @@ def new_count():
 
 
 def is_traced(value) -> bool:
-    return isinstance(value, jax.core.Tracer)
+    """Whether ``value`` is a tracer (under jit, grad or vmap) rather than a concrete value."""
+    return isinstance(value, Tracer)

@@ -82,7 +82,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *,
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleState if scheduled else EmptyState)
         check_float_leaves(owner, updates, "updates")
-        if not scheduled:
+        if not callable(learning_rate):
             return jax.tree.map(lambda u: _scaled(u, sign * learning_rate), updates), state
         lr = learning_rate(state.count)
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)

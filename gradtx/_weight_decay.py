@@ -48,7 +48,7 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
         check_same_structure(owner, params, updates, "params", "updates")
-        if scheduled:
+        if callable(weight_decay):
             wd = weight_decay(state.count)
             state = ScheduleState(count=increment(state.count))
         else:
