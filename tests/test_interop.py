@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,10 +43,6 @@ def _train(tx, params, x, y, steps, apply=gradtx.apply_updates):
     return params, losses
 
 
-def _assert_trees_close(a, b, rtol, atol=0.0):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
 def for_optax():
@@ -61,7 +58,7 @@ def test_handwritten_jitted_train_step_with_gradtx_adam_matches_optax_adam():
     with for_optax():
         theirs, _ = _train(optax.adam(0.01), params, x, y, 30, apply=optax.apply_updates)
     assert losses[-1] < 0.8 * losses[0]
-    _assert_trees_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_optax_chain_with_clipping_then_gradtx_adam_matches_optax(x64):
@@ -73,7 +70,7 @@ def test_optax_chain_with_clipping_then_gradtx_adam_matches_optax(x64):
     with for_optax():
         expected, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.01)),
                              params, x, y, 20, apply=optax.apply_updates)
-    _assert_trees_close(mixed, expected, rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(mixed, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_gradtx_momentum_inside_optax_chain_is_optax_sgd_momentum(x64):
@@ -81,7 +78,7 @@ def test_gradtx_momentum_inside_optax_chain_is_optax_sgd_momentum(x64):
     mixed, _ = _train(optax.chain(gradtx.scale_by_momentum(0.9), optax.scale(-0.05)),
                       params, x, y, 20, apply=optax.apply_updates)
     expected, _ = _train(optax.sgd(0.05, momentum=0.9), params, x, y, 20, apply=optax.apply_updates)
-    _assert_trees_close(mixed, expected, rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(mixed, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_gradtx_chain_with_optax_clipping_first_computes_clipped_adam(x64):
@@ -101,7 +98,7 @@ def test_gradtx_chain_with_optax_clipping_first_computes_clipped_adam(x64):
     with for_optax():
         expected, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, b1, b2, eps)),
                              params, x, y, 20, apply=optax.apply_updates)
-    _assert_trees_close(got, expected, rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_gradtx_chain_with_optax_trace_in_the_middle_is_rmsprop_with_momentum(x64):
@@ -113,8 +110,8 @@ def test_gradtx_chain_with_optax_trace_in_the_middle_is_rmsprop_with_momentum(x6
     expected, _ = _train(gradtx.rmsprop(0.01, momentum=0.9), params, x, y, 20)
     with for_optax():
         also, _ = _train(optax.rmsprop(0.01, momentum=0.9), params, x, y, 20, apply=optax.apply_updates)
-    _assert_trees_close(got, expected, rtol=1e-10, atol=1e-12)
-    _assert_trees_close(got, also, rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(got, also, rtol=1e-10, atol=1e-12)
 
 
 def test_flax_train_state_with_gradtx_tx_matches_optax_tx():
@@ -138,7 +135,7 @@ def test_flax_train_state_with_gradtx_tx_matches_optax_tx():
         theirs = run(optax.adamw(0.01, weight_decay=0.1))
     assert int(ours.step) == 10
     assert isinstance(ours.opt_state, gradtx.ChainState)
-    _assert_trees_close(ours.params, theirs.params, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(ours.params, theirs.params, rtol=1e-5, atol=1e-6)
 
 
 def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
@@ -164,7 +161,7 @@ def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
     with for_optax():
         theirs, _ = run(optax.adam(0.05))
     assert losses[-1] < losses[0]
-    _assert_trees_close(nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param), rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------
@@ -238,5 +235,5 @@ def test_update_accepts_and_ignores_extra_keywords(name):
         state = opt.init(params)
         plain, plain_state = opt.update(grads, state, params)
         with_extra, extra_state = opt.update(grads, state, params, **EXTRA)
-    _assert_trees_close(plain, with_extra, rtol=0)
-    _assert_trees_close(plain_state, extra_state, rtol=0)
+    chex.assert_trees_all_close(plain, with_extra, rtol=0)
+    chex.assert_trees_all_close(plain_state, extra_state, rtol=0)

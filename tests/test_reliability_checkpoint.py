@@ -12,6 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import gradtx
+from trees import assert_bitwise_equal
 
 
 def _params():
@@ -56,13 +57,6 @@ def _fresh():
     return {"params": params, "opt_state": _OPT.init(params), "step": 0}
 
 
-def _assert_bitwise_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        assert type(x) is type(y) or (isinstance(x, jax.Array) and isinstance(y, jax.Array))
-        assert np.asarray(x).dtype == np.asarray(y).dtype
-        assert np.asarray(x).shape == np.asarray(y).shape
-        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
 
 
 # ----------------------------------------------------------------------------
@@ -145,7 +139,7 @@ def test_checkpoint_round_trip_restores_types_and_bits(tmp_path):
     template = _fresh()
     template["extras"] = (np.zeros(3, np.int64), np.float32(0), 0.0, False, None)
     restored = gradtx.load_checkpoint(path, template)
-    _assert_bitwise_equal(restored, state)
+    assert_bitwise_equal(restored, state)
     assert isinstance(restored["opt_state"], gradtx.ChainState)
     assert isinstance(restored["opt_state"].states[0].preconditioner, gradtx.RmsState)
     assert type(restored["step"]) is int and restored["step"] == 3
@@ -157,7 +151,7 @@ def test_checkpoint_abstract_template_restores_arrays(tmp_path):
     template = jax.eval_shape(_fresh)
     template["step"] = 0
     restored = gradtx.load_checkpoint(tmp_path / "c.npz", template)
-    _assert_bitwise_equal(restored, state)
+    assert_bitwise_equal(restored, state)
 
 
 def test_checkpoint_resume_continues_exactly(tmp_path):
@@ -165,7 +159,7 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
     half = _train(_fresh(), 2)
     gradtx.save_checkpoint(tmp_path / "c.npz", half)
     resumed = gradtx.load_checkpoint(tmp_path / "c.npz", _fresh())
-    _assert_bitwise_equal(_train(resumed, 2, start=resumed["step"]), straight)
+    assert_bitwise_equal(_train(resumed, 2, start=resumed["step"]), straight)
 
 
 def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
@@ -236,7 +230,7 @@ def test_load_checkpoint_truncated_file_raises(tmp_path):
         with pytest.raises(gradtx.CheckpointError,
                            match="not a readable checkpoint .*corrupt, truncated"):
             gradtx.load_checkpoint(path, template)
-    _assert_bitwise_equal(template, _fresh())  # the template is untouched
+    assert_bitwise_equal(template, _fresh())  # the template is untouched
 
 
 def test_load_checkpoint_flipped_byte_raises(tmp_path):
@@ -382,7 +376,7 @@ def test_orbax_standard_checkpointer_restores_named_state(tmp_path):
     finally:
         checkpointer.close()
     for tree in (restored, abstract):
-        _assert_bitwise_equal(tree, state)
+        assert_bitwise_equal(tree, state)
         assert isinstance(tree["opt_state"], gradtx.ChainState)
         assert isinstance(tree["opt_state"].states[0], gradtx.PreconditionState)
     assert gradtx.tree_get(restored, "mu['layer3']['b']").dtype == jnp.bfloat16

@@ -6,6 +6,7 @@ same parameters: the framework must not notice which library it was given.
 """
 
 import equinox as eqx
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,10 +34,6 @@ def _data():
     return x, y
 
 
-def _assert_trees_close(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=RTOL, atol=1e-7)
 
 
 def test_flax_nnx_optimizer_with_gradtx_adamw_matches_optax():
@@ -57,7 +54,7 @@ def test_flax_nnx_optimizer_with_gradtx_adamw_matches_optax():
 
     got, optimizer = run(gradtx.adamw(0.05, weight_decay=0.1))
     want, _ = _optax_run(run, optax.adamw(0.05, weight_decay=0.1))
-    _assert_trees_close(nnx.to_pure_dict(got), nnx.to_pure_dict(want))
+    chex.assert_trees_all_close(nnx.to_pure_dict(got), nnx.to_pure_dict(want), rtol=RTOL, atol=1e-7)
     assert int(optimizer.step[...]) == 3
     opt_state = nnx.as_pure(optimizer.opt_state)
     assert int(gradtx.tree_get(opt_state, "preconditioner.count")) == 3
@@ -83,7 +80,7 @@ def test_flax_train_state_with_gradtx_sgd_matches_optax():
 
     got = run(gradtx.sgd(0.1, momentum=0.9, nesterov=True))
     want = _optax_run(run, optax.sgd(0.1, momentum=0.9, nesterov=True))
-    _assert_trees_close(got.params, want.params)
+    chex.assert_trees_all_close(got.params, want.params, rtol=RTOL, atol=1e-7)
     assert int(got.step) == 3 and isinstance(got.opt_state, gradtx.ChainState)
 
 
@@ -104,7 +101,7 @@ def test_equinox_filter_loop_with_gradtx_adam_matches_optax():
             model, opt_state = step(model, opt_state)
         return eqx.filter(model, eqx.is_array)
 
-    _assert_trees_close(run(gradtx.adam(0.05)), _optax_run(run, optax.adam(0.05)))
+    chex.assert_trees_all_close(run(gradtx.adam(0.05)), _optax_run(run, optax.adam(0.05)), rtol=RTOL, atol=1e-7)
 
 
 def test_optimistix_optax_minimiser_with_gradtx_adam_matches_optax():
@@ -150,8 +147,8 @@ def test_optax_chain_and_wrappers_accept_gradtx_transforms():
         return p
 
     for ours, theirs in pairs:
-        _assert_trees_close(run(ours), _optax_run(run, theirs))
+        chex.assert_trees_all_close(run(ours), _optax_run(run, theirs), rtol=RTOL, atol=1e-7)
     # MultiSteps' own code averages an int32 count with float32 gradients.
     ours = optax.MultiSteps(gradtx.adam(0.1), every_k_schedule=2).gradient_transformation()
     theirs = optax.MultiSteps(optax.adam(0.1), every_k_schedule=2).gradient_transformation()
-    _assert_trees_close(_optax_run(run, ours), _optax_run(run, theirs))
+    chex.assert_trees_all_close(_optax_run(run, ours), _optax_run(run, theirs), rtol=RTOL, atol=1e-7)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradtx
+from trees import assert_bitwise_equal
 
 Pair = namedtuple("Pair", ["first", "second"])
 DTYPES = (jnp.float16, jnp.bfloat16, jnp.float32, jnp.complex64)
@@ -115,11 +116,6 @@ def _leaves(tree):
     return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
 
 
-def _assert_bitwise_equal(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(_leaves(a), _leaves(b)):
-        assert x.dtype == y.dtype and x.shape == y.shape
-        assert x.tobytes() == y.tobytes(), (x, y)
 
 
 def _assert_close(got, want):
@@ -191,14 +187,14 @@ def test_chain_random_transforms_is_associative_and_identity_neutral(a, b, c, sp
     want_updates, want_state, _ = _steps(flat, params, grads)
     for variant in (gradtx.chain(gradtx.chain(a, b), c), gradtx.chain(a, gradtx.chain(b, c))):
         updates, state, _ = _steps(variant, params, grads)
-        _assert_bitwise_equal(updates, want_updates)
+        assert_bitwise_equal(updates, want_updates)
         for x, y in zip(_leaves(state), _leaves(want_state)):
             assert x.tobytes() == y.tobytes()
     single_updates, _, _ = _steps(a, params, grads)
     for variant in (gradtx.chain(gradtx.identity(), a), gradtx.chain(a, gradtx.identity()),
                     gradtx.chain(a)):
         updates, _, _ = _steps(variant, params, grads)
-        _assert_bitwise_equal(updates, single_updates)
+        assert_bitwise_equal(updates, single_updates)
 
 
 NO_MEMORY = ["sgd", "rmsprop", "adagrad", "adadelta"]  # no momentum, no weight decay
@@ -213,7 +209,7 @@ def test_optimizer_without_momentum_zero_gradient_leaves_params_unchanged(opt, s
         _, state = opt.update(instantiate(spec, seed + 1 + k), state, params)
     zeros = jax.tree.map(jnp.zeros_like, params)
     updates, _ = opt.update(zeros, state, params)
-    _assert_bitwise_equal(gradtx.apply_updates(params, updates), params)
+    assert_bitwise_equal(gradtx.apply_updates(params, updates), params)
     for u in jax.tree.leaves(updates):
         assert not np.any(np.asarray(u))
 
@@ -224,4 +220,4 @@ def test_optimizer_without_momentum_zero_gradient_leaves_params_unchanged(opt, s
 def test_optimizer_with_momentum_zero_gradient_from_init_leaves_params_unchanged(opt, spec, seed):
     params = instantiate(spec, seed)
     updates, _ = opt.update(jax.tree.map(jnp.zeros_like, params), opt.init(params), params)
-    _assert_bitwise_equal(gradtx.apply_updates(params, updates), params)
+    assert_bitwise_equal(gradtx.apply_updates(params, updates), params)

@@ -1,5 +1,6 @@
 """accumulate_gradients, apply_if_finite and zero_nans against direct loops and optax."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,10 +17,6 @@ def _grad(t):
     return jax.tree.map(lambda p: jnp.asarray(r.normal(size=p.shape), jnp.float32), PARAMS)
 
 
-def _close(a, b, tol=1e-6):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y),
-                                                         rtol=tol, atol=tol), a, b)
 
 
 def _equal(a, b):
@@ -47,10 +44,10 @@ def test_accumulate_gradients_kth_call_equals_one_step_on_mean_gradient():
         mean = jax.tree.map(lambda *xs: sum(xs) / k, *grads)
         ref_u, ref_state = ref_step(mean, ref_state, ref_params)
         ref_params = gradtx.apply_updates(ref_params, ref_u)
-        _close(u, ref_u)
-        _close(state.inner_state, ref_state)
+        chex.assert_trees_all_close(u, ref_u, atol=1e-6)
+        chex.assert_trees_all_close(state.inner_state, ref_state, atol=1e-6)
         assert int(state.mini_step) == 0
-    _close(params, ref_params)
+    chex.assert_trees_all_close(params, ref_params, atol=1e-6)
 
 
 def test_accumulate_gradients_matches_optax_multisteps():
@@ -63,7 +60,7 @@ def test_accumulate_gradients_matches_optax_multisteps():
         u1, s1 = step1(_grad(t), s1, PARAMS)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes internally
             u2, s2 = step2(_grad(t), s2, PARAMS)
-        _close(u1, u2)
+        chex.assert_trees_all_close(u1, u2, atol=1e-6)
 
 
 def test_accumulate_gradients_keeps_one_float32_buffer():
@@ -91,7 +88,7 @@ def test_accumulate_gradients_under_vmap_matches_loop():
     loop = jax.jit(two_calls)
     for i in range(3):
         one = jax.tree.map(lambda x: x[i], batch)
-        _close(jax.tree.map(lambda x: x[i], got), loop(one))
+        chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], got), loop(one), atol=1e-6)
 
 
 @pytest.mark.parametrize("every_k", [0, 2.0, True])
@@ -139,8 +136,8 @@ def test_apply_if_finite_skips_and_counts_bad_steps():
             ref_params = gradtx.apply_updates(ref_params, ref_u)
     assert consecutive == [0, 1, 0, 1, 2, 0]
     assert total == [0, 1, 1, 2, 3, 3]
-    _close(params, ref_params)
-    _close(state.inner_state, ref_state)
+    chex.assert_trees_all_close(params, ref_params, atol=1e-6)
+    chex.assert_trees_all_close(state.inner_state, ref_state, atol=1e-6)
 
 
 def test_apply_if_finite_too_many_bad_steps_raises_eagerly():
@@ -179,7 +176,7 @@ def test_apply_if_finite_under_vmap_skips_only_bad_members():
     batch = jax.tree.map(lambda *xs: jnp.stack(xs), _grad(0), _maybe_bad(1))
     u, state = jax.jit(jax.vmap(lambda g: opt.update(g, opt.init(PARAMS), PARAMS)))(batch)
     ref = gradtx.adam(0.1)
-    _close(jax.tree.map(lambda x: x[0], u), ref.update(_grad(0), ref.init(PARAMS), PARAMS)[0])
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], u), ref.update(_grad(0), ref.init(PARAMS), PARAMS)[0], atol=1e-6)
     _equal(jax.tree.map(lambda x: x[1], u), jax.tree.map(jnp.zeros_like, PARAMS))
     np.testing.assert_array_equal(np.asarray(state.notfinite_count), [0, 1])
 
