@@ -77,10 +77,11 @@ def load_data():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int32)
-    return train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y)
+    data, target = load_digits(return_X_y=True)
+    x = (np.asarray(data) / 16.0).astype(np.float32)
+    y = np.asarray(target).astype(np.int32)
+    split = train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y)
+    return tuple(np.asarray(part) for part in split)
 
 
 def init_mlp(key, sizes):
@@ -445,7 +446,8 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
     lrs = {}
     for overrides in args.lr:
         lrs.update(overrides)
-    skipped = sorted(set(lrs) - set(args.optimizers))
+    optimizers: list[str] = list(args.optimizers or [])
+    skipped = sorted(set(lrs) - set(optimizers))
     if skipped:
         parser.error(f"--lr sets {', '.join(skipped)}, which --optimizers does not run")
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -470,7 +472,8 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
         return 1
 
     try:
-        runs, task = compare(args.optimizers, lrs, args.steps, args.batch_size, args.seed,
+        runs, task = compare(optimizers, lrs, args.steps or DEFAULT_STEPS,
+                             args.batch_size or DEFAULT_BATCH_SIZE, args.seed,
                              progress=ProgressBar)
     except CompareError as err:
         parser.error(str(err))

@@ -131,7 +131,7 @@ class Layout:
 
     def unpack(self, buffers, like=None):
         """The pytree the buffers hold; leaves take the dtypes of ``like`` if given."""
-        leaves = [None] * len(self.shapes)
+        leaves: list = [None] * len(self.shapes)
         for buf, (_, _, index, offsets, sizes, total, packed) in zip(buffers, self.entries):
             for i, start, size in zip(index, offsets, sizes):
                 if not packed:

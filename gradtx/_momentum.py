@@ -41,7 +41,8 @@ def _moment(decay, ema):
     return step
 
 
-def _momentum_transform(name, decay, ema, nesterov, dtype, *, state_type=MomentumState,
+def _momentum_transform(name, decay, ema, nesterov, dtype, *,
+                        state_type: type[MomentumState] | type[TraceState] = MomentumState,
                         dtype_name="mu_dtype"):
     check_range(name, "decay", decay, 0, 1, high_open=True)
     dtype = check_state_dtype(name, dtype_name, dtype)
@@ -207,7 +208,7 @@ def _widest_real_dtype(params):
     return max(dtypes, key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32))
 
 
-def scale_by_nadam_momentum(b1=0.9, momentum_decay=4e-3, *, mu_dtype=None):
+def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_dtype=None):
     """NAdam's first moment, with Dozat's warming momentum schedule.
 
     b1_t = b1 * (1 - 0.5 * 0.96^(t * momentum_decay)),   B_t = b1_1 * b1_2 * ... * b1_t,

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._base import EmptyState, GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
+from ._combine import ChainState, PreconditionState
 from ._numerics import is_traced
 from ._tree import check_same_structure, is_mask_function, path_str
 from ._typing import MaskOrFn, PyTree, TransformLike
@@ -376,7 +377,7 @@ def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
 def _reset(tx, state, params, label, found):
     """Walk ``tx``'s children alongside ``state``, re-initialising the groups named ``label``."""
     hyperparams = getattr(tx, "hyperparams", {})
-    children = getattr(tx, "children", ())
+    children: tuple = tuple(getattr(tx, "children", ()))
     if isinstance(state, PartitionState) and isinstance(hyperparams.get("transforms"), dict):
         transforms = hyperparams["transforms"]
         labels = _labels_per_leaf(tx.name, "param_labels", hyperparams["param_labels"], params)
@@ -393,13 +394,13 @@ def _reset(tx, state, params, label, found):
         keep = [bool(m) for m in _labels_per_leaf(tx.name, "mask", hyperparams["mask"], params)]
         inner = _reset(children[0], state.inner_state, _select(params, keep, True), label, found)
         return MaskedState(inner)
-    if getattr(tx, "combinator", None) == "chain":
-        return type(state)(tuple(_reset(part, part_state, params, label, found)
-                                 for part, part_state in zip(children, state.states)))
-    if getattr(tx, "combinator", None) == "precondition":
-        return type(state)(_reset(children[0], state.direction, params, label, found),
-                           _reset(children[1], state.preconditioner, params, label, found))
-    if hasattr(state, "inner_state") and hasattr(state, "_replace") and len(children) == 1:
-        return state._replace(inner_state=_reset(children[0], state.inner_state, params, label,
-                                                 found))
+    if isinstance(state, ChainState) and getattr(tx, "combinator", None) == "chain":
+        return ChainState(tuple(_reset(part, part_state, params, label, found)
+                                for part, part_state in zip(children, state.states)))
+    if isinstance(state, PreconditionState) and getattr(tx, "combinator", None) == "precondition":
+        return PreconditionState(_reset(children[0], state.direction, params, label, found),
+                                 _reset(children[1], state.preconditioner, params, label, found))
+    inner_state = getattr(state, "inner_state", None)
+    if inner_state is not None and hasattr(state, "_replace") and len(children) == 1:
+        return state._replace(inner_state=_reset(children[0], inner_state, params, label, found))
     return state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 
@@ -83,7 +85,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *,
         check_state(owner, state, ScheduleState if scheduled else EmptyState)
         check_float_leaves(owner, updates, "updates")
         if not callable(learning_rate):
-            return jax.tree.map(lambda u: _scaled(u, sign * learning_rate), updates), state
+            step = sign * cast(float, learning_rate)
+            return jax.tree.map(lambda u: _scaled(u, step), updates), state
         lr = learning_rate(state.count)
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))
