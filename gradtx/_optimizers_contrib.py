@@ -73,8 +73,8 @@ def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, b1=0.9, b2=0.99
       >>> opt = gradtx.schedule_free_adamw(0.1)
       >>> params = jnp.array([1.0, -2.0])
       >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
-      >>> gradtx.apply_updates(params, updates)
-      Array([ 0.99, -1.99], dtype=float32)
+      >>> gradtx.apply_updates(params, updates)   # the first step sets x = z = y
+      Array([ 0.9, -1.9], dtype=float32)
 
     Reference: Defazio et al., "The Road Less Scheduled", 2024, arXiv:2405.15682.
     """

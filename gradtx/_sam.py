@@ -99,6 +99,7 @@ def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
     outer_update, adv_update = update_fn(optimizer), update_fn(adv_optimizer)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         return SAMState(steps_since_sync=jnp.zeros((), jnp.int32), opt_state=optimizer.init(params),
                         adv_state=adv_optimizer.init(params),
                         cache=None if opaque_mode else jax.tree.map(jnp.asarray, params))
@@ -111,6 +112,7 @@ def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
 
     def transparent(updates, state, params=None, **extra):
         check_state(owner, state, SAMState)
+        check_float_leaves(owner, updates, "updates")
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
         first = state.steps_since_sync == 0
@@ -131,6 +133,7 @@ def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
 
     def opaque(updates, state, params=None, *, grad_fn=None, **extra):
         check_state(owner, state, SAMState)
+        check_float_leaves(owner, updates, "updates")
         if grad_fn is None:
             raise ValueError(f"{owner}: opaque_mode=True needs grad_fn(params, i) passed to "
                              f"update (update(updates, state, params, grad_fn=...))")

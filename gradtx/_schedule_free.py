@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation, update_fn
-from ._checks import check_learning_rate, check_range, check_state, check_state_dtype, \
-    check_transformation
+from ._checks import check_float_leaves, check_learning_rate, check_range, check_state, \
+    check_state_dtype, check_transformation
 from ._numerics import compute_dtype, increment
 
 
@@ -126,6 +126,7 @@ def schedule_free(base_optimizer, learning_rate, b1=0.9, weight_lr_power=2.0, st
     base_update = update_fn(base_optimizer)
 
     def init(params):
+        check_float_leaves(owner, params, "params")
         dtype = _lowest_float_dtype(params)
         z = jax.tree.map(lambda p: jnp.array(p, dtype=state_dtype or jnp.result_type(p)), params)
         return ScheduleFreeState(b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros((), dtype),
@@ -135,6 +136,7 @@ def schedule_free(base_optimizer, learning_rate, b1=0.9, weight_lr_power=2.0, st
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleFreeState)
+        check_float_leaves(owner, updates, "updates")
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
         dtype = state.max_lr.dtype

@@ -28,6 +28,13 @@ class Row(NamedTuple):
     converges: bool = True
 
 
+def sam_sgd(learning_rate, rho=0.05):
+    """SAM with SGD outside and a normalised ascent of radius rho (optax's documented use)."""
+    return gradtx.chain(gradtx.sam(gradtx.sgd(learning_rate),
+                                   gradtx.chain(gradtx.normalize(), gradtx.sgd(rho))),
+                        name="sam_sgd")
+
+
 OPTIMIZERS = [
     Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
     Row("sgd_nesterov", gradtx.sgd, dict(learning_rate=0.05, momentum=0.9, nesterov=True),
@@ -45,6 +52,24 @@ OPTIMIZERS = [
     Row("nadamw", gradtx.nadamw, dict(learning_rate=0.01, weight_decay=0.1),
         dict(learning_rate=1e-3)),
     Row("radam", gradtx.radam, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    # optax.contrib's optimizers.
+    Row("schedule_free_adamw", gradtx.schedule_free_adamw, dict(learning_rate=0.05, b2=0.99),
+        dict()),
+    Row("schedule_free_sgd", gradtx.schedule_free_sgd, dict(learning_rate=0.1, weight_decay=1e-3),
+        dict(learning_rate=0.1)),
+    Row("ademamix", gradtx.ademamix, dict(learning_rate=0.01, b2=0.99, b3=0.999),
+        dict(learning_rate=1e-3)),
+    Row("simplified_ademamix", gradtx.simplified_ademamix,
+        dict(learning_rate=0.002, b1=0.9, alpha=1.0), dict(learning_rate=1e-3)),
+    Row("adopt", gradtx.adopt, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    Row("prodigy", gradtx.prodigy, dict(learning_rate=1.0, estim_lr0=1e-3), dict(),
+        elementwise=False),
+    Row("dadapt_adamw", gradtx.dadapt_adamw, dict(learning_rate=1.0, estim_lr0=1e-3), dict(),
+        elementwise=False),
+    Row("madgrad", gradtx.madgrad, dict(learning_rate=0.01), dict(learning_rate=0.01)),
+    Row("sam", sam_sgd, dict(learning_rate=0.05, rho=0.01), dict(learning_rate=0.05),
+        elementwise=False),
+    # end of optax.contrib's optimizers.
 ]
 IDS = [row.name for row in OPTIMIZERS]
 
