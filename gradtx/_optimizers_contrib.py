@@ -29,6 +29,24 @@ def _recipe(name, hyperparams, *transforms):
     return chain(*transforms, name=name, hyperparams=hyperparams)
 
 
+def _check_unit(owner, **values):
+    """Each value (a decay) in [0, 1); schedules pass."""
+    for name, value in values.items():
+        if not callable(value):
+            check_range(owner, name, value, 0, 1, high_open=True)
+
+
+def _check_nonnegative(owner, **values):
+    for name, value in values.items():
+        check_range(owner, name, value, 0)
+
+
+def _check_betas(owner, betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
+    _check_unit(owner, **{"betas[0]": betas[0], "betas[1]": betas[1]})
+
+
 def _float_dtype():
     return jax.dtypes.canonicalize_dtype(jnp.float64)
 
@@ -74,7 +92,7 @@ def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, b1=0.9, b2=0.99
       >>> params = jnp.array([1.0, -2.0])
       >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
       >>> gradtx.apply_updates(params, updates)   # the first step sets x = z = y
-      Array([ 0.9, -1.9], dtype=float32)
+      Array([ 0.9, -1.9 ], dtype=float32)
 
     Reference: Defazio et al., "The Road Less Scheduled", 2024, arXiv:2405.15682.
     """
@@ -161,6 +179,8 @@ def ademamix(learning_rate, b1=0.9, b2=0.999, b3=0.9999, alpha=5.0, eps=1e-8, ep
     """
     owner = "ademamix"
     check_learning_rate(owner, learning_rate)
+    _check_unit(owner, b1=b1, b2=b2, b3=b3)
+    _check_nonnegative(owner, eps=eps, eps_root=eps_root)
     check_learning_rate(owner, weight_decay, name="weight_decay")
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "b3": b3, "alpha": alpha,
                    "eps": eps, "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask}
@@ -196,6 +216,8 @@ def simplified_ademamix(learning_rate, b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, ep
     """
     owner = "simplified_ademamix"
     check_learning_rate(owner, learning_rate)
+    _check_unit(owner, b1=b1, b2=b2)
+    _check_nonnegative(owner, eps=eps, eps_root=eps_root)
     check_learning_rate(owner, weight_decay, name="weight_decay")
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "alpha": alpha,
                    "eps": eps, "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask}
@@ -230,6 +252,8 @@ def adopt(learning_rate, b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov
     """
     owner = "adopt"
     check_learning_rate(owner, learning_rate)
+    _check_unit(owner, b1=b1, b2=b2)
+    _check_nonnegative(owner, eps=eps)
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
                    "nesterov": nesterov, "use_clipping": use_clipping}
     return _recipe(owner, hyperparams,
@@ -262,6 +286,10 @@ def prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, estim_l
     Parameter-Free Learner", ICML 2024, arXiv:2306.06101.
     """
     owner = "prodigy"
+    check_learning_rate(owner, learning_rate)
+    _check_betas(owner, betas)
+    _check_nonnegative(owner, eps=eps, estim_lr_coef=estim_lr_coef, weight_decay=weight_decay)
+    check_range(owner, "estim_lr0", estim_lr0, 0, low_open=True)
     hyperparams = {"learning_rate": learning_rate, "betas": betas, "beta3": beta3, "eps": eps,
                    "estim_lr0": estim_lr0, "estim_lr_coef": estim_lr_coef,
                    "weight_decay": weight_decay, "safeguard_warmup": safeguard_warmup}
@@ -290,6 +318,10 @@ def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6
     D-Adaptation", ICML 2023, arXiv:2301.07733.
     """
     owner = "dadapt_adamw"
+    check_learning_rate(owner, learning_rate)
+    _check_betas(owner, betas)
+    _check_nonnegative(owner, eps=eps, weight_decay=weight_decay)
+    check_range(owner, "estim_lr0", estim_lr0, 0, low_open=True)
     hyperparams = {"learning_rate": learning_rate, "betas": betas, "eps": eps,
                    "estim_lr0": estim_lr0, "weight_decay": weight_decay}
     return _recipe(owner, hyperparams,
@@ -317,7 +349,10 @@ def madgrad(learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
     arXiv:2101.11075.
     """
     owner = "madgrad"
+    check_learning_rate(owner, learning_rate)
     check_learning_rate(owner, weight_decay, name="weight_decay")
+    _check_unit(owner, momentum=momentum)
+    _check_nonnegative(owner, eps=eps)
     hyperparams = {"learning_rate": learning_rate, "momentum": momentum,
                    "weight_decay": weight_decay, "eps": eps}
     return _recipe(owner, hyperparams,

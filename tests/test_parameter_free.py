@@ -1,0 +1,53 @@
+"""scale_by_prodigy and scale_by_dadapt_adamw on their own: the estimate d_t."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+import reference_contrib as rc
+from test_references import PROBLEMS
+
+
+@pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
+def test_step_size_estimate_grows_from_d0_and_matches_numpy(name):
+    problem = PROBLEMS["nested_quadratic"]
+    make = {"prodigy": lambda: (gradtx.scale_by_prodigy(estim_lr0=1e-4), rc.prodigy(d0=1e-4)),
+            "dadapt_adamw": lambda: (gradtx.scale_by_dadapt_adamw(estim_lr0=1e-4),
+                                     rc.dadapt_adamw(d0=1e-4))}[name]
+    with jax.enable_x64(True):
+        tx, (init, update) = make()
+        params = jax.tree.map(jnp.asarray, problem.params)
+        state = tx.init(params)
+        leaves = [np.asarray(p) for p in jax.tree.leaves(problem.params)]
+        ref_state = init(leaves)
+        step = jax.jit(lambda p, s: tx.update(jax.grad(problem.loss)(p), s, p))
+        for _ in range(60):
+            updates, state = step(params, state)
+            params = gradtx.apply_updates(params, updates)
+            ref_updates, ref_state = update(problem.grad_np(leaves), ref_state, leaves)
+            leaves = [p + u for p, u in zip(leaves, ref_updates)]
+            np.testing.assert_allclose(float(state.estim_lr), ref_state["d"], rtol=1e-10)
+    assert ref_state["d"] > 100 * 1e-4   # the estimate grew from d_0
+
+
+def test_prodigy_without_params_raises():
+    tx = gradtx.prodigy()
+    with pytest.raises(ValueError, match="prodigy: scale_by_prodigy: update needs params"):
+        tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: gradtx.prodigy(betas=(0.9,)), r"^prodigy: betas must be a pair"),
+    (lambda: gradtx.prodigy(estim_lr0=0.0), r"^prodigy: estim_lr0 must be in \(0, inf\]"),
+    (lambda: gradtx.dadapt_adamw(betas=(0.9, 1.0)),
+     r"^dadapt_adamw: betas\[1\] must be in \[0, 1\)"),
+    (lambda: gradtx.dadapt_adamw(weight_decay=-1.0),
+     r"^dadapt_adamw: weight_decay must be in \[0, inf\]"),
+])
+def test_parameter_free_invalid_hyperparameter_raises(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
