@@ -18,8 +18,10 @@ from ._ademamix import scale_by_ademamix, scale_by_simplified_ademamix
 from ._checks import check_learning_rate, check_range
 from ._combine import chain
 from ._madgrad import scale_by_madgrad
-from ._parameter_free import scale_by_dadapt_adamw, scale_by_prodigy
-from ._scaling import scale_by_learning_rate
+from ._momo import scale_by_momo, scale_by_momo_adam
+from ._parameter_free import scale_by_cocob, scale_by_dadapt_adamw, scale_by_dog, scale_by_dowg, \
+    scale_by_prodigy
+from ._scaling import identity, scale_by_learning_rate
 from ._schedule_free import schedule_free
 from ._second_moment import scale_by_rms
 from ._weight_decay import add_decayed_weights
@@ -358,3 +360,179 @@ def madgrad(learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
     return _recipe(owner, hyperparams,
                    add_decayed_weights(weight_decay),
                    scale_by_madgrad(learning_rate, momentum, eps))
+
+
+def dog(learning_rate=1.0, init_step=("heuristic", 1e-6), eps=1e-8, weight_decay=None, mask=None):
+    """DoG: p_t = p_{t-1} - lr * r_t / sqrt(G_t + eps) * (g_t + wd * p), r_t the largest distance from p_0.
+
+    See ``scale_by_dog`` for r_t, G_t and ``init_step``.  The learning rate
+    multiplies DoG's own step (1 is the paper's).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      init_step, eps: as in ``scale_by_dog``.
+      weight_decay: wd, L2 added to the gradient; None: none.
+      mask: which parameters decay (a pytree of bools or a function of params).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.dog(init_step=("distance", 0.5), eps=0.0)
+      >>> params = jnp.array([1.0, 2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, 4.0]), opt.init(params), params)
+      >>> updates
+      Array([-0.3, -0.4], dtype=float32)
+
+    Reference: Ivgi, Hinder, Carmon, "DoG is SGD's Best Friend", ICML 2023,
+    arXiv:2302.12022.
+    """
+    owner = "dog"
+    check_learning_rate(owner, learning_rate)
+    _check_nonnegative(owner, eps=eps)
+    decay = identity()
+    if weight_decay is not None:
+        check_learning_rate(owner, weight_decay, name="weight_decay")
+        decay = add_decayed_weights(weight_decay, mask)
+    hyperparams = {"learning_rate": learning_rate, "init_step": init_step, "eps": eps,
+                   "weight_decay": weight_decay, "mask": mask}
+    return _recipe(owner, hyperparams,
+                   decay,
+                   scale_by_dog(init_step, eps),
+                   scale_by_learning_rate(learning_rate))
+
+
+def dowg(learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None, mask=None):
+    """DoWG: p_t = p_{t-1} - lr * r_t^2 / (sqrt(V_t) + eps) * (g_t + wd * p), V_t the r^2-weighted sum of ||g||^2.
+
+    See ``scale_by_dowg``.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      init_estim_sq_dist, eps: as in ``scale_by_dowg``.
+      weight_decay: wd, L2 added to the gradient; None: none.
+      mask: which parameters decay (a pytree of bools or a function of params).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.dowg(init_estim_sq_dist=0.25, eps=0.0)
+      >>> params = jnp.array([1.0, 2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, 4.0]), opt.init(params), params)
+      >>> updates
+      Array([-0.3, -0.4], dtype=float32)
+
+    Reference: Khaled, Mishchenko, Jin, "DoWG Unleashed", NeurIPS 2023,
+    arXiv:2305.16284.
+    """
+    owner = "dowg"
+    check_learning_rate(owner, learning_rate)
+    _check_nonnegative(owner, eps=eps)
+    decay = identity()
+    if weight_decay is not None:
+        check_learning_rate(owner, weight_decay, name="weight_decay")
+        decay = add_decayed_weights(weight_decay, mask)
+    hyperparams = {"learning_rate": learning_rate, "init_estim_sq_dist": init_estim_sq_dist,
+                   "eps": eps, "weight_decay": weight_decay, "mask": mask}
+    return _recipe(owner, hyperparams,
+                   decay,
+                   scale_by_dowg(init_estim_sq_dist, eps),
+                   scale_by_learning_rate(learning_rate))
+
+
+def cocob(learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None):
+    """COCOB-Backprop: coin betting on (lr * (g_t + wd * p)), coordinate by coordinate.
+
+    The learning rate scales the gradient the bettor sees (its sign is kept:
+    the bet itself moves against it); see ``scale_by_cocob``.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule (1 is the paper's).
+      alpha, eps: as in ``scale_by_cocob``.
+      weight_decay: wd, L2 added to the gradient.
+      mask: which parameters decay (a pytree of bools or a function of params).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.cocob(alpha=2.0)
+      >>> params = jnp.array([0.0])
+      >>> updates, state = opt.update(jnp.array([1.0]), opt.init(params), params)
+      >>> updates
+      Array([-0.5], dtype=float32)
+
+    Reference: Orabona, Tommasi, "Training Deep Networks without Learning
+    Rates Through Coin Betting", NeurIPS 2017, arXiv:1705.07795.
+    """
+    owner = "cocob"
+    check_learning_rate(owner, learning_rate)
+    check_learning_rate(owner, weight_decay, name="weight_decay")
+    check_range(owner, "alpha", alpha, 0, low_open=True)
+    check_range(owner, "eps", eps, 0, low_open=True)
+    hyperparams = {"learning_rate": learning_rate, "alpha": alpha, "eps": eps,
+                   "weight_decay": weight_decay, "mask": mask}
+    return _recipe(owner, hyperparams,
+                   add_decayed_weights(weight_decay, mask),
+                   scale_by_learning_rate(learning_rate, flip_sign=False),
+                   scale_by_cocob(alpha, eps))
+
+
+def momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0,
+         adapt_lower_bound: bool = False):
+    """MoMo: SGD with momentum whose step is capped by a Polyak step (``scale_by_momo``).
+
+    Pass the loss: ``update(grads, state, params, value=loss)``.
+
+    Args:
+      learning_rate, beta, lower_bound, weight_decay, adapt_lower_bound: as in
+        ``scale_by_momo``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.momo(learning_rate=10.0)
+      >>> x = jnp.array([2.0])
+      >>> updates, state = opt.update(jnp.array([4.0]), opt.init(x), x, value=4.0)
+      >>> gradtx.apply_updates(x, updates)
+      Array([1.], dtype=float32)
+
+    Reference: Schaipp et al., "MoMo: Momentum Models for Adaptive Learning
+    Rates", ICML 2024, arXiv:2305.07583.
+    """
+    owner = "momo"
+    hyperparams = {"learning_rate": learning_rate, "beta": beta, "lower_bound": lower_bound,
+                   "weight_decay": weight_decay, "adapt_lower_bound": adapt_lower_bound}
+    check_learning_rate(owner, learning_rate)
+    _check_unit(owner, beta=beta)
+    _check_nonnegative(owner, weight_decay=weight_decay)
+    return _recipe(owner, hyperparams,
+                   scale_by_momo(learning_rate, beta, lower_bound, weight_decay,
+                                 adapt_lower_bound))
+
+
+def momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bound=0.0, weight_decay=0.0,
+              adapt_lower_bound: bool = False):
+    """MoMo-Adam: Adam whose step is capped by a Polyak step (``scale_by_momo_adam``).
+
+    Pass the loss: ``update(grads, state, params, value=loss)``.
+
+    Args:
+      learning_rate, b1, b2, eps, lower_bound, weight_decay, adapt_lower_bound:
+        as in ``scale_by_momo_adam``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.momo_adam(learning_rate=0.1)
+      >>> x = jnp.array([2.0])
+      >>> updates, state = opt.update(jnp.array([4.0]), opt.init(x), x, value=4.0)
+      >>> gradtx.apply_updates(x, updates)
+      Array([1.9], dtype=float32)
+
+    Reference: Schaipp et al., "MoMo: Momentum Models for Adaptive Learning
+    Rates", ICML 2024, arXiv:2305.07583.
+    """
+    owner = "momo_adam"
+    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
+                   "lower_bound": lower_bound, "weight_decay": weight_decay,
+                   "adapt_lower_bound": adapt_lower_bound}
+    check_learning_rate(owner, learning_rate)
+    _check_unit(owner, b1=b1, b2=b2)
+    _check_nonnegative(owner, eps=eps, weight_decay=weight_decay)
+    return _recipe(owner, hyperparams,
+                   scale_by_momo_adam(learning_rate, b1, b2, eps, lower_bound, weight_decay,
+                                      adapt_lower_bound))
