@@ -279,8 +279,11 @@ def _distance_sq(params, start, dtype):
 
 
 def _scaled_by(tree, factor):
-    return jax.tree.map(lambda u: (factor.astype(compute_dtype(u.dtype)) * u).astype(u.dtype),
-                        tree)
+    def scaled(u):
+        cd = compute_dtype(u.dtype)
+        return (factor.astype(cd) * u.astype(cd)).astype(u.dtype)
+
+    return jax.tree.map(scaled, tree)
 
 
 class DoGState(NamedTuple):

@@ -69,6 +69,14 @@ OPTIMIZERS = [
     Row("madgrad", gradtx.madgrad, dict(learning_rate=0.01), dict(learning_rate=0.01)),
     Row("sam", sam_sgd, dict(learning_rate=0.05, rho=0.01), dict(learning_rate=0.05),
         elementwise=False),
+    # DoG's default first distance, 1e-6 (1 + ||x_0||), takes more than the 20
+    # steps of the defaults test to grow.
+    Row("dog", gradtx.dog, dict(learning_rate=0.5, init_step=("distance", 0.1)),
+        dict(init_step=("distance", 0.1)), elementwise=False),
+    Row("dowg", gradtx.dowg, dict(learning_rate=1.0), dict(), elementwise=False),
+    # COCOB is blind to the gradient's scale (the learning rate's) while |g| > eps:
+    # a large eps lets the shared derivative test see the learning rate.
+    Row("cocob", gradtx.cocob, dict(learning_rate=0.5, eps=10.0), dict()),
     # end of optax.contrib's optimizers.
 ]
 IDS = [row.name for row in OPTIMIZERS]
