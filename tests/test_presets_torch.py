@@ -90,6 +90,17 @@ OPTIMIZER_CASES = [
     ("RAdam", pt.radam, dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)),
     ("RAdam", pt.radam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
                              maximize=True)),
+    ("Adamax", pt.adamax, dict(lr=1e-2)),
+    ("Adamax", pt.adamax, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1,
+                               maximize=True)),
+    ("Rprop", pt.rprop, dict(lr=1e-3)),
+    ("Rprop", pt.rprop, dict(lr=1e-2, etas=(0.3, 1.5), step_sizes=(1e-4, 0.05), maximize=True)),
+    ("ASGD", pt.asgd, dict(lr=1e-3)),
+    ("ASGD", pt.asgd, dict(lr=1e-3, lambd=1.0, alpha=0.6, t0=50, weight_decay=0.1,
+                           maximize=True)),
+    ("Adafactor", pt.adafactor, dict(lr=1e-2)),
+    ("Adafactor", pt.adafactor, dict(lr=2e-2, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=2.0,
+                                     weight_decay=0.1, maximize=True)),
 ]
 
 
