@@ -95,7 +95,8 @@ def scale_by_ademamix(b1=0.9, b2=0.999, b3=0.9999, alpha=6.0, eps=1e-8, eps_root
             return out, m1, m2, nu
 
         new = jax.tree.map(step, updates, state.m1, state.m2, state.nu)
-        pick = lambda i, like: jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
         return pick(0, updates), ScaleByAdemamixState(
             count=count, count_m2=increment(state.count_m2), m1=pick(1, state.m1),
             m2=pick(2, state.m2), nu=pick(3, state.nu))
@@ -169,7 +170,8 @@ def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root
             return (m + alpha_t * g) / (jnp.sqrt(second(n) + eps_root) + eps), m, n
 
         new = jax.tree.map(step, updates, state.m, state.n)
-        pick = lambda i, like: jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
         return pick(0, updates), ScaleBySimplifiedAdEMAMixState(t=t, m=pick(1, state.m),
                                                                 n=pick(2, state.n))
 

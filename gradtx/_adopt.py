@@ -1,4 +1,4 @@
-"""ADOPT: Adam with the second moment taken before the current gradient, normalised then averaged."""
+"""ADOPT: normalise the gradient by the previous second moment, then average it."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def scale_by_adopt(b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov: bool
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype)
 
         new = jax.tree.map(step, updates, state.mu, state.nu)
-        pick = lambda i: jax.tree.map(lambda _, n: n[i], updates, new)
+        def pick(i):
+            return jax.tree.map(lambda _, n: n[i], updates, new)
         out = jax.tree.map(lambda o, g: o.astype(g.dtype), pick(0), updates)
         return out, ScaleByAdoptState(count=increment(state.count), mu=pick(1), nu=pick(2))
 

@@ -83,7 +83,8 @@ def scale_by_madgrad(learning_rate, momentum=0.9, eps=1e-6):
             return x - p.astype(cd), sq, s
 
         new = jax.tree.map(step, updates, params, state.x0, state.grad_sum_sq, state.s)
-        pick = lambda i, like: jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
         return pick(0, updates), MadgradState(count=increment(state.count),
                                               grad_sum_sq=pick(1, state.grad_sum_sq),
                                               s=pick(2, state.s), x0=state.x0)

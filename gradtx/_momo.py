@@ -213,7 +213,8 @@ def scale_by_momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bou
             return m, v, eps + jnp.sqrt(v / c2.astype(cd))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq)
-        pick = lambda i: jax.tree.map(lambda _, n: n[i], updates, new)
+        def pick(i):
+            return jax.tree.map(lambda _, n: n[i], updates, new)
         m, v, denom = pick(0), pick(1), pick(2)
         weighted = jax.tree.map(lambda a, b: a / b, m, denom)
         norm = _vdot(m, weighted, dtype)
@@ -232,7 +233,8 @@ def scale_by_momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bou
                            weighted, params)
         if adapt_lower_bound:
             lb = jnp.maximum((barf + inner - gamma - tau * norm / 2) / c1, lower_bound)
-        cast = lambda tree, like: jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
+        def cast(tree, like):
+            return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
         return out, MomoAdamState(exp_avg=cast(m, state.exp_avg),
                                   exp_avg_sq=cast(v, state.exp_avg_sq), barf=barf, gamma=gamma,
                                   lb=lb.astype(dtype), count=increment(state.count))

@@ -20,8 +20,14 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation, update_fn
-from ._checks import check_float_leaves, check_learning_rate, check_range, check_state, \
-    check_transformation, moment_state
+from ._checks import (
+    check_float_leaves,
+    check_learning_rate,
+    check_range,
+    check_state,
+    check_transformation,
+    moment_state,
+)
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
 
@@ -142,8 +148,10 @@ def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8
 
         new = jax.tree.map(moments, updates, params, state.params0, state.exp_avg,
                            state.exp_avg_sq, state.grad_sum)
-        pick = lambda i: jax.tree.map(lambda _, n: n[i], updates, new)
-        numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * _tree_sum(pick(3), dtype)
+        def pick(i):
+            return jax.tree.map(lambda _, n: n[i], updates, new)
+        travelled = _tree_sum(pick(3), dtype)
+        numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * travelled
         d_next = jnp.maximum(d, estim_lr_coef * numerator / _tree_sum(pick(4), dtype))
 
         def step(g, p, m, v):
@@ -152,7 +160,8 @@ def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8
             return (-dlr.astype(cd) * descent).astype(g.dtype)
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
-        cast = lambda tree, like: jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
+        def cast(tree, like):
+            return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
         return out, ProdigyState(exp_avg=cast(pick(0), state.exp_avg),
                                  exp_avg_sq=cast(pick(1), state.exp_avg_sq),
                                  grad_sum=cast(pick(2), state.grad_sum), params0=state.params0,
@@ -245,7 +254,8 @@ def scale_by_dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim
             return m, v, s, inner, jnp.sum(jnp.abs(s))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum)
-        pick = lambda i: jax.tree.map(lambda _, n: n[i], updates, new)
+        def pick(i):
+            return jax.tree.map(lambda _, n: n[i], updates, new)
         numerator = c * state.numerator_weighted + (1 - c) * dlr * _tree_sum(pick(3), dtype)
         d_next = jnp.maximum(state.estim_lr, numerator / ((1 - c) * _tree_sum(pick(4), dtype)))
 
@@ -255,7 +265,8 @@ def scale_by_dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim
             return (-(m / (jnp.sqrt(v) + eps) + decay)).astype(g.dtype)
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
-        cast = lambda tree, like: jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
+        def cast(tree, like):
+            return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
         return out, DAdaptAdamWState(exp_avg=cast(pick(0), state.exp_avg),
                                      exp_avg_sq=cast(pick(1), state.exp_avg_sq),
                                      grad_sum=cast(pick(2), state.grad_sum), estim_lr=d_next,
@@ -342,7 +353,8 @@ def scale_by_dog(init_step, eps=1e-8):
             r0 = value * (1 + jnp.sqrt(_sq_norm(params, dtype)))
         else:
             r0 = jnp.zeros((), dtype)
-        return DoGState(is_init_step=jnp.asarray(True), init_params=jax.tree.map(jnp.asarray, params),
+        return DoGState(is_init_step=jnp.asarray(True),
+                        init_params=jax.tree.map(jnp.asarray, params),
                         max_dist=r0, sum_sq_norm_grads=jnp.zeros((), dtype))
 
     def update(updates, state, params=None, **extra):
@@ -491,7 +503,8 @@ def scale_by_cocob(alpha=100.0, eps=1e-8):
 
         new = jax.tree.map(bet, updates, params, state.init_particles, state.cumulative_gradients,
                            state.scale, state.subgradients, state.reward)
-        pick = lambda i, like: jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
         return pick(0, updates), COCOBState(
             init_particles=state.init_particles,
             cumulative_gradients=pick(1, state.cumulative_gradients), scale=pick(2, state.scale),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-
 from test_references import PROBLEMS, _random_sequence, assert_trajectories_close
 
 STEPS = 120

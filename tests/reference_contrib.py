@@ -15,7 +15,6 @@ are written for the list.
 from __future__ import annotations
 
 import numpy as np
-
 import reference as ref
 
 

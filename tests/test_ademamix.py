@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax.contrib
 import pytest
+from contrib_checks import assert_transform_matches_optax
 
 import gradtx
-from contrib_checks import assert_transform_matches_optax
 
 
 def test_scale_by_ademamix_with_defaults_matches_optax():

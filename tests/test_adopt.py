@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax.contrib
 import pytest
+from contrib_checks import assert_transform_matches_optax
 
 import gradtx
-from contrib_checks import assert_transform_matches_optax
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(b1=0.8, b2=0.99, eps=1e-3, nesterov=True),

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import gradtx
 import reference_contrib as rc
 from test_references import PROBLEMS
+
+import gradtx
 
 
 @pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
@@ -51,3 +51,31 @@ def test_prodigy_without_params_raises():
 def test_parameter_free_invalid_hyperparameter_raises(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_mechanize_under_jit_matches_eager_and_keeps_its_state_structure():
+    problem = PROBLEMS["nested_quadratic"]
+    opt = gradtx.mechanize(gradtx.adam(0.01))
+    params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), problem.params)
+
+    def step(p, s):
+        updates, s = opt.update(jax.grad(problem.loss)(p), s, p)
+        return gradtx.apply_updates(p, updates), s
+
+    jitted = jax.jit(step)
+    eager_p, eager_s = params, opt.init(params)
+    jit_p, jit_s = params, opt.init(params)
+    structure = jax.tree.structure(jit_s)
+    for _ in range(5):
+        eager_p, eager_s = step(eager_p, eager_s)
+        jit_p, jit_s = jitted(jit_p, jit_s)
+        assert jax.tree.structure(jit_s) == structure
+    for a, b in zip(jax.tree.leaves((jit_p, jit_s)), jax.tree.leaves((eager_p, eager_s))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert float(jnp.sum(jit_s.s)) != 1e-6 * 6   # the scale moved
+
+
+def test_mechanize_with_a_non_transform_base_raises():
+    with pytest.raises(TypeError, match="mechanize: base_optimizer must be a gradient "
+                                        "transformation"):
+        gradtx.mechanize(0.1)

@@ -8,9 +8,9 @@ import numpy as np
 import optax
 import optax.contrib
 import pytest
+import reference_contrib as rc
 
 import gradtx
-import reference_contrib as rc
 
 SETTINGS = dict(factor=0.5, patience=2, rtol=0.05, atol=0.01, cooldown=1, accumulation_size=2,
                 min_scale=0.05)

@@ -8,9 +8,9 @@ import numpy as np
 import optax
 import optax.contrib
 import pytest
+from test_references import PROBLEMS, assert_trajectories_close
 
 import gradtx
-from test_references import PROBLEMS, assert_trajectories_close
 
 CYCLES = 40
 

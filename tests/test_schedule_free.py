@@ -8,11 +8,10 @@ import numpy as np
 import optax
 import optax.contrib
 import pytest
-
-import gradtx
-import reference as ref
 import reference_contrib as rc
 from test_references import PROBLEMS, assert_trajectories_close
+
+import gradtx
 
 STEPS = 120
 

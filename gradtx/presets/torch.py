@@ -484,7 +484,8 @@ def _torch_rprop(lr, etas, step_sizes):
             return jnp.sign(g) * size, g, size
 
         new = jax.tree.map(leaf, updates, state.prev, state.step_size)
-        pick = lambda i, like: jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
         return pick(0, updates), _RpropState(prev=pick(1, state.prev),
                                              step_size=pick(2, state.step_size))
 
@@ -561,7 +562,8 @@ def _torch_adafactor(lr, beta2_decay, eps, d):
             return alpha / denom * u, row, col, v
 
         new = jax.tree.map(leaf, updates, params, state.row, state.col, state.variance)
-        pick = lambda i, like: jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
         return pick(0, updates), _AdafactorState(count=count, row=pick(1, state.row),
                                                  col=pick(2, state.col),
                                                  variance=pick(3, state.variance))
