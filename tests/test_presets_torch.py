@@ -282,3 +282,41 @@ def test_torch_adafactor_factors_the_last_two_axes_of_a_3d_leaf_like_torch():
         np.testing.assert_allclose(np.asarray(ours), param.detach().numpy(), rtol=1e-10,
                                    atol=1e-12)
     assert np.abs(np.asarray(ours) - p0).max() > 1e-2
+
+
+@pytest.mark.parametrize("kwargs, iterations", [
+    (dict(lr=0.2), 1),
+    (dict(lr=0.1, history_size=5, tolerance_change=1e-12), 1),
+    (dict(lr=0.2, max_iter=5), 5),
+], ids=["full_history", "short_history", "five_iterations_per_step"])
+def test_torch_lbfgs_preset_matches_torch_lbfgs(kwargs, iterations):
+    # One gradtx update is one L-BFGS iteration; a PyTorch step(closure) with
+    # max_iter=k runs k of them, evaluating the closure between them.  Without
+    # a line search, unit steps on these problems amplify round-off (the two
+    # agree to 1e-15 for the first 20 steps at lr=1, then drift to 1e-4), so
+    # the learning rates are smaller.
+    torch_kwargs = {**kwargs, "max_iter": iterations}
+    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
+    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
+    optimizer = torch.optim.LBFGS(leaves, **torch_kwargs)
+
+    def closure():
+        optimizer.zero_grad()
+        value = loss(TREEDEF.unflatten(leaves), const, torch.tanh)
+        value.backward()
+        return value
+
+    steps = STEPS // iterations
+    theirs = []
+    for _ in range(steps):
+        optimizer.step(closure)
+        theirs.append([leaf.detach().numpy().copy() for leaf in leaves])
+    theirs = [np.stack(per_leaf) for per_leaf in zip(*theirs)]
+    ours = gradtx_trajectory(pt.lbfgs(**kwargs), steps=steps * iterations)
+    ours = [leaf[iterations - 1::iterations] for leaf in ours]
+    assert_same_trajectory(ours, theirs, RTOL)
+
+
+def test_torch_lbfgs_with_a_line_search_raises():
+    with pytest.raises(ValueError, match="torch.lbfgs: line_search_fn must be None"):
+        pt.lbfgs(line_search_fn="strong_wolfe")

@@ -53,7 +53,7 @@ from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
 __all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "radam",
-           "adamax", "rprop", "asgd", "adafactor",
+           "adamax", "rprop", "asgd", "adafactor", "lbfgs",
            "step_lr", "exponential_lr", "cosine_annealing_lr", "linear_lr", "one_cycle_lr"]
 
 
@@ -570,6 +570,136 @@ def _torch_adafactor(lr, beta2_decay, eps, d):
 
     return GradientTransformation(init, update, name="torch_adafactor", hyperparams={
         "lr": lr, "beta2_decay": beta2_decay, "eps": eps, "d": d})
+
+
+class _LbfgsState(NamedTuple):
+    """n_iter: iterations so far; d: the last direction; t: the last step size; dirs, stps:
+    the last history_size gradient and step differences y, s (oldest first, zeros where
+    unused); ro: 1 / <y, s> (0 where unused); H_diag: <y, s> / <y, y> of the newest pair;
+    prev_grad: the last gradient (all flat over the leaves)."""
+
+    n_iter: jax.Array
+    d: jax.Array
+    t: jax.Array
+    dirs: jax.Array
+    stps: jax.Array
+    ro: jax.Array
+    H_diag: jax.Array  # noqa: N815 (PyTorch's name)
+    prev_grad: jax.Array
+
+
+def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size):
+    """One iteration of PyTorch's L-BFGS without line search: the step t * d (see ``lbfgs``)."""
+    owner = "torch.lbfgs"
+    from jax.flatten_util import ravel_pytree
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        n, dtype = flat.size, compute_dtype(flat.dtype)
+        zeros = jnp.zeros((history_size, n), dtype)
+        return _LbfgsState(n_iter=new_count(), d=jnp.zeros(n, dtype), t=jnp.zeros((), dtype),
+                           dirs=zeros, stps=zeros, ro=jnp.zeros(history_size, dtype),
+                           H_diag=jnp.ones((), dtype), prev_grad=jnp.zeros(n, dtype))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, _LbfgsState)
+        flat, unravel = ravel_pytree(updates)
+        g = flat.astype(state.d.dtype)
+        first = state.n_iter == 0
+        # The curvature pair of the last step joins the history if <y, s> > 1e-10.
+        y, s = g - state.prev_grad, state.d * state.t
+        ys = jnp.dot(y, s)
+        keep = (~first) & (ys > 1e-10)
+        dirs = jnp.where(keep, jnp.roll(state.dirs, -1, axis=0).at[-1].set(y), state.dirs)
+        stps = jnp.where(keep, jnp.roll(state.stps, -1, axis=0).at[-1].set(s), state.stps)
+        ro = jnp.where(keep, jnp.roll(state.ro, -1).at[-1].set(1 / jnp.where(keep, ys, 1.0)),
+                       state.ro)
+        h_diag = jnp.where(keep, ys / jnp.dot(y, y), state.H_diag)
+        h_diag = jnp.where(first, 1.0, h_diag)
+        # The two-loop recursion, newest pair first; unused pairs have ro = 0.
+        def newest_first(k, carry):
+            q, al = carry
+            i = history_size - 1 - k
+            a = jnp.dot(stps[i], q) * ro[i]
+            return q - a * dirs[i], al.at[i].set(a)
+
+        def oldest_first(i, r):
+            be = jnp.dot(dirs[i], r) * ro[i]
+            return r + (al[i] - be) * stps[i]
+
+        q, al = jax.lax.fori_loop(0, history_size, newest_first, (-g, jnp.zeros_like(ro)))
+        r = jax.lax.fori_loop(0, history_size, oldest_first, q * h_diag)
+        d = jnp.where(first, -g, r)
+        t = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(g))) * lr, lr)
+        moves = jnp.dot(g, d) <= -tolerance_change
+        new = _LbfgsState(n_iter=increment(state.n_iter), d=d, t=t, dirs=dirs, stps=stps, ro=ro,
+                          H_diag=h_diag, prev_grad=g)
+        # A gradient below tolerance_grad ends PyTorch's step before anything changes.
+        done = jnp.max(jnp.abs(g)) <= tolerance_grad
+        state = jax.tree.map(lambda old, nw: jnp.where(done, old, nw), state, new)
+        step = jnp.where(done | ~moves, 0.0, t * d)
+        out = unravel(step.astype(flat.dtype))
+        return jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates), state
+
+    return GradientTransformation(init, update, name="torch_lbfgs", hyperparams={
+        "lr": lr, "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
+        "history_size": history_size})
+
+
+def lbfgs(lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
+          history_size=100, line_search_fn=None):
+    """``torch.optim.LBFGS`` without line search, one iteration per update.
+
+    x_{k+1} = x_k + t_k d_k, with d_k = -H_k g_k from the two-loop recursion
+    over the last ``history_size`` pairs (s, y) with <y, s> > 1e-10, H_0 =
+    <y, s> / <y, y> of the newest pair, and t_0 = min(1, 1 / ||g_0||_1) * lr,
+    t_k = lr.  No step is taken where <g_k, d_k> > -tolerance_change, and
+    nothing changes where max |g_k| <= tolerance_grad, as in PyTorch.
+
+    PyTorch's ``step(closure)`` runs up to ``max_iter`` such iterations,
+    evaluating the closure after each; here each ``update`` is one iteration
+    with the gradient the caller computed, so ``max_iter`` PyTorch
+    iterations are ``max_iter`` updates (``max_iter`` and ``max_eval`` are
+    accepted for PyTorch's signature; the loop is the caller's).  The
+    parameters are flattened into one vector for the history, which holds
+    2 * history_size copies of them.
+
+    Args:
+      lr: the step size, > 0 (a number, as in PyTorch).
+      max_iter, max_eval: PyTorch's loop bounds (the caller's loop here).
+      tolerance_grad: no change once max |g| is at most this.
+      tolerance_change: no step unless <g, d> < -tolerance_change.
+      history_size: the number of pairs kept, >= 1.
+      line_search_fn: None (``"strong_wolfe"`` needs closures, which a
+        gradient transformation does not have).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.lbfgs()
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([0.2, -0.05])}, opt.init(params), params)
+      >>> updates["w"]          # the first step is -min(1, 1 / ||g||_1) * lr * g = -g
+      Array([-0.2 ,  0.05], dtype=float32)
+
+    Reference: Nocedal, "Updating Quasi-Newton Matrices with Limited
+    Storage", Mathematics of Computation 1980; Liu, Nocedal, "On the Limited
+    Memory BFGS Method for Large Scale Optimization", 1989.
+    """
+    owner = "torch.lbfgs"
+    check_range(owner, "lr", lr, 0, low_open=True)
+    check_range(owner, "tolerance_grad", tolerance_grad, 0)
+    check_range(owner, "tolerance_change", tolerance_change, 0)
+    if not isinstance(history_size, int) or history_size < 1:
+        raise ValueError(f"{owner}: history_size must be an integer >= 1, got {history_size!r}")
+    if line_search_fn is not None:
+        raise ValueError(f"{owner}: line_search_fn must be None (a line search evaluates the "
+                         f"loss at trial points, which a gradient transformation cannot), got "
+                         f"{line_search_fn!r}")
+    hyperparams = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
+                   "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
+                   "history_size": history_size, "line_search_fn": line_search_fn}
+    return recipe(owner, hyperparams,
+                  _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size))
 
 
 def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
