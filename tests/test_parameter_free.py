@@ -79,3 +79,16 @@ def test_mechanize_with_a_non_transform_base_raises():
     with pytest.raises(TypeError, match="mechanize: base_optimizer must be a gradient "
                                         "transformation"):
         gradtx.mechanize(0.1)
+
+
+def test_scale_by_dog_with_an_unknown_init_step_raises():
+    with pytest.raises(ValueError, match="scale_by_dog: init_step must be a pair"):
+        gradtx.scale_by_dog(("guess", 1e-6))
+
+
+def test_scale_by_cocob_first_bet_is_bounded_by_alpha():
+    # x_1 = x_0 - g / (|g| max(2 |g|, alpha |g|)) * |g| = x_0 - sign(g) / alpha for alpha >= 2.
+    tx = gradtx.scale_by_cocob(alpha=50.0)
+    params = jnp.array([0.3, -1.0])
+    u, _ = tx.update(jnp.array([4.0, -0.01]), tx.init(params), params)
+    np.testing.assert_allclose(u, [-1 / 50, 1 / 50], rtol=1e-5)
