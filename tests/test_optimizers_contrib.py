@@ -22,6 +22,7 @@ import optax.contrib
 import pytest
 import reference as ref
 import reference_contrib as rc
+from _porting_problems import compile_quickly
 from test_references import PROBLEMS, assert_trajectories_close
 
 import gradtx
@@ -267,24 +268,31 @@ def _l2_sgd(lr, weight_decay):
 
 def _run_jax(tx, problem, apply, value, steps=STEPS, dtype=np.float64, forced=None):
     """The trajectory; with ``forced`` (a run's inputs), each step starts from those inputs."""
-    value_and_grad = jax.jit(jax.value_and_grad(problem.loss))
+    value_and_grad = jax.value_and_grad(problem.loss)
 
-    @jax.jit
     def step(params, state, grad, loss):
         extra = {"value": loss} if value else {}
         updates, state = tx.update(grad, state, params, **extra)
         return apply(params, updates), state
 
+    def closed_loop_step(params, state):
+        loss, grad = value_and_grad(params)
+        return step(params, state, grad, loss) + ((params, grad, loss),)
+
     params = jax.tree.map(lambda p: jnp.asarray(p, dtype), problem.params)
     state = tx.init(params)
     trajectory, inputs = [], []
+    if forced is None:
+        run = compile_quickly(closed_loop_step, params, state)
+    else:
+        run = compile_quickly(step, params, state, *jax.tree.map(jnp.asarray, forced[0][1:]))
     for t in range(steps):
-        if forced is not None:
-            params, grad, loss = jax.tree.map(jnp.asarray, forced[t])
+        if forced is None:
+            params, state, used = run(params, state)
         else:
-            loss, grad = value_and_grad(params)
-        inputs.append(jax.tree.map(np.asarray, (params, grad, loss)))
-        params, state = step(params, state, grad, loss)
+            used = jax.tree.map(jnp.asarray, forced[t])
+            params, state = run(used[0], state, used[1], used[2])
+        inputs.append(jax.tree.map(np.asarray, used))
         trajectory.append([np.asarray(p) for p in jax.tree.leaves(params)])
     return trajectory, inputs
 
