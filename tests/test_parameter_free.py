@@ -66,7 +66,7 @@ def test_mechanize_under_jit_matches_eager_and_keeps_its_state_structure():
     eager_p, eager_s = params, opt.init(params)
     jit_p, jit_s = params, opt.init(params)
     structure = jax.tree.structure(jit_s)
-    for _ in range(5):
+    for _ in range(2):
         eager_p, eager_s = step(eager_p, eager_s)
         jit_p, jit_s = jitted(jit_p, jit_s)
         assert jax.tree.structure(jit_s) == structure
