@@ -33,6 +33,13 @@ def cautious_adamw(**kwargs):
     return gradtx.cautious(gradtx.adamw(**kwargs))
 
 
+def sam_sgd(learning_rate, rho=0.05):
+    """SAM with SGD outside and a normalised ascent of radius rho (optax's documented use)."""
+    return gradtx.chain(gradtx.sam(gradtx.sgd(learning_rate),
+                                   gradtx.chain(gradtx.normalize(), gradtx.sgd(rho))),
+                        name="sam_sgd")
+
+
 OPTIMIZERS = [
     Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
     Row("sgd_nesterov", gradtx.sgd, dict(learning_rate=0.05, momentum=0.9, nesterov=True),
@@ -57,6 +64,32 @@ OPTIMIZERS = [
         dict(learning_rate=1e-3), elementwise=False),
     Row("cautious_adamw", cautious_adamw,
         dict(learning_rate=0.01, weight_decay=0.1), dict(learning_rate=1e-3), elementwise=False),
+    # optax.contrib's optimizers.
+    Row("schedule_free_adamw", gradtx.schedule_free_adamw, dict(learning_rate=0.05, b2=0.99),
+        dict()),
+    Row("schedule_free_sgd", gradtx.schedule_free_sgd, dict(learning_rate=0.1, weight_decay=1e-3),
+        dict(learning_rate=0.1)),
+    Row("ademamix", gradtx.ademamix, dict(learning_rate=0.01, b2=0.99, b3=0.999),
+        dict(learning_rate=1e-3)),
+    Row("simplified_ademamix", gradtx.simplified_ademamix,
+        dict(learning_rate=0.002, b1=0.9, alpha=1.0), dict(learning_rate=1e-3)),
+    Row("adopt", gradtx.adopt, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    Row("prodigy", gradtx.prodigy, dict(learning_rate=1.0, estim_lr0=1e-3), dict(),
+        elementwise=False),
+    Row("dadapt_adamw", gradtx.dadapt_adamw, dict(learning_rate=1.0, estim_lr0=1e-3), dict(),
+        elementwise=False),
+    Row("madgrad", gradtx.madgrad, dict(learning_rate=0.01), dict(learning_rate=0.01)),
+    Row("sam", sam_sgd, dict(learning_rate=0.05, rho=0.01), dict(learning_rate=0.05),
+        elementwise=False),
+    # DoG's default first distance, 1e-6 (1 + ||x_0||), takes more than the 20
+    # steps of the defaults test to grow.
+    Row("dog", gradtx.dog, dict(learning_rate=0.5, init_step=("distance", 0.1)),
+        dict(init_step=("distance", 0.1)), elementwise=False),
+    Row("dowg", gradtx.dowg, dict(learning_rate=1.0), dict(), elementwise=False),
+    # COCOB is blind to the gradient's scale (the learning rate's) while |g| > eps:
+    # a large eps lets the shared derivative test see the learning rate.
+    Row("cocob", gradtx.cocob, dict(learning_rate=0.5, eps=10.0), dict()),
+    # end of optax.contrib's optimizers.
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

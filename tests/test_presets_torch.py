@@ -90,6 +90,17 @@ OPTIMIZER_CASES = [
     ("RAdam", pt.radam, dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)),
     ("RAdam", pt.radam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
                              maximize=True)),
+    ("Adamax", pt.adamax, dict(lr=1e-2)),
+    ("Adamax", pt.adamax, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1,
+                               maximize=True)),
+    ("Rprop", pt.rprop, dict(lr=1e-3)),
+    ("Rprop", pt.rprop, dict(lr=1e-2, etas=(0.3, 1.5), step_sizes=(1e-4, 0.05), maximize=True)),
+    ("ASGD", pt.asgd, dict(lr=1e-3)),
+    ("ASGD", pt.asgd, dict(lr=1e-3, lambd=1.0, alpha=0.6, t0=50, weight_decay=0.1,
+                           maximize=True)),
+    ("Adafactor", pt.adafactor, dict(lr=1e-2)),
+    ("Adafactor", pt.adafactor, dict(lr=2e-2, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=2.0,
+                                     weight_decay=0.1, maximize=True)),
 ]
 
 
@@ -249,3 +260,63 @@ def test_porting_example_in_docs_matches_pytorch_loop():
         np.testing.assert_allclose(a, b, rtol=1e-9)
     assert gradtx_ns["params"]["w"].dtype == jnp.float64
     assert isinstance(gradtx_ns["opt"], gradtx.GradientTransformation)
+
+
+def test_torch_adafactor_factors_the_last_two_axes_of_a_3d_leaf_like_torch():
+    # torch.optim.Adafactor factors the last two axes of any leaf of rank >= 2
+    # (row and column statistics per leading index); the porting problems have
+    # no 3-d leaf, so feed both the same gradients here.
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=(2, 3, 4))
+    grads = [rng.normal(size=(2, 3, 4)) * np.exp(rng.normal()) for _ in range(30)]
+    param = torch.tensor(p0, requires_grad=True)
+    theirs_opt = torch.optim.Adafactor([param], lr=0.05, weight_decay=0.1)
+    opt = pt.adafactor(lr=0.05, weight_decay=0.1)
+    ours, state = jnp.asarray(p0), opt.init(jnp.asarray(p0))
+    step = jax.jit(lambda p, s, g: opt.update(g, s, p))
+    for g in grads:
+        param.grad = torch.tensor(g)
+        theirs_opt.step()
+        updates, state = step(ours, state, jnp.asarray(g))
+        ours = gradtx.apply_updates(ours, updates)
+        np.testing.assert_allclose(np.asarray(ours), param.detach().numpy(), rtol=1e-10,
+                                   atol=1e-12)
+    assert np.abs(np.asarray(ours) - p0).max() > 1e-2
+
+
+@pytest.mark.parametrize("kwargs, iterations", [
+    (dict(lr=0.2), 1),
+    (dict(lr=0.1, history_size=5, tolerance_change=1e-12), 1),
+    (dict(lr=0.2, max_iter=5), 5),
+], ids=["full_history", "short_history", "five_iterations_per_step"])
+def test_torch_lbfgs_preset_matches_torch_lbfgs(kwargs, iterations):
+    # One gradtx update is one L-BFGS iteration; a PyTorch step(closure) with
+    # max_iter=k runs k of them, evaluating the closure between them.  Without
+    # a line search, unit steps on these problems amplify round-off (the two
+    # agree to 1e-15 for the first 20 steps at lr=1, then drift to 1e-4), so
+    # the learning rates are smaller.
+    torch_kwargs = {**kwargs, "max_iter": iterations}
+    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
+    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
+    optimizer = torch.optim.LBFGS(leaves, **torch_kwargs)
+
+    def closure():
+        optimizer.zero_grad()
+        value = loss(TREEDEF.unflatten(leaves), const, torch.tanh)
+        value.backward()
+        return value
+
+    steps = STEPS // iterations
+    theirs = []
+    for _ in range(steps):
+        optimizer.step(closure)
+        theirs.append([leaf.detach().numpy().copy() for leaf in leaves])
+    theirs = [np.stack(per_leaf) for per_leaf in zip(*theirs)]
+    ours = gradtx_trajectory(pt.lbfgs(**kwargs), steps=steps * iterations)
+    ours = [leaf[iterations - 1::iterations] for leaf in ours]
+    assert_same_trajectory(ours, theirs, RTOL)
+
+
+def test_torch_lbfgs_with_a_line_search_raises():
+    with pytest.raises(ValueError, match="torch.lbfgs: line_search_fn must be None"):
+        pt.lbfgs(line_search_fn="strong_wolfe")

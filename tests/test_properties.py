@@ -86,6 +86,13 @@ def signature(tree):
 
 DEFAULTS = {row.factory.__name__: row for row in OPTIMIZERS}  # one row per factory
 
+# The losses that must fall step after step, where some steps by design do not
+# descend: ADOPT's first step only records its second moment; SAM returns the
+# ascent point every other step, so its losses fall from cycle to cycle; DoWG
+# grows its step until it overshoots, so only its last loss must be lower.
+_DESCENDING = {"adopt": lambda losses: losses[1:], "sam_sgd": lambda losses: losses[::2],
+               "dowg": lambda losses: [losses[0], losses[-1]]}
+
 
 @pytest.mark.parametrize("factory_name", list(DEFAULTS))
 def test_optimizer_with_defaults_decreases_quadratic(factory_name):
@@ -98,7 +105,8 @@ def test_optimizer_with_defaults_decreases_quadratic(factory_name):
         params, state = step(params, state)
         losses.append(float(loss(params)))
     # No step goes uphill (optax 0.2.8's adadelta() does), and it gets somewhere.
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    descending = _DESCENDING.get(factory_name, lambda losses: losses)(losses)
+    assert all(b < a for a, b in zip(descending, descending[1:])), losses
     assert losses[-1] < losses[0] * (1 - 1e-3), losses
 
 

@@ -35,19 +35,25 @@ always is).  Pass the result as ``lr``.
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
-from .._checks import check_learning_rate, check_range
+from .._base import GradientTransformation, Preconditioner
+from .._checks import check_learning_rate, check_range, check_state, moment_state
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
+from .._numerics import compute_dtype, increment, new_count
 from .._scaling import scale, scale_by_learning_rate, scale_by_schedule
 from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
                               scale_by_rectified_rms, scale_by_rms, scale_by_rss)
+from .._tree import zeros_like_tree
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
 __all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "radam",
+           "adamax", "rprop", "asgd", "adafactor", "lbfgs",
            "step_lr", "exponential_lr", "cosine_annealing_lr", "linear_lr", "one_cycle_lr"]
 
 
@@ -405,6 +411,470 @@ def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_wei
                                by=scale_by_rectified_rms(b2, eps, threshold=5.0)),
                   _decay(weight_decay) if decoupled_weight_decay else None,
                   scale_by_learning_rate(lr))
+
+
+# ----------------------------------------------------------------------------
+# Adamax, Rprop, ASGD and Adafactor: the pieces PyTorch's math needs that no
+# gradtx transform computes in PyTorch's way, then the recipes.
+
+class _InfNormState(NamedTuple):
+    """u: the running infinity norm u_t."""
+
+    u: Any
+
+
+def _torch_inf_norm(b2, eps):
+    """Adamax's denominator as PyTorch computes it: u_t = max(b2 * u_{t-1}, |g_t| + eps).
+
+    (eps inside the maximum; optax's scale_by_adamax adds it after.)
+    """
+    owner = "torch.adamax"
+
+    def init(params):
+        return _InfNormState(u=zeros_like_tree(params, real=True))
+
+    def precondition_fn(direction, gradient, state, params):
+        moment_state(owner, state, _InfNormState, gradient, "u")
+
+        def leaf(d, g, u):
+            cd = compute_dtype(d.dtype, g.dtype, u.dtype)
+            new = jnp.maximum(b2 * u.astype(cd), jnp.abs(g.astype(cd)) + eps)
+            return (d.astype(cd) / new).astype(d.dtype), new.astype(u.dtype)
+
+        new = jax.tree.map(leaf, direction, gradient, state.u)
+        out = jax.tree.map(lambda _, n: n[0], direction, new)
+        return out, _InfNormState(u=jax.tree.map(lambda _, n: n[1], direction, new))
+
+    return Preconditioner(init, precondition_fn, name="torch_inf_norm",
+                          hyperparams={"b2": b2, "eps": eps})
+
+
+class _RpropState(NamedTuple):
+    """prev: the last sign-masked gradient; step_size: the per-entry step sizes."""
+
+    prev: Any
+    step_size: Any
+
+
+def _torch_rprop(lr, etas, step_sizes):
+    """Rprop's step, sign(g_t) * s_t, in the gradient's direction.
+
+    s_t = clip(s_{t-1} * f_t, step_min, step_max), s_0 = lr, with f_t = eta_plus
+    where g_t g_{t-1} > 0, eta_minus where < 0 (and g_t is then taken as 0),
+    1 where = 0.
+    """
+    owner = "torch.rprop"
+    eta_minus, eta_plus = etas
+    low, high = step_sizes
+
+    def init(params):
+        return _RpropState(prev=zeros_like_tree(params),
+                           step_size=jax.tree.map(lambda p: jnp.full_like(p, lr), params))
+
+    def update(updates, state, params=None, **extra):
+        moment_state(owner, state, _RpropState, updates, "prev", "step_size")
+
+        def leaf(g, prev, size):
+            cd = compute_dtype(g.dtype, size.dtype)
+            g = g.astype(cd)
+            agree = jnp.sign(g * prev.astype(cd))
+            factor = jnp.where(agree > 0, eta_plus, jnp.where(agree < 0, eta_minus, 1.0))
+            size = jnp.clip(size.astype(cd) * factor.astype(cd), low, high)
+            g = jnp.where(agree < 0, 0.0, g).astype(cd)
+            return jnp.sign(g) * size, g, size
+
+        new = jax.tree.map(leaf, updates, state.prev, state.step_size)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        return pick(0, updates), _RpropState(prev=pick(1, state.prev),
+                                             step_size=pick(2, state.step_size))
+
+    return GradientTransformation(init, update, name="torch_rprop",
+                                  hyperparams={"lr": lr, "etas": etas, "step_sizes": step_sizes})
+
+
+def _asgd_rate(lr, lambd, alpha):
+    """eta_t = lr / (1 + lambd * lr * t)^alpha at step t = 0, 1, ... (eta_0 = lr)."""
+    return named(lambda t: lr / (1 + lambd * lr * as_float(t)) ** alpha, "asgd_eta")
+
+
+class _AdafactorState(NamedTuple):
+    """count: t; row, col: the factored second moments of leaves with ndim >= 2 (zeros of
+    shape () otherwise); variance: the second moment of leaves with ndim < 2 (zeros of
+    shape () otherwise)."""
+
+    count: jax.Array
+    row: Any
+    col: Any
+    variance: Any
+
+
+def _torch_adafactor(lr, beta2_decay, eps, d):
+    """PyTorch's Adafactor step, in the gradient's direction (see ``adafactor``)."""
+    owner = "torch.adafactor"
+    eps1, eps2 = eps
+
+    def factored(p):
+        return jnp.ndim(p) >= 2
+
+    def init(params):
+        def row(p):
+            shape = jnp.shape(p)[:-1] + (1,)
+            return jnp.zeros(shape, jnp.result_type(p)) if factored(p) else jnp.zeros((), p.dtype)
+
+        def col(p):
+            shape = jnp.shape(p)[:-2] + (1, jnp.shape(p)[-1]) if factored(p) else ()
+            return jnp.zeros(shape, jnp.result_type(p))
+
+        def variance(p):
+            return jnp.zeros((), p.dtype) if factored(p) else jnp.zeros_like(p)
+
+        return _AdafactorState(count=new_count(), row=jax.tree.map(row, params),
+                               col=jax.tree.map(col, params),
+                               variance=jax.tree.map(variance, params))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, _AdafactorState)
+        if params is None:
+            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        count = increment(state.count)
+
+        def leaf(g, p, row, col, v):
+            cd = compute_dtype(g.dtype, p.dtype)
+            g, p = g.astype(cd), p.astype(cd)
+            tiny = jnp.finfo(p.dtype).eps if eps1 is None else eps1
+            t = count.astype(cd)
+            weight = t ** beta2_decay
+            rho = jnp.minimum(lr, 1 / jnp.sqrt(t))
+            size = max(p.size, 1) ** 0.5
+            alpha = jnp.maximum(eps2, jnp.sqrt(jnp.sum(p * p)) / size) * rho
+            if factored(p):
+                row = row.astype(cd) + weight * (jnp.mean(g * g, axis=-1, keepdims=True)
+                                                 - row.astype(cd))
+                col = col.astype(cd) + weight * (jnp.mean(g * g, axis=-2, keepdims=True)
+                                                 - col.astype(cd))
+                var = row * col / jnp.maximum(jnp.mean(row, axis=-2, keepdims=True), tiny)
+            else:
+                v = v.astype(cd) + weight * (g * g - v.astype(cd))
+                var = v
+            u = g / jnp.sqrt(jnp.maximum(var, tiny * tiny))
+            denom = jnp.maximum(1.0, jnp.sqrt(jnp.sum(u * u)) / (size * d))
+            return alpha / denom * u, row, col, v
+
+        new = jax.tree.map(leaf, updates, params, state.row, state.col, state.variance)
+        def pick(i, like):
+            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        return pick(0, updates), _AdafactorState(count=count, row=pick(1, state.row),
+                                                 col=pick(2, state.col),
+                                                 variance=pick(3, state.variance))
+
+    return GradientTransformation(init, update, name="torch_adafactor", hyperparams={
+        "lr": lr, "beta2_decay": beta2_decay, "eps": eps, "d": d})
+
+
+class _LbfgsState(NamedTuple):
+    """n_iter: iterations so far; d: the last direction; t: the last step size; dirs, stps:
+    the last history_size gradient and step differences y, s (oldest first, zeros where
+    unused); ro: 1 / <y, s> (0 where unused); H_diag: <y, s> / <y, y> of the newest pair;
+    prev_grad: the last gradient (all flat over the leaves)."""
+
+    n_iter: jax.Array
+    d: jax.Array
+    t: jax.Array
+    dirs: jax.Array
+    stps: jax.Array
+    ro: jax.Array
+    H_diag: jax.Array  # noqa: N815 (PyTorch's name)
+    prev_grad: jax.Array
+
+
+def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size):
+    """One iteration of PyTorch's L-BFGS without line search: the step t * d (see ``lbfgs``)."""
+    owner = "torch.lbfgs"
+    from jax.flatten_util import ravel_pytree
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        n, dtype = flat.size, compute_dtype(flat.dtype)
+        zeros = jnp.zeros((history_size, n), dtype)
+        return _LbfgsState(n_iter=new_count(), d=jnp.zeros(n, dtype), t=jnp.zeros((), dtype),
+                           dirs=zeros, stps=zeros, ro=jnp.zeros(history_size, dtype),
+                           H_diag=jnp.ones((), dtype), prev_grad=jnp.zeros(n, dtype))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, _LbfgsState)
+        flat, unravel = ravel_pytree(updates)
+        g = flat.astype(state.d.dtype)
+        first = state.n_iter == 0
+        # The curvature pair of the last step joins the history if <y, s> > 1e-10.
+        y, s = g - state.prev_grad, state.d * state.t
+        ys = jnp.dot(y, s)
+        keep = (~first) & (ys > 1e-10)
+        dirs = jnp.where(keep, jnp.roll(state.dirs, -1, axis=0).at[-1].set(y), state.dirs)
+        stps = jnp.where(keep, jnp.roll(state.stps, -1, axis=0).at[-1].set(s), state.stps)
+        ro = jnp.where(keep, jnp.roll(state.ro, -1).at[-1].set(1 / jnp.where(keep, ys, 1.0)),
+                       state.ro)
+        h_diag = jnp.where(keep, ys / jnp.dot(y, y), state.H_diag)
+        h_diag = jnp.where(first, 1.0, h_diag)
+        # The two-loop recursion, newest pair first; unused pairs have ro = 0.
+        def newest_first(k, carry):
+            q, al = carry
+            i = history_size - 1 - k
+            a = jnp.dot(stps[i], q) * ro[i]
+            return q - a * dirs[i], al.at[i].set(a)
+
+        def oldest_first(i, r):
+            be = jnp.dot(dirs[i], r) * ro[i]
+            return r + (al[i] - be) * stps[i]
+
+        q, al = jax.lax.fori_loop(0, history_size, newest_first, (-g, jnp.zeros_like(ro)))
+        r = jax.lax.fori_loop(0, history_size, oldest_first, q * h_diag)
+        d = jnp.where(first, -g, r)
+        t = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(g))) * lr, lr)
+        moves = jnp.dot(g, d) <= -tolerance_change
+        new = _LbfgsState(n_iter=increment(state.n_iter), d=d, t=t, dirs=dirs, stps=stps, ro=ro,
+                          H_diag=h_diag, prev_grad=g)
+        # A gradient below tolerance_grad ends PyTorch's step before anything changes.
+        done = jnp.max(jnp.abs(g)) <= tolerance_grad
+        state = jax.tree.map(lambda old, nw: jnp.where(done, old, nw), state, new)
+        step = jnp.where(done | ~moves, 0.0, t * d)
+        out = unravel(step.astype(flat.dtype))
+        return jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates), state
+
+    return GradientTransformation(init, update, name="torch_lbfgs", hyperparams={
+        "lr": lr, "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
+        "history_size": history_size})
+
+
+def lbfgs(lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
+          history_size=100, line_search_fn=None):
+    """``torch.optim.LBFGS`` without line search, one iteration per update.
+
+    x_{k+1} = x_k + t_k d_k, with d_k = -H_k g_k from the two-loop recursion
+    over the last ``history_size`` pairs (s, y) with <y, s> > 1e-10, H_0 =
+    <y, s> / <y, y> of the newest pair, and t_0 = min(1, 1 / ||g_0||_1) * lr,
+    t_k = lr.  No step is taken where <g_k, d_k> > -tolerance_change, and
+    nothing changes where max |g_k| <= tolerance_grad, as in PyTorch.
+
+    PyTorch's ``step(closure)`` runs up to ``max_iter`` such iterations,
+    evaluating the closure after each; here each ``update`` is one iteration
+    with the gradient the caller computed, so ``max_iter`` PyTorch
+    iterations are ``max_iter`` updates (``max_iter`` and ``max_eval`` are
+    accepted for PyTorch's signature; the loop is the caller's).  The
+    parameters are flattened into one vector for the history, which holds
+    2 * history_size copies of them.
+
+    Args:
+      lr: the step size, > 0 (a number, as in PyTorch).
+      max_iter, max_eval: PyTorch's loop bounds (the caller's loop here).
+      tolerance_grad: no change once max |g| is at most this.
+      tolerance_change: no step unless <g, d> < -tolerance_change.
+      history_size: the number of pairs kept, >= 1.
+      line_search_fn: None (``"strong_wolfe"`` needs closures, which a
+        gradient transformation does not have).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.lbfgs()
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([0.2, -0.05])}, opt.init(params), params)
+      >>> updates["w"]          # the first step is -min(1, 1 / ||g||_1) * lr * g = -g
+      Array([-0.2 ,  0.05], dtype=float32)
+
+    Reference: Nocedal, "Updating Quasi-Newton Matrices with Limited
+    Storage", Mathematics of Computation 1980; Liu, Nocedal, "On the Limited
+    Memory BFGS Method for Large Scale Optimization", 1989.
+    """
+    owner = "torch.lbfgs"
+    check_range(owner, "lr", lr, 0, low_open=True)
+    check_range(owner, "tolerance_grad", tolerance_grad, 0)
+    check_range(owner, "tolerance_change", tolerance_change, 0)
+    if not isinstance(history_size, int) or history_size < 1:
+        raise ValueError(f"{owner}: history_size must be an integer >= 1, got {history_size!r}")
+    if line_search_fn is not None:
+        raise ValueError(f"{owner}: line_search_fn must be None (a line search evaluates the "
+                         f"loss at trial points, which a gradient transformation cannot), got "
+                         f"{line_search_fn!r}")
+    hyperparams = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
+                   "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
+                   "history_size": history_size, "line_search_fn": line_search_fn}
+    return recipe(owner, hyperparams,
+                  _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size))
+
+
+def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+    """``torch.optim.Adamax``: p_t = p_{t-1} - lr * m_hat_t / u_t, u_t = max(b2 u_{t-1}, |g_t| + eps).
+
+    m_hat_t is Adam's bias-corrected first moment.  PyTorch adds eps inside
+    the maximum; optax's ``adamax`` adds it to u_t.
+
+    Args:
+      lr: the learning rate, a number >= 0 or a schedule.
+      betas: (b1, b2), the decays of m and u, each in [0, 1).
+      eps: added to |g| inside the maximum, >= 0.
+      weight_decay: L2 coefficient, >= 0.
+      maximize: ascend the objective.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.adamax(lr=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.9, -1.9       ], dtype=float32)
+
+    Reference: Kingma, Ba, "Adam: A Method for Stochastic Optimization",
+    ICLR 2015, arXiv:1412.6980, section 7.1.
+    """
+    owner = "torch.adamax"
+    _check_common(owner, lr, weight_decay, eps)
+    b1, b2 = _check_betas(owner, betas)
+    hyperparams = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                   "maximize": maximize}
+    return recipe(owner, hyperparams,
+                  _ascend(maximize),
+                  _decay(weight_decay),
+                  precondition(chain(scale_by_momentum(b1, ema=True),
+                                     bias_correction(b1)),
+                               by=_torch_inf_norm(b2, eps)),
+                  scale_by_learning_rate(lr))
+
+
+def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
+    """``torch.optim.Rprop``: p_t = p_{t-1} - sign(g_t) * s_t, per-entry step sizes from sign agreement.
+
+    s_t = clip(s_{t-1} * f_t, step_sizes), s_0 = lr, where f_t = etas[1] if
+    g_t g_{t-1} > 0, etas[0] if < 0 (and that entry does not move, and counts
+    as 0 next step), 1 otherwise.  lr is only the initial step size, as in
+    PyTorch (a number, not a schedule).
+
+    Args:
+      lr: the initial step size, > 0.
+      etas: (eta_minus, eta_plus), 0 < eta_minus < 1 < eta_plus.
+      step_sizes: (step_min, step_max), the bounds of the step sizes.
+      maximize: ascend the objective.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.rprop(lr=0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.9, -1.9], dtype=float32)
+
+    Reference: Riedmiller, Braun, "A Direct Adaptive Method for Faster
+    Backpropagation Learning: The RPROP Algorithm", ICNN 1993.
+    """
+    owner = "torch.rprop"
+    check_range(owner, "lr", lr, 0, low_open=True)
+    if not (isinstance(etas, (tuple, list)) and len(etas) == 2 and 0 < etas[0] < 1 < etas[1]):
+        raise ValueError(f"{owner}: etas must be a pair with 0 < eta_minus < 1 < eta_plus, "
+                         f"got {etas!r}")
+    if not (isinstance(step_sizes, (tuple, list)) and len(step_sizes) == 2
+            and 0 <= step_sizes[0] <= step_sizes[1]):
+        raise ValueError(f"{owner}: step_sizes must be a pair 0 <= step_min <= step_max, "
+                         f"got {step_sizes!r}")
+    hyperparams = {"lr": lr, "etas": tuple(etas), "step_sizes": tuple(step_sizes),
+                   "maximize": maximize}
+    return recipe(owner, hyperparams,
+                  _ascend(maximize),
+                  _torch_rprop(lr, tuple(etas), tuple(step_sizes)),
+                  scale_by_learning_rate(1.0))
+
+
+def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False):
+    """``torch.optim.ASGD``'s parameters: p_t = p_{t-1} - eta_t * (g_t + lambd * p_{t-1}).
+
+    eta_t = lr / (1 + lambd * lr * t)^alpha for t = 0, 1, ...  PyTorch also
+    keeps the average ax of the iterates from step t0 on; it does not move
+    the parameters, and this preset does not keep it (``t0`` is accepted for
+    PyTorch's signature; combine with ``gradtx.ema_params`` for an average).
+
+    Args:
+      lr: the initial rate, >= 0 (a number, as in PyTorch).
+      lambd: the decay term, >= 0.
+      alpha: the power of the rate's decay.
+      t0: the step from which PyTorch averages (unused here).
+      weight_decay: L2 coefficient, >= 0.
+      maximize: ascend the objective.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.asgd(lr=0.1, lambd=0.0)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.7 , -1.95], dtype=float32)
+
+    Reference: Polyak, Juditsky, "Acceleration of Stochastic Approximation by
+    Averaging", SIAM J. Control Optim. 1992.
+    """
+    owner = "torch.asgd"
+    _check_common(owner, lr, weight_decay)
+    check_range(owner, "lr", lr, 0)
+    check_range(owner, "lambd", lambd, 0)
+    check_range(owner, "alpha", alpha)
+    hyperparams = {"lr": lr, "lambd": lambd, "alpha": alpha, "t0": t0,
+                   "weight_decay": weight_decay, "maximize": maximize}
+    return recipe(owner, hyperparams,
+                  _ascend(maximize),
+                  _decay(weight_decay),
+                  _decay(lambd),
+                  scale_by_learning_rate(_asgd_rate(lr, lambd, alpha)))
+
+
+def adafactor(lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *,
+              maximize=False):
+    """``torch.optim.Adafactor``: a factored second moment and a relative step size.
+
+    With t = 1, 2, ..., w_t = t^beta2_decay and, for a matrix (or the last two
+    axes of a higher-rank leaf), R_t = (1 - w_t) R_{t-1} + w_t mean_cols(g^2),
+    C_t = (1 - w_t) C_{t-1} + w_t mean_rows(g^2), V_t = R_t C_t / max(mean(R_t), eps1)
+    (a vector or scalar keeps V_t = (1 - w_t) V_{t-1} + w_t g^2 whole);
+    u_t = g_t / sqrt(max(V_t, eps1^2)),
+    a_t = max(eps2, RMS(p_{t-1})) * min(lr, 1 / sqrt(t)),
+    p_t = p_{t-1} (1 - lr * weight_decay) - a_t / max(1, RMS(u_t) / d) * u_t.
+
+    PyTorch's Adafactor, which differs from optax's (no momentum, its own
+    decay of beta2 and clipping by d).
+
+    Args:
+      lr: the cap of the relative step, a number >= 0.
+      beta2_decay: the power of t in w_t, <= 0.
+      eps: (eps1, eps2): the floor of V (None: the dtype's machine epsilon)
+        and of the parameters' RMS.
+      d: the clipping threshold of RMS(u), >= 1.
+      weight_decay: decoupled, multiplied by lr.
+      maximize: ascend the objective.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.adafactor(lr=0.1)
+      >>> params = {"w": jnp.array([3.0, -4.0])}                  # RMS 3.54
+      >>> updates, state = opt.update({"w": jnp.array([1.0, 1.0])}, opt.init(params), params)
+      >>> updates["w"]                                              # -0.1 * 3.54 * sign(g)
+      Array([-0.35355338, -0.35355338], dtype=float32)
+
+    Reference: Shazeer, Stern, "Adafactor: Adaptive Learning Rates with
+    Sublinear Memory Cost", ICML 2018, arXiv:1804.04235.
+    """
+    owner = "torch.adafactor"
+    _check_common(owner, lr, weight_decay)
+    check_range(owner, "lr", lr, 0)
+    check_range(owner, "beta2_decay", beta2_decay, None, 0)
+    if not (isinstance(eps, (tuple, list)) and len(eps) == 2):
+        raise ValueError(f"{owner}: eps must be a pair (eps1, eps2), got {eps!r}")
+    if eps[0] is not None:
+        check_range(owner, "eps[0]", eps[0], 0)
+    check_range(owner, "eps[1]", eps[1], 0)
+    check_range(owner, "d", d, 1)
+    hyperparams = {"lr": lr, "beta2_decay": beta2_decay, "eps": tuple(eps), "d": d,
+                   "weight_decay": weight_decay, "maximize": maximize}
+    return recipe(owner, hyperparams,
+                  _ascend(maximize),
+                  _torch_adafactor(lr, beta2_decay, tuple(eps), d),
+                  _decay(lr * weight_decay),
+                  scale_by_learning_rate(1.0))
 
 
 # ----------------------------------------------------------------------------

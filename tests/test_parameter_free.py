@@ -1,0 +1,94 @@
+"""scale_by_prodigy and scale_by_dadapt_adamw on their own: the estimate d_t."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference_contrib as rc
+from test_references import PROBLEMS
+
+import gradtx
+
+
+@pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
+def test_step_size_estimate_grows_from_d0_and_matches_numpy(name):
+    problem = PROBLEMS["nested_quadratic"]
+    make = {"prodigy": lambda: (gradtx.scale_by_prodigy(estim_lr0=1e-4), rc.prodigy(d0=1e-4)),
+            "dadapt_adamw": lambda: (gradtx.scale_by_dadapt_adamw(estim_lr0=1e-4),
+                                     rc.dadapt_adamw(d0=1e-4))}[name]
+    with jax.enable_x64(True):
+        tx, (init, update) = make()
+        params = jax.tree.map(jnp.asarray, problem.params)
+        state = tx.init(params)
+        leaves = [np.asarray(p) for p in jax.tree.leaves(problem.params)]
+        ref_state = init(leaves)
+        step = jax.jit(lambda p, s: tx.update(jax.grad(problem.loss)(p), s, p))
+        for _ in range(60):
+            updates, state = step(params, state)
+            params = gradtx.apply_updates(params, updates)
+            ref_updates, ref_state = update(problem.grad_np(leaves), ref_state, leaves)
+            leaves = [p + u for p, u in zip(leaves, ref_updates)]
+            np.testing.assert_allclose(float(state.estim_lr), ref_state["d"], rtol=1e-10)
+    assert ref_state["d"] > 100 * 1e-4   # the estimate grew from d_0
+
+
+def test_prodigy_without_params_raises():
+    tx = gradtx.prodigy()
+    with pytest.raises(ValueError, match="prodigy: scale_by_prodigy: update needs params"):
+        tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: gradtx.prodigy(betas=(0.9,)), r"^prodigy: betas must be a pair"),
+    (lambda: gradtx.prodigy(estim_lr0=0.0), r"^prodigy: estim_lr0 must be in \(0, inf\]"),
+    (lambda: gradtx.dadapt_adamw(betas=(0.9, 1.0)),
+     r"^dadapt_adamw: betas\[1\] must be in \[0, 1\)"),
+    (lambda: gradtx.dadapt_adamw(weight_decay=-1.0),
+     r"^dadapt_adamw: weight_decay must be in \[0, inf\]"),
+])
+def test_parameter_free_invalid_hyperparameter_raises(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_mechanize_under_jit_matches_eager_and_keeps_its_state_structure():
+    problem = PROBLEMS["nested_quadratic"]
+    opt = gradtx.mechanize(gradtx.adam(0.01))
+    params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), problem.params)
+
+    def step(p, s):
+        updates, s = opt.update(jax.grad(problem.loss)(p), s, p)
+        return gradtx.apply_updates(p, updates), s
+
+    jitted = jax.jit(step)
+    eager_p, eager_s = params, opt.init(params)
+    jit_p, jit_s = params, opt.init(params)
+    structure = jax.tree.structure(jit_s)
+    for _ in range(2):
+        eager_p, eager_s = step(eager_p, eager_s)
+        jit_p, jit_s = jitted(jit_p, jit_s)
+        assert jax.tree.structure(jit_s) == structure
+    for a, b in zip(jax.tree.leaves((jit_p, jit_s)), jax.tree.leaves((eager_p, eager_s))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert float(jnp.sum(jit_s.s)) != 1e-6 * 6   # the scale moved
+
+
+def test_mechanize_with_a_non_transform_base_raises():
+    with pytest.raises(TypeError, match="mechanize: base_optimizer must be a gradient "
+                                        "transformation"):
+        gradtx.mechanize(0.1)
+
+
+def test_scale_by_dog_with_an_unknown_init_step_raises():
+    with pytest.raises(ValueError, match="scale_by_dog: init_step must be a pair"):
+        gradtx.scale_by_dog(("guess", 1e-6))
+
+
+def test_scale_by_cocob_first_bet_is_bounded_by_alpha():
+    # x_1 = x_0 - g / (|g| max(2 |g|, alpha |g|)) * |g| = x_0 - sign(g) / alpha for alpha >= 2.
+    tx = gradtx.scale_by_cocob(alpha=50.0)
+    params = jnp.array([0.3, -1.0])
+    u, _ = tx.update(jnp.array([4.0, -0.01]), tx.init(params), params)
+    np.testing.assert_allclose(u, [-1 / 50, 1 / 50], rtol=1e-5)
