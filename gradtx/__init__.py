@@ -51,6 +51,15 @@ from ._optimizers import nadamw as nadamw
 from ._optimizers import radam as radam
 from ._optimizers import rmsprop as rmsprop
 from ._optimizers import sgd as sgd
+from ._optimizers_frontier import muon as muon
+from ._optimizers_frontier import muon_labels as muon_labels
+from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
+from ._orthogonal import newton_schulz as newton_schulz
+from ._orthogonal import orthogonalize as orthogonalize
+from ._orthogonal import polar_express as polar_express
+from ._orthogonal import scale_by_muon as scale_by_muon
+from ._orthogonal import scale_by_shape as scale_by_shape
+from ._orthogonal import svd_polar as svd_polar
 from ._partition import MaskedState as MaskedState
 from ._partition import PartitionState as PartitionState
 from ._partition import freeze as freeze

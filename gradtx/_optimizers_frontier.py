@@ -1,0 +1,130 @@
+"""Frontier optimizers, each a recipe: Muon and its relatives, matrix preconditioners.
+
+Matrix methods act on 2-D weights.  Each recipe says what it does with the
+other leaves (scalars, vectors, >2-D): Muon routes them to AdamW with
+``partition``; the preconditioners treat them as documented in their
+docstrings.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from ._base import GradientTransformation
+from ._checks import check_learning_rate, check_range
+from ._combine import chain
+from ._optimizers import adamw
+from ._orthogonal import (NS_COEFFS, leaf_dimension_numbers, newton_schulz, orthogonalize,
+                          scale_by_shape)
+from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
+from ._partition import partition
+from ._scaling import scale_by_learning_rate
+from ._tree import is_mask_function
+from ._weight_decay import add_decayed_weights
+
+
+def _recipe(name, hyperparams, *transforms) -> GradientTransformation:
+    return chain(*transforms, name=name, hyperparams=hyperparams)
+
+
+def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
+    """``params -> labels``: "muon" for the leaves Muon orthogonalizes, "adam" for the rest.
+
+    By default every 2-D leaf is Muon's.  ``muon_mask`` (a pytree of bools
+    shaped like the params or a prefix of them, or a function ``params ->
+    that pytree``) chooses instead; with ``muon_weight_dimension_numbers``
+    (optax's convention) the leaves whose entry is None are AdamW's.
+    """
+    def labels(params):
+        if muon_mask is not None:
+            mask = muon_mask(params) if is_mask_function(muon_mask) else muon_mask
+            return jax.tree.map(
+                lambda m, sub: jax.tree.map(lambda _: "muon" if m else "adam", sub),
+                mask, params)
+        if muon_weight_dimension_numbers is None:
+            return jax.tree.map(lambda p: "muon" if p.ndim == 2 else "adam", params)
+        dims = leaf_dimension_numbers(muon_weight_dimension_numbers, params)
+        leaves, treedef = jax.tree.flatten(params)
+        return treedef.unflatten(["adam" if d is None else "muon" for d in dims])
+    return labels
+
+
+def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, weight_decay=0.0,
+         weight_decay_mask=None, mu_dtype=None, *, nesterov: bool = True, adaptive: bool = False,
+         preconditioning="frobenius", adam_b1=0.9, adam_b2=0.999, adam_eps_root=0.0,
+         adam_weight_decay=0.0, adam_learning_rate=None, muon_weight_dimension_numbers=None,
+         consistent_rms=None, muon_mask=None, polar=None):
+    """Muon: W_t = W_{t-1} - lr * (s(W) * polar(m_hat_t) + weight_decay * W_{t-1}) for matrices, AdamW for the rest.
+
+    m_hat_t is the (Nesterov) bias-corrected momentum of ``scale_by_muon``,
+    polar its Newton-Schulz polar factor and s(W) the shape factor of
+    ``scale_by_shape`` (sqrt(max(1, fan_out / fan_in)), or consistent_rms *
+    sqrt(max(fan_in, fan_out))).  Every 2-D leaf is Muon's; the others
+    (scalars, vectors, >2-D) go to ``adamw(adam_learning_rate, adam_b1,
+    adam_b2, eps, adam_eps_root, weight_decay=adam_weight_decay,
+    nesterov=nesterov)``, all through one ``partition``.  Embeddings and the
+    output head are 2-D but belong to AdamW too (Jordan): pass ``muon_mask``.
+    optax's ``optax.contrib.muon``, with its keywords and defaults (note
+    nesterov=True also makes the AdamW part NAdamW, as in optax).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      ns_coeffs, ns_steps, beta, eps, mu_dtype, nesterov, adaptive,
+        preconditioning: as in ``scale_by_muon``; eps is also AdamW's eps.
+      weight_decay: decoupled weight decay of the Muon leaves, times lr.
+      weight_decay_mask: which Muon leaves decay (as ``add_decayed_weights``).
+      adam_b1, adam_b2, adam_eps_root, adam_weight_decay: AdamW's.
+      adam_learning_rate: AdamW's lr; None: ``learning_rate``.
+      muon_weight_dimension_numbers: as ``weight_dimension_numbers`` of
+        ``orthogonalize``, where a None entry sends the leaf to AdamW.
+      consistent_rms: as in ``scale_by_shape`` (0.2 matches AdamW's RMS).
+      muon_mask: gradtx's addition: which leaves are Muon's (a pytree of
+        bools or a function of the params); None: the 2-D leaves.
+      polar: gradtx's addition: another polar function (``polar_express()``).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.muon(0.02)
+      >>> params = {"w": jnp.eye(2), "b": jnp.zeros(2)}
+      >>> u, state = opt.update({"w": jnp.eye(2), "b": jnp.ones(2)}, opt.init(params), params)
+      >>> gradtx.apply_updates(params, u)["b"]
+      Array([-0.02, -0.02], dtype=float32)
+
+    Reference: Jordan et al., "Muon: An optimizer for hidden layers in neural
+    networks", 2024; Liu et al., "Muon is Scalable for LLM Training", 2025,
+    arXiv:2502.16982.
+    """
+    owner = "muon"
+    check_learning_rate(owner, learning_rate)
+    if adam_learning_rate is not None:
+        check_learning_rate(owner, adam_learning_rate, name="adam_learning_rate")
+    check_range(owner, "beta", beta, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+    check_range(owner, "weight_decay", weight_decay, 0)
+    check_range(owner, "adam_b1", adam_b1, 0, 1, high_open=True)
+    check_range(owner, "adam_b2", adam_b2, 0, 1, high_open=True)
+    if polar is None:
+        polar = newton_schulz(ns_coeffs, ns_steps, eps=eps, preconditioning=preconditioning)
+    dims = muon_weight_dimension_numbers
+    if nesterov:
+        momentum = scale_by_nadam_momentum(beta, momentum_decay=None, mu_dtype=mu_dtype)
+    else:
+        momentum = chain(scale_by_momentum(beta, ema=True, mu_dtype=mu_dtype),
+                         bias_correction(beta))
+    matrices = chain(
+        momentum,
+        orthogonalize(polar, adaptive=adaptive, weight_dimension_numbers=dims),
+        scale_by_shape(dims, consistent_rms),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate))
+    others = adamw(learning_rate if adam_learning_rate is None else adam_learning_rate,
+                   adam_b1, adam_b2, eps, adam_eps_root, mu_dtype,
+                   weight_decay=adam_weight_decay, nesterov=nesterov)
+    hyperparams = {"learning_rate": learning_rate, "ns_steps": ns_steps, "beta": beta,
+                   "eps": eps, "weight_decay": weight_decay, "nesterov": nesterov,
+                   "adaptive": adaptive, "preconditioning": preconditioning,
+                   "adam_b1": adam_b1, "adam_b2": adam_b2, "adam_eps_root": adam_eps_root,
+                   "adam_weight_decay": adam_weight_decay,
+                   "adam_learning_rate": adam_learning_rate, "consistent_rms": consistent_rms}
+    return _recipe(owner, hyperparams,
+                   partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)))

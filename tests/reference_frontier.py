@@ -1,0 +1,89 @@
+"""Closed-form float64 NumPy references for the frontier optimizers (Muon, SOAP, Shampoo, PSGD).
+
+Written from the papers' algorithm boxes, never by calling gradtx; the same
+per-leaf ``init(p) -> state``, ``update(g, state, p) -> (u, state)`` pairs as
+``tests/reference.py`` (lift them with ``reference.tree``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+JORDAN = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz(x, coeffs=JORDAN, steps=5, eps=1e-8):
+    """X_0 = X / (||X||_F + eps); X <- a X + b (X X^T) X + c (X X^T)^2 X, on the wide orientation."""
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    x = x / (np.linalg.norm(x) + eps)
+    schedule = [coeffs] * steps if np.ndim(coeffs) == 1 else list(coeffs)
+    for a, b, c in schedule:
+        gram = x @ x.T
+        x = a * x + b * gram @ x + c * gram @ gram @ x
+    return x.T if tall else x
+
+
+def svd_polar(x):
+    u, _, vh = np.linalg.svd(x, full_matrices=False)
+    return u @ vh
+
+
+def nadamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, nesterov=True):
+    """AdamW with NAdam's look-ahead numerator b1 m_t / (1 - b1^(t+1)) + (1 - b1) g_t / (1 - b1^t)
+    (Dozat 2016 with a constant b1; optax's adamw(nesterov=True))."""
+    def init(p):
+        return {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)}
+
+    def update(g, s, p):
+        t = s["t"] + 1
+        m = b1 * s["m"] + (1 - b1) * g
+        v = b2 * s["v"] + (1 - b2) * g * g
+        if nesterov:
+            m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1 ** t)
+        else:
+            m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        u = -lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p)
+        return u, {"t": t, "m": m, "v": v}
+
+    return init, update
+
+
+def muon(lr, beta=0.95, weight_decay=0.0, nesterov=True, consistent_rms=None, polar=None,
+         adam_lr=None, eps=1e-8):
+    """Muon (Jordan 2024; optax's form): for a matrix W of shape (fan_in, fan_out),
+
+    m_t = beta m_{t-1} + (1 - beta) g_t,
+    m_hat = beta m_t / (1 - beta^(t+1)) + (1 - beta) g_t / (1 - beta^t)  (nesterov) or m_t / (1 - beta^t),
+    O_t = NS_5(m_hat),  s = sqrt(max(1, fan_out / fan_in)) or consistent_rms sqrt(max(fan_in, fan_out)),
+    step: -lr (s O_t + weight_decay W).
+    Leaves that are not 2-D: NAdamW (nesterov) or AdamW, with lr ``adam_lr``.
+    """
+    polar = polar or (lambda x: newton_schulz(x, eps=eps))
+    adam_init, adam_update = nadamw(lr if adam_lr is None else adam_lr, eps=eps, nesterov=nesterov)
+
+    def init(p):
+        if np.ndim(p) != 2:
+            return adam_init(p)
+        return {"t": 0, "m": np.zeros_like(p)}
+
+    def update(g, s, p):
+        if np.ndim(p) != 2:
+            return adam_update(g, s, p)
+        t = s["t"] + 1
+        m = beta * s["m"] + (1 - beta) * g
+        if nesterov:
+            m_hat = beta * m / (1 - beta ** (t + 1)) + (1 - beta) * g / (1 - beta ** t)
+        else:
+            m_hat = m / (1 - beta ** t)
+        fan_in, fan_out = p.shape
+        if consistent_rms is None:
+            scale = np.sqrt(max(1.0, fan_out / fan_in))
+        else:
+            scale = consistent_rms * np.sqrt(max(fan_in, fan_out))
+        u = -lr * (scale * polar(m_hat) + weight_decay * p)
+        return u, {"t": t, "m": m}
+
+    return init, update
