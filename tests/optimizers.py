@@ -45,6 +45,12 @@ OPTIMIZERS = [
     Row("nadamw", gradtx.nadamw, dict(learning_rate=0.01, weight_decay=0.1),
         dict(learning_rate=1e-3)),
     Row("radam", gradtx.radam, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    # Frontier optimizers: matrix methods (not elementwise).
+    Row("muon", gradtx.muon, dict(learning_rate=0.02), dict(learning_rate=0.02),
+        elementwise=False, converges=False),
+    Row("muon_polar_express", gradtx.muon,
+        dict(learning_rate=0.02, polar=gradtx.polar_express(), consistent_rms=0.2),
+        dict(learning_rate=0.02), elementwise=False, converges=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 
