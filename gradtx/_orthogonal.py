@@ -83,6 +83,25 @@ def _quintic(x, a, b, c):
     return a * x + (b * gram + c * gram @ gram) @ x
 
 
+def _gram_quintics(x, schedule):
+    """The quintic steps carried out on the Gram matrix: X_k = Q_k X_0.
+
+    With A_k = X_k X_k^H = Q_k A_0 Q_k^H and p_k(A) = a I + b A + c A^2,
+    Q_{k+1} = p_k(A_k) Q_k and A_{k+1} = p_k(A_k) A_k p_k(A_k): every product
+    is m x m, and X_0 (m x n) is touched twice (A_0 and Q_T X_0) instead of
+    twice per step.  Equal to the plain iteration in exact arithmetic; fewer
+    flops when n > 1.875 m.
+    """
+    gram = x @ _mT(x).conj()
+    eye = jnp.eye(x.shape[-2], dtype=x.dtype)
+    q = None
+    for a, b, c in schedule:
+        poly = a * eye + b * gram + c * gram @ gram
+        q = poly if q is None else poly @ q
+        gram = poly @ gram @ poly
+    return x if q is None else q @ x
+
+
 def _quintic_rounded(x, a, b, c, dtype):
     """The quintic step in a low-precision ``dtype``: each matmul accumulates in
     float32 and each line (A; bA + cA^2; aX + BX) is rounded to ``dtype`` once, as
@@ -123,7 +142,7 @@ def _check_coeffs(owner, coeffs, steps):
 
 
 def newton_schulz(coeffs=NS_COEFFS, steps=5, *, eps=1e-8, preconditioning="frobenius",
-                  eps_clamp: bool = False, dtype=None):
+                  eps_clamp: bool = False, dtype=None, gram=None):
     """The Newton-Schulz polar function: X_0 = X / (||X|| + eps), X_{k+1} = a X_k + b (X_k X_k^H) X_k + c (X_k X_k^H)^2 X_k.
 
     With Jordan's default (a, b, c) = (3.4445, -4.7750, 2.0315) the singular
@@ -148,6 +167,12 @@ def newton_schulz(coeffs=NS_COEFFS, steps=5, *, eps=1e-8, preconditioning="frobe
         PyTorch's and Jordan's Muon do): every matmul accumulates in float32
         and every line is rounded to ``dtype`` once; the result is cast back.
         None: the input's dtype.
+      gram: iterate on the m x m Gram matrix, X_k = Q_k X_0 with
+        Q_{k+1} = p_k(A_k) Q_k, A_{k+1} = p_k(A_k) A_k p_k(A_k) (the same
+        polynomial in exact arithmetic, 2 m^2 n + 20 m^3 flops for 5 steps
+        instead of 10 m^2 n + 5 m^3); None: when it is cheaper (n > 1.875 m
+        for the wide orientation), with Frobenius or spectral scaling and
+        no ``dtype``.
 
     Returns:
       ``polar(x)`` for arrays of shape ``(..., m, n)``.
@@ -203,6 +228,9 @@ def newton_schulz(coeffs=NS_COEFFS, steps=5, *, eps=1e-8, preconditioning="frobe
             else:
                 norm = jnp.linalg.norm(x, ord=2, axis=(-2, -1), keepdims=True)
             x = x / (jnp.maximum(norm, eps) if eps_clamp else norm + eps)
+            use_gram = 8 * x.shape[-1] > 15 * x.shape[-2] if gram is None else gram
+            if use_gram:
+                return _gram_quintics(x, schedule)
             steps_ = schedule
         else:
             if not schedule:
@@ -376,7 +404,8 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
     dual norm <G, polar(G)> = tr(S) (Bernstein et al., arXiv:2409.20325).
 
     Leaves of equal (reshaped) shape and dtype are stacked and orthogonalized
-    as one batch: one call of ``polar`` per distinct shape.  Only matrices
+    as one batch, a tall (n, m) matrix transposed to join the wide (m, n)
+    ones (polar(X^T) = polar(X)^T): one call of ``polar`` per distinct shape.  Only matrices
     are accepted: 2-D leaves, or any leaf with ``weight_dimension_numbers``
     (its other axes are batch axes).  Scalars and vectors raise an error;
     route them elsewhere, as ``gradtx.muon`` does.
@@ -411,9 +440,11 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
         check_state(owner, state, EmptyState)
         check_float_leaves(owner, updates, "gradient")
         paths, leaves, dims, treedef = _matrices(owner, updates, weight_dimension_numbers)
-        views, inverses, groups = [], [], {}
+        views, inverses, tall, groups = [], [], [], {}
         for i, (x, d) in enumerate(zip(leaves, dims)):
             view, inverse = _to_batch(x, d)
+            tall.append(view.shape[1] > view.shape[2])
+            view = _mT(view) if tall[-1] else view  # (m, n) and (n, m) share a batch
             views.append(view)
             inverses.append(inverse)
             groups.setdefault((view.shape[1:], view.dtype), []).append(i)
@@ -428,7 +459,7 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
                 out[i] = result[offset:offset + size]
                 offset += size
         for i, x in enumerate(leaves):
-            o = inverses[i](out[i])
+            o = inverses[i](_mT(out[i]) if tall[i] else out[i])
             if adaptive:
                 o = jnp.sum(x.conj() * o).astype(x.dtype) * o
             out[i] = o.astype(x.dtype)
