@@ -16,6 +16,7 @@ from ._combine import chain
 from ._optimizers import adamw
 from ._orthogonal import (NS_COEFFS, leaf_dimension_numbers, newton_schulz, orthogonalize,
                           scale_by_shape)
+from ._matrix import scale_by_soap
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from ._partition import partition
 from ._scaling import scale_by_learning_rate
@@ -128,3 +129,62 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
                    "adam_learning_rate": adam_learning_rate, "consistent_rms": consistent_rms}
     return _recipe(owner, hyperparams,
                    partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)))
+
+
+def soap(learning_rate=3e-3, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.01,
+         precondition_frequency=10, *, max_precondition_dim=10000, precondition_1d: bool = False,
+         weight_decay_mask=None):
+    """SOAP: p_t = p_{t-1} - lr * (u_t + weight_decay * p_{t-1}), u_t Adam's step in Shampoo's eigenbasis.
+
+    u_t is ``scale_by_soap``'s direction (the first step only sets up the
+    eigenbases: u_1 = 0).  Defaults are the authors' (and
+    pytorch-optimizer's ``SOAP``): betas (0.95, 0.95), a refresh every 10
+    steps, weight decay 0.01.  Weight decay is decoupled, as in ``adamw``,
+    and applied at every step; the authors' code decays the already-updated
+    parameter and skips the first step, which differs by lr^2 * wd * u_t.
+    Vectors and scalars get Adam (with SOAP's bias correction); >2-D leaves
+    are rotated along every axis.
+
+    Verified in float64 for 120 steps against a NumPy transcription of the
+    equations (worst 4e-9 relative: the second gradient equals the first,
+    and Adam's ratio turns the round-off of its null-space components into
+    1e-11 differences) and against pytorch-optimizer 4.1.0's ``SOAP``
+    (weight_decay=0): 5e-9 without a refresh, 2e-4 with refreshes every 3
+    steps, because that code runs its QR in float32.  Where a statistic's
+    null space has more than one dimension after the first step (a tall
+    matrix's wide side), eigh picks an arbitrary basis of it and no two
+    implementations agree there.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim,
+        precondition_1d: as in ``scale_by_soap``.
+      weight_decay: decoupled weight decay, >= 0.
+      weight_decay_mask: which parameters decay (as ``add_decayed_weights``).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.soap(0.1, weight_decay=0.0)
+      >>> params = {"w": jnp.eye(2)}
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     u, state = opt.update({"w": jnp.array([[1.0, 0.0], [0.0, -2.0]])}, state, params)
+      >>> u["w"]
+      Array([[-0.1,  0. ],
+             [ 0. ,  0.1]], dtype=float32)
+
+    Reference: Vyas et al., "SOAP: Improving and Stabilizing Shampoo using
+    Adam", 2024, arXiv:2409.11321.
+    """
+    owner = "soap"
+    check_learning_rate(owner, learning_rate)
+    check_range(owner, "weight_decay", weight_decay, 0)
+    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
+                   "shampoo_beta": shampoo_beta, "eps": eps, "weight_decay": weight_decay,
+                   "precondition_frequency": precondition_frequency}
+    return _recipe(owner, hyperparams,
+                   scale_by_soap(b1, b2, shampoo_beta, eps, precondition_frequency,
+                                 max_precondition_dim=max_precondition_dim,
+                                 precondition_1d=precondition_1d),
+                   add_decayed_weights(weight_decay, weight_decay_mask),
+                   scale_by_learning_rate(learning_rate))

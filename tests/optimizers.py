@@ -51,6 +51,9 @@ OPTIMIZERS = [
     Row("muon_polar_express", gradtx.muon,
         dict(learning_rate=0.02, polar=gradtx.polar_express(), consistent_rms=0.2),
         dict(learning_rate=0.02), elementwise=False, converges=False),
+    # SOAP's first step only sets up its bases: with weight decay it would only decay.
+    Row("soap", gradtx.soap, dict(learning_rate=0.01, precondition_frequency=2),
+        dict(weight_decay=0.0), elementwise=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

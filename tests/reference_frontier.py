@@ -87,3 +87,66 @@ def muon(lr, beta=0.95, weight_decay=0.0, nesterov=True, consistent_rms=None, po
         return u, {"t": t, "m": m}
 
     return init, update
+
+
+# ----------------------------------------------------------------------------
+# SOAP (Vyas et al. 2024, Algorithm 3, with the authors' first step and
+# power-iteration refresh).
+
+def _gram(g, axis):
+    others = [a for a in range(g.ndim) if a != axis]
+    return np.tensordot(g, g, axes=(others, others))
+
+
+def _rotate(x, bases, forward=True):
+    """Multiply every rotated axis a of x by Q_a^T (forward) or Q_a (back)."""
+    for axis, q in bases.items():
+        x = np.moveaxis(np.tensordot(x, q, axes=([axis], [0 if forward else 1])), -1, axis)
+    return x
+
+
+def soap(lr, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.0, frequency=10,
+         max_dim=10000, precondition_1d=False):
+    """SOAP for one leaf of any rank: for each rotated axis a,
+    S_a <- s S_a + (1 - s) G_(a) G_(a)^T, Q_a its eigenvectors (descending);
+    t = 1: set up S, Q (eigh), step -lr wd p only;  t > 1, k = t - 1:
+    G' = G x_a Q_a^T,  m = b1 m + (1 - b1) G,  v = b2 v + (1 - b2) G'^2,
+    step -lr (sqrt(1 - b2^k) / (1 - b1^k) (m x_a Q_a^T / (sqrt(v) + eps)) x_a Q_a + wd p),
+    then S takes G; if k % frequency == 0: P = S_a Q_a, sort its columns by diag(Q_a^T P)
+    descending (v along axis a follows), Q_a = qr(P).Q."""
+    s_beta = b2 if shampoo_beta is None else shampoo_beta
+
+    def axes(p):
+        if np.ndim(p) == 1 and not precondition_1d:
+            return []
+        return [a for a, d in enumerate(np.shape(p)) if d <= max_dim]
+
+    def init(p):
+        p = np.asarray(p)
+        return {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p),
+                "S": {a: np.zeros((p.shape[a],) * 2) for a in axes(p)}, "Q": {}}
+
+    def update(g, st, p):
+        g = np.asarray(g)
+        t = st["t"] + 1
+        S = {a: s_beta * S + (1 - s_beta) * _gram(g, a) for a, S in st["S"].items()}
+        if t == 1:
+            Q = {a: np.linalg.eigh(S[a])[1][:, ::-1] for a in S}
+            return -lr * weight_decay * p, {**st, "t": t, "S": S, "Q": Q}
+        k, Q = t - 1, st["Q"]
+        m = b1 * st["m"] + (1 - b1) * g
+        v = b2 * st["v"] + (1 - b2) * _rotate(g, Q) ** 2
+        c = np.sqrt(1 - b2 ** k) / (1 - b1 ** k)
+        u = -lr * (c * _rotate(_rotate(m, Q) / (np.sqrt(v) + eps), Q, forward=False)
+                   + weight_decay * p)
+        if k % frequency == 0:
+            newQ = {}
+            for a in S:
+                P = S[a] @ Q[a]
+                order = np.argsort(-np.sum(Q[a] * P, axis=0), kind="stable")
+                v = np.take(v, order, axis=a)
+                newQ[a] = np.linalg.qr(P[:, order])[0]
+            Q = newQ
+        return u, {"t": t, "m": m, "v": v, "S": S, "Q": Q}
+
+    return init, update

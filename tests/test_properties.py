@@ -98,7 +98,8 @@ def test_optimizer_with_defaults_decreases_quadratic(factory_name):
         params, state = step(params, state)
         losses.append(float(loss(params)))
     # No step goes uphill (optax 0.2.8's adadelta() does), and it gets somewhere.
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    # (A step may stand still: SOAP's first step only sets up its bases.)
+    assert all(b <= a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < losses[0] * (1 - 1e-3), losses
 
 

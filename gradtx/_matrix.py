@@ -1,0 +1,205 @@
+"""Matrix preconditioners: SOAP (Adam in Shampoo's eigenbasis), Shampoo, PSGD-Kron.
+
+Each keeps, for every axis a of a parameter leaf G (shape d_1 x ... x d_k),
+a d_a x d_a statistic built from the gradient contracted with itself over
+all other axes (for a matrix: L = G G^T and R = G^T G).  Axes larger than
+``max_precondition_dim`` get no statistic (identity on that axis); 1-D
+leaves are preconditioned only when asked (``precondition_1d``); scalars
+never are.  So a vector or a scalar falls back to the elementwise method
+underneath (Adam for SOAP, the grafted direction for Shampoo), and a 3-D
+leaf is preconditioned along each of its three axes.
+
+Arithmetic runs in at least float32; eigendecompositions and QR on the
+host's LAPACK (CPU) or the accelerator's solver.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._base import GradientTransformation
+from ._checks import check_float_leaves, check_range, check_state
+from ._numerics import compute_dtype, increment, new_count
+from ._tree import check_same_structure
+
+
+def _preconditioned_axes(shape, max_precondition_dim, precondition_1d):
+    """The axes of a leaf that get a statistic."""
+    if len(shape) == 1 and not precondition_1d:
+        return ()
+    return tuple(a for a, d in enumerate(shape) if d <= max_precondition_dim)
+
+
+def _axis_gram(g, axis):
+    """G contracted with itself over every axis but ``axis``: (d_a, d_a)."""
+    others = tuple(a for a in range(g.ndim) if a != axis)
+    return jnp.tensordot(g, g.conj(), axes=(others, others))
+
+
+def _apply_on_axis(x, q, axis, transpose):
+    """x with ``axis`` multiplied by Q^T (forward, ``transpose``) or Q (back)."""
+    y = jnp.tensordot(x, q, axes=([axis], [0 if transpose else 1]))
+    return jnp.moveaxis(y, -1, axis)
+
+
+def _project(x, qs, transpose=True):
+    for axis, q in qs.items():
+        x = _apply_on_axis(x, q, axis, transpose)
+    return x
+
+
+def _check_common(owner, precondition_frequency, max_precondition_dim):
+    if int(precondition_frequency) != precondition_frequency or precondition_frequency < 1:
+        raise ValueError(f"{owner}: precondition_frequency must be an integer >= 1, got "
+                         f"{precondition_frequency!r}")
+    if int(max_precondition_dim) != max_precondition_dim or max_precondition_dim < 1:
+        raise ValueError(f"{owner}: max_precondition_dim must be an integer >= 1, got "
+                         f"{max_precondition_dim!r}")
+
+
+# ----------------------------------------------------------------------------
+# SOAP
+
+class SoapState(NamedTuple):
+    """count: steps taken (the first only sets up the bases); mu, nu: Adam's moments
+    (mu in the parameter basis, nu in the eigenbasis); stats, bases: per leaf a
+    dict {axis: (d, d) array} of Shampoo statistics and their eigenbases."""
+
+    count: Any
+    mu: Any
+    nu: Any
+    stats: Any
+    bases: Any
+
+
+def _eigenbasis(stat):
+    """Eigenvectors of a symmetric PSD matrix, largest eigenvalue first."""
+    _, vectors = jnp.linalg.eigh(stat)
+    return vectors[:, ::-1]
+
+
+def _refresh(stat, q, nu, axis):
+    """One power-iteration step from Q, eigenvalue estimates sorted descending,
+    re-orthonormalised by QR; nu's entries along ``axis`` follow the sort."""
+    product = stat @ q
+    estimate = jnp.sum(q * product, axis=0)
+    order = jnp.argsort(-estimate, stable=True)
+    nu = jnp.take(nu, order, axis=axis)
+    q, _ = jnp.linalg.qr(product[:, order])
+    return q, nu
+
+
+def scale_by_soap(b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, precondition_frequency=10, *,
+                  max_precondition_dim=10000, precondition_1d: bool = False):
+    """SOAP's direction: Adam run in the eigenbasis of Shampoo's statistics.
+
+    For a matrix G_t with statistics L_t = s L_{t-1} + (1 - s) G_t G_t^T and
+    R_t = s R_{t-1} + (1 - s) G_t^T G_t (s = ``shampoo_beta``) and their
+    eigenbases Q_L, Q_R:
+
+        G'_t = Q_L^T G_t Q_R,   m_t = b1 m_{t-1} + (1 - b1) G_t,
+        v_t = b2 v_{t-1} + (1 - b2) G'_t^2,
+        u_t = sqrt(1 - b2^k) / (1 - b1^k) * Q_L [(Q_L^T m_t Q_R) / (sqrt(v_t) + eps)] Q_R^T,
+
+    with k = t - 1: the first step only accumulates L, R from G_1 and takes
+    their eigenvectors (eigh); it returns a zero update.  After every step
+    the statistics take G_t; every ``precondition_frequency`` steps the
+    bases are refreshed by one power-iteration step and a QR (the columns
+    sorted by estimated eigenvalue, v's entries following them), as in the
+    authors' code.  Leaves of any rank: one statistic per axis (see the
+    module docstring); with none, this is Adam.
+
+    Args:
+      b1: the decay of m, in [0, 1).
+      b2: the decay of v, in [0, 1).
+      shampoo_beta: s, the decay of the statistics, in [0, 1); None: b2.
+      eps: added to sqrt(v), >= 0.
+      precondition_frequency: steps between basis refreshes, >= 1.
+      max_precondition_dim: axes longer than this are not rotated.
+      precondition_1d: rotate vectors too (a d x d statistic).
+
+    Returns:
+      A transform with state ``SoapState``.
+
+    Reference: Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson,
+    Kakade, "SOAP: Improving and Stabilizing Shampoo using Adam", 2024,
+    arXiv:2409.11321.
+    """
+    owner = "scale_by_soap"
+    check_range(owner, "b1", b1, 0, 1, high_open=True)
+    check_range(owner, "b2", b2, 0, 1, high_open=True)
+    if shampoo_beta is not None:
+        check_range(owner, "shampoo_beta", shampoo_beta, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+    _check_common(owner, precondition_frequency, max_precondition_dim)
+    s = b2 if shampoo_beta is None else shampoo_beta
+
+    def axes_of(p):
+        return _preconditioned_axes(jnp.shape(p), max_precondition_dim, precondition_1d)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+
+        def stats(p):
+            cd = compute_dtype(p.dtype)
+            return {a: jnp.zeros((p.shape[a], p.shape[a]), cd) for a in axes_of(p)}
+
+        zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
+        return SoapState(new_count(), zeros, zeros, jax.tree.map(stats, params),
+                         jax.tree.map(stats, params))
+
+    def accumulate(g, stats):
+        return {a: s * st + (1 - s) * _axis_gram(g, a) for a, st in stats.items()}
+
+    def first(g, mu, nu, stats, bases):
+        stats = accumulate(g, stats)
+        bases = {a: _eigenbasis(st) for a, st in stats.items()}
+        return jnp.zeros_like(g), mu, nu, stats, bases
+
+    def later(k, g, mu, nu, stats, bases):
+        rotated = _project(g, bases)
+        mu = b1 * mu + (1 - b1) * g
+        nu = b2 * nu + (1 - b2) * rotated * rotated
+        kf = k.astype(g.dtype)
+        step = jnp.sqrt(1 - b2 ** kf) / (1 - b1 ** kf)
+        direction = _project(_project(mu, bases) / (jnp.sqrt(nu) + eps), bases, transpose=False)
+        stats = accumulate(g, stats)
+
+        def refresh(nu):
+            new = {}
+            for a in stats:
+                new[a], nu = _refresh(stats[a], bases[a], nu, a)
+            return new, nu
+
+        if stats:
+            bases, nu = jax.lax.cond(k % precondition_frequency == 0, refresh,
+                                     lambda nu: (bases, nu), nu)
+        return step * direction, mu, nu, stats, bases
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, SoapState)
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(owner, state.mu, updates, "the state's moments", "updates",
+                             hint="was the state made by init on other params?")
+        k = state.count  # updates taken before this step's
+
+        def leaf(u, mu, nu, stats, bases):
+            g = u.astype(mu.dtype)
+            out = jax.lax.cond(k == 0, lambda: first(g, mu, nu, stats, bases),
+                               lambda: later(k, g, mu, nu, stats, bases))
+            return (out[0].astype(u.dtype),) + tuple(out[1:])
+
+        treedef = jax.tree.structure(updates)
+        outs = [leaf(*args) for args in zip(
+            jax.tree.leaves(updates), jax.tree.leaves(state.mu), jax.tree.leaves(state.nu),
+            treedef.flatten_up_to(state.stats), treedef.flatten_up_to(state.bases))]
+        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(5)]
+        return fields[0], SoapState(increment(state.count), *fields[1:])
+
+    return GradientTransformation(init, update, name=owner, hyperparams={
+        "b1": b1, "b2": b2, "shampoo_beta": shampoo_beta, "eps": eps,
+        "precondition_frequency": precondition_frequency,
+        "max_precondition_dim": max_precondition_dim, "precondition_1d": precondition_1d})

@@ -1,0 +1,101 @@
+"""SOAP, Shampoo (with graft) and PSGD-Kron: against NumPy transcriptions and PyTorch implementations."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import gradtx
+import reference_frontier as reff
+from test_references import PROBLEMS, _run_jax, _run_reference, assert_trajectories_close
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _run_torch(make_opt, problem, steps=120):
+    """A torch.optim-style optimizer on the problem's gradients (float64)."""
+    leaves = [torch.tensor(np.asarray(p, np.float64)) for p in jax.tree.leaves(problem.params)]
+    for p in leaves:
+        p.requires_grad_(True)
+    opt = make_opt(leaves)
+    trajectory = []
+    for _ in range(steps):
+        grads = problem.grad_np([p.detach().numpy().copy() for p in leaves])
+        for p, g in zip(leaves, grads):
+            p.grad = torch.tensor(np.asarray(g, np.float64))
+        opt.step()
+        trajectory.append([p.detach().numpy().copy() for p in leaves])
+    return trajectory
+
+
+# SOAP's second gradient equals its first (the first step does not move), so
+# its components along the null space of the first statistics are zero in
+# exact arithmetic and round-off (1e-16) elsewhere; Adam's ratio
+# m / (sqrt(v) + eps) turns that noise into update differences of about
+# 1e-11 absolute.  Hence rtol 1e-8, atol 1e-10 for SOAP.
+SOAP_TOL = dict(rtol=1e-8, atol=1e-10)
+
+# The mlp's 8-wide axes would have a statistic with a null space of more than
+# one dimension after the first gradient, where eigh's basis is arbitrary:
+# max_precondition_dim=6 leaves them unrotated.
+SOAP_CASES = {
+    "nested_quadratic": dict(precondition_frequency=3),
+    "mlp": dict(precondition_frequency=5, max_precondition_dim=6),
+}
+
+
+@pytest.mark.parametrize("problem_name", list(SOAP_CASES))
+def test_soap_matches_closed_form(problem_name, x64):
+    problem, kw = PROBLEMS[problem_name], SOAP_CASES[problem_name]
+    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.0, **kw), problem, gradtx.apply_updates)
+    expected = _run_reference(
+        reff.soap(0.01, frequency=kw["precondition_frequency"],
+                  max_dim=kw.get("max_precondition_dim", 10000)), problem)
+    assert_trajectories_close(actual, expected, f"soap on {problem_name} vs NumPy", **SOAP_TOL)
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+# pytorch-optimizer's refresh casts the power-iteration product to float32 for
+# its QR, so after the first refresh its bases carry float32 round-off, which
+# 1 / sqrt(v) amplifies along directions of small curvature: without a refresh
+# the two agree to round-off (atol 1e-8), with refreshes to 2e-4 relative.
+@pytest.mark.parametrize("frequency, tol", [(1000, dict(rtol=1e-7, atol=1e-8)),
+                                            (3, dict(rtol=5e-4, atol=1e-6))])
+def test_soap_matches_pytorch_optimizer(frequency, tol, x64):
+    from pytorch_optimizer import SOAP
+
+    problem = PROBLEMS["nested_quadratic"]
+    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.0, precondition_frequency=frequency),
+                      problem, gradtx.apply_updates)
+    theirs = _run_torch(lambda ps: SOAP(ps, lr=0.01, weight_decay=0.0,
+                                        precondition_frequency=frequency), problem)
+    assert_trajectories_close(actual, theirs, f"soap (refresh every {frequency}) vs "
+                              f"pytorch-optimizer", **tol)
+
+
+def test_soap_weight_decay_matches_closed_form(x64):
+    # Decoupled as in adamw, from the first step on (whose direction is zero).
+    problem = PROBLEMS["nested_quadratic"]
+    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem,
+                      gradtx.apply_updates)
+    expected = _run_reference(reff.soap(0.01, weight_decay=0.1, frequency=4), problem)
+    assert_trajectories_close(actual, expected, "soap weight decay vs NumPy", **SOAP_TOL)
+
+
+def test_soap_first_step_sets_up_bases_without_moving():
+    opt = gradtx.soap(0.1, weight_decay=0.0)
+    params = {"w": jnp.ones((3, 2))}
+    u, state = opt.update({"w": jnp.arange(6.0).reshape(3, 2)}, opt.init(params), params)
+    np.testing.assert_array_equal(u["w"], 0.0)
+    soap_state = state[0][0]
+    assert int(soap_state.count) == 1
+    q = np.asarray(soap_state.bases["w"][0])
+    np.testing.assert_allclose(q.T @ q, np.eye(3), atol=1e-6)
