@@ -203,3 +203,101 @@ def scale_by_soap(b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, precondition_fr
         "b1": b1, "b2": b2, "shampoo_beta": shampoo_beta, "eps": eps,
         "precondition_frequency": precondition_frequency,
         "max_precondition_dim": max_precondition_dim, "precondition_1d": precondition_1d})
+
+
+# ----------------------------------------------------------------------------
+# Shampoo
+
+class ShampooState(NamedTuple):
+    """count: steps taken; stats: per leaf {axis: H_a}; roots: per leaf {axis: H_a^(-1/p)}."""
+
+    count: Any
+    stats: Any
+    roots: Any
+
+
+def _inverse_root(h, p):
+    """H^(-1/p) of a symmetric positive definite H, by its eigendecomposition.
+
+    Eigenvalues are floored at the largest times the dtype's epsilon: round-off
+    can push H's smallest ones (as small as matrix_eps) below zero in float32.
+    """
+    values, vectors = jnp.linalg.eigh(h)
+    floor = jnp.maximum(values[-1] * jnp.finfo(values.dtype).eps, jnp.finfo(values.dtype).tiny)
+    return (vectors * jnp.maximum(values, floor) ** (-1.0 / p)) @ vectors.T
+
+
+def scale_by_shampoo(beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
+                     exponent_override=None, max_precondition_dim=10000,
+                     precondition_1d: bool = True):
+    """Shampoo's preconditioning: u = G x_1 H_1^(-1/p) x_2 ... x_k H_k^(-1/p), for a matrix L^(-1/4) G R^(-1/4).
+
+    H_a,t = beta2 H_a,t-1 + G_(a) G_(a)^T (the mode-a unfolding of G_t, so
+    L = sum G G^T and R = sum G^T G for a matrix), H_a,0 = matrix_eps I, and
+    p = 2k for a leaf with k axes (Gupta et al.'s Algorithm 2; beta2 = 1
+    sums, beta2 < 1 forgets).  The roots H^(-1/p) are recomputed from the
+    statistics including G_t at steps 1, 1 + f, 1 + 2f, ... (f =
+    ``precondition_frequency``) by an eigendecomposition, and reused in
+    between.  Scalars, vectors unless ``precondition_1d``, and axes longer
+    than ``max_precondition_dim`` are not preconditioned (identity).
+
+    Args:
+      beta2: the decay of the statistics, in (0, 1] (1: sums).
+      matrix_eps: H_0 = matrix_eps I, > 0.
+      precondition_frequency: f, steps between root computations, >= 1.
+      exponent_override: p instead of 2k.
+      max_precondition_dim: longer axes are not preconditioned.
+      precondition_1d: precondition vectors with a full d x d statistic.
+
+    Returns:
+      A transform with state ``ShampooState(count, stats, roots)``.
+
+    Reference: Gupta, Koren, Singer, "Shampoo: Preconditioned Stochastic
+    Tensor Optimization", ICML 2018, arXiv:1802.09568.
+    """
+    owner = "scale_by_shampoo"
+    check_range(owner, "beta2", beta2, 0, 1, low_open=True)
+    check_range(owner, "matrix_eps", matrix_eps, 0, low_open=True)
+    _check_common(owner, precondition_frequency, max_precondition_dim)
+    if exponent_override is not None:
+        check_range(owner, "exponent_override", exponent_override, 0, low_open=True)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+
+        def stats(p):
+            cd = compute_dtype(p.dtype)
+            axes = _preconditioned_axes(jnp.shape(p), max_precondition_dim, precondition_1d)
+            return {a: matrix_eps * jnp.eye(p.shape[a], dtype=cd) for a in axes}
+
+        return ShampooState(new_count(), jax.tree.map(stats, params),
+                            jax.tree.map(stats, params))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ShampooState)
+        check_float_leaves(owner, updates, "gradient")
+        treedef = jax.tree.structure(updates)
+        refresh = state.count % precondition_frequency == 0
+
+        def leaf(u, stats, roots):
+            if not stats:
+                return u, stats, roots
+            g = u.astype(next(iter(stats.values())).dtype)
+            p = exponent_override or 2 * g.ndim
+            stats = {a: beta2 * h + _axis_gram(g, a) for a, h in stats.items()}
+            roots = jax.lax.cond(refresh,
+                                 lambda: {a: _inverse_root(h, p) for a, h in stats.items()},
+                                 lambda: roots)
+            return _project(g, roots).astype(u.dtype), stats, roots
+
+        outs = [leaf(*args) for args in zip(jax.tree.leaves(updates),
+                                            treedef.flatten_up_to(state.stats),
+                                            treedef.flatten_up_to(state.roots))]
+        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
+        return fields[0], ShampooState(increment(state.count), fields[1], fields[2])
+
+    return GradientTransformation(init, update, name=owner, hyperparams={
+        "beta2": beta2, "matrix_eps": matrix_eps,
+        "precondition_frequency": precondition_frequency,
+        "exponent_override": exponent_override, "max_precondition_dim": max_precondition_dim,
+        "precondition_1d": precondition_1d})

@@ -11,15 +11,17 @@ from __future__ import annotations
 import jax
 
 from ._base import GradientTransformation
-from ._checks import check_learning_rate, check_range
+from ._checks import check_learning_rate, check_range, check_transformation
 from ._combine import chain
 from ._optimizers import adamw
 from ._orthogonal import (NS_COEFFS, leaf_dimension_numbers, newton_schulz, orthogonalize,
                           scale_by_shape)
-from ._matrix import scale_by_soap
-from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
+from ._graft import graft
+from ._matrix import scale_by_shampoo, scale_by_soap
+from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
 from ._partition import partition
-from ._scaling import scale_by_learning_rate
+from ._scaling import identity, scale_by_learning_rate
+from ._second_moment import scale_by_rss
 from ._tree import is_mask_function
 from ._weight_decay import add_decayed_weights
 
@@ -185,5 +187,82 @@ def soap(learning_rate=3e-3, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weig
                    scale_by_soap(b1, b2, shampoo_beta, eps, precondition_frequency,
                                  max_precondition_dim=max_precondition_dim,
                                  precondition_1d=precondition_1d),
+                   add_decayed_weights(weight_decay, weight_decay_mask),
+                   scale_by_learning_rate(learning_rate))
+
+
+def _grafting(owner, grafting):
+    if grafting is None:
+        return None
+    if isinstance(grafting, str):
+        table = {"sgd": identity, "adagrad": lambda: scale_by_rss(0.0, 1e-8)}
+        if grafting not in table:
+            raise ValueError(f"{owner}: grafting must be None, 'sgd', 'adagrad' or a transform, "
+                             f"got {grafting!r}")
+        return table[grafting]()
+    check_transformation(owner, "grafting", grafting)
+    return grafting
+
+
+def shampoo(learning_rate=1e-3, beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
+            grafting=None, momentum=None, weight_decay=0.0, weight_decay_mask=None,
+            exponent_override=None, max_precondition_dim=10000, precondition_1d: bool = True):
+    """Shampoo: p_t = p_{t-1} - lr * (graft(G x_a H_a^(-1/2k), M(G)) [+ momentum] + weight_decay * p_{t-1}).
+
+    The direction is ``scale_by_shampoo``'s (a matrix: L^(-1/4) G R^(-1/4));
+    with ``grafting`` its length per leaf is the grafted method's:
+    ``"adagrad"`` (``scale_by_rss(0.0, 1e-8)``, Anil et al.'s default),
+    ``"sgd"`` (the gradient's norm) or any transform; None: no grafting
+    (Gupta et al.).  ``momentum`` adds heavy-ball momentum after the graft.
+    Defaults are pytorch-optimizer's ``Shampoo`` (lr 1e-3, matrix_eps 1e-6,
+    roots every step, every axis preconditioned, no grafting).
+
+    Verified in float64 against a NumPy transcription of Gupta et al.'s
+    Algorithm 2 (scalar, vector, matrix and 3-d leaves) and against
+    pytorch-optimizer 4.1.0's ``Shampoo`` (momentum 0, no grafting), within
+    1e-10 relative for 120 steps (with matrix_eps = 1e-6 on a small MLP,
+    1e-8: the inverse roots of eigenvalues near matrix_eps beside ones near
+    1 multiply the eigensolver's round-off by 1e6).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      beta2, matrix_eps, precondition_frequency, exponent_override,
+        max_precondition_dim, precondition_1d: as in ``scale_by_shampoo``.
+      grafting: None, "sgd", "adagrad" or a transform (its step length).
+      momentum: None or a heavy-ball coefficient in [0, 1).
+      weight_decay: decoupled weight decay, >= 0.
+      weight_decay_mask: which parameters decay.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.shampoo(0.1, grafting="sgd")
+      >>> params = {"w": jnp.zeros((2, 2))}
+      >>> u, state = opt.update({"w": jnp.array([[3.0, 0.0], [0.0, 4.0]])}, opt.init(params), params)
+      >>> float(jnp.linalg.norm(u["w"]))
+      0.5
+
+    Reference: Gupta, Koren, Singer, "Shampoo: Preconditioned Stochastic
+    Tensor Optimization", ICML 2018, arXiv:1802.09568; Anil, Gupta, Koren,
+    Regan, Singer, "Scalable Second Order Optimization for Deep Learning",
+    2020, arXiv:2002.09018.
+    """
+    owner = "shampoo"
+    check_learning_rate(owner, learning_rate)
+    check_range(owner, "weight_decay", weight_decay, 0)
+    if momentum is not None:
+        check_range(owner, "momentum", momentum, 0, 1, high_open=True)
+    magnitude = _grafting(owner, grafting)
+    direction = scale_by_shampoo(beta2, matrix_eps, precondition_frequency,
+                                 exponent_override=exponent_override,
+                                 max_precondition_dim=max_precondition_dim,
+                                 precondition_1d=precondition_1d)
+    hyperparams = {"learning_rate": learning_rate, "beta2": beta2, "matrix_eps": matrix_eps,
+                   "precondition_frequency": precondition_frequency,
+                   "grafting": grafting if isinstance(grafting, str) or grafting is None
+                   else getattr(grafting, "name", "transform"),
+                   "momentum": momentum, "weight_decay": weight_decay}
+    return _recipe(owner, hyperparams,
+                   direction if magnitude is None else graft(direction, magnitude),
+                   identity() if momentum is None else trace(momentum),
                    add_decayed_weights(weight_decay, weight_decay_mask),
                    scale_by_learning_rate(learning_rate))

@@ -54,6 +54,10 @@ OPTIMIZERS = [
     # SOAP's first step only sets up its bases: with weight decay it would only decay.
     Row("soap", gradtx.soap, dict(learning_rate=0.01, precondition_frequency=2),
         dict(weight_decay=0.0), elementwise=False),
+    Row("shampoo", gradtx.shampoo, dict(learning_rate=0.05), dict(), elementwise=False),
+    Row("shampoo_graft_adagrad", gradtx.shampoo,
+        dict(learning_rate=0.05, beta2=0.9, precondition_frequency=2, grafting="adagrad",
+             momentum=0.5), dict(), elementwise=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

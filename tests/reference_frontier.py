@@ -150,3 +150,53 @@ def soap(lr, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.0, fr
         return u, {"t": t, "m": m, "v": v, "S": S, "Q": Q}
 
     return init, update
+
+
+# ----------------------------------------------------------------------------
+# Shampoo (Gupta, Koren, Singer 2018, Algorithm 2) and grafting.
+
+def _inverse_root(h, p):
+    values, vectors = np.linalg.eigh(h)
+    return (vectors * values ** (-1.0 / p)) @ vectors.T
+
+
+def shampoo(lr, eps=1e-6, frequency=1, beta2=1.0, precondition_1d=True, graft=None):
+    """Shampoo for one leaf with k axes: H_a <- beta2 H_a + G_(a) G_(a)^T (H_a,0 = eps I),
+    roots P_a = H_a^(-1/2k) recomputed at t = 1, 1 + f, ...;  D = G x_1 P_1 ... x_k P_k;
+    with ``graft`` = (init, update) of a per-leaf step M: D <- D ||M(G)|| / ||D||;
+    step -lr D.  Scalars (and vectors unless precondition_1d): D = G."""
+    graft_init, graft_update = graft if graft is not None else (None, None)
+
+    def init(p):
+        p = np.asarray(p)
+        axes = [] if p.ndim == 0 or (p.ndim == 1 and not precondition_1d) else range(p.ndim)
+        H = {a: eps * np.eye(p.shape[a]) for a in axes}
+        return {"t": 0, "H": H, "P": dict(H), "graft": graft_init(p) if graft else None}
+
+    def update(g, st, p):
+        g = np.asarray(g)
+        t = st["t"] + 1
+        H = {a: beta2 * h + _gram(g, a) for a, h in st["H"].items()}
+        P = {a: _inverse_root(h, 2 * g.ndim) for a, h in H.items()} \
+            if (t - 1) % frequency == 0 else st["P"]
+        d = _rotate(g, P)
+        graft_state = st["graft"]
+        if graft:
+            m, graft_state = graft_update(g, graft_state, p)
+            nd = np.linalg.norm(d)
+            d = d * (np.linalg.norm(m) / nd) if nd > 0 else 0 * d
+        return -lr * d, {"t": t, "H": H, "P": P, "graft": graft_state}
+
+    return init, update
+
+
+def adagrad_step(eps=1e-8):
+    """The Adagrad step g / sqrt(s_t + eps), s_t = s_{t-1} + g^2 (s_0 = 0), as a graft magnitude."""
+    def init(p):
+        return np.zeros_like(np.asarray(p))
+
+    def update(g, s, p):
+        s = s + g * g
+        return g / np.sqrt(s + eps), s
+
+    return init, update

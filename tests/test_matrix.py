@@ -99,3 +99,52 @@ def test_soap_first_step_sets_up_bases_without_moving():
     assert int(soap_state.count) == 1
     q = np.asarray(soap_state.bases["w"][0])
     np.testing.assert_allclose(q.T @ q, np.eye(3), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Shampoo and graft.
+
+# The mlp's 8 x 8 statistics have rank <= 6 per step: with matrix_eps = 1e-6
+# their smallest eigenvalues sit near 1e-6 beside ones near 1, and the inverse
+# fourth root multiplies the eigensolver's round-off by 1e6 (trajectories then
+# agree to 1e-8); matrix_eps = 1e-3 keeps the comparison at 1e-10.
+@pytest.mark.parametrize("problem_name, matrix_eps", [("nested_quadratic", 1e-6), ("mlp", 1e-3)])
+def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_eps, x64):
+    from pytorch_optimizer import Shampoo
+
+    problem = PROBLEMS[problem_name]
+    lr = 0.01
+    actual = _run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
+    expected = _run_reference(reff.shampoo(lr, eps=matrix_eps), problem)
+    assert_trajectories_close(actual, expected, f"shampoo on {problem_name} vs NumPy")
+    theirs = _run_torch(lambda ps: Shampoo(ps, lr=lr, matrix_eps=matrix_eps), problem)
+    assert_trajectories_close(actual, theirs, f"shampoo on {problem_name} vs pytorch-optimizer")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
+    problem = PROBLEMS["nested_quadratic"]
+    actual = _run_jax(gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3,
+                                     grafting="adagrad"), problem, gradtx.apply_updates)
+    expected = _run_reference(reff.shampoo(0.05, beta2=0.9, frequency=3,
+                                           graft=reff.adagrad_step()), problem)
+    assert_trajectories_close(actual, expected, "shampoo grafted onto adagrad vs NumPy")
+
+
+def test_graft_takes_direction_from_one_and_norm_from_other():
+    tx = gradtx.graft(gradtx.scale(-1.0), gradtx.scale(3.0))
+    g = {"a": jnp.array([3.0, 4.0]), "b": jnp.zeros(2)}
+    u, _ = tx.update(g, tx.init(g))
+    np.testing.assert_allclose(u["a"], [-9.0, -12.0], rtol=1e-6)  # unit -g times |3 g| = 15
+    np.testing.assert_array_equal(u["b"], [0.0, 0.0])             # zero direction: zero step
+
+
+def test_graft_with_non_transform_raises():
+    with pytest.raises(TypeError, match="graft: magnitude"):
+        gradtx.graft(gradtx.identity(), 3.0)
+
+
+def test_shampoo_with_unknown_grafting_raises():
+    with pytest.raises(ValueError, match="shampoo: grafting must be None, 'sgd', 'adagrad'"):
+        gradtx.shampoo(grafting="adam")
