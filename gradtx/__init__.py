@@ -53,12 +53,15 @@ from ._optimizers import rmsprop as rmsprop
 from ._optimizers import sgd as sgd
 from ._graft import GraftState as GraftState
 from ._graft import graft as graft
+from ._matrix import PsgdKronState as PsgdKronState
 from ._matrix import ShampooState as ShampooState
 from ._matrix import SoapState as SoapState
+from ._matrix import scale_by_psgd_kron as scale_by_psgd_kron
 from ._matrix import scale_by_shampoo as scale_by_shampoo
 from ._matrix import scale_by_soap as scale_by_soap
 from ._optimizers_frontier import muon as muon
 from ._optimizers_frontier import muon_labels as muon_labels
+from ._optimizers_frontier import psgd_kron as psgd_kron
 from ._optimizers_frontier import shampoo as shampoo
 from ._optimizers_frontier import soap as soap
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers

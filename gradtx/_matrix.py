@@ -301,3 +301,194 @@ def scale_by_shampoo(beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
         "precondition_frequency": precondition_frequency,
         "exponent_override": exponent_override, "max_precondition_dim": max_precondition_dim,
         "precondition_1d": precondition_1d})
+
+
+# ----------------------------------------------------------------------------
+# PSGD with Kronecker-factored preconditioners
+
+class PsgdKronState(NamedTuple):
+    """count: steps taken; key: the PRNG key of the probes and update draws;
+    mu: the momentum; qs: per leaf {axis: Q_a} (upper-triangular d x d, or a
+    length-d vector for a diagonal factor)."""
+
+    count: Any
+    key: Any
+    mu: Any
+    qs: Any
+
+
+def _default_update_probability(count):
+    """max(0.03, min(1, exp(-0.001 (t - 500)))) at t = steps taken: always for 500 steps, then rarer."""
+    t = count.astype(jnp.float32)
+    return jnp.clip(jnp.exp(-0.001 * (t - 500.0)), 0.03, 1.0)
+
+
+def _multiply_axis(x, q, axis, transpose=False):
+    """x with Q (or Q^T) applied along ``axis``; a vector Q scales it."""
+    if q.ndim == 1:
+        shape = [1] * x.ndim
+        shape[axis] = q.shape[0]
+        return x * q.reshape(shape)
+    return _apply_on_axis(x, q, axis, transpose=transpose)
+
+
+def _solve_axis(x, q, axis):
+    """x with Q^(-T) applied along ``axis`` (a triangular solve); a vector Q divides."""
+    if q.ndim == 1:
+        shape = [1] * x.ndim
+        shape[axis] = q.shape[0]
+        return x / q.reshape(shape)
+    moved = jnp.moveaxis(x, axis, -1)
+    solved = jax.scipy.linalg.solve_triangular(q, moved.reshape(-1, q.shape[0]).T, trans=1,
+                                               lower=False).T
+    return jnp.moveaxis(solved.reshape(moved.shape), -1, axis)
+
+
+def _axis_stat(x, axis, diagonal):
+    """Sum over all other axes of x_a x_b (a matrix) or of x_a^2 (its diagonal)."""
+    if diagonal:
+        others = tuple(a for a in range(x.ndim) if a != axis)
+        return jnp.sum(x * x, axis=others)
+    return _axis_gram(x, axis)
+
+
+def _norm_lower_bound(a):
+    """A cheap lower bound on the spectral norm of a symmetric matrix (Li's PSGD):
+    the norm of A times its largest column (or row), normalised."""
+    max_abs = jnp.max(jnp.abs(a))
+    a = a / jnp.where(max_abs > 0, max_abs, 1)
+    sq = a * a
+    col, row = jnp.sum(sq, axis=0), jnp.sum(sq, axis=1)
+    tiny = jnp.finfo(a.dtype).tiny
+    x0 = a[:, jnp.argmax(col)] @ a
+    bound0 = jnp.linalg.norm((x0 / jnp.maximum(jnp.linalg.norm(x0), tiny)) @ a.T)
+    x1 = a @ a[jnp.argmax(row), :]
+    bound1 = jnp.linalg.norm(a.T @ (x1 / jnp.maximum(jnp.linalg.norm(x1), tiny)))
+    return max_abs * jnp.where(jnp.max(col) > jnp.max(row), bound0, bound1)
+
+
+def _kron_factors(shape, max_size_triangular, min_ndim_triangular, dtype):
+    """{axis: Q_0}: identity matrices, or ones vectors for diagonal axes."""
+    qs = {}
+    shape = tuple(shape) or (1,)  # a scalar: one diagonal factor of size 1
+    for a, d in enumerate(shape):
+        diagonal = d == 1 or d > max_size_triangular or len(shape) < min_ndim_triangular
+        qs[a] = jnp.ones(d, dtype) if diagonal else jnp.eye(d, dtype=dtype)
+    return qs
+
+
+def scale_by_psgd_kron(b1=0.9, precond_lr=0.1, update_probability=None, *,
+                       max_size_triangular=8192, min_ndim_triangular=2, seed=0,
+                       update_with_momentum: bool = True, clip_rms=1.1):
+    """PSGD-Kron's direction: u = P m_hat, P = (Q_1^T Q_1) x ... x (Q_k^T Q_k), clipped to RMS <= clip_rms.
+
+    m_t = b1 m_{t-1} + (1 - b1) g_t, m_hat = m_t / (1 - b1^t).  With
+    probability p_t (``update_probability``) each Q_a first takes one step
+    of Li's whitening fit on the pair (h, v), h = m_hat (or g_t), v a
+    standard normal probe:
+
+        A = h x_a Q_a,   B = v x_a Q_a^(-T),
+        Q_a <- Q_a - precond_lr * triu(A_(a) A_(a)^T - B_(a) B_(a)^T) Q_a / (||A_(a) A_(a)^T + B_(a) B_(a)^T||_lb + tiny)
+
+    (||.||_lb a lower bound on the spectral norm; a diagonal Q_a uses the
+    diagonals and the max norm), which drives P towards E[h h^T]^(-1/2).
+    Q_a is upper triangular, or diagonal for axes of size 1, longer than
+    ``max_size_triangular``, or leaves with fewer than
+    ``min_ndim_triangular`` axes (vectors and scalars: a diagonal
+    preconditioner, Adam-like; a scalar is a vector of one).  Then u = P m_hat, scaled by
+    min(1, clip_rms / (RMS(u) + 1e-6)).  The probes are
+    normal(fold_in(fold_in(key, t), i)) for leaf i at step t (0 first), the
+    update draw uniform(fold_in(key, t)) < p_t, key = PRNGKey(seed).
+
+    Args:
+      b1: the momentum decay, in [0, 1).
+      precond_lr: the step of the preconditioner fit, > 0.
+      update_probability: p_t, a number in [0, 1] or a schedule ``t -> p``;
+        None: 1 for 500 steps, then exp(-0.001 (t - 500)), at least 0.03.
+      max_size_triangular, min_ndim_triangular: when factors are diagonal.
+      seed: the seed of the probes and draws.
+      update_with_momentum: fit the preconditioner to m_hat (True) or g_t.
+      clip_rms: the largest RMS of the update.
+
+    Returns:
+      A transform with state ``PsgdKronState(count, key, mu, qs)``.
+
+    Reference: Li, "Preconditioned Stochastic Gradient Descent", 2015,
+    arXiv:1512.04202; Li, "Black Box Lie Group Preconditioners for SGD",
+    2022, arXiv:2211.04422 (the Kronecker-factored whitening preconditioner).
+    """
+    owner = "scale_by_psgd_kron"
+    check_range(owner, "b1", b1, 0, 1, high_open=True)
+    check_range(owner, "precond_lr", precond_lr, 0, low_open=True)
+    check_range(owner, "clip_rms", clip_rms, 0, low_open=True)
+    if update_probability is not None and not callable(update_probability):
+        check_range(owner, "update_probability", update_probability, 0, 1)
+    tiny = float(jnp.finfo(jnp.bfloat16).tiny)
+
+    def probability(count):
+        if update_probability is None:
+            return _default_update_probability(count)
+        if callable(update_probability):
+            return update_probability(count)
+        return update_probability
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        mu = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
+        qs = jax.tree.map(lambda p: _kron_factors(jnp.shape(p), max_size_triangular,
+                                                  min_ndim_triangular, compute_dtype(p.dtype)),
+                          params)
+        return PsgdKronState(new_count(), jax.random.PRNGKey(seed), mu, qs)
+
+    def fit(qs, h, v):
+        a, b = h, v
+        for axis, q in qs.items():
+            a = _multiply_axis(a, q, axis)
+            b = _solve_axis(b, q, axis)
+        new = {}
+        for axis, q in qs.items():
+            diagonal = q.ndim == 1
+            t1, t2 = _axis_stat(a, axis, diagonal), _axis_stat(b, axis, diagonal)
+            if diagonal:
+                new[axis] = q - precond_lr * (t1 - t2) * q / (jnp.max(jnp.abs(t1 + t2)) + tiny)
+            else:
+                new[axis] = q - precond_lr * jnp.triu(t1 - t2) / (
+                    _norm_lower_bound(t1 + t2) + tiny) @ q
+        return new
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, PsgdKronState)
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(owner, state.mu, updates, "the state's momentum", "updates",
+                             hint="was the state made by init on other params?")
+        treedef = jax.tree.structure(updates)
+        step_key = jax.random.fold_in(state.key, state.count)
+        do_fit = jax.random.uniform(step_key) < probability(state.count)
+        t = increment(state.count)
+        outs = []
+        for i, (u, mu, qs) in enumerate(zip(jax.tree.leaves(updates), jax.tree.leaves(state.mu),
+                                            treedef.flatten_up_to(state.qs))):
+            g = u.astype(mu.dtype)
+            mu = b1 * mu + (1 - b1) * g
+            m_hat = mu / (1 - b1 ** t.astype(mu.dtype))
+            shape = g.shape or (1,)
+            probe = jax.random.normal(jax.random.fold_in(step_key, i), g.shape, g.dtype)
+            h = (m_hat if update_with_momentum else g).reshape(shape)
+            qs = jax.lax.cond(do_fit, lambda: fit(qs, h, probe.reshape(shape)), lambda: qs)
+            direction = m_hat.reshape(shape)
+            for axis, q in qs.items():
+                direction = _multiply_axis(direction, q, axis)
+            for axis, q in qs.items():
+                direction = _multiply_axis(direction, q, axis, transpose=True)
+            direction = direction.reshape(g.shape)
+            rms = jnp.sqrt(jnp.mean(direction * direction))
+            direction = direction * jnp.minimum(clip_rms / (rms + 1e-6), 1.0)
+            outs.append((direction.astype(u.dtype), mu, qs))
+        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
+        return fields[0], PsgdKronState(t, state.key, fields[1], fields[2])
+
+    return GradientTransformation(init, update, name=owner, hyperparams={
+        "b1": b1, "precond_lr": precond_lr, "update_probability": update_probability,
+        "max_size_triangular": max_size_triangular,
+        "min_ndim_triangular": min_ndim_triangular, "seed": seed,
+        "update_with_momentum": update_with_momentum, "clip_rms": clip_rms})

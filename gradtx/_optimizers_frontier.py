@@ -17,7 +17,7 @@ from ._optimizers import adamw
 from ._orthogonal import (NS_COEFFS, leaf_dimension_numbers, newton_schulz, orthogonalize,
                           scale_by_shape)
 from ._graft import graft
-from ._matrix import scale_by_shampoo, scale_by_soap
+from ._matrix import scale_by_psgd_kron, scale_by_shampoo, scale_by_soap
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
 from ._partition import partition
 from ._scaling import identity, scale_by_learning_rate
@@ -264,5 +264,59 @@ def shampoo(learning_rate=1e-3, beta2=1.0, matrix_eps=1e-6, precondition_frequen
     return _recipe(owner, hyperparams,
                    direction if magnitude is None else graft(direction, magnitude),
                    identity() if momentum is None else trace(momentum),
+                   add_decayed_weights(weight_decay, weight_decay_mask),
+                   scale_by_learning_rate(learning_rate))
+
+
+def psgd_kron(learning_rate=1e-3, b1=0.9, weight_decay=0.0, precond_lr=0.1,
+              update_probability=None, *, max_size_triangular=8192, min_ndim_triangular=2,
+              seed=0, update_with_momentum: bool = True, weight_decay_mask=None):
+    """PSGD-Kron: p_t = p_{t-1} - lr * (clip(P_t m_hat_t) + weight_decay * p_{t-1}).
+
+    P_t = (Q_1^T Q_1) x ... x (Q_k^T Q_k) is a Kronecker-factored whitening
+    preconditioner fitted, with probability ``update_probability`` per step,
+    to the momentum's second moment (``scale_by_psgd_kron``).  Defaults are
+    pytorch-optimizer's ``Kron`` (Evan Walters's kron_torch): lr 1e-3, b1
+    0.9, fit step 0.1, always fitting for 500 steps then rarely, triangular
+    factors up to 8192 for matrices and larger tensors, diagonal ones for
+    vectors and scalars.  Kron decays only leaves of 2 or more axes: pass
+    ``weight_decay_mask`` for that.  Kron also rebalances the factors' norms
+    at random (1% of fits); gradtx does not (P is unchanged by it).
+
+    Verified in float64 for 120 steps against a NumPy transcription of the
+    fit above (1e-10 relative) and against pytorch-optimizer 4.1.0's
+    ``Kron`` (balance_prob=0, the same probes), which runs its triangular
+    solves in float32: 1e-5 relative.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, precond_lr, update_probability, max_size_triangular,
+        min_ndim_triangular, seed, update_with_momentum: as in
+        ``scale_by_psgd_kron``.
+      weight_decay: decoupled weight decay, >= 0.
+      weight_decay_mask: which parameters decay.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.psgd_kron(0.1)
+      >>> params = {"w": jnp.zeros((2, 3))}
+      >>> u, state = opt.update({"w": jnp.ones((2, 3))}, opt.init(params), params)
+      >>> bool(jnp.sqrt(jnp.mean(u["w"] ** 2)) <= 0.11)
+      True
+
+    Reference: Li, "Preconditioned Stochastic Gradient Descent", 2015,
+    arXiv:1512.04202; Li, "Black Box Lie Group Preconditioners for SGD",
+    2022, arXiv:2211.04422.
+    """
+    owner = "psgd_kron"
+    check_learning_rate(owner, learning_rate)
+    check_range(owner, "weight_decay", weight_decay, 0)
+    hyperparams = {"learning_rate": learning_rate, "b1": b1, "weight_decay": weight_decay,
+                   "precond_lr": precond_lr, "update_probability": update_probability}
+    return _recipe(owner, hyperparams,
+                   scale_by_psgd_kron(b1, precond_lr, update_probability,
+                                      max_size_triangular=max_size_triangular,
+                                      min_ndim_triangular=min_ndim_triangular, seed=seed,
+                                      update_with_momentum=update_with_momentum),
                    add_decayed_weights(weight_decay, weight_decay_mask),
                    scale_by_learning_rate(learning_rate))

@@ -58,6 +58,8 @@ OPTIMIZERS = [
     Row("shampoo_graft_adagrad", gradtx.shampoo,
         dict(learning_rate=0.05, beta2=0.9, precondition_frequency=2, grafting="adagrad",
              momentum=0.5), dict(), elementwise=False),
+    Row("psgd_kron", gradtx.psgd_kron, dict(learning_rate=0.01, update_probability=0.5),
+        dict(), elementwise=False, converges=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

@@ -200,3 +200,75 @@ def adagrad_step(eps=1e-8):
         return g / np.sqrt(s + eps), s
 
     return init, update
+
+
+# ----------------------------------------------------------------------------
+# PSGD-Kron (Li 2015/2022; the Kronecker whitening fit of kron_torch).
+
+def _norm_lower_bound(a):
+    max_abs = np.max(np.abs(a))
+    a = a / (max_abs if max_abs > 0 else 1.0)
+    sq = a * a
+    col, row = sq.sum(0), sq.sum(1)
+    if col.max() > row.max():
+        x = a[:, np.argmax(col)] @ a
+        return max_abs * np.linalg.norm((x / np.linalg.norm(x)) @ a.T)
+    x = a @ a[np.argmax(row), :]
+    return max_abs * np.linalg.norm(a.T @ (x / np.linalg.norm(x)))
+
+
+def _axis_apply(x, m, axis):
+    """x with matrix m applied along ``axis``: y_a = sum_b m_ab x_b."""
+    return np.moveaxis(np.tensordot(m, x, axes=([1], [axis])), 0, axis)
+
+
+def psgd_kron(lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2,
+              tiny=1.1754943508222875e-38):
+    """PSGD-Kron for one leaf (shape () taken as (1,)), fitting every step:
+    m = b1 m + (1 - b1) g, h = m / (1 - b1^t), v = probe(t - 1, shape);
+    A = h x_a Q_a, B = v x_a Q_a^(-T);  for each a (with the old A, B):
+    Q_a <- Q_a - mu triu(A_(a)A_(a)^T - B_(a)B_(a)^T) Q_a / (lb(A A^T + B B^T) + tiny)
+    (diagonal factors: elementwise, max norm);
+    u = (Q_1^T Q_1) x ... h, scaled by min(1, 1.1 / (rms + 1e-6)); step -lr u."""
+    def init(p):
+        p = np.asarray(p)
+        shape = p.shape or (1,)
+        qs = [np.ones(d) if (d == 1 or d > max_tri or len(shape) < min_ndim_tri) else np.eye(d)
+              for d in shape]
+        return {"t": 0, "m": np.zeros_like(p), "Q": qs}
+
+    def update(g, st, p):
+        g = np.asarray(g)
+        t = st["t"] + 1
+        m = b1 * st["m"] + (1 - b1) * g
+        shape = g.shape or (1,)
+        h = (m / (1 - b1 ** t)).reshape(shape)
+        v = np.asarray(probe(t - 1, g.shape)).reshape(shape)
+        A, B = h, v
+        for a, q in enumerate(st["Q"]):
+            if q.ndim == 1:
+                A = A * q.reshape([-1 if i == a else 1 for i in range(len(shape))])
+                B = B / q.reshape([-1 if i == a else 1 for i in range(len(shape))])
+            else:
+                A = _axis_apply(A, q, a)
+                B = _axis_apply(B, np.linalg.inv(q).T, a)
+        new = []
+        for a, q in enumerate(st["Q"]):
+            others = tuple(i for i in range(len(shape)) if i != a)
+            if q.ndim == 1:
+                t1, t2 = (A * A).sum(others), (B * B).sum(others)
+                new.append(q - precond_lr * (t1 - t2) * q / (np.max(np.abs(t1 + t2)) + tiny))
+            else:
+                t1 = np.tensordot(A, A, axes=(others, others))
+                t2 = np.tensordot(B, B, axes=(others, others))
+                new.append(q - precond_lr * np.triu(t1 - t2) @ q
+                           / (_norm_lower_bound(t1 + t2) + tiny))
+        u = h
+        for a, q in enumerate(new):
+            P = np.diag(q * q) if q.ndim == 1 else q.T @ q
+            u = _axis_apply(u, P, a)
+        u = u.reshape(g.shape)
+        u = u * min(1.0, 1.1 / (np.sqrt(np.mean(u * u)) + 1e-6))
+        return -lr * u, {"t": t, "m": m, "Q": new}
+
+    return init, update

@@ -148,3 +148,64 @@ def test_graft_with_non_transform_raises():
 def test_shampoo_with_unknown_grafting_raises():
     with pytest.raises(ValueError, match="shampoo: grafting must be None, 'sgd', 'adagrad'"):
         gradtx.shampoo(grafting="adam")
+
+
+# ----------------------------------------------------------------------------
+# PSGD-Kron.  The probes are gradtx's documented draws,
+# normal(fold_in(fold_in(PRNGKey(seed), t), i)) for leaf i at step t; the
+# references receive the same ones.
+
+def _probes(problem, seed=0):
+    shapes = [np.shape(p) for p in jax.tree.leaves(problem.params)]
+    key = jax.random.PRNGKey(seed)
+    return lambda t, i: np.asarray(jax.random.normal(
+        jax.random.fold_in(jax.random.fold_in(key, t), i), shapes[i], jnp.float64))
+
+
+@pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
+def test_psgd_kron_matches_closed_form(problem_name, x64):
+    problem = PROBLEMS[problem_name]
+    probes = _probes(problem)
+    n = len(jax.tree.leaves(problem.params))
+    actual = _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), problem,
+                      gradtx.apply_updates)
+    refs = [reff.psgd_kron(0.01, probe=lambda t, shape, i=i: probes(t, i)) for i in range(n)]
+    expected = _run_reference(refs, problem)
+    assert_trajectories_close(actual, expected, f"psgd_kron on {problem_name} vs NumPy")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+def test_psgd_kron_matches_pytorch_optimizer_kron(x64, monkeypatch):
+    from pytorch_optimizer import Kron
+
+    problem = PROBLEMS["nested_quadratic"]
+    probes = _probes(problem)
+    n = len(jax.tree.leaves(problem.params))
+    calls = iter(range(10 ** 6))
+
+    def randn_like(x, dtype=None):   # Kron draws one probe per leaf, in order, per step
+        k = next(calls)
+        return torch.tensor(probes(k // n, k % n), dtype=dtype or x.dtype)
+
+    monkeypatch.setattr(torch, "randn_like", randn_like)
+    actual = _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), problem,
+                      gradtx.apply_updates)
+    theirs = _run_torch(lambda ps: Kron(ps, lr=0.01, pre_conditioner_update_probability=1.0,
+                                        balance_prob=0.0, precondition_dtype=torch.float64),
+                        problem)
+    # Kron solves its triangular systems in float32.
+    assert_trajectories_close(actual, theirs, "psgd_kron vs pytorch-optimizer Kron",
+                              rtol=1e-5, atol=1e-7)
+
+
+def test_psgd_kron_fits_with_the_update_probability(x64):
+    # With p = 0 the factors never move: P = I, the update is clipped momentum.
+    opt = gradtx.psgd_kron(0.1, update_probability=0.0)
+    params = {"w": jnp.zeros((2, 3))}
+    g = {"w": jnp.asarray(np.arange(6.0).reshape(2, 3) / 10)}
+    state = opt.init(params)
+    for _ in range(3):
+        u, state = opt.update(g, state, params)
+    np.testing.assert_array_equal(state[0][0].qs["w"][0], np.eye(2))
+    np.testing.assert_allclose(u["w"], -0.1 * g["w"], rtol=1e-12)
