@@ -61,14 +61,17 @@ from ._matrix import scale_by_shampoo as scale_by_shampoo
 from ._matrix import scale_by_soap as scale_by_soap
 from ._optimizers_frontier import muon as muon
 from ._optimizers_frontier import muon_labels as muon_labels
+from ._optimizers_frontier import normuon as normuon
 from ._optimizers_frontier import psgd_kron as psgd_kron
 from ._optimizers_frontier import shampoo as shampoo
 from ._optimizers_frontier import soap as soap
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
+from ._orthogonal import NeuronRmsState as NeuronRmsState
 from ._orthogonal import newton_schulz as newton_schulz
 from ._orthogonal import orthogonalize as orthogonalize
 from ._orthogonal import polar_express as polar_express
 from ._orthogonal import scale_by_muon as scale_by_muon
+from ._orthogonal import scale_by_neuron_rms as scale_by_neuron_rms
 from ._orthogonal import scale_by_shape as scale_by_shape
 from ._orthogonal import svd_polar as svd_polar
 from ._partition import MaskedState as MaskedState

@@ -18,7 +18,7 @@ costs a few batched matmuls per iteration instead of a few per layer.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -571,3 +571,72 @@ def scale_by_muon(ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, mu_dtype
                  name=owner, hyperparams={"ns_steps": ns_steps, "beta": beta, "eps": eps,
                                           "nesterov": nesterov, "adaptive": adaptive,
                                           "preconditioning": preconditioning})
+
+
+class NeuronRmsState(NamedTuple):
+    """nu: per leaf, the running mean square of each output neuron, shape (batch, 1, fan_out)."""
+
+    nu: Any
+
+
+def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None):
+    """NorMuon's neuron-wise normalisation: u = O / (sqrt(v) + eps) * ||O||_F / ||O / (sqrt(v) + eps)||_F.
+
+    For a matrix O (fan_in x fan_out, the layout of ``x @ W``), each output
+    neuron j keeps v_j = decay v_j + (1 - decay) mean_i O_ij^2, the mean
+    over its fan-in, and its column is divided by sqrt(v_j) + eps; the
+    result is rescaled to O's Frobenius norm (``eps`` also guards that
+    division), so only the neurons' relative scales change.  Placed after
+    ``orthogonalize`` it evens out the per-neuron norms the polar factor
+    leaves uneven.  PyTorch's (out, in) layout normalises rows:
+    ``MuonDimensionNumbers(reduction_axis=1, output_axis=0)``.
+
+    Args:
+      decay: the decay of v, in [0, 1).
+      eps: added to sqrt(v) and to the norm, >= 0.
+      weight_dimension_numbers: as in ``orthogonalize``.
+
+    Returns:
+      A transform with state ``NeuronRmsState(nu)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_neuron_rms(0.0)
+      >>> o = {"w": jnp.array([[3.0, 1.0], [4.0, 0.0]])}   # column norms 5 and 1
+      >>> u, _ = tx.update(o, tx.init(o))
+      >>> [round(float(n), 4) for n in jnp.linalg.norm(u["w"], axis=0)]  # equal, norm kept
+      [3.6056, 3.6056]
+
+    Reference: Li, Liu, Liang, Chen, Zhao, "NorMuon: Making Muon more
+    efficient and scalable", 2025, arXiv:2510.05491.
+    """
+    owner = "scale_by_neuron_rms"
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        _, leaves, dims, treedef = _matrices(owner, params, weight_dimension_numbers)
+        nu = []
+        for p, d in zip(leaves, dims):
+            view, _ = _to_batch(jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), d)
+            nu.append(jnp.zeros((view.shape[0], 1, view.shape[2]), view.dtype))
+        return NeuronRmsState(treedef.unflatten(nu))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, NeuronRmsState)
+        check_float_leaves(owner, updates, "gradient")
+        _, leaves, dims, treedef = _matrices(owner, updates, weight_dimension_numbers)
+        nus = treedef.flatten_up_to(state.nu)
+        out, new_nu = [], []
+        for x, d, nu in zip(leaves, dims, nus):
+            view, inverse = _to_batch(x.astype(nu.dtype), d)
+            nu = decay * nu + (1 - decay) * jnp.mean(view * view, axis=1, keepdims=True)
+            scaled = view / (jnp.sqrt(nu) + eps)
+            scaled = scaled * (_frobenius(view) / (_frobenius(scaled) + eps))
+            out.append(inverse(scaled).astype(x.dtype))
+            new_nu.append(nu)
+        return treedef.unflatten(out), NeuronRmsState(treedef.unflatten(new_nu))
+
+    return GradientTransformation(init, update, name=owner,
+                                  hyperparams={"decay": decay, "eps": eps})

@@ -195,3 +195,27 @@ def test_muon_mask_routes_embedding_to_adamw(x64):
 def test_orthogonal_bad_hyperparameters_raise(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+# ----------------------------------------------------------------------------
+# NorMuon.
+
+@pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
+def test_normuon_matches_closed_form(problem_name, x64):
+    problem = PROBLEMS[problem_name]
+    opt = gradtx.normuon(0.01, weight_decay=0.1, adam_learning_rate=0.003)
+    actual = _run_jax(opt, problem, gradtx.apply_updates)
+    expected = _run_reference(reff.normuon(0.01, weight_decay=0.1, adam_lr=0.003), problem)
+    assert_trajectories_close(actual, expected, f"normuon on {problem_name} vs NumPy")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+def test_scale_by_neuron_rms_equalises_output_neurons_and_keeps_norm(x64):
+    o = jnp.asarray(np.random.default_rng(8).normal(size=(5, 3)) * np.array([1.0, 10.0, 0.1]))
+    tx = gradtx.scale_by_neuron_rms(0.0, eps=0.0)
+    u, state = tx.update({"w": o}, tx.init({"w": o}))
+    norms = np.linalg.norm(np.asarray(u["w"]), axis=0)
+    np.testing.assert_allclose(norms, norms[0], rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(u["w"]), np.linalg.norm(o), rtol=1e-12)
+    assert state.nu["w"].shape == (1, 1, 3)
