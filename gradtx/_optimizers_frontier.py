@@ -323,7 +323,7 @@ def psgd_kron(learning_rate=1e-3, b1=0.9, weight_decay=0.0, precond_lr=0.1,
 
 
 def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-10, *,
-            nesterov: bool = True, polar=None, consistent_rms=None, adam_learning_rate=3e-4,
+            nesterov: bool = True, polar=None, consistent_rms=None, adam_learning_rate=None,
             adam_b1=0.9, adam_b2=0.95, adam_eps=1e-10, adam_weight_decay=0.0,
             muon_weight_dimension_numbers=None, muon_mask=None, weight_decay_mask=None):
     """NorMuon: Muon with a neuron-wise second moment after the orthogonalization.
@@ -335,8 +335,9 @@ def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-
     running RMS, the Frobenius norm kept), ``scale_by_shape`` (sqrt(max(1,
     fan_out / fan_in))) and p_t = p_{t-1} - lr (u_t + weight_decay p_{t-1}).
     The other leaves: ``adamw(adam_learning_rate, adam_b1, adam_b2,
-    adam_eps, weight_decay=adam_weight_decay)``.  Defaults are the authors'
-    and pytorch-optimizer's ``NorMuon`` (norm-preserving scaling; the
+    adam_eps, weight_decay=adam_weight_decay)``, adam_learning_rate
+    defaulting to lr as in ``muon`` (pytorch-optimizer's ``NorMuon`` uses
+    3e-4).  Other defaults are the authors' and pytorch-optimizer's (norm-preserving scaling; the
     paper's Algorithm 1 instead scales to RMS 0.2, ``consistent_rms=0.2``
     here up to the kept norm).  polar defaults to
     ``newton_schulz(eps=1e-7)`` in the input's precision (the authors run it
@@ -354,7 +355,8 @@ def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-
       nesterov: use the look-ahead d_t.
       polar: the polar function.
       consistent_rms: as in ``scale_by_shape``.
-      adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay: AdamW's.
+      adam_learning_rate: AdamW's lr; None: ``learning_rate``.
+      adam_b1, adam_b2, adam_eps, adam_weight_decay: AdamW's.
       muon_weight_dimension_numbers, muon_mask: as in ``muon``.
       weight_decay_mask: which matrices decay.
 
@@ -371,7 +373,8 @@ def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-
     """
     owner = "normuon"
     check_learning_rate(owner, learning_rate)
-    check_learning_rate(owner, adam_learning_rate, name="adam_learning_rate")
+    if adam_learning_rate is not None:
+        check_learning_rate(owner, adam_learning_rate, name="adam_learning_rate")
     check_range(owner, "beta", beta, 0, 1, high_open=True)
     check_range(owner, "beta2", beta2, 0, 1, high_open=True)
     check_range(owner, "weight_decay", weight_decay, 0)
@@ -384,8 +387,8 @@ def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-
         scale_by_shape(dims, consistent_rms),
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate))
-    others = adamw(adam_learning_rate, adam_b1, adam_b2, adam_eps,
-                   weight_decay=adam_weight_decay)
+    others = adamw(learning_rate if adam_learning_rate is None else adam_learning_rate,
+                   adam_b1, adam_b2, adam_eps, weight_decay=adam_weight_decay)
     hyperparams = {"learning_rate": learning_rate, "beta": beta, "beta2": beta2,
                    "weight_decay": weight_decay, "eps": eps, "nesterov": nesterov,
                    "adam_learning_rate": adam_learning_rate, "consistent_rms": consistent_rms}

@@ -52,8 +52,8 @@ OPTIMIZERS = [
         dict(learning_rate=0.02, polar=gradtx.polar_express(), consistent_rms=0.2),
         dict(learning_rate=0.02), elementwise=False, converges=False),
     # SOAP's first step only sets up its bases: with weight decay it would only decay.
-    Row("normuon", gradtx.normuon, dict(learning_rate=0.02, adam_learning_rate=0.01),
-        dict(), elementwise=False, converges=False),
+    Row("normuon", gradtx.normuon, dict(learning_rate=0.02), dict(), elementwise=False,
+        converges=False),
     Row("soap", gradtx.soap, dict(learning_rate=0.01, precondition_frequency=2),
         dict(weight_decay=0.0), elementwise=False),
     Row("shampoo", gradtx.shampoo, dict(learning_rate=0.05), dict(), elementwise=False),

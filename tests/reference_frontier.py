@@ -275,13 +275,14 @@ def psgd_kron(lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2,
 
 
 def normuon(lr, beta=0.95, beta2=0.95, eps=1e-10, weight_decay=0.0, ns_eps=1e-7,
-            adam_lr=3e-4, adam_b1=0.9, adam_b2=0.95, adam_eps=1e-10):
+            adam_lr=None, adam_b1=0.9, adam_b2=0.95, adam_eps=1e-10):
     """NorMuon (the authors' update, for a weight W of shape (fan_in, fan_out)):
     m = beta m + (1 - beta) g, d = beta m + (1 - beta) g, O = NS_5(d) (eps 1e-7),
     v_j = beta2 v_j + (1 - beta2) mean_i O_ij^2, O' = O / (sqrt(v) + eps),
     O'' = O' ||O||_F / (||O'||_F + eps), step -lr (sqrt(max(1, fan_out / fan_in)) O'' + wd W).
     Other leaves: AdamW (no Nesterov)."""
-    adam_init, adam_update = nadamw(adam_lr, adam_b1, adam_b2, adam_eps, nesterov=False)
+    adam_init, adam_update = nadamw(lr if adam_lr is None else adam_lr, adam_b1, adam_b2, adam_eps,
+                                    nesterov=False)
 
     def init(p):
         if np.ndim(p) != 2:
