@@ -102,15 +102,25 @@ def _gram_quintics(x, schedule):
     return x if q is None else q @ x
 
 
-def _quintic_rounded(x, a, b, c, dtype):
-    """The quintic step in a low-precision ``dtype``: each matmul accumulates in
-    float32 and each line (A; bA + cA^2; aX + BX) is rounded to ``dtype`` once, as
-    fused GEMMs (PyTorch's addmm) do."""
-    f32 = jnp.float32
-    gram = jnp.matmul(x, _mT(x), preferred_element_type=f32).astype(dtype)
-    sq = jnp.matmul(gram, gram, preferred_element_type=f32)
-    poly = (c * sq + b * gram.astype(f32)).astype(dtype)
-    return (jnp.matmul(poly, x, preferred_element_type=f32) + a * x.astype(f32)).astype(dtype)
+def _rounder(dtype):
+    """Round float32 values to ``dtype``'s precision, kept in float32.
+
+    ``lax.reduce_precision`` survives XLA's simplifications, whereas a
+    float32 -> bfloat16 -> float32 round trip may be dropped under jit
+    (XLA allows excess precision by default).
+    """
+    info = jnp.finfo(dtype)
+    return lambda x: jax.lax.reduce_precision(x, exponent_bits=info.nexp,
+                                              mantissa_bits=info.nmant)
+
+
+def _quintic_rounded(x, a, b, c, rnd):
+    """The quintic step at a low precision: each matmul accumulates in float32
+    and each line (A; bA + cA^2; aX + BX) is rounded once by ``rnd``, as fused
+    GEMMs (PyTorch's addmm) do.  ``x`` is float32 holding rounded values."""
+    gram = rnd(x @ _mT(x))
+    poly = rnd(c * (gram @ gram) + b * gram)
+    return rnd(poly @ x + a * x)
 
 
 def _wide(fn):
@@ -214,14 +224,13 @@ def newton_schulz(coeffs=NS_COEFFS, steps=5, *, eps=1e-8, preconditioning="frobe
 
     def iterate(x):
         if dtype is not None:
-            out_dtype = x.dtype
-            x = x.astype(dtype)
-            norm = jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=(-2, -1),
-                                    keepdims=True)).astype(dtype)
-            x = x / (jnp.maximum(norm, eps) if eps_clamp else norm + eps).astype(dtype)
+            out_dtype, rnd = x.dtype, _rounder(dtype)
+            x = rnd(x.astype(jnp.float32))
+            norm = rnd(jnp.sqrt(jnp.sum(jnp.square(x), axis=(-2, -1), keepdims=True)))
+            x = rnd(x / rnd(jnp.maximum(norm, eps) if eps_clamp else norm + eps))
             for a, b, c in schedule:
-                x = _quintic_rounded(x, a, b, c, dtype)
-            return x.astype(out_dtype)
+                x = _quintic_rounded(x, a, b, c, rnd)
+            return x.astype(dtype).astype(out_dtype)
         if preconditioning in ("frobenius", "spectral"):
             if preconditioning == "frobenius":
                 norm = _frobenius(x)
@@ -288,13 +297,18 @@ def polar_express(steps=5, *, safety=1.01, eps=1e-7, dtype=None):
 
     def iterate(x):
         out_dtype = x.dtype
-        if dtype is not None:
-            x = x.astype(dtype)
-        wide = x.astype(compute_dtype(x.dtype))
-        x = (wide / (_frobenius(wide) * 1.01 + eps)).astype(x.dtype)
+        if dtype is None:
+            wide = x.astype(compute_dtype(x.dtype))
+            x = (wide / (_frobenius(wide) * 1.01 + eps)).astype(x.dtype)
+            for a, b, c in schedule:
+                x = _quintic(x, a, b, c)
+            return x
+        rnd = _rounder(dtype)
+        x = rnd(x.astype(jnp.float32))
+        x = rnd(x / rnd(_frobenius(x) * 1.01 + eps))
         for a, b, c in schedule:
-            x = _quintic(x, a, b, c) if dtype is None else _quintic_rounded(x, a, b, c, dtype)
-        return x.astype(out_dtype)
+            x = _quintic_rounded(x, a, b, c, rnd)
+        return x.astype(dtype).astype(out_dtype)
 
     polar = _wide(iterate)
     polar.__name__ = "polar_express"
