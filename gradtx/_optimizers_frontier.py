@@ -56,7 +56,7 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
          weight_decay_mask=None, mu_dtype=None, *, nesterov: bool = True, adaptive: bool = False,
          preconditioning="frobenius", adam_b1=0.9, adam_b2=0.999, adam_eps_root=0.0,
          adam_weight_decay=0.0, adam_learning_rate=None, muon_weight_dimension_numbers=None,
-         consistent_rms=None, muon_mask=None, polar=None):
+         consistent_rms=None, muon_mask=None, polar=None, shard_matrices=None):
     """Muon: W_t = W_{t-1} - lr * (s(W) * polar(m_hat_t) + weight_decay * W_{t-1}) for matrices, AdamW for the rest.
 
     m_hat_t is the (Nesterov) bias-corrected momentum of ``scale_by_muon``,
@@ -84,6 +84,8 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
       muon_mask: gradtx's addition: which leaves are Muon's (a pytree of
         bools or a function of the params); None: the 2-D leaves.
       polar: gradtx's addition: another polar function (``polar_express()``).
+      shard_matrices: gradtx's addition: ``(mesh, axis)`` to split the
+        orthogonalization over a mesh axis (see ``orthogonalize``).
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -116,7 +118,8 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
                          bias_correction(beta))
     matrices = chain(
         momentum,
-        orthogonalize(polar, adaptive=adaptive, weight_dimension_numbers=dims),
+        orthogonalize(polar, adaptive=adaptive, weight_dimension_numbers=dims,
+                      shard_matrices=shard_matrices),
         scale_by_shape(dims, consistent_rms),
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate))

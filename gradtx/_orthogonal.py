@@ -410,7 +410,28 @@ def _matrices(owner, updates, weight_dimension_numbers):
     return paths, leaves, dims, treedef
 
 
-def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_numbers=None):
+def _split_over(stacked, shard_matrices):
+    """Pad the stack to a multiple of the mesh axis and split its matrices over it."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh, axis = shard_matrices
+    size = mesh.shape[axis]
+    n = stacked.shape[0]
+    pad = -n % size
+    if pad:
+        stacked = jnp.concatenate([stacked, jnp.zeros((pad,) + stacked.shape[1:], stacked.dtype)])
+    return jax.lax.with_sharding_constraint(stacked, NamedSharding(mesh, PartitionSpec(axis))), n
+
+
+def _gathered(result, n, shard_matrices):
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh, _ = shard_matrices
+    return jax.lax.with_sharding_constraint(result, NamedSharding(mesh, PartitionSpec()))[:n]
+
+
+def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_numbers=None,
+                  shard_matrices=None):
     """Orthogonalize every matrix: u = polar(g), or u = <g, polar(g)> polar(g) when adaptive.
 
     polar(G) = U V^T for G = U S V^T is the steepest-descent direction under
@@ -432,6 +453,12 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
         ``MuonDimensionNumbers`` for all leaves, a tree of them (None entries:
         2-D) shaped like the params or a prefix of them, or a function
         ``params -> such a tree``.
+      shard_matrices: None, or ``(mesh, axis)``: under ``jit`` on that mesh
+        each stack of same-shape matrices is split over the mesh axis (padded
+        with zero matrices to a multiple of its size), so each device
+        orthogonalizes only the matrices it holds, and the results are
+        gathered (replicated) afterwards: the ZeRO-1 layout of distributed
+        Muon.  The numbers are those of the unsplit computation.
 
     Returns:
       A stateless transform.
@@ -466,7 +493,11 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
         for members in groups.values():
             stacked = jnp.concatenate([views[i] for i in members]) if len(members) > 1 \
                 else views[members[0]]
-            result = polar(stacked)
+            if shard_matrices is None:
+                result = polar(stacked)
+            else:
+                stacked, n = _split_over(stacked, shard_matrices)
+                result = _gathered(polar(stacked), n, shard_matrices)
             offset = 0
             for i in members:
                 size = views[i].shape[0]

@@ -269,3 +269,32 @@ def test_torch_muon_preset_matches_torch_step_for_step(kwargs, steps):
     assert errors[0] < 1e-4   # (p_t+1 - p_t in float32 carries 1e-5 of round-off)
     assert np.median(errors) < 1e-4
     assert max(errors) < 0.05
+
+
+# ----------------------------------------------------------------------------
+# Muon with the orthogonalization split over a mesh axis (ZeRO-1), 8 simulated devices.
+
+def test_muon_sharded_over_8_devices_matches_one_device_and_splits_the_stacks():
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]
+    env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=8"])
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")] if p])
+    proc = subprocess.run([sys.executable, str(root / "tests" / "sharded_muon_worker.py")],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print("\nsharded muon:", result)
+    assert result["max_abs_diff"] < 1e-6
+    # 16 matrices of one shape over 8 devices: each device's dots have batch 2,
+    # where one device runs them with batch 16.
+    assert result["dot_batches"] == [2]
+    assert 16 in result["one_device_dot_batches"]
