@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -162,13 +164,19 @@ def _probes(problem, seed=0):
         jax.random.fold_in(jax.random.fold_in(key, t), i), shapes[i], jnp.float64))
 
 
+@functools.lru_cache(maxsize=None)
+def _psgd_trajectory(problem_name):
+    assert jax.config.jax_enable_x64, "call under the x64 fixture"
+    return _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name],
+                    gradtx.apply_updates)
+
+
 @pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
 def test_psgd_kron_matches_closed_form(problem_name, x64):
     problem = PROBLEMS[problem_name]
     probes = _probes(problem)
     n = len(jax.tree.leaves(problem.params))
-    actual = _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), problem,
-                      gradtx.apply_updates)
+    actual = _psgd_trajectory(problem_name)
     refs = [reff.psgd_kron(0.01, probe=lambda t, shape, i=i: probes(t, i)) for i in range(n)]
     expected = _run_reference(refs, problem)
     assert_trajectories_close(actual, expected, f"psgd_kron on {problem_name} vs NumPy")
@@ -189,8 +197,7 @@ def test_psgd_kron_matches_pytorch_optimizer_kron(x64, monkeypatch):
         return torch.tensor(probes(k // n, k % n), dtype=dtype or x.dtype)
 
     monkeypatch.setattr(torch, "randn_like", randn_like)
-    actual = _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), problem,
-                      gradtx.apply_updates)
+    actual = _psgd_trajectory("nested_quadratic")
     theirs = _run_torch(lambda ps: Kron(ps, lr=0.01, pre_conditioner_update_probability=1.0,
                                         balance_prob=0.0, precondition_dtype=torch.float64),
                         problem)
@@ -205,7 +212,8 @@ def test_psgd_kron_fits_with_the_update_probability(x64):
     params = {"w": jnp.zeros((2, 3))}
     g = {"w": jnp.asarray(np.arange(6.0).reshape(2, 3) / 10)}
     state = opt.init(params)
+    update = jax.jit(opt.update)
     for _ in range(3):
-        u, state = opt.update(g, state, params)
+        u, state = update(g, state, params)
     np.testing.assert_array_equal(state[0][0].qs["w"][0], np.eye(2))
     np.testing.assert_allclose(u["w"], -0.1 * g["w"], rtol=1e-12)
