@@ -77,8 +77,9 @@ def main():
         for k in range(5):
             p, s = step(p, jax.tree.map(lambda g: g * (1.0 + 0.1 * k), grads), s)
         finals[name] = p
-    diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in
-               zip(jax.tree.leaves(finals["gradtx.muon"]), jax.tree.leaves(finals["optax.contrib.muon"])))
+    ours, theirs = finals["gradtx.muon"], finals["optax.contrib.muon"]
+    diff = max(float(jnp.max(jnp.abs(a - b)))
+               for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)))
 
     states, runners = {}, {}
     for name, (tx, apply) in impls.items():
@@ -96,13 +97,14 @@ def main():
     rows = [[name, h.fmt_ms(t), h.fmt_ratio(h.paired_ratio(t, base)), h.machine()["device"]]
             for name, t in times.items()]
     n_matrices = sum(1 for x in jax.tree.leaves(params) if x.ndim == 2)
+    n_shapes = len({x.shape for x in jax.tree.leaves(params) if x.ndim == 2})
     text = "\n\n".join([
         "# One Muon step (update + apply, jitted, donated)",
         f"Command: `python benchmarks/bench_muon.py --layers {args.layers} --d {args.d} "
         f"--vocab {args.vocab} --rounds {args.rounds}`",
         f"Case: {args.layers} transformer blocks, d = {args.d}, vocabulary {args.vocab}: "
-        f"{n_matrices} matrices in {len({x.shape for x in jax.tree.leaves(params) if x.ndim == 2})} "
-        f"shapes, {sum(x.size for x in jax.tree.leaves(params))} parameters, float32.",
+        f"{n_matrices} matrices in {n_shapes} shapes, "
+        f"{sum(x.size for x in jax.tree.leaves(params))} parameters, float32.",
         f"Same numbers: after 5 steps from the same start the largest parameter difference "
         f"between the two is {diff:.2e} (must be <= 1e-6).",
         "Where the time goes: gradtx orthogonalizes the matrices of one shape as one "

@@ -70,6 +70,12 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
     optax's ``optax.contrib.muon``, with its keywords and defaults (note
     nesterov=True also makes the AdamW part NAdamW, as in optax).
 
+    Verified against optax.contrib.muon 0.2.8 for 120 steps on a nested
+    quadratic and a small MLP (and Rosenbrock, all AdamW): float64 within
+    1e-10 relative (every preconditioning, "dion", adaptive), float32 within
+    1e-5 relative plus 1e-6 absolute; and against a float64 NumPy
+    transcription within 1e-10.
+
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
       ns_coeffs, ns_steps, beta, eps, mu_dtype, nesterov, adaptive,

@@ -124,7 +124,7 @@ def _quintic_rounded(x, a, b, c, rnd):
 
 
 def _wide(fn):
-    """Run ``fn`` on wide matrices (m <= n): transposing a tall stack first makes X X^T the small Gram."""
+    """Run ``fn`` on wide matrices (m <= n): a tall stack is transposed first (smaller X X^T)."""
     def polar(x):
         if x.shape[-2] > x.shape[-1]:
             return _mT(fn(_mT(x)))
@@ -591,7 +591,8 @@ def scale_by_muon(ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, mu_dtype
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_muon(polar=gradtx.svd_polar())
-      >>> u, _ = tx.update({"w": jnp.array([[2.0, 0.0], [0.0, -0.5]])}, tx.init({"w": jnp.zeros((2, 2))}))
+      >>> g = {"w": jnp.array([[2.0, 0.0], [0.0, -0.5]])}
+      >>> u, _ = tx.update(g, tx.init(g))
       >>> u["w"]
       Array([[ 1.,  0.],
              [ 0., -1.]], dtype=float32)

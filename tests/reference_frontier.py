@@ -25,6 +25,30 @@ def newton_schulz(x, coeffs=JORDAN, steps=5, eps=1e-8):
     return x.T if tall else x
 
 
+def polar_express(x, steps=5, safety=1.01, eps=1e-7):
+    """Amsel et al. (2025), Algorithm 1 in float64: X_0 = X / (1.01 ||X||_F + eps), then the
+    per-iteration optimal quintics (all but the last divided by safety, safety^3, safety^5;
+    the last repeated), on the wide orientation."""
+    table = [(8.28721201814563, -23.595886519098837, 17.300387312530933),
+             (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+             (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+             (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+             (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+             (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+             (1.8750014808534479, -1.2500016453999487, 0.3750001645474248)]
+    table = [(a / safety, b / safety ** 3, c / safety ** 5) for a, b, c in table]
+    table.append((1.875, -1.25, 0.375))
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    x = x / (np.linalg.norm(x) * 1.01 + eps)
+    for k in range(steps):
+        a, b, c = table[min(k, len(table) - 1)]
+        gram = x @ x.T
+        x = a * x + b * gram @ x + c * gram @ gram @ x
+    return x.T if tall else x
+
+
 def svd_polar(x):
     u, _, vh = np.linalg.svd(x, full_matrices=False)
     return u @ vh

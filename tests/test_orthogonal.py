@@ -107,6 +107,13 @@ def test_newton_schulz_per_step_coeffs_match_closed_form(x64):
                                reff.newton_schulz(x, coeffs), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("steps", [3, 5, 10])
+def test_polar_express_matches_closed_form(steps, x64):
+    for x in _random_matrices((5, 9), 2, seed=steps) + _random_matrices((9, 5), 1, seed=steps):
+        np.testing.assert_allclose(gradtx.polar_express(steps)(jnp.asarray(x)),
+                                   reff.polar_express(x, steps), rtol=1e-11, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(8, 5), (5, 8)])
 def test_polar_express_converges_to_svd_polar(shape, x64):
     x = _random_matrices(shape, 1, seed=3)[0]
@@ -145,7 +152,8 @@ def test_orthogonalize_with_dimension_numbers_treats_other_axes_as_batch(x64):
 
 def test_orthogonalize_with_vector_leaf_raises():
     tx = gradtx.orthogonalize()
-    with pytest.raises(ValueError, match=r"orthogonalize: leaf \['b'\] has shape \(3,\), not a matrix"):
+    with pytest.raises(ValueError,
+                       match=r"orthogonalize: leaf \['b'\] has shape \(3,\), not a matrix"):
         tx.update({"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, tx.init(None))
 
 
