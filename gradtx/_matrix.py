@@ -15,6 +15,7 @@ host's LAPACK (CPU) or the accelerator's solver.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -216,6 +217,7 @@ class ShampooState(NamedTuple):
     roots: Any
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def _inverse_root(h, p):
     """H^(-1/p) of a symmetric positive definite H, by its eigendecomposition.
 
