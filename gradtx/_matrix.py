@@ -15,7 +15,6 @@ host's LAPACK (CPU) or the accelerator's solver.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -217,7 +216,6 @@ class ShampooState(NamedTuple):
     roots: Any
 
 
-@functools.partial(jax.jit, static_argnums=1)
 def _inverse_root(h, p):
     """H^(-1/p) of a symmetric positive definite H, by its eigendecomposition.
 
@@ -242,6 +240,11 @@ def scale_by_shampoo(beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
     ``precondition_frequency``) by an eigendecomposition, and reused in
     between.  Scalars, vectors unless ``precondition_1d``, and axes longer
     than ``max_precondition_dim`` are not preconditioned (identity).
+
+    In float32 the roots resolve eigenvalues of H only down to about 1e-7 of
+    the largest: with a small ``matrix_eps`` the directions without
+    curvature yet carry round-off (one ulp of H can move the root there by
+    percents); prefer float64 statistics or a larger ``matrix_eps`` there.
 
     Args:
       beta2: the decay of the statistics, in (0, 1] (1: sums).

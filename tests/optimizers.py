@@ -51,9 +51,9 @@ OPTIMIZERS = [
     Row("muon_polar_express", gradtx.muon,
         dict(learning_rate=0.02, polar=gradtx.polar_express(), consistent_rms=0.2),
         dict(learning_rate=0.02), elementwise=False, converges=False),
-    # SOAP's first step only sets up its bases: with weight decay it would only decay.
     Row("normuon", gradtx.normuon, dict(learning_rate=0.02), dict(), elementwise=False,
         converges=False),
+    # SOAP's first step only sets up its bases: with weight decay it would only decay.
     Row("soap", gradtx.soap, dict(learning_rate=0.01, precondition_frequency=2),
         dict(weight_decay=0.0), elementwise=False),
     # Shampoo in float32: jit fuses a vector's outer product g g^T into its
