@@ -9,9 +9,8 @@ import optax
 import pytest
 
 import gradtx
-import reference as ref
 import reference_frontier as reff
-from test_references import PROBLEMS, STEPS, _run_jax, _run_reference, assert_trajectories_close
+from test_references import PROBLEMS, _run_jax, _run_reference, assert_trajectories_close
 
 
 @pytest.fixture
