@@ -90,6 +90,31 @@ OPTIMIZERS = [
     # a large eps lets the shared derivative test see the learning rate.
     Row("cocob", gradtx.cocob, dict(learning_rate=0.5, eps=10.0), dict()),
     # end of optax.contrib's optimizers.
+    # Frontier optimizers: matrix methods (not elementwise).
+    Row("muon", gradtx.muon, dict(learning_rate=0.02), dict(learning_rate=0.02),
+        elementwise=False, converges=False),
+    Row("muon_polar_express", gradtx.muon,
+        dict(learning_rate=0.02, polar=gradtx.polar_express(), consistent_rms=0.2),
+        dict(learning_rate=0.02), elementwise=False, converges=False),
+    Row("normuon", gradtx.normuon, dict(learning_rate=0.02), dict(), elementwise=False,
+        converges=False),
+    # SOAP's first step only sets up its bases: with weight decay it would only decay.
+    Row("soap", gradtx.soap, dict(learning_rate=0.01, precondition_frequency=2),
+        dict(weight_decay=0.0), elementwise=False),
+    # Shampoo in float32: jit fuses a vector's outer product g g^T into its
+    # running sum (one FMA, one ulp off eager), and an inverse root H^(-1/p)
+    # amplifies a change of H by about dH / lambda_min; with the default
+    # matrix_eps = 1e-6 that reaches percents along directions without
+    # curvature yet.  For the shared 1e-6 jit/eager check: matrix_eps = 1 and
+    # vectors not preconditioned.
+    Row("shampoo", gradtx.shampoo,
+        dict(learning_rate=0.05, matrix_eps=1.0, precondition_1d=False), dict(),
+        elementwise=False),
+    Row("shampoo_graft_adagrad", gradtx.shampoo,
+        dict(learning_rate=0.05, beta2=0.9, precondition_frequency=2, grafting="adagrad",
+             momentum=0.5, matrix_eps=1.0, precondition_1d=False), dict(), elementwise=False),
+    Row("psgd_kron", gradtx.psgd_kron, dict(learning_rate=0.01, update_probability=0.5),
+        dict(), elementwise=False, converges=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

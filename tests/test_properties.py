@@ -89,8 +89,10 @@ DEFAULTS = {row.factory.__name__: row for row in OPTIMIZERS}  # one row per fact
 # The losses that must fall step after step, where some steps by design do not
 # descend: ADOPT's first step only records its second moment; SAM returns the
 # ascent point every other step, so its losses fall from cycle to cycle; DoWG
-# grows its step until it overshoots, so only its last loss must be lower.
-_DESCENDING = {"adopt": lambda losses: losses[1:], "sam_sgd": lambda losses: losses[::2],
+# grows its step until it overshoots, so only its last loss must be lower.  SOAP's
+# first step only sets up its bases.
+_DESCENDING = {"adopt": lambda losses: losses[1:], "soap": lambda losses: losses[1:],
+               "sam_sgd": lambda losses: losses[::2],
                "dowg": lambda losses: [losses[0], losses[-1]]}
 
 

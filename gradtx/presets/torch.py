@@ -45,6 +45,7 @@ from .._checks import check_learning_rate, check_range, check_state, moment_stat
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from .._numerics import compute_dtype, increment, new_count
+from .._orthogonal import MuonDimensionNumbers, newton_schulz, orthogonalize, scale_by_shape
 from .._scaling import scale, scale_by_learning_rate, scale_by_schedule
 from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
                               scale_by_rectified_rms, scale_by_rms, scale_by_rss)
@@ -52,7 +53,7 @@ from .._tree import zeros_like_tree
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
-__all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "radam",
+__all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "radam", "muon",
            "adamax", "rprop", "asgd", "adafactor", "lbfgs",
            "step_lr", "exponential_lr", "cosine_annealing_lr", "linear_lr", "one_cycle_lr"]
 
@@ -410,6 +411,65 @@ def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_wei
                   precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
                                by=scale_by_rectified_rms(b2, eps, threshold=5.0)),
                   _decay(weight_decay) if decoupled_weight_decay else None,
+                  scale_by_learning_rate(lr))
+
+
+def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+         ns_coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7, ns_steps=5, adjust_lr_fn=None):
+    """``torch.optim.Muon``: p_t = p_{t-1} - lr * (s * NS_bf16(d_t) + weight_decay * p_{t-1}).
+
+    b_t = momentum * b_{t-1} + (1 - momentum) * g_t (PyTorch's ``lerp``),
+    d_t = momentum * b_t + (1 - momentum) * g_t with ``nesterov`` (else b_t),
+    NS_bf16 five Newton-Schulz steps in bfloat16 after dividing by
+    max(||d_t||_F, eps) (``newton_schulz(..., eps_clamp=True,
+    dtype=jnp.bfloat16)``), and s = sqrt(max(1, rows / cols)) for a weight
+    of PyTorch's (out, in) layout (``adjust_lr_fn`` None or "original"), or
+    0.2 * sqrt(max(rows, cols)) ("match_rms_adamw").  Weight decay is
+    decoupled and not shape-scaled.  Like PyTorch's, it takes 2-D leaves
+    only (``orthogonalize`` raises on others): give the other parameters
+    their own optimizer (``partition``).
+
+    The bfloat16 iteration rounds each line once, as PyTorch's CPU GEMMs do;
+    an input that differs from PyTorch's in its last float32 bit can round
+    to a neighbouring bfloat16, so the two agree step for step to bfloat16's
+    resolution: the tests allow 2% of the largest update entry per step
+    (bfloat16 carries 8 bits, 0.4% per rounding, and five Newton-Schulz
+    steps compound a few roundings).
+
+    Args:
+      lr: the learning rate, a number >= 0 or a schedule.
+      weight_decay: decoupled decay coefficient, >= 0.
+      momentum: in [0, 1).
+      nesterov: use the look-ahead d_t.
+      ns_coefficients: (a, b, c) of the quintic.
+      eps: the norm's lower bound.
+      ns_steps: the number of Newton-Schulz steps.
+      adjust_lr_fn: None, "original" or "match_rms_adamw".
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.muon(lr=0.02, weight_decay=0.0)
+      >>> params = {"w": jnp.zeros((2, 2))}
+      >>> u, _ = opt.update({"w": jnp.eye(2)}, opt.init(params), params)
+      >>> u["w"].dtype, bool(jnp.all(jnp.abs(jnp.diag(u["w"]) + 0.02 * 0.85) < 0.02 * 0.3))
+      (dtype('float32'), True)
+    """
+    owner = "torch.muon"
+    _check_common(owner, lr, weight_decay)
+    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
+    if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+        raise ValueError(f"{owner}: adjust_lr_fn must be None, 'original' or 'match_rms_adamw', "
+                         f"got {adjust_lr_fn!r}")
+    out_in = MuonDimensionNumbers(reduction_axis=1, output_axis=0)
+    hyperparams = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum,
+                   "nesterov": nesterov, "ns_coefficients": tuple(ns_coefficients), "eps": eps,
+                   "ns_steps": ns_steps, "adjust_lr_fn": adjust_lr_fn}
+    return recipe(owner, hyperparams,
+                  scale_by_momentum(momentum, ema=True, nesterov=nesterov),
+                  orthogonalize(newton_schulz(tuple(ns_coefficients), ns_steps, eps=eps,
+                                              eps_clamp=True, dtype=jnp.bfloat16)),
+                  scale_by_shape(out_in, 0.2 if adjust_lr_fn == "match_rms_adamw" else None),
+                  _decay(weight_decay),
                   scale_by_learning_rate(lr))
 
 

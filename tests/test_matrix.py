@@ -1,0 +1,219 @@
+"""SOAP, Shampoo (with graft) and PSGD-Kron: against NumPy transcriptions and PyTorch implementations."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import gradtx
+import reference_frontier as reff
+from test_references import PROBLEMS, _run_jax, _run_reference, assert_trajectories_close
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _run_torch(make_opt, problem, steps=120):
+    """A torch.optim-style optimizer on the problem's gradients (float64)."""
+    leaves = [torch.tensor(np.asarray(p, np.float64)) for p in jax.tree.leaves(problem.params)]
+    for p in leaves:
+        p.requires_grad_(True)
+    opt = make_opt(leaves)
+    trajectory = []
+    for _ in range(steps):
+        grads = problem.grad_np([p.detach().numpy().copy() for p in leaves])
+        for p, g in zip(leaves, grads):
+            p.grad = torch.tensor(np.asarray(g, np.float64))
+        opt.step()
+        trajectory.append([p.detach().numpy().copy() for p in leaves])
+    return trajectory
+
+
+# SOAP's second gradient equals its first (the first step does not move), so
+# its components along the null space of the first statistics are zero in
+# exact arithmetic and round-off (1e-16) elsewhere; Adam's ratio
+# m / (sqrt(v) + eps) turns that noise into update differences of about
+# 1e-11 absolute.  Hence rtol 1e-8, atol 1e-10 for SOAP.
+SOAP_TOL = dict(rtol=1e-8, atol=1e-10)
+
+# The mlp's 8-wide axes would have a statistic with a null space of more than
+# one dimension after the first gradient, where eigh's basis is arbitrary:
+# max_precondition_dim=6 leaves them unrotated.
+SOAP_CASES = {
+    "nested_quadratic": dict(precondition_frequency=3),
+    "mlp": dict(precondition_frequency=5, max_precondition_dim=6),
+}
+
+
+@pytest.mark.parametrize("problem_name", list(SOAP_CASES))
+def test_soap_matches_closed_form(problem_name, x64):
+    problem, kw = PROBLEMS[problem_name], SOAP_CASES[problem_name]
+    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.0, **kw), problem, gradtx.apply_updates)
+    expected = _run_reference(
+        reff.soap(0.01, frequency=kw["precondition_frequency"],
+                  max_dim=kw.get("max_precondition_dim", 10000)), problem)
+    assert_trajectories_close(actual, expected, f"soap on {problem_name} vs NumPy", **SOAP_TOL)
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+# pytorch-optimizer's refresh casts the power-iteration product to float32 for
+# its QR, so after the first refresh its bases carry float32 round-off, which
+# 1 / sqrt(v) amplifies along directions of small curvature: without a refresh
+# the two agree to round-off (atol 1e-8), with refreshes to 2e-4 relative.
+@pytest.mark.parametrize("frequency, tol", [(1000, dict(rtol=1e-7, atol=1e-8)),
+                                            (3, dict(rtol=5e-4, atol=1e-6))])
+def test_soap_matches_pytorch_optimizer(frequency, tol, x64):
+    from pytorch_optimizer import SOAP
+
+    problem = PROBLEMS["nested_quadratic"]
+    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.0, precondition_frequency=frequency),
+                      problem, gradtx.apply_updates)
+    theirs = _run_torch(lambda ps: SOAP(ps, lr=0.01, weight_decay=0.0,
+                                        precondition_frequency=frequency), problem)
+    assert_trajectories_close(actual, theirs, f"soap (refresh every {frequency}) vs "
+                              f"pytorch-optimizer", **tol)
+
+
+def test_soap_weight_decay_matches_closed_form(x64):
+    # Decoupled as in adamw, from the first step on (whose direction is zero).
+    problem = PROBLEMS["nested_quadratic"]
+    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem,
+                      gradtx.apply_updates)
+    expected = _run_reference(reff.soap(0.01, weight_decay=0.1, frequency=4), problem)
+    assert_trajectories_close(actual, expected, "soap weight decay vs NumPy", **SOAP_TOL)
+
+
+def test_soap_first_step_sets_up_bases_without_moving():
+    opt = gradtx.soap(0.1, weight_decay=0.0)
+    params = {"w": jnp.ones((3, 2))}
+    u, state = opt.update({"w": jnp.arange(6.0).reshape(3, 2)}, opt.init(params), params)
+    np.testing.assert_array_equal(u["w"], 0.0)
+    soap_state = state[0][0]
+    assert int(soap_state.count) == 1
+    q = np.asarray(soap_state.bases["w"][0])
+    np.testing.assert_allclose(q.T @ q, np.eye(3), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Shampoo and graft.
+
+# The mlp's 8 x 8 statistics have rank <= 6 per step: with matrix_eps = 1e-6
+# their smallest eigenvalues sit near 1e-6 beside ones near 1, and the inverse
+# fourth root multiplies the eigensolver's round-off by 1e6 (trajectories then
+# agree to 1e-8); matrix_eps = 1e-3 keeps the comparison at 1e-10.
+@pytest.mark.parametrize("problem_name, matrix_eps", [("nested_quadratic", 1e-6), ("mlp", 1e-3)])
+def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_eps, x64):
+    from pytorch_optimizer import Shampoo
+
+    problem = PROBLEMS[problem_name]
+    lr = 0.01
+    actual = _run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
+    expected = _run_reference(reff.shampoo(lr, eps=matrix_eps), problem)
+    assert_trajectories_close(actual, expected, f"shampoo on {problem_name} vs NumPy")
+    theirs = _run_torch(lambda ps: Shampoo(ps, lr=lr, matrix_eps=matrix_eps), problem)
+    assert_trajectories_close(actual, theirs, f"shampoo on {problem_name} vs pytorch-optimizer")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
+    problem = PROBLEMS["nested_quadratic"]
+    actual = _run_jax(gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3,
+                                     grafting="adagrad"), problem, gradtx.apply_updates)
+    expected = _run_reference(reff.shampoo(0.05, beta2=0.9, frequency=3,
+                                           graft=reff.adagrad_step()), problem)
+    assert_trajectories_close(actual, expected, "shampoo grafted onto adagrad vs NumPy")
+
+
+def test_graft_takes_direction_from_one_and_norm_from_other():
+    tx = gradtx.graft(gradtx.scale(-1.0), gradtx.scale(3.0))
+    g = {"a": jnp.array([3.0, 4.0]), "b": jnp.zeros(2)}
+    u, _ = tx.update(g, tx.init(g))
+    np.testing.assert_allclose(u["a"], [-9.0, -12.0], rtol=1e-6)  # unit -g times |3 g| = 15
+    np.testing.assert_array_equal(u["b"], [0.0, 0.0])             # zero direction: zero step
+
+
+def test_graft_with_non_transform_raises():
+    with pytest.raises(TypeError, match="graft: magnitude"):
+        gradtx.graft(gradtx.identity(), 3.0)
+
+
+def test_shampoo_with_unknown_grafting_raises():
+    with pytest.raises(ValueError, match="shampoo: grafting must be None, 'sgd', 'adagrad'"):
+        gradtx.shampoo(grafting="adam")
+
+
+# ----------------------------------------------------------------------------
+# PSGD-Kron.  The probes are gradtx's documented draws,
+# normal(fold_in(fold_in(PRNGKey(seed), t), i)) for leaf i at step t; the
+# references receive the same ones.
+
+def _probes(problem, seed=0):
+    shapes = [np.shape(p) for p in jax.tree.leaves(problem.params)]
+    key = jax.random.PRNGKey(seed)
+    return lambda t, i: np.asarray(jax.random.normal(
+        jax.random.fold_in(jax.random.fold_in(key, t), i), shapes[i], jnp.float64))
+
+
+@functools.lru_cache(maxsize=None)
+def _psgd_trajectory(problem_name):
+    assert jax.config.jax_enable_x64, "call under the x64 fixture"
+    return _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name],
+                    gradtx.apply_updates)
+
+
+@pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
+def test_psgd_kron_matches_closed_form(problem_name, x64):
+    problem = PROBLEMS[problem_name]
+    probes = _probes(problem)
+    n = len(jax.tree.leaves(problem.params))
+    actual = _psgd_trajectory(problem_name)
+    refs = [reff.psgd_kron(0.01, probe=lambda t, shape, i=i: probes(t, i)) for i in range(n)]
+    expected = _run_reference(refs, problem)
+    assert_trajectories_close(actual, expected, f"psgd_kron on {problem_name} vs NumPy")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+def test_psgd_kron_matches_pytorch_optimizer_kron(x64, monkeypatch):
+    from pytorch_optimizer import Kron
+
+    problem = PROBLEMS["nested_quadratic"]
+    probes = _probes(problem)
+    n = len(jax.tree.leaves(problem.params))
+    calls = iter(range(10 ** 6))
+
+    def randn_like(x, dtype=None):   # Kron draws one probe per leaf, in order, per step
+        k = next(calls)
+        return torch.tensor(probes(k // n, k % n), dtype=dtype or x.dtype)
+
+    monkeypatch.setattr(torch, "randn_like", randn_like)
+    actual = _psgd_trajectory("nested_quadratic")
+    theirs = _run_torch(lambda ps: Kron(ps, lr=0.01, pre_conditioner_update_probability=1.0,
+                                        balance_prob=0.0, precondition_dtype=torch.float64),
+                        problem)
+    # Kron solves its triangular systems in float32.
+    assert_trajectories_close(actual, theirs, "psgd_kron vs pytorch-optimizer Kron",
+                              rtol=1e-5, atol=1e-7)
+
+
+def test_psgd_kron_fits_with_the_update_probability(x64):
+    # With p = 0 the factors never move: P = I, the update is clipped momentum.
+    opt = gradtx.psgd_kron(0.1, update_probability=0.0)
+    params = {"w": jnp.zeros((2, 3))}
+    g = {"w": jnp.asarray(np.arange(6.0).reshape(2, 3) / 10)}
+    state = opt.init(params)
+    update = jax.jit(opt.update)
+    for _ in range(3):
+        u, state = update(g, state, params)
+    np.testing.assert_array_equal(state[0][0].qs["w"][0], np.eye(2))
+    np.testing.assert_allclose(u["w"], -0.1 * g["w"], rtol=1e-12)
