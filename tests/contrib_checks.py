@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from test_references import PROBLEMS, _random_sequence, assert_trajectories_close
+from problems import PROBLEMS, random_sequence, assert_trajectories_close
 
 STEPS = 120
 
@@ -25,8 +25,8 @@ def assert_transform_matches_optax(tx, optax_tx, what, steps=STEPS):
     """Over random gradients and params of the nested tree, in float64, to 1e-10."""
     with jax.enable_x64(True):
         tree0 = PROBLEMS["nested_quadratic"].params
-        grads = _random_sequence(tree0, steps, seed=7)
-        params = _random_sequence(tree0, steps, seed=8)
+        grads = random_sequence(tree0, steps, seed=7)
+        params = random_sequence(tree0, steps, seed=8)
         actual = outputs(tx, grads, params)
         with jax.numpy_dtype_promotion("standard"):
             expected = outputs(optax_tx, grads, params)

@@ -12,13 +12,7 @@ import torch
 
 import gradtx
 import reference_frontier as reff
-from test_references import PROBLEMS, _run_jax, _run_reference, assert_trajectories_close
-
-
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
+from problems import PROBLEMS, run_jax, run_reference, assert_trajectories_close
 
 
 def _run_torch(make_opt, problem, steps=120):
@@ -56,8 +50,8 @@ SOAP_CASES = {
 @pytest.mark.parametrize("problem_name", list(SOAP_CASES))
 def test_soap_matches_closed_form(problem_name, x64):
     problem, kw = PROBLEMS[problem_name], SOAP_CASES[problem_name]
-    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.0, **kw), problem, gradtx.apply_updates)
-    expected = _run_reference(
+    actual = run_jax(gradtx.soap(0.01, weight_decay=0.0, **kw), problem, gradtx.apply_updates)
+    expected = run_reference(
         reff.soap(0.01, frequency=kw["precondition_frequency"],
                   max_dim=kw.get("max_precondition_dim", 10000)), problem)
     assert_trajectories_close(actual, expected, f"soap on {problem_name} vs NumPy", **SOAP_TOL)
@@ -75,7 +69,7 @@ def test_soap_matches_pytorch_optimizer(frequency, tol, x64):
     from pytorch_optimizer import SOAP
 
     problem = PROBLEMS["nested_quadratic"]
-    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.0, precondition_frequency=frequency),
+    actual = run_jax(gradtx.soap(0.01, weight_decay=0.0, precondition_frequency=frequency),
                       problem, gradtx.apply_updates)
     theirs = _run_torch(lambda ps: SOAP(ps, lr=0.01, weight_decay=0.0,
                                         precondition_frequency=frequency), problem)
@@ -86,9 +80,9 @@ def test_soap_matches_pytorch_optimizer(frequency, tol, x64):
 def test_soap_weight_decay_matches_closed_form(x64):
     # Decoupled as in adamw, from the first step on (whose direction is zero).
     problem = PROBLEMS["nested_quadratic"]
-    actual = _run_jax(gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem,
+    actual = run_jax(gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem,
                       gradtx.apply_updates)
-    expected = _run_reference(reff.soap(0.01, weight_decay=0.1, frequency=4), problem)
+    expected = run_reference(reff.soap(0.01, weight_decay=0.1, frequency=4), problem)
     assert_trajectories_close(actual, expected, "soap weight decay vs NumPy", **SOAP_TOL)
 
 
@@ -116,8 +110,8 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 
     problem = PROBLEMS[problem_name]
     lr = 0.01
-    actual = _run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
-    expected = _run_reference(reff.shampoo(lr, eps=matrix_eps), problem)
+    actual = run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
+    expected = run_reference(reff.shampoo(lr, eps=matrix_eps), problem)
     assert_trajectories_close(actual, expected, f"shampoo on {problem_name} vs NumPy")
     theirs = _run_torch(lambda ps: Shampoo(ps, lr=lr, matrix_eps=matrix_eps), problem)
     assert_trajectories_close(actual, theirs, f"shampoo on {problem_name} vs pytorch-optimizer")
@@ -127,9 +121,9 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 
 def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
     problem = PROBLEMS["nested_quadratic"]
-    actual = _run_jax(gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3,
+    actual = run_jax(gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3,
                                      grafting="adagrad"), problem, gradtx.apply_updates)
-    expected = _run_reference(reff.shampoo(0.05, beta2=0.9, frequency=3,
+    expected = run_reference(reff.shampoo(0.05, beta2=0.9, frequency=3,
                                            graft=reff.adagrad_step()), problem)
     assert_trajectories_close(actual, expected, "shampoo grafted onto adagrad vs NumPy")
 
@@ -167,7 +161,7 @@ def _probes(problem, seed=0):
 @functools.lru_cache(maxsize=None)
 def _psgd_trajectory(problem_name):
     assert jax.config.jax_enable_x64, "call under the x64 fixture"
-    return _run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name],
+    return run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name],
                     gradtx.apply_updates)
 
 
@@ -178,7 +172,7 @@ def test_psgd_kron_matches_closed_form(problem_name, x64):
     n = len(jax.tree.leaves(problem.params))
     actual = _psgd_trajectory(problem_name)
     refs = [reff.psgd_kron(0.01, probe=lambda t, shape, i=i: probes(t, i)) for i in range(n)]
-    expected = _run_reference(refs, problem)
+    expected = run_reference(refs, problem)
     assert_trajectories_close(actual, expected, f"psgd_kron on {problem_name} vs NumPy")
     start = jax.tree.leaves(problem.params)
     assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2

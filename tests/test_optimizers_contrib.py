@@ -23,17 +23,11 @@ import pytest
 import reference as ref
 import reference_contrib as rc
 from _porting_problems import compile_quickly
-from test_references import PROBLEMS, assert_trajectories_close
+from problems import PROBLEMS, assert_trajectories_close
 
 import gradtx
 
 STEPS = 120
-
-
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
 
 
 class Case:
@@ -266,7 +260,7 @@ def _l2_sgd(lr, weight_decay):
 # ----------------------------------------------------------------------------
 # Runs: a trajectory is a list (one per step) of lists of parameter leaves.
 
-def _run_jax(tx, problem, apply, value, steps=STEPS, dtype=np.float64, forced=None):
+def run_jax(tx, problem, apply, value, steps=STEPS, dtype=np.float64, forced=None):
     """The trajectory; with ``forced`` (a run's inputs), each step starts from those inputs."""
     value_and_grad = jax.value_and_grad(problem.loss)
 
@@ -297,7 +291,7 @@ def _run_jax(tx, problem, apply, value, steps=STEPS, dtype=np.float64, forced=No
     return trajectory, inputs
 
 
-def _run_reference(reference, problem, value, steps=STEPS, forced=None):
+def run_reference(reference, problem, value, steps=STEPS, forced=None):
     init, update = reference
     params = [np.asarray(p, np.float64) for p in jax.tree.leaves(problem.params)]
     state = init(params)
@@ -320,7 +314,7 @@ def _run_reference(reference, problem, value, steps=STEPS, forced=None):
 def _gradtx_run(case_name, problem_name):
     case, problem = CASE_BY_NAME[case_name], PROBLEMS[problem_name]
     assert jax.config.jax_enable_x64, "call under the x64 fixture"
-    return _run_jax(case.gradtx(case.lr_for(problem)), problem, gradtx.apply_updates,
+    return run_jax(case.gradtx(case.lr_for(problem)), problem, gradtx.apply_updates,
                     case.value)
 
 
@@ -332,7 +326,7 @@ def _run_id(run):
 def test_contrib_optimizer_matches_closed_form(case, problem_name, x64):
     problem = PROBLEMS[problem_name]
     actual, inputs = _gradtx_run(case.name, problem_name)
-    expected, _ = _run_reference(case.reference(case.lr_for(problem)), problem, case.value,
+    expected, _ = run_reference(case.reference(case.lr_for(problem)), problem, case.value,
                                  forced=case.forced(problem_name, inputs))
     assert_trajectories_close(actual, expected, f"{case.name} on {problem_name} vs NumPy")
     start = jax.tree.leaves(problem.params)
@@ -344,7 +338,7 @@ def test_contrib_optimizer_matches_optax(case, problem_name, x64):
     problem = PROBLEMS[problem_name]
     actual, inputs = _gradtx_run(case.name, problem_name)
     with jax.numpy_dtype_promotion("standard"):
-        expected, _ = _run_jax(case.optax(case.lr_for(problem)), problem, optax.apply_updates,
+        expected, _ = run_jax(case.optax(case.lr_for(problem)), problem, optax.apply_updates,
                                case.value, forced=case.forced(problem_name, inputs))
     assert_trajectories_close(actual, expected, f"{case.name} on {problem_name} vs optax",
                               rtol=case.optax_rtol)
@@ -357,13 +351,13 @@ def test_contrib_optimizer_in_float32_matches_references(case):
     # relative to max(1, |p|).
     problem = PROBLEMS["nested_quadratic"]
     lr = case.lr * case.f32_scale
-    actual, inputs = _run_jax(case.gradtx(lr), problem, gradtx.apply_updates, case.value,
+    actual, inputs = run_jax(case.gradtx(lr), problem, gradtx.apply_updates, case.value,
                               dtype=np.float32)
     forced = case.forced("nested_quadratic", inputs)
     with jax.enable_x64(True):
-        expected, _ = _run_reference(case.reference(lr), problem, case.value, forced=forced)
+        expected, _ = run_reference(case.reference(lr), problem, case.value, forced=forced)
     with jax.numpy_dtype_promotion("standard"):
-        from_optax, _ = _run_jax(case.optax(lr), problem, optax.apply_updates, case.value,
+        from_optax, _ = run_jax(case.optax(lr), problem, optax.apply_updates, case.value,
                                  dtype=np.float32, forced=forced)
     assert all(a.dtype == np.float32 for a in actual[-1])
     assert_trajectories_close(actual, from_optax, f"{case.name} float32 vs optax float32",

@@ -10,13 +10,7 @@ import pytest
 
 import gradtx
 import reference_frontier as reff
-from test_references import PROBLEMS, _run_jax, _run_reference, assert_trajectories_close
-
-
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
+from problems import PROBLEMS, run_jax, run_reference, assert_trajectories_close
 
 
 MUON_CASES = {
@@ -37,11 +31,11 @@ OPTAX_ONLY = {"dion": dict(ns_coeffs="dion"), "aol": dict(preconditioning="aol")
 def test_muon_matches_closed_form_and_optax(case, problem_name, x64):
     problem, (kwargs, ref_kwargs) = PROBLEMS[problem_name], MUON_CASES[case]
     lr = 0.01 * problem.lr_scale
-    expected = _run_reference(reff.muon(lr, **ref_kwargs), problem)
-    actual = _run_jax(gradtx.muon(lr, **kwargs), problem, gradtx.apply_updates)
+    expected = run_reference(reff.muon(lr, **ref_kwargs), problem)
+    actual = run_jax(gradtx.muon(lr, **kwargs), problem, gradtx.apply_updates)
     assert_trajectories_close(actual, expected, f"muon {case} on {problem_name} vs NumPy")
     with jax.numpy_dtype_promotion("standard"):
-        theirs = _run_jax(optax.contrib.muon(lr, **kwargs), problem, optax.apply_updates)
+        theirs = run_jax(optax.contrib.muon(lr, **kwargs), problem, optax.apply_updates)
     assert_trajectories_close(actual, theirs, f"muon {case} on {problem_name} vs optax")
     start = jax.tree.leaves(problem.params)
     assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
@@ -50,9 +44,9 @@ def test_muon_matches_closed_form_and_optax(case, problem_name, x64):
 @pytest.mark.parametrize("case", list(OPTAX_ONLY))
 def test_muon_options_match_optax(case, x64):
     problem = PROBLEMS["nested_quadratic"]
-    actual = _run_jax(gradtx.muon(0.01, **OPTAX_ONLY[case]), problem, gradtx.apply_updates)
+    actual = run_jax(gradtx.muon(0.01, **OPTAX_ONLY[case]), problem, gradtx.apply_updates)
     with jax.numpy_dtype_promotion("standard"):
-        theirs = _run_jax(optax.contrib.muon(0.01, **OPTAX_ONLY[case]), problem,
+        theirs = run_jax(optax.contrib.muon(0.01, **OPTAX_ONLY[case]), problem,
                           optax.apply_updates)
     # aol and schatten rescale inside the first step: a few more roundings.
     assert_trajectories_close(actual, theirs, f"muon {case} vs optax", rtol=1e-9)
@@ -62,9 +56,9 @@ def test_muon_on_rosenbrock_is_adamw_and_matches_optax(x64):
     # No matrix at all: the whole tree is AdamW's (NAdamW with nesterov).
     problem = PROBLEMS["rosenbrock"]
     lr = 0.01 * problem.lr_scale
-    actual = _run_jax(gradtx.muon(lr), problem, gradtx.apply_updates)
+    actual = run_jax(gradtx.muon(lr), problem, gradtx.apply_updates)
     with jax.numpy_dtype_promotion("standard"):
-        theirs = _run_jax(optax.contrib.muon(lr), problem, optax.apply_updates)
+        theirs = run_jax(optax.contrib.muon(lr), problem, optax.apply_updates)
     assert_trajectories_close(actual, theirs, "muon on rosenbrock vs optax")
 
 
@@ -75,9 +69,9 @@ def test_muon_in_float32_matches_optax():
     # with an absolute floor of 1e-6.
     problem_name = "nested_quadratic"
     problem = PROBLEMS[problem_name]
-    actual = _run_jax(gradtx.muon(0.001), problem, gradtx.apply_updates, dtype=np.float32)
+    actual = run_jax(gradtx.muon(0.001), problem, gradtx.apply_updates, dtype=np.float32)
     with jax.numpy_dtype_promotion("standard"):
-        theirs = _run_jax(optax.contrib.muon(0.001), problem, optax.apply_updates,
+        theirs = run_jax(optax.contrib.muon(0.001), problem, optax.apply_updates,
                           dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
     assert_trajectories_close(actual, theirs, f"muon float32 on {problem_name} vs optax",
@@ -211,8 +205,8 @@ def test_orthogonal_bad_hyperparameters_raise(make, match):
 def test_normuon_matches_closed_form(problem_name, x64):
     problem = PROBLEMS[problem_name]
     opt = gradtx.normuon(0.01, weight_decay=0.1, adam_learning_rate=0.003)
-    actual = _run_jax(opt, problem, gradtx.apply_updates)
-    expected = _run_reference(reff.normuon(0.01, weight_decay=0.1, adam_lr=0.003), problem)
+    actual = run_jax(opt, problem, gradtx.apply_updates)
+    expected = run_reference(reff.normuon(0.01, weight_decay=0.1, adam_lr=0.003), problem)
     assert_trajectories_close(actual, expected, f"normuon on {problem_name} vs NumPy")
     start = jax.tree.leaves(problem.params)
     assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference_contrib as rc
-from test_references import PROBLEMS
+from problems import PROBLEMS
 
 import gradtx
 

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import optax.contrib
 import pytest
-from test_references import PROBLEMS, assert_trajectories_close
+from problems import PROBLEMS, assert_trajectories_close
 
 import gradtx
 

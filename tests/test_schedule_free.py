@@ -9,7 +9,7 @@ import optax
 import optax.contrib
 import pytest
 import reference_contrib as rc
-from test_references import PROBLEMS, assert_trajectories_close
+from problems import PROBLEMS, assert_trajectories_close
 
 import gradtx
 
