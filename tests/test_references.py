@@ -22,114 +22,8 @@ import pytest
 
 import gradtx
 import reference as ref
-
-STEPS = 120
-RTOL, ATOL = 1e-10, 1e-12
-
-
-@pytest.fixture
-def x64():
-    """float64 for the test (references included), restored afterwards."""
-    with jax.enable_x64(True):
-        yield
-
-
-def relative_error(actual, expected, rtol=RTOL, atol=ATOL):
-    """max |a - b| / (atol / rtol + |b|): at most rtol exactly when assert_allclose passes."""
-    worst = 0.0
-    for a, b in zip(actual, expected):
-        a, b = np.asarray(a), np.asarray(b)
-        worst = max(worst, float(np.max(np.abs(a - b) / (atol / rtol + np.abs(b)), initial=0.0)))
-    return worst
-
-
-def assert_trajectories_close(actual, expected, what, rtol=RTOL, atol=ATOL):
-    assert len(actual) == len(expected)
-    err = max(relative_error(a, b, rtol, atol) for a, b in zip(actual, expected))
-    print(f"\n{what}: worst relative error {err:.2e}")
-    for step, (a_leaves, b_leaves) in enumerate(zip(actual, expected)):
-        for a, b in zip(a_leaves, b_leaves):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol,
-                                       err_msg=f"{what}: step {step + 1}")
-
-
-# ----------------------------------------------------------------------------
-# Problems.  Parameters are NumPy float64 trees; ``grad_np`` maps a list of
-# leaves (in jax.tree.leaves order) to the list of gradient leaves.
-
-class Problem:
-    def __init__(self, name, params, loss, grad_np, lr_scale):
-        self.name, self.params, self.loss, self.grad_np = name, params, loss, grad_np
-        self.lr_scale = lr_scale
-        self.treedef = jax.tree.structure(params)
-
-
-def _nested_quadratic():
-    rng = np.random.default_rng(0)
-
-    def like(f):
-        return {"scalar": np.asarray(f(())), "vector": f((5,)),
-                "nested": {"matrix": f((3, 4)), "cube": f((2, 3, 2))}}
-
-    params = like(lambda s: rng.normal(size=s))
-    centre = like(lambda s: rng.normal(size=s))
-    curvature = like(lambda s: rng.uniform(0.5, 2.0, size=s))
-    c_leaves, k_leaves = jax.tree.leaves(centre), jax.tree.leaves(curvature)
-
-    def loss(p):
-        return sum(0.5 * jnp.sum(k * (x - c) ** 2)
-                   for x, c, k in zip(jax.tree.leaves(p), c_leaves, k_leaves))
-
-    def grad_np(leaves):
-        return [k * (x - c) for x, c, k in zip(leaves, c_leaves, k_leaves)]
-
-    return Problem("nested_quadratic", params, loss, grad_np, lr_scale=1.0)
-
-
-def _rosenbrock():
-    # sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2.  Its curvature near the
-    # start is about 2000, so every learning rate is scaled by 1/20 here.
-    params = {"x": np.array([-1.2, 1.0, -0.5, 0.8])}
-
-    def loss(p):
-        x = p["x"]
-        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-    def grad_np(leaves):
-        (x,) = leaves
-        g = np.zeros_like(x)
-        r = x[1:] - x[:-1] ** 2
-        g[:-1] += -400.0 * x[:-1] * r - 2.0 * (1.0 - x[:-1])
-        g[1:] += 200.0 * r
-        return [g]
-
-    return Problem("rosenbrock", params, loss, grad_np, lr_scale=0.05)
-
-
-def _mlp():
-    rng = np.random.default_rng(1)
-    x = jnp.asarray(rng.normal(size=(20, 6)))   # float64: built under x64
-    y = jnp.asarray(rng.normal(size=(20, 2)))
-    params = {"hidden": {"w": rng.normal(size=(6, 8)) / np.sqrt(6), "b": np.zeros(8)},
-              "out": {"w": rng.normal(size=(8, 2)) / np.sqrt(8), "b": np.zeros(2)}}
-
-    def loss(p):
-        h = jnp.tanh(x @ p["hidden"]["w"] + p["hidden"]["b"])
-        return jnp.mean((h @ p["out"]["w"] + p["out"]["b"] - y) ** 2)
-
-    # The problem is not under test, the update rule is: the reference may
-    # take its gradients from jax.grad.
-    grad_fn = jax.jit(jax.grad(loss))
-    treedef = jax.tree.structure(params)
-
-    def grad_np(leaves):
-        return [np.asarray(g) for g in jax.tree.leaves(grad_fn(jax.tree.unflatten(treedef, leaves)))]
-
-    return Problem("mlp", params, loss, grad_np, lr_scale=1.0)
-
-
-with jax.enable_x64(True):
-    PROBLEMS = {p.name: p for p in (_nested_quadratic(), _rosenbrock(), _mlp())}
+from trajectories import (PROBLEMS, STEPS, assert_trajectories_close, random_sequence, run_jax,
+                          run_reference)
 
 
 def _decay_mask(params):
@@ -243,40 +137,11 @@ CASE_BY_NAME = {c.name: c for c in CASES}
 # ----------------------------------------------------------------------------
 # Runs.  Trajectories are lists (one per step) of lists of parameter leaves.
 
-def _run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64):
-    grad = jax.grad(problem.loss)
-
-    @jax.jit
-    def step(params, state):
-        updates, state = tx.update(grad(params), state, params)
-        return apply(params, updates), state
-
-    params = jax.tree.map(lambda p: jnp.asarray(p, dtype), problem.params)
-    state = tx.init(params)
-    trajectory = []
-    for _ in range(steps):
-        params, state = step(params, state)
-        trajectory.append([np.asarray(p) for p in jax.tree.leaves(params)])
-    return trajectory
-
-
-def _run_reference(reference, problem, steps=STEPS):
-    init, update = ref.tree(reference)
-    params = [np.asarray(p, np.float64) for p in jax.tree.leaves(problem.params)]
-    state = init(params)
-    trajectory = []
-    for _ in range(steps):
-        updates, state = update(problem.grad_np(params), state, params)
-        params = [p + u for p, u in zip(params, updates)]
-        trajectory.append(params)
-    return trajectory
-
-
 @functools.lru_cache(maxsize=None)
 def _gradtx_trajectory(case_name, problem_name):
     case, problem = CASE_BY_NAME[case_name], PROBLEMS[problem_name]
     assert jax.config.jax_enable_x64, "call under the x64 fixture"
-    return _run_jax(case.gradtx(case.lr * problem.lr_scale), problem, gradtx.apply_updates)
+    return run_jax(case.gradtx(case.lr * problem.lr_scale), problem, gradtx.apply_updates)
 
 
 @pytest.mark.parametrize("problem_name", list(PROBLEMS))
@@ -284,7 +149,7 @@ def _gradtx_trajectory(case_name, problem_name):
 def test_optimizer_matches_closed_form(case, problem_name, x64):
     problem = PROBLEMS[problem_name]
     lr = case.lr * problem.lr_scale
-    expected = _run_reference(case.reference(lr, jax.tree.leaves(problem.params)), problem)
+    expected = run_reference(case.reference(lr, jax.tree.leaves(problem.params)), problem)
     actual = _gradtx_trajectory(case.name, problem_name)
     assert_trajectories_close(actual, expected, f"{case.name} on {problem_name} vs NumPy")
     # The run went somewhere: the comparison is not between two unmoved points.
@@ -298,7 +163,7 @@ def test_optimizer_matches_optax_alias(case, problem_name, x64):
     problem = PROBLEMS[problem_name]
     # optax's own bias correction (float ** int32 count) needs standard promotion.
     with jax.numpy_dtype_promotion("standard"):
-        expected = _run_jax(case.optax(case.lr * problem.lr_scale), problem, optax.apply_updates)
+        expected = run_jax(case.optax(case.lr * problem.lr_scale), problem, optax.apply_updates)
     actual = _gradtx_trajectory(case.name, problem_name)
     assert_trajectories_close(actual, expected, f"{case.name} on {problem_name} vs optax")
 
@@ -314,8 +179,8 @@ def test_optimizer_in_float32_matches_float64_reference(case_name):
     # mean comes to dominate its spread, a property of the formula.)
     case, problem = CASE_BY_NAME[case_name], PROBLEMS["nested_quadratic"]
     lr = case.lr * 0.1
-    expected = _run_reference(case.reference(lr, jax.tree.leaves(problem.params)), problem)
-    actual = _run_jax(case.gradtx(lr), problem, gradtx.apply_updates, dtype=np.float32)
+    expected = run_reference(case.reference(lr, jax.tree.leaves(problem.params)), problem)
+    actual = run_jax(case.gradtx(lr), problem, gradtx.apply_updates, dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
     assert_trajectories_close(actual, expected, f"{case_name} float32 vs NumPy float64",
                               rtol=2e-5, atol=2e-6)
@@ -391,19 +256,12 @@ TRANSFORM_CASES = {
 }
 
 
-def _random_sequence(tree, steps, seed):
-    """steps random trees shaped like ``tree``, the scale changing from step to step."""
-    rng = np.random.default_rng(seed)
-    scales = np.exp(rng.normal(size=steps))
-    return [jax.tree.map(lambda x: s * rng.normal(size=np.shape(x)), tree) for s in scales]
-
-
 @pytest.mark.parametrize("name", list(TRANSFORM_CASES))
 def test_transform_matches_closed_form(name, x64):
     make_tx, make_reference = TRANSFORM_CASES[name]
     tree0 = PROBLEMS["nested_quadratic"].params
-    grads = _random_sequence(tree0, STEPS, seed=2)
-    params = _random_sequence(tree0, STEPS, seed=3)
+    grads = random_sequence(tree0, STEPS, seed=2)
+    params = random_sequence(tree0, STEPS, seed=3)
 
     init, update = ref.tree(make_reference(jax.tree.leaves(tree0)))
     state = init(jax.tree.leaves(params[0]))
@@ -432,7 +290,7 @@ def test_transform_matches_closed_form(name, x64):
 def test_naive_serial_chains_differ_from_adam_while_adam_matches(x64):
     b1, b2, eps, lr, steps = 0.9, 0.999, 1e-8, 1e-3, 20
     tree0 = PROBLEMS["nested_quadratic"].params
-    grads = _random_sequence(tree0, steps, seed=4)
+    grads = random_sequence(tree0, steps, seed=4)
 
     # gradtx's pieces inside optax.chain: each sees only its input (one stream).
     def rms():

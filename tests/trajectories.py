@@ -1,0 +1,167 @@
+"""Shared trajectory helpers: the reference problems, runs and comparisons.
+
+Problems (each a closed loop: every implementation computes the gradient at
+its own parameters): a quadratic over a nested dict with scalar, vector,
+matrix and 3-d leaves; the chained Rosenbrock function; a small tanh MLP.
+Trajectories are lists (one per step) of lists of parameter leaves.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import reference as ref
+
+STEPS = 120
+RTOL, ATOL = 1e-10, 1e-12
+
+
+def relative_error(actual, expected, rtol=RTOL, atol=ATOL):
+    """max |a - b| / (atol / rtol + |b|): at most rtol exactly when assert_allclose passes."""
+    worst = 0.0
+    for a, b in zip(actual, expected):
+        a, b = np.asarray(a), np.asarray(b)
+        worst = max(worst, float(np.max(np.abs(a - b) / (atol / rtol + np.abs(b)), initial=0.0)))
+    return worst
+
+
+def assert_trajectories_close(actual, expected, what, rtol=RTOL, atol=ATOL):
+    assert len(actual) == len(expected)
+    err = max(relative_error(a, b, rtol, atol) for a, b in zip(actual, expected))
+    print(f"\n{what}: worst relative error {err:.2e}")
+    for step, (a_leaves, b_leaves) in enumerate(zip(actual, expected)):
+        for a, b in zip(a_leaves, b_leaves):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol,
+                                       err_msg=f"{what}: step {step + 1}")
+
+
+# ----------------------------------------------------------------------------
+# Problems.  Parameters are NumPy float64 trees; ``grad_np`` maps a list of
+# leaves (in jax.tree.leaves order) to the list of gradient leaves.
+
+class Problem:
+    def __init__(self, name, params, loss, grad_np, lr_scale):
+        self.name, self.params, self.loss, self.grad_np = name, params, loss, grad_np
+        self.lr_scale = lr_scale
+        self.treedef = jax.tree.structure(params)
+
+
+def _nested_quadratic():
+    rng = np.random.default_rng(0)
+
+    def like(f):
+        return {"scalar": np.asarray(f(())), "vector": f((5,)),
+                "nested": {"matrix": f((3, 4)), "cube": f((2, 3, 2))}}
+
+    params = like(lambda s: rng.normal(size=s))
+    centre = like(lambda s: rng.normal(size=s))
+    curvature = like(lambda s: rng.uniform(0.5, 2.0, size=s))
+    c_leaves, k_leaves = jax.tree.leaves(centre), jax.tree.leaves(curvature)
+
+    def loss(p):
+        return sum(0.5 * jnp.sum(k * (x - c) ** 2)
+                   for x, c, k in zip(jax.tree.leaves(p), c_leaves, k_leaves))
+
+    def grad_np(leaves):
+        return [k * (x - c) for x, c, k in zip(leaves, c_leaves, k_leaves)]
+
+    return Problem("nested_quadratic", params, loss, grad_np, lr_scale=1.0)
+
+
+def _rosenbrock():
+    # sum_i 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2.  Its curvature near the
+    # start is about 2000, so every learning rate is scaled by 1/20 here.
+    params = {"x": np.array([-1.2, 1.0, -0.5, 0.8])}
+
+    def loss(p):
+        x = p["x"]
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    def grad_np(leaves):
+        (x,) = leaves
+        g = np.zeros_like(x)
+        r = x[1:] - x[:-1] ** 2
+        g[:-1] += -400.0 * x[:-1] * r - 2.0 * (1.0 - x[:-1])
+        g[1:] += 200.0 * r
+        return [g]
+
+    return Problem("rosenbrock", params, loss, grad_np, lr_scale=0.05)
+
+
+def _mlp():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(20, 6)))   # float64: built under x64
+    y = jnp.asarray(rng.normal(size=(20, 2)))
+    params = {"hidden": {"w": rng.normal(size=(6, 8)) / np.sqrt(6), "b": np.zeros(8)},
+              "out": {"w": rng.normal(size=(8, 2)) / np.sqrt(8), "b": np.zeros(2)}}
+
+    def loss(p):
+        h = jnp.tanh(x @ p["hidden"]["w"] + p["hidden"]["b"])
+        return jnp.mean((h @ p["out"]["w"] + p["out"]["b"] - y) ** 2)
+
+    # The problem is not under test, the update rule is: the reference may
+    # take its gradients from jax.grad.
+    grad_fn = jax.jit(jax.grad(loss))
+    treedef = jax.tree.structure(params)
+
+    def grad_np(leaves):
+        return [np.asarray(g) for g in jax.tree.leaves(grad_fn(jax.tree.unflatten(treedef, leaves)))]
+
+    return Problem("mlp", params, loss, grad_np, lr_scale=1.0)
+
+
+with jax.enable_x64(True):
+    PROBLEMS = {p.name: p for p in (_nested_quadratic(), _rosenbrock(), _mlp())}
+
+
+# ----------------------------------------------------------------------------
+
+def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64, with_value=False):
+    """``steps`` jitted steps of ``tx`` on ``problem``; ``with_value`` passes the loss as ``value=``."""
+    value_and_grad = jax.value_and_grad(problem.loss)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = value_and_grad(params)
+        extra = {"value": value} if with_value else {}
+        updates, state = tx.update(grad, state, params, **extra)
+        return apply(params, updates), state
+
+    params = jax.tree.map(lambda p: jnp.asarray(p, dtype), problem.params)
+    state = tx.init(params)
+    trajectory = []
+    for _ in range(steps):
+        params, state = step(params, state)
+        trajectory.append([np.asarray(p) for p in jax.tree.leaves(params)])
+    return trajectory
+
+
+def run_reference(reference, problem, steps=STEPS, whole_tree=False, with_value=False):
+    """``steps`` steps of a NumPy reference on ``problem``.
+
+    ``reference`` is a per-leaf pair (lifted by ``ref.tree``) or, with
+    ``whole_tree``, a pair on the list of leaves; ``with_value`` passes the
+    loss (float64) to its update as ``value=``.
+    """
+    init, update = reference if whole_tree else ref.tree(reference)
+    params = [np.asarray(p, np.float64) for p in jax.tree.leaves(problem.params)]
+    state = init(params)
+    trajectory = []
+    for _ in range(steps):
+        extra = {}
+        if with_value:
+            tree = jax.tree.unflatten(problem.treedef, [jnp.asarray(p) for p in params])
+            extra["value"] = float(problem.loss(tree))
+        updates, state = update(problem.grad_np(params), state, params, **extra)
+        params = [p + u for p, u in zip(params, updates)]
+        trajectory.append(params)
+    return trajectory
+
+
+def random_sequence(tree, steps, seed):
+    """steps random trees shaped like ``tree``, the scale changing from step to step."""
+    rng = np.random.default_rng(seed)
+    scales = np.exp(rng.normal(size=steps))
+    return [jax.tree.map(lambda x: s * rng.normal(size=np.shape(x)), tree) for s in scales]
