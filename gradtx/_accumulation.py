@@ -123,7 +123,12 @@ def apply_every(k: int = 1) -> GradientTransformation:
 
 
 class AddNoiseState(NamedTuple):
-    """count: t; rng_key: the key the next step's noise is drawn from (optax's fields)."""
+    """count: t; rng_key: the key the next step's noise is drawn from (optax's fields).
+
+    The key is stored as its raw uint32 data (``jax.random.key_data``), so
+    the state is plain arrays that NumPy checkpoints save; optax stores a
+    typed key.  Both draw the same numbers.
+    """
 
     count: jax.Array
     rng_key: jax.Array
@@ -139,7 +144,8 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
     Args:
       eta: the initial variance, >= 0.
       gamma: the decay exponent of the variance, >= 0.
-      key: a ``jax.random.key`` or an int seed; None: 0 (optax's default).
+      key: a ``jax.random.key``, a raw ``jax.random.PRNGKey`` or an int seed;
+        None: 0 (optax's default).
       seed: an int seed, optax's older spelling of ``key``.
 
     Returns:
@@ -165,10 +171,13 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        k = key
-        if not (isinstance(k, jax.Array) and jnp.issubdtype(k.dtype, jax.dtypes.prng_key)):
-            k = jax.random.key(k)
-        return AddNoiseState(count=new_count(), rng_key=k)
+        if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            raw = jax.random.key_data(key)
+        elif isinstance(key, int):
+            raw = jax.random.key_data(jax.random.key(key))
+        else:
+            raw = jnp.asarray(key, jnp.uint32)   # a raw key, as jax.random.PRNGKey makes
+        return AddNoiseState(count=new_count(), rng_key=raw)
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, AddNoiseState)

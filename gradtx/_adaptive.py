@@ -345,7 +345,7 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
             updates, state.g)
         m = jax.tree.map(lambda m, g: _average(b1, m, g), state.m, updates)
         v = jax.tree.map(lambda v, d: _average(b2, v, d), state.v, diff)
-        n = jax.tree.map(lambda n, g, d: _average(b3, n, abs_sq(g + (1 - b2) * d)),
+        n = jax.tree.map(lambda n, g, d: _average(b3, n, abs_sq(g.astype(d.dtype) + (1 - b2) * d)),
                          state.n, updates, diff)
         t = increment(state.t)
         m_hat = jax.tree.map(debiaser(b1, t), m)

@@ -644,10 +644,12 @@ def optimistic_adam(learning_rate, optimism=None, b1=0.9, b2=0.999, eps=1e-8, ep
 
 
 def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant: str = "sps"):
-    """SGD with Polyak's step size: p_t = p_{t-1} - s_t * min((f(p) - f_min) / (||g||^2 + eps), max_lr) g_t.
+    """SGD with Polyak's step size: p_t = p_{t-1} + min((f(p) - f_min) / (||d_t||^2 + eps), max_lr) d_t.
 
-    The loss is passed to ``update(..., value=loss)``; s_t is ``scaling``
-    (a number or a schedule).
+    d_t = -s_t * g_t with s_t = ``scaling`` (a number or a schedule); the
+    loss is passed to ``update(..., value=loss)``.  As in optax, the step
+    size is measured on the scaled d_t, so for eps = 0 a scaling s divides
+    the Polyak step (f - f_min) / ||g||^2 by s while the direction keeps s.
 
     Args:
       max_learning_rate: the largest step size.

@@ -52,7 +52,8 @@ def make_step(opt, count=None):
     def step(params, state):
         if count is not None:
             count.append(1)
-        updates, state = opt.update(jax.grad(loss)(params), state, params)
+        value, grad = jax.value_and_grad(loss)(params)
+        updates, state = opt.update(grad, state, params, value=value)
         return gradtx.apply_updates(params, updates), state
     return step
 
@@ -98,7 +99,8 @@ def test_optimizer_with_defaults_decreases_quadratic(factory_name):
         params, state = step(params, state)
         losses.append(float(loss(params)))
     # No step goes uphill (optax 0.2.8's adadelta() does), and it gets somewhere.
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    # (optax's Rprop, and gradtx's under its name, leaves the first step at zero.)
+    assert all(b <= a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < losses[0] * (1 - 1e-3), losses
 
 
@@ -189,7 +191,8 @@ def test_loss_after_steps_differentiates_in_learning_rate_like_finite_difference
 
             def body(_, carry):
                 params, state = carry
-                updates, state = opt.update(jax.grad(small_loss)(params), state, params)
+                value, grad = jax.value_and_grad(small_loss)(params)
+                updates, state = opt.update(grad, state, params, value=value)
                 return gradtx.apply_updates(params, updates), state
 
             params = {k: jnp.asarray(_START[k], jnp.float64) for k in keys}
