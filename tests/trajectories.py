@@ -165,3 +165,37 @@ def random_sequence(tree, steps, seed):
     rng = np.random.default_rng(seed)
     scales = np.exp(rng.normal(size=steps))
     return [jax.tree.map(lambda x: s * rng.normal(size=np.shape(x)), tree) for s in scales]
+
+
+def transform_outputs(tx, grads, params, extra=None, standard_promotion=False):
+    """The updates of ``tx`` over a sequence of (gradient, params[, extra]) trees, in one scan.
+
+    ``grads`` and ``params`` are lists of trees (from ``random_sequence``);
+    ``extra`` a list of dicts of keyword arguments per step.  Returns a list
+    (one per step) of lists of update leaves.  ``standard_promotion`` runs
+    under standard dtype promotion (optax's own transforms need it).
+    """
+    extra = extra if extra is not None else [{} for _ in grads]
+
+    def body(state, xs):
+        g, p, e = xs
+        u, state = tx.update(g, state, p, **e)
+        return state, u
+
+    stacked = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *zip(grads, params, extra))
+    with jax.numpy_dtype_promotion("standard" if standard_promotion else "strict"):
+        state0 = tx.init(jax.tree.map(jnp.asarray, params[0]))
+        _, outs = jax.jit(lambda s, xs: jax.lax.scan(body, s, xs))(state0, stacked)
+    outs = jax.tree.leaves(outs)
+    return [[np.asarray(o[t]) for o in outs] for t in range(len(grads))]
+
+
+def assert_transform_matches(ours, theirs, tree, what, steps=STEPS, extra=None, rtol=RTOL,
+                             atol=ATOL, seed=2):
+    """gradtx's transform ``ours`` computes optax's ``theirs`` on random gradients and params."""
+    grads = random_sequence(tree, steps, seed)
+    params = random_sequence(tree, steps, seed + 1)
+    actual = transform_outputs(ours, grads, params, extra)
+    expected = transform_outputs(theirs, grads, params, extra, standard_promotion=True)
+    assert_trajectories_close(actual, expected, what, rtol=rtol, atol=atol)
+    return actual
