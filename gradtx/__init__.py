@@ -137,12 +137,17 @@ from ._layerwise import normalize_by_update_norm as normalize_by_update_norm
 from ._layerwise import scale_by_param_block_norm as scale_by_param_block_norm
 from ._layerwise import scale_by_param_block_rms as scale_by_param_block_rms
 from ._layerwise import scale_by_trust_ratio as scale_by_trust_ratio
+from ._linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
+from ._linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from ._linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
+from ._linesearch import value_and_grad_from_state as value_and_grad_from_state
 from ._optimizers_optax import adabelief as adabelief
 from ._optimizers_optax import adafactor as adafactor
 from ._optimizers_optax import adamax as adamax
 from ._optimizers_optax import adamaxw as adamaxw
 from ._optimizers_optax import adan as adan
 from ._optimizers_optax import fromage as fromage
+from ._optimizers_optax import lbfgs as lbfgs
 from ._optimizers_optax import lamb as lamb
 from ._optimizers_optax import lars as lars
 from ._optimizers_optax import lion as lion
@@ -156,6 +161,8 @@ from ._optimizers_optax import sign_sgd as sign_sgd
 from ._optimizers_optax import signum as signum
 from ._optimizers_optax import sm3 as sm3
 from ._optimizers_optax import yogi as yogi
+from ._quasi_newton import ScaleByLBFGSState as ScaleByLBFGSState
+from ._quasi_newton import scale_by_lbfgs as scale_by_lbfgs
 from ._sign import ScaleByLionState as ScaleByLionState
 from ._sign import scale_by_lion as scale_by_lion
 from ._sign import scale_by_sign as scale_by_sign

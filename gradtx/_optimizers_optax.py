@@ -5,7 +5,7 @@ computes optax's math: a transform per line, in the order it applies.  The
 transforms live in ``_sign`` (Lion, signSGD), ``_adaptive`` (AdaMax,
 AdaBelief, Yogi, Adan, NovoGrad, optimistic gradients, Rprop, Polyak),
 ``_layerwise`` (trust ratios), ``_factored`` (Adafactor, SM3) and
-``_accumulation`` (ema, noise).
+``_accumulation`` (ema, noise), ``_quasi_newton`` (L-BFGS) and ``_linesearch``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,18 @@ from ._adaptive import (scale_by_adan, scale_by_belief, scale_by_infinity_norm,
                         scale_by_rprop, scale_by_yogi)
 from ._factored import scale_by_factored_rms, scale_by_sm3
 from ._layerwise import scale_by_param_block_rms, scale_by_trust_ratio
+from ._linesearch import scale_by_zoom_linesearch
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
 from ._partition import masked
-from ._scaling import scale, scale_by_learning_rate
+from ._quasi_newton import scale_by_lbfgs
+from ._scaling import identity, scale, scale_by_learning_rate
 from ._second_moment import scale_by_rms
 from ._sign import scale_by_lion, scale_by_sign
 from ._weight_decay import add_decayed_weights, add_scaled_params
+
+
+_DEFAULT_LINESEARCH = scale_by_zoom_linesearch(max_linesearch_steps=20,
+                                               initial_guess_strategy="one")
 
 
 def _recipe(name, hyperparams, *transforms) -> GradientTransformation:
@@ -705,3 +711,44 @@ def noisy_sgd(learning_rate, eta=0.01, gamma=0.55, key=None, *, seed=None):
     return _recipe(owner, {"learning_rate": learning_rate, "eta": eta, "gamma": gamma},
                    add_noise(eta, gamma, key, seed=seed),
                    scale_by_learning_rate(learning_rate))
+
+
+def lbfgs(learning_rate=None, memory_size: int = 10, scale_init_precond: bool = True,
+          linesearch=_DEFAULT_LINESEARCH):
+    """L-BFGS: p_k+1 = p_k - eta_k H_k g_k, with H_k the two-loop inverse-Hessian estimate.
+
+    eta_k comes from the line search (default: ``scale_by_zoom_linesearch(
+    max_linesearch_steps=20, initial_guess_strategy="one")``, strong Wolfe
+    steps) times ``learning_rate`` if given.  With the line search, the
+    update needs ``value=``, ``grad=`` and ``value_fn=``; pair it with
+    ``value_and_grad_from_state`` to reuse the search's last evaluation.
+
+    Args:
+      learning_rate: a number, a schedule or None (1).
+      memory_size: the number of past steps kept, >= 1.
+      scale_init_precond: scale the initial inverse Hessian by <y, s> / <y, y>.
+      linesearch: a line-search transform, or None for none.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, gradtx
+      >>> f = lambda x: jnp.sum((x - 1.0) ** 2) + 0.5 * jnp.sum(x ** 4)
+      >>> opt, x = gradtx.lbfgs(), jnp.zeros(3)
+      >>> state = opt.init(x)
+      >>> for _ in range(8):
+      ...     value, grad = jax.value_and_grad(f)(x)
+      ...     updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
+      ...     x = gradtx.apply_updates(x, updates)
+      >>> x.round(4)
+      Array([0.6823, 0.6823, 0.6823], dtype=float32)
+
+    Reference: Liu, Nocedal, "On the limited memory BFGS method for large
+    scale optimization", Math. Programming 1989.
+    """
+    owner = "lbfgs"
+    if learning_rate is not None:
+        check_learning_rate(owner, learning_rate)
+    return _recipe(owner, {"learning_rate": learning_rate, "memory_size": memory_size,
+                           "scale_init_precond": scale_init_precond},
+                   scale_by_lbfgs(memory_size, scale_init_precond),
+                   scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+                   identity() if linesearch is None else linesearch)

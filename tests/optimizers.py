@@ -87,6 +87,8 @@ OPTIMIZERS = [
     Row("polyak_sgd", polyak_sgd, dict(learning_rate=0.2), dict(), elementwise=False),
     Row("noisy_sgd", gradtx.noisy_sgd, dict(learning_rate=0.05, key=0), dict(learning_rate=0.05),
         elementwise=False, converges=False),
+    Row("lbfgs", gradtx.lbfgs, dict(learning_rate=0.5, linesearch=None),
+        dict(learning_rate=0.5, linesearch=None), elementwise=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 
