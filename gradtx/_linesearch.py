@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation
-from ._checks import check_range, check_state
+from ._checks import check_float_leaves, check_range, check_state
 from ._numerics import compute_dtype
 from ._tree import zeros_like_tree
 
@@ -206,6 +206,7 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
             raise ValueError(f"{owner}: update needs params and the keywords value= (the loss "
                              f"at params), grad= (its gradient) and value_fn= (the loss "
                              f"function)")
+        check_float_leaves(owner, updates, "updates")
         names = _takes(value_fn)
         unused = sorted(k for k in extra if k not in names)
         if unused:

@@ -84,6 +84,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Gr
         check_state(owner, state, ScaleByLBFGSState)
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        check_float_leaves(owner, updates, "gradient")
         check_same_structure(owner, params, updates, "params", "updates")
         started = state.count > 0
         real = state.weights_memory.dtype
