@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import EmptyState, GradientTransformation, Preconditioner
-from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
+from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
 from ._combine import chain, precondition
 from ._momentum import bias_correction, debiaser, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
@@ -289,7 +289,7 @@ def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0,
 
 
 class ScaleByAdanState(NamedTuple):
-    """m, v, n: Adan's three moments; g: the previous gradient; t: the step count (optax's fields)."""
+    """m, v, n: Adan's three moments; g: the previous gradient; t: the count (optax's fields)."""
 
     m: object
     v: object
@@ -447,7 +447,7 @@ def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0,
 
 
 class ScaleByOptimisticGradientState(NamedTuple):
-    """is_initial_step: True before the first update; previous_gradient: g_{t-1} (optax's fields)."""
+    """is_initial_step: True before the first update; previous_gradient: g_{t-1} (optax's)."""
 
     is_initial_step: jax.Array
     previous_gradient: object
@@ -578,7 +578,8 @@ def scale_by_rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-
 
         triples = jax.tree.map(one, updates, state.step_sizes, state.prev_updates)
         treedef = jax.tree.structure(updates)
-        outs, sizes, steps = zip(*treedef.flatten_up_to(triples)) if treedef.num_leaves else ((), (), ())
+        flat = treedef.flatten_up_to(triples)
+        outs, sizes, steps = zip(*flat) if flat else ((), (), ())
         out = treedef.unflatten(outs)
         return _as(out, updates), ScaleByRpropState(
             step_sizes=_stored(treedef.unflatten(sizes), state.step_sizes),

@@ -157,7 +157,7 @@ def scale_by_factored_rms(factored: bool = True, decay_rate=0.8, step_offset=0,
 
 
 class ScaleBySM3State(NamedTuple):
-    """mu: per leaf, one accumulator per axis; nu: the momentum of the scaled gradient (optax's fields)."""
+    """mu: per leaf, one accumulator per axis; nu: the momentum of the scaled gradient (optax's)."""
 
     mu: object
     nu: object

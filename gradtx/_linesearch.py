@@ -301,7 +301,7 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
                               safe_stepsize=safe[0], safe_value=safe[1], safe_grad=safe[2])
 
         def fall_back(s):
-            """On failure: the best step with sufficient decrease, else (outside the domain too) it."""
+            """On failure: the best sufficient-decrease step seen, else (or outside the domain) the last."""
             take_safe = (s.safe_stepsize > 0.0) | jnp.isinf(s.decrease_error)
             eta, val, g = _select(take_safe, (s.safe_stepsize, s.safe_value, s.safe_grad),
                                   (s.stepsize, s.value, s.grad))

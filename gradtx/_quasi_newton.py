@@ -35,7 +35,8 @@ class ScaleByLBFGSState(NamedTuple):
     weights_memory: jax.Array
 
 
-def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> GradientTransformation:
+def scale_by_lbfgs(memory_size: int = 10,
+                   scale_init_precond: bool = True) -> GradientTransformation:
     """L-BFGS's direction d_k = H_k g_k, by the two-loop recursion over the last m pairs.
 
     With s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i and rho_i = 1 / <y_i, s_i>

@@ -1,8 +1,6 @@
-"""The zoom line search and L-BFGS with it: against optax, step by step, and the Wolfe conditions."""
+"""The zoom line search and L-BFGS with it: against optax step by step; the Wolfe conditions."""
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
