@@ -167,5 +167,16 @@ from ._sign import ScaleByLionState as ScaleByLionState
 from ._sign import scale_by_lion as scale_by_lion
 from ._sign import scale_by_sign as scale_by_sign
 from ._weight_decay import add_scaled_params as add_scaled_params
+from ._adam_mini import BlockRmsState as BlockRmsState
+from ._adam_mini import scale_by_block_rms as scale_by_block_rms
+from ._cautious import add_cautious_decayed_weights as add_cautious_decayed_weights
+from ._cautious import cautious as cautious
+from ._mars import MarsState as MarsState
+from ._mars import scale_by_mars as scale_by_mars
+from ._optimizers_addons import adam_mini as adam_mini
+from ._optimizers_addons import laprop as laprop
+from ._optimizers_addons import mars as mars
+from ._schedules_ademamix import ademamix_alpha_schedule as ademamix_alpha_schedule
+from ._schedules_ademamix import ademamix_beta3_schedule as ademamix_beta3_schedule
 
 __version__ = "0.1.0"

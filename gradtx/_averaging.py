@@ -18,6 +18,7 @@ from ._checks import check_float_leaves, check_range, check_state, check_transfo
 from ._numerics import compute_dtype, increment, new_count
 from ._tree import check_same_structure
 from ._wrappers import check_int
+from ._typing import TransformLike
 
 
 def _copy_wide(params):
@@ -42,7 +43,8 @@ class LookaheadState(NamedTuple):
     inner_state: Any
 
 
-def lookahead(fast_optimizer, sync_period: int = 6, slow_step_size=0.5) -> GradientTransformation:
+def lookahead(fast_optimizer: TransformLike, sync_period: int = 6,
+              slow_step_size: float = 0.5) -> GradientTransformation:
     """Lookahead: k fast steps, then phi <- phi + alpha * (theta - phi) and theta <- phi.
 
     The fast weights theta are the parameters you pass to ``update``; the
@@ -121,7 +123,8 @@ class EmaParamsState(NamedTuple):
     inner_state: Any
 
 
-def ema_params(inner, decay=0.999, *, debias: bool = False) -> GradientTransformation:
+def ema_params(inner: TransformLike, decay: float = 0.999, *,
+               debias: bool = False) -> GradientTransformation:
     """EMA of the parameters: ema_t = ema_{t-1} + w_t * (p_t - ema_{t-1}), p_t = p_{t-1} + u_t.
 
     The optimizer T runs unchanged (its update is returned as it is); the

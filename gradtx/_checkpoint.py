@@ -5,48 +5,113 @@
 ``.npz`` file; ``load_checkpoint(path, template)`` reads it back into the
 structure of ``template``, usually the state that a fresh ``init`` makes.
 
-The file is a zip holding two ``.npy`` arrays: ``data``, the bytes of every
-leaf one after another (each starting on a 16-byte boundary), and
-``manifest``, UTF-8 JSON listing each leaf's path
-(``['opt_state'].states[0].mu['w']``), dtype, shape and offset in ``data``.
-No pickle is written or read (``allow_pickle=False``), so loading a file
-never runs code from it; the Python types of the tree (named tuples, dicts,
-...) come from the template, not from the file.  Raw bytes keep every dtype
-exact, bfloat16 included, and one array instead of one per leaf keeps a
-10,000-leaf state quick to write and read.
+The file is an uncompressed zip holding two ``.npy`` arrays: ``data``, the
+bytes of every leaf one after another (each starting on a 16-byte boundary),
+and ``manifest``, UTF-8 JSON listing each leaf's path
+(``['opt_state'].states[0].direction.states[0].mu['w']``), dtype, shape and offset in ``data``,
+and, for every ``Packed`` buffer (``gradtx.pack``, ``gradtx.flatten``), the
+path, dtype and shape of each parameter packed into it.  No pickle is
+written or read, so loading a file never runs code from it; the Python types
+of the tree (named tuples, dicts, ...) come from the template, not from the
+file.  Raw bytes keep every dtype exact, bfloat16 included, and one array
+instead of one per leaf keeps a 10,000-leaf state quick to write and read.
 
 Saving is atomic: the file is written to a temporary name in the same
-directory, flushed to disk, then renamed over ``path``.  A crash at any
-moment leaves either the previous checkpoint or the new one, never a mix
-(a crash may leave the temporary file, ``.NAME.*.tmp``, behind).  Loading
-checks everything (the zip's CRC, the manifest, paths, dtypes, shapes,
-offsets) before it builds the result, so a corrupt, truncated or mismatched
-file raises ``CheckpointError`` and nothing is half-loaded.
+directory (``.NAME.gradtx-XXXXXXXX.tmp``), flushed to disk, then renamed over
+``path``, with the permissions a new file gets under the umask.  A crash at
+any moment leaves either the previous checkpoint or the new one, never a
+mix; a temporary file a crash left behind is removed by the next save to the
+same path once it is a minute old (younger ones may belong to a save in
+progress).
+
+Loading reads the file as hostile.  Everything is checked against the
+template before anything large is read: the zip's members (exactly the two,
+stored, not compressed, so there is nothing to inflate), the sizes they
+claim, the manifest (bounded in size, every entry typed, offsets exactly the
+ones ``save_checkpoint`` writes), and each leaf's path, dtype and shape.  The
+data is then read in one piece of the size the template implies, its CRC
+checked.  Any corrupt, truncated, crafted or mismatched file raises
+``CheckpointError`` (and nothing is half-loaded), so a caller can catch it
+and fall back to an older checkpoint.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
+import re
 import sys
 import tempfile
+import time
 import zipfile
 
 import jax
 import numpy as np
 
+from ._flat import Packed
 from ._paths import path_str
+from ._typing import PyTree
 
 _FORMAT = "gradtx.checkpoint"
 _VERSION = 1
 _ALIGN = 16
-_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
+_MEMBERS = ("manifest.npy", "data.npy")
+_NPY_HEADER_MAX = 4096     # our .npy headers are about 128 bytes
+_STALE_TMP_S = 60.0        # a temporary file older than this is a crash's leftover
+_INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or does not match its template."""
 
+
+# ----------------------------------------------------------------------------
+# What the manifest says about a tree: shared by save and load.
+
+def _dtype_fields(dtype: np.dtype) -> dict:
+    """How the manifest names a dtype: its name, and the full layout of a structured one.
+
+    The name alone does not tell structured dtypes apart (every 8-byte one is
+    ``void64``), so their field layout is recorded too.
+    """
+    fields = {"dtype": dtype.name}
+    if dtype.fields is not None or dtype.subdtype is not None:
+        fields["descr"] = json.loads(json.dumps(np.lib.format.dtype_to_descr(dtype)))
+    return fields
+
+
+def _packed_nodes(tree) -> list[dict]:
+    """Where each ``Packed`` node sits, and the parameters packed into it.
+
+    A packed buffer's own path is only its dtype (``['float32']``), so two
+    models whose leaves of a dtype add up to the same size would load into
+    each other's buffers; the leaves' paths, dtypes and shapes tell them apart.
+    """
+    nodes = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, Packed))[0]
+    out = []
+    for path, node in nodes:
+        if isinstance(node, Packed):
+            layout = node.layout
+            out.append({"at": path_str(path) or "<root>",
+                        "leaves": [[p, d.name, list(s)] for p, d, s in
+                                   zip(layout.paths, layout.dtypes, layout.shapes)]})
+    return out
+
+
+def _layout(dtypes_shapes: list) -> tuple[list[int], int]:
+    """The offsets ``save_checkpoint`` gives the leaves, and the total size of the data."""
+    offsets, offset = [], 0
+    for dtype, shape in dtypes_shapes:
+        offset += -offset % _ALIGN
+        offsets.append(offset)
+        offset += dtype.itemsize * math.prod(shape)
+    return offsets, offset
+
+
+# ----------------------------------------------------------------------------
+# Saving.
 
 def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]:
     for name, leaf in zip(names, leaves):
@@ -57,19 +122,69 @@ def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]
             raise TypeError(f"{owner}: leaf {name} is a {type(leaf).__name__}; a checkpoint "
                             f"holds arrays and numbers only (keep other objects out of the "
                             f"saved tree)")
+        if isinstance(leaf, int) and not isinstance(leaf, bool) and not (
+                _INT64[0] <= leaf <= _INT64[1]):
+            raise ValueError(f"{owner}: leaf {name} is the Python int {leaf}, outside the "
+                             f"int64 range [-2**63, 2**63 - 1] that a checkpoint can store "
+                             f"(store it as a float, or as several ints)")
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and np.dtype(dtype).hasobject:
+            raise TypeError(f"{owner}: leaf {name} has dtype {np.dtype(dtype)}, which holds "
+                            f"Python objects; a checkpoint stores plain numbers only (its "
+                            f"bytes would be memory addresses)")
     return [np.asarray(x) for x in jax.device_get(leaves)]  # one transfer for all leaves
 
 
-def save_checkpoint(path, tree) -> None:
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore, as the standard library does
+    os.umask(mask)
+    return mask
+
+
+def _tmp_pattern(base: str):
+    return re.compile(r"\." + re.escape(base) + r"\.(gradtx-)?[a-z0-9_]{8}\.tmp\Z")
+
+
+def _remove_leftovers(directory: str, base: str, keep: str) -> None:
+    """Remove temporary files of earlier saves to this path that a crash left behind."""
+    pattern = _tmp_pattern(base)
+    now = time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:  # pragma: no cover
+        return
+    for name in names:
+        if not pattern.match(name) or name == keep:
+            continue
+        full = os.path.join(directory, name)
+        try:
+            if now - os.lstat(full).st_mtime >= _STALE_TMP_S:
+                os.remove(full)
+        except OSError:  # removed meanwhile, or not ours to remove
+            pass
+
+
+def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
     """Write ``tree`` to ``path`` atomically, as an ``.npz`` file with a JSON manifest.
 
     Args:
       path: the file to write (replaced if it exists); its directory must exist.
+        A new file gets the permissions the umask allows (0644 under the
+        usual 022).
       tree: a pytree whose leaves are arrays or numbers, e.g.
         ``{"params": params, "opt_state": opt_state, "step": step}``.
 
     Raises:
-      TypeError: a leaf is not an array or a number.
+      TypeError: a leaf is not an array or a number, or holds Python objects.
+      ValueError: a leaf is a Python int outside the int64 range.
 
     Example:
       >>> import os, tempfile, jax.numpy as jnp, gradtx
@@ -78,32 +193,33 @@ def save_checkpoint(path, tree) -> None:
       >>> state = {"params": params, "opt_state": opt.init(params), "step": 0}
       >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
       >>> gradtx.save_checkpoint(path, state)
-      >>> gradtx.load_checkpoint(path, state)["opt_state"].states[0]
-      MomentumState(mu={'w': Array([0., 0.], dtype=float32)})
+      >>> gradtx.tree_get(gradtx.load_checkpoint(path, state)["opt_state"], "mu")
+      {'w': Array([0., 0.], dtype=float32)}
     """
     owner = "save_checkpoint"
     path = os.fspath(path)
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     names = [path_str(p) for p, _ in flat]
     arrays = _host_arrays(owner, names, [leaf for _, leaf in flat])
-    entries, chunks, offset = [], [], 0
-    for name, array in zip(names, arrays):
-        pad = -offset % _ALIGN
-        chunks.append(b"\0" * pad)
-        offset += pad
-        entries.append({"path": name, "dtype": array.dtype.name, "shape": list(array.shape),
+    offsets, nbytes = _layout([(a.dtype, a.shape) for a in arrays])
+    entries, chunks, end = [], [], 0
+    for name, array, offset in zip(names, arrays, offsets):
+        chunks.append(b"\0" * (offset - end))
+        entries.append({"path": name, **_dtype_fields(array.dtype), "shape": list(array.shape),
                         "offset": offset})
         raw = np.ascontiguousarray(array).tobytes()
         chunks.append(raw)
-        offset += len(raw)
+        end = offset + len(raw)
     manifest = json.dumps({"format": _FORMAT, "version": _VERSION, "byteorder": sys.byteorder,
-                           "nbytes": offset, "leaves": entries})
+                           "nbytes": nbytes, "leaves": entries, "packed": _packed_nodes(tree)})
     data = np.frombuffer(b"".join(chunks), np.uint8)
     manifest = np.frombuffer(manifest.encode("utf-8"), np.uint8)
 
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    base = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.gradtx-", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             np.savez(f, allow_pickle=False, manifest=manifest, data=data)
             f.flush()
@@ -114,6 +230,7 @@ def save_checkpoint(path, tree) -> None:
             os.remove(tmp)
         raise
     _fsync_directory(directory)
+    _remove_leftovers(directory, base, keep=os.path.basename(tmp))
 
 
 def _fsync_directory(directory: str) -> None:
@@ -130,6 +247,9 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+# ----------------------------------------------------------------------------
+# Loading.
+
 def _template_dtype_shape(owner: str, path: str, leaf):
     if isinstance(leaf, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)):
         return np.dtype(leaf.dtype), tuple(leaf.shape)
@@ -143,21 +263,125 @@ def _describe(dtype, shape) -> str:
     return f"{dtype}{list(shape)}"
 
 
+def _is_int(x, low=0) -> bool:
+    return type(x) is int and x >= low  # not bool: True is an int to isinstance
+
+
 def _is_entry(e) -> bool:
     return (isinstance(e, dict) and isinstance(e.get("path"), str)
             and isinstance(e.get("dtype"), str) and isinstance(e.get("shape"), list)
-            and all(isinstance(n, int) and n >= 0 for n in e["shape"])
-            and isinstance(e.get("offset"), int) and e["offset"] >= 0)
+            and all(_is_int(n) for n in e["shape"]) and _is_int(e.get("offset")))
 
 
-def _read_manifest(owner: str, path: str, npz) -> dict:
+def _is_packed_record(r) -> bool:
+    return (isinstance(r, dict) and isinstance(r.get("at"), str)
+            and isinstance(r.get("leaves"), list)
+            and all(isinstance(x, list) and len(x) == 3 and isinstance(x[0], str)
+                    and isinstance(x[1], str) and isinstance(x[2], list)
+                    and all(_is_int(n) for n in x[2]) for x in r["leaves"]))
+
+
+class _Reader:
+    """The two members of a checkpoint zip, read with every size bounded in advance."""
+
+    def __init__(self, owner: str, path: str, f):
+        self.owner, self.path = owner, path
+        if f.read(6) == b"\x93NUMPY":
+            raise CheckpointError(f"{owner}: {path} holds a single .npy array, not a gradtx "
+                                  f"checkpoint (.npz with a manifest)")
+        f.seek(0)
+        try:
+            self.zip = zipfile.ZipFile(f)
+            infos = self.zip.infolist()
+        except Exception as err:  # zipfile raises many kinds on crafted input
+            raise CheckpointError(f"{owner}: {path} is not a readable checkpoint ({err}); the "
+                                  f"file is corrupt, truncated or of another format") from err
+        names = [i.filename for i in infos]
+        if "manifest.npy" not in names:
+            raise CheckpointError(f"{owner}: {path} has no valid gradtx manifest; it was not "
+                                  f"written by gradtx.save_checkpoint, or it is corrupt")
+        if sorted(names) != sorted(_MEMBERS):
+            raise CheckpointError(f"{owner}: {path} holds the members {names}; a gradtx "
+                                  f"checkpoint holds exactly {list(_MEMBERS)}, so the file is "
+                                  f"corrupt or was made by another program")
+        self.infos = {i.filename: i for i in infos}
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or \
+                    info.compress_size != info.file_size:
+                raise CheckpointError(f"{owner}: {path}: member {info.filename} is compressed "
+                                      f"or encrypted; gradtx writes stored members only, so the "
+                                      f"file is corrupt or was made by another program")
+
+    def read(self, name: str, what: str, max_payload: int, exact: int | None = None) -> bytes:
+        """The payload of the uint8 ``.npy`` member ``name``, refused if it is over size."""
+        owner, path = self.owner, self.path
+        info = self.infos[name]
+        if info.file_size > max_payload + _NPY_HEADER_MAX:
+            raise CheckpointError(f"{owner}: {path}: the {what} member claims {info.file_size} "
+                                  f"bytes, more than the template allows ({max_payload} bytes "
+                                  f"of {what}); the file is corrupt or crafted")
+        try:
+            with self.zip.open(info) as member:
+                n = self._npy_length(member, what, info.file_size)
+                if exact is not None and n != exact:
+                    raise CheckpointError(
+                        f"{owner}: {path}: the {what} is uint8[{n}] but the manifest "
+                        f"says uint8[{exact}]; the file is corrupt")
+                raw = member.read(n + 1)  # to the end, where zipfile checks the CRC
+                if len(raw) != n:
+                    raise CheckpointError(f"{owner}: {path}: the {what} is shorter than its "
+                                          f"header says; the file is corrupt or truncated")
+                return raw
+        except CheckpointError:
+            raise
+        except Exception as err:
+            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read ({err}); the "
+                                  f"file is corrupt or truncated") from err
+
+    def _npy_length(self, member, what, file_size) -> int:
+        """Check the .npy header (uint8, one dimension, C order); the payload's length."""
+        owner, path = self.owner, self.path
+        head = member.read(10)
+        if len(head) < 10 or head[:6] != b"\x93NUMPY" or head[6] not in (1, 2, 3):
+            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read (not an .npy "
+                                  f"array); the file is corrupt")
+        if head[6] == 1:
+            size = int.from_bytes(head[8:10], "little")
+        else:
+            more = member.read(2)
+            size = int.from_bytes(head[8:10] + more, "little")
+        if size > _NPY_HEADER_MAX:
+            raise CheckpointError(f"{owner}: {path}: the {what} has a {size}-byte .npy header; "
+                                  f"the file is corrupt or crafted")
+        text = member.read(size)
+        try:
+            header = ast.literal_eval(text.decode("latin1"))
+        except Exception as err:
+            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read (its .npy "
+                                  f"header: {err}); the file is corrupt") from err
+        shape = header.get("shape") if isinstance(header, dict) else None
+        if not (isinstance(header, dict) and header.get("descr") == "|u1"
+                and header.get("fortran_order") is False and isinstance(shape, tuple)
+                and len(shape) == 1 and _is_int(shape[0])):
+            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read (its .npy header "
+                                  f"is {text[:200]!r}, not a uint8 vector; a pickled or foreign "
+                                  f"array is not read, allow_pickle is off); the file is corrupt "
+                                  f"or crafted")
+        consumed = 10 + (0 if head[6] == 1 else 2) + size
+        if consumed + shape[0] != file_size:
+            raise CheckpointError(f"{owner}: {path}: the {what} member is {file_size} bytes but "
+                                  f"its header describes {consumed + shape[0]}; the file is "
+                                  f"corrupt")
+        return shape[0]
+
+
+def _read_manifest(owner: str, path: str, reader: _Reader, max_bytes: int) -> dict:
     bad = CheckpointError(f"{owner}: {path} has no valid gradtx manifest; it was not written "
                           f"by gradtx.save_checkpoint, or it is corrupt")
-    if "manifest" not in npz.files:
-        raise bad
+    raw = reader.read("manifest.npy", "manifest", max_bytes)
     try:
-        manifest = json.loads(npz["manifest"].tobytes().decode("utf-8"))
-    except _READ_ERRORS as err:
+        manifest = json.loads(raw.decode("utf-8"))
+    except Exception as err:  # UnicodeDecodeError, JSONDecodeError, RecursionError
         raise CheckpointError(f"{owner}: {path}: the manifest cannot be read ({err}); the file "
                               f"is corrupt or truncated") from err
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
@@ -166,13 +390,19 @@ def _read_manifest(owner: str, path: str, npz) -> dict:
         raise CheckpointError(f"{owner}: {path} has checkpoint format version "
                               f"{manifest.get('version')!r}; this gradtx reads version {_VERSION}")
     leaves = manifest.get("leaves")
+    packed = manifest.get("packed", [])
     if not (isinstance(leaves, list) and all(_is_entry(e) for e in leaves)
-            and isinstance(manifest.get("nbytes"), int)):
+            and _is_int(manifest.get("nbytes")) and isinstance(packed, list)
+            and all(_is_packed_record(r) for r in packed)):
         raise bad
     if manifest.get("byteorder") != sys.byteorder:
         raise CheckpointError(f"{owner}: {path} was written on a {manifest.get('byteorder')}-"
                               f"endian machine; this one is {sys.byteorder}-endian")
     return manifest
+
+
+def _saved_dtype(entry: dict) -> dict:
+    return {k: entry[k] for k in ("dtype", "descr") if k in entry}
 
 
 def _leaves(n: int) -> str:
@@ -193,11 +423,44 @@ def _check_paths(owner: str, path: str, saved: list[str], expected: list[str]) -
         problems.append(f"the checkpoint has {_leaves(len(extra))} the template lacks, first "
                         f"{extra[0]}")
     if not problems:
-        first = next(i for i, (a, b) in enumerate(zip(saved, expected)) if a != b)
-        problems.append(f"the leaves are in another order: leaf {first} is {saved[first]} in the "
-                        f"checkpoint and {expected[first]} in the template")
+        first = next((i for i, (a, b) in enumerate(zip(saved, expected)) if a != b), None)
+        if first is None:  # the same paths, one listed twice
+            problems.append(f"the checkpoint has {len(saved)} leaves and the template "
+                            f"{len(expected)}")
+        else:
+            problems.append(f"the leaves are in another order: leaf {first} is {saved[first]} "
+                            f"in the checkpoint and {expected[first]} in the template")
     raise CheckpointError(f"{owner}: {path} does not match the template: " + "; ".join(problems)
                           + "; was it saved from another model or optimizer?")
+
+
+def _check_packed(owner: str, path: str, saved: list, expected: list) -> None:
+    """Packed buffers load only into params packed from the same leaves."""
+    saved_at = {r["at"]: r["leaves"] for r in saved}
+    for record in expected:
+        at, want = record["at"], record["leaves"]
+        got = saved_at.get(at)
+        if got is None:
+            raise CheckpointError(
+                f"{owner}: {path}: the template's packed buffers at {at} hold parameters, but the "
+                f"checkpoint does not record which (it was saved unpacked, or by an older "
+                f"gradtx); refusing, since the values could land on the wrong parameters")
+        if got == want:
+            continue
+        for i in range(max(len(got), len(want))):
+            g = got[i] if i < len(got) else None
+            w = want[i] if i < len(want) else None
+            if g != w:
+                def show(x):
+                    return "nothing" if x is None else f"{x[0]} {x[1]}{x[2]}"
+                raise CheckpointError(
+                    f"{owner}: {path}: the packed buffers at {at} were packed from other "
+                    f"parameters: packed leaf {i} is {show(g)} in the checkpoint but {show(w)} "
+                    f"in the template; was it saved from another model?")
+    extra = [r["at"] for r in saved if r["at"] not in {e["at"] for e in expected}]
+    if extra:
+        raise CheckpointError(f"{owner}: {path}: the checkpoint holds packed buffers at "
+                              f"{extra[0]}, where the template has none")
 
 
 def _restore(leaves: list, arrays: list[np.ndarray]) -> list:
@@ -229,14 +492,16 @@ def _restore(leaves: list, arrays: list[np.ndarray]) -> list:
     return out
 
 
-def load_checkpoint(path, template):
+def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
     """Read a checkpoint written by ``save_checkpoint`` into the structure of ``template``.
 
-    Every leaf path, dtype and shape in the file must equal the template's;
-    the template supplies the Python types (named tuples, dicts, ...) and
-    where arrays live (a ``jax.Array`` leaf gives its sharding; numbers come
-    back as numbers).  ``jax.eval_shape(opt.init, params)`` is a template
-    that allocates nothing.  Nothing from the file is executed.
+    Every leaf path, dtype and shape in the file must equal the template's,
+    and packed buffers must have been packed from the same parameters; the
+    template supplies the Python types (named tuples, dicts, ...) and where
+    arrays live (a ``jax.Array`` leaf gives its sharding; numbers come back
+    as numbers).  ``jax.eval_shape(opt.init, params)`` is a template that
+    allocates nothing.  Nothing from the file is executed, and no more is
+    read from it than the template's size.
 
     Args:
       path: a file written by ``save_checkpoint``.
@@ -248,7 +513,7 @@ def load_checkpoint(path, template):
 
     Raises:
       FileNotFoundError: there is no file at ``path``.
-      CheckpointError: the file is corrupt, truncated, not a gradtx
+      CheckpointError: the file is corrupt, truncated, crafted, not a gradtx
         checkpoint, or its leaves differ from the template's (the message
         names the first differing path, dtype or shape).
     """
@@ -257,44 +522,43 @@ def load_checkpoint(path, template):
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [path_str(p) for p, _ in flat]
     expected = [_template_dtype_shape(owner, n, leaf) for n, (_, leaf) in zip(names, flat)]
+    offsets, nbytes = _layout(expected)
+    packed = _packed_nodes(template)
+    # What this template's manifest is, give or take number formatting: a bound on the file's.
+    plan = json.dumps({"leaves": [{"path": n, **_dtype_fields(d), "shape": list(s),
+                                   "offset": o} for n, (d, s), o in zip(names, expected, offsets)],
+                       "packed": packed})
+    manifest_max = 2 * len(plan) + 4096
 
     with open(path, "rb") as f:
-        try:
-            npz = np.load(f, allow_pickle=False)
-        except _READ_ERRORS as err:
-            raise CheckpointError(f"{owner}: {path} is not a readable checkpoint ({err}); the "
-                                  f"file is corrupt, truncated or of another format") from err
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{owner}: {path} holds a single .npy array, not a gradtx "
-                                  f"checkpoint (.npz with a manifest)")
-        with npz:
-            manifest = _read_manifest(owner, path, npz)
-            entries = manifest["leaves"]
-            _check_paths(owner, path, [e["path"] for e in entries], names)
-            mismatched = [f"leaf {e['path']} is {e['dtype']}{e['shape']} in the checkpoint but "
-                          f"{_describe(dtype, shape)} in the template"
-                          for e, (dtype, shape) in zip(entries, expected)
-                          if e["dtype"] != dtype.name or tuple(e["shape"]) != shape]
-            if mismatched:
-                more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
-                raise CheckpointError(f"{owner}: {path} does not match the template: "
-                                      f"{mismatched[0]}{more}")
-            try:
-                data = npz["data"]
-            except _READ_ERRORS as err:
-                raise CheckpointError(f"{owner}: {path}: the data cannot be read ({err}); the "
-                                      f"file is corrupt or truncated") from err
-    if data.dtype != np.uint8 or data.shape != (manifest["nbytes"],):
-        raise CheckpointError(f"{owner}: {path}: the data is {_describe(data.dtype, data.shape)} "
-                              f"but the manifest says uint8[{manifest['nbytes']}]; the file is "
-                              f"corrupt")
-    arrays = []
-    for entry, (dtype, shape) in zip(entries, expected):
-        start, size = entry["offset"], dtype.itemsize * math.prod(shape)
-        if start + size > data.size:
-            raise CheckpointError(f"{owner}: {path}: leaf {entry['path']} ({size} bytes at "
-                                  f"offset {start}) lies beyond the end of the data "
-                                  f"({data.size} bytes); the file is corrupt")
-        arrays.append(data[start:start + size].view(dtype).reshape(shape))
+        reader = _Reader(owner, path, f)
+        manifest = _read_manifest(owner, path, reader, manifest_max)
+        entries = manifest["leaves"]
+        _check_paths(owner, path, [e["path"] for e in entries], names)
+        mismatched = [f"leaf {e['path']} is {e['dtype']}{e['shape']} in the checkpoint but "
+                      f"{_describe(dtype, shape)} in the template"
+                      for e, (dtype, shape) in zip(entries, expected)
+                      if _saved_dtype(e) != _dtype_fields(dtype) or tuple(e["shape"]) != shape]
+        if mismatched:
+            more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+            raise CheckpointError(f"{owner}: {path} does not match the template: "
+                                  f"{mismatched[0]}{more}")
+        _check_packed(owner, path, manifest.get("packed", []), packed)
+        for entry, (dtype, shape), offset in zip(entries, expected, offsets):
+            if entry["offset"] != offset:
+                size = dtype.itemsize * math.prod(shape)
+                where = ("lies beyond the end of the data" if entry["offset"] + size
+                         > manifest["nbytes"] else "overlaps or is misplaced in the data")
+                raise CheckpointError(
+                    f"{owner}: {path}: leaf {entry['path']} ({size} bytes at offset "
+                    f"{entry['offset']}) {where} ({manifest['nbytes']} bytes; it belongs at "
+                    f"offset {offset}); the file is corrupt")
+        if manifest["nbytes"] != nbytes:
+            raise CheckpointError(f"{owner}: {path}: the manifest says the data is "
+                                  f"{manifest['nbytes']} bytes, but its leaves take {nbytes}; "
+                                  f"the file is corrupt")
+        data = np.frombuffer(reader.read("data.npy", "data", nbytes, exact=nbytes), np.uint8)
+    arrays = [data[o:o + d.itemsize * math.prod(s)].view(d).reshape(s)
+              for o, (d, s) in zip(offsets, expected)]
     leaves = _restore([leaf for _, leaf in flat], arrays)
     return jax.tree_util.tree_unflatten(treedef, leaves)

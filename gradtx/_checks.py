@@ -75,29 +75,41 @@ def check_state_dtype(owner: str, name: str, dtype):
 
 
 def _as_number(value):
+    """The float a concrete real hyperparameter holds, whatever its dtype (bf16 and float8
+    included); None for traced values, schedules and non-numbers.  A concrete array of
+    more than one element raises: a hyperparameter is one number."""
     if is_traced(value) or callable(value):
         return None
     try:
         arr = np.asarray(value)
     except Exception:  # pragma: no cover - exotic objects are let through
         return None
-    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
         return None
+    if arr.shape != ():
+        raise ValueError(f"must be a scalar, got an array of shape {arr.shape}")
     return float(arr)
 
 
 def check_range(owner: str, name: str, value, low=None, high=None, *,
                 low_open=False, high_open=False):
-    """Check low <= value <= high (or strict where open); traced values pass.
+    """Check low <= value <= high (or strict where open), and that value is finite.
 
-    The message names the owner, the argument, the accepted range and the
-    value, e.g. ``adam: b1 must be in [0, 1), got 1.2``.
+    Any concrete real value is checked, whatever its dtype; traced values
+    (schedules, injected hyperparameters under jit) pass.  The message names
+    the owner, the argument, the accepted range and the value, e.g.
+    ``adam: b1 must be in [0, 1), got 1.2``.
     """
-    x = _as_number(value)
+    try:
+        x = _as_number(value)
+    except ValueError as err:
+        raise ValueError(f"{owner}: {name} {err}") from None
     if x is None:
         if not (is_traced(value) or callable(value) or hasattr(value, "shape")):
             raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
         return value
+    if math.isinf(x):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
     ok = not math.isnan(x)
     if low is not None:
         ok = ok and (x > low if low_open else x >= low)

@@ -21,6 +21,7 @@ from ._base import EmptyState, GradientTransformation
 from ._checks import check_float_leaves, check_range
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
 from ._tree import check_same_structure
+from ._typing import PyTree
 
 
 def _sum_sq(x, axis=None, keepdims=False):
@@ -53,7 +54,7 @@ def _stateless(name, update, hyperparams):
                                   hyperparams=hyperparams)
 
 
-def clip(max_delta):
+def clip(max_delta: float) -> GradientTransformation:
     """Clip each entry: u_i = clip(g_i, -max_delta, max_delta).
 
     For a complex entry the modulus is clipped and the phase kept:
@@ -88,7 +89,7 @@ def clip(max_delta):
     return _stateless(owner, update, {"max_delta": max_delta})
 
 
-def global_norm(tree):
+def global_norm(tree: PyTree) -> jax.Array:
     """||g||_2 = sqrt(sum over every leaf and entry of |g_i|^2), in at least float32.
 
     Zero for a tree without leaves; its derivative at g = 0 is zero, not NaN.
@@ -101,7 +102,7 @@ def global_norm(tree):
     return _safe_sqrt(total)
 
 
-def clip_by_global_norm(max_norm):
+def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """Clip the global norm: u = g * min(1, max_norm / ||g||_2).
 
     ||g||_2 is taken over all leaves together (``global_norm``), so the
@@ -138,7 +139,7 @@ def clip_by_global_norm(max_norm):
     return _stateless(owner, update, {"max_norm": max_norm})
 
 
-def clip_by_leaf_norm(max_norm):
+def clip_by_leaf_norm(max_norm: float) -> GradientTransformation:
     """Clip each leaf's norm: u_l = g_l * min(1, max_norm / ||g_l||_2), one leaf l at a time.
 
     ||g_l||_2 is the Frobenius norm of the whole array.  Unlike
@@ -169,7 +170,7 @@ def clip_by_leaf_norm(max_norm):
     return _stateless(owner, update, {"max_norm": max_norm})
 
 
-def clip_by_block_rms(threshold):
+def clip_by_block_rms(threshold: float) -> GradientTransformation:
     """Clip each leaf's RMS: u_l = g_l * min(1, threshold / rms(g_l)), rms(g) = sqrt(mean |g_i|^2).
 
     A "block" is one leaf (a weight matrix, a bias vector).  This is
@@ -216,7 +217,8 @@ def _unitwise_norm(x, axis=None):
     return jnp.broadcast_to(_safe_sqrt(_sum_sq(x, axis=axis, keepdims=True)), x.shape)
 
 
-def adaptive_grad_clip(clipping, eps=1e-3, *, axis=None):
+def adaptive_grad_clip(clipping: float, eps: float = 1e-3, *,
+                       axis: int | tuple[int, ...] | None = None) -> GradientTransformation:
     """Adaptive gradient clipping, unit-wise: u_i = g_i * min(1, clipping * max(||p_i||, eps) / ||g_i||).
 
     For every unit i the gradient's norm ||g_i|| is bounded by ``clipping``

@@ -106,7 +106,7 @@ def precondition(direction, by: Preconditioner) -> GradientTransformation:
       >>> u, state = tx.update(jnp.array([2.0]), state)   # m = 2, s = 4
       >>> u, state = tx.update(jnp.array([2.0]), state)   # m = 3, s = 8
       >>> u
-      Array([1.0606601], dtype=float32)
+      Array([1.0606602], dtype=float32)
     """
     owner = "precondition"
     check_transformation(owner, "direction", direction)

@@ -19,15 +19,18 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state
 from ._numerics import increment, is_traced, new_count
+from ._typing import PyTree
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -82,7 +85,31 @@ def _classify(signature, arguments, static_args):
     return numeric, schedules
 
 
-def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32):
+def _check_representable(name, dtype, build, values):
+    """Refuse values that ``dtype`` rounds out of the factory's range (b2 = 0.999 -> 1 in bf16)."""
+    cast = {k: jnp.asarray(v, dtype) for k, v in values.items()}
+    try:
+        build(cast)
+    except ValueError as error:
+        changed = [k for k in values if not isinstance(values[k], jax.core.Tracer)
+                   and float(cast[k]) != float(np.asarray(values[k], np.float64))]
+        refused = []
+        for k in changed:
+            try:
+                build({**values, k: cast[k]})
+            except ValueError:
+                refused.append(f"{k}={values[k]!r} (it rounds to {float(cast[k])!r})")
+        if not refused:
+            raise
+        raise ValueError(f"{name}: hyperparam_dtype={dtype.name} cannot hold "
+                         f"{', '.join(refused)}: {error}; "
+                         f"use hyperparam_dtype=jnp.float32") from None
+
+
+def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
+                       static_args: str | Iterable[str] = (),
+                       hyperparam_dtype: DTypeLike = jnp.float32,
+                       ) -> Callable[..., GradientTransformation]:
     """Wrap an optimizer factory so that its numeric hyperparameters live in the state.
 
     ``inject_hyperparams(factory)(*args, **kwargs)`` takes ``factory``'s
@@ -165,7 +192,9 @@ def inject_hyperparams(factory, *, static_args=(), hyperparam_dtype=jnp.float32)
             return factory(*rebound.args, **rebound.kwargs)
 
         # The factory's own checks, eagerly, with each schedule's first value.
-        build({k: float(np.asarray(s(0))) for k, s in schedules.items()})
+        first = {k: float(np.asarray(s(0))) for k, s in schedules.items()}
+        build(first)
+        _check_representable(name, dtype, build, {**numeric, **first})
 
         def evaluate(count):
             return {k: jnp.asarray(s(count), dtype) for k, s in schedules.items()}
@@ -229,7 +258,7 @@ def _names(found) -> str:
     return ", ".join(names) if names else "none"
 
 
-def get_hyperparams(state) -> dict:
+def get_hyperparams(state: PyTree) -> dict[str, Any]:
     """The hyperparameter values of an injected optimizer's state, for logging.
 
     Returns ``{name: scalar array}``: the values given as numbers (as last
@@ -260,7 +289,7 @@ def get_hyperparams(state) -> dict:
     return dict(sorted(values.items()))
 
 
-def set_hyperparams(state, **values):
+def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
     """Return ``state`` with new values for injected hyperparameters; nothing recompiles.
 
     Each value is cast to the dtype the state stores it in (float32 unless

@@ -62,8 +62,6 @@ def _momentum_transform(name, decay, ema, nesterov, dtype, *, state_type=Momentu
         old = getattr(state, field)
         new_mu = jax.tree.map(step, old, updates)
         stored = jax.tree.map(lambda m, o: m.astype(o.dtype), new_mu, old)
-        if dtype is not None:
-            new_mu = stored  # read the moment as stored: no full-precision copy of it
         if nesterov:
             out = jax.tree.map(step, new_mu, updates)
         else:

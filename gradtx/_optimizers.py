@@ -303,7 +303,7 @@ def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None
       >>> params = {"w": jnp.array([1.0])}
       >>> updates, state = opt.update({"w": jnp.array([2.0])}, opt.init(params), params)
       >>> gradtx.apply_updates(params, updates)["w"]
-      Array([0.8473684], dtype=float32)
+      Array([0.8526326], dtype=float32)
 
     Reference: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
     workshop.
@@ -348,8 +348,8 @@ def nadamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=Non
     weight decay.
 
     Args:
-      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, weight_decay,
-      mask: as in ``adamw``.
+      learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype: as in ``adamw``.
+      weight_decay, mask: as in ``adamw``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -357,7 +357,7 @@ def nadamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=Non
       >>> params = {"w": jnp.array([1.0])}
       >>> updates, state = opt.update({"w": jnp.array([2.0])}, opt.init(params), params)
       >>> gradtx.apply_updates(params, updates)["w"]
-      Array([0.8473684], dtype=float32)
+      Array([0.8526326], dtype=float32)
 
     Reference: Dozat, "Incorporating Nesterov Momentum into Adam", 2016;
     Loshchilov, Hutter, "Decoupled Weight Decay Regularization", 2019.

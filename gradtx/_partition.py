@@ -14,6 +14,7 @@ refers to its own group.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -24,6 +25,7 @@ from ._base import EmptyState, GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
 from ._numerics import is_traced
 from ._tree import check_same_structure, is_mask_function, path_str
+from ._typing import MaskOrFn, PyTree, TransformLike
 
 
 class PartitionState(NamedTuple):
@@ -135,7 +137,8 @@ def _reference(owner, updates, params):
 # ----------------------------------------------------------------------------
 # partition
 
-def partition(transforms, param_labels, *, mask_compatible_extra_args: bool = False,
+def partition(transforms: Mapping[Hashable, TransformLike], param_labels: MaskOrFn, *,
+              mask_compatible_extra_args: bool = False,
               name: str = "partition") -> GradientTransformation:
     """Parameter groups: u_l = T_{label(l)}(g_l), one transform per label.
 
@@ -249,7 +252,8 @@ def _masked(owner, inner, mask, hyperparams, mask_extra=False):
                                   hyperparams=hyperparams)
 
 
-def masked(inner, mask, *, mask_compatible_extra_args: bool = False) -> GradientTransformation:
+def masked(inner: TransformLike, mask: MaskOrFn, *,
+           mask_compatible_extra_args: bool = False) -> GradientTransformation:
     """Apply a transform to some parameters: u_l = T(g_l) where mask_l, else u_l = g_l.
 
     The unselected leaves pass through unchanged, and the inner state holds
@@ -299,7 +303,7 @@ def set_to_zero() -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update, name="set_to_zero")
 
 
-def freeze(mask) -> GradientTransformation:
+def freeze(mask: MaskOrFn) -> GradientTransformation:
     """Freeze parameters: u_l = 0 where mask_l, else u_l unchanged.
 
     Place it LAST in a chain (after the learning rate), so that nothing
@@ -329,7 +333,8 @@ def freeze(mask) -> GradientTransformation:
 # ----------------------------------------------------------------------------
 # Resetting one group's state
 
-def reset_group(tx, state, params, label):
+def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
+                label: Hashable) -> PyTree:
     """Re-initialise the state of the ``label`` group, leaving every other state as it was.
 
     ``tx`` is a ``partition``, or a transform that contains one: a chain, a
@@ -357,7 +362,7 @@ def reset_group(tx, state, params, label):
       >>> _, state = tx.update({"w": jnp.array([1.0]), "b": jnp.array([1.0])},
       ...                      tx.init(params), params)
       >>> state = gradtx.reset_group(tx, state, params, "a")
-      >>> state.states["a"].states[0].mu["w"], state.states["b"].states[0].mu["b"]
+      >>> state.states["a"].states[0].trace["w"], state.states["b"].states[0].trace["b"]
       (Array([0.], dtype=float32), Array([1.], dtype=float32))
     """
     found = []

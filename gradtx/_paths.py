@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
 import jax
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
+
+from ._typing import PyTree
 
 _MISSING = object()
 
@@ -26,7 +29,7 @@ def path_str(path) -> str:
     return jax.tree_util.keystr(tuple(path)).lstrip(".")
 
 
-def tree_paths(tree) -> list[str]:
+def tree_paths(tree: PyTree) -> list[str]:
     """The path of every leaf of ``tree``, in ``jax.tree.leaves`` order.
 
     Named-tuple fields read as attributes, sequence positions as ``[i]`` and
@@ -41,9 +44,10 @@ def tree_paths(tree) -> list[str]:
 
     Example:
       >>> import jax.numpy as jnp, gradtx
-      >>> state = gradtx.sgd(0.1, momentum=0.9).init({"w": jnp.zeros(2)})
-      >>> gradtx.tree_paths(state)
-      ["states[0].mu['w']", 'states[1].count']
+      >>> state = gradtx.adam(0.1).init({"w": jnp.zeros(2)})
+      >>> gradtx.tree_paths(state)  # doctest: +NORMALIZE_WHITESPACE
+      ["states[0].direction.states[0].mu['w']", 'states[0].direction.states[1].count',
+       'states[0].preconditioner.count', "states[0].preconditioner.nu['w']"]
     """
     return [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
@@ -115,7 +119,7 @@ def _ends_with(path, parts) -> bool:
     return all(_same(_key_value(k), q) for k, q in zip(tail, parts))
 
 
-def tree_get(tree, path: str, default=_MISSING):
+def tree_get(tree: PyTree, path: str, default: Any = _MISSING) -> PyTree:
     """The subtree of ``tree`` whose path ends with ``path``.
 
     ``path`` is written as ``tree_paths`` prints it, from any depth:

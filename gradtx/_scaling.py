@@ -23,6 +23,7 @@ def identity() -> GradientTransformation:
         return updates, state
 
     return GradientTransformation(lambda params: EmptyState(), update, name="identity")
+from ._typing import Schedule, ScalarOrSchedule
 
 
 def _scaled(u, factor):
@@ -30,7 +31,7 @@ def _scaled(u, factor):
     return u * jnp.asarray(factor, dtype=u.dtype)
 
 
-def scale(step_size):
+def scale(step_size: float) -> GradientTransformation:
     """Multiply the update by a constant: u_t = step_size * g_t.
 
     Args:
@@ -49,7 +50,8 @@ def scale(step_size):
                                   hyperparams={"step_size": step_size})
 
 
-def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
+def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *,
+                           flip_sign: bool = True) -> GradientTransformation:
     """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
 
     This is the only transform in gradtx that flips the sign; every other
@@ -91,7 +93,7 @@ def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True):
                                                "flip_sign": flip_sign})
 
 
-def scale_by_schedule(step_size_fn):
+def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     """Multiply the update by a schedule: u_t = s(t) * g_t, with t = 0 at the first step.
 
     Use it for step-dependent factors that are not a learning rate: Keras's

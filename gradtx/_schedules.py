@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from ._checks import check_range
 from ._numerics import is_traced
+from ._typing import Schedule
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
@@ -97,7 +100,7 @@ def _cosine(x):
 # ----------------------------------------------------------------------------
 # The schedules.
 
-def constant_schedule(value):
+def constant_schedule(value: float) -> Schedule:
     """The same value at every step: v(t) = value.
 
     Args:
@@ -134,7 +137,8 @@ def _polynomial(owner, init_value, end_value, power, transition_steps, transitio
     return _named(schedule, owner)
 
 
-def polynomial_schedule(init_value, end_value, power, transition_steps, transition_begin=0):
+def polynomial_schedule(init_value: float, end_value: float, power: float, transition_steps: int,
+                        transition_begin: int = 0) -> Schedule:
     """Polynomial decay: v(t) = (I - E) * (1 - k / T)^p + E, k = clip(t - B, 0, T).
 
     The value holds at I until step B, moves over T steps, and holds at E from
@@ -161,7 +165,8 @@ def polynomial_schedule(init_value, end_value, power, transition_steps, transiti
                        transition_begin)
 
 
-def linear_schedule(init_value, end_value, transition_steps, transition_begin=0):
+def linear_schedule(init_value: float, end_value: float, transition_steps: int,
+                    transition_begin: int = 0) -> Schedule:
     """Linear interpolation: v(t) = I + (E - I) * k / T, k = clip(t - B, 0, T).
 
     PyTorch's ``LinearLR(start_factor, end_factor, total_iters=T)`` is this
@@ -197,8 +202,9 @@ def _decay_exponent(step, transition_steps, transition_begin, staircase):
     return jnp.floor(_float(k) / transition_steps)
 
 
-def exponential_decay(init_value, transition_steps, decay_rate, transition_begin=0,
-                      staircase: bool = False, end_value=None):
+def exponential_decay(init_value: float, transition_steps: int, decay_rate: float,
+                      transition_begin: int = 0, staircase: bool = False,
+                      end_value: float | None = None) -> Schedule:
     """Exponential decay: v(t) = I * r^p, p = max(t - B, 0) / T (floored if ``staircase``).
 
     With ``end_value`` E the value is clipped at E: from below when r < 1,
@@ -253,8 +259,8 @@ def exponential_decay(init_value, transition_steps, decay_rate, transition_begin
     return _named(schedule, owner)
 
 
-def inverse_time_decay(init_value, transition_steps, decay_rate, transition_begin=0,
-                       staircase: bool = False):
+def inverse_time_decay(init_value: float, transition_steps: int, decay_rate: float,
+                       transition_begin: int = 0, staircase: bool = False) -> Schedule:
     """Inverse-time decay: v(t) = I / (1 + r * p), p = max(t - B, 0) / T (floored if ``staircase``).
 
     Keras's ``InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate)``
@@ -290,7 +296,8 @@ def inverse_time_decay(init_value, transition_steps, decay_rate, transition_begi
     return _named(schedule, owner)
 
 
-def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0):
+def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.0,
+                          exponent: float = 1.0) -> Schedule:
     """Cosine decay: v(t) = I * ((1 - alpha) * c^e + alpha), c = (1 + cos(pi * min(t, T) / T)) / 2.
 
     The value falls from I to alpha * I over T steps and stays there.
@@ -329,8 +336,9 @@ def cosine_decay_schedule(init_value, decay_steps, alpha=0.0, exponent=1.0):
     return _named(schedule, owner)
 
 
-def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_steps,
-                                 end_value=0.0, exponent=1.0):
+def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
+                                 decay_steps: int, end_value: float = 0.0,
+                                 exponent: float = 1.0) -> Schedule:
     """Linear warmup, then cosine decay.
 
     v(t) = I + (P - I) * t / W                          for t < W,
@@ -381,7 +389,8 @@ def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_ste
     return _named(schedule, owner)
 
 
-def piecewise_constant_schedule(init_value, boundaries_and_scales=None):
+def piecewise_constant_schedule(init_value: float,
+                                boundaries_and_scales: dict[int, float] | None = None) -> Schedule:
     """Piecewise constant: v(t) = I * prod of s_b over the boundaries b <= t.
 
     The value is multiplied by s_b *at* step b.  PyTorch's ``MultiStepLR``
@@ -425,8 +434,8 @@ def piecewise_constant_schedule(init_value, boundaries_and_scales=None):
     return _named(schedule, owner)
 
 
-def cosine_onecycle_schedule(transition_steps, peak_value, pct_start=0.3, div_factor=25.0,
-                             final_div_factor=1e4):
+def cosine_onecycle_schedule(transition_steps: int, peak_value: float, pct_start: float = 0.3,
+                             div_factor: float = 25.0, final_div_factor: float = 1e4) -> Schedule:
     """One-cycle: cosine up from P / d to P, then cosine down to P / (d * f).
 
     With W = floor(pct_start * T), I = P / d, F = I / f and
@@ -481,7 +490,7 @@ def cosine_onecycle_schedule(transition_steps, peak_value, pct_start=0.3, div_fa
     return _named(schedule, owner)
 
 
-def join_schedules(schedules, boundaries):
+def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """Run schedules one after another: v(t) = s_i(t - b_i) for b_i <= t < b_{i+1}, b_0 = 0.
 
     Each schedule restarts its count at its boundary, as in optax.
@@ -527,7 +536,7 @@ def join_schedules(schedules, boundaries):
     return _named(schedule, owner)
 
 
-def sgdr_schedule(cosine_kwargs):
+def sgdr_schedule(cosine_kwargs: Iterable[dict[str, Any]]) -> Schedule:
     """SGD with warm restarts: warmup-cosine cycles run one after another.
 
     Cycle i is ``warmup_cosine_decay_schedule(**cosine_kwargs[i])`` and lasts
@@ -570,7 +579,8 @@ def sgdr_schedule(cosine_kwargs):
     return _named(join_schedules(schedules, boundaries[:-1]), owner)
 
 
-def cosine_restarts_schedule(init_value, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+def cosine_restarts_schedule(init_value: float, first_decay_steps: int, t_mul: float = 2.0,
+                             m_mul: float = 1.0, alpha: float = 0.0) -> Schedule:
     """Cosine decay with warm restarts, each period t_mul times the last.
 
     Cycle i starts at S_i = T0 * (t_mul^i - 1) / (t_mul - 1) (i * T0 when
@@ -646,8 +656,9 @@ def cosine_restarts_schedule(init_value, first_decay_steps, t_mul=2.0, m_mul=1.0
     return _named(schedule, owner)
 
 
-def warmup_stable_decay_schedule(init_value, peak_value, warmup_steps, stable_steps,
-                                 decay_steps, end_value=0.0, decay_type: str = "linear"):
+def warmup_stable_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
+                                 stable_steps: int, decay_steps: int, end_value: float = 0.0,
+                                 decay_type: str = "linear") -> Schedule:
     """Warmup-stable-decay (WSD, "trapezoidal"): warm up, hold the peak, then cool down.
 
     With W, S, D the three phase lengths and x = min(t - W - S, D) / D:
@@ -714,7 +725,8 @@ def warmup_stable_decay_schedule(init_value, peak_value, warmup_steps, stable_st
     return _named(schedule, owner)
 
 
-def inverse_sqrt_schedule(peak_value, warmup_steps=0, init_value=0.0, timescale=None):
+def inverse_sqrt_schedule(peak_value: float, warmup_steps: int = 0, init_value: float = 0.0,
+                          timescale: float | None = None) -> Schedule:
     """Linear warmup, then inverse-square-root decay.
 
     v(t) = I + (P - I) * t / W                 for t < W,

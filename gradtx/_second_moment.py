@@ -9,7 +9,9 @@ Where eps goes differs between libraries.  The optax names take optax's
 ``eps`` with optax's placement (``eps_in_sqrt``); ``eps_root`` adds a term
 under the root on top.  Squares of complex gradients are |g|^2 = g * conj(g),
 so the statistics stay real.  Arithmetic runs in at least float32;
-statistics are stored in the parameter's real dtype.
+statistics are stored in the parameter's real dtype, except that float16
+parameters keep them in float32 (a float16 square overflows at |g| = 256, and a
+second moment at inf freezes its parameter for good).
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ from ._checks import check_float_leaves, check_range, check_state_dtype, moment_
 from ._momentum import debiaser
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import zeros_like_tree
+
+
+def _moment_zeros(params, nu_dtype=None):
+    """Zeros for a second moment: in ``nu_dtype`` if given, else in each parameter's real
+    dtype, except that float16 is widened to float32.
+
+    A float16 square overflows at |g| = 256 (a moving average of them a few
+    steps later), and a moment at inf freezes its parameter: every later
+    update there is 0.  float32's range holds any float16 gradient squared.
+    """
+    if nu_dtype is not None:
+        return zeros_like_tree(params, real=True, dtype=nu_dtype)
+    return jax.tree.map(
+        lambda p: zeros_like_tree(p, real=True, dtype=jnp.float32
+                                  if jnp.result_type(p) == jnp.float16 else None), params)
 
 
 def _ema_sq(v, g, decay):
@@ -149,7 +166,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = Tru
       bias_correction: divide v_t by 1 - decay^t.
       eps_root: a further term under the root (Adam's ``eps_root``), >= 0.
       nu_dtype: the (real) dtype v_t is stored in; None: each parameter's
-        real dtype.  The arithmetic runs in at least float32 either way.
+        real dtype, float32 for float16 parameters.  The arithmetic runs in at least float32 either way.
         A bfloat16 v_t (``nu_dtype=jnp.bfloat16``, or bfloat16 params) is
         stored by stochastic rounding, which keeps the average unbiased
         (rounding to nearest would stop it from decaying; optax and PyTorch
@@ -177,7 +194,7 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = Tru
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = zeros_like_tree(params, real=True, dtype=nu_dtype)
+        zeros = _moment_zeros(params, nu_dtype)
         nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), zeros)
         return RmsState(count=new_count(), nu=nu)
 
@@ -242,7 +259,7 @@ def scale_by_centered_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: b
     def init(params):
         check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype),
-                          zeros_like_tree(params, real=True))
+                          _moment_zeros(params))
         return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
 
     def precondition(updates, gradient, state, params=None):
@@ -312,7 +329,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool =
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = zeros_like_tree(params, real=True)
+        zeros = _moment_zeros(params)
         return RssState(sum_of_squares=jax.tree.map(
             lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros))
 
@@ -359,8 +376,7 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return AdadeltaState(e_g=zeros_like_tree(params, real=True),
-                             e_x=zeros_like_tree(params, real=True))
+        return AdadeltaState(e_g=_moment_zeros(params), e_x=_moment_zeros(params))
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, AdadeltaState, gradient, "e_g", "e_x")
@@ -402,7 +418,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
       bias_correction: divide by 1 - decay^t.
       max_before_correction: take the maximum of the raw v_t, then correct it.
       nu_dtype: the (real) dtype v_t and its maximum are stored in; None:
-        each parameter's real dtype.  A bfloat16 v_t is stored by
+        each parameter's real dtype, float32 for float16 parameters.  A bfloat16 v_t is stored by
         stochastic rounding (see ``scale_by_rms``).
 
     Returns:
@@ -418,7 +434,7 @@ def scale_by_max_rms(decay=0.999, eps=1e-8, *, eps_root=0.0, bias_correction: bo
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = zeros_like_tree(params, real=True, dtype=nu_dtype)
+        zeros = _moment_zeros(params, nu_dtype)
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
     def precondition(updates, gradient, state, params=None):
@@ -494,7 +510,7 @@ def scale_by_rectified_rms(decay=0.999, eps=1e-8, *, threshold=5.0, eps_root=0.0
     rho_inf = 2 / (1 - decay) - 1
 
     def init(params):
-        return RmsState(count=new_count(), nu=zeros_like_tree(params, real=True))
+        return RmsState(count=new_count(), nu=_moment_zeros(params))
 
     def rectify(u, v, count):
         cd = compute_dtype(u.dtype)

@@ -5,10 +5,15 @@ gradtx runs on JAX's own SPMD engine: a state is a pytree of arrays, so
 (``jax.distributed``) handle it like any other pytree.  Two facts make that
 work:
 
-* ``init`` builds every moment with ``jnp.zeros_like``, so on sharded params
-  each moment is sharded like its parameter (nothing is gathered onto one
-  device), and ``jax.eval_shape(opt.init, abstract_params)`` plans the state
-  from ``jax.ShapeDtypeStruct`` params without allocating it.
+* ``init`` builds every moment with ``jnp.zeros_like``, so eagerly, on
+  sharded params, each moment is sharded like its parameter (nothing is
+  gathered onto one device), and ``jax.eval_shape(opt.init,
+  abstract_params)`` plans the state from ``jax.ShapeDtypeStruct`` params
+  without allocating it.  Under ``jax.jit`` init reads only the params'
+  shapes, so on a mesh of ``Auto`` axes a plain ``jax.jit(opt.init)(params)``
+  puts the whole state on one device (optax's init does the same); give jit
+  the shardings: ``jax.jit(opt.init, out_shardings=state_shardings(opt,
+  params, mesh, axis=None))(params)``.
 * the update is elementwise per leaf, so a jitted update whose params,
   gradients and state share one sharding needs no communication at all.
 
@@ -42,9 +47,11 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from ._tree import path_str
+from ._typing import PyTree, TransformLike
 
 
-def state_shardings(opt, params, mesh: Mesh, axis="data"):
+def state_shardings(opt: TransformLike, params: PyTree, mesh: Mesh,
+                    axis: str | tuple[str, ...] | None = "data") -> PyTree:
     """Shardings for ``opt.init(params)``: each moment like its parameter, split over ``axis``.
 
     The state of a gradtx optimizer holds moments shaped like the params (one
@@ -77,7 +84,7 @@ def state_shardings(opt, params, mesh: Mesh, axis="data"):
       >>> params = {"w": jnp.ones((4, 3)), "b": jnp.ones((3,))}
       >>> opt = gradtx.adam(1e-3)
       >>> shardings = gradtx.state_shardings(opt, params, mesh, axis="data")
-      >>> shardings.states[0].mu["w"].spec, shardings.states[1].count.spec
+      >>> gradtx.tree_get(shardings, "mu")["w"].spec, gradtx.tree_get(shardings, "preconditioner.count").spec
       (P('data', None), P())
       >>> with jax.set_mesh(mesh):
       ...     state = jax.jit(opt.init, out_shardings=shardings)(params)

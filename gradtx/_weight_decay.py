@@ -9,9 +9,11 @@ from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_learning_rate, check_range, check_state
 from ._numerics import increment, new_count
 from ._tree import check_same_structure, resolve_mask
+from ._typing import MaskOrFn, ScalarOrSchedule
 
 
-def add_decayed_weights(weight_decay=0.0, mask=None):
+def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
+                        mask: MaskOrFn | None = None) -> GradientTransformation:
     """Add decayed weights: u_t = u_t + weight_decay * p_t.
 
     Placed after the preconditioner (as in ``adamw``) this is decoupled weight

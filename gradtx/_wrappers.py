@@ -20,6 +20,7 @@ from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
 from ._numerics import compute_dtype, increment, is_traced, new_count
 from ._tree import check_same_structure
+from ._typing import TransformLike
 
 
 def check_int(owner, name, value, low):
@@ -65,7 +66,7 @@ class AccumulationState(NamedTuple):
     inner_state: Any
 
 
-def accumulate_gradients(inner, every_k: int) -> GradientTransformation:
+def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransformation:
     """Gradient accumulation: one step of T on g_bar = (1/k) * sum_{j=1..k} g_j every k calls.
 
     Calls 1 .. k-1 of every cycle add their gradient to a single buffer and
@@ -144,7 +145,7 @@ class ApplyIfFiniteState(NamedTuple):
 
 
 def _all_finite(tree):
-    leaves = jax.tree.leaves(tree)
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
     if not leaves:
         return jnp.array(True)
     return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]).all()
@@ -152,16 +153,21 @@ def _all_finite(tree):
 
 def _too_many_message(count, limit):
     return (f"apply_if_finite: {count} consecutive steps had a non-finite (NaN or inf) gradient, "
+            f"update or optimizer state, "
             f"more than max_consecutive_errors={limit}; stopping. The parameters and optimizer "
             f"state are those of the last finite step: lower the learning rate, look for an "
             f"overflow in the loss, or restore a checkpoint")
 
 
-def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformation:
-    """Skip non-finite steps: u_t = T(g_t) if every entry of g_t is finite, else u_t = 0.
+def apply_if_finite(inner: TransformLike,
+                    max_consecutive_errors: int | None = None) -> GradientTransformation:
+    """Skip non-finite steps: u_t, s_t = T(g_t, s_{t-1}) if g_t, u_t and s_t are all finite,
+    else u_t = 0 and s_t = s_{t-1}.
 
-    A step whose gradient holds a NaN or an inf returns a zero update and
-    leaves T's state as it was, so parameters and optimizer state stay those
+    A step whose gradient, update or new inner state holds a NaN or an inf
+    returns a zero update and leaves T's state as it was (a finite gradient
+    spike can overflow a second moment to inf, after which every update of
+    that element would be 0 for good), so parameters and optimizer state stay those
     of the last finite step; it is counted in the state
     (``notfinite_count``: consecutive, ``total_notfinite``: all) and training
     goes on.
@@ -210,7 +216,12 @@ def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformatio
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ApplyIfFiniteState)
-        finite = _all_finite(updates)
+        out, inner_state = inner_update(updates, state.inner_state, params, **extra)
+        out, inner_state = _like(out, updates), _like(inner_state, state.inner_state)
+        # A finite gradient can still overflow the state (a second moment of
+        # |g| = 1e20 is inf, and every later update of that element is 0):
+        # such a step is as bad as a NaN gradient, and is skipped the same way.
+        finite = _all_finite(updates) & _all_finite(out) & _all_finite(inner_state)
         count = jnp.where(finite, jnp.zeros_like(state.notfinite_count),
                           increment(state.notfinite_count))
         on_skip = None
@@ -222,7 +233,7 @@ def apply_if_finite(inner, max_consecutive_errors=None) -> GradientTransformatio
                 raise FloatingPointError(_too_many_message(int(count), limit))
 
         def step():
-            return inner_update(updates, state.inner_state, params, **extra)
+            return out, inner_state
 
         out, inner_state = _run_or_skip(finite, step, updates, state.inner_state, on_skip)
         total = jnp.where(finite, state.total_notfinite, increment(state.total_notfinite))

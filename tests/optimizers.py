@@ -37,6 +37,11 @@ class Row(NamedTuple):
     converges: bool = True
 
 
+def cautious_adamw(**kwargs):
+    """gradtx.cautious around gradtx.adamw (a named factory: rows are keyed by its name)."""
+    return gradtx.cautious(gradtx.adamw(**kwargs))
+
+
 OPTIMIZERS = [
     Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
     Row("sgd_nesterov", gradtx.sgd, dict(learning_rate=0.05, momentum=0.9, nesterov=True),
@@ -89,6 +94,13 @@ OPTIMIZERS = [
         elementwise=False, converges=False),
     Row("lbfgs", gradtx.lbfgs, dict(learning_rate=0.5, linesearch=None),
         dict(learning_rate=0.5, linesearch=None), elementwise=False),
+    Row("laprop", gradtx.laprop, dict(learning_rate=0.01, b2=0.99), dict(learning_rate=1e-3)),
+    Row("mars", gradtx.mars, dict(learning_rate=0.01, weight_decay=0.01), dict(),
+        elementwise=False),
+    Row("adam_mini", gradtx.adam_mini, dict(learning_rate=0.01, b2=0.99),
+        dict(learning_rate=1e-3), elementwise=False),
+    Row("cautious_adamw", cautious_adamw,
+        dict(learning_rate=0.01, weight_decay=0.1), dict(learning_rate=1e-3), elementwise=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

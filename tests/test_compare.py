@@ -79,20 +79,79 @@ def test_compare_runs_share_initialisation_and_batches(monkeypatch):
     (["--seed", "-1"], "--seed: expected an integer in"),
     (["--out", "no/such/dir/curves.png"], "--out: directory .* does not exist"),
     (["--out", "curves.jpg"], "--out must name a .png file"),
-    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--frobnicate"], r"unrecognized arguments: --frobnicate \(see python -m gradtx compare --help\)"),
+    (["--out", "."], "--out must name a .png file"),
+    (["--out", "is_a_dir.png"], "--out: cannot write is_a_dir.png: Is a directory"),
 ])
 def test_compare_bad_option_exits_2_with_one_line_error(argv, message, capsys, tmp_path,
                                                         monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if "is_a_dir.png" in argv:
+        (tmp_path / "is_a_dir.png").mkdir()
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", *argv])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1, err
-    assert err.startswith("python -m gradtx")
-    assert "error: " in err
+    assert err.startswith("python -m gradtx compare: error: ")
+    assert err.rstrip().endswith("(see python -m gradtx compare --help)")
     assert re.search(message, err), err
-    assert not list(tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == (
+        ["is_a_dir.png"] if "is_a_dir.png" in argv else [])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_compare_unwritable_out_exits_2_before_training(capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking --out")
+    monkeypatch.setattr(_compare, "compare", no_training)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--out", "/proc/gradtx_compare.png"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m gradtx compare: error: --out: cannot write "
+                          "/proc/gradtx_compare.png: "), err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_compare_writable_out_check_keeps_an_existing_file(tmp_path):
+    out = tmp_path / "old.png"
+    out.write_bytes(b"old figure")
+    assert _compare._unwritable(str(out)) is None
+    assert out.read_bytes() == b"old figure"
+    assert _compare._unwritable(str(tmp_path / "new.png")) is None
+    assert not (tmp_path / "new.png").exists()
+
+
+def test_compare_one_step_says_step_not_steps(tmp_path, capsys):
+    code = main(["compare", "--optimizers", "sgd", "--steps", "1", "--out",
+                 str(tmp_path / "one.png")])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "1 step in " in captured.err and "1 steps" not in captured.err
+    assert "; 1 step of batch 64;" in captured.out
+
+
+def test_compare_figure_plots_test_error_on_a_log_axis(tmp_path, monkeypatch):
+    figures = []
+    from matplotlib.figure import Figure
+    monkeypatch.setattr(Figure, "savefig", lambda self, path: figures.append(self))
+    steps = np.array([0, 1, 2])
+    runs = [_compare.Run("sgd", 0.3, steps, np.array([2.3, 1.0, 0.1]),
+                         np.array([0.1, 0.9, 1.0]), np.zeros(2), 1.0, 1.0),
+            _compare.Run("adam", 1e-3, steps, np.array([2.3, 0.5, 0.05]),
+                         np.array([0.1, 0.97, 0.985]), np.zeros(2), 1.0, 1.0)]
+    _compare.save_figure(runs, "task", tmp_path / "f.png")
+    _, ax_err = figures[0].axes
+    assert ax_err.get_yscale() == "log"
+    assert "test error" in ax_err.get_title()
+    low, high = ax_err.get_ylim()
+    lines = {line.get_label().split()[0]: line.get_ydata() for line in ax_err.get_lines()}
+    np.testing.assert_allclose(lines["adam"], [90.0, 3.0, 1.5])
+    assert np.isnan(lines["sgd"][-1])   # no error: no point on a log axis
+    # Every point is inside the axis: nothing is clipped.
+    finite = np.concatenate([y[np.isfinite(y)] for y in lines.values()])
+    assert low <= finite.min() and finite.max() <= high
 
 
 def test_main_without_command_exits_2_with_one_line_error(capsys):

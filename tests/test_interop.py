@@ -48,12 +48,6 @@ def _assert_trees_close(a, b, rtol, atol=0.0):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def for_optax():
     """optax's bias corrections raise a float to an int32 count, which strict
     promotion (on for every test, see conftest.py) refuses: run optax's
@@ -91,15 +85,17 @@ def test_gradtx_momentum_inside_optax_chain_is_optax_sgd_momentum(x64):
 
 
 def test_gradtx_chain_with_optax_clipping_first_computes_clipped_adam(x64):
-    # The optax transform rewrites both streams, so Adam's second moment sees
-    # the clipped gradient: optax.chain(clip, adam).
+    # The optax clip feeds the precondition combinator, so Adam's first and
+    # second moments both see the clipped gradient: optax.chain(clip, adam).
     params, x, y = _data(jnp.float64)
     x = 10.0 * x
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
     ours = gradtx.chain(optax.clip_by_global_norm(1.0),
-                        gradtx.scale_by_momentum(b1, ema=True),
-                        gradtx.bias_correction(b1),
-                        gradtx.scale_by_rms(b2, eps, bias_correction=True),
+                        gradtx.precondition(
+                            gradtx.chain(gradtx.scale_by_momentum(b1, ema=True),
+                                         gradtx.bias_correction(b1)),
+                            by=gradtx.scale_by_rms(b2, eps, eps_in_sqrt=False,
+                                                   bias_correction=True)),
                         gradtx.scale_by_learning_rate(lr))
     got, _ = _train(ours, params, x, y, 20)
     with for_optax():
@@ -176,9 +172,10 @@ def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
 
 def test_adam_repr_shows_the_recipe_with_hyperparameters():
     text = repr(gradtx.adam(1e-3))
-    assert text.startswith("chain(scale_by_momentum(decay=0.9, ema=True), bias_correction(decay=0.9), "
-                           "scale_by_rms(decay=0.999, eps=1e-08")
-    assert "bias_correction=True" in text
+    assert text.startswith("chain(precondition(chain(scale_by_momentum(decay=0.9, ema=True, "
+                           "nesterov=False), bias_correction(decay=0.9)), "
+                           "by=scale_by_rms(decay=0.999, eps=1e-08")
+    assert "eps_in_sqrt=False, bias_correction=True" in text
     assert text.endswith("scale_by_learning_rate(learning_rate=0.001, flip_sign=True))")
 
 
@@ -193,15 +190,16 @@ def test_hyperparameters_are_readable_for_logging():
     opt = gradtx.adam(1e-3, b2=0.99)
     assert opt.name == "adam"
     assert opt.hyperparams == {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.99, "eps": 1e-8,
-                               "eps_root": 0.0}
+                               "eps_root": 0.0, "nesterov": False}
     flat = opt.all_hyperparams()
     assert flat["adam.learning_rate"] == 1e-3
-    assert flat["adam.0.scale_by_momentum.decay"] == 0.9
-    assert flat["adam.2.scale_by_rms.decay"] == 0.99
-    assert flat["adam.3.scale_by_learning_rate.learning_rate"] == 1e-3
-    assert [type(p).__name__ for p in opt.parts] == ["GradientTransformation"] * 4
-    assert [p.name for p in opt.parts] == ["scale_by_momentum", "bias_correction", "scale_by_rms",
-                                           "scale_by_learning_rate"]
+    assert flat["adam.0.precondition.0.chain.0.scale_by_momentum.decay"] == 0.9
+    assert flat["adam.0.precondition.1.scale_by_rms.decay"] == 0.99
+    assert flat["adam.1.scale_by_learning_rate.learning_rate"] == 1e-3
+    assert [p.name for p in opt.children] == ["precondition", "scale_by_learning_rate"]
+    direction, by = opt.children[0].children
+    assert [p.name for p in direction.children] == ["scale_by_momentum", "bias_correction"]
+    assert isinstance(by, gradtx.Preconditioner) and by.name == "scale_by_rms"
 
 
 def test_gradtx_transform_unpacks_like_optax_named_tuple():

@@ -27,9 +27,11 @@ MAX_NOTEBOOK_KIB = 400
 def test_notebooks_folder_holds_the_guides():
     assert NOTEBOOKS == ["01_quickstart.ipynb", "02_adam_from_parts.ipynb",
                          "03_optimizer_zoo.ipynb", "04_schedules.ipynb",
-                         "05_write_your_own.ipynb", "06_porting_and_sharding.ipynb"]
+                         "05_write_your_own.ipynb", "06_porting_and_sharding.ipynb",
+                         "07_frontier.ipynb"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_fresh_without_errors(name):
     # nbclient raises CellExecutionError, with the cell's traceback, if any cell fails.

@@ -91,7 +91,7 @@ def test_partition_matches_optax_partition():
 def test_partition_group_state_holds_only_its_parameters():
     params = _params()
     state = gradtx.partition(_groups(), LABELS).init(params)
-    adam_mu = state.states["adam"].states[0].mu
+    adam_mu = gradtx.tree_get(state.states["adam"], "mu")
     assert len(jax.tree.leaves(adam_mu)) == 4  # the two Layers' w and b
     assert adam_mu["emb"] is None and adam_mu["head"] == (None, None, None)
 
@@ -190,8 +190,8 @@ def test_reset_group_reaches_through_chain_and_wrapper():
     _, state = tx.update(g, state, params)
     new = gradtx.reset_group(tx, state, params, "b")
     groups = new.inner_state.states[1].states
-    np.testing.assert_array_equal(np.asarray(groups["b"].states[0].mu["b"]), [0.0])
-    np.testing.assert_array_equal(np.asarray(groups["a"].states[0].mu["w"]), [1.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(groups["b"].states[0].trace["b"]), [0.0])
+    np.testing.assert_array_equal(np.asarray(groups["a"].states[0].trace["w"]), [1.0, 1.0])
 
 
 def test_reset_group_unknown_label_raises():

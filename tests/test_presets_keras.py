@@ -220,7 +220,8 @@ def test_keras_rmsprop_with_bad_rho_raises():
 
 def test_keras_adam_recipe_reads_as_adam_with_the_epsilon_hat_correction():
     opt = pk.adam(learning_rate=1e-3, weight_decay=0.01)
-    assert [part.name for part in opt.parts] == [
-        "scale_by_momentum", "bias_correction", "scale_by_rms", "scale_by_schedule",
-        "add_decayed_weights", "scale_by_learning_rate"]
-    assert opt.parts[2].hyperparams["bias_correction"] is False
+    assert [part.name for part in opt.children] == [
+        "precondition", "scale_by_schedule", "add_decayed_weights", "scale_by_learning_rate"]
+    direction, rms = opt.children[0].children
+    assert [part.name for part in direction.children] == ["scale_by_momentum", "bias_correction"]
+    assert rms.name == "scale_by_rms" and rms.hyperparams["bias_correction"] is False

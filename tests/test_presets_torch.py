@@ -216,7 +216,7 @@ def test_torch_step_lr_with_bad_steps_per_epoch_raises():
 
 def test_torch_preset_is_a_plain_chain_of_public_transforms():
     opt = pt.sgd(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=1e-4, maximize=True)
-    assert [part.name for part in opt.parts] == [
+    assert [part.name for part in opt.children] == [
         "scale", "add_decayed_weights", "scale_by_schedule", "scale_by_momentum",
         "scale_by_learning_rate"]
     assert opt.name == "torch.sgd" and opt.hyperparams["dampening"] == 0.5

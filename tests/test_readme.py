@@ -3,9 +3,18 @@
 import pathlib
 import re
 
+import jax
 import jax.numpy as jnp
 
+import gradtx
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_block(heading):
+    """The first Python code block under the README's ``## heading``."""
+    text = README.read_text()
+    return re.search(rf"## {re.escape(heading)}\n.*?```python\n(.*?)```", text, re.S).group(1)
 
 
 def test_readme_quickstart_runs_and_fits_the_line():
@@ -27,3 +36,33 @@ def test_readme_gives_exactly_two_setup_commands_and_ci_runs_the_second():
     assert len(commands) == 2
     ci = (README.parent / ".ci" / "run").read_text()
     assert commands[1] in ci
+
+
+def test_readme_nnx_optimizer_example_trains_a_linear_model():
+    code = _python_block("With Flax NNX")
+    assert len(code.strip().splitlines()) <= 12
+    namespace = {}
+    exec(compile(code, "README nnx example", "exec"), namespace)
+    model, optimizer, train_step = (namespace[k] for k in ("model", "optimizer", "train_step"))
+    x = jax.random.normal(jax.random.key(0), (64, 3))
+    y = x @ jnp.array([[1.0], [-2.0], [0.5]])
+    first = train_step(model, optimizer, x, y)
+    for _ in range(300):
+        loss = train_step(model, optimizer, x, y)
+    assert loss < 1e-2 * first
+
+
+def test_readme_clipped_adamw_with_schedule_example_warms_up_and_clips():
+    code = _python_block("Clipping and a schedule")
+    namespace = {"gradtx": gradtx}
+    exec(compile(code, "README chain example", "exec"), namespace)
+    opt = namespace["opt"]
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    huge = {"w": jnp.array([1e3, -1e3, 1e3])}
+    updates, state = opt.update(huge, state, params)
+    assert float(jnp.abs(updates["w"]).max()) == 0.0       # the warmup starts at 0
+    for _ in range(10):
+        updates, state = opt.update(huge, state, params)
+    # 10 steps into a 1000-step warmup to 1e-3: Adam moves each weight by about lr.
+    assert 0 < float(jnp.abs(updates["w"]).max()) < 2e-5

@@ -1,9 +1,14 @@
-"""Shared trajectory helpers: the reference problems, runs and comparisons.
+"""Test problems and trajectory helpers shared by the reference tests.
 
-Problems (each a closed loop: every implementation computes the gradient at
-its own parameters): a quadratic over a nested dict with scalar, vector,
-matrix and 3-d leaves; the chained Rosenbrock function; a small tanh MLP.
-Trajectories are lists (one per step) of lists of parameter leaves.
+``PROBLEMS`` are float64 NumPy trees with a loss and its NumPy gradient: a
+quadratic over leaves of several shapes (scalar, vector, matrix, 3-d),
+Rosenbrock, and a small MLP.  ``run_jax`` runs a transform on one of them
+for some steps (jitted) and returns the trajectory of parameter leaves
+(``with_value`` passes the loss as ``value=``); ``run_reference`` does the
+same for a NumPy reference; ``assert_trajectories_close`` compares two
+trajectories step by step.  ``transform_outputs`` and
+``assert_transform_matches`` run a transform on its own over a sequence of
+random gradients (``random_sequence``) and compare it with optax's.
 """
 
 from __future__ import annotations
@@ -115,8 +120,6 @@ def _mlp():
 with jax.enable_x64(True):
     PROBLEMS = {p.name: p for p in (_nested_quadratic(), _rosenbrock(), _mlp())}
 
-
-# ----------------------------------------------------------------------------
 
 def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64, with_value=False):
     """``steps`` jitted steps of ``tx`` on ``problem``; ``with_value`` passes the loss as ``value=``."""

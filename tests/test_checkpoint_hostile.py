@@ -1,0 +1,340 @@
+"""Checkpoints read as hostile files: every bad file raises CheckpointError, sizes stay bounded.
+
+The fuzz tests corrupt a real checkpoint every way a short loop can reach
+(truncation at every length, every byte flipped, every header position set
+to extreme values) and require each load to either raise ``CheckpointError``
+or return exactly the saved values.  The default run is a few seconds; the
+``slow`` variant flips more bits of a larger state.
+"""
+
+import io
+import json
+import os
+import stat
+import struct
+import sys
+import time
+import tracemalloc
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+
+
+def _state():
+    params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array([0.5, 1.5], jnp.bfloat16)}
+    return {"params": params, "step": 3}
+
+
+def _same(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert np.asarray(x).dtype == np.asarray(y).dtype
+        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+
+
+def _manifest(leaves, nbytes):
+    return {"format": "gradtx.checkpoint", "version": 1, "byteorder": sys.byteorder,
+            "nbytes": nbytes, "leaves": leaves}
+
+
+def _npy(payload: bytes, shape=None, descr="|u1") -> bytes:
+    """A version-1 .npy file of uint8 (or what ``descr`` says), header padded as numpy does."""
+    shape = (len(payload),) if shape is None else shape
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode("latin1")
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + payload
+
+
+def _zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+
+
+def _crafted(path, leaves, nbytes, data: bytes, **kwargs):
+    manifest = json.dumps(_manifest(leaves, nbytes)).encode()
+    _zip(path, {"manifest.npy": _npy(manifest), "data.npy": _npy(data, **kwargs)})
+
+
+# ----------------------------------------------------------------------------
+# Packed buffers remember what was packed into them.
+
+def _models():
+    a = {"embed": jnp.arange(4.0), "head": jnp.arange(6.0).reshape(2, 3) + 100}
+    b = {"embed": jnp.zeros((2, 3)), "head": jnp.zeros(4)}
+    return a, b
+
+
+def test_load_checkpoint_packed_params_of_other_model_raises(tmp_path):
+    a, b = _models()
+    opt = gradtx.flatten(gradtx.adam(1e-3))
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"params": gradtx.pack(a),
+                                                "opt_state": opt.init(gradtx.pack(a))})
+    template = {"params": gradtx.pack(b), "opt_state": opt.init(gradtx.pack(b))}
+    with pytest.raises(gradtx.CheckpointError,
+                       match=r"packed buffers at \['opt_state'\]\.states\[0\]\.direction\.states\[0\]"
+                             r"\.mu were packed from other parameters: "
+                             r"packed leaf 0 is \['embed'\] float32\[4\] in the checkpoint but "
+                             r"\['embed'\] float32\[2, 3\] in the template"):
+        gradtx.load_checkpoint(tmp_path / "c.npz", template)
+
+
+def test_load_checkpoint_flatten_state_of_other_model_raises(tmp_path):
+    a, b = _models()
+    opt = gradtx.flatten(gradtx.adam(1e-3))
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(a)})
+    with pytest.raises(gradtx.CheckpointError, match=r"packed buffers at \['opt_state'\]"
+                                                     r"\.states\[0\]\.direction\.states\[0\]"
+                                                     r"\.mu were packed from other"):
+        gradtx.load_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(b)})
+
+
+def test_load_checkpoint_packed_state_of_same_model_round_trips(tmp_path):
+    a, _ = _models()
+    opt = gradtx.flatten(gradtx.adam(1e-3))
+    state = {"params": gradtx.pack(a), "opt_state": opt.init(gradtx.pack(a))}
+    gradtx.save_checkpoint(tmp_path / "c.npz", state)
+    restored = gradtx.load_checkpoint(tmp_path / "c.npz", jax.eval_shape(lambda: state))
+    _same(restored, state)
+    np.testing.assert_array_equal(restored["params"].unpack()["head"], a["head"])
+
+
+def test_load_checkpoint_packed_template_unpacked_file_raises(tmp_path):
+    a, _ = _models()
+    packed = gradtx.pack(a)
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"params": {"float32": packed["float32"]}})
+    with pytest.raises(gradtx.CheckpointError, match=r"does not record which"):
+        gradtx.load_checkpoint(tmp_path / "c.npz", {"params": packed})
+
+
+# ----------------------------------------------------------------------------
+# Sizes are bounded before anything large is read.
+
+def test_load_checkpoint_deflate_bomb_raises_without_inflating(tmp_path):
+    path = tmp_path / "bomb.npz"
+    nbytes = 64 << 20
+    manifest = json.dumps(_manifest([{"path": "[0]", "dtype": "uint8", "shape": [nbytes],
+                                      "offset": 0}], nbytes)).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.npy", _npy(manifest))
+        with zf.open("data.npy", "w", force_zip64=True) as member:
+            member.write(_npy(b"", shape=(nbytes,)))
+            chunk = bytes(1 << 20)
+            for _ in range(nbytes >> 20):
+                member.write(chunk)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(gradtx.CheckpointError, match=r"member manifest.npy is compressed"):
+            gradtx.load_checkpoint(path, (jax.ShapeDtypeStruct((nbytes,), jnp.uint8),))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_load_checkpoint_member_larger_than_template_raises_before_reading(tmp_path):
+    leaves = [{"path": "[0]", "dtype": "float32", "shape": [1], "offset": 0}]
+    _crafted(tmp_path / "big.npz", leaves, 4, bytes(8 << 20))
+    with pytest.raises(gradtx.CheckpointError, match=r"the data member claims \d+ bytes, more "
+                                                     r"than the template allows \(4 bytes"):
+        gradtx.load_checkpoint(tmp_path / "big.npz", (jnp.zeros(1),))
+
+
+def test_load_checkpoint_header_claiming_a_tebibyte_raises_checkpoint_error(tmp_path):
+    tib = 1 << 40
+    leaves = [{"path": "[0]", "dtype": "uint8", "shape": [tib], "offset": 0}]
+    _crafted(tmp_path / "tib.npz", leaves, tib, b"\0" * 16, shape=(tib,))
+    tracemalloc.start()
+    try:
+        with pytest.raises(gradtx.CheckpointError, match=r"the data member is \d+ bytes but its "
+                                                         r"header describes"):
+            gradtx.load_checkpoint(tmp_path / "tib.npz",
+                                   (jax.ShapeDtypeStruct((tib,), jnp.uint8),))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+# ----------------------------------------------------------------------------
+# A manifest that is well-formed JSON but lies.
+
+ONE = {"path": "[0]", "dtype": "float32", "shape": [2], "offset": 0}
+TWO = {"path": "[1]", "dtype": "float32", "shape": [2], "offset": 16}
+
+
+@pytest.mark.parametrize("second, message", [
+    (dict(TWO, offset=4), r"leaf \[1\] \(8 bytes at offset 4\) overlaps or is misplaced"),
+    (dict(TWO, offset=8), r"leaf \[1\] \(8 bytes at offset 8\) overlaps or is misplaced"),
+    (dict(TWO, offset=17), r"leaf \[1\] \(8 bytes at offset 17\) lies beyond the end"),
+    (dict(TWO, offset=True), r"has no valid gradtx manifest"),
+    (dict(TWO, shape=[True, 2]), r"has no valid gradtx manifest"),
+    (dict(TWO, offset=16.0), r"has no valid gradtx manifest"),
+])
+def test_load_checkpoint_misplaced_offsets_raise(tmp_path, second, message):
+    _crafted(tmp_path / "m.npz", [ONE, second], 24, bytes(24))
+    with pytest.raises(gradtx.CheckpointError, match=message):
+        gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(2), jnp.zeros(2)))
+
+
+def test_load_checkpoint_structured_dtype_with_other_fields_raises(tmp_path):
+    saved = np.zeros(2, np.dtype([("a", "<f4"), ("b", "<i4")]))
+    other = np.zeros(2, np.dtype([("b", "<i4"), ("a", "<f4")]))
+    assert saved.dtype.name == other.dtype.name
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"x": saved})
+    with pytest.raises(gradtx.CheckpointError, match=r"leaf \['x'\] is void64\[2\] in the "
+                                                     r"checkpoint but"):
+        gradtx.load_checkpoint(tmp_path / "c.npz", {"x": other})
+    _same(gradtx.load_checkpoint(tmp_path / "c.npz", {"x": saved}), {"x": saved})
+
+
+def test_load_checkpoint_pickle_header_in_data_raises(tmp_path):
+    leaves = [{"path": "[0]", "dtype": "float32", "shape": [1], "offset": 0}]
+    _crafted(tmp_path / "p.npz", leaves, 4, b"\0" * 4, descr="|O")
+    with pytest.raises(gradtx.CheckpointError, match=r"not a uint8 vector; a pickled"):
+        gradtx.load_checkpoint(tmp_path / "p.npz", (jnp.zeros(1),))
+
+
+def test_load_checkpoint_deeply_nested_manifest_raises_checkpoint_error(tmp_path):
+    raw = b"[" * 200_000
+    _zip(tmp_path / "n.npz", {"manifest.npy": _npy(raw), "data.npy": _npy(b"")})
+    with pytest.raises(gradtx.CheckpointError, match=r"more than the template allows|cannot be "
+                                                     r"read"):
+        gradtx.load_checkpoint(tmp_path / "n.npz", (jnp.zeros(1),))
+    raw = b"[" * 3000  # small enough to pass the size bound: the parser's recursion fails
+    _zip(tmp_path / "n.npz", {"manifest.npy": _npy(raw), "data.npy": _npy(b"")})
+    with pytest.raises(gradtx.CheckpointError, match=r"the manifest cannot be read"):
+        gradtx.load_checkpoint(tmp_path / "n.npz", [jnp.zeros(1)] * 40)
+
+
+# ----------------------------------------------------------------------------
+# Fuzzing: every load raises CheckpointError or returns the saved values exactly.
+
+def _fuzz(path, original: bytes, variants, template, expected) -> dict:
+    counts = {"loads": 0, "refused": 0, "loaded_exactly": 0}
+    for raw in variants:
+        path.write_bytes(raw)
+        counts["loads"] += 1
+        try:
+            restored = gradtx.load_checkpoint(path, template)
+        except gradtx.CheckpointError:
+            counts["refused"] += 1
+            continue
+        _same(restored, expected)
+        counts["loaded_exactly"] += 1
+    return counts
+
+
+def _header_positions(raw: bytes) -> list[int]:
+    """Every byte of the zip and .npy headers: all of the file but the two payloads."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        payload = set()
+        for info in zf.infolist():
+            name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:
+                                                            info.header_offset + 30])
+            start = info.header_offset + 30 + name_len + extra_len
+            npy_header = 10 + struct.unpack("<H", raw[start + 8:start + 10])[0]
+            payload.update(range(start + npy_header, start + info.compress_size))
+    return [i for i in range(len(raw)) if i not in payload]
+
+
+def _variants(raw: bytes, flips=(0xFF,), values=(0, 1, 0x7F, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF)):
+    for cut in range(len(raw)):                       # truncation at every length
+        yield raw[:cut]
+    for i in range(len(raw)):                         # every byte flipped
+        for mask in flips:
+            out = bytearray(raw)
+            out[i] ^= mask
+            yield bytes(out)
+    for i in _header_positions(raw):                  # header fields set to extremes
+        for value in values:
+            out = bytearray(raw)
+            width = 2 if value <= 0xFFFF else 4
+            out[i:i + width] = value.to_bytes(width, "little")
+            yield bytes(out[:len(raw)])
+
+
+def test_load_checkpoint_fuzzed_file_raises_checkpoint_error_or_loads_exactly(tmp_path):
+    path = tmp_path / "c.npz"
+    state = _state()
+    gradtx.save_checkpoint(path, state)
+    raw = path.read_bytes()
+    start = time.perf_counter()
+    counts = _fuzz(path, raw, _variants(raw), state, state)
+    elapsed = time.perf_counter() - start
+    assert counts["loads"] > 3 * len(raw)
+    assert counts["refused"] > 0.75 * counts["loads"]  # the rest: fields zipfile ignores
+    print(f"fuzz: {counts} in {elapsed:.1f} s for a {len(raw)}-byte file")
+
+
+@pytest.mark.slow
+def test_load_checkpoint_fuzzed_optimizer_state_every_bit_raises_or_loads_exactly(tmp_path):
+    path = tmp_path / "c.npz"
+    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2, jnp.float16)}
+    state = {"params": params, "opt_state": gradtx.adamw(1e-3).init(params), "step": 7}
+    gradtx.save_checkpoint(path, state)
+    raw = path.read_bytes()
+    rng = np.random.default_rng(0)
+    values = tuple(int(v) for v in rng.integers(0, 2 ** 32, 8)) + (0, 0xFFFF, 0xFFFFFFFF)
+    counts = _fuzz(path, raw, _variants(raw, flips=tuple(1 << b for b in range(8)),
+                                        values=values), state, state)
+    print(f"fuzz (slow): {counts} for a {len(raw)}-byte file")
+
+
+# ----------------------------------------------------------------------------
+# File mode, leftovers, values that cannot be stored.
+
+@pytest.fixture
+def umask():
+    old = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(old)
+
+
+def test_save_checkpoint_mode_follows_umask(tmp_path, umask):
+    path = tmp_path / "c.npz"
+    gradtx.save_checkpoint(path, _state())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    umask(0o027)
+    gradtx.save_checkpoint(tmp_path / "d.npz", _state())
+    assert stat.S_IMODE((tmp_path / "d.npz").stat().st_mode) == 0o640
+    umask(0o022)
+    path.chmod(0o644)
+    gradtx.save_checkpoint(path, _state())  # overwriting keeps what the umask gives
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_save_checkpoint_stale_temp_files_are_removed(tmp_path):
+    old = time.time() - 3600
+    stale = [".c.npz.gradtx-abcd1234.tmp", ".c.npz.k2j_9xq1.tmp"]
+    kept = [".c.npz.gradtx-fresh123.tmp",   # young: may be a save in progress
+            ".c.npz.bak.gradtx-abcd1234.tmp", "c.npz.notes"]  # another file's, not a temp
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"partial")
+        if name != ".c.npz.gradtx-fresh123.tmp":
+            os.utime(tmp_path / name, (old, old))
+    gradtx.save_checkpoint(tmp_path / "c.npz", _state())
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["c.npz"])
+
+
+def test_save_checkpoint_int_beyond_int64_raises(tmp_path):
+    with pytest.raises(ValueError, match=r"save_checkpoint: leaf \['step'\] is the Python int "
+                                         r"1180591620717411303424, outside the int64 range"):
+        gradtx.save_checkpoint(tmp_path / "c.npz", {"step": 2 ** 70})
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_checkpoint_structured_dtype_with_object_field_raises(tmp_path):
+    leaf = np.zeros(2, np.dtype([("a", "<f4"), ("o", object)]))
+    with pytest.raises(TypeError, match=r"save_checkpoint: leaf \['x'\] has dtype .*which holds "
+                                        r"Python objects"):
+        gradtx.save_checkpoint(tmp_path / "c.npz", {"x": leaf})
+    assert os.listdir(tmp_path) == []

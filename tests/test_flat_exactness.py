@@ -1,0 +1,88 @@
+"""flatten runs only what it can run exactly, and refuses the rest by name."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtx
+
+
+def _params():
+    return {"a": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.array([0.5, -2.0, 3.0]),
+            "c": jnp.array(4.0)}
+
+
+def _run(opt, params, steps=5):
+    state = opt.init(params)
+    for t in range(steps):
+        grads = jax.tree.map(lambda p, t=t: jnp.sin(p * (t + 1)) * 10.0, params)
+        updates, state = opt.update(grads, state, params)
+        params = gradtx.apply_updates(params, updates)
+    return params
+
+
+PER_LEAF = [
+    ("clip_by_leaf_norm", lambda: gradtx.clip_by_leaf_norm(0.1), "it takes the norm of each leaf"),
+    ("clip_by_block_rms", lambda: gradtx.clip_by_block_rms(0.1), "it takes the RMS of each leaf"),
+    ("adaptive_grad_clip", lambda: gradtx.adaptive_grad_clip(0.01), "it takes the norms of each leaf"),
+    ("zero_nans", lambda: gradtx.zero_nans(), "it records a flag per leaf"),
+    ("masked", lambda: gradtx.masked(gradtx.sgd(0.1), {"a": True, "b": False, "c": True}),
+     "its mask chooses leaf by leaf"),
+    ("freeze", lambda: gradtx.freeze({"a": True, "b": False, "c": False}),
+     "its mask chooses leaf by leaf"),
+    ("partition", lambda: gradtx.partition({"x": gradtx.sgd(0.1), "y": gradtx.adam(0.1)},
+                                           {"a": "x", "b": "y", "c": "x"}),
+     "its labels choose leaf by leaf"),
+]
+
+
+@pytest.mark.parametrize("name,make,why", PER_LEAF, ids=[p[0] for p in PER_LEAF])
+def test_flatten_per_leaf_transform_raises_naming_it(name, make, why):
+    with pytest.raises(ValueError, match=rf"^flatten: {name} cannot run on packed buffers: {why}"):
+        gradtx.flatten(gradtx.chain(make(), gradtx.adam(1e-2)))
+
+
+@pytest.mark.parametrize("name,make,why", PER_LEAF[:3], ids=[p[0] for p in PER_LEAF[:3]])
+def test_per_leaf_transform_packed_would_differ(name, make, why):
+    # Why the refusal: forced through, the numbers change.
+    want = _run(gradtx.chain(make(), gradtx.sgd(0.1)), _params())
+    got = _run(gradtx.flatten(gradtx.chain(make(), gradtx.sgd(0.1)), assume_elementwise=True),
+               _params())
+    assert max(float(jnp.max(jnp.abs(g - w))) for g, w in
+               zip(jax.tree.leaves(got), jax.tree.leaves(want))) > 1e-3
+
+
+def test_flatten_optax_transform_raises_unless_assumed():
+    with pytest.raises(ValueError, match=r"^flatten: GradientTransformationExtraArgs is not a "
+                                         r"gradtx transform, so flatten cannot tell"):
+        gradtx.flatten(optax.lamb(1e-2))
+    gradtx.flatten(optax.adam(1e-2), assume_elementwise=True)
+
+
+def test_flatten_inject_hyperparams_raises_naming_it():
+    with pytest.raises(ValueError, match=r"flatten does not know whether "
+                                         r"inject_hyperparams\(adam\) works element by element"):
+        gradtx.flatten(gradtx.inject_hyperparams(gradtx.adam)(1e-2))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.adam(1e-2)),
+    lambda: gradtx.apply_if_finite(gradtx.adamw(1e-2, weight_decay=0.1)),
+    lambda: gradtx.lookahead(gradtx.sgd(0.1, momentum=0.9), sync_period=2),
+    lambda: gradtx.chain(gradtx.clip(0.5), gradtx.rmsprop(1e-2, centered=True)),
+], ids=["global_norm", "apply_if_finite", "lookahead", "clip_rmsprop"])
+def test_flatten_exact_transform_matches_per_leaf(make):
+    want = _run(make(), _params())
+    got = _run(gradtx.flatten(make()), _params())
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_around_flatten_matches_masked_per_leaf():
+    mask = {"a": True, "b": False, "c": True}
+    want = _run(gradtx.masked(gradtx.adam(1e-2), mask), _params())
+    got = _run(gradtx.masked(gradtx.flatten(gradtx.adam(1e-2)), mask), _params())
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
