@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import gradtx
-from trajectories import PROBLEMS, assert_transform_matches
+from problems import PROBLEMS, assert_transform_matches
 
 TREE = PROBLEMS["nested_quadratic"].params
 

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import gradtx
-from trajectories import PROBLEMS, assert_transform_matches, random_sequence
+from problems import PROBLEMS, assert_transform_matches, random_sequence
 
 TREE = PROBLEMS["nested_quadratic"].params
 

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import gradtx
-from trajectories import PROBLEMS, assert_transform_matches
+from problems import PROBLEMS, assert_transform_matches
 
 TREE = PROBLEMS["nested_quadratic"].params
 NO_SCALAR = {k: v for k, v in TREE.items() if k != "scalar"}   # optax's SM3 needs rank >= 1

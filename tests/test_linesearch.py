@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import gradtx
-from trajectories import PROBLEMS, STEPS, assert_trajectories_close
+from problems import PROBLEMS, STEPS, assert_trajectories_close
 
 
 def _run(lib, opt, problem, steps=STEPS, dtype=np.float64):

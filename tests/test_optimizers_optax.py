@@ -19,7 +19,7 @@ import pytest
 
 import gradtx
 import reference_optax_core as ref
-from trajectories import PROBLEMS, STEPS, assert_trajectories_close, run_jax, run_reference
+from problems import PROBLEMS, STEPS, assert_trajectories_close, run_jax, run_reference
 
 
 class Case:

@@ -10,7 +10,7 @@ import pytest
 
 import gradtx
 import reference_optax_core as ref
-from trajectories import PROBLEMS, assert_trajectories_close, run_jax, run_reference
+from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
 
 # Without a line search L-BFGS needs a small fixed step to stay stable;
 # unscaled, Rosenbrock's curvature makes it diverge.  With the scaled initial
