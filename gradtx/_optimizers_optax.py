@@ -733,11 +733,14 @@ def lbfgs(learning_rate=None, memory_size: int = 10, scale_init_precond: bool = 
       >>> import jax, jax.numpy as jnp, gradtx
       >>> f = lambda x: jnp.sum((x - 1.0) ** 2) + 0.5 * jnp.sum(x ** 4)
       >>> opt, x = gradtx.lbfgs(), jnp.zeros(3)
-      >>> state = opt.init(x)
-      >>> for _ in range(8):
+      >>> @jax.jit
+      ... def step(x, state):
       ...     value, grad = jax.value_and_grad(f)(x)
       ...     updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
-      ...     x = gradtx.apply_updates(x, updates)
+      ...     return gradtx.apply_updates(x, updates), state
+      >>> state = opt.init(x)
+      >>> for _ in range(8):
+      ...     x, state = step(x, state)
       >>> x.round(4)
       Array([0.6823, 0.6823, 0.6823], dtype=float32)
 
