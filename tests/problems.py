@@ -123,13 +123,16 @@ with jax.enable_x64(True):
 
 def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64, with_value=False):
     """``steps`` jitted steps of ``tx`` on ``problem``; ``with_value`` passes the loss as ``value=``."""
+    grad_fn = jax.grad(problem.loss)
     value_and_grad = jax.value_and_grad(problem.loss)
 
     @jax.jit
     def step(params, state):
-        value, grad = value_and_grad(params)
-        extra = {"value": value} if with_value else {}
-        updates, state = tx.update(grad, state, params, **extra)
+        if with_value:
+            value, grad = value_and_grad(params)
+            updates, state = tx.update(grad, state, params, value=value)
+        else:
+            updates, state = tx.update(grad_fn(params), state, params)
         return apply(params, updates), state
 
     params = jax.tree.map(lambda p: jnp.asarray(p, dtype), problem.params)
