@@ -268,3 +268,47 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3, *,
         return jax.tree.map(clip_one, updates, params), state
 
     return _stateless(owner, update, {"clipping": clipping, "eps": eps, "axis": axis})
+
+
+def per_example_global_norm_clip(grads, l2_norm_clip):
+    """Clip each example's gradient to a global norm, then sum: sum_i g_i * min(1, c / ||g_i||).
+
+    ``grads`` holds one gradient per example along axis 0 of every leaf
+    (from ``jax.vmap(jax.grad(loss))``); ||g_i|| is example i's norm over
+    every leaf.  This is the clipping of DP-SGD.  A function, not a
+    transform, as in optax.
+
+    Args:
+      grads: a pytree whose leaves share a leading batch axis.
+      l2_norm_clip: c, the largest norm an example may contribute.
+
+    Returns:
+      ``(clipped_sum, num_clipped)``: the sum over examples, and how many
+      examples were clipped.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> total, n = gradtx.per_example_global_norm_clip(jnp.array([[3.0, 4.0], [0.3, 0.4]]), 1.0)
+      >>> total, n
+      (Array([0.90000004, 1.2       ], dtype=float32), Array(1, dtype=int32))
+
+    Reference: Abadi et al., "Deep Learning with Differential Privacy",
+    CCS 2016, arXiv:1607.00133.
+    """
+    owner = "per_example_global_norm_clip"
+    leaves = jax.tree.leaves(grads)
+    sizes = {np.shape(g)[0] if np.ndim(g) else None for g in leaves}
+    if not leaves or None in sizes or len(sizes) != 1:
+        raise ValueError(f"{owner}: every leaf of grads needs the same batch axis 0 (one gradient "
+                         f"per example), got leading sizes {sorted(map(str, sizes))}")
+    check_float_leaves(owner, grads, "gradient")
+    cd = real_compute_dtype(*(g.dtype for g in leaves))
+    sq = reduce(lambda a, b: a + b,
+                [_sum_sq(g, axis=tuple(range(1, g.ndim))).astype(cd) for g in leaves])
+    norms = jnp.sqrt(sq)
+    multipliers = jnp.nan_to_num(jnp.minimum(l2_norm_clip / norms, 1.0), nan=1.0)
+    num_clipped = jnp.sum(multipliers < 1.0)
+    clipped = jax.tree.map(
+        lambda g: jnp.tensordot(multipliers.astype(compute_dtype(g.dtype)),
+                                g.astype(compute_dtype(g.dtype)), axes=1).astype(g.dtype), grads)
+    return clipped, num_clipped

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, ScheduleState
-from ._checks import check_learning_rate, check_state
+from ._checks import check_learning_rate, check_range, check_state
 from ._numerics import increment, new_count
 from ._tree import check_same_structure, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
@@ -69,3 +69,50 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
 
     return GradientTransformation(init, update, name=owner,
                                   hyperparams={"weight_decay": weight_decay, "mask": mask})
+
+
+def add_scaled_params(scale):
+    """Add a multiple of the parameters, of either sign: u_t = u_t + scale * p_t.
+
+    ``add_decayed_weights`` with a signed factor: Fromage ends its step with
+    scale = 1 / sqrt(1 + lr^2) - 1 < 0, which makes p_t + u_t the shrunken
+    point (p_t - lr * d_t) / sqrt(1 + lr^2) when the learning-rate step before
+    it scales by lr / sqrt(1 + lr^2).  (optax passes that negative value to
+    ``add_decayed_weights``; gradtx keeps weight decay >= 0.)
+
+    Args:
+      scale: the factor, a number or a schedule ``step -> value``.
+
+    Returns:
+      A transform that needs params; ``EmptyState()`` for a number,
+      ``ScheduleState(count)`` for a schedule.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.add_scaled_params(-0.5)
+      >>> p = jnp.array([2.0])
+      >>> tx.update(jnp.array([1.0]), tx.init(p), p)[0]
+      Array([0.], dtype=float32)
+    """
+    owner = "add_scaled_params"
+    scheduled = callable(scale)
+    if not scheduled:
+        check_range(owner, "scale", scale)
+
+    def init(params):
+        return ScheduleState(count=new_count()) if scheduled else EmptyState()
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ScheduleState if scheduled else EmptyState)
+        if params is None:
+            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        check_same_structure(owner, params, updates, "params", "updates")
+        if scheduled:
+            factor = scale(state.count)
+            state = ScheduleState(count=increment(state.count))
+        else:
+            factor = scale
+        return jax.tree.map(lambda u, p: u + jnp.asarray(factor, u.dtype) * p.astype(u.dtype),
+                            updates, params), state
+
+    return GradientTransformation(init, update, name=owner, hyperparams={"scale": scale})

@@ -1,4 +1,4 @@
-"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly."""
+"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly; x64 on request."""
 
 import jax
 import pytest

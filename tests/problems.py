@@ -3,8 +3,12 @@
 ``PROBLEMS`` are float64 NumPy trees with a loss and its NumPy gradient: a
 quadratic over leaves of several shapes (scalar, vector, matrix, 3-d),
 Rosenbrock, and a small MLP.  ``run_jax`` runs a transform on one of them
-for some steps (jitted) and returns the trajectory of parameter leaves;
-``assert_trajectories_close`` compares two trajectories step by step.
+for some steps (jitted) and returns the trajectory of parameter leaves
+(``with_value`` passes the loss as ``value=``); ``run_reference`` does the
+same for a NumPy reference; ``assert_trajectories_close`` compares two
+trajectories step by step.  ``transform_outputs`` and
+``assert_transform_matches`` run a transform on its own over a sequence of
+random gradients (``random_sequence``) and compare it with optax's.
 """
 
 from __future__ import annotations
@@ -117,12 +121,18 @@ with jax.enable_x64(True):
     PROBLEMS = {p.name: p for p in (_nested_quadratic(), _rosenbrock(), _mlp())}
 
 
-def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64):
-    grad = jax.grad(problem.loss)
+def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64, with_value=False):
+    """``steps`` jitted steps of ``tx`` on ``problem``; ``with_value`` passes the loss as ``value=``."""
+    grad_fn = jax.grad(problem.loss)
+    value_and_grad = jax.value_and_grad(problem.loss)
 
     @jax.jit
     def step(params, state):
-        updates, state = tx.update(grad(params), state, params)
+        if with_value:
+            value, grad = value_and_grad(params)
+            updates, state = tx.update(grad, state, params, value=value)
+        else:
+            updates, state = tx.update(grad_fn(params), state, params)
         return apply(params, updates), state
 
     params = jax.tree.map(lambda p: jnp.asarray(p, dtype), problem.params)
@@ -134,13 +144,23 @@ def run_jax(tx, problem, apply, steps=STEPS, dtype=np.float64):
     return trajectory
 
 
-def run_reference(reference, problem, steps=STEPS):
-    init, update = ref.tree(reference)
+def run_reference(reference, problem, steps=STEPS, whole_tree=False, with_value=False):
+    """``steps`` steps of a NumPy reference on ``problem``.
+
+    ``reference`` is a per-leaf pair (lifted by ``ref.tree``) or, with
+    ``whole_tree``, a pair on the list of leaves; ``with_value`` passes the
+    loss (float64) to its update as ``value=``.
+    """
+    init, update = reference if whole_tree else ref.tree(reference)
     params = [np.asarray(p, np.float64) for p in jax.tree.leaves(problem.params)]
     state = init(params)
     trajectory = []
     for _ in range(steps):
-        updates, state = update(problem.grad_np(params), state, params)
+        extra = {}
+        if with_value:
+            tree = jax.tree.unflatten(problem.treedef, [jnp.asarray(p) for p in params])
+            extra["value"] = float(problem.loss(tree))
+        updates, state = update(problem.grad_np(params), state, params, **extra)
         params = [p + u for p, u in zip(params, updates)]
         trajectory.append(params)
     return trajectory
@@ -151,3 +171,37 @@ def random_sequence(tree, steps, seed):
     rng = np.random.default_rng(seed)
     scales = np.exp(rng.normal(size=steps))
     return [jax.tree.map(lambda x: s * rng.normal(size=np.shape(x)), tree) for s in scales]
+
+
+def transform_outputs(tx, grads, params, extra=None, standard_promotion=False):
+    """The updates of ``tx`` over a sequence of (gradient, params[, extra]) trees, in one scan.
+
+    ``grads`` and ``params`` are lists of trees (from ``random_sequence``);
+    ``extra`` a list of dicts of keyword arguments per step.  Returns a list
+    (one per step) of lists of update leaves.  ``standard_promotion`` runs
+    under standard dtype promotion (optax's own transforms need it).
+    """
+    extra = extra if extra is not None else [{} for _ in grads]
+
+    def body(state, xs):
+        g, p, e = xs
+        u, state = tx.update(g, state, p, **e)
+        return state, u
+
+    stacked = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *zip(grads, params, extra))
+    with jax.numpy_dtype_promotion("standard" if standard_promotion else "strict"):
+        state0 = tx.init(jax.tree.map(jnp.asarray, params[0]))
+        _, outs = jax.jit(lambda s, xs: jax.lax.scan(body, s, xs))(state0, stacked)
+    outs = jax.tree.leaves(outs)
+    return [[np.asarray(o[t]) for o in outs] for t in range(len(grads))]
+
+
+def assert_transform_matches(ours, theirs, tree, what, steps=STEPS, extra=None, rtol=RTOL,
+                             atol=ATOL, seed=2):
+    """gradtx's transform ``ours`` computes optax's ``theirs`` on random gradients and params."""
+    grads = random_sequence(tree, steps, seed)
+    params = random_sequence(tree, steps, seed + 1)
+    actual = transform_outputs(ours, grads, params, extra)
+    expected = transform_outputs(theirs, grads, params, extra, standard_promotion=True)
+    assert_trajectories_close(actual, expected, what, rtol=rtol, atol=atol)
+    return actual

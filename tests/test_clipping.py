@@ -221,3 +221,20 @@ def test_clip_by_global_norm_integer_gradient_names_leaf():
     tx = gradtx.clip_by_global_norm(1.0)
     with pytest.raises(TypeError, match=r"clip_by_global_norm: gradient leaf \['n'\] has dtype int32"):
         tx.update({"n": jnp.ones(2, jnp.int32)}, tx.init(None))
+
+
+def test_per_example_global_norm_clip_matches_optax():
+    rng = np.random.default_rng(11)
+    grads = {"w": jnp.asarray(rng.normal(size=(6, 3, 2)), jnp.float32),
+             "b": jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)}
+    ours, n = gradtx.per_example_global_norm_clip(grads, 1.5)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs, their_n = optax.per_example_global_norm_clip(grads, 1.5)
+    assert int(n) == int(their_n) > 0
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_per_example_global_norm_clip_without_batch_axis_raises():
+    with pytest.raises(ValueError, match=r"^per_example_global_norm_clip: every leaf of grads"):
+        gradtx.per_example_global_norm_clip({"a": jnp.ones((3, 2)), "b": jnp.ones(2)}, 1.0)

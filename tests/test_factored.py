@@ -1,0 +1,62 @@
+"""Adafactor's factored RMS and SM3: against optax's transforms, shapes of their statistics."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradtx
+from problems import PROBLEMS, assert_transform_matches
+
+TREE = PROBLEMS["nested_quadratic"].params
+NO_SCALAR = {k: v for k, v in TREE.items() if k != "scalar"}   # optax's SM3 needs rank >= 1
+
+
+@pytest.mark.parametrize("min_dim", [1, 3, 128])
+def test_scale_by_factored_rms_matches_optax(min_dim, x64):
+    def make(m):
+        return m.scale_by_factored_rms(min_dim_size_to_factor=min_dim, decay_rate=0.7,
+                                       step_offset=2, epsilon=1e-20,
+                                       decay_rate_fn=gradtx._factored.decay_rate_pow)
+    assert_transform_matches(make(gradtx), make(optax), TREE, f"factored rms min_dim={min_dim}")
+
+
+def test_scale_by_factored_rms_in_float32_matches_optax_default_decay():
+    assert_transform_matches(gradtx.scale_by_factored_rms(min_dim_size_to_factor=2),
+                             optax.scale_by_factored_rms(min_dim_size_to_factor=2),
+                             jnp.zeros((4, 3)), "factored rms float32", rtol=1e-5, atol=1e-6)
+
+
+def test_factored_state_keeps_rows_and_columns_of_a_matrix():
+    tx = gradtx.scale_by_factored_rms(min_dim_size_to_factor=2)
+    state = tx.init({"m": jnp.zeros((5, 3)), "v": jnp.zeros(4)})
+    assert state._fields == ("count", "v_row", "v_col", "v")
+    assert state.v_row["m"].shape == (3,) and state.v_col["m"].shape == (5,)
+    assert state.v["m"].shape == (1,) and state.v["v"].shape == (4,)
+
+
+@pytest.mark.parametrize("b2", [1.0, 0.9])
+def test_scale_by_sm3_matches_optax(b2, x64):
+    assert_transform_matches(gradtx.scale_by_sm3(0.8, b2, eps=1e-6),
+                             optax.scale_by_sm3(0.8, b2, eps=1e-6), NO_SCALAR, f"sm3 b2={b2}")
+
+
+def test_scale_by_sm3_takes_scalar_leaves_as_one_accumulator():
+    tx = gradtx.scale_by_sm3(b1=0.0, eps=0.0)
+    state = tx.init(jnp.zeros(()))
+    u, state = tx.update(jnp.asarray(3.0), state)
+    u, state = tx.update(jnp.asarray(4.0), state)   # 4 / sqrt(9 + 16)
+    np.testing.assert_allclose(u, 0.8)
+
+
+def test_scale_by_sm3_with_complex_params_raises():
+    with pytest.raises(TypeError, match=r"^scale_by_sm3: complex parameters are not supported"):
+        gradtx.scale_by_sm3().init(jnp.zeros(2, jnp.complex64))
+
+
+def test_factored_rms_without_params_raises():
+    tx = gradtx.scale_by_factored_rms()
+    with pytest.raises(ValueError, match=r"^scale_by_factored_rms: update needs params"):
+        tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
