@@ -273,7 +273,8 @@ def prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, estim_l
     learning rate.
 
     Args:
-      learning_rate, betas, beta3, eps, estim_lr0, estim_lr_coef, weight_decay,
+      learning_rate, betas, beta3, eps: as in ``scale_by_prodigy``.
+      estim_lr0, estim_lr_coef, weight_decay: as in ``scale_by_prodigy``.
       safeguard_warmup: as in ``scale_by_prodigy``.
 
     Example:

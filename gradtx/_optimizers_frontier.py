@@ -78,8 +78,9 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      ns_coeffs, ns_steps, beta, eps, mu_dtype, nesterov, adaptive,
-        preconditioning: as in ``scale_by_muon``; eps is also AdamW's eps.
+      ns_coeffs, ns_steps, beta, mu_dtype: as in ``scale_by_muon``.
+      eps: as in ``scale_by_muon``, and AdamW's eps.
+      nesterov, adaptive, preconditioning: as in ``scale_by_muon``.
       weight_decay: decoupled weight decay of the Muon leaves, times lr.
       weight_decay_mask: which Muon leaves decay (as ``add_decayed_weights``).
       adam_b1, adam_b2, adam_eps_root, adam_weight_decay: AdamW's.
@@ -168,8 +169,9 @@ def soap(learning_rate=3e-3, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weig
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim,
-        precondition_1d: as in ``scale_by_soap``.
+      b1, b2, shampoo_beta, eps: as in ``scale_by_soap``.
+      precondition_frequency, max_precondition_dim: as in ``scale_by_soap``.
+      precondition_1d: as in ``scale_by_soap``.
       weight_decay: decoupled weight decay, >= 0.
       weight_decay_mask: which parameters decay (as ``add_decayed_weights``).
 
@@ -235,8 +237,9 @@ def shampoo(learning_rate=1e-3, beta2=1.0, matrix_eps=1e-6, precondition_frequen
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      beta2, matrix_eps, precondition_frequency, exponent_override,
-        max_precondition_dim, precondition_1d: as in ``scale_by_shampoo``.
+      beta2, matrix_eps, precondition_frequency: as in ``scale_by_shampoo``.
+      exponent_override, max_precondition_dim: as in ``scale_by_shampoo``.
+      precondition_1d: as in ``scale_by_shampoo``.
       grafting: None, "sgd", "adagrad" or a transform (its step length).
       momentum: None or a heavy-ball coefficient in [0, 1).
       weight_decay: decoupled weight decay, >= 0.
@@ -299,9 +302,9 @@ def psgd_kron(learning_rate=1e-3, b1=0.9, weight_decay=0.0, precond_lr=0.1,
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, precond_lr, update_probability, max_size_triangular,
-        min_ndim_triangular, seed, update_with_momentum: as in
-        ``scale_by_psgd_kron``.
+      b1, precond_lr, update_probability: as in ``scale_by_psgd_kron``.
+      max_size_triangular, min_ndim_triangular: as in ``scale_by_psgd_kron``.
+      seed, update_with_momentum: as in ``scale_by_psgd_kron``.
       weight_decay: decoupled weight decay, >= 0.
       weight_decay_mask: which parameters decay.
 
