@@ -66,3 +66,34 @@ def test_readme_clipped_adamw_with_schedule_example_warms_up_and_clips():
         updates, state = opt.update(huge, state, params)
     # 10 steps into a 1000-step warmup to 1e-3: Adam moves each weight by about lr.
     assert 0 < float(jnp.abs(updates["w"]).max()) < 2e-5
+
+
+def _shape(tx):
+    """A transform's recipe as names: chain parts, precondition's two sides, a wrapper's inner."""
+    if tx.combinator == "chain":
+        return "chain(" + ", ".join(_shape(c) for c in tx.children) + ")"
+    if tx.combinator == "precondition":
+        direction, by = tx.children
+        return f"precondition({_shape(direction)}, by={_shape(by)})"
+    if tx.children:
+        return tx.name + "(" + ", ".join(_shape(c) for c in tx.children) + ")"
+    return tx.name
+
+
+def test_readme_every_optimizer_table_lists_each_recipe_as_built():
+    text = README.read_text()
+    section = re.search(r"## Every optimizer\n(.*?)\n## ", text, re.S).group(1)
+    rows = re.findall(r"^\| `(\w+)` \| `(.*)` \|$", section, re.M)
+    assert len(rows) >= 45
+    for name, recipe in rows:
+        factory = getattr(gradtx, name)
+        required = {"learning_rate": 0.1} if "learning_rate" in factory.__code__.co_varnames[
+            :factory.__code__.co_argcount] else {}
+        try:
+            opt = factory(**required)
+        except TypeError:   # learning_rate has a default
+            opt = factory()
+        built = _shape(opt)
+        if opt.combinator == "chain":
+            built = built[len("chain("):-1]
+        assert built == recipe, name
