@@ -239,6 +239,10 @@ def _masked(owner, inner, mask, hyperparams, mask_extra=False):
         return [_as_bool(owner, path, m) for path, m in zip(paths, raw)]
 
     def init(params):
+        if not jax.tree.leaves(params):
+            # Nothing to select: an empty tree, or the placeholder that
+            # optax.tree.map_params passes to find the params in a state.
+            return MaskedState(inner.init(params))
         return MaskedState(inner.init(_select(params, labels_for(params), True)))
 
     def update(updates, state, params=None, **extra):

@@ -61,9 +61,55 @@ SLOW_FILES = (
 )
 FILES = QUICK_FILES + SLOW_FILES
 
-# module::test (a prefix matches every parameterization) -> why it is not run
-# against gradtx.
-EXCLUDED: dict[str, str] = {}
+# module::Class::test (matching its numbered parameterizations too; a
+# trailing * matches every name it starts) -> why it is not run against gradtx.  Each is a
+# deliberate gradtx convention or a test of an optax-only helper that the
+# substitution mixes with gradtx's classes.
+_INT_GRADIENTS = ("feeds integer gradients; gradtx refuses integer updates and params "
+                  "(an integer gradient is a bug upstream; mask such leaves out)")
+_ISINSTANCE = ("checks isinstance against optax's GradientTransformationExtraArgs, or that "
+               "optax's own helper (stateless, with_extra_args_support, which gradtx does "
+               "not offer) returns gradtx's class; gradtx cannot make its objects instances "
+               "of optax's NamedTuple without importing optax")
+_APPLY_IF_FINITE = ("expects apply_if_finite to keep skipping after max_consecutive_errors "
+                    "bad steps; gradtx raises FloatingPointError then (README conventions)")
+_ERROR_WORDING = ("fails on optax itself (jax 0.10 no longer says 'Dict key mismatch'); "
+                  "gradtx raises the ValueError too, naming the transform and the leaf")
+EXCLUDED: dict[str, str] = {
+    "base_test::ExtraArgsTest::test_isinstance": _ISINSTANCE,
+    "base_test::StatelessTest::test_init_returns_emptystate": _ISINSTANCE,
+    "base_test::StatelessWithTreeMapTest::test_init_returns_emptystate": _ISINSTANCE,
+    "combine_test::ExtraArgsTest::test_extra_args": _ISINSTANCE + "; " + _INT_GRADIENTS,
+    "combine_test::ExtraArgsTest::test_extra_args_chaining": _ISINSTANCE,
+    "combine_test::PartitionTest::test_extra_args": _INT_GRADIENTS,
+    "_combining_test::ExtraArgsTest::test_extra_args": _ISINSTANCE + "; " + _INT_GRADIENTS,
+    "_combining_test::ExtraArgsTest::test_extra_args_chaining": _ISINSTANCE,
+    "_combining_test::PartitionTest::test_extra_args": _INT_GRADIENTS,
+    "_inject_test::InjectHyperparamsTest::test_hyperparam_default_dtype_*": (
+        "expects injected hyperparameters in the params' dtype (bf16); gradtx keeps them in "
+        "float32 (float64 under x64) so that b2=0.999 does not round to 1 (README conventions)"),
+    "_inject_test::InjectHyperparamsTest::test_inject_hyperparams_starts_with_step_count_zero": (
+        _INT_GRADIENTS),
+    "_adding_test::AddingTest::test_none_argument": (
+        "passes the int 0 as add_decayed_weights' state; gradtx checks the state's type"),
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_pmap": _APPLY_IF_FINITE,
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_sgd": _APPLY_IF_FINITE,
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_sgd_extra_args": (
+        _APPLY_IF_FINITE),
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_stateful_sgd": (
+        _APPLY_IF_FINITE),
+    "_clipping_test::ClippingTest::test_clip_by_block_rms": (
+        "fails on optax itself: its 7-place check of a float32 RMS that comes out one ulp "
+        "below 1; gradtx computes optax's u / (rms / threshold) bit for bit"),
+    "_freezing_test::FreezeTest::test_bad_structure_raises": _ERROR_WORDING,
+    "_freezing_test::SelectiveTransformTest::test_selective_bad_structure": _ERROR_WORDING,
+    "_masking_test::MaskedTest::test_masked_state_structure": (
+        "reads optax's private layout of a masked sgd state: a chain state indexed as a "
+        "tuple (gradtx: ChainState(states)) with optax's MaskedNode where gradtx keeps None"),
+    "_masking_test::MaskedTest::test_tree_map_params": (
+        "maps over the masked state with is_leaf=optax's MaskedNode; gradtx keeps None for "
+        "unselected leaves"),
+}
 
 
 # ---------------------------------------------------------------------------
@@ -181,11 +227,16 @@ _CONFTEST = """\
 EXCLUDED = {excluded!r}
 
 
+def _matches(test, key):
+    if key.endswith("*"):
+        return test.startswith(key[:-1])
+    return test == key or (test.startswith(key) and test[len(key):].isdigit())
+
+
 def _excluded(item):
     module = item.module.__name__
     test = item.nodeid.split("::", 1)[1]
-    return any(module == m and (test == t or test.startswith(t + "_") or test.startswith(t + "("))
-               for m, t in EXCLUDED)
+    return any(module == m and _matches(test, t) for m, t in EXCLUDED)
 
 
 def pytest_collection_modifyitems(config, items):

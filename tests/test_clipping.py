@@ -221,3 +221,14 @@ def test_clip_by_global_norm_integer_gradient_names_leaf():
     tx = gradtx.clip_by_global_norm(1.0)
     with pytest.raises(TypeError, match=r"clip_by_global_norm: gradient leaf \['n'\] has dtype int32"):
         tx.update({"n": jnp.ones(2, jnp.int32)}, tx.init(None))
+
+
+def test_clip_by_block_rms_equals_optax_bit_for_bit():
+    updates = (jnp.array([500.0, 5.0]), jnp.array([300.0, 3.0]), jnp.array([0.1, -0.2]))
+    ours, theirs = updates, updates
+    for i in range(1, 8):  # repeated clipping at a falling threshold
+        ours, _ = gradtx.clip_by_block_rms(1.0 / i).update(ours, None)
+        with jax.numpy_dtype_promotion("standard"):
+            theirs, _ = optax.clip_by_block_rms(1.0 / i).update(theirs, None)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)

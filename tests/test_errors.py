@@ -50,7 +50,7 @@ INVALID = [
     (lambda: gradtx.scale_by_momentum(1.0),
      r"^scale_by_momentum: decay must be in \[0, 1\), got 1\.0$"),
     (lambda: gradtx.trace(-0.1),
-     r"^trace: decay must be in \[0, 1\), got -0\.1$"),
+     r"^trace: decay must be in \[0, 1\], got -0\.1$"),
     (lambda: gradtx.bias_correction(1.0), r"^bias_correction: decay must be in \[0, 1\), got 1\.0$"),
     (lambda: gradtx.scale_by_rms(1.0), r"^scale_by_rms: decay must be in \[0, 1\), got 1\.0$"),
     (lambda: gradtx.scale_by_rms(0.9, eps_root=-1e-3),
