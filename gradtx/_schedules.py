@@ -382,7 +382,9 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
       peak_value: P, the value at step W.
       warmup_steps: W >= 0, the length of the warmup.
       decay_steps: T > W, the step at which the value reaches E.
-      end_value: E, the value from step T on.
+      end_value: E, the value from step T on.  With P = 0 the decay phase
+        is 0 whatever E is, as in optax (which decays P * ((1 - E/P) c^e + E/P)
+        and takes E/P = 0 when P = 0).
       exponent: e > 0, the power of the cosine factor.
 
     Returns:
@@ -406,6 +408,8 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
                          f"counts the warmup too), got decay_steps={decay_steps}, "
                          f"warmup_steps={warmup_steps}")
     cosine_steps = decay_steps - warmup_steps
+    if not is_traced(peak_value) and peak_value == 0:
+        end_value = 0.0
 
     def schedule(step):
         t = jnp.asarray(step)

@@ -449,3 +449,14 @@ def test_schedule_under_x64_is_float64_and_matches_optax(case):
     finite = np.isfinite(theirs)
     assert finite[:20].all()
     np.testing.assert_allclose(np.asarray(ours)[finite], theirs[finite], rtol=1e-12, atol=1e-15)
+
+
+def test_warmup_cosine_decay_schedule_with_zero_peak_decays_to_zero_as_optax():
+    kwargs = dict(init_value=0.2, peak_value=0.0, end_value=-3.0, warmup_steps=50,
+                  decay_steps=100, exponent=2)
+    steps = jnp.array([0, 10, 50, 75, 100, 120])
+    ours = gradtx.warmup_cosine_decay_schedule(**kwargs)(steps)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = jax.vmap(optax.warmup_cosine_decay_schedule(**kwargs))(steps)
+    np.testing.assert_allclose(ours, [0.2, 0.16, 0.0, 0.0, 0.0, 0.0], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
