@@ -344,7 +344,7 @@ def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
     ``tx`` is a ``partition``, or a transform that contains one: a chain, a
     ``masked`` transform, or a wrapper from gradtx whose state keeps its
     inner transform's state in ``inner_state`` (``apply_if_finite``,
-    ``accumulate_gradients``, ``lookahead``, ``ema_params``).  Every group
+    ``accumulate_gradients``, ``lookahead_in_state``, ``ema_params``).  Every group
     named ``label`` found there is reset to its transform's ``init`` on its
     own parameters.  The wrapper's own counters (for example the
     accumulator of ``accumulate_gradients``) are kept.
