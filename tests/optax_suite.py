@@ -123,11 +123,6 @@ EXCLUDED: dict[str, str] = {
 # The proxies.
 
 
-def _optax_dir() -> pathlib.Path:
-    spec = importlib.util.find_spec("optax")
-    return pathlib.Path(spec.origin).parent
-
-
 def _is_test_module(name: str) -> bool:
     leaf = name.rsplit(".", 1)[-1]
     return leaf.endswith("_test") or leaf == "test_utils"
