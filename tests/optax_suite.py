@@ -245,6 +245,8 @@ def pytest_collection_modifyitems(config, items):
     dropped = [item for item in items if _excluded(item)]
     items[:] = [item for item in items if not _excluded(item)]
     config.hook.pytest_deselected(items=dropped)
+    with open("excluded.txt", "w") as out:
+        out.writelines(item.nodeid + "\\n" for item in dropped)
 """
 
 
@@ -281,9 +283,12 @@ def run_files(files, substitute: bool = True, timeout: float = 1800) -> dict[str
         )
         if not junit.exists():
             raise RuntimeError(f"pytest produced no report\n{proc.stdout}\n{proc.stderr}")
-        results = {f: Result(f, [], {}, [t for m, t in excluded if m == _wrapper_name(f)])
-                   for f in files}
+        results = {f: Result(f, [], {}, []) for f in files}
         by_wrapper = {_wrapper_name(f): f for f in files}
+        dropped = tmp / "excluded.txt"
+        for nodeid in dropped.read_text().splitlines() if dropped.exists() else []:
+            wrapper, test = nodeid.split("::", 1)
+            results[by_wrapper[wrapper[:-len(".py")]]].excluded.append(test)
         for case in ElementTree.parse(junit).getroot().iter("testcase"):
             classname = case.get("classname") or ""
             wrapper = classname.split(".", 1)[0]
