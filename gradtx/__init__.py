@@ -6,9 +6,12 @@ as a short chain of the public transforms below.
 """
 
 from ._averaging import EmaParamsState as EmaParamsState
+from ._averaging import LookaheadParams as LookaheadParams
 from ._averaging import LookaheadState as LookaheadState
+from ._averaging import SlowWeightsState as SlowWeightsState
 from ._averaging import ema_params as ema_params
 from ._averaging import lookahead as lookahead
+from ._averaging import lookahead_in_state as lookahead_in_state
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
 from ._base import Preconditioner as Preconditioner

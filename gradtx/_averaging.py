@@ -1,9 +1,12 @@
 """Averages of the parameters: Lookahead, and an exponential moving average (EMA).
 
-Both wrap a whole optimizer and need ``params`` in ``update``: they follow
-the parameters the optimizer produces, p_t = p_{t-1} + u_t.  Their averages
-are kept in at least float32 (a bf16 average with decay 0.999 would round
-every step's change away).
+All wrap a whole optimizer and need ``params`` in ``update``: they follow
+the parameters the optimizer produces, p_t = p_{t-1} + u_t.  ``lookahead``
+is optax's: the slow weights are part of the parameters, a
+``LookaheadParams(fast, slow)`` pair.  ``lookahead_in_state`` and
+``ema_params`` keep their averages in the state instead, in at least float32
+(a bf16 average with decay 0.999 would round every step's change away), so
+the parameters stay a plain pytree.
 """
 
 from __future__ import annotations
@@ -34,47 +37,62 @@ def _check_params(owner, params, updates, average):
                          hint="was the state made by init on other params?")
 
 
-class LookaheadState(NamedTuple):
-    """count: fast steps since the last synchronisation (0 .. k-1); slow: the
-    slow weights phi, in at least float32; inner_state: the fast optimizer's state."""
+class LookaheadParams(NamedTuple):
+    """The parameters of ``lookahead``: fast (theta, take gradients at these)
+    and slow (phi, evaluate these)."""
 
-    count: jax.Array
+    fast: Any
     slow: Any
-    inner_state: Any
+
+    @classmethod
+    def init_synced(cls, params) -> LookaheadParams:
+        """The pair with fast = slow = ``params``, to start from."""
+        return cls(fast=params, slow=params)
 
 
-def lookahead(fast_optimizer: TransformLike, sync_period: int = 6,
-              slow_step_size: float = 0.5) -> GradientTransformation:
-    """Lookahead: k fast steps, then phi <- phi + alpha * (theta - phi) and theta <- phi.
+class LookaheadState(NamedTuple):
+    """fast_state: the fast optimizer's state; steps_since_sync: fast steps
+    since the last synchronisation (0 .. k-1)."""
 
-    The fast weights theta are the parameters you pass to ``update``; the
-    fast optimizer A moves them every step, theta_t = theta_{t-1} + A(g_t).
-    Every k-th step the slow weights phi (``state.slow``, phi_0 = theta_0)
-    move a fraction alpha of the way to theta, and the update returned sets
-    the parameters to the new phi.  Right after a synchronisation the
-    parameters equal the slow weights; evaluate ``state.slow`` in between.
+    fast_state: Any
+    steps_since_sync: jax.Array
 
-    Unlike optax's ``lookahead``, the parameters stay a plain pytree (no
-    ``LookaheadParams`` pair).
+
+def lookahead(fast_optimizer: TransformLike, sync_period: int, slow_step_size: float,
+              reset_state: bool = False) -> GradientTransformation:
+    """Lookahead on a ``LookaheadParams(fast, slow)`` pair: k fast steps, then phi <- phi + alpha * (theta - phi), theta <- phi.
+
+    The fast optimizer A moves the fast weights every step with the update
+    u_t = A(g_t), g_t the gradient at theta.  On every k-th step (the
+    synchronisation) d = theta + u_t - phi, and the update moves
+    phi by alpha * d and theta by u_t - (1 - alpha) * d, so that both end
+    at the new phi; on the other steps phi does not move and theta moves by
+    u_t.  This is optax's ``lookahead``, keywords and state included.
 
     Args:
       fast_optimizer: A, the inner optimizer (gradtx or optax).
       sync_period: k, fast steps per synchronisation, an int >= 1.
       slow_step_size: alpha, in [0, 1].
+      reset_state: re-initialise A's state (on the fast weights) at each
+        synchronisation.
 
     Returns:
-      A transform with state ``LookaheadState(count, slow, inner_state)``
-      that needs ``params`` in ``update``.
+      A transform with state ``LookaheadState(fast_state, steps_since_sync)``
+      whose ``update(grads, state, params)`` takes the gradient at
+      ``params.fast`` and ``params`` the ``LookaheadParams`` pair, and returns
+      a ``LookaheadParams`` of updates.  ``init`` takes the pair (or the
+      fast weights alone).  To keep the parameters a plain pytree and the
+      slow weights in the state, use ``lookahead_in_state``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> opt = gradtx.lookahead(gradtx.sgd(1.0), sync_period=2, slow_step_size=0.5)
-      >>> params = {"w": jnp.array([0.0])}
+      >>> params = gradtx.LookaheadParams.init_synced({"w": jnp.array([0.0])})
       >>> state = opt.init(params)
       >>> for _ in range(2):
       ...     u, state = opt.update({"w": jnp.array([-1.0])}, state, params)
       ...     params = gradtx.apply_updates(params, u)
-      >>> params["w"], state.slow["w"]
+      >>> params.fast["w"], params.slow["w"]
       (Array([1.], dtype=float32), Array([1.], dtype=float32))
 
     Reference: Zhang, Lucas, Hinton, Ba, "Lookahead Optimizer: k steps
@@ -87,10 +105,102 @@ def lookahead(fast_optimizer: TransformLike, sync_period: int = 6,
     inner_update = update_fn(fast_optimizer)
 
     def init(params):
-        return LookaheadState(new_count(), _copy_wide(params), fast_optimizer.init(params))
+        fast = params.fast if isinstance(params, LookaheadParams) else params
+        return LookaheadState(fast_optimizer.init(fast), new_count())
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, LookaheadState)
+        if not isinstance(params, LookaheadParams):
+            raise TypeError(f"{owner}: update needs params=LookaheadParams(fast, slow) (start "
+                            f"from LookaheadParams.init_synced(params)), got "
+                            f"{type(params).__name__}; to keep plain params, use "
+                            f"lookahead_in_state")
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(owner, params.fast, updates, "params.fast", "updates")
+        fast, fast_state = inner_update(updates, state.fast_state, params.fast, **extra)
+        sync = state.steps_since_sync >= sync_period - 1
+
+        def one(u, theta, phi):
+            dtype = compute_dtype(jnp.result_type(u), jnp.result_type(theta))
+            alpha = jnp.asarray(slow_step_size, jnp.real(jnp.zeros((), dtype)).dtype)
+            d = theta.astype(dtype) + u.astype(dtype) - phi.astype(dtype)
+            slow_u = jnp.where(sync, alpha * d, jnp.zeros_like(d))
+            fast_u = jnp.where(sync, u.astype(dtype) - (1 - alpha) * d, u.astype(dtype))
+            return fast_u.astype(u.dtype), slow_u.astype(jnp.result_type(phi))
+
+        pairs = jax.tree.map(one, fast, params.fast, params.slow)
+        outer = jax.tree.structure(fast)
+        fast_u, slow_u = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
+        if reset_state:
+            fresh = fast_optimizer.init(params.fast)
+            fast_state = jax.tree.map(lambda now, new: jnp.where(sync, new, now),
+                                      fast_state, fresh)
+        steps = jnp.where(sync, jnp.zeros_like(state.steps_since_sync), state.steps_since_sync + 1)
+        return LookaheadParams(fast_u, slow_u), LookaheadState(fast_state, steps)
+
+    return GradientTransformation(init, update, name=owner, children=(fast_optimizer,),
+                                  hyperparams={"inner": fast_optimizer, "sync_period": sync_period,
+                                               "slow_step_size": slow_step_size,
+                                               "reset_state": reset_state})
+
+
+class SlowWeightsState(NamedTuple):
+    """count: fast steps since the last synchronisation (0 .. k-1); slow: the
+    slow weights phi, in at least float32; inner_state: the fast optimizer's state."""
+
+    count: jax.Array
+    slow: Any
+    inner_state: Any
+
+
+def lookahead_in_state(fast_optimizer: TransformLike, sync_period: int = 6,
+                       slow_step_size: float = 0.5) -> GradientTransformation:
+    """Lookahead with the slow weights in the state: k fast steps, then phi <- phi + alpha * (theta - phi) and theta <- phi.
+
+    The fast weights theta are the parameters you pass to ``update``; the
+    fast optimizer A moves them every step, theta_t = theta_{t-1} + A(g_t).
+    Every k-th step the slow weights phi (``state.slow``, phi_0 = theta_0)
+    move a fraction alpha of the way to theta, and the update returned sets
+    the parameters to the new phi.  Right after a synchronisation the
+    parameters equal the slow weights; evaluate ``state.slow`` in between.
+
+    Unlike ``lookahead`` (optax's form), the parameters stay a plain pytree
+    (no ``LookaheadParams`` pair); the numbers are the same.
+
+    Args:
+      fast_optimizer: A, the inner optimizer (gradtx or optax).
+      sync_period: k, fast steps per synchronisation, an int >= 1.
+      slow_step_size: alpha, in [0, 1].
+
+    Returns:
+      A transform with state ``SlowWeightsState(count, slow, inner_state)``
+      that needs ``params`` in ``update``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.lookahead_in_state(gradtx.sgd(1.0), sync_period=2, slow_step_size=0.5)
+      >>> params = {"w": jnp.array([0.0])}
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     u, state = opt.update({"w": jnp.array([-1.0])}, state, params)
+      ...     params = gradtx.apply_updates(params, u)
+      >>> params["w"], state.slow["w"]
+      (Array([1.], dtype=float32), Array([1.], dtype=float32))
+
+    Reference: Zhang, Lucas, Hinton, Ba, "Lookahead Optimizer: k steps
+    forward, 1 step back", NeurIPS 2019, arXiv:1907.08610.
+    """
+    owner = "lookahead_in_state"
+    check_transformation(owner, "fast_optimizer", fast_optimizer)
+    check_int(owner, "sync_period", sync_period, 1)
+    check_range(owner, "slow_step_size", slow_step_size, 0, 1)
+    inner_update = update_fn(fast_optimizer)
+
+    def init(params):
+        return SlowWeightsState(new_count(), _copy_wide(params), fast_optimizer.init(params))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, SlowWeightsState)
         check_float_leaves(owner, updates, "gradient")
         _check_params(owner, params, updates, state.slow)
         fast, inner_state = inner_update(updates, state.inner_state, params, **extra)
@@ -107,7 +217,7 @@ def lookahead(fast_optimizer: TransformLike, sync_period: int = 6,
         outer = jax.tree.structure(fast)
         out, slow = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
         count = jnp.where(sync, jnp.zeros_like(state.count), state.count + 1)
-        return out, LookaheadState(count, slow, inner_state)
+        return out, SlowWeightsState(count, slow, inner_state)
 
     return GradientTransformation(init, update, name=owner, children=(fast_optimizer,),
                                   hyperparams={"inner": fast_optimizer, "sync_period": sync_period,

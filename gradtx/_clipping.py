@@ -196,7 +196,13 @@ def clip_by_block_rms(threshold: float) -> GradientTransformation:
     def clip_one(u):
         if u.size == 0:
             return u
-        return _shrink(u, _safe_sqrt(_sum_sq(u) / u.size), threshold)
+        # u / (rms / threshold), optax's order of operations, where rms > threshold.
+        cd = compute_dtype(u.dtype)
+        rms = _safe_sqrt(_sum_sq(u) / u.size)
+        limit = jnp.asarray(threshold, rms.dtype)
+        trigger = rms > limit
+        denominator = jnp.where(trigger, rms / jnp.where(trigger, limit, 1), 1)
+        return (u.astype(cd) / denominator.astype(cd)).astype(u.dtype)
 
     def update(updates, state, params):
         check_float_leaves(owner, updates, "gradient")

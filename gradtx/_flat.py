@@ -250,7 +250,8 @@ ELEMENTWISE = frozenset({
     "bias_correction", "scale_by_rms", "scale_by_centered_rms", "scale_by_rss",
     "scale_by_adadelta", "scale_by_max_rms", "scale_by_rectified_rms",
     "add_decayed_weights", "clip", "set_to_zero", "clip_by_global_norm",
-    "apply_if_finite", "accumulate_gradients", "lookahead", "ema_params", "flatten",
+    "apply_if_finite", "accumulate_gradients", "lookahead", "lookahead_in_state", "ema_params",
+    "flatten",
 })
 
 # Transforms whose numbers depend on where one leaf ends, and why.

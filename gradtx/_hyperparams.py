@@ -2,7 +2,7 @@
 
 ``inject_hyperparams(factory)(**args)`` keeps every numeric argument of
 ``factory`` (learning rate, betas, eps, weight decay, ...) in the state as a
-float32 scalar and rebuilds ``factory(**args)`` from those values inside
+float32 scalar (float64 under ``jax_enable_x64``) and rebuilds ``factory(**args)`` from those values inside
 each update.  Because the values are inputs of the compiled step rather than
 constants baked into it, changing one between steps (``set_hyperparams``) or
 vmapping over several of them does not recompile.  Schedules given for a
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from ._base import GradientTransformation, update_fn
+from ._base import EmptyState, GradientTransformation, update_fn
 from ._checks import check_state
 from ._numerics import increment, is_traced, new_count
 from ._typing import PyTree
@@ -37,17 +37,33 @@ class InjectHyperparamsState(NamedTuple):
     """The state of ``inject_hyperparams``.
 
     count: steps taken; schedules are evaluated at it (0 at the first step).
-    hyperparams: name -> scalar array, the numeric hyperparameters given as
-      numbers; change them with ``set_hyperparams``.
-    scheduled: name -> scalar array, the value of each scheduled
-      hyperparameter at the latest step (at step 0 before any); read-only.
+    hyperparams: name -> scalar array, every injected hyperparameter: those
+      given as numbers (change them with ``set_hyperparams``) and, read-only,
+      the value of each scheduled one at the latest step (the value the
+      latest update used; at step 0 before any), as in optax.
+    hyperparams_states: name -> the state of each schedule: ``EmptyState()``
+      for a function ``step -> value``, the schedule's own state for a
+      stateful schedule (optax's ``StatefulSchedule``).
     inner_state: the state of the wrapped optimizer.
     """
 
     count: jax.Array
     hyperparams: dict
-    scheduled: dict
+    hyperparams_states: dict
     inner_state: Any
+
+
+def _is_stateful_schedule(value) -> bool:
+    """optax's StatefulSchedule protocol: ``init()``, ``update(state, **extra)``, ``__call__(state, **extra)``."""
+    return (callable(value) and not isinstance(value, GradientTransformation)
+            and callable(getattr(value, "init", None))
+            and callable(getattr(value, "update", None)))
+
+
+def _is_integer(value) -> bool:
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, (jax.Array, np.ndarray)) and jnp.issubdtype(value.dtype, jnp.integer)
 
 
 def _is_number(value) -> bool:
@@ -85,6 +101,17 @@ def _classify(signature, arguments, static_args):
     return numeric, schedules
 
 
+def _keeps_integer(signature, name, value) -> bool:
+    """An integer value stays an integer where the factory does not expect a float.
+
+    ``key=0`` for a factory whose default is None stays an int32, as in optax;
+    ``learning_rate=1`` (no default, or a float default) becomes a float.
+    """
+    default = signature.parameters[name].default
+    return _is_integer(value) and (default is None or (
+        isinstance(default, numbers.Integral) and not isinstance(default, bool)))
+
+
 def _check_representable(name, dtype, build, values):
     """Refuse values that ``dtype`` rounds out of the factory's range (b2 = 0.999 -> 1 in bf16)."""
     cast = {k: jnp.asarray(v, dtype) for k, v in values.items()}
@@ -108,7 +135,7 @@ def _check_representable(name, dtype, build, values):
 
 def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
                        static_args: str | Iterable[str] = (),
-                       hyperparam_dtype: DTypeLike = jnp.float32,
+                       hyperparam_dtype: DTypeLike | None = None,
                        ) -> Callable[..., GradientTransformation]:
     """Wrap an optimizer factory so that its numeric hyperparameters live in the state.
 
@@ -118,11 +145,19 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
 
     * each numeric argument (learning_rate, b1, b2, eps, weight_decay, ...)
       is stored in ``state.hyperparams`` as a scalar of ``hyperparam_dtype``
-      (float32), never in the parameters' dtype: b2=0.999 stays 0.999 for a
-      bfloat16 model (optax's ``inject_hyperparams`` casts it to bf16, 1.0);
+      (float32, float64 under x64), never in the parameters' dtype:
+      b2=0.999 stays 0.999 for a bfloat16 model (optax's
+      ``inject_hyperparams`` casts it to bf16, 1.0); an integer given where
+      the factory's default is None or an integer (a PRNG seed) stays an
+      integer;
     * each schedule given for a numeric argument is evaluated at every step
       at ``state.count`` (0 first) and its value recorded in
-      ``state.scheduled``: after an update, the value that update used;
+      ``state.hyperparams`` too: after an update, the value that update
+      used.  A stateful schedule (an object with ``init()``,
+      ``update(state, **extra)`` and ``__call__(state, **extra)``, optax's
+      ``StatefulSchedule``) is called on its own state, kept in
+      ``state.hyperparams_states``, and receives the update's extra keyword
+      arguments;
     * bools, None, strings, masks, pytrees, functions given where the factory
       does not expect a number, Python ints for int-defaulted arguments, and
       the names in ``static_args`` are static: fixed when the optimizer is made.
@@ -139,12 +174,13 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
         same structure for any values of its numeric arguments.
       static_args: names of arguments to keep static although they look numeric.
       hyperparam_dtype: the floating dtype the numeric hyperparameters are
-        stored and used in.
+        stored and used in; None: float32, or float64 when
+        ``jax_enable_x64`` is on.
 
     Returns:
       A function with ``factory``'s signature that returns a transform whose
-      state is ``InjectHyperparamsState(count, hyperparams, scheduled,
-      inner_state)``.  Arguments are checked by ``factory`` itself (a
+      state is ``InjectHyperparamsState(count, hyperparams,
+      hyperparams_states, inner_state)``.  Arguments are checked by ``factory`` itself (a
       schedule by its value at step 0), so errors read as the factory's
       (``adam: b1 must be in [0, 1), got 1.2``).
 
@@ -172,6 +208,8 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
         raise ValueError(f"{owner}: static_args names {', '.join(unknown)}, which "
                          f"{factory_name} does not take; it takes "
                          f"{', '.join(signature.parameters)}")
+    if hyperparam_dtype is None:
+        hyperparam_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     dtype = jnp.dtype(hyperparam_dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"{owner}: hyperparam_dtype must be a floating dtype, got {dtype}")
@@ -191,36 +229,56 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
             rebound = inspect.BoundArguments(signature, {**arguments, **values})
             return factory(*rebound.args, **rebound.kwargs)
 
-        # The factory's own checks, eagerly, with each schedule's first value.
-        first = {k: float(np.asarray(s(0))) for k, s in schedules.items()}
-        build(first)
-        _check_representable(name, dtype, build, {**numeric, **first})
+        stateful = {k for k, s in schedules.items() if _is_stateful_schedule(s)}
+        integers = {k for k, v in numeric.items() if _keeps_integer(signature, k, v)}
+        floats = {k: v for k, v in numeric.items() if k not in integers}
 
-        def evaluate(count):
-            return {k: jnp.asarray(s(count), dtype) for k, s in schedules.items()}
+        def cast(k, v):
+            if k in integers:
+                return jnp.asarray(v, jnp.int32 if isinstance(v, numbers.Integral) else None)
+            return jnp.asarray(v, dtype)
+
+        def schedule_states():
+            return {k: schedules[k].init() if k in stateful else EmptyState() for k in schedules}
+
+        def evaluate(count, states, extra):
+            return {k: jnp.asarray(s(states[k], **extra) if k in stateful else s(count), dtype)
+                    for k, s in schedules.items()}
+
+        # The factory's own checks, eagerly, with each schedule's first value.
+        first = {k: float(np.asarray(v))
+                 for k, v in evaluate(0, schedule_states(), {}).items() if k not in stateful}
+        build({**first, **{k: cast(k, v) for k, v in numeric.items() if k in integers}})
+        _check_representable(name, dtype, build, {**floats, **first})
 
         def init(params):
-            values = {k: jnp.asarray(v, dtype) for k, v in numeric.items()}
             count = new_count()
-            scheduled = evaluate(count)
-            inner = build({**values, **scheduled})
-            return InjectHyperparamsState(count=count, hyperparams=values, scheduled=scheduled,
+            states = schedule_states()
+            values = {k: cast(k, v) for k, v in numeric.items()}
+            values.update(evaluate(count, states, {}))
+            inner = build(values)
+            return InjectHyperparamsState(count=count, hyperparams=values,
+                                          hyperparams_states=states,
                                           inner_state=inner.init(params))
 
         def update(updates, state, params=None, **extra):
             check_state(name, state, InjectHyperparamsState)
-            if set(state.hyperparams) != set(numeric) or set(state.scheduled) != set(schedules):
+            if (set(state.hyperparams) != set(numeric) | set(schedules)
+                    or set(state.hyperparams_states) != set(schedules)):
                 raise ValueError(
                     f"{name}: the state injects {sorted(state.hyperparams)} and schedules "
-                    f"{sorted(state.scheduled)}, but this optimizer injects {sorted(numeric)} "
-                    f"and schedules {sorted(schedules)}; was this state made by another "
-                    f"optimizer's init?")
-            scheduled = evaluate(state.count)
-            inner = build({**state.hyperparams, **scheduled})
+                    f"{sorted(state.hyperparams_states)}, but this optimizer injects "
+                    f"{sorted(set(numeric) | set(schedules))} and schedules {sorted(schedules)}; "
+                    f"was this state made by another optimizer's init?")
+            values = {k: state.hyperparams[k] for k in numeric}
+            values.update(evaluate(state.count, state.hyperparams_states, extra))
+            states = {k: schedules[k].update(state.hyperparams_states[k], **extra)
+                      if k in stateful else state.hyperparams_states[k] for k in schedules}
+            inner = build(values)
             updates, inner_state = update_fn(inner)(updates, state.inner_state, params, **extra)
             return updates, InjectHyperparamsState(
-                count=increment(state.count), hyperparams=state.hyperparams,
-                scheduled=scheduled, inner_state=inner_state)
+                count=increment(state.count), hyperparams=values,
+                hyperparams_states=states, inner_state=inner_state)
 
         return GradientTransformation(init, update, name=name, hyperparams=arguments)
 
@@ -254,7 +312,7 @@ def _replace_injected(state, fn):
 
 
 def _names(found) -> str:
-    names = sorted({k for s in found for k in (*s.hyperparams, *s.scheduled)})
+    names = sorted({k for s in found for k in s.hyperparams})
     return ", ".join(names) if names else "none"
 
 
@@ -280,7 +338,7 @@ def get_hyperparams(state: PyTree) -> dict[str, Any]:
                          f"optimizer with gradtx.inject_hyperparams(factory)(...)")
     values = {}
     for s in found:
-        for k, v in {**s.hyperparams, **s.scheduled}.items():
+        for k, v in s.hyperparams.items():
             if k in values:
                 raise ValueError(f"{owner}: {k} is a hyperparameter of more than one injected "
                                  f"optimizer in this state; call get_hyperparams on the part "
@@ -322,12 +380,12 @@ def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
         raise ValueError(f"{owner}: the state holds no injected hyperparameters; build the "
                          f"optimizer with gradtx.inject_hyperparams(factory)(...)")
     for key in values:
+        if any(key in s.hyperparams_states for s in found):
+            raise ValueError(f"{owner}: {key} follows a schedule, which the update "
+                             f"evaluates at every step; to set it by hand, inject it as a "
+                             f"number instead")
         holders = [s for s in found if key in s.hyperparams]
         if not holders:
-            if any(key in s.scheduled for s in found):
-                raise ValueError(f"{owner}: {key} follows a schedule, which the update "
-                                 f"evaluates at every step; to set it by hand, inject it as a "
-                                 f"number instead")
             raise ValueError(f"{owner}: the state has no hyperparameter {key!r}; it has "
                              f"{_names(found)}")
         if len(holders) > 1:

@@ -43,8 +43,9 @@ def _moment(decay, ema):
 
 def _momentum_transform(name, decay, ema, nesterov, dtype, *,
                         state_type: type[MomentumState] | type[TraceState] = MomentumState,
-                        dtype_name="mu_dtype"):
-    check_range(name, "decay", decay, 0, 1, high_open=True)
+                        dtype_name="mu_dtype", allow_sum=False):
+    # allow_sum: decay = 1 (the running sum of the gradients) is allowed.
+    check_range(name, "decay", decay, 0, 1, high_open=not allow_sum)
     dtype = check_state_dtype(name, dtype_name, dtype)
     field = state_type._fields[0]
 
@@ -122,7 +123,8 @@ def trace(decay, nesterov: bool = False, accumulator_dtype=None):
     ``state.trace`` keeps working.  ``sgd(momentum=...)`` uses it.
 
     Args:
-      decay: the momentum coefficient, in [0, 1).
+      decay: the momentum coefficient, in [0, 1] (1: the running sum of
+        the gradients, which optax accepts too).
       nesterov: return the Nesterov look-ahead.
       accumulator_dtype: the dtype m_t is stored in; None: each parameter's.
 
@@ -136,7 +138,8 @@ def trace(decay, nesterov: bool = False, accumulator_dtype=None):
       Array([3.], dtype=float32)
     """
     return _momentum_transform("trace", decay, False, nesterov, accumulator_dtype,
-                               state_type=TraceState, dtype_name="accumulator_dtype")
+                               state_type=TraceState, dtype_name="accumulator_dtype",
+                               allow_sum=True)
 
 
 class BiasCorrectionState(NamedTuple):

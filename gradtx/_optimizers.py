@@ -14,7 +14,6 @@ reproduces PyTorch's and Keras's conventions.
 
 from __future__ import annotations
 
-import numbers
 
 from ._base import GradientTransformation
 from ._checks import check_learning_rate, check_range, check_state_dtype
@@ -214,12 +213,10 @@ def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, weight_deca
     check_learning_rate(owner, weight_decay, name="weight_decay")
     hyperparams = {"learning_rate": learning_rate, "rho": rho, "eps": eps,
                    "weight_decay": weight_decay, "weight_decay_mask": weight_decay_mask}
-    # Only a plain number 0 drops the L2 step: an array (an injected, maybe traced
-    # hyperparameter) keeps it, so the chain's structure never depends on its value.
-    no_l2 = isinstance(weight_decay, numbers.Real) and weight_decay == 0
-    l2 = [] if no_l2 else [add_decayed_weights(weight_decay, weight_decay_mask)]
+    # The L2 step stays for weight_decay = 0 too, as in optax: the state's
+    # structure is optax's and never depends on an (injected) value.
     return _recipe(owner, hyperparams,
-                   *l2,
+                   add_decayed_weights(weight_decay, weight_decay_mask),
                    scale_by_adadelta(rho, eps),
                    scale_by_learning_rate(learning_rate))
 

@@ -240,6 +240,10 @@ def _masked(owner, inner, mask, hyperparams, mask_extra=False):
         return [_as_bool(owner, path, m) for path, m in zip(paths, raw)]
 
     def init(params):
+        if not jax.tree.leaves(params):
+            # Nothing to select: an empty tree, or the placeholder that
+            # optax.tree.map_params passes to find the params in a state.
+            return MaskedState(inner.init(params))
         return MaskedState(inner.init(_select(params, labels_for(params), True)))
 
     def update(updates, state, params=None, **extra):
@@ -341,7 +345,7 @@ def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
     ``tx`` is a ``partition``, or a transform that contains one: a chain, a
     ``masked`` transform, or a wrapper from gradtx whose state keeps its
     inner transform's state in ``inner_state`` (``apply_if_finite``,
-    ``accumulate_gradients``, ``lookahead``, ``ema_params``).  Every group
+    ``accumulate_gradients``, ``lookahead_in_state``, ``ema_params``).  Every group
     named ``label`` found there is reset to its transform's ``init`` on its
     own parameters.  The wrapper's own counters (for example the
     accumulator of ``accumulate_gradients``) are kept.

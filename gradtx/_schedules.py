@@ -1,7 +1,9 @@
 """Learning-rate schedules: pure functions ``step -> value``.
 
 A schedule maps the step t (the number of updates already taken, so the
-first update uses t = 0) to a float32 value.  Wherever gradtx accepts "a
+first update uses t = 0) to a float32 value, or a float64 value when
+``jax_enable_x64`` is on (optax's schedules compute in Python floats, so
+under x64 they are float64 too).  Wherever gradtx accepts "a
 number or a schedule" (``learning_rate``, ``weight_decay``; any numeric
 hyperparameter of ``inject_hyperparams``) it calls the schedule at
 t = 0, 1, 2, ...
@@ -9,7 +11,7 @@ t = 0, 1, 2, ...
 Schedules are jit-safe: they never branch in Python on the step, so t may be
 traced (inside ``jax.jit``, ``jax.vmap``, ``jax.lax.scan``) or an array of
 steps.  Phase boundaries are decided on the integer step, exactly; the value
-inside a phase is computed in float32.  Arguments are checked when the
+inside a phase is computed in that float dtype.  Arguments are checked when the
 schedule is made, and errors name the schedule and the argument.
 
 Step counting: optax counts like gradtx.  PyTorch's ``lr_scheduler`` and
@@ -24,6 +26,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -38,12 +41,13 @@ _DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 # ----------------------------------------------------------------------------
 # Argument checks and small helpers.
 
-def _steps(owner: str, name: str, value, low: int = 0) -> int:
+def _steps(owner: str, name: str, value, low: int = 0, high: int | None = _INT32_MAX) -> int:
     """A step count: an integer in [low, 2**31 - 1] (the range of gradtx's counters)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {name} must be an integer number of steps, got {value!r}")
-    if not low <= value <= _INT32_MAX:
-        raise ValueError(f"{owner}: {name} must be in [{low}, 2**31 - 1], got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"[{low}, 2**31 - 1]" if high is not None else f"[{low}, inf)"
+        raise ValueError(f"{owner}: {name} must be in {bounds}, got {value!r}")
     return int(value)
 
 
@@ -68,17 +72,36 @@ def _named(schedule, owner: str):
     return schedule
 
 
+def value_dtype():
+    """The dtype schedules compute and return: float64 under x64, else float32."""
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
 def _out(value):
-    return jnp.asarray(value, jnp.float32)
+    return jnp.asarray(value, value_dtype())
 
 
 def _float(x):
-    return jnp.asarray(x).astype(jnp.float32)
+    return jnp.asarray(x).astype(value_dtype())
+
+
+def _constant(value):
+    """The schedule v(t) = value, for the arguments optax reads as a constant schedule."""
+    def schedule(step):
+        return jnp.full(jnp.shape(step), value, value_dtype())
+
+    return schedule
 
 
 def _fraction(step, begin: int, length: int):
-    """x = min(max(t - begin, 0), length) / length, in [0, 1], as float32."""
+    """x = min(max(t - begin, 0), length) / length, in [0, 1], as a float.
+
+    A length past the int32 range is compared in floating point, so that
+    t and T never overflow an int32.
+    """
     t = jnp.asarray(step)
+    if length > _INT32_MAX:
+        return jnp.minimum(jnp.maximum(_float(t) - float(begin), 0) / float(length), 1.0)
     return jnp.minimum(_float(jnp.clip(t - begin, 0, length)) / length, 1.0)
 
 
@@ -117,18 +140,17 @@ def constant_schedule(value: float) -> Schedule:
     owner = "constant_schedule"
     value = _number(owner, "value", value)
 
-    def schedule(step):
-        return jnp.full(jnp.shape(step), value, jnp.float32)
-
-    return _named(schedule, owner)
+    return _named(_constant(value), owner)
 
 
 def _polynomial(owner, init_value, end_value, power, transition_steps, transition_begin):
     init_value = _number(owner, "init_value", init_value)
     end_value = _number(owner, "end_value", end_value)
     power = _number(owner, "power", power, 0, low_open=True)
-    transition_steps = _steps(owner, "transition_steps", transition_steps, 1)
+    transition_steps = _steps(owner, "transition_steps", transition_steps, -_INT32_MAX)
     transition_begin = _steps(owner, "transition_begin", transition_begin)
+    if transition_steps <= 0:
+        return _named(_constant(init_value), owner)
 
     def schedule(step):
         frac = _remaining(step, transition_begin, transition_steps)
@@ -149,7 +171,8 @@ def polynomial_schedule(init_value: float, end_value: float, power: float, trans
       init_value: I, the value before and at step B.
       end_value: E, the value from step B + T on.
       power: p > 0.
-      transition_steps: T >= 1, the length of the transition.
+      transition_steps: T, the length of the transition; T <= 0 gives the
+        constant schedule v(t) = I, as in optax.
       transition_begin: B >= 0, the step the transition starts at.
 
     Returns:
@@ -175,7 +198,8 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
     Args:
       init_value: I, the value before and at step B.
       end_value: E, the value from step B + T on.
-      transition_steps: T >= 1, the length of the transition.
+      transition_steps: T, the length of the transition; T <= 0 gives the
+        constant schedule v(t) = I, as in optax (a zero warmup).
       transition_begin: B >= 0, the step the transition starts at.
 
     Returns:
@@ -214,8 +238,9 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
 
     Args:
       init_value: I, the value up to step B.
-      transition_steps: T >= 1, the steps over which the value is multiplied by r.
-      decay_rate: r > 0.
+      transition_steps: T, the steps over which the value is multiplied by r;
+        T <= 0 gives the constant schedule v(t) = I, as in optax.
+      decay_rate: r >= 0; r = 0 gives the constant schedule v(t) = I, as in optax.
       transition_begin: B >= 0, the step the decay starts at.
       staircase: decay in steps of T instead of continuously.
       end_value: E, an optional bound (<= I when r < 1, >= I when r > 1).
@@ -231,9 +256,11 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     """
     owner = "exponential_decay"
     init_value = _number(owner, "init_value", init_value)
-    transition_steps = _steps(owner, "transition_steps", transition_steps, 1)
-    decay_rate = _number(owner, "decay_rate", decay_rate, 0, low_open=True)
+    transition_steps = _steps(owner, "transition_steps", transition_steps, -_INT32_MAX)
+    decay_rate = _number(owner, "decay_rate", decay_rate, 0)
     transition_begin = _steps(owner, "transition_begin", transition_begin)
+    if transition_steps <= 0 or (not is_traced(decay_rate) and decay_rate == 0):
+        return _named(_constant(init_value), owner)
     has_bound = False
     if end_value is not None:
         end_value = _number(owner, "end_value", end_value)
@@ -250,7 +277,7 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
 
     def schedule(step):
         p = _decay_exponent(step, transition_steps, transition_begin, staircase)
-        value = init_value * jnp.power(jnp.asarray(decay_rate, jnp.float32), p)
+        value = init_value * jnp.power(jnp.asarray(decay_rate, value_dtype()), p)
         if has_bound:
             value = jnp.where(decay_rate < 1, jnp.maximum(value, end_value),
                               jnp.minimum(value, end_value))
@@ -307,7 +334,8 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
 
     Args:
       init_value: I, the value at step 0.
-      decay_steps: T >= 1, the length of the decay.
+      decay_steps: T >= 1, the length of the decay (it may exceed the int32
+        range).
       alpha: the final value as a fraction of I, in [0, 1].
       exponent: e > 0, the power of the cosine factor.
 
@@ -325,7 +353,7 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
     """
     owner = "cosine_decay_schedule"
     init_value = _number(owner, "init_value", init_value)
-    decay_steps = _steps(owner, "decay_steps", decay_steps, 1)
+    decay_steps = _steps(owner, "decay_steps", decay_steps, 1, high=None)
     alpha = _number(owner, "alpha", alpha, 0, 1)
     exponent = _number(owner, "exponent", exponent, 0, low_open=True)
 
@@ -354,7 +382,9 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
       peak_value: P, the value at step W.
       warmup_steps: W >= 0, the length of the warmup.
       decay_steps: T > W, the step at which the value reaches E.
-      end_value: E, the value from step T on.
+      end_value: E, the value from step T on.  With P = 0 the decay phase
+        is 0 whatever E is, as in optax (which decays P * ((1 - E/P) c^e + E/P)
+        and takes E/P = 0 when P = 0).
       exponent: e > 0, the power of the cosine factor.
 
     Returns:
@@ -378,6 +408,8 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
                          f"counts the warmup too), got decay_steps={decay_steps}, "
                          f"warmup_steps={warmup_steps}")
     cosine_steps = decay_steps - warmup_steps
+    if not is_traced(peak_value) and peak_value == 0:
+        end_value = 0.0
 
     def schedule(step):
         t = jnp.asarray(step)
@@ -426,7 +458,7 @@ def piecewise_constant_schedule(init_value: float,
 
     def schedule(step):
         t = jnp.asarray(step)
-        value = jnp.full(jnp.shape(t), init_value, jnp.float32)
+        value = jnp.full(jnp.shape(t), init_value, value_dtype())
         for b, s in pieces:
             value = jnp.where(t >= b, value * s, value)
         return value
@@ -637,20 +669,22 @@ def cosine_restarts_schedule(init_value: float, first_decay_steps: int, t_mul: f
             lengths.append(length)
             start, length = start + length, length * t_mul
         first_steps = np.array([math.ceil(s) for s in starts], np.int64)
-        starts32 = np.array(starts, np.float32)
-        lengths32 = np.array(lengths, np.float32)
+        starts_table = np.array(starts, np.float64)
+        lengths_table = np.array(lengths, np.float64)
 
         def cycle(t):
             table = jnp.asarray(first_steps.astype(np.dtype(t.dtype)))
             i = jnp.maximum(jnp.searchsorted(table, t, side="right") - 1, 0)
-            return i, (_float(t) - jnp.asarray(starts32)[i]) / jnp.asarray(lengths32)[i]
+            starts_t = jnp.asarray(starts_table, value_dtype())
+            lengths_t = jnp.asarray(lengths_table, value_dtype())
+            return i, (_float(t) - starts_t[i]) / lengths_t[i]
 
     def schedule(step):
         t = jnp.asarray(step)
         if not jnp.issubdtype(t.dtype, jnp.integer):
             t = jnp.floor(t).astype(jnp.int32)
         i, x = cycle(t)
-        peak = jnp.power(jnp.asarray(m_mul, jnp.float32), _float(i))
+        peak = jnp.power(jnp.asarray(m_mul, value_dtype()), _float(i))
         return _out(init_value * ((1 - alpha) * peak * _cosine(x) + alpha))
 
     return _named(schedule, owner)

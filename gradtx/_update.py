@@ -13,7 +13,7 @@ def apply_updates(params, updates):
 
     The sum is formed in the wider of the two dtypes and cast back, so bf16
     parameters stay bf16 and receive a correctly rounded update.  ``None``
-    leaves are passed through.
+    leaves (and ``params=None``) are passed through.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -30,6 +30,8 @@ def apply_updates(params, updates):
                             f"updated (mask integer leaves out of the optimizer)")
         return (p + u).astype(p.dtype)
 
+    if params is None:
+        return None
     check_same_structure("apply_updates", params, updates, "params", "updates")
     return jax.tree_util.tree_map_with_path(add, params, updates,
                                             is_leaf=lambda x: x is None)

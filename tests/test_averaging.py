@@ -1,8 +1,9 @@
-"""lookahead and ema_params against direct float64 loops and torch's AveragedModel."""
+"""lookahead, lookahead_in_state and ema_params against direct float64 loops, optax and torch's AveragedModel."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gradtx
@@ -32,9 +33,9 @@ def _run(opt, steps):
 
 
 @pytest.mark.parametrize("sync_period, alpha", [(3, 0.5), (1, 0.8)])
-def test_lookahead_matches_direct_loop(sync_period, alpha):
+def test_lookahead_in_state_matches_direct_loop(sync_period, alpha):
     lr, mom = 0.1, 0.9
-    history = _run(gradtx.lookahead(gradtx.sgd(lr, momentum=mom), sync_period, alpha), 8)
+    history = _run(gradtx.lookahead_in_state(gradtx.sgd(lr, momentum=mom), sync_period, alpha), 8)
     theta, phi, m = P0.copy(), P0.copy(), np.zeros(3)
     for t, (params, state) in enumerate(history, start=1):
         m = mom * m + A * theta
@@ -92,7 +93,7 @@ def test_ema_params_bf16_params_keep_a_float32_average():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: gradtx.lookahead(gradtx.adam(0.1), sync_period=2, slow_step_size=0.5),
+    lambda: gradtx.lookahead_in_state(gradtx.adam(0.1), sync_period=2, slow_step_size=0.5),
     lambda: gradtx.ema_params(gradtx.adam(0.1), 0.9, debias=True),
 ], ids=["lookahead", "ema_params"])
 def test_averaging_under_vmap_matches_loop(make):
@@ -115,12 +116,12 @@ def test_averaging_under_vmap_matches_loop(make):
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda: gradtx.lookahead(gradtx.sgd(0.1), 0), ValueError,
-     "lookahead: sync_period must be an int >= 1, got 0"),
-    (lambda: gradtx.lookahead(gradtx.sgd(0.1), 2, 1.5), ValueError,
-     r"lookahead: slow_step_size must be in \[0, 1\], got 1.5"),
-    (lambda: gradtx.lookahead("sgd"), TypeError,
-     "lookahead: fast_optimizer must be a gradient transformation"),
+    (lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1), 0), ValueError,
+     "lookahead_in_state: sync_period must be an int >= 1, got 0"),
+    (lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1), 2, 1.5), ValueError,
+     r"lookahead_in_state: slow_step_size must be in \[0, 1\], got 1.5"),
+    (lambda: gradtx.lookahead_in_state("sgd"), TypeError,
+     "lookahead_in_state: fast_optimizer must be a gradient transformation"),
     (lambda: gradtx.ema_params(gradtx.sgd(0.1), 1.0), ValueError,
      r"ema_params: decay must be in \[0, 1\), got 1.0"),
 ])
@@ -129,9 +130,74 @@ def test_averaging_bad_arguments_raise(make, error, match):
         make()
 
 
-@pytest.mark.parametrize("opt", [gradtx.lookahead(gradtx.sgd(0.1)), gradtx.ema_params(gradtx.sgd(0.1))],
+@pytest.mark.parametrize("opt", [gradtx.lookahead_in_state(gradtx.sgd(0.1)), gradtx.ema_params(gradtx.sgd(0.1))],
                          ids=["lookahead", "ema_params"])
 def test_averaging_without_params_raises(opt):
     g = {"p": jnp.ones(3)}
     with pytest.raises(ValueError, match=f"{opt.name}: update needs params"):
         opt.update(g, opt.init(g))
+
+
+def _run_pair(opt, steps, dtype=jnp.float32, pair=gradtx.LookaheadParams):
+    """Train lookahead's (fast, slow) pair on the quadratic; gradients at the fast weights."""
+    a = jnp.asarray(A, dtype)
+
+    @jax.jit
+    def step(params, state):
+        u, state = opt.update({"p": a * params.fast["p"]}, state, params)
+        return optax.apply_updates(params, u), state
+
+    params = pair.init_synced({"p": jnp.asarray(P0, dtype)})
+    state = opt.init(params)
+    history = []
+    for _ in range(steps):
+        params, state = step(params, state)
+        history.append(params)
+    return history
+
+
+@pytest.mark.parametrize("sync_period, alpha", [(3, 0.5), (1, 0.8), (2, 1.0), (2, 0.0)])
+def test_lookahead_matches_direct_loop(sync_period, alpha):
+    lr, mom = 0.1, 0.9
+    history = _run_pair(gradtx.lookahead(gradtx.sgd(lr, momentum=mom), sync_period, alpha), 8)
+    theta, phi, m = P0.copy(), P0.copy(), np.zeros(3)
+    for t, params in enumerate(history, start=1):
+        m = mom * m + A * theta
+        theta = theta - lr * m
+        if t % sync_period == 0:
+            phi = phi + alpha * (theta - phi)
+            theta = phi.copy()
+        np.testing.assert_allclose(np.asarray(params.fast["p"]), theta, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(params.slow["p"]), phi, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reset_state", [False, True])
+def test_lookahead_matches_optax_in_float64(reset_state):
+    with jax.enable_x64(True):
+        ours = _run_pair(gradtx.lookahead(gradtx.adam(0.1), 3, 0.6, reset_state), 12, jnp.float64)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes float and int32 counts
+            theirs = _run_pair(optax.lookahead(optax.adam(0.1), 3, 0.6, reset_state), 12,
+                               jnp.float64, optax.LookaheadParams)
+    for mine, want in zip(ours, theirs):
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_lookahead_with_reset_state_restarts_the_fast_optimizer_at_sync():
+    opt = gradtx.lookahead(gradtx.sgd(0.1, momentum=0.9), 2, 0.5, reset_state=True)
+    params = gradtx.LookaheadParams.init_synced({"p": jnp.asarray(P0, jnp.float32)})
+    state = opt.init(params)
+    g = {"p": jnp.ones(3)}
+    _, state = opt.update(g, state, params)
+    assert int(state.steps_since_sync) == 1 and float(state.fast_state.states[0].trace["p"][0]) == 1
+    _, state = opt.update(g, state, params)
+    assert int(state.steps_since_sync) == 0
+    np.testing.assert_array_equal(state.fast_state.states[0].trace["p"], np.zeros(3))
+
+
+def test_lookahead_with_plain_params_raises_naming_lookahead_in_state():
+    opt = gradtx.lookahead(gradtx.sgd(0.1), 2, 0.5)
+    g = {"p": jnp.ones(3)}
+    with pytest.raises(TypeError, match="lookahead: update needs params=LookaheadParams.*"
+                                        "lookahead_in_state"):
+        opt.update(g, opt.init(g), g)

@@ -238,3 +238,14 @@ def test_per_example_global_norm_clip_matches_optax():
 def test_per_example_global_norm_clip_without_batch_axis_raises():
     with pytest.raises(ValueError, match=r"^per_example_global_norm_clip: every leaf of grads"):
         gradtx.per_example_global_norm_clip({"a": jnp.ones((3, 2)), "b": jnp.ones(2)}, 1.0)
+
+
+def test_clip_by_block_rms_equals_optax_bit_for_bit():
+    updates = (jnp.array([500.0, 5.0]), jnp.array([300.0, 3.0]), jnp.array([0.1, -0.2]))
+    ours, theirs = updates, updates
+    for i in range(1, 8):  # repeated clipping at a falling threshold
+        ours, _ = gradtx.clip_by_block_rms(1.0 / i).update(ours, None)
+        with jax.numpy_dtype_promotion("standard"):
+            theirs, _ = optax.clip_by_block_rms(1.0 / i).update(theirs, None)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)

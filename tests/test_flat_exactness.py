@@ -70,7 +70,7 @@ def test_flatten_inject_hyperparams_raises_naming_it():
 @pytest.mark.parametrize("make", [
     lambda: gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.adam(1e-2)),
     lambda: gradtx.apply_if_finite(gradtx.adamw(1e-2, weight_decay=0.1)),
-    lambda: gradtx.lookahead(gradtx.sgd(0.1, momentum=0.9), sync_period=2),
+    lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1, momentum=0.9), sync_period=2),
     lambda: gradtx.chain(gradtx.clip(0.5), gradtx.rmsprop(1e-2, centered=True)),
 ], ids=["global_norm", "apply_if_finite", "lookahead", "clip_rmsprop"])
 def test_flatten_exact_transform_matches_per_leaf(make):

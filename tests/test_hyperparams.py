@@ -132,15 +132,15 @@ def test_inject_hyperparams_evaluates_schedules_at_the_state_count():
     opt = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=lr, b1=b1)
     params = _params()
     state = opt.init(params)
-    assert set(state.scheduled) == {"learning_rate", "b1"}
-    assert "learning_rate" not in state.hyperparams
+    assert set(state.hyperparams_states) == {"learning_rate", "b1"}
+    assert state.hyperparams["learning_rate"] == lr(0)
     inner = state.inner_state
     for t, grad in enumerate(_grads(6)):
         updates, state = opt.update(grad, state, params)
         # The definition: adam rebuilt with this step's values, same state.
         ref_updates, inner = gradtx.adam(float(lr(t)), b1=float(b1(t))).update(grad, inner, params)
         _close(updates, ref_updates)
-        assert state.scheduled["learning_rate"] == lr(t) and state.scheduled["b1"] == b1(t)
+        assert state.hyperparams["learning_rate"] == lr(t) and state.hyperparams["b1"] == b1(t)
         params = gradtx.apply_updates(params, updates)
     assert int(state.count) == 6
 
@@ -293,3 +293,46 @@ def test_inject_hyperparams_with_unknown_static_arg_raises():
     with pytest.raises(ValueError, match="inject_hyperparams: static_args names beta1, which adam "
                                          "does not take"):
         gradtx.inject_hyperparams(gradtx.adam, static_args=["beta1"])
+
+
+class _RunningTotal:
+    """A stateful schedule (optax's protocol): the sum of the ``addendum`` passed so far."""
+
+    def init(self):
+        return jnp.zeros((), jnp.float32)
+
+    def update(self, state, **extra):
+        return state + extra["addendum"]
+
+    def __call__(self, state, **extra):
+        return state
+
+
+def test_inject_hyperparams_with_stateful_schedule_feeds_it_the_extra_arguments():
+    opt = gradtx.inject_hyperparams(gradtx.scale)(step_size=_RunningTotal())
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    for t in range(3):
+        updates, state = jax.jit(opt.update)(params, state, params, addendum=jnp.float32(0.5))
+        # The update uses the total before it: 0, 0.5, 1.0.
+        np.testing.assert_allclose(updates["w"], np.full(3, 0.5 * t))
+        np.testing.assert_allclose(state.hyperparams["step_size"], 0.5 * t)
+    np.testing.assert_allclose(state.hyperparams_states["step_size"], 1.5)
+
+
+def test_inject_hyperparams_keeps_an_integer_seed_an_integer():
+    def noisy(learning_rate, seed=None):
+        assert seed is None or jnp.issubdtype(jnp.asarray(seed).dtype, jnp.integer)
+        return gradtx.sgd(learning_rate)
+
+    state = gradtx.inject_hyperparams(noisy)(learning_rate=1, seed=3).init(_params())
+    assert state.hyperparams["seed"].dtype == jnp.int32
+    assert state.hyperparams["learning_rate"].dtype == jnp.float32
+
+
+def test_inject_hyperparams_under_x64_stores_float64():
+    with jax.enable_x64(True):
+        lr = gradtx.cosine_decay_schedule(0.1, decay_steps=10)
+        state = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=lr, b1=0.9).init(_params())
+        assert state.hyperparams["b1"].dtype == jnp.float64
+        assert state.hyperparams["learning_rate"].dtype == jnp.float64

@@ -253,3 +253,14 @@ def test_masked_non_bool_mask_raises():
     tx = gradtx.masked(gradtx.clip(1.0), {"w": "yes"})
     with pytest.raises(TypeError, match=r"masked: mask entry for params leaf \['w'\] must be a Python bool"):
         tx.init({"w": jnp.ones(2)})
+
+
+def test_masked_state_maps_with_optax_tree_map_params():
+    params = {"a": jnp.ones(2), "b": [jnp.ones(3), jnp.ones(1)]}
+    tx = gradtx.masked(gradtx.sgd(0.1, momentum=0.9), {"a": True, "b": [False, True]})
+    state = tx.init(params)
+    doubled = optax.tree.map_params(tx, lambda v: 2 * v, state)
+    trace = doubled.inner_state.states[0].trace
+    np.testing.assert_array_equal(trace["a"], np.zeros(2))
+    assert trace["b"][0] is None
+    assert jax.tree.structure(doubled) == jax.tree.structure(state)

@@ -1,0 +1,343 @@
+"""optax's own test suite, run against gradtx.
+
+optax ships its tests in its wheel.  This helper runs a selection of them with
+every optax module the test imports replaced by a proxy: looking a name up on
+the proxy gives gradtx's object when gradtx exports that name, and optax's
+object otherwise.  So `alias.adam`, `base.GradientTransformation`,
+`_masking.masked` or `optax.tree.get` in an optax test mean gradtx's adam,
+GradientTransformation, masked and tree.get when gradtx has them; names gradtx
+lacks (optax's private state classes, optimizers gradtx does not offer) stay
+optax's.
+
+How the substitution works: the test module's source is executed in a fresh
+module whose `__import__` is wrapped.  An import of an optax module gives back
+the proxy, so names bound at import time -- including the parameter tables that
+`parameterized` builds when the module body runs -- already point at gradtx.
+Test modules (`*_test`) and optax's `test_utils` are returned unproxied.
+
+Each test file runs in its own pytest subprocess (`run_file`), so nothing of
+the substitution leaks into the rest of gradtx's suite.  `python -m
+tests.optax_suite` prints per-file counts for gradtx and for optax itself.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import importlib
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import types
+import xml.etree.ElementTree as ElementTree
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# Test files, relative to the optax package; the first group is quick enough
+# for every run, the second is the slow tier.
+QUICK_FILES = (
+    "_src/base_test.py",
+    "_src/combine_test.py",
+    "_src/lookahead_test.py",
+    "_src/transform_test.py",
+    "_src/update_test.py",
+    "schedules/_inject_test.py",
+    "transforms/_adding_test.py",
+    "transforms/_clipping_test.py",
+    "transforms/_combining_test.py",
+    "transforms/_conditionality_test.py",
+    "transforms/_constraining_test.py",
+    "transforms/_freezing_test.py",
+    "transforms/_masking_test.py",
+)
+SLOW_FILES = (
+    "_src/alias_test.py",
+    "_src/float64_test.py",
+    "_src/sharding_test.py",
+    "schedules/_schedule_test.py",
+    "transforms/_accumulation_test.py",
+)
+FILES = QUICK_FILES + SLOW_FILES
+
+# module::Class::test (a trailing * matches every name it starts) -> why it
+# is not run against gradtx.  Each is a
+# deliberate gradtx convention or a test of an optax-only helper that the
+# substitution mixes with gradtx's classes.
+_INT_GRADIENTS = ("feeds integer gradients; gradtx refuses integer updates and params "
+                  "(an integer gradient is a bug upstream; mask such leaves out)")
+_ISINSTANCE = ("checks isinstance against optax's GradientTransformationExtraArgs, or that "
+               "optax's own helper (stateless, with_extra_args_support, which gradtx does "
+               "not offer) returns gradtx's class; gradtx cannot make its objects instances "
+               "of optax's NamedTuple without importing optax")
+_APPLY_IF_FINITE = ("expects apply_if_finite to keep skipping after max_consecutive_errors "
+                    "bad steps; gradtx raises FloatingPointError then (README conventions)")
+_ERROR_WORDING = ("fails on optax itself (jax 0.10 no longer says 'Dict key mismatch'); "
+                  "gradtx raises the ValueError too, naming the transform and the leaf")
+_REAL_STATE_FOR_COMPLEX = ("stores a complex parameter's moment in a real dtype (bf16 or "
+                           "float32); gradtx refuses at init, since the imaginary part would "
+                           "be lost at the first update")
+_ANNOTATION = ("skips itself on gradtx: it runs only where the learning_rate annotation is "
+               "optax's ScalarOrSchedule object, and gradtx's annotations are strings; "
+               "gradtx's own tests drive every optimizer with a schedule")
+EXCLUDED: dict[str, str] = {
+    # _OPTIMIZERS_UNDER_TEST rows gradtx has: adagrad, adam, adamw, amsgrad, nadam,
+    # nadamw, radam, rmsprop (twice), sgd.
+    **{f"_schedule_test::ScheduleAsLearningRateTest::test_optimization{i}": _ANNOTATION
+       for i in (5, 6, 9, 11, 16, 17, 24, 25, 26, 28)},
+    # test_explicit_dtype's product: complex64 params with a bfloat16 or float32 state
+    # dtype, for sgd_mom, adam and adamw.
+    **{f"alias_test::AliasTest::test_explicit_dtype{i}": _REAL_STATE_FOR_COMPLEX
+       for i in range(24, 30)},
+    "base_test::ExtraArgsTest::test_isinstance": _ISINSTANCE,
+    "base_test::StatelessTest::test_init_returns_emptystate": _ISINSTANCE,
+    "base_test::StatelessWithTreeMapTest::test_init_returns_emptystate": _ISINSTANCE,
+    "combine_test::ExtraArgsTest::test_extra_args": _ISINSTANCE + "; " + _INT_GRADIENTS,
+    "combine_test::ExtraArgsTest::test_extra_args_chaining": _ISINSTANCE,
+    "combine_test::PartitionTest::test_extra_args": _INT_GRADIENTS,
+    "_combining_test::ExtraArgsTest::test_extra_args": _ISINSTANCE + "; " + _INT_GRADIENTS,
+    "_combining_test::ExtraArgsTest::test_extra_args_chaining": _ISINSTANCE,
+    "_combining_test::PartitionTest::test_extra_args": _INT_GRADIENTS,
+    "_inject_test::InjectHyperparamsTest::test_hyperparam_default_dtype_*": (
+        "expects injected hyperparameters in the params' dtype (bf16); gradtx keeps them in "
+        "float32 (float64 under x64) so that b2=0.999 does not round to 1 (README conventions)"),
+    "_inject_test::InjectHyperparamsTest::test_inject_hyperparams_starts_with_step_count_zero": (
+        _INT_GRADIENTS),
+    "_adding_test::AddingTest::test_none_argument": (
+        "passes the int 0 as add_decayed_weights' state; gradtx checks the state's type"),
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_pmap": _APPLY_IF_FINITE,
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_sgd": _APPLY_IF_FINITE,
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_sgd_extra_args": (
+        _APPLY_IF_FINITE),
+    "_conditionality_test::ConditionalityTest::test_apply_if_finite_stateful_sgd": (
+        _APPLY_IF_FINITE),
+    "_clipping_test::ClippingTest::test_clip_by_block_rms": (
+        "fails on optax itself: its 7-place check of a float32 RMS that comes out one ulp "
+        "below 1; gradtx computes optax's u / (rms / threshold) bit for bit"),
+    "_freezing_test::FreezeTest::test_bad_structure_raises": _ERROR_WORDING,
+    "_freezing_test::SelectiveTransformTest::test_selective_bad_structure": _ERROR_WORDING,
+    "_masking_test::MaskedTest::test_masked_state_structure": (
+        "reads optax's private layout of a masked sgd state: a chain state indexed as a "
+        "tuple (gradtx: ChainState(states)) with optax's MaskedNode where gradtx keeps None"),
+    "_masking_test::MaskedTest::test_tree_map_params": (
+        "maps over the masked state with is_leaf=optax's MaskedNode; gradtx keeps None for "
+        "unselected leaves"),
+}
+
+
+# ---------------------------------------------------------------------------
+# The proxies.
+
+
+def _is_test_module(name: str) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf.endswith("_test") or leaf == "test_utils"
+
+
+def _gradtx_namespace(optax_name: str):
+    """The gradtx namespace whose names stand in for those of an optax module."""
+    import gradtx
+
+    if optax_name in ("optax.tree", "optax.tree_utils") or optax_name.startswith(
+        "optax.tree_utils."
+    ):
+        return getattr(gradtx, "tree", None)
+    if optax_name.startswith(("optax.losses", "optax.projections", "optax.second_order",
+                              "optax.perturbations", "optax.assignment")):
+        return None
+    return gradtx
+
+
+class OptaxProxy(types.ModuleType):
+    """An optax module whose names resolve to gradtx's where gradtx has them."""
+
+    def __init__(self, module: types.ModuleType):
+        super().__init__(module.__name__)
+        object.__setattr__(self, "_proxied", module)
+        object.__setattr__(self, "_gradtx", _gradtx_namespace(module.__name__))
+
+    def __getattr__(self, name: str):
+        module = object.__getattribute__(self, "_proxied")
+        namespace = object.__getattribute__(self, "_gradtx")
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            full = f"{module.__name__}.{name}"
+            value = importlib.import_module(full)  # a submodule not yet imported
+        if isinstance(value, types.ModuleType):
+            return proxy(value)
+        if namespace is not None and not name.startswith("_"):
+            replacement = getattr(namespace, name, None)
+            if replacement is not None and not isinstance(replacement, types.ModuleType):
+                return replacement
+        return value
+
+    def __dir__(self):
+        return dir(object.__getattribute__(self, "_proxied"))
+
+
+def proxy(module: types.ModuleType) -> types.ModuleType:
+    name = module.__name__
+    if name.split(".")[0] != "optax" or _is_test_module(name):
+        return module
+    return OptaxProxy(module)
+
+
+def _proxying_import(name, globals=None, locals=None, fromlist=(), level=0):
+    module = builtins.__import__(name, globals, locals, fromlist, level)
+    if level == 0 and name.split(".")[0] == "optax":
+        return proxy(module)
+    return module
+
+
+def load_test_module(dotted: str, substitute: bool = True) -> types.ModuleType:
+    """Executes optax's test module `dotted` with its optax imports proxied."""
+    spec = importlib.util.find_spec(dotted)
+    module = types.ModuleType(dotted)
+    module.__file__ = spec.origin
+    if substitute:
+        patched = dict(vars(builtins))
+        patched["__import__"] = _proxying_import
+        module.__dict__["__builtins__"] = patched
+    source = pathlib.Path(spec.origin).read_text()
+    exec(compile(source, spec.origin, "exec"), module.__dict__)
+    return module
+
+
+# ---------------------------------------------------------------------------
+# Running a file.
+
+
+@dataclasses.dataclass
+class Result:
+    file: str
+    passed: list[str]
+    failed: dict[str, str]
+    excluded: list[str]
+
+
+def _dotted(file: str) -> str:
+    return "optax." + file[: -len(".py")].replace("/", ".")
+
+
+def _wrapper_name(file: str) -> str:
+    return "test_" + _dotted(file).replace(".", "_")
+
+
+_WRAPPER = """\
+from tests.optax_suite import load_test_module as _load
+
+_module = _load({dotted!r}, substitute={substitute!r})
+globals().update({{k: v for k, v in vars(_module).items() if not k.startswith("__")}})
+"""
+
+_CONFTEST = """\
+EXCLUDED = {excluded!r}
+
+
+def _matches(test, key):
+    if key.endswith("*"):
+        return test.startswith(key[:-1])
+    return test == key
+
+
+def _excluded(item):
+    module = item.module.__name__
+    test = item.nodeid.split("::", 1)[1]
+    return any(module == m and _matches(test, t) for m, t in EXCLUDED)
+
+
+def pytest_collection_modifyitems(config, items):
+    dropped = [item for item in items if _excluded(item)]
+    items[:] = [item for item in items if not _excluded(item)]
+    config.hook.pytest_deselected(items=dropped)
+    with open("excluded.txt", "w") as out:
+        out.writelines(item.nodeid + "\\n" for item in dropped)
+"""
+
+
+def _exclusions(files) -> list[tuple[str, str]]:
+    """(wrapper module, Class::test prefix) for each exclusion among `files`."""
+    by_short = {_dotted(f).rsplit(".", 1)[-1]: _wrapper_name(f) for f in files}
+    out = []
+    for key in EXCLUDED:
+        short, test = key.split("::", 1)
+        if short in by_short:
+            out.append((by_short[short], test))
+    return out
+
+
+def run_files(files, substitute: bool = True, timeout: float = 1800) -> dict[str, Result]:
+    """Runs optax test files in one pytest subprocess; outcomes per file."""
+    excluded = _exclusions(files) if substitute else []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        for file in files:
+            (tmp / f"{_wrapper_name(file)}.py").write_text(
+                _WRAPPER.format(dotted=_dotted(file), substitute=substitute))
+        (tmp / "conftest.py").write_text(_CONFTEST.format(excluded=excluded))
+        (tmp / "pytest.ini").write_text("[pytest]\n")
+        junit = tmp / "junit.xml"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:benchmark",
+             "-p", "no:cacheprovider", f"--junitxml={junit}",
+             "--rootdir", str(tmp), "-c", str(tmp / "pytest.ini"),
+             *[f"{_wrapper_name(f)}.py" for f in files]],
+            cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout,
+        )
+        if not junit.exists():
+            raise RuntimeError(f"pytest produced no report\n{proc.stdout}\n{proc.stderr}")
+        results = {f: Result(f, [], {}, []) for f in files}
+        by_wrapper = {_wrapper_name(f): f for f in files}
+        dropped = tmp / "excluded.txt"
+        for nodeid in dropped.read_text().splitlines() if dropped.exists() else []:
+            wrapper, test = nodeid.split("::", 1)
+            results[by_wrapper[wrapper[:-len(".py")]]].excluded.append(test)
+        for case in ElementTree.parse(junit).getroot().iter("testcase"):
+            classname = case.get("classname") or ""
+            wrapper = classname.split(".", 1)[0]
+            result = results[by_wrapper[wrapper]] if wrapper in by_wrapper else None
+            if result is None:  # a collection error carries the file in its name
+                result = next(r for w, r in ((w, results[f]) for w, f in by_wrapper.items())
+                              if w in classname or w in (case.get("name") or ""))
+            name = f"{classname.rsplit('.', 1)[-1]}::{case.get('name')}"
+            problem = case.find("failure")
+            if problem is None:
+                problem = case.find("error")
+            if problem is not None:
+                result.failed[name] = (problem.get("message") or "")[:300]
+            elif case.find("skipped") is None:
+                result.passed.append(name)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    baseline = "--no-baseline" not in argv
+    argv = [a for a in argv if a != "--no-baseline"]
+    files = [f for f in FILES if not argv or any(a in f for a in argv)]
+    ours = run_files(files)
+    theirs = run_files(files, substitute=False) if baseline else {}
+    total_failed = 0
+    for file in files:
+        r = ours[file]
+        line = (f"{file}: gradtx passed {len(r.passed)} failed {len(r.failed)} "
+                f"excluded {len(r.excluded)}")
+        if baseline:
+            t = theirs[file]
+            line += f"; optax passed {len(t.passed)} failed {len(t.failed)}"
+            for name in sorted(set(t.passed) - set(r.passed) - set(r.failed) - set(r.excluded)):
+                line += f"\n    SKIPPED on gradtx, passed on optax: {name}"
+                total_failed += 1
+        print(line, flush=True)
+        for name, message in r.failed.items():
+            first = message.splitlines()[0] if message else ""
+            print(f"    FAILED {name}: {first}", flush=True)
+        total_failed += len(r.failed)
+    return 1 if total_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,73 @@
+"""optax's own tests, run with optax's names resolved to gradtx's (tests/optax_suite.py)."""
+
+import importlib.util
+import types
+
+import pytest
+
+from tests import optax_suite
+
+
+def _report(results):
+    return "\n".join(f"{r.file} {name}: {message}"
+                     for r in results.values() for name, message in r.failed.items())
+
+
+def _unused_exclusions(results):
+    """Exclusions for these files that left out no test (stale after a rename)."""
+    shorts = {f.rsplit("/", 1)[-1][:-len(".py")]: f for f in results}
+    unused = []
+    for key in optax_suite.EXCLUDED:
+        short, test = key.split("::", 1)
+        if short in shorts and not any(name.startswith(test.rstrip("*"))
+                                       for name in results[shorts[short]].excluded):
+            unused.append(key)
+    return unused
+
+
+def test_optax_quick_suite_passes_on_gradtx():
+    results = optax_suite.run_files(optax_suite.QUICK_FILES)
+    assert _report(results) == ""
+    for file, result in results.items():
+        assert result.passed, f"{file}: no test ran"
+    assert _unused_exclusions(results) == []
+
+
+@pytest.mark.slow
+def test_optax_full_suite_passes_on_gradtx_wherever_it_passes_on_optax():
+    ours = optax_suite.run_files(optax_suite.SLOW_FILES)
+    theirs = optax_suite.run_files(optax_suite.SLOW_FILES, substitute=False)
+    for file in optax_suite.SLOW_FILES:
+        broken = set(ours[file].failed) - set(theirs[file].failed)
+        assert not broken, "\n".join(f"{file} {n}: {ours[file].failed[n]}" for n in broken)
+        # A test that passes on optax must pass on gradtx, not skip itself.
+        missing = set(theirs[file].passed) - set(ours[file].passed) - set(ours[file].excluded)
+        assert not missing, f"{file}: passed on optax, not on gradtx: {sorted(missing)}"
+        assert ours[file].passed, f"{file}: no test ran"
+    assert _unused_exclusions(ours) == []
+
+
+def test_optax_suite_proxy_resolves_shared_names_to_gradtx_and_others_to_optax():
+    import gradtx
+    import optax
+    from optax._src import alias, transform
+
+    assert optax_suite.proxy(alias).adam is gradtx.adam
+    assert optax_suite.proxy(transform).trace is gradtx.trace
+    assert optax_suite.proxy(transform).ScaleByAdamState is transform.ScaleByAdamState
+    assert optax_suite.proxy(optax).schedules.linear_schedule is gradtx.linear_schedule
+    assert isinstance(optax_suite.proxy(optax).losses, types.ModuleType)
+    assert optax_suite.proxy(optax).losses.l2_loss is optax.losses.l2_loss
+
+
+def test_optax_suite_loaded_test_module_sees_gradtx_at_import_time():
+    module = optax_suite.load_test_module("optax._src.update_test")
+    assert module.update.apply_updates.__module__.startswith("gradtx")
+    assert importlib.util.find_spec("optax._src.update_test") is not None
+
+
+def test_optax_suite_every_exclusion_names_a_selected_file_and_a_reason():
+    shorts = {f.rsplit("/", 1)[-1][:-len(".py")] for f in optax_suite.FILES}
+    for key, reason in optax_suite.EXCLUDED.items():
+        assert key.split("::", 1)[0] in shorts, key
+        assert len(reason) > 20, key
