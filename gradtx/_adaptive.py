@@ -631,7 +631,7 @@ def scale_by_polyak(f_min=0.0, max_learning_rate=1.0, eps=0.0,
 
     def update(updates, state, params=None, *, value=None, **extra):
         if value is None:
-            raise ValueError(f"{owner}: update needs the loss, "
+            raise TypeError(f"{owner}: update needs the loss, "
                              f"update(updates, state, params, value=loss)")
         check_float_leaves(owner, updates, "updates")
         leaves = jax.tree.leaves(updates)

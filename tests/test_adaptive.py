@@ -81,7 +81,7 @@ def test_rprop_first_update_is_zero_as_in_optax():
 
 def test_polyak_without_value_raises():
     tx = gradtx.scale_by_polyak()
-    with pytest.raises(ValueError, match=r"^scale_by_polyak: update needs the loss"):
+    with pytest.raises(TypeError, match=r"^scale_by_polyak: update needs the loss"):
         tx.update(jnp.ones(2), tx.init(None))
 
 
