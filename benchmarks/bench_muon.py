@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 
+import _harness as h  # noqa: E402  (puts the repo root on sys.path)
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import _harness as h  # noqa: E402  (puts the repo root on sys.path)
+import optax  # noqa: E402
 
 import gradtx  # noqa: E402
-import optax  # noqa: E402
 
 
 def transformer(layers, d, vocab, seed=0):

@@ -26,11 +26,9 @@ import os
 import sys
 import time
 
-import numpy as np
-
-from _harness import machine, machine_markdown
-
 import jax
+import numpy as np
+from _harness import machine, machine_markdown
 
 from gradtx import _lm_task as lm
 

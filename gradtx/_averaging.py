@@ -20,8 +20,8 @@ from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_range, check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
 from ._tree import check_same_structure
-from ._wrappers import check_int
 from ._typing import TransformLike
+from ._wrappers import check_int
 
 
 def _copy_wide(params):

@@ -31,7 +31,8 @@ its own statistics, which is optax's transform of the same name.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 PyTree = Any
 

@@ -387,7 +387,8 @@ def _lr_overrides(text):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ._lm_task import DEFAULT as LM, REGISTRY
+    from ._lm_task import DEFAULT as LM
+    from ._lm_task import REGISTRY
 
     defaults = ", ".join(f"{n}={OPTIMIZERS[n][1]:g}" for n in OPTIMIZERS)
     parser.add_argument(

@@ -42,7 +42,6 @@ from ._numerics import is_traced
 from ._tree import check_same_structure
 from ._typing import PyTree, TransformLike
 
-
 DEFAULT_MAX_LEAF_SIZE = 65536
 
 
@@ -87,7 +86,7 @@ class Layout:
         self._key = (treedef, self.shapes, self.dtypes, self.max_leaf_size)
 
     @classmethod
-    def of(cls, owner: str, tree, max_leaf_size=DEFAULT_MAX_LEAF_SIZE) -> "Layout":
+    def of(cls, owner: str, tree, max_leaf_size=DEFAULT_MAX_LEAF_SIZE) -> Layout:
         check_float_leaves(owner, tree, "parameter")
         with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
         paths = [jax.tree_util.keystr(p) if p else "<root>" for p, _ in with_path]
@@ -107,7 +106,7 @@ class Layout:
                  for key, d, index, _, _, total, packed in self.entries]
         return "Layout(" + ", ".join(parts) + ")"
 
-    def pack(self, tree) -> "Packed":
+    def pack(self, tree) -> Packed:
         """The packed tree: one flat buffer per dtype, large leaves as they are."""
         leaves = self.treedef.flatten_up_to(tree)
         if not any(is_traced(x) for x in leaves):
@@ -143,7 +142,7 @@ class Layout:
             leaves = [x.astype(d) for x, d in zip(leaves, self.dtypes)]
         return self.treedef.unflatten(leaves)
 
-    def pack_mask(self, mask_tree) -> "Packed":
+    def pack_mask(self, mask_tree) -> Packed:
         """Pack a pytree of bools shaped like the leaves; uniform entries stay Python bools."""
         try:
             leaves = self.treedef.flatten_up_to(mask_tree)

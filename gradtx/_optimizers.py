@@ -14,14 +14,19 @@ reproduces PyTorch's and Keras's conventions.
 
 from __future__ import annotations
 
-
 from ._base import GradientTransformation
 from ._checks import check_learning_rate, check_range, check_state_dtype
 from ._combine import chain, precondition
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
 from ._scaling import identity, scale_by_learning_rate
-from ._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
-                             scale_by_rectified_rms, scale_by_rms, scale_by_rss)
+from ._second_moment import (
+    scale_by_adadelta,
+    scale_by_centered_rms,
+    scale_by_max_rms,
+    scale_by_rectified_rms,
+    scale_by_rms,
+    scale_by_rss,
+)
 from ._weight_decay import add_decayed_weights
 
 

@@ -19,8 +19,13 @@ from ._checks import check_learning_rate, check_range
 from ._combine import chain
 from ._madgrad import scale_by_madgrad
 from ._momo import scale_by_momo, scale_by_momo_adam
-from ._parameter_free import (scale_by_cocob, scale_by_dadapt_adamw, scale_by_dog,
-                              scale_by_dowg, scale_by_prodigy)
+from ._parameter_free import (
+    scale_by_cocob,
+    scale_by_dadapt_adamw,
+    scale_by_dog,
+    scale_by_dowg,
+    scale_by_prodigy,
+)
 from ._scaling import identity, scale_by_learning_rate
 from ._schedule_free import schedule_free
 from ._second_moment import scale_by_rms

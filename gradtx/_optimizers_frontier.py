@@ -13,12 +13,18 @@ import jax
 from ._base import GradientTransformation
 from ._checks import check_learning_rate, check_range, check_transformation
 from ._combine import chain
-from ._optimizers import adamw
-from ._orthogonal import (NS_COEFFS, leaf_dimension_numbers, newton_schulz, orthogonalize,
-                          scale_by_neuron_rms, scale_by_shape)
 from ._graft import graft
 from ._matrix import scale_by_psgd_kron, scale_by_shampoo, scale_by_soap
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
+from ._optimizers import adamw
+from ._orthogonal import (
+    NS_COEFFS,
+    leaf_dimension_numbers,
+    newton_schulz,
+    orthogonalize,
+    scale_by_neuron_rms,
+    scale_by_shape,
+)
 from ._partition import partition
 from ._scaling import identity, scale_by_learning_rate
 from ._second_moment import scale_by_rss

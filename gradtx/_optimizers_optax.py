@@ -10,14 +10,21 @@ AdaBelief, Yogi, Adan, NovoGrad, optimistic gradients, Rprop, Polyak),
 
 from __future__ import annotations
 
+from ._accumulation import add_noise, ema
+from ._adaptive import (
+    scale_by_adan,
+    scale_by_belief,
+    scale_by_infinity_norm,
+    scale_by_novograd,
+    scale_by_optimistic_gradient,
+    scale_by_polyak,
+    scale_by_rprop,
+    scale_by_yogi,
+)
 from ._base import GradientTransformation
 from ._checks import check_learning_rate, check_range, check_state_dtype
 from ._clipping import clip_by_block_rms
 from ._combine import chain, precondition
-from ._accumulation import add_noise, ema
-from ._adaptive import (scale_by_adan, scale_by_belief, scale_by_infinity_norm,
-                        scale_by_novograd, scale_by_optimistic_gradient, scale_by_polyak,
-                        scale_by_rprop, scale_by_yogi)
 from ._factored import scale_by_factored_rms, scale_by_sm3
 from ._layerwise import scale_by_param_block_rms, scale_by_trust_ratio
 from ._linesearch import scale_by_zoom_linesearch
@@ -28,7 +35,6 @@ from ._scaling import identity, scale, scale_by_learning_rate
 from ._second_moment import scale_by_rms
 from ._sign import scale_by_lion, scale_by_sign
 from ._weight_decay import add_decayed_weights, add_scaled_params
-
 
 _DEFAULT_LINESEARCH = scale_by_zoom_linesearch(max_linesearch_steps=20,
                                                initial_guess_strategy="one")

@@ -18,7 +18,8 @@ costs a few batched matmuls per iteration instead of a few per layer.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_float_leaves, check_learning_rate, check_range, check_state
 from ._numerics import increment, new_count
+from ._typing import ScalarOrSchedule, Schedule
 
 
 def identity() -> GradientTransformation:
@@ -25,7 +26,6 @@ def identity() -> GradientTransformation:
         return updates, state
 
     return GradientTransformation(lambda params: EmptyState(), update, name="identity")
-from ._typing import Schedule, ScalarOrSchedule
 
 
 def _scaled(u, factor):

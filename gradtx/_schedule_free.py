@@ -14,8 +14,14 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation, update_fn
-from ._checks import (check_float_leaves, check_learning_rate, check_range, check_state,
-                      check_state_dtype, check_transformation)
+from ._checks import (
+    check_float_leaves,
+    check_learning_rate,
+    check_range,
+    check_state,
+    check_state_dtype,
+    check_transformation,
+)
 from ._numerics import compute_dtype, increment
 
 

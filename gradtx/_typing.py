@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Union
+from collections.abc import Callable
+from typing import Any, Protocol, Union
 
 import jax
 from jax.typing import ArrayLike

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-import torch
-
-from problems import (PROBLEMS, STEPS, assert_trajectories_close, random_sequence,  # noqa: F401
-                      relative_error, run_jax, run_reference)
-
 import reference_addons as ref_addons  # noqa: F401
+import torch
+from problems import (  # noqa: F401
+    PROBLEMS,
+    STEPS,
+    assert_trajectories_close,
+    random_sequence,
+    relative_error,
+    run_jax,
+    run_reference,
+)
 
 
 def run_torch(make_optimizer, problem, steps=STEPS, dtype=torch.float64):

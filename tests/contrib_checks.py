@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from problems import PROBLEMS, random_sequence, assert_trajectories_close
+from problems import PROBLEMS, assert_trajectories_close, random_sequence
 
 STEPS = 120
 

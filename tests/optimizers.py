@@ -14,7 +14,8 @@ A new optimizer adds one row here; the shared properties then cover it.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import gradtx
 

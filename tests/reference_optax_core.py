@@ -10,7 +10,6 @@ lifted to leaves by ``reference.tree``; the few rules that couple leaves
 from __future__ import annotations
 
 import numpy as np
-
 from reference import _at
 
 

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from problems import PROBLEMS, assert_transform_matches
 
 import gradtx
-from problems import PROBLEMS, assert_transform_matches
 
 TREE = PROBLEMS["nested_quadratic"].params
 

@@ -6,12 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
+from addon_cases import PROBLEMS, STEPS, assert_trajectories_close, random_sequence, ref_addons
+from test_mars import _transform_trajectory
 
 import gradtx
-import reference as ref
-from addon_cases import (PROBLEMS, STEPS, random_sequence, assert_trajectories_close,
-                         ref_addons)
-from test_mars import _transform_trajectory
 
 
 @pytest.mark.parametrize("block_axes", [None, 0, (0, -1)])

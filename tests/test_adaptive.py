@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from problems import PROBLEMS, assert_transform_matches, random_sequence
 
 import gradtx
-from problems import PROBLEMS, assert_transform_matches, random_sequence
 
 TREE = PROBLEMS["nested_quadratic"].params
 

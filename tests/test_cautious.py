@@ -8,14 +8,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
 import torch
+from addon_cases import (
+    PROBLEMS,
+    STEPS,
+    assert_trajectories_close,
+    moved,
+    random_sequence,
+    ref_addons,
+    run_jax,
+    run_reference,
+    run_torch,
+)
 from pytorch_optimizer import MARS, LaProp
 from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
-import reference as ref
-from addon_cases import (PROBLEMS, STEPS, random_sequence, run_jax, run_reference,
-                         assert_trajectories_close, moved, ref_addons, run_torch)
 
 
 def _cautious_adamw(lr):

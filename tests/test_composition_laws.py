@@ -24,9 +24,9 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optimizers import OPTIMIZERS, typical
 
 import gradtx
-from optimizers import OPTIMIZERS, typical
 
 STEPS = 3
 PARAMS = {"s": jnp.asarray(0.5), "v": jnp.linspace(-1.0, 2.0, 4),

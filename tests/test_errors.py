@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from optimizers import IDS, OPTIMIZERS
 
 import gradtx
-from optimizers import IDS, OPTIMIZERS
 
 # (call, expected message).  The message names the transform, the argument,
 # the accepted range and the value received.

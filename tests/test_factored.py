@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from problems import PROBLEMS, assert_transform_matches
 
 import gradtx
-from problems import PROBLEMS, assert_transform_matches
 
 TREE = PROBLEMS["nested_quadratic"].params
 NO_SCALAR = {k: v for k, v in TREE.items() if k != "scalar"}   # optax's SM3 needs rank >= 1

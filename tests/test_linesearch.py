@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from problems import PROBLEMS, STEPS, assert_trajectories_close
 
 import gradtx
-from problems import PROBLEMS, STEPS, assert_trajectories_close
 
 
 def _run(lib, opt, problem, steps=STEPS, dtype=np.float64):

@@ -6,11 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference as ref
+from addon_cases import PROBLEMS, STEPS, assert_trajectories_close, random_sequence, ref_addons
 
 import gradtx
-import reference as ref
-from addon_cases import (PROBLEMS, STEPS, random_sequence, assert_trajectories_close,
-                         ref_addons)
 
 
 def _transform_trajectory(tx, grads):

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference_frontier as reff
 import torch
+from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
 
 import gradtx
-import reference_frontier as reff
-from problems import PROBLEMS, run_jax, run_reference, assert_trajectories_close
 
 
 def _run_torch(make_opt, problem, steps=120):
@@ -158,7 +158,7 @@ def _probes(problem, seed=0):
         jax.random.fold_in(jax.random.fold_in(key, t), i), shapes[i], jnp.float64))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _psgd_trajectory(problem_name):
     assert jax.config.jax_enable_x64, "call under the x64 fixture"
     return run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name],

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from problems import PROBLEMS, assert_trajectories_close, run_jax
 
 import gradtx
-from problems import PROBLEMS, assert_trajectories_close, run_jax
 
 STEPS = 100
 

@@ -48,9 +48,10 @@ def test_optax_full_suite_passes_on_gradtx_wherever_it_passes_on_optax():
 
 
 def test_optax_suite_proxy_resolves_shared_names_to_gradtx_and_others_to_optax():
-    import gradtx
     import optax
     from optax._src import alias, transform
+
+    import gradtx
 
     assert optax_suite.proxy(alias).adam is gradtx.adam
     assert optax_suite.proxy(transform).trace is gradtx.trace

@@ -8,12 +8,19 @@ import jax
 import numpy as np
 import pytest
 import torch
+from addon_cases import (
+    PROBLEMS,
+    assert_trajectories_close,
+    moved,
+    ref_addons,
+    run_jax,
+    run_reference,
+    run_torch,
+)
 from pytorch_optimizer import MARS, AdamMini, LaProp
 from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
-from addon_cases import (PROBLEMS, run_jax, run_reference, assert_trajectories_close, moved,
-                         ref_addons, run_torch)
 
 # name -> (learning rate, gradtx factory of lr, NumPy reference of lr)
 CASES = {

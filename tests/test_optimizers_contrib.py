@@ -310,7 +310,7 @@ def run_reference(reference, problem, value, steps=STEPS, forced=None):
     return trajectory, state
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gradtx_run(case_name, problem_name):
     case, problem = CASE_BY_NAME[case_name], PROBLEMS[problem_name]
     assert jax.config.jax_enable_x64, "call under the x64 fixture"

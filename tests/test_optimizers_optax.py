@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import gradtx
 import reference_optax_core as ref
 from problems import PROBLEMS, STEPS, assert_trajectories_close, run_jax, run_reference
+
+import gradtx
 
 
 class Case:
@@ -155,7 +155,7 @@ def _adafactor_decay_in_float64(monkeypatch):
     monkeypatch.setattr(factorized.scale_by_factored_rms, "__defaults__", tuple(defaults))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gradtx_trajectory(case_name, problem_name):
     case, problem = CASE_BY_NAME[case_name], PROBLEMS[problem_name]
     assert jax.config.jax_enable_x64, "call under the x64 fixture"

@@ -7,11 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import reference_frontier as reff
+from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
 
 import gradtx
-import reference_frontier as reff
-from problems import PROBLEMS, run_jax, run_reference, assert_trajectories_close
-
 
 MUON_CASES = {
     "default": (dict(), dict()),

@@ -29,9 +29,19 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from _porting_problems import (
+    CONST,
+    LEAVES,
+    STEPS,
+    TREEDEF,
+    assert_same_trajectory,
+    compile_quickly,  # noqa: E402
+    gradtx_trajectory,
+    loss,
+    ravel,
+    unravel,
+)
 
-from _porting_problems import CONST, LEAVES, STEPS, TREEDEF, assert_same_trajectory, \
-    compile_quickly, gradtx_trajectory, loss, ravel, unravel  # noqa: E402
 from gradtx.presets import keras as pk  # noqa: E402
 
 RTOL = 1e-6

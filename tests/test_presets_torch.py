@@ -18,12 +18,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from _porting_problems import (
+    CONST,
+    LEAVES,
+    STEPS,
+    TREEDEF,
+    assert_same_trajectory,
+    gradtx_trajectory,
+    loss,
+)
 
 import gradtx
 from gradtx.presets import torch as pt
-
-from _porting_problems import CONST, LEAVES, STEPS, TREEDEF, assert_same_trajectory, \
-    gradtx_trajectory, loss
 
 RTOL = 1e-6
 

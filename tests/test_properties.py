@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import functools
 import pickle
-from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import gradtx
 import reference as ref
 from optimizers import IDS, OPTIMIZERS, typical
 
+import gradtx
 
 # ----------------------------------------------------------------------------
 # A quadratic over a nested dict, in any dtype (constants in that dtype, so
@@ -58,7 +56,7 @@ def make_step(opt, count=None):
     return step
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted_step(name):
     row = OPTIMIZERS[IDS.index(name)]
     opt = typical(row)

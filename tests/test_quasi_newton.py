@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
-import gradtx
 import reference_optax_core as ref
 from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
+
+import gradtx
 
 # Without a line search L-BFGS needs a small fixed step to stay stable;
 # unscaled, Rosenbrock's curvature makes it diverge.  With the scaled initial

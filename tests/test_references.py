@@ -19,12 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import reference as ref
+from problems import (  # noqa: F401
+    ATOL,
+    PROBLEMS,
+    RTOL,
+    STEPS,
+    Problem,
+    assert_trajectories_close,
+    random_sequence,
+    relative_error,
+    run_jax,
+    run_reference,
+)
 
 import gradtx
-import reference as ref
-from problems import (ATOL, PROBLEMS, RTOL, STEPS, Problem, assert_trajectories_close,  # noqa: F401
-                      random_sequence, relative_error, run_jax, run_reference)
-
 
 
 def _decay_mask(params):
@@ -138,7 +147,7 @@ CASE_BY_NAME = {c.name: c for c in CASES}
 # ----------------------------------------------------------------------------
 # Runs.  Trajectories are lists (one per step) of lists of parameter leaves.
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gradtx_trajectory(case_name, problem_name):
     case, problem = CASE_BY_NAME[case_name], PROBLEMS[problem_name]
     assert jax.config.jax_enable_x64, "call under the x64 fixture"

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from trees import assert_bitwise_equal
 
 import gradtx
-from trees import assert_bitwise_equal
 
 
 def _params():

@@ -5,8 +5,8 @@ with optax's implementation of the same rule, and checks the two end at the
 same parameters: the framework must not notice which library it was given.
 """
 
-import equinox as eqx
 import chex
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -17,9 +17,9 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+import reliability_worker as worker
 
 import gradtx
-import reliability_worker as worker
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("reliability_worker.py")

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reliability_properties import _assert_close, instantiate, optimizers, trees
 
 import gradtx
-from test_reliability_properties import _assert_close, instantiate, optimizers, trees
 
 
 def _poison(grads, kind, seed):

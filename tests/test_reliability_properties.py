@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trees import assert_bitwise_equal
 
 import gradtx
-from trees import assert_bitwise_equal
 
 Pair = namedtuple("Pair", ["first", "second"])
 DTYPES = (jnp.float16, jnp.bfloat16, jnp.float32, jnp.complex64)

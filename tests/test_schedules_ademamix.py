@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from addon_cases import ref_addons
 from pytorch_optimizer import AdEMAMix
 
 import gradtx
-from addon_cases import ref_addons
 
 STEPS = np.arange(0, 1300, 7)
 

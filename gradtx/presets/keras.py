@@ -40,8 +40,13 @@ from .._checks import check_learning_rate, check_range
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from .._scaling import scale_by_learning_rate, scale_by_schedule
-from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
-                              scale_by_rms, scale_by_rss)
+from .._second_moment import (
+    scale_by_adadelta,
+    scale_by_centered_rms,
+    scale_by_max_rms,
+    scale_by_rms,
+    scale_by_rss,
+)
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 

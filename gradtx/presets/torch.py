@@ -47,8 +47,14 @@ from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momen
 from .._numerics import compute_dtype, increment, new_count
 from .._orthogonal import MuonDimensionNumbers, newton_schulz, orthogonalize, scale_by_shape
 from .._scaling import scale, scale_by_learning_rate, scale_by_schedule
-from .._second_moment import (scale_by_adadelta, scale_by_centered_rms, scale_by_max_rms,
-                              scale_by_rectified_rms, scale_by_rms, scale_by_rss)
+from .._second_moment import (
+    scale_by_adadelta,
+    scale_by_centered_rms,
+    scale_by_max_rms,
+    scale_by_rectified_rms,
+    scale_by_rms,
+    scale_by_rss,
+)
 from .._tree import zeros_like_tree
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
