@@ -114,6 +114,17 @@ def measure(opt, n, case, repeats, rounds):
     }
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return "unknown CPU"
+
+
 def render(path, out):
     rows, info = [], None
     with open(path) as f:
@@ -134,8 +145,22 @@ def render(path, out):
               "trace+lower s gradtx / optax", "compile total s gradtx / optax",
               "compile x optax", "load avg after"]
     commands = [line["command"] for line in lines if "command" in line]
+    loads = sorted(float(r["loadavg"].split()[0]) for r in records) or ["?"]
     text = ("# Per-leaf path: gradtx vs optax, step and compile time\n\n"
+            f"Device: {_cpu_model()} ({(info or {}).get('CPU(s)', '?')} cores), JAX on CPU.\n\n"
             "Commands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n\n"
+            "Params: `_cases.mixed(leaves)` (ranks 0-4, 200-1800 values per leaf), float32; "
+            "optax's defaults with learning rate 1e-3. Step: the compiled, donated step "
+            "(update + apply), gradtx and optax once per round in shuffled order; x optax is "
+            "the median [25th-75th percentile] of per-round ratios. Compile: trace + lower + "
+            "XLA compile after `jax.clear_caches()`, gradtx and optax alternating; x optax is "
+            "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves).\n\n"
+            "**The machine was loaded** by other engineers' jobs throughout (1-minute load "
+            f"average {loads[0]}-{loads[-1]} on its cores at "
+            "the end of each row): read the paired ratios, not the absolute times. Under this "
+            "load the XLA compile time of one and the same program varies widely (three "
+            "100-leaf compiles of optax.adam took 7.9, 11.5 and 12.8 s), so a one-repeat "
+            "compile ratio is within about +-25% of 1.0 for identical programs.\n\n"
             + H.markdown_table(header, rows) + "\n\n## Machine\n\n"
             + H.machine_markdown(info or {}) + "\n")
     H.write_result(out, text)
