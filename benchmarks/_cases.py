@@ -45,6 +45,25 @@ def many_small(leaves: int = 2000, seed: int = 0):
     return tree
 
 
+def mixed(leaves: int = 1000, seed: int = 0):
+    """``leaves`` arrays of every rank from 0 to 4, in turn: scalars, vectors, matrices,
+    3-d and 4-d arrays of 200-1800 values with random, mostly distinct shapes."""
+    rng = np.random.default_rng(seed)
+    tree = {}
+    for i in range(leaves):
+        rank = i % 5
+        size = int(rng.integers(200, 1800))
+        shape = []
+        for _ in range(rank - 1):
+            d = int(rng.integers(2, 9))
+            shape.append(d)
+            size = max(1, size // d)
+        if rank:
+            shape.append(size)
+        tree[f"p{i:05d}"] = tuple(shape)
+    return tree
+
+
 def billion():
     """One 32768 x 32768 matrix: 1.07B parameters (GPU only: 17 GB per float32 Adam copy)."""
     return {"w": (32768, 32768)}
@@ -52,6 +71,9 @@ def billion():
 
 CASES = {"one_leaf": one_leaf, "transformer": transformer_like, "many_small": many_small,
          "billion": billion}
+
+# Per-leaf cases by leaf count (bench_per_leaf.py); not part of ``--case all``.
+PER_LEAF_CASES = {"mixed": mixed, "many_small": many_small}
 
 # Cases that ``--case all`` runs only on an accelerator (they do not fit this project's CPU
 # machine: params, grads and two moments of 1.07B float32 values are 17 GB per implementation).

@@ -27,7 +27,14 @@ def check_state(owner: str, state, state_type) -> None:
 
 
 def check_float_leaves(owner: str, tree, what: str) -> None:
-    """Raise if any leaf of ``tree`` is not floating point or complex."""
+    """Raise if any leaf of ``tree`` is not floating point or complex.
+
+    Leaf paths are computed only for the message: the check itself is one
+    pass over the leaves' dtypes.
+    """
+    leaves = jax.tree.leaves(tree)
+    if all(_is_inexact(leaf) for leaf in leaves):
+        return
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
@@ -35,6 +42,19 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
                 f"{owner}: {what} leaf {path_str(path)} has dtype {dtype}; gradtx updates "
                 f"floating-point or complex arrays only (cast it to a float dtype, or "
                 f"keep it out of the optimizer with a mask)")
+
+
+_INEXACT = {}
+
+
+def _is_inexact(leaf) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:
+        dtype = jnp.result_type(leaf)
+    known = _INEXACT.get(dtype)
+    if known is None:
+        known = _INEXACT[dtype] = bool(jnp.issubdtype(dtype, jnp.inexact))
+    return known
 
 
 def moment_state(owner: str, state, state_type, updates, *fields) -> None:
@@ -51,6 +71,9 @@ def moment_state(owner: str, state, state_type, updates, *fields) -> None:
         tree = getattr(state, field) if isinstance(field, str) else field
         check_same_structure(owner, tree, updates, "the state's moments", "updates",
                              hint="was the state made by init on other params?")
+        if all(jnp.shape(u) == jnp.shape(m)
+               for u, m in zip(jax.tree.leaves(updates), jax.tree.leaves(tree))):
+            continue
         name = field if isinstance(field, str) else "moment"
         pairs = zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(tree))
         for (path, u), m in pairs:

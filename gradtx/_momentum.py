@@ -16,7 +16,8 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
-from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
+from ._numerics import (add, cast, compute_dtype, div, increment, mul, new_count,
+                        real_compute_dtype)
 from ._tree import path_str, zeros_like_tree
 
 
@@ -36,8 +37,8 @@ def _moment(decay, ema):
     """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
     def step(m, g):
         cd = compute_dtype(m.dtype, g.dtype)
-        c = (1 - decay) if ema else 1
-        return decay * m.astype(cd) + c * g.astype(cd)
+        g = cast(g, cd)
+        return add(mul(cast(m, cd), decay), mul(g, 1 - decay) if ema else g)
     return step
 
 
@@ -63,12 +64,12 @@ def _momentum_transform(name, decay, ema, nesterov, dtype, *,
         step = _moment(decay, ema)
         old = getattr(state, field)
         new_mu = jax.tree.map(step, old, updates)
-        stored = jax.tree.map(lambda m, o: m.astype(o.dtype), new_mu, old)
+        stored = jax.tree.map(lambda m, o: cast(m, o.dtype), new_mu, old)
         if nesterov:
             out = jax.tree.map(step, new_mu, updates)
         else:
             out = new_mu
-        out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
+        out = jax.tree.map(lambda o, u: cast(o, u.dtype), out, updates)
         return out, state_type(stored)
 
     hyperparams = {"decay": decay, "ema": ema, "nesterov": nesterov}
@@ -156,12 +157,17 @@ def debiaser(decay, count):
     """
     corrections = {}
 
+    def correction(cd):
+        if cd not in corrections:
+            real = jnp.finfo(cd).dtype
+            if real not in corrections:
+                corrections[real] = 1 - jnp.asarray(decay, real) ** count.astype(real)
+            corrections[cd] = cast(corrections[real], cd)
+        return corrections[cd]
+
     def apply(x):
         cd = compute_dtype(x.dtype)
-        real = jnp.finfo(cd).dtype
-        if real not in corrections:
-            corrections[real] = 1 - jnp.asarray(decay, real) ** count.astype(real)
-        return x.astype(cd) / corrections[real].astype(cd)
+        return div(cast(x, cd), correction(cd))
 
     return apply
 
@@ -190,7 +196,7 @@ def bias_correction(decay=0.9):
         check_state("bias_correction", state, BiasCorrectionState)
         count = increment(state.count)
         correct = debiaser(decay, count)
-        out = jax.tree.map(lambda u: correct(u).astype(u.dtype), updates)
+        out = jax.tree.map(lambda u: cast(correct(u), u.dtype), updates)
         return out, BiasCorrectionState(count=count)
 
     return GradientTransformation(init, update, name="bias_correction",

@@ -1,13 +1,34 @@
-"""Numeric helpers shared by the transforms: compute dtypes, squares, step counters."""
+"""Numeric helpers shared by the transforms: compute dtypes, squares, step counters.
+
+The per-leaf arithmetic helpers (``add``, ``mul``, ``div``, ``sqrt``, ``cast``)
+compute exactly what ``x + y``, ``x * y``, ``x / y``, ``jnp.sqrt(x)`` and
+``x.astype(dtype)`` compute, and trace faster.  A ``jnp`` operator runs
+through a jitted function that is traced again for every new leaf shape
+(about a millisecond each), which dominates the tracing of a pytree of
+thousands of differently shaped leaves; the helpers bind the ``lax``
+primitive directly where that gives the same result: float32 or float64
+operands of one dtype and shape (or a scalar beside an array), or a Python
+number beside such an array.  Anything else (bfloat16, complex, mixed dtypes,
+weakly typed arrays) takes the ``jnp`` operator.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.core import Tracer
 
 _INT32_MAX = np.iinfo(np.int32).max
+
+
+@functools.lru_cache(maxsize=None, typed=True)
+def _compute_dtype(*dtypes):
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.promote_types(jnp.result_type(*dtypes), jnp.float32)
 
 
 def compute_dtype(*dtypes):
@@ -18,8 +39,11 @@ def compute_dtype(*dtypes):
     under ``jax.numpy_dtype_promotion("strict")`` (which refuses, e.g.,
     float64 with float32 or bfloat16 with float32).
     """
-    with jax.numpy_dtype_promotion("standard"):
-        return jnp.promote_types(jnp.result_type(*dtypes), jnp.float32)
+    try:
+        return _compute_dtype(*dtypes)
+    except TypeError:  # unhashable arguments (arrays): decide without the cache
+        with jax.numpy_dtype_promotion("standard"):
+            return jnp.promote_types(jnp.result_type(*dtypes), jnp.float32)
 
 
 def real_compute_dtype(*dtypes):
@@ -31,7 +55,7 @@ def abs_sq(x):
     """|x|^2 = x * conj(x), real for complex x."""
     if jnp.iscomplexobj(x):
         return jnp.real(x * jnp.conj(x))
-    return x * x
+    return mul(x, x)
 
 
 def increment(count):
@@ -47,3 +71,52 @@ def new_count():
 def is_traced(value) -> bool:
     """Whether ``value`` is a tracer (under jit, grad or vmap) rather than a concrete value."""
     return isinstance(value, Tracer)
+
+
+_DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def binds_directly(x, y) -> bool:
+    """Whether ``x op y`` may bind the lax primitive and match the jnp operator bit for bit."""
+    dtype = getattr(x, "dtype", None)
+    if dtype not in _DIRECT_DTYPES or getattr(x, "weak_type", True):
+        return False
+    if type(y) in (int, float):
+        return True
+    return getattr(y, "dtype", None) == dtype and (y.shape == x.shape or y.shape == ())
+
+
+def _operand(x, y):
+    return np.asarray(y, x.dtype) if type(y) in (int, float) else y
+
+
+def add(x, y):
+    """x + y (see the module docstring)."""
+    return lax.add(x, _operand(x, y)) if binds_directly(x, y) else x + y
+
+
+def sub(x, y):
+    """x - y (see the module docstring)."""
+    return lax.sub(x, _operand(x, y)) if binds_directly(x, y) else x - y
+
+
+def mul(x, y):
+    """x * y (see the module docstring)."""
+    return lax.mul(x, _operand(x, y)) if binds_directly(x, y) else x * y
+
+
+def div(x, y):
+    """x / y (see the module docstring)."""
+    return lax.div(x, _operand(x, y)) if binds_directly(x, y) else x / y
+
+
+def sqrt(x):
+    """jnp.sqrt(x) (see the module docstring)."""
+    return lax.sqrt(x) if binds_directly(x, 0) else jnp.sqrt(x)
+
+
+def cast(x, dtype):
+    """x.astype(dtype); nothing to trace when x already has that dtype."""
+    if getattr(x, "dtype", None) == dtype and not getattr(x, "weak_type", True):
+        return x
+    return x.astype(dtype)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_float_leaves, check_learning_rate, check_range, check_state
-from ._numerics import increment, new_count
+from ._numerics import binds_directly, increment, mul, new_count
 from ._typing import ScalarOrSchedule, Schedule
 
 
@@ -30,6 +30,8 @@ def identity() -> GradientTransformation:
 
 def _scaled(u, factor):
     """u * factor, computed in u's dtype so bf16 updates stay bf16."""
+    if binds_directly(u, factor):
+        return mul(u, factor)
     return u * jnp.asarray(factor, dtype=u.dtype)
 
 

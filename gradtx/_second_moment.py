@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from ._base import Preconditioner
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
 from ._momentum import debiaser
-from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._numerics import (abs_sq, add, cast, compute_dtype, div, increment, mul, new_count,
+                        real_compute_dtype, sqrt)
 from ._tree import zeros_like_tree
 
 
@@ -46,7 +47,8 @@ def _moment_zeros(params, nu_dtype=None):
 def _ema_sq(v, g, decay):
     """v_t = decay * v_{t-1} + (1 - decay) * |g_t|^2, in at least float32."""
     cd = real_compute_dtype(v.dtype)
-    return decay * v.astype(cd) + (1 - decay) * abs_sq(g.astype(compute_dtype(g.dtype))).astype(cd)
+    square = cast(abs_sq(cast(g, compute_dtype(g.dtype))), cd)
+    return add(mul(cast(v, cd), decay), mul(square, 1 - decay))
 
 
 def _is_static(x, test):
@@ -62,11 +64,11 @@ def _divide(u, v, eps, eps_root, *, nonnegative=True):
     ``eps_root`` or ``eps`` of 0 is not added.
     """
     cd = compute_dtype(u.dtype)
-    root = jnp.sqrt(v if _is_static(eps_root, lambda e: e == 0) else v + eps_root)
-    denom = root if _is_static(eps, lambda e: e == 0) else root + eps
+    root = sqrt(v if _is_static(eps_root, lambda e: e == 0) else add(v, eps_root))
+    denom = root if _is_static(eps, lambda e: e == 0) else add(root, eps)
     positive = lambda e: e > 0  # noqa: E731
     if nonnegative and (_is_static(eps, positive) or _is_static(eps_root, positive)):
-        return (u.astype(cd) / denom.astype(cd)).astype(u.dtype)
+        return cast(div(cast(u, cd), cast(denom, cd)), u.dtype)
     safe = jnp.where(denom > 0, denom, 1)
     return jnp.where(denom > 0, u.astype(cd) / safe.astype(cd), 0).astype(u.dtype)
 
@@ -103,7 +105,7 @@ def _as_stored(stored):
     """The stored moment back in compute precision: the update reads what the state keeps,
     so a donated step needs no full-precision copy of a narrower moment.
     """
-    return jax.tree.map(lambda s: s.astype(real_compute_dtype(s.dtype)), stored)
+    return jax.tree.map(lambda s: cast(s, real_compute_dtype(s.dtype)), stored)
 
 
 def _store_moment(new, old, count, salt=0):
@@ -122,7 +124,7 @@ def _store_moment(new, old, count, salt=0):
         if o.dtype == jnp.bfloat16 and n.dtype == jnp.float32:
             stored.append(_round_bf16_stochastic(n, count, salt + i))
         else:
-            stored.append(n.astype(o.dtype))
+            stored.append(cast(n, o.dtype))
     return treedef.unflatten(stored)
 
 

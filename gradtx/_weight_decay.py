@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_learning_rate, check_range, check_state
-from ._numerics import increment, new_count
+from ._numerics import add, binds_directly, cast, increment, mul, new_count
 from ._tree import check_same_structure, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
 
@@ -62,7 +62,8 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
         def decay(u, p, k):
             if isinstance(k, bool) and not k:
                 return u
-            added = (u + jnp.asarray(wd, u.dtype) * p.astype(u.dtype))
+            factor = wd if binds_directly(u, wd) else jnp.asarray(wd, u.dtype)
+            added = add(u, mul(cast(p, u.dtype), factor))
             return added if isinstance(k, bool) else jnp.where(k, added, u)
 
         return jax.tree.map(decay, updates, params, keep), state
