@@ -16,16 +16,27 @@ def transformer_like(layers: int = 12, width: int = 384, vocab: int = 20000, con
     Embeddings, then per layer: attention (fused qkv, output projection),
     MLP (4x width), two layer norms, each with weights and biases.
     """
-    tree = {"embed": (vocab, width), "pos": (context, width),
-            "ln_f": {"scale": (width,), "bias": (width,)}}
+    tree = {
+        "embed": (vocab, width),
+        "pos": (context, width),
+        "ln_f": {"scale": (width,), "bias": (width,)},
+    }
     for i in range(layers):
         tree[f"layer{i:02d}"] = {
             "ln1": {"scale": (width,), "bias": (width,)},
-            "attn": {"qkv": (width, 3 * width), "qkv_bias": (3 * width,),
-                     "out": (width, width), "out_bias": (width,)},
+            "attn": {
+                "qkv": (width, 3 * width),
+                "qkv_bias": (3 * width,),
+                "out": (width, width),
+                "out_bias": (width,),
+            },
             "ln2": {"scale": (width,), "bias": (width,)},
-            "mlp": {"fc": (width, 4 * width), "fc_bias": (4 * width,),
-                    "proj": (4 * width, width), "proj_bias": (width,)},
+            "mlp": {
+                "fc": (width, 4 * width),
+                "fc_bias": (4 * width,),
+                "proj": (4 * width, width),
+                "proj_bias": (width,),
+            },
         }
     return tree
 
@@ -69,8 +80,12 @@ def billion():
     return {"w": (32768, 32768)}
 
 
-CASES = {"one_leaf": one_leaf, "transformer": transformer_like, "many_small": many_small,
-         "billion": billion}
+CASES = {
+    "one_leaf": one_leaf,
+    "transformer": transformer_like,
+    "many_small": many_small,
+    "billion": billion,
+}
 
 # Per-leaf cases by leaf count (bench_per_leaf.py); not part of ``--case all``.
 PER_LEAF_CASES = {"mixed": mixed, "many_small": many_small}
@@ -88,6 +103,7 @@ def default_cases(backend: str) -> list[str]:
 def count(shapes) -> tuple[int, int]:
     """(number of leaves, number of parameters) of a shapes pytree."""
     import jax
+
     leaves = jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))
     return len(leaves), int(sum(np.prod(s) for s in leaves))
 
@@ -96,6 +112,7 @@ def arrays(shapes, dtype="float32", fill=None, seed=0):
     """Device arrays of the given shapes (random normal, or a constant ``fill``)."""
     import jax
     import jax.numpy as jnp
+
     rng = np.random.default_rng(seed)
 
     def make(shape):

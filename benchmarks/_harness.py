@@ -25,10 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def machine() -> dict:
     """Device, CPU model, core count, library versions and load, for the results file."""
     import jax
-    info = {"python": platform.python_version(), "jax": jax.__version__,
-            "device": str(jax.devices()[0]), "platform": jax.default_backend()}
+
+    info = {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "device": str(jax.devices()[0]),
+        "platform": jax.default_backend(),
+    }
     try:
         import jaxlib
+
         info["jaxlib"] = jaxlib.__version__
     except Exception:  # pragma: no cover
         pass
@@ -58,6 +64,7 @@ def machine() -> dict:
 
 def block(tree):
     import jax
+
     jax.block_until_ready(tree)
 
 

@@ -43,20 +43,30 @@ def compile_seconds(make_tx, params, apply):
 
 def implementations(which):
     import optax
+
     impls = {}
     if "gradtx" in which:
         impls["gradtx.adam"] = (lambda: gradtx.adam(LR), False, gradtx.apply_updates)
     if "flatten" in which:
-        impls["gradtx.flatten(adam)"] = (lambda: gradtx.flatten(gradtx.adam(LR)), False,
-                                         gradtx.apply_updates)
+        impls["gradtx.flatten(adam)"] = (
+            lambda: gradtx.flatten(gradtx.adam(LR)),
+            False,
+            gradtx.apply_updates,
+        )
     if "packed" in which:
         impls["gradtx.flatten(adam), packed params"] = (
-            lambda: gradtx.flatten(gradtx.adam(LR)), True, gradtx.apply_updates)
+            lambda: gradtx.flatten(gradtx.adam(LR)),
+            True,
+            gradtx.apply_updates,
+        )
     if "optax" in which:
         impls["optax.adam"] = (lambda: optax.adam(LR), False, optax.apply_updates)
     if "optax_flatten" in which:
-        impls["optax.flatten(adam)"] = (lambda: optax.flatten(optax.adam(LR)), False,
-                                        optax.apply_updates)
+        impls["optax.flatten(adam)"] = (
+            lambda: optax.flatten(optax.adam(LR)),
+            False,
+            optax.apply_updates,
+        )
     return impls
 
 
@@ -69,8 +79,16 @@ def main():
     args = parser.parse_args()
     info = H.machine()
     impls = implementations(set(args.impl.split(",")))
-    header = ["leaves", "params", "implementation", "trace+lower s", "XLA compile s",
-              "total s (median)", "x optax.adam", "device"]
+    header = [
+        "leaves",
+        "params",
+        "implementation",
+        "trace+lower s",
+        "XLA compile s",
+        "total s (median)",
+        "x optax.adam",
+        "device",
+    ]
     rows = []
     for n in [int(x) for x in args.leaves.split(",")]:
         shapes = _cases.many_small(n)
@@ -83,23 +101,41 @@ def main():
                 lower_s, compile_s = compile_seconds(make, packed if use_packed else params, apply)
                 totals[name].append(lower_s + compile_s)
                 parts[name].append((lower_s, compile_s))
-                print(f"{n} leaves  {name:40s} trace+lower {lower_s:7.2f} s  compile "
-                      f"{compile_s:7.2f} s", flush=True)
+                print(
+                    f"{n} leaves  {name:40s} trace+lower {lower_s:7.2f} s  compile "
+                    f"{compile_s:7.2f} s",
+                    flush=True,
+                )
         ref = np.asarray(totals["optax.adam"]) if "optax.adam" in totals else None
         for name in impls:
             t = np.asarray(totals[name])
             lower = np.median([p[0] for p in parts[name]])
             comp = np.median([p[1] for p in parts[name]])
             ratio = H.fmt_ratio(H.paired_ratio(t, ref)) if ref is not None else "-"
-            rows.append([n, _cases.count(shapes)[1], name, f"{lower:.2f}", f"{comp:.2f}",
-                         f"{np.median(t):.2f} [{t.min():.2f}-{t.max():.2f}]", ratio, info["device"]])
-        print(H.markdown_table(header, rows[-len(impls):]), flush=True)
-    text = ("# Compile time of one Adam step (trace + lower + XLA compile)\n\n"
-            f"Command: `python benchmarks/bench_compile.py --leaves {args.leaves} --repeats "
-            f"{args.repeats} --impl {args.impl}`\n\n"
-            "total: median [min-max] over repeats; x optax.adam: median [25th-75th percentile] "
-            "of per-repeat ratios.\n\n" + H.markdown_table(header, rows)
-            + "\n\n## Machine\n\n" + H.machine_markdown(info) + "\n")
+            rows.append(
+                [
+                    n,
+                    _cases.count(shapes)[1],
+                    name,
+                    f"{lower:.2f}",
+                    f"{comp:.2f}",
+                    f"{np.median(t):.2f} [{t.min():.2f}-{t.max():.2f}]",
+                    ratio,
+                    info["device"],
+                ]
+            )
+        print(H.markdown_table(header, rows[-len(impls) :]), flush=True)
+    text = (
+        "# Compile time of one Adam step (trace + lower + XLA compile)\n\n"
+        f"Command: `python benchmarks/bench_compile.py --leaves {args.leaves} --repeats "
+        f"{args.repeats} --impl {args.impl}`\n\n"
+        "total: median [min-max] over repeats; x optax.adam: median [25th-75th percentile] "
+        "of per-repeat ratios.\n\n"
+        + H.markdown_table(header, rows)
+        + "\n\n## Machine\n\n"
+        + H.machine_markdown(info)
+        + "\n"
+    )
     H.write_result(args.out, text)
 
 

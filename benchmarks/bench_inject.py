@@ -26,6 +26,7 @@ def make_step(opt):
     def step(params, state, grad):
         updates, state = opt.update(grad, state, params)
         return gradtx.apply_updates(params, updates), state
+
     return step
 
 
@@ -42,7 +43,9 @@ def interleaved_step_times(steps, repeats):
             run[1], run[2] = run[0](run[1], run[2], run[3])
             jax.block_until_ready(run[1])
             t.append(time.perf_counter() - start)
-    return [float(np.median(t)) for t in times], float(np.median(np.array(times[1]) / np.array(times[0])))
+    return [float(np.median(t)) for t in times], float(
+        np.median(np.array(times[1]) / np.array(times[0]))
+    )
 
 
 def main():
@@ -53,7 +56,7 @@ def main():
     args = parser.parse_args()
     params = {"w": jnp.ones((args.size,), jnp.float32)}
     grad = {"w": jnp.full((args.size,), 0.01, jnp.float32)}
-    rates = [10.0 ** -k for k in range(1, args.sweep + 1)]
+    rates = [10.0**-k for k in range(1, args.sweep + 1)]
 
     start = time.perf_counter()
     plain_compiles = 0
@@ -74,14 +77,22 @@ def main():
 
     plain_opt = gradtx.adamw(1e-3, weight_decay=1e-4)
     (plain_t, injected_t), ratio = interleaved_step_times(
-        [(make_step(plain_opt), params, plain_opt.init(params), grad),
-         (step, params, opt.init(params), grad)], args.repeats)
+        [
+            (make_step(plain_opt), params, plain_opt.init(params), grad),
+            (step, params, opt.init(params), grad),
+        ],
+        args.repeats,
+    )
 
     print(f"device: {jax.devices()[0].device_kind}, params: {args.size} float32")
-    print(f"sweep of {len(rates)} learning rates: plain compiles {plain_compiles} "
-          f"({plain_sweep:.2f} s), injected compiles {step._cache_size()} ({injected_sweep:.2f} s)")
-    print(f"median step: plain {plain_t * 1e3:.3f} ms, injected {injected_t * 1e3:.3f} ms, "
-          f"median of per-repeat ratios injected / plain = {ratio:.3f}")
+    print(
+        f"sweep of {len(rates)} learning rates: plain compiles {plain_compiles} "
+        f"({plain_sweep:.2f} s), injected compiles {step._cache_size()} ({injected_sweep:.2f} s)"
+    )
+    print(
+        f"median step: plain {plain_t * 1e3:.3f} ms, injected {injected_t * 1e3:.3f} ms, "
+        f"median of per-repeat ratios injected / plain = {ratio:.3f}"
+    )
 
 
 if __name__ == "__main__":

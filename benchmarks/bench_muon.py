@@ -40,9 +40,16 @@ def transformer(layers, d, vocab, seed=0):
     params = {"embed": w(vocab, d), "head": w(d, vocab), "final_norm": jnp.ones(d)}
     for i in range(layers):
         params[f"block{i}"] = {
-            "q": w(d, d), "k": w(d, d), "v": w(d, d), "o": w(d, d),
-            "up": w(d, 4 * d), "down": w(4 * d, d),
-            "up_bias": jnp.zeros(4 * d), "norm1": jnp.ones(d), "norm2": jnp.ones(d)}
+            "q": w(d, d),
+            "k": w(d, d),
+            "v": w(d, d),
+            "o": w(d, d),
+            "up": w(d, 4 * d),
+            "down": w(4 * d, d),
+            "up_bias": jnp.zeros(4 * d),
+            "norm1": jnp.ones(d),
+            "norm2": jnp.ones(d),
+        }
     return params
 
 
@@ -50,6 +57,7 @@ def make_step(tx, apply):
     def step(params, grads, state):
         updates, state = tx.update(grads, state, params)
         return apply(params, updates), state
+
     return jax.jit(step, donate_argnums=(0, 2))
 
 
@@ -65,8 +73,10 @@ def main():
     params = transformer(args.layers, args.d, args.vocab)
     rng = np.random.default_rng(1)
     grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params)
-    impls = {"gradtx.muon": (gradtx.muon(0.02), gradtx.apply_updates),
-             "optax.contrib.muon": (optax.contrib.muon(0.02), optax.apply_updates)}
+    impls = {
+        "gradtx.muon": (gradtx.muon(0.02), gradtx.apply_updates),
+        "optax.contrib.muon": (optax.contrib.muon(0.02), optax.apply_updates),
+    }
 
     # Same numbers: 5 steps each from the same start, gradients changing.
     finals = {}
@@ -77,8 +87,10 @@ def main():
             p, s = step(p, jax.tree.map(lambda g: g * (1.0 + 0.1 * k), grads), s)
         finals[name] = p
     ours, theirs = finals["gradtx.muon"], finals["optax.contrib.muon"]
-    diff = max(float(jnp.max(jnp.abs(a - b)))
-               for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)))
+    diff = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs))
+    )
 
     states, runners = {}, {}
     for name, (tx, apply) in impls.items():
@@ -90,31 +102,37 @@ def main():
             p, s = step(p, grads, s)
             states[name] = [p, s]
             h.block(p)
+
         runners[name] = run
     times = h.interleaved(runners, args.rounds)
     base = times["optax.contrib.muon"]
-    rows = [[name, h.fmt_ms(t), h.fmt_ratio(h.paired_ratio(t, base)), h.machine()["device"]]
-            for name, t in times.items()]
+    rows = [
+        [name, h.fmt_ms(t), h.fmt_ratio(h.paired_ratio(t, base)), h.machine()["device"]]
+        for name, t in times.items()
+    ]
     n_matrices = sum(1 for x in jax.tree.leaves(params) if x.ndim == 2)
     n_shapes = len({x.shape for x in jax.tree.leaves(params) if x.ndim == 2})
-    text = "\n\n".join([
-        "# One Muon step (update + apply, jitted, donated)",
-        f"Command: `python benchmarks/bench_muon.py --layers {args.layers} --d {args.d} "
-        f"--vocab {args.vocab} --rounds {args.rounds}`",
-        f"Case: {args.layers} transformer blocks, d = {args.d}, vocabulary {args.vocab}: "
-        f"{n_matrices} matrices in {n_shapes} shapes, "
-        f"{sum(x.size for x in jax.tree.leaves(params))} parameters, float32.",
-        f"Same numbers: after 5 steps from the same start the largest parameter difference "
-        f"between the two is {diff:.2e} (must be <= 1e-6).",
-        "Where the time goes: gradtx orthogonalizes the matrices of one shape as one "
-        "batch (a tall matrix transposed to join the wide ones) and iterates wide "
-        "matrices (n > 1.875 m) on their m x m Gram matrix; optax runs each leaf on its own.",
-        "Times: median [25th-75th percentile] over rounds; ratio: median [25th-75th "
-        "percentile] of per-round ratios (both run once per round, shuffled).",
-        h.markdown_table(["implementation", "median ms [IQR]", "x optax.contrib.muon", "device"],
-                         rows),
-        "## Machine\n\n" + h.machine_markdown(h.machine()),
-    ])
+    text = "\n\n".join(
+        [
+            "# One Muon step (update + apply, jitted, donated)",
+            f"Command: `python benchmarks/bench_muon.py --layers {args.layers} --d {args.d} "
+            f"--vocab {args.vocab} --rounds {args.rounds}`",
+            f"Case: {args.layers} transformer blocks, d = {args.d}, vocabulary {args.vocab}: "
+            f"{n_matrices} matrices in {n_shapes} shapes, "
+            f"{sum(x.size for x in jax.tree.leaves(params))} parameters, float32.",
+            f"Same numbers: after 5 steps from the same start the largest parameter difference "
+            f"between the two is {diff:.2e} (must be <= 1e-6).",
+            "Where the time goes: gradtx orthogonalizes the matrices of one shape as one "
+            "batch (a tall matrix transposed to join the wide ones) and iterates wide "
+            "matrices (n > 1.875 m) on their m x m Gram matrix; optax runs each leaf on its own.",
+            "Times: median [25th-75th percentile] over rounds; ratio: median [25th-75th "
+            "percentile] of per-round ratios (both run once per round, shuffled).",
+            h.markdown_table(
+                ["implementation", "median ms [IQR]", "x optax.contrib.muon", "device"], rows
+            ),
+            "## Machine\n\n" + h.machine_markdown(h.machine()),
+        ]
+    )
     h.write_result(args.out, text)
     if diff > 1e-6:
         raise SystemExit(f"bench_muon: the two disagree by {diff:.2e} > 1e-6")

@@ -82,6 +82,7 @@ def runner(compiled, params, state, grads):
 
 def measure(opt, n, case, repeats, rounds):
     import optax
+
     libs = {"gradtx": gradtx, "optax": optax}
     shapes = _cases.PER_LEAF_CASES[case](n)
     params = _cases.arrays(shapes)
@@ -97,14 +98,20 @@ def measure(opt, n, case, repeats, rounds):
             lower_s[name].append(lo)
             compile_s[name].append(lo + co)
             last[name] = (compiled, p, s)
-            print(f"{opt} {n} leaves {name}: trace+lower {lo:.2f} s, XLA compile {co:.2f} s",
-                  flush=True)
+            print(
+                f"{opt} {n} leaves {name}: trace+lower {lo:.2f} s, XLA compile {co:.2f} s",
+                flush=True,
+            )
     runners = {name: runner(c, p, s, grads) for name, (c, p, s) in last.items()}
     times = H.interleaved(runners, rounds)
     g_c, o_c = np.asarray(compile_s["gradtx"]), np.asarray(compile_s["optax"])
     return {
-        "optimizer": opt, "leaves": n, "case": case, "params": _cases.count(shapes)[1],
-        "repeats": repeats, "rounds": rounds,
+        "optimizer": opt,
+        "leaves": n,
+        "case": case,
+        "params": _cases.count(shapes)[1],
+        "repeats": repeats,
+        "rounds": rounds,
         "step_ms": {k: float(np.median(v) * 1e3) for k, v in times.items()},
         "step_ratio": H.paired_ratio(times["gradtx"], times["optax"]),
         "compile_s": {k: float(np.median(v)) for k, v in compile_s.items()},
@@ -133,36 +140,53 @@ def render(path, out):
     records = [r for r in lines if "optimizer" in r]
     records.sort(key=lambda r: (list(OPTIMIZERS).index(r["optimizer"]), r["leaves"]))
     for r in records:
-        rows.append([
-            r["optimizer"], r["leaves"], r["params"],
-            f"{r['step_ms']['gradtx']:.2f} / {r['step_ms']['optax']:.2f}",
-            H.fmt_ratio(r["step_ratio"]) + f" ({r['rounds']} rounds)",
-            f"{r['trace_lower_s']['gradtx']:.2f} / {r['trace_lower_s']['optax']:.2f}",
-            f"{r['compile_s']['gradtx']:.1f} / {r['compile_s']['optax']:.1f}",
-            H.fmt_ratio(r["compile_ratio"]) + f" ({r['repeats']} rep.)",
-            r["loadavg"]])
-    header = ["optimizer", "leaves", "params", "step ms gradtx / optax", "step x optax",
-              "trace+lower s gradtx / optax", "compile total s gradtx / optax",
-              "compile x optax", "load avg after"]
+        rows.append(
+            [
+                r["optimizer"],
+                r["leaves"],
+                r["params"],
+                f"{r['step_ms']['gradtx']:.2f} / {r['step_ms']['optax']:.2f}",
+                H.fmt_ratio(r["step_ratio"]) + f" ({r['rounds']} rounds)",
+                f"{r['trace_lower_s']['gradtx']:.2f} / {r['trace_lower_s']['optax']:.2f}",
+                f"{r['compile_s']['gradtx']:.1f} / {r['compile_s']['optax']:.1f}",
+                H.fmt_ratio(r["compile_ratio"]) + f" ({r['repeats']} rep.)",
+                r["loadavg"],
+            ]
+        )
+    header = [
+        "optimizer",
+        "leaves",
+        "params",
+        "step ms gradtx / optax",
+        "step x optax",
+        "trace+lower s gradtx / optax",
+        "compile total s gradtx / optax",
+        "compile x optax",
+        "load avg after",
+    ]
     commands = [line["command"] for line in lines if "command" in line]
     loads = sorted(float(r["loadavg"].split()[0]) for r in records) or ["?"]
-    text = ("# Per-leaf path: gradtx vs optax, step and compile time\n\n"
-            f"Device: {_cpu_model()} ({(info or {}).get('CPU(s)', '?')} cores), JAX on CPU.\n\n"
-            "Commands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n\n"
-            "Params: `_cases.mixed(leaves)` (ranks 0-4, 200-1800 values per leaf), float32; "
-            "optax's defaults with learning rate 1e-3. Step: the compiled, donated step "
-            "(update + apply), gradtx and optax once per round in shuffled order; x optax is "
-            "the median [25th-75th percentile] of per-round ratios. Compile: trace + lower + "
-            "XLA compile after `jax.clear_caches()`, gradtx and optax alternating; x optax is "
-            "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves).\n\n"
-            "**The machine was loaded** by other engineers' jobs throughout (1-minute load "
-            f"average {loads[0]}-{loads[-1]} on its cores at "
-            "the end of each row): read the paired ratios, not the absolute times. Under this "
-            "load the XLA compile time of one and the same program varies widely (three "
-            "100-leaf compiles of optax.adam took 7.9, 11.5 and 12.8 s), so a one-repeat "
-            "compile ratio is within about +-25% of 1.0 for identical programs.\n\n"
-            + H.markdown_table(header, rows) + "\n\n## Machine\n\n"
-            + H.machine_markdown(info or {}) + "\n")
+    text = (
+        "# Per-leaf path: gradtx vs optax, step and compile time\n\n"
+        f"Device: {_cpu_model()} ({(info or {}).get('CPU(s)', '?')} cores), JAX on CPU.\n\n"
+        "Commands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n\n"
+        "Params: `_cases.mixed(leaves)` (ranks 0-4, 200-1800 values per leaf), float32; "
+        "optax's defaults with learning rate 1e-3. Step: the compiled, donated step "
+        "(update + apply), gradtx and optax once per round in shuffled order; x optax is "
+        "the median [25th-75th percentile] of per-round ratios. Compile: trace + lower + "
+        "XLA compile after `jax.clear_caches()`, gradtx and optax alternating; x optax is "
+        "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves).\n\n"
+        "**The machine was loaded** by other engineers' jobs throughout (1-minute load "
+        f"average {loads[0]}-{loads[-1]} on its cores at "
+        "the end of each row): read the paired ratios, not the absolute times. Under this "
+        "load the XLA compile time of one and the same program varies widely (three "
+        "100-leaf compiles of optax.adam took 7.9, 11.5 and 12.8 s), so a one-repeat "
+        "compile ratio is within about +-25% of 1.0 for identical programs.\n\n"
+        + H.markdown_table(header, rows)
+        + "\n\n## Machine\n\n"
+        + H.machine_markdown(info or {})
+        + "\n"
+    )
     H.write_result(out, text)
 
 
@@ -171,8 +195,12 @@ def main():
     parser.add_argument("--leaves", default="100,1000")
     parser.add_argument("--opt", default=",".join(OPTIMIZERS))
     parser.add_argument("--case", default="mixed", choices=list(_cases.PER_LEAF_CASES))
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="compile repeats (default 3 below 1000 leaves, else 1)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="compile repeats (default 3 below 1000 leaves, else 1)",
+    )
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--json", default=None, help="append one JSON line per measurement")
     parser.add_argument("--render", default=None, help="JSON lines file to render")
@@ -187,8 +215,15 @@ def main():
             f.write(json.dumps({"machine": H.machine()}) + "\n")
     if args.json and not args.one:
         with open(args.json, "a") as f:
-            f.write(json.dumps({"command": "python benchmarks/bench_per_leaf.py "
-                                + " ".join(a for a in sys.argv[1:])}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "command": "python benchmarks/bench_per_leaf.py "
+                        + " ".join(a for a in sys.argv[1:])
+                    }
+                )
+                + "\n"
+            )
     for n in [int(x) for x in args.leaves.split(",")]:
         for opt in args.opt.split(","):
             repeats = args.repeats or (3 if n < 1000 else 1)
@@ -199,10 +234,25 @@ def main():
                     with open(args.json, "a") as f:
                         f.write(json.dumps(record) + "\n")
                 continue
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--one", "--leaves", str(n),
-                            "--opt", opt, "--case", args.case, "--repeats", str(repeats),
-                            "--rounds", str(args.rounds)]
-                           + (["--json", args.json] if args.json else []), check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--one",
+                    "--leaves",
+                    str(n),
+                    "--opt",
+                    opt,
+                    "--case",
+                    args.case,
+                    "--repeats",
+                    str(repeats),
+                    "--rounds",
+                    str(args.rounds),
+                ]
+                + (["--json", args.json] if args.json else []),
+                check=True,
+            )
 
 
 if __name__ == "__main__":

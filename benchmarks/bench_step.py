@@ -46,6 +46,7 @@ def jax_step(tx, apply):
     def step(params, state, grads):
         updates, state = tx.update(grads, state, params)
         return apply(params, updates), state
+
     return jax.jit(step, donate_argnums=(0, 1))
 
 
@@ -77,6 +78,7 @@ def floor_runners(n: int):
     runners["floor: XLA one pass"] = run_jax
     try:
         import torch
+
         tx_ = torch.full((n, 3), 0.5)
         tg = torch.full((n, 1), 1e-3)
 
@@ -93,7 +95,10 @@ def floor_runners(n: int):
 def torch_runner(shapes):
     """torch.optim.Adam(fused=True) (foreach if fused is unavailable), on the same shapes."""
     import torch
-    device = "cpu" if jax.default_backend() == "cpu" else ("cuda" if torch.cuda.is_available() else None)
+
+    device = (
+        "cpu" if jax.default_backend() == "cpu" else ("cuda" if torch.cuda.is_available() else None)
+    )
     if device is None:
         return None, None
     leaves = jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))
@@ -118,6 +123,7 @@ def torch_runner(shapes):
 
 def implementations(shapes, which):
     import optax
+
     params = _cases.arrays(shapes)
     grads = _cases.arrays(shapes, seed=1)
     grads = jax.tree.map(lambda g: g * 1e-2, grads)
@@ -128,10 +134,12 @@ def implementations(shapes, which):
         runners["gradtx.flatten(adam)"] = jax_runner(gradtx.flatten(gradtx.adam(LR)), params, grads)
     if "packed" in which and len(jax.tree.leaves(params)) > 1:
         runners["gradtx.flatten(adam), packed params"] = jax_runner(
-            gradtx.flatten(gradtx.adam(LR)), gradtx.pack(params), gradtx.pack(grads))
+            gradtx.flatten(gradtx.adam(LR)), gradtx.pack(params), gradtx.pack(grads)
+        )
     if "bf16" in which and len(jax.tree.leaves(params)) <= 500:
         runners["gradtx.adam(mu_dtype=bf16, nu_dtype=bf16)"] = jax_runner(
-            gradtx.adam(LR, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16), params, grads)
+            gradtx.adam(LR, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16), params, grads
+        )
     if "noop" in which:
         noop = jax.jit(lambda p, g: p, donate_argnums=0)
         box = [jax.tree.map(jnp.copy, params)]
@@ -144,8 +152,9 @@ def implementations(shapes, which):
     if "optax" in which:
         runners["optax.adam"] = jax_runner(optax.adam(LR), params, grads, optax.apply_updates)
     if "optax_flatten" in which:
-        runners["optax.flatten(adam)"] = jax_runner(optax.flatten(optax.adam(LR)), params, grads,
-                                                    optax.apply_updates)
+        runners["optax.flatten(adam)"] = jax_runner(
+            optax.flatten(optax.adam(LR)), params, grads, optax.apply_updates
+        )
     if "torch" in which:
         run, name = torch_runner(shapes)
         if run is not None:
@@ -170,15 +179,23 @@ def run_case(name, rounds, which):
     torch_name = next((k for k in times if k.startswith("torch")), None)
     rows = []
     for impl, t in times.items():
-        rows.append([name, impl, H.fmt_ms(t),
-                     H.fmt_ratio(H.paired_ratio(t, floor)),
-                     H.fmt_ratio(H.paired_ratio(t, optax_t)) if optax_t is not None else "-",
-                     H.fmt_ratio(H.paired_ratio(t, times[torch_name])) if torch_name else "-",
-                     H.machine()["device"]])
+        rows.append(
+            [
+                name,
+                impl,
+                H.fmt_ms(t),
+                H.fmt_ratio(H.paired_ratio(t, floor)),
+                H.fmt_ratio(H.paired_ratio(t, optax_t)) if optax_t is not None else "-",
+                H.fmt_ratio(H.paired_ratio(t, times[torch_name])) if torch_name else "-",
+                H.machine()["device"],
+            ]
+        )
     gbs = 28 * n_params / np.median(floor) / 1e9
-    note = (f"{name}: {n_leaves} leaves, {n_params / 1e6:.2f}M params, float32; floor = "
-            f"'{floor_name}', {np.median(floor) * 1e3:.2f} ms = {gbs:.1f} GB/s at 28 B/param; "
-            f"{rounds} rounds")
+    note = (
+        f"{name}: {n_leaves} leaves, {n_params / 1e6:.2f}M params, float32; floor = "
+        f"'{floor_name}', {np.median(floor) * 1e3:.2f} ms = {gbs:.1f} GB/s at 28 B/param; "
+        f"{rounds} rounds"
+    )
     return rows, note
 
 
@@ -186,9 +203,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="all", choices=["all", *_cases.CASES])
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--impl", default="gradtx,flatten,packed,bf16,noop,optax,optax_flatten,torch",
-                        help="comma-separated subset of gradtx,flatten,packed,bf16,noop,optax,"
-                             "optax_flatten,torch")
+    parser.add_argument(
+        "--impl",
+        default="gradtx,flatten,packed,bf16,noop,optax,optax_flatten,torch",
+        help="comma-separated subset of gradtx,flatten,packed,bf16,noop,optax,optax_flatten,torch",
+    )
     parser.add_argument("--out", default=None, help="write the markdown table to this file")
     parser.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,9 +224,21 @@ def main():
         for case in _cases.default_cases(jax.default_backend()):
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, "rows.json")
-                subprocess.run([sys.executable, os.path.abspath(__file__), "--case", case,
-                                "--rounds", str(args.rounds), "--impl", args.impl,
-                                "--rows-json", out], check=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--case",
+                        case,
+                        "--rounds",
+                        str(args.rounds),
+                        "--impl",
+                        args.impl,
+                        "--rows-json",
+                        out,
+                    ],
+                    check=True,
+                )
                 with open(out) as f:
                     r, note = json.load(f)
             rows += r
@@ -216,19 +247,33 @@ def main():
         with open(args.rows_json, "w") as f:
             json.dump([rows, notes[0]], f)
         return
-    text = ("# One Adam step (update + apply, donated)\n\n"
-            "Command: `python benchmarks/bench_step.py " + " ".join(
-                f"--{k} {v}" for k, v in vars(args).items() if v is not None and k != "out") + "`\n\n"
-            "Times: median [25th-75th percentile] over rounds; ratios: median [25th-75th "
-            "percentile] of per-round ratios (every implementation runs once per round, "
-            "shuffled, so ratios are paired).\n\n"
-            + H.markdown_table(HEADER, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-            + "\n\n## Machine\n\n" + H.machine_markdown(info) + "\n")
+    text = (
+        "# One Adam step (update + apply, donated)\n\n"
+        "Command: `python benchmarks/bench_step.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None and k != "out")
+        + "`\n\n"
+        "Times: median [25th-75th percentile] over rounds; ratios: median [25th-75th "
+        "percentile] of per-round ratios (every implementation runs once per round, "
+        "shuffled, so ratios are paired).\n\n"
+        + H.markdown_table(HEADER, rows)
+        + "\n\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n\n## Machine\n\n"
+        + H.machine_markdown(info)
+        + "\n"
+    )
     H.write_result(args.out, text)
 
 
-HEADER = ["case", "implementation", "median ms [IQR]", "x floor", "x optax.adam", "x torch",
-          "device"]
+HEADER = [
+    "case",
+    "implementation",
+    "median ms [IQR]",
+    "x floor",
+    "x optax.adam",
+    "x torch",
+    "device",
+]
 
 
 if __name__ == "__main__":

@@ -33,9 +33,10 @@ LR = 1e-3
 
 def mlp(key, sizes=(784, 1024, 1024, 10), batch=128):
     keys = jax.random.split(key, len(sizes) + 1)
-    params = {f"dense{i}": {"w": jax.random.normal(keys[i], (a, b)) / np.sqrt(a),
-                            "b": jnp.zeros(b)}
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+    params = {
+        f"dense{i}": {"w": jax.random.normal(keys[i], (a, b)) / np.sqrt(a), "b": jnp.zeros(b)}
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    }
     x = jax.random.normal(keys[-1], (batch, sizes[0]))
     labels = jax.random.randint(keys[-2], (batch,), 0, sizes[-1])
 
@@ -60,12 +61,20 @@ def transformer(key, layers=4, width=256, heads=4, seq=128, batch=8, vocab=4096)
     def norm():
         return {"scale": jnp.ones(width), "bias": jnp.zeros(width)}
 
-    params = {"embed": jax.random.normal(next(keys), (vocab, width)) * 0.02,
-              "pos": jax.random.normal(next(keys), (seq, width)) * 0.02, "ln_f": norm()}
+    params = {
+        "embed": jax.random.normal(next(keys), (vocab, width)) * 0.02,
+        "pos": jax.random.normal(next(keys), (seq, width)) * 0.02,
+        "ln_f": norm(),
+    }
     for i in range(layers):
-        params[f"layer{i}"] = {"ln1": norm(), "qkv": dense(width, 3 * width),
-                               "out": dense(width, width), "ln2": norm(),
-                               "fc": dense(width, 4 * width), "proj": dense(4 * width, width)}
+        params[f"layer{i}"] = {
+            "ln1": norm(),
+            "qkv": dense(width, 3 * width),
+            "out": dense(width, width),
+            "ln2": norm(),
+            "fc": dense(width, 4 * width),
+            "proj": dense(4 * width, width),
+        }
     tokens = jax.random.randint(next(keys), (batch, seq + 1), 0, vocab)
 
     def layer_norm(x, p):
@@ -100,6 +109,7 @@ MODELS = {"mlp": mlp, "transformer": transformer}
 
 def runners_for(model, which):
     import optax
+
     params, loss, batch = MODELS[model](jax.random.PRNGKey(0))
     grads = jax.tree.map(lambda p: 1e-3 * jnp.ones_like(p), params)
     runners = {}
@@ -118,6 +128,7 @@ def runners_for(model, which):
     if "optax" in which:
         txs["optax.adam"] = (optax.adam(LR), optax.apply_updates)
     for name, (tx, apply) in txs.items():
+
         def train_step(p, s, b, tx=tx, apply=apply):
             value, g = jax.value_and_grad(loss)(p, b)
             updates, s = tx.update(g, s, p)
@@ -157,27 +168,48 @@ def main():
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     info = H.machine()
-    header = ["model", "optimizer", "train step ms", "optimizer step ms",
-              "share: 1 - fwd+bwd / train", "optimizer step / train step", "device"]
+    header = [
+        "model",
+        "optimizer",
+        "train step ms",
+        "optimizer step ms",
+        "share: 1 - fwd+bwd / train",
+        "optimizer step / train step",
+        "device",
+    ]
     rows, notes = [], []
-    for model in (list(MODELS) if args.model == "all" else [args.model]):
+    for model in list(MODELS) if args.model == "all" else [args.model]:
         runners, note = runners_for(model, set(args.impl.split(",")))
         times = H.interleaved(runners, args.rounds)
         base = times["fwd+bwd"]
         notes.append(f"{note}; fwd+bwd alone {H.fmt_ms(base)} ms")
-        for name in [k[len("train step ("):-1] for k in times if k.startswith("train step")]:
+        for name in [k[len("train step (") : -1] for k in times if k.startswith("train step")]:
             train = times[f"train step ({name})"]
             only = times[f"optimizer step ({name})"]
-            rows.append([model, name, H.fmt_ms(train), H.fmt_ms(only),
-                         H.fmt_ratio(H.paired_ratio(train - base, train)),
-                         H.fmt_ratio(H.paired_ratio(only, train)), info["device"]])
+            rows.append(
+                [
+                    model,
+                    name,
+                    H.fmt_ms(train),
+                    H.fmt_ms(only),
+                    H.fmt_ratio(H.paired_ratio(train - base, train)),
+                    H.fmt_ratio(H.paired_ratio(only, train)),
+                    info["device"],
+                ]
+            )
         print(H.markdown_table(header, rows), "\n" + notes[-1], flush=True)
-    text = ("# The optimizer's share of a training step\n\n"
-            f"Command: `python benchmarks/bench_train.py --model {args.model} --rounds "
-            f"{args.rounds} --impl {args.impl}`\n\n"
-            "Times: median [25th-75th percentile]; shares: median [IQR] of per-round ratios.\n\n"
-            + H.markdown_table(header, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
-            + "\n\n## Machine\n\n" + H.machine_markdown(info) + "\n")
+    text = (
+        "# The optimizer's share of a training step\n\n"
+        f"Command: `python benchmarks/bench_train.py --model {args.model} --rounds "
+        f"{args.rounds} --impl {args.impl}`\n\n"
+        "Times: median [25th-75th percentile]; shares: median [IQR] of per-round ratios.\n\n"
+        + H.markdown_table(header, rows)
+        + "\n\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n\n## Machine\n\n"
+        + H.machine_markdown(info)
+        + "\n"
+    )
     H.write_result(args.out, text)
 
 

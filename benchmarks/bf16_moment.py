@@ -38,11 +38,12 @@ def jax_v_hat(opt, dtype, get_nu):
 
     state = jax.jit(lambda s: jax.lax.fori_loop(0, STEPS, body, s))(opt.init(params))
     nu = get_nu(state)
-    return str(nu.dtype), float(jnp.mean(nu.astype(jnp.float32))) / (1 - B2 ** STEPS)
+    return str(nu.dtype), float(jnp.mean(nu.astype(jnp.float32))) / (1 - B2**STEPS)
 
 
 def torch_v_hat(dtype):
     import torch
+
     grads = torch.from_numpy(np.array(_gradients(jnp.float32)))
     tdtype = {jnp.bfloat16: torch.bfloat16, jnp.float32: torch.float32}[dtype]
     p = torch.zeros(N, dtype=tdtype, requires_grad=True)
@@ -51,7 +52,7 @@ def torch_v_hat(dtype):
         p.grad = grads[i].to(tdtype)
         opt.step()
     v = opt.state[p]["exp_avg_sq"]
-    return str(v.dtype).replace("torch.", ""), float(v.float().mean()) / (1 - B2 ** STEPS)
+    return str(v.dtype).replace("torch.", ""), float(v.float().mean()) / (1 - B2**STEPS)
 
 
 def main():
@@ -59,6 +60,7 @@ def main():
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     import optax
+
     rows = []
     for dtype in (jnp.float32, jnp.bfloat16):
         name = jnp.dtype(dtype).name
@@ -68,6 +70,7 @@ def main():
         }
         try:
             import torch  # noqa: F401
+
             runs["torch.optim.Adam"] = lambda: torch_v_hat(dtype)
         except ImportError:
             pass
@@ -75,10 +78,15 @@ def main():
             stored, v_hat = run()
             rows.append([name, impl, stored, f"{v_hat:.4f}", f"{v_hat - 1:+.1%}"])
     header = ["params", "implementation", "v stored as", "mean v_hat (exact: 1)", "bias"]
-    text = ("# Adam's second moment in bfloat16: bias after 3000 steps\n\n"
-            "Command: `python benchmarks/bf16_moment.py`\n\n"
-            + H.markdown_table(header, rows) + "\n\n" + __doc__.split("\n\n", 2)[1] + "\n\n"
-            "## Machine\n\n" + H.machine_markdown(H.machine()) + "\n")
+    text = (
+        "# Adam's second moment in bfloat16: bias after 3000 steps\n\n"
+        "Command: `python benchmarks/bf16_moment.py`\n\n"
+        + H.markdown_table(header, rows)
+        + "\n\n"
+        + __doc__.split("\n\n", 2)[1]
+        + "\n\n"
+        "## Machine\n\n" + H.machine_markdown(H.machine()) + "\n"
+    )
     H.write_result(args.out, text)
 
 

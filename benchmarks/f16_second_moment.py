@@ -60,28 +60,37 @@ def main():
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     n = args.n
-    cases = [("nu_dtype=float16", gradtx.adam(1e-3, nu_dtype=jnp.float16)),
-             ("default (v in float32)", gradtx.adam(1e-3))]
+    cases = [
+        ("nu_dtype=float16", gradtx.adam(1e-3, nu_dtype=jnp.float16)),
+        ("default (v in float32)", gradtx.adam(1e-3)),
+    ]
     steppers = [_stepper(opt, n) for _, opt in cases]
     times = [[] for _ in cases]
     for r in range(args.repeats):  # interleaved, alternating order: a shared machine drifts
         order = range(len(cases)) if r % 2 == 0 else reversed(range(len(cases)))
         for i in order:
             times[i].append(steppers[i][1]())
-    rows = [(label, nbytes, float(np.median(t)))
-            for (label, _), (nbytes, _), t in zip(cases, steppers, times)]
+    rows = [
+        (label, nbytes, float(np.median(t)))
+        for (label, _), (nbytes, _), t in zip(cases, steppers, times)
+    ]
     base_bytes, base_t = rows[0][1], rows[0][2]
-    print(f"# float16 Adam, {n} params, device {jax.devices()[0].device_kind} "
-          f"({os.cpu_count()} CPUs, {platform.processor() or platform.machine()}), "
-          f"median of {args.repeats} interleaved steps")
-    print("| second moment | state bytes/param | params+state bytes/param | step ms | "
-          "time ratio |")
+    print(
+        f"# float16 Adam, {n} params, device {jax.devices()[0].device_kind} "
+        f"({os.cpu_count()} CPUs, {platform.processor() or platform.machine()}), "
+        f"median of {args.repeats} interleaved steps"
+    )
+    print("| second moment | state bytes/param | params+state bytes/param | step ms | time ratio |")
     print("|---|---|---|---|---|")
     for label, nbytes, t in rows:
-        print(f"| {label} | {nbytes / n:.2f} | {(nbytes + 2 * n) / n:.2f} | {t * 1e3:.2f} | "
-              f"{t / base_t:.3f} |")
-    print(f"state memory ratio: {rows[1][1] / base_bytes:.3f}; params+state: "
-          f"{(rows[1][1] + 2 * n) / (base_bytes + 2 * n):.3f}")
+        print(
+            f"| {label} | {nbytes / n:.2f} | {(nbytes + 2 * n) / n:.2f} | {t * 1e3:.2f} | "
+            f"{t / base_t:.3f} |"
+        )
+    print(
+        f"state memory ratio: {rows[1][1] / base_bytes:.3f}; params+state: "
+        f"{(rows[1][1] + 2 * n) / (base_bytes + 2 * n):.3f}"
+    )
 
 
 if __name__ == "__main__":

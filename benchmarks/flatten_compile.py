@@ -31,13 +31,16 @@ def compile_seconds(opt, params):
 def main():
     n_leaves, size = int(sys.argv[1]), int(sys.argv[2])
     params = {f"p{i:05d}": jnp.ones(size) for i in range(n_leaves)}
-    cases = [("per-leaf adam", gradtx.adam(1e-3), params),
-             ("flatten(adam), unpacked params", gradtx.flatten(gradtx.adam(1e-3)), params),
-             ("flatten(adam), packed params", gradtx.flatten(gradtx.adam(1e-3)),
-              gradtx.pack(params))]
+    cases = [
+        ("per-leaf adam", gradtx.adam(1e-3), params),
+        ("flatten(adam), unpacked params", gradtx.flatten(gradtx.adam(1e-3)), params),
+        ("flatten(adam), packed params", gradtx.flatten(gradtx.adam(1e-3)), gradtx.pack(params)),
+    ]
     for label, opt, p in cases:
-        print(f"{label}: compile {compile_seconds(opt, p):.2f} s ({n_leaves} leaves of {size})",
-              flush=True)
+        print(
+            f"{label}: compile {compile_seconds(opt, p):.2f} s ({n_leaves} leaves of {size})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -49,12 +49,19 @@ def main(counts):
     for n in counts:
         for lib in ("gradtx", "optax"):
             start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", CHILD, str(n), lib],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(n), lib],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             row = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{row['lib']:7s} leaves={row['leaves']:6d} trace={row['trace_s']:7.2f}s "
-                  f"compile={row['compile_s']:7.2f}s hlo_lines={row['hlo_lines']:8d} "
-                  f"wall={time.perf_counter() - start:7.2f}s on {row['device']}", flush=True)
+            print(
+                f"{row['lib']:7s} leaves={row['leaves']:6d} trace={row['trace_s']:7.2f}s "
+                f"compile={row['compile_s']:7.2f}s hlo_lines={row['hlo_lines']:8d} "
+                f"wall={time.perf_counter() - start:7.2f}s on {row['device']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

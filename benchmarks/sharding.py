@@ -25,9 +25,13 @@ from __future__ import annotations
 import os
 
 os.environ["XLA_FLAGS"] = " ".join(
-    [f for f in os.environ.get("XLA_FLAGS", "").split()
-     if not f.startswith("--xla_force_host_platform_device_count")]
-    + ["--xla_force_host_platform_device_count=8"])
+    [
+        f
+        for f in os.environ.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
+    + ["--xla_force_host_platform_device_count=8"]
+)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import argparse  # noqa: E402
@@ -47,19 +51,21 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import gradtx  # noqa: E402
 
-GIB = 2.0 ** 30
+GIB = 2.0**30
 
 
 # ---------------------------------------------------------------------------
 # Part 1: measured on the simulated mesh
+
 
 def mlp(width, seed=0):
     rng = np.random.default_rng(seed)
     sizes = [256, width, width, 256, 10]
     params = {}
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        params[f"w{i}"] = jnp.asarray(rng.standard_normal((n_in, n_out)) / np.sqrt(n_in),
-                                      jnp.float32)
+        params[f"w{i}"] = jnp.asarray(
+            rng.standard_normal((n_in, n_out)) / np.sqrt(n_in), jnp.float32
+        )
         params[f"b{i}"] = jnp.zeros((n_out,), jnp.float32)
     return params
 
@@ -75,8 +81,10 @@ def loss(params, x, y):
 
 
 def cross_entropy(logits, labels):
-    return jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(
-        logits, labels[:, None], axis=-1)[:, 0]
+    return (
+        jax.nn.logsumexp(logits, axis=-1)
+        - jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+    )
 
 
 def bytes_per_device(tree):
@@ -89,8 +97,10 @@ def bytes_per_device(tree):
 
 def predicted_bytes(state, n):
     """The ZeRO-1 rule: a leaf with a dimension divisible by n keeps 1/n per device."""
-    return sum(leaf.nbytes // n if leaf.ndim and any(d % n == 0 for d in leaf.shape)
-               else leaf.nbytes for leaf in jax.tree.leaves(state))
+    return sum(
+        leaf.nbytes // n if leaf.ndim and any(d % n == 0 for d in leaf.shape) else leaf.nbytes
+        for leaf in jax.tree.leaves(state)
+    )
 
 
 def median_step_time(step, args, steps, repeats):
@@ -120,16 +130,21 @@ def measure(width, batch, steps, repeats):
         return gradtx.apply_updates(params, updates), state
 
     n_params = sum(p.size for p in jax.tree.leaves(params0))
-    print(f"MLP {[256, width, width, 256, 10]}: {n_params:,} float32 params; AdamW; "
-          f"global batch {batch}; {steps} steps x {repeats} repeats, median\n")
-    print("| devices | state layout | state bytes / device (measured) | predicted | "
-          "vs replicated | step time (ms) | max abs param diff vs 1 device | "
-          "vs replicated state, same devices |")
+    print(
+        f"MLP {[256, width, width, 256, 10]}: {n_params:,} float32 params; AdamW; "
+        f"global batch {batch}; {steps} steps x {repeats} repeats, median\n"
+    )
+    print(
+        "| devices | state layout | state bytes / device (measured) | predicted | "
+        "vs replicated | step time (ms) | max abs param diff vs 1 device | "
+        "vs replicated state, same devices |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     reference = None
     for n in (1, 2, 4, 8):
-        mesh = jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,),
-                             devices=jax.devices()[:n])
+        mesh = jax.make_mesh(
+            (n,), ("data",), axis_types=(AxisType.Auto,), devices=jax.devices()[:n]
+        )
         replicated = NamedSharding(mesh, P())
         batch_sh = NamedSharding(mesh, P("data"))
         param_sh = jax.tree.map(lambda _: replicated, params0)
@@ -139,16 +154,26 @@ def measure(width, batch, steps, repeats):
         }
         full_bytes = same_n = None
         for name, state_sh in layouts.items():
-            step = jax.jit(train_step, in_shardings=(param_sh, state_sh, batch_sh, batch_sh),
-                           out_shardings=(param_sh, state_sh))
+            step = jax.jit(
+                train_step,
+                in_shardings=(param_sh, state_sh, batch_sh, batch_sh),
+                out_shardings=(param_sh, state_sh),
+            )
             state = jax.jit(opt.init, out_shardings=state_sh)(params0)
-            args = (jax.device_put(params0, param_sh), state,
-                    jax.device_put(x, batch_sh), jax.device_put(y, batch_sh))
+            args = (
+                jax.device_put(params0, param_sh),
+                state,
+                jax.device_put(x, batch_sh),
+                jax.device_put(y, batch_sh),
+            )
             measured = bytes_per_device(state)
             per_device = max(measured.values())
             assert len(set(measured.values())) == 1, measured
-            predicted = predicted_bytes(state, n) if name == "ZeRO-1" else \
-                sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+            predicted = (
+                predicted_bytes(state, n)
+                if name == "ZeRO-1"
+                else sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+            )
             full_bytes = full_bytes or per_device
             seconds, final = median_step_time(step, args, steps, repeats)
             final = [np.asarray(leaf) for leaf in jax.tree.leaves(final)]
@@ -157,13 +182,16 @@ def measure(width, batch, steps, repeats):
             same_n = same_n or final
             diff = max(float(np.max(np.abs(a - b))) for a, b in zip(final, reference))
             diff_n = max(float(np.max(np.abs(a - b))) for a, b in zip(final, same_n))
-            print(f"| {n} | {name} | {per_device:,} | {predicted:,} | "
-                  f"{full_bytes / per_device:.2f}x less | {1e3 * seconds:.1f} | {diff:.1e} | "
-                  f"{diff_n:.1e} |")
+            print(
+                f"| {n} | {name} | {per_device:,} | {predicted:,} | "
+                f"{full_bytes / per_device:.2f}x less | {1e3 * seconds:.1f} | {diff:.1e} | "
+                f"{diff_n:.1e} |"
+            )
 
 
 # ---------------------------------------------------------------------------
 # Part 2: paper estimate for 7B parameters
+
 
 def estimate(n_params=7e9, devices=(8, 64, 512)):
     """Bytes per device of params, grads and Adam's mu and nu under data parallelism.
@@ -187,8 +215,10 @@ def estimate(n_params=7e9, devices=(8, 64, 512)):
                 params = grads = n_params * pg_bytes / GIB
                 slot = n_params * s_bytes / GIB / (n if sharded else 1)
                 total = params + grads + 2 * slot
-                print(f"| {n} | {label} | {'ZeRO-1 over ' + str(n) if sharded else 'replicated'} "
-                      f"| {params:.1f} | {grads:.1f} | {slot:.2f} | {slot:.2f} | {total:.1f} |")
+                print(
+                    f"| {n} | {label} | {'ZeRO-1 over ' + str(n) if sharded else 'replicated'} "
+                    f"| {params:.1f} | {grads:.1f} | {slot:.2f} | {slot:.2f} | {total:.1f} |"
+                )
 
 
 def main():
@@ -199,8 +229,10 @@ def main():
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--skip-measure", action="store_true")
     args = parser.parse_args()
-    print(f"jax {jax.__version__}, {jax.device_count()} simulated {jax.devices()[0].platform} "
-          f"devices on {os.cpu_count()} cores ({platform.processor() or platform.machine()})\n")
+    print(
+        f"jax {jax.__version__}, {jax.device_count()} simulated {jax.devices()[0].platform} "
+        f"devices on {os.cpu_count()} cores ({platform.processor() or platform.machine()})\n"
+    )
     if not args.skip_measure:
         measure(args.width, args.batch, args.steps, args.repeats)
     estimate()

@@ -115,8 +115,9 @@ def apply_every(k: int = 1) -> GradientTransformation:
             return (jnp.where(keep, a, jnp.zeros_like(a)) + g.astype(a.dtype)).astype(a.dtype)
 
         acc = jax.tree.map(accumulate, updates, state.grad_acc)
-        out = jax.tree.map(lambda a, g: jnp.where(emit, a, jnp.zeros_like(a)).astype(g.dtype),
-                           acc, updates)
+        out = jax.tree.map(
+            lambda a, g: jnp.where(emit, a, jnp.zeros_like(a)).astype(g.dtype), acc, updates
+        )
         return out, ApplyEvery(count=increment(state.count) % k, grad_acc=acc)
 
     return GradientTransformation(init, update, name=owner, hyperparams={"k": k})
@@ -176,7 +177,7 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
         elif isinstance(key, int):
             raw = jax.random.key_data(jax.random.key(key))
         else:
-            raw = jnp.asarray(key, jnp.uint32)   # a raw key, as jax.random.PRNGKey makes
+            raw = jnp.asarray(key, jnp.uint32)  # a raw key, as jax.random.PRNGKey makes
         return AddNoiseState(count=new_count(), rng_key=raw)
 
     def update(updates, state, params=None, **extra):
@@ -194,5 +195,6 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
             noisy.append((g.astype(cd) + std * z.astype(cd)).astype(g.dtype))
         return treedef.unflatten(noisy), AddNoiseState(count=count, rng_key=rng_key)
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"eta": eta, "gamma": gamma})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"eta": eta, "gamma": gamma}
+    )

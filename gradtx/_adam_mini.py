@@ -26,10 +26,12 @@ def _normalise_axes(owner, block_axes):
     if block_axes is None:
         return None
     axes = (block_axes,) if isinstance(block_axes, numbers.Integral) else tuple(block_axes)
-    if not axes or not all(isinstance(a, numbers.Integral) and not isinstance(a, bool)
-                           for a in axes):
-        raise TypeError(f"{owner}: block_axes must be None, an int or a tuple of ints, "
-                        f"got {block_axes!r}")
+    if not axes or not all(
+        isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes
+    ):
+        raise TypeError(
+            f"{owner}: block_axes must be None, an int or a tuple of ints, got {block_axes!r}"
+        )
     return axes
 
 
@@ -40,8 +42,9 @@ def _leaf_axes(axes, ndim):
     return tuple(sorted({a % ndim for a in axes}))
 
 
-def scale_by_block_rms(decay=0.999, eps=1e-8, *, block_axes=None,
-                       bias_correction: bool = True) -> Preconditioner:
+def scale_by_block_rms(
+    decay=0.999, eps=1e-8, *, block_axes=None, bias_correction: bool = True
+) -> Preconditioner:
     """Block RMS scaling: v_{t,b} = decay * v_{t-1,b} + (1 - decay) * mean_{i in b} g_{t,i}^2.
 
     u_{t,i} = d_{t,i} / (sqrt(v_{t,b(i)} / (1 - decay^t)) + eps): every entry
@@ -93,8 +96,14 @@ def scale_by_block_rms(decay=0.999, eps=1e-8, *, block_axes=None,
     def precondition(updates, gradient, state, params=None):
         check_state(owner, state, BlockRmsState)
         check_float_leaves(owner, gradient, "gradient")
-        check_same_structure(owner, state.nu, gradient, "the state's moments", "updates",
-                             hint="was the state made by init on other params?")
+        check_same_structure(
+            owner,
+            state.nu,
+            gradient,
+            "the state's moments",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
         count = increment(state.count)
 
         def average(v, g):
@@ -114,6 +123,14 @@ def scale_by_block_rms(decay=0.999, eps=1e-8, *, block_axes=None,
         stored = jax.tree.map(lambda n, o: n.astype(o.dtype), nu, state.nu)
         return out, BlockRmsState(count=count, nu=stored)
 
-    return Preconditioner(init, precondition, name=owner,
-                          hyperparams={"decay": decay, "eps": eps, "block_axes": block_axes,
-                                       "bias_correction": bias_correction})
+    return Preconditioner(
+        init,
+        precondition,
+        name=owner,
+        hyperparams={
+            "decay": decay,
+            "eps": eps,
+            "block_axes": block_axes,
+            "bias_correction": bias_correction,
+        },
+    )

@@ -98,8 +98,9 @@ def scale_by_infinity_norm(decay=0.999, eps=1e-8) -> Preconditioner:
         out = jax.tree.map(lambda d, v: (d.astype(_cd(d, v)) / v).astype(d.dtype), updates, nu)
         return out, InfinityNormState(nu=_stored(nu, state.nu))
 
-    return Preconditioner(init, precondition_fn, name=owner,
-                          hyperparams={"decay": decay, "eps": eps})
+    return Preconditioner(
+        init, precondition_fn, name=owner, hyperparams={"decay": decay, "eps": eps}
+    )
 
 
 def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
@@ -126,10 +127,14 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
     owner = "scale_by_adamax"
     _check_b(owner, b1=b1, b2=b2)
     check_range(owner, "eps", eps, 0)
-    return chain(precondition(chain(scale_by_momentum(b1, ema=True),
-                                    bias_correction(b1)),
-                              by=scale_by_infinity_norm(b2, eps)),
-                 name=owner, hyperparams={"b1": b1, "b2": b2, "eps": eps})
+    return chain(
+        precondition(
+            chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+            by=scale_by_infinity_norm(b2, eps),
+        ),
+        name=owner,
+        hyperparams={"b1": b1, "b2": b2, "eps": eps},
+    )
 
 
 class ScaleByBeliefState(NamedTuple):
@@ -148,8 +153,9 @@ def _nesterov_hat(b1, m, g, count):
     return b1 * ahead + (1 - b1) * now
 
 
-def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *,
-                    nesterov: bool = False) -> GradientTransformation:
+def scale_by_belief(
+    b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False
+) -> GradientTransformation:
     """AdaBelief: divide Adam's m_hat by the root of the average squared *prediction error*.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -187,8 +193,9 @@ def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *,
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return ScaleByBeliefState(count=new_count(), mu=zeros_like_tree(params),
-                                  nu=zeros_like_tree(params, real=True))
+        return ScaleByBeliefState(
+            count=new_count(), mu=zeros_like_tree(params), nu=zeros_like_tree(params, real=True)
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
@@ -206,12 +213,16 @@ def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *,
             mu_hat = jax.tree.map(debiaser(b1, count), mu)
         nu_hat = jax.tree.map(debiaser(b2, count), nu)
         out = jax.tree.map(lambda m, s: m / (jnp.sqrt(s) + eps), mu_hat, nu_hat)
-        return _as(out, updates), ScaleByBeliefState(count=count, mu=_stored(mu, state.mu),
-                                                     nu=_stored(nu, state.nu))
+        return _as(out, updates), ScaleByBeliefState(
+            count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
+        )
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"b1": b1, "b2": b2, "eps": eps,
-                                               "eps_root": eps_root, "nesterov": nesterov})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "nesterov": nesterov},
+    )
 
 
 class ScaleByYogiState(NamedTuple):
@@ -222,8 +233,9 @@ class ScaleByYogiState(NamedTuple):
     nu: object
 
 
-def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0,
-                  initial_accumulator_value=1e-6) -> GradientTransformation:
+def scale_by_yogi(
+    b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_value=1e-6
+) -> GradientTransformation:
     """Yogi: Adam with an additive second moment, v_t = v_{t-1} - (1 - b2) sign(v_{t-1} - g_t^2) g_t^2.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -260,8 +272,9 @@ def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0,
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        full = jax.tree.map(lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype),
-                            zeros_like_tree(params))
+        full = jax.tree.map(
+            lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros_like_tree(params)
+        )
         return ScaleByYogiState(count=new_count(), mu=full, nu=full)
 
     def update(updates, state, params=None, **extra):
@@ -279,13 +292,22 @@ def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0,
         mu_hat = jax.tree.map(debiaser(b1, count), mu)
         nu_hat = jax.tree.map(debiaser(b2, count), nu)
         out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
-        return _as(out, updates), ScaleByYogiState(count=count, mu=_stored(mu, state.mu),
-                                                   nu=_stored(nu, state.nu))
+        return _as(out, updates), ScaleByYogiState(
+            count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
+        )
 
     return GradientTransformation(
-        init, update, name=owner,
-        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root,
-                     "initial_accumulator_value": initial_accumulator_value})
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+            "initial_accumulator_value": initial_accumulator_value,
+        },
+    )
 
 
 class ScaleByAdanState(NamedTuple):
@@ -334,32 +356,45 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
     def init(params):
         check_float_leaves(owner, params, "params")
         z = zeros_like_tree(params)
-        return ScaleByAdanState(m=z, v=z, n=zeros_like_tree(params, real=True), g=z,
-                                t=new_count())
+        return ScaleByAdanState(m=z, v=z, n=zeros_like_tree(params, real=True), g=z, t=new_count())
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByAdanState, updates, "m", "v", "n", "g")
         first = state.t == 0
         diff = jax.tree.map(
             lambda g, p: jnp.where(first, 0, g.astype(_cd(g, p)) - p.astype(_cd(g, p))),
-            updates, state.g)
+            updates,
+            state.g,
+        )
         m = jax.tree.map(lambda m, g: _average(b1, m, g), state.m, updates)
         v = jax.tree.map(lambda v, d: _average(b2, v, d), state.v, diff)
-        n = jax.tree.map(lambda n, g, d: _average(b3, n, abs_sq(g.astype(d.dtype) + (1 - b2) * d)),
-                         state.n, updates, diff)
+        n = jax.tree.map(
+            lambda n, g, d: _average(b3, n, abs_sq(g.astype(d.dtype) + (1 - b2) * d)),
+            state.n,
+            updates,
+            diff,
+        )
         t = increment(state.t)
         m_hat = jax.tree.map(debiaser(b1, t), m)
         v_hat = jax.tree.map(debiaser(b2, t), v)
         n_hat = jax.tree.map(debiaser(b3, t), n)
-        out = jax.tree.map(lambda a, b, c: (a + (1 - b2) * b) / (jnp.sqrt(c + eps_root) + eps),
-                           m_hat, v_hat, n_hat)
+        out = jax.tree.map(
+            lambda a, b, c: (a + (1 - b2) * b) / (jnp.sqrt(c + eps_root) + eps), m_hat, v_hat, n_hat
+        )
         return _as(out, updates), ScaleByAdanState(
-            m=_stored(m, state.m), v=_stored(v, state.v), n=_stored(n, state.n),
-            g=_stored(updates, state.g), t=t)
+            m=_stored(m, state.m),
+            v=_stored(v, state.v),
+            n=_stored(n, state.n),
+            g=_stored(updates, state.g),
+            t=t,
+        )
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"b1": b1, "b2": b2, "b3": b3, "eps": eps,
-                                               "eps_root": eps_root})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"b1": b1, "b2": b2, "b3": b3, "eps": eps, "eps_root": eps_root},
+    )
 
 
 class ScaleByNovogradState(NamedTuple):
@@ -370,8 +405,9 @@ class ScaleByNovogradState(NamedTuple):
     nu: object
 
 
-def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0,
-                      mu_dtype=None) -> GradientTransformation:
+def scale_by_novograd(
+    b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0, mu_dtype=None
+) -> GradientTransformation:
     """NovoGrad: a layer-wise second moment and a decayed, normalised first moment.
 
     For each leaf (layer) l, with ||g||^2 summed over the leaf,
@@ -411,8 +447,9 @@ def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0,
     def init(params):
         check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda p: jnp.zeros((), jnp.finfo(p.dtype).dtype), params)
-        return ScaleByNovogradState(count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype),
-                                    nu=nu)
+        return ScaleByNovogradState(
+            count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype), nu=nu
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByNovogradState, updates, "mu")
@@ -431,16 +468,21 @@ def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0,
 
         def first_moment(m, g, p, v):
             cd = _cd(m, g, p)
-            step = g.astype(cd) / (jnp.sqrt(v + eps_root) + eps).astype(cd) + \
-                weight_decay * p.astype(cd)
+            step = g.astype(cd) / (jnp.sqrt(v + eps_root) + eps).astype(
+                cd
+            ) + weight_decay * p.astype(cd)
             return jnp.where(first, step, b1 * m.astype(cd) + step)
 
         mu = _stored(jax.tree.map(first_moment, state.mu, updates, params, nu), state.mu)
-        return _as(mu, updates), ScaleByNovogradState(count=count, mu=mu,
-                                                      nu=_stored(nu, state.nu))
+        return _as(mu, updates), ScaleByNovogradState(count=count, mu=mu, nu=_stored(nu, state.nu))
 
-    hyperparams = {"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root,
-                   "weight_decay": weight_decay}
+    hyperparams = {
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "eps_root": eps_root,
+        "weight_decay": weight_decay,
+    }
     if mu_dtype is not None:
         hyperparams["mu_dtype"] = mu_dtype.name
     return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
@@ -485,8 +527,9 @@ def scale_by_optimistic_gradient(alpha=1.0, beta=1.0) -> GradientTransformation:
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return ScaleByOptimisticGradientState(is_initial_step=jnp.array(True),
-                                              previous_gradient=zeros_like_tree(params))
+        return ScaleByOptimisticGradientState(
+            is_initial_step=jnp.array(True), previous_gradient=zeros_like_tree(params)
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByOptimisticGradientState, updates, "previous_gradient")
@@ -500,10 +543,12 @@ def scale_by_optimistic_gradient(alpha=1.0, beta=1.0) -> GradientTransformation:
         out = jax.tree.map(step, updates, state.previous_gradient)
         return _as(out, updates), ScaleByOptimisticGradientState(
             is_initial_step=jnp.array(False),
-            previous_gradient=_stored(updates, state.previous_gradient))
+            previous_gradient=_stored(updates, state.previous_gradient),
+        )
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"alpha": alpha, "beta": beta})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"alpha": alpha, "beta": beta}
+    )
 
 
 class ScaleByRpropState(NamedTuple):
@@ -513,8 +558,9 @@ class ScaleByRpropState(NamedTuple):
     prev_updates: object
 
 
-def scale_by_rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6,
-                   max_step_size=50.0) -> GradientTransformation:
+def scale_by_rprop(
+    learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_step_size=50.0
+) -> GradientTransformation:
     """Rprop as optax computes it: per-entry step sizes grown on agreeing signs, cut on flips.
 
     With s_t = g_t * q_{t-1} (q the stored sign step, q_0 = 0):
@@ -553,13 +599,18 @@ def scale_by_rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-
     check_range(owner, "eta_minus", eta_minus, 0, 1)
     check_range(owner, "eta_plus", eta_plus, 1)
     check_range(owner, "min_step_size", min_step_size, 0)
-    check_range(owner, "max_step_size", max_step_size, min_step_size
-                if isinstance(min_step_size, (int, float)) else 0)
+    check_range(
+        owner,
+        "max_step_size",
+        max_step_size,
+        min_step_size if isinstance(min_step_size, (int, float)) else 0,
+    )
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        sizes = jax.tree.map(lambda z: z + jnp.asarray(learning_rate, z.dtype),
-                             zeros_like_tree(params))
+        sizes = jax.tree.map(
+            lambda z: z + jnp.asarray(learning_rate, z.dtype), zeros_like_tree(params)
+        )
         return ScaleByRpropState(step_sizes=sizes, prev_updates=zeros_like_tree(params))
 
     def update(updates, state, params=None, **extra):
@@ -569,8 +620,9 @@ def scale_by_rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-
             cd = _cd(g, size, prev)
             g, size, prev = g.astype(cd), size.astype(cd), prev.astype(cd)
             s = g * prev
-            grown = jnp.clip(size * jnp.where(s > 0, eta_plus, eta_minus),
-                             min_step_size, max_step_size)
+            grown = jnp.clip(
+                size * jnp.where(s > 0, eta_plus, eta_minus), min_step_size, max_step_size
+            )
             size = jnp.where(s == 0, size, grown)
             step = jnp.where(s < 0, 0, size * jnp.sign(g))
             out = jnp.where(s < 0, 0, prev)
@@ -583,21 +635,30 @@ def scale_by_rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-
         out = treedef.unflatten(outs)
         return _as(out, updates), ScaleByRpropState(
             step_sizes=_stored(treedef.unflatten(sizes), state.step_sizes),
-            prev_updates=_stored(treedef.unflatten(steps), state.prev_updates))
+            prev_updates=_stored(treedef.unflatten(steps), state.prev_updates),
+        )
 
     return GradientTransformation(
-        init, update, name=owner,
-        hyperparams={"learning_rate": learning_rate, "eta_minus": eta_minus,
-                     "eta_plus": eta_plus, "min_step_size": min_step_size,
-                     "max_step_size": max_step_size})
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "learning_rate": learning_rate,
+            "eta_minus": eta_minus,
+            "eta_plus": eta_plus,
+            "min_step_size": min_step_size,
+            "max_step_size": max_step_size,
+        },
+    )
 
 
 _POLYAK_VARIANTS = ("sps", "sps+")
 _FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
-def scale_by_polyak(f_min=0.0, max_learning_rate=1.0, eps=0.0,
-                    variant: str = "sps") -> GradientTransformation:
+def scale_by_polyak(
+    f_min=0.0, max_learning_rate=1.0, eps=0.0, variant: str = "sps"
+) -> GradientTransformation:
     """Polyak's step size: u_t = min((f(x_t) - f_min) / (||g_t||^2 + eps), max_learning_rate) * g_t.
 
     The loss f(x_t) is passed as ``update(..., value=f(x_t))``.  ||g_t|| is
@@ -631,24 +692,36 @@ def scale_by_polyak(f_min=0.0, max_learning_rate=1.0, eps=0.0,
 
     def update(updates, state, params=None, *, value=None, **extra):
         if value is None:
-            raise TypeError(f"{owner}: update needs the loss, "
-                             f"update(updates, state, params, value=loss)")
+            raise TypeError(
+                f"{owner}: update needs the loss, update(updates, state, params, value=loss)"
+            )
         check_float_leaves(owner, updates, "updates")
         leaves = jax.tree.leaves(updates)
         cd = real_compute_dtype(*(g.dtype for g in leaves)) if leaves else jnp.float32
-        sq = sum((jnp.sum(abs_sq(g.astype(compute_dtype(g.dtype)))).astype(cd) for g in leaves),
-                 jnp.zeros((), cd))
+        sq = sum(
+            (jnp.sum(abs_sq(g.astype(compute_dtype(g.dtype)))).astype(cd) for g in leaves),
+            jnp.zeros((), cd),
+        )
         gap = jnp.asarray(value).astype(cd) - f_min
         if variant == "sps+":
             gap = jnp.maximum(gap, 0)
         tiny = sq + eps <= _FLOAT64_EPS
-        step = jnp.where(tiny, 0, jnp.minimum(gap / jnp.where(tiny, 1, sq + eps),
-                                              max_learning_rate))
-        out = jax.tree.map(lambda g: (step.astype(_cd(g)) * g.astype(_cd(g))).astype(g.dtype),
-                           updates)
+        step = jnp.where(
+            tiny, 0, jnp.minimum(gap / jnp.where(tiny, 1, sq + eps), max_learning_rate)
+        )
+        out = jax.tree.map(
+            lambda g: (step.astype(_cd(g)) * g.astype(_cd(g))).astype(g.dtype), updates
+        )
         return out, state
 
-    return GradientTransformation(lambda params: EmptyState(), update, name=owner,
-                                  hyperparams={"f_min": f_min,
-                                               "max_learning_rate": max_learning_rate,
-                                               "eps": eps, "variant": variant})
+    return GradientTransformation(
+        lambda params: EmptyState(),
+        update,
+        name=owner,
+        hyperparams={
+            "f_min": f_min,
+            "max_learning_rate": max_learning_rate,
+            "eps": eps,
+            "variant": variant,
+        },
+    )

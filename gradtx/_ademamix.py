@@ -29,8 +29,9 @@ class ScaleByAdemamixState(NamedTuple):
     nu: Any
 
 
-def scale_by_ademamix(b1=0.9, b2=0.999, b3=0.9999, alpha=6.0, eps=1e-8, eps_root=0.0,
-                      mu_dtype=None):
+def scale_by_ademamix(
+    b1=0.9, b2=0.999, b3=0.9999, alpha=6.0, eps=1e-8, eps_root=0.0, mu_dtype=None
+):
     """AdEMAMix's direction: (m1_hat_t + alpha * m2_t) / (sqrt(nu_hat_t + eps_root) + eps).
 
     m1_t = b1 * m1_{t-1} + (1 - b1) * g_t,    m1_hat_t = m1_t / (1 - b1^t),
@@ -76,8 +77,13 @@ def scale_by_ademamix(b1=0.9, b2=0.999, b3=0.9999, alpha=6.0, eps=1e-8, eps_root
     def init(params):
         check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params, dtype=mu_dtype)
-        return ScaleByAdemamixState(count=new_count(), count_m2=new_count(), m1=zeros, m2=zeros,
-                                    nu=zeros_like_tree(params, real=True, dtype=mu_dtype))
+        return ScaleByAdemamixState(
+            count=new_count(),
+            count_m2=new_count(),
+            m1=zeros,
+            m2=zeros,
+            nu=zeros_like_tree(params, real=True, dtype=mu_dtype),
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByAdemamixState, updates, "m1", "m2", "nu")
@@ -95,11 +101,17 @@ def scale_by_ademamix(b1=0.9, b2=0.999, b3=0.9999, alpha=6.0, eps=1e-8, eps_root
             return out, m1, m2, nu
 
         new = jax.tree.map(step, updates, state.m1, state.m2, state.nu)
+
         def pick(i, like):
             return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+
         return pick(0, updates), ScaleByAdemamixState(
-            count=count, count_m2=increment(state.count_m2), m1=pick(1, state.m1),
-            m2=pick(2, state.m2), nu=pick(3, state.nu))
+            count=count,
+            count_m2=increment(state.count_m2),
+            m1=pick(1, state.m1),
+            m2=pick(2, state.m2),
+            nu=pick(3, state.nu),
+        )
 
     hyperparams = {"b1": b1, "b2": b2, "b3": b3, "alpha": alpha, "eps": eps, "eps_root": eps_root}
     if mu_dtype is not None:
@@ -153,8 +165,9 @@ def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return ScaleBySimplifiedAdEMAMixState(t=new_count(), m=zeros_like_tree(params),
-                                              n=zeros_like_tree(params, real=True))
+        return ScaleBySimplifiedAdEMAMixState(
+            t=new_count(), m=zeros_like_tree(params), n=zeros_like_tree(params, real=True)
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleBySimplifiedAdEMAMixState, updates, "m", "n")
@@ -170,11 +183,17 @@ def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root
             return (m + alpha_t * g) / (jnp.sqrt(second(n) + eps_root) + eps), m, n
 
         new = jax.tree.map(step, updates, state.m, state.n)
+
         def pick(i, like):
             return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
-        return pick(0, updates), ScaleBySimplifiedAdEMAMixState(t=t, m=pick(1, state.m),
-                                                                n=pick(2, state.n))
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"b1": b1, "b2": b2, "alpha": alpha, "eps": eps,
-                                               "eps_root": eps_root})
+        return pick(0, updates), ScaleBySimplifiedAdEMAMixState(
+            t=t, m=pick(1, state.m), n=pick(2, state.n)
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"b1": b1, "b2": b2, "alpha": alpha, "eps": eps, "eps_root": eps_root},
+    )

@@ -27,8 +27,16 @@ class ScaleByAdoptState(NamedTuple):
     nu: Any
 
 
-def scale_by_adopt(b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov: bool = False,
-                   use_clipping: bool = True, clip_value_fn=lambda x: x ** 0.25):
+def scale_by_adopt(
+    b1=0.9,
+    b2=0.9999,
+    eps=1e-6,
+    mu_dtype=None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn=lambda x: x**0.25,
+):
     """ADOPT's direction: average the gradient normalised by the previous second moment.
 
     With t = 0 at the first step:
@@ -70,21 +78,28 @@ def scale_by_adopt(b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov: bool
     check_range(owner, "eps", eps, 0)
     mu_dtype = check_state_dtype(owner, "mu_dtype", mu_dtype)
     if use_clipping and not callable(clip_value_fn):
-        raise TypeError(f"{owner}: clip_value_fn must be a function of the step, "
-                        f"got {clip_value_fn!r}")
+        raise TypeError(
+            f"{owner}: clip_value_fn must be a function of the step, got {clip_value_fn!r}"
+        )
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return ScaleByAdoptState(count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype),
-                                 nu=zeros_like_tree(params, real=True))
+        return ScaleByAdoptState(
+            count=new_count(),
+            mu=zeros_like_tree(params, dtype=mu_dtype),
+            nu=zeros_like_tree(params, real=True),
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByAdoptState, updates, "mu", "nu")
         started = state.count > 0
         # The step reaches clip_value_fn as a float (optax passes the int32 count,
         # which x ** 0.25 cannot take under strict dtype promotion).
-        limit = clip_value_fn(state.count.astype(real_compute_dtype(_dtype_of(updates))))\
-            if use_clipping else None
+        limit = (
+            clip_value_fn(state.count.astype(real_compute_dtype(_dtype_of(updates))))
+            if use_clipping
+            else None
+        )
 
         def step(g, mu, nu):
             cd = compute_dtype(g.dtype, mu.dtype, nu.dtype)
@@ -102,13 +117,21 @@ def scale_by_adopt(b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov: bool
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype)
 
         new = jax.tree.map(step, updates, state.mu, state.nu)
+
         def pick(i):
             return jax.tree.map(lambda _, n: n[i], updates, new)
+
         out = jax.tree.map(lambda o, g: o.astype(g.dtype), pick(0), updates)
         return out, ScaleByAdoptState(count=increment(state.count), mu=pick(1), nu=pick(2))
 
-    hyperparams = {"b1": b1, "b2": b2, "eps": eps, "nesterov": nesterov,
-                   "use_clipping": use_clipping, "clip_value_fn": clip_value_fn}
+    hyperparams = {
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "nesterov": nesterov,
+        "use_clipping": use_clipping,
+        "clip_value_fn": clip_value_fn,
+    }
     if mu_dtype is not None:
         hyperparams["mu_dtype"] = mu_dtype.name
     return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)

@@ -33,8 +33,14 @@ def _check_params(owner, params, updates, average):
     if params is None:
         raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
     check_same_structure(owner, params, updates, "params", "updates")
-    check_same_structure(owner, average, params, "the state's averaged params", "params",
-                         hint="was the state made by init on other params?")
+    check_same_structure(
+        owner,
+        average,
+        params,
+        "the state's averaged params",
+        "params",
+        hint="was the state made by init on other params?",
+    )
 
 
 class LookaheadParams(NamedTuple):
@@ -58,9 +64,15 @@ class LookaheadState(NamedTuple):
     steps_since_sync: jax.Array
 
 
-def lookahead(fast_optimizer: TransformLike, sync_period: int, slow_step_size: float,
-              reset_state: bool = False) -> GradientTransformation:
-    """Lookahead on a ``LookaheadParams(fast, slow)`` pair: k fast steps, then phi <- phi + alpha * (theta - phi), theta <- phi.
+def lookahead(
+    fast_optimizer: TransformLike,
+    sync_period: int,
+    slow_step_size: float,
+    reset_state: bool = False,
+) -> GradientTransformation:
+    """Lookahead on a ``LookaheadParams(fast, slow)`` pair: k fast steps, then a slow step.
+
+    The slow step: phi <- phi + alpha * (theta - phi), theta <- phi.
 
     The fast optimizer A moves the fast weights every step with the update
     u_t = A(g_t), g_t the gradient at theta.  On every k-th step (the
@@ -111,10 +123,12 @@ def lookahead(fast_optimizer: TransformLike, sync_period: int, slow_step_size: f
     def update(updates, state, params=None, **extra):
         check_state(owner, state, LookaheadState)
         if not isinstance(params, LookaheadParams):
-            raise TypeError(f"{owner}: update needs params=LookaheadParams(fast, slow) (start "
-                            f"from LookaheadParams.init_synced(params)), got "
-                            f"{type(params).__name__}; to keep plain params, use "
-                            f"lookahead_in_state")
+            raise TypeError(
+                f"{owner}: update needs params=LookaheadParams(fast, slow) (start "
+                f"from LookaheadParams.init_synced(params)), got "
+                f"{type(params).__name__}; to keep plain params, use "
+                f"lookahead_in_state"
+            )
         check_float_leaves(owner, updates, "gradient")
         check_same_structure(owner, params.fast, updates, "params.fast", "updates")
         fast, fast_state = inner_update(updates, state.fast_state, params.fast, **extra)
@@ -133,15 +147,22 @@ def lookahead(fast_optimizer: TransformLike, sync_period: int, slow_step_size: f
         fast_u, slow_u = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
         if reset_state:
             fresh = fast_optimizer.init(params.fast)
-            fast_state = jax.tree.map(lambda now, new: jnp.where(sync, new, now),
-                                      fast_state, fresh)
+            fast_state = jax.tree.map(lambda now, new: jnp.where(sync, new, now), fast_state, fresh)
         steps = jnp.where(sync, jnp.zeros_like(state.steps_since_sync), state.steps_since_sync + 1)
         return LookaheadParams(fast_u, slow_u), LookaheadState(fast_state, steps)
 
-    return GradientTransformation(init, update, name=owner, children=(fast_optimizer,),
-                                  hyperparams={"inner": fast_optimizer, "sync_period": sync_period,
-                                               "slow_step_size": slow_step_size,
-                                               "reset_state": reset_state})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(fast_optimizer,),
+        hyperparams={
+            "inner": fast_optimizer,
+            "sync_period": sync_period,
+            "slow_step_size": slow_step_size,
+            "reset_state": reset_state,
+        },
+    )
 
 
 class SlowWeightsState(NamedTuple):
@@ -153,9 +174,12 @@ class SlowWeightsState(NamedTuple):
     inner_state: Any
 
 
-def lookahead_in_state(fast_optimizer: TransformLike, sync_period: int = 6,
-                       slow_step_size: float = 0.5) -> GradientTransformation:
-    """Lookahead with the slow weights in the state: k fast steps, then phi <- phi + alpha * (theta - phi) and theta <- phi.
+def lookahead_in_state(
+    fast_optimizer: TransformLike, sync_period: int = 6, slow_step_size: float = 0.5
+) -> GradientTransformation:
+    """Lookahead with the slow weights in the state: k fast steps, then a slow step.
+
+    The slow step: phi <- phi + alpha * (theta - phi) and theta <- phi.
 
     The fast weights theta are the parameters you pass to ``update``; the
     fast optimizer A moves them every step, theta_t = theta_{t-1} + A(g_t).
@@ -219,9 +243,17 @@ def lookahead_in_state(fast_optimizer: TransformLike, sync_period: int = 6,
         count = jnp.where(sync, jnp.zeros_like(state.count), state.count + 1)
         return out, SlowWeightsState(count, slow, inner_state)
 
-    return GradientTransformation(init, update, name=owner, children=(fast_optimizer,),
-                                  hyperparams={"inner": fast_optimizer, "sync_period": sync_period,
-                                               "slow_step_size": slow_step_size})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(fast_optimizer,),
+        hyperparams={
+            "inner": fast_optimizer,
+            "sync_period": sync_period,
+            "slow_step_size": slow_step_size,
+        },
+    )
 
 
 class EmaParamsState(NamedTuple):
@@ -233,8 +265,9 @@ class EmaParamsState(NamedTuple):
     inner_state: Any
 
 
-def ema_params(inner: TransformLike, decay: float = 0.999, *,
-               debias: bool = False) -> GradientTransformation:
+def ema_params(
+    inner: TransformLike, decay: float = 0.999, *, debias: bool = False
+) -> GradientTransformation:
     """EMA of the parameters: ema_t = ema_{t-1} + w_t * (p_t - ema_{t-1}), p_t = p_{t-1} + u_t.
 
     The optimizer T runs unchanged (its update is returned as it is); the
@@ -306,5 +339,10 @@ def ema_params(inner: TransformLike, decay: float = 0.999, *,
         ema = jax.tree.map(one, out, params, state.ema)
         return out, EmaParamsState(count, ema, inner_state)
 
-    return GradientTransformation(init, update, name=owner, children=(inner,),
-                                  hyperparams={"inner": inner, "decay": decay, "debias": debias})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(inner,),
+        hyperparams={"inner": inner, "decay": decay, "debias": debias},
+    )

@@ -60,9 +60,16 @@ class GradientTransformation:
 
     __slots__ = ("init", "update", "name", "hyperparams", "children", "combinator")
 
-    def __init__(self, init: Callable, update: Callable, *, name: str | None = None,
-                 hyperparams: dict | None = None, children: tuple = (),
-                 combinator: str | None = None):
+    def __init__(
+        self,
+        init: Callable,
+        update: Callable,
+        *,
+        name: str | None = None,
+        hyperparams: dict | None = None,
+        children: tuple = (),
+        combinator: str | None = None,
+    ):
         self.init = init
         self.update = update if accepts_extra(update) else _with_extra(update)
         self.name = name or getattr(update, "__name__", "transform")
@@ -85,8 +92,9 @@ class GradientTransformation:
         if self.combinator == "precondition":
             args[-1] = f"by={args[-1]}"
         if self.combinator is None:
-            args += [f"{k}={_short(v)}" for k, v in self.hyperparams.items()
-                     if not is_transformation(v)]
+            args += [
+                f"{k}={_short(v)}" for k, v in self.hyperparams.items() if not is_transformation(v)
+            ]
         return f"{self.combinator or self.name}({', '.join(args)})"
 
     def all_hyperparams(self) -> dict:
@@ -95,8 +103,9 @@ class GradientTransformation:
         Keys are dotted paths: ``{"adam.learning_rate": 0.001,
         "adam.0.precondition.0.chain.0.scale_by_momentum.decay": 0.9, ...}``.
         """
-        flat = {f"{self.name}.{k}": v for k, v in self.hyperparams.items()
-                if not is_transformation(v)}
+        flat = {
+            f"{self.name}.{k}": v for k, v in self.hyperparams.items() if not is_transformation(v)
+        }
         for i, child in enumerate(self.children):
             if isinstance(child, GradientTransformation):
                 for k, v in child.all_hyperparams().items():
@@ -116,8 +125,9 @@ class Preconditioner(GradientTransformation):
 
     __slots__ = ("precondition",)
 
-    def __init__(self, init: Callable, precondition: Callable, *, name: str,
-                 hyperparams: dict | None = None):
+    def __init__(
+        self, init: Callable, precondition: Callable, *, name: str, hyperparams: dict | None = None
+    ):
         def update(updates, state, params=None, **extra):
             return precondition(updates, updates, state, params)
 

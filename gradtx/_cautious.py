@@ -75,8 +75,9 @@ def cautious(inner) -> GradientTransformation:
         check_same_structure(owner, updates, steps, "the gradient", "the inner updates")
         return jax.tree.map(_cautious_leaf, steps, updates), state
 
-    return GradientTransformation(inner.init, update, name=owner, children=(inner,),
-                                  combinator=owner)
+    return GradientTransformation(
+        inner.init, update, name=owner, children=(inner,), combinator=owner
+    )
 
 
 def add_cautious_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransformation:
@@ -129,8 +130,14 @@ def add_cautious_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransfo
         keep = resolve_mask(mask, params)
         if keep is None:
             keep = jax.tree.map(lambda _: True, params)
-        check_same_structure(owner, params, keep, "params", "mask",
-                             hint="the mask must be a pytree of bools shaped like the params")
+        check_same_structure(
+            owner,
+            params,
+            keep,
+            "params",
+            "mask",
+            hint="the mask must be a pytree of bools shaped like the params",
+        )
 
         def decay(u, p, k):
             if isinstance(k, bool) and not k:
@@ -142,5 +149,6 @@ def add_cautious_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransfo
 
         return jax.tree.map(decay, updates, params, keep), state
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"weight_decay": weight_decay, "mask": mask})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"weight_decay": weight_decay, "mask": mask}
+    )

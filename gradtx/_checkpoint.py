@@ -58,9 +58,9 @@ _FORMAT = "gradtx.checkpoint"
 _VERSION = 1
 _ALIGN = 16
 _MEMBERS = ("manifest.npy", "data.npy")
-_NPY_HEADER_MAX = 4096     # our .npy headers are about 128 bytes
-_STALE_TMP_S = 60.0        # a temporary file older than this is a crash's leftover
-_INT64 = (-2 ** 63, 2 ** 63 - 1)
+_NPY_HEADER_MAX = 4096  # our .npy headers are about 128 bytes
+_STALE_TMP_S = 60.0  # a temporary file older than this is a crash's leftover
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class CheckpointError(ValueError):
@@ -69,6 +69,7 @@ class CheckpointError(ValueError):
 
 # ----------------------------------------------------------------------------
 # What the manifest says about a tree: shared by save and load.
+
 
 def _dtype_fields(dtype: np.dtype) -> dict:
     """How the manifest names a dtype: its name, and the full layout of a structured one.
@@ -94,9 +95,15 @@ def _packed_nodes(tree) -> list[dict]:
     for path, node in nodes:
         if isinstance(node, Packed):
             layout = node.layout
-            out.append({"at": path_str(path) or "<root>",
-                        "leaves": [[p, d.name, list(s)] for p, d, s in
-                                   zip(layout.paths, layout.dtypes, layout.shapes)]})
+            out.append(
+                {
+                    "at": path_str(path) or "<root>",
+                    "leaves": [
+                        [p, d.name, list(s)]
+                        for p, d, s in zip(layout.paths, layout.dtypes, layout.shapes)
+                    ],
+                }
+            )
     return out
 
 
@@ -113,25 +120,35 @@ def _layout(dtypes_shapes: list) -> tuple[list[int], int]:
 # ----------------------------------------------------------------------------
 # Saving.
 
+
 def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]:
     for name, leaf in zip(names, leaves):
         ok = isinstance(leaf, (jax.Array, np.ndarray, np.generic, bool, int, float, complex))
         if ok and isinstance(leaf, np.ndarray):
             ok = leaf.dtype.kind in "biufcV"
         if not ok:
-            raise TypeError(f"{owner}: leaf {name} is a {type(leaf).__name__}; a checkpoint "
-                            f"holds arrays and numbers only (keep other objects out of the "
-                            f"saved tree)")
-        if isinstance(leaf, int) and not isinstance(leaf, bool) and not (
-                _INT64[0] <= leaf <= _INT64[1]):
-            raise ValueError(f"{owner}: leaf {name} is the Python int {leaf}, outside the "
-                             f"int64 range [-2**63, 2**63 - 1] that a checkpoint can store "
-                             f"(store it as a float, or as several ints)")
+            raise TypeError(
+                f"{owner}: leaf {name} is a {type(leaf).__name__}; a checkpoint "
+                f"holds arrays and numbers only (keep other objects out of the "
+                f"saved tree)"
+            )
+        if (
+            isinstance(leaf, int)
+            and not isinstance(leaf, bool)
+            and not (_INT64[0] <= leaf <= _INT64[1])
+        ):
+            raise ValueError(
+                f"{owner}: leaf {name} is the Python int {leaf}, outside the "
+                f"int64 range [-2**63, 2**63 - 1] that a checkpoint can store "
+                f"(store it as a float, or as several ints)"
+            )
         dtype = getattr(leaf, "dtype", None)
         if dtype is not None and np.dtype(dtype).hasobject:
-            raise TypeError(f"{owner}: leaf {name} has dtype {np.dtype(dtype)}, which holds "
-                            f"Python objects; a checkpoint stores plain numbers only (its "
-                            f"bytes would be memory addresses)")
+            raise TypeError(
+                f"{owner}: leaf {name} has dtype {np.dtype(dtype)}, which holds "
+                f"Python objects; a checkpoint stores plain numbers only (its "
+                f"bytes would be memory addresses)"
+            )
     return [np.asarray(x) for x in jax.device_get(leaves)]  # one transfer for all leaves
 
 
@@ -205,13 +222,27 @@ def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
     entries, chunks, end = [], [], 0
     for name, array, offset in zip(names, arrays, offsets):
         chunks.append(b"\0" * (offset - end))
-        entries.append({"path": name, **_dtype_fields(array.dtype), "shape": list(array.shape),
-                        "offset": offset})
+        entries.append(
+            {
+                "path": name,
+                **_dtype_fields(array.dtype),
+                "shape": list(array.shape),
+                "offset": offset,
+            }
+        )
         raw = np.ascontiguousarray(array).tobytes()
         chunks.append(raw)
         end = offset + len(raw)
-    manifest = json.dumps({"format": _FORMAT, "version": _VERSION, "byteorder": sys.byteorder,
-                           "nbytes": nbytes, "leaves": entries, "packed": _packed_nodes(tree)})
+    manifest = json.dumps(
+        {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "byteorder": sys.byteorder,
+            "nbytes": nbytes,
+            "leaves": entries,
+            "packed": _packed_nodes(tree),
+        }
+    )
     data = np.frombuffer(b"".join(chunks), np.uint8)
     manifest = np.frombuffer(manifest.encode("utf-8"), np.uint8)
 
@@ -250,13 +281,16 @@ def _fsync_directory(directory: str) -> None:
 # ----------------------------------------------------------------------------
 # Loading.
 
+
 def _template_dtype_shape(owner: str, path: str, leaf):
     if isinstance(leaf, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)):
         return np.dtype(leaf.dtype), tuple(leaf.shape)
     if isinstance(leaf, (bool, int, float, complex)):
         return np.asarray(leaf).dtype, ()
-    raise TypeError(f"{owner}: template leaf {path} is a {type(leaf).__name__}; the template "
-                    f"must hold arrays, numbers or jax.ShapeDtypeStruct (e.g. a fresh init)")
+    raise TypeError(
+        f"{owner}: template leaf {path} is a {type(leaf).__name__}; the template "
+        f"must hold arrays, numbers or jax.ShapeDtypeStruct (e.g. a fresh init)"
+    )
 
 
 def _describe(dtype, shape) -> str:
@@ -268,17 +302,31 @@ def _is_int(x, low=0) -> bool:
 
 
 def _is_entry(e) -> bool:
-    return (isinstance(e, dict) and isinstance(e.get("path"), str)
-            and isinstance(e.get("dtype"), str) and isinstance(e.get("shape"), list)
-            and all(_is_int(n) for n in e["shape"]) and _is_int(e.get("offset")))
+    return (
+        isinstance(e, dict)
+        and isinstance(e.get("path"), str)
+        and isinstance(e.get("dtype"), str)
+        and isinstance(e.get("shape"), list)
+        and all(_is_int(n) for n in e["shape"])
+        and _is_int(e.get("offset"))
+    )
 
 
 def _is_packed_record(r) -> bool:
-    return (isinstance(r, dict) and isinstance(r.get("at"), str)
-            and isinstance(r.get("leaves"), list)
-            and all(isinstance(x, list) and len(x) == 3 and isinstance(x[0], str)
-                    and isinstance(x[1], str) and isinstance(x[2], list)
-                    and all(_is_int(n) for n in x[2]) for x in r["leaves"]))
+    return (
+        isinstance(r, dict)
+        and isinstance(r.get("at"), str)
+        and isinstance(r.get("leaves"), list)
+        and all(
+            isinstance(x, list)
+            and len(x) == 3
+            and isinstance(x[0], str)
+            and isinstance(x[1], str)
+            and isinstance(x[2], list)
+            and all(_is_int(n) for n in x[2])
+            for x in r["leaves"]
+        )
+    )
 
 
 class _Reader:
@@ -287,117 +335,164 @@ class _Reader:
     def __init__(self, owner: str, path: str, f):
         self.owner, self.path = owner, path
         if f.read(6) == b"\x93NUMPY":
-            raise CheckpointError(f"{owner}: {path} holds a single .npy array, not a gradtx "
-                                  f"checkpoint (.npz with a manifest)")
+            raise CheckpointError(
+                f"{owner}: {path} holds a single .npy array, not a gradtx "
+                f"checkpoint (.npz with a manifest)"
+            )
         f.seek(0)
         try:
             self.zip = zipfile.ZipFile(f)
             infos = self.zip.infolist()
         except Exception as err:  # zipfile raises many kinds on crafted input
-            raise CheckpointError(f"{owner}: {path} is not a readable checkpoint ({err}); the "
-                                  f"file is corrupt, truncated or of another format") from err
+            raise CheckpointError(
+                f"{owner}: {path} is not a readable checkpoint ({err}); the "
+                f"file is corrupt, truncated or of another format"
+            ) from err
         names = [i.filename for i in infos]
         if "manifest.npy" not in names:
-            raise CheckpointError(f"{owner}: {path} has no valid gradtx manifest; it was not "
-                                  f"written by gradtx.save_checkpoint, or it is corrupt")
+            raise CheckpointError(
+                f"{owner}: {path} has no valid gradtx manifest; it was not "
+                f"written by gradtx.save_checkpoint, or it is corrupt"
+            )
         if sorted(names) != sorted(_MEMBERS):
-            raise CheckpointError(f"{owner}: {path} holds the members {names}; a gradtx "
-                                  f"checkpoint holds exactly {list(_MEMBERS)}, so the file is "
-                                  f"corrupt or was made by another program")
+            raise CheckpointError(
+                f"{owner}: {path} holds the members {names}; a gradtx "
+                f"checkpoint holds exactly {list(_MEMBERS)}, so the file is "
+                f"corrupt or was made by another program"
+            )
         self.infos = {i.filename: i for i in infos}
         for info in infos:
-            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or \
-                    info.compress_size != info.file_size:
-                raise CheckpointError(f"{owner}: {path}: member {info.filename} is compressed "
-                                      f"or encrypted; gradtx writes stored members only, so the "
-                                      f"file is corrupt or was made by another program")
+            if (
+                info.compress_type != zipfile.ZIP_STORED
+                or info.flag_bits & 0x1
+                or info.compress_size != info.file_size
+            ):
+                raise CheckpointError(
+                    f"{owner}: {path}: member {info.filename} is compressed "
+                    f"or encrypted; gradtx writes stored members only, so the "
+                    f"file is corrupt or was made by another program"
+                )
 
     def read(self, name: str, what: str, max_payload: int, exact: int | None = None) -> bytes:
         """The payload of the uint8 ``.npy`` member ``name``, refused if it is over size."""
         owner, path = self.owner, self.path
         info = self.infos[name]
         if info.file_size > max_payload + _NPY_HEADER_MAX:
-            raise CheckpointError(f"{owner}: {path}: the {what} member claims {info.file_size} "
-                                  f"bytes, more than the template allows ({max_payload} bytes "
-                                  f"of {what}); the file is corrupt or crafted")
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} member claims {info.file_size} "
+                f"bytes, more than the template allows ({max_payload} bytes "
+                f"of {what}); the file is corrupt or crafted"
+            )
         try:
             with self.zip.open(info) as member:
                 n = self._npy_length(member, what, info.file_size)
                 if exact is not None and n != exact:
                     raise CheckpointError(
                         f"{owner}: {path}: the {what} is uint8[{n}] but the manifest "
-                        f"says uint8[{exact}]; the file is corrupt")
+                        f"says uint8[{exact}]; the file is corrupt"
+                    )
                 raw = member.read(n + 1)  # to the end, where zipfile checks the CRC
                 if len(raw) != n:
-                    raise CheckpointError(f"{owner}: {path}: the {what} is shorter than its "
-                                          f"header says; the file is corrupt or truncated")
+                    raise CheckpointError(
+                        f"{owner}: {path}: the {what} is shorter than its "
+                        f"header says; the file is corrupt or truncated"
+                    )
                 return raw
         except CheckpointError:
             raise
         except Exception as err:
-            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read ({err}); the "
-                                  f"file is corrupt or truncated") from err
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} cannot be read ({err}); the "
+                f"file is corrupt or truncated"
+            ) from err
 
     def _npy_length(self, member, what, file_size) -> int:
         """Check the .npy header (uint8, one dimension, C order); the payload's length."""
         owner, path = self.owner, self.path
         head = member.read(10)
         if len(head) < 10 or head[:6] != b"\x93NUMPY" or head[6] not in (1, 2, 3):
-            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read (not an .npy "
-                                  f"array); the file is corrupt")
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} cannot be read (not an .npy "
+                f"array); the file is corrupt"
+            )
         if head[6] == 1:
             size = int.from_bytes(head[8:10], "little")
         else:
             more = member.read(2)
             size = int.from_bytes(head[8:10] + more, "little")
         if size > _NPY_HEADER_MAX:
-            raise CheckpointError(f"{owner}: {path}: the {what} has a {size}-byte .npy header; "
-                                  f"the file is corrupt or crafted")
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} has a {size}-byte .npy header; "
+                f"the file is corrupt or crafted"
+            )
         text = member.read(size)
         try:
             header = ast.literal_eval(text.decode("latin1"))
         except Exception as err:
-            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read (its .npy "
-                                  f"header: {err}); the file is corrupt") from err
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} cannot be read (its .npy "
+                f"header: {err}); the file is corrupt"
+            ) from err
         shape = header.get("shape") if isinstance(header, dict) else None
-        if not (isinstance(header, dict) and header.get("descr") == "|u1"
-                and header.get("fortran_order") is False and isinstance(shape, tuple)
-                and len(shape) == 1 and _is_int(shape[0])):
-            raise CheckpointError(f"{owner}: {path}: the {what} cannot be read (its .npy header "
-                                  f"is {text[:200]!r}, not a uint8 vector; a pickled or foreign "
-                                  f"array is not read, allow_pickle is off); the file is corrupt "
-                                  f"or crafted")
+        if not (
+            isinstance(header, dict)
+            and header.get("descr") == "|u1"
+            and header.get("fortran_order") is False
+            and isinstance(shape, tuple)
+            and len(shape) == 1
+            and _is_int(shape[0])
+        ):
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} cannot be read (its .npy header "
+                f"is {text[:200]!r}, not a uint8 vector; a pickled or foreign "
+                f"array is not read, allow_pickle is off); the file is corrupt "
+                f"or crafted"
+            )
         consumed = 10 + (0 if head[6] == 1 else 2) + size
         if consumed + shape[0] != file_size:
-            raise CheckpointError(f"{owner}: {path}: the {what} member is {file_size} bytes but "
-                                  f"its header describes {consumed + shape[0]}; the file is "
-                                  f"corrupt")
+            raise CheckpointError(
+                f"{owner}: {path}: the {what} member is {file_size} bytes but "
+                f"its header describes {consumed + shape[0]}; the file is "
+                f"corrupt"
+            )
         return shape[0]
 
 
 def _read_manifest(owner: str, path: str, reader: _Reader, max_bytes: int) -> dict:
-    bad = CheckpointError(f"{owner}: {path} has no valid gradtx manifest; it was not written "
-                          f"by gradtx.save_checkpoint, or it is corrupt")
+    bad = CheckpointError(
+        f"{owner}: {path} has no valid gradtx manifest; it was not written "
+        f"by gradtx.save_checkpoint, or it is corrupt"
+    )
     raw = reader.read("manifest.npy", "manifest", max_bytes)
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except Exception as err:  # UnicodeDecodeError, JSONDecodeError, RecursionError
-        raise CheckpointError(f"{owner}: {path}: the manifest cannot be read ({err}); the file "
-                              f"is corrupt or truncated") from err
+        raise CheckpointError(
+            f"{owner}: {path}: the manifest cannot be read ({err}); the file "
+            f"is corrupt or truncated"
+        ) from err
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise bad
     if manifest.get("version") != _VERSION:
-        raise CheckpointError(f"{owner}: {path} has checkpoint format version "
-                              f"{manifest.get('version')!r}; this gradtx reads version {_VERSION}")
+        raise CheckpointError(
+            f"{owner}: {path} has checkpoint format version "
+            f"{manifest.get('version')!r}; this gradtx reads version {_VERSION}"
+        )
     leaves = manifest.get("leaves")
     packed = manifest.get("packed", [])
-    if not (isinstance(leaves, list) and all(_is_entry(e) for e in leaves)
-            and _is_int(manifest.get("nbytes")) and isinstance(packed, list)
-            and all(_is_packed_record(r) for r in packed)):
+    if not (
+        isinstance(leaves, list)
+        and all(_is_entry(e) for e in leaves)
+        and _is_int(manifest.get("nbytes"))
+        and isinstance(packed, list)
+        and all(_is_packed_record(r) for r in packed)
+    ):
         raise bad
     if manifest.get("byteorder") != sys.byteorder:
-        raise CheckpointError(f"{owner}: {path} was written on a {manifest.get('byteorder')}-"
-                              f"endian machine; this one is {sys.byteorder}-endian")
+        raise CheckpointError(
+            f"{owner}: {path} was written on a {manifest.get('byteorder')}-"
+            f"endian machine; this one is {sys.byteorder}-endian"
+        )
     return manifest
 
 
@@ -417,21 +512,29 @@ def _check_paths(owner: str, path: str, saved: list[str], expected: list[str]) -
     extra = [p for p in saved if p not in expected_set]
     problems = []
     if missing:
-        problems.append(f"the template has {_leaves(len(missing))} the checkpoint lacks, first "
-                        f"{missing[0]}")
+        problems.append(
+            f"the template has {_leaves(len(missing))} the checkpoint lacks, first {missing[0]}"
+        )
     if extra:
-        problems.append(f"the checkpoint has {_leaves(len(extra))} the template lacks, first "
-                        f"{extra[0]}")
+        problems.append(
+            f"the checkpoint has {_leaves(len(extra))} the template lacks, first {extra[0]}"
+        )
     if not problems:
         first = next((i for i, (a, b) in enumerate(zip(saved, expected)) if a != b), None)
         if first is None:  # the same paths, one listed twice
-            problems.append(f"the checkpoint has {len(saved)} leaves and the template "
-                            f"{len(expected)}")
+            problems.append(
+                f"the checkpoint has {len(saved)} leaves and the template {len(expected)}"
+            )
         else:
-            problems.append(f"the leaves are in another order: leaf {first} is {saved[first]} "
-                            f"in the checkpoint and {expected[first]} in the template")
-    raise CheckpointError(f"{owner}: {path} does not match the template: " + "; ".join(problems)
-                          + "; was it saved from another model or optimizer?")
+            problems.append(
+                f"the leaves are in another order: leaf {first} is {saved[first]} "
+                f"in the checkpoint and {expected[first]} in the template"
+            )
+    raise CheckpointError(
+        f"{owner}: {path} does not match the template: "
+        + "; ".join(problems)
+        + "; was it saved from another model or optimizer?"
+    )
 
 
 def _check_packed(owner: str, path: str, saved: list, expected: list) -> None:
@@ -444,23 +547,29 @@ def _check_packed(owner: str, path: str, saved: list, expected: list) -> None:
             raise CheckpointError(
                 f"{owner}: {path}: the template's packed buffers at {at} hold parameters, but the "
                 f"checkpoint does not record which (it was saved unpacked, or by an older "
-                f"gradtx); refusing, since the values could land on the wrong parameters")
+                f"gradtx); refusing, since the values could land on the wrong parameters"
+            )
         if got == want:
             continue
         for i in range(max(len(got), len(want))):
             g = got[i] if i < len(got) else None
             w = want[i] if i < len(want) else None
             if g != w:
+
                 def show(x):
                     return "nothing" if x is None else f"{x[0]} {x[1]}{x[2]}"
+
                 raise CheckpointError(
                     f"{owner}: {path}: the packed buffers at {at} were packed from other "
                     f"parameters: packed leaf {i} is {show(g)} in the checkpoint but {show(w)} "
-                    f"in the template; was it saved from another model?")
+                    f"in the template; was it saved from another model?"
+                )
     extra = [r["at"] for r in saved if r["at"] not in {e["at"] for e in expected}]
     if extra:
-        raise CheckpointError(f"{owner}: {path}: the checkpoint holds packed buffers at "
-                              f"{extra[0]}, where the template has none")
+        raise CheckpointError(
+            f"{owner}: {path}: the checkpoint holds packed buffers at "
+            f"{extra[0]}, where the template has none"
+        )
 
 
 def _restore(leaves: list, arrays: list[np.ndarray]) -> list:
@@ -525,9 +634,15 @@ def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
     offsets, nbytes = _layout(expected)
     packed = _packed_nodes(template)
     # What this template's manifest is, give or take number formatting: a bound on the file's.
-    plan = json.dumps({"leaves": [{"path": n, **_dtype_fields(d), "shape": list(s),
-                                   "offset": o} for n, (d, s), o in zip(names, expected, offsets)],
-                       "packed": packed})
+    plan = json.dumps(
+        {
+            "leaves": [
+                {"path": n, **_dtype_fields(d), "shape": list(s), "offset": o}
+                for n, (d, s), o in zip(names, expected, offsets)
+            ],
+            "packed": packed,
+        }
+    )
     manifest_max = 2 * len(plan) + 4096
 
     with open(path, "rb") as f:
@@ -535,30 +650,41 @@ def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
         manifest = _read_manifest(owner, path, reader, manifest_max)
         entries = manifest["leaves"]
         _check_paths(owner, path, [e["path"] for e in entries], names)
-        mismatched = [f"leaf {e['path']} is {e['dtype']}{e['shape']} in the checkpoint but "
-                      f"{_describe(dtype, shape)} in the template"
-                      for e, (dtype, shape) in zip(entries, expected)
-                      if _saved_dtype(e) != _dtype_fields(dtype) or tuple(e["shape"]) != shape]
+        mismatched = [
+            f"leaf {e['path']} is {e['dtype']}{e['shape']} in the checkpoint but "
+            f"{_describe(dtype, shape)} in the template"
+            for e, (dtype, shape) in zip(entries, expected)
+            if _saved_dtype(e) != _dtype_fields(dtype) or tuple(e["shape"]) != shape
+        ]
         if mismatched:
             more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
-            raise CheckpointError(f"{owner}: {path} does not match the template: "
-                                  f"{mismatched[0]}{more}")
+            raise CheckpointError(
+                f"{owner}: {path} does not match the template: {mismatched[0]}{more}"
+            )
         _check_packed(owner, path, manifest.get("packed", []), packed)
         for entry, (dtype, shape), offset in zip(entries, expected, offsets):
             if entry["offset"] != offset:
                 size = dtype.itemsize * math.prod(shape)
-                where = ("lies beyond the end of the data" if entry["offset"] + size
-                         > manifest["nbytes"] else "overlaps or is misplaced in the data")
+                where = (
+                    "lies beyond the end of the data"
+                    if entry["offset"] + size > manifest["nbytes"]
+                    else "overlaps or is misplaced in the data"
+                )
                 raise CheckpointError(
                     f"{owner}: {path}: leaf {entry['path']} ({size} bytes at offset "
                     f"{entry['offset']}) {where} ({manifest['nbytes']} bytes; it belongs at "
-                    f"offset {offset}); the file is corrupt")
+                    f"offset {offset}); the file is corrupt"
+                )
         if manifest["nbytes"] != nbytes:
-            raise CheckpointError(f"{owner}: {path}: the manifest says the data is "
-                                  f"{manifest['nbytes']} bytes, but its leaves take {nbytes}; "
-                                  f"the file is corrupt")
+            raise CheckpointError(
+                f"{owner}: {path}: the manifest says the data is "
+                f"{manifest['nbytes']} bytes, but its leaves take {nbytes}; "
+                f"the file is corrupt"
+            )
         data = np.frombuffer(reader.read("data.npy", "data", nbytes, exact=nbytes), np.uint8)
-    arrays = [data[o:o + d.itemsize * math.prod(s)].view(d).reshape(s)
-              for o, (d, s) in zip(offsets, expected)]
+    arrays = [
+        data[o : o + d.itemsize * math.prod(s)].view(d).reshape(s)
+        for o, (d, s) in zip(offsets, expected)
+    ]
     leaves = _restore([leaf for _, leaf in flat], arrays)
     return jax.tree_util.tree_unflatten(treedef, leaves)

@@ -23,7 +23,8 @@ def check_state(owner: str, state, state_type) -> None:
     if not isinstance(state, state_type):
         raise TypeError(
             f"{owner}: expected a {state_type.__name__}, got {type(state).__name__}; "
-            f"was this state made by another optimizer's init?")
+            f"was this state made by another optimizer's init?"
+        )
 
 
 def check_float_leaves(owner: str, tree, what: str) -> None:
@@ -41,7 +42,8 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
             raise TypeError(
                 f"{owner}: {what} leaf {path_str(path)} has dtype {dtype}; gradtx updates "
                 f"floating-point or complex arrays only (cast it to a float dtype, or "
-                f"keep it out of the optimizer with a mask)")
+                f"keep it out of the optimizer with a mask)"
+            )
 
 
 _INEXACT = {}
@@ -69,10 +71,18 @@ def moment_state(owner: str, state, state_type, updates, *fields) -> None:
     check_float_leaves(owner, updates, "gradient")
     for field in fields:
         tree = getattr(state, field) if isinstance(field, str) else field
-        check_same_structure(owner, tree, updates, "the state's moments", "updates",
-                             hint="was the state made by init on other params?")
-        if all(jnp.shape(u) == jnp.shape(m)
-               for u, m in zip(jax.tree.leaves(updates), jax.tree.leaves(tree))):
+        check_same_structure(
+            owner,
+            tree,
+            updates,
+            "the state's moments",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
+        if all(
+            jnp.shape(u) == jnp.shape(m)
+            for u, m in zip(jax.tree.leaves(updates), jax.tree.leaves(tree))
+        ):
             continue
         name = field if isinstance(field, str) else "moment"
         pairs = zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(tree))
@@ -81,7 +91,8 @@ def moment_state(owner: str, state, state_type, updates, *fields) -> None:
                 raise ValueError(
                     f"{owner}: updates leaf {path_str(path)} has shape {jnp.shape(u)} but the "
                     f"state's {name} has shape {jnp.shape(m)}; was the state made by init on "
-                    f"other params?")
+                    f"other params?"
+                )
 
 
 def check_state_dtype(owner: str, name: str, dtype):
@@ -114,8 +125,9 @@ def _as_number(value):
     return float(arr)
 
 
-def check_range(owner: str, name: str, value, low=None, high=None, *,
-                low_open=False, high_open=False):
+def check_range(
+    owner: str, name: str, value, low=None, high=None, *, low_open=False, high_open=False
+):
     """Check low <= value <= high (or strict where open), and that value is finite.
 
     Any concrete real value is checked, whatever its dtype; traced values
@@ -163,5 +175,7 @@ def check_transformation(owner: str, what: str, tx) -> None:
     from ._base import is_transformation
 
     if not is_transformation(tx):
-        raise TypeError(f"{owner}: {what} must be a gradient transformation (with init and "
-                        f"update), got {type(tx).__name__}")
+        raise TypeError(
+            f"{owner}: {what} must be a gradient transformation (with init and "
+            f"update), got {type(tx).__name__}"
+        )

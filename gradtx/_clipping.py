@@ -50,8 +50,9 @@ def _shrink(u, norm, max_norm):
 
 
 def _stateless(name, update, hyperparams):
-    return GradientTransformation(lambda params: EmptyState(), update, name=name,
-                                  hyperparams=hyperparams)
+    return GradientTransformation(
+        lambda params: EmptyState(), update, name=name, hyperparams=hyperparams
+    )
 
 
 def clip(max_delta: float) -> GradientTransformation:
@@ -97,7 +98,9 @@ def global_norm(tree: PyTree) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), jnp.float32)
-    dtype = reduce(np.promote_types, [np.dtype(real_compute_dtype(jnp.result_type(x))) for x in leaves])
+    dtype = reduce(
+        np.promote_types, [np.dtype(real_compute_dtype(jnp.result_type(x))) for x in leaves]
+    )
     total = sum(_sum_sq(jnp.asarray(x)).astype(dtype) for x in leaves)
     return _safe_sqrt(total)
 
@@ -223,8 +226,9 @@ def _unitwise_norm(x, axis=None):
     return jnp.broadcast_to(_safe_sqrt(_sum_sq(x, axis=axis, keepdims=True)), x.shape)
 
 
-def adaptive_grad_clip(clipping: float, eps: float = 1e-3, *,
-                       axis: int | tuple[int, ...] | None = None) -> GradientTransformation:
+def adaptive_grad_clip(
+    clipping: float, eps: float = 1e-3, *, axis: int | tuple[int, ...] | None = None
+) -> GradientTransformation:
     """Adaptive gradient clipping, unit-wise: u_i = g_i * min(1, clipping * max(||p_i||, eps) / ||g_i||).
 
     For every unit i the gradient's norm ||g_i|| is bounded by ``clipping``
@@ -305,16 +309,22 @@ def per_example_global_norm_clip(grads, l2_norm_clip):
     leaves = jax.tree.leaves(grads)
     sizes = {np.shape(g)[0] if np.ndim(g) else None for g in leaves}
     if not leaves or None in sizes or len(sizes) != 1:
-        raise ValueError(f"{owner}: every leaf of grads needs the same batch axis 0 (one gradient "
-                         f"per example), got leading sizes {sorted(map(str, sizes))}")
+        raise ValueError(
+            f"{owner}: every leaf of grads needs the same batch axis 0 (one gradient "
+            f"per example), got leading sizes {sorted(map(str, sizes))}"
+        )
     check_float_leaves(owner, grads, "gradient")
     cd = real_compute_dtype(*(g.dtype for g in leaves))
-    sq = reduce(lambda a, b: a + b,
-                [_sum_sq(g, axis=tuple(range(1, g.ndim))).astype(cd) for g in leaves])
+    sq = reduce(
+        lambda a, b: a + b, [_sum_sq(g, axis=tuple(range(1, g.ndim))).astype(cd) for g in leaves]
+    )
     norms = jnp.sqrt(sq)
     multipliers = jnp.nan_to_num(jnp.minimum(l2_norm_clip / norms, 1.0), nan=1.0)
     num_clipped = jnp.sum(multipliers < 1.0)
     clipped = jax.tree.map(
-        lambda g: jnp.tensordot(multipliers.astype(compute_dtype(g.dtype)),
-                                g.astype(compute_dtype(g.dtype)), axes=1).astype(g.dtype), grads)
+        lambda g: jnp.tensordot(
+            multipliers.astype(compute_dtype(g.dtype)), g.astype(compute_dtype(g.dtype)), axes=1
+        ).astype(g.dtype),
+        grads,
+    )
     return clipped, num_clipped

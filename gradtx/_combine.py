@@ -14,7 +14,9 @@ class ChainState(NamedTuple):
     states: tuple
 
 
-def chain(*transforms, name: str = "chain", hyperparams: dict | None = None) -> GradientTransformation:
+def chain(
+    *transforms, name: str = "chain", hyperparams: dict | None = None
+) -> GradientTransformation:
     """Apply transforms one after another: u = t_n(... t_2(t_1(g))).
 
     Each transform receives the previous one's output, and nothing else, as
@@ -48,9 +50,11 @@ def chain(*transforms, name: str = "chain", hyperparams: dict | None = None) -> 
     def update(updates, state, params=None, **extra):
         check_state(name, state, ChainState)
         if len(state.states) != len(updates_of):
-            raise ValueError(f"{name}: got state for {len(state.states)} transforms but the "
-                             f"chain has {len(updates_of)}; was this state made by another "
-                             f"optimizer's init?")
+            raise ValueError(
+                f"{name}: got state for {len(state.states)} transforms but the "
+                f"chain has {len(updates_of)}; was this state made by another "
+                f"optimizer's init?"
+            )
         new_states = []
         try:
             for part_update, part_state in zip(updates_of, state.states):
@@ -62,8 +66,9 @@ def chain(*transforms, name: str = "chain", hyperparams: dict | None = None) -> 
             raise
         return updates, ChainState(tuple(new_states))
 
-    return GradientTransformation(init, update, name=name, hyperparams=hyperparams,
-                                  children=transforms, combinator="chain")
+    return GradientTransformation(
+        init, update, name=name, hyperparams=hyperparams, children=transforms, combinator="chain"
+    )
 
 
 class PreconditionState(NamedTuple):
@@ -111,15 +116,16 @@ def precondition(direction, by: Preconditioner) -> GradientTransformation:
     owner = "precondition"
     check_transformation(owner, "direction", direction)
     if not isinstance(by, Preconditioner):
-        raise TypeError(f"{owner}: by must be a preconditioner (scale_by_rms, scale_by_rss, "
-                        f"scale_by_max_rms, scale_by_centered_rms, scale_by_adadelta, "
-                        f"scale_by_rectified_rms), got "
-                        f"{getattr(by, 'name', type(by).__name__)}")
+        raise TypeError(
+            f"{owner}: by must be a preconditioner (scale_by_rms, scale_by_rss, "
+            f"scale_by_max_rms, scale_by_centered_rms, scale_by_adadelta, "
+            f"scale_by_rectified_rms), got "
+            f"{getattr(by, 'name', type(by).__name__)}"
+        )
     direction_update = update_fn(direction)
 
     def init(params):
-        return PreconditionState(direction=direction.init(params),
-                                 preconditioner=by.init(params))
+        return PreconditionState(direction=direction.init(params), preconditioner=by.init(params))
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, PreconditionState)
@@ -127,5 +133,6 @@ def precondition(direction, by: Preconditioner) -> GradientTransformation:
         out, by_state = by.precondition(d, updates, state.preconditioner, params)
         return out, PreconditionState(direction=direction_state, preconditioner=by_state)
 
-    return GradientTransformation(init, update, name=owner, children=(direction, by),
-                                  combinator="precondition")
+    return GradientTransformation(
+        init, update, name=owner, children=(direction, by), combinator="precondition"
+    )

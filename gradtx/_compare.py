@@ -42,8 +42,16 @@ OPTIMIZERS = {
     "adamw": (lambda lr: opt.adamw(lr, weight_decay=1e-2), 1e-3),
     "amsgrad": (lambda lr: opt.amsgrad(lr), 1e-3),
 }
-DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta",
-                      "adam", "adamw")
+DEFAULT_OPTIMIZERS = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "adam",
+    "adamw",
+)
 DEFAULT_STEPS = 2000
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_OUT = "gradtx_compare.png"
@@ -61,16 +69,17 @@ class Run(NamedTuple):
 
     name: str
     learning_rate: float
-    eval_steps: np.ndarray       # steps at which the curves were evaluated (0 first)
-    train_loss: np.ndarray       # full training-set loss at those steps
-    test_accuracy: np.ndarray    # test accuracy at those steps
-    batch_loss: np.ndarray       # mini-batch loss of every step
+    eval_steps: np.ndarray  # steps at which the curves were evaluated (0 first)
+    train_loss: np.ndarray  # full training-set loss at those steps
+    test_accuracy: np.ndarray  # test accuracy at those steps
+    batch_loss: np.ndarray  # mini-batch loss of every step
     steps_per_second: float
     compile_seconds: float
 
 
 # ----------------------------------------------------------------------------
 # Data and model.
+
 
 def load_data():
     """The digits as float32 pixels in [0, 1] and int32 labels, split train/test."""
@@ -132,14 +141,17 @@ def eval_points(steps, count=60):
 # ----------------------------------------------------------------------------
 # Training.
 
+
 def make_train_step(optimizer):
     """One training step of ``optimizer`` on the mini-batch ``batches[i]``."""
+
     def train_step(params, state, data, i):
         x, y, batches = data
         idx = batches[i]
         loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
         updates, state = optimizer.update(grads, state, params)
         return apply_updates(params, updates), state, loss
+
     return train_step
 
 
@@ -159,7 +171,7 @@ def train(name, optimizer, params, data, steps, progress):
         params, state, loss = step(params, state, data, i)
         losses.append(loss)
         if i + 1 in wanted:
-            snapshots.append(params)   # arrays are immutable: keeping them copies nothing
+            snapshots.append(params)  # arrays are immutable: keeping them copies nothing
         bar.update(i + 1, loss)
     jax.block_until_ready(params)
     seconds = time.perf_counter() - t0
@@ -167,8 +179,14 @@ def train(name, optimizer, params, data, steps, progress):
     return snapshots, np.asarray(jax.device_get(losses)), steps / seconds, compile_seconds
 
 
-def compare(optimizers=DEFAULT_OPTIMIZERS, learning_rates=None, steps=DEFAULT_STEPS,
-            batch_size=DEFAULT_BATCH_SIZE, seed=0, progress=None):
+def compare(
+    optimizers=DEFAULT_OPTIMIZERS,
+    learning_rates=None,
+    steps=DEFAULT_STEPS,
+    batch_size=DEFAULT_BATCH_SIZE,
+    seed=0,
+    progress=None,
+):
     """Train the digits MLP once per optimizer; return (runs, description of the task).
 
     Args:
@@ -186,8 +204,10 @@ def compare(optimizers=DEFAULT_OPTIMIZERS, learning_rates=None, steps=DEFAULT_ST
         raise CompareError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
     x_train, x_test, y_train, y_test = load_data()
     if not 1 <= batch_size <= len(x_train):
-        raise CompareError(f"--batch-size must be between 1 and {len(x_train)} "
-                           f"(the training-set size), got {batch_size}")
+        raise CompareError(
+            f"--batch-size must be between 1 and {len(x_train)} "
+            f"(the training-set size), got {batch_size}"
+        )
     made = {}
     for name in optimizers:
         lr = learning_rates.get(name, OPTIMIZERS[name][1])
@@ -211,19 +231,23 @@ def compare(optimizers=DEFAULT_OPTIMIZERS, learning_rates=None, steps=DEFAULT_ST
     points = eval_points(steps)
     runs = []
     for name, (optimizer, lr) in made.items():
-        snapshots, batch_loss, rate, compile_seconds = train(name, optimizer, params0, data,
-                                                             steps, progress)
+        snapshots, batch_loss, rate, compile_seconds = train(
+            name, optimizer, params0, data, steps, progress
+        )
         curves = np.asarray(jax.device_get([evaluate(p) for p in snapshots]), np.float64)
         losses, accs = curves[:, 0], curves[:, 1]
         runs.append(Run(name, lr, points, losses, accs, batch_loss, rate, compile_seconds))
-    task = (f"digits 8x8 (scikit-learn): {len(x_train)} train / {len(x_test)} test images; "
-            f"MLP {'-'.join(map(str, sizes))} (ReLU); {_plural(steps, 'step')} of batch {batch_size}; "
-            f"seed {seed}")
+    task = (
+        f"digits 8x8 (scikit-learn): {len(x_train)} train / {len(x_test)} test images; "
+        f"MLP {'-'.join(map(str, sizes))} (ReLU); {_plural(steps, 'step')} of batch {batch_size}; "
+        f"seed {seed}"
+    )
     return runs, task
 
 
 # ----------------------------------------------------------------------------
 # Output: progress bar, table, figure.
+
 
 class ProgressBar:
     """A one-line progress bar on a terminal; one summary line per run otherwise."""
@@ -245,7 +269,7 @@ class ProgressBar:
         rate = done / max(now - self.start, 1e-9)
         text = f"\r{self.name:<9} [{bar}] {done:>{len(str(self.total))}}/{self.total}"
         if loss is not None:
-            text += f"  batch loss {float(loss):.4f}"   # float() waits for this step only
+            text += f"  batch loss {float(loss):.4f}"  # float() waits for this step only
         self.stream.write(text + f"  {rate:,.0f} steps/s\x1b[K")
         self.stream.flush()
 
@@ -271,19 +295,26 @@ def _silent(name, total):
 def format_table(runs, task):
     """The results as a fixed-width text table, one row per optimizer."""
     initial = runs[0].train_loss[0]
-    lines = [task,
-             f"initial train loss {initial:.4f} (the same initialisation for every optimizer)",
-             "",
-             f"{'optimizer':<10}{'lr':>9}{'train loss':>12}{'test acc':>10}"
-             f"{'steps/s':>9}{'compile s':>11}"]
+    lines = [
+        task,
+        f"initial train loss {initial:.4f} (the same initialisation for every optimizer)",
+        "",
+        f"{'optimizer':<10}{'lr':>9}{'train loss':>12}{'test acc':>10}"
+        f"{'steps/s':>9}{'compile s':>11}",
+    ]
     for r in runs:
-        lines.append(f"{r.name:<10}{r.learning_rate:>9.3g}{r.train_loss[-1]:>12.4f}"
-                     f"{100 * r.test_accuracy[-1]:>9.1f}%{r.steps_per_second:>9,.0f}"
-                     f"{r.compile_seconds:>11.2f}")
+        lines.append(
+            f"{r.name:<10}{r.learning_rate:>9.3g}{r.train_loss[-1]:>12.4f}"
+            f"{100 * r.test_accuracy[-1]:>9.1f}%{r.steps_per_second:>9,.0f}"
+            f"{r.compile_seconds:>11.2f}"
+        )
     diverged = [r.name for r in runs if not np.isfinite(r.train_loss[-1])]
     if diverged:
-        lines += ["", f"diverged (loss is not finite): {', '.join(diverged)}; "
-                      f"try a smaller learning rate with --lr NAME=VALUE"]
+        lines += [
+            "",
+            f"diverged (loss is not finite): {', '.join(diverged)}; "
+            f"try a smaller learning rate with --lr NAME=VALUE",
+        ]
     return "\n".join(lines)
 
 
@@ -307,10 +338,15 @@ def save_figure(runs, task, path):
         ax_loss.plot(r.eval_steps, r.train_loss, label=label)
         error = 100 * (1 - r.test_accuracy)
         ax_err.plot(r.eval_steps, np.where(error > 0, error, np.nan), label=label)
-    ax_loss.set(yscale="log", xlabel="step", ylabel="loss on the full training set",
-                title="training loss")
-    ax_err.set(yscale="log", xlabel="step", ylabel="test error (%), log scale",
-               title="test error (100% - accuracy)")
+    ax_loss.set(
+        yscale="log", xlabel="step", ylabel="loss on the full training set", title="training loss"
+    )
+    ax_err.set(
+        yscale="log",
+        xlabel="step",
+        ylabel="test error (%), log scale",
+        title="test error (100% - accuracy)",
+    )
     percent = FuncFormatter(lambda value, _: f"{value:g}%")
     ax_err.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax_err.yaxis.set_major_formatter(percent)
@@ -325,6 +361,7 @@ def save_figure(runs, task, path):
 
 # ----------------------------------------------------------------------------
 # The command line.
+
 
 def _positive_int(text):
     try:
@@ -360,7 +397,8 @@ def _optimizer_list(text):
     unknown = [n for n in names if n not in _known_names()]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown optimizer {unknown[0]!r}; choose from {', '.join(_known_names())}")
+            f"unknown optimizer {unknown[0]!r}; choose from {', '.join(_known_names())}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -373,15 +411,18 @@ def _lr_overrides(text):
             raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as adam=3e-3, got {item!r}")
         if name not in _known_names():
             raise argparse.ArgumentTypeError(
-                f"unknown optimizer {name!r} in {item!r}; choose from {', '.join(_known_names())}")
+                f"unknown optimizer {name!r} in {item!r}; choose from {', '.join(_known_names())}"
+            )
         try:
             lr = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"learning rate of {name} must be a number, "
-                                             f"got {value.strip()!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"learning rate of {name} must be a number, got {value.strip()!r}"
+            ) from None
         if not (math.isfinite(lr) and lr > 0):
-            raise argparse.ArgumentTypeError(f"learning rate of {name} must be a positive "
-                                             f"number, got {value.strip()!r}")
+            raise argparse.ArgumentTypeError(
+                f"learning rate of {name} must be a positive number, got {value.strip()!r}"
+            )
         overrides[name] = lr
     return overrides
 
@@ -392,30 +433,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = ", ".join(f"{n}={OPTIMIZERS[n][1]:g}" for n in OPTIMIZERS)
     parser.add_argument(
-        "--task", choices=("digits", "lm"), default="digits",
+        "--task",
+        choices=("digits", "lm"),
+        default="digits",
         help="digits: the MLP on the 8x8 digits (default); lm: a small byte-level "
-             "transformer language model on Python's standard library, held-out loss "
-             "(optimizers gradtx does not have yet are skipped with a note)")
+        "transformer language model on Python's standard library, held-out loss "
+        "(optimizers gradtx does not have yet are skipped with a note)",
+    )
     parser.add_argument(
-        "--optimizers", type=_optimizer_list, default=None, metavar="LIST",
+        "--optimizers",
+        type=_optimizer_list,
+        default=None,
+        metavar="LIST",
         help=f"comma-separated optimizers to compare, from: {', '.join(OPTIMIZERS)} "
-             f"(default: {','.join(DEFAULT_OPTIMIZERS)}); with --task lm from: "
-             f"{', '.join(REGISTRY)} (default: all)")
+        f"(default: {','.join(DEFAULT_OPTIMIZERS)}); with --task lm from: "
+        f"{', '.join(REGISTRY)} (default: all)",
+    )
     parser.add_argument(
-        "--lr", type=_lr_overrides, action="append", default=[], metavar="NAME=VALUE[,...]",
+        "--lr",
+        type=_lr_overrides,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,...]",
         help=f"learning-rate overrides, e.g. --lr adam=3e-3,sgd=0.1 (repeatable); "
-             f"defaults: {defaults}; with --task lm the middle of each optimizer's sweep")
-    parser.add_argument("--steps", type=_positive_int, default=None,
-                        help=f"training steps per optimizer (default: {DEFAULT_STEPS}; "
-                             f"lm: {LM.steps})")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
-                        help=f"mini-batch size (default: {DEFAULT_BATCH_SIZE}; "
-                             f"lm: {LM.batch_size})")
-    parser.add_argument("--seed", type=_seed, default=0,
-                        help="seed of the initial parameters and the batch order; the "
-                             "train/test split is fixed (default: %(default)s)")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
-                        help="where to save the PNG of the curves (default: %(default)s)")
+        f"defaults: {defaults}; with --task lm the middle of each optimizer's sweep",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help=f"training steps per optimizer (default: {DEFAULT_STEPS}; lm: {LM.steps})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help=f"mini-batch size (default: {DEFAULT_BATCH_SIZE}; lm: {LM.batch_size})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seed of the initial parameters and the batch order; the "
+        "train/test split is fixed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="PATH",
+        help="where to save the PNG of the curves (default: %(default)s)",
+    )
 
 
 def _unwritable(path: str) -> str | None:
@@ -468,14 +535,22 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
         import matplotlib  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError as err:
-        print(f"{parser.prog}: error: needs scikit-learn and matplotlib "
-              f"(pip install \"gradtx[examples]\"): {err}", file=sys.stderr)
+        print(
+            f"{parser.prog}: error: needs scikit-learn and matplotlib "
+            f'(pip install "gradtx[examples]"): {err}',
+            file=sys.stderr,
+        )
         return 1
 
     try:
-        runs, task = compare(optimizers, lrs, args.steps or DEFAULT_STEPS,
-                             args.batch_size or DEFAULT_BATCH_SIZE, args.seed,
-                             progress=ProgressBar)
+        runs, task = compare(
+            optimizers,
+            lrs,
+            args.steps or DEFAULT_STEPS,
+            args.batch_size or DEFAULT_BATCH_SIZE,
+            args.seed,
+            progress=ProgressBar,
+        )
     except CompareError as err:
         parser.error(str(err))
     print(format_table(runs, task))

@@ -28,8 +28,9 @@ class ConditionallyMaskState(NamedTuple):
     inner_state: Any
 
 
-def conditionally_mask(inner, should_transform_fn,
-                       forward_extra_args: bool = False) -> GradientTransformation:
+def conditionally_mask(
+    inner, should_transform_fn, forward_extra_args: bool = False
+) -> GradientTransformation:
     """Run ``inner`` on steps the predicate accepts: u_t = T(g_t) if f(t) else 0.
 
     On a rejected step the update is zero and T's state is kept as it was;
@@ -53,8 +54,10 @@ def conditionally_mask(inner, should_transform_fn,
     owner = "conditionally_mask"
     check_transformation(owner, "inner", inner)
     if not callable(should_transform_fn):
-        raise TypeError(f"{owner}: should_transform_fn must be a function (step, **extra) -> bool, "
-                        f"got {should_transform_fn!r}")
+        raise TypeError(
+            f"{owner}: should_transform_fn must be a function (step, **extra) -> bool, "
+            f"got {should_transform_fn!r}"
+        )
     inner_update = update_fn(inner)
 
     def init(params):
@@ -66,8 +69,7 @@ def conditionally_mask(inner, should_transform_fn,
         def run(_):
             out, inner_state = inner_update(updates, state.inner_state, params, **extra)
             out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
-            return out, jax.tree.map(lambda n, o: n.astype(o.dtype), inner_state,
-                                     state.inner_state)
+            return out, jax.tree.map(lambda n, o: n.astype(o.dtype), inner_state, state.inner_state)
 
         def reject(_):
             return jax.tree.map(jnp.zeros_like, updates), state.inner_state
@@ -76,9 +78,16 @@ def conditionally_mask(inner, should_transform_fn,
         out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
         return out, ConditionallyMaskState(step=increment(state.step), inner_state=inner_state)
 
-    return GradientTransformation(init, update, name=owner, children=(inner,),
-                                  hyperparams={"should_transform_fn": should_transform_fn,
-                                               "forward_extra_args": forward_extra_args})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(inner,),
+        hyperparams={
+            "should_transform_fn": should_transform_fn,
+            "forward_extra_args": forward_extra_args,
+        },
+    )
 
 
 def skip_not_finite(updates, gradient_step, params):
@@ -152,8 +161,11 @@ def keep_params_nonnegative() -> GradientTransformation:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
         check_float_leaves(owner, updates, "updates")
         check_same_structure(owner, params, updates, "params", "updates")
-        out = jax.tree.map(lambda p, u: jnp.where(p.astype(u.dtype) + u < 0,
-                                                  -p.astype(u.dtype), u), params, updates)
+        out = jax.tree.map(
+            lambda p, u: jnp.where(p.astype(u.dtype) + u < 0, -p.astype(u.dtype), u),
+            params,
+            updates,
+        )
         return out, state
 
     return GradientTransformation(lambda params: NonNegativeParamsState(), update, name=owner)

@@ -54,9 +54,14 @@ class FactoredState(NamedTuple):
     v: object
 
 
-def scale_by_factored_rms(factored: bool = True, decay_rate=0.8, step_offset=0,
-                          min_dim_size_to_factor: int = 128, epsilon=1e-30,
-                          decay_rate_fn=decay_rate_pow) -> GradientTransformation:
+def scale_by_factored_rms(
+    factored: bool = True,
+    decay_rate=0.8,
+    step_offset=0,
+    min_dim_size_to_factor: int = 128,
+    epsilon=1e-30,
+    decay_rate_fn=decay_rate_pow,
+) -> GradientTransformation:
     """Adafactor's scaling: divide by the root of a factored second moment.
 
     With beta_t = decay_rate_fn(t - step_offset, decay_rate) (t = 0 first),
@@ -94,8 +99,9 @@ def scale_by_factored_rms(factored: bool = True, decay_rate=0.8, step_offset=0,
     owner = "scale_by_factored_rms"
     check_range(owner, "epsilon", epsilon, 0)
     if isinstance(min_dim_size_to_factor, bool) or not isinstance(min_dim_size_to_factor, int):
-        raise TypeError(f"{owner}: min_dim_size_to_factor must be an int, "
-                        f"got {min_dim_size_to_factor!r}")
+        raise TypeError(
+            f"{owner}: min_dim_size_to_factor must be an int, got {min_dim_size_to_factor!r}"
+        )
 
     def init_leaf(p):
         dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
@@ -104,15 +110,22 @@ def scale_by_factored_rms(factored: bool = True, decay_rate=0.8, step_offset=0,
         if dims is None:
             return one, one, jnp.zeros(p.shape, dtype)
         d1, d0 = dims
-        return (jnp.zeros(np.delete(p.shape, d0), dtype), jnp.zeros(np.delete(p.shape, d1), dtype),
-                one)
+        return (
+            jnp.zeros(np.delete(p.shape, d0), dtype),
+            jnp.zeros(np.delete(p.shape, d1), dtype),
+            one,
+        )
 
     def init(params):
         check_float_leaves(owner, params, "params")
         leaves, treedef = jax.tree.flatten(params)
         rows, cols, vs = zip(*[init_leaf(p) for p in leaves]) if leaves else ((), (), ())
-        return FactoredState(count=new_count(), v_row=treedef.unflatten(rows),
-                             v_col=treedef.unflatten(cols), v=treedef.unflatten(vs))
+        return FactoredState(
+            count=new_count(),
+            v_row=treedef.unflatten(rows),
+            v_col=treedef.unflatten(cols),
+            v=treedef.unflatten(vs),
+        )
 
     def update_leaf(g, v_row, v_col, v, p, count):
         cd = compute_dtype(g.dtype)
@@ -129,9 +142,12 @@ def scale_by_factored_rms(factored: bool = True, decay_rate=0.8, step_offset=0,
         new_row, new_col = new_row.astype(v_row.dtype), new_col.astype(v_col.dtype)
         reduced_d1 = d1 - 1 if d1 > d0 else d1
         row_factor = (new_row / jnp.mean(new_row, axis=reduced_d1, keepdims=True)) ** -0.5
-        col_factor = new_col ** -0.5
-        u = (g.astype(cd) * jnp.expand_dims(row_factor, d0).astype(cd)
-             * jnp.expand_dims(col_factor, d1).astype(cd))
+        col_factor = new_col**-0.5
+        u = (
+            g.astype(cd)
+            * jnp.expand_dims(row_factor, d0).astype(cd)
+            * jnp.expand_dims(col_factor, d1).astype(cd)
+        )
         return u, new_row, new_col, v
 
     def update(updates, state, params=None, **extra):
@@ -142,18 +158,31 @@ def scale_by_factored_rms(factored: bool = True, decay_rate=0.8, step_offset=0,
         check_same_structure(owner, params, updates, "params", "updates")
         leaves, treedef = jax.tree.flatten(updates)
         rows, cols, vs = (treedef.flatten_up_to(t) for t in (state.v_row, state.v_col, state.v))
-        outs = [update_leaf(g, r, c, v, p, state.count)
-                for g, r, c, v, p in zip(leaves, rows, cols, vs, treedef.flatten_up_to(params))]
+        outs = [
+            update_leaf(g, r, c, v, p, state.count)
+            for g, r, c, v, p in zip(leaves, rows, cols, vs, treedef.flatten_up_to(params))
+        ]
         u, new_rows, new_cols, new_vs = zip(*outs) if outs else ((), (), (), ())
         u = [x.astype(g.dtype) for x, g in zip(u, leaves)]
         return treedef.unflatten(u), FactoredState(
-            count=increment(state.count), v_row=treedef.unflatten(new_rows),
-            v_col=treedef.unflatten(new_cols), v=treedef.unflatten(new_vs))
+            count=increment(state.count),
+            v_row=treedef.unflatten(new_rows),
+            v_col=treedef.unflatten(new_cols),
+            v=treedef.unflatten(new_vs),
+        )
 
     return GradientTransformation(
-        init, update, name=owner,
-        hyperparams={"factored": factored, "decay_rate": decay_rate, "step_offset": step_offset,
-                     "min_dim_size_to_factor": min_dim_size_to_factor, "epsilon": epsilon})
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "factored": factored,
+            "decay_rate": decay_rate,
+            "step_offset": step_offset,
+            "min_dim_size_to_factor": min_dim_size_to_factor,
+            "epsilon": epsilon,
+        },
+    )
 
 
 class ScaleBySM3State(NamedTuple):
@@ -206,16 +235,19 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
         for p in jax.tree.leaves(params):
             if jnp.iscomplexobj(p):
                 raise TypeError(f"{owner}: complex parameters are not supported")
-        return ScaleBySM3State(mu=jax.tree.map(init_leaf, params),
-                               nu=jax.tree.map(jnp.zeros_like, params))
+        return ScaleBySM3State(
+            mu=jax.tree.map(init_leaf, params), nu=jax.tree.map(jnp.zeros_like, params)
+        )
 
     def one(g, accumulators, m):
         cd = compute_dtype(g.dtype, m.dtype)
         if g.ndim == 0:
             covered = accumulators[0].astype(cd)
         else:
-            shaped = [a.astype(cd).reshape([-1 if j == i else 1 for j in range(g.ndim)])
-                      for i, a in enumerate(accumulators)]
+            shaped = [
+                a.astype(cd).reshape([-1 if j == i else 1 for j in range(g.ndim)])
+                for i, a in enumerate(accumulators)
+            ]
             covered = reduce(jnp.minimum, shaped)
         c = 1.0 if b2 == 1.0 else 1 - b2
         acc = c * g.astype(cd) ** 2 + b2 * covered
@@ -224,15 +256,23 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
         if g.ndim == 0:
             new_acc = [acc.astype(g.dtype)]
         else:
-            new_acc = [jnp.max(acc, axis=tuple(j for j in range(g.ndim) if j != i)).astype(g.dtype)
-                       for i in range(g.ndim)]
+            new_acc = [
+                jnp.max(acc, axis=tuple(j for j in range(g.ndim) if j != i)).astype(g.dtype)
+                for i in range(g.ndim)
+            ]
         return new_m, new_acc
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScaleBySM3State)
         check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.nu, updates, "the state's moments", "updates",
-                             hint="was the state made by init on other params?")
+        check_same_structure(
+            owner,
+            state.nu,
+            updates,
+            "the state's moments",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
         leaves, treedef = jax.tree.flatten(updates)
         mus = treedef.flatten_up_to(state.mu)
         pairs = [one(g, a, m) for g, a, m in zip(leaves, mus, treedef.flatten_up_to(state.nu))]
@@ -241,5 +281,6 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
         out = jax.tree.map(lambda m, g: m.astype(g.dtype), nu, updates)
         return out, ScaleBySM3State(mu=mu, nu=nu)
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"b1": b1, "b2": b2, "eps": eps})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"b1": b1, "b2": b2, "eps": eps}
+    )

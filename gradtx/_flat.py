@@ -55,8 +55,7 @@ class Layout:
     its own shape (key: its path), since packing it would only add copies.
     """
 
-    __slots__ = ("treedef", "paths", "shapes", "dtypes", "max_leaf_size", "keys", "entries",
-                 "_key")
+    __slots__ = ("treedef", "paths", "shapes", "dtypes", "max_leaf_size", "keys", "entries", "_key")
 
     def __init__(self, treedef, paths, shapes, dtypes, max_leaf_size=DEFAULT_MAX_LEAF_SIZE):
         self.treedef = treedef
@@ -77,7 +76,9 @@ class Layout:
         for d in sorted(by_dtype, key=lambda d: d.name):
             index = tuple(by_dtype[d])
             sz = tuple(sizes[i] for i in index)
-            offsets = tuple(int(o) for o in np.concatenate([[0], np.cumsum(sz)[:-1]]).astype(np.int64))
+            offsets = tuple(
+                int(o) for o in np.concatenate([[0], np.cumsum(sz)[:-1]]).astype(np.int64)
+            )
             entries.append((d.name, d, index, offsets, sz, int(sum(sz)), True))
         for i in whole:
             entries.append((paths[i], self.dtypes[i], (i,), (0,), (sizes[i],), sizes[i], False))
@@ -91,8 +92,13 @@ class Layout:
         with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
         paths = [jax.tree_util.keystr(p) if p else "<root>" for p, _ in with_path]
         leaves = [x for _, x in with_path]
-        return cls(treedef, paths, [jnp.shape(x) for x in leaves],
-                   [jnp.result_type(x) for x in leaves], max_leaf_size)
+        return cls(
+            treedef,
+            paths,
+            [jnp.shape(x) for x in leaves],
+            [jnp.result_type(x) for x in leaves],
+            max_leaf_size,
+        )
 
     def __eq__(self, other):
         return isinstance(other, Layout) and self._key == other._key
@@ -101,9 +107,12 @@ class Layout:
         return hash(self._key)
 
     def __repr__(self):
-        parts = [f"{d.name}[{total}] from {len(index)} leaves" if packed
-                 else f"{key}: {d.name}{list(self.shapes[index[0]])}"
-                 for key, d, index, _, _, total, packed in self.entries]
+        parts = [
+            f"{d.name}[{total}] from {len(index)} leaves"
+            if packed
+            else f"{key}: {d.name}{list(self.shapes[index[0]])}"
+            for key, d, index, _, _, total, packed in self.entries
+        ]
         return "Layout(" + ", ".join(parts) + ")"
 
     def pack(self, tree) -> Packed:
@@ -147,8 +156,10 @@ class Layout:
         try:
             leaves = self.treedef.flatten_up_to(mask_tree)
         except (ValueError, TypeError) as error:
-            raise ValueError(f"flatten: the mask does not match the params ({error}); the "
-                             f"mask must be a pytree of bools shaped like the params") from None
+            raise ValueError(
+                f"flatten: the mask does not match the params ({error}); the "
+                f"mask must be a pytree of bools shaped like the params"
+            ) from None
         buffers = []
         for _, _, index, _, sizes, _, packed in self.entries:
             values = [leaves[i] for i in index]
@@ -159,10 +170,14 @@ class Layout:
                 else:
                     buffers.append(np.repeat(np.asarray(flags), sizes))
             elif not packed:
-                buffers.append(jnp.broadcast_to(jnp.asarray(values[0], bool), self.shapes[index[0]]))
+                buffers.append(
+                    jnp.broadcast_to(jnp.asarray(values[0], bool), self.shapes[index[0]])
+                )
             else:
-                parts = [jnp.ravel(jnp.broadcast_to(jnp.asarray(v, bool), self.shapes[i]))
-                         for v, i in zip(values, index)]
+                parts = [
+                    jnp.ravel(jnp.broadcast_to(jnp.asarray(v, bool), self.shapes[i]))
+                    for v, i in zip(values, index)
+                ]
                 buffers.append(jnp.concatenate(parts) if len(parts) > 1 else parts[0])
         return Packed(self, tuple(buffers))
 
@@ -212,8 +227,9 @@ class Packed:
         return self.layout.pack_mask(mask(self.unpack()) if callable(mask) else mask)
 
     def __repr__(self):
-        inner = ", ".join(f"{k}: {getattr(b, 'shape', b)}" for k, b in zip(self.layout.keys,
-                                                                            self.buffers))
+        inner = ", ".join(
+            f"{k}: {getattr(b, 'shape', b)}" for k, b in zip(self.layout.keys, self.buffers)
+        )
         return f"Packed({inner})"
 
 
@@ -243,15 +259,34 @@ def pack(tree: PyTree, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE) -> Packed:
 # (a global norm, an all-finite test), which packing keeps.  Wrappers listed
 # here are exact when the transforms they hold are; a combinator (``chain``,
 # ``precondition``: every optimizer recipe) when each of its children is.
-ELEMENTWISE = frozenset({
-    "identity", "scale", "scale_by_learning_rate", "scale_by_schedule",
-    "scale_by_momentum", "trace", "scale_by_nadam_momentum",
-    "bias_correction", "scale_by_rms", "scale_by_centered_rms", "scale_by_rss",
-    "scale_by_adadelta", "scale_by_max_rms", "scale_by_rectified_rms",
-    "add_decayed_weights", "clip", "set_to_zero", "clip_by_global_norm",
-    "apply_if_finite", "accumulate_gradients", "lookahead", "lookahead_in_state", "ema_params",
-    "flatten",
-})
+ELEMENTWISE = frozenset(
+    {
+        "identity",
+        "scale",
+        "scale_by_learning_rate",
+        "scale_by_schedule",
+        "scale_by_momentum",
+        "trace",
+        "scale_by_nadam_momentum",
+        "bias_correction",
+        "scale_by_rms",
+        "scale_by_centered_rms",
+        "scale_by_rss",
+        "scale_by_adadelta",
+        "scale_by_max_rms",
+        "scale_by_rectified_rms",
+        "add_decayed_weights",
+        "clip",
+        "set_to_zero",
+        "clip_by_global_norm",
+        "apply_if_finite",
+        "accumulate_gradients",
+        "lookahead",
+        "lookahead_in_state",
+        "ema_params",
+        "flatten",
+    }
+)
 
 # Transforms whose numbers depend on where one leaf ends, and why.
 PER_LEAF = {
@@ -265,18 +300,20 @@ PER_LEAF = {
 }
 
 
-
-
 def _inexact_reason(tx):
     """Why flatten cannot run ``tx`` exactly (naming the transform), or None if it can."""
     if not isinstance(tx, GradientTransformation):
-        return (f"{type(tx).__name__} is not a gradtx transform, so flatten cannot tell whether "
-                f"it works element by element")
+        return (
+            f"{type(tx).__name__} is not a gradtx transform, so flatten cannot tell whether "
+            f"it works element by element"
+        )
     if tx.name in PER_LEAF:
         return f"{tx.name} cannot run on packed buffers: {PER_LEAF[tx.name]}"
     if not (tx.combinator or tx.name in ELEMENTWISE):
-        return (f"flatten does not know whether {tx.name} works element by element (it is not "
-                f"in gradtx._flat.ELEMENTWISE)")
+        return (
+            f"flatten does not know whether {tx.name} works element by element (it is not "
+            f"in gradtx._flat.ELEMENTWISE)"
+        )
     for inner in tx.children:
         reason = _inexact_reason(inner)
         if reason is not None:
@@ -289,8 +326,12 @@ def _packed_layouts(state):
     return [n.layout for n in nodes if isinstance(n, Packed)]
 
 
-def flatten(tx: TransformLike, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE,
-            assume_elementwise: bool = False) -> GradientTransformation:
+def flatten(
+    tx: TransformLike,
+    *,
+    max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE,
+    assume_elementwise: bool = False,
+) -> GradientTransformation:
     """Run ``tx`` on one flat buffer per dtype: the same numbers, a few kernels instead of thousands.
 
     u_t = unpack(tx(pack(g_t))): the leaves of each dtype are concatenated
@@ -348,9 +389,11 @@ def flatten(tx: TransformLike, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE,
     if not assume_elementwise:
         reason = _inexact_reason(tx)
         if reason is not None:
-            raise ValueError(f"flatten: {reason}; packed, it would give other numbers than "
-                             f"per leaf. Keep it outside flatten, or pass "
-                             f"assume_elementwise=True if it works element by element")
+            raise ValueError(
+                f"flatten: {reason}; packed, it would give other numbers than "
+                f"per leaf. Keep it outside flatten, or pass "
+                f"assume_elementwise=True if it works element by element"
+            )
     inner = update_fn(tx)
 
     def init(params):
@@ -359,14 +402,16 @@ def flatten(tx: TransformLike, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE,
         return tx.init(params)
 
     def update(updates, state, params=None, **extra):
-        if isinstance(updates, Packed):   # already packed by the caller: nothing to do
+        if isinstance(updates, Packed):  # already packed by the caller: nothing to do
             return inner(updates, state, params, **extra)
         layout = Layout.of("flatten", updates, max_leaf_size)
         for stored in _packed_layouts(state)[:1]:
             if stored != layout:
-                raise ValueError(f"flatten: the state was packed for {stored!r} but the updates "
-                                 f"pack to {layout!r}; was the state made by init on other "
-                                 f"params (different shapes, dtypes or structure)?")
+                raise ValueError(
+                    f"flatten: the state was packed for {stored!r} but the updates "
+                    f"pack to {layout!r}; was the state made by init on other "
+                    f"params (different shapes, dtypes or structure)?"
+                )
         packed_u = layout.pack(updates)
         packed_p = None
         if params is not None:
@@ -377,5 +422,10 @@ def flatten(tx: TransformLike, *, max_leaf_size: int = DEFAULT_MAX_LEAF_SIZE,
 
     if not isinstance(max_leaf_size, int) or max_leaf_size < 0:
         raise ValueError(f"flatten: max_leaf_size must be an integer >= 0, got {max_leaf_size!r}")
-    return GradientTransformation(init, update, name="flatten", children=(tx,),
-                                  hyperparams={"inner": tx, "max_leaf_size": max_leaf_size})
+    return GradientTransformation(
+        init,
+        update,
+        name="flatten",
+        children=(tx,),
+        hyperparams={"inner": tx, "max_leaf_size": max_leaf_size},
+    )

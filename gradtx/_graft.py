@@ -68,5 +68,6 @@ def graft(direction, magnitude) -> GradientTransformation:
 
         return jax.tree.map(leaf, d, m), GraftState(d_state, m_state)
 
-    return GradientTransformation(init, update, name=owner, children=(direction, magnitude),
-                                  combinator="graft")
+    return GradientTransformation(
+        init, update, name=owner, children=(direction, magnitude), combinator="graft"
+    )

@@ -55,9 +55,12 @@ class InjectHyperparamsState(NamedTuple):
 
 def _is_stateful_schedule(value) -> bool:
     """optax's StatefulSchedule protocol: ``init()``, ``update(state, **extra)``, ``__call__(state, **extra)``."""
-    return (callable(value) and not isinstance(value, GradientTransformation)
-            and callable(getattr(value, "init", None))
-            and callable(getattr(value, "update", None)))
+    return (
+        callable(value)
+        and not isinstance(value, GradientTransformation)
+        and callable(getattr(value, "init", None))
+        and callable(getattr(value, "update", None))
+    )
 
 
 def _is_integer(value) -> bool:
@@ -74,8 +77,9 @@ def _is_number(value) -> bool:
         return True
     if isinstance(value, (jax.Array, np.ndarray)):
         dtype = value.dtype
-        return value.shape == () and (jnp.issubdtype(dtype, jnp.floating)
-                                      or jnp.issubdtype(dtype, jnp.integer))
+        return value.shape == () and (
+            jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        )
     return False
 
 
@@ -85,8 +89,10 @@ def _classify(signature, arguments, static_args):
     for name, value in arguments.items():
         parameter = signature.parameters[name]
         default = parameter.default
-        if name in static_args or parameter.kind in (parameter.VAR_POSITIONAL,
-                                                     parameter.VAR_KEYWORD):
+        if name in static_args or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
             continue
         if callable(value) and not isinstance(value, GradientTransformation):
             # A function is a schedule where the factory expects a number (no
@@ -95,8 +101,11 @@ def _classify(signature, arguments, static_args):
                 schedules[name] = value
         elif _is_number(value):
             # A Python int for an int-defaulted argument is a count (static).
-            if not (isinstance(value, numbers.Integral) and isinstance(default, numbers.Integral)
-                    and not isinstance(default, bool)):
+            if not (
+                isinstance(value, numbers.Integral)
+                and isinstance(default, numbers.Integral)
+                and not isinstance(default, bool)
+            ):
                 numeric[name] = value
     return numeric, schedules
 
@@ -108,8 +117,9 @@ def _keeps_integer(signature, name, value) -> bool:
     ``learning_rate=1`` (no default, or a float default) becomes a float.
     """
     default = signature.parameters[name].default
-    return _is_integer(value) and (default is None or (
-        isinstance(default, numbers.Integral) and not isinstance(default, bool)))
+    return _is_integer(value) and (
+        default is None or (isinstance(default, numbers.Integral) and not isinstance(default, bool))
+    )
 
 
 def _check_representable(name, dtype, build, values):
@@ -118,8 +128,12 @@ def _check_representable(name, dtype, build, values):
     try:
         build(cast)
     except ValueError as error:
-        changed = [k for k in values if not is_traced(values[k])
-                   and float(cast[k]) != float(np.asarray(values[k], np.float64))]
+        changed = [
+            k
+            for k in values
+            if not is_traced(values[k])
+            and float(cast[k]) != float(np.asarray(values[k], np.float64))
+        ]
         refused = []
         for k in changed:
             try:
@@ -128,15 +142,19 @@ def _check_representable(name, dtype, build, values):
                 refused.append(f"{k}={values[k]!r} (it rounds to {float(cast[k])!r})")
         if not refused:
             raise
-        raise ValueError(f"{name}: hyperparam_dtype={dtype.name} cannot hold "
-                         f"{', '.join(refused)}: {error}; "
-                         f"use hyperparam_dtype=jnp.float32") from None
+        raise ValueError(
+            f"{name}: hyperparam_dtype={dtype.name} cannot hold "
+            f"{', '.join(refused)}: {error}; "
+            f"use hyperparam_dtype=jnp.float32"
+        ) from None
 
 
-def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
-                       static_args: str | Iterable[str] = (),
-                       hyperparam_dtype: DTypeLike | None = None,
-                       ) -> Callable[..., GradientTransformation]:
+def inject_hyperparams(
+    factory: Callable[..., GradientTransformation],
+    *,
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: DTypeLike | None = None,
+) -> Callable[..., GradientTransformation]:
     """Wrap an optimizer factory so that its numeric hyperparameters live in the state.
 
     ``inject_hyperparams(factory)(*args, **kwargs)`` takes ``factory``'s
@@ -198,16 +216,20 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
     """
     owner = "inject_hyperparams"
     if not callable(factory):
-        raise TypeError(f"{owner}: factory must be a function returning a gradient "
-                        f"transformation, got {factory!r}")
+        raise TypeError(
+            f"{owner}: factory must be a function returning a gradient "
+            f"transformation, got {factory!r}"
+        )
     static_args = {static_args} if isinstance(static_args, str) else set(static_args)
     signature = inspect.signature(factory)
     factory_name = getattr(factory, "__name__", type(factory).__name__)
     unknown = sorted(static_args - set(signature.parameters))
     if unknown:
-        raise ValueError(f"{owner}: static_args names {', '.join(unknown)}, which "
-                         f"{factory_name} does not take; it takes "
-                         f"{', '.join(signature.parameters)}")
+        raise ValueError(
+            f"{owner}: static_args names {', '.join(unknown)}, which "
+            f"{factory_name} does not take; it takes "
+            f"{', '.join(signature.parameters)}"
+        )
     if hyperparam_dtype is None:
         hyperparam_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     dtype = jnp.dtype(hyperparam_dtype)
@@ -242,12 +264,17 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
             return {k: schedules[k].init() if k in stateful else EmptyState() for k in schedules}
 
         def evaluate(count, states, extra):
-            return {k: jnp.asarray(s(states[k], **extra) if k in stateful else s(count), dtype)
-                    for k, s in schedules.items()}
+            return {
+                k: jnp.asarray(s(states[k], **extra) if k in stateful else s(count), dtype)
+                for k, s in schedules.items()
+            }
 
         # The factory's own checks, eagerly, with each schedule's first value.
-        first = {k: float(np.asarray(v))
-                 for k, v in evaluate(0, schedule_states(), {}).items() if k not in stateful}
+        first = {
+            k: float(np.asarray(v))
+            for k, v in evaluate(0, schedule_states(), {}).items()
+            if k not in stateful
+        }
         build({**first, **{k: cast(k, v) for k, v in numeric.items() if k in integers}})
         _check_representable(name, dtype, build, {**floats, **first})
 
@@ -257,28 +284,40 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
             values = {k: cast(k, v) for k, v in numeric.items()}
             values.update(evaluate(count, states, {}))
             inner = build(values)
-            return InjectHyperparamsState(count=count, hyperparams=values,
-                                          hyperparams_states=states,
-                                          inner_state=inner.init(params))
+            return InjectHyperparamsState(
+                count=count,
+                hyperparams=values,
+                hyperparams_states=states,
+                inner_state=inner.init(params),
+            )
 
         def update(updates, state, params=None, **extra):
             check_state(name, state, InjectHyperparamsState)
-            if (set(state.hyperparams) != set(numeric) | set(schedules)
-                    or set(state.hyperparams_states) != set(schedules)):
+            if set(state.hyperparams) != set(numeric) | set(schedules) or set(
+                state.hyperparams_states
+            ) != set(schedules):
                 raise ValueError(
                     f"{name}: the state injects {sorted(state.hyperparams)} and schedules "
                     f"{sorted(state.hyperparams_states)}, but this optimizer injects "
                     f"{sorted(set(numeric) | set(schedules))} and schedules {sorted(schedules)}; "
-                    f"was this state made by another optimizer's init?")
+                    f"was this state made by another optimizer's init?"
+                )
             values = {k: state.hyperparams[k] for k in numeric}
             values.update(evaluate(state.count, state.hyperparams_states, extra))
-            states = {k: schedules[k].update(state.hyperparams_states[k], **extra)
-                      if k in stateful else state.hyperparams_states[k] for k in schedules}
+            states = {
+                k: schedules[k].update(state.hyperparams_states[k], **extra)
+                if k in stateful
+                else state.hyperparams_states[k]
+                for k in schedules
+            }
             inner = build(values)
             updates, inner_state = update_fn(inner)(updates, state.inner_state, params, **extra)
             return updates, InjectHyperparamsState(
-                count=increment(state.count), hyperparams=values,
-                hyperparams_states=states, inner_state=inner_state)
+                count=increment(state.count),
+                hyperparams=values,
+                hyperparams_states=states,
+                inner_state=inner_state,
+            )
 
         return GradientTransformation(init, update, name=name, hyperparams=arguments)
 
@@ -287,6 +326,7 @@ def inject_hyperparams(factory: Callable[..., GradientTransformation], *,
 
 # ----------------------------------------------------------------------------
 # Reading and changing the values of a state.
+
 
 def _is_injected(x) -> bool:
     return isinstance(x, InjectHyperparamsState)
@@ -334,15 +374,19 @@ def get_hyperparams(state: PyTree) -> dict[str, Any]:
     owner = "get_hyperparams"
     found = _injected_states(state)
     if not found:
-        raise ValueError(f"{owner}: the state holds no injected hyperparameters; build the "
-                         f"optimizer with gradtx.inject_hyperparams(factory)(...)")
+        raise ValueError(
+            f"{owner}: the state holds no injected hyperparameters; build the "
+            f"optimizer with gradtx.inject_hyperparams(factory)(...)"
+        )
     values = {}
     for s in found:
         for k, v in s.hyperparams.items():
             if k in values:
-                raise ValueError(f"{owner}: {k} is a hyperparameter of more than one injected "
-                                 f"optimizer in this state; call get_hyperparams on the part "
-                                 f"of the state you mean")
+                raise ValueError(
+                    f"{owner}: {k} is a hyperparameter of more than one injected "
+                    f"optimizer in this state; call get_hyperparams on the part "
+                    f"of the state you mean"
+                )
             values[k] = v
     return dict(sorted(values.items()))
 
@@ -377,21 +421,28 @@ def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
     owner = "set_hyperparams"
     found = _injected_states(state)
     if not found:
-        raise ValueError(f"{owner}: the state holds no injected hyperparameters; build the "
-                         f"optimizer with gradtx.inject_hyperparams(factory)(...)")
+        raise ValueError(
+            f"{owner}: the state holds no injected hyperparameters; build the "
+            f"optimizer with gradtx.inject_hyperparams(factory)(...)"
+        )
     for key in values:
         if any(key in s.hyperparams_states for s in found):
-            raise ValueError(f"{owner}: {key} follows a schedule, which the update "
-                             f"evaluates at every step; to set it by hand, inject it as a "
-                             f"number instead")
+            raise ValueError(
+                f"{owner}: {key} follows a schedule, which the update "
+                f"evaluates at every step; to set it by hand, inject it as a "
+                f"number instead"
+            )
         holders = [s for s in found if key in s.hyperparams]
         if not holders:
-            raise ValueError(f"{owner}: the state has no hyperparameter {key!r}; it has "
-                             f"{_names(found)}")
+            raise ValueError(
+                f"{owner}: the state has no hyperparameter {key!r}; it has {_names(found)}"
+            )
         if len(holders) > 1:
-            raise ValueError(f"{owner}: {key} is a hyperparameter of {len(holders)} injected "
-                             f"optimizers in this state; call set_hyperparams on the part of "
-                             f"the state you mean")
+            raise ValueError(
+                f"{owner}: {key} is a hyperparameter of {len(holders)} injected "
+                f"optimizers in this state; call set_hyperparams on the part of "
+                f"the state you mean"
+            )
 
     def cast(key, old, new):
         if not (_is_number(new) or is_traced(new) or isinstance(new, (jax.Array, np.ndarray))):
@@ -400,8 +451,10 @@ def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
         try:
             return jnp.broadcast_to(new, old.shape)
         except ValueError:
-            raise ValueError(f"{owner}: {key} must have shape {old.shape} (or be a scalar), "
-                             f"got shape {new.shape}") from None
+            raise ValueError(
+                f"{owner}: {key} must have shape {old.shape} (or be a scalar), "
+                f"got shape {new.shape}"
+            ) from None
 
     def replace(s):
         mine = {k: v for k, v in values.items() if k in s.hyperparams}

@@ -19,8 +19,9 @@ from ._tree import check_same_structure
 
 
 def _stateless(name, update, hyperparams=None):
-    return GradientTransformation(lambda params: EmptyState(), update, name=name,
-                                  hyperparams=hyperparams)
+    return GradientTransformation(
+        lambda params: EmptyState(), update, name=name, hyperparams=hyperparams
+    )
 
 
 def _needs_params(owner, params, updates):
@@ -92,8 +93,9 @@ def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0) -> Gradie
         check_float_leaves(owner, updates, "updates")
         return jax.tree.map(one, updates, params), state
 
-    return _stateless(owner, update, {"min_norm": min_norm,
-                                      "trust_coefficient": trust_coefficient, "eps": eps})
+    return _stateless(
+        owner, update, {"min_norm": min_norm, "trust_coefficient": trust_coefficient, "eps": eps}
+    )
 
 
 def scale_by_param_block_norm(min_scale=1e-3) -> GradientTransformation:
@@ -117,8 +119,9 @@ def scale_by_param_block_norm(min_scale=1e-3) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         _needs_params(owner, params, updates)
-        return jax.tree.map(lambda u, p: _times(u, _floor(_norm(p), min_scale)),
-                            updates, params), state
+        return jax.tree.map(
+            lambda u, p: _times(u, _floor(_norm(p), min_scale)), updates, params
+        ), state
 
     return _stateless(owner, update, {"min_scale": min_scale})
 
@@ -150,8 +153,9 @@ def scale_by_param_block_rms(min_scale=1e-3) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         _needs_params(owner, params, updates)
-        return jax.tree.map(lambda u, p: _times(u, _floor(_rms(p), min_scale)),
-                            updates, params), state
+        return jax.tree.map(
+            lambda u, p: _times(u, _floor(_rms(p), min_scale)), updates, params
+        ), state
 
     return _stateless(owner, update, {"min_scale": min_scale})
 
@@ -221,9 +225,12 @@ def normalize_by_update_norm(scale_factor=1.0, eps=1e-6) -> GradientTransformati
         cd = real_compute_dtype(*(g.dtype for g in leaves))
         sq = sum(jnp.sum(abs_sq(g.astype(compute_dtype(g.dtype)))).astype(cd) for g in leaves)
         denominator = (jnp.sqrt(sq) + eps) / scale_factor
-        out = jax.tree.map(lambda g: (g.astype(compute_dtype(g.dtype))
-                                      / denominator.astype(compute_dtype(g.dtype))).astype(g.dtype),
-                           updates)
+        out = jax.tree.map(
+            lambda g: (
+                g.astype(compute_dtype(g.dtype)) / denominator.astype(compute_dtype(g.dtype))
+            ).astype(g.dtype),
+            updates,
+        )
         return out, state
 
     return _stateless(owner, update, {"scale_factor": scale_factor, "eps": eps})

@@ -28,9 +28,10 @@ from ._tree import zeros_like_tree
 def _vdot(a, b):
     """Re <a, b> over every leaf (a conjugated), contracted without flattening, at HIGHEST
     matmul precision, leaf sums added in tree order."""
-    parts = [jnp.real(jnp.tensordot(jnp.conj(x), y, jnp.ndim(x),
-                                    precision=jax.lax.Precision.HIGHEST))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    parts = [
+        jnp.real(jnp.tensordot(jnp.conj(x), y, jnp.ndim(x), precision=jax.lax.Precision.HIGHEST))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    ]
     return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
 
 
@@ -48,7 +49,7 @@ def _cubic_minimiser(a, fa, fpa, b, fb, c, fc):
     # for (cubic, square) as one matrix product, which rounds as optax's does.
     db, dc = b - a, c - a
     denominator = (db * dc) ** 2 * (db - dc)
-    system = jnp.array([[dc ** 2, -(db ** 2)], [-(dc ** 3), db ** 3]])
+    system = jnp.array([[dc**2, -(db**2)], [-(dc**3), db**3]])
     residual = jnp.array([fb - fa - fpa * db, fc - fa - fpa * dc])
     cubic, square = jnp.dot(system, residual, precision=jax.lax.Precision.HIGHEST) / denominator
     return a + (-square + jnp.sqrt(square * square - 3.0 * cubic * fpa)) / (3.0 * cubic)
@@ -57,7 +58,7 @@ def _cubic_minimiser(a, fa, fpa, b, fb, c, fc):
 def _quadratic_minimiser(a, fa, fpa, b, fb):
     """The minimiser of the parabola through (a, fa) with slope fpa at a, and (b, fb)."""
     db = b - a
-    curvature = (fb - fa - fpa * db) / db ** 2
+    curvature = (fb - fa - fpa * db) / db**2
     return a - fpa / (2.0 * curvature)
 
 
@@ -109,11 +110,18 @@ def _takes(fn):
     return set(inspect.signature(fn).parameters)
 
 
-def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0.0,
-                             increase_factor=2.0, slope_rtol=1e-4, curv_rtol=0.9,
-                             approx_dec_rtol=1e-6, stepsize_precision=1e-5,
-                             initial_guess_strategy: str = "keep",
-                             verbose: bool = False) -> GradientTransformation:
+def scale_by_zoom_linesearch(
+    max_linesearch_steps,
+    max_learning_rate=None,
+    tol=0.0,
+    increase_factor=2.0,
+    slope_rtol=1e-4,
+    curv_rtol=0.9,
+    approx_dec_rtol=1e-6,
+    stepsize_precision=1e-5,
+    initial_guess_strategy: str = "keep",
+    verbose: bool = False,
+) -> GradientTransformation:
     """Scale the update u by a step size eta meeting the strong Wolfe conditions.
 
     With f(eta) = value_fn(p + eta u) and f'(eta) its slope along u:
@@ -164,10 +172,14 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
     with guaranteed descent and an efficient line search", SIAM J. Optim. 2005.
     """
     owner = "scale_by_zoom_linesearch"
-    if isinstance(max_linesearch_steps, bool) or not isinstance(max_linesearch_steps, int) \
-            or max_linesearch_steps < 1:
-        raise ValueError(f"{owner}: max_linesearch_steps must be an int >= 1, "
-                         f"got {max_linesearch_steps!r}")
+    if (
+        isinstance(max_linesearch_steps, bool)
+        or not isinstance(max_linesearch_steps, int)
+        or max_linesearch_steps < 1
+    ):
+        raise ValueError(
+            f"{owner}: max_linesearch_steps must be an int >= 1, got {max_linesearch_steps!r}"
+        )
     if max_learning_rate is not None:
         check_range(owner, "max_learning_rate", max_learning_rate, 0, low_open=True)
     check_range(owner, "tol", tol, 0)
@@ -175,14 +187,18 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
     check_range(owner, "slope_rtol", slope_rtol, 0, 1)
     check_range(owner, "curv_rtol", curv_rtol, 0, 1)
     if initial_guess_strategy not in ("one", "keep"):
-        raise ValueError(f"{owner}: initial_guess_strategy must be 'one' or 'keep', "
-                         f"got {initial_guess_strategy!r}")
+        raise ValueError(
+            f"{owner}: initial_guess_strategy must be 'one' or 'keep', "
+            f"got {initial_guess_strategy!r}"
+        )
 
     def decrease_error(eta, value, slope, value0, slope0):
         err = value - value0 - slope_rtol * eta * slope0
         if approx_dec_rtol is not None:
-            approx = jnp.maximum(slope - (2 * slope_rtol - 1.0) * slope0,
-                                 value - value0 - approx_dec_rtol * jnp.abs(value0))
+            approx = jnp.maximum(
+                slope - (2 * slope_rtol - 1.0) * slope0,
+                value - value0 - approx_dec_rtol * jnp.abs(value0),
+            )
             err = jnp.minimum(approx, err)
         err = jnp.maximum(err, 0.0)
         return jnp.where(jnp.isnan(err), jnp.inf, err)
@@ -194,18 +210,24 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
     def init(params):
         real = jnp.finfo(jax.tree.leaves(params)[0].dtype).dtype
         return ScaleByZoomLinesearchState(
-            learning_rate=jnp.ones((), real), value=jnp.full((), jnp.inf, real),
+            learning_rate=jnp.ones((), real),
+            value=jnp.full((), jnp.inf, real),
             grad=zeros_like_tree(params),
-            info=ZoomLinesearchInfo(num_linesearch_steps=jnp.zeros((), jnp.int32),
-                                    decrease_error=jnp.full((), jnp.inf, real),
-                                    curvature_error=jnp.full((), jnp.inf, real)))
+            info=ZoomLinesearchInfo(
+                num_linesearch_steps=jnp.zeros((), jnp.int32),
+                decrease_error=jnp.full((), jnp.inf, real),
+                curvature_error=jnp.full((), jnp.inf, real),
+            ),
+        )
 
     def update(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra):
         check_state(owner, state, ScaleByZoomLinesearchState)
         if params is None or value is None or grad is None or value_fn is None:
-            raise ValueError(f"{owner}: update needs params and the keywords value= (the loss "
-                             f"at params), grad= (its gradient) and value_fn= (the loss "
-                             f"function)")
+            raise ValueError(
+                f"{owner}: update needs params and the keywords value= (the loss "
+                f"at params), grad= (its gradient) and value_fn= (the loss "
+                f"function)"
+            )
         check_float_leaves(owner, updates, "updates")
         names = _takes(value_fn)
         unused = sorted(k for k in extra if k not in names)
@@ -222,17 +244,32 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
 
         value0 = jnp.asarray(value).astype(real)
         slope0 = _vdot(updates, grad).astype(real)
-        guess = (jnp.ones((), real) if initial_guess_strategy == "one"
-                 else state.learning_rate)
+        guess = jnp.ones((), real) if initial_guess_strategy == "one" else state.learning_rate
         zero, inf = jnp.zeros((), real), jnp.full((), jnp.inf, real)
         false = jnp.asarray(False)
-        start = _Search(count=jnp.zeros((), jnp.int32), stepsize=zero, value=value0, grad=grad,
-                        slope=slope0, decrease_error=inf, curvature_error=inf,
-                        interval_found=false, done=false, failed=false,
-                        low=zero, value_low=value0, slope_low=slope0,
-                        high=zero, value_high=value0, slope_high=slope0,
-                        cubic_ref=zero, value_cubic_ref=value0,
-                        safe_stepsize=zero, safe_value=value0, safe_grad=grad)
+        start = _Search(
+            count=jnp.zeros((), jnp.int32),
+            stepsize=zero,
+            value=value0,
+            grad=grad,
+            slope=slope0,
+            decrease_error=inf,
+            curvature_error=inf,
+            interval_found=false,
+            done=false,
+            failed=false,
+            low=zero,
+            value_low=value0,
+            slope_low=slope0,
+            high=zero,
+            value_high=value0,
+            slope_high=slope0,
+            cubic_ref=zero,
+            value_cubic_ref=value0,
+            safe_stepsize=zero,
+            safe_value=value0,
+            safe_grad=grad,
+        )
 
         def bracket(s):
             eta = jnp.where(s.count == 0, guess, increase_factor * s.stepsize)
@@ -245,8 +282,9 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
             dec = decrease_error(eta, value_eta, slope_eta, value0, slope0)
             curv = curvature_error(slope_eta, slope0)
             error = jnp.maximum(dec, curv)
-            safe = _select(dec <= tol, (eta, value_eta, grad_eta),
-                           (s.safe_stepsize, s.safe_value, s.safe_grad))
+            safe = _select(
+                dec <= tol, (eta, value_eta, grad_eta), (s.safe_stepsize, s.safe_value, s.safe_grad)
+            )
             high_is_new = (dec > 0.0) | ((value_eta >= s.value) & (s.count > 0))
             low_is_new = (slope_eta >= 0.0) & ~high_is_new
             previous, new = (s.stepsize, s.value, s.slope), (eta, value_eta, slope_eta)
@@ -254,24 +292,47 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
             found = high_is_new | low_is_new | (error <= tol)
             done = (error <= tol) | (capped & ~found)
             failed = (s.count + 1 >= max_linesearch_steps) & ~done
-            return s._replace(count=s.count + 1, stepsize=eta, value=value_eta, grad=grad_eta,
-                              slope=slope_eta, decrease_error=dec, curvature_error=curv,
-                              interval_found=found, done=done, failed=failed,
-                              low=low[0], value_low=low[1], slope_low=low[2],
-                              high=high[0], value_high=high[1], slope_high=high[2],
-                              cubic_ref=low[0], value_cubic_ref=low[1],
-                              safe_stepsize=safe[0], safe_value=safe[1], safe_grad=safe[2])
+            return s._replace(
+                count=s.count + 1,
+                stepsize=eta,
+                value=value_eta,
+                grad=grad_eta,
+                slope=slope_eta,
+                decrease_error=dec,
+                curvature_error=curv,
+                interval_found=found,
+                done=done,
+                failed=failed,
+                low=low[0],
+                value_low=low[1],
+                slope_low=low[2],
+                high=high[0],
+                value_high=high[1],
+                slope_high=high[2],
+                cubic_ref=low[0],
+                value_cubic_ref=low[1],
+                safe_stepsize=safe[0],
+                safe_value=safe[1],
+                safe_grad=safe[2],
+            )
 
         def zoom(s):
             width = jnp.abs(s.high - s.low)
             left, right = jnp.minimum(s.high, s.low), jnp.maximum(s.high, s.low)
-            cubic = _cubic_minimiser(s.low, s.value_low, s.slope_low, s.high, s.value_high,
-                                     s.cubic_ref, s.value_cubic_ref)
+            cubic = _cubic_minimiser(
+                s.low,
+                s.value_low,
+                s.slope_low,
+                s.high,
+                s.value_high,
+                s.cubic_ref,
+                s.value_cubic_ref,
+            )
             use_cubic = (cubic > left + 0.2 * width) & (cubic < right - 0.2 * width)
-            quadratic = _quadratic_minimiser(s.low, s.value_low, s.slope_low, s.high,
-                                             s.value_high)
-            use_quadratic = ~use_cubic & (quadratic > left + 0.1 * width) & \
-                (quadratic < right - 0.1 * width)
+            quadratic = _quadratic_minimiser(s.low, s.value_low, s.slope_low, s.high, s.value_high)
+            use_quadratic = (
+                ~use_cubic & (quadratic > left + 0.1 * width) & (quadratic < right - 0.1 * width)
+            )
             eta = jnp.where(use_cubic, cubic, s.cubic_ref)
             eta = jnp.where(use_quadratic, quadratic, eta)
             eta = jnp.where(~use_cubic & ~use_quadratic, (s.low + s.high) / 2.0, eta)
@@ -279,32 +340,56 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
             dec = decrease_error(eta, value_eta, slope_eta, value0, slope0)
             curv = curvature_error(slope_eta, slope0)
             error = jnp.maximum(dec, curv)
-            safe = _select((dec <= tol) & (value_eta < s.safe_value), (eta, value_eta, grad_eta),
-                           (s.safe_stepsize, s.safe_value, s.safe_grad))
+            safe = _select(
+                (dec <= tol) & (value_eta < s.safe_value),
+                (eta, value_eta, grad_eta),
+                (s.safe_stepsize, s.safe_value, s.safe_grad),
+            )
             done = error <= tol
             high_to_eta = (dec > 0.0) | (value_eta >= s.value_low)
             high_to_low = (slope_eta * (s.high - s.low) >= 0.0) & ~high_to_eta
-            new, low, high = ((eta, value_eta, slope_eta), (s.low, s.value_low, s.slope_low),
-                              (s.high, s.value_high, s.slope_high))
+            new, low, high = (
+                (eta, value_eta, slope_eta),
+                (s.low, s.value_low, s.slope_low),
+                (s.high, s.value_high, s.slope_high),
+            )
             new_high = _select(high_to_low, low, _select(high_to_eta, new, high))
             new_low = _select(~high_to_eta, new, low)
-            ref = _select(high_to_eta | high_to_low, (s.high, s.value_high),
-                          (s.low, s.value_low))
-            stuck = (s.count + 1 >= max_linesearch_steps) | \
-                ((width <= stepsize_precision) & (safe[0] > 0.0))
-            return s._replace(count=s.count + 1, stepsize=eta, value=value_eta, grad=grad_eta,
-                              slope=slope_eta, decrease_error=dec, curvature_error=curv,
-                              done=done, failed=stuck & ~done,
-                              low=new_low[0], value_low=new_low[1], slope_low=new_low[2],
-                              high=new_high[0], value_high=new_high[1], slope_high=new_high[2],
-                              cubic_ref=ref[0], value_cubic_ref=ref[1],
-                              safe_stepsize=safe[0], safe_value=safe[1], safe_grad=safe[2])
+            ref = _select(high_to_eta | high_to_low, (s.high, s.value_high), (s.low, s.value_low))
+            stuck = (s.count + 1 >= max_linesearch_steps) | (
+                (width <= stepsize_precision) & (safe[0] > 0.0)
+            )
+            return s._replace(
+                count=s.count + 1,
+                stepsize=eta,
+                value=value_eta,
+                grad=grad_eta,
+                slope=slope_eta,
+                decrease_error=dec,
+                curvature_error=curv,
+                done=done,
+                failed=stuck & ~done,
+                low=new_low[0],
+                value_low=new_low[1],
+                slope_low=new_low[2],
+                high=new_high[0],
+                value_high=new_high[1],
+                slope_high=new_high[2],
+                cubic_ref=ref[0],
+                value_cubic_ref=ref[1],
+                safe_stepsize=safe[0],
+                safe_value=safe[1],
+                safe_grad=safe[2],
+            )
 
         def fall_back(s):
             """On failure: the best sufficient-decrease step seen, else (or outside the domain) the last."""
             take_safe = (s.safe_stepsize > 0.0) | jnp.isinf(s.decrease_error)
-            eta, val, g = _select(take_safe, (s.safe_stepsize, s.safe_value, s.safe_grad),
-                                  (s.stepsize, s.value, s.grad))
+            eta, val, g = _select(
+                take_safe,
+                (s.safe_stepsize, s.safe_value, s.safe_grad),
+                (s.stepsize, s.value, s.grad),
+            )
             return s._replace(stepsize=eta, value=val, grad=g)
 
         def step(s):
@@ -314,26 +399,39 @@ def scale_by_zoom_linesearch(max_linesearch_steps, max_learning_rate=None, tol=0
         def cast_like(new, old):
             return jax.tree.map(lambda n, o: jnp.asarray(n).astype(jnp.result_type(o)), new, old)
 
-        final = jax.lax.while_loop(lambda s: ~(s.done | s.failed),
-                                   lambda s: cast_like(step(s), s), cast_like(start, start))
+        final = jax.lax.while_loop(
+            lambda s: ~(s.done | s.failed), lambda s: cast_like(step(s), s), cast_like(start, start)
+        )
         eta = final.stepsize
-        out = jax.tree.map(lambda u: (eta.astype(compute_dtype(u.dtype)) * u).astype(u.dtype),
-                           updates)
-        info = ZoomLinesearchInfo(num_linesearch_steps=final.count,
-                                  decrease_error=final.decrease_error,
-                                  curvature_error=final.curvature_error)
+        out = jax.tree.map(
+            lambda u: (eta.astype(compute_dtype(u.dtype)) * u).astype(u.dtype), updates
+        )
+        info = ZoomLinesearchInfo(
+            num_linesearch_steps=final.count,
+            decrease_error=final.decrease_error,
+            curvature_error=final.curvature_error,
+        )
         grad_out = jax.tree.map(lambda n, o: n.astype(o.dtype), final.grad, state.grad)
-        return out, ScaleByZoomLinesearchState(learning_rate=eta, value=final.value,
-                                               grad=grad_out, info=info)
+        return out, ScaleByZoomLinesearchState(
+            learning_rate=eta, value=final.value, grad=grad_out, info=info
+        )
 
     return GradientTransformation(
-        init, update, name=owner,
-        hyperparams={"max_linesearch_steps": max_linesearch_steps,
-                     "max_learning_rate": max_learning_rate, "tol": tol,
-                     "increase_factor": increase_factor, "slope_rtol": slope_rtol,
-                     "curv_rtol": curv_rtol, "approx_dec_rtol": approx_dec_rtol,
-                     "stepsize_precision": stepsize_precision,
-                     "initial_guess_strategy": initial_guess_strategy})
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "max_linesearch_steps": max_linesearch_steps,
+            "max_learning_rate": max_learning_rate,
+            "tol": tol,
+            "increase_factor": increase_factor,
+            "slope_rtol": slope_rtol,
+            "curv_rtol": curv_rtol,
+            "approx_dec_rtol": approx_dec_rtol,
+            "stepsize_precision": stepsize_precision,
+            "initial_guess_strategy": initial_guess_strategy,
+        },
+    )
 
 
 def _find_field(tree, name):
@@ -376,15 +474,22 @@ def value_and_grad_from_state(value_fn):
       >>> gradtx.apply_updates(x, updates)   # a first step of length 1 along -g / ||g||
       Array([0.5527864, 1.1055728], dtype=float32)
     """
+
     def value_and_grad(params, *args, state, **kwargs):
         value, grad = _find_field(state, "value"), _find_field(state, "grad")
         if value is None or grad is None:
-            raise ValueError("value_and_grad_from_state: the optimizer's state holds no value "
-                             "and grad; use an optimizer with a line search that stores them "
-                             "(lbfgs, scale_by_zoom_linesearch)")
-        return jax.lax.cond(jnp.isfinite(value),
-                            lambda p, a, k: (value, grad),
-                            lambda p, a, k: jax.value_and_grad(value_fn)(p, *a, **k),
-                            params, args, kwargs)
+            raise ValueError(
+                "value_and_grad_from_state: the optimizer's state holds no value "
+                "and grad; use an optimizer with a line search that stores them "
+                "(lbfgs, scale_by_zoom_linesearch)"
+            )
+        return jax.lax.cond(
+            jnp.isfinite(value),
+            lambda p, a, k: (value, grad),
+            lambda p, a, k: jax.value_and_grad(value_fn)(p, *a, **k),
+            params,
+            args,
+            kwargs,
+        )
 
     return value_and_grad

@@ -38,8 +38,8 @@ import numpy as np
 from ._update import apply_updates
 
 VOCAB = 256
-VAL_EVERY = 10     # every tenth file (sorted by name) is held out for validation
-TARGET = 2.25      # held-out nats per byte: AdamW's best reaches it at about 2/3 of DEFAULT's run
+VAL_EVERY = 10  # every tenth file (sorted by name) is held out for validation
+TARGET = 2.25  # held-out nats per byte: AdamW's best reaches it at about 2/3 of DEFAULT's run
 
 
 class LMConfig(NamedTuple):
@@ -59,16 +59,37 @@ class LMConfig(NamedTuple):
 
 
 DEFAULT = LMConfig()
-TINY = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, steps=40,
-                eval_every=20, eval_batches=2, warmup=5, max_train_bytes=200_000,
-                max_val_bytes=20_000)
-NOTEBOOK = LMConfig(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=16, steps=200,
-                    eval_every=20, eval_batches=4, warmup=20, max_train_bytes=1_000_000,
-                    max_val_bytes=100_000)
+TINY = LMConfig(
+    d_model=32,
+    n_layers=1,
+    n_heads=2,
+    seq_len=32,
+    batch_size=8,
+    steps=40,
+    eval_every=20,
+    eval_batches=2,
+    warmup=5,
+    max_train_bytes=200_000,
+    max_val_bytes=20_000,
+)
+NOTEBOOK = LMConfig(
+    d_model=32,
+    n_layers=1,
+    n_heads=2,
+    seq_len=32,
+    batch_size=16,
+    steps=200,
+    eval_every=20,
+    eval_batches=4,
+    warmup=20,
+    max_train_bytes=1_000_000,
+    max_val_bytes=100_000,
+)
 
 
 # ----------------------------------------------------------------------------
 # Data.
+
 
 def corpus_files():
     """The standard library's top-level ``.py`` files, sorted: (train, validation) paths."""
@@ -93,9 +114,9 @@ def _read(paths, limit):
 
 
 class Data(NamedTuple):
-    train: np.ndarray      # uint8 bytes of the training files
-    val: np.ndarray        # uint8 bytes of the held-out files
-    batches: np.ndarray    # (steps, batch, seq_len + 1) int32 training windows
+    train: np.ndarray  # uint8 bytes of the training files
+    val: np.ndarray  # uint8 bytes of the held-out files
+    batches: np.ndarray  # (steps, batch, seq_len + 1) int32 training windows
     val_batches: np.ndarray  # (eval_batches, batch, seq_len + 1) int32 held-out windows
     n_train_files: int
     n_val_files: int
@@ -114,13 +135,15 @@ def load_data(cfg: LMConfig, seed: int = 0) -> Data:
     rng = np.random.default_rng(seed)
     n = cfg.seq_len + 1
     batches = _windows(train, rng, (cfg.steps, cfg.batch_size), n)
-    val_batches = _windows(val, np.random.default_rng(10_000 + seed),
-                           (cfg.eval_batches, cfg.batch_size), n)
+    val_batches = _windows(
+        val, np.random.default_rng(10_000 + seed), (cfg.eval_batches, cfg.batch_size), n
+    )
     return Data(train, val, batches, val_batches, len(train_paths), len(val_paths))
 
 
 # ----------------------------------------------------------------------------
 # Model.
+
 
 def init_params(key, cfg: LMConfig):
     """Normal(0, 1/fan_in) matrices (output projections also / sqrt(2 n_layers)), unit norms."""
@@ -136,14 +159,24 @@ def init_params(key, cfg: LMConfig):
     out_scale = 1 / math.sqrt(2 * cfg.n_layers)
     blocks = []
     for _ in range(cfg.n_layers):
-        blocks.append({
-            "ln1": norm(),
-            "attn": {"wq": dense(d, d), "wk": dense(d, d), "wv": dense(d, d),
-                     "wo": dense(d, d, out_scale)},
-            "ln2": norm(),
-            "mlp": {"w1": dense(d, h), "b1": jnp.zeros((h,), jnp.float32),
-                    "w2": dense(h, d, out_scale), "b2": jnp.zeros((d,), jnp.float32)},
-        })
+        blocks.append(
+            {
+                "ln1": norm(),
+                "attn": {
+                    "wq": dense(d, d),
+                    "wk": dense(d, d),
+                    "wv": dense(d, d),
+                    "wo": dense(d, d, out_scale),
+                },
+                "ln2": norm(),
+                "mlp": {
+                    "w1": dense(d, h),
+                    "b1": jnp.zeros((h,), jnp.float32),
+                    "w2": dense(h, d, out_scale),
+                    "b2": jnp.zeros((d,), jnp.float32),
+                },
+            }
+        )
     return {
         "embed": jax.random.normal(next(keys), (VOCAB, d), jnp.float32) * 0.5,
         "pos": jax.random.normal(next(keys), (cfg.seq_len, d), jnp.float32) * 0.1,
@@ -199,10 +232,11 @@ def is_hidden_matrix(path, leaf) -> bool:
 # the config (for the warm-up and the run length); ``needs`` lists the gradtx
 # names it uses, so a missing one skips the entry with a note.
 
+
 class Entry(NamedTuple):
     needs: tuple
-    factory: Callable           # (gradtx, lr, cfg) -> optimizer
-    learning_rates: tuple       # the sweep; the middle one is the default
+    factory: Callable  # (gradtx, lr, cfg) -> optimizer
+    learning_rates: tuple  # the sweep; the middle one is the default
     note: str = ""
 
 
@@ -217,51 +251,80 @@ def _adamw(gt, lr, cfg):
 
 def _muon(gt, lr, cfg):
     labels = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
-        lambda path, leaf: "muon" if is_hidden_matrix(path, leaf) else "adamw", params)
-    return gt.partition({"muon": gt.muon(_warmup(gt, lr, cfg)),
-                         "adamw": _adamw(gt, 3e-3, cfg)}, labels)
+        lambda path, leaf: "muon" if is_hidden_matrix(path, leaf) else "adamw", params
+    )
+    return gt.partition(
+        {"muon": gt.muon(_warmup(gt, lr, cfg)), "adamw": _adamw(gt, 3e-3, cfg)}, labels
+    )
 
 
 def _ademamix(gt, lr, cfg):
     # A slow momentum of about 100 steps' memory and alpha 2, both warmed up over the run:
     # the paper's b3 = 0.9999 and alpha = 5 (for runs of 100k+ steps) stall a 400-step run
     # (optax's ademamix, held-out 2.62 at step 200 against 2.38 with these).
-    return gt.ademamix(_warmup(gt, lr, cfg), b1=0.9, b2=0.95,
-                       b3=gt.ademamix_beta3_schedule(0.99, cfg.steps, b1=0.9),
-                       alpha=gt.ademamix_alpha_schedule(2.0, cfg.steps), weight_decay=0.01)
+    return gt.ademamix(
+        _warmup(gt, lr, cfg),
+        b1=0.9,
+        b2=0.95,
+        b3=gt.ademamix_beta3_schedule(0.99, cfg.steps, b1=0.9),
+        alpha=gt.ademamix_alpha_schedule(2.0, cfg.steps),
+        weight_decay=0.01,
+    )
 
 
 REGISTRY = {
     "adamw": Entry(("adamw",), _adamw, (3e-3, 1e-2, 3e-2)),
-    "muon": Entry(("muon", "adamw", "partition"), _muon, (0.01, 0.02, 0.05),
-                  "Muon on the block matrices, AdamW (lr 3e-3) on embeddings, head, norms"),
-    "soap": Entry(("soap",), lambda gt, lr, cfg: gt.soap(_warmup(gt, lr, cfg)),
-                  (3e-3, 1e-2, 3e-2)),
-    "psgd_kron": Entry(("psgd_kron",), lambda gt, lr, cfg: gt.psgd_kron(_warmup(gt, lr, cfg)),
-                       (3e-4, 1e-3, 3e-3)),
-    "lion": Entry(("lion",), lambda gt, lr, cfg: gt.lion(_warmup(gt, lr, cfg), b1=0.9, b2=0.99,
-                                                          weight_decay=0.01),
-                  (3e-4, 1e-3, 3e-3)),
+    "muon": Entry(
+        ("muon", "adamw", "partition"),
+        _muon,
+        (0.01, 0.02, 0.05),
+        "Muon on the block matrices, AdamW (lr 3e-3) on embeddings, head, norms",
+    ),
+    "soap": Entry(("soap",), lambda gt, lr, cfg: gt.soap(_warmup(gt, lr, cfg)), (3e-3, 1e-2, 3e-2)),
+    "psgd_kron": Entry(
+        ("psgd_kron",), lambda gt, lr, cfg: gt.psgd_kron(_warmup(gt, lr, cfg)), (3e-4, 1e-3, 3e-3)
+    ),
+    "lion": Entry(
+        ("lion",),
+        lambda gt, lr, cfg: gt.lion(_warmup(gt, lr, cfg), b1=0.9, b2=0.99, weight_decay=0.01),
+        (3e-4, 1e-3, 3e-3),
+    ),
     "schedule_free_adamw": Entry(
         ("schedule_free_adamw",),
-        lambda gt, lr, cfg: gt.schedule_free_adamw(lr, warmup_steps=cfg.warmup, b1=0.9,
-                                                   b2=0.95, weight_decay=0.01),
-        (3e-3, 1e-2, 3e-2), "evaluated at its averaged point x_t"),
-    "ademamix": Entry(("ademamix", "ademamix_alpha_schedule", "ademamix_beta3_schedule"),
-                      _ademamix, (1e-3, 3e-3, 1e-2),
-                      "b3 0.99 and alpha 2, both warmed up over the whole run"),
-    "laprop": Entry(("laprop",), lambda gt, lr, cfg: gt.laprop(_warmup(gt, lr, cfg), b1=0.9,
-                                                               b2=0.95, weight_decay=0.01),
-                    (3e-3, 1e-2, 3e-2)),
-    "mars": Entry(("mars",), lambda gt, lr, cfg: gt.mars(_warmup(gt, lr, cfg), weight_decay=0.01),
-                  (3e-3, 1e-2, 3e-2), "MARS-AdamW, b1 0.95, b2 0.99, gamma 0.025"),
-    "adam_mini": Entry(("adam_mini",),
-                       lambda gt, lr, cfg: gt.adam_mini(_warmup(gt, lr, cfg), b1=0.9, b2=0.95,
-                                                        weight_decay=0.01),
-                       (3e-3, 1e-2, 3e-2), "one second moment per leaf"),
-    "cautious_adamw": Entry(("cautious", "adamw"),
-                            lambda gt, lr, cfg: gt.cautious(_adamw(gt, lr, cfg)),
-                            (3e-3, 1e-2, 3e-2)),
+        lambda gt, lr, cfg: gt.schedule_free_adamw(
+            lr, warmup_steps=cfg.warmup, b1=0.9, b2=0.95, weight_decay=0.01
+        ),
+        (3e-3, 1e-2, 3e-2),
+        "evaluated at its averaged point x_t",
+    ),
+    "ademamix": Entry(
+        ("ademamix", "ademamix_alpha_schedule", "ademamix_beta3_schedule"),
+        _ademamix,
+        (1e-3, 3e-3, 1e-2),
+        "b3 0.99 and alpha 2, both warmed up over the whole run",
+    ),
+    "laprop": Entry(
+        ("laprop",),
+        lambda gt, lr, cfg: gt.laprop(_warmup(gt, lr, cfg), b1=0.9, b2=0.95, weight_decay=0.01),
+        (3e-3, 1e-2, 3e-2),
+    ),
+    "mars": Entry(
+        ("mars",),
+        lambda gt, lr, cfg: gt.mars(_warmup(gt, lr, cfg), weight_decay=0.01),
+        (3e-3, 1e-2, 3e-2),
+        "MARS-AdamW, b1 0.95, b2 0.99, gamma 0.025",
+    ),
+    "adam_mini": Entry(
+        ("adam_mini",),
+        lambda gt, lr, cfg: gt.adam_mini(_warmup(gt, lr, cfg), b1=0.9, b2=0.95, weight_decay=0.01),
+        (3e-3, 1e-2, 3e-2),
+        "one second moment per leaf",
+    ),
+    "cautious_adamw": Entry(
+        ("cautious", "adamw"),
+        lambda gt, lr, cfg: gt.cautious(_adamw(gt, lr, cfg)),
+        (3e-3, 1e-2, 3e-2),
+    ),
 }
 
 
@@ -296,14 +359,15 @@ def eval_params_fn(name):
 # ----------------------------------------------------------------------------
 # Training.
 
+
 class Run(NamedTuple):
     """One optimizer at one learning rate."""
 
     name: str
     learning_rate: float
-    eval_steps: np.ndarray     # 0, eval_every, 2 * eval_every, ...
-    val_loss: np.ndarray       # held-out loss at those steps (nats per byte)
-    train_loss: np.ndarray     # mini-batch loss of every step
+    eval_steps: np.ndarray  # 0, eval_every, 2 * eval_every, ...
+    val_loss: np.ndarray  # held-out loss at those steps (nats per byte)
+    train_loss: np.ndarray  # mini-batch loss of every step
     train_seconds: np.ndarray  # training time (no compile, no evaluation) up to each eval step
     compile_seconds: float
 
@@ -317,8 +381,9 @@ class Run(NamedTuple):
         return float(self.train_seconds[hit[0]]) if hit.size else None
 
 
-def train(name, optimizer, params, data: Data, cfg: LMConfig, learning_rate=float("nan"),
-          eval_params=None):
+def train(
+    name, optimizer, params, data: Data, cfg: LMConfig, learning_rate=float("nan"), eval_params=None
+):
     """Train from ``params`` on ``data.batches``; evaluate every ``cfg.eval_every`` steps."""
     eval_params = eval_params or eval_params_fn(name)
     n_heads = cfg.n_heads
@@ -345,15 +410,15 @@ def train(name, optimizer, params, data: Data, cfg: LMConfig, learning_rate=floa
     starts = list(range(0, len(batches), cfg.eval_every))
     t0 = time.perf_counter()
     state = optimizer.init(params)
-    first = jnp.asarray(batches[starts[0]: starts[0] + cfg.eval_every])
+    first = jnp.asarray(batches[starts[0] : starts[0] + cfg.eval_every])
     compiled = {first.shape: chunk.lower(params, state, first).compile()}
     compile_seconds = time.perf_counter() - t0
 
     eval_steps, val_loss, seconds, losses = [0], [float(evaluate(params, state))], [0.0], []
     elapsed = 0.0
     for s in starts:
-        windows = jnp.asarray(batches[s: s + cfg.eval_every])
-        run = compiled.get(windows.shape) or chunk   # a shorter last chunk compiles again
+        windows = jnp.asarray(batches[s : s + cfg.eval_every])
+        run = compiled.get(windows.shape) or chunk  # a shorter last chunk compiles again
         t0 = time.perf_counter()
         params, state, chunk_losses = run(params, state, windows)
         jax.block_until_ready(params)
@@ -364,8 +429,15 @@ def train(name, optimizer, params, data: Data, cfg: LMConfig, learning_rate=floa
         seconds.append(elapsed)
         if not math.isfinite(val_loss[-1]):
             break
-    return Run(name, learning_rate, np.asarray(eval_steps), np.asarray(val_loss),
-               np.concatenate(losses), np.asarray(seconds), compile_seconds)
+    return Run(
+        name,
+        learning_rate,
+        np.asarray(eval_steps),
+        np.asarray(val_loss),
+        np.concatenate(losses),
+        np.asarray(seconds),
+        compile_seconds,
+    )
 
 
 def run_entry(name, learning_rate, params, data, cfg):
@@ -377,15 +449,18 @@ def run_entry(name, learning_rate, params, data, cfg):
 
 
 def describe(cfg: LMConfig, data: Data, seed: int) -> str:
-    n_params = sum(int(np.prod(np.shape(p)))
-                   for p in jax.tree.leaves(jax.eval_shape(lambda: init_params(jax.random.key(0),
-                                                                               cfg))))
-    return (f"byte-level transformer LM on Python {sys.version.split()[0]}'s standard library "
-            f"({data.n_train_files} train files, {len(data.train):,} bytes; {data.n_val_files} "
-            f"held-out files, {len(data.val):,} bytes): d_model {cfg.d_model}, {cfg.n_layers} "
-            f"layer{'s' if cfg.n_layers > 1 else ''}, {cfg.n_heads} heads, context {cfg.seq_len}, {n_params:,} parameters; "
-            f"{cfg.steps} steps of batch {cfg.batch_size}, linear warm-up {cfg.warmup} steps "
-            f"then constant; seed {seed}")
+    n_params = sum(
+        int(np.prod(np.shape(p)))
+        for p in jax.tree.leaves(jax.eval_shape(lambda: init_params(jax.random.key(0), cfg)))
+    )
+    return (
+        f"byte-level transformer LM on Python {sys.version.split()[0]}'s standard library "
+        f"({data.n_train_files} train files, {len(data.train):,} bytes; {data.n_val_files} "
+        f"held-out files, {len(data.val):,} bytes): d_model {cfg.d_model}, {cfg.n_layers} "
+        f"layer{'s' if cfg.n_layers > 1 else ''}, {cfg.n_heads} heads, context {cfg.seq_len}, {n_params:,} parameters; "
+        f"{cfg.steps} steps of batch {cfg.batch_size}, linear warm-up {cfg.warmup} steps "
+        f"then constant; seed {seed}"
+    )
 
 
 def save_figure(runs, title, path, target=None):
@@ -398,7 +473,7 @@ def save_figure(runs, title, path, target=None):
     ax_steps, ax_time = fig.subplots(1, 2, sharey=True)
     for r in runs:
         label = f"{r.name} (lr {r.learning_rate:g})"
-        line, = ax_steps.plot(r.eval_steps, r.val_loss, label=label)
+        (line,) = ax_steps.plot(r.eval_steps, r.val_loss, label=label)
         ax_time.plot(r.train_seconds, r.val_loss, color=line.get_color())
     finite = np.concatenate([r.val_loss[np.isfinite(r.val_loss)] for r in runs])
     if finite.size:
@@ -417,17 +492,24 @@ def save_figure(runs, title, path, target=None):
 # ----------------------------------------------------------------------------
 # ``python -m gradtx compare --task lm``.
 
+
 def format_table(runs, task, target):
     """One row per run: final held-out loss, steps and training seconds to ``target``."""
-    lines = [task, f"initial held-out loss {runs[0].val_loss[0]:.4f} (the same initialisation "
-                   f"for every optimizer); target {target} nats per byte", "",
-             f"{'optimizer':<20}{'lr':>9}{'held-out':>10}{'steps to':>10}{'train s':>9}"
-             f"{'compile s':>11}"]
+    lines = [
+        task,
+        f"initial held-out loss {runs[0].val_loss[0]:.4f} (the same initialisation "
+        f"for every optimizer); target {target} nats per byte",
+        "",
+        f"{'optimizer':<20}{'lr':>9}{'held-out':>10}{'steps to':>10}{'train s':>9}"
+        f"{'compile s':>11}",
+    ]
     for r in runs:
         steps = r.steps_to(target)
-        lines.append(f"{r.name:<20}{r.learning_rate:>9.3g}{r.val_loss[-1]:>10.4f}"
-                     f"{'-' if steps is None else steps:>10}{r.train_seconds[-1]:>9.1f}"
-                     f"{r.compile_seconds:>11.2f}")
+        lines.append(
+            f"{r.name:<20}{r.learning_rate:>9.3g}{r.val_loss[-1]:>10.4f}"
+            f"{'-' if steps is None else steps:>10}{r.train_seconds[-1]:>9.1f}"
+            f"{r.compile_seconds:>11.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -435,16 +517,20 @@ def run_command(args, parser, learning_rates) -> int:
     """The ``--task lm`` branch of ``compare``: parsed ``args``, checked ``learning_rates``."""
     unknown = [n for n in [*args.optimizers, *learning_rates] if n not in REGISTRY]
     if unknown:
-        parser.error(f"unknown optimizer {unknown[0]!r} for --task lm; choose from "
-                     f"{', '.join(REGISTRY)}")
+        parser.error(
+            f"unknown optimizer {unknown[0]!r} for --task lm; choose from {', '.join(REGISTRY)}"
+        )
     try:
         import matplotlib  # noqa: F401
     except ImportError as err:
-        print(f"{parser.prog}: error: needs matplotlib (pip install \"gradtx[examples]\"): "
-              f"{err}", file=sys.stderr)
+        print(
+            f'{parser.prog}: error: needs matplotlib (pip install "gradtx[examples]"): {err}',
+            file=sys.stderr,
+        )
         return 1
-    cfg = DEFAULT._replace(steps=args.steps or DEFAULT.steps,
-                           batch_size=args.batch_size or DEFAULT.batch_size)
+    cfg = DEFAULT._replace(
+        steps=args.steps or DEFAULT.steps, batch_size=args.batch_size or DEFAULT.batch_size
+    )
     cfg = cfg._replace(eval_every=min(cfg.eval_every, cfg.steps))
     names = available(args.optimizers, stream=sys.stderr)
     if not names:
@@ -459,8 +545,12 @@ def run_command(args, parser, learning_rates) -> int:
             run = run_entry(name, lr, params, data, cfg)
         except (ValueError, TypeError) as err:
             parser.error(str(err))
-        print(f"{name:<20} {cfg.steps} steps in {run.train_seconds[-1]:.2f} s, compiled in "
-              f"{run.compile_seconds:.2f} s", file=sys.stderr, flush=True)
+        print(
+            f"{name:<20} {cfg.steps} steps in {run.train_seconds[-1]:.2f} s, compiled in "
+            f"{run.compile_seconds:.2f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         runs.append(run)
     task = describe(cfg, data, args.seed)
     print(format_table(runs, task, TARGET))

@@ -61,8 +61,9 @@ def scale_by_madgrad(learning_rate, momentum=0.9, eps=1e-6):
     def init(params):
         check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params)
-        return MadgradState(count=new_count(), grad_sum_sq=zeros, s=zeros,
-                            x0=jax.tree.map(jnp.asarray, params))
+        return MadgradState(
+            count=new_count(), grad_sum_sq=zeros, s=zeros, x0=jax.tree.map(jnp.asarray, params)
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, MadgradState, updates, "grad_sum_sq", "s", "x0")
@@ -83,11 +84,20 @@ def scale_by_madgrad(learning_rate, momentum=0.9, eps=1e-6):
             return x - p.astype(cd), sq, s
 
         new = jax.tree.map(step, updates, params, state.x0, state.grad_sum_sq, state.s)
+
         def pick(i, like):
             return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
-        return pick(0, updates), MadgradState(count=increment(state.count),
-                                              grad_sum_sq=pick(1, state.grad_sum_sq),
-                                              s=pick(2, state.s), x0=state.x0)
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "learning_rate": learning_rate, "momentum": momentum, "eps": eps})
+        return pick(0, updates), MadgradState(
+            count=increment(state.count),
+            grad_sum_sq=pick(1, state.grad_sum_sq),
+            s=pick(2, state.s),
+            x0=state.x0,
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"learning_rate": learning_rate, "momentum": momentum, "eps": eps},
+    )

@@ -72,5 +72,4 @@ def scale_by_mars(b1=0.95, gamma=0.025) -> GradientTransformation:
         previous = jax.tree.map(lambda g, p: g.astype(p.dtype), updates, state.previous)
         return out, MarsState(previous=previous)
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"b1": b1, "gamma": gamma})
+    return GradientTransformation(init, update, name=owner, hyperparams={"b1": b1, "gamma": gamma})

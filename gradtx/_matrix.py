@@ -53,15 +53,19 @@ def _project(x, qs, transpose=True):
 
 def _check_common(owner, precondition_frequency, max_precondition_dim):
     if int(precondition_frequency) != precondition_frequency or precondition_frequency < 1:
-        raise ValueError(f"{owner}: precondition_frequency must be an integer >= 1, got "
-                         f"{precondition_frequency!r}")
+        raise ValueError(
+            f"{owner}: precondition_frequency must be an integer >= 1, got "
+            f"{precondition_frequency!r}"
+        )
     if int(max_precondition_dim) != max_precondition_dim or max_precondition_dim < 1:
-        raise ValueError(f"{owner}: max_precondition_dim must be an integer >= 1, got "
-                         f"{max_precondition_dim!r}")
+        raise ValueError(
+            f"{owner}: max_precondition_dim must be an integer >= 1, got {max_precondition_dim!r}"
+        )
 
 
 # ----------------------------------------------------------------------------
 # SOAP
+
 
 class SoapState(NamedTuple):
     """count: steps taken (the first only sets up the bases); mu, nu: Adam's moments
@@ -92,8 +96,16 @@ def _refresh(stat, q, nu, axis):
     return q, nu
 
 
-def scale_by_soap(b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, precondition_frequency=10, *,
-                  max_precondition_dim=10000, precondition_1d: bool = False):
+def scale_by_soap(
+    b1=0.95,
+    b2=0.95,
+    shampoo_beta=None,
+    eps=1e-8,
+    precondition_frequency=10,
+    *,
+    max_precondition_dim=10000,
+    precondition_1d: bool = False,
+):
     """SOAP's direction: Adam run in the eigenbasis of Shampoo's statistics.
 
     For a matrix G_t with statistics L_t = s L_{t-1} + (1 - s) G_t G_t^T and
@@ -148,8 +160,9 @@ def scale_by_soap(b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, precondition_fr
             return {a: jnp.zeros((p.shape[a], p.shape[a]), cd) for a in axes_of(p)}
 
         zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
-        return SoapState(new_count(), zeros, zeros, jax.tree.map(stats, params),
-                         jax.tree.map(stats, params))
+        return SoapState(
+            new_count(), zeros, zeros, jax.tree.map(stats, params), jax.tree.map(stats, params)
+        )
 
     def accumulate(g, stats):
         return {a: s * st + (1 - s) * _axis_gram(g, a) for a, st in stats.items()}
@@ -164,7 +177,7 @@ def scale_by_soap(b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, precondition_fr
         mu = b1 * mu + (1 - b1) * g
         nu = b2 * nu + (1 - b2) * rotated * rotated
         kf = k.astype(g.dtype)
-        step = jnp.sqrt(1 - b2 ** kf) / (1 - b1 ** kf)
+        step = jnp.sqrt(1 - b2**kf) / (1 - b1**kf)
         direction = _project(_project(mu, bases) / (jnp.sqrt(nu) + eps), bases, transpose=False)
         stats = accumulate(g, stats)
 
@@ -175,38 +188,66 @@ def scale_by_soap(b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, precondition_fr
             return new, nu
 
         if stats:
-            bases, nu = jax.lax.cond(k % precondition_frequency == 0, refresh,
-                                     lambda nu: (bases, nu), nu)
+            bases, nu = jax.lax.cond(
+                k % precondition_frequency == 0, refresh, lambda nu: (bases, nu), nu
+            )
         return step * direction, mu, nu, stats, bases
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, SoapState)
         check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.mu, updates, "the state's moments", "updates",
-                             hint="was the state made by init on other params?")
+        check_same_structure(
+            owner,
+            state.mu,
+            updates,
+            "the state's moments",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
         k = state.count  # updates taken before this step's
 
         def leaf(u, mu, nu, stats, bases):
             g = u.astype(mu.dtype)
-            out = jax.lax.cond(k == 0, lambda: first(g, mu, nu, stats, bases),
-                               lambda: later(k, g, mu, nu, stats, bases))
+            out = jax.lax.cond(
+                k == 0,
+                lambda: first(g, mu, nu, stats, bases),
+                lambda: later(k, g, mu, nu, stats, bases),
+            )
             return (out[0].astype(u.dtype),) + tuple(out[1:])
 
         treedef = jax.tree.structure(updates)
-        outs = [leaf(*args) for args in zip(
-            jax.tree.leaves(updates), jax.tree.leaves(state.mu), jax.tree.leaves(state.nu),
-            treedef.flatten_up_to(state.stats), treedef.flatten_up_to(state.bases))]
+        outs = [
+            leaf(*args)
+            for args in zip(
+                jax.tree.leaves(updates),
+                jax.tree.leaves(state.mu),
+                jax.tree.leaves(state.nu),
+                treedef.flatten_up_to(state.stats),
+                treedef.flatten_up_to(state.bases),
+            )
+        ]
         fields = [treedef.unflatten([o[i] for o in outs]) for i in range(5)]
         return fields[0], SoapState(increment(state.count), *fields[1:])
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "b1": b1, "b2": b2, "shampoo_beta": shampoo_beta, "eps": eps,
-        "precondition_frequency": precondition_frequency,
-        "max_precondition_dim": max_precondition_dim, "precondition_1d": precondition_1d})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "b1": b1,
+            "b2": b2,
+            "shampoo_beta": shampoo_beta,
+            "eps": eps,
+            "precondition_frequency": precondition_frequency,
+            "max_precondition_dim": max_precondition_dim,
+            "precondition_1d": precondition_1d,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------
 # Shampoo
+
 
 class ShampooState(NamedTuple):
     """count: steps taken; stats: per leaf {axis: H_a}; roots: per leaf {axis: H_a^(-1/p)}."""
@@ -227,9 +268,15 @@ def _inverse_root(h, p):
     return (vectors * jnp.maximum(values, floor) ** (-1.0 / p)) @ vectors.T
 
 
-def scale_by_shampoo(beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
-                     exponent_override=None, max_precondition_dim=10000,
-                     precondition_1d: bool = True):
+def scale_by_shampoo(
+    beta2=1.0,
+    matrix_eps=1e-6,
+    precondition_frequency=1,
+    *,
+    exponent_override=None,
+    max_precondition_dim=10000,
+    precondition_1d: bool = True,
+):
     """Shampoo's preconditioning: u = G x_1 H_1^(-1/p) x_2 ... x_k H_k^(-1/p), for a matrix L^(-1/4) G R^(-1/4).
 
     H_a,t = beta2 H_a,t-1 + G_(a) G_(a)^T (the mode-a unfolding of G_t, so
@@ -275,8 +322,7 @@ def scale_by_shampoo(beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
             axes = _preconditioned_axes(jnp.shape(p), max_precondition_dim, precondition_1d)
             return {a: matrix_eps * jnp.eye(p.shape[a], dtype=cd) for a in axes}
 
-        return ShampooState(new_count(), jax.tree.map(stats, params),
-                            jax.tree.map(stats, params))
+        return ShampooState(new_count(), jax.tree.map(stats, params), jax.tree.map(stats, params))
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ShampooState)
@@ -290,26 +336,40 @@ def scale_by_shampoo(beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
             g = u.astype(next(iter(stats.values())).dtype)
             p = exponent_override or 2 * g.ndim
             stats = {a: beta2 * h + _axis_gram(g, a) for a, h in stats.items()}
-            roots = jax.lax.cond(refresh,
-                                 lambda: {a: _inverse_root(h, p) for a, h in stats.items()},
-                                 lambda: roots)
+            roots = jax.lax.cond(
+                refresh, lambda: {a: _inverse_root(h, p) for a, h in stats.items()}, lambda: roots
+            )
             return _project(g, roots).astype(u.dtype), stats, roots
 
-        outs = [leaf(*args) for args in zip(jax.tree.leaves(updates),
-                                            treedef.flatten_up_to(state.stats),
-                                            treedef.flatten_up_to(state.roots))]
+        outs = [
+            leaf(*args)
+            for args in zip(
+                jax.tree.leaves(updates),
+                treedef.flatten_up_to(state.stats),
+                treedef.flatten_up_to(state.roots),
+            )
+        ]
         fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
         return fields[0], ShampooState(increment(state.count), fields[1], fields[2])
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "beta2": beta2, "matrix_eps": matrix_eps,
-        "precondition_frequency": precondition_frequency,
-        "exponent_override": exponent_override, "max_precondition_dim": max_precondition_dim,
-        "precondition_1d": precondition_1d})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "beta2": beta2,
+            "matrix_eps": matrix_eps,
+            "precondition_frequency": precondition_frequency,
+            "exponent_override": exponent_override,
+            "max_precondition_dim": max_precondition_dim,
+            "precondition_1d": precondition_1d,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------
 # PSGD with Kronecker-factored preconditioners
+
 
 class PsgdKronState(NamedTuple):
     """count: steps taken; key: the PRNG key of the probes and update draws;
@@ -344,8 +404,9 @@ def _solve_axis(x, q, axis):
         shape[axis] = q.shape[0]
         return x / q.reshape(shape)
     moved = jnp.moveaxis(x, axis, -1)
-    solved = jax.scipy.linalg.solve_triangular(q, moved.reshape(-1, q.shape[0]).T, trans=1,
-                                               lower=False).T
+    solved = jax.scipy.linalg.solve_triangular(
+        q, moved.reshape(-1, q.shape[0]).T, trans=1, lower=False
+    ).T
     return jnp.moveaxis(solved.reshape(moved.shape), -1, axis)
 
 
@@ -382,9 +443,17 @@ def _kron_factors(shape, max_size_triangular, min_ndim_triangular, dtype):
     return qs
 
 
-def scale_by_psgd_kron(b1=0.9, precond_lr=0.1, update_probability=None, *,
-                       max_size_triangular=8192, min_ndim_triangular=2, seed=0,
-                       update_with_momentum: bool = True, clip_rms=1.1):
+def scale_by_psgd_kron(
+    b1=0.9,
+    precond_lr=0.1,
+    update_probability=None,
+    *,
+    max_size_triangular=8192,
+    min_ndim_triangular=2,
+    seed=0,
+    update_with_momentum: bool = True,
+    clip_rms=1.1,
+):
     """PSGD-Kron's direction: u = P m_hat, P = (Q_1^T Q_1) x ... x (Q_k^T Q_k), clipped to RMS <= clip_rms.
 
     m_t = b1 m_{t-1} + (1 - b1) g_t, m_hat = m_t / (1 - b1^t).  With
@@ -393,7 +462,8 @@ def scale_by_psgd_kron(b1=0.9, precond_lr=0.1, update_probability=None, *,
     standard normal probe:
 
         A = h x_a Q_a,   B = v x_a Q_a^(-T),
-        Q_a <- Q_a - precond_lr * triu(A_(a) A_(a)^T - B_(a) B_(a)^T) Q_a / (||A_(a) A_(a)^T + B_(a) B_(a)^T||_lb + tiny)
+        Q_a <- Q_a - precond_lr * triu(A_(a) A_(a)^T - B_(a) B_(a)^T) Q_a
+                     / (||A_(a) A_(a)^T + B_(a) B_(a)^T||_lb + tiny)
 
     (||.||_lb a lower bound on the spectral norm; a diagonal Q_a uses the
     diagonals and the max norm), which drives P towards E[h h^T]^(-1/2).
@@ -440,9 +510,12 @@ def scale_by_psgd_kron(b1=0.9, precond_lr=0.1, update_probability=None, *,
     def init(params):
         check_float_leaves(owner, params, "params")
         mu = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
-        qs = jax.tree.map(lambda p: _kron_factors(jnp.shape(p), max_size_triangular,
-                                                  min_ndim_triangular, compute_dtype(p.dtype)),
-                          params)
+        qs = jax.tree.map(
+            lambda p: _kron_factors(
+                jnp.shape(p), max_size_triangular, min_ndim_triangular, compute_dtype(p.dtype)
+            ),
+            params,
+        )
         return PsgdKronState(new_count(), jax.random.PRNGKey(seed), mu, qs)
 
     def fit(qs, h, v):
@@ -457,22 +530,32 @@ def scale_by_psgd_kron(b1=0.9, precond_lr=0.1, update_probability=None, *,
             if diagonal:
                 new[axis] = q - precond_lr * (t1 - t2) * q / (jnp.max(jnp.abs(t1 + t2)) + tiny)
             else:
-                new[axis] = q - precond_lr * jnp.triu(t1 - t2) / (
-                    _norm_lower_bound(t1 + t2) + tiny) @ q
+                new[axis] = (
+                    q - precond_lr * jnp.triu(t1 - t2) / (_norm_lower_bound(t1 + t2) + tiny) @ q
+                )
         return new
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, PsgdKronState)
         check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.mu, updates, "the state's momentum", "updates",
-                             hint="was the state made by init on other params?")
+        check_same_structure(
+            owner,
+            state.mu,
+            updates,
+            "the state's momentum",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
         treedef = jax.tree.structure(updates)
         step_key = jax.random.fold_in(state.key, state.count)
         do_fit = jax.random.uniform(step_key) < probability(state.count)
         t = increment(state.count)
         outs = []
-        for i, (u, mu, qs) in enumerate(zip(jax.tree.leaves(updates), jax.tree.leaves(state.mu),
-                                            treedef.flatten_up_to(state.qs))):
+        for i, (u, mu, qs) in enumerate(
+            zip(
+                jax.tree.leaves(updates), jax.tree.leaves(state.mu), treedef.flatten_up_to(state.qs)
+            )
+        ):
             g = u.astype(mu.dtype)
             mu = b1 * mu + (1 - b1) * g
             m_hat = mu / (1 - b1 ** t.astype(mu.dtype))
@@ -492,8 +575,18 @@ def scale_by_psgd_kron(b1=0.9, precond_lr=0.1, update_probability=None, *,
         fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
         return fields[0], PsgdKronState(t, state.key, fields[1], fields[2])
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "b1": b1, "precond_lr": precond_lr, "update_probability": update_probability,
-        "max_size_triangular": max_size_triangular,
-        "min_ndim_triangular": min_ndim_triangular, "seed": seed,
-        "update_with_momentum": update_with_momentum, "clip_rms": clip_rms})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "b1": b1,
+            "precond_lr": precond_lr,
+            "update_probability": update_probability,
+            "max_size_triangular": max_size_triangular,
+            "min_ndim_triangular": min_ndim_triangular,
+            "seed": seed,
+            "update_with_momentum": update_with_momentum,
+            "clip_rms": clip_rms,
+        },
+    )

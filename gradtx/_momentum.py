@@ -16,8 +16,7 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
-from ._numerics import (add, cast, compute_dtype, div, increment, mul, new_count,
-                        real_compute_dtype)
+from ._numerics import add, cast, compute_dtype, div, increment, mul, new_count, real_compute_dtype
 from ._tree import path_str, zeros_like_tree
 
 
@@ -35,16 +34,26 @@ class TraceState(NamedTuple):
 
 def _moment(decay, ema):
     """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
+
     def step(m, g):
         cd = compute_dtype(m.dtype, g.dtype)
         g = cast(g, cd)
         return add(mul(cast(m, cd), decay), mul(g, 1 - decay) if ema else g)
+
     return step
 
 
-def _momentum_transform(name, decay, ema, nesterov, dtype, *,
-                        state_type: type[MomentumState] | type[TraceState] = MomentumState,
-                        dtype_name="mu_dtype", allow_sum=False):
+def _momentum_transform(
+    name,
+    decay,
+    ema,
+    nesterov,
+    dtype,
+    *,
+    state_type: type[MomentumState] | type[TraceState] = MomentumState,
+    dtype_name="mu_dtype",
+    allow_sum=False,
+):
     # allow_sum: decay = 1 (the running sum of the gradients) is allowed.
     check_range(name, "decay", decay, 0, 1, high_open=not allow_sum)
     dtype = check_state_dtype(name, dtype_name, dtype)
@@ -55,8 +64,10 @@ def _momentum_transform(name, decay, ema, nesterov, dtype, *,
         if dtype is not None and not jnp.issubdtype(dtype, jnp.complexfloating):
             for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
                 if jnp.iscomplexobj(p):
-                    raise ValueError(f"{name}: {dtype_name} {dtype} is real but parameter leaf "
-                                     f"{path_str(path)} is complex")
+                    raise ValueError(
+                        f"{name}: {dtype_name} {dtype} is real but parameter leaf "
+                        f"{path_str(path)} is complex"
+                    )
         return state_type(zeros_like_tree(params, dtype=dtype))
 
     def update(updates, state, params=None, **extra):
@@ -138,9 +149,16 @@ def trace(decay, nesterov: bool = False, accumulator_dtype=None):
       >>> tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))[0]
       Array([3.], dtype=float32)
     """
-    return _momentum_transform("trace", decay, False, nesterov, accumulator_dtype,
-                               state_type=TraceState, dtype_name="accumulator_dtype",
-                               allow_sum=True)
+    return _momentum_transform(
+        "trace",
+        decay,
+        False,
+        nesterov,
+        accumulator_dtype,
+        state_type=TraceState,
+        dtype_name="accumulator_dtype",
+        allow_sum=True,
+    )
 
 
 class BiasCorrectionState(NamedTuple):
@@ -199,8 +217,9 @@ def bias_correction(decay=0.9):
         out = jax.tree.map(lambda u: cast(correct(u), u.dtype), updates)
         return out, BiasCorrectionState(count=count)
 
-    return GradientTransformation(init, update, name="bias_correction",
-                                  hyperparams={"decay": decay})
+    return GradientTransformation(
+        init, update, name="bias_correction", hyperparams={"decay": decay}
+    )
 
 
 class NadamMomentumState(NamedTuple):
@@ -263,8 +282,11 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_d
         return b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
 
     def init(params):
-        return NadamMomentumState(count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype),
-                                  b1_product=jnp.ones((), _widest_real_dtype(params)))
+        return NadamMomentumState(
+            count=new_count(),
+            mu=zeros_like_tree(params, dtype=mu_dtype),
+            b1_product=jnp.ones((), _widest_real_dtype(params)),
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, NadamMomentumState, updates, state.mu)

@@ -19,7 +19,7 @@ from ._checks import check_float_leaves, check_learning_rate, check_range, momen
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
 
-_TINY = float(jnp.finfo(jnp.float64).eps)   # optax's threshold on ||d||^2, in every dtype
+_TINY = float(jnp.finfo(jnp.float64).eps)  # optax's threshold on ||d||^2, in every dtype
 
 
 def _scalar_dtype(params):
@@ -28,9 +28,16 @@ def _scalar_dtype(params):
 
 
 def _vdot(xs, ys, dtype):
-    terms = jax.tree.leaves(jax.tree.map(
-        lambda x, y: jnp.sum(x.astype(compute_dtype(x.dtype, y.dtype))
-                             * y.astype(compute_dtype(x.dtype, y.dtype))).astype(dtype), xs, ys))
+    terms = jax.tree.leaves(
+        jax.tree.map(
+            lambda x, y: jnp.sum(
+                x.astype(compute_dtype(x.dtype, y.dtype))
+                * y.astype(compute_dtype(x.dtype, y.dtype))
+            ).astype(dtype),
+            xs,
+            ys,
+        )
+    )
     return sum(terms, jnp.zeros((), dtype))
 
 
@@ -39,8 +46,10 @@ def _check_call(owner, params, updates, value):
         raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
     check_same_structure(owner, params, updates, "params", "updates")
     if value is None:
-        raise ValueError(f"{owner}: update needs the loss at params as value= (use "
-                         f"jax.value_and_grad; call update(grads, state, params, value=loss))")
+        raise ValueError(
+            f"{owner}: update needs the loss at params as value= (use "
+            f"jax.value_and_grad; call update(grads, state, params, value=loss))"
+        )
 
 
 def _check_common(owner, learning_rate, lower_bound, weight_decay):
@@ -64,8 +73,9 @@ class MomoState(NamedTuple):
     count: jax.Array
 
 
-def scale_by_momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0,
-                  adapt_lower_bound: bool = False):
+def scale_by_momo(
+    learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0, adapt_lower_bound: bool = False
+):
     """MoMo's step: momentum d_t, its length capped by the Polyak step of the averaged model.
 
     With b = beta (0 at the first step), lr_t the learning rate, w = lr_t * weight_decay:
@@ -105,8 +115,13 @@ def scale_by_momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
         zero = jnp.zeros((), dtype)
-        return MomoState(exp_avg=zeros_like_tree(params), barf=zero, gamma=zero,
-                         lb=jnp.asarray(lower_bound, dtype), count=new_count())
+        return MomoState(
+            exp_avg=zeros_like_tree(params),
+            barf=zero,
+            gamma=zero,
+            lb=jnp.asarray(lower_bound, dtype),
+            count=new_count(),
+        )
 
     def update(updates, state, params=None, *, value=None, **extra):
         moment_state(owner, state, MomoState, updates, "exp_avg")
@@ -114,9 +129,13 @@ def scale_by_momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0
         dtype = state.barf.dtype
         b = jnp.where(state.count == 0, 0.0, beta).astype(dtype)
         barf = b * state.barf + (1 - b) * jnp.asarray(value).astype(dtype)
-        d = jax.tree.map(lambda m, g: (b.astype(compute_dtype(g.dtype)) * m
-                                       + (1 - b.astype(compute_dtype(g.dtype))) * g),
-                         state.exp_avg, updates)
+        d = jax.tree.map(
+            lambda m, g: (
+                b.astype(compute_dtype(g.dtype)) * m + (1 - b.astype(compute_dtype(g.dtype))) * g
+            ),
+            state.exp_avg,
+            updates,
+        )
         gamma = b * state.gamma + (1 - b) * _vdot(updates, params, dtype)
         norm = _vdot(d, d, dtype)
         inner = _vdot(d, params, dtype)
@@ -124,22 +143,40 @@ def scale_by_momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0
         lr = jnp.asarray(lr).astype(dtype)
         k = 1 + lr * weight_decay
         cap = k * (barf - gamma) + inner
-        lb = _lower_bound(adapt_lower_bound, cap, k * state.lb,
-                          jnp.maximum(cap / (2 * k), lower_bound), state.lb)
+        lb = _lower_bound(
+            adapt_lower_bound, cap, k * state.lb, jnp.maximum(cap / (2 * k), lower_bound), state.lb
+        )
         polyak = jnp.maximum(k * (barf - lb - gamma) + inner, 0) / norm
         tau = jnp.minimum(lr, jnp.where(norm <= _TINY, 0.0, polyak))
-        out = jax.tree.map(lambda m, p: (-(lr * weight_decay) / k * p.astype(m.dtype)
-                                         - tau.astype(m.dtype) * m).astype(p.dtype), d, params)
+        out = jax.tree.map(
+            lambda m, p: (
+                -(lr * weight_decay) / k * p.astype(m.dtype) - tau.astype(m.dtype) * m
+            ).astype(p.dtype),
+            d,
+            params,
+        )
         if adapt_lower_bound:
             lb = jnp.maximum(barf + inner - gamma - tau * norm / 2, lower_bound)
-        return out, MomoState(exp_avg=jax.tree.map(lambda m, o: m.astype(o.dtype), d,
-                                                   state.exp_avg),
-                              barf=barf, gamma=gamma, lb=lb.astype(dtype),
-                              count=increment(state.count))
+        return out, MomoState(
+            exp_avg=jax.tree.map(lambda m, o: m.astype(o.dtype), d, state.exp_avg),
+            barf=barf,
+            gamma=gamma,
+            lb=lb.astype(dtype),
+            count=increment(state.count),
+        )
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "learning_rate": learning_rate, "beta": beta, "lower_bound": lower_bound,
-        "weight_decay": weight_decay, "adapt_lower_bound": adapt_lower_bound})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "learning_rate": learning_rate,
+            "beta": beta,
+            "lower_bound": lower_bound,
+            "weight_decay": weight_decay,
+            "adapt_lower_bound": adapt_lower_bound,
+        },
+    )
 
 
 class MomoAdamState(NamedTuple):
@@ -153,8 +190,15 @@ class MomoAdamState(NamedTuple):
     count: jax.Array
 
 
-def scale_by_momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bound=0.0,
-                       weight_decay=0.0, adapt_lower_bound: bool = False):
+def scale_by_momo_adam(
+    learning_rate=1e-2,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    lower_bound=0.0,
+    weight_decay=0.0,
+    adapt_lower_bound: bool = False,
+):
     """MoMo-Adam's step: Adam's direction, its length capped by the Polyak step of the model.
 
     With t = 1, 2, ..., c1 = 1 - b1^t, D_t = eps + sqrt(v_t / (1 - b2^t)), w = lr_t * weight_decay:
@@ -193,16 +237,21 @@ def scale_by_momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bou
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
         zero = jnp.zeros((), dtype)
-        return MomoAdamState(exp_avg=zeros_like_tree(params), exp_avg_sq=zeros_like_tree(params),
-                             barf=zero, gamma=zero, lb=jnp.asarray(lower_bound, dtype),
-                             count=new_count())
+        return MomoAdamState(
+            exp_avg=zeros_like_tree(params),
+            exp_avg_sq=zeros_like_tree(params),
+            barf=zero,
+            gamma=zero,
+            lb=jnp.asarray(lower_bound, dtype),
+            count=new_count(),
+        )
 
     def update(updates, state, params=None, *, value=None, **extra):
         moment_state(owner, state, MomoAdamState, updates, "exp_avg", "exp_avg_sq")
         _check_call(owner, params, updates, value)
         dtype = state.barf.dtype
         t = increment(state.count).astype(dtype)
-        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        c1, c2 = 1 - b1**t, 1 - b2**t
         barf = b1 * state.barf + (1 - b1) * jnp.asarray(value).astype(dtype)
 
         def moments(g, m, v):
@@ -213,8 +262,10 @@ def scale_by_momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bou
             return m, v, eps + jnp.sqrt(v / c2.astype(cd))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq)
+
         def pick(i):
             return jax.tree.map(lambda _, n: n[i], updates, new)
+
         m, v, denom = pick(0), pick(1), pick(2)
         weighted = jax.tree.map(lambda a, b: a / b, m, denom)
         norm = _vdot(m, weighted, dtype)
@@ -224,22 +275,48 @@ def scale_by_momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bou
         lr = jnp.asarray(lr).astype(dtype)
         k = 1 + lr * weight_decay
         cap = k * (barf - gamma) + inner
-        lb = _lower_bound(adapt_lower_bound, cap, k * c1 * state.lb,
-                          jnp.maximum(cap / (2 * c1 * k), lower_bound), state.lb)
+        lb = _lower_bound(
+            adapt_lower_bound,
+            cap,
+            k * c1 * state.lb,
+            jnp.maximum(cap / (2 * c1 * k), lower_bound),
+            state.lb,
+        )
         polyak = jnp.maximum(k * (barf - c1 * lb - gamma) + inner, 0) / norm
         tau = jnp.minimum(lr / c1, jnp.where(norm <= _TINY, 0.0, polyak))
-        out = jax.tree.map(lambda w, p: (-(lr * weight_decay) / k * p.astype(w.dtype)
-                                         - tau.astype(w.dtype) * w).astype(p.dtype),
-                           weighted, params)
+        out = jax.tree.map(
+            lambda w, p: (
+                -(lr * weight_decay) / k * p.astype(w.dtype) - tau.astype(w.dtype) * w
+            ).astype(p.dtype),
+            weighted,
+            params,
+        )
         if adapt_lower_bound:
             lb = jnp.maximum((barf + inner - gamma - tau * norm / 2) / c1, lower_bound)
+
         def cast(tree, like):
             return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
-        return out, MomoAdamState(exp_avg=cast(m, state.exp_avg),
-                                  exp_avg_sq=cast(v, state.exp_avg_sq), barf=barf, gamma=gamma,
-                                  lb=lb.astype(dtype), count=increment(state.count))
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-        "lower_bound": lower_bound, "weight_decay": weight_decay,
-        "adapt_lower_bound": adapt_lower_bound})
+        return out, MomoAdamState(
+            exp_avg=cast(m, state.exp_avg),
+            exp_avg_sq=cast(v, state.exp_avg_sq),
+            barf=barf,
+            gamma=gamma,
+            lb=lb.astype(dtype),
+            count=increment(state.count),
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "lower_bound": lower_bound,
+            "weight_decay": weight_decay,
+            "adapt_lower_bound": adapt_lower_bound,
+        },
+    )

@@ -56,14 +56,14 @@ def _adam_direction(b1, mu_dtype, nesterov, bias_correction_mu=True):
     momentum = scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype)
     if not bias_correction_mu:
         return momentum
-    return chain(momentum,
-                 bias_correction(b1))
+    return chain(momentum, bias_correction(b1))
 
 
 def _adam_preconditioner(b2, eps, eps_root, nu_dtype):
     """Adam's denominator: sqrt(v_hat_t + eps_root) + eps."""
-    return scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root,
-                        nu_dtype=nu_dtype)
+    return scale_by_rms(
+        b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root, nu_dtype=nu_dtype
+    )
 
 
 def sgd(learning_rate, momentum=None, nesterov: bool = False, accumulator_dtype=None):
@@ -99,14 +99,20 @@ def sgd(learning_rate, momentum=None, nesterov: bool = False, accumulator_dtype=
     else:
         check_range(owner, "momentum", momentum, 0, 1, high_open=True)
         moment = trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
-    return _recipe(owner, hyperparams,
-                   moment,
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(owner, hyperparams, moment, scale_by_learning_rate(learning_rate))
 
 
-def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
-            centered: bool = False, momentum=None, nesterov: bool = False,
-            bias_correction: bool = False):
+def rmsprop(
+    learning_rate,
+    decay=0.9,
+    eps=1e-8,
+    initial_scale=0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum=None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
+):
     """RMSprop: p_t = p_{t-1} - lr * g_t / sqrt(v_t + eps), v_t = decay * v_{t-1} + (1 - decay) * g_t^2.
 
     ``centered`` divides by sqrt(v_t - mu_t^2 + eps), mu_t the average
@@ -145,15 +151,25 @@ def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: 
         check_range(owner, "momentum", momentum, 0, 1, high_open=True)
     elif nesterov:
         raise ValueError("rmsprop: nesterov=True needs a momentum in [0, 1), got momentum=None")
-    hyperparams = {"learning_rate": learning_rate, "decay": decay, "eps": eps,
-                   "initial_scale": initial_scale, "eps_in_sqrt": eps_in_sqrt,
-                   "centered": centered, "momentum": momentum, "nesterov": nesterov,
-                   "bias_correction": bias_correction}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "decay": decay,
+        "eps": eps,
+        "initial_scale": initial_scale,
+        "eps_in_sqrt": eps_in_sqrt,
+        "centered": centered,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "bias_correction": bias_correction,
+    }
     rms = scale_by_centered_rms if centered else scale_by_rms
-    return _recipe(owner, hyperparams,
-                   rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
-                   scale_by_learning_rate(learning_rate),
-                   trace(momentum, nesterov=nesterov) if momentum is not None else identity())
+    return _recipe(
+        owner,
+        hyperparams,
+        rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction),
+        scale_by_learning_rate(learning_rate),
+        trace(momentum, nesterov=nesterov) if momentum is not None else identity(),
+    )
 
 
 def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
@@ -179,10 +195,16 @@ def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
     check_learning_rate(owner, learning_rate)
     check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
     check_range(owner, "eps", eps, 0)
-    return _recipe(owner, {"learning_rate": learning_rate,
-                           "initial_accumulator_value": initial_accumulator_value, "eps": eps},
-                   scale_by_rss(initial_accumulator_value, eps),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "initial_accumulator_value": initial_accumulator_value,
+            "eps": eps,
+        },
+        scale_by_rss(initial_accumulator_value, eps),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, weight_decay_mask=None):
@@ -216,18 +238,35 @@ def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, weight_deca
     check_range(owner, "rho", rho, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0, low_open=True)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    hyperparams = {"learning_rate": learning_rate, "rho": rho, "eps": eps,
-                   "weight_decay": weight_decay, "weight_decay_mask": weight_decay_mask}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "rho": rho,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "weight_decay_mask": weight_decay_mask,
+    }
     # The L2 step stays for weight_decay = 0 too, as in optax: the state's
     # structure is optax's and never depends on an (injected) value.
-    return _recipe(owner, hyperparams,
-                   add_decayed_weights(weight_decay, weight_decay_mask),
-                   scale_by_adadelta(rho, eps),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        hyperparams,
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_adadelta(rho, eps),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
-         nesterov: bool = False, nu_dtype=None):
+def adam(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    *,
+    nesterov: bool = False,
+    nu_dtype=None,
+):
     """Adam: momentum and bias correction, preconditioned by RMSprop's second moment.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,      m_hat_t = m_t / (1 - b1^t),
@@ -262,17 +301,32 @@ def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
     Reference: Kingma, Ba, "Adam: A Method for Stochastic Optimization",
     ICLR 2015, arXiv:1412.6980.
     """
-    return _adam_family("adam", learning_rate, b1, b2, eps,
-                        eps_root, mu_dtype, nu_dtype, nesterov)
+    return _adam_family("adam", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov)
 
 
-def _adam_family(owner, learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov,
-                 weight_decay=None, mask=None):
+def _adam_family(
+    owner,
+    learning_rate,
+    b1,
+    b2,
+    eps,
+    eps_root,
+    mu_dtype,
+    nu_dtype,
+    nesterov,
+    weight_decay=None,
+    mask=None,
+):
     """adam, nadam, adamw and nadamw: one recipe, with the decay where AdamW puts it."""
     check_learning_rate(owner, learning_rate)
     _check_betas(owner, b1, b2, eps, eps_root)
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "eps_root": eps_root}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "eps_root": eps_root,
+    }
     if weight_decay is not None:
         check_learning_rate(owner, weight_decay, name="weight_decay")
         hyperparams.update(weight_decay=weight_decay, mask=mask)
@@ -280,15 +334,19 @@ def _adam_family(owner, learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype
         hyperparams["nesterov"] = nesterov
     _state_dtypes(owner, hyperparams, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     decay = [] if weight_decay is None else [add_decayed_weights(weight_decay, mask)]
-    return _recipe(owner, hyperparams,
-                   precondition(_adam_direction(b1, mu_dtype, nesterov),
-                                by=_adam_preconditioner(b2, eps, eps_root, nu_dtype)),
-                   *decay,
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        hyperparams,
+        precondition(
+            _adam_direction(b1, mu_dtype, nesterov),
+            by=_adam_preconditioner(b2, eps, eps_root, nu_dtype),
+        ),
+        *decay,
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *,
-          nu_dtype=None):
+def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *, nu_dtype=None):
     """NAdam as optax defines it: ``adam(..., nesterov=True)``.
 
     p_t = p_{t-1} - lr * (b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t))
@@ -313,8 +371,19 @@ def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None
     return _adam_family("nadam", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, True)
 
 
-def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
-          weight_decay=1e-4, mask=None, *, nesterov: bool = False, nu_dtype=None):
+def adamw(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    weight_decay=1e-4,
+    mask=None,
+    *,
+    nesterov: bool = False,
+    nu_dtype=None,
+):
     """AdamW: Adam with decoupled weight decay, p_t = p_{t-1} - lr * (adam_t + wd * p_{t-1}).
 
     The decay is multiplied by the learning rate, as in PyTorch and optax.
@@ -338,12 +407,33 @@ def adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None
     Reference: Loshchilov, Hutter, "Decoupled Weight Decay Regularization",
     ICLR 2019, arXiv:1711.05101.
     """
-    return _adam_family("adamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype,
-                        nesterov, weight_decay, mask)
+    return _adam_family(
+        "adamw",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nu_dtype,
+        nesterov,
+        weight_decay,
+        mask,
+    )
 
 
-def nadamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
-           weight_decay=1e-4, mask=None, *, nu_dtype=None):
+def nadamw(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    weight_decay=1e-4,
+    mask=None,
+    *,
+    nu_dtype=None,
+):
     """NAdamW as optax defines it: ``adamw(..., nesterov=True)``.
 
     NAdam's look-ahead numerator (see ``nadam``) with AdamW's decoupled
@@ -364,12 +454,23 @@ def nadamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=Non
     Reference: Dozat, "Incorporating Nesterov Momentum into Adam", 2016;
     Loshchilov, Hutter, "Decoupled Weight Decay Regularization", 2019.
     """
-    return _adam_family("nadamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype,
-                        True, weight_decay, mask)
+    return _adam_family(
+        "nadamw", learning_rate, b1, b2, eps, eps_root, mu_dtype, nu_dtype, True, weight_decay, mask
+    )
 
 
-def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
-            bias_correction_mu: bool = True, bias_correction_nu: bool = True, *, nu_dtype=None):
+def amsgrad(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    *,
+    nu_dtype=None,
+):
     """AMSGrad: Adam dividing by the root of the largest corrected second moment so far.
 
     p_t = p_{t-1} - lr * m_hat_t / (sqrt(max_{s<=t} v_hat_s + eps_root) + eps).
@@ -398,20 +499,39 @@ def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=No
     owner = "amsgrad"
     check_learning_rate(owner, learning_rate)
     _check_betas(owner, b1, b2, eps, eps_root)
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "eps_root": eps_root, "bias_correction_mu": bias_correction_mu,
-                   "bias_correction_nu": bias_correction_nu}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "eps_root": eps_root,
+        "bias_correction_mu": bias_correction_mu,
+        "bias_correction_nu": bias_correction_nu,
+    }
     _state_dtypes(owner, hyperparams, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    return _recipe(owner, hyperparams,
-                   precondition(_adam_direction(b1, mu_dtype, False, bias_correction_mu),
-                                by=scale_by_max_rms(b2, eps, eps_root=eps_root,
-                                                    bias_correction=bias_correction_nu,
-                                                    nu_dtype=nu_dtype)),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        hyperparams,
+        precondition(
+            _adam_direction(b1, mu_dtype, False, bias_correction_mu),
+            by=scale_by_max_rms(
+                b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, nu_dtype=nu_dtype
+            ),
+        ),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def radam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, threshold=5.0, *,
-          nesterov: bool = False):
+def radam(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    threshold=5.0,
+    *,
+    nesterov: bool = False,
+):
     """RAdam: Adam whose adaptive step is switched on, and rectified, once its variance is finite.
 
     rho_inf = 2 / (1 - b2) - 1,   rho_t = rho_inf - 2 t b2^t / (1 - b2^t),
@@ -442,11 +562,23 @@ def radam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, threshold=5.0
     owner = "radam"
     check_learning_rate(owner, learning_rate)
     _check_betas(owner, b1, b2, eps, eps_root)
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "eps_root": eps_root, "threshold": threshold, "nesterov": nesterov}
-    return _recipe(owner, hyperparams,
-                   precondition(_adam_direction(b1, None, nesterov),
-                                by=scale_by_rectified_rms(b2, eps, threshold=threshold,
-                                                          eps_root=eps_root,
-                                                          correct_before_eps=True)),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "eps_root": eps_root,
+        "threshold": threshold,
+        "nesterov": nesterov,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        precondition(
+            _adam_direction(b1, None, nesterov),
+            by=scale_by_rectified_rms(
+                b2, eps, threshold=threshold, eps_root=eps_root, correct_before_eps=True
+            ),
+        ),
+        scale_by_learning_rate(learning_rate),
+    )

@@ -26,8 +26,7 @@ def _check(owner, learning_rate, b1, b2, eps, weight_decay):
     check_learning_rate(owner, weight_decay, name="weight_decay")
 
 
-def laprop(learning_rate, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0,
-           weight_decay_mask=None):
+def laprop(learning_rate, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0, weight_decay_mask=None):
     """LaProp: m_t = b1 * m_{t-1} + (1 - b1) * g_t / (sqrt(v_hat_t) + eps); p_t = p_{t-1} - lr * m_hat_t.
 
     v_t = b2 * v_{t-1} + (1 - b2) * g_t^2, v_hat_t = v_t / (1 - b2^t),
@@ -69,12 +68,25 @@ def laprop(learning_rate, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0,
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
         name=owner,
-        hyperparams={"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                     "weight_decay": weight_decay})
+        hyperparams={
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "weight_decay": weight_decay,
+        },
+    )
 
 
-def mars(learning_rate=3e-3, b1=0.95, b2=0.99, eps=1e-8, gamma=0.025, weight_decay=0.0,
-         weight_decay_mask=None):
+def mars(
+    learning_rate=3e-3,
+    b1=0.95,
+    b2=0.99,
+    eps=1e-8,
+    gamma=0.025,
+    weight_decay=0.0,
+    weight_decay_mask=None,
+):
     """MARS-AdamW: AdamW on the corrected gradient c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1}).
 
     c_t is divided by its norm where that exceeds 1 (``scale_by_mars``);
@@ -110,17 +122,34 @@ def mars(learning_rate=3e-3, b1=0.95, b2=0.99, eps=1e-8, gamma=0.025, weight_dec
     check_range(owner, "gamma", gamma, 0)
     return chain(
         scale_by_mars(b1, gamma),
-        precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
-                     by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)),
+        precondition(
+            chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
+        ),
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
         name=owner,
-        hyperparams={"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                     "gamma": gamma, "weight_decay": weight_decay})
+        hyperparams={
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "gamma": gamma,
+            "weight_decay": weight_decay,
+        },
+    )
 
 
-def adam_mini(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
-              weight_decay_mask=None, *, block_axes=None):
+def adam_mini(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    weight_decay_mask=None,
+    *,
+    block_axes=None,
+):
     """Adam-mini: Adam with one second moment per block, v_{t,b} the average of mean_b g_t^2.
 
     p_t = p_{t-1} - lr * (m_hat_t / (sqrt(v_hat_{t,b}) + eps) + weight_decay * p_{t-1}),
@@ -157,10 +186,19 @@ def adam_mini(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
     owner = "adam_mini"
     _check(owner, learning_rate, b1, b2, eps, weight_decay)
     return chain(
-        precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
-                     by=scale_by_block_rms(b2, eps, block_axes=block_axes)),
+        precondition(
+            chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+            by=scale_by_block_rms(b2, eps, block_axes=block_axes),
+        ),
         add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
         name=owner,
-        hyperparams={"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                     "weight_decay": weight_decay, "block_axes": block_axes})
+        hyperparams={
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "block_axes": block_axes,
+        },
+    )

@@ -63,8 +63,9 @@ def _warmup_constant(owner, peak, warmup_steps):
     if warmup_steps is None:
         return peak
     if not isinstance(warmup_steps, int) or warmup_steps < 1:
-        raise ValueError(f"{owner}: warmup_steps must be an integer >= 1 or None, "
-                         f"got {warmup_steps!r}")
+        raise ValueError(
+            f"{owner}: warmup_steps must be an integer >= 1 or None, got {warmup_steps!r}"
+        )
 
     def warmup(t):
         t = jnp.asarray(t)
@@ -75,8 +76,16 @@ def _warmup_constant(owner, peak, warmup_steps):
     return warmup
 
 
-def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, b1=0.9, b2=0.999, eps=1e-8,
-                        weight_decay=0.0, weight_lr_power=2.0, state_dtype=None):
+def schedule_free_adamw(
+    learning_rate=0.0025,
+    warmup_steps=None,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    weight_lr_power=2.0,
+    state_dtype=None,
+):
     """Schedule-Free AdamW: RMSprop with AdamW's decay, its iterates averaged by Schedule-Free.
 
     z_{t+1} = z_t - lr_t * (g_t / (sqrt(v_hat_t) + eps) + weight_decay * y_t),
@@ -109,19 +118,40 @@ def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, b1=0.9, b2=0.99
     check_range(owner, "eps", eps, 0)
     check_learning_rate(owner, weight_decay, name="weight_decay")
     lr = _warmup_constant(owner, learning_rate, warmup_steps)
-    hyperparams = {"learning_rate": learning_rate, "warmup_steps": warmup_steps, "b1": b1,
-                   "b2": b2, "eps": eps, "weight_decay": weight_decay,
-                   "weight_lr_power": weight_lr_power}
-    return _recipe(owner, hyperparams,
-                   schedule_free(chain(scale_by_rms(b2, eps, eps_in_sqrt=False,
-                                                    bias_correction=True),
-                                       add_decayed_weights(weight_decay),
-                                       scale_by_learning_rate(lr)),
-                                 lr, b1, weight_lr_power, state_dtype))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "warmup_steps": warmup_steps,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "weight_lr_power": weight_lr_power,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        schedule_free(
+            chain(
+                scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
+                add_decayed_weights(weight_decay),
+                scale_by_learning_rate(lr),
+            ),
+            lr,
+            b1,
+            weight_lr_power,
+            state_dtype,
+        ),
+    )
 
 
-def schedule_free_sgd(learning_rate=1.0, warmup_steps=None, b1=0.9, weight_decay=None,
-                      weight_lr_power=2.0, state_dtype=None):
+def schedule_free_sgd(
+    learning_rate=1.0,
+    warmup_steps=None,
+    b1=0.9,
+    weight_decay=None,
+    weight_lr_power=2.0,
+    state_dtype=None,
+):
     """Schedule-Free SGD: z_{t+1} = z_t - lr_t * (g_t + weight_decay * y_t), averaged by Schedule-Free.
 
     The gradient is taken at y_t; evaluate at
@@ -151,16 +181,34 @@ def schedule_free_sgd(learning_rate=1.0, warmup_steps=None, b1=0.9, weight_decay
         check_learning_rate(owner, weight_decay, name="weight_decay")
         decay = [add_decayed_weights(weight_decay)]
     lr = _warmup_constant(owner, learning_rate, warmup_steps)
-    hyperparams = {"learning_rate": learning_rate, "warmup_steps": warmup_steps, "b1": b1,
-                   "weight_decay": weight_decay, "weight_lr_power": weight_lr_power}
-    return _recipe(owner, hyperparams,
-                   schedule_free(chain(*decay,
-                                       scale_by_learning_rate(lr)),
-                                 lr, b1, weight_lr_power, state_dtype))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "warmup_steps": warmup_steps,
+        "b1": b1,
+        "weight_decay": weight_decay,
+        "weight_lr_power": weight_lr_power,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        schedule_free(
+            chain(*decay, scale_by_learning_rate(lr)), lr, b1, weight_lr_power, state_dtype
+        ),
+    )
 
 
-def ademamix(learning_rate, b1=0.9, b2=0.999, b3=0.9999, alpha=5.0, eps=1e-8, eps_root=0.0,
-             mu_dtype=None, weight_decay=0.0, mask=None):
+def ademamix(
+    learning_rate,
+    b1=0.9,
+    b2=0.999,
+    b3=0.9999,
+    alpha=5.0,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    weight_decay=0.0,
+    mask=None,
+):
     """AdEMAMix: p_t = p_{t-1} - lr * ((m1_hat_t + alpha * m2_t) / (sqrt(nu_hat_t + eps_root) + eps) + wd * p).
 
     m1 a fast bias-corrected average (b1), m2 a slow one (b3, not
@@ -189,16 +237,29 @@ def ademamix(learning_rate, b1=0.9, b2=0.999, b3=0.9999, alpha=5.0, eps=1e-8, ep
     _check_unit(owner, b1=b1, b2=b2, b3=b3)
     _check_nonnegative(owner, eps=eps, eps_root=eps_root)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "b3": b3, "alpha": alpha,
-                   "eps": eps, "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask}
-    return _recipe(owner, hyperparams,
-                   scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "b3": b3,
+        "alpha": alpha,
+        "eps": eps,
+        "eps_root": eps_root,
+        "weight_decay": weight_decay,
+        "mask": mask,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def simplified_ademamix(learning_rate, b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root=0.0,
-                        weight_decay=0.0, mask=None):
+def simplified_ademamix(
+    learning_rate, b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root=0.0, weight_decay=0.0, mask=None
+):
     """Simplified AdEMAMix: p_t = p_{t-1} - lr * ((m_t + alpha * g_t) / (sqrt(n_hat_t + eps_root) + eps) + wd * p).
 
     m_t = b1 * m_{t-1} + g_t, n_hat_t Adam's bias-corrected second moment
@@ -226,16 +287,36 @@ def simplified_ademamix(learning_rate, b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, ep
     _check_unit(owner, b1=b1, b2=b2)
     _check_nonnegative(owner, eps=eps, eps_root=eps_root)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "alpha": alpha,
-                   "eps": eps, "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask}
-    return _recipe(owner, hyperparams,
-                   scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "alpha": alpha,
+        "eps": eps,
+        "eps_root": eps_root,
+        "weight_decay": weight_decay,
+        "mask": mask,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def adopt(learning_rate, b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov: bool = False,
-          use_clipping: bool = True, clip_value_fn=lambda x: x ** 0.25):
+def adopt(
+    learning_rate,
+    b1=0.9,
+    b2=0.9999,
+    eps=1e-6,
+    mu_dtype=None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn=lambda x: x**0.25,
+):
     """ADOPT: p_t = p_{t-1} - lr * mu_t, mu_t the average of g_t / max(sqrt(nu_{t-1}), eps), clipped.
 
     The second moment that normalises g_t is the one before g_t (see
@@ -261,16 +342,40 @@ def adopt(learning_rate, b1=0.9, b2=0.9999, eps=1e-6, mu_dtype=None, *, nesterov
     check_learning_rate(owner, learning_rate)
     _check_unit(owner, b1=b1, b2=b2)
     _check_nonnegative(owner, eps=eps)
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "nesterov": nesterov, "use_clipping": use_clipping}
-    return _recipe(owner, hyperparams,
-                   scale_by_adopt(b1, b2, eps, mu_dtype, nesterov=nesterov,
-                                  use_clipping=use_clipping, clip_value_fn=clip_value_fn),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "nesterov": nesterov,
+        "use_clipping": use_clipping,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_adopt(
+            b1,
+            b2,
+            eps,
+            mu_dtype,
+            nesterov=nesterov,
+            use_clipping=use_clipping,
+            clip_value_fn=clip_value_fn,
+        ),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, estim_lr0=1e-6,
-            estim_lr_coef=1.0, weight_decay=0.0, safeguard_warmup: bool = False):
+def prodigy(
+    learning_rate=1.0,
+    betas=(0.9, 0.999),
+    beta3=None,
+    eps=1e-8,
+    estim_lr0=1e-6,
+    estim_lr_coef=1.0,
+    weight_decay=0.0,
+    safeguard_warmup: bool = False,
+):
     """Prodigy: AdamW whose step size is estimated as it runs (``scale_by_prodigy``).
 
     The learning rate multiplies the estimate d_t (leave it at 1, or give a
@@ -298,16 +403,33 @@ def prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8, estim_l
     _check_betas(owner, betas)
     _check_nonnegative(owner, eps=eps, estim_lr_coef=estim_lr_coef, weight_decay=weight_decay)
     check_range(owner, "estim_lr0", estim_lr0, 0, low_open=True)
-    hyperparams = {"learning_rate": learning_rate, "betas": betas, "beta3": beta3, "eps": eps,
-                   "estim_lr0": estim_lr0, "estim_lr_coef": estim_lr_coef,
-                   "weight_decay": weight_decay, "safeguard_warmup": safeguard_warmup}
-    return _recipe(owner, hyperparams,
-                   scale_by_prodigy(learning_rate, betas, beta3, eps, estim_lr0, estim_lr_coef,
-                                    weight_decay, safeguard_warmup))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "betas": betas,
+        "beta3": beta3,
+        "eps": eps,
+        "estim_lr0": estim_lr0,
+        "estim_lr_coef": estim_lr_coef,
+        "weight_decay": weight_decay,
+        "safeguard_warmup": safeguard_warmup,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_prodigy(
+            learning_rate,
+            betas,
+            beta3,
+            eps,
+            estim_lr0,
+            estim_lr_coef,
+            weight_decay,
+            safeguard_warmup,
+        ),
+    )
 
 
-def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6,
-                 weight_decay=0.0):
+def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, weight_decay=0.0):
     """D-Adaptation AdamW: AdamW whose step size is estimated as it runs (``scale_by_dadapt_adamw``).
 
     Args:
@@ -330,10 +452,18 @@ def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6
     _check_betas(owner, betas)
     _check_nonnegative(owner, eps=eps, weight_decay=weight_decay)
     check_range(owner, "estim_lr0", estim_lr0, 0, low_open=True)
-    hyperparams = {"learning_rate": learning_rate, "betas": betas, "eps": eps,
-                   "estim_lr0": estim_lr0, "weight_decay": weight_decay}
-    return _recipe(owner, hyperparams,
-                   scale_by_dadapt_adamw(learning_rate, betas, eps, estim_lr0, weight_decay))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "betas": betas,
+        "eps": eps,
+        "estim_lr0": estim_lr0,
+        "weight_decay": weight_decay,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_dadapt_adamw(learning_rate, betas, eps, estim_lr0, weight_decay),
+    )
 
 
 def madgrad(learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
@@ -361,11 +491,18 @@ def madgrad(learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
     check_learning_rate(owner, weight_decay, name="weight_decay")
     _check_unit(owner, momentum=momentum)
     _check_nonnegative(owner, eps=eps)
-    hyperparams = {"learning_rate": learning_rate, "momentum": momentum,
-                   "weight_decay": weight_decay, "eps": eps}
-    return _recipe(owner, hyperparams,
-                   add_decayed_weights(weight_decay),
-                   scale_by_madgrad(learning_rate, momentum, eps))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "eps": eps,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        add_decayed_weights(weight_decay),
+        scale_by_madgrad(learning_rate, momentum, eps),
+    )
 
 
 def dog(learning_rate=1.0, init_step=("heuristic", 1e-6), eps=1e-8, weight_decay=None, mask=None):
@@ -398,12 +535,20 @@ def dog(learning_rate=1.0, init_step=("heuristic", 1e-6), eps=1e-8, weight_decay
     if weight_decay is not None:
         check_learning_rate(owner, weight_decay, name="weight_decay")
         decay = add_decayed_weights(weight_decay, mask)
-    hyperparams = {"learning_rate": learning_rate, "init_step": init_step, "eps": eps,
-                   "weight_decay": weight_decay, "mask": mask}
-    return _recipe(owner, hyperparams,
-                   decay,
-                   scale_by_dog(init_step, eps),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "init_step": init_step,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "mask": mask,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        decay,
+        scale_by_dog(init_step, eps),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def dowg(learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None, mask=None):
@@ -435,12 +580,20 @@ def dowg(learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None
     if weight_decay is not None:
         check_learning_rate(owner, weight_decay, name="weight_decay")
         decay = add_decayed_weights(weight_decay, mask)
-    hyperparams = {"learning_rate": learning_rate, "init_estim_sq_dist": init_estim_sq_dist,
-                   "eps": eps, "weight_decay": weight_decay, "mask": mask}
-    return _recipe(owner, hyperparams,
-                   decay,
-                   scale_by_dowg(init_estim_sq_dist, eps),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "init_estim_sq_dist": init_estim_sq_dist,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "mask": mask,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        decay,
+        scale_by_dowg(init_estim_sq_dist, eps),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def cocob(learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None):
@@ -471,16 +624,25 @@ def cocob(learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None)
     check_learning_rate(owner, weight_decay, name="weight_decay")
     check_range(owner, "alpha", alpha, 0, low_open=True)
     check_range(owner, "eps", eps, 0, low_open=True)
-    hyperparams = {"learning_rate": learning_rate, "alpha": alpha, "eps": eps,
-                   "weight_decay": weight_decay, "mask": mask}
-    return _recipe(owner, hyperparams,
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate, flip_sign=False),
-                   scale_by_cocob(alpha, eps))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "alpha": alpha,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "mask": mask,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate, flip_sign=False),
+        scale_by_cocob(alpha, eps),
+    )
 
 
-def momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0,
-         adapt_lower_bound: bool = False):
+def momo(
+    learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0, adapt_lower_bound: bool = False
+):
     """MoMo: SGD with momentum whose step is capped by a Polyak step (``scale_by_momo``).
 
     Pass the loss: ``update(grads, state, params, value=loss)``.
@@ -501,18 +663,32 @@ def momo(learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0,
     Rates", ICML 2024, arXiv:2305.07583.
     """
     owner = "momo"
-    hyperparams = {"learning_rate": learning_rate, "beta": beta, "lower_bound": lower_bound,
-                   "weight_decay": weight_decay, "adapt_lower_bound": adapt_lower_bound}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "lower_bound": lower_bound,
+        "weight_decay": weight_decay,
+        "adapt_lower_bound": adapt_lower_bound,
+    }
     check_learning_rate(owner, learning_rate)
     _check_unit(owner, beta=beta)
     _check_nonnegative(owner, weight_decay=weight_decay)
-    return _recipe(owner, hyperparams,
-                   scale_by_momo(learning_rate, beta, lower_bound, weight_decay,
-                                 adapt_lower_bound))
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_momo(learning_rate, beta, lower_bound, weight_decay, adapt_lower_bound),
+    )
 
 
-def momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bound=0.0, weight_decay=0.0,
-              adapt_lower_bound: bool = False):
+def momo_adam(
+    learning_rate=1e-2,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    lower_bound=0.0,
+    weight_decay=0.0,
+    adapt_lower_bound: bool = False,
+):
     """MoMo-Adam: Adam whose step is capped by a Polyak step (``scale_by_momo_adam``).
 
     Pass the loss: ``update(grads, state, params, value=loss)``.
@@ -533,12 +709,22 @@ def momo_adam(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-8, lower_bound=0.0, w
     Rates", ICML 2024, arXiv:2305.07583.
     """
     owner = "momo_adam"
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                   "lower_bound": lower_bound, "weight_decay": weight_decay,
-                   "adapt_lower_bound": adapt_lower_bound}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "lower_bound": lower_bound,
+        "weight_decay": weight_decay,
+        "adapt_lower_bound": adapt_lower_bound,
+    }
     check_learning_rate(owner, learning_rate)
     _check_unit(owner, b1=b1, b2=b2)
     _check_nonnegative(owner, eps=eps, weight_decay=weight_decay)
-    return _recipe(owner, hyperparams,
-                   scale_by_momo_adam(learning_rate, b1, b2, eps, lower_bound, weight_decay,
-                                      adapt_lower_bound))
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_momo_adam(
+            learning_rate, b1, b2, eps, lower_bound, weight_decay, adapt_lower_bound
+        ),
+    )

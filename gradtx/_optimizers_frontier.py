@@ -44,25 +44,46 @@ def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
     that pytree``) chooses instead; with ``muon_weight_dimension_numbers``
     (optax's convention) the leaves whose entry is None are AdamW's.
     """
+
     def labels(params):
         if muon_mask is not None:
             mask = muon_mask(params) if is_mask_function(muon_mask) else muon_mask
             return jax.tree.map(
-                lambda m, sub: jax.tree.map(lambda _: "muon" if m else "adam", sub),
-                mask, params)
+                lambda m, sub: jax.tree.map(lambda _: "muon" if m else "adam", sub), mask, params
+            )
         if muon_weight_dimension_numbers is None:
             return jax.tree.map(lambda p: "muon" if p.ndim == 2 else "adam", params)
         dims = leaf_dimension_numbers(muon_weight_dimension_numbers, params)
         leaves, treedef = jax.tree.flatten(params)
         return treedef.unflatten(["adam" if d is None else "muon" for d in dims])
+
     return labels
 
 
-def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, weight_decay=0.0,
-         weight_decay_mask=None, mu_dtype=None, *, nesterov: bool = True, adaptive: bool = False,
-         preconditioning="frobenius", adam_b1=0.9, adam_b2=0.999, adam_eps_root=0.0,
-         adam_weight_decay=0.0, adam_learning_rate=None, muon_weight_dimension_numbers=None,
-         consistent_rms=None, muon_mask=None, polar=None, shard_matrices=None):
+def muon(
+    learning_rate,
+    ns_coeffs=NS_COEFFS,
+    ns_steps=5,
+    beta=0.95,
+    eps=1e-8,
+    weight_decay=0.0,
+    weight_decay_mask=None,
+    mu_dtype=None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning="frobenius",
+    adam_b1=0.9,
+    adam_b2=0.999,
+    adam_eps_root=0.0,
+    adam_weight_decay=0.0,
+    adam_learning_rate=None,
+    muon_weight_dimension_numbers=None,
+    consistent_rms=None,
+    muon_mask=None,
+    polar=None,
+    shard_matrices=None,
+):
     """Muon: W_t = W_{t-1} - lr * (s(W) * polar(m_hat_t) + weight_decay * W_{t-1}) for matrices, AdamW for the rest.
 
     m_hat_t is the (Nesterov) bias-corrected momentum of ``scale_by_muon``,
@@ -127,31 +148,64 @@ def muon(learning_rate, ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, we
     if nesterov:
         momentum = scale_by_nadam_momentum(beta, momentum_decay=None, mu_dtype=mu_dtype)
     else:
-        momentum = chain(scale_by_momentum(beta, ema=True, mu_dtype=mu_dtype),
-                         bias_correction(beta))
+        momentum = chain(
+            scale_by_momentum(beta, ema=True, mu_dtype=mu_dtype), bias_correction(beta)
+        )
     matrices = chain(
         momentum,
-        orthogonalize(polar, adaptive=adaptive, weight_dimension_numbers=dims,
-                      shard_matrices=shard_matrices),
+        orthogonalize(
+            polar, adaptive=adaptive, weight_dimension_numbers=dims, shard_matrices=shard_matrices
+        ),
         scale_by_shape(dims, consistent_rms),
         add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate))
-    others = adamw(learning_rate if adam_learning_rate is None else adam_learning_rate,
-                   adam_b1, adam_b2, eps, adam_eps_root, mu_dtype,
-                   weight_decay=adam_weight_decay, nesterov=nesterov)
-    hyperparams = {"learning_rate": learning_rate, "ns_steps": ns_steps, "beta": beta,
-                   "eps": eps, "weight_decay": weight_decay, "nesterov": nesterov,
-                   "adaptive": adaptive, "preconditioning": preconditioning,
-                   "adam_b1": adam_b1, "adam_b2": adam_b2, "adam_eps_root": adam_eps_root,
-                   "adam_weight_decay": adam_weight_decay,
-                   "adam_learning_rate": adam_learning_rate, "consistent_rms": consistent_rms}
-    return _recipe(owner, hyperparams,
-                   partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)))
+        scale_by_learning_rate(learning_rate),
+    )
+    others = adamw(
+        learning_rate if adam_learning_rate is None else adam_learning_rate,
+        adam_b1,
+        adam_b2,
+        eps,
+        adam_eps_root,
+        mu_dtype,
+        weight_decay=adam_weight_decay,
+        nesterov=nesterov,
+    )
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "ns_steps": ns_steps,
+        "beta": beta,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "nesterov": nesterov,
+        "adaptive": adaptive,
+        "preconditioning": preconditioning,
+        "adam_b1": adam_b1,
+        "adam_b2": adam_b2,
+        "adam_eps_root": adam_eps_root,
+        "adam_weight_decay": adam_weight_decay,
+        "adam_learning_rate": adam_learning_rate,
+        "consistent_rms": consistent_rms,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)),
+    )
 
 
-def soap(learning_rate=3e-3, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.01,
-         precondition_frequency=10, *, max_precondition_dim=10000, precondition_1d: bool = False,
-         weight_decay_mask=None):
+def soap(
+    learning_rate=3e-3,
+    b1=0.95,
+    b2=0.95,
+    shampoo_beta=None,
+    eps=1e-8,
+    weight_decay=0.01,
+    precondition_frequency=10,
+    *,
+    max_precondition_dim=10000,
+    precondition_1d: bool = False,
+    weight_decay_mask=None,
+):
     """SOAP: p_t = p_{t-1} - lr * (u_t + weight_decay * p_{t-1}), u_t Adam's step in Shampoo's eigenbasis.
 
     u_t is ``scale_by_soap``'s direction (the first step only sets up the
@@ -197,15 +251,30 @@ def soap(learning_rate=3e-3, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weig
     owner = "soap"
     check_learning_rate(owner, learning_rate)
     check_range(owner, "weight_decay", weight_decay, 0)
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                   "shampoo_beta": shampoo_beta, "eps": eps, "weight_decay": weight_decay,
-                   "precondition_frequency": precondition_frequency}
-    return _recipe(owner, hyperparams,
-                   scale_by_soap(b1, b2, shampoo_beta, eps, precondition_frequency,
-                                 max_precondition_dim=max_precondition_dim,
-                                 precondition_1d=precondition_1d),
-                   add_decayed_weights(weight_decay, weight_decay_mask),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "shampoo_beta": shampoo_beta,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "precondition_frequency": precondition_frequency,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_soap(
+            b1,
+            b2,
+            shampoo_beta,
+            eps,
+            precondition_frequency,
+            max_precondition_dim=max_precondition_dim,
+            precondition_1d=precondition_1d,
+        ),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def _grafting(owner, grafting):
@@ -214,16 +283,28 @@ def _grafting(owner, grafting):
     if isinstance(grafting, str):
         table = {"sgd": identity, "adagrad": lambda: scale_by_rss(0.0, 1e-8)}
         if grafting not in table:
-            raise ValueError(f"{owner}: grafting must be None, 'sgd', 'adagrad' or a transform, "
-                             f"got {grafting!r}")
+            raise ValueError(
+                f"{owner}: grafting must be None, 'sgd', 'adagrad' or a transform, got {grafting!r}"
+            )
         return table[grafting]()
     check_transformation(owner, "grafting", grafting)
     return grafting
 
 
-def shampoo(learning_rate=1e-3, beta2=1.0, matrix_eps=1e-6, precondition_frequency=1, *,
-            grafting=None, momentum=None, weight_decay=0.0, weight_decay_mask=None,
-            exponent_override=None, max_precondition_dim=10000, precondition_1d: bool = True):
+def shampoo(
+    learning_rate=1e-3,
+    beta2=1.0,
+    matrix_eps=1e-6,
+    precondition_frequency=1,
+    *,
+    grafting=None,
+    momentum=None,
+    weight_decay=0.0,
+    weight_decay_mask=None,
+    exponent_override=None,
+    max_precondition_dim=10000,
+    precondition_1d: bool = True,
+):
     """Shampoo: p_t = p_{t-1} - lr * (graft(G x_a H_a^(-1/2k), M(G)) [+ momentum] + weight_decay * p_{t-1}).
 
     The direction is ``scale_by_shampoo``'s (a matrix: L^(-1/4) G R^(-1/4));
@@ -270,25 +351,48 @@ def shampoo(learning_rate=1e-3, beta2=1.0, matrix_eps=1e-6, precondition_frequen
     if momentum is not None:
         check_range(owner, "momentum", momentum, 0, 1, high_open=True)
     magnitude = _grafting(owner, grafting)
-    direction = scale_by_shampoo(beta2, matrix_eps, precondition_frequency,
-                                 exponent_override=exponent_override,
-                                 max_precondition_dim=max_precondition_dim,
-                                 precondition_1d=precondition_1d)
-    hyperparams = {"learning_rate": learning_rate, "beta2": beta2, "matrix_eps": matrix_eps,
-                   "precondition_frequency": precondition_frequency,
-                   "grafting": grafting if isinstance(grafting, str) or grafting is None
-                   else getattr(grafting, "name", "transform"),
-                   "momentum": momentum, "weight_decay": weight_decay}
-    return _recipe(owner, hyperparams,
-                   direction if magnitude is None else graft(direction, magnitude),
-                   identity() if momentum is None else trace(momentum),
-                   add_decayed_weights(weight_decay, weight_decay_mask),
-                   scale_by_learning_rate(learning_rate))
+    direction = scale_by_shampoo(
+        beta2,
+        matrix_eps,
+        precondition_frequency,
+        exponent_override=exponent_override,
+        max_precondition_dim=max_precondition_dim,
+        precondition_1d=precondition_1d,
+    )
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "beta2": beta2,
+        "matrix_eps": matrix_eps,
+        "precondition_frequency": precondition_frequency,
+        "grafting": grafting
+        if isinstance(grafting, str) or grafting is None
+        else getattr(grafting, "name", "transform"),
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        direction if magnitude is None else graft(direction, magnitude),
+        identity() if momentum is None else trace(momentum),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def psgd_kron(learning_rate=1e-3, b1=0.9, weight_decay=0.0, precond_lr=0.1,
-              update_probability=None, *, max_size_triangular=8192, min_ndim_triangular=2,
-              seed=0, update_with_momentum: bool = True, weight_decay_mask=None):
+def psgd_kron(
+    learning_rate=1e-3,
+    b1=0.9,
+    weight_decay=0.0,
+    precond_lr=0.1,
+    update_probability=None,
+    *,
+    max_size_triangular=8192,
+    min_ndim_triangular=2,
+    seed=0,
+    update_with_momentum: bool = True,
+    weight_decay_mask=None,
+):
     """PSGD-Kron: p_t = p_{t-1} - lr * (clip(P_t m_hat_t) + weight_decay * p_{t-1}).
 
     P_t = (Q_1^T Q_1) x ... x (Q_k^T Q_k) is a Kronecker-factored whitening
@@ -329,21 +433,49 @@ def psgd_kron(learning_rate=1e-3, b1=0.9, weight_decay=0.0, precond_lr=0.1,
     owner = "psgd_kron"
     check_learning_rate(owner, learning_rate)
     check_range(owner, "weight_decay", weight_decay, 0)
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "weight_decay": weight_decay,
-                   "precond_lr": precond_lr, "update_probability": update_probability}
-    return _recipe(owner, hyperparams,
-                   scale_by_psgd_kron(b1, precond_lr, update_probability,
-                                      max_size_triangular=max_size_triangular,
-                                      min_ndim_triangular=min_ndim_triangular, seed=seed,
-                                      update_with_momentum=update_with_momentum),
-                   add_decayed_weights(weight_decay, weight_decay_mask),
-                   scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "weight_decay": weight_decay,
+        "precond_lr": precond_lr,
+        "update_probability": update_probability,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        scale_by_psgd_kron(
+            b1,
+            precond_lr,
+            update_probability,
+            max_size_triangular=max_size_triangular,
+            min_ndim_triangular=min_ndim_triangular,
+            seed=seed,
+            update_with_momentum=update_with_momentum,
+        ),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-10, *,
-            nesterov: bool = True, polar=None, consistent_rms=None, adam_learning_rate=None,
-            adam_b1=0.9, adam_b2=0.95, adam_eps=1e-10, adam_weight_decay=0.0,
-            muon_weight_dimension_numbers=None, muon_mask=None, weight_decay_mask=None):
+def normuon(
+    learning_rate=0.02,
+    beta=0.95,
+    beta2=0.95,
+    weight_decay=0.0,
+    eps=1e-10,
+    *,
+    nesterov: bool = True,
+    polar=None,
+    consistent_rms=None,
+    adam_learning_rate=None,
+    adam_b1=0.9,
+    adam_b2=0.95,
+    adam_eps=1e-10,
+    adam_weight_decay=0.0,
+    muon_weight_dimension_numbers=None,
+    muon_mask=None,
+    weight_decay_mask=None,
+):
     """NorMuon: Muon with a neuron-wise second moment after the orthogonalization.
 
     For the matrices (``muon_labels``: 2-D leaves unless told otherwise):
@@ -404,11 +536,27 @@ def normuon(learning_rate=0.02, beta=0.95, beta2=0.95, weight_decay=0.0, eps=1e-
         scale_by_neuron_rms(beta2, eps, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
         add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate))
-    others = adamw(learning_rate if adam_learning_rate is None else adam_learning_rate,
-                   adam_b1, adam_b2, adam_eps, weight_decay=adam_weight_decay)
-    hyperparams = {"learning_rate": learning_rate, "beta": beta, "beta2": beta2,
-                   "weight_decay": weight_decay, "eps": eps, "nesterov": nesterov,
-                   "adam_learning_rate": adam_learning_rate, "consistent_rms": consistent_rms}
-    return _recipe(owner, hyperparams,
-                   partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)))
+        scale_by_learning_rate(learning_rate),
+    )
+    others = adamw(
+        learning_rate if adam_learning_rate is None else adam_learning_rate,
+        adam_b1,
+        adam_b2,
+        adam_eps,
+        weight_decay=adam_weight_decay,
+    )
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "beta2": beta2,
+        "weight_decay": weight_decay,
+        "eps": eps,
+        "nesterov": nesterov,
+        "adam_learning_rate": adam_learning_rate,
+        "consistent_rms": consistent_rms,
+    }
+    return _recipe(
+        owner,
+        hyperparams,
+        partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)),
+    )

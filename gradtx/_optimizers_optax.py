@@ -36,8 +36,9 @@ from ._second_moment import scale_by_rms
 from ._sign import scale_by_lion, scale_by_sign
 from ._weight_decay import add_decayed_weights, add_scaled_params
 
-_DEFAULT_LINESEARCH = scale_by_zoom_linesearch(max_linesearch_steps=20,
-                                               initial_guess_strategy="one")
+_DEFAULT_LINESEARCH = scale_by_zoom_linesearch(
+    max_linesearch_steps=20, initial_guess_strategy="one"
+)
 
 
 def _recipe(name, hyperparams, *transforms) -> GradientTransformation:
@@ -78,11 +79,19 @@ def lion(learning_rate, b1=0.9, b2=0.99, mu_dtype=None, weight_decay=1e-3, mask=
     owner = "lion"
     check_learning_rate(owner, learning_rate)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                           "weight_decay": weight_decay, "mask": mask},
-                   scale_by_lion(b1, b2, mu_dtype),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "weight_decay": weight_decay,
+            "mask": mask,
+        },
+        scale_by_lion(b1, b2, mu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def sign_sgd(learning_rate):
@@ -104,9 +113,12 @@ def sign_sgd(learning_rate):
     """
     owner = "sign_sgd"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate},
-                   scale_by_sign(),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate},
+        scale_by_sign(),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def signum(learning_rate, beta=0.9, accumulator_dtype=None):
@@ -132,18 +144,20 @@ def signum(learning_rate, beta=0.9, accumulator_dtype=None):
     """
     owner = "signum"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "beta": beta},
-                   ema(beta, debias=False, accumulator_dtype=accumulator_dtype),
-                   scale_by_sign(),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "beta": beta},
+        ema(beta, debias=False, accumulator_dtype=accumulator_dtype),
+        scale_by_sign(),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def _adam_numerator(b1, mu_dtype=None, nesterov=False):
     """m_hat_t = m_t / (1 - b1^t), or optax's Nesterov look-ahead."""
     if nesterov:
         return scale_by_nadam_momentum(b1, momentum_decay=None, mu_dtype=mu_dtype)
-    return chain(scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
-                 bias_correction(b1))
+    return chain(scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype), bias_correction(b1))
 
 
 def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0, weight_decay=0.0, mask=None):
@@ -174,18 +188,37 @@ def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0, weight_decay=0
     owner = "lamb"
     check_learning_rate(owner, learning_rate)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                           "eps_root": eps_root, "weight_decay": weight_decay, "mask": mask},
-                   precondition(_adam_numerator(b1),
-                                by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True,
-                                                eps_root=eps_root)),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_trust_ratio(),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+            "weight_decay": weight_decay,
+            "mask": mask,
+        },
+        precondition(
+            _adam_numerator(b1),
+            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
+        ),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_trust_ratio(),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def lars(learning_rate, weight_decay=0.0, weight_decay_mask=True, trust_coefficient=0.001,
-         eps=0.0, trust_ratio_mask=True, momentum=0.9, nesterov: bool = False):
+def lars(
+    learning_rate,
+    weight_decay=0.0,
+    weight_decay_mask=True,
+    trust_coefficient=0.001,
+    eps=0.0,
+    trust_ratio_mask=True,
+    momentum=0.9,
+    nesterov: bool = False,
+):
     """LARS: SGD with momentum on a step rescaled per leaf by c * ||p|| / (||r|| + eps).
 
     r_t = g_t + wd * p_{t-1},  s_t = c * ||p_{t-1}|| / (||r_t|| + eps) * r_t (per leaf),
@@ -217,22 +250,41 @@ def lars(learning_rate, weight_decay=0.0, weight_decay_mask=True, trust_coeffici
     check_learning_rate(owner, learning_rate)
     check_learning_rate(owner, weight_decay, name="weight_decay")
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    return _recipe(owner, {"learning_rate": learning_rate, "weight_decay": weight_decay,
-                           "weight_decay_mask": weight_decay_mask,
-                           "trust_coefficient": trust_coefficient, "eps": eps,
-                           "trust_ratio_mask": trust_ratio_mask, "momentum": momentum,
-                           "nesterov": nesterov},
-                   add_decayed_weights(weight_decay, _decay_mask(weight_decay_mask)),
-                   masked(scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps),
-                          trust_ratio_mask),
-                   scale_by_learning_rate(learning_rate),
-                   trace(momentum, nesterov=nesterov))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "weight_decay": weight_decay,
+            "weight_decay_mask": weight_decay_mask,
+            "trust_coefficient": trust_coefficient,
+            "eps": eps,
+            "trust_ratio_mask": trust_ratio_mask,
+            "momentum": momentum,
+            "nesterov": nesterov,
+        },
+        add_decayed_weights(weight_decay, _decay_mask(weight_decay_mask)),
+        masked(
+            scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps), trust_ratio_mask
+        ),
+        scale_by_learning_rate(learning_rate),
+        trace(momentum, nesterov=nesterov),
+    )
 
 
-def adafactor(learning_rate=None, min_dim_size_to_factor: int = 128, decay_rate=0.8,
-              decay_offset=0, multiply_by_parameter_scale: bool = True, clipping_threshold=1.0,
-              momentum=None, dtype_momentum="float32", weight_decay_rate=None, eps=1e-30,
-              factored: bool = True, weight_decay_mask=None):
+def adafactor(
+    learning_rate=None,
+    min_dim_size_to_factor: int = 128,
+    decay_rate=0.8,
+    decay_offset=0,
+    multiply_by_parameter_scale: bool = True,
+    clipping_threshold=1.0,
+    momentum=None,
+    dtype_momentum="float32",
+    weight_decay_rate=None,
+    eps=1e-30,
+    factored: bool = True,
+    weight_decay_mask=None,
+):
     """Adafactor: a factored second moment, clipped per leaf, scaled by the parameter's RMS.
 
     u = g / sqrt(V_t) with V_t Adafactor's factored average of g^2 + eps
@@ -287,21 +339,29 @@ def adafactor(learning_rate=None, min_dim_size_to_factor: int = 128, decay_rate=
         optional.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
     if weight_decay_rate is not None:
         optional.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
-    return _recipe(owner, {"learning_rate": learning_rate,
-                           "min_dim_size_to_factor": min_dim_size_to_factor,
-                           "decay_rate": decay_rate, "decay_offset": decay_offset,
-                           "multiply_by_parameter_scale": multiply_by_parameter_scale,
-                           "clipping_threshold": clipping_threshold, "momentum": momentum,
-                           "weight_decay_rate": weight_decay_rate, "eps": eps,
-                           "factored": factored},
-                   scale_by_factored_rms(factored, decay_rate, decay_offset,
-                                         min_dim_size_to_factor, eps),
-                   *optional,
-                   scale(-1.0))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "min_dim_size_to_factor": min_dim_size_to_factor,
+            "decay_rate": decay_rate,
+            "decay_offset": decay_offset,
+            "multiply_by_parameter_scale": multiply_by_parameter_scale,
+            "clipping_threshold": clipping_threshold,
+            "momentum": momentum,
+            "weight_decay_rate": weight_decay_rate,
+            "eps": eps,
+            "factored": factored,
+        },
+        scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps),
+        *optional,
+        scale(-1.0),
+    )
 
 
-def adabelief(learning_rate, b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *,
-              nesterov: bool = False):
+def adabelief(
+    learning_rate, b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False
+):
     """AdaBelief: p_t = p_{t-1} - lr * m_hat_t / (sqrt(s_hat_t) + eps), s the average of (g - m)^2.
 
     s_t = b2 * s_{t-1} + (1 - b2) * (g_t - m_t)^2 + eps_root (``scale_by_belief``).
@@ -326,10 +386,19 @@ def adabelief(learning_rate, b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *,
     """
     owner = "adabelief"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                           "eps_root": eps_root, "nesterov": nesterov},
-                   scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+            "nesterov": nesterov,
+        },
+        scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def adamax(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
@@ -356,10 +425,12 @@ def adamax(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
     """
     owner = "adamax"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps},
-                   precondition(_adam_numerator(b1),
-                                by=scale_by_infinity_norm(b2, eps)),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps},
+        precondition(_adam_numerator(b1), by=scale_by_infinity_norm(b2, eps)),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def adamaxw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None):
@@ -384,16 +455,25 @@ def adamaxw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=N
     owner = "adamaxw"
     check_learning_rate(owner, learning_rate)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                           "weight_decay": weight_decay, "mask": mask},
-                   precondition(_adam_numerator(b1),
-                                by=scale_by_infinity_norm(b2, eps)),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "mask": mask,
+        },
+        precondition(_adam_numerator(b1), by=scale_by_infinity_norm(b2, eps)),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def adan(learning_rate, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weight_decay=0.0,
-         mask=None):
+def adan(
+    learning_rate, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weight_decay=0.0, mask=None
+):
     """Adan: p_t = p_{t-1} - lr * ((m_hat_t + (1 - b2) v_hat_t) / (sqrt(n_hat_t + eps_root) + eps) + wd * p).
 
     m averages the gradient, v its change, n the square of
@@ -421,12 +501,22 @@ def adan(learning_rate, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weig
     owner = "adan"
     check_learning_rate(owner, learning_rate)
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "b3": b3,
-                           "eps": eps, "eps_root": eps_root, "weight_decay": weight_decay,
-                           "mask": mask},
-                   scale_by_adan(b1, b2, b3, eps, eps_root),
-                   add_decayed_weights(weight_decay, mask),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "b3": b3,
+            "eps": eps,
+            "eps_root": eps_root,
+            "weight_decay": weight_decay,
+            "mask": mask,
+        },
+        scale_by_adan(b1, b2, b3, eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def novograd(learning_rate, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_decay=0.0):
@@ -455,10 +545,19 @@ def novograd(learning_rate, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_deca
     """
     owner = "novograd"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                           "eps_root": eps_root, "weight_decay": weight_decay},
-                   scale_by_novograd(b1, b2, eps, eps_root, weight_decay),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+            "weight_decay": weight_decay,
+        },
+        scale_by_novograd(b1, b2, eps, eps_root, weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def yogi(learning_rate, b1=0.9, b2=0.999, eps=1e-3):
@@ -482,9 +581,12 @@ def yogi(learning_rate, b1=0.9, b2=0.999, eps=1e-3):
     """
     owner = "yogi"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps},
-                   scale_by_yogi(b1, b2, eps),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps},
+        scale_by_yogi(b1, b2, eps),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def sm3(learning_rate, momentum=0.9):
@@ -507,9 +609,12 @@ def sm3(learning_rate, momentum=0.9):
     """
     owner = "sm3"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "momentum": momentum},
-                   scale_by_sm3(momentum),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "momentum": momentum},
+        scale_by_sm3(momentum),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def fromage(learning_rate, min_norm=1e-6):
@@ -538,17 +643,20 @@ def fromage(learning_rate, min_norm=1e-6):
     check_learning_rate(owner, learning_rate)
 
     def shrink(lr):
-        return 1 / (1 + lr ** 2) ** 0.5
+        return 1 / (1 + lr**2) ** 0.5
 
     if callable(learning_rate):
         step = lambda count: shrink(learning_rate(count)) * learning_rate(count)  # noqa: E731
         rescale = lambda count: shrink(learning_rate(count)) - 1  # noqa: E731
     else:
         step, rescale = learning_rate * shrink(learning_rate), shrink(learning_rate) - 1
-    return _recipe(owner, {"learning_rate": learning_rate, "min_norm": min_norm},
-                   scale_by_trust_ratio(min_norm),
-                   scale_by_learning_rate(step),
-                   add_scaled_params(rescale))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "min_norm": min_norm},
+        scale_by_trust_ratio(min_norm),
+        scale_by_learning_rate(step),
+        add_scaled_params(rescale),
+    )
 
 
 def rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_step_size=50.0):
@@ -575,12 +683,18 @@ def rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_st
     Backpropagation Learning: The RPROP Algorithm", ICNN 1993.
     """
     owner = "rprop"
-    return _recipe(owner, {"learning_rate": learning_rate, "eta_minus": eta_minus,
-                           "eta_plus": eta_plus, "min_step_size": min_step_size,
-                           "max_step_size": max_step_size},
-                   scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size,
-                                  max_step_size),
-                   scale_by_learning_rate(1.0))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "eta_minus": eta_minus,
+            "eta_plus": eta_plus,
+            "min_step_size": min_step_size,
+            "max_step_size": max_step_size,
+        },
+        scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size),
+        scale_by_learning_rate(1.0),
+    )
 
 
 def optimistic_gradient_descent(learning_rate, alpha=1.0, beta=1.0):
@@ -608,13 +722,25 @@ def optimistic_gradient_descent(learning_rate, alpha=1.0, beta=1.0):
     """
     owner = "optimistic_gradient_descent"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "alpha": alpha, "beta": beta},
-                   scale_by_optimistic_gradient(alpha, beta),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "alpha": alpha, "beta": beta},
+        scale_by_optimistic_gradient(alpha, beta),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def optimistic_adam(learning_rate, optimism=None, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
-                    mu_dtype=None, *, nesterov: bool = True):
+def optimistic_adam(
+    learning_rate,
+    optimism=None,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    *,
+    nesterov: bool = True,
+):
     """Optimistic Adam: the optimistic step on Adam's update, u_t = (lr + o) a_t - o a_{t-1}.
 
     a_t is Adam's m_hat_t / (sqrt(v_hat_t + eps_root) + eps), with optax's
@@ -642,17 +768,30 @@ def optimistic_adam(learning_rate, optimism=None, b1=0.9, b2=0.999, eps=1e-8, ep
     """
     owner = "optimistic_adam"
     if callable(learning_rate):
-        raise ValueError(f"{owner}: learning_rate must be a number (it is the optimistic "
-                         f"step's alpha), got a schedule")
+        raise ValueError(
+            f"{owner}: learning_rate must be a number (it is the optimistic "
+            f"step's alpha), got a schedule"
+        )
     check_learning_rate(owner, learning_rate)
     optimism = learning_rate if optimism is None else optimism
-    return _recipe(owner, {"learning_rate": learning_rate, "optimism": optimism, "b1": b1,
-                           "b2": b2, "eps": eps, "eps_root": eps_root, "nesterov": nesterov},
-                   precondition(_adam_numerator(b1, mu_dtype, nesterov),
-                                by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True,
-                                                eps_root=eps_root)),
-                   scale_by_optimistic_gradient(alpha=learning_rate, beta=optimism),
-                   scale_by_learning_rate(1.0))
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "optimism": optimism,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+            "nesterov": nesterov,
+        },
+        precondition(
+            _adam_numerator(b1, mu_dtype, nesterov),
+            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
+        ),
+        scale_by_optimistic_gradient(alpha=learning_rate, beta=optimism),
+        scale_by_learning_rate(1.0),
+    )
 
 
 def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant: str = "sps"):
@@ -683,10 +822,18 @@ def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant: 
     """
     owner = "polyak_sgd"
     check_learning_rate(owner, scaling, name="scaling")
-    return _recipe(owner, {"max_learning_rate": max_learning_rate, "scaling": scaling,
-                           "f_min": f_min, "eps": eps, "variant": variant},
-                   scale_by_learning_rate(scaling),
-                   scale_by_polyak(f_min, max_learning_rate, eps, variant))
+    return _recipe(
+        owner,
+        {
+            "max_learning_rate": max_learning_rate,
+            "scaling": scaling,
+            "f_min": f_min,
+            "eps": eps,
+            "variant": variant,
+        },
+        scale_by_learning_rate(scaling),
+        scale_by_polyak(f_min, max_learning_rate, eps, variant),
+    )
 
 
 def noisy_sgd(learning_rate, eta=0.01, gamma=0.55, key=None, *, seed=None):
@@ -714,13 +861,20 @@ def noisy_sgd(learning_rate, eta=0.01, gamma=0.55, key=None, *, seed=None):
     """
     owner = "noisy_sgd"
     check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "eta": eta, "gamma": gamma},
-                   add_noise(eta, gamma, key, seed=seed),
-                   scale_by_learning_rate(learning_rate))
+    return _recipe(
+        owner,
+        {"learning_rate": learning_rate, "eta": eta, "gamma": gamma},
+        add_noise(eta, gamma, key, seed=seed),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def lbfgs(learning_rate=None, memory_size: int = 10, scale_init_precond: bool = True,
-          linesearch=_DEFAULT_LINESEARCH):
+def lbfgs(
+    learning_rate=None,
+    memory_size: int = 10,
+    scale_init_precond: bool = True,
+    linesearch=_DEFAULT_LINESEARCH,
+):
     """L-BFGS: p_k+1 = p_k - eta_k H_k g_k, with H_k the two-loop inverse-Hessian estimate.
 
     eta_k comes from the line search (default: ``scale_by_zoom_linesearch(
@@ -756,8 +910,14 @@ def lbfgs(learning_rate=None, memory_size: int = 10, scale_init_precond: bool = 
     owner = "lbfgs"
     if learning_rate is not None:
         check_learning_rate(owner, learning_rate)
-    return _recipe(owner, {"learning_rate": learning_rate, "memory_size": memory_size,
-                           "scale_init_precond": scale_init_precond},
-                   scale_by_lbfgs(memory_size, scale_init_precond),
-                   scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
-                   identity() if linesearch is None else linesearch)
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "memory_size": memory_size,
+            "scale_init_precond": scale_init_precond,
+        },
+        scale_by_lbfgs(memory_size, scale_init_precond),
+        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+        identity() if linesearch is None else linesearch,
+    )

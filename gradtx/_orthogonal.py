@@ -35,9 +35,13 @@ from ._tree import path_str
 # Jordan's quintic: p(x) = 3.4445 x - 4.7750 x^3 + 2.0315 x^5.
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 # Ahn et al.'s (Dion) five per-iteration quintics, optax's "dion" preset.
-DION_NS_COEFFS = ((4.0848, -6.8946, 2.9270), (3.9505, -6.3029, 2.6377),
-                  (3.7418, -5.5913, 2.3037), (2.8769, -3.1427, 1.2046),
-                  (2.8366, -3.0525, 1.2012))
+DION_NS_COEFFS = (
+    (4.0848, -6.8946, 2.9270),
+    (3.9505, -6.3029, 2.6377),
+    (3.7418, -5.5913, 2.3037),
+    (2.8769, -3.1427, 1.2046),
+    (2.8366, -3.0525, 1.2012),
+)
 _NS_PRESETS = {"standard": NS_COEFFS, "dion": DION_NS_COEFFS}
 # Amsel et al. (2025), Algorithm 1: the optimal degree-5 polynomials for
 # sigma_min / sigma_max >= 1e-3, before the 1.01 safety factor; the last one
@@ -78,6 +82,7 @@ def _mT(x):
 # ----------------------------------------------------------------------------
 # Polar functions: (..., m, n) -> (..., m, n).
 
+
 def _quintic(x, a, b, c):
     """One odd quintic step: a X + (b A + c A^2) X with A = X X^H."""
     gram = x @ _mT(x).conj()
@@ -111,8 +116,7 @@ def _rounder(dtype):
     (XLA allows excess precision by default).
     """
     info = jnp.finfo(dtype)
-    return lambda x: jax.lax.reduce_precision(x, exponent_bits=info.nexp,
-                                              mantissa_bits=info.nmant)
+    return lambda x: jax.lax.reduce_precision(x, exponent_bits=info.nexp, mantissa_bits=info.nmant)
 
 
 def _quintic_rounded(x, a, b, c, rnd):
@@ -126,10 +130,12 @@ def _quintic_rounded(x, a, b, c, rnd):
 
 def _wide(fn):
     """Run ``fn`` on wide matrices (m <= n): a tall stack is transposed first (smaller X X^T)."""
+
     def polar(x):
         if x.shape[-2] > x.shape[-1]:
             return _mT(fn(_mT(x)))
         return fn(x)
+
     return polar
 
 
@@ -147,14 +153,26 @@ def _check_coeffs(owner, coeffs, steps):
             raise ValueError(f"{owner}: ns_steps must be an integer >= 0, got {steps!r}")
         return (tuple(float(c) for c in arr),) * int(steps)
     if arr.shape[0] > steps:
-        raise ValueError(f"{owner}: {arr.shape[0]} per-iteration ns_coeffs need ns_steps >= "
-                         f"{arr.shape[0]}, got ns_steps={steps}")
+        raise ValueError(
+            f"{owner}: {arr.shape[0]} per-iteration ns_coeffs need ns_steps >= "
+            f"{arr.shape[0]}, got ns_steps={steps}"
+        )
     return tuple(tuple(float(c) for c in row) for row in arr)
 
 
-def newton_schulz(coeffs=NS_COEFFS, steps=5, *, eps=1e-8, preconditioning="frobenius",
-                  eps_clamp: bool = False, dtype=None, gram=None):
-    """The Newton-Schulz polar function: X_0 = X / (||X|| + eps), X_{k+1} = a X_k + b (X_k X_k^H) X_k + c (X_k X_k^H)^2 X_k.
+def newton_schulz(
+    coeffs=NS_COEFFS,
+    steps=5,
+    *,
+    eps=1e-8,
+    preconditioning="frobenius",
+    eps_clamp: bool = False,
+    dtype=None,
+    gram=None,
+):
+    """The Newton-Schulz polar function, X_{k+1} = a X_k + b (X_k X_k^H) X_k + c (X_k X_k^H)^2 X_k.
+
+    X_0 = X / (||X|| + eps).
 
     With Jordan's default (a, b, c) = (3.4445, -4.7750, 2.0315) the singular
     values land in about [0.7, 1.2] after 5 steps rather than at 1: the
@@ -201,17 +219,22 @@ def newton_schulz(coeffs=NS_COEFFS, steps=5, *, eps=1e-8, preconditioning="frobe
     owner = "newton_schulz"
     if isinstance(coeffs, str):
         if coeffs not in _NS_PRESETS:
-            raise ValueError(f"{owner}: unknown coeffs preset {coeffs!r}; the presets are "
-                             f"{sorted(_NS_PRESETS)}")
+            raise ValueError(
+                f"{owner}: unknown coeffs preset {coeffs!r}; the presets are {sorted(_NS_PRESETS)}"
+            )
         coeffs = _NS_PRESETS[coeffs]
     schedule = _check_coeffs(owner, coeffs, steps)
     check_range(owner, "eps", eps, 0)
     if preconditioning not in _PRECONDITIONINGS:
-        raise ValueError(f"{owner}: preconditioning must be one of {list(_PRECONDITIONINGS)}, "
-                         f"got {preconditioning!r}")
+        raise ValueError(
+            f"{owner}: preconditioning must be one of {list(_PRECONDITIONINGS)}, "
+            f"got {preconditioning!r}"
+        )
     if dtype is not None and preconditioning != "frobenius":
-        raise ValueError(f"{owner}: a low-precision dtype supports preconditioning='frobenius' "
-                         f"only, got {preconditioning!r}")
+        raise ValueError(
+            f"{owner}: a low-precision dtype supports preconditioning='frobenius' "
+            f"only, got {preconditioning!r}"
+        )
 
     def first_step(x, a, b, c):
         gram = x @ _mT(x).conj()
@@ -292,7 +315,7 @@ def polar_express(steps=5, *, safety=1.01, eps=1e-7, dtype=None):
         raise ValueError(f"{owner}: steps must be an integer >= 0, got {steps!r}")
     check_range(owner, "safety", safety, 1)
     check_range(owner, "eps", eps, 0)
-    table = [(a / safety, b / safety ** 3, c / safety ** 5) for a, b, c in _POLAR_EXPRESS[:-1]]
+    table = [(a / safety, b / safety**3, c / safety**5) for a, b, c in _POLAR_EXPRESS[:-1]]
     table.append(_POLAR_EXPRESS[-1])
     schedule = [table[min(k, len(table) - 1)] for k in range(int(steps))]
 
@@ -329,6 +352,7 @@ def svd_polar():
       Array([[ 1.,  0.],
              [ 0., -1.]], dtype=float32)
     """
+
     def polar(x):
         u, _, vh = jnp.linalg.svd(x, full_matrices=False)
         return u @ vh
@@ -340,10 +364,12 @@ def svd_polar():
 # ----------------------------------------------------------------------------
 # Matrices out of leaves: reshape by dimension numbers, group by shape.
 
+
 def _axes(x, dim_numbers):
     def norm(axes):
         axes = (axes,) if isinstance(axes, int) else tuple(axes)
         return tuple(a % x.ndim for a in axes)
+
     return norm(dim_numbers.reduction_axis), norm(dim_numbers.output_axis)
 
 
@@ -354,12 +380,15 @@ def _fans(owner, path, x, dim_numbers):
             raise ValueError(
                 f"{owner}: leaf {path} has shape {tuple(x.shape)}, not a matrix; give "
                 f"weight_dimension_numbers for it, or route non-matrix leaves to another "
-                f"transform (gradtx.muon sends them to AdamW)")
+                f"transform (gradtx.muon sends them to AdamW)"
+            )
         return x.shape[0], x.shape[1]
     red, out = _axes(x, dim_numbers)
     if set(red) & set(out) or not red or not out:
-        raise ValueError(f"{owner}: leaf {path}: reduction axes {red} and output axes {out} "
-                         f"must be non-empty and disjoint")
+        raise ValueError(
+            f"{owner}: leaf {path}: reduction axes {red} and output axes {out} "
+            f"must be non-empty and disjoint"
+        )
     return math.prod(x.shape[a] for a in red), math.prod(x.shape[a] for a in out)
 
 
@@ -372,8 +401,11 @@ def _to_batch(x, dim_numbers):
     order = batch + red + out
     moved = jnp.transpose(x, order)
     shape = moved.shape
-    flat = moved.reshape(math.prod(shape[:len(batch)]), math.prod(x.shape[a] for a in red),
-                         math.prod(x.shape[a] for a in out))
+    flat = moved.reshape(
+        math.prod(shape[: len(batch)]),
+        math.prod(x.shape[a] for a in red),
+        math.prod(x.shape[a] for a in out),
+    )
     inverse = tuple(np.argsort(order))
     return flat, lambda y: jnp.transpose(y.reshape(shape), inverse)
 
@@ -395,8 +427,12 @@ def leaf_dimension_numbers(weight_dimension_numbers, updates) -> list:
     if _is_dim_numbers(spec):
         return [spec] * n
     out = []
-    jax.tree.map(lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))), spec, updates,
-                 is_leaf=lambda x: x is None or _is_dim_numbers(x))
+    jax.tree.map(
+        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
+        spec,
+        updates,
+        is_leaf=lambda x: x is None or _is_dim_numbers(x),
+    )
     return out
 
 
@@ -431,8 +467,9 @@ def _gathered(result, n, shard_matrices):
     return jax.lax.with_sharding_constraint(result, NamedSharding(mesh, PartitionSpec()))[:n]
 
 
-def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_numbers=None,
-                  shard_matrices=None):
+def orthogonalize(
+    polar=None, *, adaptive: bool = False, weight_dimension_numbers=None, shard_matrices=None
+):
     """Orthogonalize every matrix: u = polar(g), or u = <g, polar(g)> polar(g) when adaptive.
 
     polar(G) = U V^T for G = U S V^T is the steepest-descent direction under
@@ -475,8 +512,9 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
     owner = "orthogonalize"
     polar = newton_schulz() if polar is None else polar
     if not callable(polar):
-        raise TypeError(f"{owner}: polar must be a function (..., m, n) -> (..., m, n), "
-                        f"got {polar!r}")
+        raise TypeError(
+            f"{owner}: polar must be a function (..., m, n) -> (..., m, n), got {polar!r}"
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, EmptyState)
@@ -492,8 +530,11 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
             groups.setdefault((view.shape[1:], view.dtype), []).append(i)
         out = [None] * len(leaves)
         for members in groups.values():
-            stacked = jnp.concatenate([views[i] for i in members]) if len(members) > 1 \
+            stacked = (
+                jnp.concatenate([views[i] for i in members])
+                if len(members) > 1
                 else views[members[0]]
+            )
             if shard_matrices is None:
                 result = polar(stacked)
             else:
@@ -502,7 +543,7 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
             offset = 0
             for i in members:
                 size = views[i].shape[0]
-                out[i] = result[offset:offset + size]
+                out[i] = result[offset : offset + size]
                 offset += size
         for i, x in enumerate(leaves):
             o = inverses[i](_mT(out[i]) if tall[i] else out[i])
@@ -511,12 +552,18 @@ def orthogonalize(polar=None, *, adaptive: bool = False, weight_dimension_number
             out[i] = o.astype(x.dtype)
         return treedef.unflatten(out), state
 
-    return GradientTransformation(lambda params: EmptyState(), update, name=owner,
-                                  hyperparams={"polar": polar, "adaptive": adaptive})
+    return GradientTransformation(
+        lambda params: EmptyState(),
+        update,
+        name=owner,
+        hyperparams={"polar": polar, "adaptive": adaptive},
+    )
 
 
 def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
-    """Scale each matrix by a factor of its shape: u = sqrt(max(1, fan_out / fan_in)) g, or u = consistent_rms sqrt(max(fan_in, fan_out)) g.
+    """Scale each matrix by a factor of its shape: u = sqrt(max(1, fan_out / fan_in)) g.
+
+    With ``consistent_rms``: u = consistent_rms sqrt(max(fan_in, fan_out)) g.
 
     For a weight used as ``x @ W`` of shape (fan_in, fan_out) the first is
     Jordan's width scaling; the second (Liu et al., arXiv:2502.16982) gives
@@ -557,13 +604,27 @@ def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
             out.append(x * jnp.asarray(factor, x.dtype))
         return treedef.unflatten(out), state
 
-    return GradientTransformation(lambda params: EmptyState(), update, name=owner,
-                                  hyperparams={"consistent_rms": consistent_rms})
+    return GradientTransformation(
+        lambda params: EmptyState(),
+        update,
+        name=owner,
+        hyperparams={"consistent_rms": consistent_rms},
+    )
 
 
-def scale_by_muon(ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, mu_dtype=None, *,
-                  nesterov: bool = True, adaptive: bool = False, preconditioning="frobenius",
-                  weight_dimension_numbers=None, polar=None):
+def scale_by_muon(
+    ns_coeffs=NS_COEFFS,
+    ns_steps=5,
+    beta=0.95,
+    eps=1e-8,
+    mu_dtype=None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning="frobenius",
+    weight_dimension_numbers=None,
+    polar=None,
+):
     """Muon's direction: u_t = polar(m_hat_t), m_t = beta m_{t-1} + (1 - beta) g_t.
 
     m_hat_t = m_t / (1 - beta^t), or with ``nesterov`` (the default) NAdam's
@@ -610,14 +671,22 @@ def scale_by_muon(ns_coeffs=NS_COEFFS, ns_steps=5, beta=0.95, eps=1e-8, mu_dtype
     if nesterov:
         momentum = scale_by_nadam_momentum(beta, momentum_decay=None, mu_dtype=mu_dtype)
     else:
-        momentum = chain(scale_by_momentum(beta, ema=True, mu_dtype=mu_dtype),
-                         bias_correction(beta))
-    return chain(momentum,
-                 orthogonalize(polar, adaptive=adaptive,
-                               weight_dimension_numbers=weight_dimension_numbers),
-                 name=owner, hyperparams={"ns_steps": ns_steps, "beta": beta, "eps": eps,
-                                          "nesterov": nesterov, "adaptive": adaptive,
-                                          "preconditioning": preconditioning})
+        momentum = chain(
+            scale_by_momentum(beta, ema=True, mu_dtype=mu_dtype), bias_correction(beta)
+        )
+    return chain(
+        momentum,
+        orthogonalize(polar, adaptive=adaptive, weight_dimension_numbers=weight_dimension_numbers),
+        name=owner,
+        hyperparams={
+            "ns_steps": ns_steps,
+            "beta": beta,
+            "eps": eps,
+            "nesterov": nesterov,
+            "adaptive": adaptive,
+            "preconditioning": preconditioning,
+        },
+    )
 
 
 class NeuronRmsState(NamedTuple):
@@ -685,5 +754,6 @@ def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None)
             new_nu.append(nu)
         return treedef.unflatten(out), NeuronRmsState(treedef.unflatten(new_nu))
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"decay": decay, "eps": eps})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"decay": decay, "eps": eps}
+    )

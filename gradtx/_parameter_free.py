@@ -69,9 +69,16 @@ class ProdigyState(NamedTuple):
     count: jax.Array
 
 
-def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8,
-                     estim_lr0=1e-6, estim_lr_coef=1.0, weight_decay=0.0,
-                     safeguard_warmup: bool = False):
+def scale_by_prodigy(
+    learning_rate=1.0,
+    betas=(0.9, 0.999),
+    beta3=None,
+    eps=1e-8,
+    estim_lr0=1e-6,
+    estim_lr_coef=1.0,
+    weight_decay=0.0,
+    safeguard_warmup: bool = False,
+):
     """Prodigy: Adam whose step size d_t is estimated from the distance travelled.
 
     With lr_t the learning rate at t = 0, 1, ... and k = t + 1:
@@ -110,7 +117,7 @@ def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8
     check_learning_rate(owner, learning_rate)
     b1, b2 = _check_betas(owner, betas)
     if beta3 is None:
-        beta3 = b2 ** 0.5
+        beta3 = b2**0.5
     check_range(owner, "beta3", beta3, 0, 1)
     check_range(owner, "eps", eps, 0)
     check_range(owner, "estim_lr0", estim_lr0, 0, low_open=True)
@@ -121,20 +128,26 @@ def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
         zeros = zeros_like_tree(params)
-        return ProdigyState(exp_avg=zeros, exp_avg_sq=zeros, grad_sum=zeros,
-                            params0=jax.tree.map(jnp.asarray, params),
-                            estim_lr=jnp.asarray(estim_lr0, dtype),
-                            numerator_weighted=jnp.zeros((), dtype), count=new_count())
+        return ProdigyState(
+            exp_avg=zeros,
+            exp_avg_sq=zeros,
+            grad_sum=zeros,
+            params0=jax.tree.map(jnp.asarray, params),
+            estim_lr=jnp.asarray(estim_lr0, dtype),
+            numerator_weighted=jnp.zeros((), dtype),
+            count=new_count(),
+        )
 
     def update(updates, state, params=None, **extra):
-        moment_state(owner, state, ProdigyState, updates, "exp_avg", "exp_avg_sq", "grad_sum",
-                     "params0")
+        moment_state(
+            owner, state, ProdigyState, updates, "exp_avg", "exp_avg_sq", "grad_sum", "params0"
+        )
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
         d = state.estim_lr
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         k = increment(state.count).astype(dtype)
-        dlr = d * jnp.asarray(lr, dtype) * jnp.sqrt(1 - b2 ** k) / (1 - b1 ** k)
+        dlr = d * jnp.asarray(lr, dtype) * jnp.sqrt(1 - b2**k) / (1 - b1**k)
         weight = d if safeguard_warmup else dlr
 
         def moments(g, p, p0, m, v, s):
@@ -146,10 +159,13 @@ def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8
             s = beta3 * s.astype(cd) + weight.astype(cd) * dg / estim_lr0
             return m, v, s, travelled, jnp.sum(jnp.abs(s))
 
-        new = jax.tree.map(moments, updates, params, state.params0, state.exp_avg,
-                           state.exp_avg_sq, state.grad_sum)
+        new = jax.tree.map(
+            moments, updates, params, state.params0, state.exp_avg, state.exp_avg_sq, state.grad_sum
+        )
+
         def pick(i):
             return jax.tree.map(lambda _, n: n[i], updates, new)
+
         travelled = _tree_sum(pick(3), dtype)
         numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * travelled
         d_next = jnp.maximum(d, estim_lr_coef * numerator / _tree_sum(pick(4), dtype))
@@ -160,18 +176,35 @@ def scale_by_prodigy(learning_rate=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8
             return (-dlr.astype(cd) * descent).astype(g.dtype)
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
+
         def cast(tree, like):
             return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
-        return out, ProdigyState(exp_avg=cast(pick(0), state.exp_avg),
-                                 exp_avg_sq=cast(pick(1), state.exp_avg_sq),
-                                 grad_sum=cast(pick(2), state.grad_sum), params0=state.params0,
-                                 estim_lr=d_next, numerator_weighted=numerator,
-                                 count=increment(state.count))
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "learning_rate": learning_rate, "betas": tuple(betas), "beta3": beta3, "eps": eps,
-        "estim_lr0": estim_lr0, "estim_lr_coef": estim_lr_coef, "weight_decay": weight_decay,
-        "safeguard_warmup": safeguard_warmup})
+        return out, ProdigyState(
+            exp_avg=cast(pick(0), state.exp_avg),
+            exp_avg_sq=cast(pick(1), state.exp_avg_sq),
+            grad_sum=cast(pick(2), state.grad_sum),
+            params0=state.params0,
+            estim_lr=d_next,
+            numerator_weighted=numerator,
+            count=increment(state.count),
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "learning_rate": learning_rate,
+            "betas": tuple(betas),
+            "beta3": beta3,
+            "eps": eps,
+            "estim_lr0": estim_lr0,
+            "estim_lr_coef": estim_lr_coef,
+            "weight_decay": weight_decay,
+            "safeguard_warmup": safeguard_warmup,
+        },
+    )
 
 
 class DAdaptAdamWState(NamedTuple):
@@ -186,8 +219,9 @@ class DAdaptAdamWState(NamedTuple):
     count: jax.Array
 
 
-def scale_by_dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6,
-                          weight_decay=0.0):
+def scale_by_dadapt_adamw(
+    learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, weight_decay=0.0
+):
     """D-Adaptation for AdamW: Adam whose step size d_t is estimated from the gradients' sum.
 
     With lr_t the learning rate at t = 0, 1, ..., k = t + 1 and c = sqrt(b2):
@@ -225,24 +259,28 @@ def scale_by_dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim
     check_range(owner, "eps", eps, 0)
     check_range(owner, "estim_lr0", estim_lr0, 0, low_open=True)
     check_range(owner, "weight_decay", weight_decay, 0)
-    c = b2 ** 0.5
+    c = b2**0.5
 
     def init(params):
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
         zeros = zeros_like_tree(params)
-        return DAdaptAdamWState(exp_avg=zeros, exp_avg_sq=zeros, grad_sum=zeros,
-                                estim_lr=jnp.asarray(estim_lr0, dtype),
-                                numerator_weighted=jnp.zeros((), dtype), count=new_count())
+        return DAdaptAdamWState(
+            exp_avg=zeros,
+            exp_avg_sq=zeros,
+            grad_sum=zeros,
+            estim_lr=jnp.asarray(estim_lr0, dtype),
+            numerator_weighted=jnp.zeros((), dtype),
+            count=new_count(),
+        )
 
     def update(updates, state, params=None, **extra):
-        moment_state(owner, state, DAdaptAdamWState, updates, "exp_avg", "exp_avg_sq",
-                     "grad_sum")
+        moment_state(owner, state, DAdaptAdamWState, updates, "exp_avg", "exp_avg_sq", "grad_sum")
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         k = increment(state.count).astype(dtype)
-        dlr = state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(1 - b2 ** k) / (1 - b1 ** k)
+        dlr = state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(1 - b2**k) / (1 - b1**k)
 
         def moments(g, m, v, s):
             cd = compute_dtype(g.dtype, m.dtype)
@@ -254,8 +292,10 @@ def scale_by_dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim
             return m, v, s, inner, jnp.sum(jnp.abs(s))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum)
+
         def pick(i):
             return jax.tree.map(lambda _, n: n[i], updates, new)
+
         numerator = c * state.numerator_weighted + (1 - c) * dlr * _tree_sum(pick(3), dtype)
         d_next = jnp.maximum(state.estim_lr, numerator / ((1 - c) * _tree_sum(pick(4), dtype)))
 
@@ -265,28 +305,49 @@ def scale_by_dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim
             return (-(m / (jnp.sqrt(v) + eps) + decay)).astype(g.dtype)
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
+
         def cast(tree, like):
             return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
-        return out, DAdaptAdamWState(exp_avg=cast(pick(0), state.exp_avg),
-                                     exp_avg_sq=cast(pick(1), state.exp_avg_sq),
-                                     grad_sum=cast(pick(2), state.grad_sum), estim_lr=d_next,
-                                     numerator_weighted=numerator, count=increment(state.count))
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "learning_rate": learning_rate, "betas": tuple(betas), "eps": eps,
-        "estim_lr0": estim_lr0, "weight_decay": weight_decay})
+        return out, DAdaptAdamWState(
+            exp_avg=cast(pick(0), state.exp_avg),
+            exp_avg_sq=cast(pick(1), state.exp_avg_sq),
+            grad_sum=cast(pick(2), state.grad_sum),
+            estim_lr=d_next,
+            numerator_weighted=numerator,
+            count=increment(state.count),
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "learning_rate": learning_rate,
+            "betas": tuple(betas),
+            "eps": eps,
+            "estim_lr0": estim_lr0,
+            "weight_decay": weight_decay,
+        },
+    )
 
 
 def _sq_norm(tree, dtype):
     """sum over leaves of |x|^2, as a scalar of ``dtype``."""
-    return _tree_sum(jax.tree.map(lambda x: abs_sq(x.astype(compute_dtype(x.dtype))), tree),
-                     dtype)
+    return _tree_sum(jax.tree.map(lambda x: abs_sq(x.astype(compute_dtype(x.dtype))), tree), dtype)
 
 
 def _distance_sq(params, start, dtype):
-    return _tree_sum(jax.tree.map(
-        lambda p, p0: abs_sq(p0.astype(compute_dtype(p.dtype)) - p.astype(compute_dtype(p.dtype))),
-        params, start), dtype)
+    return _tree_sum(
+        jax.tree.map(
+            lambda p, p0: abs_sq(
+                p0.astype(compute_dtype(p.dtype)) - p.astype(compute_dtype(p.dtype))
+            ),
+            params,
+            start,
+        ),
+        dtype,
+    )
 
 
 def _scaled_by(tree, factor):
@@ -336,10 +397,15 @@ def scale_by_dog(init_step, eps=1e-8):
     Parameter-Free Dynamic Step Size Schedule", ICML 2023, arXiv:2302.12022.
     """
     owner = "scale_by_dog"
-    if not isinstance(init_step, (tuple, list)) or len(init_step) != 2 \
-            or init_step[0] not in _DOG_INIT_STEPS:
-        raise ValueError(f"{owner}: init_step must be a pair (kind, value) with kind one of "
-                         f"{', '.join(_DOG_INIT_STEPS)}, got {init_step!r}")
+    if (
+        not isinstance(init_step, (tuple, list))
+        or len(init_step) != 2
+        or init_step[0] not in _DOG_INIT_STEPS
+    ):
+        raise ValueError(
+            f"{owner}: init_step must be a pair (kind, value) with kind one of "
+            f"{', '.join(_DOG_INIT_STEPS)}, got {init_step!r}"
+        )
     kind, value = init_step
     check_range(owner, "init_step value", value, 0)
     check_range(owner, "eps", eps, 0)
@@ -353,9 +419,12 @@ def scale_by_dog(init_step, eps=1e-8):
             r0 = value * (1 + jnp.sqrt(_sq_norm(params, dtype)))
         else:
             r0 = jnp.zeros((), dtype)
-        return DoGState(is_init_step=jnp.asarray(True),
-                        init_params=jax.tree.map(jnp.asarray, params),
-                        max_dist=r0, sum_sq_norm_grads=jnp.zeros((), dtype))
+        return DoGState(
+            is_init_step=jnp.asarray(True),
+            init_params=jax.tree.map(jnp.asarray, params),
+            max_dist=r0,
+            sum_sq_norm_grads=jnp.zeros((), dtype),
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, DoGState)
@@ -368,11 +437,15 @@ def scale_by_dog(init_step, eps=1e-8):
         if kind == "learning_rate":
             step = jnp.where(state.is_init_step, jnp.asarray(value, dtype), step)
         return _scaled_by(updates, step), DoGState(
-            is_init_step=jnp.asarray(False), init_params=state.init_params, max_dist=r,
-            sum_sq_norm_grads=total)
+            is_init_step=jnp.asarray(False),
+            init_params=state.init_params,
+            max_dist=r,
+            sum_sq_norm_grads=total,
+        )
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"init_step": tuple(init_step), "eps": eps})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"init_step": tuple(init_step), "eps": eps}
+    )
 
 
 class DoWGState(NamedTuple):
@@ -415,9 +488,11 @@ def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
         r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
-        return DoWGState(init_params=jax.tree.map(jnp.asarray, params),
-                         weighted_sq_norm_grads=jnp.zeros((), dtype),
-                         estim_sq_dist=jnp.asarray(r0, dtype))
+        return DoWGState(
+            init_params=jax.tree.map(jnp.asarray, params),
+            weighted_sq_norm_grads=jnp.zeros((), dtype),
+            estim_sq_dist=jnp.asarray(r0, dtype),
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, DoWGState)
@@ -428,10 +503,12 @@ def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
         weighted = r_sq * _sq_norm(updates, dtype) + state.weighted_sq_norm_grads
         step = r_sq / (jnp.sqrt(weighted) + eps)
         return _scaled_by(updates, step), DoWGState(
-            init_params=state.init_params, weighted_sq_norm_grads=weighted, estim_sq_dist=r_sq)
+            init_params=state.init_params, weighted_sq_norm_grads=weighted, estim_sq_dist=r_sq
+        )
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "init_estim_sq_dist": init_estim_sq_dist, "eps": eps})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"init_estim_sq_dist": init_estim_sq_dist, "eps": eps}
+    )
 
 
 class COCOBState(NamedTuple):
@@ -481,14 +558,25 @@ def scale_by_cocob(alpha=100.0, eps=1e-8):
     def init(params):
         check_float_leaves(owner, params, "params")
         zeros = zeros_like_tree(params)
-        return COCOBState(init_particles=jax.tree.map(jnp.asarray, params),
-                          cumulative_gradients=zeros,
-                          scale=jax.tree.map(lambda z: jnp.full_like(z, eps), zeros),
-                          subgradients=zeros, reward=zeros)
+        return COCOBState(
+            init_particles=jax.tree.map(jnp.asarray, params),
+            cumulative_gradients=zeros,
+            scale=jax.tree.map(lambda z: jnp.full_like(z, eps), zeros),
+            subgradients=zeros,
+            reward=zeros,
+        )
 
     def update(updates, state, params=None, **extra):
-        moment_state(owner, state, COCOBState, updates, "cumulative_gradients", "scale",
-                     "subgradients", "reward")
+        moment_state(
+            owner,
+            state,
+            COCOBState,
+            updates,
+            "cumulative_gradients",
+            "scale",
+            "subgradients",
+            "reward",
+        )
         _needs_params(owner, params, updates)
 
         def bet(g, x, x0, c, big_l, big_g, r):
@@ -501,17 +589,31 @@ def scale_by_cocob(alpha=100.0, eps=1e-8):
             target = x0 + c / (big_l * jnp.maximum(big_g + big_l, alpha * big_l)) * (big_l + r)
             return target - x, c, big_l, big_g, r
 
-        new = jax.tree.map(bet, updates, params, state.init_particles, state.cumulative_gradients,
-                           state.scale, state.subgradients, state.reward)
+        new = jax.tree.map(
+            bet,
+            updates,
+            params,
+            state.init_particles,
+            state.cumulative_gradients,
+            state.scale,
+            state.subgradients,
+            state.reward,
+        )
+
         def pick(i, like):
             return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+
         return pick(0, updates), COCOBState(
             init_particles=state.init_particles,
-            cumulative_gradients=pick(1, state.cumulative_gradients), scale=pick(2, state.scale),
-            subgradients=pick(3, state.subgradients), reward=pick(4, state.reward))
+            cumulative_gradients=pick(1, state.cumulative_gradients),
+            scale=pick(2, state.scale),
+            subgradients=pick(3, state.subgradients),
+            reward=pick(4, state.reward),
+        )
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"alpha": alpha,
-                                                                         "eps": eps})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"alpha": alpha, "eps": eps}
+    )
 
 
 class MechanicState(NamedTuple):
@@ -566,10 +668,15 @@ def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_beta
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
         zeros = jnp.zeros((num_betas,), dtype)
-        return MechanicState(base_optimizer_state=base_optimizer.init(params),
-                             count=new_count(), r=zeros, m=zeros, v=zeros,
-                             s=jnp.full((num_betas,), s_init, dtype),
-                             x0=jax.tree.map(jnp.asarray, params))
+        return MechanicState(
+            base_optimizer_state=base_optimizer.init(params),
+            count=new_count(),
+            r=zeros,
+            m=zeros,
+            v=zeros,
+            s=jnp.full((num_betas,), s_init, dtype),
+            x0=jax.tree.map(jnp.asarray, params),
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, MechanicState)
@@ -579,8 +686,12 @@ def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_beta
         steps, base_state = base_update(updates, state.base_optimizer_state, params, **extra)
         x0 = jax.tree.map(lambda p, x: jnp.where(state.count == 0, p, x), params, state.x0)
         total = jnp.sum(state.s)
-        decay = weight_decay * total * jnp.sqrt(_sq_norm(updates, dtype)) \
+        decay = (
+            weight_decay
+            * total
+            * jnp.sqrt(_sq_norm(updates, dtype))
             / (jnp.sqrt(_sq_norm(params, dtype)) + eps)
+        )
 
         def leaf(g, p, p0, u):
             cd = compute_dtype(g.dtype, p.dtype)
@@ -592,19 +703,34 @@ def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_beta
         new = jax.tree.map(leaf, updates, params, x0, steps)
         delta = jax.tree.map(lambda _, n: n[0], updates, new)
         h = _tree_sum(jax.tree.map(lambda _, n: n[1], updates, new), dtype)
-        betas = jnp.asarray([1 - 0.1 ** i for i in range(1, num_betas + 1)], dtype)
+        betas = jnp.asarray([1 - 0.1**i for i in range(1, num_betas + 1)], dtype)
         clipped = jnp.clip(h, -state.m, state.m)
         m = jnp.maximum(betas * state.m, jnp.abs(h) + eps)
-        v = betas ** 2 * state.v + h ** 2
+        v = betas**2 * state.v + h**2
         r = betas * state.r + clipped * state.s
         s = (s_init / num_betas * m + jnp.maximum(r, 0)) / (jnp.sqrt(v) + eps)
         scale_sum = jnp.sum(s)
         out = jax.tree.map(
-            lambda p, p0, d: (p0.astype(d.dtype) - scale_sum.astype(d.dtype) * d
-                              - p.astype(d.dtype)).astype(p.dtype), params, x0, delta)
-        return out, MechanicState(base_optimizer_state=base_state, count=increment(state.count),
-                                  r=r, m=m, v=v, s=s, x0=x0)
+            lambda p, p0, d: (
+                p0.astype(d.dtype) - scale_sum.astype(d.dtype) * d - p.astype(d.dtype)
+            ).astype(p.dtype),
+            params,
+            x0,
+            delta,
+        )
+        return out, MechanicState(
+            base_optimizer_state=base_state, count=increment(state.count), r=r, m=m, v=v, s=s, x0=x0
+        )
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "weight_decay": weight_decay, "eps": eps, "s_init": s_init, "num_betas": num_betas},
-        children=(base_optimizer,))
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "weight_decay": weight_decay,
+            "eps": eps,
+            "s_init": s_init,
+            "num_betas": num_betas,
+        },
+        children=(base_optimizer,),
+    )

@@ -45,13 +45,14 @@ class MaskedState(NamedTuple):
 # Labels: expand a prefix tree to one label per parameter leaf, and split and
 # merge pytrees by label.
 
+
 def _prefix_mismatch(what, tree, params) -> str:
     """Say where ``tree`` fails to be ``params``' structure or a prefix of it."""
     tree_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
     param_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
 
     def covers(prefix, path):
-        return tuple(path[:len(prefix)]) == tuple(prefix)
+        return tuple(path[: len(prefix)]) == tuple(prefix)
 
     for path in param_paths:
         if not any(covers(prefix, path) for prefix in tree_paths):
@@ -59,8 +60,10 @@ def _prefix_mismatch(what, tree, params) -> str:
     for prefix in tree_paths:
         if not any(covers(prefix, path) for path in param_paths):
             return f"{what} leaf {path_str(prefix)} matches no parameter"
-    return (f"the container types differ: {what} is {jax.tree.structure(tree)}, "
-            f"params are {jax.tree.structure(params)}")
+    return (
+        f"the container types differ: {what} is {jax.tree.structure(tree)}, "
+        f"params are {jax.tree.structure(params)}"
+    )
 
 
 def _labels_per_leaf(owner, what, labels, params) -> list:
@@ -77,7 +80,8 @@ def _labels_per_leaf(owner, what, labels, params) -> list:
         raise ValueError(
             f"{owner}: {what} do not match the params: {_prefix_mismatch(what, tree, params)}; "
             f"{what} must be shaped like the params or a prefix of them"
-            + (" (the function returned them)" if is_mask_function(labels) else "")) from error
+            + (" (the function returned them)" if is_mask_function(labels) else "")
+        ) from error
     return [label for label, n in counts for _ in range(n)]
 
 
@@ -92,14 +96,15 @@ def _merge(owner, group, leaves, labels, label, sub):
     sub_leaves = jax.tree.leaves(sub)
     slots = [i for i, lab in enumerate(labels) if lab == label]
     if len(sub_leaves) != len(slots):
-        raise ValueError(f"{owner}: {group} returned {len(sub_leaves)} leaves for "
-                         f"{len(slots)} parameters; its transform must keep the tree's structure")
+        raise ValueError(
+            f"{owner}: {group} returned {len(sub_leaves)} leaves for "
+            f"{len(slots)} parameters; its transform must keep the tree's structure"
+        )
     for i, leaf in zip(slots, sub_leaves):
         leaves[i] = leaf
 
 
-def _run_groups(owner, groups, updaters, labels, updates, states, params, extra,
-                mask_extra=False):
+def _run_groups(owner, groups, updaters, labels, updates, states, params, extra, mask_extra=False):
     """Run every group's transform on its part of the trees; merge the results.
 
     With ``mask_extra``, extra arguments shaped like the updates are split
@@ -112,11 +117,14 @@ def _run_groups(owner, groups, updaters, labels, updates, states, params, extra,
         sub_params = None if params is None else _select(params, labels, label)
         sub_extra = extra
         if mask_extra:
-            sub_extra = {k: (_select(v, labels, label) if jax.tree.structure(v) == treedef else v)
-                         for k, v in extra.items()}
+            sub_extra = {
+                k: (_select(v, labels, label) if jax.tree.structure(v) == treedef else v)
+                for k, v in extra.items()
+            }
         try:
-            u, s = updaters[label](_select(updates, labels, label), states[label], sub_params,
-                                   **sub_extra)
+            u, s = updaters[label](
+                _select(updates, labels, label), states[label], sub_params, **sub_extra
+            )
         except (ValueError, TypeError) as error:
             if type(error) not in (ValueError, TypeError):
                 raise
@@ -138,9 +146,14 @@ def _reference(owner, updates, params):
 # ----------------------------------------------------------------------------
 # partition
 
-def partition(transforms: Mapping[Hashable, TransformLike], param_labels: MaskOrFn, *,
-              mask_compatible_extra_args: bool = False,
-              name: str = "partition") -> GradientTransformation:
+
+def partition(
+    transforms: Mapping[Hashable, TransformLike],
+    param_labels: MaskOrFn,
+    *,
+    mask_compatible_extra_args: bool = False,
+    name: str = "partition",
+) -> GradientTransformation:
     """Parameter groups: u_l = T_{label(l)}(g_l), one transform per label.
 
     Every parameter leaf l carries a label; the leaves labelled k are updated
@@ -176,8 +189,9 @@ def partition(transforms: Mapping[Hashable, TransformLike], param_labels: MaskOr
       (Array([-1., -1.], dtype=float32), Array([-0.1], dtype=float32))
     """
     if not isinstance(transforms, dict) or not transforms:
-        raise TypeError(f"{name}: transforms must be a non-empty dict {{label: transform}}, "
-                        f"got {transforms!r}")
+        raise TypeError(
+            f"{name}: transforms must be a non-empty dict {{label: transform}}, got {transforms!r}"
+        )
     for label, tx in transforms.items():
         check_transformation(name, f"transforms[{label!r}]", tx)
     if not callable(param_labels) and not jax.tree.leaves(param_labels):
@@ -190,44 +204,68 @@ def partition(transforms: Mapping[Hashable, TransformLike], param_labels: MaskOr
         known = set(groups)
         for (path, _), label in zip(jax.tree_util.tree_flatten_with_path(tree)[0], labels):
             if label not in known:
-                raise ValueError(f"{name}: params leaf {path_str(path)} has label {label!r}, "
-                                 f"which has no transform; the groups are {list(groups)}")
+                raise ValueError(
+                    f"{name}: params leaf {path_str(path)} has label {label!r}, "
+                    f"which has no transform; the groups are {list(groups)}"
+                )
         return labels
 
     def init(params):
         labels = labels_for(params)
-        return PartitionState({label: transforms[label].init(_select(params, labels, label))
-                               for label in groups})
+        return PartitionState(
+            {label: transforms[label].init(_select(params, labels, label)) for label in groups}
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(name, state, PartitionState)
         if set(state.states) != set(groups):
-            raise ValueError(f"{name}: the state has groups {sorted(map(str, state.states))} but "
-                             f"the transforms are for {sorted(map(str, groups))}; was this state "
-                             f"made by another optimizer's init?")
+            raise ValueError(
+                f"{name}: the state has groups {sorted(map(str, state.states))} but "
+                f"the transforms are for {sorted(map(str, groups))}; was this state "
+                f"made by another optimizer's init?"
+            )
         labels = labels_for(_reference(name, updates, params))
-        updates, states = _run_groups(name, groups, updaters, labels, updates, state.states,
-                                      params, extra, mask_compatible_extra_args)
+        updates, states = _run_groups(
+            name,
+            groups,
+            updaters,
+            labels,
+            updates,
+            state.states,
+            params,
+            extra,
+            mask_compatible_extra_args,
+        )
         return updates, PartitionState(states)
 
-    return GradientTransformation(init, update, name=name,
-                                  children=tuple(transforms.values()),
-                                  hyperparams={"transforms": dict(transforms),
-                                               "param_labels": param_labels})
+    return GradientTransformation(
+        init,
+        update,
+        name=name,
+        children=tuple(transforms.values()),
+        hyperparams={"transforms": dict(transforms), "param_labels": param_labels},
+    )
 
 
 # ----------------------------------------------------------------------------
 # masked, set_to_zero, freeze
 
+
 def _as_bool(owner, path, value):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if hasattr(value, "shape") and value.shape == () and not is_traced(value) \
-            and np.asarray(value).dtype == np.bool_:
+    if (
+        hasattr(value, "shape")
+        and value.shape == ()
+        and not is_traced(value)
+        and np.asarray(value).dtype == np.bool_
+    ):
         return bool(value)
-    raise TypeError(f"{owner}: mask entry for params leaf {path_str(path)} must be a Python "
-                    f"bool, got {type(value).__name__}; a mask is static (build it from "
-                    f"structure or shapes, not from values)")
+    raise TypeError(
+        f"{owner}: mask entry for params leaf {path_str(path)} must be a Python "
+        f"bool, got {type(value).__name__}; a mask is static (build it from "
+        f"structure or shapes, not from values)"
+    )
 
 
 def _masked(owner, inner, mask, hyperparams, mask_extra=False):
@@ -249,16 +287,27 @@ def _masked(owner, inner, mask, hyperparams, mask_extra=False):
     def update(updates, state, params=None, **extra):
         check_state(owner, state, MaskedState)
         labels = labels_for(_reference(owner, updates, params))
-        updates, states = _run_groups(owner, (True,), {True: inner_update}, labels, updates,
-                                      {True: state.inner_state}, params, extra, mask_extra)
+        updates, states = _run_groups(
+            owner,
+            (True,),
+            {True: inner_update},
+            labels,
+            updates,
+            {True: state.inner_state},
+            params,
+            extra,
+            mask_extra,
+        )
         return updates, MaskedState(states[True])
 
-    return GradientTransformation(init, update, name=owner, children=(inner,),
-                                  hyperparams=hyperparams)
+    return GradientTransformation(
+        init, update, name=owner, children=(inner,), hyperparams=hyperparams
+    )
 
 
-def masked(inner: TransformLike, mask: MaskOrFn, *,
-           mask_compatible_extra_args: bool = False) -> GradientTransformation:
+def masked(
+    inner: TransformLike, mask: MaskOrFn, *, mask_compatible_extra_args: bool = False
+) -> GradientTransformation:
     """Apply a transform to some parameters: u_l = T(g_l) where mask_l, else u_l = g_l.
 
     The unselected leaves pass through unchanged, and the inner state holds
@@ -283,8 +332,9 @@ def masked(inner: TransformLike, mask: MaskOrFn, *,
       >>> u["w"], u["b"]
       (Array([ 1., -1.], dtype=float32), Array([3.], dtype=float32))
     """
-    return _masked("masked", inner, mask, {"inner": inner, "mask": mask},
-                   mask_compatible_extra_args)
+    return _masked(
+        "masked", inner, mask, {"inner": inner, "mask": mask}, mask_compatible_extra_args
+    )
 
 
 def set_to_zero() -> GradientTransformation:
@@ -302,6 +352,7 @@ def set_to_zero() -> GradientTransformation:
       >>> tx.update({"w": jnp.array([1.0, 2.0])}, tx.init(None))[0]["w"]
       Array([0., 0.], dtype=float32)
     """
+
     def update(updates, state, params):
         return jax.tree.map(jnp.zeros_like, updates), state
 
@@ -338,8 +389,10 @@ def freeze(mask: MaskOrFn) -> GradientTransformation:
 # ----------------------------------------------------------------------------
 # Resetting one group's state
 
-def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
-                label: Hashable) -> PyTree:
+
+def reset_group(
+    tx: GradientTransformation, state: PyTree, params: PyTree, label: Hashable
+) -> PyTree:
     """Re-initialise the state of the ``label`` group, leaving every other state as it was.
 
     ``tx`` is a ``partition``, or a transform that contains one: a chain, a
@@ -373,8 +426,10 @@ def reset_group(tx: GradientTransformation, state: PyTree, params: PyTree,
     found = []
     new_state = _reset(tx, state, params, label, found)
     if not found:
-        raise ValueError(f"reset_group: no partition in {getattr(tx, 'name', type(tx).__name__)} "
-                         f"has a group {label!r}")
+        raise ValueError(
+            f"reset_group: no partition in {getattr(tx, 'name', type(tx).__name__)} "
+            f"has a group {label!r}"
+        )
     return new_state
 
 
@@ -399,11 +454,17 @@ def _reset(tx, state, params, label, found):
         inner = _reset(children[0], state.inner_state, _select(params, keep, True), label, found)
         return MaskedState(inner)
     if isinstance(state, ChainState) and getattr(tx, "combinator", None) == "chain":
-        return ChainState(tuple(_reset(part, part_state, params, label, found)
-                                for part, part_state in zip(children, state.states)))
+        return ChainState(
+            tuple(
+                _reset(part, part_state, params, label, found)
+                for part, part_state in zip(children, state.states)
+            )
+        )
     if isinstance(state, PreconditionState) and getattr(tx, "combinator", None) == "precondition":
-        return PreconditionState(_reset(children[0], state.direction, params, label, found),
-                                 _reset(children[1], state.preconditioner, params, label, found))
+        return PreconditionState(
+            _reset(children[0], state.direction, params, label, found),
+            _reset(children[1], state.preconditioner, params, label, found),
+        )
     inner_state = getattr(state, "inner_state", None)
     if inner_state is not None and hasattr(state, "_replace") and len(children) == 1:
         return state._replace(inner_state=_reset(children[0], inner_state, params, label, found))

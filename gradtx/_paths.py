@@ -72,7 +72,9 @@ _TOKEN = re.compile(
     r"""\.?(?P<name>[A-Za-z_][A-Za-z0-9_]*)          # a field name or string key
       | \[(?P<index>-?\d+)\]                         # [3]
       | \[(?P<quoted>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\]   # ['layer3']
-    """, re.VERBOSE)
+    """,
+    re.VERBOSE,
+)
 
 
 def _parse(owner: str, query: str) -> list:
@@ -82,7 +84,8 @@ def _parse(owner: str, query: str) -> list:
         if match is None or match.end() == pos:
             raise ValueError(
                 f"{owner}: cannot read the path {query!r} at character {pos}; write field "
-                f"names and keys as in gradtx.tree_paths, e.g. \"states[0].mu['layer3']\"")
+                f"names and keys as in gradtx.tree_paths, e.g. \"states[0].mu['layer3']\""
+            )
         if match.group("name") is not None:
             parts.append(match.group("name"))
         elif match.group("index") is not None:
@@ -91,7 +94,7 @@ def _parse(owner: str, query: str) -> list:
             parts.append(ast.literal_eval(match.group("quoted")))
         pos = match.end()
     if not parts:
-        raise ValueError(f"{owner}: the path is empty; name a subtree, e.g. \"mu\"")
+        raise ValueError(f'{owner}: the path is empty; name a subtree, e.g. "mu"')
     return parts
 
 
@@ -115,7 +118,7 @@ def _same(a, b) -> bool:
 def _ends_with(path, parts) -> bool:
     if len(path) < len(parts):
         return False
-    tail = path[len(path) - len(parts):]
+    tail = path[len(path) - len(parts) :]
     return all(_same(_key_value(k), q) for k, q in zip(tail, parts))
 
 
@@ -149,8 +152,9 @@ def tree_get(tree: PyTree, path: str, default: Any = _MISSING) -> PyTree:
     """
     owner = "tree_get"
     if not isinstance(path, str):
-        raise TypeError(f"{owner}: path must be a string such as \"mu['layer3']\", "
-                        f"got {type(path).__name__}")
+        raise TypeError(
+            f"{owner}: path must be a string such as \"mu['layer3']\", got {type(path).__name__}"
+        )
     parts = _parse(owner, path)
     matches = [(p, node) for p, node in _walk(tree) if p and _ends_with(p, parts)]
     whole = [(p, node) for p, node in matches if len(p) == len(parts)]
@@ -161,11 +165,15 @@ def tree_get(tree: PyTree, path: str, default: Any = _MISSING) -> PyTree:
     if len(matches) > 1:
         found = ", ".join(path_str(p) for p, _ in matches[:6])
         more = f" and {len(matches) - 6} more" if len(matches) > 6 else ""
-        raise KeyError(f"{owner}: {path!r} matches {len(matches)} subtrees: {found}{more}; "
-                       f"write more of the path, e.g. {path_str(matches[0][0])!r}")
+        raise KeyError(
+            f"{owner}: {path!r} matches {len(matches)} subtrees: {found}{more}; "
+            f"write more of the path, e.g. {path_str(matches[0][0])!r}"
+        )
     if default is not _MISSING:
         return default
     known = tree_paths(tree)
     listing = ", ".join(known[:6]) + (f", ... ({len(known)} leaves)" if len(known) > 6 else "")
-    raise KeyError(f"{owner}: no subtree's path ends with {path!r}; the tree's leaf paths "
-                   f"are: {listing or '(none: the tree has no leaves)'}")
+    raise KeyError(
+        f"{owner}: no subtree's path ends with {path!r}; the tree's leaf paths "
+        f"are: {listing or '(none: the tree has no leaves)'}"
+    )

@@ -31,8 +31,9 @@ def _float_dtypes(params):
     return (min(dtypes, key=lambda d: d.itemsize), max(dtypes, key=lambda d: d.itemsize))
 
 
-def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, atol=0.0, cooldown=0,
-                      accumulation_size=1, min_scale=0.0):
+def reduce_on_plateau(
+    factor=0.1, patience=10, rtol=1e-4, atol=0.0, cooldown=0, accumulation_size=1, min_scale=0.0
+):
     """Multiply the update by a scale that drops by ``factor`` when the value plateaus.
 
     u_t = scale_t * g_t.  The values passed as ``update(..., value=loss)``
@@ -67,8 +68,10 @@ def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, atol=0.0, cooldown=0,
     check_range(owner, "rtol", rtol, 0, 1)
     check_range(owner, "atol", atol, 0)
     if rtol == 0 and atol == 0:
-        raise ValueError(f"{owner}: at least one of rtol and atol must be positive, got "
-                         f"rtol={rtol!r}, atol={atol!r}")
+        raise ValueError(
+            f"{owner}: at least one of rtol and atol must be positive, got "
+            f"rtol={rtol!r}, atol={atol!r}"
+        )
     check_range(owner, "patience", patience, 0)
     check_range(owner, "cooldown", cooldown, 0)
     check_range(owner, "accumulation_size", accumulation_size, 1)
@@ -76,12 +79,14 @@ def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, atol=0.0, cooldown=0,
 
     def init(params):
         lowest, highest = _float_dtypes(params)
-        return ReduceLROnPlateauState(scale=jnp.ones((), lowest),
-                                      best_value=jnp.asarray(jnp.inf, highest),
-                                      plateau_count=jnp.zeros((), jnp.int32),
-                                      cooldown_count=jnp.zeros((), jnp.int32),
-                                      count=jnp.zeros((), jnp.int32),
-                                      avg_value=jnp.zeros((), highest))
+        return ReduceLROnPlateauState(
+            scale=jnp.ones((), lowest),
+            best_value=jnp.asarray(jnp.inf, highest),
+            plateau_count=jnp.zeros((), jnp.int32),
+            cooldown_count=jnp.zeros((), jnp.int32),
+            count=jnp.zeros((), jnp.int32),
+            avg_value=jnp.zeros((), highest),
+        )
 
     def judge(s):
         """The state after an average is complete."""
@@ -90,32 +95,55 @@ def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, atol=0.0, cooldown=0,
         plateau = jnp.where(improved, 0, increment(s.plateau_count))
         cooling = s.cooldown_count > 0
         reduce = (plateau == patience) & ~cooling
-        scale = jnp.where(cooling, s.scale,
-                          jnp.maximum(jnp.where(reduce, s.scale * factor, s.scale),
-                                      jnp.asarray(min_scale, s.scale.dtype)))
+        scale = jnp.where(
+            cooling,
+            s.scale,
+            jnp.maximum(
+                jnp.where(reduce, s.scale * factor, s.scale), jnp.asarray(min_scale, s.scale.dtype)
+            ),
+        )
         plateau = jnp.where(cooling | reduce, 0, plateau).astype(jnp.int32)
-        cooldown_count = jnp.where(cooling, s.cooldown_count - 1,
-                                   jnp.where(reduce, cooldown, 0)).astype(jnp.int32)
-        return ReduceLROnPlateauState(scale=scale, best_value=best, plateau_count=plateau,
-                                      cooldown_count=cooldown_count,
-                                      count=jnp.zeros((), jnp.int32),
-                                      avg_value=jnp.zeros((), s.avg_value.dtype))
+        cooldown_count = jnp.where(
+            cooling, s.cooldown_count - 1, jnp.where(reduce, cooldown, 0)
+        ).astype(jnp.int32)
+        return ReduceLROnPlateauState(
+            scale=scale,
+            best_value=best,
+            plateau_count=plateau,
+            cooldown_count=cooldown_count,
+            count=jnp.zeros((), jnp.int32),
+            avg_value=jnp.zeros((), s.avg_value.dtype),
+        )
 
     def update(updates, state, params=None, *, value=None, **extra):
         check_state(owner, state, ReduceLROnPlateauState)
         if value is None:
-            raise ValueError(f"{owner}: update needs the monitored value "
-                             f"(call update(updates, state, params, value=loss))")
+            raise ValueError(
+                f"{owner}: update needs the monitored value "
+                f"(call update(updates, state, params, value=loss))"
+            )
         dtype = state.avg_value.dtype
         count = increment(state.count)
-        avg = ((state.count.astype(dtype) * state.avg_value + jnp.asarray(value).astype(dtype))
-               / count.astype(dtype))
+        avg = (
+            state.count.astype(dtype) * state.avg_value + jnp.asarray(value).astype(dtype)
+        ) / count.astype(dtype)
         state = state._replace(avg_value=avg, count=count)
         complete = count == accumulation_size
         state = jax.tree.map(lambda a, b: jnp.where(complete, a, b), judge(state), state)
-        out = jax.tree.map(lambda g: (state.scale.astype(g.dtype) * g), updates)
+        out = jax.tree.map(lambda g: state.scale.astype(g.dtype) * g, updates)
         return out, state
 
-    return GradientTransformation(init, update, name=owner, hyperparams={
-        "factor": factor, "patience": patience, "rtol": rtol, "atol": atol, "cooldown": cooldown,
-        "accumulation_size": accumulation_size, "min_scale": min_scale})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "factor": factor,
+            "patience": patience,
+            "rtol": rtol,
+            "atol": atol,
+            "cooldown": cooldown,
+            "accumulation_size": accumulation_size,
+            "min_scale": min_scale,
+        },
+    )

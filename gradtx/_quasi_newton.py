@@ -16,9 +16,10 @@ from ._tree import check_same_structure, zeros_like_tree
 def _vdot(a, b):
     """Re <a, b> over every leaf (a conjugated), contracted without flattening, at HIGHEST
     matmul precision, leaf sums added in tree order."""
-    parts = [jnp.real(jnp.tensordot(jnp.conj(x), y, jnp.ndim(x),
-                                    precision=jax.lax.Precision.HIGHEST))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+    parts = [
+        jnp.real(jnp.tensordot(jnp.conj(x), y, jnp.ndim(x), precision=jax.lax.Precision.HIGHEST))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    ]
     return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
 
 
@@ -35,8 +36,9 @@ class ScaleByLBFGSState(NamedTuple):
     weights_memory: jax.Array
 
 
-def scale_by_lbfgs(memory_size: int = 10,
-                   scale_init_precond: bool = True) -> GradientTransformation:
+def scale_by_lbfgs(
+    memory_size: int = 10, scale_init_precond: bool = True
+) -> GradientTransformation:
     """L-BFGS's direction d_k = H_k g_k, by the two-loop recursion over the last m pairs.
 
     With s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i and rho_i = 1 / <y_i, s_i>
@@ -73,13 +75,20 @@ def scale_by_lbfgs(memory_size: int = 10,
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        stacked = jax.tree.map(lambda p: jnp.zeros((m,) + jnp.shape(p), jnp.result_type(p)),
-                               params)
-        real = max((jnp.finfo(jnp.result_type(p)).dtype for p in jax.tree.leaves(params)),
-                   key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32))
-        return ScaleByLBFGSState(count=new_count(), params=zeros_like_tree(params),
-                                 updates=zeros_like_tree(params), diff_params_memory=stacked,
-                                 diff_updates_memory=stacked, weights_memory=jnp.zeros(m, real))
+        stacked = jax.tree.map(lambda p: jnp.zeros((m,) + jnp.shape(p), jnp.result_type(p)), params)
+        real = max(
+            (jnp.finfo(jnp.result_type(p)).dtype for p in jax.tree.leaves(params)),
+            key=lambda d: d.itemsize,
+            default=jnp.dtype(jnp.float32),
+        )
+        return ScaleByLBFGSState(
+            count=new_count(),
+            params=zeros_like_tree(params),
+            updates=zeros_like_tree(params),
+            diff_params_memory=stacked,
+            diff_updates_memory=stacked,
+            weights_memory=jnp.zeros(m, real),
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScaleByLBFGSState)
@@ -105,7 +114,7 @@ def scale_by_lbfgs(memory_size: int = 10,
             gamma = jnp.where(started, gamma, jnp.minimum(1.0, 1.0 / norm))
         else:
             gamma = jnp.ones((), real)
-        order = (state.count % m + jnp.arange(m, dtype=state.count.dtype)) % m   # oldest first
+        order = (state.count % m + jnp.arange(m, dtype=state.count.dtype)) % m  # oldest first
 
         def pick(mem, i):
             return jax.tree.map(lambda x: x[i], mem)
@@ -121,24 +130,34 @@ def scale_by_lbfgs(memory_size: int = 10,
         def forward(r, i_alpha):
             i, alpha = i_alpha
             beta = rhos[i] * _vdot(pick(y_mem, i), r).astype(real)
-            r = jax.tree.map(lambda v, si: (v + (alpha - beta) * si).astype(v.dtype), r,
-                             pick(s_mem, i))
+            r = jax.tree.map(
+                lambda v, si: (v + (alpha - beta) * si).astype(v.dtype), r, pick(s_mem, i)
+            )
             return r, beta
 
         direction, _ = jax.lax.scan(forward, r, (order, alphas))
         return direction, ScaleByLBFGSState(
-            count=increment(state.count), params=params, updates=updates,
-            diff_params_memory=s_mem, diff_updates_memory=y_mem, weights_memory=rhos)
+            count=increment(state.count),
+            params=params,
+            updates=updates,
+            diff_params_memory=s_mem,
+            diff_updates_memory=y_mem,
+            weights_memory=rhos,
+        )
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"memory_size": memory_size,
-                                               "scale_init_precond": scale_init_precond})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"memory_size": memory_size, "scale_init_precond": scale_init_precond},
+    )
 
 
 def _sq_norm(tree):
     """||x||^2 over every leaf: per-leaf sums of |x|^2, added in tree order."""
-    parts = [jnp.sum(jnp.square(jnp.real(x)) + jnp.square(jnp.imag(x)))
-             for x in jax.tree.leaves(tree)]
+    parts = [
+        jnp.sum(jnp.square(jnp.real(x)) + jnp.square(jnp.imag(x))) for x in jax.tree.leaves(tree)
+    ]
     return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
 
 

@@ -34,8 +34,11 @@ def normalize():
         leaves = jax.tree.leaves(updates)
         dtype = compute_dtype(*[u.dtype for u in leaves]) if leaves else jnp.float32
         real = jnp.finfo(dtype).dtype
-        norm = jnp.sqrt(sum((jnp.sum(abs_sq(u.astype(dtype))).astype(real) for u in leaves),
-                            jnp.zeros((), real)))
+        norm = jnp.sqrt(
+            sum(
+                (jnp.sum(abs_sq(u.astype(dtype))).astype(real) for u in leaves), jnp.zeros((), real)
+            )
+        )
         return jax.tree.map(lambda u: (u.astype(dtype) / norm).astype(u.dtype), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update, name=owner)
@@ -51,8 +54,14 @@ class SAMState(NamedTuple):
     cache: Any
 
 
-def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
-        opaque_mode: bool = False, batch_axis_name=None):
+def sam(
+    optimizer,
+    adv_optimizer,
+    sync_period=2,
+    reset_state: bool = True,
+    opaque_mode: bool = False,
+    batch_axis_name=None,
+):
     """SAM: take sync_period - 1 ascent steps from x, then descend from x with the last gradient.
 
     y_0 = x,   y_{i+1} = y_i - adv_optimizer(grad f(y_i))   (an ascent: the
@@ -100,9 +109,12 @@ def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return SAMState(steps_since_sync=jnp.zeros((), jnp.int32), opt_state=optimizer.init(params),
-                        adv_state=adv_optimizer.init(params),
-                        cache=None if opaque_mode else jax.tree.map(jnp.asarray, params))
+        return SAMState(
+            steps_since_sync=jnp.zeros((), jnp.int32),
+            opt_state=optimizer.init(params),
+            adv_state=adv_optimizer.init(params),
+            cache=None if opaque_mode else jax.tree.map(jnp.asarray, params),
+        )
 
     def pick(cond, if_true, if_false):
         return jax.tree.map(lambda a, b: jnp.where(cond, a, b), if_true, if_false)
@@ -121,22 +133,30 @@ def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
         adv_updates = negate(adv_updates)
         opt_updates, opt_state = outer_update(updates, state.opt_state, state.cache)
         # The outer step starts from the cached x, not from the ascent point y.
-        opt_updates = jax.tree.map(lambda c, p, u: (c - p + u).astype(p.dtype), state.cache, params,
-                                   opt_updates)
+        opt_updates = jax.tree.map(
+            lambda c, p, u: (c - p + u).astype(p.dtype), state.cache, params, opt_updates
+        )
         cache = pick(first, params, state.cache)
         out = pick(last, opt_updates, adv_updates)
-        adv_state = pick(last, adv_optimizer.init(params) if reset_state else state.adv_state,
-                         adv_state)
+        adv_state = pick(
+            last, adv_optimizer.init(params) if reset_state else state.adv_state, adv_state
+        )
         opt_state = pick(last, opt_state, state.opt_state)
-        return out, SAMState(steps_since_sync=(state.steps_since_sync + 1) % sync_period,
-                             opt_state=opt_state, adv_state=adv_state, cache=cache)
+        return out, SAMState(
+            steps_since_sync=(state.steps_since_sync + 1) % sync_period,
+            opt_state=opt_state,
+            adv_state=adv_state,
+            cache=cache,
+        )
 
     def opaque(updates, state, params=None, *, grad_fn=None, **extra):
         check_state(owner, state, SAMState)
         check_float_leaves(owner, updates, "updates")
         if grad_fn is None:
-            raise ValueError(f"{owner}: opaque_mode=True needs grad_fn(params, i) passed to "
-                             f"update (update(updates, state, params, grad_fn=...))")
+            raise ValueError(
+                f"{owner}: opaque_mode=True needs grad_fn(params, i) passed to "
+                f"update (update(updates, state, params, grad_fn=...))"
+            )
         adv_params, adv_grads, adv_state = params, updates, state.adv_state
         for i in range(sync_period - 1):
             adv_steps, adv_state = adv_update(adv_grads, adv_state, adv_params)
@@ -147,12 +167,22 @@ def sam(optimizer, adv_optimizer, sync_period=2, reset_state: bool = True,
         if reset_state:
             adv_state = adv_optimizer.init(params)
         out, opt_state = outer_update(adv_grads, state.opt_state, params)
-        return out, SAMState(steps_since_sync=jnp.zeros((), jnp.int32), opt_state=opt_state,
-                             adv_state=adv_state, cache=None)
+        return out, SAMState(
+            steps_since_sync=jnp.zeros((), jnp.int32),
+            opt_state=opt_state,
+            adv_state=adv_state,
+            cache=None,
+        )
 
-    return GradientTransformation(init, opaque if opaque_mode else transparent, name=owner,
-                                  hyperparams={"sync_period": sync_period,
-                                               "reset_state": reset_state,
-                                               "opaque_mode": opaque_mode,
-                                               "batch_axis_name": batch_axis_name},
-                                  children=(optimizer, adv_optimizer))
+    return GradientTransformation(
+        init,
+        opaque if opaque_mode else transparent,
+        name=owner,
+        hyperparams={
+            "sync_period": sync_period,
+            "reset_state": reset_state,
+            "opaque_mode": opaque_mode,
+            "batch_axis_name": batch_axis_name,
+        },
+        children=(optimizer, adv_optimizer),
+    )

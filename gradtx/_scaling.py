@@ -22,6 +22,7 @@ def identity() -> GradientTransformation:
       >>> tx.update(jnp.array([1.0, -2.0]), tx.init(None))[0]
       Array([ 1., -2.], dtype=float32)
     """
+
     def update(updates, state, params=None, **extra):
         return updates, state
 
@@ -50,12 +51,14 @@ def scale(step_size: float) -> GradientTransformation:
         check_float_leaves("scale", updates, "updates")
         return jax.tree.map(lambda u: _scaled(u, step_size), updates), state
 
-    return GradientTransformation(lambda params: EmptyState(), update, name="scale",
-                                  hyperparams={"step_size": step_size})
+    return GradientTransformation(
+        lambda params: EmptyState(), update, name="scale", hyperparams={"step_size": step_size}
+    )
 
 
-def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *,
-                           flip_sign: bool = True) -> GradientTransformation:
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+) -> GradientTransformation:
     """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
 
     This is the only transform in gradtx that flips the sign; every other
@@ -93,9 +96,12 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *,
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"learning_rate": learning_rate,
-                                               "flip_sign": flip_sign})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign},
+    )
 
 
 def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
@@ -124,8 +130,9 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     """
     owner = "scale_by_schedule"
     if not callable(step_size_fn):
-        raise TypeError(f"{owner}: step_size_fn must be a function step -> factor, "
-                        f"got {step_size_fn!r}")
+        raise TypeError(
+            f"{owner}: step_size_fn must be a function step -> factor, got {step_size_fn!r}"
+        )
 
     def init(params):
         return ScheduleState(count=new_count())
@@ -136,5 +143,6 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
         out = jax.tree.map(lambda u: _scaled(u, factor), updates)
         return out, ScheduleState(count=increment(state.count))
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"step_size_fn": step_size_fn})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"step_size_fn": step_size_fn}
+    )

@@ -82,8 +82,10 @@ def schedule_free_eval_params(state, params):
     """
     found = _find_schedule_free_state(state)
     if found is None:
-        raise ValueError("schedule_free_eval_params: state holds no ScheduleFreeState; pass the "
-                         "state of schedule_free, schedule_free_adamw or schedule_free_sgd")
+        raise ValueError(
+            "schedule_free_eval_params: state holds no ScheduleFreeState; pass the "
+            "state of schedule_free, schedule_free_adamw or schedule_free_sgd"
+        )
     b1 = found.b1
 
     def average(y, z):
@@ -135,10 +137,14 @@ def schedule_free(base_optimizer, learning_rate, b1=0.9, weight_lr_power=2.0, st
         check_float_leaves(owner, params, "params")
         dtype = _lowest_float_dtype(params)
         z = jax.tree.map(lambda p: jnp.array(p, dtype=state_dtype or jnp.result_type(p)), params)
-        return ScheduleFreeState(b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros((), dtype),
-                                 step_count=jnp.ones((), jnp.int32),
-                                 max_lr=jnp.zeros((), dtype),
-                                 base_optimizer_state=base_optimizer.init(params), z=z)
+        return ScheduleFreeState(
+            b1=jnp.asarray(b1, dtype),
+            weight_sum=jnp.zeros((), dtype),
+            step_count=jnp.ones((), jnp.int32),
+            max_lr=jnp.zeros((), dtype),
+            base_optimizer_state=base_optimizer.init(params),
+            z=z,
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleFreeState)
@@ -151,8 +157,11 @@ def schedule_free(base_optimizer, learning_rate, b1=0.9, weight_lr_power=2.0, st
         weight = max_lr ** jnp.asarray(weight_lr_power, dtype)
         weight_sum = state.weight_sum + weight
         # 0 / 0 (a zero learning rate so far) averages nothing in; a NaN stays NaN.
-        c = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
-                      jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
+        c = jnp.where(
+            jnp.isnan(weight) | jnp.isnan(weight_sum),
+            jnp.nan,
+            jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf),
+        )
         steps, base_state = base_update(updates, state.base_optimizer_state, params, **extra)
 
         def move(y, z_old, step):
@@ -167,12 +176,18 @@ def schedule_free(base_optimizer, learning_rate, b1=0.9, weight_lr_power=2.0, st
         moved = jax.tree.map(move, params, state.z, steps)
         out = jax.tree.map(lambda _, pair: pair[0], params, moved)
         z = jax.tree.map(lambda _, pair: pair[1], params, moved)
-        return out, ScheduleFreeState(b1=state.b1, weight_sum=weight_sum,
-                                      step_count=increment(state.step_count), max_lr=max_lr,
-                                      base_optimizer_state=base_state, z=z)
+        return out, ScheduleFreeState(
+            b1=state.b1,
+            weight_sum=weight_sum,
+            step_count=increment(state.step_count),
+            max_lr=max_lr,
+            base_optimizer_state=base_state,
+            z=z,
+        )
 
     hyperparams = {"learning_rate": learning_rate, "b1": b1, "weight_lr_power": weight_lr_power}
     if state_dtype is not None:
         hyperparams["state_dtype"] = state_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams,
-                                  children=(base_optimizer,))
+    return GradientTransformation(
+        init, update, name=owner, hyperparams=hyperparams, children=(base_optimizer,)
+    )

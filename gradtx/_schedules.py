@@ -41,6 +41,7 @@ _DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
 # ----------------------------------------------------------------------------
 # Argument checks and small helpers.
 
+
 def _steps(owner: str, name: str, value, low: int = 0, high: int | None = _INT32_MAX) -> int:
     """A step count: an integer in [low, 2**31 - 1] (the range of gradtx's counters)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -51,8 +52,7 @@ def _steps(owner: str, name: str, value, low: int = 0, high: int | None = _INT32
     return int(value)
 
 
-def _number(owner: str, name: str, value, low=None, high=None, *, low_open=False,
-            high_open=False):
+def _number(owner: str, name: str, value, low=None, high=None, *, low_open=False, high_open=False):
     """A scalar value: a Python float when concrete, left as is when traced."""
     if callable(value) or isinstance(value, (bool, str)) or value is None:
         raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
@@ -87,6 +87,7 @@ def _float(x):
 
 def _constant(value):
     """The schedule v(t) = value, for the arguments optax reads as a constant schedule."""
+
     def schedule(step):
         return jnp.full(jnp.shape(step), value, value_dtype())
 
@@ -123,6 +124,7 @@ def _cosine(x):
 # ----------------------------------------------------------------------------
 # The schedules.
 
+
 def constant_schedule(value: float) -> Schedule:
     """The same value at every step: v(t) = value.
 
@@ -154,13 +156,18 @@ def _polynomial(owner, init_value, end_value, power, transition_steps, transitio
 
     def schedule(step):
         frac = _remaining(step, transition_begin, transition_steps)
-        return _out((init_value - end_value) * frac ** power + end_value)
+        return _out((init_value - end_value) * frac**power + end_value)
 
     return _named(schedule, owner)
 
 
-def polynomial_schedule(init_value: float, end_value: float, power: float, transition_steps: int,
-                        transition_begin: int = 0) -> Schedule:
+def polynomial_schedule(
+    init_value: float,
+    end_value: float,
+    power: float,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> Schedule:
     """Polynomial decay: v(t) = (I - E) * (1 - k / T)^p + E, k = clip(t - B, 0, T).
 
     The value holds at I until step B, moves over T steps, and holds at E from
@@ -184,12 +191,14 @@ def polynomial_schedule(init_value: float, end_value: float, power: float, trans
       >>> [float(sched(t)) for t in range(6)]
       [1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
     """
-    return _polynomial("polynomial_schedule", init_value, end_value, power, transition_steps,
-                       transition_begin)
+    return _polynomial(
+        "polynomial_schedule", init_value, end_value, power, transition_steps, transition_begin
+    )
 
 
-def linear_schedule(init_value: float, end_value: float, transition_steps: int,
-                    transition_begin: int = 0) -> Schedule:
+def linear_schedule(
+    init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
+) -> Schedule:
     """Linear interpolation: v(t) = I + (E - I) * k / T, k = clip(t - B, 0, T).
 
     PyTorch's ``LinearLR(start_factor, end_factor, total_iters=T)`` is this
@@ -211,8 +220,9 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
       >>> [float(sched(t)) for t in range(6)]
       [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
     """
-    return _polynomial("linear_schedule", init_value, end_value, 1.0, transition_steps,
-                       transition_begin)
+    return _polynomial(
+        "linear_schedule", init_value, end_value, 1.0, transition_steps, transition_begin
+    )
 
 
 def _decay_exponent(step, transition_steps, transition_begin, staircase):
@@ -226,9 +236,14 @@ def _decay_exponent(step, transition_steps, transition_begin, staircase):
     return jnp.floor(_float(k) / transition_steps)
 
 
-def exponential_decay(init_value: float, transition_steps: int, decay_rate: float,
-                      transition_begin: int = 0, staircase: bool = False,
-                      end_value: float | None = None) -> Schedule:
+def exponential_decay(
+    init_value: float,
+    transition_steps: int,
+    decay_rate: float,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
     """Exponential decay: v(t) = I * r^p, p = max(t - B, 0) / T (floored if ``staircase``).
 
     With ``end_value`` E the value is clipped at E: from below when r < 1,
@@ -266,28 +281,38 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
         end_value = _number(owner, "end_value", end_value)
         if not (is_traced(decay_rate) or is_traced(init_value) or is_traced(end_value)):
             if decay_rate < 1 and end_value > init_value:
-                raise ValueError(f"{owner}: end_value must be <= init_value when decay_rate < 1 "
-                                 f"(it is a lower bound), got end_value={end_value!r} > "
-                                 f"init_value={init_value!r}")
+                raise ValueError(
+                    f"{owner}: end_value must be <= init_value when decay_rate < 1 "
+                    f"(it is a lower bound), got end_value={end_value!r} > "
+                    f"init_value={init_value!r}"
+                )
             if decay_rate > 1 and end_value < init_value:
-                raise ValueError(f"{owner}: end_value must be >= init_value when decay_rate > 1 "
-                                 f"(it is an upper bound), got end_value={end_value!r} < "
-                                 f"init_value={init_value!r}")
+                raise ValueError(
+                    f"{owner}: end_value must be >= init_value when decay_rate > 1 "
+                    f"(it is an upper bound), got end_value={end_value!r} < "
+                    f"init_value={init_value!r}"
+                )
         has_bound = True
 
     def schedule(step):
         p = _decay_exponent(step, transition_steps, transition_begin, staircase)
         value = init_value * jnp.power(jnp.asarray(decay_rate, value_dtype()), p)
         if has_bound:
-            value = jnp.where(decay_rate < 1, jnp.maximum(value, end_value),
-                              jnp.minimum(value, end_value))
+            value = jnp.where(
+                decay_rate < 1, jnp.maximum(value, end_value), jnp.minimum(value, end_value)
+            )
         return _out(value)
 
     return _named(schedule, owner)
 
 
-def inverse_time_decay(init_value: float, transition_steps: int, decay_rate: float,
-                       transition_begin: int = 0, staircase: bool = False) -> Schedule:
+def inverse_time_decay(
+    init_value: float,
+    transition_steps: int,
+    decay_rate: float,
+    transition_begin: int = 0,
+    staircase: bool = False,
+) -> Schedule:
     """Inverse-time decay: v(t) = I / (1 + r * p), p = max(t - B, 0) / T (floored if ``staircase``).
 
     Keras's ``InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate)``
@@ -323,8 +348,9 @@ def inverse_time_decay(init_value: float, transition_steps: int, decay_rate: flo
     return _named(schedule, owner)
 
 
-def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.0,
-                          exponent: float = 1.0) -> Schedule:
+def cosine_decay_schedule(
+    init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0
+) -> Schedule:
     """Cosine decay: v(t) = I * ((1 - alpha) * c^e + alpha), c = (1 + cos(pi * min(t, T) / T)) / 2.
 
     The value falls from I to alpha * I over T steps and stays there.
@@ -359,14 +385,19 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
 
     def schedule(step):
         c = _cosine(_fraction(step, 0, decay_steps))
-        return _out(init_value * ((1 - alpha) * c ** exponent + alpha))
+        return _out(init_value * ((1 - alpha) * c**exponent + alpha))
 
     return _named(schedule, owner)
 
 
-def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
-                                 decay_steps: int, end_value: float = 0.0,
-                                 exponent: float = 1.0) -> Schedule:
+def warmup_cosine_decay_schedule(
+    init_value: float,
+    peak_value: float,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: float = 0.0,
+    exponent: float = 1.0,
+) -> Schedule:
     """Linear warmup, then cosine decay.
 
     v(t) = I + (P - I) * t / W                          for t < W,
@@ -404,9 +435,11 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
     end_value = _number(owner, "end_value", end_value)
     exponent = _number(owner, "exponent", exponent, 0, low_open=True)
     if decay_steps <= warmup_steps:
-        raise ValueError(f"{owner}: decay_steps must be greater than warmup_steps (decay_steps "
-                         f"counts the warmup too), got decay_steps={decay_steps}, "
-                         f"warmup_steps={warmup_steps}")
+        raise ValueError(
+            f"{owner}: decay_steps must be greater than warmup_steps (decay_steps "
+            f"counts the warmup too), got decay_steps={decay_steps}, "
+            f"warmup_steps={warmup_steps}"
+        )
     cosine_steps = decay_steps - warmup_steps
     if not is_traced(peak_value) and peak_value == 0:
         end_value = 0.0
@@ -415,14 +448,15 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
         t = jnp.asarray(step)
         warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
         c = _cosine(_fraction(t, warmup_steps, cosine_steps))
-        decay = end_value + (peak_value - end_value) * c ** exponent
+        decay = end_value + (peak_value - end_value) * c**exponent
         return _out(jnp.where(t < warmup_steps, warm, decay))
 
     return _named(schedule, owner)
 
 
-def piecewise_constant_schedule(init_value: float,
-                                boundaries_and_scales: dict[int, float] | None = None) -> Schedule:
+def piecewise_constant_schedule(
+    init_value: float, boundaries_and_scales: dict[int, float] | None = None
+) -> Schedule:
     """Piecewise constant: v(t) = I * prod of s_b over the boundaries b <= t.
 
     The value is multiplied by s_b *at* step b.  PyTorch's ``MultiStepLR``
@@ -448,8 +482,10 @@ def piecewise_constant_schedule(init_value: float,
     if boundaries_and_scales is None:
         boundaries_and_scales = {}
     if not isinstance(boundaries_and_scales, dict):
-        raise TypeError(f"{owner}: boundaries_and_scales must be a dict {{step: scale}}, got "
-                        f"{type(boundaries_and_scales).__name__}")
+        raise TypeError(
+            f"{owner}: boundaries_and_scales must be a dict {{step: scale}}, got "
+            f"{type(boundaries_and_scales).__name__}"
+        )
     pieces = []
     for b, s in boundaries_and_scales.items():
         b = _steps(owner, "a boundary of boundaries_and_scales", b)
@@ -466,8 +502,13 @@ def piecewise_constant_schedule(init_value: float,
     return _named(schedule, owner)
 
 
-def cosine_onecycle_schedule(transition_steps: int, peak_value: float, pct_start: float = 0.3,
-                             div_factor: float = 25.0, final_div_factor: float = 1e4) -> Schedule:
+def cosine_onecycle_schedule(
+    transition_steps: int,
+    peak_value: float,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
     """One-cycle: cosine up from P / d to P, then cosine down to P / (d * f).
 
     With W = floor(pct_start * T), I = P / d, F = I / f and
@@ -552,8 +593,10 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
         if not callable(s):
             raise TypeError(f"{owner}: schedules[{i}] must be a schedule step -> value, got {s!r}")
     if len(boundaries) != len(schedules) - 1:
-        raise ValueError(f"{owner}: boundaries must hold one step fewer than schedules "
-                         f"({len(schedules) - 1}), got {len(boundaries)}")
+        raise ValueError(
+            f"{owner}: boundaries must hold one step fewer than schedules "
+            f"({len(schedules) - 1}), got {len(boundaries)}"
+        )
     boundaries = [_steps(owner, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
     if any(a > b for a, b in zip(boundaries, boundaries[1:])):
         raise ValueError(f"{owner}: boundaries must be nondecreasing, got {boundaries}")
@@ -600,8 +643,10 @@ def sgdr_schedule(cosine_kwargs: Iterable[dict[str, Any]]) -> Schedule:
     schedules, boundaries, start = [], [], 0
     for i, kwargs in enumerate(cycles):
         if not isinstance(kwargs, dict):
-            raise TypeError(f"{owner}: cosine_kwargs[{i}] must be a dict of "
-                            f"warmup_cosine_decay_schedule arguments, got {kwargs!r}")
+            raise TypeError(
+                f"{owner}: cosine_kwargs[{i}] must be a dict of "
+                f"warmup_cosine_decay_schedule arguments, got {kwargs!r}"
+            )
         try:
             schedules.append(warmup_cosine_decay_schedule(**kwargs))
         except (TypeError, ValueError) as error:
@@ -611,8 +656,13 @@ def sgdr_schedule(cosine_kwargs: Iterable[dict[str, Any]]) -> Schedule:
     return _named(join_schedules(schedules, boundaries[:-1]), owner)
 
 
-def cosine_restarts_schedule(init_value: float, first_decay_steps: int, t_mul: float = 2.0,
-                             m_mul: float = 1.0, alpha: float = 0.0) -> Schedule:
+def cosine_restarts_schedule(
+    init_value: float,
+    first_decay_steps: int,
+    t_mul: float = 2.0,
+    m_mul: float = 1.0,
+    alpha: float = 0.0,
+) -> Schedule:
     """Cosine decay with warm restarts, each period t_mul times the last.
 
     Cycle i starts at S_i = T0 * (t_mul^i - 1) / (t_mul - 1) (i * T0 when
@@ -651,10 +701,13 @@ def cosine_restarts_schedule(init_value: float, first_decay_steps: int, t_mul: f
     m_mul = _number(owner, "m_mul", m_mul, 0)
     alpha = _number(owner, "alpha", alpha, 0, 1)
     if is_traced(t_mul):
-        raise TypeError(f"{owner}: t_mul must be a concrete number (it fixes the cycle "
-                        f"boundaries), got a traced value")
+        raise TypeError(
+            f"{owner}: t_mul must be a concrete number (it fixes the cycle "
+            f"boundaries), got a traced value"
+        )
 
     if t_mul == 1:
+
         def cycle(t):
             i = t // first_decay_steps
             return i, _float(t - i * first_decay_steps) / first_decay_steps
@@ -663,8 +716,10 @@ def cosine_restarts_schedule(init_value: float, first_decay_steps: int, t_mul: f
         starts, lengths, start, length = [], [], 0.0, float(first_decay_steps)
         while math.ceil(start) <= _INT32_MAX:
             if len(starts) >= 1 << 16:
-                raise ValueError(f"{owner}: t_mul={t_mul!r} makes more than 65536 cycles before "
-                                 f"step 2**31; use t_mul=1 or a larger t_mul")
+                raise ValueError(
+                    f"{owner}: t_mul={t_mul!r} makes more than 65536 cycles before "
+                    f"step 2**31; use t_mul=1 or a larger t_mul"
+                )
             starts.append(start)
             lengths.append(length)
             start, length = start + length, length * t_mul
@@ -690,9 +745,15 @@ def cosine_restarts_schedule(init_value: float, first_decay_steps: int, t_mul: f
     return _named(schedule, owner)
 
 
-def warmup_stable_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
-                                 stable_steps: int, decay_steps: int, end_value: float = 0.0,
-                                 decay_type: str = "linear") -> Schedule:
+def warmup_stable_decay_schedule(
+    init_value: float,
+    peak_value: float,
+    warmup_steps: int,
+    stable_steps: int,
+    decay_steps: int,
+    end_value: float = 0.0,
+    decay_type: str = "linear",
+) -> Schedule:
     """Warmup-stable-decay (WSD, "trapezoidal"): warm up, hold the peak, then cool down.
 
     With W, S, D the three phase lengths and x = min(t - W - S, D) / D:
@@ -739,13 +800,17 @@ def warmup_stable_decay_schedule(init_value: float, peak_value: float, warmup_st
         shapes = ", ".join(map(repr, _DECAY_SHAPES))
         raise ValueError(f"{owner}: decay_type must be one of {shapes}, got {decay_type!r}")
     if warmup_steps + stable_steps + decay_steps > _INT32_MAX:
-        raise ValueError(f"{owner}: warmup_steps + stable_steps + decay_steps must be at most "
-                         f"2**31 - 1, got {warmup_steps + stable_steps + decay_steps}")
+        raise ValueError(
+            f"{owner}: warmup_steps + stable_steps + decay_steps must be at most "
+            f"2**31 - 1, got {warmup_steps + stable_steps + decay_steps}"
+        )
     cooldown = warmup_steps + stable_steps
     if decay_type == "linear":
+
         def shape(t):
             return _remaining(t, cooldown, decay_steps)
     else:
+
         def shape(t):
             x = _fraction(t, cooldown, decay_steps)
             return _cosine(x) if decay_type == "cosine" else 1 - jnp.sqrt(x)
@@ -759,8 +824,12 @@ def warmup_stable_decay_schedule(init_value: float, peak_value: float, warmup_st
     return _named(schedule, owner)
 
 
-def inverse_sqrt_schedule(peak_value: float, warmup_steps: int = 0, init_value: float = 0.0,
-                          timescale: float | None = None) -> Schedule:
+def inverse_sqrt_schedule(
+    peak_value: float,
+    warmup_steps: int = 0,
+    init_value: float = 0.0,
+    timescale: float | None = None,
+) -> Schedule:
     """Linear warmup, then inverse-square-root decay.
 
     v(t) = I + (P - I) * t / W                 for t < W,

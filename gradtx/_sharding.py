@@ -50,8 +50,9 @@ from ._tree import path_str
 from ._typing import PyTree, TransformLike
 
 
-def state_shardings(opt: TransformLike, params: PyTree, mesh: Mesh,
-                    axis: str | tuple[str, ...] | None = "data") -> PyTree:
+def state_shardings(
+    opt: TransformLike, params: PyTree, mesh: Mesh, axis: str | tuple[str, ...] | None = "data"
+) -> PyTree:
     """Shardings for ``opt.init(params)``: each moment like its parameter, split over ``axis``.
 
     The state of a gradtx optimizer holds moments shaped like the params (one
@@ -94,8 +95,10 @@ def state_shardings(opt: TransformLike, params: PyTree, mesh: Mesh,
     """
     owner = "state_shardings"
     if not (hasattr(opt, "init") and hasattr(opt, "update")):
-        raise TypeError(f"{owner}: opt must be a gradient transformation (with init and "
-                        f"update), got {type(opt).__name__}")
+        raise TypeError(
+            f"{owner}: opt must be a gradient transformation (with init and "
+            f"update), got {type(opt).__name__}"
+        )
     if not isinstance(mesh, Mesh):
         raise TypeError(f"{owner}: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     axes = _check_axis(owner, axis, mesh)
@@ -107,15 +110,19 @@ def state_shardings(opt: TransformLike, params: PyTree, mesh: Mesh,
 
     def mirrors_params(node):
         leaves, treedef = jax.tree.flatten(node)
-        return (treedef == param_def
-                and [tuple(getattr(x, "shape", ())) for x in leaves] == param_shapes)
+        return (
+            treedef == param_def
+            and [tuple(getattr(x, "shape", ())) for x in leaves] == param_shapes
+        )
 
     nodes, state_def = jax.tree.flatten(abstract_state, is_leaf=mirrors_params)
     placed = []
     for node in nodes:
         if mirrors_params(node):
-            shardings = [NamedSharding(mesh, _split(spec, leaf.shape, axes, mesh))
-                         for spec, leaf in zip(param_specs, jax.tree.leaves(node))]
+            shardings = [
+                NamedSharding(mesh, _split(spec, leaf.shape, axes, mesh))
+                for spec, leaf in zip(param_specs, jax.tree.leaves(node))
+            ]
             placed.append(param_def.unflatten(shardings))
         else:
             placed.append(NamedSharding(mesh, _split(PartitionSpec(), node.shape, axes, mesh)))
@@ -128,8 +135,10 @@ def _check_axis(owner, axis, mesh):
     axes = (axis,) if isinstance(axis, str) else tuple(axis)
     for name in axes:
         if name not in mesh.axis_names:
-            raise ValueError(f"{owner}: axis {name!r} is not an axis of the mesh; its axes "
-                             f"are {tuple(mesh.axis_names)}")
+            raise ValueError(
+                f"{owner}: axis {name!r} is not an axis of the mesh; its axes "
+                f"are {tuple(mesh.axis_names)}"
+            )
     return axes
 
 
@@ -139,14 +148,20 @@ def _param_spec(owner, path, leaf, mesh):
     if sharding is None or isinstance(sharding, SingleDeviceSharding):
         return PartitionSpec()
     if not isinstance(sharding, NamedSharding):
-        raise TypeError(f"{owner}: parameter {path_str(path)} has a "
-                        f"{type(sharding).__name__}; expected a NamedSharding on the mesh "
-                        f"(or no sharding, read as replicated)")
+        raise TypeError(
+            f"{owner}: parameter {path_str(path)} has a "
+            f"{type(sharding).__name__}; expected a NamedSharding on the mesh "
+            f"(or no sharding, read as replicated)"
+        )
     on = sharding.mesh
-    if tuple(on.axis_names) != tuple(mesh.axis_names) or tuple(on.axis_sizes) != tuple(mesh.axis_sizes):
-        raise ValueError(f"{owner}: parameter {path_str(path)} is sharded on a mesh with axes "
-                         f"{dict(zip(on.axis_names, on.axis_sizes))}, not on the given mesh "
-                         f"{dict(zip(mesh.axis_names, mesh.axis_sizes))}")
+    if tuple(on.axis_names) != tuple(mesh.axis_names) or tuple(on.axis_sizes) != tuple(
+        mesh.axis_sizes
+    ):
+        raise ValueError(
+            f"{owner}: parameter {path_str(path)} is sharded on a mesh with axes "
+            f"{dict(zip(on.axis_names, on.axis_sizes))}, not on the given mesh "
+            f"{dict(zip(mesh.axis_names, mesh.axis_sizes))}"
+        )
     return sharding.spec
 
 
@@ -165,8 +180,9 @@ def _split(spec, shape, axes, mesh):
         return spec
     size = math.prod(mesh.shape[name] for name in axes)
     entries = list(spec) + [None] * (len(shape) - len(spec))
-    free = [d for d in range(len(shape))
-            if entries[d] is None and shape[d] % size == 0 and shape[d] > 0]
+    free = [
+        d for d in range(len(shape)) if entries[d] is None and shape[d] % size == 0 and shape[d] > 0
+    ]
     if not free:
         return spec
     dim = max(free, key=lambda d: shape[d])

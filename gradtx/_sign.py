@@ -55,8 +55,9 @@ class ScaleByLionState(NamedTuple):
 _LION_MODES = ("hard", "smooth", "refined")
 
 
-def scale_by_lion(b1=0.9, b2=0.99, mu_dtype=None, *, mode: str = "hard",
-                  smooth_beta=1.0) -> GradientTransformation:
+def scale_by_lion(
+    b1=0.9, b2=0.99, mu_dtype=None, *, mode: str = "hard", smooth_beta=1.0
+) -> GradientTransformation:
     """Lion's direction: u_t = sign(b1 * m_{t-1} + (1 - b1) * g_t), m_t = b2 * m_{t-1} + (1 - b2) * g_t.
 
     The step interpolates with b1 and the moment averages with b2, so the

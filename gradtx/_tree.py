@@ -15,8 +15,9 @@ def leaf_paths(tree) -> list:
     return [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def check_same_structure(owner: str, expected, got, expected_name: str, got_name: str,
-                         hint: str = "") -> None:
+def check_same_structure(
+    owner: str, expected, got, expected_name: str, got_name: str, hint: str = ""
+) -> None:
     """Raise if two pytrees differ, saying which leaf is missing or extra.
 
     The message names ``owner``, the first leaf ``got`` lacks or has in
@@ -34,16 +35,22 @@ def check_same_structure(owner: str, expected, got, expected_name: str, got_name
     extra = [path_str(p) for p in got_paths if path_str(p) not in expected_keys]
     reasons = []
     if missing:
-        reasons.append(f"{got_name} lack leaf {missing[0]}" +
-                       (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") +
-                       f", which {expected_name} have")
+        reasons.append(
+            f"{got_name} lack leaf {missing[0]}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + f", which {expected_name} have"
+        )
     if extra:
-        reasons.append(f"{got_name} have leaf {extra[0]}" +
-                       (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "") +
-                       f", which {expected_name} do not")
+        reasons.append(
+            f"{got_name} have leaf {extra[0]}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            + f", which {expected_name} do not"
+        )
     if not reasons:
-        reasons.append(f"the container types differ: {expected_name} is {expected_def}, "
-                       f"{got_name} is {got_def}")
+        reasons.append(
+            f"the container types differ: {expected_name} is {expected_def}, "
+            f"{got_name} is {got_def}"
+        )
     message = f"{owner}: {got_name} do not match {expected_name}: {'; '.join(reasons)}"
     raise ValueError(message + (f"; {hint}" if hint else ""))
 
@@ -55,6 +62,7 @@ def zeros_like_tree(params, real: bool = False, dtype=None):
     like its parameter (a ``jax.ShapeDtypeStruct`` with a sharding included)
     instead of landing whole on the default device.
     """
+
     def zeros(p):
         p = jnp.asarray(p) if not hasattr(p, "dtype") else p
         d = dtype or p.dtype

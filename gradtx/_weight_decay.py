@@ -12,8 +12,9 @@ from ._tree import check_same_structure, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
 
 
-def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
-                        mask: MaskOrFn | None = None) -> GradientTransformation:
+def add_decayed_weights(
+    weight_decay: ScalarOrSchedule = 0.0, mask: MaskOrFn | None = None
+) -> GradientTransformation:
     """Add decayed weights: u_t = u_t + weight_decay * p_t.
 
     Placed after the preconditioner (as in ``adamw``) this is decoupled weight
@@ -56,8 +57,14 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
         keep = resolve_mask(mask, params)
         if keep is None:
             keep = jax.tree.map(lambda _: True, params)
-        check_same_structure(owner, params, keep, "params", "mask",
-                             hint="the mask must be a pytree of bools shaped like the params")
+        check_same_structure(
+            owner,
+            params,
+            keep,
+            "params",
+            "mask",
+            hint="the mask must be a pytree of bools shaped like the params",
+        )
 
         def decay(u, p, k):
             if isinstance(k, bool) and not k:
@@ -68,8 +75,9 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
 
         return jax.tree.map(decay, updates, params, keep), state
 
-    return GradientTransformation(init, update, name=owner,
-                                  hyperparams={"weight_decay": weight_decay, "mask": mask})
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"weight_decay": weight_decay, "mask": mask}
+    )
 
 
 def add_scaled_params(scale):
@@ -113,7 +121,8 @@ def add_scaled_params(scale):
             state = ScheduleState(count=increment(state.count))
         else:
             factor = scale
-        return jax.tree.map(lambda u, p: u + jnp.asarray(factor, u.dtype) * p.astype(u.dtype),
-                            updates, params), state
+        return jax.tree.map(
+            lambda u, p: u + jnp.asarray(factor, u.dtype) * p.astype(u.dtype), updates, params
+        ), state
 
     return GradientTransformation(init, update, name=owner, hyperparams={"scale": scale})

@@ -40,6 +40,7 @@ def _run_or_skip(run, step, updates, inner_state, on_skip=None):
     outputs are cast to the dtypes of the inputs.  ``on_skip`` is called
     (for its side effects) in the skipping branch only.
     """
+
     def go():
         out, state = step()
         return _like(out, updates), _like(state, inner_state)
@@ -56,6 +57,7 @@ def _run_or_skip(run, step, updates, inner_state, on_skip=None):
 
 # ----------------------------------------------------------------------------
 # Gradient accumulation
+
 
 class AccumulationState(NamedTuple):
     """mini_step: micro-batches summed since the last step (0 .. k-1);
@@ -106,14 +108,21 @@ def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransfor
 
     def init(params):
         grad_sum = jax.tree.map(
-            lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))), params)
+            lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))), params
+        )
         return AccumulationState(new_count(), grad_sum, inner.init(params))
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, AccumulationState)
         check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.grad_sum, updates, "the accumulator", "updates",
-                             hint="was the state made by init on other params?")
+        check_same_structure(
+            owner,
+            state.grad_sum,
+            updates,
+            "the accumulator",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
         total = jax.tree.map(lambda s, u: s + u.astype(s.dtype), state.grad_sum, updates)
         last = state.mini_step >= every_k - 1
 
@@ -126,12 +135,18 @@ def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransfor
         mini_step = jnp.where(last, jnp.zeros_like(state.mini_step), state.mini_step + 1)
         return out, AccumulationState(mini_step, grad_sum, inner_state)
 
-    return GradientTransformation(init, update, name=owner, children=(inner,),
-                                  hyperparams={"inner": inner, "every_k": every_k})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(inner,),
+        hyperparams={"inner": inner, "every_k": every_k},
+    )
 
 
 # ----------------------------------------------------------------------------
 # NaN safety
+
 
 class ApplyIfFiniteState(NamedTuple):
     """notfinite_count: consecutive non-finite steps (0 after a finite one);
@@ -152,15 +167,18 @@ def _all_finite(tree):
 
 
 def _too_many_message(count, limit):
-    return (f"apply_if_finite: {count} consecutive steps had a non-finite (NaN or inf) gradient, "
-            f"update or optimizer state, "
-            f"more than max_consecutive_errors={limit}; stopping. The parameters and optimizer "
-            f"state are those of the last finite step: lower the learning rate, look for an "
-            f"overflow in the loss, or restore a checkpoint")
+    return (
+        f"apply_if_finite: {count} consecutive steps had a non-finite (NaN or inf) gradient, "
+        f"update or optimizer state, "
+        f"more than max_consecutive_errors={limit}; stopping. The parameters and optimizer "
+        f"state are those of the last finite step: lower the learning rate, look for an "
+        f"overflow in the loss, or restore a checkpoint"
+    )
 
 
-def apply_if_finite(inner: TransformLike,
-                    max_consecutive_errors: int | None = None) -> GradientTransformation:
+def apply_if_finite(
+    inner: TransformLike, max_consecutive_errors: int | None = None
+) -> GradientTransformation:
     """Skip non-finite steps: u_t, s_t = T(g_t, s_{t-1}) if g_t, u_t and s_t are all finite,
     else u_t = 0 and s_t = s_{t-1}.
 
@@ -222,11 +240,13 @@ def apply_if_finite(inner: TransformLike,
         # |g| = 1e20 is inf, and every later update of that element is 0):
         # such a step is as bad as a NaN gradient, and is skipped the same way.
         finite = _all_finite(updates) & _all_finite(out) & _all_finite(inner_state)
-        count = jnp.where(finite, jnp.zeros_like(state.notfinite_count),
-                          increment(state.notfinite_count))
+        count = jnp.where(
+            finite, jnp.zeros_like(state.notfinite_count), increment(state.notfinite_count)
+        )
         on_skip = None
         if limit is not None:
             if is_traced(count):
+
                 def on_skip():
                     jax.debug.callback(raise_if_over, count)
             elif int(count) > limit:
@@ -239,9 +259,13 @@ def apply_if_finite(inner: TransformLike,
         total = jnp.where(finite, state.total_notfinite, increment(state.total_notfinite))
         return out, ApplyIfFiniteState(count, finite, total, inner_state)
 
-    return GradientTransformation(init, update, name=owner, children=(inner,),
-                                  hyperparams={"inner": inner,
-                                               "max_consecutive_errors": max_consecutive_errors})
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(inner,),
+        hyperparams={"inner": inner, "max_consecutive_errors": max_consecutive_errors},
+    )
 
 
 class ZeroNansState(NamedTuple):
@@ -274,11 +298,16 @@ def zero_nans() -> GradientTransformation:
 
     def update(updates, state, params):
         check_state(owner, state, ZeroNansState)
-        check_same_structure(owner, state.found_nan, updates, "the state", "updates",
-                             hint="was the state made by init on other params?")
+        check_same_structure(
+            owner,
+            state.found_nan,
+            updates,
+            "the state",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
         nan = jax.tree.map(jnp.isnan, updates)
         out = jax.tree.map(lambda u, n: jnp.where(n, jnp.zeros_like(u), u), updates, nan)
         return out, ZeroNansState(jax.tree.map(jnp.any, nan))
 
     return GradientTransformation(init, update, name=owner)
-

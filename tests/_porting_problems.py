@@ -24,12 +24,18 @@ def _problem():
     params = {
         "quad": {"a": rng.normal(size=(3, 2)), "b": [rng.normal(size=(4,)), np.array(0.7)]},
         "rosen": np.array([-0.8, 0.9]),
-        "mlp": {"w1": 0.5 * rng.normal(size=(3, 8)), "b1": 0.1 * rng.normal(size=(8,)),
-                "w2": 0.5 * rng.normal(size=(8, 1)), "b2": np.zeros(1)},
+        "mlp": {
+            "w1": 0.5 * rng.normal(size=(3, 8)),
+            "b1": 0.1 * rng.normal(size=(8,)),
+            "w2": 0.5 * rng.normal(size=(8, 1)),
+            "b2": np.zeros(1),
+        },
     }
     const = {
-        "curv": {"a": rng.uniform(0.5, 3.0, size=(3, 2)),
-                 "b": [rng.uniform(0.5, 3.0, size=(4,)), np.array(1.5)]},
+        "curv": {
+            "a": rng.uniform(0.5, 3.0, size=(3, 2)),
+            "b": [rng.uniform(0.5, 3.0, size=(4,)), np.array(1.5)],
+        },
         "target": {"a": rng.normal(size=(3, 2)), "b": [rng.normal(size=(4,)), np.array(-0.3)]},
         "x": rng.normal(size=(16, 3)),
         "y": 3.0 + np.sin(rng.normal(size=(16, 1))),  # far from the start: no gradient nears 0
@@ -44,12 +50,14 @@ LEAVES, TREEDEF = jax.tree.flatten(PARAMS)
 def loss(params, const, tanh):
     """Quadratic + Rosenbrock + MLP regression; works on jnp arrays and torch tensors."""
     quad = 0.0
-    for p, c, t in [(params["quad"]["a"], const["curv"]["a"], const["target"]["a"]),
-                    (params["quad"]["b"][0], const["curv"]["b"][0], const["target"]["b"][0]),
-                    (params["quad"]["b"][1], const["curv"]["b"][1], const["target"]["b"][1])]:
+    for p, c, t in [
+        (params["quad"]["a"], const["curv"]["a"], const["target"]["a"]),
+        (params["quad"]["b"][0], const["curv"]["b"][0], const["target"]["b"][0]),
+        (params["quad"]["b"][1], const["curv"]["b"][1], const["target"]["b"][1]),
+    ]:
         quad = quad + (0.5 * c * (p - t) ** 2).sum()
     x, y = params["rosen"][0], params["rosen"][1]
-    rosen = (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+    rosen = (1 - x) ** 2 + 100 * (y - x**2) ** 2
     mlp = params["mlp"]
     hidden = tanh(const["x"] @ mlp["w1"] + mlp["b1"])
     mse = ((hidden @ mlp["w2"] + mlp["b2"] - const["y"]) ** 2).mean()
@@ -83,8 +91,10 @@ def unravel(flat_steps):
     """(steps, n) back to the leaves of PARAMS, each (steps, *shape)."""
     flat_steps = np.asarray(flat_steps)
     sizes = np.cumsum([leaf.size for leaf in LEAVES])[:-1]
-    return [part.reshape((len(flat_steps),) + leaf.shape)
-            for part, leaf in zip(np.split(flat_steps, sizes, axis=1), LEAVES)]
+    return [
+        part.reshape((len(flat_steps),) + leaf.shape)
+        for part, leaf in zip(np.split(flat_steps, sizes, axis=1), LEAVES)
+    ]
 
 
 def compile_quickly(fn, *args):

@@ -11,6 +11,7 @@ STEPS = 120
 
 def outputs(tx, grads, params):
     """The transform's outputs over the sequences, as lists of leaves (jitted scan)."""
+
     def body(state, gp):
         u, state = tx.update(gp[0], state, gp[1])
         return state, u

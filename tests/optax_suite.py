@@ -65,31 +65,47 @@ FILES = QUICK_FILES + SLOW_FILES
 # is not run against gradtx.  Each is a
 # deliberate gradtx convention or a test of an optax-only helper that the
 # substitution mixes with gradtx's classes.
-_INT_GRADIENTS = ("feeds integer gradients; gradtx refuses integer updates and params "
-                  "(an integer gradient is a bug upstream; mask such leaves out)")
-_ISINSTANCE = ("checks isinstance against optax's GradientTransformationExtraArgs, or that "
-               "optax's own helper (stateless, with_extra_args_support, which gradtx does "
-               "not offer) returns gradtx's class; gradtx cannot make its objects instances "
-               "of optax's NamedTuple without importing optax")
-_APPLY_IF_FINITE = ("expects apply_if_finite to keep skipping after max_consecutive_errors "
-                    "bad steps; gradtx raises FloatingPointError then (README conventions)")
-_ERROR_WORDING = ("fails on optax itself (jax 0.10 no longer says 'Dict key mismatch'); "
-                  "gradtx raises the ValueError too, naming the transform and the leaf")
-_REAL_STATE_FOR_COMPLEX = ("stores a complex parameter's moment in a real dtype (bf16 or "
-                           "float32); gradtx refuses at init, since the imaginary part would "
-                           "be lost at the first update")
-_ANNOTATION = ("skips itself on gradtx: it runs only where the learning_rate annotation is "
-               "optax's ScalarOrSchedule object, and gradtx's annotations are strings; "
-               "gradtx's own tests drive every optimizer with a schedule")
+_INT_GRADIENTS = (
+    "feeds integer gradients; gradtx refuses integer updates and params "
+    "(an integer gradient is a bug upstream; mask such leaves out)"
+)
+_ISINSTANCE = (
+    "checks isinstance against optax's GradientTransformationExtraArgs, or that "
+    "optax's own helper (stateless, with_extra_args_support, which gradtx does "
+    "not offer) returns gradtx's class; gradtx cannot make its objects instances "
+    "of optax's NamedTuple without importing optax"
+)
+_APPLY_IF_FINITE = (
+    "expects apply_if_finite to keep skipping after max_consecutive_errors "
+    "bad steps; gradtx raises FloatingPointError then (README conventions)"
+)
+_ERROR_WORDING = (
+    "fails on optax itself (jax 0.10 no longer says 'Dict key mismatch'); "
+    "gradtx raises the ValueError too, naming the transform and the leaf"
+)
+_REAL_STATE_FOR_COMPLEX = (
+    "stores a complex parameter's moment in a real dtype (bf16 or "
+    "float32); gradtx refuses at init, since the imaginary part would "
+    "be lost at the first update"
+)
+_ANNOTATION = (
+    "skips itself on gradtx: it runs only where the learning_rate annotation is "
+    "optax's ScalarOrSchedule object, and gradtx's annotations are strings; "
+    "gradtx's own tests drive every optimizer with a schedule"
+)
 EXCLUDED: dict[str, str] = {
     # _OPTIMIZERS_UNDER_TEST rows gradtx has: adagrad, adam, adamw, amsgrad, nadam,
     # nadamw, radam, rmsprop (twice), sgd.
-    **{f"_schedule_test::ScheduleAsLearningRateTest::test_optimization{i}": _ANNOTATION
-       for i in (5, 6, 9, 11, 16, 17, 24, 25, 26, 28)},
+    **{
+        f"_schedule_test::ScheduleAsLearningRateTest::test_optimization{i}": _ANNOTATION
+        for i in (5, 6, 9, 11, 16, 17, 24, 25, 26, 28)
+    },
     # test_explicit_dtype's product: complex64 params with a bfloat16 or float32 state
     # dtype, for sgd_mom, adam and adamw.
-    **{f"alias_test::AliasTest::test_explicit_dtype{i}": _REAL_STATE_FOR_COMPLEX
-       for i in range(24, 30)},
+    **{
+        f"alias_test::AliasTest::test_explicit_dtype{i}": _REAL_STATE_FOR_COMPLEX
+        for i in range(24, 30)
+    },
     "base_test::ExtraArgsTest::test_isinstance": _ISINSTANCE,
     "base_test::StatelessTest::test_init_returns_emptystate": _ISINSTANCE,
     "base_test::StatelessWithTreeMapTest::test_init_returns_emptystate": _ISINSTANCE,
@@ -101,32 +117,41 @@ EXCLUDED: dict[str, str] = {
     "_combining_test::PartitionTest::test_extra_args": _INT_GRADIENTS,
     "_inject_test::InjectHyperparamsTest::test_hyperparam_default_dtype_*": (
         "expects injected hyperparameters in the params' dtype (bf16); gradtx keeps them in "
-        "float32 (float64 under x64) so that b2=0.999 does not round to 1 (README conventions)"),
+        "float32 (float64 under x64) so that b2=0.999 does not round to 1 (README conventions)"
+    ),
     "_inject_test::InjectHyperparamsTest::test_inject_hyperparams_starts_with_step_count_zero": (
-        _INT_GRADIENTS),
+        _INT_GRADIENTS
+    ),
     "_adding_test::AddingTest::test_none_argument": (
-        "passes the int 0 as add_decayed_weights' state; gradtx checks the state's type"),
+        "passes the int 0 as add_decayed_weights' state; gradtx checks the state's type"
+    ),
     "_conditionality_test::ConditionalityTest::test_apply_if_finite_pmap": _APPLY_IF_FINITE,
     "_conditionality_test::ConditionalityTest::test_apply_if_finite_sgd": _APPLY_IF_FINITE,
     "_conditionality_test::ConditionalityTest::test_apply_if_finite_sgd_extra_args": (
-        _APPLY_IF_FINITE),
+        _APPLY_IF_FINITE
+    ),
     "_conditionality_test::ConditionalityTest::test_apply_if_finite_stateful_sgd": (
-        _APPLY_IF_FINITE),
+        _APPLY_IF_FINITE
+    ),
     "_clipping_test::ClippingTest::test_clip_by_block_rms": (
         "fails on optax itself: its 7-place check of a float32 RMS that comes out one ulp "
-        "below 1; gradtx computes optax's u / (rms / threshold) bit for bit"),
+        "below 1; gradtx computes optax's u / (rms / threshold) bit for bit"
+    ),
     "_freezing_test::FreezeTest::test_bad_structure_raises": _ERROR_WORDING,
     "_freezing_test::SelectiveTransformTest::test_selective_bad_structure": _ERROR_WORDING,
     "_masking_test::MaskedTest::test_masked_state_structure": (
         "reads optax's private layout of a masked sgd state: a chain state indexed as a "
-        "tuple (gradtx: ChainState(states)) with optax's MaskedNode where gradtx keeps None"),
+        "tuple (gradtx: ChainState(states)) with optax's MaskedNode where gradtx keeps None"
+    ),
     "transform_test::TransformTest::test_lion_invalid_mode_raises": (
         "expects the invalid mode to raise at update; gradtx checks it when scale_by_lion is "
-        "built, so the ValueError comes one line earlier, outside the test's assertRaises"),
+        "built, so the ValueError comes one line earlier, outside the test's assertRaises"
+    ),
     "_clipping_test::ClippingTest::test_per_example_global_norm_clip": _INT_GRADIENTS,
     "_masking_test::MaskedTest::test_tree_map_params": (
         "maps over the masked state with is_leaf=optax's MaskedNode; gradtx keeps None for "
-        "unselected leaves"),
+        "unselected leaves"
+    ),
 }
 
 
@@ -147,8 +172,15 @@ def _gradtx_namespace(optax_name: str):
         "optax.tree_utils."
     ):
         return getattr(gradtx, "tree", None)
-    if optax_name.startswith(("optax.losses", "optax.projections", "optax.second_order",
-                              "optax.perturbations", "optax.assignment")):
+    if optax_name.startswith(
+        (
+            "optax.losses",
+            "optax.projections",
+            "optax.second_order",
+            "optax.perturbations",
+            "optax.assignment",
+        )
+    ):
         return None
     return gradtx
 
@@ -279,18 +311,35 @@ def run_files(files, substitute: bool = True, timeout: float = 1800) -> dict[str
         tmp = pathlib.Path(tmp)
         for file in files:
             (tmp / f"{_wrapper_name(file)}.py").write_text(
-                _WRAPPER.format(dotted=_dotted(file), substitute=substitute))
+                _WRAPPER.format(dotted=_dotted(file), substitute=substitute)
+            )
         (tmp / "conftest.py").write_text(_CONFTEST.format(excluded=excluded))
         (tmp / "pytest.ini").write_text("[pytest]\n")
         junit = tmp / "junit.xml"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:benchmark",
-             "-p", "no:cacheprovider", f"--junitxml={junit}",
-             "--rootdir", str(tmp), "-c", str(tmp / "pytest.ini"),
-             *[f"{_wrapper_name(f)}.py" for f in files]],
-            cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:benchmark",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={junit}",
+                "--rootdir",
+                str(tmp),
+                "-c",
+                str(tmp / "pytest.ini"),
+                *[f"{_wrapper_name(f)}.py" for f in files],
+            ],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if not junit.exists():
             raise RuntimeError(f"pytest produced no report\n{proc.stdout}\n{proc.stderr}")
@@ -299,14 +348,17 @@ def run_files(files, substitute: bool = True, timeout: float = 1800) -> dict[str
         dropped = tmp / "excluded.txt"
         for nodeid in dropped.read_text().splitlines() if dropped.exists() else []:
             wrapper, test = nodeid.split("::", 1)
-            results[by_wrapper[wrapper[:-len(".py")]]].excluded.append(test)
+            results[by_wrapper[wrapper[: -len(".py")]]].excluded.append(test)
         for case in ElementTree.parse(junit).getroot().iter("testcase"):
             classname = case.get("classname") or ""
             wrapper = classname.split(".", 1)[0]
             result = results[by_wrapper[wrapper]] if wrapper in by_wrapper else None
             if result is None:  # a collection error carries the file in its name
-                result = next(r for w, r in ((w, results[f]) for w, f in by_wrapper.items())
-                              if w in classname or w in (case.get("name") or ""))
+                result = next(
+                    r
+                    for w, r in ((w, results[f]) for w, f in by_wrapper.items())
+                    if w in classname or w in (case.get("name") or "")
+                )
             name = f"{classname.rsplit('.', 1)[-1]}::{case.get('name')}"
             problem = case.find("failure")
             if problem is None:
@@ -327,8 +379,10 @@ def main(argv: list[str]) -> int:
     total_failed = 0
     for file in files:
         r = ours[file]
-        line = (f"{file}: gradtx passed {len(r.passed)} failed {len(r.failed)} "
-                f"excluded {len(r.excluded)}")
+        line = (
+            f"{file}: gradtx passed {len(r.passed)} failed {len(r.failed)} "
+            f"excluded {len(r.excluded)}"
+        )
         if baseline:
             t = theirs[file]
             line += f"; optax passed {len(t.passed)} failed {len(t.failed)}"

@@ -37,13 +37,15 @@ def assert_trajectories_close(actual, expected, what, rtol=RTOL, atol=ATOL):
     print(f"\n{what}: worst relative error {err:.2e}")
     for step, (a_leaves, b_leaves) in enumerate(zip(actual, expected)):
         for a, b in zip(a_leaves, b_leaves):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol,
-                                       err_msg=f"{what}: step {step + 1}")
+            np.testing.assert_allclose(
+                a, b, rtol=rtol, atol=atol, err_msg=f"{what}: step {step + 1}"
+            )
 
 
 # ----------------------------------------------------------------------------
 # Problems.  Parameters are NumPy float64 trees; ``grad_np`` maps a list of
 # leaves (in jax.tree.leaves order) to the list of gradient leaves.
+
 
 class Problem:
     def __init__(self, name, params, loss, grad_np, lr_scale):
@@ -56,8 +58,11 @@ def _nested_quadratic():
     rng = np.random.default_rng(0)
 
     def like(f):
-        return {"scalar": np.asarray(f(())), "vector": f((5,)),
-                "nested": {"matrix": f((3, 4)), "cube": f((2, 3, 2))}}
+        return {
+            "scalar": np.asarray(f(())),
+            "vector": f((5,)),
+            "nested": {"matrix": f((3, 4)), "cube": f((2, 3, 2))},
+        }
 
     params = like(lambda s: rng.normal(size=s))
     centre = like(lambda s: rng.normal(size=s))
@@ -65,8 +70,10 @@ def _nested_quadratic():
     c_leaves, k_leaves = jax.tree.leaves(centre), jax.tree.leaves(curvature)
 
     def loss(p):
-        return sum(0.5 * jnp.sum(k * (x - c) ** 2)
-                   for x, c, k in zip(jax.tree.leaves(p), c_leaves, k_leaves))
+        return sum(
+            0.5 * jnp.sum(k * (x - c) ** 2)
+            for x, c, k in zip(jax.tree.leaves(p), c_leaves, k_leaves)
+        )
 
     def grad_np(leaves):
         return [k * (x - c) for x, c, k in zip(leaves, c_leaves, k_leaves)]
@@ -96,10 +103,12 @@ def _rosenbrock():
 
 def _mlp():
     rng = np.random.default_rng(1)
-    x = jnp.asarray(rng.normal(size=(20, 6)))   # float64: built under x64
+    x = jnp.asarray(rng.normal(size=(20, 6)))  # float64: built under x64
     y = jnp.asarray(rng.normal(size=(20, 2)))
-    params = {"hidden": {"w": rng.normal(size=(6, 8)) / np.sqrt(6), "b": np.zeros(8)},
-              "out": {"w": rng.normal(size=(8, 2)) / np.sqrt(8), "b": np.zeros(2)}}
+    params = {
+        "hidden": {"w": rng.normal(size=(6, 8)) / np.sqrt(6), "b": np.zeros(8)},
+        "out": {"w": rng.normal(size=(8, 2)) / np.sqrt(8), "b": np.zeros(2)},
+    }
 
     def loss(p):
         h = jnp.tanh(x @ p["hidden"]["w"] + p["hidden"]["b"])
@@ -111,7 +120,9 @@ def _mlp():
     treedef = jax.tree.structure(params)
 
     def grad_np(leaves):
-        return [np.asarray(g) for g in jax.tree.leaves(grad_fn(jax.tree.unflatten(treedef, leaves)))]
+        return [
+            np.asarray(g) for g in jax.tree.leaves(grad_fn(jax.tree.unflatten(treedef, leaves)))
+        ]
 
     return Problem("mlp", params, loss, grad_np, lr_scale=1.0)
 
@@ -195,8 +206,9 @@ def transform_outputs(tx, grads, params, extra=None, standard_promotion=False):
     return [[np.asarray(o[t]) for o in outs] for t in range(len(grads))]
 
 
-def assert_transform_matches(ours, theirs, tree, what, steps=STEPS, extra=None, rtol=RTOL,
-                             atol=ATOL, seed=2):
+def assert_transform_matches(
+    ours, theirs, tree, what, steps=STEPS, extra=None, rtol=RTOL, atol=ATOL, seed=2
+):
     """gradtx's transform ``ours`` computes optax's ``theirs`` on random gradients and params."""
     grads = random_sequence(tree, steps, seed)
     params = random_sequence(tree, steps, seed + 1)

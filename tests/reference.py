@@ -43,6 +43,7 @@ def tree(refs, n=None):
     ``refs`` is one (init, update) pair used for every leaf, or a list with
     one pair per leaf (to give leaves different settings, e.g. a mask).
     """
+
     def pick(i):
         return refs[i] if isinstance(refs, list) else refs
 
@@ -59,9 +60,11 @@ def tree(refs, n=None):
 # ----------------------------------------------------------------------------
 # Optimizers.
 
+
 def sgd(lr, momentum=None, nesterov=False):
     """SGD; heavy ball b_t = mu b_{t-1} + g_t (Polyak 1964), step -lr b_t;
     Nesterov (Sutskever et al. 2013, PyTorch's form) steps -lr (mu b_t + g_t)."""
+
     def init(p):
         return {"t": 0, "b": _zeros(p)}
 
@@ -77,8 +80,16 @@ def sgd(lr, momentum=None, nesterov=False):
     return init, update
 
 
-def rmsprop(lr, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True, centered=False,
-            momentum=None, nesterov=False):
+def rmsprop(
+    lr,
+    decay=0.9,
+    eps=1e-8,
+    initial_scale=0.0,
+    eps_in_sqrt=True,
+    centered=False,
+    momentum=None,
+    nesterov=False,
+):
     """RMSprop (Tieleman & Hinton 2012); centered (Graves 2013, eq. 38-45).
 
     v_t = decay v_{t-1} + (1 - decay) |g_t|^2,  a_t = decay a_{t-1} + (1 - decay) g_t,
@@ -88,6 +99,7 @@ def rmsprop(lr, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True, center
     step: -lr * direction.  (The buffer accumulates the scaled gradient and
     the learning rate multiplies afterwards, as in PyTorch.)
     """
+
     def init(p):
         return {"t": 0, "v": _real_zeros(p) + initial_scale, "a": _zeros(p), "b": _zeros(p)}
 
@@ -110,6 +122,7 @@ def rmsprop(lr, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt=True, center
 def adagrad(lr, initial_accumulator_value=0.1, eps=1e-7):
     """Adagrad (Duchi, Hazan, Singer 2011): s_t = s_{t-1} + |g_t|^2,
     step -lr g_t / sqrt(s_t + eps), s_0 = initial_accumulator_value."""
+
     def init(p):
         return {"t": 0, "s": _real_zeros(p) + initial_accumulator_value}
 
@@ -129,6 +142,7 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
     E[dx^2]_t = rho E[dx^2]_{t-1} + (1 - rho) |dx_t|^2,
     step: -lr dx_t (lr = 1 is the paper).
     """
+
     def init(p):
         return {"t": 0, "eg": _real_zeros(p), "ex": _real_zeros(p)}
 
@@ -152,6 +166,7 @@ def adam(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=0.0, decay=T
     Hutter 2019): decoupled from the gradient and multiplied by lr; ``decay``
     False exempts this leaf (a mask).
     """
+
     def init(p):
         return {"t": 0, "m": _zeros(p), "v": _real_zeros(p)}
 
@@ -159,8 +174,8 @@ def adam(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, weight_decay=0.0, decay=T
         t = s["t"] + 1
         m = b1 * s["m"] + (1 - b1) * g
         v = b2 * s["v"] + (1 - b2) * _sq(g)
-        m_hat = m / (1 - b1 ** t)
-        v_hat = v / (1 - b2 ** t)
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
         direction = m_hat / (np.sqrt(v_hat + eps_root) + eps)
         if decay:
             direction = direction + _at(weight_decay, t - 1) * p
@@ -182,6 +197,7 @@ def amsgrad(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, max_before_correction=
     vmax_t = max(vmax_{t-1}, v_t), used as vmax_t / (1 - b2^t)  (maximum before correction);
     step: -lr m_hat / (sqrt(vmax + eps_root) + eps).
     """
+
     def init(p):
         return {"t": 0, "m": _zeros(p), "v": _real_zeros(p), "vmax": _real_zeros(p)}
 
@@ -191,11 +207,11 @@ def amsgrad(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, max_before_correction=
         v = b2 * s["v"] + (1 - b2) * _sq(g)
         if max_before_correction:
             vmax = np.maximum(s["vmax"], v)
-            denom_v = vmax / (1 - b2 ** t)
+            denom_v = vmax / (1 - b2**t)
         else:
-            vmax = np.maximum(s["vmax"], v / (1 - b2 ** t))
+            vmax = np.maximum(s["vmax"], v / (1 - b2**t))
             denom_v = vmax
-        u = -_at(lr, t - 1) * (m / (1 - b1 ** t)) / (np.sqrt(denom_v + eps_root) + eps)
+        u = -_at(lr, t - 1) * (m / (1 - b1**t)) / (np.sqrt(denom_v + eps_root) + eps)
         return u, {"t": t, "m": m, "v": v, "vmax": vmax}
 
     return init, update
@@ -203,6 +219,7 @@ def amsgrad(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, max_before_correction=
 
 # ----------------------------------------------------------------------------
 # Transforms, each on its own (its input is the gradient).
+
 
 def scale(step_size):
     """u_t = c g_t."""
@@ -233,9 +250,10 @@ def momentum(decay, ema=False, nesterov=False):
 
 def bias_correction(decay):
     """u_t = g_t / (1 - d^t), t = 1 at the first step."""
+
     def update(g, s, p):
         t = s["t"] + 1
-        return g / (1 - decay ** t), {"t": t}
+        return g / (1 - decay**t), {"t": t}
 
     return (lambda p: {"t": 0}), update
 
@@ -243,13 +261,14 @@ def bias_correction(decay):
 def scale_by_rms(decay, eps, eps_root=0.0, bias_correction=False, initial_scale=0.0):
     """v_t = d v_{t-1} + (1 - d) |g_t|^2 (v_0 = initial_scale),
     v_hat = v_t / (1 - d^t) if corrected, u_t = g_t / (sqrt(v_hat + eps_root) + eps)."""
+
     def init(p):
         return {"t": 0, "v": _real_zeros(p) + initial_scale}
 
     def update(g, s, p):
         t = s["t"] + 1
         v = decay * s["v"] + (1 - decay) * _sq(g)
-        v_hat = v / (1 - decay ** t) if bias_correction else v
+        v_hat = v / (1 - decay**t) if bias_correction else v
         return g / (np.sqrt(v_hat + eps_root) + eps), {"t": t, "v": v}
 
     return init, update
@@ -258,6 +277,7 @@ def scale_by_rms(decay, eps, eps_root=0.0, bias_correction=False, initial_scale=
 def scale_by_centered_rms(decay, eps, eps_root=0.0, bias_correction=False, initial_scale=0.0):
     """a_t = d a_{t-1} + (1 - d) g_t, v_t = d v_{t-1} + (1 - d) |g_t|^2 (both
     divided by 1 - d^t if corrected), u_t = g_t / (sqrt(v_t - |a_t|^2 + eps_root) + eps)."""
+
     def init(p):
         return {"t": 0, "a": _zeros(p), "v": _real_zeros(p) + initial_scale}
 
@@ -265,7 +285,7 @@ def scale_by_centered_rms(decay, eps, eps_root=0.0, bias_correction=False, initi
         t = s["t"] + 1
         a = decay * s["a"] + (1 - decay) * g
         v = decay * s["v"] + (1 - decay) * _sq(g)
-        c = (1 - decay ** t) if bias_correction else 1.0
+        c = (1 - decay**t) if bias_correction else 1.0
         var = v / c - _sq(a / c)
         return g / (np.sqrt(var + eps_root) + eps), {"t": t, "a": a, "v": v}
 
@@ -275,6 +295,7 @@ def scale_by_centered_rms(decay, eps, eps_root=0.0, bias_correction=False, initi
 def scale_by_rss(initial_accumulator_value, eps, eps_root):
     """s_t = s_{t-1} + |g_t|^2 (s_0 = initial_accumulator_value),
     u_t = g_t / (sqrt(s_t + eps_root) + eps)."""
+
     def init(p):
         return {"s": _real_zeros(p) + initial_accumulator_value}
 
@@ -287,7 +308,7 @@ def scale_by_rss(initial_accumulator_value, eps, eps_root):
 
 def scale_by_adadelta(rho, eps):
     """Zeiler's Algorithm 1 without the learning rate: u_t = dx_t (see ``adadelta``)."""
-    init, update = adadelta(-1.0, rho, eps)   # -lr * dx with lr = -1 is +dx
+    init, update = adadelta(-1.0, rho, eps)  # -lr * dx with lr = -1 is +dx
     return init, update
 
 
@@ -295,12 +316,13 @@ def scale_by_max_rms(decay, eps, eps_root=0.0, bias_correction=True, max_before_
     """v_t = d v_{t-1} + (1 - d) |g_t|^2; c_t = 1 - d^t (1 without correction);
     vmax_t = max(vmax_{t-1}, v_t / c_t), u_t = g_t / (sqrt(vmax_t + eps_root) + eps);
     before correction: vmax_t = max(vmax_{t-1}, v_t) and the root is of vmax_t / c_t."""
+
     def init(p):
         return {"t": 0, "v": _real_zeros(p), "vmax": _real_zeros(p)}
 
     def update(g, s, p):
         t = s["t"] + 1
-        c = (1 - decay ** t) if bias_correction else 1.0
+        c = (1 - decay**t) if bias_correction else 1.0
         v = decay * s["v"] + (1 - decay) * _sq(g)
         if max_before_correction:
             vmax = np.maximum(s["vmax"], v)
@@ -315,6 +337,7 @@ def scale_by_max_rms(decay, eps, eps_root=0.0, bias_correction=True, max_before_
 
 def add_decayed_weights(weight_decay, decay=True):
     """u_t = g_t + wd(t) p_t for a decayed leaf (``decay``), u_t = g_t otherwise."""
+
     def update(g, s, p):
         u = g + _at(weight_decay, s["t"]) * p if decay else g
         return u, {"t": s["t"] + 1}

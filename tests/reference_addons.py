@@ -23,14 +23,15 @@ def _at(value, t):
 
 def laprop(lr, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0):
     """n_t = b2 n + (1-b2) g^2; m_t = b1 m + (1-b1) g / (sqrt(n_t / c_n) + eps); step -lr (m_t / c_m + wd p)."""
+
     def init(p):
         return {"t": 0, "m": np.zeros_like(p), "n": np.zeros_like(p)}
 
     def update(g, s, p):
         t = s["t"] + 1
         n = b2 * s["n"] + (1 - b2) * g * g
-        m = b1 * s["m"] + (1 - b1) * g / (np.sqrt(n / (1 - b2 ** t)) + eps)
-        step = -_at(lr, t - 1) * (m / (1 - b1 ** t) + weight_decay * p)
+        m = b1 * s["m"] + (1 - b1) * g / (np.sqrt(n / (1 - b2**t)) + eps)
+        step = -_at(lr, t - 1) * (m / (1 - b1**t) + weight_decay * p)
         return step, {"t": t, "m": m, "n": n}
 
     return init, update
@@ -38,6 +39,7 @@ def laprop(lr, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0):
 
 def mars_correction(b1=0.95, gamma=0.025):
     """c_t = g_t + gamma b1 / (1 - b1) (g_t - g_{t-1}), g_0 = 0; c_t / ||c_t|| if ||c_t|| > 1."""
+
     def init(p):
         return {"prev": np.zeros_like(p)}
 
@@ -63,7 +65,7 @@ def mars(lr, b1=0.95, b2=0.99, eps=1e-8, gamma=0.025, weight_decay=0.0):
         c, c_state = c_update(g, s["c"], p)
         m = b1 * s["m"] + (1 - b1) * c
         v = b2 * s["v"] + (1 - b2) * c * c
-        direction = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        direction = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
         step = -_at(lr, t - 1) * (direction + weight_decay * p)
         return step, {"t": t, "m": m, "v": v, "c": c_state}
 
@@ -80,6 +82,7 @@ def _block_mean(x, block_axes):
 
 def adam_mini(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, block_axes=None):
     """m_t per entry; v_{t,b} = b2 v + (1-b2) mean_b g^2 per block; step -lr (m_hat / (sqrt(v_hat) + eps) + wd p)."""
+
     def init(p):
         return {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)}
 
@@ -87,7 +90,7 @@ def adam_mini(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, block_axes=None)
         t = s["t"] + 1
         m = b1 * s["m"] + (1 - b1) * g
         v = b2 * s["v"] + (1 - b2) * _block_mean(g * g, block_axes)
-        direction = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        direction = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
         step = -_at(lr, t - 1) * (direction + weight_decay * p)
         return step, {"t": t, "m": m, "v": v}
 
@@ -96,13 +99,14 @@ def adam_mini(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, block_axes=None)
 
 def block_rms(decay, eps, block_axes=None):
     """The Adam-mini preconditioner on its own: g / (sqrt(v_hat_b) + eps)."""
+
     def init(p):
         return {"t": 0, "v": np.zeros_like(p)}
 
     def update(g, s, p):
         t = s["t"] + 1
         v = decay * s["v"] + (1 - decay) * _block_mean(g * g, block_axes)
-        return g / (np.sqrt(v / (1 - decay ** t)) + eps), {"t": t, "v": v}
+        return g / (np.sqrt(v / (1 - decay**t)) + eps), {"t": t, "v": v}
 
     return init, update
 
@@ -121,6 +125,7 @@ def cautious(inner):
 
 def cautious_weight_decay(weight_decay):
     """u + wd [u p >= 0] p (before the learning rate)."""
+
     def init(p):
         return {}
 
@@ -132,6 +137,7 @@ def cautious_weight_decay(weight_decay):
 
 def cautious_adamw_cwd(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     """AdamW with cautious weight decay: -lr (u + wd [u p >= 0] p), u = m_hat / (sqrt(v_hat) + eps)."""
+
     def init(p):
         return {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)}
 
@@ -139,7 +145,7 @@ def cautious_adamw_cwd(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
         t = s["t"] + 1
         m = b1 * s["m"] + (1 - b1) * g
         v = b2 * s["v"] + (1 - b2) * g * g
-        u = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
         return -_at(lr, t - 1) * (u + weight_decay * (u * p >= 0) * p), {"t": t, "m": m, "v": v}
 
     return init, update

@@ -29,14 +29,16 @@ def polar_express(x, steps=5, safety=1.01, eps=1e-7):
     """Amsel et al. (2025), Algorithm 1 in float64: X_0 = X / (1.01 ||X||_F + eps), then the
     per-iteration optimal quintics (all but the last divided by safety, safety^3, safety^5;
     the last repeated), on the wide orientation."""
-    table = [(8.28721201814563, -23.595886519098837, 17.300387312530933),
-             (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
-             (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
-             (3.3184196573706015, -2.488488024314874, 0.51004894012372),
-             (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
-             (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
-             (1.8750014808534479, -1.2500016453999487, 0.3750001645474248)]
-    table = [(a / safety, b / safety ** 3, c / safety ** 5) for a, b, c in table]
+    table = [
+        (8.28721201814563, -23.595886519098837, 17.300387312530933),
+        (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+        (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+        (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+        (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+        (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+        (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+    ]
+    table = [(a / safety, b / safety**3, c / safety**5) for a, b, c in table]
     table.append((1.875, -1.25, 0.375))
     tall = x.shape[0] > x.shape[1]
     if tall:
@@ -57,6 +59,7 @@ def svd_polar(x):
 def nadamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, nesterov=True):
     """AdamW with NAdam's look-ahead numerator b1 m_t / (1 - b1^(t+1)) + (1 - b1) g_t / (1 - b1^t)
     (Dozat 2016 with a constant b1; optax's adamw(nesterov=True))."""
+
     def init(p):
         return {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p)}
 
@@ -65,18 +68,26 @@ def nadamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, nesterov=True):
         m = b1 * s["m"] + (1 - b1) * g
         v = b2 * s["v"] + (1 - b2) * g * g
         if nesterov:
-            m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1 ** t)
+            m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
         else:
-            m_hat = m / (1 - b1 ** t)
-        v_hat = v / (1 - b2 ** t)
+            m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
         u = -lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * p)
         return u, {"t": t, "m": m, "v": v}
 
     return init, update
 
 
-def muon(lr, beta=0.95, weight_decay=0.0, nesterov=True, consistent_rms=None, polar=None,
-         adam_lr=None, eps=1e-8):
+def muon(
+    lr,
+    beta=0.95,
+    weight_decay=0.0,
+    nesterov=True,
+    consistent_rms=None,
+    polar=None,
+    adam_lr=None,
+    eps=1e-8,
+):
     """Muon (Jordan 2024; optax's form): for a matrix W of shape (fan_in, fan_out),
 
     m_t = beta m_{t-1} + (1 - beta) g_t,
@@ -99,9 +110,9 @@ def muon(lr, beta=0.95, weight_decay=0.0, nesterov=True, consistent_rms=None, po
         t = s["t"] + 1
         m = beta * s["m"] + (1 - beta) * g
         if nesterov:
-            m_hat = beta * m / (1 - beta ** (t + 1)) + (1 - beta) * g / (1 - beta ** t)
+            m_hat = beta * m / (1 - beta ** (t + 1)) + (1 - beta) * g / (1 - beta**t)
         else:
-            m_hat = m / (1 - beta ** t)
+            m_hat = m / (1 - beta**t)
         fan_in, fan_out = p.shape
         if consistent_rms is None:
             scale = np.sqrt(max(1.0, fan_out / fan_in))
@@ -117,6 +128,7 @@ def muon(lr, beta=0.95, weight_decay=0.0, nesterov=True, consistent_rms=None, po
 # SOAP (Vyas et al. 2024, Algorithm 3, with the authors' first step and
 # power-iteration refresh).
 
+
 def _gram(g, axis):
     others = [a for a in range(g.ndim) if a != axis]
     return np.tensordot(g, g, axes=(others, others))
@@ -129,8 +141,17 @@ def _rotate(x, bases, forward=True):
     return x
 
 
-def soap(lr, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.0, frequency=10,
-         max_dim=10000, precondition_1d=False):
+def soap(
+    lr,
+    b1=0.95,
+    b2=0.95,
+    shampoo_beta=None,
+    eps=1e-8,
+    weight_decay=0.0,
+    frequency=10,
+    max_dim=10000,
+    precondition_1d=False,
+):
     """SOAP for one leaf of any rank: for each rotated axis a,
     S_a <- s S_a + (1 - s) G_(a) G_(a)^T, Q_a its eigenvectors (descending);
     t = 1: set up S, Q (eigh), step -lr wd p only;  t > 1, k = t - 1:
@@ -147,8 +168,13 @@ def soap(lr, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.0, fr
 
     def init(p):
         p = np.asarray(p)
-        return {"t": 0, "m": np.zeros_like(p), "v": np.zeros_like(p),
-                "S": {a: np.zeros((p.shape[a],) * 2) for a in axes(p)}, "Q": {}}
+        return {
+            "t": 0,
+            "m": np.zeros_like(p),
+            "v": np.zeros_like(p),
+            "S": {a: np.zeros((p.shape[a],) * 2) for a in axes(p)},
+            "Q": {},
+        }
 
     def update(g, st, p):
         g = np.asarray(g)
@@ -160,9 +186,10 @@ def soap(lr, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.0, fr
         k, Q = t - 1, st["Q"]
         m = b1 * st["m"] + (1 - b1) * g
         v = b2 * st["v"] + (1 - b2) * _rotate(g, Q) ** 2
-        c = np.sqrt(1 - b2 ** k) / (1 - b1 ** k)
-        u = -lr * (c * _rotate(_rotate(m, Q) / (np.sqrt(v) + eps), Q, forward=False)
-                   + weight_decay * p)
+        c = np.sqrt(1 - b2**k) / (1 - b1**k)
+        u = -lr * (
+            c * _rotate(_rotate(m, Q) / (np.sqrt(v) + eps), Q, forward=False) + weight_decay * p
+        )
         if k % frequency == 0:
             newQ = {}
             for a in S:
@@ -178,6 +205,7 @@ def soap(lr, b1=0.95, b2=0.95, shampoo_beta=None, eps=1e-8, weight_decay=0.0, fr
 
 # ----------------------------------------------------------------------------
 # Shampoo (Gupta, Koren, Singer 2018, Algorithm 2) and grafting.
+
 
 def _inverse_root(h, p):
     values, vectors = np.linalg.eigh(h)
@@ -201,8 +229,11 @@ def shampoo(lr, eps=1e-6, frequency=1, beta2=1.0, precondition_1d=True, graft=No
         g = np.asarray(g)
         t = st["t"] + 1
         H = {a: beta2 * h + _gram(g, a) for a, h in st["H"].items()}
-        P = {a: _inverse_root(h, 2 * g.ndim) for a, h in H.items()} \
-            if (t - 1) % frequency == 0 else st["P"]
+        P = (
+            {a: _inverse_root(h, 2 * g.ndim) for a, h in H.items()}
+            if (t - 1) % frequency == 0
+            else st["P"]
+        )
         d = _rotate(g, P)
         graft_state = st["graft"]
         if graft:
@@ -216,6 +247,7 @@ def shampoo(lr, eps=1e-6, frequency=1, beta2=1.0, precondition_1d=True, graft=No
 
 def adagrad_step(eps=1e-8):
     """The Adagrad step g / sqrt(s_t + eps), s_t = s_{t-1} + g^2 (s_0 = 0), as a graft magnitude."""
+
     def init(p):
         return np.zeros_like(np.asarray(p))
 
@@ -228,6 +260,7 @@ def adagrad_step(eps=1e-8):
 
 # ----------------------------------------------------------------------------
 # PSGD-Kron (Li 2015/2022; the Kronecker whitening fit of kron_torch).
+
 
 def _norm_lower_bound(a):
     max_abs = np.max(np.abs(a))
@@ -246,19 +279,23 @@ def _axis_apply(x, m, axis):
     return np.moveaxis(np.tensordot(m, x, axes=([1], [axis])), 0, axis)
 
 
-def psgd_kron(lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2,
-              tiny=1.1754943508222875e-38):
+def psgd_kron(
+    lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2, tiny=1.1754943508222875e-38
+):
     """PSGD-Kron for one leaf (shape () taken as (1,)), fitting every step:
     m = b1 m + (1 - b1) g, h = m / (1 - b1^t), v = probe(t - 1, shape);
     A = h x_a Q_a, B = v x_a Q_a^(-T);  for each a (with the old A, B):
     Q_a <- Q_a - mu triu(A_(a)A_(a)^T - B_(a)B_(a)^T) Q_a / (lb(A A^T + B B^T) + tiny)
     (diagonal factors: elementwise, max norm);
     u = (Q_1^T Q_1) x ... h, scaled by min(1, 1.1 / (rms + 1e-6)); step -lr u."""
+
     def init(p):
         p = np.asarray(p)
         shape = p.shape or (1,)
-        qs = [np.ones(d) if (d == 1 or d > max_tri or len(shape) < min_ndim_tri) else np.eye(d)
-              for d in shape]
+        qs = [
+            np.ones(d) if (d == 1 or d > max_tri or len(shape) < min_ndim_tri) else np.eye(d)
+            for d in shape
+        ]
         return {"t": 0, "m": np.zeros_like(p), "Q": qs}
 
     def update(g, st, p):
@@ -266,7 +303,7 @@ def psgd_kron(lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2,
         t = st["t"] + 1
         m = b1 * st["m"] + (1 - b1) * g
         shape = g.shape or (1,)
-        h = (m / (1 - b1 ** t)).reshape(shape)
+        h = (m / (1 - b1**t)).reshape(shape)
         v = np.asarray(probe(t - 1, g.shape)).reshape(shape)
         A, B = h, v
         for a, q in enumerate(st["Q"]):
@@ -285,8 +322,9 @@ def psgd_kron(lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2,
             else:
                 t1 = np.tensordot(A, A, axes=(others, others))
                 t2 = np.tensordot(B, B, axes=(others, others))
-                new.append(q - precond_lr * np.triu(t1 - t2) @ q
-                           / (_norm_lower_bound(t1 + t2) + tiny))
+                new.append(
+                    q - precond_lr * np.triu(t1 - t2) @ q / (_norm_lower_bound(t1 + t2) + tiny)
+                )
         u = h
         for a, q in enumerate(new):
             P = np.diag(q * q) if q.ndim == 1 else q.T @ q
@@ -298,15 +336,26 @@ def psgd_kron(lr, probe, b1=0.9, precond_lr=0.1, max_tri=8192, min_ndim_tri=2,
     return init, update
 
 
-def normuon(lr, beta=0.95, beta2=0.95, eps=1e-10, weight_decay=0.0, ns_eps=1e-7,
-            adam_lr=None, adam_b1=0.9, adam_b2=0.95, adam_eps=1e-10):
+def normuon(
+    lr,
+    beta=0.95,
+    beta2=0.95,
+    eps=1e-10,
+    weight_decay=0.0,
+    ns_eps=1e-7,
+    adam_lr=None,
+    adam_b1=0.9,
+    adam_b2=0.95,
+    adam_eps=1e-10,
+):
     """NorMuon (the authors' update, for a weight W of shape (fan_in, fan_out)):
     m = beta m + (1 - beta) g, d = beta m + (1 - beta) g, O = NS_5(d) (eps 1e-7),
     v_j = beta2 v_j + (1 - beta2) mean_i O_ij^2, O' = O / (sqrt(v) + eps),
     O'' = O' ||O||_F / (||O'||_F + eps), step -lr (sqrt(max(1, fan_out / fan_in)) O'' + wd W).
     Other leaves: AdamW (no Nesterov)."""
-    adam_init, adam_update = nadamw(lr if adam_lr is None else adam_lr, adam_b1, adam_b2, adam_eps,
-                                    nesterov=False)
+    adam_init, adam_update = nadamw(
+        lr if adam_lr is None else adam_lr, adam_b1, adam_b2, adam_eps, nesterov=False
+    )
 
     def init(p):
         if np.ndim(p) != 2:

@@ -22,11 +22,12 @@ def _norm(x):
 
 
 def _hat(x, b, t):
-    return x / (1 - b ** t)
+    return x / (1 - b**t)
 
 
 def lion(lr, b1=0.9, b2=0.99, weight_decay=1e-3):
     """Chen et al. 2023, Algorithm 2 (decoupled decay)."""
+
     def init(p):
         return {"t": 0, "m": _z(p)}
 
@@ -39,12 +40,12 @@ def lion(lr, b1=0.9, b2=0.99, weight_decay=1e-3):
 
 
 def sign_sgd(lr):
-    return (lambda p: {"t": 0},
-            lambda g, s, p: (-_at(lr, s["t"]) * np.sign(g), {"t": s["t"] + 1}))
+    return (lambda p: {"t": 0}, lambda g, s, p: (-_at(lr, s["t"]) * np.sign(g), {"t": s["t"] + 1}))
 
 
 def signum(lr, beta=0.9):
     """Bernstein et al. 2018, Algorithm 3: sign of an undebiased average."""
+
     def init(p):
         return {"t": 0, "m": _z(p)}
 
@@ -64,6 +65,7 @@ def _adam_direction(g, s, b1, t, nesterov=False):
 
 def adabelief(lr, b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, nesterov=False):
     """Zhuang et al. 2020, Algorithm 2, with eps_root added to s_t every step."""
+
     def init(p):
         return {"t": 0, "m": _z(p), "s": _z(p)}
 
@@ -79,6 +81,7 @@ def adabelief(lr, b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, nesterov=False):
 
 def adamax(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     """Kingma & Ba 2015, Algorithm 2; weight_decay decoupled (AdaMaxW)."""
+
     def init(p):
         return {"t": 0, "m": _z(p), "u": _z(p)}
 
@@ -94,6 +97,7 @@ def adamax(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
 
 def yogi(lr, b1=0.9, b2=0.999, eps=1e-3, initial=1e-6):
     """Zaheer et al. 2018, Algorithm 2, with bias-corrected moments started at ``initial``."""
+
     def init(p):
         return {"t": 0, "m": _z(p) + initial, "v": _z(p) + initial}
 
@@ -109,6 +113,7 @@ def yogi(lr, b1=0.9, b2=0.999, eps=1e-3, initial=1e-6):
 
 def adan(lr, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weight_decay=0.0):
     """Xie et al. 2022, Algorithm 1 with optax's betas (b = 1 - paper beta) and bias correction."""
+
     def init(p):
         return {"t": 0, "m": _z(p), "v": _z(p), "n": _z(p), "g": _z(p)}
 
@@ -119,7 +124,8 @@ def adan(lr, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weight_decay=0.
         v = b2 * s["v"] + (1 - b2) * d
         n = b3 * s["n"] + (1 - b3) * (g + (1 - b2) * d) ** 2
         step = (_hat(m, b1, t) + (1 - b2) * _hat(v, b2, t)) / (
-            np.sqrt(_hat(n, b3, t) + eps_root) + eps)
+            np.sqrt(_hat(n, b3, t) + eps_root) + eps
+        )
         step = step + _at(weight_decay, t - 1) * p
         return -_at(lr, t - 1) * step, {"t": t, "m": m, "v": v, "n": n, "g": g}
 
@@ -128,6 +134,7 @@ def adan(lr, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weight_decay=0.
 
 def novograd(lr, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_decay=0.0):
     """Ginsburg et al. 2019, Algorithm 1 in optax's form (m_t a sum, v_1 = ||g_1||^2)."""
+
     def init(p):
         return {"t": 0, "m": _z(p), "v": 0.0}
 
@@ -149,6 +156,7 @@ def _trust(u, p, coefficient=1.0, eps=0.0, min_norm=0.0):
 
 def lamb(lr, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0, weight_decay=0.0):
     """You et al. 2020, Algorithm 2 (phi = identity), Adam's step with decoupled decay."""
+
     def init(p):
         return {"t": 0, "m": _z(p), "v": _z(p)}
 
@@ -156,16 +164,27 @@ def lamb(lr, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0, weight_decay=0.0):
         t = s["t"] + 1
         m = b1 * s["m"] + (1 - b1) * g
         v = b2 * s["v"] + (1 - b2) * g * g
-        r = _hat(m, b1, t) / (np.sqrt(_hat(v, b2, t) + eps_root) + eps) + \
-            _at(weight_decay, t - 1) * p
+        r = (
+            _hat(m, b1, t) / (np.sqrt(_hat(v, b2, t) + eps_root) + eps)
+            + _at(weight_decay, t - 1) * p
+        )
         return -_at(lr, t - 1) * _trust(r, p), {"t": t, "m": m, "v": v}
 
     return init, update
 
 
-def lars(lr, weight_decay=0.0, trust_coefficient=0.001, eps=0.0, momentum=0.9, nesterov=False,
-         decay=True, trusted=True):
+def lars(
+    lr,
+    weight_decay=0.0,
+    trust_coefficient=0.001,
+    eps=0.0,
+    momentum=0.9,
+    nesterov=False,
+    decay=True,
+    trusted=True,
+):
     """You et al. 2017, Algorithm 1 with optax's order: lr applied before the momentum."""
+
     def init(p):
         return {"t": 0, "m": _z(p)}
 
@@ -184,6 +203,7 @@ def lars(lr, weight_decay=0.0, trust_coefficient=0.001, eps=0.0, momentum=0.9, n
 
 def fromage(lr, min_norm=1e-6):
     """Bernstein et al. 2020, Algorithm 1: p <- (p - lr ||p||/||g|| g) / sqrt(1 + lr^2)."""
+
     def init(p):
         return {"t": 0}
 
@@ -197,6 +217,7 @@ def fromage(lr, min_norm=1e-6):
 
 def sm3(lr, momentum=0.9, eps=1e-8):
     """Anil et al. 2019, SM3-II with per-axis covers (b2 = 1) and optax's momentum."""
+
     def init(p):
         p = np.asarray(p)
         return {"acc": [np.zeros(n) for n in p.shape] or [np.zeros(())], "m": _z(p)}
@@ -206,8 +227,10 @@ def sm3(lr, momentum=0.9, eps=1e-8):
         if g.ndim == 0:
             a = g * g + s["acc"][0]
         else:
-            covers = [c.reshape([-1 if j == i else 1 for j in range(g.ndim)])
-                      for i, c in enumerate(s["acc"])]
+            covers = [
+                c.reshape([-1 if j == i else 1 for j in range(g.ndim)])
+                for i, c in enumerate(s["acc"])
+            ]
             a = g * g + np.minimum.reduce(np.broadcast_arrays(*covers))
         scaled = np.where(a > 0, g / np.sqrt(a + eps), 0.0)
         m = momentum * s["m"] + (1 - momentum) * scaled
@@ -220,9 +243,17 @@ def sm3(lr, momentum=0.9, eps=1e-8):
     return init, update
 
 
-def adafactor(lr, min_dim_size_to_factor=128, decay_rate=0.8, clipping_threshold=1.0,
-              eps=1e-30, momentum=None, weight_decay_rate=None):
+def adafactor(
+    lr,
+    min_dim_size_to_factor=128,
+    decay_rate=0.8,
+    clipping_threshold=1.0,
+    eps=1e-30,
+    momentum=None,
+    weight_decay_rate=None,
+):
     """Shazeer & Stern 2018, Algorithms 4-5 with optax's clip, parameter scale, momentum, decay."""
+
     def factored(shape):
         if len(shape) < 2:
             return None
@@ -235,8 +266,7 @@ def adafactor(lr, min_dim_size_to_factor=128, decay_rate=0.8, clipping_threshold
         if dims is None:
             return {"t": 0, "v": _z(p), "m": _z(p)}
         d1, d0 = dims
-        return {"t": 0, "row": np.mean(_z(p), axis=d0), "col": np.mean(_z(p), axis=d1),
-                "m": _z(p)}
+        return {"t": 0, "row": np.mean(_z(p), axis=d0), "col": np.mean(_z(p), axis=d1), "m": _z(p)}
 
     def update(g, s, p):
         t = s["t"]
@@ -275,14 +305,17 @@ def adafactor(lr, min_dim_size_to_factor=128, decay_rate=0.8, clipping_threshold
 
 def rprop(lr, eta_minus=0.5, eta_plus=1.2, min_step=1e-6, max_step=50.0):
     """Riedmiller & Braun 1993 (Rprop without backtracking), returned one step late as optax does."""
+
     def init(p):
         return {"size": _z(p) + lr, "q": _z(p)}
 
     def update(g, s, p):
         agree = g * s["q"]
-        size = np.where(agree == 0, s["size"],
-                        np.clip(s["size"] * np.where(agree > 0, eta_plus, eta_minus),
-                                min_step, max_step))
+        size = np.where(
+            agree == 0,
+            s["size"],
+            np.clip(s["size"] * np.where(agree > 0, eta_plus, eta_minus), min_step, max_step),
+        )
         q = np.where(agree < 0, 0.0, size * np.sign(g))
         out = np.where(agree < 0, 0.0, s["q"])
         return -out, {"size": size, "q": q}
@@ -292,6 +325,7 @@ def rprop(lr, eta_minus=0.5, eta_plus=1.2, min_step=1e-6, max_step=50.0):
 
 def optimistic_gradient_descent(lr, alpha=1.0, beta=1.0):
     """Mokhtari et al. 2020, eq. (OGDA): step (alpha + beta) g_t - beta g_{t-1}, g_0 = g_1."""
+
     def init(p):
         return {"t": 0, "prev": None}
 
@@ -326,14 +360,18 @@ def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0):
     In optax's form: the Polyak step is measured on the scaled step d = -s * g,
     min((f - f_min) / (||d||^2 + eps), max_lr) * d.
     """
+
     def init(params):
         return {"t": 0}
 
     def update(grads, s, params, value):
         d = [-_at(scaling, s["t"]) * g for g in grads]
         sq = sum(float(np.sum(x * x)) for x in d)
-        step = 0.0 if sq + eps <= np.finfo(np.float64).eps else \
-            min((value - f_min) / (sq + eps), max_learning_rate)
+        step = (
+            0.0
+            if sq + eps <= np.finfo(np.float64).eps
+            else min((value - f_min) / (sq + eps), max_learning_rate)
+        )
         return [step * x for x in d], {"t": s["t"] + 1}
 
     return init, update
@@ -342,14 +380,14 @@ def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0):
 def noisy_sgd(lr, eta, gamma, noise):
     """Neelakantan et al. 2015: g + N(0, eta / t^gamma); ``noise(t)`` gives step t's standard
     normal draws (a list of leaves), on the list of leaves."""
+
     def init(params):
         return {"t": 0}
 
     def update(grads, s, params):
         t = s["t"] + 1
-        std = np.sqrt(eta / t ** gamma)
-        return ([-_at(lr, t - 1) * (g + std * z) for g, z in zip(grads, noise(t))],
-                {"t": t})
+        std = np.sqrt(eta / t**gamma)
+        return ([-_at(lr, t - 1) * (g + std * z) for g, z in zip(grads, noise(t))], {"t": t})
 
     return init, update
 
@@ -357,6 +395,7 @@ def noisy_sgd(lr, eta, gamma, noise):
 def lbfgs(lr, memory_size=10, scale_init_precond=True):
     """Nocedal & Wright 2006, Algorithm 7.4 (two-loop recursion) with a fixed step size, on the
     list of leaves (the inner products run over the whole tree); gamma_0 = min(1, 1 / ||g_0||)."""
+
     def flat(leaves):
         return np.concatenate([np.ravel(x) for x in leaves])
 
@@ -388,7 +427,7 @@ def lbfgs(lr, memory_size=10, scale_init_precond=True):
         out, start = [], 0
         for p in params:
             n = np.size(p)
-            out.append(step[start:start + n].reshape(np.shape(p)))
+            out.append(step[start : start + n].reshape(np.shape(p)))
             start += n
         return out, {"k": s["k"] + 1, "pairs": pairs, "x": x, "g": g}
 

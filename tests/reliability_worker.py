@@ -30,16 +30,21 @@ def schedule(t):
     return 0.05 / (1.0 + 0.1 * t.astype(jnp.float32))
 
 
-OPT = gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True), gradtx.bias_correction(0.9),
-                   gradtx.scale_by_rms(0.999, 1e-8, bias_correction=True),
-                   gradtx.add_decayed_weights(1e-3),
-                   gradtx.scale_by_learning_rate(schedule))
+OPT = gradtx.chain(
+    gradtx.scale_by_momentum(0.9, ema=True),
+    gradtx.bias_correction(0.9),
+    gradtx.scale_by_rms(0.999, 1e-8, bias_correction=True),
+    gradtx.add_decayed_weights(1e-3),
+    gradtx.scale_by_learning_rate(schedule),
+)
 
 
 def init_params():
     keys = jax.random.split(jax.random.key(0), len(SIZES) - 1)
-    return {f"layer{i}": {"w": jax.random.normal(k, (m, n)) / m ** 0.5, "b": jnp.zeros(n)}
-            for i, (k, m, n) in enumerate(zip(keys, SIZES[:-1], SIZES[1:]))}
+    return {
+        f"layer{i}": {"w": jax.random.normal(k, (m, n)) / m**0.5, "b": jnp.zeros(n)}
+        for i, (k, m, n) in enumerate(zip(keys, SIZES[:-1], SIZES[1:]))
+    }
 
 
 def fresh_state():

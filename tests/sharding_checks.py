@@ -53,7 +53,8 @@ PARAM_SPECS = {
 }
 
 _COLLECTIVE = re.compile(
-    r"\s(all-gather|all-reduce|reduce-scatter|collective-permute|all-to-all)(?:-start)?\(")
+    r"\s(all-gather|all-reduce|reduce-scatter|collective-permute|all-to-all)(?:-start)?\("
+)
 
 
 def collectives(compiled) -> collections.Counter:
@@ -64,7 +65,8 @@ def collectives(compiled) -> collections.Counter:
 def make_mesh(shape, names, axis_type):
     assert jax.device_count() == N_DEVICES, (
         f"these checks need {N_DEVICES} devices, found {jax.device_count()}; run them with "
-        f"XLA_FLAGS=--xla_force_host_platform_device_count={N_DEVICES}")
+        f"XLA_FLAGS=--xla_force_host_platform_device_count={N_DEVICES}"
+    )
     return jax.make_mesh(shape, names, axis_types=(axis_type,) * len(names))
 
 
@@ -82,15 +84,16 @@ def sharded_params(mesh, seed=0):
 def param_of(state_path, params_paths):
     """The parameter path a state leaf path ends with (moments end with their param's key)."""
     for p_path in params_paths:
-        if len(state_path) >= len(p_path) and tuple(state_path[-len(p_path):]) == tuple(p_path):
+        if len(state_path) >= len(p_path) and tuple(state_path[-len(p_path) :]) == tuple(p_path):
             return p_path
     return None
 
 
 def state_leaves_by_param(state, params):
     """[(param path or None, state leaf)] for every leaf of ``state``."""
-    params_by_path = {tuple(path): leaf for path, leaf in
-                      jax.tree_util.tree_flatten_with_path(params)[0]}
+    params_by_path = {
+        tuple(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         p_path = param_of(path, list(params_by_path))
@@ -119,6 +122,7 @@ def bytes_per_device(tree):
 # ---------------------------------------------------------------------------
 # init on sharded and abstract params
 
+
 @pytest.mark.parametrize("axis_type", [AxisType.Auto, AxisType.Explicit], ids=["auto", "explicit"])
 @pytest.mark.parametrize("name,make", OPTIMIZERS, ids=OPT_IDS)
 def test_init_on_sharded_params_shards_state_like_params(name, make, axis_type):
@@ -134,7 +138,8 @@ def test_init_on_sharded_params_shards_state_like_params(name, make, axis_type):
         moments += 1
         assert leaf.shape == param.shape, where
         assert same_sharding(leaf.sharding, param.sharding, param.ndim), (
-            f"{where} has sharding {leaf.sharding}, its parameter {param.sharding}")
+            f"{where} has sharding {leaf.sharding}, its parameter {param.sharding}"
+        )
         assert leaf.sharding.device_set == set(mesh.devices.flat), f"{where} left the mesh"
     assert moments >= len(params) or name == "sgd", f"{name}: found only {moments} moments"
 
@@ -158,43 +163,52 @@ def test_jitted_init_under_explicit_mesh_replicates_counters(name, make):
 def test_eval_shape_on_abstract_params_plans_state_shardings(name, make):
     mesh = make_mesh((4, 2), ("data", "model"), AxisType.Explicit)
     params = sharded_params(mesh)
-    abstract = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding),
-                            params)
+    abstract = jax.tree.map(
+        lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding), params
+    )
     opt = make()
     planned = jax.eval_shape(opt.init, abstract)
     real = opt.init(params)
     assert jax.tree.structure(planned) == jax.tree.structure(real)
-    for (path, param, plan), leaf in zip(state_leaves_by_param(planned, params),
-                                         jax.tree.leaves(real)):
+    for (path, param, plan), leaf in zip(
+        state_leaves_by_param(planned, params), jax.tree.leaves(real)
+    ):
         where = f"{name}: state leaf {jax.tree_util.keystr(path)}"
         assert (plan.shape, plan.dtype) == (leaf.shape, leaf.dtype), where
         if param is not None:
-            assert full_spec(plan.sharding.spec, plan.ndim) == \
-                full_spec(param.sharding.spec, param.ndim), f"{where}: {plan.sharding}"
+            assert full_spec(plan.sharding.spec, plan.ndim) == full_spec(
+                param.sharding.spec, param.ndim
+            ), f"{where}: {plan.sharding}"
     # The helper's plan for the same abstract params: moments exactly like
     # their parameters, counters replicated, and the compiled init puts them there.
     shardings = gradtx.state_shardings(opt, abstract, mesh, axis=None)
-    for (path, param, sharding), leaf in zip(state_leaves_by_param(shardings, params),
-                                             jax.tree.leaves(real)):
+    for (path, param, sharding), leaf in zip(
+        state_leaves_by_param(shardings, params), jax.tree.leaves(real)
+    ):
         expected = param.sharding if param is not None else NamedSharding(mesh, P())
         assert same_sharding(sharding, expected, leaf.ndim), jax.tree_util.keystr(path)
     with jax.set_mesh(mesh):
         compiled = jax.jit(opt.init, out_shardings=shardings).lower(abstract).compile()
-    for got, want, leaf in zip(jax.tree.leaves(compiled.output_shardings),
-                               jax.tree.leaves(shardings), jax.tree.leaves(real)):
+    for got, want, leaf in zip(
+        jax.tree.leaves(compiled.output_shardings),
+        jax.tree.leaves(shardings),
+        jax.tree.leaves(real),
+    ):
         assert same_sharding(got, want, leaf.ndim)
 
 
 def test_eval_shape_on_auto_mesh_gives_shapes_and_helper_gives_shardings():
     mesh = make_mesh((4, 2), ("data", "model"), AxisType.Auto)
     params = sharded_params(mesh)
-    abstract = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding),
-                            params)
+    abstract = jax.tree.map(
+        lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding), params
+    )
     opt = gradtx.adam(0.01)
     planned = jax.eval_shape(opt.init, abstract)
     real = opt.init(params)
-    assert [(x.shape, x.dtype) for x in jax.tree.leaves(planned)] == \
-        [(x.shape, x.dtype) for x in jax.tree.leaves(real)]
+    assert [(x.shape, x.dtype) for x in jax.tree.leaves(planned)] == [
+        (x.shape, x.dtype) for x in jax.tree.leaves(real)
+    ]
     shardings = gradtx.state_shardings(opt, abstract, mesh, axis=None)
     for got, leaf in zip(jax.tree.leaves(shardings), jax.tree.leaves(real)):
         if leaf.ndim:
@@ -206,6 +220,7 @@ def test_eval_shape_on_auto_mesh_gives_shapes_and_helper_gives_shardings():
 # ---------------------------------------------------------------------------
 # jitted update: shardings kept, no collectives
 
+
 def real_sharded_params(mesh):
     # The update tests leave the complex leaf out: under strict dtype
     # promotion the core's complex arithmetic raises (complex64 / float32).
@@ -214,11 +229,13 @@ def real_sharded_params(mesh):
 
 def _grads_like(params, seed=1):
     rng = np.random.default_rng(seed)
+
     def one(p):
         g = rng.standard_normal(p.shape)
         if jnp.iscomplexobj(p):
             g = g + 1j * rng.standard_normal(p.shape)
         return jax.device_put(jnp.asarray(g, p.dtype), p.sharding)
+
     return jax.tree.map(one, params)
 
 
@@ -226,6 +243,7 @@ def _update_and_apply(opt):
     def step(params, grads, state):
         updates, state = opt.update(grads, state, params)
         return gradtx.apply_updates(params, updates), state
+
     return jax.jit(step)
 
 
@@ -289,30 +307,51 @@ def test_global_norm_clipping_chain_runs_only_the_norm_all_reduce():
 # ---------------------------------------------------------------------------
 # state_shardings: which dimension each leaf is split along
 
+
 def _moment_specs(opt, params, mesh, axis):
     shardings = gradtx.state_shardings(opt, params, mesh, axis=axis)
-    return {jax.tree_util.keystr(path[-1:]): full_spec(s.spec, len(params[path[-1].key].shape))
-            for path, s in jax.tree_util.tree_flatten_with_path(shardings.states[0])[0]}
+    return {
+        jax.tree_util.keystr(path[-1:]): full_spec(s.spec, len(params[path[-1].key].shape))
+        for path, s in jax.tree_util.tree_flatten_with_path(shardings.states[0])[0]
+    }
 
 
 def test_state_shardings_splits_largest_free_divisible_dimension():
     mesh = make_mesh((N_DEVICES,), ("data",), AxisType.Auto)
-    params = {"wide": jnp.zeros((16, 24)), "odd": jnp.zeros((12, 5)), "vec": jnp.zeros((40,)),
-              "tall": jnp.zeros((32, 8))}
+    params = {
+        "wide": jnp.zeros((16, 24)),
+        "odd": jnp.zeros((12, 5)),
+        "vec": jnp.zeros((40,)),
+        "tall": jnp.zeros((32, 8)),
+    }
     specs = _moment_specs(gradtx.sgd(0.1, momentum=0.9), params, mesh, "data")
-    assert specs == {"['wide']": (None, "data"), "['odd']": (None, None),
-                     "['vec']": ("data",), "['tall']": ("data", None)}, specs
+    assert specs == {
+        "['wide']": (None, "data"),
+        "['odd']": (None, None),
+        "['vec']": ("data",),
+        "['tall']": ("data", None),
+    }, specs
 
 
 def test_state_shardings_adds_axis_to_model_sharded_params_only_where_free():
     mesh = make_mesh((4, 2), ("data", "model"), AxisType.Auto)
-    specs_in = {"a": ((8, 16), P("model")), "b": ((8, 16), P("data")), "c": ((6,), P()),
-                "d": ((16,), P())}
-    params = {k: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=NamedSharding(mesh, spec))
-              for k, (shape, spec) in specs_in.items()}
+    specs_in = {
+        "a": ((8, 16), P("model")),
+        "b": ((8, 16), P("data")),
+        "c": ((6,), P()),
+        "d": ((16,), P()),
+    }
+    params = {
+        k: jax.ShapeDtypeStruct(shape, jnp.float32, sharding=NamedSharding(mesh, spec))
+        for k, (shape, spec) in specs_in.items()
+    }
     specs = _moment_specs(gradtx.sgd(0.1, momentum=0.9), params, mesh, "data")
-    assert specs == {"['a']": ("model", "data"), "['b']": ("data", None), "['c']": (None,),
-                     "['d']": ("data",)}, specs
+    assert specs == {
+        "['a']": ("model", "data"),
+        "['b']": ("data", None),
+        "['c']": (None,),
+        "['d']": ("data",),
+    }, specs
     both = _moment_specs(gradtx.sgd(0.1, momentum=0.9), params, mesh, ("data", "model"))
     assert both["['d']"] == (("data", "model"),) and both["['c']"] == (None,), both
 
@@ -329,6 +368,7 @@ def test_state_shardings_places_optax_state_too():
 
 # ---------------------------------------------------------------------------
 # ZeRO stage 1: replicated params, state split over the data axis
+
 
 def mlp_problem(seed=0, batch=64):
     rng = np.random.default_rng(seed)
@@ -353,6 +393,7 @@ def train_step(opt):
         grads = jax.grad(mlp_loss)(params, x, y)
         updates, state = opt.update(grads, state, params)
         return gradtx.apply_updates(params, updates), state
+
     return step
 
 
@@ -364,13 +405,16 @@ def single_device_run(opt, params, x, y, steps):
     return params, state
 
 
-ZERO_CASES = [("adamw", lambda: gradtx.adamw(0.01, weight_decay=0.1), AxisType.Auto),
-              ("adam", lambda: gradtx.adam(0.01), AxisType.Explicit),
-              ("sgd_momentum", lambda: gradtx.sgd(0.05, momentum=0.9), AxisType.Auto)]
+ZERO_CASES = [
+    ("adamw", lambda: gradtx.adamw(0.01, weight_decay=0.1), AxisType.Auto),
+    ("adam", lambda: gradtx.adam(0.01), AxisType.Explicit),
+    ("sgd_momentum", lambda: gradtx.sgd(0.05, momentum=0.9), AxisType.Auto),
+]
 
 
-@pytest.mark.parametrize("name,make,axis_type", ZERO_CASES,
-                         ids=[f"{n}-{t.name.lower()}" for n, _, t in ZERO_CASES])
+@pytest.mark.parametrize(
+    "name,make,axis_type", ZERO_CASES, ids=[f"{n}-{t.name.lower()}" for n, _, t in ZERO_CASES]
+)
 def test_zero1_train_step_equals_single_device_and_divides_state_memory(name, make, axis_type):
     steps = 5
     mesh = make_mesh((N_DEVICES,), ("data",), axis_type)
@@ -380,8 +424,11 @@ def test_zero1_train_step_equals_single_device_and_divides_state_memory(name, ma
     batch = NamedSharding(mesh, P("data"))
     param_sh = jax.tree.map(lambda _: replicated, params0)
     state_sh = gradtx.state_shardings(opt, params0, mesh, axis="data")
-    step = jax.jit(train_step(opt), in_shardings=(param_sh, state_sh, batch, batch),
-                   out_shardings=(param_sh, state_sh))
+    step = jax.jit(
+        train_step(opt),
+        in_shardings=(param_sh, state_sh, batch, batch),
+        out_shardings=(param_sh, state_sh),
+    )
     with jax.set_mesh(mesh):
         state = jax.jit(opt.init, out_shardings=state_sh)(params0)
         params = jax.device_put(params0, param_sh)
@@ -392,8 +439,13 @@ def test_zero1_train_step_equals_single_device_and_divides_state_memory(name, ma
 
     ref_params, ref_state = single_device_run(opt, params0, x, y, steps)
     for key in params0:
-        np.testing.assert_allclose(np.asarray(params[key]), np.asarray(ref_params[key]),
-                                   rtol=1e-5, atol=1e-6, err_msg=f"{name}: params[{key}]")
+        np.testing.assert_allclose(
+            np.asarray(params[key]),
+            np.asarray(ref_params[key]),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=f"{name}: params[{key}]",
+        )
     for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(ref_state)):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
     for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(state_sh)):
@@ -403,8 +455,10 @@ def test_zero1_train_step_equals_single_device_and_divides_state_memory(name, ma
     # keeps 1/8 of its bytes on each device, the rest a full copy.
     sharded = bytes_per_device(state)
     full = bytes_per_device(replicated_state)
-    expected = sum(leaf.nbytes // N_DEVICES if any(d % N_DEVICES == 0 for d in leaf.shape)
-                   else leaf.nbytes for leaf in jax.tree.leaves(state))
+    expected = sum(
+        leaf.nbytes // N_DEVICES if any(d % N_DEVICES == 0 for d in leaf.shape) else leaf.nbytes
+        for leaf in jax.tree.leaves(state)
+    )
     assert set(sharded.values()) == {expected}, f"{name}: {sharded}"
     assert set(full.values()) == {sum(leaf.nbytes for leaf in jax.tree.leaves(state))}
     # Only b2 (4 floats per moment) and the counters stay whole: close to 8x.
@@ -426,8 +480,9 @@ def test_zero1_update_runs_only_all_gathers_of_split_leaves():
         updates, state = opt.update(grads, state, params)
         return gradtx.apply_updates(params, updates), state
 
-    jitted = jax.jit(step, in_shardings=(param_sh, param_sh, state_sh),
-                     out_shardings=(param_sh, state_sh))
+    jitted = jax.jit(
+        step, in_shardings=(param_sh, param_sh, state_sh), out_shardings=(param_sh, state_sh)
+    )
     found = collectives(jitted.lower(params, params, opt.init(params)).compile())
     split = sum(1 for s in gradtx.tree_get(state_sh, "mu").values() if s.spec != P())
     assert split == 3
@@ -442,8 +497,11 @@ def test_zero1_train_step_collectives_are_gradient_reduce_and_param_gather():
     batch = NamedSharding(mesh, P("data"))
     param_sh = jax.tree.map(lambda _: replicated, params)
     state_sh = gradtx.state_shardings(opt, params, mesh, axis="data")
-    step = jax.jit(train_step(opt), in_shardings=(param_sh, state_sh, batch, batch),
-                   out_shardings=(param_sh, state_sh))
+    step = jax.jit(
+        train_step(opt),
+        in_shardings=(param_sh, state_sh, batch, batch),
+        out_shardings=(param_sh, state_sh),
+    )
     found = collectives(step.lower(params, opt.init(params), x, y).compile())
     # The gradient sum over the batch shards (all-reduce or reduce-scatter)
     # and the gather of the split parameters; no permutes, no all-to-all.
@@ -458,12 +516,17 @@ def test_zero1_train_step_collectives_are_gradient_reduce_and_param_gather():
 
 # adadelta is not invariant to the gradient's scale, so a sum taken for a
 # mean would show.
-SHARD_MAP_CASES = [("adadelta_l2", lambda: gradtx.adadelta(weight_decay=0.01), False),
-                   ("adamw", lambda: gradtx.adamw(0.01, weight_decay=0.1), True)]
+SHARD_MAP_CASES = [
+    ("adadelta_l2", lambda: gradtx.adadelta(weight_decay=0.01), False),
+    ("adamw", lambda: gradtx.adamw(0.01, weight_decay=0.1), True),
+]
 
 
-@pytest.mark.parametrize("name,make,check_vma", SHARD_MAP_CASES,
-                         ids=[f"{n}-{'vma' if c else 'pmap_style'}" for n, _, c in SHARD_MAP_CASES])
+@pytest.mark.parametrize(
+    "name,make,check_vma",
+    SHARD_MAP_CASES,
+    ids=[f"{n}-{'vma' if c else 'pmap_style'}" for n, _, c in SHARD_MAP_CASES],
+)
 def test_shard_map_with_pmean_gradients_equals_unsharded_run(name, make, check_vma):
     steps = 5
     mesh = make_mesh((N_DEVICES,), ("data",), AxisType.Explicit)
@@ -481,9 +544,15 @@ def test_shard_map_with_pmean_gradients_equals_unsharded_run(name, make, check_v
         updates, state = opt.update(grads, state, params)
         return gradtx.apply_updates(params, updates), state
 
-    step = jax.jit(jax.shard_map(per_device_step, mesh=mesh,
-                                 in_specs=(P(), P(), P("data"), P("data")),
-                                 out_specs=(P(), P()), check_vma=check_vma))
+    step = jax.jit(
+        jax.shard_map(
+            per_device_step,
+            mesh=mesh,
+            in_specs=(P(), P(), P("data"), P("data")),
+            out_specs=(P(), P()),
+            check_vma=check_vma,
+        )
+    )
     with jax.set_mesh(mesh):
         params = jax.device_put(params0, NamedSharding(mesh, P()))
         state = jax.jit(opt.init)(params)
@@ -494,7 +563,12 @@ def test_shard_map_with_pmean_gradients_equals_unsharded_run(name, make, check_v
 
     ref_params, ref_state = single_device_run(opt, params0, x, y, steps)
     for key in params0:
-        np.testing.assert_allclose(np.asarray(params[key]), np.asarray(ref_params[key]),
-                                   rtol=1e-5, atol=1e-6, err_msg=f"{name}: params[{key}]")
+        np.testing.assert_allclose(
+            np.asarray(params[key]),
+            np.asarray(ref_params[key]),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=f"{name}: params[{key}]",
+        )
     for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(ref_state)):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)

@@ -61,6 +61,7 @@ def make_step(opt):
         grads = jax.grad(loss)(params, x, y)
         updates, state = opt.update(grads, state, params)
         return gradtx.apply_updates(params, updates), state
+
     return step
 
 
@@ -79,10 +80,15 @@ def train_single_device(steps=STEPS):
 def train_distributed(port: int, process_id: int, out_dir: Path, steps=STEPS):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     address = f"127.0.0.1:{port}"
-    jax.distributed.initialize(coordinator_address=address, coordinator_bind_address=address,
-                               num_processes=NUM_PROCESSES, process_id=process_id,
-                               initialization_timeout=120, heartbeat_timeout_seconds=30,
-                               shutdown_timeout_seconds=30)
+    jax.distributed.initialize(
+        coordinator_address=address,
+        coordinator_bind_address=address,
+        num_processes=NUM_PROCESSES,
+        process_id=process_id,
+        initialization_timeout=120,
+        heartbeat_timeout_seconds=30,
+        shutdown_timeout_seconds=30,
+    )
     try:
         mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
         replicated = NamedSharding(mesh, P())
@@ -100,8 +106,11 @@ def train_distributed(port: int, process_id: int, out_dir: Path, steps=STEPS):
         params = {k: global_array(v, replicated) for k, v in params0.items()}
         xs, ys = global_array(x, batch), global_array(y, batch)
         state = jax.jit(opt.init, out_shardings=state_sh)(params)
-        step = jax.jit(make_step(opt), in_shardings=(param_sh, state_sh, batch, batch),
-                       out_shardings=(param_sh, state_sh))
+        step = jax.jit(
+            make_step(opt),
+            in_shardings=(param_sh, state_sh, batch, batch),
+            out_shardings=(param_sh, state_sh),
+        )
         for _ in range(steps):
             params, state = step(params, state, xs, ys)
 
@@ -116,8 +125,9 @@ def train_distributed(port: int, process_id: int, out_dir: Path, steps=STEPS):
             "local_device_count": jax.local_device_count(),
             "state_bytes_per_local_device": state_bytes,
             "state_bytes_total": sum(leaf.nbytes for leaf in jax.tree.leaves(state)),
-            "state_scalar_bytes": sum(leaf.nbytes for leaf in jax.tree.leaves(state)
-                                      if leaf.ndim == 0),
+            "state_scalar_bytes": sum(
+                leaf.nbytes for leaf in jax.tree.leaves(state) if leaf.ndim == 0
+            ),
             "state_specs": [str(s.spec) for s in jax.tree.leaves(state_sh)],
         }
         final = {k: np.asarray(v.addressable_data(0)) for k, v in params.items()}

@@ -16,8 +16,9 @@ TREE = PROBLEMS["nested_quadratic"].params
 
 @pytest.mark.parametrize("debias", [True, False])
 def test_ema_matches_optax(debias, x64):
-    assert_transform_matches(gradtx.ema(0.9, debias=debias), optax.ema(0.9, debias=debias), TREE,
-                             f"ema debias={debias}")
+    assert_transform_matches(
+        gradtx.ema(0.9, debias=debias), optax.ema(0.9, debias=debias), TREE, f"ema debias={debias}"
+    )
 
 
 def test_ema_debiased_of_a_constant_is_that_constant():
@@ -51,14 +52,19 @@ def test_apply_every_with_zero_k_raises():
 @pytest.mark.parametrize("key", [7, "typed"])
 def test_add_noise_draws_optax_noise_for_the_same_key(key, x64):
     key = jax.random.key(7) if key == "typed" else key
-    assert_transform_matches(gradtx.add_noise(0.3, 0.55, key), optax.add_noise(0.3, 0.55, key),
-                             TREE, "add_noise", steps=20)
+    assert_transform_matches(
+        gradtx.add_noise(0.3, 0.55, key),
+        optax.add_noise(0.3, 0.55, key),
+        TREE,
+        "add_noise",
+        steps=20,
+    )
 
 
 def test_add_noise_keeps_plain_array_state_and_its_variance_decays():
     tx = gradtx.add_noise(4.0, 1.0, key=0)
     state = tx.init(jnp.zeros(20000))
-    assert state.rng_key.dtype == jnp.uint32   # NumPy can save it
+    assert state.rng_key.dtype == jnp.uint32  # NumPy can save it
     spreads = []
     for _ in range(4):
         u, state = tx.update(jnp.zeros(20000), state)

@@ -23,8 +23,9 @@ def test_scale_by_block_rms_matches_closed_form(block_axes, x64):
     for g in grads:
         u, state = update(jax.tree.leaves(g), state, jax.tree.leaves(g))  # params unused
         expected.append(u)
-    actual = _transform_trajectory(gradtx.scale_by_block_rms(0.95, 1e-3, block_axes=block_axes),
-                                   grads)
+    actual = _transform_trajectory(
+        gradtx.scale_by_block_rms(0.95, 1e-3, block_axes=block_axes), grads
+    )
     assert_trajectories_close(actual, expected, f"scale_by_block_rms({block_axes}) vs NumPy")
 
 
@@ -55,11 +56,14 @@ def test_adam_mini_in_precondition_measures_the_gradient_not_the_momentum():
     np.testing.assert_allclose(u, -m_hat / np.sqrt(v_hat) * np.ones(2), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(decay=1.0), ValueError, r"scale_by_block_rms: decay must be in \[0, 1\)"),
-    (dict(eps=-1.0), ValueError, r"scale_by_block_rms: eps must be in \[0, inf\]"),
-    (dict(block_axes="rows"), TypeError, "scale_by_block_rms: block_axes must be None, an int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(decay=1.0), ValueError, r"scale_by_block_rms: decay must be in \[0, 1\)"),
+        (dict(eps=-1.0), ValueError, r"scale_by_block_rms: eps must be in \[0, inf\]"),
+        (dict(block_axes="rows"), TypeError, "scale_by_block_rms: block_axes must be None, an int"),
+    ],
+)
 def test_scale_by_block_rms_with_bad_argument_raises(kwargs, error, message):
     with pytest.raises(error, match=message):
         gradtx.scale_by_block_rms(**kwargs)

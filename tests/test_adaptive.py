@@ -18,8 +18,9 @@ CASES = {
     "scale_by_adamax": lambda m: m.scale_by_adamax(0.8, 0.95, eps=1e-3),
     "scale_by_belief": lambda m: m.scale_by_belief(0.8, 0.95, eps=1e-3),
     "scale_by_belief_nesterov": lambda m: m.scale_by_belief(0.8, 0.95, 1e-3, 1e-4, nesterov=True),
-    "scale_by_yogi": lambda m: m.scale_by_yogi(0.8, 0.95, eps=1e-3, eps_root=1e-4,
-                                               initial_accumulator_value=0.1),
+    "scale_by_yogi": lambda m: m.scale_by_yogi(
+        0.8, 0.95, eps=1e-3, eps_root=1e-4, initial_accumulator_value=0.1
+    ),
     "scale_by_adan": lambda m: m.scale_by_adan(0.9, 0.8, 0.95, eps=1e-3, eps_root=1e-4),
     "scale_by_novograd": lambda m: m.scale_by_novograd(0.8, 0.5, 1e-3, 1e-4, weight_decay=0.1),
     "scale_by_optimistic_gradient": lambda m: m.scale_by_optimistic_gradient(0.7, 0.4),
@@ -37,9 +38,10 @@ def test_scale_by_polyak_matches_optax(variant, x64):
     values = [{"value": np.float64(v)} for v in np.random.default_rng(4).normal(size=40)]
     ours = gradtx.scale_by_polyak(f_min=0.1, max_learning_rate=0.7, eps=0.01, variant=variant)
     theirs = optax.scale_by_polyak(f_min=0.1, max_learning_rate=0.7, eps=0.01, variant=variant)
-    actual = assert_transform_matches(ours, theirs, TREE, f"scale_by_polyak {variant}", steps=40,
-                                      extra=values)
-    if variant == "sps+":   # a loss below f_min gives a zero step
+    actual = assert_transform_matches(
+        ours, theirs, TREE, f"scale_by_polyak {variant}", steps=40, extra=values
+    )
+    if variant == "sps+":  # a loss below f_min gives a zero step
         below = [t for t, v in enumerate(values) if v["value"] < 0.1]
         assert below and all(not np.any(actual[t][0]) for t in below)
 
@@ -48,7 +50,7 @@ def test_scale_by_infinity_norm_divides_by_decayed_max_by_hand():
     tx = gradtx.scale_by_infinity_norm(0.5, eps=0.0)
     state = tx.init(jnp.zeros(2))
     _, state = tx.update(jnp.array([4.0, -1.0]), state)
-    u, state = tx.update(jnp.array([1.0, -3.0]), state)   # u = max(0.5 * (4, 1), |g|) = (2, 3)
+    u, state = tx.update(jnp.array([1.0, -3.0]), state)  # u = max(0.5 * (4, 1), |g|) = (2, 3)
     np.testing.assert_allclose(u, [0.5, -1.0])
     np.testing.assert_allclose(state.nu, [2.0, 3.0])
 
@@ -66,8 +68,10 @@ def test_adaptive_states_keep_optax_field_names():
     assert gradtx.scale_by_novograd().init(p)._fields == ("count", "mu", "nu")
     assert gradtx.scale_by_adan().init(p)._fields == ("m", "v", "n", "g", "t")
     assert gradtx.scale_by_rprop(0.1).init(p)._fields == ("step_sizes", "prev_updates")
-    assert gradtx.scale_by_optimistic_gradient().init(p)._fields == ("is_initial_step",
-                                                                     "previous_gradient")
+    assert gradtx.scale_by_optimistic_gradient().init(p)._fields == (
+        "is_initial_step",
+        "previous_gradient",
+    )
 
 
 def test_rprop_first_update_is_zero_as_in_optax():
@@ -75,7 +79,7 @@ def test_rprop_first_update_is_zero_as_in_optax():
     p = jnp.ones(2)
     u, state = tx.update(jnp.array([1.0, -1.0]), tx.init(p), p)
     np.testing.assert_array_equal(u, [0.0, 0.0])
-    u, _ = tx.update(jnp.array([1.0, 1.0]), state, p)   # the second flips sign: no step there
+    u, _ = tx.update(jnp.array([1.0, 1.0]), state, p)  # the second flips sign: no step there
     np.testing.assert_allclose(u, [-0.1, 0.0])
 
 
@@ -88,9 +92,9 @@ def test_polyak_without_value_raises():
 def test_polyak_sgd_passes_value_through_its_chain_under_jit():
     opt = gradtx.polyak_sgd()
     p = jnp.array([2.0])
-    step = jax.jit(lambda p, s: opt.update(2 * p, s, p, value=jnp.sum(p ** 2)))
+    step = jax.jit(lambda p, s: opt.update(2 * p, s, p, value=jnp.sum(p**2)))
     u, _ = step(p, opt.init(p))
-    np.testing.assert_allclose(u, [-1.0])   # min(4 / 16, 1) * 4
+    np.testing.assert_allclose(u, [-1.0])  # min(4 / 16, 1) * 4
 
 
 def test_polyak_with_unknown_variant_raises():
@@ -115,4 +119,4 @@ def test_yogi_second_moment_moves_by_g_squared_not_by_the_gap():
     for g in random_sequence(jnp.zeros(1), 5, seed=9):
         v = state.nu
         _, state = tx.update(jnp.asarray(g, jnp.float32), state)
-        np.testing.assert_allclose(state.nu, v - 0.5 * np.sign(v - g ** 2) * g ** 2, rtol=1e-6)
+        np.testing.assert_allclose(state.nu, v - 0.5 * np.sign(v - g**2) * g**2, rtol=1e-6)

@@ -10,11 +10,13 @@ from contrib_checks import assert_transform_matches_optax
 import gradtx
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(b1=0.8, b2=0.99, eps=1e-3, nesterov=True),
-                                    dict(use_clipping=False)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(), dict(b1=0.8, b2=0.99, eps=1e-3, nesterov=True), dict(use_clipping=False)]
+)
 def test_scale_by_adopt_matches_optax(kwargs):
-    assert_transform_matches_optax(gradtx.scale_by_adopt(**kwargs),
-                                   optax.contrib.scale_by_adopt(**kwargs), f"adopt {kwargs}")
+    assert_transform_matches_optax(
+        gradtx.scale_by_adopt(**kwargs), optax.contrib.scale_by_adopt(**kwargs), f"adopt {kwargs}"
+    )
 
 
 def test_scale_by_adopt_first_step_is_zero_and_records_nu():

@@ -18,6 +18,7 @@ def _grad(p):
 
 def _run(opt, steps):
     """Train on the quadratic; return the params and state after each step."""
+
     @jax.jit
     def step(params, state):
         u, state = opt.update(_grad(params), state, params)
@@ -57,7 +58,7 @@ def test_ema_params_matches_direct_loop(debias):
         p = p - lr * A * p
         if debias:
             biased = decay * biased + (1 - decay) * p
-            want = biased / (1 - decay ** t)
+            want = biased / (1 - decay**t)
         else:
             want = p.copy() if t == 1 else decay * want + (1 - decay) * p
         np.testing.assert_allclose(np.asarray(params["p"]), p, rtol=1e-5)
@@ -78,7 +79,7 @@ def test_ema_params_matches_torch_averaged_model():
     history = _run(gradtx.ema_params(gradtx.sgd(lr), decay), 5)
     for _, state in history:
         sgd.zero_grad()
-        (0.5 * (a * model.weight ** 2).sum()).backward()
+        (0.5 * (a * model.weight**2).sum()).backward()
         sgd.step()
         averaged.update_parameters(model)
         want = averaged.module.weight.detach().numpy()[0]
@@ -92,10 +93,14 @@ def test_ema_params_bf16_params_keep_a_float32_average():
     assert state.ema["w"].dtype == jnp.float32 and u["w"].dtype == jnp.bfloat16
 
 
-@pytest.mark.parametrize("make", [
-    lambda: gradtx.lookahead_in_state(gradtx.adam(0.1), sync_period=2, slow_step_size=0.5),
-    lambda: gradtx.ema_params(gradtx.adam(0.1), 0.9, debias=True),
-], ids=["lookahead", "ema_params"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradtx.lookahead_in_state(gradtx.adam(0.1), sync_period=2, slow_step_size=0.5),
+        lambda: gradtx.ema_params(gradtx.adam(0.1), 0.9, debias=True),
+    ],
+    ids=["lookahead", "ema_params"],
+)
 def test_averaging_under_vmap_matches_loop(make):
     opt = make()
     params = {"p": jnp.asarray(np.stack([P0, -P0, 2 * P0]), jnp.float32)}
@@ -111,27 +116,48 @@ def test_averaging_under_vmap_matches_loop(make):
     loop = jax.jit(two_steps)
     for i in range(3):
         want = loop({"p": params["p"][i]})
-        jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x[i]), np.asarray(y),
-                                                             rtol=1e-6), got, want)
+        jax.tree.map(
+            lambda x, y: np.testing.assert_allclose(np.asarray(x[i]), np.asarray(y), rtol=1e-6),
+            got,
+            want,
+        )
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1), 0), ValueError,
-     "lookahead_in_state: sync_period must be an int >= 1, got 0"),
-    (lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1), 2, 1.5), ValueError,
-     r"lookahead_in_state: slow_step_size must be in \[0, 1\], got 1.5"),
-    (lambda: gradtx.lookahead_in_state("sgd"), TypeError,
-     "lookahead_in_state: fast_optimizer must be a gradient transformation"),
-    (lambda: gradtx.ema_params(gradtx.sgd(0.1), 1.0), ValueError,
-     r"ema_params: decay must be in \[0, 1\), got 1.0"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (
+            lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1), 0),
+            ValueError,
+            "lookahead_in_state: sync_period must be an int >= 1, got 0",
+        ),
+        (
+            lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1), 2, 1.5),
+            ValueError,
+            r"lookahead_in_state: slow_step_size must be in \[0, 1\], got 1.5",
+        ),
+        (
+            lambda: gradtx.lookahead_in_state("sgd"),
+            TypeError,
+            "lookahead_in_state: fast_optimizer must be a gradient transformation",
+        ),
+        (
+            lambda: gradtx.ema_params(gradtx.sgd(0.1), 1.0),
+            ValueError,
+            r"ema_params: decay must be in \[0, 1\), got 1.0",
+        ),
+    ],
+)
 def test_averaging_bad_arguments_raise(make, error, match):
     with pytest.raises(error, match=match):
         make()
 
 
-@pytest.mark.parametrize("opt", [gradtx.lookahead_in_state(gradtx.sgd(0.1)), gradtx.ema_params(gradtx.sgd(0.1))],
-                         ids=["lookahead", "ema_params"])
+@pytest.mark.parametrize(
+    "opt",
+    [gradtx.lookahead_in_state(gradtx.sgd(0.1)), gradtx.ema_params(gradtx.sgd(0.1))],
+    ids=["lookahead", "ema_params"],
+)
 def test_averaging_without_params_raises(opt):
     g = {"p": jnp.ones(3)}
     with pytest.raises(ValueError, match=f"{opt.name}: update needs params"):
@@ -176,8 +202,12 @@ def test_lookahead_matches_optax_in_float64(reset_state):
     with jax.enable_x64(True):
         ours = _run_pair(gradtx.lookahead(gradtx.adam(0.1), 3, 0.6, reset_state), 12, jnp.float64)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes float and int32 counts
-            theirs = _run_pair(optax.lookahead(optax.adam(0.1), 3, 0.6, reset_state), 12,
-                               jnp.float64, optax.LookaheadParams)
+            theirs = _run_pair(
+                optax.lookahead(optax.adam(0.1), 3, 0.6, reset_state),
+                12,
+                jnp.float64,
+                optax.LookaheadParams,
+            )
     for mine, want in zip(ours, theirs):
         for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(want)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -198,6 +228,7 @@ def test_lookahead_with_reset_state_restarts_the_fast_optimizer_at_sync():
 def test_lookahead_with_plain_params_raises_naming_lookahead_in_state():
     opt = gradtx.lookahead(gradtx.sgd(0.1), 2, 0.5)
     g = {"p": jnp.ones(3)}
-    with pytest.raises(TypeError, match="lookahead: update needs params=LookaheadParams.*"
-                                        "lookahead_in_state"):
+    with pytest.raises(
+        TypeError, match="lookahead: update needs params=LookaheadParams.*lookahead_in_state"
+    ):
         opt.update(g, opt.init(g), g)

@@ -38,25 +38,33 @@ def _cautious_adamw_reference(lr):
 def _adamw_cwd(lr):
     # AdamW with cautious weight decay: the recipe of the paper, from public parts.
     return gradtx.chain(
-        gradtx.precondition(gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True),
-                                         gradtx.bias_correction(0.9)),
-                            by=gradtx.scale_by_rms(0.99, 1e-8, eps_in_sqrt=False,
-                                                   bias_correction=True)),
+        gradtx.precondition(
+            gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True), gradtx.bias_correction(0.9)),
+            by=gradtx.scale_by_rms(0.99, 1e-8, eps_in_sqrt=False, bias_correction=True),
+        ),
         gradtx.add_cautious_decayed_weights(0.5),
-        gradtx.scale_by_learning_rate(lr))
+        gradtx.scale_by_learning_rate(lr),
+    )
 
 
 CASES = {
     "cautious_adamw": (0.01, _cautious_adamw, _cautious_adamw_reference),
-    "cautious_sgd_momentum": (0.01, lambda lr: gradtx.cautious(gradtx.sgd(lr, momentum=0.9)),
-                              lambda lr: ref_addons.cautious(ref.sgd(lr, momentum=0.9))),
-    "adamw_cautious_weight_decay": (0.01, _adamw_cwd,
-                                    lambda lr: ref_addons.cautious_adamw_cwd(
-                                        lr, b2=0.99, weight_decay=0.5)),
+    "cautious_sgd_momentum": (
+        0.01,
+        lambda lr: gradtx.cautious(gradtx.sgd(lr, momentum=0.9)),
+        lambda lr: ref_addons.cautious(ref.sgd(lr, momentum=0.9)),
+    ),
+    "adamw_cautious_weight_decay": (
+        0.01,
+        _adamw_cwd,
+        lambda lr: ref_addons.cautious_adamw_cwd(lr, b2=0.99, weight_decay=0.5),
+    ),
 }
 RUNS = [(name, "nested_quadratic") for name in CASES] + [
-    (name, problem) for name in ("cautious_adamw", "adamw_cautious_weight_decay")
-    for problem in ("rosenbrock", "mlp")]
+    (name, problem)
+    for name in ("cautious_adamw", "adamw_cautious_weight_decay")
+    for problem in ("rosenbrock", "mlp")
+]
 
 
 @pytest.mark.parametrize("name, problem_name", RUNS)
@@ -76,27 +84,41 @@ def test_cautious_optimizer_in_float32_matches_float64_reference(name):
     problem = PROBLEMS["nested_quadratic"]
     expected = run_reference(make_reference(lr * 0.1), problem)
     actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
-    assert_trajectories_close(actual, expected, f"{name} float32 vs NumPy float64",
-                              rtol=2e-5, atol=2e-6)
+    assert_trajectories_close(
+        actual, expected, f"{name} float32 vs NumPy float64", rtol=2e-5, atol=2e-6
+    )
 
 
 @pytest.fixture
 def no_hidden_eps(monkeypatch):
     """pytorch-optimizer's fixed 1e-15 under the root, set to 0 (see test_optimizers_addons)."""
     original = BaseOptimizer.apply_ams_bound
-    monkeypatch.setattr(BaseOptimizer, "apply_ams_bound",
-                        staticmethod(functools.partial(original, exp_avg_sq_eps=0.0)))
+    monkeypatch.setattr(
+        BaseOptimizer,
+        "apply_ams_bound",
+        staticmethod(functools.partial(original, exp_avg_sq_eps=0.0)),
+    )
 
 
 # pytorch-optimizer's cautious=True masks its step against the raw gradient,
 # per tensor, with the paper's d / (count + 1): gradtx.cautious around the recipe.
 TORCH_CASES = {
-    "cautious_laprop": (0.01, lambda lr: gradtx.cautious(gradtx.laprop(lr, b2=0.99, eps=0.0)),
-                        lambda lr: lambda ps: LaProp(ps, lr=lr, betas=(0.9, 0.99), eps=0.0,
-                                                     cautious=True, foreach=False)),
-    "cautious_mars": (0.01, lambda lr: gradtx.cautious(gradtx.mars(lr, gamma=0.1, eps=0.0)),
-                      lambda lr: lambda ps: MARS(ps, lr=lr, gamma=0.1, eps=0.0, optimize_1d=True,
-                                                 cautious=True, foreach=False)),
+    "cautious_laprop": (
+        0.01,
+        lambda lr: gradtx.cautious(gradtx.laprop(lr, b2=0.99, eps=0.0)),
+        lambda lr: (
+            lambda ps: LaProp(ps, lr=lr, betas=(0.9, 0.99), eps=0.0, cautious=True, foreach=False)
+        ),
+    ),
+    "cautious_mars": (
+        0.01,
+        lambda lr: gradtx.cautious(gradtx.mars(lr, gamma=0.1, eps=0.0)),
+        lambda lr: (
+            lambda ps: MARS(
+                ps, lr=lr, gamma=0.1, eps=0.0, optimize_1d=True, cautious=True, foreach=False
+            )
+        ),
+    ),
 }
 
 
@@ -123,8 +145,9 @@ def test_cautious_in_float32_matches_pytorch_optimizer_in_float32(name, no_hidde
     lr = lr * problem.lr_scale
     expected = run_torch(make_torch(lr), problem, dtype=torch.float32)
     actual = run_jax(make(lr), problem, gradtx.apply_updates, dtype=np.float32)
-    assert_trajectories_close(actual, expected, f"{name} float32 vs pytorch-optimizer float32",
-                              rtol=1e-5, atol=1e-6)
+    assert_trajectories_close(
+        actual, expected, f"{name} float32 vs pytorch-optimizer float32", rtol=1e-5, atol=1e-6
+    )
 
 
 def test_cautious_add_cautious_decayed_weights_matches_closed_form(x64):
@@ -165,29 +188,41 @@ def test_cautious_around_a_gradient_signed_transform_zeroes_everything():
 def test_cautious_state_is_the_inner_state():
     params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
     inner = gradtx.adamw(1e-3)
-    assert jax.tree.structure(gradtx.cautious(inner).init(params)) == \
-        jax.tree.structure(inner.init(params))
+    assert jax.tree.structure(gradtx.cautious(inner).init(params)) == jax.tree.structure(
+        inner.init(params)
+    )
     assert repr(gradtx.cautious(gradtx.sgd(0.1))).startswith("cautious(chain(identity(), ")
 
 
 def test_add_cautious_decayed_weights_respects_mask_and_schedule():
     params = {"w": jnp.array([2.0, -2.0]), "b": jnp.array([2.0])}
     u = {"w": jnp.array([1.0, 1.0]), "b": jnp.array([1.0])}
-    tx = gradtx.add_cautious_decayed_weights(lambda t: 0.5 * (t.astype(jnp.float32) + 1),
-                                             mask={"w": True, "b": False})
+    tx = gradtx.add_cautious_decayed_weights(
+        lambda t: 0.5 * (t.astype(jnp.float32) + 1), mask={"w": True, "b": False}
+    )
     state = tx.init(params)
     out, state = tx.update(u, state, params)
-    np.testing.assert_allclose(out["w"], [2.0, 1.0])   # 1 + 0.5 * 2; signs differ: 1
+    np.testing.assert_allclose(out["w"], [2.0, 1.0])  # 1 + 0.5 * 2; signs differ: 1
     np.testing.assert_allclose(out["b"], [1.0])
     out, state = tx.update(u, state, params)
-    np.testing.assert_allclose(out["w"], [3.0, 1.0])   # weight decay 1.0 at step 1
+    np.testing.assert_allclose(out["w"], [3.0, 1.0])  # weight decay 1.0 at step 1
 
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda: gradtx.cautious(42), TypeError, "cautious: inner must be a gradient transformation"),
-    (lambda: gradtx.add_cautious_decayed_weights(-0.1), ValueError,
-     r"add_cautious_decayed_weights: weight_decay must be in \[0, inf\]"),
-])
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (
+            lambda: gradtx.cautious(42),
+            TypeError,
+            "cautious: inner must be a gradient transformation",
+        ),
+        (
+            lambda: gradtx.add_cautious_decayed_weights(-0.1),
+            ValueError,
+            r"add_cautious_decayed_weights: weight_decay must be in \[0, inf\]",
+        ),
+    ],
+)
 def test_cautious_with_bad_argument_raises(make, error, message):
     with pytest.raises(error, match=message):
         make()

@@ -38,8 +38,13 @@ def _same(a, b):
 
 
 def _manifest(leaves, nbytes):
-    return {"format": "gradtx.checkpoint", "version": 1, "byteorder": sys.byteorder,
-            "nbytes": nbytes, "leaves": leaves}
+    return {
+        "format": "gradtx.checkpoint",
+        "version": 1,
+        "byteorder": sys.byteorder,
+        "nbytes": nbytes,
+        "leaves": leaves,
+    }
 
 
 def _npy(payload: bytes, shape=None, descr="|u1") -> bytes:
@@ -64,6 +69,7 @@ def _crafted(path, leaves, nbytes, data: bytes, **kwargs):
 # ----------------------------------------------------------------------------
 # Packed buffers remember what was packed into them.
 
+
 def _models():
     a = {"embed": jnp.arange(4.0), "head": jnp.arange(6.0).reshape(2, 3) + 100}
     b = {"embed": jnp.zeros((2, 3)), "head": jnp.zeros(4)}
@@ -73,14 +79,17 @@ def _models():
 def test_load_checkpoint_packed_params_of_other_model_raises(tmp_path):
     a, b = _models()
     opt = gradtx.flatten(gradtx.adam(1e-3))
-    gradtx.save_checkpoint(tmp_path / "c.npz", {"params": gradtx.pack(a),
-                                                "opt_state": opt.init(gradtx.pack(a))})
+    gradtx.save_checkpoint(
+        tmp_path / "c.npz", {"params": gradtx.pack(a), "opt_state": opt.init(gradtx.pack(a))}
+    )
     template = {"params": gradtx.pack(b), "opt_state": opt.init(gradtx.pack(b))}
-    with pytest.raises(gradtx.CheckpointError,
-                       match=r"packed buffers at \['opt_state'\]\.states\[0\]\.direction\.states\[0\]"
-                             r"\.mu were packed from other parameters: "
-                             r"packed leaf 0 is \['embed'\] float32\[4\] in the checkpoint but "
-                             r"\['embed'\] float32\[2, 3\] in the template"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"packed buffers at \['opt_state'\]\.states\[0\]\.direction\.states\[0\]"
+        r"\.mu were packed from other parameters: "
+        r"packed leaf 0 is \['embed'\] float32\[4\] in the checkpoint but "
+        r"\['embed'\] float32\[2, 3\] in the template",
+    ):
         gradtx.load_checkpoint(tmp_path / "c.npz", template)
 
 
@@ -88,9 +97,12 @@ def test_load_checkpoint_flatten_state_of_other_model_raises(tmp_path):
     a, b = _models()
     opt = gradtx.flatten(gradtx.adam(1e-3))
     gradtx.save_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(a)})
-    with pytest.raises(gradtx.CheckpointError, match=r"packed buffers at \['opt_state'\]"
-                                                     r"\.states\[0\]\.direction\.states\[0\]"
-                                                     r"\.mu were packed from other"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"packed buffers at \['opt_state'\]"
+        r"\.states\[0\]\.direction\.states\[0\]"
+        r"\.mu were packed from other",
+    ):
         gradtx.load_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(b)})
 
 
@@ -115,11 +127,13 @@ def test_load_checkpoint_packed_template_unpacked_file_raises(tmp_path):
 # ----------------------------------------------------------------------------
 # Sizes are bounded before anything large is read.
 
+
 def test_load_checkpoint_deflate_bomb_raises_without_inflating(tmp_path):
     path = tmp_path / "bomb.npz"
     nbytes = 64 << 20
-    manifest = json.dumps(_manifest([{"path": "[0]", "dtype": "uint8", "shape": [nbytes],
-                                      "offset": 0}], nbytes)).encode()
+    manifest = json.dumps(
+        _manifest([{"path": "[0]", "dtype": "uint8", "shape": [nbytes], "offset": 0}], nbytes)
+    ).encode()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.npy", _npy(manifest))
         with zf.open("data.npy", "w", force_zip64=True) as member:
@@ -141,8 +155,11 @@ def test_load_checkpoint_deflate_bomb_raises_without_inflating(tmp_path):
 def test_load_checkpoint_member_larger_than_template_raises_before_reading(tmp_path):
     leaves = [{"path": "[0]", "dtype": "float32", "shape": [1], "offset": 0}]
     _crafted(tmp_path / "big.npz", leaves, 4, bytes(8 << 20))
-    with pytest.raises(gradtx.CheckpointError, match=r"the data member claims \d+ bytes, more "
-                                                     r"than the template allows \(4 bytes"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"the data member claims \d+ bytes, more "
+        r"than the template allows \(4 bytes",
+    ):
         gradtx.load_checkpoint(tmp_path / "big.npz", (jnp.zeros(1),))
 
 
@@ -152,10 +169,12 @@ def test_load_checkpoint_header_claiming_a_tebibyte_raises_checkpoint_error(tmp_
     _crafted(tmp_path / "tib.npz", leaves, tib, b"\0" * 16, shape=(tib,))
     tracemalloc.start()
     try:
-        with pytest.raises(gradtx.CheckpointError, match=r"the data member is \d+ bytes but its "
-                                                         r"header describes"):
-            gradtx.load_checkpoint(tmp_path / "tib.npz",
-                                   (jax.ShapeDtypeStruct((tib,), jnp.uint8),))
+        with pytest.raises(
+            gradtx.CheckpointError,
+            match=r"the data member is \d+ bytes but its "
+            r"header describes",
+        ):
+            gradtx.load_checkpoint(tmp_path / "tib.npz", (jax.ShapeDtypeStruct((tib,), jnp.uint8),))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -169,14 +188,17 @@ ONE = {"path": "[0]", "dtype": "float32", "shape": [2], "offset": 0}
 TWO = {"path": "[1]", "dtype": "float32", "shape": [2], "offset": 16}
 
 
-@pytest.mark.parametrize("second, message", [
-    (dict(TWO, offset=4), r"leaf \[1\] \(8 bytes at offset 4\) overlaps or is misplaced"),
-    (dict(TWO, offset=8), r"leaf \[1\] \(8 bytes at offset 8\) overlaps or is misplaced"),
-    (dict(TWO, offset=17), r"leaf \[1\] \(8 bytes at offset 17\) lies beyond the end"),
-    (dict(TWO, offset=True), r"has no valid gradtx manifest"),
-    (dict(TWO, shape=[True, 2]), r"has no valid gradtx manifest"),
-    (dict(TWO, offset=16.0), r"has no valid gradtx manifest"),
-])
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        (dict(TWO, offset=4), r"leaf \[1\] \(8 bytes at offset 4\) overlaps or is misplaced"),
+        (dict(TWO, offset=8), r"leaf \[1\] \(8 bytes at offset 8\) overlaps or is misplaced"),
+        (dict(TWO, offset=17), r"leaf \[1\] \(8 bytes at offset 17\) lies beyond the end"),
+        (dict(TWO, offset=True), r"has no valid gradtx manifest"),
+        (dict(TWO, shape=[True, 2]), r"has no valid gradtx manifest"),
+        (dict(TWO, offset=16.0), r"has no valid gradtx manifest"),
+    ],
+)
 def test_load_checkpoint_misplaced_offsets_raise(tmp_path, second, message):
     _crafted(tmp_path / "m.npz", [ONE, second], 24, bytes(24))
     with pytest.raises(gradtx.CheckpointError, match=message):
@@ -188,8 +210,11 @@ def test_load_checkpoint_structured_dtype_with_other_fields_raises(tmp_path):
     other = np.zeros(2, np.dtype([("b", "<i4"), ("a", "<f4")]))
     assert saved.dtype.name == other.dtype.name
     gradtx.save_checkpoint(tmp_path / "c.npz", {"x": saved})
-    with pytest.raises(gradtx.CheckpointError, match=r"leaf \['x'\] is void64\[2\] in the "
-                                                     r"checkpoint but"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"leaf \['x'\] is void64\[2\] in the "
+        r"checkpoint but",
+    ):
         gradtx.load_checkpoint(tmp_path / "c.npz", {"x": other})
     _same(gradtx.load_checkpoint(tmp_path / "c.npz", {"x": saved}), {"x": saved})
 
@@ -204,8 +229,11 @@ def test_load_checkpoint_pickle_header_in_data_raises(tmp_path):
 def test_load_checkpoint_deeply_nested_manifest_raises_checkpoint_error(tmp_path):
     raw = b"[" * 200_000
     _zip(tmp_path / "n.npz", {"manifest.npy": _npy(raw), "data.npy": _npy(b"")})
-    with pytest.raises(gradtx.CheckpointError, match=r"more than the template allows|cannot be "
-                                                     r"read"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"more than the template allows|cannot be "
+        r"read",
+    ):
         gradtx.load_checkpoint(tmp_path / "n.npz", (jnp.zeros(1),))
     raw = b"[" * 3000  # small enough to pass the size bound: the parser's recursion fails
     _zip(tmp_path / "n.npz", {"manifest.npy": _npy(raw), "data.npy": _npy(b"")})
@@ -215,6 +243,7 @@ def test_load_checkpoint_deeply_nested_manifest_raises_checkpoint_error(tmp_path
 
 # ----------------------------------------------------------------------------
 # Fuzzing: every load raises CheckpointError or returns the saved values exactly.
+
 
 def _fuzz(path, original: bytes, variants, template, expected) -> dict:
     counts = {"loads": 0, "refused": 0, "loaded_exactly": 0}
@@ -236,28 +265,29 @@ def _header_positions(raw: bytes) -> list[int]:
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         payload = set()
         for info in zf.infolist():
-            name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:
-                                                            info.header_offset + 30])
+            name_len, extra_len = struct.unpack(
+                "<HH", raw[info.header_offset + 26 : info.header_offset + 30]
+            )
             start = info.header_offset + 30 + name_len + extra_len
-            npy_header = 10 + struct.unpack("<H", raw[start + 8:start + 10])[0]
+            npy_header = 10 + struct.unpack("<H", raw[start + 8 : start + 10])[0]
             payload.update(range(start + npy_header, start + info.compress_size))
     return [i for i in range(len(raw)) if i not in payload]
 
 
 def _variants(raw: bytes, flips=(0xFF,), values=(0, 1, 0x7F, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF)):
-    for cut in range(len(raw)):                       # truncation at every length
+    for cut in range(len(raw)):  # truncation at every length
         yield raw[:cut]
-    for i in range(len(raw)):                         # every byte flipped
+    for i in range(len(raw)):  # every byte flipped
         for mask in flips:
             out = bytearray(raw)
             out[i] ^= mask
             yield bytes(out)
-    for i in _header_positions(raw):                  # header fields set to extremes
+    for i in _header_positions(raw):  # header fields set to extremes
         for value in values:
             out = bytearray(raw)
             width = 2 if value <= 0xFFFF else 4
-            out[i:i + width] = value.to_bytes(width, "little")
-            yield bytes(out[:len(raw)])
+            out[i : i + width] = value.to_bytes(width, "little")
+            yield bytes(out[: len(raw)])
 
 
 def test_load_checkpoint_fuzzed_file_raises_checkpoint_error_or_loads_exactly(tmp_path):
@@ -281,14 +311,20 @@ def test_load_checkpoint_fuzzed_optimizer_state_every_bit_raises_or_loads_exactl
     gradtx.save_checkpoint(path, state)
     raw = path.read_bytes()
     rng = np.random.default_rng(0)
-    values = tuple(int(v) for v in rng.integers(0, 2 ** 32, 8)) + (0, 0xFFFF, 0xFFFFFFFF)
-    counts = _fuzz(path, raw, _variants(raw, flips=tuple(1 << b for b in range(8)),
-                                        values=values), state, state)
+    values = tuple(int(v) for v in rng.integers(0, 2**32, 8)) + (0, 0xFFFF, 0xFFFFFFFF)
+    counts = _fuzz(
+        path,
+        raw,
+        _variants(raw, flips=tuple(1 << b for b in range(8)), values=values),
+        state,
+        state,
+    )
     print(f"fuzz (slow): {counts} for a {len(raw)}-byte file")
 
 
 # ----------------------------------------------------------------------------
 # File mode, leftovers, values that cannot be stored.
+
 
 @pytest.fixture
 def umask():
@@ -315,8 +351,11 @@ def test_save_checkpoint_mode_follows_umask(tmp_path, umask):
 def test_save_checkpoint_stale_temp_files_are_removed(tmp_path):
     old = time.time() - 3600
     stale = [".c.npz.gradtx-abcd1234.tmp", ".c.npz.k2j_9xq1.tmp"]
-    kept = [".c.npz.gradtx-fresh123.tmp",   # young: may be a save in progress
-            ".c.npz.bak.gradtx-abcd1234.tmp", "c.npz.notes"]  # another file's, not a temp
+    kept = [
+        ".c.npz.gradtx-fresh123.tmp",  # young: may be a save in progress
+        ".c.npz.bak.gradtx-abcd1234.tmp",
+        "c.npz.notes",
+    ]  # another file's, not a temp
     for name in stale + kept:
         (tmp_path / name).write_bytes(b"partial")
         if name != ".c.npz.gradtx-fresh123.tmp":
@@ -326,15 +365,21 @@ def test_save_checkpoint_stale_temp_files_are_removed(tmp_path):
 
 
 def test_save_checkpoint_int_beyond_int64_raises(tmp_path):
-    with pytest.raises(ValueError, match=r"save_checkpoint: leaf \['step'\] is the Python int "
-                                         r"1180591620717411303424, outside the int64 range"):
-        gradtx.save_checkpoint(tmp_path / "c.npz", {"step": 2 ** 70})
+    with pytest.raises(
+        ValueError,
+        match=r"save_checkpoint: leaf \['step'\] is the Python int "
+        r"1180591620717411303424, outside the int64 range",
+    ):
+        gradtx.save_checkpoint(tmp_path / "c.npz", {"step": 2**70})
     assert os.listdir(tmp_path) == []
 
 
 def test_save_checkpoint_structured_dtype_with_object_field_raises(tmp_path):
     leaf = np.zeros(2, np.dtype([("a", "<f4"), ("o", object)]))
-    with pytest.raises(TypeError, match=r"save_checkpoint: leaf \['x'\] has dtype .*which holds "
-                                        r"Python objects"):
+    with pytest.raises(
+        TypeError,
+        match=r"save_checkpoint: leaf \['x'\] has dtype .*which holds "
+        r"Python objects",
+    ):
         gradtx.save_checkpoint(tmp_path / "c.npz", {"x": leaf})
     assert os.listdir(tmp_path) == []

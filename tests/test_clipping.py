@@ -13,11 +13,13 @@ RNG = np.random.default_rng(0)
 
 def _tree(complex_=False, scale=1.0):
     shapes = {"w": (3, 4), "b": (4,), "conv": (2, 2, 3, 5), "s": ()}
+
     def one(shape):
         x = RNG.normal(size=shape) * scale
         if complex_:
             x = x + 1j * RNG.normal(size=shape) * scale
         return x
+
     return {k: one(s) for k, s in shapes.items()}
 
 
@@ -26,6 +28,7 @@ def _to_jax(tree):
         if isinstance(x, jax.Array):
             return x
         return jnp.asarray(x, jnp.complex64 if np.iscomplexobj(x) else jnp.float32)
+
     return jax.tree.map(one, tree)
 
 
@@ -47,11 +50,14 @@ def _np_shrink(g, norm, bound):
 
 # --- closed forms -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("complex_", [False, True])
 def test_clip_matches_closed_form(complex_):
     g = _tree(complex_, scale=2.0)
-    want = {k: (np.clip(x, -1.5, 1.5) if not complex_ else _np_shrink(x, np.abs(x), 1.5))
-            for k, x in g.items()}
+    want = {
+        k: (np.clip(x, -1.5, 1.5) if not complex_ else _np_shrink(x, np.abs(x), 1.5))
+        for k, x in g.items()
+    }
     _close(_apply(gradtx.clip(1.5), g), want)
 
 
@@ -94,25 +100,32 @@ def test_adaptive_grad_clip_matches_closed_form(complex_):
     g, p = _tree(complex_), _tree(complex_, scale=0.3)
     p["b"] = np.zeros_like(p["b"])  # zero-initialised bias: eps takes over
     clipping, eps = 0.05, 1e-3
-    want = {k: _np_shrink(g[k], _np_unit_norm(g[k]), clipping * np.maximum(_np_unit_norm(p[k]), eps))
-            for k in g}
+    want = {
+        k: _np_shrink(g[k], _np_unit_norm(g[k]), clipping * np.maximum(_np_unit_norm(p[k]), eps))
+        for k in g
+    }
     _close(_apply(gradtx.adaptive_grad_clip(clipping, eps), g, p), want)
 
 
 def test_adaptive_grad_clip_axis_overrides_units():
     g, p = _tree()["w"], _tree()["w"]
-    norm = lambda x: np.broadcast_to(np.sqrt(np.sum(x ** 2, axis=1, keepdims=True)), x.shape)
+    norm = lambda x: np.broadcast_to(np.sqrt(np.sum(x**2, axis=1, keepdims=True)), x.shape)
     want = _np_shrink(g, norm(g), 0.1 * np.maximum(norm(p), 1e-3))
     _close(_apply(gradtx.adaptive_grad_clip(0.1, axis=1), {"w": g}, {"w": p}), {"w": want})
 
 
 # --- optax --------------------------------------------------------------------
 
-@pytest.mark.parametrize("pair", [
-    (gradtx.clip(0.5), optax.clip(0.5)),
-    (gradtx.clip_by_global_norm(1.0), optax.clip_by_global_norm(1.0)),
-    (gradtx.clip_by_block_rms(0.7), optax.clip_by_block_rms(0.7)),
-], ids=["clip", "global_norm", "block_rms"])
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (gradtx.clip(0.5), optax.clip(0.5)),
+        (gradtx.clip_by_global_norm(1.0), optax.clip_by_global_norm(1.0)),
+        (gradtx.clip_by_block_rms(0.7), optax.clip_by_block_rms(0.7)),
+    ],
+    ids=["clip", "global_norm", "block_rms"],
+)
 def test_clipping_matches_optax(pair):
     ours, theirs = pair
     g = _tree()
@@ -142,10 +155,18 @@ def test_clip_by_global_norm_before_adam_matches_optax_chain():
 
 # --- zero gradients, derivatives, dtypes ---------------------------------------
 
-@pytest.mark.parametrize("tx", [gradtx.clip(1.0), gradtx.clip_by_global_norm(1.0),
-                                gradtx.clip_by_leaf_norm(1.0), gradtx.clip_by_block_rms(1.0),
-                                gradtx.adaptive_grad_clip(0.1)],
-                         ids=["clip", "global", "leaf", "block_rms", "agc"])
+
+@pytest.mark.parametrize(
+    "tx",
+    [
+        gradtx.clip(1.0),
+        gradtx.clip_by_global_norm(1.0),
+        gradtx.clip_by_leaf_norm(1.0),
+        gradtx.clip_by_block_rms(1.0),
+        gradtx.adaptive_grad_clip(0.1),
+    ],
+    ids=["clip", "global", "leaf", "block_rms", "agc"],
+)
 def test_clipping_zero_gradient_gives_zero_and_finite_derivative(tx):
     params = {"w": jnp.zeros((2, 3)), "z": jnp.zeros((2,), jnp.complex64)}
 
@@ -166,7 +187,7 @@ def test_clip_by_global_norm_derivative_above_bound_matches_closed_form():
     tx = gradtx.clip_by_global_norm(1.0)
     jac = jax.jit(jax.jacobian(lambda x: tx.update(x, tx.init(x))[0]))(g)
     x = np.array([3.0, 4.0])
-    want = (np.eye(2) / 5.0 - np.outer(x, x) / 125.0)  # d(x / ||x||)/dx
+    want = np.eye(2) / 5.0 - np.outer(x, x) / 125.0  # d(x / ||x||)/dx
     np.testing.assert_allclose(np.asarray(jac), want, rtol=1e-6, atol=1e-7)
 
 
@@ -178,8 +199,10 @@ def test_clipping_bf16_update_keeps_dtype():
 
 def test_clip_by_global_norm_under_jit_and_vmap_matches_loop():
     tx = gradtx.clip_by_global_norm(1.0)
-    batch = {"w": jnp.asarray(RNG.normal(size=(4, 3)) * 2, jnp.float32),
-             "b": jnp.asarray(RNG.normal(size=(4,)), jnp.float32)}
+    batch = {
+        "w": jnp.asarray(RNG.normal(size=(4, 3)) * 2, jnp.float32),
+        "b": jnp.asarray(RNG.normal(size=(4,)), jnp.float32),
+    }
     step = jax.jit(jax.vmap(lambda g: tx.update(g, tx.init(g))[0]))
     got = step(batch)
     for i in range(4):
@@ -191,14 +214,18 @@ def test_clip_by_global_norm_under_jit_and_vmap_matches_loop():
 
 # --- validation ---------------------------------------------------------------
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: gradtx.clip(-1.0), r"clip: max_delta must be in \[0, inf\], got -1.0"),
-    (lambda: gradtx.clip_by_global_norm(-0.1), "clip_by_global_norm: max_norm must be in"),
-    (lambda: gradtx.clip_by_leaf_norm(float("nan")), "clip_by_leaf_norm: max_norm must be in"),
-    (lambda: gradtx.clip_by_block_rms(-2), "clip_by_block_rms: threshold must be in"),
-    (lambda: gradtx.adaptive_grad_clip(-1.0), "adaptive_grad_clip: clipping must be in"),
-    (lambda: gradtx.adaptive_grad_clip(0.1, eps=-1.0), "adaptive_grad_clip: eps must be in"),
-])
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: gradtx.clip(-1.0), r"clip: max_delta must be in \[0, inf\], got -1.0"),
+        (lambda: gradtx.clip_by_global_norm(-0.1), "clip_by_global_norm: max_norm must be in"),
+        (lambda: gradtx.clip_by_leaf_norm(float("nan")), "clip_by_leaf_norm: max_norm must be in"),
+        (lambda: gradtx.clip_by_block_rms(-2), "clip_by_block_rms: threshold must be in"),
+        (lambda: gradtx.adaptive_grad_clip(-1.0), "adaptive_grad_clip: clipping must be in"),
+        (lambda: gradtx.adaptive_grad_clip(0.1, eps=-1.0), "adaptive_grad_clip: eps must be in"),
+    ],
+)
 def test_clipping_bad_hyperparameter_raises(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -213,20 +240,26 @@ def test_adaptive_grad_clip_without_params_raises():
 
 def test_adaptive_grad_clip_mismatched_params_names_leaf():
     tx = gradtx.adaptive_grad_clip(0.1)
-    with pytest.raises(ValueError, match=r"adaptive_grad_clip: updates do not match params.*\['b'\]"):
+    with pytest.raises(
+        ValueError, match=r"adaptive_grad_clip: updates do not match params.*\['b'\]"
+    ):
         tx.update({"w": jnp.ones(2), "b": jnp.ones(1)}, tx.init(None), {"w": jnp.ones(2)})
 
 
 def test_clip_by_global_norm_integer_gradient_names_leaf():
     tx = gradtx.clip_by_global_norm(1.0)
-    with pytest.raises(TypeError, match=r"clip_by_global_norm: gradient leaf \['n'\] has dtype int32"):
+    with pytest.raises(
+        TypeError, match=r"clip_by_global_norm: gradient leaf \['n'\] has dtype int32"
+    ):
         tx.update({"n": jnp.ones(2, jnp.int32)}, tx.init(None))
 
 
 def test_per_example_global_norm_clip_matches_optax():
     rng = np.random.default_rng(11)
-    grads = {"w": jnp.asarray(rng.normal(size=(6, 3, 2)), jnp.float32),
-             "b": jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)}
+    grads = {
+        "w": jnp.asarray(rng.normal(size=(6, 3, 2)), jnp.float32),
+        "b": jnp.asarray(rng.normal(size=(6, 2)), jnp.float32),
+    }
     ours, n = gradtx.per_example_global_norm_clip(grads, 1.5)
     with jax.numpy_dtype_promotion("standard"):
         theirs, their_n = optax.per_example_global_norm_clip(grads, 1.5)

@@ -29,8 +29,11 @@ from optimizers import OPTIMIZERS, typical
 import gradtx
 
 STEPS = 3
-PARAMS = {"s": jnp.asarray(0.5), "v": jnp.linspace(-1.0, 2.0, 4),
-          "m": jnp.arange(6.0).reshape(2, 3) / 7 - 0.3}
+PARAMS = {
+    "s": jnp.asarray(0.5),
+    "v": jnp.linspace(-1.0, 2.0, 4),
+    "m": jnp.arange(6.0).reshape(2, 3) / 7 - 0.3,
+}
 
 
 def _grads(k):
@@ -38,9 +41,12 @@ def _grads(k):
 
 
 def _no_ops():
-    return {"identity": gradtx.identity(), "scale(1.0)": gradtx.scale(1.0),
-            "clip_by_global_norm(1e9)": gradtx.clip_by_global_norm(1e9),
-            "clip(1e9)": gradtx.clip(1e9)}
+    return {
+        "identity": gradtx.identity(),
+        "scale(1.0)": gradtx.scale(1.0),
+        "clip_by_global_norm(1e9)": gradtx.clip_by_global_norm(1e9),
+        "clip(1e9)": gradtx.clip(1e9),
+    }
 
 
 # Pieces of every kind: rewrites, accumulators, preconditioners, the learning
@@ -51,22 +57,32 @@ PIECES = {
     "clip_by_global_norm(1.0)": lambda: gradtx.clip_by_global_norm(1.0),
     "clip_by_leaf_norm(0.7)": lambda: gradtx.clip_by_leaf_norm(0.7),
     "scale_by_momentum(0.9)": lambda: gradtx.scale_by_momentum(0.9),
-    "scale_by_momentum(0.8, ema, nesterov)": lambda: gradtx.scale_by_momentum(0.8, ema=True,
-                                                                              nesterov=True),
+    "scale_by_momentum(0.8, ema, nesterov)": lambda: gradtx.scale_by_momentum(
+        0.8, ema=True, nesterov=True
+    ),
     "bias_correction(0.9)": lambda: gradtx.bias_correction(0.9),
     "scale_by_rms(0.9)": lambda: gradtx.scale_by_rms(0.9),
     "scale_by_rss()": lambda: gradtx.scale_by_rss(),
     "scale_by_adadelta(0.9, 1e-3)": lambda: gradtx.scale_by_adadelta(0.9, 1e-3),
     "add_decayed_weights(0.1)": lambda: gradtx.add_decayed_weights(0.1),
     "scale_by_learning_rate(schedule)": lambda: gradtx.scale_by_learning_rate(
-        lambda t: 0.1 / (1.0 + t.astype(jnp.float32))),
+        lambda t: 0.1 / (1.0 + t.astype(jnp.float32))
+    ),
     "precondition(momentum, by=rms)": lambda: gradtx.precondition(
         gradtx.scale_by_momentum(0.9, ema=True),
-        by=gradtx.scale_by_rms(0.99, 1e-3, eps_in_sqrt=False)),
+        by=gradtx.scale_by_rms(0.99, 1e-3, eps_in_sqrt=False),
+    ),
 }
-EXHAUSTIVE = ["scale(-0.5)", "clip_by_global_norm(1.0)", "scale_by_momentum(0.9)",
-              "bias_correction(0.9)", "scale_by_rms(0.9)", "add_decayed_weights(0.1)",
-              "scale_by_learning_rate(schedule)", "precondition(momentum, by=rms)"]
+EXHAUSTIVE = [
+    "scale(-0.5)",
+    "clip_by_global_norm(1.0)",
+    "scale_by_momentum(0.9)",
+    "bias_correction(0.9)",
+    "scale_by_rms(0.9)",
+    "add_decayed_weights(0.1)",
+    "scale_by_learning_rate(schedule)",
+    "precondition(momentum, by=rms)",
+]
 
 
 def _run(tx):
@@ -102,8 +118,10 @@ def _check_laws(names):
     want = _run(gradtx.chain(*(m() for m in make)))
     checks = 0
     a, b, c = make
-    for variant in (gradtx.chain(gradtx.chain(a(), b()), c()),
-                    gradtx.chain(a(), gradtx.chain(b(), c()))):
+    for variant in (
+        gradtx.chain(gradtx.chain(a(), b()), c()),
+        gradtx.chain(a(), gradtx.chain(b(), c())),
+    ):
         assert _run(variant) == want, ("associativity", names)
         checks += 1
     for no_op_name in _no_ops():
@@ -133,6 +151,7 @@ def test_chain_every_ordered_triple_obeys_composition_laws():
 # ----------------------------------------------------------------------------
 # Every recipe: a no-op inserted at every position of every chain inside it.
 
+
 def _with_no_op(tx, no_op):
     """Every variant of ``tx`` with ``no_op`` inserted at one position of one of its chains."""
     if tx.combinator == "chain":
@@ -143,7 +162,7 @@ def _with_no_op(tx, no_op):
         for i, child in enumerate(children):
             if isinstance(child, gradtx.GradientTransformation):
                 for inner in _with_no_op(child, no_op):
-                    parts = children[:i] + [inner] + children[i + 1:]
+                    parts = children[:i] + [inner] + children[i + 1 :]
                     yield gradtx.chain(*parts, name=tx.name, hyperparams=tx.hyperparams)
     elif tx.combinator == "precondition":
         direction, by = tx.children
@@ -188,6 +207,7 @@ def test_recipe_children_in_optax_chain_compute_the_recipe(row):
 # ----------------------------------------------------------------------------
 # optax pieces inside gradtx combinators behave as inside optax's.
 
+
 def _optax_run(tx):
     with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and int32 counts
         return _run(tx)
@@ -196,18 +216,26 @@ def _optax_run(tx):
 MASK = {"s": False, "v": True, "m": True}
 LABELS = {"s": "slow", "v": "fast", "m": "fast"}
 OPTAX_INSIDE = {
-    "chain": (lambda: gradtx.chain(optax.clip(1.0), optax.trace(0.9), optax.scale(-0.1)),
-              lambda: optax.chain(optax.clip(1.0), optax.trace(0.9), optax.scale(-0.1))),
-    "masked": (lambda: gradtx.masked(optax.adam(0.1), MASK),
-               lambda: optax.masked(optax.adam(0.1), MASK)),
-    "partition": (lambda: gradtx.partition({"fast": optax.adam(0.1), "slow": optax.sgd(0.01)},
-                                           LABELS),
-                  lambda: optax.partition({"fast": optax.adam(0.1), "slow": optax.sgd(0.01)},
-                                          LABELS)),
-    "apply_if_finite": (lambda: gradtx.apply_if_finite(optax.adam(0.1), 3),
-                        lambda: optax.apply_if_finite(optax.adam(0.1), 3)),
-    "accumulate_gradients": (lambda: gradtx.accumulate_gradients(optax.sgd(0.1, 0.9), 1),
-                             lambda: optax.MultiSteps(optax.sgd(0.1, 0.9), 1)),
+    "chain": (
+        lambda: gradtx.chain(optax.clip(1.0), optax.trace(0.9), optax.scale(-0.1)),
+        lambda: optax.chain(optax.clip(1.0), optax.trace(0.9), optax.scale(-0.1)),
+    ),
+    "masked": (
+        lambda: gradtx.masked(optax.adam(0.1), MASK),
+        lambda: optax.masked(optax.adam(0.1), MASK),
+    ),
+    "partition": (
+        lambda: gradtx.partition({"fast": optax.adam(0.1), "slow": optax.sgd(0.01)}, LABELS),
+        lambda: optax.partition({"fast": optax.adam(0.1), "slow": optax.sgd(0.01)}, LABELS),
+    ),
+    "apply_if_finite": (
+        lambda: gradtx.apply_if_finite(optax.adam(0.1), 3),
+        lambda: optax.apply_if_finite(optax.adam(0.1), 3),
+    ),
+    "accumulate_gradients": (
+        lambda: gradtx.accumulate_gradients(optax.sgd(0.1, 0.9), 1),
+        lambda: optax.MultiSteps(optax.sgd(0.1, 0.9), 1),
+    ),
 }
 
 
@@ -215,8 +243,9 @@ def _assert_runs_close(got, want):
     """Within float32 round-off: one side ran compiled code (a lax.cond), the other eager ops."""
     for g_step, w_step in zip(got, want):
         for g, w in zip(g_step, w_step):
-            np.testing.assert_allclose(np.frombuffer(g, np.float32), np.frombuffer(w, np.float32),
-                                       rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(
+                np.frombuffer(g, np.float32), np.frombuffer(w, np.float32), rtol=1e-6, atol=1e-7
+            )
 
 
 # optax's apply_if_finite and MultiSteps run the inner update inside a compiled

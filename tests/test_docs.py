@@ -16,7 +16,9 @@ DOCS = ROOT / "docs"
 
 
 def _hook():
-    spec = importlib.util.spec_from_file_location("gradtx_docs_hook", DOCS / "hooks" / "reference.py")
+    spec = importlib.util.spec_from_file_location(
+        "gradtx_docs_hook", DOCS / "hooks" / "reference.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -28,15 +30,21 @@ def test_docs_every_public_name_is_on_a_reference_page():
 
 def test_docs_reference_covers_presets_and_the_namespace():
     documented = _hook().documented_names(DOCS)
-    for name in ("gradtx.adam", "gradtx.chain", "gradtx.GradientTransformation",
-                 "gradtx.warmup_cosine_decay_schedule", "gradtx.presets.torch.adam",
-                 "gradtx.presets.keras.cosine_decay"):
+    for name in (
+        "gradtx.adam",
+        "gradtx.chain",
+        "gradtx.GradientTransformation",
+        "gradtx.warmup_cosine_decay_schedule",
+        "gradtx.presets.torch.adam",
+        "gradtx.presets.keras.cosine_decay",
+    ):
         assert name in documented
 
 
 def test_docs_name_from_an_uncovered_module_is_reported(monkeypatch):
     def shiny(learning_rate):
         """A new optimizer."""
+
     shiny.__module__ = "gradtx._shiny"
     monkeypatch.setattr(gradtx, "shiny", shiny, raising=False)
     assert _hook().undocumented(DOCS) == ["gradtx.shiny (defined in gradtx._shiny)"]
@@ -45,6 +53,7 @@ def test_docs_name_from_an_uncovered_module_is_reported(monkeypatch):
 def test_docs_new_name_in_a_covered_module_appears_automatically(monkeypatch):
     def shiny(learning_rate):
         """A new optimizer."""
+
     shiny.__module__ = "gradtx._optimizers"
     monkeypatch.setattr(gradtx, "shiny", shiny, raising=False)
     hook = _hook()
@@ -61,8 +70,7 @@ def test_docs_members_of_expands_in_source_order_with_options():
 
 def test_docs_every_page_is_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
-    pages = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
-             if "hooks" not in p.parts]
+    pages = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "hooks" not in p.parts]
     notebooks = [f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")]
     missing = [p for p in pages + notebooks if f": {p}" not in nav]
     assert missing == []
@@ -75,7 +83,12 @@ def test_docs_site_builds_strict(tmp_path):
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     home = (site / "index.html").read_text()
     assert "Composable gradient transformations for JAX" in home

@@ -11,22 +11,32 @@ from problems import PROBLEMS, assert_transform_matches
 import gradtx
 
 TREE = PROBLEMS["nested_quadratic"].params
-NO_SCALAR = {k: v for k, v in TREE.items() if k != "scalar"}   # optax's SM3 needs rank >= 1
+NO_SCALAR = {k: v for k, v in TREE.items() if k != "scalar"}  # optax's SM3 needs rank >= 1
 
 
 @pytest.mark.parametrize("min_dim", [1, 3, 128])
 def test_scale_by_factored_rms_matches_optax(min_dim, x64):
     def make(m):
-        return m.scale_by_factored_rms(min_dim_size_to_factor=min_dim, decay_rate=0.7,
-                                       step_offset=2, epsilon=1e-20,
-                                       decay_rate_fn=gradtx._factored.decay_rate_pow)
+        return m.scale_by_factored_rms(
+            min_dim_size_to_factor=min_dim,
+            decay_rate=0.7,
+            step_offset=2,
+            epsilon=1e-20,
+            decay_rate_fn=gradtx._factored.decay_rate_pow,
+        )
+
     assert_transform_matches(make(gradtx), make(optax), TREE, f"factored rms min_dim={min_dim}")
 
 
 def test_scale_by_factored_rms_in_float32_matches_optax_default_decay():
-    assert_transform_matches(gradtx.scale_by_factored_rms(min_dim_size_to_factor=2),
-                             optax.scale_by_factored_rms(min_dim_size_to_factor=2),
-                             jnp.zeros((4, 3)), "factored rms float32", rtol=1e-5, atol=1e-6)
+    assert_transform_matches(
+        gradtx.scale_by_factored_rms(min_dim_size_to_factor=2),
+        optax.scale_by_factored_rms(min_dim_size_to_factor=2),
+        jnp.zeros((4, 3)),
+        "factored rms float32",
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_factored_state_keeps_rows_and_columns_of_a_matrix():
@@ -39,15 +49,19 @@ def test_factored_state_keeps_rows_and_columns_of_a_matrix():
 
 @pytest.mark.parametrize("b2", [1.0, 0.9])
 def test_scale_by_sm3_matches_optax(b2, x64):
-    assert_transform_matches(gradtx.scale_by_sm3(0.8, b2, eps=1e-6),
-                             optax.scale_by_sm3(0.8, b2, eps=1e-6), NO_SCALAR, f"sm3 b2={b2}")
+    assert_transform_matches(
+        gradtx.scale_by_sm3(0.8, b2, eps=1e-6),
+        optax.scale_by_sm3(0.8, b2, eps=1e-6),
+        NO_SCALAR,
+        f"sm3 b2={b2}",
+    )
 
 
 def test_scale_by_sm3_takes_scalar_leaves_as_one_accumulator():
     tx = gradtx.scale_by_sm3(b1=0.0, eps=0.0)
     state = tx.init(jnp.zeros(()))
     u, state = tx.update(jnp.asarray(3.0), state)
-    u, state = tx.update(jnp.asarray(4.0), state)   # 4 / sqrt(9 + 16)
+    u, state = tx.update(jnp.asarray(4.0), state)  # 4 / sqrt(9 + 16)
     np.testing.assert_allclose(u, 0.8)
 
 

@@ -36,17 +36,21 @@ def _params():
         "a": jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4),
         "b": jnp.linspace(0.5, -0.5, 5).astype(jnp.bfloat16),
         "frozen": None,
-        "block": {"s": jnp.asarray(0.3, jnp.float32),
-                  "m": jnp.arange(6, dtype=jnp.float32).reshape(2, 3) / 6,
-                  "h": jnp.linspace(-2.0, 2.0, 6).astype(jnp.bfloat16).reshape(3, 2)},
+        "block": {
+            "s": jnp.asarray(0.3, jnp.float32),
+            "m": jnp.arange(6, dtype=jnp.float32).reshape(2, 3) / 6,
+            "h": jnp.linspace(-2.0, 2.0, 6).astype(jnp.bfloat16).reshape(3, 2),
+        },
         "big": jnp.linspace(-1.0, 3.0, 40, dtype=jnp.float32),
     }
 
 
 def _grads(params, step):
     """A deterministic, step-dependent gradient of each leaf's dtype."""
-    return jax.tree.map(lambda p: (jnp.sin(p.astype(jnp.float32) * (step + 1.0)) + 0.1 * step)
-                        .astype(p.dtype), params)
+    return jax.tree.map(
+        lambda p: (jnp.sin(p.astype(jnp.float32) * (step + 1.0)) + 0.1 * step).astype(p.dtype),
+        params,
+    )
 
 
 def _run(opt, params, steps=STEPS):
@@ -70,7 +74,7 @@ def _assert_trees_close(got, want):
             # A bf16 second moment is rounded stochastically, and the draw hashes the
             # element's position, which packing changes: equal in distribution, not
             # element for element (differences up to ~2e-3 here).
-            np.testing.assert_allclose(np.float32(g), np.float32(w), rtol=2 ** -7, atol=4e-3)
+            np.testing.assert_allclose(np.float32(g), np.float32(w), rtol=2**-7, atol=4e-3)
         else:
             np.testing.assert_allclose(g, w, rtol=2e-6, atol=1e-7)
 
@@ -82,14 +86,20 @@ def test_flatten_every_optimizer_matches_per_leaf_path(name, make):
     got, state = _run(gradtx.flatten(make(), max_leaf_size=16), params)
     _assert_trees_close(got, want)
     # the state is packed: no moment has one array per leaf
-    packed = [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, gradtx.Packed))
-              if isinstance(x, gradtx.Packed)]
+    packed = [
+        x
+        for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, gradtx.Packed))
+        if isinstance(x, gradtx.Packed)
+    ]
     assert all(set(p.keys()) == {"bfloat16", "float32", "['big']"} for p in packed)
 
 
 def test_flatten_adam_matches_optax_adam():
-    params = {"w": jnp.linspace(-1.0, 1.0, 30).reshape(5, 6), "b": jnp.zeros(6),
-              "s": jnp.asarray(2.0)}
+    params = {
+        "w": jnp.linspace(-1.0, 1.0, 30).reshape(5, 6),
+        "b": jnp.zeros(6),
+        "s": jnp.asarray(2.0),
+    }
     got, _ = _run(gradtx.flatten(gradtx.adam(0.02)), params)
     with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 counts with floats
         want, _ = _run(optax.adam(0.02), params)
@@ -124,14 +134,21 @@ def test_flatten_packed_params_match_unpacked():
 @pytest.mark.parametrize("kind", ["pytree", "callable"])
 def test_flatten_weight_decay_mask_matches_per_leaf_path(kind):
     params = _params()
-    keep = {"a": True, "b": False, "frozen": None,
-            "block": {"s": False, "m": True, "h": True}, "big": True}
+    keep = {
+        "a": True,
+        "b": False,
+        "frozen": None,
+        "block": {"s": False, "m": True, "h": True},
+        "big": True,
+    }
     if kind == "callable":
         mask = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)  # noqa: E731
     else:
         mask = keep
-    make = lambda: gradtx.chain(gradtx.add_decayed_weights(0.5, mask),  # noqa: E731
-                                gradtx.scale_by_learning_rate(0.1))
+    make = lambda: gradtx.chain(
+        gradtx.add_decayed_weights(0.5, mask),  # noqa: E731
+        gradtx.scale_by_learning_rate(0.1),
+    )
     want, _ = _run(make(), params, steps=3)
     got, _ = _run(gradtx.flatten(make(), max_leaf_size=16), params, steps=3)
     _assert_trees_close(got, want)
@@ -141,11 +158,15 @@ def test_flatten_preconditioner_inside_chain_sees_raw_gradient():
     """A flattened preconditioner after momentum still measures the raw gradient: Adam."""
     params = _params()
     adam_from_parts = gradtx.chain(
-        gradtx.flatten(gradtx.precondition(
-            gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True), gradtx.bias_correction(0.9)),
-            by=gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False, bias_correction=True)),
-            max_leaf_size=16),
-        gradtx.scale_by_learning_rate(0.01))
+        gradtx.flatten(
+            gradtx.precondition(
+                gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True), gradtx.bias_correction(0.9)),
+                by=gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False, bias_correction=True),
+            ),
+            max_leaf_size=16,
+        ),
+        gradtx.scale_by_learning_rate(0.01),
+    )
     got, _ = _run(adam_from_parts, params)
     want, _ = _run(gradtx.adam(0.01), params)
     _assert_trees_close(got, want)
@@ -153,8 +174,12 @@ def test_flatten_preconditioner_inside_chain_sees_raw_gradient():
 
 def test_flatten_with_optax_global_norm_clip_matches_unflattened():
     """A global reduction is kept by packing, up to the order of a float32 sum."""
-    params = {"w": jnp.linspace(-1.0, 1.0, 30).reshape(5, 6), "b": jnp.zeros(6),
-              "s": jnp.asarray(2.0), "big": jnp.linspace(0.0, 1.0, 40)}
+    params = {
+        "w": jnp.linspace(-1.0, 1.0, 30).reshape(5, 6),
+        "b": jnp.zeros(6),
+        "s": jnp.asarray(2.0),
+        "big": jnp.linspace(0.0, 1.0, 40),
+    }
     make = lambda: optax.chain(optax.clip_by_global_norm(0.5), gradtx.adam(0.01))  # noqa: E731
     with jax.numpy_dtype_promotion("standard"):  # optax's clip mixes bf16 and float32
         want, _ = _run(make(), params)

@@ -10,8 +10,11 @@ import gradtx
 
 
 def _params():
-    return {"a": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.array([0.5, -2.0, 3.0]),
-            "c": jnp.array(4.0)}
+    return {
+        "a": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4),
+        "b": jnp.array([0.5, -2.0, 3.0]),
+        "c": jnp.array(4.0),
+    }
 
 
 def _run(opt, params, steps=5):
@@ -26,15 +29,29 @@ def _run(opt, params, steps=5):
 PER_LEAF = [
     ("clip_by_leaf_norm", lambda: gradtx.clip_by_leaf_norm(0.1), "it takes the norm of each leaf"),
     ("clip_by_block_rms", lambda: gradtx.clip_by_block_rms(0.1), "it takes the RMS of each leaf"),
-    ("adaptive_grad_clip", lambda: gradtx.adaptive_grad_clip(0.01), "it takes the norms of each leaf"),
+    (
+        "adaptive_grad_clip",
+        lambda: gradtx.adaptive_grad_clip(0.01),
+        "it takes the norms of each leaf",
+    ),
     ("zero_nans", lambda: gradtx.zero_nans(), "it records a flag per leaf"),
-    ("masked", lambda: gradtx.masked(gradtx.sgd(0.1), {"a": True, "b": False, "c": True}),
-     "its mask chooses leaf by leaf"),
-    ("freeze", lambda: gradtx.freeze({"a": True, "b": False, "c": False}),
-     "its mask chooses leaf by leaf"),
-    ("partition", lambda: gradtx.partition({"x": gradtx.sgd(0.1), "y": gradtx.adam(0.1)},
-                                           {"a": "x", "b": "y", "c": "x"}),
-     "its labels choose leaf by leaf"),
+    (
+        "masked",
+        lambda: gradtx.masked(gradtx.sgd(0.1), {"a": True, "b": False, "c": True}),
+        "its mask chooses leaf by leaf",
+    ),
+    (
+        "freeze",
+        lambda: gradtx.freeze({"a": True, "b": False, "c": False}),
+        "its mask chooses leaf by leaf",
+    ),
+    (
+        "partition",
+        lambda: gradtx.partition(
+            {"x": gradtx.sgd(0.1), "y": gradtx.adam(0.1)}, {"a": "x", "b": "y", "c": "x"}
+        ),
+        "its labels choose leaf by leaf",
+    ),
 ]
 
 
@@ -48,31 +65,47 @@ def test_flatten_per_leaf_transform_raises_naming_it(name, make, why):
 def test_per_leaf_transform_packed_would_differ(name, make, why):
     # Why the refusal: forced through, the numbers change.
     want = _run(gradtx.chain(make(), gradtx.sgd(0.1)), _params())
-    got = _run(gradtx.flatten(gradtx.chain(make(), gradtx.sgd(0.1)), assume_elementwise=True),
-               _params())
-    assert max(float(jnp.max(jnp.abs(g - w))) for g, w in
-               zip(jax.tree.leaves(got), jax.tree.leaves(want))) > 1e-3
+    got = _run(
+        gradtx.flatten(gradtx.chain(make(), gradtx.sgd(0.1)), assume_elementwise=True), _params()
+    )
+    assert (
+        max(
+            float(jnp.max(jnp.abs(g - w)))
+            for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want))
+        )
+        > 1e-3
+    )
 
 
 def test_flatten_optax_transform_raises_unless_assumed():
-    with pytest.raises(ValueError, match=r"^flatten: GradientTransformationExtraArgs is not a "
-                                         r"gradtx transform, so flatten cannot tell"):
+    with pytest.raises(
+        ValueError,
+        match=r"^flatten: GradientTransformationExtraArgs is not a "
+        r"gradtx transform, so flatten cannot tell",
+    ):
         gradtx.flatten(optax.lamb(1e-2))
     gradtx.flatten(optax.adam(1e-2), assume_elementwise=True)
 
 
 def test_flatten_inject_hyperparams_raises_naming_it():
-    with pytest.raises(ValueError, match=r"flatten does not know whether "
-                                         r"inject_hyperparams\(adam\) works element by element"):
+    with pytest.raises(
+        ValueError,
+        match=r"flatten does not know whether "
+        r"inject_hyperparams\(adam\) works element by element",
+    ):
         gradtx.flatten(gradtx.inject_hyperparams(gradtx.adam)(1e-2))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.adam(1e-2)),
-    lambda: gradtx.apply_if_finite(gradtx.adamw(1e-2, weight_decay=0.1)),
-    lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1, momentum=0.9), sync_period=2),
-    lambda: gradtx.chain(gradtx.clip(0.5), gradtx.rmsprop(1e-2, centered=True)),
-], ids=["global_norm", "apply_if_finite", "lookahead", "clip_rmsprop"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.adam(1e-2)),
+        lambda: gradtx.apply_if_finite(gradtx.adamw(1e-2, weight_decay=0.1)),
+        lambda: gradtx.lookahead_in_state(gradtx.sgd(0.1, momentum=0.9), sync_period=2),
+        lambda: gradtx.chain(gradtx.clip(0.5), gradtx.rmsprop(1e-2, centered=True)),
+    ],
+    ids=["global_norm", "apply_if_finite", "lookahead", "clip_rmsprop"],
+)
 def test_flatten_exact_transform_matches_per_leaf(make):
     want = _run(make(), _params())
     got = _run(gradtx.flatten(make()), _params())

@@ -25,7 +25,7 @@ def _run(opt, params, grads_list, jit=False):
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
 def test_apply_if_finite_spike_overflowing_state_is_skipped(jit):
     params = {"w": jnp.array([1.0, 1.0])}
-    spike = {"w": jnp.array([1e20, 1.0])}       # finite, but 1e40 overflows float32
+    spike = {"w": jnp.array([1e20, 1.0])}  # finite, but 1e40 overflows float32
     normal = {"w": jnp.array([1.0, 1.0])}
     opt = gradtx.apply_if_finite(gradtx.adam(0.1))
     state = opt.init(params)
@@ -34,7 +34,7 @@ def test_apply_if_finite_spike_overflowing_state_is_skipped(jit):
     np.testing.assert_array_equal(updates["w"], [0.0, 0.0])
     assert int(after_spike.notfinite_count) == 1 and not bool(after_spike.last_finite)
     for a, b in zip(jax.tree.leaves(after_spike.inner_state), jax.tree.leaves(state.inner_state)):
-        np.testing.assert_array_equal(a, b)                 # the inner state is unchanged
+        np.testing.assert_array_equal(a, b)  # the inner state is unchanged
     updates, later = update(normal, after_spike, params)
     assert bool(later.last_finite)
     np.testing.assert_allclose(updates["w"], [-0.1, -0.1], rtol=1e-5)  # not frozen
@@ -56,31 +56,44 @@ def test_apply_if_finite_nan_gradient_still_skipped_and_counted():
     state = opt.init(params)
     _, state = opt.update({"w": jnp.array([jnp.nan])}, state, params)
     assert int(state.total_notfinite) == 1
-    with pytest.raises(FloatingPointError, match=r"2 consecutive steps had a non-finite \(NaN or "
-                                                 r"inf\) gradient, update or optimizer state"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"2 consecutive steps had a non-finite \(NaN or "
+        r"inf\) gradient, update or optimizer state",
+    ):
         opt.update({"w": jnp.array([1e20])}, state, params)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: gradtx.adam(1e-3),
-    lambda: gradtx.rmsprop(1e-3),
-    lambda: gradtx.adagrad(1e-3),
-    lambda: gradtx.amsgrad(1e-3),
-    lambda: gradtx.adadelta(1.0),
-], ids=["adam", "rmsprop", "adagrad", "amsgrad", "adadelta"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradtx.adam(1e-3),
+        lambda: gradtx.rmsprop(1e-3),
+        lambda: gradtx.adagrad(1e-3),
+        lambda: gradtx.amsgrad(1e-3),
+        lambda: gradtx.adadelta(1.0),
+    ],
+    ids=["adam", "rmsprop", "adagrad", "amsgrad", "adadelta"],
+)
 def test_float16_params_second_moment_spike_does_not_freeze(make):
     params = {"w": jnp.ones(3, jnp.float16)}
-    spike = [{"w": jnp.full(3, 8000.0, jnp.float16)}] * 4   # 8000^2 overflows float16
+    spike = [{"w": jnp.full(3, 8000.0, jnp.float16)}] * 4  # 8000^2 overflows float16
     normal = [{"w": jnp.ones(3, jnp.float16)}] * 3
     opt = make()
     state = opt.init(params)
-    second = [x for x in jax.tree.leaves(state) if getattr(x, "shape", ()) == (3,)
-              and x.dtype == jnp.float32]
+    second = [
+        x
+        for x in jax.tree.leaves(state)
+        if getattr(x, "shape", ()) == (3,) and x.dtype == jnp.float32
+    ]
     assert second, "a float16 model keeps its second moment in float32"
     for g in spike + normal:
         updates, state = opt.update(g, state, params)
-    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state)
-               if jnp.issubdtype(x.dtype, jnp.inexact))
+    assert all(
+        bool(jnp.all(jnp.isfinite(x)))
+        for x in jax.tree.leaves(state)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
+    )
     assert bool(jnp.all(updates["w"] != 0))
     assert updates["w"].dtype == jnp.float16
 

@@ -10,8 +10,11 @@ LOW_PRECISION = [jnp.bfloat16, jnp.float16, jnp.float8_e4m3fn, jnp.float8_e5m2]
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 def test_adam_negative_learning_rate_in_low_precision_raises(dtype):
-    with pytest.raises(ValueError, match=r"^adam: learning_rate must be in \[0, inf\], got "
-                                         r"Array\(-1\.?, dtype=" + jnp.dtype(dtype).name):
+    with pytest.raises(
+        ValueError,
+        match=r"^adam: learning_rate must be in \[0, inf\], got "
+        r"Array\(-1\.?, dtype=" + jnp.dtype(dtype).name,
+    ):
         gradtx.adam(jnp.array(-1.0, dtype))
 
 
@@ -37,15 +40,21 @@ def test_sgd_infinite_momentum_raises():
 
 
 def test_adam_array_valued_learning_rate_raises():
-    with pytest.raises(ValueError, match=r"^adam: learning_rate must be a scalar, got an array "
-                                         r"of shape \(2,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^adam: learning_rate must be a scalar, got an array "
+        r"of shape \(2,\)",
+    ):
         gradtx.adam(jnp.array([1e-3, 1e-3]))
 
 
 def test_inject_hyperparams_bf16_rounding_b2_to_one_raises():
-    with pytest.raises(ValueError, match=r"^inject_hyperparams\(adam\): hyperparam_dtype=bfloat16 "
-                                         r"cannot hold b2=0\.999 \(it rounds to 1\.0\): adam: b2 "
-                                         r"must be in \[0, 1\).*use hyperparam_dtype=jnp\.float32"):
+    with pytest.raises(
+        ValueError,
+        match=r"^inject_hyperparams\(adam\): hyperparam_dtype=bfloat16 "
+        r"cannot hold b2=0\.999 \(it rounds to 1\.0\): adam: b2 "
+        r"must be in \[0, 1\).*use hyperparam_dtype=jnp\.float32",
+    ):
         gradtx.inject_hyperparams(gradtx.adam, hyperparam_dtype=jnp.bfloat16)(1e-2)
 
 

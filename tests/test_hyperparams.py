@@ -20,8 +20,13 @@ def _params(dtype=jnp.float32):
 
 def _grads(n, dtype=jnp.float32, seed=0):
     rng = np.random.default_rng(seed)
-    return [{"w": jnp.asarray(rng.normal(size=(2, 2)), dtype),
-             "b": jnp.asarray(rng.normal(size=2), dtype)} for _ in range(n)]
+    return [
+        {
+            "w": jnp.asarray(rng.normal(size=(2, 2)), dtype),
+            "b": jnp.asarray(rng.normal(size=2), dtype),
+        }
+        for _ in range(n)
+    ]
 
 
 # Injected values are float32 arrays, plain ones Python floats: ``1 - b2`` is
@@ -29,8 +34,9 @@ def _grads(n, dtype=jnp.float32, seed=0):
 # 1 / (1 - b2) amplifies 1000 times), so updates agree to about 1e-5.
 def _close(a, b, rtol=2e-5, atol=1e-6):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
-                                   rtol=rtol, atol=atol)
+        np.testing.assert_allclose(
+            np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol
+        )
 
 
 def test_inject_hyperparams_values_changed_between_steps_compile_once_and_match_fresh_optimizer():
@@ -65,7 +71,8 @@ def test_inject_hyperparams_values_changed_between_steps_compile_once_and_match_
         params, state = history[start]
         inner = state.inner_state
         assert {k: float(v) for k, v in gradtx.get_hyperparams(state).items()} == pytest.approx(
-            {**values, "eps_root": 0.0}, rel=1e-6)
+            {**values, "eps_root": 0.0}, rel=1e-6
+        )
         for t in range(start, stop):
             updates, inner = fresh.update(grads[t], inner, params)
             params = gradtx.apply_updates(params, updates)
@@ -79,8 +86,10 @@ OPTIMIZERS = [
     (gradtx.adagrad, dict(learning_rate=0.1)),
     (gradtx.adadelta, dict(learning_rate=1.0, weight_decay=0.1)),
     (gradtx.adam, dict(learning_rate=0.1, b1=0.8)),
-    (gradtx.adamw, dict(learning_rate=0.1, weight_decay=0.5,
-                        mask=lambda p: {"w": True, "b": False})),
+    (
+        gradtx.adamw,
+        dict(learning_rate=0.1, weight_decay=0.5, mask=lambda p: {"w": True, "b": False}),
+    ),
     (gradtx.amsgrad, dict(learning_rate=0.1)),
 ]
 
@@ -173,8 +182,9 @@ def test_inject_hyperparams_under_vmap_runs_a_sweep_equal_to_separate_runs():
 
     grads = _grads(3)
     for grad in grads:
-        batched_params, batched = step(batched_params, batched, jax.tree.map(
-            lambda g: jnp.stack([g] * 3), grad))
+        batched_params, batched = step(
+            batched_params, batched, jax.tree.map(lambda g: jnp.stack([g] * 3), grad)
+        )
     for i in range(3):
         plain = gradtx.adam(float(lrs[i]), b1=float(b1s[i]))
         p, s = params, plain.init(params)
@@ -187,8 +197,9 @@ def test_inject_hyperparams_under_vmap_runs_a_sweep_equal_to_separate_runs():
 def test_inject_hyperparams_inside_a_chain_passes_the_gradient_stream():
     # The injected preconditioner must measure the raw gradient, not the momentum.
     def make(rms):
-        return gradtx.chain(gradtx.scale_by_momentum(0.5, ema=True), rms,
-                            gradtx.scale_by_learning_rate(0.1))
+        return gradtx.chain(
+            gradtx.scale_by_momentum(0.5, ema=True), rms, gradtx.scale_by_learning_rate(0.1)
+        )
 
     opt = make(gradtx.inject_hyperparams(gradtx.scale_by_rms)(decay=0.9, eps=1e-3))
     plain = make(gradtx.scale_by_rms(0.9, 1e-3))
@@ -231,6 +242,7 @@ def test_inject_hyperparams_wraps_an_optax_factory():
 # ----------------------------------------------------------------------------
 # Errors.
 
+
 def test_inject_hyperparams_with_invalid_value_raises_the_factory_message():
     with pytest.raises(ValueError, match=r"adam: b1 must be in \[0, 1\), got 1.2"):
         gradtx.inject_hyperparams(gradtx.adam)(learning_rate=0.1, b1=1.2)
@@ -251,8 +263,10 @@ def test_set_hyperparams_invalid_value_raises_the_factory_message_on_eager_updat
 
 def test_set_hyperparams_with_unknown_name_raises_listing_the_names():
     state = gradtx.inject_hyperparams(gradtx.sgd)(learning_rate=0.1).init(_params())
-    with pytest.raises(ValueError, match="set_hyperparams: the state has no hyperparameter 'lr'; "
-                                         "it has learning_rate"):
+    with pytest.raises(
+        ValueError,
+        match="set_hyperparams: the state has no hyperparameter 'lr'; it has learning_rate",
+    ):
         gradtx.set_hyperparams(state, lr=0.1)
 
 
@@ -276,22 +290,27 @@ def test_set_hyperparams_on_a_state_without_injection_raises():
 def test_get_hyperparams_with_a_name_in_two_injected_states_raises():
     inject = gradtx.inject_hyperparams(gradtx.sgd)
     state = gradtx.chain(inject(0.1), inject(0.2)).init(_params())
-    with pytest.raises(ValueError, match="get_hyperparams: learning_rate is a hyperparameter of "
-                                         "more than one"):
+    with pytest.raises(
+        ValueError, match="get_hyperparams: learning_rate is a hyperparameter of more than one"
+    ):
         gradtx.get_hyperparams(state)
 
 
 def test_inject_hyperparams_with_stale_state_raises():
     opt = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=0.1)
     other = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=gradtx.constant_schedule(0.1))
-    with pytest.raises(ValueError, match=r"inject_hyperparams\(adam\): the state injects .* was "
-                                         "this state made by another optimizer's init"):
+    with pytest.raises(
+        ValueError,
+        match=r"inject_hyperparams\(adam\): the state injects .* was "
+        "this state made by another optimizer's init",
+    ):
         opt.update(_grads(1)[0], other.init(_params()), _params())
 
 
 def test_inject_hyperparams_with_unknown_static_arg_raises():
-    with pytest.raises(ValueError, match="inject_hyperparams: static_args names beta1, which adam "
-                                         "does not take"):
+    with pytest.raises(
+        ValueError, match="inject_hyperparams: static_args names beta1, which adam does not take"
+    ):
         gradtx.inject_hyperparams(gradtx.adam, static_args=["beta1"])
 
 

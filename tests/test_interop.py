@@ -18,8 +18,11 @@ def _data(dtype):
     rng = np.random.default_rng(0)
     params = {"dense": {"w": rng.normal(size=(4, 3)), "b": np.zeros(3)}, "scale": np.asarray(1.5)}
     x, y = rng.normal(size=(16, 4)), rng.normal(size=(16, 3))
-    return (jax.tree.map(lambda a: jnp.asarray(a, dtype), params),
-            jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+    return (
+        jax.tree.map(lambda a: jnp.asarray(a, dtype), params),
+        jnp.asarray(x, dtype),
+        jnp.asarray(y, dtype),
+    )
 
 
 def _loss(params, x, y):
@@ -29,6 +32,7 @@ def _loss(params, x, y):
 
 def _train(tx, params, x, y, steps, apply=gradtx.apply_updates):
     """A hand-written jitted train step, as optax's docs write it."""
+
     @jax.jit
     def train_step(params, opt_state, x, y):
         loss, grads = jax.value_and_grad(_loss)(params, x, y)
@@ -41,8 +45,6 @@ def _train(tx, params, x, y, steps, apply=gradtx.apply_updates):
         params, opt_state, loss = train_step(params, opt_state, x, y)
         losses.append(float(loss))
     return params, losses
-
-
 
 
 def for_optax():
@@ -63,20 +65,33 @@ def test_handwritten_jitted_train_step_with_gradtx_adam_matches_optax_adam():
 
 def test_optax_chain_with_clipping_then_gradtx_adam_matches_optax(x64):
     params, x, y = _data(jnp.float64)
-    x = 10.0 * x   # large gradients: the clipping is active
+    x = 10.0 * x  # large gradients: the clipping is active
     assert float(optax.global_norm(jax.grad(_loss)(params, x, y))) > 1.0
-    mixed, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), gradtx.adam(0.01)),
-                      params, x, y, 20)
+    mixed, _ = _train(
+        optax.chain(optax.clip_by_global_norm(1.0), gradtx.adam(0.01)), params, x, y, 20
+    )
     with for_optax():
-        expected, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.01)),
-                             params, x, y, 20, apply=optax.apply_updates)
+        expected, _ = _train(
+            optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.01)),
+            params,
+            x,
+            y,
+            20,
+            apply=optax.apply_updates,
+        )
     chex.assert_trees_all_close(mixed, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_gradtx_momentum_inside_optax_chain_is_optax_sgd_momentum(x64):
     params, x, y = _data(jnp.float64)
-    mixed, _ = _train(optax.chain(gradtx.scale_by_momentum(0.9), optax.scale(-0.05)),
-                      params, x, y, 20, apply=optax.apply_updates)
+    mixed, _ = _train(
+        optax.chain(gradtx.scale_by_momentum(0.9), optax.scale(-0.05)),
+        params,
+        x,
+        y,
+        20,
+        apply=optax.apply_updates,
+    )
     expected, _ = _train(optax.sgd(0.05, momentum=0.9), params, x, y, 20, apply=optax.apply_updates)
     chex.assert_trees_all_close(mixed, expected, rtol=1e-10, atol=1e-12)
 
@@ -87,29 +102,40 @@ def test_gradtx_chain_with_optax_clipping_first_computes_clipped_adam(x64):
     params, x, y = _data(jnp.float64)
     x = 10.0 * x
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
-    ours = gradtx.chain(optax.clip_by_global_norm(1.0),
-                        gradtx.precondition(
-                            gradtx.chain(gradtx.scale_by_momentum(b1, ema=True),
-                                         gradtx.bias_correction(b1)),
-                            by=gradtx.scale_by_rms(b2, eps, eps_in_sqrt=False,
-                                                   bias_correction=True)),
-                        gradtx.scale_by_learning_rate(lr))
+    ours = gradtx.chain(
+        optax.clip_by_global_norm(1.0),
+        gradtx.precondition(
+            gradtx.chain(gradtx.scale_by_momentum(b1, ema=True), gradtx.bias_correction(b1)),
+            by=gradtx.scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
+        ),
+        gradtx.scale_by_learning_rate(lr),
+    )
     got, _ = _train(ours, params, x, y, 20)
     with for_optax():
-        expected, _ = _train(optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, b1, b2, eps)),
-                             params, x, y, 20, apply=optax.apply_updates)
+        expected, _ = _train(
+            optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr, b1, b2, eps)),
+            params,
+            x,
+            y,
+            20,
+            apply=optax.apply_updates,
+        )
     chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_gradtx_chain_with_optax_trace_in_the_middle_is_rmsprop_with_momentum(x64):
     params, x, y = _data(jnp.float64)
-    ours = gradtx.chain(gradtx.scale_by_rms(0.9, 0.0, eps_root=1e-8),
-                        optax.trace(0.9),
-                        gradtx.scale_by_learning_rate(0.01))
+    ours = gradtx.chain(
+        gradtx.scale_by_rms(0.9, 0.0, eps_root=1e-8),
+        optax.trace(0.9),
+        gradtx.scale_by_learning_rate(0.01),
+    )
     got, _ = _train(ours, params, x, y, 20)
     expected, _ = _train(gradtx.rmsprop(0.01, momentum=0.9), params, x, y, 20)
     with for_optax():
-        also, _ = _train(optax.rmsprop(0.01, momentum=0.9), params, x, y, 20, apply=optax.apply_updates)
+        also, _ = _train(
+            optax.rmsprop(0.01, momentum=0.9), params, x, y, 20, apply=optax.apply_updates
+        )
     chex.assert_trees_all_close(got, expected, rtol=1e-10, atol=1e-12)
     chex.assert_trees_all_close(got, also, rtol=1e-10, atol=1e-12)
 
@@ -151,7 +177,7 @@ def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
         @nnx.jit
         def step(model, optimizer):
             loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
-            optimizer.update(model, grads, value=loss)   # extra keywords pass through
+            optimizer.update(model, grads, value=loss)  # extra keywords pass through
             return loss
 
         losses = [float(step(model, optimizer)) for _ in range(5)]
@@ -161,17 +187,22 @@ def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
     with for_optax():
         theirs, _ = run(optax.adam(0.05))
     assert losses[-1] < losses[0]
-    chex.assert_trees_all_close(nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param), rtol=1e-5, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------
 # Self-description.
 
+
 def test_adam_repr_shows_the_recipe_with_hyperparameters():
     text = repr(gradtx.adam(1e-3))
-    assert text.startswith("chain(precondition(chain(scale_by_momentum(decay=0.9, ema=True, "
-                           "nesterov=False), bias_correction(decay=0.9)), "
-                           "by=scale_by_rms(decay=0.999, eps=1e-08")
+    assert text.startswith(
+        "chain(precondition(chain(scale_by_momentum(decay=0.9, ema=True, "
+        "nesterov=False), bias_correction(decay=0.9)), "
+        "by=scale_by_rms(decay=0.999, eps=1e-08"
+    )
     assert "eps_in_sqrt=False, bias_correction=True" in text
     assert text.endswith("scale_by_learning_rate(learning_rate=0.001, flip_sign=True))")
 
@@ -186,8 +217,14 @@ def test_repr_of_a_schedule_shows_its_name():
 def test_hyperparameters_are_readable_for_logging():
     opt = gradtx.adam(1e-3, b2=0.99)
     assert opt.name == "adam"
-    assert opt.hyperparams == {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.99, "eps": 1e-8,
-                               "eps_root": 0.0, "nesterov": False}
+    assert opt.hyperparams == {
+        "learning_rate": 1e-3,
+        "b1": 0.9,
+        "b2": 0.99,
+        "eps": 1e-8,
+        "eps_root": 0.0,
+        "nesterov": False,
+    }
     flat = opt.all_hyperparams()
     assert flat["adam.learning_rate"] == 1e-3
     assert flat["adam.0.precondition.0.chain.0.scale_by_momentum.decay"] == 0.9

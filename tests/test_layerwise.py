@@ -15,7 +15,8 @@ TREE = PROBLEMS["nested_quadratic"].params
 CASES = {
     "scale_by_trust_ratio": (lambda m: m.scale_by_trust_ratio(),),
     "scale_by_trust_ratio_floor_eps": (
-        lambda m: m.scale_by_trust_ratio(min_norm=0.5, trust_coefficient=0.01, eps=0.1),),
+        lambda m: m.scale_by_trust_ratio(min_norm=0.5, trust_coefficient=0.01, eps=0.1),
+    ),
     "scale_by_param_block_norm": (lambda m: m.scale_by_param_block_norm(0.8),),
     "scale_by_param_block_rms": (lambda m: m.scale_by_param_block_rms(0.8),),
     "centralize": (lambda m: m.centralize(),),
@@ -52,6 +53,7 @@ def test_trust_ratio_without_params_raises():
 
 
 def test_trust_ratio_with_negative_min_norm_raises():
-    with pytest.raises(ValueError,
-                       match=r"^scale_by_trust_ratio: min_norm must be in \[0, inf\], got -1$"):
+    with pytest.raises(
+        ValueError, match=r"^scale_by_trust_ratio: min_norm must be in \[0, inf\], got -1$"
+    ):
         gradtx.scale_by_trust_ratio(min_norm=-1)

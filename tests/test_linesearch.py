@@ -19,8 +19,9 @@ def _run(lib, opt, problem, steps=STEPS, dtype=np.float64):
     @jax.jit
     def step(params, state):
         value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad,
-                                    value_fn=problem.loss)
+        updates, state = opt.update(
+            grad, state, params, value=value, grad=grad, value_fn=problem.loss
+        )
         return lib.apply_updates(params, updates), state
 
     params = jax.tree.map(lambda p: jnp.asarray(p, dtype), problem.params)
@@ -35,19 +36,25 @@ def _run(lib, opt, problem, steps=STEPS, dtype=np.float64):
 CASES = {
     "lbfgs": lambda m: m.lbfgs(),
     "lbfgs_memory_3_unscaled": lambda m: m.lbfgs(memory_size=3, scale_init_precond=False),
-    "lbfgs_keep_guess": lambda m: m.lbfgs(linesearch=m.scale_by_zoom_linesearch(
-        15, max_learning_rate=2.0, initial_guess_strategy="keep", approx_dec_rtol=None)),
-    "sgd_zoom": lambda m: m.chain(m.sgd(1.0), m.scale_by_zoom_linesearch(
-        10, curv_rtol=0.5, stepsize_precision=1e-8)),
+    "lbfgs_keep_guess": lambda m: m.lbfgs(
+        linesearch=m.scale_by_zoom_linesearch(
+            15, max_learning_rate=2.0, initial_guess_strategy="keep", approx_dec_rtol=None
+        )
+    ),
+    "sgd_zoom": lambda m: m.chain(
+        m.sgd(1.0), m.scale_by_zoom_linesearch(10, curv_rtol=0.5, stepsize_precision=1e-8)
+    ),
 }
 
 
 # L-BFGS with optax's default search on every problem; the variants (a short
 # unscaled memory, the kept guess with a capped step, the search under SGD) on
 # the problems where they branch most (compiling a search is the cost here).
-PAIRS = ([("lbfgs", p) for p in PROBLEMS]
-         + [("lbfgs_memory_3_unscaled", "rosenbrock"), ("lbfgs_keep_guess", "mlp"),
-            ("sgd_zoom", "rosenbrock")])
+PAIRS = [("lbfgs", p) for p in PROBLEMS] + [
+    ("lbfgs_memory_3_unscaled", "rosenbrock"),
+    ("lbfgs_keep_guess", "mlp"),
+    ("sgd_zoom", "rosenbrock"),
+]
 
 
 @pytest.mark.parametrize("name, problem_name", PAIRS)
@@ -68,8 +75,9 @@ def test_linesearch_optimizer_in_float32_matches_optax(name):
     with jax.numpy_dtype_promotion("standard"):
         expected, _ = _run(optax, CASES[name](optax), problem, dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
-    assert_trajectories_close(actual, expected, f"{name} float32 vs optax float32",
-                              rtol=1e-5, atol=1e-6)
+    assert_trajectories_close(
+        actual, expected, f"{name} float32 vs optax float32", rtol=1e-5, atol=1e-6
+    )
 
 
 def test_zoom_linesearch_step_satisfies_strong_wolfe(x64):
@@ -80,15 +88,18 @@ def test_zoom_linesearch_step_satisfies_strong_wolfe(x64):
     value, grad = jax.value_and_grad(problem.loss)(x)
     direction = jax.tree.map(jnp.negative, grad)
     tx = gradtx.scale_by_zoom_linesearch(30, approx_dec_rtol=None)
-    updates, state = tx.update(direction, tx.init(x), x, value=value, grad=grad,
-                               value_fn=problem.loss)
+    updates, state = tx.update(
+        direction, tx.init(x), x, value=value, grad=grad, value_fn=problem.loss
+    )
     eta = float(state.learning_rate)
-    slope0 = float(sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grad),
-                                                       jax.tree.leaves(direction))))
+    slope0 = float(
+        sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction)))
+    )
     new = gradtx.apply_updates(x, updates)
     new_value, new_grad = jax.value_and_grad(problem.loss)(new)
-    slope = float(sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(new_grad),
-                                                      jax.tree.leaves(direction))))
+    slope = float(
+        sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(new_grad), jax.tree.leaves(direction)))
+    )
     assert 0 < eta < 1
     assert float(new_value) <= float(value) + 1e-4 * eta * slope0
     assert abs(slope) <= 0.9 * abs(slope0)
@@ -107,7 +118,7 @@ def test_value_and_grad_from_state_reuses_the_search_evaluation():
     value_and_grad = gradtx.value_and_grad_from_state(f)
     x = jnp.zeros(2)
     state = opt.init(x)
-    value, grad = value_and_grad(x, state=state)     # value is inf: evaluates
+    value, grad = value_and_grad(x, state=state)  # value is inf: evaluates
     updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
     x = gradtx.apply_updates(x, updates)
     calls.clear()
@@ -118,8 +129,9 @@ def test_value_and_grad_from_state_reuses_the_search_evaluation():
 
 def test_value_and_grad_from_state_without_a_search_raises():
     with pytest.raises(ValueError, match=r"^value_and_grad_from_state: the optimizer's state"):
-        gradtx.value_and_grad_from_state(jnp.sum)(jnp.ones(2), state=gradtx.adam(0.1).init(
-            jnp.ones(2)))
+        gradtx.value_and_grad_from_state(jnp.sum)(
+            jnp.ones(2), state=gradtx.adam(0.1).init(jnp.ones(2))
+        )
 
 
 def test_zoom_linesearch_without_value_fn_raises():
@@ -133,13 +145,14 @@ def test_zoom_linesearch_with_keywords_value_fn_does_not_take_raises():
     tx = gradtx.scale_by_zoom_linesearch(5)
     x = jnp.ones(2)
     with pytest.raises(TypeError, match=r"value_fn takes none of the keywords \['batch'\]"):
-        tx.update(x, tx.init(x), x, value=jnp.asarray(2.0), grad=x, value_fn=jnp.sum,
-                  batch=jnp.ones(3))
+        tx.update(
+            x, tx.init(x), x, value=jnp.asarray(2.0), grad=x, value_fn=jnp.sum, batch=jnp.ones(3)
+        )
 
 
 def test_zoom_linesearch_passes_value_fn_keywords_through():
     def f(x, scale):
-        return scale * jnp.sum(x ** 2)
+        return scale * jnp.sum(x**2)
 
     tx = gradtx.scale_by_zoom_linesearch(10)
     x = jnp.ones(2)

@@ -36,8 +36,10 @@ def test_lm_task_holds_out_whole_files_and_is_deterministic(tiny):
     cfg, data, _ = tiny
     train, val = lm.corpus_files()
     assert train and val and not set(train) & set(val)
-    assert all(p.endswith(".py") and os.path.dirname(p) == os.path.dirname(os.__file__)
-               for p in train + val)
+    assert all(
+        p.endswith(".py") and os.path.dirname(p) == os.path.dirname(os.__file__)
+        for p in train + val
+    )
     again = lm.load_data(cfg, seed=0)
     np.testing.assert_array_equal(again.batches, data.batches)
     np.testing.assert_array_equal(again.val_batches, data.val_batches)
@@ -79,8 +81,7 @@ def test_compare_task_lm_help_exits_0_and_names_the_task(capsys):
 
 def test_compare_task_lm_with_digits_optimizer_exits_2_with_one_line_error(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        main(["compare", "--task", "lm", "--optimizers", "sgd", "--out",
-              str(tmp_path / "x.png")])
+        main(["compare", "--task", "lm", "--optimizers", "sgd", "--out", str(tmp_path / "x.png")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1

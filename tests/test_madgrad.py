@@ -17,7 +17,7 @@ def test_scale_by_madgrad_first_step_is_the_dual_average():
     with jax.enable_x64(True):
         u, _ = tx.update(jnp.asarray(g), tx.init(jnp.asarray(x0)), jnp.asarray(x0))
     lam = lr + eps
-    z = x0 - lam * g / (np.cbrt(lam * g ** 2) + eps)
+    z = x0 - lam * g / (np.cbrt(lam * g**2) + eps)
     np.testing.assert_allclose(u, 0.1 * z + 0.9 * x0 - x0, rtol=1e-12)
 
 

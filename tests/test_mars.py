@@ -53,18 +53,20 @@ def test_scale_by_mars_with_gamma_zero_is_the_clipped_gradient():
 
 def test_scale_by_mars_first_in_a_chain_before_lion_sign_step():
     # Usable before any optimizer: chain(scale_by_mars, <sign step>) gives the sign of c_t.
-    tx = gradtx.chain(gradtx.scale_by_mars(0.5, gamma=1.0),
-                      gradtx.scale_by_learning_rate(0.1))
+    tx = gradtx.chain(gradtx.scale_by_mars(0.5, gamma=1.0), gradtx.scale_by_learning_rate(0.1))
     state = tx.init(jnp.zeros(2))
     _, state = tx.update(jnp.array([0.1, 0.1]), state)
-    u, _ = tx.update(jnp.array([0.1, -0.05]), state)    # c = g + 1 * (g - g_prev)
+    u, _ = tx.update(jnp.array([0.1, -0.05]), state)  # c = g + 1 * (g - g_prev)
     np.testing.assert_allclose(u, -0.1 * np.array([0.1, -0.2]), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(b1=1.0), r"scale_by_mars: b1 must be in \[0, 1\)"),
-    (dict(gamma=-1.0), r"scale_by_mars: gamma must be in \[0, inf\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(b1=1.0), r"scale_by_mars: b1 must be in \[0, 1\)"),
+        (dict(gamma=-1.0), r"scale_by_mars: gamma must be in \[0, inf\]"),
+    ],
+)
 def test_scale_by_mars_with_bad_hyperparameter_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gradtx.scale_by_mars(**kwargs)

@@ -52,8 +52,13 @@ def test_soap_matches_closed_form(problem_name, x64):
     problem, kw = PROBLEMS[problem_name], SOAP_CASES[problem_name]
     actual = run_jax(gradtx.soap(0.01, weight_decay=0.0, **kw), problem, gradtx.apply_updates)
     expected = run_reference(
-        reff.soap(0.01, frequency=kw["precondition_frequency"],
-                  max_dim=kw.get("max_precondition_dim", 10000)), problem)
+        reff.soap(
+            0.01,
+            frequency=kw["precondition_frequency"],
+            max_dim=kw.get("max_precondition_dim", 10000),
+        ),
+        problem,
+    )
     assert_trajectories_close(actual, expected, f"soap on {problem_name} vs NumPy", **SOAP_TOL)
     start = jax.tree.leaves(problem.params)
     assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
@@ -63,25 +68,32 @@ def test_soap_matches_closed_form(problem_name, x64):
 # its QR, so after the first refresh its bases carry float32 round-off, which
 # 1 / sqrt(v) amplifies along directions of small curvature: without a refresh
 # the two agree to round-off (atol 1e-8), with refreshes to 2e-4 relative.
-@pytest.mark.parametrize("frequency, tol", [(1000, dict(rtol=1e-7, atol=1e-8)),
-                                            (3, dict(rtol=5e-4, atol=1e-6))])
+@pytest.mark.parametrize(
+    "frequency, tol", [(1000, dict(rtol=1e-7, atol=1e-8)), (3, dict(rtol=5e-4, atol=1e-6))]
+)
 def test_soap_matches_pytorch_optimizer(frequency, tol, x64):
     from pytorch_optimizer import SOAP
 
     problem = PROBLEMS["nested_quadratic"]
-    actual = run_jax(gradtx.soap(0.01, weight_decay=0.0, precondition_frequency=frequency),
-                      problem, gradtx.apply_updates)
-    theirs = _run_torch(lambda ps: SOAP(ps, lr=0.01, weight_decay=0.0,
-                                        precondition_frequency=frequency), problem)
-    assert_trajectories_close(actual, theirs, f"soap (refresh every {frequency}) vs "
-                              f"pytorch-optimizer", **tol)
+    actual = run_jax(
+        gradtx.soap(0.01, weight_decay=0.0, precondition_frequency=frequency),
+        problem,
+        gradtx.apply_updates,
+    )
+    theirs = _run_torch(
+        lambda ps: SOAP(ps, lr=0.01, weight_decay=0.0, precondition_frequency=frequency), problem
+    )
+    assert_trajectories_close(
+        actual, theirs, f"soap (refresh every {frequency}) vs pytorch-optimizer", **tol
+    )
 
 
 def test_soap_weight_decay_matches_closed_form(x64):
     # Decoupled as in adamw, from the first step on (whose direction is zero).
     problem = PROBLEMS["nested_quadratic"]
-    actual = run_jax(gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem,
-                      gradtx.apply_updates)
+    actual = run_jax(
+        gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem, gradtx.apply_updates
+    )
     expected = run_reference(reff.soap(0.01, weight_decay=0.1, frequency=4), problem)
     assert_trajectories_close(actual, expected, "soap weight decay vs NumPy", **SOAP_TOL)
 
@@ -99,6 +111,7 @@ def test_soap_first_step_sets_up_bases_without_moving():
 
 # ----------------------------------------------------------------------------
 # Shampoo and graft.
+
 
 # The mlp's 8 x 8 statistics have rank <= 6 per step: with matrix_eps = 1e-6
 # their smallest eigenvalues sit near 1e-6 beside ones near 1, and the inverse
@@ -121,10 +134,14 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 
 def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
     problem = PROBLEMS["nested_quadratic"]
-    actual = run_jax(gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3,
-                                     grafting="adagrad"), problem, gradtx.apply_updates)
-    expected = run_reference(reff.shampoo(0.05, beta2=0.9, frequency=3,
-                                           graft=reff.adagrad_step()), problem)
+    actual = run_jax(
+        gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3, grafting="adagrad"),
+        problem,
+        gradtx.apply_updates,
+    )
+    expected = run_reference(
+        reff.shampoo(0.05, beta2=0.9, frequency=3, graft=reff.adagrad_step()), problem
+    )
     assert_trajectories_close(actual, expected, "shampoo grafted onto adagrad vs NumPy")
 
 
@@ -133,7 +150,7 @@ def test_graft_takes_direction_from_one_and_norm_from_other():
     g = {"a": jnp.array([3.0, 4.0]), "b": jnp.zeros(2)}
     u, _ = tx.update(g, tx.init(g))
     np.testing.assert_allclose(u["a"], [-9.0, -12.0], rtol=1e-6)  # unit -g times |3 g| = 15
-    np.testing.assert_array_equal(u["b"], [0.0, 0.0])             # zero direction: zero step
+    np.testing.assert_array_equal(u["b"], [0.0, 0.0])  # zero direction: zero step
 
 
 def test_graft_with_non_transform_raises():
@@ -151,18 +168,21 @@ def test_shampoo_with_unknown_grafting_raises():
 # normal(fold_in(fold_in(PRNGKey(seed), t), i)) for leaf i at step t; the
 # references receive the same ones.
 
+
 def _probes(problem, seed=0):
     shapes = [np.shape(p) for p in jax.tree.leaves(problem.params)]
     key = jax.random.PRNGKey(seed)
-    return lambda t, i: np.asarray(jax.random.normal(
-        jax.random.fold_in(jax.random.fold_in(key, t), i), shapes[i], jnp.float64))
+    return lambda t, i: np.asarray(
+        jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, t), i), shapes[i], jnp.float64)
+    )
 
 
 @functools.cache
 def _psgd_trajectory(problem_name):
     assert jax.config.jax_enable_x64, "call under the x64 fixture"
-    return run_jax(gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name],
-                    gradtx.apply_updates)
+    return run_jax(
+        gradtx.psgd_kron(0.01, update_probability=1.0), PROBLEMS[problem_name], gradtx.apply_updates
+    )
 
 
 @pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
@@ -184,20 +204,28 @@ def test_psgd_kron_matches_pytorch_optimizer_kron(x64, monkeypatch):
     problem = PROBLEMS["nested_quadratic"]
     probes = _probes(problem)
     n = len(jax.tree.leaves(problem.params))
-    calls = iter(range(10 ** 6))
+    calls = iter(range(10**6))
 
-    def randn_like(x, dtype=None):   # Kron draws one probe per leaf, in order, per step
+    def randn_like(x, dtype=None):  # Kron draws one probe per leaf, in order, per step
         k = next(calls)
         return torch.tensor(probes(k // n, k % n), dtype=dtype or x.dtype)
 
     monkeypatch.setattr(torch, "randn_like", randn_like)
     actual = _psgd_trajectory("nested_quadratic")
-    theirs = _run_torch(lambda ps: Kron(ps, lr=0.01, pre_conditioner_update_probability=1.0,
-                                        balance_prob=0.0, precondition_dtype=torch.float64),
-                        problem)
+    theirs = _run_torch(
+        lambda ps: Kron(
+            ps,
+            lr=0.01,
+            pre_conditioner_update_probability=1.0,
+            balance_prob=0.0,
+            precondition_dtype=torch.float64,
+        ),
+        problem,
+    )
     # Kron solves its triangular systems in float32.
-    assert_trajectories_close(actual, theirs, "psgd_kron vs pytorch-optimizer Kron",
-                              rtol=1e-5, atol=1e-7)
+    assert_trajectories_close(
+        actual, theirs, "psgd_kron vs pytorch-optimizer Kron", rtol=1e-5, atol=1e-7
+    )
 
 
 def test_psgd_kron_fits_with_the_update_probability(x64):

@@ -27,16 +27,22 @@ def test_scale_by_momo_step_is_capped_by_the_learning_rate():
 @pytest.mark.parametrize("make", [gradtx.momo, gradtx.momo_adam])
 def test_momo_without_value_raises(make):
     opt = make()
-    with pytest.raises(ValueError, match=r"momo(_adam)?: scale_by_momo(_adam)?: update needs the "
-                                         r"loss at params as value="):
+    with pytest.raises(
+        ValueError,
+        match=r"momo(_adam)?: scale_by_momo(_adam)?: update needs the "
+        r"loss at params as value=",
+    ):
         opt.update(jnp.ones(2), opt.init(jnp.ones(2)), jnp.ones(2))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: gradtx.momo(beta=1.0), r"^momo: beta must be in \[0, 1\), got 1.0"),
-    (lambda: gradtx.momo_adam(b2=-0.5), r"^momo_adam: b2 must be in \[0, 1\)"),
-    (lambda: gradtx.momo(weight_decay=-1.0), r"^momo: weight_decay must be in \[0, inf\]"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: gradtx.momo(beta=1.0), r"^momo: beta must be in \[0, 1\), got 1.0"),
+        (lambda: gradtx.momo_adam(b2=-0.5), r"^momo_adam: b2 must be in \[0, 1\)"),
+        (lambda: gradtx.momo(weight_decay=-1.0), r"^momo: weight_decay must be in \[0, inf\]"),
+    ],
+)
 def test_momo_invalid_hyperparameter_raises(make, message):
     with pytest.raises(ValueError, match=message):
         make()

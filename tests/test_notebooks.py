@@ -25,10 +25,15 @@ MAX_NOTEBOOK_KIB = 400
 
 
 def test_notebooks_folder_holds_the_guides():
-    assert NOTEBOOKS == ["01_quickstart.ipynb", "02_adam_from_parts.ipynb",
-                         "03_optimizer_zoo.ipynb", "04_schedules.ipynb",
-                         "05_write_your_own.ipynb", "06_porting_and_sharding.ipynb",
-                         "07_frontier.ipynb"]
+    assert NOTEBOOKS == [
+        "01_quickstart.ipynb",
+        "02_adam_from_parts.ipynb",
+        "03_optimizer_zoo.ipynb",
+        "04_schedules.ipynb",
+        "05_write_your_own.ipynb",
+        "06_porting_and_sharding.ipynb",
+        "07_frontier.ipynb",
+    ]
 
 
 @pytest.mark.slow
@@ -36,8 +41,9 @@ def test_notebooks_folder_holds_the_guides():
 def test_notebook_runs_fresh_without_errors(name):
     # nbclient raises CellExecutionError, with the cell's traceback, if any cell fails.
     nb = run_all.execute(os.path.join(NOTEBOOK_DIR, name), timeout=240)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert not errors
 
 
@@ -47,16 +53,18 @@ def test_committed_notebook_has_complete_small_outputs(name):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.execution_count is not None for c in code), \
+    assert code and all(c.execution_count is not None for c in code), (
         f"{name}: not every cell was run; run python notebooks/run_all.py {name[:-6]}"
+    )
     counts = [c.execution_count for c in code]
     assert counts == list(range(1, len(code) + 1)), f"{name}: cells were run out of order"
     images = []
     for cell in code:
         for out in cell.outputs:
             assert out.output_type != "error", f"{name}: committed with an error output"
-            assert not (out.output_type == "stream" and out.name == "stderr"), \
+            assert not (out.output_type == "stream" and out.name == "stderr"), (
                 f"{name}: committed with warnings on stderr: {out.text[:200]}"
+            )
             if "image/png" in out.get("data", {}):
                 images.append(len(base64.b64decode(out.data["image/png"])) / 1024)
     assert images, f"{name}: no plot in the committed outputs"

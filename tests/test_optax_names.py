@@ -24,6 +24,7 @@ def _cosine(lr):
     def schedule(count):
         t = jnp.minimum(count, 80).astype(jnp.result_type(float))
         return lr * (0.5 + 0.5 * jnp.cos(jnp.pi * t / 80))
+
     return schedule
 
 
@@ -38,34 +39,60 @@ CASES = [
     ("sgd_momentum", lambda m, lr: m.sgd(lr, 0.9), 0.02),
     ("sgd_nesterov_schedule", lambda m, lr: m.sgd(_cosine(lr), momentum=0.9, nesterov=True), 0.02),
     ("rmsprop", lambda m, lr: m.rmsprop(lr), 0.01),
-    ("rmsprop_all_keywords", lambda m, lr: m.rmsprop(lr, 0.8, 1e-3, 0.1, False, False, 0.5, True,
-                                                     True), 0.01),
-    ("rmsprop_centered_momentum_schedule",
-     lambda m, lr: m.rmsprop(_cosine(lr), centered=True, momentum=0.9, eps=0.1), 0.01),
+    (
+        "rmsprop_all_keywords",
+        lambda m, lr: m.rmsprop(lr, 0.8, 1e-3, 0.1, False, False, 0.5, True, True),
+        0.01,
+    ),
+    (
+        "rmsprop_centered_momentum_schedule",
+        lambda m, lr: m.rmsprop(_cosine(lr), centered=True, momentum=0.9, eps=0.1),
+        0.01,
+    ),
     ("adagrad", lambda m, lr: m.adagrad(lr, 0.2, 1e-5), 0.1),
     ("adadelta_l2_mask", lambda m, lr: m.adadelta(lr, 0.8, 1e-4, 0.1, _mask), 1.0),
     ("adam", lambda m, lr: m.adam(lr), 0.01),
     ("adam_positional", lambda m, lr: m.adam(lr, 0.8, 0.99, 1e-6, 1e-8, None), 0.01),
     ("adam_nesterov", lambda m, lr: m.adam(lr, nesterov=True), 0.01),
     ("nadam", lambda m, lr: m.nadam(lr, b2=0.99), 0.01),
-    ("adamw_mask_schedule",
-     lambda m, lr: m.adamw(_cosine(lr), weight_decay=0.1, mask=_mask), 0.01),
+    ("adamw_mask_schedule", lambda m, lr: m.adamw(_cosine(lr), weight_decay=0.1, mask=_mask), 0.01),
     ("nadamw", lambda m, lr: m.nadamw(lr, weight_decay=0.05), 0.01),
     ("amsgrad", lambda m, lr: m.amsgrad(lr, b2=0.99), 0.01),
-    ("amsgrad_no_correction",
-     lambda m, lr: m.amsgrad(lr, bias_correction_mu=False, bias_correction_nu=False), 0.01),
+    (
+        "amsgrad_no_correction",
+        lambda m, lr: m.amsgrad(lr, bias_correction_mu=False, bias_correction_nu=False),
+        0.01,
+    ),
     ("radam", lambda m, lr: m.radam(lr, b2=0.9), 0.01),
     ("radam_nesterov", lambda m, lr: m.radam(lr, b2=0.9, threshold=6.0, nesterov=True), 0.01),
-    ("chain_scale_by_rms", lambda m, lr: m.chain(m.scale_by_rms(0.9, 1e-3, 0.1, True, True),
-                                                 m.scale_by_learning_rate(lr)), 0.01),
-    ("chain_scale_by_rms_eps_outside",
-     lambda m, lr: m.chain(m.scale_by_rms(0.9, 1e-3, eps_in_sqrt=False),
-                           m.scale_by_learning_rate(lr)), 0.01),
-    ("chain_scale_by_rss", lambda m, lr: m.chain(m.scale_by_rss(0.3, 1e-4),
-                                                 m.scale_by_learning_rate(lr)), 0.1),
-    ("chain_trace_decay_schedule",
-     lambda m, lr: m.chain(m.trace(0.8, True), m.add_decayed_weights(_cosine(0.1), _mask),
-                           m.scale_by_learning_rate(lr)), 0.02),
+    (
+        "chain_scale_by_rms",
+        lambda m, lr: m.chain(
+            m.scale_by_rms(0.9, 1e-3, 0.1, True, True), m.scale_by_learning_rate(lr)
+        ),
+        0.01,
+    ),
+    (
+        "chain_scale_by_rms_eps_outside",
+        lambda m, lr: m.chain(
+            m.scale_by_rms(0.9, 1e-3, eps_in_sqrt=False), m.scale_by_learning_rate(lr)
+        ),
+        0.01,
+    ),
+    (
+        "chain_scale_by_rss",
+        lambda m, lr: m.chain(m.scale_by_rss(0.3, 1e-4), m.scale_by_learning_rate(lr)),
+        0.1,
+    ),
+    (
+        "chain_trace_decay_schedule",
+        lambda m, lr: m.chain(
+            m.trace(0.8, True),
+            m.add_decayed_weights(_cosine(0.1), _mask),
+            m.scale_by_learning_rate(lr),
+        ),
+        0.02,
+    ),
     ("chain_clip_adam", lambda m, lr: m.chain(m.clip_by_global_norm(0.5), m.adam(lr)), 0.01),
 ]
 IDS = [case[0] for case in CASES]
@@ -109,10 +136,14 @@ def test_adam_bf16_first_moment_matches_optax_mu_dtype():
     it to float32 first, so the two differ by bfloat16 round-off (2^-8) in m:
     the trajectories stay within 2% of the distance travelled.
     """
-    ours, theirs = _trajectories(lambda m, lr: m.adam(lr, mu_dtype=jnp.bfloat16), 0.001,
-                                 "nested_quadratic", np.float32)
+    ours, theirs = _trajectories(
+        lambda m, lr: m.adam(lr, mu_dtype=jnp.bfloat16), 0.001, "nested_quadratic", np.float32
+    )
     start = [np.asarray(p) for p in jax.tree.leaves(PROBLEMS["nested_quadratic"].params)]
     travelled = max(np.max(np.abs(b - s)) for b, s in zip(theirs[-1], start))
-    drift = max(np.max(np.abs(a - b)) for step_a, step_b in zip(ours, theirs)
-                for a, b in zip(step_a, step_b))
+    drift = max(
+        np.max(np.abs(a - b))
+        for step_a, step_b in zip(ours, theirs)
+        for a, b in zip(step_a, step_b)
+    )
     assert drift < 0.02 * travelled, (drift, travelled)

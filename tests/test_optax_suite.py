@@ -9,18 +9,22 @@ from tests import optax_suite
 
 
 def _report(results):
-    return "\n".join(f"{r.file} {name}: {message}"
-                     for r in results.values() for name, message in r.failed.items())
+    return "\n".join(
+        f"{r.file} {name}: {message}"
+        for r in results.values()
+        for name, message in r.failed.items()
+    )
 
 
 def _unused_exclusions(results):
     """Exclusions for these files that left out no test (stale after a rename)."""
-    shorts = {f.rsplit("/", 1)[-1][:-len(".py")]: f for f in results}
+    shorts = {f.rsplit("/", 1)[-1][: -len(".py")]: f for f in results}
     unused = []
     for key in optax_suite.EXCLUDED:
         short, test = key.split("::", 1)
-        if short in shorts and not any(name.startswith(test.rstrip("*"))
-                                       for name in results[shorts[short]].excluded):
+        if short in shorts and not any(
+            name.startswith(test.rstrip("*")) for name in results[shorts[short]].excluded
+        ):
             unused.append(key)
     return unused
 
@@ -68,7 +72,7 @@ def test_optax_suite_loaded_test_module_sees_gradtx_at_import_time():
 
 
 def test_optax_suite_every_exclusion_names_a_selected_file_and_a_reason():
-    shorts = {f.rsplit("/", 1)[-1][:-len(".py")] for f in optax_suite.FILES}
+    shorts = {f.rsplit("/", 1)[-1][: -len(".py")] for f in optax_suite.FILES}
     for key, reason in optax_suite.EXCLUDED.items():
         assert key.split("::", 1)[0] in shorts, key
         assert len(reason) > 20, key

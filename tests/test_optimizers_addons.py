@@ -24,25 +24,44 @@ import gradtx
 
 # name -> (learning rate, gradtx factory of lr, NumPy reference of lr)
 CASES = {
-    "laprop": (0.01, lambda lr: gradtx.laprop(lr, b1=0.9, b2=0.99, eps=1e-3),
-               lambda lr: ref_addons.laprop(lr, b1=0.9, b2=0.99, eps=1e-3)),
-    "laprop_weight_decay": (0.01, lambda lr: gradtx.laprop(lr, b1=0.8, weight_decay=0.1),
-                            lambda lr: ref_addons.laprop(lr, b1=0.8, weight_decay=0.1)),
-    "mars": (0.01, lambda lr: gradtx.mars(lr, gamma=0.1, weight_decay=0.05),
-             lambda lr: ref_addons.mars(lr, gamma=0.1, weight_decay=0.05)),
-    "mars_large_gamma": (0.01, lambda lr: gradtx.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3),
-                         lambda lr: ref_addons.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3)),
-    "adam_mini": (0.01, lambda lr: gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1),
-                  lambda lr: ref_addons.adam_mini(lr, b2=0.99, weight_decay=0.1)),
-    "adam_mini_per_column": (0.01, lambda lr: gradtx.adam_mini(lr, b2=0.99, block_axes=0),
-                             lambda lr: ref_addons.adam_mini(lr, b2=0.99, block_axes=0)),
+    "laprop": (
+        0.01,
+        lambda lr: gradtx.laprop(lr, b1=0.9, b2=0.99, eps=1e-3),
+        lambda lr: ref_addons.laprop(lr, b1=0.9, b2=0.99, eps=1e-3),
+    ),
+    "laprop_weight_decay": (
+        0.01,
+        lambda lr: gradtx.laprop(lr, b1=0.8, weight_decay=0.1),
+        lambda lr: ref_addons.laprop(lr, b1=0.8, weight_decay=0.1),
+    ),
+    "mars": (
+        0.01,
+        lambda lr: gradtx.mars(lr, gamma=0.1, weight_decay=0.05),
+        lambda lr: ref_addons.mars(lr, gamma=0.1, weight_decay=0.05),
+    ),
+    "mars_large_gamma": (
+        0.01,
+        lambda lr: gradtx.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3),
+        lambda lr: ref_addons.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3),
+    ),
+    "adam_mini": (
+        0.01,
+        lambda lr: gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1),
+        lambda lr: ref_addons.adam_mini(lr, b2=0.99, weight_decay=0.1),
+    ),
+    "adam_mini_per_column": (
+        0.01,
+        lambda lr: gradtx.adam_mini(lr, b2=0.99, block_axes=0),
+        lambda lr: ref_addons.adam_mini(lr, b2=0.99, block_axes=0),
+    ),
 }
 
 
 # Every case on the several-leaf quadratic; the three optimizers also on
 # Rosenbrock and the MLP.
 CLOSED_FORM_RUNS = [(name, "nested_quadratic") for name in CASES] + [
-    (name, problem) for name in ("laprop", "mars", "adam_mini") for problem in ("rosenbrock", "mlp")]
+    (name, problem) for name in ("laprop", "mars", "adam_mini") for problem in ("rosenbrock", "mlp")
+]
 
 
 @pytest.mark.parametrize("name, problem_name", CLOSED_FORM_RUNS)
@@ -63,20 +82,36 @@ def test_addon_optimizer_in_float32_matches_float64_reference(name):
     expected = run_reference(make_reference(lr * 0.1), problem)
     actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
-    assert_trajectories_close(actual, expected, f"{name} float32 vs NumPy float64",
-                              rtol=2e-5, atol=2e-6)
+    assert_trajectories_close(
+        actual, expected, f"{name} float32 vs NumPy float64", rtol=2e-5, atol=2e-6
+    )
 
 
 # pytorch-optimizer 4.1.0, with eps = 0: both divide eps by sqrt(1 - b2^t)
 # (the papers add it to sqrt(v_hat_t)).  LaProp without weight decay (it
 # decays after the step, gradtx and the paper before); MARS with optimize_1d=True (every leaf gets the correction).
 TORCH_CASES = {
-    "laprop": (0.01, lambda lr: gradtx.laprop(lr, b1=0.9, b2=0.99, eps=0.0),
-               lambda lr: lambda ps: LaProp(ps, lr=lr, betas=(0.9, 0.99), eps=0.0,
-                                            foreach=False)),
-    "mars": (0.01, lambda lr: gradtx.mars(lr, gamma=0.1, weight_decay=0.05, eps=0.0),
-             lambda lr: lambda ps: MARS(ps, lr=lr, betas=(0.95, 0.99), gamma=0.1, eps=0.0,
-                                        optimize_1d=True, weight_decay=0.05, foreach=False)),
+    "laprop": (
+        0.01,
+        lambda lr: gradtx.laprop(lr, b1=0.9, b2=0.99, eps=0.0),
+        lambda lr: lambda ps: LaProp(ps, lr=lr, betas=(0.9, 0.99), eps=0.0, foreach=False),
+    ),
+    "mars": (
+        0.01,
+        lambda lr: gradtx.mars(lr, gamma=0.1, weight_decay=0.05, eps=0.0),
+        lambda lr: (
+            lambda ps: MARS(
+                ps,
+                lr=lr,
+                betas=(0.95, 0.99),
+                gamma=0.1,
+                eps=0.0,
+                optimize_1d=True,
+                weight_decay=0.05,
+                foreach=False,
+            )
+        ),
+    ),
 }
 
 
@@ -86,8 +121,11 @@ def no_hidden_eps(monkeypatch):
     on top of eps, that the MLP's small bias gradients (v_t near 1e-9) feel at 1e-6.  The
     papers have no such term; set it to 0 so that the comparison is of the rules."""
     original = BaseOptimizer.apply_ams_bound
-    monkeypatch.setattr(BaseOptimizer, "apply_ams_bound",
-                        staticmethod(functools.partial(original, exp_avg_sq_eps=0.0)))
+    monkeypatch.setattr(
+        BaseOptimizer,
+        "apply_ams_bound",
+        staticmethod(functools.partial(original, exp_avg_sq_eps=0.0)),
+    )
 
 
 @pytest.mark.parametrize("problem_name", list(PROBLEMS))
@@ -108,18 +146,21 @@ def test_addon_optimizer_in_float32_matches_pytorch_optimizer_in_float32(name, n
     problem = PROBLEMS["nested_quadratic"]
     expected = run_torch(make_torch(lr * 0.1), problem, dtype=torch.float32)
     actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
-    assert_trajectories_close(actual, expected, f"{name} float32 vs pytorch-optimizer float32",
-                              rtol=1e-5, atol=1e-6)
+    assert_trajectories_close(
+        actual, expected, f"{name} float32 vs pytorch-optimizer float32", rtol=1e-5, atol=1e-6
+    )
 
 
 def _adam_mini_torch(lr, weight_decay):
     """pytorch-optimizer's AdamMini over free parameters: names it does not single out, so
     one second moment per tensor.  It computes in float32 whatever the parameters' dtype."""
+
     def make(params):
         module = torch.nn.Module()
         for i, p in enumerate(params):
             module.register_parameter(f"leaf{i}", p)
         return AdamMini(module, lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay, eps=1e-8)
+
     return make
 
 
@@ -129,18 +170,32 @@ def test_adam_mini_in_float32_matches_pytorch_optimizer(problem_name):
     lr = 0.01 * problem.lr_scale
     expected = run_torch(_adam_mini_torch(lr, 0.1), problem, dtype=torch.float32)
     with jax.enable_x64(False):
-        actual = run_jax(gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1), problem,
-                          gradtx.apply_updates, dtype=np.float32)
-    assert_trajectories_close(actual, expected, f"adam_mini on {problem_name} float32 vs "
-                              f"pytorch-optimizer", rtol=1e-5, atol=1e-6)
+        actual = run_jax(
+            gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1),
+            problem,
+            gradtx.apply_updates,
+            dtype=np.float32,
+        )
+    assert_trajectories_close(
+        actual,
+        expected,
+        f"adam_mini on {problem_name} float32 vs pytorch-optimizer",
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert moved(actual, problem)
 
 
 def test_laprop_is_rms_scaling_then_momentum():
     # The recipe reads as the paper: divide by the RMS first, then average.
     parts = [child.name for child in gradtx.laprop(1e-3).children]
-    assert parts == ["scale_by_rms", "scale_by_momentum", "bias_correction",
-                     "add_decayed_weights", "scale_by_learning_rate"]
+    assert parts == [
+        "scale_by_rms",
+        "scale_by_momentum",
+        "bias_correction",
+        "add_decayed_weights",
+        "scale_by_learning_rate",
+    ]
 
 
 def test_laprop_step_stays_bounded_where_adam_blows_up():
@@ -153,8 +208,10 @@ def test_laprop_step_stays_bounded_where_adam_blows_up():
     grads[100] = grads[100] * 10
     grads[101:] = [g * 1e-3 for g in grads[101:]]
     worst = {}
-    for name, opt in (("laprop", gradtx.laprop(lr, b1=b1, b2=b2, eps=1e-12)),
-                      ("adam", gradtx.adam(lr, b1=b1, b2=b2, eps=1e-12))):
+    for name, opt in (
+        ("laprop", gradtx.laprop(lr, b1=b1, b2=b2, eps=1e-12)),
+        ("adam", gradtx.adam(lr, b1=b1, b2=b2, eps=1e-12)),
+    ):
         params = np.zeros(50, np.float32)
         state = opt.init(params)
         worst[name] = 0.0
@@ -166,15 +223,21 @@ def test_laprop_step_stays_bounded_where_adam_blows_up():
     assert worst["adam"] > 3 * bound
 
 
-@pytest.mark.parametrize("factory, kwargs, message", [
-    (gradtx.laprop, dict(learning_rate=-1.0), "laprop: learning_rate must be in"),
-    (gradtx.laprop, dict(learning_rate=1e-3, b1=1.0), r"laprop: b1 must be in \[0, 1\)"),
-    (gradtx.mars, dict(learning_rate=1e-3, gamma=-0.1), r"mars: gamma must be in \[0, inf\]"),
-    (gradtx.mars, dict(learning_rate=1e-3, b2=1.5), r"mars: b2 must be in \[0, 1\)"),
-    (gradtx.adam_mini, dict(learning_rate=1e-3, eps=-1.0), r"adam_mini: eps must be in"),
-    (gradtx.adam_mini, dict(learning_rate=1e-3, weight_decay=-1.0),
-     "adam_mini: weight_decay must be in"),
-])
+@pytest.mark.parametrize(
+    "factory, kwargs, message",
+    [
+        (gradtx.laprop, dict(learning_rate=-1.0), "laprop: learning_rate must be in"),
+        (gradtx.laprop, dict(learning_rate=1e-3, b1=1.0), r"laprop: b1 must be in \[0, 1\)"),
+        (gradtx.mars, dict(learning_rate=1e-3, gamma=-0.1), r"mars: gamma must be in \[0, inf\]"),
+        (gradtx.mars, dict(learning_rate=1e-3, b2=1.5), r"mars: b2 must be in \[0, 1\)"),
+        (gradtx.adam_mini, dict(learning_rate=1e-3, eps=-1.0), r"adam_mini: eps must be in"),
+        (
+            gradtx.adam_mini,
+            dict(learning_rate=1e-3, weight_decay=-1.0),
+            "adam_mini: weight_decay must be in",
+        ),
+    ],
+)
 def test_addon_optimizer_with_bad_hyperparameter_raises(factory, kwargs, message):
     with pytest.raises(ValueError, match=message):
         factory(**kwargs)

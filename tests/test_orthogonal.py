@@ -15,18 +15,24 @@ import gradtx
 MUON_CASES = {
     "default": (dict(), dict()),
     "no_nesterov": (dict(nesterov=False), dict(nesterov=False)),
-    "decay_consistent_rms": (dict(weight_decay=0.1, consistent_rms=0.2),
-                             dict(weight_decay=0.1, consistent_rms=0.2)),
+    "decay_consistent_rms": (
+        dict(weight_decay=0.1, consistent_rms=0.2),
+        dict(weight_decay=0.1, consistent_rms=0.2),
+    ),
     "adam_learning_rate": (dict(adam_learning_rate=0.003), dict(adam_lr=0.003)),
 }
 # optax-only options (no NumPy transcription): compared with optax alone.
-OPTAX_ONLY = {"dion": dict(ns_coeffs="dion"), "aol": dict(preconditioning="aol"),
-              "schatten": dict(preconditioning="schatten"),
-              "spectral_adaptive": dict(preconditioning="spectral", adaptive=True)}
+OPTAX_ONLY = {
+    "dion": dict(ns_coeffs="dion"),
+    "aol": dict(preconditioning="aol"),
+    "schatten": dict(preconditioning="schatten"),
+    "spectral_adaptive": dict(preconditioning="spectral", adaptive=True),
+}
 
 
-@pytest.mark.parametrize("case, problem_name", [("default", "mlp")] + [
-    (case, "nested_quadratic") for case in MUON_CASES])
+@pytest.mark.parametrize(
+    "case, problem_name", [("default", "mlp")] + [(case, "nested_quadratic") for case in MUON_CASES]
+)
 def test_muon_matches_closed_form_and_optax(case, problem_name, x64):
     problem, (kwargs, ref_kwargs) = PROBLEMS[problem_name], MUON_CASES[case]
     lr = 0.01 * problem.lr_scale
@@ -45,8 +51,7 @@ def test_muon_options_match_optax(case, x64):
     problem = PROBLEMS["nested_quadratic"]
     actual = run_jax(gradtx.muon(0.01, **OPTAX_ONLY[case]), problem, gradtx.apply_updates)
     with jax.numpy_dtype_promotion("standard"):
-        theirs = run_jax(optax.contrib.muon(0.01, **OPTAX_ONLY[case]), problem,
-                          optax.apply_updates)
+        theirs = run_jax(optax.contrib.muon(0.01, **OPTAX_ONLY[case]), problem, optax.apply_updates)
     # aol and schatten rescale inside the first step: a few more roundings.
     assert_trajectories_close(actual, theirs, f"muon {case} vs optax", rtol=1e-9)
 
@@ -70,15 +75,16 @@ def test_muon_in_float32_matches_optax():
     problem = PROBLEMS[problem_name]
     actual = run_jax(gradtx.muon(0.001), problem, gradtx.apply_updates, dtype=np.float32)
     with jax.numpy_dtype_promotion("standard"):
-        theirs = run_jax(optax.contrib.muon(0.001), problem, optax.apply_updates,
-                          dtype=np.float32)
+        theirs = run_jax(optax.contrib.muon(0.001), problem, optax.apply_updates, dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
-    assert_trajectories_close(actual, theirs, f"muon float32 on {problem_name} vs optax",
-                              rtol=1e-5, atol=1e-6)
+    assert_trajectories_close(
+        actual, theirs, f"muon float32 on {problem_name} vs optax", rtol=1e-5, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------
 # Polar functions.
+
 
 def _random_matrices(shape, n, seed=0):
     rng = np.random.default_rng(seed)
@@ -88,22 +94,31 @@ def _random_matrices(shape, n, seed=0):
 @pytest.mark.parametrize("shape", [(3, 5), (6, 2), (4, 4)])
 def test_newton_schulz_matches_closed_form(shape, x64):
     for x in _random_matrices(shape, 3):
-        np.testing.assert_allclose(gradtx.newton_schulz()(jnp.asarray(x)),
-                                   reff.newton_schulz(x), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(
+            gradtx.newton_schulz()(jnp.asarray(x)), reff.newton_schulz(x), rtol=1e-12, atol=1e-13
+        )
 
 
 def test_newton_schulz_per_step_coeffs_match_closed_form(x64):
     x = _random_matrices((4, 7), 1)[0]
     coeffs = ((4.0848, -6.8946, 2.9270), (3.9505, -6.3029, 2.6377), (3.7418, -5.5913, 2.3037))
-    np.testing.assert_allclose(gradtx.newton_schulz(coeffs, steps=3)(jnp.asarray(x)),
-                               reff.newton_schulz(x, coeffs), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        gradtx.newton_schulz(coeffs, steps=3)(jnp.asarray(x)),
+        reff.newton_schulz(x, coeffs),
+        rtol=1e-12,
+        atol=1e-13,
+    )
 
 
 @pytest.mark.parametrize("steps", [3, 5, 10])
 def test_polar_express_matches_closed_form(steps, x64):
     for x in _random_matrices((5, 9), 2, seed=steps) + _random_matrices((9, 5), 1, seed=steps):
-        np.testing.assert_allclose(gradtx.polar_express(steps)(jnp.asarray(x)),
-                                   reff.polar_express(x, steps), rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(
+            gradtx.polar_express(steps)(jnp.asarray(x)),
+            reff.polar_express(x, steps),
+            rtol=1e-11,
+            atol=1e-12,
+        )
 
 
 @pytest.mark.parametrize("shape", [(8, 5), (5, 8)])
@@ -117,8 +132,9 @@ def test_polar_express_converges_to_svd_polar(shape, x64):
     assert np.all(np.abs(s5 - 1) < 0.3)
     np.testing.assert_allclose(gradtx.polar_express(10)(jnp.asarray(x)), exact, atol=1e-6)
     # Jordan's quintic does not converge to polar(X), it plateaus.
-    s_ns = np.linalg.svd(np.asarray(gradtx.newton_schulz(steps=20)(jnp.asarray(x))),
-                         compute_uv=False)
+    s_ns = np.linalg.svd(
+        np.asarray(gradtx.newton_schulz(steps=20)(jnp.asarray(x))), compute_uv=False
+    )
     assert np.max(np.abs(s_ns - 1)) > 0.1
 
 
@@ -144,8 +160,9 @@ def test_orthogonalize_with_dimension_numbers_treats_other_axes_as_batch(x64):
 
 def test_orthogonalize_with_vector_leaf_raises():
     tx = gradtx.orthogonalize()
-    with pytest.raises(ValueError,
-                       match=r"orthogonalize: leaf \['b'\] has shape \(3,\), not a matrix"):
+    with pytest.raises(
+        ValueError, match=r"orthogonalize: leaf \['b'\] has shape \(3,\), not a matrix"
+    ):
         tx.update({"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, tx.init(None))
 
 
@@ -170,8 +187,11 @@ def test_scale_by_shape_factor(consistent_rms, expected):
 
 def test_muon_mask_routes_embedding_to_adamw(x64):
     rng = np.random.default_rng(4)
-    params = {"embed": jnp.asarray(rng.normal(size=(10, 4))),
-              "w": jnp.asarray(rng.normal(size=(4, 4))), "b": jnp.zeros(4)}
+    params = {
+        "embed": jnp.asarray(rng.normal(size=(10, 4))),
+        "w": jnp.asarray(rng.normal(size=(4, 4))),
+        "b": jnp.zeros(4),
+    }
     grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape)), params)
     mask = {"embed": False, "w": True, "b": False}
     opt = gradtx.muon(0.02, adam_learning_rate=1e-3, muon_mask=mask)
@@ -184,14 +204,20 @@ def test_muon_mask_routes_embedding_to_adamw(x64):
     np.testing.assert_allclose(u["w"], expected_w, rtol=1e-10)
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: gradtx.newton_schulz(((1.0, 2.0),)), "ns_coeffs must have shape"),
-    (lambda: gradtx.newton_schulz(reff.JORDAN, preconditioning="qr"), "preconditioning must be"),
-    (lambda: gradtx.newton_schulz("fast"), "unknown coeffs preset"),
-    (lambda: gradtx.polar_express(safety=0.5), "safety must be"),
-    (lambda: gradtx.muon(0.1, beta=1.0), "muon: beta must be in"),
-    (lambda: gradtx.orthogonalize(polar=3), "polar must be a function"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: gradtx.newton_schulz(((1.0, 2.0),)), "ns_coeffs must have shape"),
+        (
+            lambda: gradtx.newton_schulz(reff.JORDAN, preconditioning="qr"),
+            "preconditioning must be",
+        ),
+        (lambda: gradtx.newton_schulz("fast"), "unknown coeffs preset"),
+        (lambda: gradtx.polar_express(safety=0.5), "safety must be"),
+        (lambda: gradtx.muon(0.1, beta=1.0), "muon: beta must be in"),
+        (lambda: gradtx.orthogonalize(polar=3), "polar must be a function"),
+    ],
+)
 def test_orthogonal_bad_hyperparameters_raise(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
@@ -199,6 +225,7 @@ def test_orthogonal_bad_hyperparameters_raise(make, match):
 
 # ----------------------------------------------------------------------------
 # NorMuon.
+
 
 @pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
 def test_normuon_matches_closed_form(problem_name, x64):
@@ -224,9 +251,11 @@ def test_scale_by_neuron_rms_equalises_output_neurons_and_keeps_norm(x64):
 # ----------------------------------------------------------------------------
 # gradtx.presets.torch.muon against torch.optim.Muon (bfloat16 Newton-Schulz).
 
-@pytest.mark.parametrize("kwargs, steps", [
-    (dict(), 100),
-    (dict(adjust_lr_fn="match_rms_adamw", nesterov=False, weight_decay=0.0), 30)])
+
+@pytest.mark.parametrize(
+    "kwargs, steps",
+    [(dict(), 100), (dict(adjust_lr_fn="match_rms_adamw", nesterov=False, weight_decay=0.0), 30)],
+)
 def test_torch_muon_preset_matches_torch_step_for_step(kwargs, steps):
     # Teacher-forced: every step starts both from PyTorch's parameters and
     # momentum, so each step's difference is that step's alone.  PyTorch's
@@ -256,23 +285,31 @@ def test_torch_muon_preset_matches_torch_step_for_step(kwargs, steps):
         for p, g in zip(ps, grads):
             p.grad = g
         before = [p.numpy().copy() for p in ps]
-        momenta = [opt.state[p]["momentum_buffer"].numpy().copy() if t else np.zeros_like(b)
-                   for p, b in zip(ps, before)]
+        momenta = [
+            opt.state[p]["momentum_buffer"].numpy().copy() if t else np.zeros_like(b)
+            for p, b in zip(ps, before)
+        ]
         state = jax.tree.unflatten(treedef, [jnp.asarray(m) for m in momenta])
-        ours, _ = step([jnp.asarray(g.numpy()) for g in grads], state,
-                       [jnp.asarray(b) for b in before])
+        ours, _ = step(
+            [jnp.asarray(g.numpy()) for g in grads], state, [jnp.asarray(b) for b in before]
+        )
         opt.step()
         theirs = [p.numpy() - b for p, b in zip(ps, before)]
-        errors.append(max(float(np.max(np.abs(np.asarray(a) - b)) / np.max(np.abs(b)))
-                          for a, b in zip(ours, theirs)))
+        errors.append(
+            max(
+                float(np.max(np.abs(np.asarray(a) - b)) / np.max(np.abs(b)))
+                for a, b in zip(ours, theirs)
+            )
+        )
     print(f"\ntorch muon {kwargs}: worst step {max(errors):.2e}, median {np.median(errors):.2e}")
-    assert errors[0] < 1e-4   # (p_t+1 - p_t in float32 carries 1e-5 of round-off)
+    assert errors[0] < 1e-4  # (p_t+1 - p_t in float32 carries 1e-5 of round-off)
     assert np.median(errors) < 1e-4
     assert max(errors) < 0.05
 
 
 # ----------------------------------------------------------------------------
 # Muon with the orthogonalization split over a mesh axis (ZeRO-1), 8 simulated devices.
+
 
 def test_muon_sharded_over_8_devices_matches_one_device_and_splits_the_stacks():
     import json
@@ -283,13 +320,22 @@ def test_muon_sharded_over_8_devices_matches_one_device_and_splits_the_stacks():
 
     root = pathlib.Path(__file__).resolve().parent.parent
     env = dict(os.environ)
-    flags = [f for f in env.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
     env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=8"])
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")] if p])
-    proc = subprocess.run([sys.executable, str(root / "tests" / "sharded_muon_worker.py")],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(root / "tests" / "sharded_muon_worker.py")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print("\nsharded muon:", result)

@@ -15,9 +15,13 @@ import gradtx
 @pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
 def test_step_size_estimate_grows_from_d0_and_matches_numpy(name):
     problem = PROBLEMS["nested_quadratic"]
-    make = {"prodigy": lambda: (gradtx.scale_by_prodigy(estim_lr0=1e-4), rc.prodigy(d0=1e-4)),
-            "dadapt_adamw": lambda: (gradtx.scale_by_dadapt_adamw(estim_lr0=1e-4),
-                                     rc.dadapt_adamw(d0=1e-4))}[name]
+    make = {
+        "prodigy": lambda: (gradtx.scale_by_prodigy(estim_lr0=1e-4), rc.prodigy(d0=1e-4)),
+        "dadapt_adamw": lambda: (
+            gradtx.scale_by_dadapt_adamw(estim_lr0=1e-4),
+            rc.dadapt_adamw(d0=1e-4),
+        ),
+    }[name]
     with jax.enable_x64(True):
         tx, (init, update) = make()
         params = jax.tree.map(jnp.asarray, problem.params)
@@ -31,7 +35,7 @@ def test_step_size_estimate_grows_from_d0_and_matches_numpy(name):
             ref_updates, ref_state = update(problem.grad_np(leaves), ref_state, leaves)
             leaves = [p + u for p, u in zip(leaves, ref_updates)]
             np.testing.assert_allclose(float(state.estim_lr), ref_state["d"], rtol=1e-10)
-    assert ref_state["d"] > 100 * 1e-4   # the estimate grew from d_0
+    assert ref_state["d"] > 100 * 1e-4  # the estimate grew from d_0
 
 
 def test_prodigy_without_params_raises():
@@ -40,14 +44,21 @@ def test_prodigy_without_params_raises():
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: gradtx.prodigy(betas=(0.9,)), r"^prodigy: betas must be a pair"),
-    (lambda: gradtx.prodigy(estim_lr0=0.0), r"^prodigy: estim_lr0 must be in \(0, inf\]"),
-    (lambda: gradtx.dadapt_adamw(betas=(0.9, 1.0)),
-     r"^dadapt_adamw: betas\[1\] must be in \[0, 1\)"),
-    (lambda: gradtx.dadapt_adamw(weight_decay=-1.0),
-     r"^dadapt_adamw: weight_decay must be in \[0, inf\]"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: gradtx.prodigy(betas=(0.9,)), r"^prodigy: betas must be a pair"),
+        (lambda: gradtx.prodigy(estim_lr0=0.0), r"^prodigy: estim_lr0 must be in \(0, inf\]"),
+        (
+            lambda: gradtx.dadapt_adamw(betas=(0.9, 1.0)),
+            r"^dadapt_adamw: betas\[1\] must be in \[0, 1\)",
+        ),
+        (
+            lambda: gradtx.dadapt_adamw(weight_decay=-1.0),
+            r"^dadapt_adamw: weight_decay must be in \[0, inf\]",
+        ),
+    ],
+)
 def test_parameter_free_invalid_hyperparameter_raises(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -72,12 +83,13 @@ def test_mechanize_under_jit_matches_eager_and_keeps_its_state_structure():
         assert jax.tree.structure(jit_s) == structure
     for a, b in zip(jax.tree.leaves((jit_p, jit_s)), jax.tree.leaves((eager_p, eager_s))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    assert float(jnp.sum(jit_s.s)) != 1e-6 * 6   # the scale moved
+    assert float(jnp.sum(jit_s.s)) != 1e-6 * 6  # the scale moved
 
 
 def test_mechanize_with_a_non_transform_base_raises():
-    with pytest.raises(TypeError, match="mechanize: base_optimizer must be a gradient "
-                                        "transformation"):
+    with pytest.raises(
+        TypeError, match="mechanize: base_optimizer must be a gradient transformation"
+    ):
         gradtx.mechanize(0.1)
 
 

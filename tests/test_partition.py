@@ -29,9 +29,11 @@ class Layer:
 def _params():
     r = np.random.default_rng(1)
     f = lambda *s: jnp.asarray(r.normal(size=s), jnp.float32)
-    return {"enc": [Layer(f(3, 2), f(2)), Layer(f(2, 2), f(2))],
-            "head": (f(2, 1), None, f(1)),
-            "emb": f(4, 3)}
+    return {
+        "enc": [Layer(f(3, 2), f(2)), Layer(f(2, 2), f(2))],
+        "head": (f(2, 1), None, f(1)),
+        "emb": f(4, 3),
+    }
 
 
 def _grads(step):
@@ -43,16 +45,25 @@ LABELS = {"enc": "adam", "head": "sgd", "emb": "frozen"}  # a prefix of the para
 
 
 def _groups():
-    return {"adam": gradtx.adam(0.05), "sgd": gradtx.sgd(0.1, momentum=0.9),
-            "frozen": gradtx.set_to_zero()}
+    return {
+        "adam": gradtx.adam(0.05),
+        "sgd": gradtx.sgd(0.1, momentum=0.9),
+        "frozen": gradtx.set_to_zero(),
+    }
 
 
-
-
-@pytest.mark.parametrize("labels", [LABELS, lambda p: {"enc": jax.tree.map(lambda _: "adam", p["enc"]),
-                                                       "head": jax.tree.map(lambda _: "sgd", p["head"]),
-                                                       "emb": "frozen"}],
-                         ids=["prefix_pytree", "function"])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        LABELS,
+        lambda p: {
+            "enc": jax.tree.map(lambda _: "adam", p["enc"]),
+            "head": jax.tree.map(lambda _: "sgd", p["head"]),
+            "emb": "frozen",
+        },
+    ],
+    ids=["prefix_pytree", "function"],
+)
 def test_partition_matches_each_optimizer_on_its_subtree(labels):
     params = _params()
     tx = gradtx.partition(_groups(), labels)
@@ -72,10 +83,14 @@ def test_partition_matches_each_optimizer_on_its_subtree(labels):
 
 def test_partition_matches_optax_partition():
     params = _params()
-    ours = gradtx.partition({"adam": gradtx.adam(0.05), "sgd": gradtx.sgd(0.1, momentum=0.9)},
-                            {"enc": "adam", "head": "sgd", "emb": "sgd"})
-    theirs = optax.partition({"adam": optax.adam(0.05), "sgd": optax.sgd(0.1, momentum=0.9)},
-                             {"enc": "adam", "head": "sgd", "emb": "sgd"})
+    ours = gradtx.partition(
+        {"adam": gradtx.adam(0.05), "sgd": gradtx.sgd(0.1, momentum=0.9)},
+        {"enc": "adam", "head": "sgd", "emb": "sgd"},
+    )
+    theirs = optax.partition(
+        {"adam": optax.adam(0.05), "sgd": optax.sgd(0.1, momentum=0.9)},
+        {"enc": "adam", "head": "sgd", "emb": "sgd"},
+    )
     s1, s2 = ours.init(params), theirs.init(params)
     step1, step2 = jax.jit(ours.update), jax.jit(theirs.update)
     for t in range(2):
@@ -107,26 +122,32 @@ def test_partition_under_vmap_matches_loop():
 
 # --- the gradient stream reaches a wrapped preconditioner --------------------
 
+
 def test_masked_precondition_measures_raw_gradient_on_selected_leaves():
     decay, b2, eps = 0.9, 0.8, 1e-8
-    tx = gradtx.masked(gradtx.precondition(gradtx.scale_by_momentum(decay),
-                                           by=gradtx.scale_by_rms(b2, eps, eps_in_sqrt=False)),
-                       {"w": True, "b": False})
+    tx = gradtx.masked(
+        gradtx.precondition(
+            gradtx.scale_by_momentum(decay), by=gradtx.scale_by_rms(b2, eps, eps_in_sqrt=False)
+        ),
+        {"w": True, "b": False},
+    )
     params = {"w": jnp.zeros(3), "b": jnp.zeros(3)}
     state = tx.init(params)
     gs = [np.array([1.0, -2.0, 0.5]), np.array([0.3, 0.1, -1.0]), np.array([2.0, 2.0, -0.2])]
     m = np.zeros(3)
     v = np.zeros(3)
     for g in gs:
-        u, state = tx.update({"w": jnp.asarray(g, jnp.float32), "b": jnp.asarray(g, jnp.float32)},
-                             state, params)
+        u, state = tx.update(
+            {"w": jnp.asarray(g, jnp.float32), "b": jnp.asarray(g, jnp.float32)}, state, params
+        )
         m = decay * m + g
-        v = b2 * v + (1 - b2) * g ** 2  # of the raw gradient, not of the momentum
+        v = b2 * v + (1 - b2) * g**2  # of the raw gradient, not of the momentum
         np.testing.assert_allclose(np.asarray(u["w"]), m / (np.sqrt(v) + eps), rtol=1e-5)
         np.testing.assert_allclose(np.asarray(u["b"]), g, rtol=1e-6)
 
 
 # --- masked, set_to_zero, freeze ---------------------------------------------
+
 
 def test_masked_passes_unselected_leaves_unchanged():
     params = _params()
@@ -134,8 +155,11 @@ def test_masked_passes_unselected_leaves_unchanged():
     tx = gradtx.masked(gradtx.clip(0.1), mask)
     g = _grads(0)
     u, state = tx.update(g, tx.init(params), params)
-    for (path, got), want, keep in zip(jax.tree_util.tree_flatten_with_path(u)[0],
-                                       jax.tree.leaves(g), jax.tree.leaves(mask(params))):
+    for (path, got), want, keep in zip(
+        jax.tree_util.tree_flatten_with_path(u)[0],
+        jax.tree.leaves(g),
+        jax.tree.leaves(mask(params)),
+    ):
         expected = np.clip(np.asarray(want), -0.1, 0.1) if keep else np.asarray(want)
         np.testing.assert_allclose(np.asarray(got), expected, err_msg=str(path))
     assert state == gradtx.MaskedState(gradtx.EmptyState())
@@ -160,9 +184,12 @@ def test_freeze_last_in_chain_keeps_frozen_params_exactly():
 
 # --- reset_group ---------------------------------------------------------------
 
+
 def _two_momentum_groups():
-    return gradtx.partition({"a": gradtx.sgd(0.1, momentum=0.9),
-                             "b": gradtx.sgd(0.1, momentum=0.9)}, {"w": "a", "b": "b"})
+    return gradtx.partition(
+        {"a": gradtx.sgd(0.1, momentum=0.9), "b": gradtx.sgd(0.1, momentum=0.9)},
+        {"w": "a", "b": "b"},
+    )
 
 
 def test_reset_group_resets_one_group_and_keeps_the_other():
@@ -200,17 +227,29 @@ def test_reset_group_unknown_label_raises():
 
 # --- errors --------------------------------------------------------------------
 
-@pytest.mark.parametrize("labels, match", [
-    ({"enc": "adam", "head": "sgd"},
-     r"partition: param_labels do not match the params: params leaf \['emb'\] has no entry"),
-    ({"enc": "adam", "head": "sgd", "emb": "frozen", "emb2": "sgd"},
-     r"param_labels leaf \['emb2'\] matches no parameter"),
-    ({"enc": "adam", "head": ("sgd", None, None), "emb": "frozen"},
-     r"params leaf \['head'\]\[2\] has no entry in param_labels"),
-    ({"enc": "adam", "head": "sgd", "emb": "adamw"},
-     r"partition: params leaf \['emb'\] has label 'adamw', which has no transform; "
-     r"the groups are \['adam', 'sgd', 'frozen'\]"),
-])
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (
+            {"enc": "adam", "head": "sgd"},
+            r"partition: param_labels do not match the params: params leaf \['emb'\] has no entry",
+        ),
+        (
+            {"enc": "adam", "head": "sgd", "emb": "frozen", "emb2": "sgd"},
+            r"param_labels leaf \['emb2'\] matches no parameter",
+        ),
+        (
+            {"enc": "adam", "head": ("sgd", None, None), "emb": "frozen"},
+            r"params leaf \['head'\]\[2\] has no entry in param_labels",
+        ),
+        (
+            {"enc": "adam", "head": "sgd", "emb": "adamw"},
+            r"partition: params leaf \['emb'\] has label 'adamw', which has no transform; "
+            r"the groups are \['adam', 'sgd', 'frozen'\]",
+        ),
+    ],
+)
 def test_partition_bad_labels_name_the_path(labels, match):
     tx = gradtx.partition(_groups(), labels)
     with pytest.raises(ValueError, match=match):
@@ -218,17 +257,26 @@ def test_partition_bad_labels_name_the_path(labels, match):
 
 
 def test_partition_labels_of_a_custom_node_name_the_attribute():
-    labels = {"enc": [Layer("adam", "adam"), {"w": "adam", "b": "adam"}], "head": "sgd",
-              "emb": "frozen"}
-    with pytest.raises(ValueError, match=r"params leaf \['enc'\]\[1\]\.w has no entry in param_labels"):
+    labels = {
+        "enc": [Layer("adam", "adam"), {"w": "adam", "b": "adam"}],
+        "head": "sgd",
+        "emb": "frozen",
+    }
+    with pytest.raises(
+        ValueError, match=r"params leaf \['enc'\]\[1\]\.w has no entry in param_labels"
+    ):
         gradtx.partition(_groups(), labels).init(_params())
 
 
 def test_partition_error_inside_a_group_names_the_group():
-    tx = gradtx.partition({"wd": gradtx.add_decayed_weights(0.1), "plain": gradtx.identity()},
-                          {"w": "wd", "b": "plain"})
+    tx = gradtx.partition(
+        {"wd": gradtx.add_decayed_weights(0.1), "plain": gradtx.identity()},
+        {"w": "wd", "b": "plain"},
+    )
     params = {"w": jnp.ones(2), "b": jnp.ones(1)}
-    with pytest.raises(ValueError, match="partition: group 'wd': add_decayed_weights: update needs params"):
+    with pytest.raises(
+        ValueError, match="partition: group 'wd': add_decayed_weights: update needs params"
+    ):
         tx.update(params, tx.init(params))
 
 
@@ -245,13 +293,17 @@ def test_partition_stale_state_raises():
 def test_partition_bad_transforms_raise():
     with pytest.raises(TypeError, match="partition: transforms must be a non-empty dict"):
         gradtx.partition([gradtx.adam(0.1)], "a")
-    with pytest.raises(TypeError, match=r"partition: transforms\['a'\] must be a gradient transformation"):
+    with pytest.raises(
+        TypeError, match=r"partition: transforms\['a'\] must be a gradient transformation"
+    ):
         gradtx.partition({"a": 0.1}, "a")
 
 
 def test_masked_non_bool_mask_raises():
     tx = gradtx.masked(gradtx.clip(1.0), {"w": "yes"})
-    with pytest.raises(TypeError, match=r"masked: mask entry for params leaf \['w'\] must be a Python bool"):
+    with pytest.raises(
+        TypeError, match=r"masked: mask entry for params leaf \['w'\] must be a Python bool"
+    ):
         tx.init({"w": jnp.ones(2)})
 
 

@@ -45,9 +45,13 @@ def test_scale_by_nadam_momentum_matches_closed_form(momentum_decay):
 def test_scale_by_rectified_rms_with_zero_eps_matches_optax_radam():
     b1, b2 = 0.9, 0.9  # rho_inf = 19: the rectification switches on at t = 6
     with jax.enable_x64(True):
-        ours = _run(gradtx.precondition(
-            gradtx.chain(gradtx.scale_by_momentum(b1, ema=True), gradtx.bias_correction(b1)),
-            by=gradtx.scale_by_rectified_rms(b2, eps=0.0)), GRADS)
+        ours = _run(
+            gradtx.precondition(
+                gradtx.chain(gradtx.scale_by_momentum(b1, ema=True), gradtx.bias_correction(b1)),
+                by=gradtx.scale_by_rectified_rms(b2, eps=0.0),
+            ),
+            GRADS,
+        )
         with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and int32
             theirs = _run(optax.scale_by_radam(b1, b2, eps=0.0), GRADS)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
@@ -65,11 +69,16 @@ def test_scale_by_schedule_with_a_number_raises():
 
 
 def test_scale_by_rectified_rms_with_threshold_below_4_raises():
-    with pytest.raises(ValueError, match=r"scale_by_rectified_rms: threshold must be in \[4, inf\]"):
+    with pytest.raises(
+        ValueError, match=r"scale_by_rectified_rms: threshold must be in \[4, inf\]"
+    ):
         gradtx.scale_by_rectified_rms(threshold=3.0)
 
 
 def test_scale_by_nadam_momentum_with_negative_momentum_decay_raises():
-    with pytest.raises(ValueError, match=r"scale_by_nadam_momentum: momentum_decay must be in "
-                                         r"\[0, inf\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"scale_by_nadam_momentum: momentum_decay must be in "
+        r"\[0, inf\]",
+    ):
         gradtx.scale_by_nadam_momentum(momentum_decay=-1.0)

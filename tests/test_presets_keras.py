@@ -22,8 +22,10 @@ finally:
     else:
         os.environ["KERAS_BACKEND"] = _BACKEND_BEFORE
 if keras.backend.backend() != "jax":
-    raise RuntimeError(f"keras was imported with the {keras.backend.backend()!r} backend before "
-                       f"this module; these tests need KERAS_BACKEND=jax")
+    raise RuntimeError(
+        f"keras was imported with the {keras.backend.backend()!r} backend before "
+        f"this module; these tests need KERAS_BACKEND=jax"
+    )
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -96,8 +98,11 @@ OPTIMIZER_CASES = [
     ("SGD", pk.sgd, dict(learning_rate=1e-3, momentum=0.9)),
     ("SGD", pk.sgd, dict(learning_rate=1e-3, momentum=0.9, nesterov=True, weight_decay=0.05)),
     ("Adam", pk.adam, dict(learning_rate=1e-2)),
-    ("Adam", pk.adam, dict(learning_rate=1e-2, beta_1=0.8, beta_2=0.99, epsilon=1e-3,
-                           amsgrad=True)),
+    (
+        "Adam",
+        pk.adam,
+        dict(learning_rate=1e-2, beta_1=0.8, beta_2=0.99, epsilon=1e-3, amsgrad=True),
+    ),
     ("Adam", pk.adam, dict(learning_rate=1e-2, epsilon=1e-3, weight_decay=0.1)),
     ("AdamW", pk.adamw, dict(learning_rate=1e-2)),
     ("AdamW", pk.adamw, dict(learning_rate=1e-2, weight_decay=0.1, epsilon=1e-3, amsgrad=True)),
@@ -106,13 +111,19 @@ OPTIMIZER_CASES = [
     ("RMSprop", pk.rmsprop, dict(learning_rate=1e-3, momentum=0.9, weight_decay=0.05)),
     ("RMSprop", pk.rmsprop, dict(learning_rate=1e-3, momentum=0.5, centered=True)),
     ("Adagrad", pk.adagrad, dict(learning_rate=0.1)),
-    ("Adagrad", pk.adagrad, dict(learning_rate=0.1, initial_accumulator_value=0.0, epsilon=1e-3,
-                                 weight_decay=0.05)),
+    (
+        "Adagrad",
+        pk.adagrad,
+        dict(learning_rate=0.1, initial_accumulator_value=0.0, epsilon=1e-3, weight_decay=0.05),
+    ),
     ("Adadelta", pk.adadelta, dict(learning_rate=1.0)),
     ("Adadelta", pk.adadelta, dict(learning_rate=0.5, rho=0.9, epsilon=1e-6, weight_decay=0.05)),
     ("Nadam", pk.nadam, dict(learning_rate=1e-2)),
-    ("Nadam", pk.nadam, dict(learning_rate=1e-2, beta_1=0.8, beta_2=0.99, epsilon=1e-3,
-                             weight_decay=0.05)),
+    (
+        "Nadam",
+        pk.nadam,
+        dict(learning_rate=1e-2, beta_1=0.8, beta_2=0.99, epsilon=1e-3, weight_decay=0.05),
+    ),
 ]
 
 
@@ -136,12 +147,14 @@ def float64(kwargs):
     ``values``): float32 for a Python float, whatever floatx says.  np.float64
     makes Keras compute in float64 too; the presets take either.
     """
+
     def convert(v):
         if isinstance(v, float):
             return np.float64(v)
         if isinstance(v, list):
             return [convert(x) for x in v]
         return v
+
     return {k: convert(v) for k, v in kwargs.items()}
 
 
@@ -149,53 +162,110 @@ SCHEDULES = keras.optimizers.schedules
 # (keras.optimizers class, preset, optimizer keywords, schedule class, preset
 # schedule, schedule keywords).
 SCHEDULE_CASES = [
-    ("SGD", pk.sgd, dict(momentum=0.9), SCHEDULES.ExponentialDecay, pk.exponential_decay,
-     dict(initial_learning_rate=1e-3, decay_steps=10, decay_rate=0.5, staircase=True)),
-    ("Adam", pk.adam, dict(), SCHEDULES.CosineDecay, pk.cosine_decay,
-     dict(initial_learning_rate=1e-3, decay_steps=80, alpha=0.1, warmup_target=1e-2,
-          warmup_steps=20)),
-    ("RMSprop", pk.rmsprop, dict(momentum=0.9, weight_decay=0.05),
-     SCHEDULES.PiecewiseConstantDecay, pk.piecewise_constant_decay,
-     dict(boundaries=[30, 70], values=[1e-3, 5e-4, 2e-4])),
-    ("AdamW", pk.adamw, dict(weight_decay=0.1), SCHEDULES.InverseTimeDecay,
-     pk.inverse_time_decay, dict(initial_learning_rate=1e-2, decay_steps=10, decay_rate=0.5)),
+    (
+        "SGD",
+        pk.sgd,
+        dict(momentum=0.9),
+        SCHEDULES.ExponentialDecay,
+        pk.exponential_decay,
+        dict(initial_learning_rate=1e-3, decay_steps=10, decay_rate=0.5, staircase=True),
+    ),
+    (
+        "Adam",
+        pk.adam,
+        dict(),
+        SCHEDULES.CosineDecay,
+        pk.cosine_decay,
+        dict(
+            initial_learning_rate=1e-3,
+            decay_steps=80,
+            alpha=0.1,
+            warmup_target=1e-2,
+            warmup_steps=20,
+        ),
+    ),
+    (
+        "RMSprop",
+        pk.rmsprop,
+        dict(momentum=0.9, weight_decay=0.05),
+        SCHEDULES.PiecewiseConstantDecay,
+        pk.piecewise_constant_decay,
+        dict(boundaries=[30, 70], values=[1e-3, 5e-4, 2e-4]),
+    ),
+    (
+        "AdamW",
+        pk.adamw,
+        dict(weight_decay=0.1),
+        SCHEDULES.InverseTimeDecay,
+        pk.inverse_time_decay,
+        dict(initial_learning_rate=1e-2, decay_steps=10, decay_rate=0.5),
+    ),
 ]
 
 
-@pytest.mark.parametrize("case", SCHEDULE_CASES,
-                         ids=[f"{c[0]}+{c[3].__name__}" for c in SCHEDULE_CASES])
+@pytest.mark.parametrize(
+    "case", SCHEDULE_CASES, ids=[f"{c[0]}+{c[3].__name__}" for c in SCHEDULE_CASES]
+)
 def test_keras_preset_with_schedule_matches_keras_optimizer(case):
     name, preset, kwargs, schedule_class, schedule, schedule_kwargs = case
     schedule_kwargs = float64(schedule_kwargs)
-    theirs = keras_trajectory(getattr(keras.optimizers, name)(
-        learning_rate=schedule_class(**schedule_kwargs), **kwargs))
+    theirs = keras_trajectory(
+        getattr(keras.optimizers, name)(learning_rate=schedule_class(**schedule_kwargs), **kwargs)
+    )
     ours = gradtx_trajectory(preset(learning_rate=schedule(**schedule_kwargs), **kwargs))
     assert_same_trajectory(ours, theirs, RTOL)
 
 
 FLOAT32 = dict(rtol=1e-6, atol=1e-7)
 SCHEDULE_VALUE_CASES = [
-    (SCHEDULES.ExponentialDecay, pk.exponential_decay,
-     dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=0.8)),
-    (SCHEDULES.ExponentialDecay, pk.exponential_decay,
-     dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=0.8, staircase=True)),
-    (SCHEDULES.PiecewiseConstantDecay, pk.piecewise_constant_decay,
-     dict(boundaries=[10, 25, 26], values=[0.3, 0.2, 0.1, 0.05])),
+    (
+        SCHEDULES.ExponentialDecay,
+        pk.exponential_decay,
+        dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=0.8),
+    ),
+    (
+        SCHEDULES.ExponentialDecay,
+        pk.exponential_decay,
+        dict(initial_learning_rate=0.1, decay_steps=7, decay_rate=0.8, staircase=True),
+    ),
+    (
+        SCHEDULES.PiecewiseConstantDecay,
+        pk.piecewise_constant_decay,
+        dict(boundaries=[10, 25, 26], values=[0.3, 0.2, 0.1, 0.05]),
+    ),
     # Keras's ops.cos returns float32 even for float64 input: float32 tolerance.
-    (SCHEDULES.CosineDecay, pk.cosine_decay, dict(initial_learning_rate=0.1, decay_steps=40),
-     FLOAT32),
-    (SCHEDULES.CosineDecay, pk.cosine_decay,
-     dict(initial_learning_rate=0.0, decay_steps=30, alpha=0.2, warmup_target=0.5,
-          warmup_steps=15), FLOAT32),
-    (SCHEDULES.InverseTimeDecay, pk.inverse_time_decay,
-     dict(initial_learning_rate=0.1, decay_steps=5, decay_rate=0.3)),
-    (SCHEDULES.InverseTimeDecay, pk.inverse_time_decay,
-     dict(initial_learning_rate=0.1, decay_steps=5, decay_rate=0.3, staircase=True)),
+    (
+        SCHEDULES.CosineDecay,
+        pk.cosine_decay,
+        dict(initial_learning_rate=0.1, decay_steps=40),
+        FLOAT32,
+    ),
+    (
+        SCHEDULES.CosineDecay,
+        pk.cosine_decay,
+        dict(
+            initial_learning_rate=0.0, decay_steps=30, alpha=0.2, warmup_target=0.5, warmup_steps=15
+        ),
+        FLOAT32,
+    ),
+    (
+        SCHEDULES.InverseTimeDecay,
+        pk.inverse_time_decay,
+        dict(initial_learning_rate=0.1, decay_steps=5, decay_rate=0.3),
+    ),
+    (
+        SCHEDULES.InverseTimeDecay,
+        pk.inverse_time_decay,
+        dict(initial_learning_rate=0.1, decay_steps=5, decay_rate=0.3, staircase=True),
+    ),
 ]
 
 
-@pytest.mark.parametrize("case", SCHEDULE_VALUE_CASES,
-                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)])
+@pytest.mark.parametrize(
+    "case",
+    SCHEDULE_VALUE_CASES,
+    ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)],
+)
 def test_keras_schedule_matches_keras_at_every_step(case):
     schedule_class, schedule, kwargs, *tolerance = case
     tolerance = tolerance[0] if tolerance else dict(rtol=1e-12, atol=1e-15)
@@ -210,9 +280,11 @@ def test_keras_schedule_matches_keras_at_every_step(case):
 # ----------------------------------------------------------------------------
 # Arguments are checked with gradtx's messages.
 
+
 def test_keras_adamw_without_weight_decay_raises():
-    with pytest.raises(ValueError, match="keras.adamw: weight_decay must be a number >= 0, "
-                                         "got None"):
+    with pytest.raises(
+        ValueError, match="keras.adamw: weight_decay must be a number >= 0, got None"
+    ):
         pk.adamw(weight_decay=None)
 
 
@@ -231,7 +303,11 @@ def test_keras_rmsprop_with_bad_rho_raises():
 def test_keras_adam_recipe_reads_as_adam_with_the_epsilon_hat_correction():
     opt = pk.adam(learning_rate=1e-3, weight_decay=0.01)
     assert [part.name for part in opt.children] == [
-        "precondition", "scale_by_schedule", "add_decayed_weights", "scale_by_learning_rate"]
+        "precondition",
+        "scale_by_schedule",
+        "add_decayed_weights",
+        "scale_by_learning_rate",
+    ]
     direction, rms = opt.children[0].children
     assert [part.name for part in direction.children] == ["scale_by_momentum", "bias_correction"]
     assert rms.name == "scale_by_rms" and rms.hyperparams["bias_correction"] is False

@@ -46,8 +46,7 @@ def _float64_everywhere():
         torch.set_default_dtype(previous)
 
 
-def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sign=1.0,
-                     steps=STEPS):
+def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sign=1.0, steps=STEPS):
     """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch."""
     leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
     const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
@@ -75,8 +74,11 @@ OPTIMIZER_CASES = [
     ("Adam", pt.adam, dict(lr=1e-2)),
     ("Adam", pt.adam, dict(lr=1e-2, betas=(0.8, 0.99), amsgrad=True)),
     ("Adam", pt.adam, dict(lr=1e-2, weight_decay=0.1, eps=1e-6)),
-    ("Adam", pt.adam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True,
-                           maximize=True)),
+    (
+        "Adam",
+        pt.adam,
+        dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, amsgrad=True, maximize=True),
+    ),
     ("AdamW", pt.adamw, dict(lr=1e-2)),
     ("AdamW", pt.adamw, dict(lr=1e-2, betas=(0.85, 0.995), weight_decay=0.1, amsgrad=True)),
     ("RMSprop", pt.rmsprop, dict(lr=1e-3)),
@@ -90,23 +92,36 @@ OPTIMIZER_CASES = [
     ("Adadelta", pt.adadelta, dict(lr=0.5, rho=0.95, eps=1e-5, weight_decay=0.1)),
     ("NAdam", pt.nadam, dict(lr=1e-2)),
     ("NAdam", pt.nadam, dict(lr=1e-2, momentum_decay=1e-2, weight_decay=0.1)),
-    ("NAdam", pt.nadam, dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1,
-                             decoupled_weight_decay=True, maximize=True)),
+    (
+        "NAdam",
+        pt.nadam,
+        dict(
+            lr=1e-2, betas=(0.8, 0.99), weight_decay=0.1, decoupled_weight_decay=True, maximize=True
+        ),
+    ),
     ("RAdam", pt.radam, dict(lr=1e-2)),
     ("RAdam", pt.radam, dict(lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)),
-    ("RAdam", pt.radam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
-                             maximize=True)),
+    (
+        "RAdam",
+        pt.radam,
+        dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
     ("Adamax", pt.adamax, dict(lr=1e-2)),
-    ("Adamax", pt.adamax, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1,
-                               maximize=True)),
+    (
+        "Adamax",
+        pt.adamax,
+        dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1, maximize=True),
+    ),
     ("Rprop", pt.rprop, dict(lr=1e-3)),
     ("Rprop", pt.rprop, dict(lr=1e-2, etas=(0.3, 1.5), step_sizes=(1e-4, 0.05), maximize=True)),
     ("ASGD", pt.asgd, dict(lr=1e-3)),
-    ("ASGD", pt.asgd, dict(lr=1e-3, lambd=1.0, alpha=0.6, t0=50, weight_decay=0.1,
-                           maximize=True)),
+    ("ASGD", pt.asgd, dict(lr=1e-3, lambd=1.0, alpha=0.6, t0=50, weight_decay=0.1, maximize=True)),
     ("Adafactor", pt.adafactor, dict(lr=1e-2)),
-    ("Adafactor", pt.adafactor, dict(lr=2e-2, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=2.0,
-                                     weight_decay=0.1, maximize=True)),
+    (
+        "Adafactor",
+        pt.adafactor,
+        dict(lr=2e-2, beta2_decay=-0.6, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1, maximize=True),
+    ),
 ]
 
 
@@ -129,21 +144,75 @@ def test_torch_preset_trajectory_matches_torch_optim(case):
 # schedule, scheduler keywords, optimizer steps per scheduler.step()).
 LRS = torch.optim.lr_scheduler
 SCHEDULER_CASES = [
-    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9), LRS.StepLR, pt.step_lr,
-     dict(step_size=3, gamma=0.5), 10),
-    ("Adam", pt.adam, dict(lr=1e-2), LRS.CosineAnnealingLR, pt.cosine_annealing_lr,
-     dict(T_max=50, eta_min=1e-4), 1),
-    ("AdamW", pt.adamw, dict(lr=1e-2, weight_decay=0.1), LRS.OneCycleLR, pt.one_cycle_lr,
-     dict(max_lr=2e-2, total_steps=STEPS + 10, cycle_momentum=False), 1),
-    ("SGD", pt.sgd, dict(lr=1e-3, momentum=0.9), LRS.OneCycleLR, pt.one_cycle_lr,
-     dict(max_lr=2e-3, total_steps=STEPS, anneal_strategy="linear", three_phase=True,
-          cycle_momentum=False), 1),
-    ("RMSprop", pt.rmsprop, dict(lr=1e-3, momentum=0.9), LRS.ExponentialLR, pt.exponential_lr,
-     dict(gamma=0.9), 5),
-    ("Adam", pt.adam, dict(lr=1e-2), LRS.LinearLR, pt.linear_lr,
-     dict(start_factor=0.1, total_iters=20), 1),
-    ("Adagrad", pt.adagrad, dict(lr=0.1, lr_decay=1e-2), LRS.StepLR, pt.step_lr,
-     dict(step_size=1, gamma=0.8), 20),
+    (
+        "SGD",
+        pt.sgd,
+        dict(lr=1e-3, momentum=0.9),
+        LRS.StepLR,
+        pt.step_lr,
+        dict(step_size=3, gamma=0.5),
+        10,
+    ),
+    (
+        "Adam",
+        pt.adam,
+        dict(lr=1e-2),
+        LRS.CosineAnnealingLR,
+        pt.cosine_annealing_lr,
+        dict(T_max=50, eta_min=1e-4),
+        1,
+    ),
+    (
+        "AdamW",
+        pt.adamw,
+        dict(lr=1e-2, weight_decay=0.1),
+        LRS.OneCycleLR,
+        pt.one_cycle_lr,
+        dict(max_lr=2e-2, total_steps=STEPS + 10, cycle_momentum=False),
+        1,
+    ),
+    (
+        "SGD",
+        pt.sgd,
+        dict(lr=1e-3, momentum=0.9),
+        LRS.OneCycleLR,
+        pt.one_cycle_lr,
+        dict(
+            max_lr=2e-3,
+            total_steps=STEPS,
+            anneal_strategy="linear",
+            three_phase=True,
+            cycle_momentum=False,
+        ),
+        1,
+    ),
+    (
+        "RMSprop",
+        pt.rmsprop,
+        dict(lr=1e-3, momentum=0.9),
+        LRS.ExponentialLR,
+        pt.exponential_lr,
+        dict(gamma=0.9),
+        5,
+    ),
+    (
+        "Adam",
+        pt.adam,
+        dict(lr=1e-2),
+        LRS.LinearLR,
+        pt.linear_lr,
+        dict(start_factor=0.1, total_iters=20),
+        1,
+    ),
+    (
+        "Adagrad",
+        pt.adagrad,
+        dict(lr=0.1, lr_decay=1e-2),
+        LRS.StepLR,
+        pt.step_lr,
+        dict(step_size=1, gamma=0.8),
+        20,
+    ),
 ]
 
 
@@ -151,12 +220,16 @@ def _uses_optimizer_lr(preset_schedule):
     return preset_schedule is not pt.one_cycle_lr
 
 
-@pytest.mark.parametrize("case", SCHEDULER_CASES,
-                         ids=[f"{c[0]}+{c[3].__name__}" for c in SCHEDULER_CASES])
+@pytest.mark.parametrize(
+    "case", SCHEDULER_CASES, ids=[f"{c[0]}+{c[3].__name__}" for c in SCHEDULER_CASES]
+)
 def test_torch_preset_with_scheduler_matches_torch_optim(case):
     name, preset, kwargs, scheduler, schedule, sched_kwargs, steps_per_epoch = case
-    theirs = torch_trajectory(lambda ps: getattr(torch.optim, name)(ps, **kwargs),
-                              lambda opt: scheduler(opt, **sched_kwargs), steps_per_epoch)
+    theirs = torch_trajectory(
+        lambda ps: getattr(torch.optim, name)(ps, **kwargs),
+        lambda opt: scheduler(opt, **sched_kwargs),
+        steps_per_epoch,
+    )
     if _uses_optimizer_lr(schedule):
         lr = schedule(kwargs["lr"], **sched_kwargs, steps_per_epoch=steps_per_epoch)
     else:
@@ -174,17 +247,35 @@ SCHEDULE_VALUE_CASES = [
     (LRS.LinearLR, pt.linear_lr, dict(), 1),
     (LRS.LinearLR, pt.linear_lr, dict(start_factor=0.9, end_factor=0.2, total_iters=30), 2),
     (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, total_steps=200, cycle_momentum=False), 1),
-    (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, epochs=4, steps_per_epoch=30,
-                                           pct_start=0.25, div_factor=10.0,
-                                           final_div_factor=100.0, three_phase=True,
-                                           cycle_momentum=False), 1),
-    (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, total_steps=150, anneal_strategy="linear",
-                                           cycle_momentum=False), 1),
+    (
+        LRS.OneCycleLR,
+        pt.one_cycle_lr,
+        dict(
+            max_lr=0.3,
+            epochs=4,
+            steps_per_epoch=30,
+            pct_start=0.25,
+            div_factor=10.0,
+            final_div_factor=100.0,
+            three_phase=True,
+            cycle_momentum=False,
+        ),
+        1,
+    ),
+    (
+        LRS.OneCycleLR,
+        pt.one_cycle_lr,
+        dict(max_lr=0.3, total_steps=150, anneal_strategy="linear", cycle_momentum=False),
+        1,
+    ),
 ]
 
 
-@pytest.mark.parametrize("case", SCHEDULE_VALUE_CASES,
-                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)])
+@pytest.mark.parametrize(
+    "case",
+    SCHEDULE_VALUE_CASES,
+    ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)],
+)
 def test_torch_schedule_matches_scheduler_at_every_optimizer_step(case):
     scheduler, schedule, kwargs, steps_per_epoch = case
     param = torch.zeros(1, requires_grad=True)
@@ -208,9 +299,11 @@ def test_torch_schedule_matches_scheduler_at_every_optimizer_step(case):
 # ----------------------------------------------------------------------------
 # Arguments are checked as PyTorch checks them, with gradtx's messages.
 
+
 def test_torch_sgd_with_nesterov_and_dampening_raises():
-    with pytest.raises(ValueError, match="torch.sgd: nesterov=True needs momentum > 0 and "
-                                         "dampening = 0"):
+    with pytest.raises(
+        ValueError, match="torch.sgd: nesterov=True needs momentum > 0 and dampening = 0"
+    ):
         pt.sgd(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)
 
 
@@ -234,8 +327,12 @@ def test_torch_step_lr_with_bad_steps_per_epoch_raises():
 def test_torch_preset_is_a_plain_chain_of_public_transforms():
     opt = pt.sgd(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=1e-4, maximize=True)
     assert [part.name for part in opt.children] == [
-        "scale", "add_decayed_weights", "scale_by_schedule", "scale_by_momentum",
-        "scale_by_learning_rate"]
+        "scale",
+        "add_decayed_weights",
+        "scale_by_schedule",
+        "scale_by_momentum",
+        "scale_by_learning_rate",
+    ]
     assert opt.name == "torch.sgd" and opt.hyperparams["dampening"] == 0.5
 
 
@@ -285,16 +382,19 @@ def test_torch_adafactor_factors_the_last_two_axes_of_a_3d_leaf_like_torch():
         theirs_opt.step()
         updates, state = step(ours, state, jnp.asarray(g))
         ours = gradtx.apply_updates(ours, updates)
-        np.testing.assert_allclose(np.asarray(ours), param.detach().numpy(), rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(np.asarray(ours), param.detach().numpy(), rtol=1e-10, atol=1e-12)
     assert np.abs(np.asarray(ours) - p0).max() > 1e-2
 
 
-@pytest.mark.parametrize("kwargs, iterations", [
-    (dict(lr=0.2), 1),
-    (dict(lr=0.1, history_size=5, tolerance_change=1e-12), 1),
-    (dict(lr=0.2, max_iter=5), 5),
-], ids=["full_history", "short_history", "five_iterations_per_step"])
+@pytest.mark.parametrize(
+    "kwargs, iterations",
+    [
+        (dict(lr=0.2), 1),
+        (dict(lr=0.1, history_size=5, tolerance_change=1e-12), 1),
+        (dict(lr=0.2, max_iter=5), 5),
+    ],
+    ids=["full_history", "short_history", "five_iterations_per_step"],
+)
 def test_torch_lbfgs_preset_matches_torch_lbfgs(kwargs, iterations):
     # One gradtx update is one L-BFGS iteration; a PyTorch step(closure) with
     # max_iter=k runs k of them, evaluating the closure between them.  Without
@@ -319,7 +419,7 @@ def test_torch_lbfgs_preset_matches_torch_lbfgs(kwargs, iterations):
         theirs.append([leaf.detach().numpy().copy() for leaf in leaves])
     theirs = [np.stack(per_leaf) for per_leaf in zip(*theirs)]
     ours = gradtx_trajectory(pt.lbfgs(**kwargs), steps=steps * iterations)
-    ours = [leaf[iterations - 1::iterations] for leaf in ours]
+    ours = [leaf[iterations - 1 :: iterations] for leaf in ours]
     assert_same_trajectory(ours, theirs, RTOL)
 
 

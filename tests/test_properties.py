@@ -23,8 +23,11 @@ import gradtx
 # strict promotion holds).
 
 _RNG = np.random.default_rng(0)
-_START = {"scalar": np.asarray(_RNG.normal()), "vector": _RNG.normal(size=4),
-          "nested": {"matrix": _RNG.normal(size=(3, 2)), "cube": _RNG.normal(size=(2, 2, 2))}}
+_START = {
+    "scalar": np.asarray(_RNG.normal()),
+    "vector": _RNG.normal(size=4),
+    "nested": {"matrix": _RNG.normal(size=(3, 2)), "cube": _RNG.normal(size=(2, 2, 2))},
+}
 _CENTRE = jax.tree.map(lambda x: x + 3.0 * np.sign(_RNG.normal(size=np.shape(x))), _START)
 _CURVATURE = jax.tree.map(lambda x: _RNG.uniform(0.5, 2.0, size=np.shape(x)), _START)
 
@@ -38,6 +41,7 @@ def quadratic(params, centre, curvature):
         d = p - jnp.asarray(c, p.dtype)
         total = 0.5 * jnp.sum(jnp.asarray(k, p.dtype) * d * d)
         return total.astype(jnp.float32) if total.dtype == jnp.bfloat16 else total
+
     return sum(jax.tree.leaves(jax.tree.map(leaf, params, centre, curvature)))
 
 
@@ -47,12 +51,14 @@ def loss(params):
 
 def make_step(opt, count=None):
     """The jitted step: gradient, update, apply.  ``count`` collects traces."""
+
     def step(params, state):
         if count is not None:
             count.append(1)
         value, grad = jax.value_and_grad(loss)(params)
         updates, state = opt.update(grad, state, params, value=value)
         return gradtx.apply_updates(params, updates), state
+
     return step
 
 
@@ -76,8 +82,10 @@ def leaves_equal(a, b):
 
 def signature(tree):
     """Structure plus each leaf's shape, dtype and weak type: what jit keys on."""
-    leaves = [(np.shape(x), jnp.result_type(x), getattr(x, "weak_type", False))
-              for x in jax.tree.leaves(tree)]
+    leaves = [
+        (np.shape(x), jnp.result_type(x), getattr(x, "weak_type", False))
+        for x in jax.tree.leaves(tree)
+    ]
     return jax.tree.structure(tree), leaves
 
 
@@ -91,10 +99,13 @@ DEFAULTS = {row.factory.__name__: row for row in OPTIMIZERS}  # one row per fact
 # grows its step until it overshoots, so only its last loss must be lower.  SOAP's
 # first step only sets up its bases; optax's Rprop (and gradtx's under its name)
 # leaves the first step at zero.
-_DESCENDING = {"adopt": lambda losses: losses[1:], "soap": lambda losses: losses[1:],
-               "rprop": lambda losses: losses[1:],
-               "sam_sgd": lambda losses: losses[::2],
-               "dowg": lambda losses: [losses[0], losses[-1]]}
+_DESCENDING = {
+    "adopt": lambda losses: losses[1:],
+    "soap": lambda losses: losses[1:],
+    "rprop": lambda losses: losses[1:],
+    "sam_sgd": lambda losses: losses[::2],
+    "dowg": lambda losses: [losses[0], losses[-1]],
+}
 
 
 @pytest.mark.parametrize("factory_name", list(DEFAULTS))
@@ -181,8 +192,9 @@ def test_optimizer_state_saved_with_numpy_continues_same_trajectory(row, tmp_pat
     straight = run(step, params, state, 3)
     with np.load(tmp_path / "state.npz") as saved:
         restored_leaves = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    restored = jax.tree.unflatten(pickle.loads((tmp_path / "treedef.pkl").read_bytes()),
-                                  restored_leaves)
+    restored = jax.tree.unflatten(
+        pickle.loads((tmp_path / "treedef.pkl").read_bytes()), restored_leaves
+    )
     assert signature(restored)[1] == [(s, d, False) for s, d, _ in signature(state)[1]]
     resumed = run(step, params, restored, 3)
     leaves_equal(straight, resumed)
@@ -192,11 +204,13 @@ def test_optimizer_state_saved_with_numpy_continues_same_trajectory(row, tmp_pat
 def test_loss_after_steps_differentiates_in_learning_rate_like_finite_differences(row):
     # Two leaves keep the second-order graph (and its compile time) small.
     steps, keys = 6, ("scalar", "vector")
-    small_loss = functools.partial(quadratic, centre={k: _CENTRE[k] for k in keys},
-                                   curvature={k: _CURVATURE[k] for k in keys})
+    small_loss = functools.partial(
+        quadratic, centre={k: _CENTRE[k] for k in keys}, curvature={k: _CURVATURE[k] for k in keys}
+    )
     with jax.enable_x64(True):
+
         def final_loss(lr):
-            opt = typical(row, learning_rate=lr)   # lr is traced: built inside
+            opt = typical(row, learning_rate=lr)  # lr is traced: built inside
 
             def body(_, carry):
                 params, state = carry
@@ -229,8 +243,10 @@ def test_loss_after_steps_differentiates_in_learning_rate_like_finite_difference
 
 COMPLEX_CASES = {
     "sgd": (lambda: gradtx.sgd(0.05, momentum=0.9), lambda: ref.sgd(0.05, momentum=0.9)),
-    "rmsprop": (lambda: gradtx.rmsprop(0.01, eps=1e-3, centered=True, momentum=0.5),
-                lambda: ref.rmsprop(0.01, eps=1e-3, centered=True, momentum=0.5)),
+    "rmsprop": (
+        lambda: gradtx.rmsprop(0.01, eps=1e-3, centered=True, momentum=0.5),
+        lambda: ref.rmsprop(0.01, eps=1e-3, centered=True, momentum=0.5),
+    ),
     "adam": (lambda: gradtx.adam(0.05, b2=0.99), lambda: ref.adam(0.05, b2=0.99)),
 }
 

@@ -61,7 +61,7 @@ def test_readme_clipped_adamw_with_schedule_example_warms_up_and_clips():
     state = opt.init(params)
     huge = {"w": jnp.array([1e3, -1e3, 1e3])}
     updates, state = opt.update(huge, state, params)
-    assert float(jnp.abs(updates["w"]).max()) == 0.0       # the warmup starts at 0
+    assert float(jnp.abs(updates["w"]).max()) == 0.0  # the warmup starts at 0
     for _ in range(10):
         updates, state = opt.update(huge, state, params)
     # 10 steps into a 1000-step warmup to 1e-3: Adam moves each weight by about lr.
@@ -87,13 +87,16 @@ def test_readme_every_optimizer_table_lists_each_recipe_as_built():
     assert len(rows) >= 45
     for name, recipe in rows:
         factory = getattr(gradtx, name)
-        required = {"learning_rate": 0.1} if "learning_rate" in factory.__code__.co_varnames[
-            :factory.__code__.co_argcount] else {}
+        required = (
+            {"learning_rate": 0.1}
+            if "learning_rate" in factory.__code__.co_varnames[: factory.__code__.co_argcount]
+            else {}
+        )
         try:
             opt = factory(**required)
-        except TypeError:   # learning_rate has a default
+        except TypeError:  # learning_rate has a default
             opt = factory()
         built = _shape(opt)
         if opt.combinator == "chain":
-            built = built[len("chain("):-1]
+            built = built[len("chain(") : -1]
         assert built == recipe, name

@@ -47,6 +47,7 @@ def _decay_mask(params):
 # from a learning rate.  eps is large in some cases so that putting it inside
 # instead of outside the root would fail the comparison by far.
 
+
 class Case:
     def __init__(self, name, lr, gradtx_fn, reference_fn, optax_fn=None):
         self.name, self.lr = name, lr
@@ -63,89 +64,149 @@ def _decay_schedule(lr):
 
 
 CASES = [
-    Case("sgd", 0.05, lambda lr: gradtx.sgd(lr), lambda lr, ps: ref.sgd(lr), lambda lr: optax.sgd(lr)),
-    Case("sgd_momentum", 0.02,
-         lambda lr: gradtx.sgd(lr, momentum=0.9),
-         lambda lr, ps: ref.sgd(lr, momentum=0.9),
-         lambda lr: optax.sgd(lr, momentum=0.9)),
-    Case("sgd_nesterov", 0.02,
-         lambda lr: gradtx.sgd(lr, momentum=0.8, nesterov=True),
-         lambda lr, ps: ref.sgd(lr, momentum=0.8, nesterov=True),
-         lambda lr: optax.sgd(lr, momentum=0.8, nesterov=True)),
-    Case("sgd_schedule", 0.05,
-         lambda lr: gradtx.sgd(_decay_schedule(lr)),
-         lambda lr, ps: ref.sgd(_decay_schedule(lr)),
-         lambda lr: optax.sgd(_decay_schedule(lr))),
-    Case("rmsprop", 0.01,
-         lambda lr: gradtx.rmsprop(lr, eps=0.1),
-         lambda lr, ps: ref.rmsprop(lr, eps=0.1),
-         lambda lr: optax.rmsprop(lr, eps=0.1)),
-    Case("rmsprop_eps_outside", 0.01,
-         lambda lr: gradtx.rmsprop(lr, decay=0.99, eps=0.1, eps_in_sqrt=False),
-         lambda lr, ps: ref.rmsprop(lr, decay=0.99, eps=0.1, eps_in_sqrt=False),
-         lambda lr: optax.rmsprop(lr, decay=0.99, eps=0.1, eps_in_sqrt=False)),
-    Case("rmsprop_centered", 0.01,
-         lambda lr: gradtx.rmsprop(lr, eps=0.1, centered=True),
-         lambda lr, ps: ref.rmsprop(lr, eps=0.1, centered=True),
-         lambda lr: optax.rmsprop(lr, eps=0.1, centered=True)),
-    Case("rmsprop_centered_eps_outside", 0.01,
-         lambda lr: gradtx.rmsprop(lr, eps=0.1, centered=True, eps_in_sqrt=False),
-         lambda lr, ps: ref.rmsprop(lr, eps=0.1, centered=True, eps_in_sqrt=False),
-         lambda lr: optax.rmsprop(lr, eps=0.1, centered=True, eps_in_sqrt=False)),
-    Case("rmsprop_momentum", 0.002,
-         lambda lr: gradtx.rmsprop(lr, decay=0.95, eps=1e-3, initial_scale=0.5, momentum=0.9),
-         lambda lr, ps: ref.rmsprop(lr, decay=0.95, eps=1e-3, initial_scale=0.5, momentum=0.9),
-         lambda lr: optax.rmsprop(lr, decay=0.95, eps=1e-3, initial_scale=0.5, momentum=0.9)),
-    Case("rmsprop_centered_nesterov", 0.002,
-         lambda lr: gradtx.rmsprop(lr, eps=0.1, centered=True, momentum=0.8, nesterov=True),
-         lambda lr, ps: ref.rmsprop(lr, eps=0.1, centered=True, momentum=0.8, nesterov=True),
-         lambda lr: optax.rmsprop(lr, eps=0.1, centered=True, momentum=0.8, nesterov=True)),
-    Case("adagrad", 0.1,
-         lambda lr: gradtx.adagrad(lr),
-         lambda lr, ps: ref.adagrad(lr),
-         lambda lr: optax.adagrad(lr)),
-    Case("adagrad_eps", 0.1,
-         lambda lr: gradtx.adagrad(lr, initial_accumulator_value=0.0, eps=0.5),
-         lambda lr, ps: ref.adagrad(lr, initial_accumulator_value=0.0, eps=0.5),
-         lambda lr: optax.adagrad(lr, initial_accumulator_value=0.0, eps=0.5)),
-    Case("adadelta", 1.0,
-         lambda lr: gradtx.adadelta(lr),
-         lambda lr, ps: ref.adadelta(lr),
-         lambda lr: optax.adadelta(learning_rate=lr)),
-    Case("adadelta_weight_decay", 0.5,
-         lambda lr: gradtx.adadelta(lr, rho=0.95, eps=1e-3, weight_decay=0.1),
-         lambda lr, ps: ref.adadelta(lr, rho=0.95, eps=1e-3, weight_decay=0.1),
-         lambda lr: optax.adadelta(learning_rate=lr, rho=0.95, eps=1e-3, weight_decay=0.1)),
-    Case("adam", 0.01,
-         lambda lr: gradtx.adam(lr),
-         lambda lr, ps: ref.adam(lr),
-         lambda lr: optax.adam(lr)),
-    Case("adam_eps_root", 0.01,
-         lambda lr: gradtx.adam(lr, b1=0.8, b2=0.99, eps=0.05, eps_root=0.01),
-         lambda lr, ps: ref.adam(lr, b1=0.8, b2=0.99, eps=0.05, eps_root=0.01),
-         lambda lr: optax.adam(lr, b1=0.8, b2=0.99, eps=0.05, eps_root=0.01)),
-    Case("adam_schedule", 0.01,
-         lambda lr: gradtx.adam(_decay_schedule(lr)),
-         lambda lr, ps: ref.adam(_decay_schedule(lr)),
-         lambda lr: optax.adam(_decay_schedule(lr))),
-    Case("adamw", 0.01,
-         lambda lr: gradtx.adamw(lr, weight_decay=0.1),
-         lambda lr, ps: ref.adamw(lr, weight_decay=0.1),
-         lambda lr: optax.adamw(lr, weight_decay=0.1)),
-    Case("adamw_masked", 0.01,
-         lambda lr: gradtx.adamw(lr, weight_decay=0.5, mask=_decay_mask),
-         lambda lr, ps: [ref.adamw(lr, weight_decay=0.5, decay=np.ndim(p) >= 2) for p in ps],
-         lambda lr: optax.adamw(lr, weight_decay=0.5, mask=_decay_mask)),
-    Case("amsgrad", 0.01,
-         lambda lr: gradtx.amsgrad(lr, b2=0.99),
-         lambda lr, ps: ref.amsgrad(lr, b2=0.99),
-         lambda lr: optax.amsgrad(lr, b2=0.99)),
+    Case(
+        "sgd", 0.05, lambda lr: gradtx.sgd(lr), lambda lr, ps: ref.sgd(lr), lambda lr: optax.sgd(lr)
+    ),
+    Case(
+        "sgd_momentum",
+        0.02,
+        lambda lr: gradtx.sgd(lr, momentum=0.9),
+        lambda lr, ps: ref.sgd(lr, momentum=0.9),
+        lambda lr: optax.sgd(lr, momentum=0.9),
+    ),
+    Case(
+        "sgd_nesterov",
+        0.02,
+        lambda lr: gradtx.sgd(lr, momentum=0.8, nesterov=True),
+        lambda lr, ps: ref.sgd(lr, momentum=0.8, nesterov=True),
+        lambda lr: optax.sgd(lr, momentum=0.8, nesterov=True),
+    ),
+    Case(
+        "sgd_schedule",
+        0.05,
+        lambda lr: gradtx.sgd(_decay_schedule(lr)),
+        lambda lr, ps: ref.sgd(_decay_schedule(lr)),
+        lambda lr: optax.sgd(_decay_schedule(lr)),
+    ),
+    Case(
+        "rmsprop",
+        0.01,
+        lambda lr: gradtx.rmsprop(lr, eps=0.1),
+        lambda lr, ps: ref.rmsprop(lr, eps=0.1),
+        lambda lr: optax.rmsprop(lr, eps=0.1),
+    ),
+    Case(
+        "rmsprop_eps_outside",
+        0.01,
+        lambda lr: gradtx.rmsprop(lr, decay=0.99, eps=0.1, eps_in_sqrt=False),
+        lambda lr, ps: ref.rmsprop(lr, decay=0.99, eps=0.1, eps_in_sqrt=False),
+        lambda lr: optax.rmsprop(lr, decay=0.99, eps=0.1, eps_in_sqrt=False),
+    ),
+    Case(
+        "rmsprop_centered",
+        0.01,
+        lambda lr: gradtx.rmsprop(lr, eps=0.1, centered=True),
+        lambda lr, ps: ref.rmsprop(lr, eps=0.1, centered=True),
+        lambda lr: optax.rmsprop(lr, eps=0.1, centered=True),
+    ),
+    Case(
+        "rmsprop_centered_eps_outside",
+        0.01,
+        lambda lr: gradtx.rmsprop(lr, eps=0.1, centered=True, eps_in_sqrt=False),
+        lambda lr, ps: ref.rmsprop(lr, eps=0.1, centered=True, eps_in_sqrt=False),
+        lambda lr: optax.rmsprop(lr, eps=0.1, centered=True, eps_in_sqrt=False),
+    ),
+    Case(
+        "rmsprop_momentum",
+        0.002,
+        lambda lr: gradtx.rmsprop(lr, decay=0.95, eps=1e-3, initial_scale=0.5, momentum=0.9),
+        lambda lr, ps: ref.rmsprop(lr, decay=0.95, eps=1e-3, initial_scale=0.5, momentum=0.9),
+        lambda lr: optax.rmsprop(lr, decay=0.95, eps=1e-3, initial_scale=0.5, momentum=0.9),
+    ),
+    Case(
+        "rmsprop_centered_nesterov",
+        0.002,
+        lambda lr: gradtx.rmsprop(lr, eps=0.1, centered=True, momentum=0.8, nesterov=True),
+        lambda lr, ps: ref.rmsprop(lr, eps=0.1, centered=True, momentum=0.8, nesterov=True),
+        lambda lr: optax.rmsprop(lr, eps=0.1, centered=True, momentum=0.8, nesterov=True),
+    ),
+    Case(
+        "adagrad",
+        0.1,
+        lambda lr: gradtx.adagrad(lr),
+        lambda lr, ps: ref.adagrad(lr),
+        lambda lr: optax.adagrad(lr),
+    ),
+    Case(
+        "adagrad_eps",
+        0.1,
+        lambda lr: gradtx.adagrad(lr, initial_accumulator_value=0.0, eps=0.5),
+        lambda lr, ps: ref.adagrad(lr, initial_accumulator_value=0.0, eps=0.5),
+        lambda lr: optax.adagrad(lr, initial_accumulator_value=0.0, eps=0.5),
+    ),
+    Case(
+        "adadelta",
+        1.0,
+        lambda lr: gradtx.adadelta(lr),
+        lambda lr, ps: ref.adadelta(lr),
+        lambda lr: optax.adadelta(learning_rate=lr),
+    ),
+    Case(
+        "adadelta_weight_decay",
+        0.5,
+        lambda lr: gradtx.adadelta(lr, rho=0.95, eps=1e-3, weight_decay=0.1),
+        lambda lr, ps: ref.adadelta(lr, rho=0.95, eps=1e-3, weight_decay=0.1),
+        lambda lr: optax.adadelta(learning_rate=lr, rho=0.95, eps=1e-3, weight_decay=0.1),
+    ),
+    Case(
+        "adam",
+        0.01,
+        lambda lr: gradtx.adam(lr),
+        lambda lr, ps: ref.adam(lr),
+        lambda lr: optax.adam(lr),
+    ),
+    Case(
+        "adam_eps_root",
+        0.01,
+        lambda lr: gradtx.adam(lr, b1=0.8, b2=0.99, eps=0.05, eps_root=0.01),
+        lambda lr, ps: ref.adam(lr, b1=0.8, b2=0.99, eps=0.05, eps_root=0.01),
+        lambda lr: optax.adam(lr, b1=0.8, b2=0.99, eps=0.05, eps_root=0.01),
+    ),
+    Case(
+        "adam_schedule",
+        0.01,
+        lambda lr: gradtx.adam(_decay_schedule(lr)),
+        lambda lr, ps: ref.adam(_decay_schedule(lr)),
+        lambda lr: optax.adam(_decay_schedule(lr)),
+    ),
+    Case(
+        "adamw",
+        0.01,
+        lambda lr: gradtx.adamw(lr, weight_decay=0.1),
+        lambda lr, ps: ref.adamw(lr, weight_decay=0.1),
+        lambda lr: optax.adamw(lr, weight_decay=0.1),
+    ),
+    Case(
+        "adamw_masked",
+        0.01,
+        lambda lr: gradtx.adamw(lr, weight_decay=0.5, mask=_decay_mask),
+        lambda lr, ps: [ref.adamw(lr, weight_decay=0.5, decay=np.ndim(p) >= 2) for p in ps],
+        lambda lr: optax.adamw(lr, weight_decay=0.5, mask=_decay_mask),
+    ),
+    Case(
+        "amsgrad",
+        0.01,
+        lambda lr: gradtx.amsgrad(lr, b2=0.99),
+        lambda lr, ps: ref.amsgrad(lr, b2=0.99),
+        lambda lr: optax.amsgrad(lr, b2=0.99),
+    ),
 ]
 CASE_BY_NAME = {c.name: c for c in CASES}
 
 
 # ----------------------------------------------------------------------------
 # Runs.  Trajectories are lists (one per step) of lists of parameter leaves.
+
 
 @functools.cache
 def _gradtx_trajectory(case_name, problem_name):
@@ -178,8 +239,19 @@ def test_optimizer_matches_optax_alias(case, problem_name, x64):
     assert_trajectories_close(actual, expected, f"{case.name} on {problem_name} vs optax")
 
 
-@pytest.mark.parametrize("case_name", ["sgd_nesterov", "rmsprop", "rmsprop_momentum", "adagrad",
-                                       "adadelta", "adam", "adamw_masked", "amsgrad"])
+@pytest.mark.parametrize(
+    "case_name",
+    [
+        "sgd_nesterov",
+        "rmsprop",
+        "rmsprop_momentum",
+        "adagrad",
+        "adadelta",
+        "adam",
+        "adamw_masked",
+        "amsgrad",
+    ],
+)
 def test_optimizer_in_float32_matches_float64_reference(case_name):
     # float32, without x64.  The learning rates are 10x smaller than the
     # table's and the problem is a convex quadratic, so the float32 round-off
@@ -192,8 +264,9 @@ def test_optimizer_in_float32_matches_float64_reference(case_name):
     expected = run_reference(case.reference(lr, jax.tree.leaves(problem.params)), problem)
     actual = run_jax(case.gradtx(lr), problem, gradtx.apply_updates, dtype=np.float32)
     assert all(a.dtype == np.float32 for a in actual[-1])
-    assert_trajectories_close(actual, expected, f"{case_name} float32 vs NumPy float64",
-                              rtol=2e-5, atol=2e-6)
+    assert_trajectories_close(
+        actual, expected, f"{case_name} float32 vs NumPy float64", rtol=2e-5, atol=2e-6
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -205,64 +278,99 @@ TRANSFORM_CASES = {
     "scale": (lambda: gradtx.scale(-0.7), lambda ps: ref.scale(-0.7)),
     "scale_by_learning_rate_schedule": (
         lambda: gradtx.scale_by_learning_rate(lambda t: 0.1 / (1.0 + _f64(t))),
-        lambda ps: ref.scale_by_learning_rate(lambda t: 0.1 / (1.0 + _f64(t)))),
+        lambda ps: ref.scale_by_learning_rate(lambda t: 0.1 / (1.0 + _f64(t))),
+    ),
     "scale_by_learning_rate_no_flip": (
         lambda: gradtx.scale_by_learning_rate(0.3, flip_sign=False),
-        lambda ps: ref.scale_by_learning_rate(0.3, flip_sign=False)),
-    "scale_by_momentum_heavy": (lambda: gradtx.scale_by_momentum(0.9),
-                                lambda ps: ref.momentum(0.9)),
-    "scale_by_momentum_ema": (lambda: gradtx.scale_by_momentum(0.8, ema=True),
-                              lambda ps: ref.momentum(0.8, ema=True)),
-    "scale_by_momentum_nesterov": (lambda: gradtx.scale_by_momentum(0.9, nesterov=True),
-                                   lambda ps: ref.momentum(0.9, nesterov=True)),
-    "trace_nesterov": (lambda: gradtx.trace(0.9, nesterov=True),
-                       lambda ps: ref.momentum(0.9, nesterov=True)),
+        lambda ps: ref.scale_by_learning_rate(0.3, flip_sign=False),
+    ),
+    "scale_by_momentum_heavy": (
+        lambda: gradtx.scale_by_momentum(0.9),
+        lambda ps: ref.momentum(0.9),
+    ),
+    "scale_by_momentum_ema": (
+        lambda: gradtx.scale_by_momentum(0.8, ema=True),
+        lambda ps: ref.momentum(0.8, ema=True),
+    ),
+    "scale_by_momentum_nesterov": (
+        lambda: gradtx.scale_by_momentum(0.9, nesterov=True),
+        lambda ps: ref.momentum(0.9, nesterov=True),
+    ),
+    "trace_nesterov": (
+        lambda: gradtx.trace(0.9, nesterov=True),
+        lambda ps: ref.momentum(0.9, nesterov=True),
+    ),
     "scale_by_momentum_nesterov_ema": (
         lambda: gradtx.scale_by_momentum(0.7, ema=True, nesterov=True),
-        lambda ps: ref.momentum(0.7, ema=True, nesterov=True)),
+        lambda ps: ref.momentum(0.7, ema=True, nesterov=True),
+    ),
     "bias_correction": (lambda: gradtx.bias_correction(0.95), lambda ps: ref.bias_correction(0.95)),
     # eps_in_sqrt (optax's default) puts eps under the root beside eps_root.
-    "scale_by_rms": (lambda: gradtx.scale_by_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.5),
-                     lambda ps: ref.scale_by_rms(0.9, eps=0.0, eps_root=0.11, initial_scale=0.5)),
+    "scale_by_rms": (
+        lambda: gradtx.scale_by_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.5),
+        lambda ps: ref.scale_by_rms(0.9, eps=0.0, eps_root=0.11, initial_scale=0.5),
+    ),
     "scale_by_rms_eps_outside": (
         lambda: gradtx.scale_by_rms(0.9, eps=0.1, eps_in_sqrt=False, eps_root=0.01),
-        lambda ps: ref.scale_by_rms(0.9, eps=0.1, eps_root=0.01)),
+        lambda ps: ref.scale_by_rms(0.9, eps=0.1, eps_root=0.01),
+    ),
     "scale_by_rms_bias_correction": (
         lambda: gradtx.scale_by_rms(0.99, eps=1e-3, bias_correction=True),
-        lambda ps: ref.scale_by_rms(0.99, eps=0.0, eps_root=1e-3, bias_correction=True)),
+        lambda ps: ref.scale_by_rms(0.99, eps=0.0, eps_root=1e-3, bias_correction=True),
+    ),
     "scale_by_centered_rms": (
-        lambda: gradtx.scale_by_centered_rms(0.9, eps=0.1, eps_in_sqrt=False, eps_root=0.01,
-                                             initial_scale=0.2),
-        lambda ps: ref.scale_by_centered_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.2)),
+        lambda: gradtx.scale_by_centered_rms(
+            0.9, eps=0.1, eps_in_sqrt=False, eps_root=0.01, initial_scale=0.2
+        ),
+        lambda ps: ref.scale_by_centered_rms(0.9, eps=0.1, eps_root=0.01, initial_scale=0.2),
+    ),
     "scale_by_centered_rms_bias_correction": (
         # At t = 1 the corrected variance g^2 - g^2 is zero: eps keeps
         # round-off from deciding between 0 and g / eps.
         lambda: gradtx.scale_by_centered_rms(0.95, eps=1e-2, bias_correction=True),
-        lambda ps: ref.scale_by_centered_rms(0.95, eps=0.0, eps_root=1e-2, bias_correction=True)),
-    "scale_by_rss": (lambda: gradtx.scale_by_rss(),
-                     lambda ps: ref.scale_by_rss(0.1, eps=0.0, eps_root=1e-7)),
+        lambda ps: ref.scale_by_centered_rms(0.95, eps=0.0, eps_root=1e-2, bias_correction=True),
+    ),
+    "scale_by_rss": (
+        lambda: gradtx.scale_by_rss(),
+        lambda ps: ref.scale_by_rss(0.1, eps=0.0, eps_root=1e-7),
+    ),
     "scale_by_rss_eps_outside": (
         lambda: gradtx.scale_by_rss(0.0, eps=0.3, eps_in_sqrt=False),
-        lambda ps: ref.scale_by_rss(0.0, eps=0.3, eps_root=0.0)),
-    "scale_by_adadelta": (lambda: gradtx.scale_by_adadelta(0.9, 1e-4),
-                          lambda ps: ref.scale_by_adadelta(0.9, 1e-4)),
-    "scale_by_max_rms": (lambda: gradtx.scale_by_max_rms(0.9, eps=1e-3),
-                         lambda ps: ref.scale_by_max_rms(0.9, eps=1e-3)),
+        lambda ps: ref.scale_by_rss(0.0, eps=0.3, eps_root=0.0),
+    ),
+    "scale_by_adadelta": (
+        lambda: gradtx.scale_by_adadelta(0.9, 1e-4),
+        lambda ps: ref.scale_by_adadelta(0.9, 1e-4),
+    ),
+    "scale_by_max_rms": (
+        lambda: gradtx.scale_by_max_rms(0.9, eps=1e-3),
+        lambda ps: ref.scale_by_max_rms(0.9, eps=1e-3),
+    ),
     "scale_by_max_rms_before_correction": (
         lambda: gradtx.scale_by_max_rms(0.9, eps=1e-3, eps_root=1e-4, max_before_correction=True),
-        lambda ps: ref.scale_by_max_rms(0.9, eps=1e-3, eps_root=1e-4, max_before_correction=True)),
+        lambda ps: ref.scale_by_max_rms(0.9, eps=1e-3, eps_root=1e-4, max_before_correction=True),
+    ),
     "scale_by_max_rms_no_correction": (
         lambda: gradtx.scale_by_max_rms(0.9, eps=1e-3, bias_correction=False),
-        lambda ps: ref.scale_by_max_rms(0.9, eps=1e-3, bias_correction=False)),
-    "add_decayed_weights": (lambda: gradtx.add_decayed_weights(0.3),
-                            lambda ps: ref.add_decayed_weights(0.3)),
+        lambda ps: ref.scale_by_max_rms(0.9, eps=1e-3, bias_correction=False),
+    ),
+    "add_decayed_weights": (
+        lambda: gradtx.add_decayed_weights(0.3),
+        lambda ps: ref.add_decayed_weights(0.3),
+    ),
     "add_decayed_weights_mask_tree": (
-        lambda: gradtx.add_decayed_weights(0.3, mask=_decay_mask(PROBLEMS["nested_quadratic"].params)),
-        lambda ps: [ref.add_decayed_weights(0.3, decay=np.ndim(p) >= 2) for p in ps]),
+        lambda: gradtx.add_decayed_weights(
+            0.3, mask=_decay_mask(PROBLEMS["nested_quadratic"].params)
+        ),
+        lambda ps: [ref.add_decayed_weights(0.3, decay=np.ndim(p) >= 2) for p in ps],
+    ),
     "add_decayed_weights_schedule_mask_fn": (
         lambda: gradtx.add_decayed_weights(lambda t: 0.1 * (_f64(t) + 1.0), mask=_decay_mask),
-        lambda ps: [ref.add_decayed_weights(lambda t: 0.1 * (_f64(t) + 1.0), decay=np.ndim(p) >= 2)
-                    for p in ps]),
+        lambda ps: [
+            ref.add_decayed_weights(lambda t: 0.1 * (_f64(t) + 1.0), decay=np.ndim(p) >= 2)
+            for p in ps
+        ],
+    ),
 }
 
 
@@ -297,6 +405,7 @@ def test_transform_matches_closed_form(name, x64):
 # ----------------------------------------------------------------------------
 # The demonstration: a one-stream serial chain cannot compute Adam.
 
+
 def test_naive_serial_chains_differ_from_adam_while_adam_matches(x64):
     b1, b2, eps, lr, steps = 0.9, 0.999, 1e-8, 1e-3, 20
     tree0 = PROBLEMS["nested_quadratic"].params
@@ -310,10 +419,12 @@ def test_naive_serial_chains_differ_from_adam_while_adam_matches(x64):
         return [gradtx.scale_by_momentum(b1, ema=True), gradtx.bias_correction(b1)]
 
     chains = {
-        "chain(scale_by_rms, momentum)": optax.chain(rms(), *momentum(),
-                                                     gradtx.scale_by_learning_rate(lr)),
-        "chain(momentum, scale_by_rms)": optax.chain(*momentum(), rms(),
-                                                     gradtx.scale_by_learning_rate(lr)),
+        "chain(scale_by_rms, momentum)": optax.chain(
+            rms(), *momentum(), gradtx.scale_by_learning_rate(lr)
+        ),
+        "chain(momentum, scale_by_rms)": optax.chain(
+            *momentum(), rms(), gradtx.scale_by_learning_rate(lr)
+        ),
         "gradtx.adam": gradtx.adam(lr, b1, b2, eps),
     }
     init, update = ref.tree(ref.adam(lr, b1, b2, eps))

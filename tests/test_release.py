@@ -26,8 +26,9 @@ SOURCES = ("pyproject.toml", "README.md", "CHANGELOG.md", "gradtx")
 
 def _run(args, cwd, timeout=600):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"{args}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 
@@ -49,13 +50,14 @@ def test_release_wheel_installs_in_a_fresh_venv_and_passes_its_doctests(tmp_path
     source.mkdir()
     for name in SOURCES:
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "build", "--outdir", dist, source], cwd=tmp_path)
-    wheel, = dist.glob("gradtx-*.whl")
+    (wheel,) = dist.glob("gradtx-*.whl")
     assert wheel.name.startswith(f"gradtx-{gradtx.__version__}-py3-none-any")
     names = zipfile.ZipFile(wheel).namelist()
     assert "gradtx/py.typed" in names and "gradtx/presets/torch.py" in names
@@ -64,18 +66,36 @@ def test_release_wheel_installs_in_a_fresh_venv_and_passes_its_doctests(tmp_path
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp_path)
     python = venv / "bin" / "python"
-    _run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall",
-          "--no-warn-conflicts", wheel], cwd=tmp_path)
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--force-reinstall",
+            "--no-warn-conflicts",
+            wheel,
+        ],
+        cwd=tmp_path,
+    )
 
     run = tmp_path / "run"
     run.mkdir()
-    where = _run([python, "-c",
-                  "import os, gradtx, jax.numpy as jnp\n"
-                  "opt = gradtx.adam(0.1)\n"
-                  "p = {'w': jnp.array([1.0, -2.0])}\n"
-                  "u, _ = opt.update({'w': jnp.array([3.0, -0.5])}, opt.init(p), p)\n"
-                  "assert jnp.allclose(gradtx.apply_updates(p, u)['w'], jnp.array([0.9, -1.9]))\n"
-                  "print(os.path.realpath(gradtx.__file__)); print(gradtx.__version__)"], cwd=run)
+    where = _run(
+        [
+            python,
+            "-c",
+            "import os, gradtx, jax.numpy as jnp\n"
+            "opt = gradtx.adam(0.1)\n"
+            "p = {'w': jnp.array([1.0, -2.0])}\n"
+            "u, _ = opt.update({'w': jnp.array([3.0, -0.5])}, opt.init(p), p)\n"
+            "assert jnp.allclose(gradtx.apply_updates(p, u)['w'], jnp.array([0.9, -1.9]))\n"
+            "print(os.path.realpath(gradtx.__file__)); print(gradtx.__version__)",
+        ],
+        cwd=run,
+    )
     location, version = where.split()
     assert location.startswith(os.path.realpath(venv)), location
     assert version == gradtx.__version__
@@ -85,9 +105,27 @@ def test_release_wheel_installs_in_a_fresh_venv_and_passes_its_doctests(tmp_path
     for name in ("conftest.py", "test_smoke.py"):
         shutil.copy2(ROOT / "tests" / name, run / "tests" / name)
     package = pathlib.Path(location).parent
-    out = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:benchmark",
-                "--rootdir", run, "-c", os.devnull, "--doctest-modules",
-                "-o", "doctest_optionflags=NORMALIZE_WHITESPACE NUMBER",
-                package, run / "tests"], cwd=run)
+    out = _run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:benchmark",
+            "--rootdir",
+            run,
+            "-c",
+            os.devnull,
+            "--doctest-modules",
+            "-o",
+            "doctest_optionflags=NORMALIZE_WHITESPACE NUMBER",
+            package,
+            run / "tests",
+        ],
+        cwd=run,
+    )
     passed = re.search(r"(\d+) passed", out)
     assert passed and int(passed.group(1)) >= 40 and "failed" not in out, out

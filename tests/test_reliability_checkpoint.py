@@ -17,12 +17,16 @@ import gradtx
 
 def _params():
     return {
-        "layer3": {"w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3) / 7,
-                   "b": jnp.array([0.5, -1.5], jnp.bfloat16)},
-        "head": {"w": jnp.array([1.0, -2.0, 3.0], jnp.float16),
-                 "z": jnp.array([1 + 2j], jnp.complex64),
-                 "empty": jnp.zeros((0, 3), jnp.float32),
-                 "scalar": jnp.array(0.25, jnp.float32)},
+        "layer3": {
+            "w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3) / 7,
+            "b": jnp.array([0.5, -1.5], jnp.bfloat16),
+        },
+        "head": {
+            "w": jnp.array([1.0, -2.0, 3.0], jnp.float16),
+            "z": jnp.array([1 + 2j], jnp.complex64),
+            "empty": jnp.zeros((0, 3), jnp.float32),
+            "scalar": jnp.array(0.25, jnp.float32),
+        },
     }
 
 
@@ -57,16 +61,18 @@ def _fresh():
     return {"params": params, "opt_state": _OPT.init(params), "step": 0}
 
 
-
-
 # ----------------------------------------------------------------------------
 # Finding a slot by name.
+
 
 def test_tree_paths_adam_state_lists_named_slots():
     state = gradtx.adam(0.1).init({"layer3": {"w": jnp.zeros(2)}})
     assert gradtx.tree_paths(state) == [
-        "states[0].direction.states[0].mu['layer3']['w']", "states[0].direction.states[1].count",
-        "states[0].preconditioner.count", "states[0].preconditioner.nu['layer3']['w']"]
+        "states[0].direction.states[0].mu['layer3']['w']",
+        "states[0].direction.states[1].count",
+        "states[0].preconditioner.count",
+        "states[0].preconditioner.nu['layer3']['w']",
+    ]
 
 
 def test_tree_get_first_moment_of_layer_returns_that_subtree():
@@ -82,10 +88,16 @@ def test_tree_get_first_moment_of_layer_returns_that_subtree():
 def test_tree_get_after_chain_edit_finds_same_slot():
     params = _params()
     short = gradtx.chain(gradtx.scale_by_momentum(0.9), gradtx.scale_by_learning_rate(0.1))
-    edited = gradtx.chain(gradtx.scale(2.0), gradtx.identity(), gradtx.scale_by_momentum(0.9),
-                          gradtx.scale_by_learning_rate(0.1))
+    edited = gradtx.chain(
+        gradtx.scale(2.0),
+        gradtx.identity(),
+        gradtx.scale_by_momentum(0.9),
+        gradtx.scale_by_learning_rate(0.1),
+    )
     s1, s2 = short.init(params), edited.init(params)
-    assert gradtx.tree_paths(gradtx.tree_get(s1, "mu")) == gradtx.tree_paths(gradtx.tree_get(s2, "mu"))
+    assert gradtx.tree_paths(gradtx.tree_get(s1, "mu")) == gradtx.tree_paths(
+        gradtx.tree_get(s2, "mu")
+    )
     assert gradtx.tree_get(s2, "mu['layer3']['w']").shape == (2, 3)
 
 
@@ -103,16 +115,22 @@ def test_tree_get_index_and_empty_state_are_found():
 
 def test_tree_get_ambiguous_name_raises():
     state = gradtx.adam(0.1).init({"w": jnp.zeros(1)})
-    with pytest.raises(KeyError, match=r"'count' matches 2 subtrees: "
-                                        r"states\[0\].direction.states\[1\].count, "
-                                        r"states\[0\].preconditioner.count; write more"):
+    with pytest.raises(
+        KeyError,
+        match=r"'count' matches 2 subtrees: "
+        r"states\[0\].direction.states\[1\].count, "
+        r"states\[0\].preconditioner.count; write more",
+    ):
         gradtx.tree_get(state, "count")
 
 
 def test_tree_get_unknown_name_raises_listing_paths():
     state = gradtx.sgd(0.1, momentum=0.9).init({"w": jnp.zeros(1)})
-    with pytest.raises(KeyError, match=r"no subtree's path ends with 'nu'; the tree's leaf "
-                                       r"paths are: states\[0\].trace\['w'\]\"$"):
+    with pytest.raises(
+        KeyError,
+        match=r"no subtree's path ends with 'nu'; the tree's leaf "
+        r"paths are: states\[0\].trace\['w'\]\"$",
+    ):
         gradtx.tree_get(state, "nu")
     with pytest.raises(KeyError, match=r"\(none: the tree has no leaves\)"):
         gradtx.tree_get({}, "mu")
@@ -120,7 +138,9 @@ def test_tree_get_unknown_name_raises_listing_paths():
 
 
 def test_tree_get_unreadable_path_raises():
-    with pytest.raises(ValueError, match=r"tree_get: cannot read the path 'mu\[w\]' at character 2"):
+    with pytest.raises(
+        ValueError, match=r"tree_get: cannot read the path 'mu\[w\]' at character 2"
+    ):
         gradtx.tree_get({}, "mu[w]")
     with pytest.raises(ValueError, match="tree_get: the path is empty"):
         gradtx.tree_get({}, "")
@@ -130,6 +150,7 @@ def test_tree_get_unreadable_path_raises():
 
 # ----------------------------------------------------------------------------
 # The .npz format.
+
 
 def test_checkpoint_round_trip_restores_types_and_bits(tmp_path):
     state = _train(_fresh(), 3)
@@ -169,13 +190,16 @@ def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
         assert sorted(npz.files) == ["data", "manifest"]
         manifest = json.loads(npz["manifest"].tobytes())
         data = npz["data"]
-    assert manifest["leaves"][0] == {"path": "['opt_state'].states[0].direction.states[0]"
-                                             ".mu['head']['empty']",
-                                     "dtype": "float32", "shape": [0, 3], "offset": 0}
+    assert manifest["leaves"][0] == {
+        "path": "['opt_state'].states[0].direction.states[0].mu['head']['empty']",
+        "dtype": "float32",
+        "shape": [0, 3],
+        "offset": 0,
+    }
     for entry, leaf in zip(manifest["leaves"], jax.tree.leaves(state)):
         leaf = np.asarray(leaf)
         assert entry["offset"] % 16 == 0
-        assert data[entry["offset"]:entry["offset"] + leaf.nbytes].tobytes() == leaf.tobytes()
+        assert data[entry["offset"] : entry["offset"] + leaf.nbytes].tobytes() == leaf.tobytes()
     assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
 
 
@@ -195,8 +219,14 @@ def test_checkpoint_write_failure_keeps_previous_file(tmp_path, monkeypatch):
 
 
 def _manifest(leaves, nbytes, **fields):
-    return {"format": "gradtx.checkpoint", "version": 1, "byteorder": sys.byteorder,
-            "nbytes": nbytes, "leaves": leaves, **fields}
+    return {
+        "format": "gradtx.checkpoint",
+        "version": 1,
+        "byteorder": sys.byteorder,
+        "nbytes": nbytes,
+        "leaves": leaves,
+        **fields,
+    }
 
 
 def _write(path, manifest, **arrays):
@@ -227,8 +257,9 @@ def test_load_checkpoint_truncated_file_raises(tmp_path):
     template = _fresh()
     for cut in (len(data) // 2, len(data) - 30, 10, 0):
         path.write_bytes(data[:cut])
-        with pytest.raises(gradtx.CheckpointError,
-                           match="not a readable checkpoint .*corrupt, truncated"):
+        with pytest.raises(
+            gradtx.CheckpointError, match="not a readable checkpoint .*corrupt, truncated"
+        ):
             gradtx.load_checkpoint(path, template)
     assert_bitwise_equal(template, _fresh())  # the template is untouched
 
@@ -241,8 +272,9 @@ def test_load_checkpoint_flipped_byte_raises(tmp_path):
     # Flip the last byte of the "data" member (after its zip local header).
     with np.load(path) as npz:
         member = npz.zip.getinfo("data.npy")
-    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26:
-                                                    member.header_offset + 30])
+    name_len, extra_len = struct.unpack(
+        "<HH", data[member.header_offset + 26 : member.header_offset + 30]
+    )
     start = member.header_offset + 30 + name_len + extra_len
     data[start + member.compress_size - 1] ^= 0x40
     path.write_bytes(bytes(data))
@@ -268,8 +300,10 @@ def test_load_checkpoint_bad_manifest_raises(tmp_path):
     data = np.zeros(4, np.uint8)
     cases = [
         (_manifest(ONE_LEAF, 4, format="other"), "has no valid gradtx manifest"),
-        (_manifest(ONE_LEAF, 4, version=7), "has checkpoint format version 7; this gradtx reads "
-                                            "version 1"),
+        (
+            _manifest(ONE_LEAF, 4, version=7),
+            "has checkpoint format version 7; this gradtx reads version 1",
+        ),
         (_manifest([{"path": 3}], 4), "has no valid gradtx manifest"),
         (_manifest([dict(ONE_LEAF[0], offset=-4)], 4), "has no valid gradtx manifest"),
         (_manifest(ONE_LEAF, 4, byteorder="middle"), "was written on a middle-endian machine"),
@@ -285,59 +319,88 @@ def test_load_checkpoint_manifest_disagreeing_with_data_raises(tmp_path):
     template = (jnp.zeros(2),)
     leaves = [{"path": "[0]", "dtype": "float32", "shape": [2], "offset": 0}]
     _write(tmp_path / "m.npz", _manifest(leaves, 8), data=np.zeros(3, np.uint8))
-    with pytest.raises(gradtx.CheckpointError, match=r"the data is uint8\[3\] but the manifest "
-                                                     r"says uint8\[8\]"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"the data is uint8\[3\] but the manifest "
+        r"says uint8\[8\]",
+    ):
         gradtx.load_checkpoint(tmp_path / "m.npz", template)
-    _write(tmp_path / "m.npz", _manifest([dict(leaves[0], offset=4)], 8),
-           data=np.zeros(8, np.uint8))
-    with pytest.raises(gradtx.CheckpointError, match=r"leaf \[0\] \(8 bytes at offset 4\) lies "
-                                                     r"beyond the end of the data \(8 bytes; it belongs at offset 0\)"):
+    _write(
+        tmp_path / "m.npz", _manifest([dict(leaves[0], offset=4)], 8), data=np.zeros(8, np.uint8)
+    )
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"leaf \[0\] \(8 bytes at offset 4\) lies "
+        r"beyond the end of the data \(8 bytes; it belongs at offset 0\)",
+    ):
         gradtx.load_checkpoint(tmp_path / "m.npz", template)
     _write(tmp_path / "m.npz", _manifest(leaves, 8))
-    with pytest.raises(gradtx.CheckpointError, match=r"holds the members \['manifest.npy'\]; a "
-                                                     r"gradtx checkpoint holds exactly"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"holds the members \['manifest.npy'\]; a "
+        r"gradtx checkpoint holds exactly",
+    ):
         gradtx.load_checkpoint(tmp_path / "m.npz", template)
 
 
 def test_load_checkpoint_leaf_order_mismatch_raises(tmp_path):
-    leaves = [{"path": "[1]", "dtype": "float32", "shape": [1], "offset": 0},
-              {"path": "[0]", "dtype": "float32", "shape": [1], "offset": 16}]
+    leaves = [
+        {"path": "[1]", "dtype": "float32", "shape": [1], "offset": 0},
+        {"path": "[0]", "dtype": "float32", "shape": [1], "offset": 16},
+    ]
     _write(tmp_path / "m.npz", _manifest(leaves, 20), data=np.zeros(20, np.uint8))
-    with pytest.raises(gradtx.CheckpointError, match=r"the leaves are in another order: leaf 0 "
-                                                     r"is \[1\] in the checkpoint"):
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"the leaves are in another order: leaf 0 "
+        r"is \[1\] in the checkpoint",
+    ):
         gradtx.load_checkpoint(tmp_path / "m.npz", (jnp.zeros(1), jnp.zeros(1)))
 
 
 def test_load_checkpoint_other_optimizer_raises(tmp_path):
     params = _params()
     gradtx.save_checkpoint(tmp_path / "c.npz", {"opt_state": gradtx.adam(0.1).init(params)})
-    with pytest.raises(gradtx.CheckpointError,
-                       match=r"does not match the template: the template has 1 leaf the "
-                             r"checkpoint lacks, first \['opt_state'\].states\[0\].trace\['x'\]; "
-                             r"the checkpoint has 14 leaves the template lacks, first "
-                             r"\['opt_state'\].states\[0\].direction.states\[0\]"
-                             r".mu\['head'\]\['empty'\]; was it "
-                             r"saved from another model or optimizer\?"):
-        gradtx.load_checkpoint(tmp_path / "c.npz",
-                               {"opt_state": gradtx.sgd(0.1, momentum=0.9).init({"x": jnp.zeros(1)})})
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"does not match the template: the template has 1 leaf the "
+        r"checkpoint lacks, first \['opt_state'\].states\[0\].trace\['x'\]; "
+        r"the checkpoint has 14 leaves the template lacks, first "
+        r"\['opt_state'\].states\[0\].direction.states\[0\]"
+        r".mu\['head'\]\['empty'\]; was it "
+        r"saved from another model or optimizer\?",
+    ):
+        gradtx.load_checkpoint(
+            tmp_path / "c.npz",
+            {"opt_state": gradtx.sgd(0.1, momentum=0.9).init({"x": jnp.zeros(1)})},
+        )
 
 
 def test_load_checkpoint_shape_or_dtype_mismatch_names_leaf(tmp_path):
     gradtx.save_checkpoint(tmp_path / "c.npz", {"w": jnp.zeros(3), "b": jnp.zeros(2, jnp.bfloat16)})
-    with pytest.raises(gradtx.CheckpointError,
-                       match=r"leaf \['w'\] is float32\[3\] in the checkpoint but float32\[4\] "
-                             r"in the template"):
-        gradtx.load_checkpoint(tmp_path / "c.npz", {"w": jnp.zeros(4), "b": jnp.zeros(2, jnp.bfloat16)})
-    with pytest.raises(gradtx.CheckpointError,
-                       match=r"leaf \['b'\] is bfloat16\[2\] in the checkpoint but float16\[2\] "
-                             r"in the template \(and 1 more\)"):
-        gradtx.load_checkpoint(tmp_path / "c.npz", {"w": jnp.zeros(3, jnp.float16),
-                                                    "b": jnp.zeros(2, jnp.float16)})
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"leaf \['w'\] is float32\[3\] in the checkpoint but float32\[4\] "
+        r"in the template",
+    ):
+        gradtx.load_checkpoint(
+            tmp_path / "c.npz", {"w": jnp.zeros(4), "b": jnp.zeros(2, jnp.bfloat16)}
+        )
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"leaf \['b'\] is bfloat16\[2\] in the checkpoint but float16\[2\] "
+        r"in the template \(and 1 more\)",
+    ):
+        gradtx.load_checkpoint(
+            tmp_path / "c.npz", {"w": jnp.zeros(3, jnp.float16), "b": jnp.zeros(2, jnp.float16)}
+        )
 
 
 def test_save_checkpoint_non_array_leaf_raises(tmp_path):
-    with pytest.raises(TypeError, match=r"save_checkpoint: leaf \['name'\] is a str; a checkpoint "
-                                        r"holds arrays and numbers only"):
+    with pytest.raises(
+        TypeError,
+        match=r"save_checkpoint: leaf \['name'\] is a str; a checkpoint "
+        r"holds arrays and numbers only",
+    ):
         gradtx.save_checkpoint(tmp_path / "c.npz", {"name": "adam", "w": jnp.zeros(1)})
     with pytest.raises(TypeError, match=r"leaf \[0\] is a ndarray"):
         gradtx.save_checkpoint(tmp_path / "c.npz", [np.array([object()])])
@@ -346,13 +409,17 @@ def test_save_checkpoint_non_array_leaf_raises(tmp_path):
 
 def test_load_checkpoint_non_array_template_leaf_raises(tmp_path):
     gradtx.save_checkpoint(tmp_path / "c.npz", {"w": jnp.zeros(1)})
-    with pytest.raises(TypeError, match=r"load_checkpoint: template leaf \['w'\] is a str; the "
-                                        r"template must hold arrays"):
+    with pytest.raises(
+        TypeError,
+        match=r"load_checkpoint: template leaf \['w'\] is a str; the "
+        r"template must hold arrays",
+    ):
         gradtx.load_checkpoint(tmp_path / "c.npz", {"w": "zeros"})
 
 
 # ----------------------------------------------------------------------------
 # Orbax.
+
 
 def test_orbax_standard_checkpointer_restores_named_state(tmp_path):
     # Orbax refuses zero-size arrays ("Cannot save arrays with zero size"), so

@@ -34,8 +34,6 @@ def _data():
     return x, y
 
 
-
-
 def test_flax_nnx_optimizer_with_gradtx_adamw_matches_optax():
     x, y = _data()
 
@@ -101,7 +99,9 @@ def test_equinox_filter_loop_with_gradtx_adam_matches_optax():
             model, opt_state = step(model, opt_state)
         return eqx.filter(model, eqx.is_array)
 
-    chex.assert_trees_all_close(run(gradtx.adam(0.05)), _optax_run(run, optax.adam(0.05)), rtol=RTOL, atol=1e-7)
+    chex.assert_trees_all_close(
+        run(gradtx.adam(0.05)), _optax_run(run, optax.adam(0.05)), rtol=RTOL, atol=1e-7
+    )
 
 
 def test_optimistix_optax_minimiser_with_gradtx_adam_matches_optax():
@@ -125,19 +125,32 @@ def test_optax_chain_and_wrappers_accept_gradtx_transforms():
     grads = [jax.tree.map(lambda p: jnp.cos(p * (k + 1)) * 3, params) for k in range(4)]
     mask = {"w": True, "b": False}
     pairs = [
-        (optax.chain(optax.clip_by_global_norm(1.0), gradtx.adam(0.1)),
-         optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.1))),
-        (gradtx.chain(optax.clip_by_global_norm(1.0),
-                      gradtx.precondition(
-                          gradtx.chain(gradtx.scale_by_momentum(0.9, ema=True),
-                                       gradtx.bias_correction(0.9)),
-                          by=gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False,
-                                                 bias_correction=True)),
-                      optax.add_decayed_weights(0.1), gradtx.scale_by_learning_rate(0.1)),
-         optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(),
-                     optax.add_decayed_weights(0.1), optax.scale_by_learning_rate(0.1))),
+        (
+            optax.chain(optax.clip_by_global_norm(1.0), gradtx.adam(0.1)),
+            optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.1)),
+        ),
+        (
+            gradtx.chain(
+                optax.clip_by_global_norm(1.0),
+                gradtx.precondition(
+                    gradtx.chain(
+                        gradtx.scale_by_momentum(0.9, ema=True), gradtx.bias_correction(0.9)
+                    ),
+                    by=gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False, bias_correction=True),
+                ),
+                optax.add_decayed_weights(0.1),
+                gradtx.scale_by_learning_rate(0.1),
+            ),
+            optax.chain(
+                optax.clip_by_global_norm(1.0),
+                optax.scale_by_adam(),
+                optax.add_decayed_weights(0.1),
+                optax.scale_by_learning_rate(0.1),
+            ),
+        ),
         (optax.masked(gradtx.rmsprop(0.1), mask), optax.masked(optax.rmsprop(0.1), mask)),
     ]
+
     def run(opt):
         p, state = params, opt.init(params)
         step = jax.jit(opt.update)
@@ -151,4 +164,6 @@ def test_optax_chain_and_wrappers_accept_gradtx_transforms():
     # MultiSteps' own code averages an int32 count with float32 gradients.
     ours = optax.MultiSteps(gradtx.adam(0.1), every_k_schedule=2).gradient_transformation()
     theirs = optax.MultiSteps(optax.adam(0.1), every_k_schedule=2).gradient_transformation()
-    chex.assert_trees_all_close(_optax_run(run, ours), _optax_run(run, theirs), rtol=RTOL, atol=1e-7)
+    chex.assert_trees_all_close(
+        _optax_run(run, ours), _optax_run(run, theirs), rtol=RTOL, atol=1e-7
+    )

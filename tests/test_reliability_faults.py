@@ -47,9 +47,20 @@ def _start(directory: Path, **env_extra):
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     stderr = open(directory / "stderr.txt", "a")
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), str(directory / "ckpt.npz"), str(directory / "final.npz"),
-         str(TOTAL), str(EVERY)],
-        stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=directory)
+        [
+            sys.executable,
+            str(WORKER),
+            str(directory / "ckpt.npz"),
+            str(directory / "final.npz"),
+            str(TOTAL),
+            str(EVERY),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
+        cwd=directory,
+    )
     stderr.close()
     _LIVE.append(proc)
     return proc
@@ -68,8 +79,10 @@ def _read_until(proc, directory: Path, last_line: str) -> list[str]:
     finally:
         watchdog.cancel()
     proc.wait()
-    raise AssertionError(f"worker exited ({proc.returncode}) before printing {last_line!r}; "
-                         f"stdout {lines}; stderr {(directory / 'stderr.txt').read_text()[-2000:]}")
+    raise AssertionError(
+        f"worker exited ({proc.returncode}) before printing {last_line!r}; "
+        f"stdout {lines}; stderr {(directory / 'stderr.txt').read_text()[-2000:]}"
+    )
 
 
 def _kill(proc) -> list[str]:

@@ -17,8 +17,9 @@ OPTIMIZERS = {
     "adamw": lambda: gradtx.adamw(LR, weight_decay=0.1),
     "amsgrad": lambda: gradtx.amsgrad(LR),
     "rmsprop": lambda: gradtx.rmsprop(LR),
-    "rmsprop_centered_momentum": lambda: gradtx.rmsprop(LR, centered=True, momentum=0.9,
-                                                        eps_in_sqrt=False),
+    "rmsprop_centered_momentum": lambda: gradtx.rmsprop(
+        LR, centered=True, momentum=0.9, eps_in_sqrt=False
+    ),
     "adagrad": lambda: gradtx.adagrad(LR, initial_accumulator_value=0.0),
     "adadelta": lambda: gradtx.adadelta(),
     "sgd_nesterov": lambda: gradtx.sgd(LR, momentum=0.9, nesterov=True),
@@ -32,8 +33,7 @@ def _grads(dtype):
     float16 gradients overflow the stored second moment)."""
     tiny = float(jnp.finfo(dtype).smallest_subnormal)
     mags = np.array([0.0, tiny, 1e-7, 1e-5, 1e-3, 0.1, 1.0, 100.0])
-    return {"w": jnp.asarray(np.concatenate([mags, -mags]), dtype),
-            "s": jnp.asarray(3e-6, dtype)}
+    return {"w": jnp.asarray(np.concatenate([mags, -mags]), dtype), "s": jnp.asarray(3e-6, dtype)}
 
 
 def _params(dtype):
@@ -42,6 +42,7 @@ def _params(dtype):
 
 def _with_counts(state, value):
     """``state`` with every ``count`` field set to ``value``."""
+
     def set_count(path, leaf):
         if path and getattr(path[-1], "name", None) == "count":
             return jnp.full_like(leaf, value)
@@ -52,7 +53,11 @@ def _with_counts(state, value):
 
 def _assert_all_finite(tree, what):
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        assert np.all(np.isfinite(np.asarray(leaf, np.float64))), (what, jax.tree_util.keystr(path), leaf)
+        assert np.all(np.isfinite(np.asarray(leaf, np.float64))), (
+            what,
+            jax.tree_util.keystr(path),
+            leaf,
+        )
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=["f16", "bf16"])
@@ -119,8 +124,11 @@ def test_optimizer_count_near_int32_max_saturates(name):
     def schedule(t):  # NaN if the count ever wrapped to a negative number
         return jnp.where(t >= 0, 0.1, jnp.nan)
 
-    opt = {"adam": gradtx.adam(schedule), "amsgrad": gradtx.amsgrad(LR),
-           "sgd_schedule": gradtx.sgd(schedule, momentum=0.5)}[name]
+    opt = {
+        "adam": gradtx.adam(schedule),
+        "amsgrad": gradtx.amsgrad(LR),
+        "sgd_schedule": gradtx.sgd(schedule, momentum=0.5),
+    }[name]
     params = {"w": jnp.array([1.0, -2.0], jnp.bfloat16)}
     grads = {"w": jnp.array([0.5, -0.25], jnp.bfloat16)}
     state = _with_counts(opt.init(params), INT32_MAX - 2)
@@ -129,7 +137,10 @@ def test_optimizer_count_near_int32_max_saturates(name):
         updates, state = step(grads, state, params)
         _assert_all_finite(updates, "update")
         params = gradtx.apply_updates(params, updates)
-    counts = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]
-              if getattr(path[-1], "name", None) == "count"]
+    counts = [
+        leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]
+        if getattr(path[-1], "name", None) == "count"
+    ]
     assert counts and all(int(c) == INT32_MAX and c.dtype == jnp.int32 for c in counts)
     _assert_all_finite(params, "params")

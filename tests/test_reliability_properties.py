@@ -49,8 +49,10 @@ def trees(dtypes=DTYPES):
             st.dictionaries(st.sampled_from(["a", "b", "w", "mu"]), kids, max_size=3),
             st.lists(kids, max_size=3),
             st.tuples(kids, kids),
-            st.builds(Pair, kids, kids)),
-        max_leaves=6).filter(lambda tree: tree is not None)
+            st.builds(Pair, kids, kids),
+        ),
+        max_leaves=6,
+    ).filter(lambda tree: tree is not None)
 
 
 def instantiate(spec, seed, scale=1.0):
@@ -69,21 +71,32 @@ decay = st.floats(0, 0.1)
 def optimizers(draw, names=None):
     recipes = {
         "sgd": lambda: gradtx.sgd(draw(lr)),
-        "sgd_momentum": lambda: gradtx.sgd(draw(lr), momentum=draw(unit),
-                                           nesterov=draw(st.booleans())),
-        "rmsprop": lambda: gradtx.rmsprop(draw(lr), decay=draw(unit), eps=draw(eps),
-                                          eps_in_sqrt=draw(st.booleans()),
-                                          centered=draw(st.booleans())),
-        "rmsprop_momentum": lambda: gradtx.rmsprop(draw(lr), decay=draw(unit), eps=draw(eps),
-                                                   momentum=draw(unit),
-                                                   nesterov=draw(st.booleans())),
+        "sgd_momentum": lambda: gradtx.sgd(
+            draw(lr), momentum=draw(unit), nesterov=draw(st.booleans())
+        ),
+        "rmsprop": lambda: gradtx.rmsprop(
+            draw(lr),
+            decay=draw(unit),
+            eps=draw(eps),
+            eps_in_sqrt=draw(st.booleans()),
+            centered=draw(st.booleans()),
+        ),
+        "rmsprop_momentum": lambda: gradtx.rmsprop(
+            draw(lr),
+            decay=draw(unit),
+            eps=draw(eps),
+            momentum=draw(unit),
+            nesterov=draw(st.booleans()),
+        ),
         "adagrad": lambda: gradtx.adagrad(draw(lr), draw(st.floats(0, 1)), draw(eps)),
         "adadelta": lambda: gradtx.adadelta(draw(lr), draw(unit), draw(positive_eps)),
-        "adadelta_l2": lambda: gradtx.adadelta(draw(lr), draw(unit), draw(positive_eps),
-                                               weight_decay=draw(decay)),
+        "adadelta_l2": lambda: gradtx.adadelta(
+            draw(lr), draw(unit), draw(positive_eps), weight_decay=draw(decay)
+        ),
         "adam": lambda: gradtx.adam(draw(lr), draw(unit), draw(unit), draw(eps), draw(eps)),
-        "adamw": lambda: gradtx.adamw(draw(lr), draw(unit), draw(unit), draw(eps), draw(eps),
-                                      weight_decay=draw(decay)),
+        "adamw": lambda: gradtx.adamw(
+            draw(lr), draw(unit), draw(unit), draw(eps), draw(eps), weight_decay=draw(decay)
+        ),
         "amsgrad": lambda: gradtx.amsgrad(draw(lr), draw(unit), draw(unit), draw(eps), draw(eps)),
     }
     name = draw(st.sampled_from(sorted(names or recipes)))
@@ -100,11 +113,17 @@ def transforms(draw):
         lambda: gradtx.scale_by_momentum(draw(unit), ema=draw(st.booleans())),
         lambda: gradtx.scale_by_momentum(draw(unit), ema=draw(st.booleans()), nesterov=True),
         lambda: gradtx.bias_correction(draw(unit)),
-        lambda: gradtx.scale_by_rms(draw(unit), draw(eps), eps_in_sqrt=draw(st.booleans()),
-                                    eps_root=draw(eps), bias_correction=draw(st.booleans())),
+        lambda: gradtx.scale_by_rms(
+            draw(unit),
+            draw(eps),
+            eps_in_sqrt=draw(st.booleans()),
+            eps_root=draw(eps),
+            bias_correction=draw(st.booleans()),
+        ),
         lambda: gradtx.scale_by_centered_rms(draw(unit), draw(eps), eps_root=draw(eps)),
-        lambda: gradtx.scale_by_rss(draw(st.floats(0, 1)), draw(eps),
-                                    eps_in_sqrt=draw(st.booleans())),
+        lambda: gradtx.scale_by_rss(
+            draw(st.floats(0, 1)), draw(eps), eps_in_sqrt=draw(st.booleans())
+        ),
         lambda: gradtx.scale_by_adadelta(draw(unit), draw(positive_eps)),
         lambda: gradtx.scale_by_max_rms(draw(unit), draw(eps), eps_root=draw(eps)),
         lambda: gradtx.add_decayed_weights(draw(decay)),
@@ -114,8 +133,6 @@ def transforms(draw):
 
 def _leaves(tree):
     return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
-
-
 
 
 def _assert_close(got, want):
@@ -151,8 +168,9 @@ def _check_structure_and_jit(opt, spec, seed):
         for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params)):
             assert u.dtype == p.dtype and u.shape == p.shape
     assert jax.tree.structure(eager_state) == jax.tree.structure(state0)
-    assert [x.dtype for x in jax.tree.leaves(eager_state)] == \
-        [x.dtype for x in jax.tree.leaves(state0)]
+    assert [x.dtype for x in jax.tree.leaves(eager_state)] == [
+        x.dtype for x in jax.tree.leaves(state0)
+    ]
 
     step = jax.jit(lambda g, s, p: opt.update(g, s, p))
     jit_state, jit_params, jit_updates = state0, params, []
@@ -191,8 +209,11 @@ def test_chain_random_transforms_is_associative_and_identity_neutral(a, b, c, sp
         for x, y in zip(_leaves(state), _leaves(want_state)):
             assert x.tobytes() == y.tobytes()
     single_updates, _, _ = _steps(a, params, grads)
-    for variant in (gradtx.chain(gradtx.identity(), a), gradtx.chain(a, gradtx.identity()),
-                    gradtx.chain(a)):
+    for variant in (
+        gradtx.chain(gradtx.identity(), a),
+        gradtx.chain(a, gradtx.identity()),
+        gradtx.chain(a),
+    ):
         updates, _, _ = _steps(variant, params, grads)
         assert_bitwise_equal(updates, single_updates)
 
@@ -215,8 +236,11 @@ def test_optimizer_without_momentum_zero_gradient_leaves_params_unchanged(opt, s
 
 
 @FEW
-@given(optimizers(["sgd_momentum", "rmsprop_momentum", "adam", "amsgrad"]), trees(),
-       st.integers(0, 2**16))
+@given(
+    optimizers(["sgd_momentum", "rmsprop_momentum", "adam", "amsgrad"]),
+    trees(),
+    st.integers(0, 2**16),
+)
 def test_optimizer_with_momentum_zero_gradient_from_init_leaves_params_unchanged(opt, spec, seed):
     params = instantiate(spec, seed)
     updates, _ = opt.update(jax.tree.map(jnp.zeros_like, params), opt.init(params), params)

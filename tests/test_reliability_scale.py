@@ -62,8 +62,10 @@ def test_wide_tree_jitted_adam_step_matches_closed_form():
     traced = time.perf_counter()
     compiled = lowered.compile()
     done = time.perf_counter()
-    print(f"\njitted adam step on {JIT_LEAVES} leaves: trace {traced - start:.2f} s, "
-          f"compile {done - traced:.2f} s")
+    print(
+        f"\njitted adam step on {JIT_LEAVES} leaves: trace {traced - start:.2f} s, "
+        f"compile {done - traced:.2f} s"
+    )
     new_params, new_state = compiled(params, state, grads)
 
     p = np.concatenate([np.asarray(x, np.float64) for x in jax.tree.leaves(params)])
@@ -84,8 +86,10 @@ def test_ten_thousand_leaf_tree_packed_adam_steps_match_closed_form():
     """
     n_leaves, lr = 10_000, 1e-3
     rng = np.random.default_rng(0)
-    params = {f"layer{i}": jnp.asarray(rng.normal(size=(1 + i % 7,)), jnp.float32)
-              for i in range(n_leaves)}
+    params = {
+        f"layer{i}": jnp.asarray(rng.normal(size=(1 + i % 7,)), jnp.float32)
+        for i in range(n_leaves)
+    }
     opt = gradtx.flatten(gradtx.adam(lr))
     packed = gradtx.pack(params)
     state = opt.init(packed)
@@ -110,6 +114,6 @@ def test_ten_thousand_leaf_tree_packed_adam_steps_match_closed_form():
     for t in (1, 2):
         g = 2 * x
         m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-        x = x - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        x = x - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     result = np.concatenate([np.asarray(got[k], np.float64) for k in keys])
     assert np.max(np.abs(result - x)) < 1e-6

@@ -25,8 +25,7 @@ def _opaque_run(tx, problem, apply):
 
     @jax.jit
     def step(params, state):
-        updates, state = tx.update(grad(params), state, params,
-                                   grad_fn=lambda p, i: grad(p))
+        updates, state = tx.update(grad(params), state, params, grad_fn=lambda p, i: grad(p))
         return apply(params, updates), state
 
     params = jax.tree.map(jnp.asarray, problem.params)
@@ -58,15 +57,22 @@ def _transparent_run(tx, problem, sync_period):
 def test_sam_opaque_mode_matches_transparent_cycles_and_optax(sync_period):
     problem = PROBLEMS["mlp"]
     with jax.enable_x64(True):
-        opaque = _opaque_run(gradtx.sam(gradtx.adam(0.01), _adversary(0.05), sync_period,
-                                        opaque_mode=True), problem, gradtx.apply_updates)
-        transparent = _transparent_run(gradtx.sam(gradtx.adam(0.01), _adversary(0.05),
-                                                  sync_period), problem, sync_period)
+        opaque = _opaque_run(
+            gradtx.sam(gradtx.adam(0.01), _adversary(0.05), sync_period, opaque_mode=True),
+            problem,
+            gradtx.apply_updates,
+        )
+        transparent = _transparent_run(
+            gradtx.sam(gradtx.adam(0.01), _adversary(0.05), sync_period), problem, sync_period
+        )
         with jax.numpy_dtype_promotion("standard"):
-            from_optax = _opaque_run(optax.contrib.sam(optax.adam(0.01),
-                                                       _adversary(0.05, optax), sync_period,
-                                                       opaque_mode=True),
-                                     problem, optax.apply_updates)
+            from_optax = _opaque_run(
+                optax.contrib.sam(
+                    optax.adam(0.01), _adversary(0.05, optax), sync_period, opaque_mode=True
+                ),
+                problem,
+                optax.apply_updates,
+            )
     assert_trajectories_close(opaque, transparent, "opaque vs transparent")
     assert_trajectories_close(opaque, from_optax, "opaque vs optax")
 

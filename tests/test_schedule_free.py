@@ -46,12 +46,18 @@ def test_schedule_free_eval_params_match_the_average_and_optax():
             updates, state = update(problem.grad_np(params), state, params)
             params = [p + u for p, u in zip(params, updates)]
             expected.append(state["x"])
-        actual = _run(gradtx.schedule_free_adamw(lr, weight_decay=0.1),
-                      gradtx.schedule_free_eval_params, problem)
+        actual = _run(
+            gradtx.schedule_free_adamw(lr, weight_decay=0.1),
+            gradtx.schedule_free_eval_params,
+            problem,
+        )
         with jax.numpy_dtype_promotion("standard"):
-            from_optax = _run(optax.contrib.schedule_free_adamw(lr, weight_decay=0.1),
-                              optax.contrib.schedule_free_eval_params, problem,
-                              optax.apply_updates)
+            from_optax = _run(
+                optax.contrib.schedule_free_adamw(lr, weight_decay=0.1),
+                optax.contrib.schedule_free_eval_params,
+                problem,
+                optax.apply_updates,
+            )
     assert_trajectories_close(actual, expected, "eval params vs NumPy's x_t")
     assert_trajectories_close(actual, from_optax, "eval params vs optax")
 
@@ -60,12 +66,18 @@ def test_schedule_free_wrapping_adam_matches_optax():
     problem = PROBLEMS["mlp"]
     lr = 0.01
     with jax.enable_x64(True):
-        actual = _run(gradtx.schedule_free(gradtx.adam(lr, b1=0.0), lr, b1=0.95),
-                      gradtx.schedule_free_eval_params, problem)
+        actual = _run(
+            gradtx.schedule_free(gradtx.adam(lr, b1=0.0), lr, b1=0.95),
+            gradtx.schedule_free_eval_params,
+            problem,
+        )
         with jax.numpy_dtype_promotion("standard"):
-            expected = _run(optax.contrib.schedule_free(optax.adam(lr, b1=0.0), lr, b1=0.95),
-                            optax.contrib.schedule_free_eval_params, problem,
-                            optax.apply_updates)
+            expected = _run(
+                optax.contrib.schedule_free(optax.adam(lr, b1=0.0), lr, b1=0.95),
+                optax.contrib.schedule_free_eval_params,
+                problem,
+                optax.apply_updates,
+            )
     assert_trajectories_close(actual, expected, "schedule_free(adam) vs optax")
 
 
@@ -81,27 +93,42 @@ def test_schedule_free_with_bf16_state_dtype_stores_z_in_bf16():
 def test_schedule_free_eval_params_of_other_state_raises():
     opt = gradtx.adam(0.1)
     params = jnp.ones(2)
-    with pytest.raises(ValueError, match="schedule_free_eval_params: state holds no "
-                                         "ScheduleFreeState"):
+    with pytest.raises(
+        ValueError, match="schedule_free_eval_params: state holds no ScheduleFreeState"
+    ):
         gradtx.schedule_free_eval_params(opt.init(params), params)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: gradtx.schedule_free(gradtx.sgd(0.1), 0.1, b1=0.0),
-     r"schedule_free: b1 must be in \(0, 1\], got 0.0"),
-    (lambda: gradtx.schedule_free(gradtx.sgd(0.1), -0.1), r"learning_rate must be in \[0, inf\]"),
-    (lambda: gradtx.schedule_free_adamw(warmup_steps=0),
-     r"schedule_free_adamw: warmup_steps must be an integer >= 1 or None, got 0"),
-    (lambda: gradtx.schedule_free_adamw(b2=1.0), r"schedule_free_adamw: b2 must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: gradtx.schedule_free(gradtx.sgd(0.1), 0.1, b1=0.0),
+            r"schedule_free: b1 must be in \(0, 1\], got 0.0",
+        ),
+        (
+            lambda: gradtx.schedule_free(gradtx.sgd(0.1), -0.1),
+            r"learning_rate must be in \[0, inf\]",
+        ),
+        (
+            lambda: gradtx.schedule_free_adamw(warmup_steps=0),
+            r"schedule_free_adamw: warmup_steps must be an integer >= 1 or None, got 0",
+        ),
+        (
+            lambda: gradtx.schedule_free_adamw(b2=1.0),
+            r"schedule_free_adamw: b2 must be in \[0, 1\)",
+        ),
+    ],
+)
 def test_schedule_free_invalid_hyperparameter_raises(make, message):
     with pytest.raises(ValueError, match=message):
         make()
 
 
 def test_schedule_free_with_a_non_transform_base_raises():
-    with pytest.raises(TypeError, match="schedule_free: base_optimizer must be a gradient "
-                                        "transformation"):
+    with pytest.raises(
+        TypeError, match="schedule_free: base_optimizer must be a gradient transformation"
+    ):
         gradtx.schedule_free(0.1, 0.1)
 
 

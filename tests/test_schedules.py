@@ -28,18 +28,20 @@ def ref_linear(t, init_value, end_value, transition_steps, transition_begin=0):
     return init_value + (end_value - init_value) * k / transition_steps
 
 
-def ref_exponential(t, init_value, transition_steps, decay_rate, transition_begin=0,
-                    staircase=False, end_value=None):
+def ref_exponential(
+    t, init_value, transition_steps, decay_rate, transition_begin=0, staircase=False, end_value=None
+):
     k = max(t - transition_begin, 0)
     p = k // transition_steps if staircase else k / transition_steps
-    v = init_value * decay_rate ** p
+    v = init_value * decay_rate**p
     if end_value is not None:
         v = max(v, end_value) if decay_rate < 1 else min(v, end_value)
     return v
 
 
-def ref_inverse_time(t, init_value, transition_steps, decay_rate, transition_begin=0,
-                     staircase=False):
+def ref_inverse_time(
+    t, init_value, transition_steps, decay_rate, transition_begin=0, staircase=False
+):
     k = max(t - transition_begin, 0)
     p = k // transition_steps if staircase else k / transition_steps
     return init_value / (1 + decay_rate * p)
@@ -47,16 +49,17 @@ def ref_inverse_time(t, init_value, transition_steps, decay_rate, transition_beg
 
 def ref_cosine(t, init_value, decay_steps, alpha=0.0, exponent=1.0):
     c = 0.5 * (1 + math.cos(math.pi * min(t, decay_steps) / decay_steps))
-    return init_value * ((1 - alpha) * c ** exponent + alpha)
+    return init_value * ((1 - alpha) * c**exponent + alpha)
 
 
-def ref_warmup_cosine(t, init_value, peak_value, warmup_steps, decay_steps, end_value=0.0,
-                      exponent=1.0):
+def ref_warmup_cosine(
+    t, init_value, peak_value, warmup_steps, decay_steps, end_value=0.0, exponent=1.0
+):
     if t < warmup_steps:
         return init_value + (peak_value - init_value) * t / warmup_steps
     k = min(t - warmup_steps, decay_steps - warmup_steps)
     c = 0.5 * (1 + math.cos(math.pi * k / (decay_steps - warmup_steps)))
-    return end_value + (peak_value - end_value) * c ** exponent
+    return end_value + (peak_value - end_value) * c**exponent
 
 
 def ref_piecewise(t, init_value, boundaries_and_scales=None):
@@ -67,8 +70,9 @@ def ref_piecewise(t, init_value, boundaries_and_scales=None):
     return v
 
 
-def ref_onecycle(t, transition_steps, peak_value, pct_start=0.3, div_factor=25.0,
-                 final_div_factor=1e4):
+def ref_onecycle(
+    t, transition_steps, peak_value, pct_start=0.3, div_factor=25.0, final_div_factor=1e4
+):
     rise = int(pct_start * transition_steps)
     low = peak_value / div_factor
     final = low / final_div_factor
@@ -87,18 +91,27 @@ def ref_restarts(t, init_value, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0
     while t >= start + length:
         start, length, i = start + length, length * t_mul, i + 1
     c = 0.5 * (1 + math.cos(math.pi * (t - start) / length))
-    return init_value * ((1 - alpha) * m_mul ** i * c + alpha)
+    return init_value * ((1 - alpha) * m_mul**i * c + alpha)
 
 
-def ref_wsd(t, init_value, peak_value, warmup_steps, stable_steps, decay_steps, end_value=0.0,
-            decay_type="linear"):
+def ref_wsd(
+    t,
+    init_value,
+    peak_value,
+    warmup_steps,
+    stable_steps,
+    decay_steps,
+    end_value=0.0,
+    decay_type="linear",
+):
     if t < warmup_steps:
         return init_value + (peak_value - init_value) * t / warmup_steps
     if t < warmup_steps + stable_steps:
         return peak_value
     x = min(t - warmup_steps - stable_steps, decay_steps) / decay_steps
-    f = {"linear": 1 - x, "cosine": 0.5 * (1 + math.cos(math.pi * x)),
-         "1-sqrt": 1 - math.sqrt(x)}[decay_type]
+    f = {"linear": 1 - x, "cosine": 0.5 * (1 + math.cos(math.pi * x)), "1-sqrt": 1 - math.sqrt(x)}[
+        decay_type
+    ]
     return end_value + (peak_value - end_value) * f
 
 
@@ -123,65 +136,175 @@ def ref_sgdr(t, cycles):
 CASES = [
     ("constant_schedule", dict(value=0.3), lambda t, value: value, []),
     ("linear_schedule", dict(init_value=1.0, end_value=0.1, transition_steps=10), ref_linear, [10]),
-    ("linear_schedule", dict(init_value=0.0, end_value=2.0, transition_steps=7,
-                             transition_begin=5), ref_linear, [5, 12]),
-    ("polynomial_schedule", dict(init_value=1.0, end_value=0.01, power=2, transition_steps=9,
-                                 transition_begin=3), ref_polynomial, [3, 12]),
-    ("polynomial_schedule", dict(init_value=0.5, end_value=0.0, power=0.5,
-                                 transition_steps=20), ref_polynomial, [20]),
-    ("exponential_decay", dict(init_value=1.0, transition_steps=4, decay_rate=0.5),
-     ref_exponential, [4, 8]),
-    ("exponential_decay", dict(init_value=2.0, transition_steps=3, decay_rate=0.7,
-                               transition_begin=5, staircase=True), ref_exponential, [5, 8, 11]),
-    ("exponential_decay", dict(init_value=1.0, transition_steps=2, decay_rate=0.5,
-                               end_value=0.2), ref_exponential, [4, 6]),
-    ("exponential_decay", dict(init_value=0.1, transition_steps=5, decay_rate=2.0, end_value=0.5,
-                               staircase=True), ref_exponential, [5, 10, 15]),
-    ("inverse_time_decay", dict(init_value=1.0, transition_steps=5, decay_rate=0.5),
-     ref_inverse_time, [5]),
-    ("inverse_time_decay", dict(init_value=3.0, transition_steps=4, decay_rate=2.0,
-                                transition_begin=2, staircase=True), ref_inverse_time, [2, 6, 10]),
+    (
+        "linear_schedule",
+        dict(init_value=0.0, end_value=2.0, transition_steps=7, transition_begin=5),
+        ref_linear,
+        [5, 12],
+    ),
+    (
+        "polynomial_schedule",
+        dict(init_value=1.0, end_value=0.01, power=2, transition_steps=9, transition_begin=3),
+        ref_polynomial,
+        [3, 12],
+    ),
+    (
+        "polynomial_schedule",
+        dict(init_value=0.5, end_value=0.0, power=0.5, transition_steps=20),
+        ref_polynomial,
+        [20],
+    ),
+    (
+        "exponential_decay",
+        dict(init_value=1.0, transition_steps=4, decay_rate=0.5),
+        ref_exponential,
+        [4, 8],
+    ),
+    (
+        "exponential_decay",
+        dict(
+            init_value=2.0, transition_steps=3, decay_rate=0.7, transition_begin=5, staircase=True
+        ),
+        ref_exponential,
+        [5, 8, 11],
+    ),
+    (
+        "exponential_decay",
+        dict(init_value=1.0, transition_steps=2, decay_rate=0.5, end_value=0.2),
+        ref_exponential,
+        [4, 6],
+    ),
+    (
+        "exponential_decay",
+        dict(init_value=0.1, transition_steps=5, decay_rate=2.0, end_value=0.5, staircase=True),
+        ref_exponential,
+        [5, 10, 15],
+    ),
+    (
+        "inverse_time_decay",
+        dict(init_value=1.0, transition_steps=5, decay_rate=0.5),
+        ref_inverse_time,
+        [5],
+    ),
+    (
+        "inverse_time_decay",
+        dict(
+            init_value=3.0, transition_steps=4, decay_rate=2.0, transition_begin=2, staircase=True
+        ),
+        ref_inverse_time,
+        [2, 6, 10],
+    ),
     ("cosine_decay_schedule", dict(init_value=1.0, decay_steps=16), ref_cosine, [16]),
-    ("cosine_decay_schedule", dict(init_value=0.5, decay_steps=10, alpha=0.1, exponent=2.0),
-     ref_cosine, [10]),
-    ("warmup_cosine_decay_schedule", dict(init_value=0.0, peak_value=1.0, warmup_steps=5,
-                                          decay_steps=20, end_value=0.05), ref_warmup_cosine,
-     [5, 20]),
-    ("warmup_cosine_decay_schedule", dict(init_value=0.1, peak_value=0.5, warmup_steps=0,
-                                          decay_steps=8, exponent=1.5), ref_warmup_cosine, [8]),
-    ("piecewise_constant_schedule", dict(init_value=1.0,
-                                         boundaries_and_scales={10: 0.1, 3: 0.5, 15: 2.0}),
-     ref_piecewise, [3, 10, 15]),
+    (
+        "cosine_decay_schedule",
+        dict(init_value=0.5, decay_steps=10, alpha=0.1, exponent=2.0),
+        ref_cosine,
+        [10],
+    ),
+    (
+        "warmup_cosine_decay_schedule",
+        dict(init_value=0.0, peak_value=1.0, warmup_steps=5, decay_steps=20, end_value=0.05),
+        ref_warmup_cosine,
+        [5, 20],
+    ),
+    (
+        "warmup_cosine_decay_schedule",
+        dict(init_value=0.1, peak_value=0.5, warmup_steps=0, decay_steps=8, exponent=1.5),
+        ref_warmup_cosine,
+        [8],
+    ),
+    (
+        "piecewise_constant_schedule",
+        dict(init_value=1.0, boundaries_and_scales={10: 0.1, 3: 0.5, 15: 2.0}),
+        ref_piecewise,
+        [3, 10, 15],
+    ),
     ("piecewise_constant_schedule", dict(init_value=0.7), ref_piecewise, []),
-    ("cosine_onecycle_schedule", dict(transition_steps=20, peak_value=1.0), ref_onecycle,
-     [6, 20]),
-    ("cosine_onecycle_schedule", dict(transition_steps=9, peak_value=0.4, pct_start=0.5,
-                                      div_factor=4.0, final_div_factor=100.0), ref_onecycle,
-     [4, 9]),
-    ("cosine_restarts_schedule", dict(init_value=1.0, first_decay_steps=3), ref_restarts,
-     [3, 9, 21]),
-    ("cosine_restarts_schedule", dict(init_value=0.5, first_decay_steps=4, t_mul=1.0, m_mul=0.5,
-                                      alpha=0.1), ref_restarts, [4, 8, 12]),
-    ("cosine_restarts_schedule", dict(init_value=1.0, first_decay_steps=2, t_mul=1.5, m_mul=0.9),
-     ref_restarts, [2, 5, 10]),
-    ("warmup_stable_decay_schedule", dict(init_value=0.0, peak_value=1.0, warmup_steps=4,
-                                          stable_steps=6, decay_steps=5, end_value=0.1),
-     ref_wsd, [4, 10, 15]),
-    ("warmup_stable_decay_schedule", dict(init_value=0.2, peak_value=1.0, warmup_steps=0,
-                                          stable_steps=3, decay_steps=8, decay_type="cosine"),
-     ref_wsd, [3, 11]),
-    ("warmup_stable_decay_schedule", dict(init_value=0.0, peak_value=2.0, warmup_steps=3,
-                                          stable_steps=0, decay_steps=9, decay_type="1-sqrt"),
-     ref_wsd, [3, 12]),
+    ("cosine_onecycle_schedule", dict(transition_steps=20, peak_value=1.0), ref_onecycle, [6, 20]),
+    (
+        "cosine_onecycle_schedule",
+        dict(
+            transition_steps=9,
+            peak_value=0.4,
+            pct_start=0.5,
+            div_factor=4.0,
+            final_div_factor=100.0,
+        ),
+        ref_onecycle,
+        [4, 9],
+    ),
+    (
+        "cosine_restarts_schedule",
+        dict(init_value=1.0, first_decay_steps=3),
+        ref_restarts,
+        [3, 9, 21],
+    ),
+    (
+        "cosine_restarts_schedule",
+        dict(init_value=0.5, first_decay_steps=4, t_mul=1.0, m_mul=0.5, alpha=0.1),
+        ref_restarts,
+        [4, 8, 12],
+    ),
+    (
+        "cosine_restarts_schedule",
+        dict(init_value=1.0, first_decay_steps=2, t_mul=1.5, m_mul=0.9),
+        ref_restarts,
+        [2, 5, 10],
+    ),
+    (
+        "warmup_stable_decay_schedule",
+        dict(
+            init_value=0.0,
+            peak_value=1.0,
+            warmup_steps=4,
+            stable_steps=6,
+            decay_steps=5,
+            end_value=0.1,
+        ),
+        ref_wsd,
+        [4, 10, 15],
+    ),
+    (
+        "warmup_stable_decay_schedule",
+        dict(
+            init_value=0.2,
+            peak_value=1.0,
+            warmup_steps=0,
+            stable_steps=3,
+            decay_steps=8,
+            decay_type="cosine",
+        ),
+        ref_wsd,
+        [3, 11],
+    ),
+    (
+        "warmup_stable_decay_schedule",
+        dict(
+            init_value=0.0,
+            peak_value=2.0,
+            warmup_steps=3,
+            stable_steps=0,
+            decay_steps=9,
+            decay_type="1-sqrt",
+        ),
+        ref_wsd,
+        [3, 12],
+    ),
     ("inverse_sqrt_schedule", dict(peak_value=1.0, warmup_steps=8), ref_inverse_sqrt, [8]),
     ("inverse_sqrt_schedule", dict(peak_value=0.5), ref_inverse_sqrt, [0]),
-    ("inverse_sqrt_schedule", dict(peak_value=1.0, warmup_steps=3, init_value=0.1,
-                                   timescale=10.0), ref_inverse_sqrt, [3]),
+    (
+        "inverse_sqrt_schedule",
+        dict(peak_value=1.0, warmup_steps=3, init_value=0.1, timescale=10.0),
+        ref_inverse_sqrt,
+        [3],
+    ),
 ]
 
-SGDR_CYCLES = [dict(init_value=0.0, peak_value=1.0, warmup_steps=2, decay_steps=6),
-               dict(init_value=0.1, peak_value=0.5, warmup_steps=0, decay_steps=5, end_value=0.05),
-               dict(init_value=0.0, peak_value=0.2, warmup_steps=1, decay_steps=4, exponent=2.0)]
+SGDR_CYCLES = [
+    dict(init_value=0.0, peak_value=1.0, warmup_steps=2, decay_steps=6),
+    dict(init_value=0.1, peak_value=0.5, warmup_steps=0, decay_steps=5, end_value=0.05),
+    dict(init_value=0.0, peak_value=0.2, warmup_steps=1, decay_steps=4, exponent=2.0),
+]
 
 
 def _steps(boundaries, n=40):
@@ -215,13 +338,19 @@ def test_schedule_matches_closed_form_under_jit_and_vmap(case):
 
 
 def test_sgdr_schedule_matches_closed_form():
-    _check(gradtx.sgdr_schedule(SGDR_CYCLES), lambda t: ref_sgdr(t, SGDR_CYCLES),
-           _steps([6, 11, 15], n=20))
+    _check(
+        gradtx.sgdr_schedule(SGDR_CYCLES),
+        lambda t: ref_sgdr(t, SGDR_CYCLES),
+        _steps([6, 11, 15], n=20),
+    )
 
 
 def test_join_schedules_restarts_each_count_at_its_boundary():
-    parts = [gradtx.constant_schedule(0.1), gradtx.linear_schedule(0.0, 1.0, transition_steps=4),
-             gradtx.exponential_decay(1.0, transition_steps=1, decay_rate=0.5)]
+    parts = [
+        gradtx.constant_schedule(0.1),
+        gradtx.linear_schedule(0.0, 1.0, transition_steps=4),
+        gradtx.exponential_decay(1.0, transition_steps=1, decay_rate=0.5),
+    ]
     schedule = gradtx.join_schedules(parts, [3, 7])
 
     def reference(t):
@@ -235,19 +364,32 @@ def test_join_schedules_restarts_each_count_at_its_boundary():
 
 
 def test_join_schedules_with_equal_boundaries_skips_the_empty_piece():
-    parts = [gradtx.constant_schedule(1.0), gradtx.constant_schedule(2.0),
-             gradtx.constant_schedule(3.0)]
+    parts = [
+        gradtx.constant_schedule(1.0),
+        gradtx.constant_schedule(2.0),
+        gradtx.constant_schedule(3.0),
+    ]
     _check(gradtx.join_schedules(parts, [4, 4]), lambda t: 1.0 if t < 4 else 3.0, np.arange(8))
 
 
 # optax's schedule of the same name, called with the same arguments.
-OPTAX_NAMES = {"constant_schedule", "linear_schedule", "polynomial_schedule", "exponential_decay",
-               "cosine_decay_schedule", "warmup_cosine_decay_schedule",
-               "piecewise_constant_schedule", "cosine_onecycle_schedule"}
+OPTAX_NAMES = {
+    "constant_schedule",
+    "linear_schedule",
+    "polynomial_schedule",
+    "exponential_decay",
+    "cosine_decay_schedule",
+    "warmup_cosine_decay_schedule",
+    "piecewise_constant_schedule",
+    "cosine_onecycle_schedule",
+}
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in OPTAX_NAMES],
-                         ids=[_case_id(c) for c in CASES if c[0] in OPTAX_NAMES])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c[0] in OPTAX_NAMES],
+    ids=[_case_id(c) for c in CASES if c[0] in OPTAX_NAMES],
+)
 def test_schedule_matches_optax(case):
     name, kwargs, _, boundaries = case
     steps = jnp.asarray(_steps(boundaries))
@@ -266,12 +408,21 @@ def test_sgdr_and_join_schedules_match_optax():
     steps = jnp.arange(20)
     with jax.numpy_dtype_promotion("standard"):
         theirs = jax.jit(jax.vmap(optax.sgdr_schedule(SGDR_CYCLES)))(steps)
-        joined = jax.jit(jax.vmap(optax.join_schedules(
-            [optax.constant_schedule(0.1), optax.linear_schedule(0.0, 1.0, 4)], [3])))(steps)
-    np.testing.assert_allclose(jax.jit(gradtx.sgdr_schedule(SGDR_CYCLES))(steps), theirs, rtol=2e-6,
-                               atol=1e-7)
-    ours = jax.jit(gradtx.join_schedules([gradtx.constant_schedule(0.1),
-                                          gradtx.linear_schedule(0.0, 1.0, 4)], [3]))(steps)
+        joined = jax.jit(
+            jax.vmap(
+                optax.join_schedules(
+                    [optax.constant_schedule(0.1), optax.linear_schedule(0.0, 1.0, 4)], [3]
+                )
+            )
+        )(steps)
+    np.testing.assert_allclose(
+        jax.jit(gradtx.sgdr_schedule(SGDR_CYCLES))(steps), theirs, rtol=2e-6, atol=1e-7
+    )
+    ours = jax.jit(
+        gradtx.join_schedules(
+            [gradtx.constant_schedule(0.1), gradtx.linear_schedule(0.0, 1.0, 4)], [3]
+        )
+    )(steps)
     np.testing.assert_allclose(ours, joined, rtol=2e-6, atol=1e-7)
 
 
@@ -293,22 +444,33 @@ def test_schedules_match_torch_lr_scheduler_where_documented_equal():
 
     steps = jnp.arange(24)
     pairs = [
-        (lambda o: sched.MultiStepLR(o, [3, 10], 0.1),
-         gradtx.piecewise_constant_schedule(1.0, {3: 0.1, 10: 0.1})),
-        (lambda o: sched.StepLR(o, 4, 0.5),
-         gradtx.exponential_decay(1.0, transition_steps=4, decay_rate=0.5, staircase=True)),
-        (lambda o: sched.ExponentialLR(o, 0.9),
-         gradtx.exponential_decay(1.0, transition_steps=1, decay_rate=0.9)),
-        (lambda o: sched.LinearLR(o, 0.25, 1.0, total_iters=6),
-         gradtx.linear_schedule(0.25, 1.0, transition_steps=6)),
-        (lambda o: sched.PolynomialLR(o, total_iters=10, power=2.0),
-         gradtx.polynomial_schedule(1.0, 0.0, power=2.0, transition_steps=10)),
-        (lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.1),
-         gradtx.cosine_restarts_schedule(1.0, first_decay_steps=3, t_mul=2.0, alpha=0.1)),
+        (
+            lambda o: sched.MultiStepLR(o, [3, 10], 0.1),
+            gradtx.piecewise_constant_schedule(1.0, {3: 0.1, 10: 0.1}),
+        ),
+        (
+            lambda o: sched.StepLR(o, 4, 0.5),
+            gradtx.exponential_decay(1.0, transition_steps=4, decay_rate=0.5, staircase=True),
+        ),
+        (
+            lambda o: sched.ExponentialLR(o, 0.9),
+            gradtx.exponential_decay(1.0, transition_steps=1, decay_rate=0.9),
+        ),
+        (
+            lambda o: sched.LinearLR(o, 0.25, 1.0, total_iters=6),
+            gradtx.linear_schedule(0.25, 1.0, transition_steps=6),
+        ),
+        (
+            lambda o: sched.PolynomialLR(o, total_iters=10, power=2.0),
+            gradtx.polynomial_schedule(1.0, 0.0, power=2.0, transition_steps=10),
+        ),
+        (
+            lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.1),
+            gradtx.cosine_restarts_schedule(1.0, first_decay_steps=3, t_mul=2.0, alpha=0.1),
+        ),
     ]
     for make, ours in pairs:
-        np.testing.assert_allclose(np.asarray(ours(steps)), torch_lrs(make), rtol=2e-6,
-                                   atol=1e-7)
+        np.testing.assert_allclose(np.asarray(ours(steps)), torch_lrs(make), rtol=2e-6, atol=1e-7)
     # CosineAnnealingLR agrees up to T_max (then it rises again, ours holds).
     theirs = torch_lrs(lambda o: sched.CosineAnnealingLR(o, T_max=10, eta_min=0.2))
     ours = gradtx.cosine_decay_schedule(1.0, decay_steps=10, alpha=0.2)(steps)
@@ -325,13 +487,14 @@ def test_schedule_as_learning_rate_drives_sgd_by_closed_form():
         updates, state = opt.update(grad, state, params)
         params = gradtx.apply_updates(params, updates)
     total = sum(ref_warmup_cosine(t, 0.0, 0.5, 2, 6) for t in range(8))
-    np.testing.assert_allclose(params, np.array([1.0, -1.0]) - total * np.array([1.0, 2.0]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        params, np.array([1.0, -1.0]) - total * np.array([1.0, 2.0]), rtol=1e-6
+    )
 
 
 def test_cosine_restarts_schedule_places_restarts_exactly_at_large_steps():
     schedule = gradtx.cosine_restarts_schedule(1.0, first_decay_steps=1000, t_mul=2.0)
-    starts = np.array([1000 * (2 ** i - 1) for i in range(1, 21)], np.int32)
+    starts = np.array([1000 * (2**i - 1) for i in range(1, 21)], np.int32)
     got = jax.jit(schedule)(jnp.asarray(np.stack([starts - 1, starts])))
     assert np.all(np.asarray(got[1]) == 1.0)  # the first step of each cycle is a restart
     assert np.all(np.asarray(got[0]) < 1e-5)  # the step before it is the cycle's end
@@ -341,55 +504,128 @@ def test_cosine_restarts_schedule_places_restarts_exactly_at_large_steps():
 # Argument checks: the message names the schedule and the argument.
 
 BAD = [
-    (lambda: gradtx.linear_schedule(1.0, 0.0, transition_steps=10.0), TypeError,
-     "linear_schedule: transition_steps must be an integer number of steps"),
-    (lambda: gradtx.polynomial_schedule(1.0, 0.0, power=0, transition_steps=5), ValueError,
-     r"polynomial_schedule: power must be in \(0, inf\]"),
-    (lambda: gradtx.polynomial_schedule(1.0, 0.0, 1, 5, transition_begin=-1), ValueError,
-     "polynomial_schedule: transition_begin must be in"),
-    (lambda: gradtx.exponential_decay(1.0, 5, decay_rate=-0.5), ValueError,
-     r"exponential_decay: decay_rate must be in \[0, inf\]"),
-    (lambda: gradtx.exponential_decay(1.0, 5, 0.5, end_value=2.0), ValueError,
-     "exponential_decay: end_value must be <= init_value when decay_rate < 1"),
-    (lambda: gradtx.exponential_decay(1.0, 5, 2.0, end_value=0.5), ValueError,
-     "exponential_decay: end_value must be >= init_value when decay_rate > 1"),
-    (lambda: gradtx.inverse_time_decay(1.0, 5, decay_rate=-1.0), ValueError,
-     "inverse_time_decay: decay_rate must be in"),
-    (lambda: gradtx.cosine_decay_schedule(1.0, decay_steps=0), ValueError,
-     "cosine_decay_schedule: decay_steps must be in"),
-    (lambda: gradtx.cosine_decay_schedule(1.0, 10, alpha=1.5), ValueError,
-     r"cosine_decay_schedule: alpha must be in \[0, 1\], got 1.5"),
-    (lambda: gradtx.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=10, decay_steps=10),
-     ValueError, "warmup_cosine_decay_schedule: decay_steps must be greater than warmup_steps"),
-    (lambda: gradtx.piecewise_constant_schedule(1.0, {5: -0.1}), ValueError,
-     r"piecewise_constant_schedule: boundaries_and_scales\[5\] must be in \[0, inf\]"),
-    (lambda: gradtx.piecewise_constant_schedule(1.0, [5, 0.1]), TypeError,
-     "piecewise_constant_schedule: boundaries_and_scales must be a dict"),
-    (lambda: gradtx.cosine_onecycle_schedule(100, 1.0, pct_start=1.2), ValueError,
-     "cosine_onecycle_schedule: pct_start must be in"),
-    (lambda: gradtx.cosine_onecycle_schedule(100, 1.0, div_factor=0.0), ValueError,
-     "cosine_onecycle_schedule: div_factor must be in"),
-    (lambda: gradtx.cosine_restarts_schedule(1.0, 10, t_mul=0.5), ValueError,
-     r"cosine_restarts_schedule: t_mul must be in \[1, inf\]"),
-    (lambda: gradtx.cosine_restarts_schedule(1.0, 10, t_mul=1.0000001), ValueError,
-     "cosine_restarts_schedule: t_mul=1.0000001 makes more than 65536 cycles"),
-    (lambda: gradtx.warmup_stable_decay_schedule(0.0, 1.0, 1, 1, 1, decay_type="exp"),
-     ValueError, "warmup_stable_decay_schedule: decay_type must be one of 'linear'"),
-    (lambda: gradtx.warmup_stable_decay_schedule(0.0, 1.0, 1, 1, decay_steps=0), ValueError,
-     "warmup_stable_decay_schedule: decay_steps must be in"),
-    (lambda: gradtx.inverse_sqrt_schedule(1.0, timescale=0.0), ValueError,
-     "inverse_sqrt_schedule: timescale must be in"),
-    (lambda: gradtx.constant_schedule("0.1"), TypeError,
-     "constant_schedule: value must be a number, got '0.1'"),
-    (lambda: gradtx.join_schedules([gradtx.constant_schedule(1.0)], [3]), ValueError,
-     r"join_schedules: boundaries must hold one step fewer than schedules \(0\), got 1"),
-    (lambda: gradtx.join_schedules([lambda t: t, lambda t: t, lambda t: t], [5, 2]), ValueError,
-     "join_schedules: boundaries must be nondecreasing"),
-    (lambda: gradtx.join_schedules([lambda t: t, 0.1], [5]), TypeError,
-     r"join_schedules: schedules\[1\] must be a schedule"),
-    (lambda: gradtx.sgdr_schedule([dict(init_value=0.0, peak_value=1.0, warmup_steps=3,
-                                        decay_steps=2)]), ValueError,
-     r"sgdr_schedule: cosine_kwargs\[0\]: warmup_cosine_decay_schedule: decay_steps must be"),
+    (
+        lambda: gradtx.linear_schedule(1.0, 0.0, transition_steps=10.0),
+        TypeError,
+        "linear_schedule: transition_steps must be an integer number of steps",
+    ),
+    (
+        lambda: gradtx.polynomial_schedule(1.0, 0.0, power=0, transition_steps=5),
+        ValueError,
+        r"polynomial_schedule: power must be in \(0, inf\]",
+    ),
+    (
+        lambda: gradtx.polynomial_schedule(1.0, 0.0, 1, 5, transition_begin=-1),
+        ValueError,
+        "polynomial_schedule: transition_begin must be in",
+    ),
+    (
+        lambda: gradtx.exponential_decay(1.0, 5, decay_rate=-0.5),
+        ValueError,
+        r"exponential_decay: decay_rate must be in \[0, inf\]",
+    ),
+    (
+        lambda: gradtx.exponential_decay(1.0, 5, 0.5, end_value=2.0),
+        ValueError,
+        "exponential_decay: end_value must be <= init_value when decay_rate < 1",
+    ),
+    (
+        lambda: gradtx.exponential_decay(1.0, 5, 2.0, end_value=0.5),
+        ValueError,
+        "exponential_decay: end_value must be >= init_value when decay_rate > 1",
+    ),
+    (
+        lambda: gradtx.inverse_time_decay(1.0, 5, decay_rate=-1.0),
+        ValueError,
+        "inverse_time_decay: decay_rate must be in",
+    ),
+    (
+        lambda: gradtx.cosine_decay_schedule(1.0, decay_steps=0),
+        ValueError,
+        "cosine_decay_schedule: decay_steps must be in",
+    ),
+    (
+        lambda: gradtx.cosine_decay_schedule(1.0, 10, alpha=1.5),
+        ValueError,
+        r"cosine_decay_schedule: alpha must be in \[0, 1\], got 1.5",
+    ),
+    (
+        lambda: gradtx.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=10, decay_steps=10),
+        ValueError,
+        "warmup_cosine_decay_schedule: decay_steps must be greater than warmup_steps",
+    ),
+    (
+        lambda: gradtx.piecewise_constant_schedule(1.0, {5: -0.1}),
+        ValueError,
+        r"piecewise_constant_schedule: boundaries_and_scales\[5\] must be in \[0, inf\]",
+    ),
+    (
+        lambda: gradtx.piecewise_constant_schedule(1.0, [5, 0.1]),
+        TypeError,
+        "piecewise_constant_schedule: boundaries_and_scales must be a dict",
+    ),
+    (
+        lambda: gradtx.cosine_onecycle_schedule(100, 1.0, pct_start=1.2),
+        ValueError,
+        "cosine_onecycle_schedule: pct_start must be in",
+    ),
+    (
+        lambda: gradtx.cosine_onecycle_schedule(100, 1.0, div_factor=0.0),
+        ValueError,
+        "cosine_onecycle_schedule: div_factor must be in",
+    ),
+    (
+        lambda: gradtx.cosine_restarts_schedule(1.0, 10, t_mul=0.5),
+        ValueError,
+        r"cosine_restarts_schedule: t_mul must be in \[1, inf\]",
+    ),
+    (
+        lambda: gradtx.cosine_restarts_schedule(1.0, 10, t_mul=1.0000001),
+        ValueError,
+        "cosine_restarts_schedule: t_mul=1.0000001 makes more than 65536 cycles",
+    ),
+    (
+        lambda: gradtx.warmup_stable_decay_schedule(0.0, 1.0, 1, 1, 1, decay_type="exp"),
+        ValueError,
+        "warmup_stable_decay_schedule: decay_type must be one of 'linear'",
+    ),
+    (
+        lambda: gradtx.warmup_stable_decay_schedule(0.0, 1.0, 1, 1, decay_steps=0),
+        ValueError,
+        "warmup_stable_decay_schedule: decay_steps must be in",
+    ),
+    (
+        lambda: gradtx.inverse_sqrt_schedule(1.0, timescale=0.0),
+        ValueError,
+        "inverse_sqrt_schedule: timescale must be in",
+    ),
+    (
+        lambda: gradtx.constant_schedule("0.1"),
+        TypeError,
+        "constant_schedule: value must be a number, got '0.1'",
+    ),
+    (
+        lambda: gradtx.join_schedules([gradtx.constant_schedule(1.0)], [3]),
+        ValueError,
+        r"join_schedules: boundaries must hold one step fewer than schedules \(0\), got 1",
+    ),
+    (
+        lambda: gradtx.join_schedules([lambda t: t, lambda t: t, lambda t: t], [5, 2]),
+        ValueError,
+        "join_schedules: boundaries must be nondecreasing",
+    ),
+    (
+        lambda: gradtx.join_schedules([lambda t: t, 0.1], [5]),
+        TypeError,
+        r"join_schedules: schedules\[1\] must be a schedule",
+    ),
+    (
+        lambda: gradtx.sgdr_schedule(
+            [dict(init_value=0.0, peak_value=1.0, warmup_steps=3, decay_steps=2)]
+        ),
+        ValueError,
+        r"sgdr_schedule: cosine_kwargs\[0\]: warmup_cosine_decay_schedule: decay_steps must be",
+    ),
 ]
 
 
@@ -408,8 +644,9 @@ OPTAX_CONSTANT = [
 ]
 
 
-@pytest.mark.parametrize("name, kwargs", OPTAX_CONSTANT,
-                         ids=[f"{n}-{sorted(k.items())[-1]}" for n, k in OPTAX_CONSTANT])
+@pytest.mark.parametrize(
+    "name, kwargs", OPTAX_CONSTANT, ids=[f"{n}-{sorted(k.items())[-1]}" for n, k in OPTAX_CONSTANT]
+)
 def test_schedule_with_optax_constant_arguments_is_constant(name, kwargs):
     steps = jnp.arange(12)
     ours = jax.jit(getattr(gradtx, name)(**kwargs))(steps)
@@ -428,8 +665,9 @@ def test_warmup_cosine_decay_schedule_with_zero_warmup_matches_optax():
 
 def test_cosine_decay_schedule_with_decay_steps_past_int32_matches_closed_form():
     schedule = jax.jit(gradtx.cosine_decay_schedule(1000.0, decay_steps=int(1e10)))
-    np.testing.assert_allclose(schedule(int(1e9)), 1000 * (1 + math.cos(math.pi * 0.1)) / 2,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        schedule(int(1e9)), 1000 * (1 + math.cos(math.pi * 0.1)) / 2, rtol=1e-6
+    )
 
 
 X64_CASES = [c for c in CASES if c[0] in OPTAX_NAMES]
@@ -452,8 +690,9 @@ def test_schedule_under_x64_is_float64_and_matches_optax(case):
 
 
 def test_warmup_cosine_decay_schedule_with_zero_peak_decays_to_zero_as_optax():
-    kwargs = dict(init_value=0.2, peak_value=0.0, end_value=-3.0, warmup_steps=50,
-                  decay_steps=100, exponent=2)
+    kwargs = dict(
+        init_value=0.2, peak_value=0.0, end_value=-3.0, warmup_steps=50, decay_steps=100, exponent=2
+    )
     steps = jnp.array([0, 10, 50, 75, 100, 120])
     ours = gradtx.warmup_cosine_decay_schedule(**kwargs)(steps)
     with jax.numpy_dtype_promotion("standard"):

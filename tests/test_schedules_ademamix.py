@@ -34,7 +34,7 @@ def test_ademamix_beta3_schedule_matches_paper_and_pytorch_optimizer(b3, warmup,
     np.testing.assert_allclose(actual, paper, rtol=1e-6)
     np.testing.assert_allclose(actual, torch_, rtol=1e-6)
     assert actual[0] == pytest.approx(b1) and actual[-1] == pytest.approx(b3)
-    assert np.all(np.diff(actual) >= -1e-7)   # rises monotonically
+    assert np.all(np.diff(actual) >= -1e-7)  # rises monotonically
 
 
 def test_ademamix_beta3_schedule_half_life_grows_linearly(x64_on):
@@ -51,16 +51,27 @@ def x64_on():
         yield
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: gradtx.ademamix_alpha_schedule(-1.0, 10),
-     r"ademamix_alpha_schedule: alpha must be in \[0, inf\]"),
-    (lambda: gradtx.ademamix_alpha_schedule(5.0, 0),
-     r"ademamix_alpha_schedule: warmup_steps must be in \(0, inf\]"),
-    (lambda: gradtx.ademamix_beta3_schedule(1.0, 10),
-     r"ademamix_beta3_schedule: b3 must be in \(0, 1\)"),
-    (lambda: gradtx.ademamix_beta3_schedule(0.99, 10, b1=0.999),
-     r"ademamix_beta3_schedule: b1 must be in \(0, 0.99\]"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: gradtx.ademamix_alpha_schedule(-1.0, 10),
+            r"ademamix_alpha_schedule: alpha must be in \[0, inf\]",
+        ),
+        (
+            lambda: gradtx.ademamix_alpha_schedule(5.0, 0),
+            r"ademamix_alpha_schedule: warmup_steps must be in \(0, inf\]",
+        ),
+        (
+            lambda: gradtx.ademamix_beta3_schedule(1.0, 10),
+            r"ademamix_beta3_schedule: b3 must be in \(0, 1\)",
+        ),
+        (
+            lambda: gradtx.ademamix_beta3_schedule(0.99, 10, b1=0.999),
+            r"ademamix_beta3_schedule: b1 must be in \(0, 0.99\]",
+        ),
+    ],
+)
 def test_ademamix_schedule_with_bad_argument_raises(make, message):
     with pytest.raises(ValueError, match=message):
         make()

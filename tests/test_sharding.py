@@ -39,8 +39,11 @@ TWO_PROCESS_TIMEOUT_S = 240
 
 def _env(n_devices: int) -> dict:
     env = dict(os.environ)
-    flags = [f for f in env.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
     env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n_devices}"])
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -67,6 +70,7 @@ def _free_port() -> int:
 # ---------------------------------------------------------------------------
 # In this process (one device)
 
+
 def test_state_shardings_with_unknown_axis_raises():
     mesh = jax.make_mesh((1,), ("data",))
     with pytest.raises(ValueError, match="axis 'batch' is not an axis of the mesh"):
@@ -88,8 +92,11 @@ def test_state_shardings_with_params_on_another_mesh_raises():
     mesh = jax.make_mesh((1,), ("data",))
     other = jax.make_mesh((1,), ("model",))
     params = {"w": jax.device_put(jnp.ones(3), NamedSharding(other, P("model")))}
-    with pytest.raises(ValueError, match=r"parameter \['w'\] is sharded on a mesh with axes "
-                                         r"\{'model': 1\}, not on the given mesh"):
+    with pytest.raises(
+        ValueError,
+        match=r"parameter \['w'\] is sharded on a mesh with axes "
+        r"\{'model': 1\}, not on the given mesh",
+    ):
         gradtx.state_shardings(gradtx.adam(0.1), params, mesh)
 
 
@@ -108,22 +115,36 @@ def test_state_shardings_on_one_device_mesh_places_state_like_init():
 # ---------------------------------------------------------------------------
 # In processes of their own
 
+
 def test_eight_device_checks_pass():
-    cmd = [sys.executable, "-m", "pytest", "-q", "-rf", "--tb=short",
-           str(TESTS / "sharding_checks.py")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rf",
+        "--tb=short",
+        str(TESTS / "sharding_checks.py"),
+    ]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=_env(8), capture_output=True, text=True,
-                              timeout=CHECKS_TIMEOUT_S)
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=_env(8), capture_output=True, text=True, timeout=CHECKS_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired as exc:
-        output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        pytest.fail(f"tests/sharding_checks.py on 8 devices timed out after "
-                    f"{CHECKS_TIMEOUT_S} s:\n{_tail(output)}")
+        output = (
+            (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        )
+        pytest.fail(
+            f"tests/sharding_checks.py on 8 devices timed out after "
+            f"{CHECKS_TIMEOUT_S} s:\n{_tail(output)}"
+        )
     output = proc.stdout + proc.stderr
     failed = "\n".join(line for line in output.splitlines() if line.startswith(("FAILED", "ERROR")))
     assert proc.returncode == 0, (
         f"tests/sharding_checks.py on 8 simulated devices failed (exit {proc.returncode}); "
         f"rerun with XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m pytest "
-        f"tests/sharding_checks.py\n{failed}\n\n{_tail(output)}")
+        f"tests/sharding_checks.py\n{failed}\n\n{_tail(output)}"
+    )
 
 
 def test_two_processes_on_loopback_train_like_one_device(tmp_path):
@@ -134,10 +155,21 @@ def test_two_processes_on_loopback_train_like_one_device(tmp_path):
         for process_id in range(2):
             log = open(tmp_path / f"process_{process_id}.log", "w")
             logs.append(log)
-            procs.append(subprocess.Popen(
-                [sys.executable, str(TESTS / "sharding_worker.py"), str(port), str(process_id),
-                 str(tmp_path)],
-                cwd=ROOT, env=_env(4), stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(TESTS / "sharding_worker.py"),
+                        str(port),
+                        str(process_id),
+                        str(tmp_path),
+                    ],
+                    cwd=ROOT,
+                    env=_env(4),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         deadline = time.monotonic() + TWO_PROCESS_TIMEOUT_S
         for proc in procs:
             try:
@@ -152,9 +184,11 @@ def test_two_processes_on_loopback_train_like_one_device(tmp_path):
                 proc.wait()
         for log in logs:
             log.close()
-    output = "\n".join(f"--- process {i} (exit {p.returncode}) ---\n"
-                       + _tail((tmp_path / f"process_{i}.log").read_text(), 4000)
-                       for i, p in enumerate(procs))
+    output = "\n".join(
+        f"--- process {i} (exit {p.returncode}) ---\n"
+        + _tail((tmp_path / f"process_{i}.log").read_text(), 4000)
+        for i, p in enumerate(procs)
+    )
     assert not timed_out, f"two-process run timed out after {TWO_PROCESS_TIMEOUT_S} s:\n{output}"
     assert all(p.returncode == 0 for p in procs), f"two-process run failed:\n{output}"
 
@@ -168,12 +202,18 @@ def test_two_processes_on_loopback_train_like_one_device(tmp_path):
         assert (info["process_index"], info["process_count"]) == (process_id, 2), info
         assert (info["device_count"], info["local_device_count"]) == (8, 4), info
         for key, want in reference.items():
-            np.testing.assert_allclose(final[key], want, rtol=1e-5, atol=1e-6,
-                                       err_msg=f"process {process_id}: params[{key}]")
+            np.testing.assert_allclose(
+                final[key],
+                want,
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"process {process_id}: params[{key}]",
+            )
             assert not np.allclose(want, params0[key]), f"params[{key}] did not train"
         # AdamW's two float32 moments: each leaf split 8 ways except b2 (4
         # floats, not divisible); the scalar counters replicated.
-        n_moment_floats = sum(v.size // 8 if any(d % 8 == 0 for d in v.shape) else v.size
-                              for v in params0.values())
+        n_moment_floats = sum(
+            v.size // 8 if any(d % 8 == 0 for d in v.shape) else v.size for v in params0.values()
+        )
         expected = 2 * 4 * n_moment_floats + info["state_scalar_bytes"]
         assert set(info["state_bytes_per_local_device"].values()) == {expected}, info

@@ -21,8 +21,11 @@ TIMEOUT_S = 300
 
 def _env(n_devices: int) -> dict:
     env = dict(os.environ)
-    flags = [f for f in env.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
     env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n_devices}"])
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -30,9 +33,14 @@ def _env(n_devices: int) -> dict:
 
 
 def test_jitted_init_with_state_shardings_places_state_like_params_on_8_devices():
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "sharding_init_worker.py")],
-                            env=_env(8), capture_output=True, text=True, timeout=TIMEOUT_S,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sharding_init_worker.py")],
+        env=_env(8),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     assert "all ok" in result.stdout, output[-8000:]
@@ -40,5 +48,7 @@ def test_jitted_init_with_state_shardings_places_state_like_params_on_8_devices(
 
 def test_readme_documents_jitted_init_with_out_shardings():
     readme = (ROOT / "README.md").read_text()
-    assert ("jax.jit(opt.init, out_shardings=gradtx.state_shardings(opt, params, mesh, "
-            "axis=None))(params)") in readme
+    assert (
+        "jax.jit(opt.init, out_shardings=gradtx.state_shardings(opt, params, mesh, "
+        "axis=None))(params)"
+    ) in readme

@@ -36,8 +36,8 @@ def test_scale_by_lion_state_keeps_optax_fields_and_mu_dtype():
 
 def test_scale_by_lion_step_is_sign_of_interpolation_by_hand():
     tx = gradtx.scale_by_lion(b1=0.5, b2=0.9)
-    _, state = tx.update(jnp.array([1.0, -1.0]), tx.init(jnp.zeros(2)))   # m = (0.1, -0.1)
-    u, _ = tx.update(jnp.array([-0.05, 0.3]), state)   # 0.5 m + 0.5 g = (0.025, 0.1)
+    _, state = tx.update(jnp.array([1.0, -1.0]), tx.init(jnp.zeros(2)))  # m = (0.1, -0.1)
+    u, _ = tx.update(jnp.array([-0.05, 0.3]), state)  # 0.5 m + 0.5 g = (0.025, 0.1)
     np.testing.assert_array_equal(u, [1.0, 1.0])
 
 

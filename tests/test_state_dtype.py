@@ -19,9 +19,15 @@ BF16 = jnp.bfloat16
 def _mlp_problem():
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     x = jax.random.normal(keys[0], (256, 16))
-    y = jnp.tanh(x @ jax.random.normal(keys[1], (16, 1))) + 0.1 * jax.random.normal(keys[2], (256, 1))
-    params = {"w1": 0.3 * jax.random.normal(keys[3], (16, 64)), "b1": jnp.zeros(64),
-              "w2": jnp.zeros((64, 1)), "b2": jnp.zeros(1)}
+    y = jnp.tanh(x @ jax.random.normal(keys[1], (16, 1))) + 0.1 * jax.random.normal(
+        keys[2], (256, 1)
+    )
+    params = {
+        "w1": 0.3 * jax.random.normal(keys[3], (16, 64)),
+        "b1": jnp.zeros(64),
+        "w2": jnp.zeros((64, 1)),
+        "b2": jnp.zeros(1),
+    }
 
     def loss(p, i):
         rows = (jnp.arange(32) + 32 * i) % 256
@@ -56,7 +62,9 @@ def _trajectory(opt, problem, steps=200):
 
 def _relative_drift(got, want, start):
     def sq(x, y):
-        return sum(float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+        return sum(
+            float(jnp.sum((a - b) ** 2)) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y))
+        )
 
     return np.sqrt(sq(got, want) / sq(want, start))
 
@@ -79,8 +87,10 @@ def test_bf16_state_halves_moment_memory_and_keeps_param_dtype():
     nbytes = lambda tree: sum(x.nbytes for x in jax.tree.leaves(tree) if x.ndim)  # noqa: E731
     assert nbytes(half) * 2 == nbytes(full)
     updates, new_state = half_opt.update(jax.tree.map(jnp.ones_like, params), half, params)
-    assert all(x.dtype == BF16 for x in (gradtx.tree_get(new_state, "mu")["w"],
-                                          gradtx.tree_get(new_state, "nu")["b"]))
+    assert all(
+        x.dtype == BF16
+        for x in (gradtx.tree_get(new_state, "mu")["w"], gradtx.tree_get(new_state, "nu")["b"])
+    )
     assert all(u.dtype == jnp.float32 for u in jax.tree.leaves(updates))
     assert half_opt.hyperparams["mu_dtype"] == "bfloat16"
 
@@ -96,15 +106,15 @@ def test_bf16_second_moment_of_noise_stays_unbiased_over_long_runs():
         return opt.update(g, state, params)[1]
 
     state = jax.jit(lambda s: jax.lax.fori_loop(0, steps, body, s))(opt.init(params))
-    v_hat = jnp.mean(state.nu.astype(jnp.float32)) / (1 - 0.999 ** steps)
+    v_hat = jnp.mean(state.nu.astype(jnp.float32)) / (1 - 0.999**steps)
     # unit-variance gradients: E[v_hat] = 1; the sampling error over 1024 x ~1000 steps is ~0.2%
     assert abs(float(v_hat) - 1.0) < 0.02
 
 
 def test_stochastic_rounding_picks_a_neighbour_with_the_right_probability():
-    x = jnp.full((1 << 16,), 1.0 + 2.0 ** -10, jnp.float32)  # 1/8 of the way from 1 to 1 + 2^-7
+    x = jnp.full((1 << 16,), 1.0 + 2.0**-10, jnp.float32)  # 1/8 of the way from 1 to 1 + 2^-7
     rounded = _round_bf16_stochastic(x, jnp.asarray(7, jnp.int32), 0).astype(jnp.float32)
-    up = np.asarray(rounded) == 1.0 + 2.0 ** -7
+    up = np.asarray(rounded) == 1.0 + 2.0**-7
     assert np.all(up | (np.asarray(rounded) == 1.0))
     assert abs(up.mean() - 0.125) < 0.01
     negative = _round_bf16_stochastic(-x, jnp.asarray(7, jnp.int32), 0).astype(jnp.float32)
@@ -113,10 +123,10 @@ def test_stochastic_rounding_picks_a_neighbour_with_the_right_probability():
 
 def test_stochastic_rounding_draws_afresh_at_every_step():
     """One element over 65536 steps rounds up 1/8 of the time too."""
-    x = jnp.asarray([1.0 + 2.0 ** -10], jnp.float32)
+    x = jnp.asarray([1.0 + 2.0**-10], jnp.float32)
     counts = jnp.arange(1 << 16, dtype=jnp.int32)
     rounded = np.asarray(jax.vmap(lambda c: _round_bf16_stochastic(x, c, 3))(counts), np.float32)
-    assert abs((rounded == 1.0 + 2.0 ** -7).mean() - 0.125) < 0.01
+    assert abs((rounded == 1.0 + 2.0**-7).mean() - 0.125) < 0.01
 
 
 def test_bf16_params_get_an_unbiased_second_moment_without_nu_dtype():
@@ -131,7 +141,7 @@ def test_bf16_params_get_an_unbiased_second_moment_without_nu_dtype():
 
     state = jax.jit(lambda s: jax.lax.fori_loop(0, steps, body, s))(opt.init(params))
     assert state.nu.dtype == BF16
-    v_hat = jnp.mean(state.nu.astype(jnp.float32)) / (1 - 0.999 ** steps)
+    v_hat = jnp.mean(state.nu.astype(jnp.float32)) / (1 - 0.999**steps)
     # E[v_hat] = E[bf16(g)^2] = 1 up to the bf16 rounding of g; round to nearest gives ~1.3
     assert abs(float(v_hat) - 1.0) < 0.02
 
@@ -163,10 +173,15 @@ def test_mu_dtype_under_flatten_matches_per_leaf_path():
 
 
 def test_state_dtype_arguments_are_checked():
-    with pytest.raises(ValueError, match="adam: mu_dtype must be a floating-point dtype, got int32"):
+    with pytest.raises(
+        ValueError, match="adam: mu_dtype must be a floating-point dtype, got int32"
+    ):
         gradtx.adam(1e-3, mu_dtype=jnp.int32)
     with pytest.raises(ValueError, match="scale_by_rms: nu_dtype must be a floating-point dtype"):
         gradtx.scale_by_rms(nu_dtype=jnp.bool_)
-    with pytest.raises(ValueError, match=r"scale_by_momentum: mu_dtype float32 is real but "
-                                         r"parameter leaf \['z'\] is complex"):
+    with pytest.raises(
+        ValueError,
+        match=r"scale_by_momentum: mu_dtype float32 is real but "
+        r"parameter leaf \['z'\] is complex",
+    ):
         gradtx.scale_by_momentum(mu_dtype=jnp.float32).init({"z": jnp.zeros(2, jnp.complex64)})

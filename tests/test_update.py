@@ -10,5 +10,7 @@ def test_apply_updates_with_none_params_returns_none():
 
 
 def test_apply_updates_with_none_leaf_keeps_it():
-    out = gradtx.apply_updates({"w": jnp.array([1.0]), "b": None}, {"w": jnp.array([0.5]), "b": None})
+    out = gradtx.apply_updates(
+        {"w": jnp.array([1.0]), "b": None}, {"w": jnp.array([0.5]), "b": None}
+    )
     assert out["b"] is None and float(out["w"][0]) == 1.5

@@ -15,8 +15,12 @@ TREE = PROBLEMS["nested_quadratic"].params
 
 @pytest.mark.parametrize("scale", [-0.3, 0.2])
 def test_add_scaled_params_matches_optax_add_decayed_weights(scale, x64):
-    assert_transform_matches(gradtx.add_scaled_params(scale), optax.add_decayed_weights(scale),
-                             TREE, f"add_scaled_params({scale})")
+    assert_transform_matches(
+        gradtx.add_scaled_params(scale),
+        optax.add_decayed_weights(scale),
+        TREE,
+        f"add_scaled_params({scale})",
+    )
 
 
 def test_add_scaled_params_with_a_schedule_counts_steps():

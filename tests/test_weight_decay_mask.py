@@ -14,8 +14,11 @@ PARAMS = {
     "frozen_stats": None,
 }
 GRADS = jax.tree.map(lambda p: jnp.full_like(p, 0.25), PARAMS)
-MASK = {"dense": {"kernel": True, "bias": False}, "norm": {"scale": False, "offset": False},
-        "frozen_stats": None}
+MASK = {
+    "dense": {"kernel": True, "bias": False},
+    "norm": {"scale": False, "offset": False},
+    "frozen_stats": None,
+}
 
 
 def _kernels_only(params):
@@ -25,8 +28,10 @@ def _kernels_only(params):
 def _want(wd):
     """Closed form: g + wd * p for kernels, g elsewhere."""
     return {
-        "dense": {"kernel": np.full((2, 2), 0.25) + wd * np.asarray(PARAMS["dense"]["kernel"]),
-                  "bias": np.full(2, 0.25)},
+        "dense": {
+            "kernel": np.full((2, 2), 0.25) + wd * np.asarray(PARAMS["dense"]["kernel"]),
+            "bias": np.full(2, 0.25),
+        },
         "norm": {"scale": np.full(2, 0.25), "offset": np.full(2, 0.25)},
     }
 
@@ -36,8 +41,11 @@ def test_add_decayed_weights_mask_excludes_biases_and_norm_scales(mask):
     tx = gradtx.add_decayed_weights(0.1, mask)
     out, _ = jax.jit(tx.update)(GRADS, tx.init(PARAMS), PARAMS)
     assert out["frozen_stats"] is None
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), b, rtol=1e-6),
-                 {k: out[k] for k in ("dense", "norm")}, _want(0.1))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(np.asarray(a), b, rtol=1e-6),
+        {k: out[k] for k in ("dense", "norm")},
+        _want(0.1),
+    )
 
 
 def test_adamw_mask_matches_optax_adamw_mask():
@@ -51,8 +59,13 @@ def test_adamw_mask_matches_optax_adamw_mask():
         u1, s1 = step1(g, s1, params)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes internally
             u2, s2 = step2(g, s2, params)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
-                                                             rtol=1e-6, atol=1e-7), u1, u2)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(
+                np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7
+            ),
+            u1,
+            u2,
+        )
     # the excluded leaves moved exactly as plain Adam would move them
     adam = gradtx.adam(0.1)
     s3, step3 = adam.init(params), jax.jit(adam.update)
@@ -62,8 +75,12 @@ def test_adamw_mask_matches_optax_adamw_mask():
 
 
 def test_add_decayed_weights_mask_wrong_structure_names_leaf():
-    tx = gradtx.add_decayed_weights(0.1, {"dense": {"kernel": True}, "norm": {"scale": False,
-                                                                              "offset": False}})
-    with pytest.raises(ValueError, match=r"add_decayed_weights: mask do not match params.*"
-                                         r"\['dense'\]\['bias'\]"):
+    tx = gradtx.add_decayed_weights(
+        0.1, {"dense": {"kernel": True}, "norm": {"scale": False, "offset": False}}
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"add_decayed_weights: mask do not match params.*"
+        r"\['dense'\]\['bias'\]",
+    ):
         tx.update(GRADS, tx.init(PARAMS), PARAMS)

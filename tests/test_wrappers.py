@@ -17,13 +17,12 @@ def _grad(t):
     return jax.tree.map(lambda p: jnp.asarray(r.normal(size=p.shape), jnp.float32), PARAMS)
 
 
-
-
 def _equal(a, b):
     jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
 
 
 # --- accumulate_gradients --------------------------------------------------------
+
 
 def test_accumulate_gradients_kth_call_equals_one_step_on_mean_gradient():
     k = 3
@@ -93,12 +92,16 @@ def test_accumulate_gradients_under_vmap_matches_loop():
 
 @pytest.mark.parametrize("every_k", [0, 2.0, True])
 def test_accumulate_gradients_bad_every_k_raises(every_k):
-    with pytest.raises(ValueError, match=f"accumulate_gradients: every_k must be an int >= 1, got {every_k}"):
+    with pytest.raises(
+        ValueError, match=f"accumulate_gradients: every_k must be an int >= 1, got {every_k}"
+    ):
         gradtx.accumulate_gradients(gradtx.sgd(0.1), every_k)
 
 
 def test_accumulate_gradients_not_a_transform_raises():
-    with pytest.raises(TypeError, match="accumulate_gradients: inner must be a gradient transformation"):
+    with pytest.raises(
+        TypeError, match="accumulate_gradients: inner must be a gradient transformation"
+    ):
         gradtx.accumulate_gradients(0.1, 2)
 
 
@@ -146,8 +149,10 @@ def test_apply_if_finite_too_many_bad_steps_raises_eagerly():
     state = opt.init(PARAMS)
     for _ in range(2):
         _, state = opt.update(nan, state, PARAMS)
-    with pytest.raises(FloatingPointError, match="apply_if_finite: 3 consecutive steps had a "
-                                                 "non-finite .* max_consecutive_errors=2"):
+    with pytest.raises(
+        FloatingPointError,
+        match="apply_if_finite: 3 consecutive steps had a non-finite .* max_consecutive_errors=2",
+    ):
         opt.update(nan, state, PARAMS)
 
 
@@ -176,13 +181,19 @@ def test_apply_if_finite_under_vmap_skips_only_bad_members():
     batch = jax.tree.map(lambda *xs: jnp.stack(xs), _grad(0), _maybe_bad(1))
     u, state = jax.jit(jax.vmap(lambda g: opt.update(g, opt.init(PARAMS), PARAMS)))(batch)
     ref = gradtx.adam(0.1)
-    chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], u), ref.update(_grad(0), ref.init(PARAMS), PARAMS)[0], atol=1e-6)
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[0], u),
+        ref.update(_grad(0), ref.init(PARAMS), PARAMS)[0],
+        atol=1e-6,
+    )
     _equal(jax.tree.map(lambda x: x[1], u), jax.tree.map(jnp.zeros_like, PARAMS))
     np.testing.assert_array_equal(np.asarray(state.notfinite_count), [0, 1])
 
 
 def test_apply_if_finite_bad_arguments_raise():
-    with pytest.raises(ValueError, match="apply_if_finite: max_consecutive_errors must be an int >= 0, got -1"):
+    with pytest.raises(
+        ValueError, match="apply_if_finite: max_consecutive_errors must be an int >= 0, got -1"
+    ):
         gradtx.apply_if_finite(gradtx.sgd(0.1), -1)
     with pytest.raises(TypeError, match="apply_if_finite: inner must be a gradient transformation"):
         gradtx.apply_if_finite(None, 1)
@@ -190,13 +201,19 @@ def test_apply_if_finite_bad_arguments_raise():
 
 # --- zero_nans ---------------------------------------------------------------------
 
+
 def test_zero_nans_matches_closed_form():
-    g = {"r": np.array([1.0, np.nan, np.inf, -2.0]),
-         "c": np.array([1 + 1j, complex(np.nan, 1.0), complex(2.0, np.nan)]),
-         "ok": np.array([0.5])}
+    g = {
+        "r": np.array([1.0, np.nan, np.inf, -2.0]),
+        "c": np.array([1 + 1j, complex(np.nan, 1.0), complex(2.0, np.nan)]),
+        "ok": np.array([0.5]),
+    }
     tx = gradtx.zero_nans()
-    jg = {"r": jnp.asarray(g["r"], jnp.float32), "c": jnp.asarray(g["c"], jnp.complex64),
-          "ok": jnp.asarray(g["ok"], jnp.float32)}
+    jg = {
+        "r": jnp.asarray(g["r"], jnp.float32),
+        "c": jnp.asarray(g["c"], jnp.complex64),
+        "ok": jnp.asarray(g["ok"], jnp.float32),
+    }
     u, state = jax.jit(tx.update)(jg, tx.init(jg))
     for k, x in g.items():
         np.testing.assert_array_equal(np.asarray(u[k]), np.where(np.isnan(x), 0, x))

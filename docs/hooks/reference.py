@@ -4,9 +4,9 @@ A reference page names the modules it documents with one line,
 
     ::: members-of gradtx._momentum gradtx._scaling
 
-(options for every entry may follow, as in ``heading_level=3``), which this hook replaces by one mkdocstrings entry (``::: gradtx.NAME``) per
-public name of ``gradtx`` defined in those modules, in source order.  A
-public module such as ``gradtx.presets.torch`` contributes its ``__all__``.
+(options for every entry may follow, as in ``heading_level=3``), which this
+hook replaces by one mkdocstrings entry (``::: gradtx.NAME``) per public name
+of ``gradtx`` defined in those modules, in source order.  A public module such as ``gradtx.presets.torch`` contributes its ``__all__``.
 So a name added to a module that a page already covers appears on that page
 without editing the docs, and a name from a module no page covers is
 reported: ``mkdocs build --strict`` fails on it, and so does
@@ -43,13 +43,16 @@ def public_names(module_name: str) -> dict[str, object]:
     starting with an underscore, except modules (``gradtx.presets`` is
     documented through its own submodules).
     """
-    if str(ROOT) not in sys.path:   # document this checkout's gradtx, whatever is installed
+    if str(ROOT) not in sys.path:  # document this checkout's gradtx, whatever is installed
         sys.path.insert(0, str(ROOT))
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None)
     if names is None:
-        names = [n for n, v in vars(module).items()
-                 if not n.startswith("_") and not isinstance(v, types.ModuleType)]
+        names = [
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_") and not isinstance(v, types.ModuleType)
+        ]
     return {f"{module_name}.{n}": getattr(module, n) for n in names}
 
 
@@ -94,15 +97,18 @@ def members_of(module_name: str) -> list[str]:
 
 def expand(markdown: str) -> str:
     """Replace each ``::: members-of ...`` line by mkdocstrings entries."""
+
     def entries(match):
         words = match.group("modules").split()
         options = [w.split("=", 1) for w in words if "=" in w]
         names = [n for m in words if "=" not in m for n in members_of(m)]
         if not names:
             raise ValueError(f"'{match.group(0)}' documents no public name")
-        yaml = ("\n    options:" + "".join(f"\n      {k}: {v}" for k, v in options)
-                if options else "")
+        yaml = (
+            "\n    options:" + "".join(f"\n      {k}: {v}" for k, v in options) if options else ""
+        )
         return "\n\n".join(f"::: {n}{yaml}" for n in names)
+
     return MEMBERS.sub(entries, markdown)
 
 
@@ -118,23 +124,35 @@ def documented_names(docs_dir: pathlib.Path) -> set[str]:
 def undocumented(docs_dir: pathlib.Path) -> list[str]:
     """Public names that no reference page documents, each with its defining module."""
     documented = documented_names(docs_dir)
-    return sorted(f"{name} (defined in {_defining_module(obj)})"
-                  for name, obj in all_public_names().items() if name not in documented)
+    return sorted(
+        f"{name} (defined in {_defining_module(obj)})"
+        for name, obj in all_public_names().items()
+        if name not in documented
+    )
 
 
 # ----------------------------------------------------------------------------
 # mkdocs events.
 
+
 def on_files(files, config):
     from mkdocs.structure.files import File
 
     for path in sorted((ROOT / NOTEBOOKS).glob("*.ipynb")):
-        files.append(File(f"{NOTEBOOKS}/{path.name}", src_dir=str(ROOT),
-                          dest_dir=config["site_dir"],
-                          use_directory_urls=config["use_directory_urls"]))
+        files.append(
+            File(
+                f"{NOTEBOOKS}/{path.name}",
+                src_dir=str(ROOT),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
     for entry in undocumented(pathlib.Path(config["docs_dir"])):
-        log.warning("public name %s is on no reference page: add its module to a "
-                    "'::: members-of' line in docs/reference/", entry)
+        log.warning(
+            "public name %s is on no reference page: add its module to a "
+            "'::: members-of' line in docs/reference/",
+            entry,
+        )
     return files
 
 

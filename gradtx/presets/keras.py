@@ -50,13 +50,24 @@ from .._second_moment import (
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
-__all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam",
-           "exponential_decay", "piecewise_constant_decay", "cosine_decay",
-           "inverse_time_decay"]
+__all__ = [
+    "sgd",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "nadam",
+    "exponential_decay",
+    "piecewise_constant_decay",
+    "cosine_decay",
+    "inverse_time_decay",
+]
 
 
 # ----------------------------------------------------------------------------
 # Pieces shared by the recipes.
+
 
 def _check_common(owner, learning_rate, weight_decay, epsilon=None):
     check_learning_rate(owner, learning_rate)
@@ -80,8 +91,12 @@ def _decay_after_learning_rate(weight_decay, learning_rate):
     """
     if not weight_decay:
         return None
-    return add_decayed_weights(named(lambda t: -weight_decay * value_at(learning_rate, t),
-                                     "minus_learning_rate_times_weight_decay"))
+    return add_decayed_weights(
+        named(
+            lambda t: -weight_decay * value_at(learning_rate, t),
+            "minus_learning_rate_times_weight_decay",
+        )
+    )
 
 
 def _check_betas(owner, beta_1, beta_2):
@@ -91,6 +106,7 @@ def _check_betas(owner, beta_1, beta_2):
 
 # ----------------------------------------------------------------------------
 # Optimizers.
+
 
 def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
     """``keras.optimizers.SGD``: m_t = momentum * m_{t-1} - lr_t * g_t, p_t = p_{t-1} + m_t.
@@ -117,20 +133,28 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
     owner = "keras.sgd"
     _check_common(owner, learning_rate, weight_decay)
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    hyperparams = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov,
-                   "weight_decay": weight_decay}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "weight_decay": weight_decay,
+    }
     if momentum == 0:
-        return recipe(owner, hyperparams,
-                      _decay(weight_decay),
-                      scale_by_learning_rate(learning_rate))
-    return recipe(owner, hyperparams,
-                  scale_by_learning_rate(learning_rate),
-                  scale_by_momentum(momentum, nesterov=nesterov),
-                  _decay_after_learning_rate(weight_decay, learning_rate))
+        return recipe(
+            owner, hyperparams, _decay(weight_decay), scale_by_learning_rate(learning_rate)
+        )
+    return recipe(
+        owner,
+        hyperparams,
+        scale_by_learning_rate(learning_rate),
+        scale_by_momentum(momentum, nesterov=nesterov),
+        _decay_after_learning_rate(weight_decay, learning_rate),
+    )
 
 
-def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-         weight_decay=None):
+def adam(
+    learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None
+):
     """``keras.optimizers.Adam``: p_t = p_{t-1} - lr sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + epsilon).
 
     epsilon is added to the root of the uncorrected v_t ("epsilon hat"),
@@ -157,8 +181,9 @@ def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=Fa
     return _adam("keras.adam", learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
 
 
-def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-          amsgrad=False):
+def adamw(
+    learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False
+):
     """``keras.optimizers.AdamW``: Keras's Adam with decoupled decay, p <- p - lr * wd * p.
 
     Keras's default weight_decay is 0.004 (PyTorch's 0.01, optax's 1e-4).
@@ -183,24 +208,34 @@ def adamw(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, eps
 def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     _check_common(owner, learning_rate, weight_decay, epsilon)
     _check_betas(owner, beta_1, beta_2)
-    hyperparams = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
-                   "epsilon": epsilon, "amsgrad": amsgrad, "weight_decay": weight_decay}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "beta_1": beta_1,
+        "beta_2": beta_2,
+        "epsilon": epsilon,
+        "amsgrad": amsgrad,
+        "weight_decay": weight_decay,
+    }
     if amsgrad:
         rms = scale_by_max_rms(beta_2, epsilon, bias_correction=False)
     else:
         rms = scale_by_rms(beta_2, epsilon, eps_in_sqrt=False)
-    epsilon_hat = named(lambda t: jnp.sqrt(1 - beta_2 ** (as_float(t) + 1)),
-                        "sqrt_one_minus_beta_2_power")
-    return recipe(owner, hyperparams,
-                  precondition(chain(scale_by_momentum(beta_1, ema=True), bias_correction(beta_1)),
-                               by=rms),
-                  scale_by_schedule(epsilon_hat),
-                  _decay(weight_decay),
-                  scale_by_learning_rate(learning_rate))
+    epsilon_hat = named(
+        lambda t: jnp.sqrt(1 - beta_2 ** (as_float(t) + 1)), "sqrt_one_minus_beta_2_power"
+    )
+    return recipe(
+        owner,
+        hyperparams,
+        precondition(chain(scale_by_momentum(beta_1, ema=True), bias_correction(beta_1)), by=rms),
+        scale_by_schedule(epsilon_hat),
+        _decay(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
-def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-            weight_decay=None):
+def rmsprop(
+    learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None
+):
     """``keras.optimizers.RMSprop``: p_t = p_{t-1} - m_t, m_t = momentum * m_{t-1} + lr_t g_t / sqrt(v_t + epsilon).
 
     v_t = rho * v_{t-1} + (1 - rho) * g_t^2 with epsilon under the root
@@ -228,19 +263,27 @@ def rmsprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=F
     _check_common(owner, learning_rate, weight_decay, epsilon)
     check_range(owner, "rho", rho, 0, 1, high_open=True)
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    hyperparams = {"learning_rate": learning_rate, "rho": rho, "momentum": momentum,
-                   "epsilon": epsilon, "centered": centered, "weight_decay": weight_decay}
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "rho": rho,
+        "momentum": momentum,
+        "epsilon": epsilon,
+        "centered": centered,
+        "weight_decay": weight_decay,
+    }
     rms = (scale_by_centered_rms if centered else scale_by_rms)(rho, epsilon)
     if momentum == 0:
-        return recipe(owner, hyperparams,
-                      rms,
-                      _decay(weight_decay),
-                      scale_by_learning_rate(learning_rate))
-    return recipe(owner, hyperparams,
-                  rms,
-                  scale_by_learning_rate(learning_rate),
-                  scale_by_momentum(momentum),
-                  _decay_after_learning_rate(weight_decay, learning_rate))
+        return recipe(
+            owner, hyperparams, rms, _decay(weight_decay), scale_by_learning_rate(learning_rate)
+        )
+    return recipe(
+        owner,
+        hyperparams,
+        rms,
+        scale_by_learning_rate(learning_rate),
+        scale_by_momentum(momentum),
+        _decay_after_learning_rate(weight_decay, learning_rate),
+    )
 
 
 def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None):
@@ -267,13 +310,19 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
     owner = "keras.adagrad"
     _check_common(owner, learning_rate, weight_decay, epsilon)
     check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
-    hyperparams = {"learning_rate": learning_rate,
-                   "initial_accumulator_value": initial_accumulator_value, "epsilon": epsilon,
-                   "weight_decay": weight_decay}
-    return recipe(owner, hyperparams,
-                  scale_by_rss(initial_accumulator_value, epsilon),
-                  _decay(weight_decay),
-                  scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "initial_accumulator_value": initial_accumulator_value,
+        "epsilon": epsilon,
+        "weight_decay": weight_decay,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        scale_by_rss(initial_accumulator_value, epsilon),
+        _decay(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
@@ -300,12 +349,19 @@ def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
     _check_common(owner, learning_rate, weight_decay)
     check_range(owner, "rho", rho, 0, 1, high_open=True)
     check_range(owner, "epsilon", epsilon, 0, low_open=True)
-    hyperparams = {"learning_rate": learning_rate, "rho": rho, "epsilon": epsilon,
-                   "weight_decay": weight_decay}
-    return recipe(owner, hyperparams,
-                  scale_by_adadelta(rho, epsilon),
-                  _decay(weight_decay),
-                  scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "rho": rho,
+        "epsilon": epsilon,
+        "weight_decay": weight_decay,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        scale_by_adadelta(rho, epsilon),
+        _decay(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None):
@@ -332,25 +388,36 @@ def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_de
     owner = "keras.nadam"
     _check_common(owner, learning_rate, weight_decay, epsilon)
     _check_betas(owner, beta_1, beta_2)
-    hyperparams = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
-                   "epsilon": epsilon, "weight_decay": weight_decay}
-    return recipe(owner, hyperparams,
-                  precondition(scale_by_nadam_momentum(beta_1, momentum_decay=1.0),
-                               by=scale_by_rms(beta_2, epsilon, eps_in_sqrt=False,
-                                               bias_correction=True)),
-                  _decay(weight_decay),
-                  scale_by_learning_rate(learning_rate))
+    hyperparams = {
+        "learning_rate": learning_rate,
+        "beta_1": beta_1,
+        "beta_2": beta_2,
+        "epsilon": epsilon,
+        "weight_decay": weight_decay,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        precondition(
+            scale_by_nadam_momentum(beta_1, momentum_decay=1.0),
+            by=scale_by_rms(beta_2, epsilon, eps_in_sqrt=False, bias_correction=True),
+        ),
+        _decay(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 # ----------------------------------------------------------------------------
 # Schedules: functions of the optimizer step t = optimizer.iterations.
 
+
 def _check_decay_steps(owner, decay_steps):
     check_range(owner, "decay_steps", decay_steps, 0, low_open=True)
 
 
-def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                      name="ExponentialDecay"):
+def exponential_decay(
+    initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"
+):
     """``keras.optimizers.schedules.ExponentialDecay``: lr_t = lr_0 * decay_rate^(t / decay_steps).
 
     With ``staircase`` the exponent is floor(t / decay_steps).
@@ -377,7 +444,7 @@ def exponential_decay(initial_learning_rate, decay_steps, decay_rate, staircase=
         p = as_float(t) / decay_steps
         if staircase:
             p = jnp.floor(p)
-        return initial_learning_rate * decay_rate ** p
+        return initial_learning_rate * decay_rate**p
 
     return named(schedule, "exponential_decay")
 
@@ -404,8 +471,10 @@ def piecewise_constant_decay(boundaries, values, name="PiecewiseConstant"):
     owner = "keras.piecewise_constant_decay"
     boundaries, values = list(boundaries), list(values)
     if len(boundaries) != len(values) - 1:
-        raise ValueError(f"{owner}: values must have one more entry than boundaries, got "
-                         f"{len(boundaries)} boundaries and {len(values)} values")
+        raise ValueError(
+            f"{owner}: values must have one more entry than boundaries, got "
+            f"{len(boundaries)} boundaries and {len(values)} values"
+        )
     if sorted(boundaries) != boundaries or len(set(boundaries)) != len(boundaries):
         raise ValueError(f"{owner}: boundaries must be strictly increasing, got {boundaries}")
 
@@ -419,8 +488,14 @@ def piecewise_constant_decay(boundaries, values, name="PiecewiseConstant"):
     return named(schedule, "piecewise_constant_decay")
 
 
-def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
-                 warmup_target=None, warmup_steps=0):
+def cosine_decay(
+    initial_learning_rate,
+    decay_steps,
+    alpha=0.0,
+    name="CosineDecay",
+    warmup_target=None,
+    warmup_steps=0,
+):
     """``keras.optimizers.schedules.CosineDecay``: linear warmup, then cosine decay to alpha * peak.
 
     Without warmup, lr_t = lr_0 ((1 - alpha) c(min(t, decay_steps)) + alpha),
@@ -456,15 +531,17 @@ def cosine_decay(initial_learning_rate, decay_steps, alpha=0.0, name="CosineDeca
         if warmup_target is None:
             return decayed(jnp.minimum(step, decay_steps), initial_learning_rate)
         step = jnp.minimum(step, decay_steps + warmup_steps)
-        warm = ((warmup_target - initial_learning_rate) * (step / warmup_steps)
-                + initial_learning_rate)
+        warm = (warmup_target - initial_learning_rate) * (
+            step / warmup_steps
+        ) + initial_learning_rate
         return jnp.where(step < warmup_steps, warm, decayed(step - warmup_steps, warmup_target))
 
     return named(schedule, "cosine_decay")
 
 
-def inverse_time_decay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                       name="InverseTimeDecay"):
+def inverse_time_decay(
+    initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"
+):
     """``keras.optimizers.schedules.InverseTimeDecay``: lr_t = lr_0 / (1 + decay_rate * t / decay_steps).
 
     With ``staircase`` t / decay_steps is floored.

@@ -59,13 +59,32 @@ from .._tree import zeros_like_tree
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
-__all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam", "radam", "muon",
-           "adamax", "rprop", "asgd", "adafactor", "lbfgs",
-           "step_lr", "exponential_lr", "cosine_annealing_lr", "linear_lr", "one_cycle_lr"]
+__all__ = [
+    "sgd",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "nadam",
+    "radam",
+    "muon",
+    "adamax",
+    "rprop",
+    "asgd",
+    "adafactor",
+    "lbfgs",
+    "step_lr",
+    "exponential_lr",
+    "cosine_annealing_lr",
+    "linear_lr",
+    "one_cycle_lr",
+]
 
 
 # ----------------------------------------------------------------------------
 # Pieces shared by the recipes.
+
 
 def _ascend(maximize):
     """PyTorch's ``maximize``: the gradient is negated before anything else."""
@@ -100,8 +119,8 @@ def _undamped_first_step(dampening):
 # ----------------------------------------------------------------------------
 # Optimizers.
 
-def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-        maximize=False):
+
+def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, maximize=False):
     """``torch.optim.SGD``: p_t = p_{t-1} - lr * b_t, with PyTorch's momentum buffer.
 
     g_t <- -g_t if maximize;  g_t <- g_t + weight_decay * p_{t-1};
@@ -132,24 +151,43 @@ def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, 
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
     check_range(owner, "dampening", dampening, 0, 1)
     if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError(f"{owner}: nesterov=True needs momentum > 0 and dampening = 0, "
-                         f"got momentum={momentum!r}, dampening={dampening!r}")
-    hyperparams = {"lr": lr, "momentum": momentum, "dampening": dampening,
-                   "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize}
+        raise ValueError(
+            f"{owner}: nesterov=True needs momentum > 0 and dampening = 0, "
+            f"got momentum={momentum!r}, dampening={dampening!r}"
+        )
+    hyperparams = {
+        "lr": lr,
+        "momentum": momentum,
+        "dampening": dampening,
+        "weight_decay": weight_decay,
+        "nesterov": nesterov,
+        "maximize": maximize,
+    }
     buffer = []
     if momentum != 0:
         if dampening != 0:
             buffer.append(scale_by_schedule(_undamped_first_step(dampening)))
         buffer.append(scale_by_momentum(momentum, nesterov=nesterov))
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _decay(weight_decay),
-                  *buffer,
-                  scale_by_learning_rate(lr))
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _decay(weight_decay),
+        *buffer,
+        scale_by_learning_rate(lr),
+    )
 
 
-def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-         maximize=False, decoupled_weight_decay=False):
+def adam(
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    *,
+    maximize=False,
+    decoupled_weight_decay=False,
+):
     """``torch.optim.Adam``: p_t = p_{t-1} - lr * m_hat_t / (sqrt(v_hat_t) + eps).
 
     m_t, v_t are the averages of g_t and g_t^2 with betas = (b1, b2),
@@ -175,12 +213,14 @@ def adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9, -1.9], dtype=float32)
     """
-    return _adam("torch.adam", lr, betas, eps, weight_decay, amsgrad, maximize,
-                 bool(decoupled_weight_decay))
+    return _adam(
+        "torch.adam", lr, betas, eps, weight_decay, amsgrad, maximize, bool(decoupled_weight_decay)
+    )
 
 
-def adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-          maximize=False):
+def adamw(
+    lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *, maximize=False
+):
     """``torch.optim.AdamW``: Adam with decoupled decay, p_t = p_{t-1} (1 - lr wd) - lr * adam_t.
 
     The decay is multiplied by the learning rate and applied to the
@@ -204,25 +244,34 @@ def adamw(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=Fals
 def _adam(owner, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     _check_common(owner, lr, weight_decay, eps)
     b1, b2 = _check_betas(owner, betas)
-    hyperparams = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                   "amsgrad": amsgrad, "maximize": maximize}
+    hyperparams = {
+        "lr": lr,
+        "betas": tuple(betas),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "amsgrad": amsgrad,
+        "maximize": maximize,
+    }
     if owner == "torch.adam":
         hyperparams["decoupled_weight_decay"] = decoupled
     if amsgrad:
         rms = scale_by_max_rms(b2, eps, bias_correction=True, max_before_correction=True)
     else:
         rms = scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  None if decoupled else _decay(weight_decay),
-                  precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
-                               by=rms),
-                  _decay(weight_decay) if decoupled else None,
-                  scale_by_learning_rate(lr))
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        None if decoupled else _decay(weight_decay),
+        precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)), by=rms),
+        _decay(weight_decay) if decoupled else None,
+        scale_by_learning_rate(lr),
+    )
 
 
-def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-            maximize=False):
+def rmsprop(
+    lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *, maximize=False
+):
     """``torch.optim.RMSprop``: p_t = p_{t-1} - lr * b_t, b_t = momentum * b_{t-1} + g_t / (sqrt(v_t) + eps).
 
     v_t = alpha * v_{t-1} + (1 - alpha) * g_t^2, eps outside the root; with
@@ -251,19 +300,36 @@ def rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, cente
     _check_common(owner, lr, weight_decay, eps)
     check_range(owner, "alpha", alpha, 0, 1, high_open=True)
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    hyperparams = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
-                   "momentum": momentum, "centered": centered, "maximize": maximize}
+    hyperparams = {
+        "lr": lr,
+        "alpha": alpha,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "centered": centered,
+        "maximize": maximize,
+    }
     rms = scale_by_centered_rms if centered else scale_by_rms
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _decay(weight_decay),
-                  rms(alpha, eps, eps_in_sqrt=False),
-                  scale_by_momentum(momentum) if momentum > 0 else None,
-                  scale_by_learning_rate(lr))
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _decay(weight_decay),
+        rms(alpha, eps, eps_in_sqrt=False),
+        scale_by_momentum(momentum) if momentum > 0 else None,
+        scale_by_learning_rate(lr),
+    )
 
 
-def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, *,
-            maximize=False):
+def adagrad(
+    lr=1e-2,
+    lr_decay=0.0,
+    weight_decay=0.0,
+    initial_accumulator_value=0.0,
+    eps=1e-10,
+    *,
+    maximize=False,
+):
     """``torch.optim.Adagrad``: p_t = p_{t-1} - lr / (1 + (t - 1) lr_decay) * g_t / (sqrt(s_t) + eps).
 
     s_t = s_{t-1} + g_t^2 from s_0 = initial_accumulator_value (0), eps
@@ -291,17 +357,25 @@ def adagrad(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0
     _check_common(owner, lr, weight_decay, eps)
     check_range(owner, "lr_decay", lr_decay, 0)
     check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
-    hyperparams = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
-                   "initial_accumulator_value": initial_accumulator_value, "eps": eps,
-                   "maximize": maximize}
+    hyperparams = {
+        "lr": lr,
+        "lr_decay": lr_decay,
+        "weight_decay": weight_decay,
+        "initial_accumulator_value": initial_accumulator_value,
+        "eps": eps,
+        "maximize": maximize,
+    }
     if lr_decay != 0:
         base = lr
         lr = named(lambda t: value_at(base, t) / (1 + as_float(t) * lr_decay), "adagrad_lr_decay")
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _decay(weight_decay),
-                  scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=False),
-                  scale_by_learning_rate(lr))
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _decay(weight_decay),
+        scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=False),
+        scale_by_learning_rate(lr),
+    )
 
 
 def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
@@ -329,17 +403,33 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
     _check_common(owner, lr, weight_decay)
     check_range(owner, "rho", rho, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0, low_open=True)
-    hyperparams = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
-                   "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _decay(weight_decay),
-                  scale_by_adadelta(rho, eps),
-                  scale_by_learning_rate(lr))
+    hyperparams = {
+        "lr": lr,
+        "rho": rho,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _decay(weight_decay),
+        scale_by_adadelta(rho, eps),
+        scale_by_learning_rate(lr),
+    )
 
 
-def nadam(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
-          decoupled_weight_decay=False, *, maximize=False):
+def nadam(
+    lr=2e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    momentum_decay=4e-3,
+    decoupled_weight_decay=False,
+    *,
+    maximize=False,
+):
     """``torch.optim.NAdam``: Adam with Nesterov momentum and a warming momentum schedule.
 
     mu_t = b1 (1 - 0.5 * 0.96^(t * momentum_decay)), B_t = mu_1 ... mu_t,
@@ -369,20 +459,38 @@ def nadam(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_deca
     _check_common(owner, lr, weight_decay, eps)
     b1, b2 = _check_betas(owner, betas)
     check_range(owner, "momentum_decay", momentum_decay, 0)
-    hyperparams = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                   "momentum_decay": momentum_decay,
-                   "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  None if decoupled_weight_decay else _decay(weight_decay),
-                  precondition(scale_by_nadam_momentum(b1, momentum_decay),
-                               by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)),
-                  _decay(weight_decay) if decoupled_weight_decay else None,
-                  scale_by_learning_rate(lr))
+    hyperparams = {
+        "lr": lr,
+        "betas": tuple(betas),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "momentum_decay": momentum_decay,
+        "decoupled_weight_decay": decoupled_weight_decay,
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        None if decoupled_weight_decay else _decay(weight_decay),
+        precondition(
+            scale_by_nadam_momentum(b1, momentum_decay),
+            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
+        ),
+        _decay(weight_decay) if decoupled_weight_decay else None,
+        scale_by_learning_rate(lr),
+    )
 
 
-def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
-          *, maximize=False):
+def radam(
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    *,
+    maximize=False,
+):
     """``torch.optim.RAdam``: Adam whose adaptive step is rectified, and skipped while rho_t <= 5.
 
     p_t = p_{t-1} - lr * m_hat_t * r_t sqrt(1 - b2^t) / (sqrt(v_t) + eps) once
@@ -409,19 +517,38 @@ def radam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_wei
     owner = "torch.radam"
     _check_common(owner, lr, weight_decay, eps)
     b1, b2 = _check_betas(owner, betas)
-    hyperparams = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                   "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  None if decoupled_weight_decay else _decay(weight_decay),
-                  precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
-                               by=scale_by_rectified_rms(b2, eps, threshold=5.0)),
-                  _decay(weight_decay) if decoupled_weight_decay else None,
-                  scale_by_learning_rate(lr))
+    hyperparams = {
+        "lr": lr,
+        "betas": tuple(betas),
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "decoupled_weight_decay": decoupled_weight_decay,
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        None if decoupled_weight_decay else _decay(weight_decay),
+        precondition(
+            chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+            by=scale_by_rectified_rms(b2, eps, threshold=5.0),
+        ),
+        _decay(weight_decay) if decoupled_weight_decay else None,
+        scale_by_learning_rate(lr),
+    )
 
 
-def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-         ns_coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7, ns_steps=5, adjust_lr_fn=None):
+def muon(
+    lr=1e-3,
+    weight_decay=0.1,
+    momentum=0.95,
+    nesterov=True,
+    ns_coefficients=(3.4445, -4.7750, 2.0315),
+    eps=1e-7,
+    ns_steps=5,
+    adjust_lr_fn=None,
+):
     """``torch.optim.Muon``: p_t = p_{t-1} - lr * (s * NS_bf16(d_t) + weight_decay * p_{t-1}).
 
     b_t = momentum * b_{t-1} + (1 - momentum) * g_t (PyTorch's ``lerp``),
@@ -464,24 +591,40 @@ def muon(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
     _check_common(owner, lr, weight_decay)
     check_range(owner, "momentum", momentum, 0, 1, high_open=True)
     if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
-        raise ValueError(f"{owner}: adjust_lr_fn must be None, 'original' or 'match_rms_adamw', "
-                         f"got {adjust_lr_fn!r}")
+        raise ValueError(
+            f"{owner}: adjust_lr_fn must be None, 'original' or 'match_rms_adamw', "
+            f"got {adjust_lr_fn!r}"
+        )
     out_in = MuonDimensionNumbers(reduction_axis=1, output_axis=0)
-    hyperparams = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum,
-                   "nesterov": nesterov, "ns_coefficients": tuple(ns_coefficients), "eps": eps,
-                   "ns_steps": ns_steps, "adjust_lr_fn": adjust_lr_fn}
-    return recipe(owner, hyperparams,
-                  scale_by_momentum(momentum, ema=True, nesterov=nesterov),
-                  orthogonalize(newton_schulz(tuple(ns_coefficients), ns_steps, eps=eps,
-                                              eps_clamp=True, dtype=jnp.bfloat16)),
-                  scale_by_shape(out_in, 0.2 if adjust_lr_fn == "match_rms_adamw" else None),
-                  _decay(weight_decay),
-                  scale_by_learning_rate(lr))
+    hyperparams = {
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "nesterov": nesterov,
+        "ns_coefficients": tuple(ns_coefficients),
+        "eps": eps,
+        "ns_steps": ns_steps,
+        "adjust_lr_fn": adjust_lr_fn,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        scale_by_momentum(momentum, ema=True, nesterov=nesterov),
+        orthogonalize(
+            newton_schulz(
+                tuple(ns_coefficients), ns_steps, eps=eps, eps_clamp=True, dtype=jnp.bfloat16
+            )
+        ),
+        scale_by_shape(out_in, 0.2 if adjust_lr_fn == "match_rms_adamw" else None),
+        _decay(weight_decay),
+        scale_by_learning_rate(lr),
+    )
 
 
 # ----------------------------------------------------------------------------
 # Adamax, Rprop, ASGD and Adafactor: the pieces PyTorch's math needs that no
 # gradtx transform computes in PyTorch's way, then the recipes.
+
 
 class _InfNormState(NamedTuple):
     """u: the running infinity norm u_t."""
@@ -511,8 +654,9 @@ def _torch_inf_norm(b2, eps):
         out = jax.tree.map(lambda _, n: n[0], direction, new)
         return out, _InfNormState(u=jax.tree.map(lambda _, n: n[1], direction, new))
 
-    return Preconditioner(init, precondition_fn, name="torch_inf_norm",
-                          hyperparams={"b2": b2, "eps": eps})
+    return Preconditioner(
+        init, precondition_fn, name="torch_inf_norm", hyperparams={"b2": b2, "eps": eps}
+    )
 
 
 class _RpropState(NamedTuple):
@@ -534,8 +678,10 @@ def _torch_rprop(lr, etas, step_sizes):
     low, high = step_sizes
 
     def init(params):
-        return _RpropState(prev=zeros_like_tree(params),
-                           step_size=jax.tree.map(lambda p: jnp.full_like(p, lr), params))
+        return _RpropState(
+            prev=zeros_like_tree(params),
+            step_size=jax.tree.map(lambda p: jnp.full_like(p, lr), params),
+        )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, _RpropState, updates, "prev", "step_size")
@@ -550,13 +696,20 @@ def _torch_rprop(lr, etas, step_sizes):
             return jnp.sign(g) * size, g, size
 
         new = jax.tree.map(leaf, updates, state.prev, state.step_size)
+
         def pick(i, like):
             return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
-        return pick(0, updates), _RpropState(prev=pick(1, state.prev),
-                                             step_size=pick(2, state.step_size))
 
-    return GradientTransformation(init, update, name="torch_rprop",
-                                  hyperparams={"lr": lr, "etas": etas, "step_sizes": step_sizes})
+        return pick(0, updates), _RpropState(
+            prev=pick(1, state.prev), step_size=pick(2, state.step_size)
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name="torch_rprop",
+        hyperparams={"lr": lr, "etas": etas, "step_sizes": step_sizes},
+    )
 
 
 def _asgd_rate(lr, lambd, alpha):
@@ -595,9 +748,12 @@ def _torch_adafactor(lr, beta2_decay, eps, d):
         def variance(p):
             return jnp.zeros((), p.dtype) if factored(p) else jnp.zeros_like(p)
 
-        return _AdafactorState(count=new_count(), row=jax.tree.map(row, params),
-                               col=jax.tree.map(col, params),
-                               variance=jax.tree.map(variance, params))
+        return _AdafactorState(
+            count=new_count(),
+            row=jax.tree.map(row, params),
+            col=jax.tree.map(col, params),
+            variance=jax.tree.map(variance, params),
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, _AdafactorState)
@@ -610,15 +766,17 @@ def _torch_adafactor(lr, beta2_decay, eps, d):
             g, p = g.astype(cd), p.astype(cd)
             tiny = jnp.finfo(p.dtype).eps if eps1 is None else eps1
             t = count.astype(cd)
-            weight = t ** beta2_decay
+            weight = t**beta2_decay
             rho = jnp.minimum(lr, 1 / jnp.sqrt(t))
             size = max(p.size, 1) ** 0.5
             alpha = jnp.maximum(eps2, jnp.sqrt(jnp.sum(p * p)) / size) * rho
             if factored(p):
-                row = row.astype(cd) + weight * (jnp.mean(g * g, axis=-1, keepdims=True)
-                                                 - row.astype(cd))
-                col = col.astype(cd) + weight * (jnp.mean(g * g, axis=-2, keepdims=True)
-                                                 - col.astype(cd))
+                row = row.astype(cd) + weight * (
+                    jnp.mean(g * g, axis=-1, keepdims=True) - row.astype(cd)
+                )
+                col = col.astype(cd) + weight * (
+                    jnp.mean(g * g, axis=-2, keepdims=True) - col.astype(cd)
+                )
                 var = row * col / jnp.maximum(jnp.mean(row, axis=-2, keepdims=True), tiny)
             else:
                 v = v.astype(cd) + weight * (g * g - v.astype(cd))
@@ -628,14 +786,23 @@ def _torch_adafactor(lr, beta2_decay, eps, d):
             return alpha / denom * u, row, col, v
 
         new = jax.tree.map(leaf, updates, params, state.row, state.col, state.variance)
+
         def pick(i, like):
             return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
-        return pick(0, updates), _AdafactorState(count=count, row=pick(1, state.row),
-                                                 col=pick(2, state.col),
-                                                 variance=pick(3, state.variance))
 
-    return GradientTransformation(init, update, name="torch_adafactor", hyperparams={
-        "lr": lr, "beta2_decay": beta2_decay, "eps": eps, "d": d})
+        return pick(0, updates), _AdafactorState(
+            count=count,
+            row=pick(1, state.row),
+            col=pick(2, state.col),
+            variance=pick(3, state.variance),
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name="torch_adafactor",
+        hyperparams={"lr": lr, "beta2_decay": beta2_decay, "eps": eps, "d": d},
+    )
 
 
 class _LbfgsState(NamedTuple):
@@ -663,9 +830,16 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size):
         flat, _ = ravel_pytree(params)
         n, dtype = flat.size, compute_dtype(flat.dtype)
         zeros = jnp.zeros((history_size, n), dtype)
-        return _LbfgsState(n_iter=new_count(), d=jnp.zeros(n, dtype), t=jnp.zeros((), dtype),
-                           dirs=zeros, stps=zeros, ro=jnp.zeros(history_size, dtype),
-                           H_diag=jnp.ones((), dtype), prev_grad=jnp.zeros(n, dtype))
+        return _LbfgsState(
+            n_iter=new_count(),
+            d=jnp.zeros(n, dtype),
+            t=jnp.zeros((), dtype),
+            dirs=zeros,
+            stps=zeros,
+            ro=jnp.zeros(history_size, dtype),
+            H_diag=jnp.ones((), dtype),
+            prev_grad=jnp.zeros(n, dtype),
+        )
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, _LbfgsState)
@@ -678,10 +852,12 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size):
         keep = (~first) & (ys > 1e-10)
         dirs = jnp.where(keep, jnp.roll(state.dirs, -1, axis=0).at[-1].set(y), state.dirs)
         stps = jnp.where(keep, jnp.roll(state.stps, -1, axis=0).at[-1].set(s), state.stps)
-        ro = jnp.where(keep, jnp.roll(state.ro, -1).at[-1].set(1 / jnp.where(keep, ys, 1.0)),
-                       state.ro)
+        ro = jnp.where(
+            keep, jnp.roll(state.ro, -1).at[-1].set(1 / jnp.where(keep, ys, 1.0)), state.ro
+        )
         h_diag = jnp.where(keep, ys / jnp.dot(y, y), state.H_diag)
         h_diag = jnp.where(first, 1.0, h_diag)
+
         # The two-loop recursion, newest pair first; unused pairs have ro = 0.
         def newest_first(k, carry):
             q, al = carry
@@ -698,8 +874,16 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size):
         d = jnp.where(first, -g, r)
         t = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(g))) * lr, lr)
         moves = jnp.dot(g, d) <= -tolerance_change
-        new = _LbfgsState(n_iter=increment(state.n_iter), d=d, t=t, dirs=dirs, stps=stps, ro=ro,
-                          H_diag=h_diag, prev_grad=g)
+        new = _LbfgsState(
+            n_iter=increment(state.n_iter),
+            d=d,
+            t=t,
+            dirs=dirs,
+            stps=stps,
+            ro=ro,
+            H_diag=h_diag,
+            prev_grad=g,
+        )
         # A gradient below tolerance_grad ends PyTorch's step before anything changes.
         done = jnp.max(jnp.abs(g)) <= tolerance_grad
         state = jax.tree.map(lambda old, nw: jnp.where(done, old, nw), state, new)
@@ -707,13 +891,28 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size):
         out = unravel(step.astype(flat.dtype))
         return jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates), state
 
-    return GradientTransformation(init, update, name="torch_lbfgs", hyperparams={
-        "lr": lr, "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
-        "history_size": history_size})
+    return GradientTransformation(
+        init,
+        update,
+        name="torch_lbfgs",
+        hyperparams={
+            "lr": lr,
+            "tolerance_grad": tolerance_grad,
+            "tolerance_change": tolerance_change,
+            "history_size": history_size,
+        },
+    )
 
 
-def lbfgs(lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9,
-          history_size=100, line_search_fn=None):
+def lbfgs(
+    lr=1,
+    max_iter=20,
+    max_eval=None,
+    tolerance_grad=1e-7,
+    tolerance_change=1e-9,
+    history_size=100,
+    line_search_fn=None,
+):
     """``torch.optim.LBFGS`` without line search, one iteration per update.
 
     x_{k+1} = x_k + t_k d_k, with d_k = -H_k g_k from the two-loop recursion
@@ -758,14 +957,23 @@ def lbfgs(lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_chang
     if not isinstance(history_size, int) or history_size < 1:
         raise ValueError(f"{owner}: history_size must be an integer >= 1, got {history_size!r}")
     if line_search_fn is not None:
-        raise ValueError(f"{owner}: line_search_fn must be None (a line search evaluates the "
-                         f"loss at trial points, which a gradient transformation cannot), got "
-                         f"{line_search_fn!r}")
-    hyperparams = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
-                   "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
-                   "history_size": history_size, "line_search_fn": line_search_fn}
-    return recipe(owner, hyperparams,
-                  _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size))
+        raise ValueError(
+            f"{owner}: line_search_fn must be None (a line search evaluates the "
+            f"loss at trial points, which a gradient transformation cannot), got "
+            f"{line_search_fn!r}"
+        )
+    hyperparams = {
+        "lr": lr,
+        "max_iter": max_iter,
+        "max_eval": max_eval,
+        "tolerance_grad": tolerance_grad,
+        "tolerance_change": tolerance_change,
+        "history_size": history_size,
+        "line_search_fn": line_search_fn,
+    }
+    return recipe(
+        owner, hyperparams, _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size)
+    )
 
 
 def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
@@ -795,15 +1003,23 @@ def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=
     owner = "torch.adamax"
     _check_common(owner, lr, weight_decay, eps)
     b1, b2 = _check_betas(owner, betas)
-    hyperparams = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                   "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _decay(weight_decay),
-                  precondition(chain(scale_by_momentum(b1, ema=True),
-                                     bias_correction(b1)),
-                               by=_torch_inf_norm(b2, eps)),
-                  scale_by_learning_rate(lr))
+    hyperparams = {
+        "lr": lr,
+        "betas": betas,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _decay(weight_decay),
+        precondition(
+            chain(scale_by_momentum(b1, ema=True), bias_correction(b1)), by=_torch_inf_norm(b2, eps)
+        ),
+        scale_by_learning_rate(lr),
+    )
 
 
 def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
@@ -834,18 +1050,30 @@ def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
     owner = "torch.rprop"
     check_range(owner, "lr", lr, 0, low_open=True)
     if not (isinstance(etas, (tuple, list)) and len(etas) == 2 and 0 < etas[0] < 1 < etas[1]):
-        raise ValueError(f"{owner}: etas must be a pair with 0 < eta_minus < 1 < eta_plus, "
-                         f"got {etas!r}")
-    if not (isinstance(step_sizes, (tuple, list)) and len(step_sizes) == 2
-            and 0 <= step_sizes[0] <= step_sizes[1]):
-        raise ValueError(f"{owner}: step_sizes must be a pair 0 <= step_min <= step_max, "
-                         f"got {step_sizes!r}")
-    hyperparams = {"lr": lr, "etas": tuple(etas), "step_sizes": tuple(step_sizes),
-                   "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _torch_rprop(lr, tuple(etas), tuple(step_sizes)),
-                  scale_by_learning_rate(1.0))
+        raise ValueError(
+            f"{owner}: etas must be a pair with 0 < eta_minus < 1 < eta_plus, got {etas!r}"
+        )
+    if not (
+        isinstance(step_sizes, (tuple, list))
+        and len(step_sizes) == 2
+        and 0 <= step_sizes[0] <= step_sizes[1]
+    ):
+        raise ValueError(
+            f"{owner}: step_sizes must be a pair 0 <= step_min <= step_max, got {step_sizes!r}"
+        )
+    hyperparams = {
+        "lr": lr,
+        "etas": tuple(etas),
+        "step_sizes": tuple(step_sizes),
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _torch_rprop(lr, tuple(etas), tuple(step_sizes)),
+        scale_by_learning_rate(1.0),
+    )
 
 
 def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False):
@@ -880,17 +1108,27 @@ def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=
     check_range(owner, "lr", lr, 0)
     check_range(owner, "lambd", lambd, 0)
     check_range(owner, "alpha", alpha)
-    hyperparams = {"lr": lr, "lambd": lambd, "alpha": alpha, "t0": t0,
-                   "weight_decay": weight_decay, "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _decay(weight_decay),
-                  _decay(lambd),
-                  scale_by_learning_rate(_asgd_rate(lr, lambd, alpha)))
+    hyperparams = {
+        "lr": lr,
+        "lambd": lambd,
+        "alpha": alpha,
+        "t0": t0,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _decay(weight_decay),
+        _decay(lambd),
+        scale_by_learning_rate(_asgd_rate(lr, lambd, alpha)),
+    )
 
 
-def adafactor(lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *,
-              maximize=False):
+def adafactor(
+    lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *, maximize=False
+):
     """``torch.optim.Adafactor``: a factored second moment and a relative step size.
 
     With t = 1, 2, ..., w_t = t^beta2_decay and, for a matrix (or the last two
@@ -934,22 +1172,34 @@ def adafactor(lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0
         check_range(owner, "eps[0]", eps[0], 0)
     check_range(owner, "eps[1]", eps[1], 0)
     check_range(owner, "d", d, 1)
-    hyperparams = {"lr": lr, "beta2_decay": beta2_decay, "eps": tuple(eps), "d": d,
-                   "weight_decay": weight_decay, "maximize": maximize}
-    return recipe(owner, hyperparams,
-                  _ascend(maximize),
-                  _torch_adafactor(lr, beta2_decay, tuple(eps), d),
-                  _decay(lr * weight_decay),
-                  scale_by_learning_rate(1.0))
+    hyperparams = {
+        "lr": lr,
+        "beta2_decay": beta2_decay,
+        "eps": tuple(eps),
+        "d": d,
+        "weight_decay": weight_decay,
+        "maximize": maximize,
+    }
+    return recipe(
+        owner,
+        hyperparams,
+        _ascend(maximize),
+        _torch_adafactor(lr, beta2_decay, tuple(eps), d),
+        _decay(lr * weight_decay),
+        scale_by_learning_rate(1.0),
+    )
 
 
 # ----------------------------------------------------------------------------
 # Schedulers: functions of the optimizer step t, PyTorch's closed forms at k.
 
+
 def _check_steps_per_epoch(owner, steps_per_epoch):
     if not (isinstance(steps_per_epoch, int) and steps_per_epoch >= 1):
-        raise ValueError(f"{owner}: steps_per_epoch must be an int >= 1 (optimizer steps per "
-                         f"scheduler.step() call), got {steps_per_epoch!r}")
+        raise ValueError(
+            f"{owner}: steps_per_epoch must be an int >= 1 (optimizer steps per "
+            f"scheduler.step() call), got {steps_per_epoch!r}"
+        )
 
 
 def step_lr(lr, step_size, gamma=0.1, *, steps_per_epoch=1):
@@ -1079,9 +1329,20 @@ def linear_lr(lr, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, *, steps_
     return named(schedule, "linear_lr")
 
 
-def one_cycle_lr(max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
-                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
-                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False):
+def one_cycle_lr(
+    max_lr,
+    total_steps=None,
+    epochs=None,
+    steps_per_epoch=None,
+    pct_start=0.3,
+    anneal_strategy="cos",
+    cycle_momentum=True,
+    base_momentum=0.85,
+    max_momentum=0.95,
+    div_factor=25.0,
+    final_div_factor=1e4,
+    three_phase=False,
+):
     """``torch.optim.lr_scheduler.OneCycleLR``: warm up to max_lr, then anneal far below the start.
 
     From initial = max_lr / div_factor up to max_lr until step
@@ -1121,9 +1382,11 @@ def one_cycle_lr(max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pc
     """
     owner = "torch.one_cycle_lr"
     if cycle_momentum:
-        raise ValueError(f"{owner}: cycle_momentum=True (PyTorch's default) also schedules the "
-                         f"optimizer's momentum, which gradtx's presets keep constant; pass "
-                         f"cycle_momentum=False here and to torch's OneCycleLR")
+        raise ValueError(
+            f"{owner}: cycle_momentum=True (PyTorch's default) also schedules the "
+            f"optimizer's momentum, which gradtx's presets keep constant; pass "
+            f"cycle_momentum=False here and to torch's OneCycleLR"
+        )
     if total_steps is None:
         if epochs is None or steps_per_epoch is None:
             raise ValueError(f"{owner}: give total_steps, or epochs and steps_per_epoch")
@@ -1133,17 +1396,19 @@ def one_cycle_lr(max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pc
     check_range(owner, "max_lr", max_lr, 0)
     check_range(owner, "pct_start", pct_start, 0, 1)
     if anneal_strategy not in ("cos", "linear"):
-        raise ValueError(f"{owner}: anneal_strategy must be 'cos' or 'linear', "
-                         f"got {anneal_strategy!r}")
+        raise ValueError(
+            f"{owner}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
+        )
     initial = max_lr / div_factor
     final = initial / final_div_factor
     if three_phase:
-        phases = [(pct_start * total_steps - 1, initial, max_lr),
-                  (2 * pct_start * total_steps - 2, max_lr, initial),
-                  (total_steps - 1, initial, final)]
+        phases = [
+            (pct_start * total_steps - 1, initial, max_lr),
+            (2 * pct_start * total_steps - 2, max_lr, initial),
+            (total_steps - 1, initial, final),
+        ]
     else:
-        phases = [(pct_start * total_steps - 1, initial, max_lr),
-                  (total_steps - 1, max_lr, final)]
+        phases = [(pct_start * total_steps - 1, initial, max_lr), (total_steps - 1, max_lr, final)]
 
     def anneal(start, end, pct):
         if anneal_strategy == "cos":
