@@ -6,7 +6,8 @@ A reference page names the modules it documents with one line,
 
 (options for every entry may follow, as in ``heading_level=3``), which this
 hook replaces by one mkdocstrings entry (``::: gradtx.NAME``) per public name
-of ``gradtx`` defined in those modules, in source order.  A public module such as ``gradtx.presets.torch`` contributes its ``__all__``.
+of ``gradtx`` defined in those modules, in source order.  A public module
+such as ``gradtx.presets.torch`` contributes its ``__all__``.
 So a name added to a module that a page already covers appears on that page
 without editing the docs, and a name from a module no page covers is
 reported: ``mkdocs build --strict`` fails on it, and so does
