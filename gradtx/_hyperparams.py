@@ -231,7 +231,7 @@ def inject_hyperparams(
             f"{', '.join(signature.parameters)}"
         )
     if hyperparam_dtype is None:
-        hyperparam_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        hyperparam_dtype = jnp.result_type(float)  # float64 under x64, else float32
     dtype = jnp.dtype(hyperparam_dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"{owner}: hyperparam_dtype must be a floating dtype, got {dtype}")

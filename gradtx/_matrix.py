@@ -548,7 +548,7 @@ def scale_by_psgd_kron(
         )
         treedef = jax.tree.structure(updates)
         step_key = jax.random.fold_in(state.key, state.count)
-        do_fit = jax.random.uniform(step_key) < probability(state.count)
+        do_fit = jax.random.uniform(step_key) < jnp.asarray(probability(state.count))
         t = increment(state.count)
         outs = []
         for i, (u, mu, qs) in enumerate(

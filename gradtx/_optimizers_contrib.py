@@ -71,7 +71,7 @@ def _warmup_constant(owner, peak, warmup_steps):
         t = jnp.asarray(t)
         # In the default float dtype: float64 under x64 (optax's schedule rounds to float32).
         fraction = jnp.minimum(t, warmup_steps).astype(_float_dtype()) / warmup_steps
-        return (peak(t) if callable(peak) else peak) * fraction
+        return jnp.asarray(peak(t) if callable(peak) else peak) * fraction
 
     return warmup
 

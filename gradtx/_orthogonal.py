@@ -528,7 +528,7 @@ def orthogonalize(
             views.append(view)
             inverses.append(inverse)
             groups.setdefault((view.shape[1:], view.dtype), []).append(i)
-        out = [None] * len(leaves)
+        out: list = [None] * len(leaves)
         for members in groups.values():
             stacked = (
                 jnp.concatenate([views[i] for i in members])
@@ -536,7 +536,7 @@ def orthogonalize(
                 else views[members[0]]
             )
             if shard_matrices is None:
-                result = polar(stacked)
+                result = jnp.asarray(polar(stacked))
             else:
                 stacked, n = _split_over(stacked, shard_matrices)
                 result = _gathered(polar(stacked), n, shard_matrices)

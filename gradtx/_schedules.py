@@ -26,7 +26,6 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,6 +45,7 @@ def _steps(owner: str, name: str, value, low: int = 0, high: int | None = _INT32
     """A step count: an integer in [low, 2**31 - 1] (the range of gradtx's counters)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {name} must be an integer number of steps, got {value!r}")
+    value = int(value)
     if value < low or (high is not None and value > high):
         bounds = f"[{low}, 2**31 - 1]" if high is not None else f"[{low}, inf)"
         raise ValueError(f"{owner}: {name} must be in {bounds}, got {value!r}")
@@ -74,7 +74,7 @@ def _named(schedule, owner: str):
 
 def value_dtype():
     """The dtype schedules compute and return: float64 under x64, else float32."""
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    return jnp.result_type(float)
 
 
 def _out(value):
@@ -298,9 +298,8 @@ def exponential_decay(
         p = _decay_exponent(step, transition_steps, transition_begin, staircase)
         value = init_value * jnp.power(jnp.asarray(decay_rate, value_dtype()), p)
         if has_bound:
-            value = jnp.where(
-                decay_rate < 1, jnp.maximum(value, end_value), jnp.minimum(value, end_value)
-            )
+            bound = jnp.asarray(end_value, value.dtype)
+            value = jnp.where(decay_rate < 1, jnp.maximum(value, bound), jnp.minimum(value, bound))
         return _out(value)
 
     return _named(schedule, owner)
@@ -708,9 +707,11 @@ def cosine_restarts_schedule(
 
     if t_mul == 1:
 
-        def cycle(t):
+        def equal_cycles(t):
             i = t // first_decay_steps
             return i, _float(t - i * first_decay_steps) / first_decay_steps
+
+        cycle = equal_cycles
     else:
         # Exact first steps of every cycle that starts within the int32 range.
         starts, lengths, start, length = [], [], 0.0, float(first_decay_steps)
@@ -727,12 +728,14 @@ def cosine_restarts_schedule(
         starts_table = np.array(starts, np.float64)
         lengths_table = np.array(lengths, np.float64)
 
-        def cycle(t):
+        def growing_cycles(t):
             table = jnp.asarray(first_steps.astype(np.dtype(t.dtype)))
             i = jnp.maximum(jnp.searchsorted(table, t, side="right") - 1, 0)
             starts_t = jnp.asarray(starts_table, value_dtype())
             lengths_t = jnp.asarray(lengths_table, value_dtype())
             return i, (_float(t) - starts_t[i]) / lengths_t[i]
+
+        cycle = growing_cycles
 
     def schedule(step):
         t = jnp.asarray(step)

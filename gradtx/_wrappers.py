@@ -10,6 +10,7 @@ was.  ``zero_nans`` is a plain transform that replaces NaN entries by 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -229,7 +230,7 @@ def apply_if_finite(
 
     def raise_if_over(count):
         count = int(jnp.max(count))
-        if count > limit:
+        if limit is not None and count > limit:
             raise FloatingPointError(_too_many_message(count, limit))
 
     def update(updates, state, params=None, **extra):
@@ -243,12 +244,14 @@ def apply_if_finite(
         count = jnp.where(
             finite, jnp.zeros_like(state.notfinite_count), increment(state.notfinite_count)
         )
-        on_skip = None
+        on_skip: Callable[[], None] | None = None
         if limit is not None:
             if is_traced(count):
 
-                def on_skip():
+                def report_if_over():
                     jax.debug.callback(raise_if_over, count)
+
+                on_skip = report_if_over
             elif int(count) > limit:
                 raise FloatingPointError(_too_many_message(int(count), limit))
 
