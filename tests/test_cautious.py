@@ -26,6 +26,10 @@ from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _cautious_adamw(lr):
     return gradtx.cautious(gradtx.adamw(lr, b2=0.99, weight_decay=0.1))

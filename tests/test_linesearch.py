@@ -11,6 +11,10 @@ from problems import PROBLEMS, STEPS, assert_trajectories_close
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _run(lib, opt, problem, steps=STEPS, dtype=np.float64):
     """``steps`` solver iterations; the value and gradient come from the line search's state."""

@@ -13,6 +13,10 @@ import gradtx
 from gradtx import _lm_task as lm
 from gradtx.__main__ import main
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny():

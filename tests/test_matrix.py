@@ -14,6 +14,10 @@ from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _run_torch(make_opt, problem, steps=120):
     """A torch.optim-style optimizer on the problem's gradients (float64)."""

@@ -7,6 +7,10 @@ import pytest
 
 from tests import optax_suite
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _report(results):
     return "\n".join(

@@ -22,6 +22,10 @@ from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 # name -> (learning rate, gradtx factory of lr, NumPy reference of lr)
 CASES = {
     "laprop": (

@@ -27,6 +27,10 @@ from problems import PROBLEMS, assert_trajectories_close
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 STEPS = 120
 
 

@@ -21,6 +21,10 @@ from problems import PROBLEMS, STEPS, assert_trajectories_close, run_jax, run_re
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 class Case:
     """gradtx's optimizer, the NumPy reference and optax's alias, each built from a learning rate."""

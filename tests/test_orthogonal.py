@@ -12,6 +12,10 @@ from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 MUON_CASES = {
     "default": (dict(), dict()),
     "no_nesterov": (dict(nesterov=False), dict(nesterov=False)),

@@ -11,6 +11,10 @@ from problems import PROBLEMS
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
 def test_step_size_estimate_grows_from_d0_and_matches_numpy(name):

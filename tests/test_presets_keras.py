@@ -46,6 +46,10 @@ from _porting_problems import (
 
 from gradtx.presets import keras as pk  # noqa: E402
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 RTOL = 1e-6
 
 

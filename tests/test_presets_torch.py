@@ -31,6 +31,10 @@ from _porting_problems import (
 import gradtx
 from gradtx.presets import torch as pt
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 RTOL = 1e-6
 
 

@@ -35,6 +35,10 @@ from problems import (  # noqa: F401
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _decay_mask(params):
     """Decay matrices and cubes, not scalars, vectors and biases."""

@@ -21,6 +21,10 @@ import reliability_worker as worker
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("reliability_worker.py")
 TOTAL, EVERY = 24, 4

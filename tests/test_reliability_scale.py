@@ -14,8 +14,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import gradtx
+
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
 
 LEAVES = 10_000
 JIT_LEAVES = 500

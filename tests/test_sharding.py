@@ -31,6 +31,10 @@ from jax.sharding import PartitionSpec as P
 
 import gradtx
 
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 CHECKS_TIMEOUT_S = 600

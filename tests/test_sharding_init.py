@@ -15,6 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Trajectories or integration runs of several seconds each: the full suite runs them,
+# the quick tier (-m 'not slow') leaves them out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 300
 
