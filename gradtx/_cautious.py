@@ -11,10 +11,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import EmptyState, GradientTransformation, ScheduleState, update_fn
-from ._checks import check_learning_rate, check_state, check_transformation
-from ._numerics import compute_dtype, increment, new_count
-from ._tree import check_same_structure, resolve_mask
+from ._base import GradientTransformation, update_fn
+from ._checks import check_transformation
+from ._numerics import compute_dtype
+from ._tree import check_same_structure
+from ._weight_decay import decayed_weights
 
 
 def _real_product(a, b):
@@ -110,45 +111,10 @@ def add_cautious_decayed_weights(weight_decay=0.0, mask=None) -> GradientTransfo
     Reference: Chen, Li, Liang, Su, Xie, Pierse, Liang, Lao, Liu, "Cautious
     Weight Decay", 2025, arXiv:2510.12402.
     """
-    owner = "add_cautious_decayed_weights"
-    check_learning_rate(owner, weight_decay, name="weight_decay")
-    scheduled = callable(weight_decay)
 
-    def init(params):
-        return ScheduleState(count=new_count()) if scheduled else EmptyState()
+    def decay(u, p, wd):
+        p = p.astype(u.dtype)
+        agree = _real_product(u, p) >= 0
+        return jnp.where(agree, u + jnp.asarray(wd, u.dtype) * p, u)
 
-    def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScheduleState if scheduled else EmptyState)
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
-        if callable(weight_decay):
-            wd = weight_decay(state.count)
-            state = ScheduleState(count=increment(state.count))
-        else:
-            wd = weight_decay
-        keep = resolve_mask(mask, params)
-        if keep is None:
-            keep = jax.tree.map(lambda _: True, params)
-        check_same_structure(
-            owner,
-            params,
-            keep,
-            "params",
-            "mask",
-            hint="the mask must be a pytree of bools shaped like the params",
-        )
-
-        def decay(u, p, k):
-            if isinstance(k, bool) and not k:
-                return u
-            p = p.astype(u.dtype)
-            agree = _real_product(u, p) >= 0
-            added = jnp.where(agree, u + jnp.asarray(wd, u.dtype) * p, u)
-            return added if isinstance(k, bool) else jnp.where(k, added, u)
-
-        return jax.tree.map(decay, updates, params, keep), state
-
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"weight_decay": weight_decay, "mask": mask}
-    )
+    return decayed_weights("add_cautious_decayed_weights", weight_decay, mask, decay)

@@ -37,8 +37,22 @@ def add_decayed_weights(
     ICLR 2019, arXiv:1711.05101.
     """
     owner = "add_decayed_weights"
-    check_learning_rate(owner, weight_decay, name="weight_decay")
 
+    def decay(u, p, wd):
+        factor = wd if binds_directly(u, wd) else jnp.asarray(wd, u.dtype)
+        return add(u, mul(cast(p, u.dtype), factor))
+
+    return decayed_weights(owner, weight_decay, mask, decay)
+
+
+def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
+    """A transform adding decay(u, p, wd) leaf by leaf where ``mask`` selects, u elsewhere.
+
+    Shared by ``add_decayed_weights`` and its cautious variant: it checks the
+    arguments, counts steps for a scheduled ``weight_decay`` (no state for a
+    constant, as in optax), resolves the mask and checks the trees.
+    """
+    check_learning_rate(owner, weight_decay, name="weight_decay")
     scheduled = callable(weight_decay)
 
     def init(params):
@@ -66,14 +80,13 @@ def add_decayed_weights(
             hint="the mask must be a pytree of bools shaped like the params",
         )
 
-        def decay(u, p, k):
+        def one(u, p, k):
             if isinstance(k, bool) and not k:
                 return u
-            factor = wd if binds_directly(u, wd) else jnp.asarray(wd, u.dtype)
-            added = add(u, mul(cast(p, u.dtype), factor))
+            added = decay(u, p, wd)
             return added if isinstance(k, bool) else jnp.where(k, added, u)
 
-        return jax.tree.map(decay, updates, params, keep), state
+        return jax.tree.map(one, updates, params, keep), state
 
     return GradientTransformation(
         init, update, name=owner, hyperparams={"weight_decay": weight_decay, "mask": mask}
