@@ -162,6 +162,7 @@ from ._optimizers_optax import lion as lion
 from ._optimizers_optax import noisy_sgd as noisy_sgd
 from ._optimizers_optax import novograd as novograd
 from ._optimizers_optax import optimistic_adam as optimistic_adam
+from ._optimizers_optax import optimistic_adam_v2 as optimistic_adam_v2
 from ._optimizers_optax import optimistic_gradient_descent as optimistic_gradient_descent
 from ._optimizers_optax import polyak_sgd as polyak_sgd
 from ._optimizers_optax import rprop as rprop

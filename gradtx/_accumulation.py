@@ -174,7 +174,9 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
         check_float_leaves(owner, params, "params")
         if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             raw = jax.random.key_data(key)
-        elif isinstance(key, int):
+        elif isinstance(key, int) or (
+            jnp.ndim(key) == 0 and jnp.issubdtype(jnp.result_type(key), jnp.integer)
+        ):  # an int seed, or one inject_hyperparams turned into an integer scalar
             raw = jax.random.key_data(jax.random.key(key))
         else:
             raw = jnp.asarray(key, jnp.uint32)  # a raw key, as jax.random.PRNGKey makes

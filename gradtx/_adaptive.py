@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ._base import EmptyState, GradientTransformation, Preconditioner
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
@@ -559,7 +560,11 @@ class ScaleByRpropState(NamedTuple):
 
 
 def scale_by_rprop(
-    learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_step_size=50.0
+    learning_rate: ArrayLike,
+    eta_minus=0.5,
+    eta_plus=1.2,
+    min_step_size=1e-6,
+    max_step_size=50.0,
 ) -> GradientTransformation:
     """Rprop as optax computes it: per-entry step sizes grown on agreeing signs, cut on flips.
 
@@ -595,6 +600,11 @@ def scale_by_rprop(
     Backpropagation Learning: The RPROP Algorithm", ICNN 1993.
     """
     owner = "scale_by_rprop"
+    if callable(learning_rate):
+        raise TypeError(
+            f"{owner}: learning_rate is the initial step size eta_0 and must be a number, "
+            "got a schedule (Rprop adapts each step size itself)"
+        )
     check_range(owner, "learning_rate", learning_rate, 0, low_open=True)
     check_range(owner, "eta_minus", eta_minus, 0, 1)
     check_range(owner, "eta_plus", eta_plus, 1)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._numerics import is_traced
 from ._tree import check_same_structure, path_str
+from ._typing import ScalarOrSchedule
 
 
 def check_state(owner: str, state, state_type) -> None:
@@ -163,7 +164,7 @@ def _fmt(x):
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def check_learning_rate(owner: str, learning_rate, name: str = "learning_rate"):
+def check_learning_rate(owner: str, learning_rate: ScalarOrSchedule, name: str = "learning_rate"):
     """A learning rate is a number >= 0 or a schedule ``step -> value``."""
     if callable(learning_rate):
         return learning_rate

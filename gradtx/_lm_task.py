@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._typing import ScalarOrSchedule
 from ._update import apply_updates
 
 VOCAB = 256
@@ -382,7 +383,13 @@ class Run(NamedTuple):
 
 
 def train(
-    name, optimizer, params, data: Data, cfg: LMConfig, learning_rate=float("nan"), eval_params=None
+    name,
+    optimizer,
+    params,
+    data: Data,
+    cfg: LMConfig,
+    learning_rate: ScalarOrSchedule = float("nan"),
+    eval_params=None,
 ):
     """Train from ``params`` on ``data.batches``; evaluate every ``cfg.eval_every`` steps."""
     eval_params = eval_params or eval_params_fn(name)
@@ -440,7 +447,7 @@ def train(
     )
 
 
-def run_entry(name, learning_rate, params, data, cfg):
+def run_entry(name, learning_rate: ScalarOrSchedule, params, data, cfg):
     """Build ``REGISTRY[name]`` at ``learning_rate`` and train it."""
     import gradtx
 

@@ -11,6 +11,7 @@ from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
+from ._typing import ScalarOrSchedule
 
 
 class MadgradState(NamedTuple):
@@ -22,7 +23,7 @@ class MadgradState(NamedTuple):
     x0: Any
 
 
-def scale_by_madgrad(learning_rate, momentum=0.9, eps=1e-6):
+def scale_by_madgrad(learning_rate: ScalarOrSchedule, momentum=0.9, eps=1e-6):
     """MADGRAD's step: dual averaging from x_0, then averaging with the current point.
 
     With t = 0, 1, ... and lambda_t = (lr_t + eps) sqrt(t + 1):

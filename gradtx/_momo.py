@@ -18,6 +18,7 @@ from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
+from ._typing import ScalarOrSchedule
 
 _TINY = float(jnp.finfo(jnp.float64).eps)  # optax's threshold on ||d||^2, in every dtype
 
@@ -74,7 +75,11 @@ class MomoState(NamedTuple):
 
 
 def scale_by_momo(
-    learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0, adapt_lower_bound: bool = False
+    learning_rate: ScalarOrSchedule = 1.0,
+    beta=0.9,
+    lower_bound=0.0,
+    weight_decay=0.0,
+    adapt_lower_bound: bool = False,
 ):
     """MoMo's step: momentum d_t, its length capped by the Polyak step of the averaged model.
 
@@ -191,7 +196,7 @@ class MomoAdamState(NamedTuple):
 
 
 def scale_by_momo_adam(
-    learning_rate=1e-2,
+    learning_rate: ScalarOrSchedule = 1e-2,
     b1=0.9,
     b2=0.999,
     eps=1e-8,

@@ -27,6 +27,7 @@ from ._second_moment import (
     scale_by_rms,
     scale_by_rss,
 )
+from ._typing import ScalarOrSchedule
 from ._weight_decay import add_decayed_weights
 
 
@@ -66,7 +67,9 @@ def _adam_preconditioner(b2, eps, eps_root, nu_dtype):
     )
 
 
-def sgd(learning_rate, momentum=None, nesterov: bool = False, accumulator_dtype=None):
+def sgd(
+    learning_rate: ScalarOrSchedule, momentum=None, nesterov: bool = False, accumulator_dtype=None
+):
     """Stochastic gradient descent: p_t = p_{t-1} - lr * g_t, optionally with momentum.
 
     With ``momentum`` the step follows m_t = momentum * m_{t-1} + g_t (heavy
@@ -103,7 +106,7 @@ def sgd(learning_rate, momentum=None, nesterov: bool = False, accumulator_dtype=
 
 
 def rmsprop(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     decay=0.9,
     eps=1e-8,
     initial_scale=0.0,
@@ -172,7 +175,7 @@ def rmsprop(
     )
 
 
-def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
+def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value=0.1, eps=1e-7):
     """Adagrad: p_t = p_{t-1} - lr * g_t / sqrt(s_t + eps), s_t = s_{t-1} + g_t^2.
 
     Defaults are optax's and Keras's (s_0 = 0.1, eps = 1e-7 under the root);
@@ -207,7 +210,13 @@ def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
     )
 
 
-def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, weight_decay_mask=None):
+def adadelta(
+    learning_rate: ScalarOrSchedule = 1.0,
+    rho=0.9,
+    eps=1e-6,
+    weight_decay=0.0,
+    weight_decay_mask=None,
+):
     """Adadelta: p_t = p_{t-1} - lr * sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * g_t.
 
     The default learning rate is 1.0, Zeiler's and PyTorch's: optax's
@@ -257,7 +266,7 @@ def adadelta(learning_rate=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, weight_deca
 
 
 def adam(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     eps=1e-8,
@@ -346,7 +355,16 @@ def _adam_family(
     )
 
 
-def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None, *, nu_dtype=None):
+def nadam(
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    *,
+    nu_dtype=None,
+):
     """NAdam as optax defines it: ``adam(..., nesterov=True)``.
 
     p_t = p_{t-1} - lr * (b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t))
@@ -372,7 +390,7 @@ def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None
 
 
 def adamw(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     eps=1e-8,
@@ -423,7 +441,7 @@ def adamw(
 
 
 def nadamw(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     eps=1e-8,
@@ -460,7 +478,7 @@ def nadamw(
 
 
 def amsgrad(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     eps=1e-8,
@@ -523,7 +541,7 @@ def amsgrad(
 
 
 def radam(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     eps=1e-8,

@@ -15,6 +15,7 @@ from ._mars import scale_by_mars
 from ._momentum import bias_correction, scale_by_momentum
 from ._scaling import scale_by_learning_rate
 from ._second_moment import scale_by_rms
+from ._typing import ScalarOrSchedule
 from ._weight_decay import add_decayed_weights
 
 
@@ -26,7 +27,14 @@ def _check(owner, learning_rate, b1, b2, eps, weight_decay):
     check_learning_rate(owner, weight_decay, name="weight_decay")
 
 
-def laprop(learning_rate, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0, weight_decay_mask=None):
+def laprop(
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-15,
+    weight_decay=0.0,
+    weight_decay_mask=None,
+):
     """LaProp: m_t = b1 * m_{t-1} + (1 - b1) * g_t / (sqrt(v_hat_t) + eps); p_t = p_{t-1} - lr * m_hat_t.
 
     v_t = b2 * v_{t-1} + (1 - b2) * g_t^2, v_hat_t = v_t / (1 - b2^t),
@@ -79,7 +87,7 @@ def laprop(learning_rate, b1=0.9, b2=0.999, eps=1e-15, weight_decay=0.0, weight_
 
 
 def mars(
-    learning_rate=3e-3,
+    learning_rate: ScalarOrSchedule = 3e-3,
     b1=0.95,
     b2=0.99,
     eps=1e-8,
@@ -141,7 +149,7 @@ def mars(
 
 
 def adam_mini(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     eps=1e-8,

@@ -29,6 +29,7 @@ from ._parameter_free import (
 from ._scaling import identity, scale_by_learning_rate
 from ._schedule_free import schedule_free
 from ._second_moment import scale_by_rms
+from ._typing import ScalarOrSchedule
 from ._weight_decay import add_decayed_weights
 
 
@@ -77,7 +78,7 @@ def _warmup_constant(owner, peak, warmup_steps):
 
 
 def schedule_free_adamw(
-    learning_rate=0.0025,
+    learning_rate: ScalarOrSchedule = 0.0025,
     warmup_steps=None,
     b1=0.9,
     b2=0.999,
@@ -145,7 +146,7 @@ def schedule_free_adamw(
 
 
 def schedule_free_sgd(
-    learning_rate=1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     warmup_steps=None,
     b1=0.9,
     weight_decay=None,
@@ -198,7 +199,7 @@ def schedule_free_sgd(
 
 
 def ademamix(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.999,
     b3=0.9999,
@@ -258,7 +259,14 @@ def ademamix(
 
 
 def simplified_ademamix(
-    learning_rate, b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root=0.0, weight_decay=0.0, mask=None
+    learning_rate: ScalarOrSchedule,
+    b1=0.99,
+    b2=0.95,
+    alpha=0.0,
+    eps=1e-8,
+    eps_root=0.0,
+    weight_decay=0.0,
+    mask=None,
 ):
     """Simplified AdEMAMix: p_t = p_{t-1} - lr * ((m_t + alpha * g_t) / (sqrt(n_hat_t + eps_root) + eps) + wd * p).
 
@@ -307,7 +315,7 @@ def simplified_ademamix(
 
 
 def adopt(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     b1=0.9,
     b2=0.9999,
     eps=1e-6,
@@ -367,7 +375,7 @@ def adopt(
 
 
 def prodigy(
-    learning_rate=1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     betas=(0.9, 0.999),
     beta3=None,
     eps=1e-8,
@@ -429,7 +437,13 @@ def prodigy(
     )
 
 
-def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, weight_decay=0.0):
+def dadapt_adamw(
+    learning_rate: ScalarOrSchedule = 1.0,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    estim_lr0=1e-6,
+    weight_decay=0.0,
+):
     """D-Adaptation AdamW: AdamW whose step size is estimated as it runs (``scale_by_dadapt_adamw``).
 
     Args:
@@ -466,7 +480,7 @@ def dadapt_adamw(learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6
     )
 
 
-def madgrad(learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
+def madgrad(learning_rate: ScalarOrSchedule, momentum=0.9, weight_decay=0.0, eps=1e-6):
     """MADGRAD: L2 weight decay, then MADGRAD's dual-averaged step (``scale_by_madgrad``).
 
     Args:
@@ -505,7 +519,13 @@ def madgrad(learning_rate, momentum=0.9, weight_decay=0.0, eps=1e-6):
     )
 
 
-def dog(learning_rate=1.0, init_step=("heuristic", 1e-6), eps=1e-8, weight_decay=None, mask=None):
+def dog(
+    learning_rate: ScalarOrSchedule = 1.0,
+    init_step=("heuristic", 1e-6),
+    eps=1e-8,
+    weight_decay=None,
+    mask=None,
+):
     """DoG: p_t = p_{t-1} - lr * r_t / sqrt(G_t + eps) * (g_t + wd * p), r_t the largest distance from p_0.
 
     See ``scale_by_dog`` for r_t, G_t and ``init_step``.  The learning rate
@@ -551,7 +571,13 @@ def dog(learning_rate=1.0, init_step=("heuristic", 1e-6), eps=1e-8, weight_decay
     )
 
 
-def dowg(learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None, mask=None):
+def dowg(
+    learning_rate: ScalarOrSchedule = 1.0,
+    init_estim_sq_dist=None,
+    eps=1e-4,
+    weight_decay=None,
+    mask=None,
+):
     """DoWG: p_t = p_{t-1} - lr * r_t^2 / (sqrt(V_t) + eps) * (g_t + wd * p), V_t the r^2-weighted sum of ||g||^2.
 
     See ``scale_by_dowg``.
@@ -596,7 +622,9 @@ def dowg(learning_rate=1.0, init_estim_sq_dist=None, eps=1e-4, weight_decay=None
     )
 
 
-def cocob(learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None):
+def cocob(
+    learning_rate: ScalarOrSchedule = 1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None
+):
     """COCOB-Backprop: coin betting on (lr * (g_t + wd * p)), coordinate by coordinate.
 
     The learning rate scales the gradient the bettor sees (its sign is kept:
@@ -641,7 +669,11 @@ def cocob(learning_rate=1.0, alpha=100.0, eps=1e-8, weight_decay=0.0, mask=None)
 
 
 def momo(
-    learning_rate=1.0, beta=0.9, lower_bound=0.0, weight_decay=0.0, adapt_lower_bound: bool = False
+    learning_rate: ScalarOrSchedule = 1.0,
+    beta=0.9,
+    lower_bound=0.0,
+    weight_decay=0.0,
+    adapt_lower_bound: bool = False,
 ):
     """MoMo: SGD with momentum whose step is capped by a Polyak step (``scale_by_momo``).
 
@@ -681,7 +713,7 @@ def momo(
 
 
 def momo_adam(
-    learning_rate=1e-2,
+    learning_rate: ScalarOrSchedule = 1e-2,
     b1=0.9,
     b2=0.999,
     eps=1e-8,

@@ -29,6 +29,7 @@ from ._partition import partition
 from ._scaling import identity, scale_by_learning_rate
 from ._second_moment import scale_by_rss
 from ._tree import is_mask_function
+from ._typing import ScalarOrSchedule
 from ._weight_decay import add_decayed_weights
 
 
@@ -61,7 +62,7 @@ def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
 
 
 def muon(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     ns_coeffs=NS_COEFFS,
     ns_steps=5,
     beta=0.95,
@@ -194,7 +195,7 @@ def muon(
 
 
 def soap(
-    learning_rate=3e-3,
+    learning_rate: ScalarOrSchedule = 3e-3,
     b1=0.95,
     b2=0.95,
     shampoo_beta=None,
@@ -292,7 +293,7 @@ def _grafting(owner, grafting):
 
 
 def shampoo(
-    learning_rate=1e-3,
+    learning_rate: ScalarOrSchedule = 1e-3,
     beta2=1.0,
     matrix_eps=1e-6,
     precondition_frequency=1,
@@ -381,7 +382,7 @@ def shampoo(
 
 
 def psgd_kron(
-    learning_rate=1e-3,
+    learning_rate: ScalarOrSchedule = 1e-3,
     b1=0.9,
     weight_decay=0.0,
     precond_lr=0.1,
@@ -458,7 +459,7 @@ def psgd_kron(
 
 
 def normuon(
-    learning_rate=0.02,
+    learning_rate: ScalarOrSchedule = 0.02,
     beta=0.95,
     beta2=0.95,
     weight_decay=0.0,

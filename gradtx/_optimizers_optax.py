@@ -10,6 +10,8 @@ AdaBelief, Yogi, Adan, NovoGrad, optimistic gradients, Rprop, Polyak),
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike
+
 from ._accumulation import add_noise, ema
 from ._adaptive import (
     scale_by_adan,
@@ -34,6 +36,7 @@ from ._quasi_newton import scale_by_lbfgs
 from ._scaling import identity, scale, scale_by_learning_rate
 from ._second_moment import scale_by_rms
 from ._sign import scale_by_lion, scale_by_sign
+from ._typing import ScalarOrSchedule
 from ._weight_decay import add_decayed_weights, add_scaled_params
 
 _DEFAULT_LINESEARCH = scale_by_zoom_linesearch(
@@ -50,7 +53,9 @@ def _decay_mask(mask):
     return None if mask is True else mask
 
 
-def lion(learning_rate, b1=0.9, b2=0.99, mu_dtype=None, weight_decay=1e-3, mask=None):
+def lion(
+    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.99, mu_dtype=None, weight_decay=1e-3, mask=None
+):
     """Lion: p_t = p_{t-1} - lr * (sign(b1 m_{t-1} + (1 - b1) g_t) + wd * p_{t-1}).
 
     m_t = b2 * m_{t-1} + (1 - b2) * g_t.  Every entry moves by lr (plus the
@@ -94,7 +99,7 @@ def lion(learning_rate, b1=0.9, b2=0.99, mu_dtype=None, weight_decay=1e-3, mask=
     )
 
 
-def sign_sgd(learning_rate):
+def sign_sgd(learning_rate: ScalarOrSchedule):
     """signSGD: p_t = p_{t-1} - lr * sign(g_t).
 
     Args:
@@ -121,7 +126,7 @@ def sign_sgd(learning_rate):
     )
 
 
-def signum(learning_rate, beta=0.9, accumulator_dtype=None):
+def signum(learning_rate: ScalarOrSchedule, beta=0.9, accumulator_dtype=None):
     """Signum: p_t = p_{t-1} - lr * sign(m_t), m_t = beta * m_{t-1} + (1 - beta) * g_t.
 
     The average needs no bias correction: its sign does not change.
@@ -160,7 +165,15 @@ def _adam_numerator(b1, mu_dtype=None, nesterov=False):
     return chain(scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype), bias_correction(b1))
 
 
-def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0, weight_decay=0.0, mask=None):
+def lamb(
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-6,
+    eps_root=0.0,
+    weight_decay=0.0,
+    mask=None,
+):
     """LAMB: Adam's step plus decoupled decay, rescaled per leaf by the trust ratio ||p|| / ||step||.
 
     r_t = m_hat_t / (sqrt(v_hat_t + eps_root) + eps) + wd * p_{t-1},
@@ -210,7 +223,7 @@ def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, eps_root=0.0, weight_decay=0
 
 
 def lars(
-    learning_rate,
+    learning_rate: ScalarOrSchedule,
     weight_decay=0.0,
     weight_decay_mask=True,
     trust_coefficient=0.001,
@@ -272,7 +285,7 @@ def lars(
 
 
 def adafactor(
-    learning_rate=None,
+    learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,
     decay_rate=0.8,
     decay_offset=0,
@@ -360,7 +373,13 @@ def adafactor(
 
 
 def adabelief(
-    learning_rate, b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False
+    learning_rate: ScalarOrSchedule,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-16,
+    eps_root=1e-16,
+    *,
+    nesterov: bool = False,
 ):
     """AdaBelief: p_t = p_{t-1} - lr * m_hat_t / (sqrt(s_hat_t) + eps), s the average of (g - m)^2.
 
@@ -401,7 +420,7 @@ def adabelief(
     )
 
 
-def adamax(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
+def adamax(learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8):
     """AdaMax: p_t = p_{t-1} - lr * m_hat_t / u_t, u_t = max(b2 * u_{t-1}, |g_t| + eps).
 
     Adam's numerator over an exponentially weighted infinity norm.
@@ -433,7 +452,9 @@ def adamax(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
     )
 
 
-def adamaxw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None):
+def adamaxw(
+    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None
+):
     """AdaMaxW: AdaMax with decoupled weight decay, p_t = p_{t-1} - lr * (adamax_t + wd * p_{t-1}).
 
     Args:
@@ -472,7 +493,14 @@ def adamaxw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=N
 
 
 def adan(
-    learning_rate, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=1e-8, weight_decay=0.0, mask=None
+    learning_rate: ScalarOrSchedule,
+    b1=0.98,
+    b2=0.92,
+    b3=0.99,
+    eps=1e-8,
+    eps_root=1e-8,
+    weight_decay=0.0,
+    mask=None,
 ):
     """Adan: p_t = p_{t-1} - lr * ((m_hat_t + (1 - b2) v_hat_t) / (sqrt(n_hat_t + eps_root) + eps) + wd * p).
 
@@ -519,7 +547,9 @@ def adan(
     )
 
 
-def novograd(learning_rate, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_decay=0.0):
+def novograd(
+    learning_rate: ScalarOrSchedule, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_decay=0.0
+):
     """NovoGrad: layer-wise normalised gradients with momentum (``scale_by_novograd``).
 
     v_t = b2 v_{t-1} + (1 - b2) ||g_t||^2 per leaf (v_1 = ||g_1||^2),
@@ -560,7 +590,7 @@ def novograd(learning_rate, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_deca
     )
 
 
-def yogi(learning_rate, b1=0.9, b2=0.999, eps=1e-3):
+def yogi(learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-3):
     """Yogi: Adam with v_t = v_{t-1} - (1 - b2) * sign(v_{t-1} - g_t^2) * g_t^2 (``scale_by_yogi``).
 
     Args:
@@ -589,7 +619,7 @@ def yogi(learning_rate, b1=0.9, b2=0.999, eps=1e-3):
     )
 
 
-def sm3(learning_rate, momentum=0.9):
+def sm3(learning_rate: ScalarOrSchedule, momentum=0.9):
     """SM3: p_t = p_{t-1} - lr * m_t, m the momentum of SM3's Adagrad-like scaled gradient.
 
     Args:
@@ -617,7 +647,7 @@ def sm3(learning_rate, momentum=0.9):
     )
 
 
-def fromage(learning_rate, min_norm=1e-6):
+def fromage(learning_rate: ScalarOrSchedule, min_norm=1e-6):
     """Fromage: p_t = (p_{t-1} - lr * ||p_{t-1}|| / ||g_t|| * g_t) / sqrt(1 + lr^2), per leaf.
 
     The trust-ratio step, then a shrink that keeps the parameters' norm from
@@ -659,7 +689,13 @@ def fromage(learning_rate, min_norm=1e-6):
     )
 
 
-def rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_step_size=50.0):
+def rprop(
+    learning_rate: ArrayLike,
+    eta_minus=0.5,
+    eta_plus=1.2,
+    min_step_size=1e-6,
+    max_step_size=50.0,
+):
     """Rprop, as optax computes it: sign steps with per-entry step sizes (``scale_by_rprop``).
 
     optax 0.2.8's step lags one gradient behind the published rule and its
@@ -697,7 +733,7 @@ def rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_st
     )
 
 
-def optimistic_gradient_descent(learning_rate, alpha=1.0, beta=1.0):
+def optimistic_gradient_descent(learning_rate: ScalarOrSchedule, alpha=1.0, beta=1.0):
     """Optimistic gradient descent: p_t = p_{t-1} - lr * ((alpha + beta) g_t - beta g_{t-1}).
 
     g_0 is taken to be g_1.  For min-max games, where plain gradient
@@ -731,7 +767,7 @@ def optimistic_gradient_descent(learning_rate, alpha=1.0, beta=1.0):
 
 
 def optimistic_adam(
-    learning_rate,
+    learning_rate: ArrayLike,
     optimism=None,
     b1=0.9,
     b2=0.999,
@@ -794,6 +830,67 @@ def optimistic_adam(
     )
 
 
+def optimistic_adam_v2(
+    learning_rate: ScalarOrSchedule,
+    *,
+    alpha=1.0,
+    beta=1.0,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    eps_root=0.0,
+    mu_dtype=None,
+    nesterov: bool = True,
+):
+    """Optimistic Adam with a schedulable learning rate: p_t = p_{t-1} - lr_t * ((alpha + beta) a_t - beta a_{t-1}).
+
+    a_t is Adam's m_hat_t / (sqrt(v_hat_t + eps_root) + eps), with optax's
+    Nesterov numerator by default.  Unlike ``optimistic_adam``, the optimism
+    (alpha, beta) is separate from the learning rate, which multiplies the
+    whole optimistic step and may be a schedule.  optax's
+    ``optimistic_adam_v2``, keyword for keyword.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      alpha: the weight of the current step in the optimistic step, >= 0.
+      beta: the weight of the correction by the previous step, >= 0.
+      b1, b2, eps, eps_root, mu_dtype: as in ``adam``.
+      nesterov: use the Nesterov numerator.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.optimistic_adam_v2(0.1, alpha=1.0, beta=0.0, nesterov=False)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)
+      Array([ 0.9, -1.9], dtype=float32)
+
+    Reference: Daskalakis, Ilyas, Syrgkanis, Zeng, "Training GANs with
+    Optimism", ICLR 2018, arXiv:1711.00141.
+    """
+    owner = "optimistic_adam_v2"
+    check_learning_rate(owner, learning_rate)
+    return _recipe(
+        owner,
+        {
+            "learning_rate": learning_rate,
+            "alpha": alpha,
+            "beta": beta,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+            "nesterov": nesterov,
+        },
+        precondition(
+            _adam_numerator(b1, mu_dtype, nesterov),
+            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
+        ),
+        scale_by_optimistic_gradient(alpha=alpha, beta=beta),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
 def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant: str = "sps"):
     """SGD with Polyak's step size: p_t = p_{t-1} + min((f(p) - f_min) / (||d_t||^2 + eps), max_lr) d_t.
 
@@ -836,7 +933,7 @@ def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant: 
     )
 
 
-def noisy_sgd(learning_rate, eta=0.01, gamma=0.55, key=None, *, seed=None):
+def noisy_sgd(learning_rate: ScalarOrSchedule, eta=0.01, gamma=0.55, key=None, *, seed=None):
     """Noisy SGD: p_t = p_{t-1} - lr * (g_t + sqrt(eta / t^gamma) * z_t), z_t ~ N(0, I).
 
     The same ``key`` gives the same noise as optax's ``noisy_sgd``.
@@ -870,7 +967,7 @@ def noisy_sgd(learning_rate, eta=0.01, gamma=0.55, key=None, *, seed=None):
 
 
 def lbfgs(
-    learning_rate=None,
+    learning_rate: ScalarOrSchedule | None = None,
     memory_size: int = 10,
     scale_init_precond: bool = True,
     linesearch=_DEFAULT_LINESEARCH,

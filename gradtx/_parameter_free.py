@@ -30,6 +30,7 @@ from ._checks import (
 )
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
+from ._typing import ScalarOrSchedule
 
 
 def _scalar_dtype(params):
@@ -70,7 +71,7 @@ class ProdigyState(NamedTuple):
 
 
 def scale_by_prodigy(
-    learning_rate=1.0,
+    learning_rate: ScalarOrSchedule = 1.0,
     betas=(0.9, 0.999),
     beta3=None,
     eps=1e-8,
@@ -220,7 +221,11 @@ class DAdaptAdamWState(NamedTuple):
 
 
 def scale_by_dadapt_adamw(
-    learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, weight_decay=0.0
+    learning_rate: ScalarOrSchedule = 1.0,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    estim_lr0=1e-6,
+    weight_decay=0.0,
 ):
     """D-Adaptation for AdamW: Adam whose step size d_t is estimated from the gradients' sum.
 

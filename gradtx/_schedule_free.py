@@ -23,6 +23,7 @@ from ._checks import (
     check_transformation,
 )
 from ._numerics import compute_dtype, increment
+from ._typing import ScalarOrSchedule
 
 
 class ScheduleFreeState(NamedTuple):
@@ -96,7 +97,9 @@ def schedule_free_eval_params(state, params):
     return jax.tree.map(average, params, found.z)
 
 
-def schedule_free(base_optimizer, learning_rate, b1=0.9, weight_lr_power=2.0, state_dtype=None):
+def schedule_free(
+    base_optimizer, learning_rate: ScalarOrSchedule, b1=0.9, weight_lr_power=2.0, state_dtype=None
+):
     """Schedule-Free: average the base optimizer's iterates and differentiate at an interpolation.
 
     z_{t+1} = z_t + base(g_t),                 (the base optimizer's step)

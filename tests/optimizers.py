@@ -163,6 +163,12 @@ OPTIMIZERS = [
         dict(learning_rate=0.01),
         dict(learning_rate=1e-3),
     ),
+    Row(
+        "optimistic_adam_v2",
+        gradtx.optimistic_adam_v2,
+        dict(learning_rate=0.01),
+        dict(learning_rate=1e-3),
+    ),
     Row("polyak_sgd", polyak_sgd, dict(learning_rate=0.2), dict(), elementwise=False),
     Row(
         "noisy_sgd",

@@ -354,6 +354,24 @@ def optimistic_adam(lr, optimism=None, b1=0.9, b2=0.999, eps=1e-8, nesterov=True
     return init, update
 
 
+def optimistic_adam_v2(lr, alpha=1.0, beta=1.0, b1=0.9, b2=0.999, eps=1e-8, nesterov=True):
+    """optax's optimistic_adam_v2: lr_t * ((alpha + beta) a_t - beta a_{t-1}), a_t Adam's step."""
+
+    def init(p):
+        return {"t": 0, "m": _z(p), "v": _z(p), "prev": None}
+
+    def update(g, s, p):
+        t = s["t"] + 1
+        m, m_hat = _adam_direction(g, s, b1, t, nesterov)
+        v = b2 * s["v"] + (1 - b2) * g * g
+        a = m_hat / (np.sqrt(_hat(v, b2, t)) + eps)
+        prev = a if s["prev"] is None else s["prev"]
+        step = (alpha + beta) * a - beta * prev
+        return -_at(lr, s["t"]) * step, {"t": t, "m": m, "v": v, "prev": a}
+
+    return init, update
+
+
 def polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0):
     """Loizou et al. 2021, SPS_max, on the list of leaves with the loss as ``value``.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,9 +50,9 @@ def test_apply_every_with_zero_k_raises():
         gradtx.apply_every(0)
 
 
-@pytest.mark.parametrize("key", [7, "typed"])
+@pytest.mark.parametrize("key", [7, "typed", "int scalar"])
 def test_add_noise_draws_optax_noise_for_the_same_key(key, x64):
-    key = jax.random.key(7) if key == "typed" else key
+    key = {"typed": jax.random.key(7), "int scalar": jnp.array(7)}.get(key, key)
     assert_transform_matches(
         gradtx.add_noise(0.3, 0.55, key),
         optax.add_noise(0.3, 0.55, key),
@@ -59,6 +60,19 @@ def test_add_noise_draws_optax_noise_for_the_same_key(key, x64):
         "add_noise",
         steps=20,
     )
+
+
+def test_noisy_sgd_seed_injected_as_an_integer_array_draws_optax_noise():
+    # inject_hyperparams turns key=0 into a scalar integer array, as optax does.
+    params = {"a": jnp.ones(3), "b": jnp.ones((2, 2))}
+    ours = gradtx.inject_hyperparams(gradtx.noisy_sgd)(learning_rate=1e-3, eta=1e-2, key=0)
+    theirs = optax.inject_hyperparams(optax.noisy_sgd)(learning_rate=1e-3, eta=1e-2, key=0)
+    s, t = ours.init(params), theirs.init(params)
+    for _ in range(3):
+        u, s = ours.update(params, s, params)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes the int count and floats
+            v, t = theirs.update(params, t, params)
+        chex.assert_trees_all_close(u, v, rtol=1e-6)
 
 
 def test_add_noise_keeps_plain_array_state_and_its_variance_decays():

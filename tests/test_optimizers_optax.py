@@ -231,6 +231,20 @@ CASES = [
         lambda lr: optax.optimistic_adam(lr, nesterov=False),
     ),
     Case(
+        "optimistic_adam_v2",
+        0.01,
+        lambda lr: gradtx.optimistic_adam_v2(lr, alpha=0.7, beta=0.4),
+        lambda lr, pr: ref.optimistic_adam_v2(lr, alpha=0.7, beta=0.4),
+        lambda lr: optax.optimistic_adam_v2(lr, alpha=0.7, beta=0.4),
+    ),
+    Case(
+        "optimistic_adam_v2_plain",
+        0.01,
+        lambda lr: gradtx.optimistic_adam_v2(lr, nesterov=False),
+        lambda lr, pr: ref.optimistic_adam_v2(lr, nesterov=False),
+        lambda lr: optax.optimistic_adam_v2(lr, nesterov=False),
+    ),
+    Case(
         "polyak_sgd",
         0.2,
         lambda lr: gradtx.polyak_sgd(max_learning_rate=lr, scaling=0.5, f_min=-0.1),

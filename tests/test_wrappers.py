@@ -62,6 +62,21 @@ def test_accumulate_gradients_matches_optax_multisteps():
         chex.assert_trees_all_close(u1, u2, atol=1e-6)
 
 
+def test_accumulate_gradients_forwards_the_loss_to_polyak_sgd():
+    # optax.MultiSteps(optax.polyak_sgd(...)) forwards value= as well; compare on the
+    # k-th call, where the inner step runs on the mean gradient.
+    k, loss = 2, jnp.array(3.0)
+    ours = gradtx.accumulate_gradients(gradtx.polyak_sgd(max_learning_rate=0.5), every_k=k)
+    theirs = optax.MultiSteps(optax.polyak_sgd(max_learning_rate=0.5), every_k_schedule=k)
+    s1, s2 = ours.init(PARAMS), theirs.init(PARAMS)
+    for t in range(2 * k):
+        u1, s1 = jax.jit(ours.update)(_grad(t), s1, PARAMS, value=loss)
+        with jax.numpy_dtype_promotion("standard"):
+            u2, s2 = jax.jit(theirs.update)(_grad(t), s2, PARAMS, value=loss)
+        chex.assert_trees_all_close(u1, u2, rtol=1e-6)
+    assert float(jnp.abs(u1["w"]).sum()) > 0  # the k-th call stepped
+
+
 def test_accumulate_gradients_keeps_one_float32_buffer():
     params = {"w": jnp.ones((4, 3), jnp.bfloat16), "b": jnp.ones(3, jnp.bfloat16)}
     opt = gradtx.accumulate_gradients(gradtx.sgd(0.1), every_k=4)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from .._combine import chain
+from .._typing import ScalarOrSchedule
 
 
 def recipe(name: str, hyperparams: dict, *parts):
@@ -24,6 +25,6 @@ def named(fn, name: str):
     return fn
 
 
-def value_at(learning_rate, step):
+def value_at(learning_rate: ScalarOrSchedule, step):
     """A number, or a schedule evaluated at ``step``."""
     return learning_rate(step) if callable(learning_rate) else learning_rate

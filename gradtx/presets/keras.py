@@ -47,6 +47,7 @@ from .._second_moment import (
     scale_by_rms,
     scale_by_rss,
 )
+from .._typing import ScalarOrSchedule
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
@@ -108,7 +109,7 @@ def _check_betas(owner, beta_1, beta_2):
 # Optimizers.
 
 
-def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
+def sgd(learning_rate: ScalarOrSchedule = 0.01, momentum=0.0, nesterov=False, weight_decay=None):
     """``keras.optimizers.SGD``: m_t = momentum * m_{t-1} - lr_t * g_t, p_t = p_{t-1} + m_t.
 
     With ``nesterov`` p_t = p_{t-1} + momentum * m_t - lr_t * g_t.  The
@@ -153,7 +154,12 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
 
 
 def adam(
-    learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None
+    learning_rate: ScalarOrSchedule = 0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    amsgrad=False,
+    weight_decay=None,
 ):
     """``keras.optimizers.Adam``: p_t = p_{t-1} - lr sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + epsilon).
 
@@ -182,7 +188,12 @@ def adam(
 
 
 def adamw(
-    learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False
+    learning_rate: ScalarOrSchedule = 0.001,
+    weight_decay=0.004,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    amsgrad=False,
 ):
     """``keras.optimizers.AdamW``: Keras's Adam with decoupled decay, p <- p - lr * wd * p.
 
@@ -234,7 +245,12 @@ def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
 
 
 def rmsprop(
-    learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None
+    learning_rate: ScalarOrSchedule = 0.001,
+    rho=0.9,
+    momentum=0.0,
+    epsilon=1e-7,
+    centered=False,
+    weight_decay=None,
 ):
     """``keras.optimizers.RMSprop``: p_t = p_{t-1} - m_t, m_t = momentum * m_{t-1} + lr_t g_t / sqrt(v_t + epsilon).
 
@@ -286,7 +302,12 @@ def rmsprop(
     )
 
 
-def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None):
+def adagrad(
+    learning_rate: ScalarOrSchedule = 0.001,
+    initial_accumulator_value=0.1,
+    epsilon=1e-7,
+    weight_decay=None,
+):
     """``keras.optimizers.Adagrad``: p_t = p_{t-1} - lr_t g_t / sqrt(s_t + epsilon), s_t = s_{t-1} + g_t^2.
 
     s_0 = initial_accumulator_value (0.1) and epsilon under the root, as
@@ -325,7 +346,7 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, we
     )
 
 
-def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
+def adadelta(learning_rate: ScalarOrSchedule = 0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
     """``keras.optimizers.Adadelta``: p_t = p_{t-1} - lr_t sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) g_t.
 
     Keras's defaults are lr=0.001, rho=0.95, epsilon=1e-7; Zeiler's and
@@ -364,7 +385,13 @@ def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
     )
 
 
-def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None):
+def nadam(
+    learning_rate: ScalarOrSchedule = 0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-7,
+    weight_decay=None,
+):
     """``keras.optimizers.Nadam``: NAdam with the momentum schedule b1 (1 - 0.5 * 0.96^t).
 
     The recipe is PyTorch's NAdam with momentum_decay = 1 (PyTorch's 0.004
