@@ -5,6 +5,7 @@ Every optimizer is a pure pair ``init(params) -> state`` and
 as a short chain of the public transforms below.
 """
 
+from . import microbatching as microbatching
 from . import presets as presets
 from ._accumulation import AddNoiseState as AddNoiseState
 from ._accumulation import ApplyEvery as ApplyEvery

@@ -43,6 +43,7 @@ QUICK_FILES = (
     "_src/lookahead_test.py",
     "_src/transform_test.py",
     "_src/update_test.py",
+    "microbatching/_microbatching_test.py",
     "schedules/_inject_test.py",
     "transforms/_adding_test.py",
     "transforms/_clipping_test.py",
@@ -188,6 +189,8 @@ def _gradtx_namespace(optax_name: str):
         "optax.tree_utils."
     ):
         return getattr(gradtx, "tree", None)
+    if optax_name == "optax.microbatching" or optax_name.startswith("optax.microbatching."):
+        return gradtx.microbatching
     if optax_name.startswith(
         (
             "optax.losses",

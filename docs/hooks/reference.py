@@ -32,7 +32,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = "notebooks"
 MEMBERS = re.compile(r"^::: members-of (?P<modules>.+?) *$", re.M)
 ENTRY = re.compile(r"^(?:#{1,6} *)?::: *(?P<name>[\w.]+) *$", re.M)
-DOCUMENTED_MODULES = ("gradtx", "gradtx.presets.torch", "gradtx.presets.keras")
+DOCUMENTED_MODULES = (
+    "gradtx",
+    "gradtx.microbatching",
+    "gradtx.presets.torch",
+    "gradtx.presets.keras",
+)
 
 log = logging.getLogger("mkdocs.hooks.reference")
 
