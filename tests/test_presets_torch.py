@@ -50,10 +50,23 @@ def _float64_everywhere():
         torch.set_default_dtype(previous)
 
 
-def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sign=1.0, steps=STEPS):
-    """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch."""
-    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
-    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
+def torch_trajectory(
+    make_optimizer,
+    make_scheduler=None,
+    steps_per_epoch=1,
+    sign=1.0,
+    steps=STEPS,
+    dtype=torch.float64,
+    record=None,
+):
+    """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch.
+
+    ``record(optimizer, leaves)`` picks the tensors stacked after each step,
+    one per leaf (default: the leaves).
+    """
+    leaves = [torch.tensor(x, dtype=dtype, requires_grad=True) for x in LEAVES]
+    const = jax.tree.map(lambda x: torch.tensor(x, dtype=dtype), CONST)
+    record = record or (lambda optimizer, leaves: leaves)
     optimizer = make_optimizer(leaves)
     scheduler = make_scheduler(optimizer) if make_scheduler else None
     trajectory = []
@@ -63,7 +76,7 @@ def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sig
         optimizer.step()
         if scheduler is not None and (t + 1) % steps_per_epoch == 0:
             scheduler.step()
-        trajectory.append([leaf.detach().numpy().copy() for leaf in leaves])
+        trajectory.append([x.detach().numpy().copy() for x in record(optimizer, leaves)])
     return [np.stack(steps_of_leaf) for steps_of_leaf in zip(*trajectory)]
 
 
@@ -142,6 +155,56 @@ def test_torch_preset_trajectory_matches_torch_optim(case):
     theirs = torch_trajectory(lambda ps: getattr(torch.optim, name)(ps, **kwargs), sign=sign)
     ours = gradtx_trajectory(preset(**kwargs), sign=sign)
     assert_same_trajectory(ours, theirs, RTOL)
+
+
+ASGD_AVERAGE_CASES = [
+    dict(lr=1e-3, t0=10),
+    dict(lr=1e-3, lambd=1.0, alpha=0.6, t0=3.5, weight_decay=0.1, maximize=True),
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-5)])
+@pytest.mark.parametrize("kwargs", ASGD_AVERAGE_CASES, ids=["t0=10", "t0=3.5_decay_maximize"])
+def test_torch_asgd_average_matches_torch_ax_at_every_step(kwargs, dtype, rtol):
+    # ax and the parameters after each of the 110 steps, against
+    # optimizer.state[p]["ax"]; PyTorch keeps its scalar state (eta, mu) in
+    # its default dtype, so that is set to the parameters' dtype.
+    sign = -1.0 if kwargs.get("maximize") else 1.0
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        optimizers = []
+
+        def make(ps):
+            optimizers.append(torch.optim.ASGD(ps, **kwargs))
+            return optimizers[-1]
+
+        def with_ax(optimizer, leaves):
+            return leaves + [optimizer.state[leaf]["ax"] for leaf in leaves]
+
+        theirs = torch_trajectory(make, sign=sign, dtype=getattr(torch, dtype), record=with_ax)
+    finally:
+        torch.set_default_dtype(previous)
+    opt = pt.asgd(**kwargs)
+    ours_params = gradtx_trajectory(opt, sign=sign, dtype=getattr(jnp, dtype))
+    ours_ax = gradtx_trajectory(
+        opt,
+        sign=sign,
+        dtype=getattr(jnp, dtype),
+        record=lambda params, state: pt.asgd_averaged_params(state),
+    )
+    n = len(LEAVES)
+    assert all(leaf.dtype == np.dtype(dtype) for leaf in ours_params + ours_ax)
+    assert_same_trajectory(ours_params, theirs[:n], rtol)
+    assert_same_trajectory(ours_ax, theirs[n:], rtol)
+    # From step t0 + 3 on, ax is a mean of several iterates, not the last one.
+    assert max(np.abs(a[-1] - p[-1]).max() for a, p in zip(theirs[n:], theirs[:n])) > 1e-4
+
+
+def test_torch_asgd_averaged_params_of_another_state_raises():
+    opt = gradtx.presets.torch.sgd(lr=0.1)
+    with pytest.raises(ValueError, match="torch.asgd_averaged_params: state holds no ASGD average"):
+        pt.asgd_averaged_params(opt.init(jnp.zeros(2)))
 
 
 # (torch.optim class, preset, optimizer keywords, scheduler class, preset

@@ -72,6 +72,7 @@ __all__ = [
     "adamax",
     "rprop",
     "asgd",
+    "asgd_averaged_params",
     "adafactor",
     "lbfgs",
     "step_lr",
@@ -717,6 +718,58 @@ def _asgd_rate(lr, lambd, alpha):
     return named(lambda t: lr / (1 + lambd * lr * as_float(t)) ** alpha, "asgd_eta")
 
 
+class _AsgdAverageState(NamedTuple):
+    """count: the updates so far, t; ax: the average of the iterates (PyTorch's name)."""
+
+    count: jax.Array
+    ax: Any
+
+
+def _torch_asgd_average(t0):
+    """ASGD's average of the iterates p_t = p_{t-1} + u_t, kept in the state (see ``asgd``).
+
+    Passes the update through unchanged; it stands last in the recipe, so that
+    u_t is the final update.
+    """
+    owner = "torch.asgd"
+
+    def init(params):
+        return _AsgdAverageState(
+            count=new_count(),
+            ax=jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params),
+        )
+
+    def update(updates, state, params=None, **extra):
+        moment_state(owner, state, _AsgdAverageState, updates, "ax")
+        if params is None:
+            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        count = increment(state.count)
+        # mu_1 = 1 (PyTorch's initial mu); mu_t = 1 / max(1, t - 1 - t0) after.
+        mu = jnp.where(count == 1, 1.0, 1.0 / jnp.maximum(1.0, as_float(count) - 1 - t0))
+
+        def leaf(u, p, ax):
+            cd = ax.dtype
+            new_p = (p.astype(cd) + u.astype(cd)).astype(p.dtype).astype(cd)
+            return jnp.where(mu == 1, new_p, ax + (new_p - ax) * mu.astype(cd))
+
+        ax = jax.tree.map(leaf, updates, params, state.ax)
+        return updates, _AsgdAverageState(count=count, ax=ax)
+
+    return GradientTransformation(init, update, name="torch_asgd_average", hyperparams={"t0": t0})
+
+
+def _find_state(state, state_type):
+    """The first ``state_type`` inside ``state`` (chains and wrappers hold tuples of states)."""
+    if isinstance(state, state_type):
+        return state
+    if isinstance(state, (tuple, list)):
+        for part in state:
+            found = _find_state(part, state_type)
+            if found is not None:
+                return found
+    return None
+
+
 class _AdafactorState(NamedTuple):
     """count: t; row, col: the factored second moments of leaves with ndim >= 2 (zeros of
     shape () otherwise); variance: the second moment of leaves with ndim < 2 (zeros of
@@ -1077,18 +1130,22 @@ def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
 
 
 def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False):
-    """``torch.optim.ASGD``'s parameters: p_t = p_{t-1} - eta_t * (g_t + lambd * p_{t-1}).
+    """``torch.optim.ASGD``: p_t = p_{t-1} - eta_t * (g_t + lambd * p_{t-1}), and the average ax_t.
 
-    eta_t = lr / (1 + lambd * lr * t)^alpha for t = 0, 1, ...  PyTorch also
-    keeps the average ax of the iterates from step t0 on; it does not move
-    the parameters, and this preset does not keep it (``t0`` is accepted for
-    PyTorch's signature; combine with ``gradtx.ema_params`` for an average).
+    eta_t = lr / (1 + lambd * lr * (t - 1))^alpha for t = 1, 2, ...;
+    ax_t = ax_{t-1} + mu_t * (p_t - ax_{t-1}) with mu_1 = 1 and
+    mu_t = 1 / max(1, t - 1 - t0) for t >= 2, so ax_t = p_t up to step
+    t0 + 2 and the running mean of the iterates from there on (where
+    mu_t = 1, ax_t is p_t itself, as PyTorch copies it).  The average does
+    not move the parameters; it lives in the state, where PyTorch keeps
+    ``optimizer.state[p]["ax"]``: read it with ``asgd_averaged_params(state)``.
+    ``weight_decay`` is L2, added to g_t.
 
     Args:
       lr: the initial rate, >= 0 (a number, as in PyTorch).
       lambd: the decay term, >= 0.
       alpha: the power of the rate's decay.
-      t0: the step from which PyTorch averages (unused here).
+      t0: the step from which the iterates are averaged.
       weight_decay: L2 coefficient, >= 0.
       maximize: ascend the objective.
 
@@ -1098,6 +1155,8 @@ def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=
       >>> params = {"w": jnp.array([1.0, -2.0])}
       >>> updates, state = opt.update({"w": jnp.array([3.0, -0.5])}, opt.init(params), params)
       >>> gradtx.apply_updates(params, updates)["w"]
+      Array([ 0.7 , -1.95], dtype=float32)
+      >>> gradtx.presets.torch.asgd_averaged_params(state)["w"]  # ax_1 = p_1
       Array([ 0.7 , -1.95], dtype=float32)
 
     Reference: Polyak, Juditsky, "Acceleration of Stochastic Approximation by
@@ -1123,7 +1182,43 @@ def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=
         _decay(weight_decay),
         _decay(lambd),
         scale_by_learning_rate(_asgd_rate(lr, lambd, alpha)),
+        _torch_asgd_average(t0),
     )
+
+
+def asgd_averaged_params(state):
+    """The average ax_t that ``asgd`` keeps of its iterates: PyTorch's ``state[p]["ax"]``.
+
+    ax_t = ax_{t-1} + mu_t * (p_t - ax_{t-1}), mu_t = 1 / max(1, t - 1 - t0)
+    (mu_1 = 1), and ax_0 = 0 before the first update, as in PyTorch.
+
+    Args:
+      state: the state of ``asgd``, or of a chain or wrapper holding it (the
+        first ASGD average found is returned).
+
+    Returns:
+      ax_t, shaped like the parameters, in their dtype (at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.presets.torch.asgd(lr=1.0, lambd=0.0, t0=0)
+      >>> params, state = jnp.array([0.0]), opt.init(jnp.array([0.0]))
+      >>> for g in (-1.0, -2.0, -3.0):  # p_t = 1, 3, 6; mu_t = 1, 1, 1/2
+      ...     updates, state = opt.update(jnp.array([g]), state, params)
+      ...     params = gradtx.apply_updates(params, updates)
+      >>> gradtx.presets.torch.asgd_averaged_params(state)
+      Array([4.5], dtype=float32)
+
+    Reference: Polyak, Juditsky, "Acceleration of Stochastic Approximation by
+    Averaging", SIAM J. Control Optim. 1992.
+    """
+    found = _find_state(state, _AsgdAverageState)
+    if found is None:
+        raise ValueError(
+            "torch.asgd_averaged_params: state holds no ASGD average; pass the state "
+            "of gradtx.presets.torch.asgd (or of a chain or wrapper around it)"
+        )
+    return found.ax
 
 
 def adafactor(
