@@ -64,21 +64,26 @@ def loss(params, const, tanh):
     return quad + rosen + mse
 
 
-def gradtx_trajectory(opt, sign=1.0, steps=STEPS):
-    """Run ``opt`` from PARAMS in float64 (x64 must be on); leaves stacked over steps."""
-    const = jax.tree.map(jnp.asarray, CONST)
+def gradtx_trajectory(opt, sign=1.0, steps=STEPS, dtype=jnp.float64, record=None):
+    """Run ``opt`` from PARAMS in ``dtype`` (float64 needs x64 on); leaves stacked over steps.
+
+    ``record(params, state)`` picks what is stacked, a tree shaped like the
+    params (default: the params after each step).
+    """
+    const = jax.tree.map(lambda x: jnp.asarray(x, dtype), CONST)
     grad = jax.grad(lambda p: sign * loss(p, const, jnp.tanh))
+    record = record or (lambda params, state: params)
 
     def body(carry, _):
         params, state = carry
         updates, state = opt.update(grad(params), state, params)
         params = gradtx.apply_updates(params, updates)
-        return (params, state), ravel(jax.tree.leaves(params))
+        return (params, state), ravel(jax.tree.leaves(record(params, state)))
 
     def run(params):
         return jax.lax.scan(body, (params, opt.init(params)), None, length=steps)[1]
 
-    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), PARAMS)
+    params = jax.tree.map(lambda x: jnp.asarray(x, dtype), PARAMS)
     return unravel(compile_quickly(run, params)(params))
 
 

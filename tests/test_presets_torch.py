@@ -24,8 +24,10 @@ from _porting_problems import (
     STEPS,
     TREEDEF,
     assert_same_trajectory,
+    compile_quickly,
     gradtx_trajectory,
     loss,
+    relative_error,
 )
 
 import gradtx
@@ -50,10 +52,23 @@ def _float64_everywhere():
         torch.set_default_dtype(previous)
 
 
-def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sign=1.0, steps=STEPS):
-    """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch."""
-    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
-    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
+def torch_trajectory(
+    make_optimizer,
+    make_scheduler=None,
+    steps_per_epoch=1,
+    sign=1.0,
+    steps=STEPS,
+    dtype=torch.float64,
+    record=None,
+):
+    """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch.
+
+    ``record(optimizer, leaves)`` picks the tensors stacked after each step,
+    one per leaf (default: the leaves).
+    """
+    leaves = [torch.tensor(x, dtype=dtype, requires_grad=True) for x in LEAVES]
+    const = jax.tree.map(lambda x: torch.tensor(x, dtype=dtype), CONST)
+    record = record or (lambda optimizer, leaves: leaves)
     optimizer = make_optimizer(leaves)
     scheduler = make_scheduler(optimizer) if make_scheduler else None
     trajectory = []
@@ -63,7 +78,7 @@ def torch_trajectory(make_optimizer, make_scheduler=None, steps_per_epoch=1, sig
         optimizer.step()
         if scheduler is not None and (t + 1) % steps_per_epoch == 0:
             scheduler.step()
-        trajectory.append([leaf.detach().numpy().copy() for leaf in leaves])
+        trajectory.append([x.detach().numpy().copy() for x in record(optimizer, leaves)])
     return [np.stack(steps_of_leaf) for steps_of_leaf in zip(*trajectory)]
 
 
@@ -142,6 +157,56 @@ def test_torch_preset_trajectory_matches_torch_optim(case):
     theirs = torch_trajectory(lambda ps: getattr(torch.optim, name)(ps, **kwargs), sign=sign)
     ours = gradtx_trajectory(preset(**kwargs), sign=sign)
     assert_same_trajectory(ours, theirs, RTOL)
+
+
+ASGD_AVERAGE_CASES = [
+    dict(lr=1e-3, t0=10),
+    dict(lr=1e-3, lambd=1.0, alpha=0.6, t0=3.5, weight_decay=0.1, maximize=True),
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-5)])
+@pytest.mark.parametrize("kwargs", ASGD_AVERAGE_CASES, ids=["t0=10", "t0=3.5_decay_maximize"])
+def test_torch_asgd_average_matches_torch_ax_at_every_step(kwargs, dtype, rtol):
+    # ax and the parameters after each of the 110 steps, against
+    # optimizer.state[p]["ax"]; PyTorch keeps its scalar state (eta, mu) in
+    # its default dtype, so that is set to the parameters' dtype.
+    sign = -1.0 if kwargs.get("maximize") else 1.0
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        optimizers = []
+
+        def make(ps):
+            optimizers.append(torch.optim.ASGD(ps, **kwargs))
+            return optimizers[-1]
+
+        def with_ax(optimizer, leaves):
+            return leaves + [optimizer.state[leaf]["ax"] for leaf in leaves]
+
+        theirs = torch_trajectory(make, sign=sign, dtype=getattr(torch, dtype), record=with_ax)
+    finally:
+        torch.set_default_dtype(previous)
+    opt = pt.asgd(**kwargs)
+    ours_params = gradtx_trajectory(opt, sign=sign, dtype=getattr(jnp, dtype))
+    ours_ax = gradtx_trajectory(
+        opt,
+        sign=sign,
+        dtype=getattr(jnp, dtype),
+        record=lambda params, state: pt.asgd_averaged_params(state),
+    )
+    n = len(LEAVES)
+    assert all(leaf.dtype == np.dtype(dtype) for leaf in ours_params + ours_ax)
+    assert_same_trajectory(ours_params, theirs[:n], rtol)
+    assert_same_trajectory(ours_ax, theirs[n:], rtol)
+    # From step t0 + 3 on, ax is a mean of several iterates, not the last one.
+    assert max(np.abs(a[-1] - p[-1]).max() for a, p in zip(theirs[n:], theirs[:n])) > 1e-4
+
+
+def test_torch_asgd_averaged_params_of_another_state_raises():
+    opt = gradtx.presets.torch.sgd(lr=0.1)
+    with pytest.raises(ValueError, match="torch.asgd_averaged_params: state holds no ASGD average"):
+        pt.asgd_averaged_params(opt.init(jnp.zeros(2)))
 
 
 # (torch.optim class, preset, optimizer keywords, scheduler class, preset
@@ -390,6 +455,33 @@ def test_torch_adafactor_factors_the_last_two_axes_of_a_3d_leaf_like_torch():
     assert np.abs(np.asarray(ours) - p0).max() > 1e-2
 
 
+def torch_closure_trajectory(make_optimizer, torch_loss, leaves0, steps):
+    """PyTorch's loop for optimizers that take a closure: step(closure) ``steps`` times.
+
+    Returns the leaves stacked over steps and ``state["func_evals"]`` after each step.
+    """
+    leaves = [torch.tensor(np.asarray(x, np.float64), requires_grad=True) for x in leaves0]
+    optimizer = make_optimizer(leaves)
+
+    def closure():
+        optimizer.zero_grad()
+        value = torch_loss(leaves)
+        value.backward()
+        return value
+
+    trajectory, evals = [], []
+    for _ in range(steps):
+        optimizer.step(closure)
+        trajectory.append([leaf.detach().numpy().copy() for leaf in leaves])
+        evals.append(optimizer.state[leaves[0]]["func_evals"])
+    return [np.stack(per_leaf) for per_leaf in zip(*trajectory)], evals
+
+
+def _porting_loss_torch(leaves):
+    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
+    return loss(TREEDEF.unflatten(leaves), const, torch.tanh)
+
+
 @pytest.mark.parametrize(
     "kwargs, iterations",
     [
@@ -406,27 +498,132 @@ def test_torch_lbfgs_preset_matches_torch_lbfgs(kwargs, iterations):
     # agree to 1e-15 for the first 20 steps at lr=1, then drift to 1e-4), so
     # the learning rates are smaller.
     torch_kwargs = {**kwargs, "max_iter": iterations}
-    leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in LEAVES]
-    const = jax.tree.map(lambda x: torch.tensor(x, dtype=torch.float64), CONST)
-    optimizer = torch.optim.LBFGS(leaves, **torch_kwargs)
-
-    def closure():
-        optimizer.zero_grad()
-        value = loss(TREEDEF.unflatten(leaves), const, torch.tanh)
-        value.backward()
-        return value
-
     steps = STEPS // iterations
-    theirs = []
-    for _ in range(steps):
-        optimizer.step(closure)
-        theirs.append([leaf.detach().numpy().copy() for leaf in leaves])
-    theirs = [np.stack(per_leaf) for per_leaf in zip(*theirs)]
+    theirs, _ = torch_closure_trajectory(
+        lambda ps: torch.optim.LBFGS(ps, **torch_kwargs), _porting_loss_torch, LEAVES, steps
+    )
     ours = gradtx_trajectory(pt.lbfgs(**kwargs), steps=steps * iterations)
     ours = [leaf[iterations - 1 :: iterations] for leaf in ours]
     assert_same_trajectory(ours, theirs, RTOL)
 
 
-def test_torch_lbfgs_with_a_line_search_raises():
-    with pytest.raises(ValueError, match="torch.lbfgs: line_search_fn must be None"):
-        pt.lbfgs(line_search_fn="strong_wolfe")
+# Problems for L-BFGS with a line search, which couples every leaf through one
+# step size: (initial leaves, loss of a list of leaves in jnp or torch).
+_LSQ = np.random.default_rng(7)
+_LSQ_A, _LSQ_B = _LSQ.normal(size=(12, 5)), _LSQ.normal(size=12)
+LINE_SEARCH_PROBLEMS = {
+    "rosenbrock": (
+        [np.array([-1.2, 1.0, -0.5, 0.8])],
+        lambda ls: ((1 - ls[0][:-1]) ** 2).sum() + (100 * (ls[0][1:] - ls[0][:-1] ** 2) ** 2).sum(),
+    ),
+    "least_squares": (
+        [_LSQ.normal(size=5), _LSQ.normal(size=(2, 2))],
+        lambda ls: (
+            0.5 * (((_const(_LSQ_A, ls[0]) @ ls[0]) - _const(_LSQ_B, ls[0])) ** 2).sum()
+            + 0.1 * ((ls[1] - 0.5) ** 2).sum()
+        ),
+    ),
+    "porting": (LEAVES, None),
+}
+
+
+def _const(x, like):
+    """``x`` as a constant of ``like``'s framework."""
+    return torch.tensor(x) if isinstance(like, torch.Tensor) else jnp.asarray(x)
+
+
+def _line_search_problem(name):
+    leaves0, fn = LINE_SEARCH_PROBLEMS[name]
+    if fn is None:  # the porting problem: quadratic + Rosenbrock + MLP
+        const = jax.tree.map(jnp.asarray, CONST)
+        return leaves0, lambda ls: loss(TREEDEF.unflatten(ls), const, jnp.tanh), _porting_loss_torch
+    return leaves0, fn, fn
+
+
+def gradtx_line_search_trajectory(opt, value_fn, leaves0, steps):
+    """Run ``opt`` with ``value=`` and ``value_fn=`` from ``leaves0`` in float64 under one
+    jit; the leaves stacked over steps and ``func_evals`` after each step."""
+
+    def body(carry, _):
+        params, state = carry
+        value, grad = jax.value_and_grad(value_fn)(params)
+        updates, state = opt.update(grad, state, params, value=value, value_fn=value_fn)
+        params = gradtx.apply_updates(params, updates)
+        return (params, state), (params, state.states[0].func_evals)
+
+    def run(params):
+        return jax.lax.scan(body, (params, opt.init(params)), None, length=steps)[1]
+
+    params = [jnp.asarray(x, jnp.float64) for x in leaves0]
+    trajectory, evals = compile_quickly(run, params)(params)
+    return [np.asarray(leaf) for leaf in trajectory], [int(n) for n in evals]
+
+
+# (keywords given to both, problems): lr=1 takes the first trial or zooms in,
+# lr=0.02 grows the step by cubic extrapolation, max_eval=3 runs out of
+# evaluations, and PyTorch's default max_eval for max_iter=1 (1) leaves one
+# trial, kept only where it lowers the loss.
+STRONG_WOLFE_CASES = [
+    (dict(max_eval=25), ["rosenbrock", "least_squares", "porting"]),
+    (dict(lr=0.02, max_eval=25), ["rosenbrock", "porting"]),
+    (dict(max_eval=3, history_size=4), ["rosenbrock", "least_squares"]),
+    (dict(lr=5.0, max_eval=25, tolerance_change=1e-12), ["rosenbrock"]),
+    (dict(), ["rosenbrock", "least_squares"]),
+]
+
+
+@pytest.mark.parametrize(
+    "kwargs, problem",
+    [(kw, p) for kw, problems in STRONG_WOLFE_CASES for p in problems],
+    ids=[
+        f"{p}-" + (",".join(f"{k}={v}" for k, v in kw.items()) or "defaults")
+        for kw, problems in STRONG_WOLFE_CASES
+        for p in problems
+    ],
+)
+def test_torch_lbfgs_strong_wolfe_matches_torch_lbfgs_max_iter_1(kwargs, problem):
+    # One gradtx update is one step(closure) of torch.optim.LBFGS with
+    # max_iter=1: every iterate, and the loss evaluations PyTorch counts.
+    steps = 30
+    leaves0, loss_jax, loss_torch = _line_search_problem(problem)
+    kwargs = {**kwargs, "max_iter": 1, "line_search_fn": "strong_wolfe"}
+    theirs, their_evals = torch_closure_trajectory(
+        lambda ps: torch.optim.LBFGS(ps, **kwargs), loss_torch, leaves0, steps
+    )
+    ours, our_evals = gradtx_line_search_trajectory(pt.lbfgs(**kwargs), loss_jax, leaves0, steps)
+    assert all(np.all(np.isfinite(b)) for b in theirs), "the reference diverged"
+    assert relative_error(ours, theirs) < 1e-8
+    assert our_evals == their_evals
+    if "max_eval" in kwargs:
+        assert max(float(np.abs(b[-1] - x).max()) for b, x in zip(theirs, leaves0)) > 1e-2
+    if "max_eval" in kwargs and problem != "least_squares":  # there unit steps are accepted
+        assert max(np.diff([0] + their_evals)) > 2  # some search took more than one trial
+
+
+def test_torch_lbfgs_strong_wolfe_without_value_fn_raises():
+    opt = pt.lbfgs(line_search_fn="strong_wolfe")
+    x = jnp.ones(2)
+    with pytest.raises(
+        ValueError,
+        match=r"torch.lbfgs: line_search_fn='strong_wolfe' needs params, value= .* value_fn= "
+        r".* call update\(grads, state, params, value=loss, value_fn=loss_fn\)",
+    ):
+        opt.update(x, opt.init(x), x, value=jnp.asarray(1.0))
+
+
+def test_torch_lbfgs_strong_wolfe_with_keywords_value_fn_does_not_take_raises():
+    opt = pt.lbfgs(line_search_fn="strong_wolfe")
+    x = jnp.ones(2)
+    with pytest.raises(
+        TypeError, match=r"torch.lbfgs: value_fn takes none of the keywords \['batch'\]"
+    ):
+        opt.update(x, opt.init(x), x, value=jnp.asarray(2.0), value_fn=jnp.sum, batch=jnp.ones(3))
+
+
+def test_torch_lbfgs_with_an_unknown_line_search_or_max_eval_raises():
+    with pytest.raises(
+        ValueError, match="torch.lbfgs: line_search_fn must be None or 'strong_wolfe', got 'armijo'"
+    ):
+        pt.lbfgs(line_search_fn="armijo")
+    with pytest.raises(ValueError, match="torch.lbfgs: max_eval must be None or an integer >= 1"):
+        pt.lbfgs(line_search_fn="strong_wolfe", max_eval=0)
