@@ -2,6 +2,17 @@
 
 import jax
 import pytest
+import quick_tier
+
+
+def pytest_collection_modifyitems(config, items):
+    """The quick tier's two rules (tests/quick_tier.py): core table rows, measured time."""
+    listed = quick_tier.measured_slow()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        ids = callspec.id.split("-") if callspec is not None else []
+        if item.nodeid in listed or quick_tier.outside_core(ids):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
