@@ -285,6 +285,21 @@ ELEMENTWISE = frozenset(
         "lookahead_in_state",
         "ema_params",
         "flatten",
+        "ema",
+        "scale_by_sign",
+        "scale_by_lion",
+        "scale_by_belief",
+        "scale_by_infinity_norm",
+        "scale_by_adan",
+        "scale_by_yogi",
+        "scale_by_rprop",
+        "scale_by_optimistic_gradient",
+        "scale_by_ademamix",
+        "scale_by_simplified_ademamix",
+        "scale_by_adopt",
+        "scale_by_madgrad",
+        "scale_by_cocob",
+        "schedule_free",
     }
 )
 
@@ -297,6 +312,20 @@ PER_LEAF = {
     "masked": "its mask chooses leaf by leaf",
     "freeze": "its mask chooses leaf by leaf",
     "partition": "its labels choose leaf by leaf",
+    "scale_by_trust_ratio": "it takes the norms of each leaf",
+    "scale_by_param_block_rms": "it takes the RMS of each leaf",
+    "scale_by_block_rms": "it takes the mean square of each leaf",
+    "scale_by_novograd": "it takes the norm of each leaf",
+    "scale_by_factored_rms": "it factors each matrix by its rows and columns",
+    "scale_by_sm3": "it keeps one accumulator per axis of each leaf",
+    "add_noise": "it draws each leaf's noise from its own key",
+    "orthogonalize": "it orthogonalizes each matrix",
+    "scale_by_shape": "it scales by each leaf's shape",
+    "scale_by_soap": "it preconditions each matrix by its own factors",
+    "scale_by_shampoo": "it preconditions each matrix by its own factors",
+    "scale_by_psgd_kron": "it preconditions each matrix by its own factors",
+    "cautious": "it rescales each leaf by the share of its entries kept",
+    "graft": "it takes the norms of each leaf",
 }
 
 

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import gradtx
+from optimizers import OPTIMIZERS
 
 
 def _params():
@@ -35,6 +36,16 @@ PER_LEAF = [
         "it takes the norms of each leaf",
     ),
     ("zero_nans", lambda: gradtx.zero_nans(), "it records a flag per leaf"),
+    (
+        "graft",
+        lambda: gradtx.graft(gradtx.scale_by_sign(), gradtx.scale_by_rss()),
+        "it takes the norms of each leaf",
+    ),
+    (
+        "cautious",
+        lambda: gradtx.cautious(gradtx.scale_by_momentum(0.9)),
+        "it rescales each leaf by the share of its entries kept",
+    ),
     (
         "masked",
         lambda: gradtx.masked(gradtx.sgd(0.1), {"a": True, "b": False, "c": True}),
@@ -119,3 +130,23 @@ def test_masked_around_flatten_matches_masked_per_leaf():
     got = _run(gradtx.masked(gradtx.flatten(gradtx.adam(1e-2)), mask), _params())
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+
+
+ELEMENTWISE_ROWS = [row for row in OPTIMIZERS if row.elementwise]
+OTHER_ROWS = [row for row in OPTIMIZERS if not row.elementwise]
+
+
+@pytest.mark.parametrize("row", ELEMENTWISE_ROWS, ids=[row.name for row in ELEMENTWISE_ROWS])
+def test_flatten_of_an_elementwise_optimizer_runs_and_matches_per_leaf(row):
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), _params())
+        want = _run(row.factory(**row.typical), params)
+        got = _run(gradtx.flatten(row.factory(**row.typical)), params)
+    for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("row", OTHER_ROWS, ids=[row.name for row in OTHER_ROWS])
+def test_flatten_of_a_per_leaf_optimizer_refuses_naming_what_it_cannot_pack(row):
+    with pytest.raises(ValueError, match=r"^flatten: .*(cannot run on packed|element by element)"):
+        gradtx.flatten(row.factory(**row.typical))
