@@ -241,6 +241,11 @@ class Entry(NamedTuple):
     note: str = ""
 
 
+def _grid(center):
+    """Five learning rates a factor of 2 apart around ``center``: c/4, c/2, c, 2c, 4c."""
+    return tuple(center * f for f in (0.25, 0.5, 1.0, 2.0, 4.0))
+
+
 def _warmup(gt, lr, cfg):
     """Linear warm-up from lr / warmup to lr over ``cfg.warmup`` steps, then constant."""
     return gt.linear_schedule(lr / max(cfg.warmup, 1), lr, max(cfg.warmup, 1))
@@ -255,7 +260,7 @@ def _muon(gt, lr, cfg):
         lambda path, leaf: "muon" if is_hidden_matrix(path, leaf) else "adamw", params
     )
     return gt.partition(
-        {"muon": gt.muon(_warmup(gt, lr, cfg)), "adamw": _adamw(gt, 3e-3, cfg)}, labels
+        {"muon": gt.muon(_warmup(gt, lr, cfg)), "adamw": _adamw(gt, 1e-2, cfg)}, labels
     )
 
 
@@ -274,57 +279,57 @@ def _ademamix(gt, lr, cfg):
 
 
 REGISTRY = {
-    "adamw": Entry(("adamw",), _adamw, (3e-3, 1e-2, 3e-2)),
+    "adamw": Entry(("adamw",), _adamw, _grid(1e-2)),
     "muon": Entry(
         ("muon", "adamw", "partition"),
         _muon,
-        (0.01, 0.02, 0.05),
-        "Muon on the block matrices, AdamW (lr 3e-3) on embeddings, head, norms",
+        _grid(0.02),
+        "Muon on the block matrices, AdamW (lr 1e-2, AdamW's best) on embeddings, head, norms",
     ),
-    "soap": Entry(("soap",), lambda gt, lr, cfg: gt.soap(_warmup(gt, lr, cfg)), (3e-3, 1e-2, 3e-2)),
+    "soap": Entry(("soap",), lambda gt, lr, cfg: gt.soap(_warmup(gt, lr, cfg)), _grid(1e-2)),
     "psgd_kron": Entry(
-        ("psgd_kron",), lambda gt, lr, cfg: gt.psgd_kron(_warmup(gt, lr, cfg)), (3e-4, 1e-3, 3e-3)
+        ("psgd_kron",), lambda gt, lr, cfg: gt.psgd_kron(_warmup(gt, lr, cfg)), _grid(3e-3)
     ),
     "lion": Entry(
         ("lion",),
         lambda gt, lr, cfg: gt.lion(_warmup(gt, lr, cfg), b1=0.9, b2=0.99, weight_decay=0.01),
-        (3e-4, 1e-3, 3e-3),
+        _grid(2e-3),
     ),
     "schedule_free_adamw": Entry(
         ("schedule_free_adamw",),
         lambda gt, lr, cfg: gt.schedule_free_adamw(
             lr, warmup_steps=cfg.warmup, b1=0.9, b2=0.95, weight_decay=0.01
         ),
-        (3e-3, 1e-2, 3e-2),
+        _grid(2e-2),
         "evaluated at its averaged point x_t",
     ),
     "ademamix": Entry(
         ("ademamix", "ademamix_alpha_schedule", "ademamix_beta3_schedule"),
         _ademamix,
-        (1e-3, 3e-3, 1e-2),
+        _grid(1e-2),
         "b3 0.99 and alpha 2, both warmed up over the whole run",
     ),
     "laprop": Entry(
         ("laprop",),
         lambda gt, lr, cfg: gt.laprop(_warmup(gt, lr, cfg), b1=0.9, b2=0.95, weight_decay=0.01),
-        (3e-3, 1e-2, 3e-2),
+        _grid(1e-2),
     ),
     "mars": Entry(
         ("mars",),
         lambda gt, lr, cfg: gt.mars(_warmup(gt, lr, cfg), weight_decay=0.01),
-        (3e-3, 1e-2, 3e-2),
+        _grid(1e-2),
         "MARS-AdamW, b1 0.95, b2 0.99, gamma 0.025",
     ),
     "adam_mini": Entry(
         ("adam_mini",),
         lambda gt, lr, cfg: gt.adam_mini(_warmup(gt, lr, cfg), b1=0.9, b2=0.95, weight_decay=0.01),
-        (3e-3, 1e-2, 3e-2),
+        _grid(1e-2),
         "one second moment per leaf",
     ),
     "cautious_adamw": Entry(
         ("cautious", "adamw"),
         lambda gt, lr, cfg: gt.cautious(_adamw(gt, lr, cfg)),
-        (3e-3, 1e-2, 3e-2),
+        _grid(1e-2),
     ),
 }
 

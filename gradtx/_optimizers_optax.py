@@ -165,6 +165,14 @@ def _adam_numerator(b1, mu_dtype=None, nesterov=False):
     return chain(scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype), bias_correction(b1))
 
 
+def _adam_step(b1, b2, eps, eps_root, mu_dtype=None, nesterov=False):
+    """Adam's step m_hat_t / (sqrt(v_hat_t + eps_root) + eps), before the learning rate."""
+    return precondition(
+        _adam_numerator(b1, mu_dtype, nesterov),
+        by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
+    )
+
+
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1=0.9,
@@ -212,10 +220,7 @@ def lamb(
             "weight_decay": weight_decay,
             "mask": mask,
         },
-        precondition(
-            _adam_numerator(b1),
-            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
-        ),
+        _adam_step(b1, b2, eps, eps_root),
         add_decayed_weights(weight_decay, mask),
         scale_by_trust_ratio(),
         scale_by_learning_rate(learning_rate),
@@ -821,10 +826,7 @@ def optimistic_adam(
             "eps_root": eps_root,
             "nesterov": nesterov,
         },
-        precondition(
-            _adam_numerator(b1, mu_dtype, nesterov),
-            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
-        ),
+        _adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov),
         scale_by_optimistic_gradient(alpha=learning_rate, beta=optimism),
         scale_by_learning_rate(1.0),
     )
@@ -882,10 +884,7 @@ def optimistic_adam_v2(
             "eps_root": eps_root,
             "nesterov": nesterov,
         },
-        precondition(
-            _adam_numerator(b1, mu_dtype, nesterov),
-            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
-        ),
+        _adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov),
         scale_by_optimistic_gradient(alpha=alpha, beta=beta),
         scale_by_learning_rate(learning_rate),
     )

@@ -337,21 +337,12 @@ def optimistic_gradient_descent(lr, alpha=1.0, beta=1.0):
 
 
 def optimistic_adam(lr, optimism=None, b1=0.9, b2=0.999, eps=1e-8, nesterov=True):
-    """Daskalakis et al. 2018, Algorithm 1 (Optimistic Adam) in optax's form."""
+    """Daskalakis et al. 2018, Algorithm 1 (Optimistic Adam) in optax's form.
+
+    u_t = -((lr + o) a_t - o a_{t-1}): v2's step with lr 1, alpha = lr and beta = o.
+    """
     o = lr if optimism is None else optimism
-
-    def init(p):
-        return {"t": 0, "m": _z(p), "v": _z(p), "prev": None}
-
-    def update(g, s, p):
-        t = s["t"] + 1
-        m, m_hat = _adam_direction(g, s, b1, t, nesterov)
-        v = b2 * s["v"] + (1 - b2) * g * g
-        a = m_hat / (np.sqrt(_hat(v, b2, t)) + eps)
-        prev = a if s["prev"] is None else s["prev"]
-        return -((lr + o) * a - o * prev), {"t": t, "m": m, "v": v, "prev": a}
-
-    return init, update
+    return optimistic_adam_v2(1.0, alpha=lr, beta=o, b1=b1, b2=b2, eps=eps, nesterov=nesterov)
 
 
 def optimistic_adam_v2(lr, alpha=1.0, beta=1.0, b1=0.9, b2=0.999, eps=1e-8, nesterov=True):

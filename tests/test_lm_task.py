@@ -70,7 +70,7 @@ def test_lm_task_muon_share_is_the_block_matrices(tiny):
 def test_lm_task_registry_factories_build_the_optimizers_gradtx_has():
     for name in lm.available(stream=io.StringIO()):
         entry = lm.REGISTRY[name]
-        assert len(entry.learning_rates) == 3
+        assert len(entry.learning_rates) == 5  # c/4 .. 4c, a factor of 2 apart
         opt = entry.factory(gradtx, entry.learning_rates[1], lm.TINY)
         assert callable(opt.init) and callable(opt.update)
 
