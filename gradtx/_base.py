@@ -37,6 +37,23 @@ from typing import Any, NamedTuple
 PyTree = Any
 
 
+def _donatable(init: Callable) -> Callable:
+    """``init`` whose state leaves are distinct buffers, so that a step can donate them."""
+    if getattr(init, "_gradtx_donatable", False):
+        return init
+
+    def wrapped(params):
+        from ._tree import distinct_buffers
+
+        return distinct_buffers(init(params), params)
+
+    wrapped.__name__ = getattr(init, "__name__", "init")
+    wrapped.__doc__ = getattr(init, "__doc__", None)
+    wrapped.__wrapped__ = init
+    wrapped._gradtx_donatable = True
+    return wrapped
+
+
 class GradientTransformation:
     """An ``init``/``update`` pair; optionally named, with hyperparameters and children.
 
@@ -70,7 +87,7 @@ class GradientTransformation:
         children: tuple = (),
         combinator: str | None = None,
     ):
-        self.init = init
+        self.init = _donatable(init)
         self.update = update if accepts_extra(update) else _with_extra(update)
         self.name = name or getattr(update, "__name__", "transform")
         self.hyperparams = dict(hyperparams or {})

@@ -94,3 +94,23 @@ def is_mask_function(mask) -> bool:
     pytree mask, as optax treats it.
     """
     return callable(mask) and jax.tree_util.treedef_is_leaf(jax.tree.structure(mask))
+
+
+def distinct_buffers(state, params):
+    """``state`` with every array leaf its own buffer, apart from each other and from params.
+
+    An ``init`` that puts one array in two places (two moments started from
+    the same zeros, or a copy of the params kept by reference) would make a
+    step that donates params and state fail ("donate the same buffer
+    twice"); each repeated leaf is replaced by a copy.
+    """
+    seen = {id(x) for x in jax.tree.leaves(params) if isinstance(x, jax.Array)}
+    leaves, treedef = jax.tree.flatten(state)
+    out = []
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array):
+            if id(leaf) in seen:
+                leaf = jnp.copy(leaf)
+            seen.add(id(leaf))
+        out.append(leaf)
+    return jax.tree.unflatten(treedef, out)

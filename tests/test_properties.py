@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import pickle
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,6 +135,22 @@ def test_optimizer_under_jit_matches_eager(row):
     jit_leaves = jax.tree.leaves((jit_params, jit_state))
     for a, b in zip(jit_leaves, jax.tree.leaves((eager_params, eager_state))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_state_can_be_donated_with_the_params(row):
+    # A training step donates params and state; an init that put one array in two
+    # places (or kept the params by reference) would fail with "donate the same
+    # buffer twice".  Eager and jitted init alike.
+    opt = typical(row)
+    donated = jax.jit(make_step(opt), donate_argnums=(0, 1))
+    for init in (opt.init, jax.jit(opt.init)):
+        params = start()
+        state = init(params)
+        buffers = [id(x) for x in jax.tree.leaves((params, state)) if isinstance(x, jax.Array)]
+        assert len(buffers) == len(set(buffers)), f"{row.name}: a buffer appears twice"
+        params, state = run(donated, params, state, 2)
+        chex.assert_tree_all_finite(params)
 
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
