@@ -32,6 +32,7 @@ import optax
 import optax.contrib
 
 import gradtx
+from gradtx._tree import distinct_buffers
 
 LR = 1e-3
 HEADER = ["optimizer", "gradtx ms [IQR]", "optax ms [IQR]", "x optax [IQR]", "device"]
@@ -104,7 +105,9 @@ def runner(tx, name, params, grads, apply):
 
     jitted = jax.jit(step, donate_argnums=(0, 1))
     box = [jax.tree.map(jnp.copy, params)]
-    box.append(tx.init(box[0]))
+    # optax's lbfgs starts two state fields from one array; give each its own buffer so
+    # that both libraries' states can be donated.
+    box.append(distinct_buffers(tx.init(box[0]), box[0]))
 
     def run():
         box[0], box[1] = jitted(box[0], box[1], grads)
