@@ -39,7 +39,17 @@ import jax.numpy as jnp
 from .._checks import check_learning_rate, check_range
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
+from .._numerics import is_traced
 from .._scaling import scale_by_learning_rate, scale_by_schedule
+from .._schedules import (
+    constant_schedule,
+    cosine_decay_schedule,
+    join_schedules,
+    linear_schedule,
+    piecewise_constant_schedule,
+)
+from .._schedules import exponential_decay as gradtx_exponential_decay
+from .._schedules import inverse_time_decay as gradtx_inverse_time_decay
 from .._second_moment import (
     scale_by_adadelta,
     scale_by_centered_rms,
@@ -435,11 +445,20 @@ def nadam(
 
 
 # ----------------------------------------------------------------------------
-# Schedules: functions of the optimizer step t = optimizer.iterations.
+# Schedules: gradtx's schedules with Keras's arguments, functions of the optimizer
+# step t = optimizer.iterations.
+
+
+def _whole_steps(owner, name, steps, *, positive):
+    """A step count Keras takes as an int (a whole float too), as an int."""
+    check_range(owner, name, steps, 0, low_open=positive)
+    if is_traced(steps) or not float(steps).is_integer():
+        raise ValueError(f"{owner}: {name} must be a whole number of steps, got {steps!r}")
+    return int(steps)
 
 
 def _check_decay_steps(owner, decay_steps):
-    check_range(owner, "decay_steps", decay_steps, 0, low_open=True)
+    return _whole_steps(owner, "decay_steps", decay_steps, positive=True)
 
 
 def exponential_decay(
@@ -465,14 +484,17 @@ def exponential_decay(
       >>> [float(schedule(t)) for t in (0, 1, 2, 5)]
       [1.0, 1.0, 0.25, 0.0625]
     """
-    _check_decay_steps("keras.exponential_decay", decay_steps)
-
-    def schedule(t):
-        p = as_float(t) / decay_steps
-        if staircase:
-            p = jnp.floor(p)
-        return initial_learning_rate * decay_rate**p
-
+    owner = "keras.exponential_decay"
+    decay_steps = _check_decay_steps(owner, decay_steps)
+    check_range(owner, "decay_rate", decay_rate, 0)
+    if not is_traced(decay_rate) and decay_rate == 0:
+        # gradtx's exponential_decay reads decay_rate = 0 as a constant (optax); Keras drops to 0.
+        first_zero = decay_steps if staircase else 1
+        schedule = piecewise_constant_schedule(initial_learning_rate, {first_zero: 0.0})
+    else:
+        schedule = gradtx_exponential_decay(
+            initial_learning_rate, decay_steps, decay_rate, staircase=staircase
+        )
     return named(schedule, "exponential_decay")
 
 
@@ -504,14 +526,9 @@ def piecewise_constant_decay(boundaries, values, name="PiecewiseConstant"):
         )
     if sorted(boundaries) != boundaries or len(set(boundaries)) != len(boundaries):
         raise ValueError(f"{owner}: boundaries must be strictly increasing, got {boundaries}")
-
-    def schedule(t):
-        step = as_float(t)
-        value = jnp.asarray(values[-1], step.dtype)
-        for boundary, v in reversed(list(zip(boundaries, values[:-1]))):
-            value = jnp.where(step <= boundary, v, value)
-        return value
-
+    # values[i + 1] from the first whole step past boundaries[i].
+    starts = [max(math.floor(b) + 1, 0) for b in boundaries]
+    schedule = join_schedules([constant_schedule(v) for v in values], starts)
     return named(schedule, "piecewise_constant_decay")
 
 
@@ -547,22 +564,16 @@ def cosine_decay(
       >>> [round(float(schedule(t)), 6) for t in (0, 1, 2, 3, 4, 9)]
       [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
     """
-    _check_decay_steps("keras.cosine_decay", decay_steps)
-
-    def decayed(step, peak):
-        cosine = 0.5 * (1.0 + jnp.cos(math.pi * (step / decay_steps)))
-        return peak * ((1 - alpha) * cosine + alpha)
-
-    def schedule(t):
-        step = as_float(t)
-        if warmup_target is None:
-            return decayed(jnp.minimum(step, decay_steps), initial_learning_rate)
-        step = jnp.minimum(step, decay_steps + warmup_steps)
-        warm = (warmup_target - initial_learning_rate) * (
-            step / warmup_steps
-        ) + initial_learning_rate
-        return jnp.where(step < warmup_steps, warm, decayed(step - warmup_steps, warmup_target))
-
+    owner = "keras.cosine_decay"
+    decay_steps = _check_decay_steps(owner, decay_steps)
+    check_range(owner, "alpha", alpha, 0, 1)
+    if warmup_target is None:
+        schedule = cosine_decay_schedule(initial_learning_rate, decay_steps, alpha)
+    else:
+        warmup_steps = _whole_steps(owner, "warmup_steps", warmup_steps, positive=False)
+        warmup = linear_schedule(initial_learning_rate, warmup_target, warmup_steps)
+        decay = cosine_decay_schedule(warmup_target, decay_steps, alpha)
+        schedule = join_schedules([warmup, decay], [warmup_steps])
     return named(schedule, "cosine_decay")
 
 
@@ -589,12 +600,10 @@ def inverse_time_decay(
       >>> [float(schedule(t)) for t in (0, 2, 6)]
       [1.0, 0.5, 0.25]
     """
-    _check_decay_steps("keras.inverse_time_decay", decay_steps)
-
-    def schedule(t):
-        p = as_float(t) / decay_steps
-        if staircase:
-            p = jnp.floor(p)
-        return initial_learning_rate / (1 + decay_rate * p)
-
+    owner = "keras.inverse_time_decay"
+    decay_steps = _check_decay_steps(owner, decay_steps)
+    check_range(owner, "decay_rate", decay_rate, 0)
+    schedule = gradtx_inverse_time_decay(
+        initial_learning_rate, decay_steps, decay_rate, staircase=staircase
+    )
     return named(schedule, "inverse_time_decay")

@@ -44,9 +44,10 @@ from .._base import GradientTransformation, Preconditioner
 from .._checks import check_learning_rate, check_range, check_state, moment_state
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
-from .._numerics import compute_dtype, increment, new_count
+from .._numerics import compute_dtype, increment, is_traced, new_count
 from .._orthogonal import MuonDimensionNumbers, newton_schulz, orthogonalize, scale_by_shape
 from .._scaling import scale, scale_by_learning_rate, scale_by_schedule
+from .._schedules import exponential_decay, linear_schedule, piecewise_constant_schedule
 from .._second_moment import (
     scale_by_adadelta,
     scale_by_centered_rms,
@@ -1552,7 +1553,8 @@ def adafactor(
 
 
 # ----------------------------------------------------------------------------
-# Schedulers: functions of the optimizer step t, PyTorch's closed forms at k.
+# Schedulers: functions of the optimizer step t, PyTorch's closed forms at k
+# (gradtx's schedules evaluated at k where one computes the same rule).
 
 
 def _check_steps_per_epoch(owner, steps_per_epoch):
@@ -1561,6 +1563,23 @@ def _check_steps_per_epoch(owner, steps_per_epoch):
             f"{owner}: steps_per_epoch must be an int >= 1 (optimizer steps per "
             f"scheduler.step() call), got {steps_per_epoch!r}"
         )
+
+
+def _per_epoch(schedule, steps_per_epoch, name):
+    """lr(t) = schedule(k) at the scheduler step k = t // steps_per_epoch."""
+
+    def per_epoch(t):
+        return schedule(jnp.asarray(t) // steps_per_epoch)
+
+    return named(per_epoch, name)
+
+
+def _decay_by(lr, step_size, gamma):
+    """lr * gamma^(k // step_size): ``exponential_decay`` in a staircase of step_size."""
+    if not is_traced(gamma) and gamma == 0:
+        # exponential_decay reads decay_rate = 0 as a constant (optax); PyTorch drops to 0.
+        return piecewise_constant_schedule(lr, {step_size: 0.0})
+    return exponential_decay(lr, step_size, gamma, staircase=True)
 
 
 def step_lr(lr, step_size, gamma=0.1, *, steps_per_epoch=1):
@@ -1585,13 +1604,9 @@ def step_lr(lr, step_size, gamma=0.1, *, steps_per_epoch=1):
     check_range(owner, "lr", lr, 0)
     if not (isinstance(step_size, int) and step_size >= 1):
         raise ValueError(f"{owner}: step_size must be an int >= 1, got {step_size!r}")
+    check_range(owner, "gamma", gamma, 0)
     _check_steps_per_epoch(owner, steps_per_epoch)
-
-    def schedule(t):
-        k = jnp.asarray(t) // steps_per_epoch
-        return lr * gamma ** as_float(k // step_size)
-
-    return named(schedule, "step_lr")
+    return _per_epoch(_decay_by(lr, step_size, gamma), steps_per_epoch, "step_lr")
 
 
 def exponential_lr(lr, gamma, *, steps_per_epoch=1):
@@ -1613,12 +1628,9 @@ def exponential_lr(lr, gamma, *, steps_per_epoch=1):
     """
     owner = "torch.exponential_lr"
     check_range(owner, "lr", lr, 0)
+    check_range(owner, "gamma", gamma, 0)
     _check_steps_per_epoch(owner, steps_per_epoch)
-
-    def schedule(t):
-        return lr * gamma ** as_float(jnp.asarray(t) // steps_per_epoch)
-
-    return named(schedule, "exponential_lr")
+    return _per_epoch(_decay_by(lr, 1, gamma), steps_per_epoch, "exponential_lr")
 
 
 def cosine_annealing_lr(lr, T_max, eta_min=0.0, *, steps_per_epoch=1):  # noqa: N803 (torch's name)
@@ -1647,6 +1659,7 @@ def cosine_annealing_lr(lr, T_max, eta_min=0.0, *, steps_per_epoch=1):  # noqa: 
     check_range(owner, "T_max", T_max, 0, low_open=True)
     _check_steps_per_epoch(owner, steps_per_epoch)
 
+    # Own formula: PyTorch's curve rises again past T_max; cosine_decay_schedule holds its floor.
     def schedule(t):
         k = as_float(jnp.asarray(t) // steps_per_epoch)
         return eta_min + (lr - eta_min) * (1 + jnp.cos(math.pi * k / T_max)) / 2
@@ -1683,11 +1696,8 @@ def linear_lr(lr, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, *, steps_
         raise ValueError(f"{owner}: total_iters must be an int >= 1, got {total_iters!r}")
     _check_steps_per_epoch(owner, steps_per_epoch)
 
-    def schedule(t):
-        k = as_float(jnp.minimum(jnp.asarray(t) // steps_per_epoch, total_iters))
-        return lr * (start_factor + (end_factor - start_factor) * k / total_iters)
-
-    return named(schedule, "linear_lr")
+    ramp = linear_schedule(lr * start_factor, lr * end_factor, total_iters)
+    return _per_epoch(ramp, steps_per_epoch, "linear_lr")
 
 
 def one_cycle_lr(
@@ -1771,6 +1781,8 @@ def one_cycle_lr(
     else:
         phases = [(pct_start * total_steps - 1, initial, max_lr), (total_steps - 1, max_lr, final)]
 
+    # Own formula: PyTorch's phases end at the fractional steps pct_start * total_steps - 1 and
+    # total_steps - 1; cosine_onecycle_schedule ends them one step later, on whole steps.
     def anneal(start, end, pct):
         if anneal_strategy == "cos":
             return end + (start - end) / 2.0 * (jnp.cos(math.pi * pct) + 1)
