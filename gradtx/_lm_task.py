@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._typing import ScalarOrSchedule
 from ._update import apply_updates
 
 VOCAB = 256
@@ -393,7 +392,7 @@ def train(
     params,
     data: Data,
     cfg: LMConfig,
-    learning_rate: ScalarOrSchedule = float("nan"),
+    learning_rate: float = float("nan"),
     eval_params=None,
 ):
     """Train from ``params`` on ``data.batches``; evaluate every ``cfg.eval_every`` steps."""
@@ -452,7 +451,7 @@ def train(
     )
 
 
-def run_entry(name, learning_rate: ScalarOrSchedule, params, data, cfg):
+def run_entry(name, learning_rate: float, params, data, cfg):
     """Build ``REGISTRY[name]`` at ``learning_rate`` and train it."""
     import gradtx
 

@@ -772,7 +772,7 @@ def optimistic_gradient_descent(learning_rate: ScalarOrSchedule, alpha=1.0, beta
 
 
 def optimistic_adam(
-    learning_rate: ArrayLike,
+    learning_rate: float,
     optimism=None,
     b1=0.9,
     b2=0.999,

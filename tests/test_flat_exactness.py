@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from optimizers import OPTIMIZERS
 
 import gradtx
-from optimizers import OPTIMIZERS
 
 
 def _params():

@@ -71,9 +71,10 @@ def test_soap_matches_closed_form(problem_name, x64):
 # pytorch-optimizer's refresh casts the power-iteration product to float32 for
 # its QR, so after the first refresh its bases carry float32 round-off, which
 # 1 / sqrt(v) amplifies along directions of small curvature: without a refresh
-# the two agree to round-off (atol 1e-8), with refreshes to 2e-4 relative.
+# the two agree to round-off (atol 1e-8), with refreshes to 2e-4 relative (entries
+# near zero: within 1e-5; how far depends on the CPU's LAPACK kernels, 4e-6 seen).
 @pytest.mark.parametrize(
-    "frequency, tol", [(1000, dict(rtol=1e-7, atol=1e-8)), (3, dict(rtol=5e-4, atol=1e-6))]
+    "frequency, tol", [(1000, dict(rtol=1e-7, atol=1e-8)), (3, dict(rtol=5e-4, atol=1e-5))]
 )
 def test_soap_matches_pytorch_optimizer(frequency, tol, x64):
     from pytorch_optimizer import SOAP
@@ -146,7 +147,11 @@ def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
     expected = run_reference(
         reff.shampoo(0.05, beta2=0.9, frequency=3, graft=reff.adagrad_step()), problem
     )
-    assert_trajectories_close(actual, expected, "shampoo grafted onto adagrad vs NumPy")
+    # 1e-9: the inverse fourth roots come from two eigendecompositions (LAPACK's in NumPy,
+    # XLA's in gradtx) whose round-off differs by CPU; 101 steps reached 2.8e-10 on one.
+    assert_trajectories_close(
+        actual, expected, "shampoo grafted onto adagrad vs NumPy", rtol=1e-9, atol=1e-12
+    )
 
 
 def test_graft_takes_direction_from_one_and_norm_from_other():

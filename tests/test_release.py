@@ -102,7 +102,13 @@ def test_release_wheel_installs_in_a_fresh_venv_and_passes_its_doctests(tmp_path
 
     # The installed package's doctests (every optimizer's example), and the smoke tests.
     (run / "tests").mkdir()
-    for name in ("conftest.py", "test_smoke.py"):
+    for name in (
+        "conftest.py",
+        "quick_tier.py",
+        "quick_tier_slow.txt",
+        "optimizers.py",
+        "test_smoke.py",
+    ):
         shutil.copy2(ROOT / "tests" / name, run / "tests" / name)
     package = pathlib.Path(location).parent
     out = _run(
