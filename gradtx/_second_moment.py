@@ -451,10 +451,10 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
         moment_state(owner, state, AdadeltaState, gradient, "e_g", "e_x")
         e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
+            # One root of the ratio: XLA:CPU runs sqrt(a) / sqrt(b) as two extra passes
+            # (4.5x slower on a 2048^2 leaf); the two forms differ by rounding only.
             lambda u, eg, ex: (
-                (jnp.sqrt(ex.astype(eg.dtype) + eps) / jnp.sqrt(eg + eps)).astype(
-                    compute_dtype(u.dtype)
-                )
+                jnp.sqrt((ex.astype(eg.dtype) + eps) / (eg + eps)).astype(compute_dtype(u.dtype))
                 * u.astype(compute_dtype(u.dtype))
             ),
             updates,
