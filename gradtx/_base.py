@@ -34,6 +34,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ._tree import distinct_buffers
+
 PyTree = Any
 
 
@@ -43,8 +45,6 @@ def _donatable(init: Callable) -> Callable:
         return init
 
     def wrapped(params):
-        from ._tree import distinct_buffers
-
         return distinct_buffers(init(params), params)
 
     wrapped.__name__ = getattr(init, "__name__", "init")

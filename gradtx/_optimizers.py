@@ -50,7 +50,7 @@ def _state_dtypes(owner, hyperparams, **dtypes):
             hyperparams[name] = dtype.name
 
 
-def _adam_direction(b1, mu_dtype, nesterov, bias_correction_mu=True):
+def adam_direction(b1, mu_dtype=None, nesterov=False, bias_correction_mu=True):
     """Adam's numerator: m_hat_t, or NAdam's look-ahead with ``nesterov``."""
     if nesterov:
         return scale_by_nadam_momentum(b1, momentum_decay=None, mu_dtype=mu_dtype)
@@ -60,10 +60,18 @@ def _adam_direction(b1, mu_dtype, nesterov, bias_correction_mu=True):
     return chain(momentum, bias_correction(b1))
 
 
-def _adam_preconditioner(b2, eps, eps_root, nu_dtype):
+def adam_preconditioner(b2, eps, eps_root, nu_dtype=None):
     """Adam's denominator: sqrt(v_hat_t + eps_root) + eps."""
     return scale_by_rms(
         b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root, nu_dtype=nu_dtype
+    )
+
+
+def adam_step(b1, b2, eps, eps_root, mu_dtype=None, nesterov=False, nu_dtype=None):
+    """Adam's step m_hat_t / (sqrt(v_hat_t + eps_root) + eps), before the learning rate."""
+    return precondition(
+        adam_direction(b1, mu_dtype, nesterov),
+        by=adam_preconditioner(b2, eps, eps_root, nu_dtype),
     )
 
 
@@ -346,10 +354,7 @@ def _adam_family(
     return _recipe(
         owner,
         hyperparams,
-        precondition(
-            _adam_direction(b1, mu_dtype, nesterov),
-            by=_adam_preconditioner(b2, eps, eps_root, nu_dtype),
-        ),
+        adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype),
         *decay,
         scale_by_learning_rate(learning_rate),
     )
@@ -531,7 +536,7 @@ def amsgrad(
         owner,
         hyperparams,
         precondition(
-            _adam_direction(b1, mu_dtype, False, bias_correction_mu),
+            adam_direction(b1, mu_dtype, False, bias_correction_mu),
             by=scale_by_max_rms(
                 b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, nu_dtype=nu_dtype
             ),
@@ -593,7 +598,7 @@ def radam(
         owner,
         hyperparams,
         precondition(
-            _adam_direction(b1, None, nesterov),
+            adam_direction(b1, None, nesterov),
             by=scale_by_rectified_rms(
                 b2, eps, threshold=threshold, eps_root=eps_root, correct_before_eps=True
             ),

@@ -30,11 +30,11 @@ from ._combine import chain, precondition
 from ._factored import scale_by_factored_rms, scale_by_sm3
 from ._layerwise import scale_by_param_block_rms, scale_by_trust_ratio
 from ._linesearch import scale_by_zoom_linesearch
-from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
+from ._momentum import trace
+from ._optimizers import adam_direction, adam_step
 from ._partition import masked
 from ._quasi_newton import scale_by_lbfgs
 from ._scaling import identity, scale, scale_by_learning_rate
-from ._second_moment import scale_by_rms
 from ._sign import scale_by_lion, scale_by_sign
 from ._typing import ScalarOrSchedule
 from ._weight_decay import add_decayed_weights, add_scaled_params
@@ -158,21 +158,6 @@ def signum(learning_rate: ScalarOrSchedule, beta=0.9, accumulator_dtype=None):
     )
 
 
-def _adam_numerator(b1, mu_dtype=None, nesterov=False):
-    """m_hat_t = m_t / (1 - b1^t), or optax's Nesterov look-ahead."""
-    if nesterov:
-        return scale_by_nadam_momentum(b1, momentum_decay=None, mu_dtype=mu_dtype)
-    return chain(scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype), bias_correction(b1))
-
-
-def _adam_step(b1, b2, eps, eps_root, mu_dtype=None, nesterov=False):
-    """Adam's step m_hat_t / (sqrt(v_hat_t + eps_root) + eps), before the learning rate."""
-    return precondition(
-        _adam_numerator(b1, mu_dtype, nesterov),
-        by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root),
-    )
-
-
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1=0.9,
@@ -220,7 +205,7 @@ def lamb(
             "weight_decay": weight_decay,
             "mask": mask,
         },
-        _adam_step(b1, b2, eps, eps_root),
+        adam_step(b1, b2, eps, eps_root),
         add_decayed_weights(weight_decay, mask),
         scale_by_trust_ratio(),
         scale_by_learning_rate(learning_rate),
@@ -452,7 +437,7 @@ def adamax(learning_rate: ScalarOrSchedule, b1=0.9, b2=0.999, eps=1e-8):
     return _recipe(
         owner,
         {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps},
-        precondition(_adam_numerator(b1), by=scale_by_infinity_norm(b2, eps)),
+        precondition(adam_direction(b1), by=scale_by_infinity_norm(b2, eps)),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -491,7 +476,7 @@ def adamaxw(
             "weight_decay": weight_decay,
             "mask": mask,
         },
-        precondition(_adam_numerator(b1), by=scale_by_infinity_norm(b2, eps)),
+        precondition(adam_direction(b1), by=scale_by_infinity_norm(b2, eps)),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -826,7 +811,7 @@ def optimistic_adam(
             "eps_root": eps_root,
             "nesterov": nesterov,
         },
-        _adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov),
+        adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov),
         scale_by_optimistic_gradient(alpha=learning_rate, beta=optimism),
         scale_by_learning_rate(1.0),
     )
@@ -884,7 +869,7 @@ def optimistic_adam_v2(
             "eps_root": eps_root,
             "nesterov": nesterov,
         },
-        _adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov),
+        adam_step(b1, b2, eps, eps_root, mu_dtype, nesterov),
         scale_by_optimistic_gradient(alpha=alpha, beta=beta),
         scale_by_learning_rate(learning_rate),
     )
