@@ -22,7 +22,13 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from ._base import EmptyState, GradientTransformation, Preconditioner
-from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
+from ._checks import (
+    check_float_leaves,
+    check_not_schedule,
+    check_range,
+    check_state_dtype,
+    moment_state,
+)
 from ._combine import chain, precondition
 from ._momentum import bias_correction, debiaser, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
@@ -600,11 +606,9 @@ def scale_by_rprop(
     Backpropagation Learning: The RPROP Algorithm", ICNN 1993.
     """
     owner = "scale_by_rprop"
-    if callable(learning_rate):
-        raise TypeError(
-            f"{owner}: learning_rate is the initial step size eta_0 and must be a number, "
-            "got a schedule (Rprop adapts each step size itself)"
-        )
+    check_not_schedule(
+        owner, "learning_rate", learning_rate, "the initial step size; Rprop adapts each itself"
+    )
     check_range(owner, "learning_rate", learning_rate, 0, low_open=True)
     check_range(owner, "eta_minus", eta_minus, 0, 1)
     check_range(owner, "eta_plus", eta_plus, 1)

@@ -171,6 +171,12 @@ def check_learning_rate(owner: str, learning_rate: ScalarOrSchedule, name: str =
     return check_range(owner, name, learning_rate, 0)
 
 
+def check_not_schedule(owner: str, name: str, value, why: str) -> None:
+    """A hyperparameter that must be a number, where a schedule has no meaning (``why``)."""
+    if callable(value):
+        raise ValueError(f"{owner}: {name} must be a number ({why}), got a schedule")
+
+
 def check_transformation(owner: str, what: str, tx) -> None:
     """Raise unless ``tx`` is a gradient transformation (has ``init`` and ``update``)."""
     from ._base import is_transformation

@@ -24,7 +24,7 @@ from ._adaptive import (
     scale_by_yogi,
 )
 from ._base import GradientTransformation
-from ._checks import check_learning_rate, check_range, check_state_dtype
+from ._checks import check_learning_rate, check_not_schedule, check_range, check_state_dtype
 from ._clipping import clip_by_block_rms
 from ._combine import chain, precondition
 from ._factored import scale_by_factored_rms, scale_by_sm3
@@ -793,11 +793,7 @@ def optimistic_adam(
     Optimism", ICLR 2018, arXiv:1711.00141.
     """
     owner = "optimistic_adam"
-    if callable(learning_rate):
-        raise ValueError(
-            f"{owner}: learning_rate must be a number (it is the optimistic "
-            f"step's alpha), got a schedule"
-        )
+    check_not_schedule(owner, "learning_rate", learning_rate, "it is the optimistic step's alpha")
     check_learning_rate(owner, learning_rate)
     optimism = learning_rate if optimism is None else optimism
     return _recipe(

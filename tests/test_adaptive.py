@@ -108,6 +108,13 @@ def test_novograd_without_params_raises():
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
 
 
+def test_rprop_with_a_schedule_raises():
+    with pytest.raises(
+        ValueError, match=r"^scale_by_rprop: learning_rate must be a number \(the initial"
+    ):
+        gradtx.rprop(lambda t: 0.1)
+
+
 def test_optimistic_adam_with_a_schedule_raises():
     with pytest.raises(ValueError, match=r"^optimistic_adam: learning_rate must be a number"):
         gradtx.optimistic_adam(lambda t: 0.1)
