@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -52,8 +53,21 @@ OPTIMIZERS = {
 }
 
 
+def hlo_sizes(lowered, compiled) -> tuple[int, int]:
+    """Instructions in the program as lowered (StableHLO ops) and as XLA compiled it.
+
+    Unlike a compile time, these counts do not depend on the machine's load:
+    equal counts mean XLA compiles the same amount of program.
+    """
+    lowered_ops = sum(1 for line in lowered.as_text().splitlines() if "stablehlo." in line)
+    optimized = sum(
+        1 for line in compiled.as_text().splitlines() if re.match(r"\s+(ROOT )?%?[\w.\-]+ = ", line)
+    )
+    return lowered_ops, optimized
+
+
 def compile_step(lib, make, params, grads):
-    """(trace + lower s, XLA compile s, compiled step, its own params, state)."""
+    """(trace + lower s, XLA compile s, compiled step, its own params, state, HLO sizes)."""
     jax.clear_caches()
     tx = make(lib)
     state = tx.init(params)
@@ -67,7 +81,8 @@ def compile_step(lib, make, params, grads):
     traced = time.perf_counter()
     compiled = lowered.compile()
     done = time.perf_counter()
-    return traced - start, done - traced, compiled, jax.tree.map(jnp.copy, params), state
+    sizes = hlo_sizes(lowered, compiled)
+    return traced - start, done - traced, compiled, jax.tree.map(jnp.copy, params), state, sizes
 
 
 def runner(compiled, params, state, grads):
@@ -90,11 +105,11 @@ def measure(opt, n, case, repeats, rounds):
     make = OPTIMIZERS[opt][1]
     compile_s = {name: [] for name in libs}
     lower_s = {name: [] for name in libs}
-    last = {}
+    last, sizes = {}, {}
     for r in range(repeats):
         order = list(libs) if r % 2 == 0 else list(libs)[::-1]
         for name in order:
-            lo, co, compiled, p, s = compile_step(libs[name], make, params, grads)
+            lo, co, compiled, p, s, sizes[name] = compile_step(libs[name], make, params, grads)
             lower_s[name].append(lo)
             compile_s[name].append(lo + co)
             last[name] = (compiled, p, s)
@@ -117,6 +132,8 @@ def measure(opt, n, case, repeats, rounds):
         "compile_s": {k: float(np.median(v)) for k, v in compile_s.items()},
         "trace_lower_s": {k: float(np.median(v)) for k, v in lower_s.items()},
         "compile_ratio": H.paired_ratio(g_c, o_c),
+        "hlo_lowered": {k: v[0] for k, v in sizes.items()},
+        "hlo_optimized": {k: v[1] for k, v in sizes.items()},
         "loadavg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
@@ -130,6 +147,11 @@ def _cpu_model() -> str:
     except OSError:  # pragma: no cover
         pass
     return "unknown CPU"
+
+
+def _sizes(record, key) -> str:
+    sizes = record.get(key)
+    return f"{sizes['gradtx']} / {sizes['optax']}" if sizes else "-"
 
 
 def render(path, out):
@@ -150,6 +172,8 @@ def render(path, out):
                 f"{r['trace_lower_s']['gradtx']:.2f} / {r['trace_lower_s']['optax']:.2f}",
                 f"{r['compile_s']['gradtx']:.1f} / {r['compile_s']['optax']:.1f}",
                 H.fmt_ratio(r["compile_ratio"]) + f" ({r['repeats']} rep.)",
+                _sizes(r, "hlo_lowered"),
+                _sizes(r, "hlo_optimized"),
                 r["loadavg"],
             ]
         )
@@ -162,26 +186,40 @@ def render(path, out):
         "trace+lower s gradtx / optax",
         "compile total s gradtx / optax",
         "compile x optax",
+        "HLO ops lowered gradtx / optax",
+        "HLO ops after XLA gradtx / optax",
         "load avg after",
     ]
     commands = [line["command"] for line in lines if "command" in line]
-    loads = sorted(float(r["loadavg"].split()[0]) for r in records) or ["?"]
+    loads = sorted(float(r["loadavg"].split()[0]) for r in records) or [0.0]
+    cores = int((info or {}).get("CPU(s)", 2))
+    load_note = (
+        f"1-minute load average {loads[0]}-{loads[-1]} on {cores} cores at the end of each "
+        "row. "
+        + (
+            "**The machine was loaded** by other jobs: read the paired ratios, not the "
+            "absolute times; under load a one-repeat compile ratio of identical programs "
+            "lies within about +-25% of 1.0.\n\n"
+            if loads[-1] > cores + 0.5
+            else "Nothing else ran on the machine.\n\n"
+        )
+    )
     text = (
         "# Per-leaf path: gradtx vs optax, step and compile time\n\n"
-        f"Device: {_cpu_model()} ({(info or {}).get('CPU(s)', '?')} cores), JAX on CPU.\n\n"
+        f"Device: {(info or {}).get('Model name') or _cpu_model()} "
+        f"({(info or {}).get('CPU(s)', '?')} cores), JAX on "
+        f"{(info or {}).get('device', 'cpu')}.\n\n"
         "Commands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n\n"
         "Params: `_cases.mixed(leaves)` (ranks 0-4, 200-1800 values per leaf), float32; "
         "optax's defaults with learning rate 1e-3. Step: the compiled, donated step "
         "(update + apply), gradtx and optax once per round in shuffled order; x optax is "
         "the median [25th-75th percentile] of per-round ratios. Compile: trace + lower + "
         "XLA compile after `jax.clear_caches()`, gradtx and optax alternating; x optax is "
-        "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves).\n\n"
-        "**The machine was loaded** by other engineers' jobs throughout (1-minute load "
-        f"average {loads[0]}-{loads[-1]} on its cores at "
-        "the end of each row): read the paired ratios, not the absolute times. Under this "
-        "load the XLA compile time of one and the same program varies widely (three "
-        "100-leaf compiles of optax.adam took 7.9, 11.5 and 12.8 s), so a one-repeat "
-        "compile ratio is within about +-25% of 1.0 for identical programs.\n\n"
+        "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves). HLO ops: "
+        "instructions of the jitted step as lowered (StableHLO) and after XLA's "
+        "optimization passes; they do not depend on the machine's load, so equal counts "
+        "mean both libraries hand XLA the same amount of program. "
+        + load_note
         + H.markdown_table(header, rows)
         + "\n\n## Machine\n\n"
         + H.machine_markdown(info or {})

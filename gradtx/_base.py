@@ -34,6 +34,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ._numerics import is_traced
 from ._tree import distinct_buffers
 
 PyTree = Any
@@ -180,8 +181,6 @@ def update_fn(tx) -> Callable:
 
 
 def _short(value):
-    from ._numerics import is_traced
-
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
     if is_traced(value):

@@ -8,12 +8,14 @@ injected hyperparameters) cannot be checked eagerly and are let through.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._base import is_transformation
 from ._numerics import is_traced
 from ._tree import check_same_structure, path_str
 from ._typing import ScalarOrSchedule
@@ -179,10 +181,21 @@ def check_not_schedule(owner: str, name: str, value, why: str) -> None:
 
 def check_transformation(owner: str, what: str, tx) -> None:
     """Raise unless ``tx`` is a gradient transformation (has ``init`` and ``update``)."""
-    from ._base import is_transformation
-
     if not is_transformation(tx):
         raise TypeError(
             f"{owner}: {what} must be a gradient transformation (with init and "
             f"update), got {type(tx).__name__}"
         )
+
+
+def value_fn_keywords(owner: str, value_fn, extra: dict) -> dict:
+    """The extra keywords of an ``update`` call that ``value_fn`` takes.
+
+    A keyword it does not take is refused: it would otherwise be dropped without
+    a word, and the loss the line search evaluates would not be the caller's.
+    """
+    names = set(inspect.signature(value_fn).parameters)
+    unused = sorted(k for k in extra if k not in names)
+    if unused:
+        raise TypeError(f"{owner}: value_fn takes none of the keywords {unused}")
+    return {k: v for k, v in extra.items() if k in names}

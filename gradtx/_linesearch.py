@@ -13,14 +13,13 @@ per iteration when the first guess is accepted.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state
+from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
 from ._numerics import compute_dtype
 from ._tree import zeros_like_tree
 
@@ -104,10 +103,6 @@ class _Search(NamedTuple):
     safe_stepsize: Any
     safe_value: Any
     safe_grad: Any
-
-
-def _takes(fn):
-    return set(inspect.signature(fn).parameters)
 
 
 def scale_by_zoom_linesearch(
@@ -229,11 +224,7 @@ def scale_by_zoom_linesearch(
                 f"function)"
             )
         check_float_leaves(owner, updates, "updates")
-        names = _takes(value_fn)
-        unused = sorted(k for k in extra if k not in names)
-        if unused:
-            raise TypeError(f"{owner}: value_fn takes none of the keywords {unused}")
-        fn_kwargs = {k: v for k, v in extra.items() if k in names}
+        fn_kwargs = value_fn_keywords(owner, value_fn, extra)
         value_and_grad = jax.value_and_grad(value_fn)
         real = state.value.dtype
 

@@ -39,9 +39,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from .._base import GradientTransformation, Preconditioner
-from .._checks import check_learning_rate, check_range, check_state, moment_state
+from .._checks import (
+    check_learning_rate,
+    check_range,
+    check_state,
+    moment_state,
+    value_fn_keywords,
+)
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from .._numerics import compute_dtype, increment, is_traced, new_count
@@ -57,6 +64,7 @@ from .._second_moment import (
     scale_by_rss,
 )
 from .._tree import zeros_like_tree
+from .._update import apply_updates
 from .._weight_decay import add_decayed_weights
 from ._common import as_float, named, recipe, value_at
 
@@ -1052,10 +1060,6 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls=None
     """One iteration of PyTorch's L-BFGS: the step t * d, with t from PyTorch's strong-Wolfe
     line search of at most 1 + max_ls evaluations unless max_ls is None (see ``lbfgs``)."""
     owner = "torch.lbfgs"
-    from jax.flatten_util import ravel_pytree
-
-    from .._linesearch import _takes
-    from .._update import apply_updates
 
     def init(params):
         flat, _ = ravel_pytree(params)
@@ -1081,11 +1085,7 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls=None
                 f"at params) and value_fn= (params -> loss): call "
                 f"update(grads, state, params, value=loss, value_fn=loss_fn)"
             )
-        names = _takes(value_fn)
-        unused = sorted(k for k in extra if k not in names)
-        if unused:
-            raise TypeError(f"{owner}: value_fn takes none of the keywords {unused}")
-        fn_kwargs = {k: v for k, v in extra.items() if k in names}
+        fn_kwargs = value_fn_keywords(owner, value_fn, extra)
         value_and_grad = jax.value_and_grad(value_fn)
         _, unravel = ravel_pytree(params)
 
