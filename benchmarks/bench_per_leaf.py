@@ -105,20 +105,32 @@ def measure(opt, n, case, repeats, rounds):
     make = OPTIMIZERS[opt][1]
     compile_s = {name: [] for name in libs}
     lower_s = {name: [] for name in libs}
-    last, sizes = {}, {}
+    executables, sizes = {name: [] for name in libs}, {}
     for r in range(repeats):
         order = list(libs) if r % 2 == 0 else list(libs)[::-1]
         for name in order:
             lo, co, compiled, p, s, sizes[name] = compile_step(libs[name], make, params, grads)
             lower_s[name].append(lo)
             compile_s[name].append(lo + co)
-            last[name] = (compiled, p, s)
+            executables[name].append((compiled, p, s))
             print(
                 f"{opt} {n} leaves {name}: trace+lower {lo:.2f} s, XLA compile {co:.2f} s",
                 flush=True,
             )
-    runners = {name: runner(c, p, s, grads) for name, (c, p, s) in last.items()}
+    # Every executable of every repeat is timed: one executable of a program can
+    # run a few percent faster or slower than another of the same program (where
+    # its buffers land), so each library's time per round is the mean over its
+    # executables, and optax's first executable against its last shows the spread
+    # of identical programs.
+    runners = {
+        f"{name} #{i}": runner(c, p, s, grads)
+        for name, compiled in executables.items()
+        for i, (c, p, s) in enumerate(compiled)
+    }
     times = H.interleaved(runners, rounds)
+    per_lib = {
+        name: np.mean([times[f"{name} #{i}"] for i in range(repeats)], axis=0) for name in libs
+    }
     g_c, o_c = np.asarray(compile_s["gradtx"]), np.asarray(compile_s["optax"])
     return {
         "optimizer": opt,
@@ -127,8 +139,14 @@ def measure(opt, n, case, repeats, rounds):
         "params": _cases.count(shapes)[1],
         "repeats": repeats,
         "rounds": rounds,
-        "step_ms": {k: float(np.median(v) * 1e3) for k, v in times.items()},
-        "step_ratio": H.paired_ratio(times["gradtx"], times["optax"]),
+        "executables_timed": "all",
+        "step_ms": {k: float(np.median(v) * 1e3) for k, v in per_lib.items()},
+        "step_ratio": H.paired_ratio(per_lib["gradtx"], per_lib["optax"]),
+        "step_ratio_optax_again": (
+            H.paired_ratio(times["optax #0"], times[f"optax #{repeats - 1}"])
+            if repeats > 1
+            else None
+        ),
         "compile_s": {k: float(np.median(v)) for k, v in compile_s.items()},
         "trace_lower_s": {k: float(np.median(v)) for k, v in lower_s.items()},
         "compile_ratio": H.paired_ratio(g_c, o_c),
@@ -168,7 +186,13 @@ def render(path, out):
                 r["leaves"],
                 r["params"],
                 f"{r['step_ms']['gradtx']:.2f} / {r['step_ms']['optax']:.2f}",
-                H.fmt_ratio(r["step_ratio"]) + f" ({r['rounds']} rounds)",
+                H.fmt_ratio(r["step_ratio"])
+                + f" ({r['rounds']} rounds"
+                + ("" if r.get("executables_timed") == "all" else ", last executable")
+                + ")",
+                H.fmt_ratio(r["step_ratio_optax_again"])
+                if r.get("step_ratio_optax_again")
+                else "-",
                 f"{r['trace_lower_s']['gradtx']:.2f} / {r['trace_lower_s']['optax']:.2f}",
                 f"{r['compile_s']['gradtx']:.1f} / {r['compile_s']['optax']:.1f}",
                 H.fmt_ratio(r["compile_ratio"]) + f" ({r['repeats']} rep.)",
@@ -183,6 +207,7 @@ def render(path, out):
         "params",
         "step ms gradtx / optax",
         "step x optax",
+        "optax x optax (same program)",
         "trace+lower s gradtx / optax",
         "compile total s gradtx / optax",
         "compile x optax",
@@ -213,7 +238,13 @@ def render(path, out):
         "Params: `_cases.mixed(leaves)` (ranks 0-4, 200-1800 values per leaf), float32; "
         "optax's defaults with learning rate 1e-3. Step: the compiled, donated step "
         "(update + apply), gradtx and optax once per round in shuffled order; x optax is "
-        "the median [25th-75th percentile] of per-round ratios. Compile: trace + lower + "
+        "the median [25th-75th percentile] of per-round ratios. Every executable a row "
+        "compiled is timed, and a library's time per round is the mean over its executables "
+        "(rows marked 'last executable' timed only each library's last one): "
+        "two executables of one program can differ by a few percent. optax's first "
+        "executable against its last (rows with repeats) shows how far from 1.0 that "
+        "alone moves a ratio. "
+        "Compile: trace + lower + "
         "XLA compile after `jax.clear_caches()`, gradtx and optax alternating; x optax is "
         "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves). HLO ops: "
         "instructions of the jitted step as lowered (StableHLO) and after XLA's "
