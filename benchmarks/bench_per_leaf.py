@@ -218,14 +218,19 @@ def render(path, out):
     commands = [line["command"] for line in lines if "command" in line]
     loads = sorted(float(r["loadavg"].split()[0]) for r in records) or [0.0]
     cores = int((info or {}).get("CPU(s)", 2))
+    loaded = [
+        f"{r['optimizer']} at {r['leaves']} leaves"
+        for r in records
+        if float(r["loadavg"].split()[0]) > cores + 0.5
+    ]
     load_note = (
         f"1-minute load average {loads[0]}-{loads[-1]} on {cores} cores at the end of each "
         "row. "
         + (
-            "**The machine was loaded** by other jobs: read the paired ratios, not the "
-            "absolute times; under load a one-repeat compile ratio of identical programs "
-            "lies within about +-25% of 1.0.\n\n"
-            if loads[-1] > cores + 0.5
+            f"**Loaded rows** (load above {cores + 0.5}): {', '.join(loaded)}; other jobs "
+            "shared the CPU there, and a one-repeat compile ratio of identical programs "
+            "under load lies within about +-25% of 1.0.\n\n"
+            if loaded
             else "Nothing else ran on the machine.\n\n"
         )
     )
@@ -246,7 +251,7 @@ def render(path, out):
         "alone moves a ratio. "
         "Compile: trace + lower + "
         "XLA compile after `jax.clear_caches()`, gradtx and optax alternating; x optax is "
-        "the median of per-repeat ratios (one repeat at 1000 and 4000 leaves). HLO ops: "
+        "the median of per-repeat ratios (each row gives its number of repeats). HLO ops: "
         "instructions of the jitted step as lowered (StableHLO) and after XLA's "
         "optimization passes; they do not depend on the machine's load, so equal counts "
         "mean both libraries hand XLA the same amount of program. "
