@@ -15,10 +15,14 @@ mostly distinct):
   ``jax.clear_caches()``, so each measurement pays what a fresh process pays
   (jnp's operators are jitted functions cached per shape; without clearing,
   whichever implementation runs second would reuse the first one's traces).
-  gradtx and optax alternate (which goes first alternates by repeat); the
-  ratio is per repeat (paired), median over repeats.
+  gradtx and optax alternate (which goes first alternates by repeat), after
+  one small warm-up step of each so neither pays the process's first-compile
+  setup; the ratio is per repeat (paired), median over repeats.
 - step: the executables just compiled, run in interleaved rounds (both once
   per round, shuffled order); the ratio is the median of per-round ratios.
+  ``--keep last`` keeps only each library's latest executable alive (at
+  thousands of leaves, several alive at once exceed the kernel's memory-map
+  limit) and times that one.
 
 Each (leaf count, optimizer) runs in its own process (thousands of compiled
 kernels per process would pile up) and appends one JSON line; ``--render``
@@ -28,6 +32,7 @@ turns the lines into the markdown table.  Nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -95,7 +100,7 @@ def runner(compiled, params, state, grads):
     return run
 
 
-def measure(opt, n, case, repeats, rounds):
+def measure(opt, n, case, repeats, rounds, keep="all"):
     import optax
 
     libs = {"gradtx": gradtx, "optax": optax}
@@ -103,12 +108,24 @@ def measure(opt, n, case, repeats, rounds):
     params = _cases.arrays(shapes)
     grads = jax.tree.map(lambda g: g * 1e-2, _cases.arrays(shapes, seed=1))
     make = OPTIMIZERS[opt][1]
+    # The first compile in a process pays one-time setup (about 15% of a
+    # 4000-leaf compile); a small step of each library pays it before any timing.
+    warm = _cases.arrays(_cases.PER_LEAF_CASES[case](8))
+    for lib in libs.values():
+        compile_step(lib, make, warm, warm)
     compile_s = {name: [] for name in libs}
     lower_s = {name: [] for name in libs}
     executables, sizes = {name: [] for name in libs}, {}
     for r in range(repeats):
         order = list(libs) if r % 2 == 0 else list(libs)[::-1]
         for name in order:
+            if keep == "last":
+                # Free this library's previous executable before compiling the next:
+                # at 4000 leaves each executable holds tens of thousands of memory
+                # maps of JIT code, and a few alive at once exceed the kernel's map
+                # limit (LLVM then aborts with "Cannot allocate memory").
+                executables[name].clear()
+                gc.collect()
             lo, co, compiled, p, s, sizes[name] = compile_step(libs[name], make, params, grads)
             lower_s[name].append(lo)
             compile_s[name].append(lo + co)
@@ -117,20 +134,19 @@ def measure(opt, n, case, repeats, rounds):
                 f"{opt} {n} leaves {name}: trace+lower {lo:.2f} s, XLA compile {co:.2f} s",
                 flush=True,
             )
-    # Every executable of every repeat is timed: one executable of a program can
-    # run a few percent faster or slower than another of the same program (where
-    # its buffers land), so each library's time per round is the mean over its
-    # executables, and optax's first executable against its last shows the spread
-    # of identical programs.
+    # Every executable kept is timed (with keep="all", every one of every repeat):
+    # one executable of a program can run a few percent faster or slower than
+    # another of the same program (where its buffers land), so each library's time
+    # per round is the mean over its executables, and optax's first executable
+    # against its last shows the spread of identical programs.
+    kept = len(executables["optax"])
     runners = {
         f"{name} #{i}": runner(c, p, s, grads)
         for name, compiled in executables.items()
         for i, (c, p, s) in enumerate(compiled)
     }
     times = H.interleaved(runners, rounds)
-    per_lib = {
-        name: np.mean([times[f"{name} #{i}"] for i in range(repeats)], axis=0) for name in libs
-    }
+    per_lib = {name: np.mean([times[f"{name} #{i}"] for i in range(kept)], axis=0) for name in libs}
     g_c, o_c = np.asarray(compile_s["gradtx"]), np.asarray(compile_s["optax"])
     return {
         "optimizer": opt,
@@ -139,13 +155,11 @@ def measure(opt, n, case, repeats, rounds):
         "params": _cases.count(shapes)[1],
         "repeats": repeats,
         "rounds": rounds,
-        "executables_timed": "all",
+        "executables_timed": keep,
         "step_ms": {k: float(np.median(v) * 1e3) for k, v in per_lib.items()},
         "step_ratio": H.paired_ratio(per_lib["gradtx"], per_lib["optax"]),
         "step_ratio_optax_again": (
-            H.paired_ratio(times["optax #0"], times[f"optax #{repeats - 1}"])
-            if repeats > 1
-            else None
+            H.paired_ratio(times["optax #0"], times[f"optax #{kept - 1}"]) if kept > 1 else None
         ),
         "compile_s": {k: float(np.median(v)) for k, v in compile_s.items()},
         "trace_lower_s": {k: float(np.median(v)) for k, v in lower_s.items()},
@@ -276,6 +290,13 @@ def main():
         help="compile repeats (default 3 below 1000 leaves, else 1)",
     )
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument(
+        "--keep",
+        default="all",
+        choices=["all", "last"],
+        help="executables kept alive and timed: every one, or each library's last "
+        "(for thousands of leaves, where several alive exhaust the memory-map limit)",
+    )
     parser.add_argument("--json", default=None, help="append one JSON line per measurement")
     parser.add_argument("--render", default=None, help="JSON lines file to render")
     parser.add_argument("--out", default=None)
@@ -302,7 +323,7 @@ def main():
         for opt in args.opt.split(","):
             repeats = args.repeats or (3 if n < 1000 else 1)
             if args.one:
-                record = measure(opt, n, args.case, repeats, args.rounds)
+                record = measure(opt, n, args.case, repeats, args.rounds, args.keep)
                 print(json.dumps(record), flush=True)
                 if args.json:
                     with open(args.json, "a") as f:
@@ -323,6 +344,8 @@ def main():
                     str(repeats),
                     "--rounds",
                     str(args.rounds),
+                    "--keep",
+                    args.keep,
                 ]
                 + (["--json", args.json] if args.json else []),
                 check=True,
