@@ -8,7 +8,8 @@ for some steps (jitted) and returns the trajectory of parameter leaves
 same for a NumPy reference; ``assert_trajectories_close`` compares two
 trajectories step by step.  ``transform_outputs`` and
 ``assert_transform_matches`` run a transform on its own over a sequence of
-random gradients (``random_sequence``) and compare it with optax's.
+random gradients (``random_sequence``) and compare it with optax's;
+``run_rows`` feeds it the rows of an array such as ``GRAD_ROWS`` without params.
 """
 
 from __future__ import annotations
@@ -216,3 +217,19 @@ def assert_transform_matches(
     expected = transform_outputs(theirs, grads, params, extra, standard_promotion=True)
     assert_trajectories_close(actual, expected, what, rtol=rtol, atol=atol)
     return actual
+
+
+# ----------------------------------------------------------------------------
+# A transform alone on the rows of one array, without params.
+
+GRAD_ROWS = np.random.default_rng(7).normal(size=(12, 5))
+
+
+def run_rows(tx, grads):
+    """Feed the rows of ``grads`` to ``tx`` one step at a time, in float64."""
+    state = tx.init(jnp.zeros(grads.shape[1], jnp.float64))
+    outs = []
+    for g in grads:
+        u, state = tx.update(jnp.asarray(g), state)
+        outs.append(np.asarray(u))
+    return np.stack(outs)

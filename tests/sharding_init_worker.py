@@ -1,4 +1,4 @@
-"""Run by ``tests/test_sharding_init.py`` in a process with 8 simulated CPU devices.
+"""Run by ``tests/test_sharding.py`` in a process with 8 simulated CPU devices.
 
 Checks that the documented jitted init, ``jax.jit(opt.init,
 out_shardings=gradtx.state_shardings(opt, params, mesh, axis=None))``,

@@ -1,4 +1,4 @@
-"""gradtx optimizers drop into code written for optax, and describe themselves."""
+"""gradtx optimizers drop into code written for optax (self-description: test_base.py)."""
 
 from __future__ import annotations
 
@@ -190,57 +190,6 @@ def test_flax_nnx_optimizer_with_gradtx_tx_matches_optax_tx():
     chex.assert_trees_all_close(
         nnx.state(ours, nnx.Param), nnx.state(theirs, nnx.Param), rtol=1e-5, atol=1e-6
     )
-
-
-# ----------------------------------------------------------------------------
-# Self-description.
-
-
-def test_adam_repr_shows_the_recipe_with_hyperparameters():
-    text = repr(gradtx.adam(1e-3))
-    assert text.startswith(
-        "chain(precondition(chain(scale_by_momentum(decay=0.9, ema=True, "
-        "nesterov=False), bias_correction(decay=0.9)), "
-        "by=scale_by_rms(decay=0.999, eps=1e-08"
-    )
-    assert "eps_in_sqrt=False, bias_correction=True" in text
-    assert text.endswith("scale_by_learning_rate(learning_rate=0.001, flip_sign=True))")
-
-
-def test_repr_of_a_schedule_shows_its_name():
-    def warmup(step):
-        return 1e-3 * jnp.minimum(1.0, step / 100)
-
-    assert "scale_by_learning_rate(learning_rate=warmup" in repr(gradtx.sgd(warmup))
-
-
-def test_hyperparameters_are_readable_for_logging():
-    opt = gradtx.adam(1e-3, b2=0.99)
-    assert opt.name == "adam"
-    assert opt.hyperparams == {
-        "learning_rate": 1e-3,
-        "b1": 0.9,
-        "b2": 0.99,
-        "eps": 1e-8,
-        "eps_root": 0.0,
-        "nesterov": False,
-    }
-    flat = opt.all_hyperparams()
-    assert flat["adam.learning_rate"] == 1e-3
-    assert flat["adam.0.precondition.0.chain.0.scale_by_momentum.decay"] == 0.9
-    assert flat["adam.0.precondition.1.scale_by_rms.decay"] == 0.99
-    assert flat["adam.1.scale_by_learning_rate.learning_rate"] == 1e-3
-    assert [p.name for p in opt.children] == ["precondition", "scale_by_learning_rate"]
-    direction, by = opt.children[0].children
-    assert [p.name for p in direction.children] == ["scale_by_momentum", "bias_correction"]
-    assert isinstance(by, gradtx.Preconditioner) and by.name == "scale_by_rms"
-
-
-def test_gradtx_transform_unpacks_like_optax_named_tuple():
-    opt = gradtx.sgd(0.1)
-    init, update = opt
-    assert init is opt.init and update is opt.update
-    assert opt[0] is opt.init and len(opt) == 2
 
 
 # ----------------------------------------------------------------------------

@@ -154,19 +154,6 @@ def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
     )
 
 
-def test_graft_takes_direction_from_one_and_norm_from_other():
-    tx = gradtx.graft(gradtx.scale(-1.0), gradtx.scale(3.0))
-    g = {"a": jnp.array([3.0, 4.0]), "b": jnp.zeros(2)}
-    u, _ = tx.update(g, tx.init(g))
-    np.testing.assert_allclose(u["a"], [-9.0, -12.0], rtol=1e-6)  # unit -g times |3 g| = 15
-    np.testing.assert_array_equal(u["b"], [0.0, 0.0])  # zero direction: zero step
-
-
-def test_graft_with_non_transform_raises():
-    with pytest.raises(TypeError, match="graft: magnitude"):
-        gradtx.graft(gradtx.identity(), 3.0)
-
-
 def test_shampoo_with_unknown_grafting_raises():
     with pytest.raises(ValueError, match="shampoo: grafting must be None, 'sgd', 'adagrad'"):
         gradtx.shampoo(grafting="adam")

@@ -5,7 +5,14 @@ must be set before jax is imported, so they run in processes of their own:
 
 * ``tests/sharding_checks.py`` (a pytest file) on 8 simulated devices;
 * two ``tests/sharding_worker.py`` processes joined with ``jax.distributed`` on
-  127.0.0.1, 4 devices each.
+  127.0.0.1, 4 devices each;
+* ``tests/sharding_init_worker.py`` on 8 simulated devices: a plain
+  ``jax.jit(opt.init)(params)`` on an Auto mesh returns state on one device
+  (init reads only the params' shapes, so jit sees no argument to take
+  placement from; optax's init does the same).  The documented way,
+  ``jax.jit(opt.init, out_shardings=gradtx.state_shardings(opt, params, mesh,
+  axis=None))``, must place every moment like its parameter; the worker checks
+  it for several optimizers on Auto and Explicit meshes.
 
 This process keeps its single device; it checks ``state_shardings``'s argument
 errors and computes the single-device reference of the two-process run.
@@ -39,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 CHECKS_TIMEOUT_S = 600
 TWO_PROCESS_TIMEOUT_S = 240
+INIT_TIMEOUT_S = 300
 
 
 def _env(n_devices: int) -> dict:
@@ -221,3 +229,25 @@ def test_two_processes_on_loopback_train_like_one_device(tmp_path):
         )
         expected = 2 * 4 * n_moment_floats + info["state_scalar_bytes"]
         assert set(info["state_bytes_per_local_device"].values()) == {expected}, info
+
+
+def test_jitted_init_with_state_shardings_places_state_like_params_on_8_devices():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sharding_init_worker.py")],
+        env=_env(8),
+        capture_output=True,
+        text=True,
+        timeout=INIT_TIMEOUT_S,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    assert "all ok" in result.stdout, output[-8000:]
+
+
+def test_readme_documents_jitted_init_with_out_shardings():
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        "jax.jit(opt.init, out_shardings=gradtx.state_shardings(opt, params, mesh, "
+        "axis=None))(params)"
+    ) in readme

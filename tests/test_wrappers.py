@@ -214,6 +214,38 @@ def test_apply_if_finite_bad_arguments_raise():
         gradtx.apply_if_finite(None, 1)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_apply_if_finite_spike_overflowing_state_is_skipped(jit):
+    params = {"w": jnp.array([1.0, 1.0])}
+    spike = {"w": jnp.array([1e20, 1.0])}  # finite, but 1e40 overflows float32
+    normal = {"w": jnp.array([1.0, 1.0])}
+    opt = gradtx.apply_if_finite(gradtx.adam(0.1))
+    state = opt.init(params)
+    update = jax.jit(opt.update) if jit else opt.update
+    updates, after_spike = update(spike, state, params)
+    np.testing.assert_array_equal(updates["w"], [0.0, 0.0])
+    assert int(after_spike.notfinite_count) == 1 and not bool(after_spike.last_finite)
+    for a, b in zip(jax.tree.leaves(after_spike.inner_state), jax.tree.leaves(state.inner_state)):
+        np.testing.assert_array_equal(a, b)  # the inner state is unchanged
+    updates, later = update(normal, after_spike, params)
+    assert bool(later.last_finite)
+    np.testing.assert_allclose(updates["w"], [-0.1, -0.1], rtol=1e-5)  # not frozen
+
+
+def test_apply_if_finite_nan_gradient_still_skipped_and_counted():
+    params = {"w": jnp.array([1.0])}
+    opt = gradtx.apply_if_finite(gradtx.adam(0.1), max_consecutive_errors=1)
+    state = opt.init(params)
+    _, state = opt.update({"w": jnp.array([jnp.nan])}, state, params)
+    assert int(state.total_notfinite) == 1
+    with pytest.raises(
+        FloatingPointError,
+        match=r"2 consecutive steps had a non-finite \(NaN or "
+        r"inf\) gradient, update or optimizer state",
+    ):
+        opt.update({"w": jnp.array([1e20])}, state, params)
+
+
 # --- zero_nans ---------------------------------------------------------------------
 
 

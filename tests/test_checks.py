@@ -46,24 +46,3 @@ def test_adam_array_valued_learning_rate_raises():
         r"of shape \(2,\)",
     ):
         gradtx.adam(jnp.array([1e-3, 1e-3]))
-
-
-def test_inject_hyperparams_bf16_rounding_b2_to_one_raises():
-    with pytest.raises(
-        ValueError,
-        match=r"^inject_hyperparams\(adam\): hyperparam_dtype=bfloat16 "
-        r"cannot hold b2=0\.999 \(it rounds to 1\.0\): adam: b2 "
-        r"must be in \[0, 1\).*use hyperparam_dtype=jnp\.float32",
-    ):
-        gradtx.inject_hyperparams(gradtx.adam, hyperparam_dtype=jnp.bfloat16)(1e-2)
-
-
-def test_inject_hyperparams_bf16_values_it_can_hold_are_accepted():
-    opt = gradtx.inject_hyperparams(gradtx.adam, hyperparam_dtype=jnp.bfloat16)(1e-2, b2=0.99)
-    state = opt.init({"w": jnp.zeros(2)})
-    assert state.hyperparams["b2"].dtype == jnp.bfloat16
-
-
-def test_inject_hyperparams_infinite_value_raises():
-    with pytest.raises(ValueError, match=r"^adam: learning_rate must be finite, got inf"):
-        gradtx.inject_hyperparams(gradtx.adam)(float("inf"))
