@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from trees import assert_bitwise_equal
 
 import gradtx
 
@@ -28,13 +29,6 @@ import gradtx
 def _state():
     params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array([0.5, 1.5], jnp.bfloat16)}
     return {"params": params, "step": 3}
-
-
-def _same(a, b):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        assert np.asarray(x).dtype == np.asarray(y).dtype
-        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
 
 
 def _manifest(leaves, nbytes):
@@ -112,7 +106,7 @@ def test_load_checkpoint_packed_state_of_same_model_round_trips(tmp_path):
     state = {"params": gradtx.pack(a), "opt_state": opt.init(gradtx.pack(a))}
     gradtx.save_checkpoint(tmp_path / "c.npz", state)
     restored = gradtx.load_checkpoint(tmp_path / "c.npz", jax.eval_shape(lambda: state))
-    _same(restored, state)
+    assert_bitwise_equal(restored, state)
     np.testing.assert_array_equal(restored["params"].unpack()["head"], a["head"])
 
 
@@ -216,7 +210,7 @@ def test_load_checkpoint_structured_dtype_with_other_fields_raises(tmp_path):
         r"checkpoint but",
     ):
         gradtx.load_checkpoint(tmp_path / "c.npz", {"x": other})
-    _same(gradtx.load_checkpoint(tmp_path / "c.npz", {"x": saved}), {"x": saved})
+    assert_bitwise_equal(gradtx.load_checkpoint(tmp_path / "c.npz", {"x": saved}), {"x": saved})
 
 
 def test_load_checkpoint_pickle_header_in_data_raises(tmp_path):
@@ -255,7 +249,7 @@ def _fuzz(path, original: bytes, variants, template, expected) -> dict:
         except gradtx.CheckpointError:
             counts["refused"] += 1
             continue
-        _same(restored, expected)
+        assert_bitwise_equal(restored, expected)
         counts["loaded_exactly"] += 1
     return counts
 

@@ -5,6 +5,7 @@ with the same values (rebuilt where the values change), continuing the same
 inner state: injection must change nothing but where the numbers live.
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,11 +33,7 @@ def _grads(n, dtype=jnp.float32, seed=0):
 # Injected values are float32 arrays, plain ones Python floats: ``1 - b2`` is
 # then rounded differently (float32(0.999) carries a 1.3e-8 error that
 # 1 / (1 - b2) amplifies 1000 times), so updates agree to about 1e-5.
-def _close(a, b, rtol=2e-5, atol=1e-6):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(
-            np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol
-        )
+RTOL, ATOL = 2e-5, 1e-6
 
 
 def test_inject_hyperparams_values_changed_between_steps_compile_once_and_match_fresh_optimizer():
@@ -76,8 +73,8 @@ def test_inject_hyperparams_values_changed_between_steps_compile_once_and_match_
         for t in range(start, stop):
             updates, inner = fresh.update(grads[t], inner, params)
             params = gradtx.apply_updates(params, updates)
-            _close(params, history[t + 1][0])
-            _close(inner, history[t + 1][1].inner_state)
+            chex.assert_trees_all_close(params, history[t + 1][0], rtol=RTOL, atol=ATOL)
+            chex.assert_trees_all_close(inner, history[t + 1][1].inner_state, rtol=RTOL, atol=ATOL)
 
 
 OPTIMIZERS = [
@@ -106,8 +103,8 @@ def test_inject_hyperparams_matches_plain_optimizer_and_keeps_its_state(factory,
     for grad in _grads(3):
         updates, state = opt.update(grad, state, params)
         ref_updates, ref_state = plain.update(grad, ref_state, params)
-        _close(updates, ref_updates)
-    _close(state.inner_state, ref_state)
+        chex.assert_trees_all_close(updates, ref_updates, rtol=RTOL, atol=ATOL)
+    chex.assert_trees_all_close(state.inner_state, ref_state, rtol=RTOL, atol=ATOL)
 
 
 def test_inject_hyperparams_with_bf16_params_keeps_b2_in_float32():
@@ -127,7 +124,7 @@ def test_inject_hyperparams_with_bf16_params_keeps_b2_in_float32():
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(params))
     assert all(x.dtype in (jnp.bfloat16, jnp.int32) for x in jax.tree.leaves(state.inner_state))
     assert all(np.isfinite(np.asarray(x, np.float32)).all() for x in jax.tree.leaves(state))
-    _close(params, ref_params, rtol=1e-2, atol=0)  # to a bf16 rounding
+    chex.assert_trees_all_close(params, ref_params, rtol=1e-2, atol=0)  # to a bf16 rounding
 
 
 def test_inject_hyperparams_hyperparam_dtype_sets_the_stored_dtype():
@@ -148,7 +145,7 @@ def test_inject_hyperparams_evaluates_schedules_at_the_state_count():
         updates, state = opt.update(grad, state, params)
         # The definition: adam rebuilt with this step's values, same state.
         ref_updates, inner = gradtx.adam(float(lr(t)), b1=float(b1(t))).update(grad, inner, params)
-        _close(updates, ref_updates)
+        chex.assert_trees_all_close(updates, ref_updates, rtol=RTOL, atol=ATOL)
         assert state.hyperparams["learning_rate"] == lr(t) and state.hyperparams["b1"] == b1(t)
         params = gradtx.apply_updates(params, updates)
     assert int(state.count) == 6
@@ -163,7 +160,7 @@ def test_inject_hyperparams_scheduled_learning_rate_equals_plain_schedule():
     for grad in _grads(6):
         updates, state = opt.update(grad, state, params)
         ref_updates, ref_state = plain.update(grad, ref_state, params)
-        _close(updates, ref_updates)
+        chex.assert_trees_all_close(updates, ref_updates, rtol=RTOL, atol=ATOL)
 
 
 def test_inject_hyperparams_under_vmap_runs_a_sweep_equal_to_separate_runs():
@@ -191,7 +188,9 @@ def test_inject_hyperparams_under_vmap_runs_a_sweep_equal_to_separate_runs():
         for grad in grads:
             updates, s = plain.update(grad, s, p)
             p = gradtx.apply_updates(p, updates)
-        _close(jax.tree.map(lambda x: x[i], batched_params), p)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x: x[i], batched_params), p, rtol=RTOL, atol=ATOL
+        )
 
 
 def test_inject_hyperparams_inside_a_chain_passes_the_gradient_stream():
@@ -211,7 +210,7 @@ def test_inject_hyperparams_inside_a_chain_passes_the_gradient_stream():
     for grad in _grads(3):
         updates, state = opt.update(grad, state, params)
         ref_updates, ref_state = plain.update(grad, ref_state, params)
-        _close(updates, ref_updates)
+        chex.assert_trees_all_close(updates, ref_updates, rtol=RTOL, atol=ATOL)
 
 
 def test_inject_hyperparams_keeps_static_arguments_out_of_the_state():
@@ -236,7 +235,7 @@ def test_inject_hyperparams_wraps_an_optax_factory():
         for grad in _grads(3):
             updates, state = opt.update(grad, state, params)
             ref_updates, ref_state = plain.update(grad, ref_state, params)
-            _close(updates, ref_updates)
+            chex.assert_trees_all_close(updates, ref_updates, rtol=RTOL, atol=ATOL)
 
 
 # ----------------------------------------------------------------------------

@@ -223,3 +223,32 @@ def test_update_accepts_and_ignores_extra_keywords(name):
         with_extra, extra_state = opt.update(grads, state, params, **EXTRA)
     chex.assert_trees_all_close(plain, with_extra, rtol=0)
     chex.assert_trees_all_close(plain_state, extra_state, rtol=0)
+
+
+def test_adam_state_counts_read_by_path_and_set_together_by_optax_tree():
+    # Adam's recipe keeps two step counters (bias_correction's and the second
+    # moment's); README's conventions table says how optax's tree helpers see them.
+    params = {"w": jnp.ones(3)}
+    opt = gradtx.adam(0.1)
+    state = opt.init(params)
+    for _ in range(3):
+        _, state = opt.update(params, state, params)
+    counts = optax.tree.get_all_with_path(state, "count")
+    assert len(counts) == 2
+    with pytest.raises(KeyError, match="multiple values for 'count'"):
+        optax.tree.get(state, "count")
+    assert int(gradtx.tree_get(state, "preconditioner.count")) == 3
+    assert int(gradtx.tree_get(state, "direction.states[1].count")) == 3
+    # optax's own adam with a scheduled learning rate has two counts as well.
+    optax_state = optax.adam(optax.linear_schedule(0.1, 0.0, 10)).init(params)
+    with pytest.raises(KeyError, match="multiple values for 'count'"):
+        optax.tree.get(optax_state, "count")
+    reset = optax.tree.set(state, count=jnp.zeros((), jnp.int32))
+    assert [int(c) for _, c in optax.tree.get_all_with_path(reset, "count")] == [0, 0]
+    # After the reset both counters agree, so the next step is Adam's first step.
+    fresh = optax.tree.set(
+        opt.init(params), mu=gradtx.tree_get(state, "mu"), nu=gradtx.tree_get(state, "nu")
+    )
+    chex.assert_trees_all_equal(
+        opt.update(params, reset, params), opt.update(params, fresh, params)
+    )

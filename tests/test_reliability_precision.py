@@ -1,6 +1,7 @@
 """Low precision and long runs: f16/bf16 at step 1 and step 10^6, and a counter
 that saturates at the int32 maximum instead of wrapping."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,25 +51,16 @@ def _with_counts(state, value):
     return jax.tree_util.tree_map_with_path(set_count, state)
 
 
-def _assert_all_finite(tree, what):
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        assert np.all(np.isfinite(np.asarray(leaf, np.float64))), (
-            what,
-            jax.tree_util.keystr(path),
-            leaf,
-        )
-
-
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_low_precision_steps_one_and_one_million_stay_finite(name, dtype):
     opt = OPTIMIZERS[name]()
     params, grads = _params(dtype), _grads(dtype)
     updates, state = opt.update(grads, opt.init(params), params)
-    _assert_all_finite((updates, state, gradtx.apply_updates(params, updates)), "step 1")
+    chex.assert_tree_all_finite((updates, state, gradtx.apply_updates(params, updates)))
     late = _with_counts(state, 10**6 - 1)  # the next step is t = 10^6
     updates, late = opt.update(grads, late, params)
-    _assert_all_finite((updates, late, gradtx.apply_updates(params, updates)), "step 10^6")
+    chex.assert_tree_all_finite((updates, late, gradtx.apply_updates(params, updates)))
     for path, leaf in jax.tree_util.tree_flatten_with_path(late)[0]:
         if getattr(path[-1], "name", None) == "count":
             assert int(leaf) == 10**6
@@ -127,7 +119,7 @@ def test_optimizer_count_near_int32_max_saturates(name):
     step = jax.jit(opt.update)
     for _ in range(4):
         updates, state = step(grads, state, params)
-        _assert_all_finite(updates, "update")
+        chex.assert_tree_all_finite(updates)
         params = gradtx.apply_updates(params, updates)
     counts = [
         leaf
@@ -135,4 +127,4 @@ def test_optimizer_count_near_int32_max_saturates(name):
         if getattr(path[-1], "name", None) == "count"
     ]
     assert counts and all(int(c) == INT32_MAX and c.dtype == jnp.int32 for c in counts)
-    _assert_all_finite(params, "params")
+    chex.assert_tree_all_finite(params)
