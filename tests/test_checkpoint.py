@@ -3,13 +3,13 @@
 import json
 import os
 import struct
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from checkpoint_files import crafted_manifest
 from trees import assert_bitwise_equal
 
 import gradtx
@@ -96,7 +96,7 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
     assert_bitwise_equal(_train(resumed, 2, start=resumed["step"]), straight)
 
 
-def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
+def test_checkpoint_file_is_plain_npz_with_jsonmanifest(tmp_path):
     state = _fresh()
     gradtx.save_checkpoint(tmp_path / "c.npz", state)
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
@@ -131,17 +131,6 @@ def test_checkpoint_write_failure_keeps_previous_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["c.npz"]
 
 
-def _manifest(leaves, nbytes, **fields):
-    return {
-        "format": "gradtx.checkpoint",
-        "version": 1,
-        "byteorder": sys.byteorder,
-        "nbytes": nbytes,
-        "leaves": leaves,
-        **fields,
-    }
-
-
 def _write(path, manifest, **arrays):
     raw = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
     np.savez(path, allow_pickle=True, manifest=np.frombuffer(raw, np.uint8), **arrays)
@@ -157,7 +146,11 @@ def test_load_checkpoint_pickled_payload_is_refused_without_running_it(tmp_path)
         def __reduce__(self):
             return (os.mkdir, (str(marker),))
 
-    _write(tmp_path / "evil.npz", _manifest(ONE_LEAF, 4), data=np.array([Payload()], dtype=object))
+    _write(
+        tmp_path / "evil.npz",
+        crafted_manifest(ONE_LEAF, 4),
+        data=np.array([Payload()], dtype=object),
+    )
     with pytest.raises(gradtx.CheckpointError, match=r"the data cannot be read .*allow_pickle"):
         gradtx.load_checkpoint(tmp_path / "evil.npz", (jnp.zeros(1),))
     assert not marker.exists()
@@ -212,14 +205,17 @@ def test_load_checkpoint_other_formats_raise(tmp_path):
 def test_load_checkpoint_bad_manifest_raises(tmp_path):
     data = np.zeros(4, np.uint8)
     cases = [
-        (_manifest(ONE_LEAF, 4, format="other"), "has no valid gradtx manifest"),
+        (crafted_manifest(ONE_LEAF, 4, format="other"), "has no valid gradtx manifest"),
         (
-            _manifest(ONE_LEAF, 4, version=7),
+            crafted_manifest(ONE_LEAF, 4, version=7),
             "has checkpoint format version 7; this gradtx reads version 1",
         ),
-        (_manifest([{"path": 3}], 4), "has no valid gradtx manifest"),
-        (_manifest([dict(ONE_LEAF[0], offset=-4)], 4), "has no valid gradtx manifest"),
-        (_manifest(ONE_LEAF, 4, byteorder="middle"), "was written on a middle-endian machine"),
+        (crafted_manifest([{"path": 3}], 4), "has no valid gradtx manifest"),
+        (crafted_manifest([dict(ONE_LEAF[0], offset=-4)], 4), "has no valid gradtx manifest"),
+        (
+            crafted_manifest(ONE_LEAF, 4, byteorder="middle"),
+            "was written on a middle-endian machine",
+        ),
         (b"{not json", "the manifest cannot be read"),
     ]
     for manifest, message in cases:
@@ -231,7 +227,7 @@ def test_load_checkpoint_bad_manifest_raises(tmp_path):
 def test_load_checkpoint_manifest_disagreeing_with_data_raises(tmp_path):
     template = (jnp.zeros(2),)
     leaves = [{"path": "[0]", "dtype": "float32", "shape": [2], "offset": 0}]
-    _write(tmp_path / "m.npz", _manifest(leaves, 8), data=np.zeros(3, np.uint8))
+    _write(tmp_path / "m.npz", crafted_manifest(leaves, 8), data=np.zeros(3, np.uint8))
     with pytest.raises(
         gradtx.CheckpointError,
         match=r"the data is uint8\[3\] but the manifest "
@@ -239,7 +235,9 @@ def test_load_checkpoint_manifest_disagreeing_with_data_raises(tmp_path):
     ):
         gradtx.load_checkpoint(tmp_path / "m.npz", template)
     _write(
-        tmp_path / "m.npz", _manifest([dict(leaves[0], offset=4)], 8), data=np.zeros(8, np.uint8)
+        tmp_path / "m.npz",
+        crafted_manifest([dict(leaves[0], offset=4)], 8),
+        data=np.zeros(8, np.uint8),
     )
     with pytest.raises(
         gradtx.CheckpointError,
@@ -247,7 +245,7 @@ def test_load_checkpoint_manifest_disagreeing_with_data_raises(tmp_path):
         r"beyond the end of the data \(8 bytes; it belongs at offset 0\)",
     ):
         gradtx.load_checkpoint(tmp_path / "m.npz", template)
-    _write(tmp_path / "m.npz", _manifest(leaves, 8))
+    _write(tmp_path / "m.npz", crafted_manifest(leaves, 8))
     with pytest.raises(
         gradtx.CheckpointError,
         match=r"holds the members \['manifest.npy'\]; a "
@@ -261,7 +259,7 @@ def test_load_checkpoint_leaf_order_mismatch_raises(tmp_path):
         {"path": "[1]", "dtype": "float32", "shape": [1], "offset": 0},
         {"path": "[0]", "dtype": "float32", "shape": [1], "offset": 16},
     ]
-    _write(tmp_path / "m.npz", _manifest(leaves, 20), data=np.zeros(20, np.uint8))
+    _write(tmp_path / "m.npz", crafted_manifest(leaves, 20), data=np.zeros(20, np.uint8))
     with pytest.raises(
         gradtx.CheckpointError,
         match=r"the leaves are in another order: leaf 0 "

@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import struct
-import sys
 import time
 import tracemalloc
 import zipfile
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from checkpoint_files import crafted_manifest
 from trees import assert_bitwise_equal
 
 import gradtx
@@ -29,16 +29,6 @@ import gradtx
 def _state():
     params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array([0.5, 1.5], jnp.bfloat16)}
     return {"params": params, "step": 3}
-
-
-def _manifest(leaves, nbytes):
-    return {
-        "format": "gradtx.checkpoint",
-        "version": 1,
-        "byteorder": sys.byteorder,
-        "nbytes": nbytes,
-        "leaves": leaves,
-    }
 
 
 def _npy(payload: bytes, shape=None, descr="|u1") -> bytes:
@@ -56,7 +46,7 @@ def _zip(path, members, compression=zipfile.ZIP_STORED):
 
 
 def _crafted(path, leaves, nbytes, data: bytes, **kwargs):
-    manifest = json.dumps(_manifest(leaves, nbytes)).encode()
+    manifest = json.dumps(crafted_manifest(leaves, nbytes)).encode()
     _zip(path, {"manifest.npy": _npy(manifest), "data.npy": _npy(data, **kwargs)})
 
 
@@ -126,7 +116,9 @@ def test_load_checkpoint_deflate_bomb_raises_without_inflating(tmp_path):
     path = tmp_path / "bomb.npz"
     nbytes = 64 << 20
     manifest = json.dumps(
-        _manifest([{"path": "[0]", "dtype": "uint8", "shape": [nbytes], "offset": 0}], nbytes)
+        crafted_manifest(
+            [{"path": "[0]", "dtype": "uint8", "shape": [nbytes], "offset": 0}], nbytes
+        )
     ).encode()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.npy", _npy(manifest))
