@@ -96,7 +96,7 @@ def test_checkpoint_resume_continues_exactly(tmp_path):
     assert_bitwise_equal(_train(resumed, 2, start=resumed["step"]), straight)
 
 
-def test_checkpoint_file_is_plain_npz_with_jsonmanifest(tmp_path):
+def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
     state = _fresh()
     gradtx.save_checkpoint(tmp_path / "c.npz", state)
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
