@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import Annotated, Any
 
 import jax
 import jax.numpy as jnp
@@ -199,3 +200,98 @@ def value_fn_keywords(owner: str, value_fn, extra: dict) -> dict:
     if unused:
         raise TypeError(f"{owner}: value_fn takes none of the keywords {unused}")
     return {k: v for k, v in extra.items() if k in names}
+
+
+class Check:
+    """A hyperparameter's declared constraint: ``Annotated[type, check]`` in a recipe's signature.
+
+    ``@recipe`` calls ``check(owner, name, value)`` on the argument and uses
+    what it returns; ``logged(value)`` is how the value is recorded among the
+    optimizer's hyperparameters (``omit_none``: not recorded when None).
+    """
+
+    omit_none = False
+
+    def __call__(self, owner: str, name: str, value):
+        return value
+
+    def logged(self, value):
+        return value
+
+
+class InRange(Check):
+    """low <= value <= high (strict where open), finite; ``optional``: None passes."""
+
+    def __init__(self, low=None, high=None, *, low_open=False, high_open=False, optional=False):
+        self.bounds = dict(low=low, high=high, low_open=low_open, high_open=high_open)
+        self.optional = optional
+
+    def __call__(self, owner, name, value):
+        if value is None and self.optional:
+            return None
+        return check_range(owner, name, value, **self.bounds)
+
+
+class IsRate(Check):
+    """A number >= 0 or a schedule ``step -> value``; ``optional``: None passes."""
+
+    def __init__(self, *, optional=False):
+        self.optional = optional
+
+    def __call__(self, owner, name, value):
+        if value is None and self.optional:
+            return None
+        return check_learning_rate(owner, value, name=name)
+
+
+class IsStateDtype(Check):
+    """None (each parameter's dtype) or a floating-point dtype, recorded by its name."""
+
+    omit_none = True
+
+    def __call__(self, owner, name, value):
+        return check_state_dtype(owner, name, value)
+
+    def logged(self, value):
+        return None if value is None else value.name
+
+
+class IsDecayPair(Check):
+    """A pair of decays (``betas=(beta1, beta2)``), each in [0, 1) or a schedule."""
+
+    def __call__(self, owner, name, value):
+        if not isinstance(value, tuple | list) or len(value) != 2:
+            raise ValueError(f"{owner}: {name} must be a pair (beta1, beta2), got {value!r}")
+        for i, beta in enumerate(value):
+            check_range(owner, f"{name}[{i}]", beta, 0, 1, high_open=True)
+        return value
+
+
+class IsTransformation(Check):
+    """A gradient transformation (gradtx's or optax's)."""
+
+    def __call__(self, owner, name, value):
+        check_transformation(owner, name, value)
+        return value
+
+
+Rate = Annotated[ScalarOrSchedule, IsRate()]
+"""A learning rate or weight decay: a number >= 0 or a schedule."""
+OptionalRate = Annotated[Any, IsRate(optional=True)]
+"""A ``Rate`` or None."""
+Decay = Annotated[float, InRange(0, 1, high_open=True)]
+"""An average's decay, in [0, 1)."""
+OptionalDecay = Annotated[Any, InRange(0, 1, high_open=True, optional=True)]
+"""A ``Decay`` or None (no average)."""
+UnitInterval = Annotated[float, InRange(0, 1)]
+"""A weight in [0, 1]."""
+NonNegative = Annotated[float, InRange(0)]
+"""A number >= 0."""
+Positive = Annotated[float, InRange(0, low_open=True)]
+"""A number > 0."""
+DecayPair = Annotated[Any, IsDecayPair()]
+"""Two decays, ``(beta1, beta2)``."""
+StateDtype = Annotated[Any, IsStateDtype()]
+"""The dtype a moment is stored in, or None for each parameter's."""
+Transformation = Annotated[Any, IsTransformation()]
+"""A gradient transformation."""

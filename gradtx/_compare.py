@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _optimizers as opt
+import gradtx as opt
 from ._update import apply_updates
 
 # name -> (the optimizer for a learning rate, its default learning rate).  The

@@ -1,0 +1,100 @@
+"""How an optimizer is declared: ``@recipe`` over a function that lists its transforms.
+
+A recipe is a function whose arguments are the optimizer's hyperparameters
+and whose body returns the transforms it chains, in the order the math
+applies::
+
+    @recipe
+    def sgd(learning_rate: LearningRate, momentum: OptionalDecay = None, ...):
+        return (trace(momentum), scale_by_learning_rate(learning_rate))
+
+The decorator is the one place that turns that function into an optimizer:
+
+- it binds the call to the signature, defaults included, and checks every
+  argument whose annotation carries a ``Check`` (``LearningRate``,
+  ``Decay``, ``NonNegative``, ``StateDtype``, ... from ``_checks``) with
+  the function's name as the owner, so ``adam(1e-3, b1=1.2)`` fails with
+  ``adam: b1 must be in [0, 1), got 1.2``;
+- it records the arguments, as checked, as the optimizer's hyperparameters
+  (for ``repr`` and logging; a state dtype by its name, left out when None);
+- it chains the returned transforms under the function's name, so an error
+  raised by a part names the optimizer the user built.
+
+The body sees the checked values (a ``StateDtype`` argument arrives as a
+``numpy.dtype`` or None) and raises, with the owner's name, the errors that
+tie several arguments together (``sgd: nesterov=True needs a momentum``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+
+from ._base import GradientTransformation
+from ._checks import Check
+from ._combine import chain
+
+
+def _checks_of(fn) -> dict[str, tuple[Check, ...]]:
+    hints = typing.get_type_hints(fn, include_extras=True)
+    checks = {}
+    for name, hint in hints.items():
+        found = tuple(m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Check))
+        if found:
+            checks[name] = found
+    return checks
+
+
+def recipe(fn: Callable | None = None, *, prefix: str = "") -> Callable:
+    """Declare an optimizer from a function that returns its transforms.
+
+    Args:
+      fn: ``(*hyperparameters) -> transform or tuple of transforms``.
+      prefix: prepended to the function's name to make the owner
+        (``"torch."`` for ``gradtx.presets.torch.sgd``).
+
+    Returns:
+      A factory with ``fn``'s signature and docstring that returns
+      ``chain(*transforms)`` named after ``fn``, with its arguments as its
+      hyperparameters.
+    """
+    if fn is None:
+        return functools.partial(recipe, prefix=prefix)
+    owner = prefix + fn.__name__
+    signature = inspect.signature(fn)
+    checks = _checks_of(fn)
+
+    @functools.wraps(fn)
+    def build(*args, **kwargs) -> GradientTransformation:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{owner}: {error}") from None
+        bound.apply_defaults()
+        arguments = bound.arguments
+        hyperparams = {}
+        for name, value in arguments.items():
+            for check in checks.get(name, ()):
+                value = check(owner, name, value)
+            arguments[name] = value
+            logged = _logged(checks.get(name, ()), value)
+            if logged is not _OMIT:
+                hyperparams[name] = logged
+        transforms = fn(*bound.args, **bound.kwargs)
+        if not isinstance(transforms, tuple | list):
+            transforms = (transforms,)
+        return chain(*transforms, name=owner, hyperparams=hyperparams)
+
+    build.owner = owner
+    return build
+
+
+_OMIT = object()
+
+
+def _logged(checks, value):
+    for check in checks:
+        value = check.logged(value)
+    return _OMIT if value is None and any(c.omit_none for c in checks) else value
