@@ -243,7 +243,8 @@ def partition(
         update,
         name=name,
         children=tuple(transforms.values()),
-        hyperparams={"transforms": dict(transforms), "param_labels": param_labels},
+        # The transforms are the children, in the order of their labels here.
+        hyperparams={"labels": tuple(transforms), "param_labels": param_labels},
     )
 
 
@@ -437,8 +438,8 @@ def _reset(tx, state, params, label, found):
     """Walk ``tx``'s children alongside ``state``, re-initialising the groups named ``label``."""
     hyperparams = getattr(tx, "hyperparams", {})
     children: tuple = tuple(getattr(tx, "children", ()))
-    if isinstance(state, PartitionState) and isinstance(hyperparams.get("transforms"), dict):
-        transforms = hyperparams["transforms"]
+    if isinstance(state, PartitionState) and isinstance(hyperparams.get("labels"), tuple):
+        transforms = dict(zip(hyperparams["labels"], children))
         labels = _labels_per_leaf(tx.name, "param_labels", hyperparams["param_labels"], params)
         states = dict(state.states)
         for group, group_tx in transforms.items():

@@ -61,8 +61,13 @@ def scale_by_learning_rate(
 ) -> GradientTransformation:
     """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
 
-    This is the only transform in gradtx that flips the sign; every other
-    transform keeps the gradient's direction.  As in optax, a constant
+    This is where a recipe's sign flips; the transforms before it keep the
+    gradient's direction.  The exceptions follow optax and say so in their
+    docstrings: ``adafactor`` applies its learning rate unflipped before the
+    parameter scale and weight decay and flips at the end with
+    ``scale(-1.0)``; the parameter-free transforms (``scale_by_prodigy``,
+    ``scale_by_dog``, ...) and MoMo's return the step with its sign, since
+    their learning rate enters the step-size estimate.  As in optax, a constant
     learning rate keeps no state and a schedule keeps a step count;
     ``learning_rate=None`` is the identity.
 

@@ -88,13 +88,18 @@ def _source_line(obj) -> int:
 def members_of(module_name: str) -> list[str]:
     """Qualified public names documented by ``members-of module_name``, in source order.
 
-    For a private module (``gradtx._momentum``): the names of the ``gradtx``
-    namespace defined there.  For a public one: its own public names.
+    For a private module (``gradtx._momentum``, ``gradtx.optimizers._adam``):
+    the names of the nearest enclosing namespace that exports them.  For a public one: its own public names.
     """
     package, _, last = module_name.rpartition(".")
     if last.startswith("_"):
-        candidates = public_names(package)
-        chosen = [(q, o) for q, o in candidates.items() if _defining_module(o) == module_name]
+        # The nearest enclosing package that exports the module's names
+        # (``gradtx`` for ``gradtx.optimizers._adam``).
+        chosen = []
+        while package and not chosen:
+            candidates = public_names(package)
+            chosen = [(q, o) for q, o in candidates.items() if _defining_module(o) == module_name]
+            package = package.rpartition(".")[0]
     else:
         chosen = list(public_names(module_name).items())
     chosen.sort(key=lambda item: _source_line(item[1]))
