@@ -4,7 +4,7 @@
     python benchmarks/steps_to_target.py --optimizers adamw,mars --target 2.3
     python benchmarks/steps_to_target.py --quick          # a tiny smoke run, nothing written
 
-The task is gradtx/_lm_task.py's: a transformer trained on Python's standard
+The task is gradtx/examples/lm_task.py's: a transformer trained on Python's standard
 library as bytes, whole files held out for validation.  Every optimizer
 trains from the same initialisation on the same batches, once per learning
 rate of its short sweep (``REGISTRY``); the best learning rate is the one
@@ -30,7 +30,7 @@ import jax
 import numpy as np
 from _harness import machine, machine_markdown
 
-from gradtx import _lm_task as lm
+from gradtx.examples import lm_task as lm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = lm.TARGET  # nats per byte on the held-out files, with the default config

@@ -1,4 +1,4 @@
-"""The main job, ``python -m gradtx compare``: a tiny run end to end, and its errors."""
+"""The main job, ``python -m gradtx compare`` (gradtx.examples): a tiny run end to end, and its errors."""
 
 import os
 import re
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx import _compare
-from gradtx.__main__ import main
+from gradtx.examples import cli, compare, lm_task
+from gradtx.examples.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -64,13 +64,13 @@ def test_compare_tiny_run_prints_table_saves_png_and_every_loss_decreases(tmp_pa
     captured = capsys.readouterr()
     assert code == 0
     initial, rows = _parse_table(captured.out)
-    assert list(rows) == list(_compare.DEFAULT_OPTIMIZERS)
+    assert list(rows) == list(compare.DEFAULT_OPTIMIZERS)
     for name, (loss, acc) in rows.items():
         assert loss < 0.8 * initial, f"{name}: train loss {loss} did not fall from {initial}"
         assert acc > 10.0, f"{name}: test accuracy {acc}% is no better than chance"
     # Without a terminal the progress bar is one summary line per optimizer.
     progress = [line.split()[0] for line in captured.err.splitlines() if "steps in" in line]
-    assert progress == list(_compare.DEFAULT_OPTIMIZERS)
+    assert progress == list(compare.DEFAULT_OPTIMIZERS)
     assert "\r" not in captured.err
     data = out.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000
@@ -80,9 +80,9 @@ def test_compare_runs_share_initialisation_and_batches(monkeypatch):
     # Momentum with coefficient 0 is plain SGD: given the same start and the same
     # batches in the same order, the two runs must produce the same losses.
     monkeypatch.setitem(
-        _compare.OPTIMIZERS, "momentum", (lambda lr: gradtx.sgd(lr, momentum=0.0), 0.3)
+        compare.OPTIMIZERS, "momentum", (lambda lr: gradtx.sgd(lr, momentum=0.0), 0.3)
     )
-    sgd, momentum = _compare.compare(["sgd", "momentum"], steps=4, batch_size=16)[0]
+    sgd, momentum = compare.compare(["sgd", "momentum"], steps=4, batch_size=16)[0]
     assert sgd.train_loss[0] == momentum.train_loss[0]
     np.testing.assert_allclose(momentum.batch_loss, sgd.batch_loss, rtol=1e-6)
     np.testing.assert_allclose(momentum.train_loss, sgd.train_loss, rtol=1e-6)
@@ -92,6 +92,7 @@ def test_compare_runs_share_initialisation_and_batches(monkeypatch):
     "argv, message",
     [
         (["--optimizers", "adamx"], "unknown optimizer 'adamx'"),
+        (["--lr", "adamx=1e-3"], "argument --lr: unknown optimizer 'adamx' for --task digits"),
         (["--optimizers", ""], "comma-separated list"),
         (["--lr", "adam"], "expected NAME=VALUE"),
         (["--lr", "adam=fast"], "learning rate of adam must be a number"),
@@ -139,7 +140,7 @@ def test_compare_unwritable_out_exits_2_before_training(capsys, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking --out")
 
-    monkeypatch.setattr(_compare, "compare", no_training)
+    monkeypatch.setattr(compare, "compare", no_training)
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--out", "/proc/gradtx_compare.png"])
     assert exit_info.value.code == 2
@@ -153,9 +154,9 @@ def test_compare_unwritable_out_exits_2_before_training(capsys, monkeypatch):
 def test_compare_writable_out_check_keeps_an_existing_file(tmp_path):
     out = tmp_path / "old.png"
     out.write_bytes(b"old figure")
-    assert _compare._unwritable(str(out)) is None
+    assert cli._unwritable(str(out)) is None
     assert out.read_bytes() == b"old figure"
-    assert _compare._unwritable(str(tmp_path / "new.png")) is None
+    assert cli._unwritable(str(tmp_path / "new.png")) is None
     assert not (tmp_path / "new.png").exists()
 
 
@@ -176,7 +177,7 @@ def test_compare_figure_plots_test_error_on_a_log_axis(tmp_path, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", lambda self, path: figures.append(self))
     steps = np.array([0, 1, 2])
     runs = [
-        _compare.Run(
+        compare.Run(
             "sgd",
             0.3,
             steps,
@@ -186,7 +187,7 @@ def test_compare_figure_plots_test_error_on_a_log_axis(tmp_path, monkeypatch):
             1.0,
             1.0,
         ),
-        _compare.Run(
+        compare.Run(
             "adam",
             1e-3,
             steps,
@@ -197,7 +198,7 @@ def test_compare_figure_plots_test_error_on_a_log_axis(tmp_path, monkeypatch):
             1.0,
         ),
     ]
-    _compare.save_figure(runs, "task", tmp_path / "f.png")
+    compare.save_figure(runs, "task", tmp_path / "f.png")
     _, ax_err = figures[0].axes
     assert ax_err.get_yscale() == "log"
     assert "test error" in ax_err.get_title()
@@ -234,13 +235,80 @@ def test_module_bad_option_in_subprocess_prints_one_line_no_traceback():
     assert "Traceback" not in result.stderr
 
 
-def test_import_gradtx_does_not_import_sklearn_or_matplotlib():
+def test_import_gradtx_does_not_import_the_examples_sklearn_or_matplotlib():
     code = (
-        "import sys, gradtx, gradtx._compare, gradtx.__main__; "
+        "import sys, gradtx; "
+        "print(sorted(m for m in ('gradtx.examples', 'sklearn', 'matplotlib') if m in sys.modules)); "
+        "import gradtx.examples.cli, gradtx.examples.compare, gradtx.examples.lm_task, "
+        "gradtx.__main__; "
         "print(sorted(m for m in ('sklearn', 'matplotlib') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.splitlines() == ["[]", "[]"]
+
+
+def _choices(err):
+    """The names after ``choose from`` in a one-line error."""
+    listed = re.search(r"choose from (.*) \(see python -m gradtx compare --help\)", err).group(1)
+    return listed.split(", ")
+
+
+@pytest.mark.parametrize(
+    "task, table", [("digits", compare.OPTIMIZERS), ("lm", lm_task.REGISTRY)], ids=["digits", "lm"]
+)
+@pytest.mark.parametrize("option", ["--optimizers", "--lr"])
+def test_compare_unknown_optimizer_lists_exactly_the_names_the_task_accepts(
+    task, table, option, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    value = "adamx" if option == "--optimizers" else "adamx=1e-3"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--task", task, option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: unknown optimizer 'adamx' for --task {task}; " in err, err
+    listed = _choices(err)
+    assert listed == list(table)
+    # Every listed name gets past the name check: the run stops at the next check
+    # (an --out that is not a .png), before any training.
+    for name in listed:
+        argv = ["compare", "--task", task, "--optimizers", name, "--out", "x.jpg"]
+        if option == "--lr":
+            argv += ["--lr", f"{name}=1e-3"]
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert "--out must name a .png file" in err, (name, err)
+
+
+@pytest.mark.parametrize(
+    "task, name, other",
+    [("digits", "muon", "lm"), ("digits", "lion", "lm"), ("lm", "sgd", "digits")],
+)
+def test_compare_optimizer_of_the_other_task_exits_2_and_names_that_task(
+    task, name, other, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--task", task, "--optimizers", name])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert (
+        f"argument --optimizers: unknown optimizer {name!r} for --task {task} "
+        f"(it is an optimizer of --task {other}); choose from "
+    ) in err
+    assert name not in _choices(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_help_lists_each_tasks_optimizers(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"from: {', '.join(compare.OPTIMIZERS)} (default: " in out
+    assert f"with --task lm from: {', '.join(lm_task.REGISTRY)} (default: all)" in out

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx import _lm_task as lm
-from gradtx.__main__ import main
+from gradtx.examples import lm_task as lm
+from gradtx.examples.cli import main
 
 # Trajectories or integration runs of several seconds each: the full suite runs them,
 # the quick tier (-m 'not slow') leaves them out.
@@ -90,3 +90,29 @@ def test_compare_task_lm_with_digits_optimizer_exits_2_with_one_line_error(capsy
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert "unknown optimizer 'sgd' for --task lm" in err
+
+
+def test_lm_figure_title_is_the_whole_description_inside_the_figure(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    figures = []
+    savefig = Figure.savefig
+
+    def save(self, path):
+        figures.append(self)
+        savefig(self, path)
+
+    monkeypatch.setattr(Figure, "savefig", save)
+    # The description of the default run: about 260 characters on one line.
+    data = lm.Data(np.zeros(3_894_109, np.uint8), np.zeros(400_000, np.uint8), None, None, 180, 20)
+    title = lm.describe(lm.DEFAULT, data, seed=0)
+    steps = np.arange(0, 101, 25)
+    loss = 5.0 - steps / 50
+    run = lm.Run("adamw", 1e-2, steps, loss, loss, steps / 10, 1.0)
+    lm.save_figure([run], title, tmp_path / "lm.png", target=lm.TARGET)
+    (fig,) = figures
+    (text,) = [t for t in fig.texts if t.get_text()]
+    assert " ".join(text.get_text().split()) == title
+    box = text.get_window_extent(fig.canvas.get_renderer())
+    page = fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1

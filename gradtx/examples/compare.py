@@ -1,4 +1,4 @@
-"""``python -m gradtx compare``: train one MLP on real data with several optimizers.
+"""``python -m gradtx compare`` (``--task digits``): one MLP on real data, several optimizers.
 
 The data are scikit-learn's 8x8 handwritten digits (1797 images that ship
 inside scikit-learn, so nothing is downloaded), split once into a fixed
@@ -8,16 +8,17 @@ jax.jit-compiled train step.  The command prints a table (final training loss,
 test accuracy, steps per second, compile time) and saves a PNG of the
 training-loss and test-error curves.
 
-scikit-learn and matplotlib are imported inside the command only, so
-``import gradtx`` never needs them (``pip install "gradtx[examples]"``).
+scikit-learn and matplotlib are optional (``pip install "gradtx[examples]"``):
+they are imported where the digits are loaded and where the figure is drawn,
+so importing this module needs neither.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
+import textwrap
 import time
 from typing import NamedTuple
 
@@ -25,22 +26,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import gradtx as opt
-from ._update import apply_updates
+import gradtx
 
 # name -> (the optimizer for a learning rate, its default learning rate).  The
 # defaults come from a sweep on this task (powers of about 3 around each
 # optimizer's customary value; see docs/main_job.md).
 OPTIMIZERS = {
-    "sgd": (lambda lr: opt.sgd(lr), 0.3),
-    "momentum": (lambda lr: opt.sgd(lr, momentum=0.9), 0.03),
-    "nesterov": (lambda lr: opt.sgd(lr, momentum=0.9, nesterov=True), 0.03),
-    "rmsprop": (lambda lr: opt.rmsprop(lr), 1e-3),
-    "adagrad": (lambda lr: opt.adagrad(lr), 0.1),
-    "adadelta": (lambda lr: opt.adadelta(lr), 1.0),
-    "adam": (lambda lr: opt.adam(lr), 1e-3),
-    "adamw": (lambda lr: opt.adamw(lr, weight_decay=1e-2), 1e-3),
-    "amsgrad": (lambda lr: opt.amsgrad(lr), 1e-3),
+    "sgd": (lambda lr: gradtx.sgd(lr), 0.3),
+    "momentum": (lambda lr: gradtx.sgd(lr, momentum=0.9), 0.03),
+    "nesterov": (lambda lr: gradtx.sgd(lr, momentum=0.9, nesterov=True), 0.03),
+    "rmsprop": (lambda lr: gradtx.rmsprop(lr), 1e-3),
+    "adagrad": (lambda lr: gradtx.adagrad(lr), 0.1),
+    "adadelta": (lambda lr: gradtx.adadelta(lr), 1.0),
+    "adam": (lambda lr: gradtx.adam(lr), 1e-3),
+    "adamw": (lambda lr: gradtx.adamw(lr, weight_decay=1e-2), 1e-3),
+    "amsgrad": (lambda lr: gradtx.amsgrad(lr), 1e-3),
 }
 DEFAULT_OPTIMIZERS = (
     "sgd",
@@ -58,6 +58,7 @@ DEFAULT_OUT = "gradtx_compare.png"
 HIDDEN = (256, 256)
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0  # the train/test split is fixed; --seed changes init and batch order
+TITLE_WIDTH = 140  # characters per line of the figure's title (the task's description)
 
 
 class CompareError(Exception):
@@ -83,6 +84,7 @@ class Run(NamedTuple):
 
 def load_data():
     """The digits as float32 pixels in [0, 1] and int32 labels, split train/test."""
+    # scikit-learn is optional (the examples extra): imported here, when the data are loaded.
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -150,7 +152,7 @@ def make_train_step(optimizer):
         idx = batches[i]
         loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
         updates, state = optimizer.update(grads, state, params)
-        return apply_updates(params, updates), state, loss
+        return gradtx.apply_updates(params, updates), state, loss
 
     return train_step
 
@@ -326,6 +328,7 @@ def save_figure(runs, task, path):
     optimizers that all end between 97% and 99% accuracy.  A run with no test
     error at some step has no point there (log of 0).
     """
+    # matplotlib is optional (the examples extra): imported here, when a figure is drawn.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator
@@ -355,182 +358,17 @@ def save_figure(runs, task, path):
         ax.grid(alpha=0.3)
         ax.grid(alpha=0.1, which="minor")
     ax_err.legend(fontsize="small", loc="upper right")
-    fig.suptitle(task, fontsize="small")
+    # Constrained layout makes room for the title's height, not its width: wrap it.
+    fig.suptitle(textwrap.fill(task, TITLE_WIDTH), fontsize="small")
     fig.savefig(path)
 
 
 # ----------------------------------------------------------------------------
-# The command line.
+# ``python -m gradtx compare`` (the options are parsed and checked in cli.py).
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
-    return value
-
-
-def _known_names():
-    """Optimizer names of either task (each task checks its own when it runs)."""
-    from ._lm_task import REGISTRY
-
-    return list(dict.fromkeys([*OPTIMIZERS, *REGISTRY]))
-
-
-def _optimizer_list(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of optimizer names")
-    unknown = [n for n in names if n not in _known_names()]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown optimizer {unknown[0]!r}; choose from {', '.join(_known_names())}"
-        )
-    return list(dict.fromkeys(names))
-
-
-def _lr_overrides(text):
-    overrides = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as adam=3e-3, got {item!r}")
-        if name not in _known_names():
-            raise argparse.ArgumentTypeError(
-                f"unknown optimizer {name!r} in {item!r}; choose from {', '.join(_known_names())}"
-            )
-        try:
-            lr = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"learning rate of {name} must be a number, got {value.strip()!r}"
-            ) from None
-        if not (math.isfinite(lr) and lr > 0):
-            raise argparse.ArgumentTypeError(
-                f"learning rate of {name} must be a positive number, got {value.strip()!r}"
-            )
-        overrides[name] = lr
-    return overrides
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ._lm_task import DEFAULT as LM
-    from ._lm_task import REGISTRY
-
-    defaults = ", ".join(f"{n}={OPTIMIZERS[n][1]:g}" for n in OPTIMIZERS)
-    parser.add_argument(
-        "--task",
-        choices=("digits", "lm"),
-        default="digits",
-        help="digits: the MLP on the 8x8 digits (default); lm: a small byte-level "
-        "transformer language model on Python's standard library, held-out loss "
-        "(optimizers gradtx does not have yet are skipped with a note)",
-    )
-    parser.add_argument(
-        "--optimizers",
-        type=_optimizer_list,
-        default=None,
-        metavar="LIST",
-        help=f"comma-separated optimizers to compare, from: {', '.join(OPTIMIZERS)} "
-        f"(default: {','.join(DEFAULT_OPTIMIZERS)}); with --task lm from: "
-        f"{', '.join(REGISTRY)} (default: all)",
-    )
-    parser.add_argument(
-        "--lr",
-        type=_lr_overrides,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE[,...]",
-        help=f"learning-rate overrides, e.g. --lr adam=3e-3,sgd=0.1 (repeatable); "
-        f"defaults: {defaults}; with --task lm the middle of each optimizer's sweep",
-    )
-    parser.add_argument(
-        "--steps",
-        type=_positive_int,
-        default=None,
-        help=f"training steps per optimizer (default: {DEFAULT_STEPS}; lm: {LM.steps})",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=None,
-        help=f"mini-batch size (default: {DEFAULT_BATCH_SIZE}; lm: {LM.batch_size})",
-    )
-    parser.add_argument(
-        "--seed",
-        type=_seed,
-        default=0,
-        help="seed of the initial parameters and the batch order; the "
-        "train/test split is fixed (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--out",
-        default=DEFAULT_OUT,
-        metavar="PATH",
-        help="where to save the PNG of the curves (default: %(default)s)",
-    )
-
-
-def _unwritable(path: str) -> str | None:
-    """Why ``path`` cannot be written, or None if it can.  Leaves no file behind."""
-    existed = os.path.lexists(path)
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as err:
-        return err.strerror or str(err)
-    if not existed:
-        os.remove(path)
-    return None
-
-
-def run_command(args, parser: argparse.ArgumentParser) -> int:
-    """Run ``compare`` for parsed ``args``; bad values end in ``parser.error`` (one line)."""
-    lm = getattr(args, "task", "digits") == "lm"
-    if args.optimizers is None and not lm:
-        args.optimizers = list(DEFAULT_OPTIMIZERS)
-    if args.steps is None and not lm:
-        args.steps = DEFAULT_STEPS
-    if args.batch_size is None and not lm:
-        args.batch_size = DEFAULT_BATCH_SIZE
-    if lm and args.optimizers is None:
-        from ._lm_task import REGISTRY
-
-        args.optimizers = list(REGISTRY)
-    lrs = {}
-    for overrides in args.lr:
-        lrs.update(overrides)
-    optimizers: list[str] = list(args.optimizers or [])
-    skipped = sorted(set(lrs) - set(optimizers))
-    if skipped:
-        parser.error(f"--lr sets {', '.join(skipped)}, which --optimizers does not run")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        parser.error(f"--out: directory {out_dir} does not exist")
-    if not args.out.lower().endswith(".png"):
-        parser.error(f"--out must name a .png file, got {args.out!r}")
-    # Find out now, not after training every optimizer, that the figure cannot be saved.
-    reason = _unwritable(args.out)
-    if reason is not None:
-        parser.error(f"--out: cannot write {args.out}: {reason}")
-    if lm:
-        from ._lm_task import run_command as run_lm
-
-        return run_lm(args, parser, lrs)
+def run_command(args, parser: argparse.ArgumentParser, learning_rates) -> int:
+    """``--task digits``: ``args`` and ``learning_rates`` as checked by the command line."""
     try:
         import matplotlib  # noqa: F401
         import sklearn  # noqa: F401
@@ -544,8 +382,8 @@ def run_command(args, parser: argparse.ArgumentParser) -> int:
 
     try:
         runs, task = compare(
-            optimizers,
-            lrs,
+            args.optimizers,
+            learning_rates,
             args.steps or DEFAULT_STEPS,
             args.batch_size or DEFAULT_BATCH_SIZE,
             args.seed,
