@@ -113,53 +113,80 @@ def check_state_dtype(owner: str, name: str, dtype):
 
 
 def _as_number(value):
-    """The float a concrete real hyperparameter holds, whatever its dtype (bf16 and float8
-    included); None for traced values, schedules and non-numbers.  A concrete array of
-    more than one element raises: a hyperparameter is one number."""
+    """``(x, x_run, run_dtype)`` for a concrete real hyperparameter: its value as given and
+    as the update computes with it; None for traced values, schedules and non-numbers.
+
+    A Python number runs in JAX's default float dtype (float32, float64 under x64), an
+    array or NumPy scalar in its own float dtype.  A concrete array of more than one
+    element, a complex value and a float8 value raise: a hyperparameter is one real
+    number the update can compute with (float8 does not promote with float32 under
+    strict promotion)."""
     if is_traced(value) or callable(value):
         return None
     try:
         arr = np.asarray(value)
     except Exception:  # pragma: no cover - exotic objects are let through
         return None
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"must be a real number, got {value!r}")
     if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
         return None
     if arr.shape != ():
         raise ValueError(f"must be a scalar, got an array of shape {arr.shape}")
-    return float(arr)
+    if jnp.issubdtype(arr.dtype, jnp.floating) and arr.dtype.itemsize == 1:
+        raise ValueError(
+            f"must be a float16, bfloat16, float32 or float64 number (or a Python float), "
+            f"got {value!r} in {arr.dtype}"
+        )
+    x = float(arr)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        run = np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+    elif jnp.issubdtype(arr.dtype, jnp.floating):
+        run = arr.dtype
+    else:
+        return x, x, None
+    with np.errstate(over="ignore"):
+        return x, float(np.asarray(x, dtype=run)), run
 
 
 def check_range(
     owner: str, name: str, value, low=None, high=None, *, low_open=False, high_open=False
 ):
-    """Check low <= value <= high (or strict where open), and that value is finite.
+    """Check low <= value <= high (or strict where open), and that value is finite, in the
+    dtype the update computes with.
 
     Any concrete real value is checked, whatever its dtype; traced values
-    (schedules, injected hyperparameters under jit) pass.  The message names
-    the owner, the argument, the accepted range and the value, e.g.
+    (schedules, injected hyperparameters under jit) pass.  A Python float is
+    checked as the update sees it, rounded to JAX's default float dtype:
+    ``adam(1e39)`` is inf in float32 and ``b1=1 - 1e-9`` is 1.0.  The message
+    names the owner, the argument, the accepted range and the value, e.g.
     ``adam: b1 must be in [0, 1), got 1.2``.
     """
     try:
-        x = _as_number(value)
-    except ValueError as err:
-        raise ValueError(f"{owner}: {name} {err}") from None
-    if x is None:
+        number = _as_number(value)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{owner}: {name} {err}") from None
+    if number is None:
         if not (is_traced(value) or callable(value) or hasattr(value, "shape")):
             raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
         return value
+    given, x, run = number
+    shown = repr(value) if x == given or math.isnan(given) else f"{value!r} ({x!r} in {run})"
     if math.isinf(x):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be finite, got {shown}")
     ok = not math.isnan(x)
     if low is not None:
         ok = ok and (x > low if low_open else x >= low)
     if high is not None:
         ok = ok and (x < high if high_open else x <= high)
+    if not ok and low is None and high is None:
+        raise ValueError(f"{owner}: {name} must be finite, got {shown}")
     if not ok:
         left = "(" if low_open else "["
         right = ")" if high_open else "]"
         lo = "-inf" if low is None else _fmt(low)
         hi = "inf" if high is None else _fmt(high)
-        raise ValueError(f"{owner}: {name} must be in {left}{lo}, {hi}{right}, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be in {left}{lo}, {hi}{right}, got {shown}")
     return value
 
 
@@ -267,6 +294,15 @@ class IsDecayPair(Check):
         return value
 
 
+class IsFinite(Check):
+    """Every number of a pytree (coefficients) is finite."""
+
+    def __call__(self, owner, name, value):
+        for leaf in jax.tree.leaves(value):
+            check_range(owner, name, leaf)
+        return value
+
+
 class IsTransformation(Check):
     """A gradient transformation (gradtx's or optax's)."""
 
@@ -293,5 +329,7 @@ DecayPair = Annotated[Any, IsDecayPair()]
 """Two decays, ``(beta1, beta2)``."""
 StateDtype = Annotated[Any, IsStateDtype()]
 """The dtype a moment is stored in, or None for each parameter's."""
+FiniteNumbers = Annotated[Any, IsFinite()]
+"""Finite numbers, in any pytree (``ns_coeffs``)."""
 Transformation = Annotated[Any, IsTransformation()]
 """A gradient transformation."""

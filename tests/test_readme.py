@@ -1,5 +1,6 @@
 """The README's code must run as written."""
 
+import inspect
 import pathlib
 import re
 
@@ -89,7 +90,7 @@ def test_readme_every_optimizer_table_lists_each_recipe_as_built():
         factory = getattr(gradtx, name)
         required = (
             {"learning_rate": 0.1}
-            if "learning_rate" in factory.__code__.co_varnames[: factory.__code__.co_argcount]
+            if "learning_rate" in inspect.signature(factory).parameters
             else {}
         )
         try:

@@ -39,8 +39,8 @@ from .._weight_decay import add_decayed_weights
 @recipe
 def adabelief(
     learning_rate: Rate,
-    b1=0.9,
-    b2=0.999,
+    b1: Decay = 0.9,
+    b2: Decay = 0.999,
     eps=1e-16,
     eps_root=1e-16,
     *,
@@ -75,12 +75,12 @@ def adabelief(
 
 
 @recipe
-def yogi(learning_rate: Rate, b1=0.9, b2=0.999, eps=1e-3):
+def yogi(learning_rate: Rate, b1: Decay = 0.9, b2: Decay = 0.999, eps=1e-3):
     """Yogi: Adam with v_t = v_{t-1} - (1 - b2) * sign(v_{t-1} - g_t^2) * g_t^2 (``scale_by_yogi``).
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2: the rates of m and v, in [0, 1].
+      b1, b2: the rates of m and v, in [0, 1) (each is bias-corrected).
       eps: added to the root (optax's and the paper's 1e-3).
 
     Example:
@@ -103,9 +103,9 @@ def yogi(learning_rate: Rate, b1=0.9, b2=0.999, eps=1e-3):
 @recipe
 def adan(
     learning_rate: Rate,
-    b1=0.98,
-    b2=0.92,
-    b3=0.99,
+    b1: Decay = 0.98,
+    b2: Decay = 0.92,
+    b3: Decay = 0.99,
     eps=1e-8,
     eps_root=1e-8,
     weight_decay: Rate = 0.0,

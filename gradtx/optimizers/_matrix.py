@@ -16,6 +16,7 @@ import jax
 
 from .._checks import (
     Decay,
+    FiniteNumbers,
     NonNegative,
     OptionalDecay,
     OptionalRate,
@@ -73,7 +74,7 @@ def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
 @recipe
 def muon(
     learning_rate: Rate,
-    ns_coeffs=NS_COEFFS,
+    ns_coeffs: FiniteNumbers = NS_COEFFS,
     ns_steps=5,
     beta: Decay = 0.95,
     eps: NonNegative = 1e-8,
@@ -422,7 +423,7 @@ def psgd_kron(
     learning_rate: Rate = 1e-3,
     b1=0.9,
     weight_decay: NonNegative = 0.0,
-    precond_lr=0.1,
+    precond_lr: NonNegative = 0.1,
     update_probability=None,
     *,
     max_size_triangular=8192,

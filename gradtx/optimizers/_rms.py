@@ -17,6 +17,7 @@ from .._checks import (
     Positive,
     Rate,
     StateDtype,
+    UnitInterval,
 )
 from .._clipping import clip_by_block_rms
 from .._factored import scale_by_factored_rms, scale_by_sm3
@@ -157,7 +158,7 @@ def adadelta(
 def adafactor(
     learning_rate: OptionalRate = None,
     min_dim_size_to_factor: int = 128,
-    decay_rate=0.8,
+    decay_rate: NonNegative = 0.8,
     decay_offset=0,
     multiply_by_parameter_scale: bool = True,
     clipping_threshold=1.0,
@@ -226,7 +227,7 @@ def adafactor(
 
 
 @recipe
-def sm3(learning_rate: Rate, momentum=0.9):
+def sm3(learning_rate: Rate, momentum: UnitInterval = 0.9):
     """SM3: p_t = p_{t-1} - lr * m_t, m the momentum of SM3's Adagrad-like scaled gradient.
 
     Args:

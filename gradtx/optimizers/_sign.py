@@ -17,6 +17,7 @@ from .._adaptive import (
 from .._checks import (
     Rate,
     StateDtype,
+    UnitInterval,
 )
 from .._recipe import recipe
 from .._scaling import scale_by_learning_rate
@@ -27,8 +28,8 @@ from .._weight_decay import add_decayed_weights
 @recipe
 def lion(
     learning_rate: Rate,
-    b1=0.9,
-    b2=0.99,
+    b1: UnitInterval = 0.9,
+    b2: UnitInterval = 0.99,
     mu_dtype: StateDtype = None,
     weight_decay: Rate = 1e-3,
     mask=None,
