@@ -8,6 +8,8 @@ injected hyperparameters) cannot be checked eagerly and are let through.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import math
 from typing import Annotated, Any
@@ -162,6 +164,8 @@ def check_range(
     names the owner, the argument, the accepted range and the value, e.g.
     ``adam: b1 must be in [0, 1), got 1.2``.
     """
+    if _already_checked(value, (low, high, low_open, high_open)):
+        return value
     try:
         number = _as_number(value)
     except (ValueError, TypeError) as err:
@@ -188,6 +192,52 @@ def check_range(
         hi = "inf" if high is None else _fmt(high)
         raise ValueError(f"{owner}: {name} must be in {left}{lo}, {hi}{right}, got {shown}")
     return value
+
+
+# Values a recipe has checked, by id, with the interval they were checked against: the
+# transforms the recipe builds need not check them again (see ``checked``).
+_CHECKED: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "gradtx_checked", default=None
+)
+
+
+@contextlib.contextmanager
+def checked(entries):
+    """Within this block, ``check_range`` passes each value of ``entries`` (``(value, (low,
+    high, low_open, high_open))`` pairs, already checked by a recipe) without checking it
+    again wherever the interval asked for contains the one it was checked against.
+
+    ``@recipe`` runs a recipe's body in this block, so that each hyperparameter is checked
+    once, by the recipe, with the recipe's name; a value the body derives (``1 - b1``) is a
+    new object and is checked by the transform that receives it.
+    """
+    known = dict(_CHECKED.get() or {})
+    known.update({id(value): (value, bounds) for value, bounds in entries})
+    token = _CHECKED.set(known)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def _already_checked(value, bounds) -> bool:
+    entry = (_CHECKED.get() or {}).get(id(value))
+    return entry is not None and entry[0] is value and _within(entry[1], bounds)
+
+
+def _within(inner, outer) -> bool:
+    """Whether the interval ``inner`` lies in ``outer`` (each ``(low, high, low_open, high_open)``)."""
+    low, high, low_open, high_open = inner
+    out_low, out_high, out_low_open, out_high_open = outer
+    if out_low is not None:
+        if low is None or low < out_low or (low == out_low and out_low_open and not low_open):
+            return False
+    if out_high is not None:
+        if high is None or high > out_high:
+            return False
+        if high == out_high and out_high_open and not high_open:
+            return False
+    return True
 
 
 def _fmt(x):
@@ -245,6 +295,10 @@ class Check:
     def logged(self, value):
         return value
 
+    def checked(self, value) -> list:
+        """``(value, interval)`` pairs this check has established (see ``checked``)."""
+        return []
+
 
 class InRange(Check):
     """low <= value <= high (strict where open), finite; ``optional``: None passes."""
@@ -258,6 +312,10 @@ class InRange(Check):
             return None
         return check_range(owner, name, value, **self.bounds)
 
+    def checked(self, value):
+        b = self.bounds
+        return [(value, (b["low"], b["high"], b["low_open"], b["high_open"]))]
+
 
 class IsRate(Check):
     """A number >= 0 or a schedule ``step -> value``; ``optional``: None passes."""
@@ -269,6 +327,9 @@ class IsRate(Check):
         if value is None and self.optional:
             return None
         return check_learning_rate(owner, value, name=name)
+
+    def checked(self, value):
+        return [(value, (0, None, False, False))]
 
 
 class IsStateDtype(Check):
@@ -292,6 +353,9 @@ class IsDecayPair(Check):
         for i, beta in enumerate(value):
             check_range(owner, f"{name}[{i}]", beta, 0, 1, high_open=True)
         return value
+
+    def checked(self, value):
+        return [(beta, (0, 1, False, True)) for beta in value]
 
 
 class IsFinite(Check):

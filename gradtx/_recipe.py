@@ -15,6 +15,9 @@ The decorator is the one place that turns that function into an optimizer:
   ``Decay``, ``NonNegative``, ``StateDtype``, ... from ``_checks``) with
   the function's name as the owner, so ``adam(1e-3, b1=1.2)`` fails with
   ``adam: b1 must be in [0, 1), got 1.2``;
+- it runs the body with those values marked as checked, so the transforms
+  it builds do not check them again (a value the body derives, ``1 - b1``,
+  is checked by the transform that receives it);
 - it records the arguments, as checked, as the optimizer's hyperparameters
   (for ``repr`` and logging; a state dtype by its name, left out when None);
 - it chains the returned transforms under the function's name, so an error
@@ -33,7 +36,7 @@ import typing
 from collections.abc import Callable
 
 from ._base import GradientTransformation
-from ._checks import Check
+from ._checks import Check, checked
 from ._combine import chain
 
 
@@ -75,14 +78,18 @@ def recipe(fn: Callable | None = None, *, prefix: str = "") -> Callable:
         bound.apply_defaults()
         arguments = bound.arguments
         hyperparams = {}
+        established = []
         for name, value in arguments.items():
             for check in checks.get(name, ()):
                 value = check(owner, name, value)
+                if value is not None:
+                    established += check.checked(value)
             arguments[name] = value
             logged = _logged(checks.get(name, ()), value)
             if logged is not _OMIT:
                 hyperparams[name] = logged
-        transforms = fn(*bound.args, **bound.kwargs)
+        with checked(established):
+            transforms = fn(*bound.args, **bound.kwargs)
         if not isinstance(transforms, tuple | list):
             transforms = (transforms,)
         return chain(*transforms, name=owner, hyperparams=hyperparams)
