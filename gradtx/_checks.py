@@ -175,17 +175,21 @@ def check_range(
             raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
         return value
     given, x, run = number
-    shown = repr(value) if x == given or math.isnan(given) else f"{value!r} ({x!r} in {run})"
+
+    def in_range(v):
+        ok = not math.isnan(v)
+        if low is not None:
+            ok = ok and (v > low if low_open else v >= low)
+        if high is not None:
+            ok = ok and (v < high if high_open else v <= high)
+        return ok
+
+    # The value as the update computes with it is shown where rounding decides the verdict.
+    rounded = (math.isinf(x) and not math.isinf(given)) or (in_range(given) and not in_range(x))
+    shown = f"{value!r} ({x!r} in {run})" if rounded else repr(value)
     if math.isinf(x):
         raise ValueError(f"{owner}: {name} must be finite, got {shown}")
-    ok = not math.isnan(x)
-    if low is not None:
-        ok = ok and (x > low if low_open else x >= low)
-    if high is not None:
-        ok = ok and (x < high if high_open else x <= high)
-    if not ok and low is None and high is None:
-        raise ValueError(f"{owner}: {name} must be finite, got {shown}")
-    if not ok:
+    if not in_range(x):
         left = "(" if low_open else "["
         right = ")" if high_open else "]"
         lo = "-inf" if low is None else _fmt(low)
