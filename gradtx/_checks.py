@@ -391,6 +391,8 @@ UnitInterval = Annotated[float, InRange(0, 1)]
 """A weight in [0, 1]."""
 NonNegative = Annotated[float, InRange(0)]
 """A number >= 0."""
+OptionalNonNegative = Annotated[Any, InRange(0, optional=True)]
+"""A ``NonNegative`` or None."""
 Positive = Annotated[float, InRange(0, low_open=True)]
 """A number > 0."""
 DecayPair = Annotated[Any, IsDecayPair()]

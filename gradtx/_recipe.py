@@ -20,7 +20,8 @@ The decorator is the one place that turns that function into an optimizer:
   is checked by the transform that receives it);
 - it records the arguments, as checked, as the optimizer's hyperparameters
   (for ``repr`` and logging; a state dtype by its name, left out when None);
-- it chains the returned transforms under the function's name, so an error
+- it chains the returned transforms (a None among them is left out: an
+  optional part the arguments switched off) under the function's name, so an error
   raised by a part names the optimizer the user built.
 
 The body sees the checked values (a ``StateDtype`` argument arrives as a
@@ -92,6 +93,7 @@ def recipe(fn: Callable | None = None, *, prefix: str = "") -> Callable:
             transforms = fn(*bound.args, **bound.kwargs)
         if not isinstance(transforms, tuple | list):
             transforms = (transforms,)
+        transforms = [t for t in transforms if t is not None]
         return chain(*transforms, name=owner, hyperparams=hyperparams)
 
     build.owner = owner

@@ -36,10 +36,18 @@ import math
 
 import jax.numpy as jnp
 
-from .._checks import check_learning_rate, check_range
+from .._checks import (
+    Decay,
+    NonNegative,
+    OptionalNonNegative,
+    Positive,
+    Rate,
+    check_range,
+)
 from .._combine import chain, precondition
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from .._numerics import is_traced
+from .._recipe import recipe
 from .._scaling import scale_by_learning_rate, scale_by_schedule
 from .._schedules import (
     constant_schedule,
@@ -57,9 +65,8 @@ from .._second_moment import (
     scale_by_rms,
     scale_by_rss,
 )
-from .._typing import ScalarOrSchedule
 from .._weight_decay import add_decayed_weights
-from ._common import as_float, named, recipe, value_at
+from ._common import as_float, named, value_at
 
 __all__ = [
     "sgd",
@@ -78,14 +85,6 @@ __all__ = [
 
 # ----------------------------------------------------------------------------
 # Pieces shared by the recipes.
-
-
-def _check_common(owner, learning_rate, weight_decay, epsilon=None):
-    check_learning_rate(owner, learning_rate)
-    if weight_decay is not None:
-        check_range(owner, "weight_decay", weight_decay, 0)
-    if epsilon is not None:
-        check_range(owner, "epsilon", epsilon, 0)
 
 
 def _decay(weight_decay):
@@ -110,16 +109,17 @@ def _decay_after_learning_rate(weight_decay, learning_rate):
     )
 
 
-def _check_betas(owner, beta_1, beta_2):
-    check_range(owner, "beta_1", beta_1, 0, 1, high_open=True)
-    check_range(owner, "beta_2", beta_2, 0, 1, high_open=True)
-
-
 # ----------------------------------------------------------------------------
 # Optimizers.
 
 
-def sgd(learning_rate: ScalarOrSchedule = 0.01, momentum=0.0, nesterov=False, weight_decay=None):
+@recipe(prefix="keras.")
+def sgd(
+    learning_rate: Rate = 0.01,
+    momentum: Decay = 0.0,
+    nesterov=False,
+    weight_decay: OptionalNonNegative = None,
+):
     """``keras.optimizers.SGD``: m_t = momentum * m_{t-1} - lr_t * g_t, p_t = p_{t-1} + m_t.
 
     With ``nesterov`` p_t = p_{t-1} + momentum * m_t - lr_t * g_t.  The
@@ -141,35 +141,23 @@ def sgd(learning_rate: ScalarOrSchedule = 0.01, momentum=0.0, nesterov=False, we
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9, -2.1], dtype=float32)
     """
-    owner = "keras.sgd"
-    _check_common(owner, learning_rate, weight_decay)
-    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    hyperparams = {
-        "learning_rate": learning_rate,
-        "momentum": momentum,
-        "nesterov": nesterov,
-        "weight_decay": weight_decay,
-    }
     if momentum == 0:
-        return recipe(
-            owner, hyperparams, _decay(weight_decay), scale_by_learning_rate(learning_rate)
-        )
-    return recipe(
-        owner,
-        hyperparams,
+        return (_decay(weight_decay), scale_by_learning_rate(learning_rate))
+    return (
         scale_by_learning_rate(learning_rate),
         scale_by_momentum(momentum, nesterov=nesterov),
         _decay_after_learning_rate(weight_decay, learning_rate),
     )
 
 
+@recipe(prefix="keras.")
 def adam(
-    learning_rate: ScalarOrSchedule = 0.001,
-    beta_1=0.9,
-    beta_2=0.999,
-    epsilon=1e-7,
+    learning_rate: Rate = 0.001,
+    beta_1: Decay = 0.9,
+    beta_2: Decay = 0.999,
+    epsilon: NonNegative = 1e-7,
     amsgrad=False,
-    weight_decay=None,
+    weight_decay: OptionalNonNegative = None,
 ):
     """``keras.optimizers.Adam``: p_t = p_{t-1} - lr sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + epsilon).
 
@@ -194,15 +182,16 @@ def adam(
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9000007, -1.9000007], dtype=float32)
     """
-    return _adam("keras.adam", learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+    return _adam(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
 
 
+@recipe(prefix="keras.")
 def adamw(
-    learning_rate: ScalarOrSchedule = 0.001,
-    weight_decay=0.004,
-    beta_1=0.9,
-    beta_2=0.999,
-    epsilon=1e-7,
+    learning_rate: Rate = 0.001,
+    weight_decay: OptionalNonNegative = 0.004,
+    beta_1: Decay = 0.9,
+    beta_2: Decay = 0.999,
+    epsilon: NonNegative = 1e-7,
     amsgrad=False,
 ):
     """``keras.optimizers.AdamW``: Keras's Adam with decoupled decay, p <- p - lr * wd * p.
@@ -223,20 +212,11 @@ def adamw(
     """
     if weight_decay is None:
         raise ValueError("keras.adamw: weight_decay must be a number >= 0, got None")
-    return _adam("keras.adamw", learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
+    return _adam(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
 
 
-def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
-    _check_common(owner, learning_rate, weight_decay, epsilon)
-    _check_betas(owner, beta_1, beta_2)
-    hyperparams = {
-        "learning_rate": learning_rate,
-        "beta_1": beta_1,
-        "beta_2": beta_2,
-        "epsilon": epsilon,
-        "amsgrad": amsgrad,
-        "weight_decay": weight_decay,
-    }
+def _adam(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
+    """Keras's Adam and AdamW: the transforms, with the decay where both put it."""
     if amsgrad:
         rms = scale_by_max_rms(beta_2, epsilon, bias_correction=False)
     else:
@@ -244,9 +224,7 @@ def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     epsilon_hat = named(
         lambda t: jnp.sqrt(1 - beta_2 ** (as_float(t) + 1)), "sqrt_one_minus_beta_2_power"
     )
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         precondition(chain(scale_by_momentum(beta_1, ema=True), bias_correction(beta_1)), by=rms),
         scale_by_schedule(epsilon_hat),
         _decay(weight_decay),
@@ -254,13 +232,14 @@ def _adam(owner, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     )
 
 
+@recipe(prefix="keras.")
 def rmsprop(
-    learning_rate: ScalarOrSchedule = 0.001,
-    rho=0.9,
-    momentum=0.0,
-    epsilon=1e-7,
+    learning_rate: Rate = 0.001,
+    rho: Decay = 0.9,
+    momentum: Decay = 0.0,
+    epsilon: NonNegative = 1e-7,
     centered=False,
-    weight_decay=None,
+    weight_decay: OptionalNonNegative = None,
 ):
     """``keras.optimizers.RMSprop``: p_t = p_{t-1} - m_t, m_t = momentum * m_{t-1} + lr_t g_t / sqrt(v_t + epsilon).
 
@@ -285,26 +264,10 @@ def rmsprop(
       >>> gradtx.apply_updates(params, updates)["w"]  # g / sqrt(0.25 g^2) = 2 sign(g)
       Array([ 0.98, -1.98], dtype=float32)
     """
-    owner = "keras.rmsprop"
-    _check_common(owner, learning_rate, weight_decay, epsilon)
-    check_range(owner, "rho", rho, 0, 1, high_open=True)
-    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    hyperparams = {
-        "learning_rate": learning_rate,
-        "rho": rho,
-        "momentum": momentum,
-        "epsilon": epsilon,
-        "centered": centered,
-        "weight_decay": weight_decay,
-    }
     rms = (scale_by_centered_rms if centered else scale_by_rms)(rho, epsilon)
     if momentum == 0:
-        return recipe(
-            owner, hyperparams, rms, _decay(weight_decay), scale_by_learning_rate(learning_rate)
-        )
-    return recipe(
-        owner,
-        hyperparams,
+        return (rms, _decay(weight_decay), scale_by_learning_rate(learning_rate))
+    return (
         rms,
         scale_by_learning_rate(learning_rate),
         scale_by_momentum(momentum),
@@ -312,11 +275,12 @@ def rmsprop(
     )
 
 
+@recipe(prefix="keras.")
 def adagrad(
-    learning_rate: ScalarOrSchedule = 0.001,
-    initial_accumulator_value=0.1,
-    epsilon=1e-7,
-    weight_decay=None,
+    learning_rate: Rate = 0.001,
+    initial_accumulator_value: NonNegative = 0.1,
+    epsilon: NonNegative = 1e-7,
+    weight_decay: OptionalNonNegative = None,
 ):
     """``keras.optimizers.Adagrad``: p_t = p_{t-1} - lr_t g_t / sqrt(s_t + epsilon), s_t = s_{t-1} + g_t^2.
 
@@ -338,25 +302,20 @@ def adagrad(
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9, -1.9], dtype=float32)
     """
-    owner = "keras.adagrad"
-    _check_common(owner, learning_rate, weight_decay, epsilon)
-    check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
-    hyperparams = {
-        "learning_rate": learning_rate,
-        "initial_accumulator_value": initial_accumulator_value,
-        "epsilon": epsilon,
-        "weight_decay": weight_decay,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         scale_by_rss(initial_accumulator_value, epsilon),
         _decay(weight_decay),
         scale_by_learning_rate(learning_rate),
     )
 
 
-def adadelta(learning_rate: ScalarOrSchedule = 0.001, rho=0.95, epsilon=1e-7, weight_decay=None):
+@recipe(prefix="keras.")
+def adadelta(
+    learning_rate: Rate = 0.001,
+    rho: Decay = 0.95,
+    epsilon: Positive = 1e-7,
+    weight_decay: OptionalNonNegative = None,
+):
     """``keras.optimizers.Adadelta``: p_t = p_{t-1} - lr_t sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) g_t.
 
     Keras's defaults are lr=0.001, rho=0.95, epsilon=1e-7; Zeiler's and
@@ -376,31 +335,20 @@ def adadelta(learning_rate: ScalarOrSchedule = 0.001, rho=0.95, epsilon=1e-7, we
       >>> gradtx.apply_updates(params, updates)["w"]  # sqrt(1) / sqrt(0.75^2 + 1) * 0.75 = 0.6
       Array([ 0.39999998, -1.4       ], dtype=float32)
     """
-    owner = "keras.adadelta"
-    _check_common(owner, learning_rate, weight_decay)
-    check_range(owner, "rho", rho, 0, 1, high_open=True)
-    check_range(owner, "epsilon", epsilon, 0, low_open=True)
-    hyperparams = {
-        "learning_rate": learning_rate,
-        "rho": rho,
-        "epsilon": epsilon,
-        "weight_decay": weight_decay,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         scale_by_adadelta(rho, epsilon),
         _decay(weight_decay),
         scale_by_learning_rate(learning_rate),
     )
 
 
+@recipe(prefix="keras.")
 def nadam(
-    learning_rate: ScalarOrSchedule = 0.001,
-    beta_1=0.9,
-    beta_2=0.999,
-    epsilon=1e-7,
-    weight_decay=None,
+    learning_rate: Rate = 0.001,
+    beta_1: Decay = 0.9,
+    beta_2: Decay = 0.999,
+    epsilon: NonNegative = 1e-7,
+    weight_decay: OptionalNonNegative = None,
 ):
     """``keras.optimizers.Nadam``: NAdam with the momentum schedule b1 (1 - 0.5 * 0.96^t).
 
@@ -422,19 +370,7 @@ def nadam(
       >>> updates["w"]  # the first step is larger than lr: the look-ahead adds b1_2 m_1
       Array([-0.1062781 ,  0.10627806], dtype=float32)
     """
-    owner = "keras.nadam"
-    _check_common(owner, learning_rate, weight_decay, epsilon)
-    _check_betas(owner, beta_1, beta_2)
-    hyperparams = {
-        "learning_rate": learning_rate,
-        "beta_1": beta_1,
-        "beta_2": beta_2,
-        "epsilon": epsilon,
-        "weight_decay": weight_decay,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         precondition(
             scale_by_nadam_momentum(beta_1, momentum_decay=1.0),
             by=scale_by_rms(beta_2, epsilon, eps_in_sqrt=False, bias_correction=True),
