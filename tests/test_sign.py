@@ -47,5 +47,5 @@ def test_scale_by_lion_with_unknown_mode_raises():
 
 
 def test_lion_with_b1_out_of_range_names_the_recipe():
-    with pytest.raises(ValueError, match=r"^scale_by_lion: b1 must be in \[0, 1\], got 1.5$"):
+    with pytest.raises(ValueError, match=r"^lion: b1 must be in \[0, 1\], got 1.5$"):
         gradtx.lion(0.1, b1=1.5)
