@@ -308,17 +308,17 @@ class InRange(Check):
     """low <= value <= high (strict where open), finite; ``optional``: None passes."""
 
     def __init__(self, low=None, high=None, *, low_open=False, high_open=False, optional=False):
-        self.bounds = dict(low=low, high=high, low_open=low_open, high_open=high_open)
+        self.bounds = (low, high, low_open, high_open)
         self.optional = optional
 
-    def __call__(self, owner, name, value):
+    def __call__(self, owner, name, value: Any):
         if value is None and self.optional:
             return None
-        return check_range(owner, name, value, **self.bounds)
+        low, high, low_open, high_open = self.bounds
+        return check_range(owner, name, value, low, high, low_open=low_open, high_open=high_open)
 
     def checked(self, value):
-        b = self.bounds
-        return [(value, (b["low"], b["high"], b["low_open"], b["high_open"]))]
+        return [(value, self.bounds)]
 
 
 class IsRate(Check):
@@ -327,9 +327,11 @@ class IsRate(Check):
     def __init__(self, *, optional=False):
         self.optional = optional
 
-    def __call__(self, owner, name, value):
-        if value is None and self.optional:
-            return None
+    def __call__(self, owner, name, value: Any):
+        if value is None:
+            if self.optional:
+                return None
+            raise TypeError(f"{owner}: {name} must be a number or a schedule, got None")
         return check_learning_rate(owner, value, name=name)
 
     def checked(self, value):

@@ -96,7 +96,6 @@ def recipe(fn: Callable | None = None, *, prefix: str = "") -> Callable:
         transforms = [t for t in transforms if t is not None]
         return chain(*transforms, name=owner, hyperparams=hyperparams)
 
-    build.owner = owner
     return build
 
 

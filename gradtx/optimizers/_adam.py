@@ -388,7 +388,7 @@ def adamaxw(learning_rate: Rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay: Rate 
 
 @recipe
 def optimistic_adam(
-    learning_rate: Rate,
+    learning_rate: NonNegative,
     optimism=None,
     b1=0.9,
     b2=0.999,
