@@ -75,6 +75,7 @@ import zipfile
 import zlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._flat import Packed
@@ -104,7 +105,7 @@ _PLAIN_CONTAINERS = (dict, list, tuple, collections.OrderedDict, collections.def
 
 
 def _is_key(dtype) -> bool:
-    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    return jnp.issubdtype(dtype, jax.dtypes.prng_key)
 
 
 def _is_plain(dtype: np.dtype) -> bool:
@@ -215,7 +216,7 @@ def _host_arrays(owner: str, names: list[str], leaves: list):
     A typed PRNG key is stored as its ``key_data`` (uint32) with the name of
     its implementation, and comes back as the same key.
     """
-    keys = [None] * len(leaves)
+    keys: list[str | None] = [None] * len(leaves)
     leaves = list(leaves)
     for i, (name, leaf) in enumerate(zip(names, leaves)):
         if isinstance(leaf, jax.Array) and _is_key(leaf.dtype):
@@ -817,7 +818,7 @@ def _restore(leaves: list, arrays: list[np.ndarray], keys: list) -> list:
     for i, leaf in enumerate(leaves):
         sharding = getattr(leaf, "sharding", None)
         if keys[i] is not None:
-            key = jax.random.wrap_key_data(arrays[i], impl=keys[i])
+            key = jax.random.wrap_key_data(jnp.asarray(arrays[i]), impl=keys[i])
             out[i] = key if sharding is None else jax.device_put(key, sharding)
         elif arrays[i].dtype == _FLOAT0:
             out[i] = arrays[i]
