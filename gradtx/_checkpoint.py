@@ -8,46 +8,74 @@ structure of ``template``, usually the state that a fresh ``init`` makes.
 The file is an uncompressed zip holding two ``.npy`` arrays: ``data``, the
 bytes of every leaf one after another (each starting on a 16-byte boundary),
 and ``manifest``, UTF-8 JSON listing each leaf's path
-(``['opt_state'].states[0].direction.states[0].mu['w']``), dtype, shape and offset in ``data``,
-and, for every ``Packed`` buffer (``gradtx.pack``, ``gradtx.flatten``), the
-path, dtype and shape of each parameter packed into it.  No pickle is
-written or read, so loading a file never runs code from it; the Python types
-of the tree (named tuples, dicts, ...) come from the template, not from the
-file.  Raw bytes keep every dtype exact, bfloat16 included, and one array
-instead of one per leaf keeps a 10,000-leaf state quick to write and read.
+(``['opt_state'].states[0].direction.states[0].mu['w']``), dtype and descr
+(``'<f4'``: its byte order), shape, offset in ``data``, and the class names
+of the named pytree nodes above it (``ChainState > ScaleByAdamState``), and,
+for every ``Packed`` buffer (``gradtx.pack``, ``gradtx.flatten``), the path,
+dtype and shape of each parameter packed into it.  No pickle is written or
+read, so loading a file never runs code from it; the Python types of the
+tree (named tuples, dicts, ...) come from the template, not from the file.
+Raw bytes keep every dtype exact, bfloat16 included, and one array instead
+of one per leaf keeps a 10,000-leaf state quick to write and read.  Leaves
+in another byte order are stored in this machine's; ``float0`` leaves (the
+gradients of integer inputs) are stored as their shape; typed PRNG keys
+(``jax.random.key``) as their ``key_data`` and the name of their
+implementation, and come back as the same keys.
 
 Saving is atomic: the file is written to a temporary name in the same
-directory (``.NAME.gradtx-XXXXXXXX.tmp``), flushed to disk, then renamed over
-``path``, with the permissions a new file gets under the umask.  A crash at
-any moment leaves either the previous checkpoint or the new one, never a
-mix; a temporary file a crash left behind is removed by the next save to the
-same path once it is a minute old (younger ones may belong to a save in
-progress).
+directory (``.NAME.gradtx-HOST-PID-XXXXXXXX.tmp``: a hash of the machine's
+name and the saving process's id), flushed to disk, then renamed over
+``path``.  The file keeps the permissions of the one it replaces; a new file
+gets those the umask allows.  A crash at any moment leaves either the
+previous checkpoint or the new one, never a mix; a temporary file a crashed
+save left behind is removed by the next save to the same path, on the same
+machine, once its process no longer exists.  The temporary file of a save
+still running, however slow, is never removed, nor are those of other
+machines or of older gradtx versions (named ``.NAME.gradtx-XXXXXXXX.tmp``).
 
 Loading reads the file as hostile.  Everything is checked against the
-template before anything large is read: the zip's members (exactly the two,
-stored, not compressed, so there is nothing to inflate), the sizes they
-claim, the manifest (bounded in size, every entry typed, offsets exactly the
-ones ``save_checkpoint`` writes), and each leaf's path, dtype and shape.  The
+template before anything large is read: the zip's directory (a few entries,
+a few hundred bytes, checked from its end record before it is read), its
+members (exactly the two, stored, not compressed, so there is nothing to
+inflate), the sizes they claim, the manifest (bounded in size, every entry
+typed, offsets exactly the ones ``save_checkpoint`` writes), and each leaf's
+path, node types, dtype, byte order and shape.  A file written before the
+manifest recorded node types and byte orders is checked by paths, dtypes
+and shapes only (it is read in the byte order the manifest names for the
+whole file), so a state of another optimizer whose leaves have the same
+paths (adabelief's and yogi's) is told apart in new files only.  The
 data is then read in one piece of the size the template implies, its CRC
 checked.  Any corrupt, truncated, crafted or mismatched file raises
 ``CheckpointError`` (and nothing is half-loaded), so a caller can catch it
 and fall back to an older checkpoint.
+
+Orbax checks each array's path, shape and dtype, not which parameters were
+packed into a ``Packed`` buffer (whose path is only its dtype name,
+``['float32']``): a packed model restores through Orbax into another model
+whose leaves of each dtype add up to the same size.  Save packed params and
+``flatten`` states with ``save_checkpoint``, which records and checks the
+packed layout; through Orbax, save ``packed.unpack()`` and ``pack`` again
+after restoring.
 """
 
 from __future__ import annotations
 
 import ast
+import collections
 import json
 import math
 import os
+import platform
 import re
+import stat
+import struct
 import sys
 import tempfile
-import time
 import zipfile
+import zlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._flat import Packed
@@ -59,7 +87,8 @@ _VERSION = 1
 _ALIGN = 16
 _MEMBERS = ("manifest.npy", "data.npy")
 _NPY_HEADER_MAX = 4096  # our .npy headers are about 128 bytes
-_STALE_TMP_S = 60.0  # a temporary file older than this is a crash's leftover
+_DIRECTORY_MAX = 65536  # bytes of zip central directory read at most (ours is ~200)
+_ENTRIES_MAX = 64  # zip entries listed at most before the members are checked
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -71,16 +100,76 @@ class CheckpointError(ValueError):
 # What the manifest says about a tree: shared by save and load.
 
 
-def _dtype_fields(dtype: np.dtype) -> dict:
-    """How the manifest names a dtype: its name, and the full layout of a structured one.
+_FLOAT0 = np.dtype(jax.dtypes.float0)
+_PLAIN_CONTAINERS = (dict, list, tuple, collections.OrderedDict, collections.defaultdict)
 
-    The name alone does not tell structured dtypes apart (every 8-byte one is
-    ``void64``), so their field layout is recorded too.
+
+def _is_key(dtype) -> bool:
+    return jnp.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _is_plain(dtype: np.dtype) -> bool:
+    return dtype.fields is None and dtype.subdtype is None
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    """A plain dtype in this machine's byte order (structured ones keep theirs: their
+    descr records it field by field)."""
+    return dtype.newbyteorder("=") if _is_plain(dtype) and not dtype.isnative else dtype
+
+
+def _dtype_fields(dtype: np.dtype) -> dict:
+    """How the manifest names a stored dtype: its name and its descr.
+
+    The descr holds the byte order (``'<f4'``), so bytes are never read in
+    another order than they were written in; for a structured dtype it is the
+    full field layout, since the name alone does not tell them apart (every
+    8-byte one is ``void64``).  ``float0`` (the dtype of a gradient with
+    respect to an integer) holds no bytes, and is named only.
     """
-    fields = {"dtype": dtype.name}
-    if dtype.fields is not None or dtype.subdtype is not None:
-        fields["descr"] = json.loads(json.dumps(np.lib.format.dtype_to_descr(dtype)))
-    return fields
+    if dtype == _FLOAT0:
+        return {"dtype": "float0"}
+    if _is_plain(dtype):
+        return {"dtype": dtype.name, "descr": dtype.str}
+    return {
+        "dtype": dtype.name,
+        "descr": json.loads(json.dumps(np.lib.format.dtype_to_descr(dtype))),
+    }
+
+
+def _node_types(treedef) -> list[list[str]]:
+    """For each leaf, the class names of the pytree nodes above it, outermost first.
+
+    Named tuples, dataclasses, ``Packed`` and other registered nodes are
+    named; dicts, lists and tuples are not (the path already shows them, and
+    a dict saved and read back as an ``OrderedDict`` is the same state).  Two
+    optimizers whose states have the same field names (adabelief's and
+    yogi's) differ here.
+    """
+    out: list[list[str]] = []
+
+    def walk(node, above):
+        if jax.tree_util.treedef_is_leaf(node):
+            if node.num_leaves:
+                out.append(above)
+            return
+        kind = node.node_data()[0]
+        if kind not in _PLAIN_CONTAINERS:
+            above = [*above, kind.__name__]
+        for child in node.children():
+            walk(child, above)
+
+    walk(treedef, [])
+    return out
+
+
+def _entry(name: str, dtype: np.dtype, shape, offset: int, key, types) -> dict:
+    """A leaf's manifest entry (``key``: the PRNG implementation of a key leaf)."""
+    entry = {"path": name, **_dtype_fields(dtype), "shape": list(shape), "offset": offset}
+    if key is not None:
+        entry["key"] = key
+    entry["types"] = types
+    return entry
 
 
 def _packed_nodes(tree) -> list[dict]:
@@ -121,8 +210,19 @@ def _layout(dtypes_shapes: list) -> tuple[list[int], int]:
 # Saving.
 
 
-def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]:
-    for name, leaf in zip(names, leaves):
+def _host_arrays(owner: str, names: list[str], leaves: list):
+    """The leaves as host arrays in native byte order, and each key leaf's implementation.
+
+    A typed PRNG key is stored as its ``key_data`` (uint32) with the name of
+    its implementation, and comes back as the same key.
+    """
+    keys: list[str | None] = [None] * len(leaves)
+    leaves = list(leaves)
+    for i, (name, leaf) in enumerate(zip(names, leaves)):
+        if isinstance(leaf, jax.Array) and _is_key(leaf.dtype):
+            keys[i] = str(jax.random.key_impl(leaf))
+            leaves[i] = jax.random.key_data(leaf)
+            continue
         ok = isinstance(leaf, (jax.Array, np.ndarray, np.generic, bool, int, float, complex))
         if ok and isinstance(leaf, np.ndarray):
             ok = leaf.dtype.kind in "biufcV"
@@ -149,7 +249,8 @@ def _host_arrays(owner: str, names: list[str], leaves: list) -> list[np.ndarray]
                 f"Python objects; a checkpoint stores plain numbers only (its "
                 f"bytes would be memory addresses)"
             )
-    return [np.asarray(x) for x in jax.device_get(leaves)]  # one transfer for all leaves
+    arrays = [np.asarray(x) for x in jax.device_get(leaves)]  # one transfer for all leaves
+    return [a.astype(_native(a.dtype)) if a.dtype != _native(a.dtype) else a for a in arrays], keys
 
 
 def _umask() -> int:
@@ -166,38 +267,74 @@ def _umask() -> int:
     return mask
 
 
-def _tmp_pattern(base: str):
-    return re.compile(r"\." + re.escape(base) + r"\.(gradtx-)?[a-z0-9_]{8}\.tmp\Z")
+def _host_tag() -> str:
+    """Eight hex digits naming this machine, so that a pid is only judged where it runs."""
+    return f"{zlib.crc32(platform.node().encode('utf-8')):08x}"
 
 
-def _remove_leftovers(directory: str, base: str, keep: str) -> None:
-    """Remove temporary files of earlier saves to this path that a crash left behind."""
-    pattern = _tmp_pattern(base)
-    now = time.time()
+def _tmp_prefix(base: str) -> str:
+    return f".{base}.gradtx-{_host_tag()}-{os.getpid()}-"
+
+
+def _pid_is_dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists but is another user's, or the question failed
+        return False
+    return False
+
+
+def _remove_leftovers(directory: str, base: str) -> None:
+    """Remove temporary files of saves to this path whose process has died.
+
+    A temporary file is named after the machine and the process writing it;
+    it is removed only when that process no longer exists on this machine, so
+    a save that is slow (or stalled) never loses its file to another one.
+    Files of other machines, other names and other platforms are left alone.
+    """
+    if os.name != "posix":  # pragma: no cover - os.kill(pid, 0) would end the process
+        return
+    pattern = re.compile(
+        r"\." + re.escape(base) + r"\.gradtx-" + _host_tag() + r"-([0-9]{1,10})-[a-z0-9_]{8}\.tmp\Z"
+    )
     try:
         names = os.listdir(directory)
     except OSError:  # pragma: no cover
         return
     for name in names:
-        if not pattern.match(name) or name == keep:
+        match = pattern.match(name)
+        if match is None or int(match.group(1)) == os.getpid():
             continue
-        full = os.path.join(directory, name)
-        try:
-            if now - os.lstat(full).st_mtime >= _STALE_TMP_S:
-                os.remove(full)
-        except OSError:  # removed meanwhile, or not ours to remove
-            pass
+        if _pid_is_dead(int(match.group(1))):
+            try:
+                os.remove(os.path.join(directory, name))
+            except OSError:  # removed meanwhile
+                pass
+
+
+def _mode_for(path: str) -> int:
+    """The mode of the file being replaced, or for a new file what the umask allows."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
     """Write ``tree`` to ``path`` atomically, as an ``.npz`` file with a JSON manifest.
 
     Args:
-      path: the file to write (replaced if it exists); its directory must exist.
-        A new file gets the permissions the umask allows (0644 under the
-        usual 022).
-      tree: a pytree whose leaves are arrays or numbers, e.g.
+      path: the file to write (replaced if it exists, keeping its
+        permissions); its directory must exist.  A new file gets the
+        permissions the umask allows (0644 under the usual 022).
+      tree: a pytree whose leaves are arrays (any byte order, ``float0``
+        and typed PRNG keys included) or numbers, e.g.
         ``{"params": params, "opt_state": opt_state, "step": step}``.
+        Packed buffers (``gradtx.pack``, ``gradtx.flatten`` states) are
+        saved with the layout they were packed from; Orbax does not keep it
+        (see the module docstring).
 
     Raises:
       TypeError: a leaf is not an array or a number, or holds Python objects.
@@ -217,19 +354,13 @@ def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
     path = os.fspath(path)
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     names = [path_str(p) for p, _ in flat]
-    arrays = _host_arrays(owner, names, [leaf for _, leaf in flat])
+    arrays, keys = _host_arrays(owner, names, [leaf for _, leaf in flat])
     offsets, nbytes = _layout([(a.dtype, a.shape) for a in arrays])
+    types = _node_types(jax.tree.structure(tree))
     entries, chunks, end = [], [], 0
-    for name, array, offset in zip(names, arrays, offsets):
+    for name, array, offset, key, above in zip(names, arrays, offsets, keys, types):
         chunks.append(b"\0" * (offset - end))
-        entries.append(
-            {
-                "path": name,
-                **_dtype_fields(array.dtype),
-                "shape": list(array.shape),
-                "offset": offset,
-            }
-        )
+        entries.append(_entry(name, array.dtype, array.shape, offset, key, above))
         raw = np.ascontiguousarray(array).tobytes()
         chunks.append(raw)
         end = offset + len(raw)
@@ -248,9 +379,10 @@ def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
 
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.gradtx-", suffix=".tmp", dir=directory)
+    mode = _mode_for(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(base), suffix=".tmp", dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
+        os.fchmod(fd, mode)  # mkstemp makes 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             np.savez(f, allow_pickle=False, manifest=manifest, data=data)
             f.flush()
@@ -261,7 +393,7 @@ def save_checkpoint(path: str | os.PathLike[str], tree: PyTree) -> None:
             os.remove(tmp)
         raise
     _fsync_directory(directory)
-    _remove_leftovers(directory, base, keep=os.path.basename(tmp))
+    _remove_leftovers(directory, base)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -283,18 +415,24 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _template_dtype_shape(owner: str, path: str, leaf):
+    """What a template leaf is stored as: (dtype, shape, the PRNG implementation of a key)."""
+    if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)) and _is_key(leaf.dtype):
+        impl = []  # read under eval_shape, which takes a ShapeDtypeStruct as well as a key
+
+        def data_of(key):
+            impl.append(str(jax.random.key_impl(key)))
+            return jax.random.key_data(key)
+
+        data = jax.eval_shape(data_of, leaf)
+        return np.dtype(data.dtype), tuple(data.shape), impl[0]
     if isinstance(leaf, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)):
-        return np.dtype(leaf.dtype), tuple(leaf.shape)
+        return _native(np.dtype(leaf.dtype)), tuple(leaf.shape), None
     if isinstance(leaf, (bool, int, float, complex)):
-        return np.asarray(leaf).dtype, ()
+        return np.asarray(leaf).dtype, (), None
     raise TypeError(
         f"{owner}: template leaf {path} is a {type(leaf).__name__}; the template "
         f"must hold arrays, numbers or jax.ShapeDtypeStruct (e.g. a fresh init)"
     )
-
-
-def _describe(dtype, shape) -> str:
-    return f"{dtype}{list(shape)}"
 
 
 def _is_int(x, low=0) -> bool:
@@ -309,6 +447,9 @@ def _is_entry(e) -> bool:
         and isinstance(e.get("shape"), list)
         and all(_is_int(n) for n in e["shape"])
         and _is_int(e.get("offset"))
+        and isinstance(e.get("key", ""), str)
+        and isinstance(e.get("types", []), list)
+        and all(isinstance(t, str) for t in e.get("types", []))
     )
 
 
@@ -329,6 +470,39 @@ def _is_packed_record(r) -> bool:
     )
 
 
+def _check_directory(owner: str, path: str, f) -> None:
+    """Refuse a zip whose central directory is large, before ``zipfile`` reads it.
+
+    ``zipfile`` reads the whole directory and makes an object per entry; a
+    15 MB file of 300,000 entries would take 150 MB before the member check
+    below could refuse it.  The end-of-directory record (and its zip64 form,
+    which ``zipfile`` prefers where present) gives both numbers in a few bytes.
+    A file without the record is left to ``zipfile``'s own error.
+    """
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    tail_size = min(size, 22 + 65535 + 20)  # the record, its longest comment, a zip64 locator
+    f.seek(size - tail_size)
+    tail = f.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return
+    counts = [struct.unpack_from("<HHHHII", tail, at + 4)[3:5]]  # entries, directory size
+    if at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
+        (record_at,) = struct.unpack_from("<Q", tail, at - 20 + 8)
+        f.seek(min(record_at, size))
+        record = f.read(56)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            counts.insert(0, struct.unpack_from("<QQ", record, 32))
+    for entries, directory in counts:
+        if entries > _ENTRIES_MAX or directory > _DIRECTORY_MAX:
+            raise CheckpointError(
+                f"{owner}: {path} is a zip of {entries} entries ({directory} bytes "
+                f"of directory); a gradtx checkpoint holds {len(_MEMBERS)}, so the "
+                f"file is corrupt or was made by another program"
+            )
+
+
 class _Reader:
     """The two members of a checkpoint zip, read with every size bounded in advance."""
 
@@ -339,6 +513,7 @@ class _Reader:
                 f"{owner}: {path} holds a single .npy array, not a gradtx "
                 f"checkpoint (.npz with a manifest)"
             )
+        _check_directory(owner, path, f)
         f.seek(0)
         try:
             self.zip = zipfile.ZipFile(f)
@@ -537,6 +712,65 @@ def _check_paths(owner: str, path: str, saved: list[str], expected: list[str]) -
     )
 
 
+def _check_types(owner: str, path: str, entries: list, expected: list) -> None:
+    """The pytree node types above each leaf must be the template's.
+
+    A file without the record (written before it was kept) is checked by
+    its leaf paths, dtypes and shapes only.
+    """
+    recorded = ["types" in e for e in entries]
+    if not any(recorded):
+        return
+    if not all(recorded):
+        raise CheckpointError(
+            f"{owner}: {path} records the node types of some leaves but not all; "
+            f"the file is corrupt or crafted"
+        )
+    for entry, want in zip(entries, expected):
+        if entry["types"] != want:
+
+            def show(names):
+                return " > ".join(names) if names else "no named node"
+
+            raise CheckpointError(
+                f"{owner}: {path} does not match the template: leaf {entry['path']} is in "
+                f"{show(entry['types'])} in the checkpoint but in {show(want)} in the "
+                f"template; was it saved from another model or optimizer?"
+            )
+
+
+def _leaf_problem(owner: str, path: str, entry: dict, want: dict) -> str | None:
+    """What is wrong with a leaf's dtype, byte order, key or shape, or None."""
+    got = _saved_dtype(entry)
+    expected = _saved_dtype(want)
+    if "descr" not in got and isinstance(expected.get("descr"), str):
+        # Written before plain dtypes recorded their descr: in the byte order
+        # the manifest names for the whole file, checked on reading it.
+        expected = {"dtype": expected["dtype"]}
+    if got.get("dtype") == expected["dtype"] and got != expected:
+        if isinstance(got.get("descr"), str) and isinstance(expected.get("descr"), str):
+            raise CheckpointError(
+                f"{owner}: {path}: leaf {entry['path']} is {got['dtype']} stored as "
+                f"{got['descr']!r}, but gradtx stores it as {expected['descr']!r} (this "
+                f"machine's byte order); the file is corrupt or crafted"
+            )
+    if got != expected or entry["shape"] != want["shape"]:
+        return (
+            f"leaf {entry['path']} is {entry['dtype']}{entry['shape']} in the checkpoint but "
+            f"{want['dtype']}{want['shape']} in the template"
+        )
+    if entry.get("key") != want.get("key"):
+
+        def show(key):
+            return "not a PRNG key" if key is None else f"a {key} PRNG key"
+
+        return (
+            f"leaf {entry['path']} is {show(entry.get('key'))} in the checkpoint but "
+            f"{show(want.get('key'))} in the template"
+        )
+    return None
+
+
 def _check_packed(owner: str, path: str, saved: list, expected: list) -> None:
     """Packed buffers load only into params packed from the same leaves."""
     saved_at = {r["at"]: r["leaves"] for r in saved}
@@ -572,25 +806,32 @@ def _check_packed(owner: str, path: str, saved: list, expected: list) -> None:
         )
 
 
-def _restore(leaves: list, arrays: list[np.ndarray]) -> list:
+def _restore(leaves: list, arrays: list[np.ndarray], keys: list) -> list:
     """Each array in the kind of container its template leaf is, moved to devices in bulk.
 
     A ``jax.Array`` leaf gives its sharding; a ``ShapeDtypeStruct`` without
-    one gives the default device, uncommitted, as ``jnp.asarray`` would."""
+    one gives the default device, uncommitted, as ``jnp.asarray`` would.  Key
+    data becomes a typed key again; ``float0`` leaves stay NumPy arrays (JAX
+    arrays cannot hold that dtype); a NumPy leaf gets its template's byte order."""
     out = list(arrays)
     placed, unplaced, shardings = [], [], []
     for i, leaf in enumerate(leaves):
         sharding = getattr(leaf, "sharding", None)
-        if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
+        if keys[i] is not None:
+            key = jax.random.wrap_key_data(jnp.asarray(arrays[i]), impl=keys[i])
+            out[i] = key if sharding is None else jax.device_put(key, sharding)
+        elif arrays[i].dtype == _FLOAT0:
+            out[i] = arrays[i]
+        elif isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
             if sharding is None:
                 unplaced.append(i)
             else:
                 placed.append(i)
                 shardings.append(sharding)
         elif isinstance(leaf, np.ndarray):
-            out[i] = arrays[i].copy()
+            out[i] = arrays[i].astype(leaf.dtype)  # a copy, in the template's byte order
         elif isinstance(leaf, np.generic):
-            out[i] = arrays[i][()]
+            out[i] = arrays[i].astype(leaf.dtype)[()]
         else:
             out[i] = type(leaf)(arrays[i].item())
     for indices, where in ((placed, shardings), (unplaced, None)):
@@ -604,13 +845,17 @@ def _restore(leaves: list, arrays: list[np.ndarray]) -> list:
 def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
     """Read a checkpoint written by ``save_checkpoint`` into the structure of ``template``.
 
-    Every leaf path, dtype and shape in the file must equal the template's,
-    and packed buffers must have been packed from the same parameters; the
-    template supplies the Python types (named tuples, dicts, ...) and where
-    arrays live (a ``jax.Array`` leaf gives its sharding; numbers come back
-    as numbers).  ``jax.eval_shape(opt.init, params)`` is a template that
-    allocates nothing.  Nothing from the file is executed, and no more is
-    read from it than the template's size.
+    Every leaf path, dtype, byte order and shape in the file must equal the
+    template's, so must the named pytree nodes above each leaf (a yogi state
+    does not load into an adabelief template, though their paths agree), and
+    packed buffers must have been packed from the same parameters.  Files
+    without the node types (written by gradtx before they were recorded) are
+    checked by paths, dtypes and shapes only.  The template supplies the
+    Python types (named tuples, dicts, ...) and where arrays live (a
+    ``jax.Array`` leaf gives its sharding; numbers come back as numbers).
+    ``jax.eval_shape(opt.init, params)`` is a template that allocates
+    nothing.  Nothing from the file is executed, and no more is read from it
+    than the template's size.
 
     Args:
       path: a file written by ``save_checkpoint``.
@@ -624,25 +869,22 @@ def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
       FileNotFoundError: there is no file at ``path``.
       CheckpointError: the file is corrupt, truncated, crafted, not a gradtx
         checkpoint, or its leaves differ from the template's (the message
-        names the first differing path, dtype or shape).
+        names the first differing path, node type, dtype or shape).
     """
     owner = "load_checkpoint"
     path = os.fspath(path)
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [path_str(p) for p, _ in flat]
     expected = [_template_dtype_shape(owner, n, leaf) for n, (_, leaf) in zip(names, flat)]
-    offsets, nbytes = _layout(expected)
+    offsets, nbytes = _layout([(d, s) for d, s, _ in expected])
     packed = _packed_nodes(template)
+    types = _node_types(treedef)
+    plan_entries = [
+        _entry(n, d, s, o, key, above)
+        for n, (d, s, key), o, above in zip(names, expected, offsets, types)
+    ]
     # What this template's manifest is, give or take number formatting: a bound on the file's.
-    plan = json.dumps(
-        {
-            "leaves": [
-                {"path": n, **_dtype_fields(d), "shape": list(s), "offset": o}
-                for n, (d, s), o in zip(names, expected, offsets)
-            ],
-            "packed": packed,
-        }
-    )
+    plan = json.dumps({"leaves": plan_entries, "packed": packed})
     manifest_max = 2 * len(plan) + 4096
 
     with open(path, "rb") as f:
@@ -650,19 +892,19 @@ def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
         manifest = _read_manifest(owner, path, reader, manifest_max)
         entries = manifest["leaves"]
         _check_paths(owner, path, [e["path"] for e in entries], names)
+        _check_packed(owner, path, manifest.get("packed", []), packed)
+        _check_types(owner, path, entries, types)
         mismatched = [
-            f"leaf {e['path']} is {e['dtype']}{e['shape']} in the checkpoint but "
-            f"{_describe(dtype, shape)} in the template"
-            for e, (dtype, shape) in zip(entries, expected)
-            if _saved_dtype(e) != _dtype_fields(dtype) or tuple(e["shape"]) != shape
+            problem
+            for e, want in zip(entries, plan_entries)
+            if (problem := _leaf_problem(owner, path, e, want)) is not None
         ]
         if mismatched:
             more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
             raise CheckpointError(
                 f"{owner}: {path} does not match the template: {mismatched[0]}{more}"
             )
-        _check_packed(owner, path, manifest.get("packed", []), packed)
-        for entry, (dtype, shape), offset in zip(entries, expected, offsets):
+        for entry, (dtype, shape, _), offset in zip(entries, expected, offsets):
             if entry["offset"] != offset:
                 size = dtype.itemsize * math.prod(shape)
                 where = (
@@ -683,8 +925,10 @@ def load_checkpoint(path: str | os.PathLike[str], template: PyTree) -> PyTree:
             )
         data = np.frombuffer(reader.read("data.npy", "data", nbytes, exact=nbytes), np.uint8)
     arrays = [
-        data[o : o + d.itemsize * math.prod(s)].view(d).reshape(s)
-        for o, (d, s) in zip(offsets, expected)
+        np.zeros(s, d)
+        if d == _FLOAT0
+        else data[o : o + d.itemsize * math.prod(s)].view(d).reshape(s)
+        for o, (d, s, _) in zip(offsets, expected)
     ]
-    leaves = _restore([leaf for _, leaf in flat], arrays)
+    leaves = _restore([leaf for _, leaf in flat], arrays, [key for _, _, key in expected])
     return jax.tree_util.tree_unflatten(treedef, leaves)

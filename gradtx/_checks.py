@@ -25,7 +25,15 @@ from ._typing import ScalarOrSchedule
 
 
 def check_state(owner: str, state, state_type) -> None:
-    """Raise if ``state`` is not the state this transform's ``init`` makes."""
+    """Raise if ``state`` is not the state this transform's ``init`` makes.
+
+    A ``None`` state is almost always a forgotten ``init``, and the message says so.
+    """
+    if state is None:
+        raise TypeError(
+            f"{owner}: expected a {state_type.__name__}, got None; call opt.init(params) "
+            f"first and pass its state to update"
+        )
     if not isinstance(state, state_type):
         raise TypeError(
             f"{owner}: expected a {state_type.__name__}, got {type(state).__name__}; "

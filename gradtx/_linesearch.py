@@ -13,14 +13,17 @@ per iteration when the first guess is accepted.
 
 from __future__ import annotations
 
+import math
+import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
-from ._numerics import compute_dtype
+from ._numerics import compute_dtype, is_traced
 from ._tree import zeros_like_tree
 
 
@@ -124,7 +127,9 @@ def scale_by_zoom_linesearch(
     * sufficient decrease: f(eta) <= f(0) + slope_rtol * eta * f'(0), or, with
       ``approx_dec_rtol`` set, Hager and Zhang's approximate form
       f'(eta) <= (2 slope_rtol - 1) f'(0) while f(eta) <= f(0) + approx_dec_rtol |f(0)|;
-    * curvature: |f'(eta)| <= curv_rtol * |f'(0)|.
+    * curvature: |f'(eta)| <= curv_rtol * |f'(0)|; ``curv_rtol=jnp.inf``
+      drops this condition (its error is then 0, or inf where f'(eta) is
+      NaN), which leaves a backtracking search for sufficient decrease.
 
     Each condition's violation is an error (>= 0; inf for NaN); eta is
     accepted when both are at most ``tol``.  Trials start at 1 (``"one"``) or
@@ -139,11 +144,15 @@ def scale_by_zoom_linesearch(
     ``scale_by_zoom_linesearch`` decision for decision.
 
     Args:
-      max_linesearch_steps: the most loss evaluations per update, >= 1.
+      max_linesearch_steps: the most loss evaluations per update, an integer
+        >= 1 (a Python, NumPy or concrete JAX integer).
       max_learning_rate: the largest eta, or None.
       tol: the accepted error.
       increase_factor: the growth of eta while bracketing, > 1.
-      slope_rtol, curv_rtol: the Wolfe constants c1 < c2 in (0, 1).
+      slope_rtol: the sufficient-decrease constant c1, in [0, 1].
+      curv_rtol: the curvature constant c2, >= 0 (the strong Wolfe
+        conditions take c1 < c2 < 1), or ``jnp.inf`` for no curvature
+        condition.
       approx_dec_rtol: the tolerance of the approximate decrease, or None.
       stepsize_precision: the bracket width below which a safe step is taken.
       initial_guess_strategy: "one" or "keep".
@@ -167,20 +176,25 @@ def scale_by_zoom_linesearch(
     with guaranteed descent and an efficient line search", SIAM J. Optim. 2005.
     """
     owner = "scale_by_zoom_linesearch"
-    if (
-        isinstance(max_linesearch_steps, bool)
-        or not isinstance(max_linesearch_steps, int)
-        or max_linesearch_steps < 1
-    ):
+    try:
+        steps = (
+            None if isinstance(max_linesearch_steps, bool) else operator.index(max_linesearch_steps)
+        )
+    except TypeError:
+        steps = None
+    if steps is None or steps < 1:
         raise ValueError(
             f"{owner}: max_linesearch_steps must be an int >= 1, got {max_linesearch_steps!r}"
         )
+    max_linesearch_steps = steps
     if max_learning_rate is not None:
         check_range(owner, "max_learning_rate", max_learning_rate, 0, low_open=True)
     check_range(owner, "tol", tol, 0)
     check_range(owner, "increase_factor", increase_factor, 1, low_open=True)
     check_range(owner, "slope_rtol", slope_rtol, 0, 1)
-    check_range(owner, "curv_rtol", curv_rtol, 0, 1)
+    no_curvature = _is_inf(curv_rtol)
+    if not no_curvature:
+        check_range(owner, "curv_rtol", curv_rtol, 0)
     if initial_guess_strategy not in ("one", "keep"):
         raise ValueError(
             f"{owner}: initial_guess_strategy must be 'one' or 'keep', "
@@ -199,6 +213,8 @@ def scale_by_zoom_linesearch(
         return jnp.where(jnp.isnan(err), jnp.inf, err)
 
     def curvature_error(slope, slope0):
+        if no_curvature:  # inf * |f'(0)| would be NaN where f'(0) = 0
+            return jnp.where(jnp.isnan(slope), jnp.inf, jnp.zeros_like(slope))
         err = jnp.maximum(jnp.abs(slope) - curv_rtol * jnp.abs(slope0), 0.0)
         return jnp.where(jnp.isnan(err), jnp.inf, err)
 
@@ -423,6 +439,16 @@ def scale_by_zoom_linesearch(
             "initial_guess_strategy": initial_guess_strategy,
         },
     )
+
+
+def _is_inf(value) -> bool:
+    """Whether a concrete hyperparameter is +inf (traced values and schedules are not)."""
+    if is_traced(value) or callable(value):
+        return False
+    try:
+        return bool(np.shape(value) == () and math.isinf(float(value)) and float(value) > 0)
+    except (TypeError, ValueError):
+        return False
 
 
 def _find_field(tree, name):

@@ -11,8 +11,12 @@ t = 0, 1, 2, ...
 Schedules are jit-safe: they never branch in Python on the step, so t may be
 traced (inside ``jax.jit``, ``jax.vmap``, ``jax.lax.scan``) or an array of
 steps.  Phase boundaries are decided on the integer step, exactly; the value
-inside a phase is computed in that float dtype.  Arguments are checked when the
-schedule is made, and errors name the schedule and the argument.
+inside a phase is computed in that float dtype.  A schedule returns exactly
+its start value at (and before) its first step and exactly its end value at
+and after its last: the formulas reach them only up to rounding (under jit,
+XLA computes t / T as t * (1 / T)), so the ends are set, not computed.
+Arguments are checked when the schedule is made, and errors name the
+schedule and the argument.
 
 Step counting: optax counts like gradtx.  PyTorch's ``lr_scheduler`` and
 Keras count from 0 too when stepped once per update; where one of them puts
@@ -116,6 +120,21 @@ def _remaining(step, begin: int, length: int):
     return _float(length - jnp.clip(t - begin, 0, length)) / length
 
 
+def _pin_ends(step, value, start: int, start_value, end: int | None = None, end_value=None):
+    """``value``, but exactly ``start_value`` for t <= start and ``end_value`` for t >= end.
+
+    The phase formulas give these values only up to rounding (under jit
+    ``1 - k / T`` can come out a few ulps off, which turns a zero learning
+    rate into a tiny step the wrong way); the ends are decided on the step.
+    """
+    t = jnp.asarray(step)
+    out = jnp.where(t <= start, _out(start_value), _out(value))
+    if end is not None:
+        reached = _float(t) >= float(end) if end > _INT32_MAX else t >= end
+        out = jnp.where(reached, _out(end_value), out)
+    return out
+
+
 def _cosine(x):
     """(1 + cos(pi x)) / 2: 1 at x = 0, 0 at x = 1."""
     return 0.5 * (1 + jnp.cos(jnp.pi * x))
@@ -156,7 +175,9 @@ def _polynomial(owner, init_value, end_value, power, transition_steps, transitio
 
     def schedule(step):
         frac = _remaining(step, transition_begin, transition_steps)
-        return _out((init_value - end_value) * frac**power + end_value)
+        value = (init_value - end_value) * frac**power + end_value
+        end = transition_begin + transition_steps
+        return _pin_ends(step, value, transition_begin, init_value, end, end_value)
 
     return _named(schedule, owner)
 
@@ -300,7 +321,7 @@ def exponential_decay(
         if has_bound:
             bound = jnp.asarray(end_value, value.dtype)
             value = jnp.where(decay_rate < 1, jnp.maximum(value, bound), jnp.minimum(value, bound))
-        return _out(value)
+        return _pin_ends(step, value, transition_begin, init_value)
 
     return _named(schedule, owner)
 
@@ -342,7 +363,7 @@ def inverse_time_decay(
 
     def schedule(step):
         p = _decay_exponent(step, transition_steps, transition_begin, staircase)
-        return _out(init_value / (1 + decay_rate * p))
+        return _pin_ends(step, init_value / (1 + decay_rate * p), transition_begin, init_value)
 
     return _named(schedule, owner)
 
@@ -384,7 +405,8 @@ def cosine_decay_schedule(
 
     def schedule(step):
         c = _cosine(_fraction(step, 0, decay_steps))
-        return _out(init_value * ((1 - alpha) * c**exponent + alpha))
+        value = init_value * ((1 - alpha) * c**exponent + alpha)
+        return _pin_ends(step, value, 0, init_value, decay_steps, init_value * alpha)
 
     return _named(schedule, owner)
 
@@ -448,7 +470,9 @@ def warmup_cosine_decay_schedule(
         warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
         c = _cosine(_fraction(t, warmup_steps, cosine_steps))
         decay = end_value + (peak_value - end_value) * c**exponent
-        return _out(jnp.where(t < warmup_steps, warm, decay))
+        value = jnp.where(t < warmup_steps, warm, decay)
+        start_value = init_value if warmup_steps > 0 else peak_value
+        return _pin_ends(t, value, 0, start_value, decay_steps, end_value)
 
     return _named(schedule, owner)
 
@@ -490,12 +514,17 @@ def piecewise_constant_schedule(
         b = _steps(owner, "a boundary of boundaries_and_scales", b)
         pieces.append((b, _number(owner, f"boundaries_and_scales[{b}]", s, 0)))
     pieces.sort(key=lambda piece: piece[0])
+    # Each piece's value, I times the scales so far, rounded once (in Python when concrete).
+    levels, level = [], init_value
+    for b, s in pieces:
+        level = level * s
+        levels.append((b, level))
 
     def schedule(step):
         t = jnp.asarray(step)
         value = jnp.full(jnp.shape(t), init_value, value_dtype())
-        for b, s in pieces:
-            value = jnp.where(t >= b, value * s, value)
+        for b, level in levels:
+            value = jnp.where(t >= b, _out(level), value)
         return value
 
     return _named(schedule, owner)
@@ -557,7 +586,9 @@ def cosine_onecycle_schedule(
         t = jnp.asarray(step)
         up = interp(init_value, peak_value, _fraction(t, 0, max(rise, 1)))
         down = interp(peak_value, final_value, _fraction(t, rise, max(fall, 1)))
-        return _out(jnp.where(t < rise, up, down))
+        value = jnp.where(t < rise, up, down)
+        start_value = init_value if rise > 0 else peak_value
+        return _pin_ends(t, value, 0, start_value, transition_steps, final_value)
 
     return _named(schedule, owner)
 
@@ -743,7 +774,7 @@ def cosine_restarts_schedule(
             t = jnp.floor(t).astype(jnp.int32)
         i, x = cycle(t)
         peak = jnp.power(jnp.asarray(m_mul, value_dtype()), _float(i))
-        return _out(init_value * ((1 - alpha) * peak * _cosine(x) + alpha))
+        return _pin_ends(t, init_value * ((1 - alpha) * peak * _cosine(x) + alpha), 0, init_value)
 
     return _named(schedule, owner)
 
@@ -822,7 +853,9 @@ def warmup_stable_decay_schedule(
         t = jnp.asarray(step)
         warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
         decay = end_value + (peak_value - end_value) * shape(t)
-        return _out(jnp.where(t < warmup_steps, warm, decay))
+        value = jnp.where(t < warmup_steps, warm, decay)
+        start_value = init_value if warmup_steps > 0 else peak_value
+        return _pin_ends(t, value, 0, start_value, cooldown + decay_steps, end_value)
 
     return _named(schedule, owner)
 
@@ -874,6 +907,7 @@ def inverse_sqrt_schedule(
         warm = init_value + (peak_value - init_value) * _fraction(t, 0, max(warmup_steps, 1))
         after = _float(jnp.maximum(t - warmup_steps, 0))
         decay = peak_value / jnp.sqrt(1 + after / timescale)
-        return _out(jnp.where(t < warmup_steps, warm, decay))
+        value = jnp.where(t < warmup_steps, warm, decay)
+        return _pin_ends(t, value, 0, init_value if warmup_steps > 0 else peak_value)
 
     return _named(schedule, owner)

@@ -19,6 +19,17 @@ def _fraction(count, warmup_steps):
     return jnp.minimum(t / warmup_steps, 1)
 
 
+def _pin_ends(count, value, start_value, warmup_steps, end_value):
+    """``value``, but exactly ``start_value`` for t <= 0 and ``end_value`` for t >= T.
+
+    ``t / T`` is computed as ``t * (1 / T)`` under jit, so the ramp may stop
+    an ulp short of its end; the ends are decided on the step instead.
+    """
+    t = jnp.asarray(count)
+    value = jnp.where(t <= 0, jnp.asarray(start_value, value.dtype), value)
+    return jnp.where(t >= warmup_steps, jnp.asarray(end_value, value.dtype), value)
+
+
 def ademamix_alpha_schedule(alpha=5.0, warmup_steps=1):
     """AdEMAMix's alpha warm-up: alpha(t) = min(t * alpha / T_alpha, alpha).
 
@@ -49,7 +60,7 @@ def ademamix_alpha_schedule(alpha=5.0, warmup_steps=1):
     check_range(owner, "warmup_steps", warmup_steps, 0, low_open=True)
 
     def schedule(count):
-        return alpha * _fraction(count, warmup_steps)
+        return _pin_ends(count, alpha * _fraction(count, warmup_steps), 0, warmup_steps, alpha)
 
     return schedule
 
@@ -95,6 +106,7 @@ def ademamix_beta3_schedule(b3=0.9999, warmup_steps=1, b1=0.9):
     def schedule(count):
         a = _fraction(count, warmup_steps)
         value = jnp.exp(log_b1 * log_b3 / ((1 - a) * log_b3 + a * log_b1))
-        return jnp.minimum(value, jnp.asarray(b3, a.dtype))
+        value = jnp.minimum(value, jnp.asarray(b3, a.dtype))
+        return _pin_ends(count, value, b1, warmup_steps, b3)
 
     return schedule

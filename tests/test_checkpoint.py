@@ -3,6 +3,7 @@
 import json
 import os
 import struct
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -106,8 +107,12 @@ def test_checkpoint_file_is_plain_npz_with_json_manifest(tmp_path):
     assert manifest["leaves"][0] == {
         "path": "['opt_state'].states[0].direction.states[0].mu['head']['empty']",
         "dtype": "float32",
+        "descr": "<f4" if sys.byteorder == "little" else ">f4",
         "shape": [0, 3],
         "offset": 0,
+        # The named pytree nodes above the leaf: adamw's chain, its
+        # preconditioner combinator, the inner chain, the momentum's state.
+        "types": ["ChainState", "PreconditionState", "ChainState", "MomentumState"],
     }
     for entry, leaf in zip(manifest["leaves"], jax.tree.leaves(state)):
         leaf = np.asarray(leaf)
@@ -358,3 +363,148 @@ def test_orbax_standard_checkpointer_restores_named_state(tmp_path):
         assert isinstance(tree["opt_state"], gradtx.ChainState)
         assert isinstance(tree["opt_state"].states[0], gradtx.PreconditionState)
     assert gradtx.tree_get(restored, "mu['layer3']['b']").dtype == jnp.bfloat16
+
+
+# ----------------------------------------------------------------------------
+# Leaves of every kind: other byte orders, float0, typed PRNG keys.
+
+
+def test_checkpoint_big_endian_leaves_round_trip_their_values(tmp_path):
+    values = {
+        "f4": [1.0, 2.0, 3.0],
+        "f8": [0.1, -2.5, 1e300],
+        "i8": [1, -2, 2**40],
+        "u2": [1, 2, 65535],
+        "c8": [1 + 2j, -3j, 0.5],
+    }
+    tree = {k: np.array(v, ">" + k) for k, v in values.items()}
+    gradtx.save_checkpoint(tmp_path / "be.npz", tree)
+    for order in (">", "<"):
+        template = {k: np.zeros(3, order + k) for k in values}
+        restored = gradtx.load_checkpoint(tmp_path / "be.npz", template)
+        for k, v in values.items():
+            assert restored[k].dtype == np.dtype(order + k)  # the template's byte order
+            np.testing.assert_array_equal(restored[k], np.array(v, np.dtype(k)))
+    restored = gradtx.load_checkpoint(tmp_path / "be.npz", {**tree, "f4": jnp.zeros(3)})
+    np.testing.assert_array_equal(restored["f4"], np.array([1.0, 2.0, 3.0], np.float32))
+
+
+def test_checkpoint_round_trips_float0_and_typed_prng_keys(tmp_path):
+    # float0 is the dtype of a gradient with respect to an integer argument.
+    grads = jax.grad(
+        lambda x, n: jnp.sum(x) * jnp.sum(n).astype(jnp.float32), argnums=(0, 1), allow_int=True
+    )(jnp.ones(2), np.arange(3))
+    state = {
+        "grads": grads,
+        "key": jax.random.key(0),
+        "keys": jax.random.split(jax.random.key(1, impl="rbg"), 3),
+        "w": jnp.array([1.0, 2.0]),
+    }
+    gradtx.save_checkpoint(tmp_path / "c.npz", state)
+    restored = gradtx.load_checkpoint(tmp_path / "c.npz", state)
+    assert restored["grads"][1].dtype == jax.dtypes.float0
+    assert restored["grads"][1].shape == (3,)
+    np.testing.assert_array_equal(restored["grads"][0], [3.0, 3.0])
+    for name in ("key", "keys"):
+        assert jax.random.key_impl(restored[name]) == jax.random.key_impl(state[name])
+        np.testing.assert_array_equal(
+            jax.random.key_data(restored[name]), jax.random.key_data(state[name])
+        )
+    np.testing.assert_array_equal(
+        jax.random.normal(restored["key"], (4,)), jax.random.normal(state["key"], (4,))
+    )
+    abstract = gradtx.load_checkpoint(tmp_path / "c.npz", jax.eval_shape(lambda: state))
+    assert jax.random.key_impl(abstract["keys"]) == "rbg"
+
+
+def test_load_checkpoint_key_of_another_implementation_raises(tmp_path):
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"key": jax.random.key(0, impl="rbg")})
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"leaf \['key'\] is a rbg PRNG key in the checkpoint but a unsafe_rbg PRNG "
+        r"key in the template",
+    ):
+        gradtx.load_checkpoint(tmp_path / "c.npz", {"key": jax.random.key(0, impl="unsafe_rbg")})
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"leaf \['key'\] is a rbg PRNG key in the checkpoint but not a PRNG key",
+    ):
+        gradtx.load_checkpoint(tmp_path / "c.npz", {"key": jnp.zeros(4, jnp.uint32)})
+
+
+# ----------------------------------------------------------------------------
+# A state of another optimizer whose leaves have the same paths.
+
+_SAME_PATHS_AS_ADABELIEF = [
+    (lambda: gradtx.yogi(0.1), "ScaleByYogiState"),
+    (lambda: gradtx.adopt(0.1), "ScaleByAdoptState"),
+    (lambda: gradtx.rmsprop(0.1, centered=True), "CenteredRmsState"),
+]
+
+
+@pytest.mark.parametrize("make, state_type", _SAME_PATHS_AS_ADABELIEF)
+def test_load_checkpoint_state_of_another_optimizer_with_the_same_paths_raises(
+    tmp_path, make, state_type
+):
+    params = {"w": jnp.ones(3)}
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"opt_state": gradtx.adabelief(0.1).init(params)})
+    template = {"opt_state": make().init(params)}
+    saved_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(template)[0]]
+    adabelief_paths = jax.tree_util.tree_flatten_with_path(
+        {"opt_state": gradtx.adabelief(0.1).init(params)}
+    )[0]
+    assert saved_paths == [p for p, _ in adabelief_paths]  # only the types differ
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=r"does not match the template: leaf \['opt_state'\]\.states\[0\]\.count is in "
+        r"ChainState > ScaleByBeliefState in the checkpoint but in ChainState > "
+        + state_type
+        + r" in the template; was it saved from another model or optimizer\?",
+    ):
+        gradtx.load_checkpoint(tmp_path / "c.npz", template)
+
+
+def _drop_recent_manifest_fields(path):
+    """Rewrite ``path`` as gradtx wrote files before it kept node types and plain descrs."""
+    with np.load(path, allow_pickle=False) as npz:
+        manifest = json.loads(npz["manifest"].tobytes())
+        data = npz["data"]
+    for entry in manifest["leaves"]:
+        del entry["types"]
+        if isinstance(entry.get("descr"), str):
+            del entry["descr"]
+    _write(path, manifest, data=data)
+
+
+def test_load_checkpoint_file_without_node_types_is_checked_by_paths_only(tmp_path):
+    # Such a file loads into any template with its leaf paths, dtypes and shapes,
+    # as it did when it was written: a state of another optimizer with the same
+    # paths is not told apart there.
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    opt = gradtx.adabelief(0.1)
+    state = opt.update(params, opt.init(params), params)[1]
+    gradtx.save_checkpoint(tmp_path / "c.npz", {"opt_state": state})
+    _drop_recent_manifest_fields(tmp_path / "c.npz")
+    restored = gradtx.load_checkpoint(tmp_path / "c.npz", {"opt_state": opt.init(params)})
+    assert_bitwise_equal(restored, {"opt_state": state})
+    other = gradtx.load_checkpoint(tmp_path / "c.npz", {"opt_state": gradtx.yogi(0.1).init(params)})
+    assert isinstance(other["opt_state"].states[0], type(gradtx.yogi(0.1).init(params).states[0]))
+
+
+def test_orbax_keeps_the_shapes_of_unpacked_params_and_restores_them(tmp_path):
+    # Orbax checks each array's path, shape and dtype against what it stored; a
+    # packed buffer's path is its dtype name, so the documented way through
+    # orbax is the unpacked tree, whose stored shapes tell models apart.
+    a = {"embed": jnp.arange(4.0), "head": jnp.arange(6.0).reshape(2, 3) + 100}
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        checkpointer.save(tmp_path / "orbax", {"params": gradtx.pack(a).unpack()})
+        checkpointer.wait_until_finished()
+        stored = checkpointer.metadata(tmp_path / "orbax").item_metadata.tree
+        template = {"params": jax.tree.map(jnp.zeros_like, a)}
+        restored = checkpointer.restore(tmp_path / "orbax", template)
+    finally:
+        checkpointer.close()
+    shapes = jax.tree.map(lambda x: tuple(x.shape), stored, is_leaf=lambda x: hasattr(x, "shape"))
+    assert shapes == {"params": {"embed": (4,), "head": (2, 3)}}
+    assert_bitwise_equal(gradtx.pack(restored["params"]).buffers, gradtx.pack(a).buffers)

@@ -12,6 +12,9 @@ import json
 import os
 import stat
 import struct
+import subprocess
+import sys
+import threading
 import time
 import tracemalloc
 import zipfile
@@ -167,8 +170,53 @@ def test_load_checkpoint_header_claiming_a_tebibyte_raises_checkpoint_error(tmp_
     assert peak < 4 << 20
 
 
+def test_load_checkpoint_zip_of_many_entries_raises_before_reading_them(tmp_path):
+    # 70,000 empty entries (past 65,535, so the counts sit in the zip64 record):
+    # zipfile would make an object per entry before the member check could run.
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(70_000):
+            zf.writestr(f"e{i}", b"")
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            gradtx.CheckpointError,
+            match=r"is a zip of 70000 entries \(\d+ bytes of directory\); a gradtx "
+            r"checkpoint holds 2",
+        ):
+            gradtx.load_checkpoint(path, (jnp.zeros(1),))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20  # zipfile's own listing of the entries takes far more
+
+
 # ----------------------------------------------------------------------------
 # A manifest that is well-formed JSON but lies.
+
+
+@pytest.mark.parametrize("descr", [">f4", "<i4"])
+def test_load_checkpoint_leaf_stored_in_another_layout_raises(tmp_path, descr):
+    native = "<f4" if sys.byteorder == "little" else ">f4"
+    stored = descr if descr != ">f4" or native == "<f4" else "<f4"
+    leaf = {"path": "[0]", "dtype": "float32", "descr": stored, "shape": [2], "offset": 0}
+    _crafted(tmp_path / "c.npz", [leaf], 8, bytes(8))
+    with pytest.raises(
+        gradtx.CheckpointError,
+        match=rf"leaf \[0\] is float32 stored as '{stored}', but gradtx stores it as "
+        rf"'{native}' \(this machine's byte order\); the file is corrupt or crafted",
+    ):
+        gradtx.load_checkpoint(tmp_path / "c.npz", (jnp.zeros(2),))
+
+
+def test_load_checkpoint_node_types_of_some_leaves_only_raises(tmp_path):
+    leaves = [dict(ONE, types=["ChainState"]), TWO]
+    _crafted(tmp_path / "c.npz", leaves, 24, bytes(24))
+    with pytest.raises(
+        gradtx.CheckpointError, match=r"records the node types of some leaves but not all"
+    ):
+        gradtx.load_checkpoint(tmp_path / "c.npz", (jnp.zeros(2), jnp.zeros(2)))
+
 
 ONE = {"path": "[0]", "dtype": "float32", "shape": [2], "offset": 0}
 TWO = {"path": "[1]", "dtype": "float32", "shape": [2], "offset": 16}
@@ -328,26 +376,88 @@ def test_save_checkpoint_mode_follows_umask(tmp_path, umask):
     umask(0o027)
     gradtx.save_checkpoint(tmp_path / "d.npz", _state())
     assert stat.S_IMODE((tmp_path / "d.npz").stat().st_mode) == 0o640
-    umask(0o022)
-    path.chmod(0o644)
-    gradtx.save_checkpoint(path, _state())  # overwriting keeps what the umask gives
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
-def test_save_checkpoint_stale_temp_files_are_removed(tmp_path):
-    old = time.time() - 3600
-    stale = [".c.npz.gradtx-abcd1234.tmp", ".c.npz.k2j_9xq1.tmp"]
-    kept = [
-        ".c.npz.gradtx-fresh123.tmp",  # young: may be a save in progress
-        ".c.npz.bak.gradtx-abcd1234.tmp",
+def test_save_checkpoint_over_a_private_file_keeps_its_mode(tmp_path, umask):
+    # A checkpoint chmod'ed to 0600 stays private when the next save replaces it.
+    path = tmp_path / "c.npz"
+    gradtx.save_checkpoint(path, _state())
+    path.chmod(0o600)
+    gradtx.save_checkpoint(path, _state())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o640)
+    gradtx.save_checkpoint(path, _state())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+_CRASHING_SAVE = """
+import os, sys
+import numpy as np
+import gradtx
+
+def crash(*args, **kwargs):
+    os._exit(3)  # the process dies mid-write, leaving its temporary file
+
+np.savez = crash
+gradtx.save_checkpoint(sys.argv[1], {"w": np.zeros(2, np.float32)})
+"""
+
+
+def test_save_checkpoint_removes_the_temp_file_of_a_crashed_save(tmp_path):
+    path = tmp_path / "c.npz"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASHING_SAVE, str(path)], env=env, check=False
+    )
+    assert crashed.returncode == 3
+    leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(leftovers) == 1
+    others = [
+        ".c.npz.gradtx-abcd1234.tmp",  # named as older gradtx named them: left alone
+        ".c.npz.bak.gradtx-00000000-1-abcd1234.tmp",  # another file's
         "c.npz.notes",
-    ]  # another file's, not a temp
-    for name in stale + kept:
+    ]
+    for name in others:
         (tmp_path / name).write_bytes(b"partial")
-        if name != ".c.npz.gradtx-fresh123.tmp":
-            os.utime(tmp_path / name, (old, old))
-    gradtx.save_checkpoint(tmp_path / "c.npz", _state())
-    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["c.npz"])
+    gradtx.save_checkpoint(path, _state())
+    assert sorted(os.listdir(tmp_path)) == sorted(others + ["c.npz"])
+
+
+def test_save_checkpoint_concurrent_save_keeps_a_stalled_save_alive(tmp_path, monkeypatch):
+    # One save stalls (a slow disk) for what looks like minutes; another save to
+    # the same path meanwhile must not delete its temporary file.
+    path = tmp_path / "c.npz"
+    stalled, release = threading.Event(), threading.Event()
+    savez = np.savez
+
+    def slow_savez(f, **arrays):
+        if threading.current_thread().name == "slow-saver":
+            stalled.set()
+            release.wait(30)
+        savez(f, **arrays)
+
+    monkeypatch.setattr(np, "savez", slow_savez)
+    errors = []
+
+    def slow_save():
+        try:
+            gradtx.save_checkpoint(path, {"w": jnp.array([1.0, 2.0])})
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    thread = threading.Thread(target=slow_save, name="slow-saver")
+    thread.start()
+    assert stalled.wait(30)
+    hour_ago = time.time() - 3600
+    for name in os.listdir(tmp_path):
+        os.utime(tmp_path / name, (hour_ago, hour_ago))
+    gradtx.save_checkpoint(path, {"w": jnp.array([3.0, 4.0])})
+    release.set()
+    thread.join(30)
+    assert errors == []
+    restored = gradtx.load_checkpoint(path, {"w": jnp.zeros(2)})
+    np.testing.assert_array_equal(restored["w"], [1.0, 2.0])  # the slow save finished last
+    assert os.listdir(tmp_path) == ["c.npz"]
 
 
 def test_save_checkpoint_int_beyond_int64_raises(tmp_path):

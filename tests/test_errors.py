@@ -206,6 +206,23 @@ def test_add_decayed_weights_without_params_raises():
 # ----------------------------------------------------------------------------
 # A state made by another optimizer's init.
 
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: gradtx.adam(0.1), r"^adam: expected a ChainState, got None; call opt\.init"),
+        (
+            lambda: gradtx.scale_by_rss(),
+            r"^scale_by_rss: expected a RssState, got None; call opt\.init\(params\) first",
+        ),
+    ],
+)
+def test_update_with_none_state_says_to_call_init(make, message):
+    grads = jax.tree.map(jnp.ones_like, PARAMS)
+    with pytest.raises(TypeError, match=message):
+        make().update(grads, None, PARAMS)
+
+
 GRADS = jax.tree.map(jnp.ones_like, PARAMS)
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optimistix as optx
 import pytest
 from problems import PROBLEMS, STEPS, assert_trajectories_close
 
@@ -45,6 +46,9 @@ CASES = {
             15, max_learning_rate=2.0, initial_guess_strategy="keep", approx_dec_rtol=None
         )
     ),
+    "lbfgs_no_curvature": lambda m: m.lbfgs(
+        linesearch=m.scale_by_zoom_linesearch(15, curv_rtol=jnp.inf, initial_guess_strategy="one")
+    ),
     "sgd_zoom": lambda m: m.chain(
         m.sgd(1.0), m.scale_by_zoom_linesearch(10, curv_rtol=0.5, stepsize_precision=1e-8)
     ),
@@ -57,6 +61,7 @@ CASES = {
 PAIRS = [("lbfgs", p) for p in PROBLEMS] + [
     ("lbfgs_memory_3_unscaled", "rosenbrock"),
     ("lbfgs_keep_guess", "mlp"),
+    ("lbfgs_no_curvature", "rosenbrock"),
     ("sgd_zoom", "rosenbrock"),
 ]
 
@@ -168,3 +173,59 @@ def test_zoom_linesearch_passes_value_fn_keywords_through():
 def test_zoom_linesearch_with_zero_steps_raises():
     with pytest.raises(ValueError, match=r"^scale_by_zoom_linesearch: max_linesearch_steps must"):
         gradtx.scale_by_zoom_linesearch(0)
+
+
+def test_lbfgs_with_zoom_without_curvature_minimises_quadratic_through_optimistix():
+    # optimistix passes value=, grad= and value_fn= to the optimizer's update;
+    # curv_rtol=inf is optax's documented way to drop the curvature condition.
+    a = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.5]])
+    b = np.array([1.0, -2.0, 0.5])
+
+    def loss(x, args):
+        return 0.5 * x @ (jnp.asarray(a, jnp.float32) @ x) - jnp.asarray(b, jnp.float32) @ x
+
+    opt = gradtx.lbfgs(linesearch=gradtx.scale_by_zoom_linesearch(15, curv_rtol=jnp.inf))
+    solver = optx.OptaxMinimiser(opt, rtol=1e-6, atol=1e-6)
+    solution = optx.minimise(loss, solver, jnp.zeros(3), max_steps=100)
+    np.testing.assert_allclose(solution.value, np.linalg.solve(a, b), rtol=1e-4, atol=1e-5)
+
+
+def test_zoom_linesearch_without_curvature_at_zero_slope_has_no_nan():
+    # f'(0) = 0 makes inf * |f'(0)| a NaN; without the condition its error is 0.
+    tx = gradtx.scale_by_zoom_linesearch(5, curv_rtol=jnp.inf)
+    x = jnp.ones(2)
+    zero = jnp.zeros(2)
+    updates, state = tx.update(
+        zero, tx.init(x), x, value=jnp.sum(x**2), grad=zero, value_fn=lambda p: jnp.sum(p**2)
+    )
+    assert float(state.info.curvature_error) == 0.0
+    assert float(state.info.decrease_error) == 0.0
+    assert float(state.learning_rate) == 1.0
+    np.testing.assert_array_equal(updates, zero)
+
+
+def test_zoom_linesearch_without_curvature_accepts_first_decreasing_step():
+    # f(x) = sum(x^2) from x = 1 along u = -4x: eta = 1 overshoots to -3 (no
+    # decrease), the quadratic fit through f(0) = 2, f'(0) = -16, f(1) = 18 gives
+    # eta = 16 / (2 * (18 - 2 + 16)) = 0.25, exactly the minimiser; its slope 0 meets
+    # any curvature rule, so the search ends there after two evaluations.
+    tx = gradtx.scale_by_zoom_linesearch(10, curv_rtol=jnp.inf, initial_guess_strategy="one")
+    x = jnp.ones(2)
+    u = -4.0 * x
+    _, state = tx.update(
+        u, tx.init(x), x, value=jnp.sum(x**2), grad=2 * x, value_fn=lambda p: jnp.sum(p**2)
+    )
+    assert float(state.learning_rate) == 0.25
+    assert int(state.info.num_linesearch_steps) == 2
+
+
+@pytest.mark.parametrize("curv_rtol", [1.0, 2.5, np.float32(np.inf), jnp.array(jnp.inf)])
+def test_zoom_linesearch_accepts_curvature_constants_optax_accepts(curv_rtol):
+    tx = gradtx.scale_by_zoom_linesearch(np.int32(5), curv_rtol=curv_rtol)
+    assert tx.hyperparams["max_linesearch_steps"] == 5
+
+
+@pytest.mark.parametrize("curv_rtol", [-0.5, float("nan"), -float("inf")])
+def test_zoom_linesearch_with_negative_or_nan_curvature_constant_raises(curv_rtol):
+    with pytest.raises(ValueError, match=r"^scale_by_zoom_linesearch: curv_rtol must be"):
+        gradtx.scale_by_zoom_linesearch(5, curv_rtol=curv_rtol)

@@ -699,3 +699,123 @@ def test_warmup_cosine_decay_schedule_with_zero_peak_decays_to_zero_as_optax():
         theirs = jax.vmap(optax.warmup_cosine_decay_schedule(**kwargs))(steps)
     np.testing.assert_allclose(ours, [0.2, 0.16, 0.0, 0.0, 0.0, 0.0], rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+
+
+# ----------------------------------------------------------------------------
+# Exact ends: the start value at the first step, the end value at and after the last.
+
+# (first value, second value) pairs and phase lengths n; the values are the
+# learning rates of the reports (a warmup from 0 to 1.6e-3) and their reverses.
+END_VALUES = [(0.0, 1.6e-3), (1.6e-3, 0.0), (0.1, 3e-4), (3e-4, 0.7), (1.0, 0.1)]
+END_LENGTHS = [3, 7, 50, 99, 1000]
+
+
+def _ends(name, a, b, n):
+    """(schedule, start step, start value, end step or None, end value), values in float64.
+
+    The ends are read off the docstrings' formulas, not computed by gradtx.
+    """
+    c = 0.5 * (a + b)  # a third value, e.g. the end of a warmup-decay
+    if name == "constant":
+        return gradtx.constant_schedule(a), 0, a, None, None
+    if name == "polynomial":
+        return gradtx.polynomial_schedule(a, b, 2.0, n, transition_begin=5), 5, a, 5 + n, b
+    if name == "linear":
+        return gradtx.linear_schedule(a, b, n), 0, a, n, b
+    if name == "linear_delayed":
+        return gradtx.linear_schedule(a, b, n, transition_begin=3), 3, a, 3 + n, b
+    if name == "exponential":
+        return gradtx.exponential_decay(a, n, 0.5, transition_begin=2), 2, a, None, None
+    if name == "inverse_time":
+        return gradtx.inverse_time_decay(a, n, 0.5, transition_begin=2), 2, a, None, None
+    if name == "cosine_decay":
+        return gradtx.cosine_decay_schedule(a, n, alpha=0.1), 0, a, n, a * 0.1
+    if name == "warmup_cosine":
+        end = c if b != 0 else 0.0  # a zero peak decays to 0 (optax's rule)
+        return gradtx.warmup_cosine_decay_schedule(a, b, n, 2 * n, c), 0, a, 2 * n, end
+    if name == "warmup_cosine_no_warmup":
+        end = c if b != 0 else 0.0
+        return gradtx.warmup_cosine_decay_schedule(a, b, 0, n, c), 0, b, n, end
+    if name == "piecewise":
+        sched = gradtx.piecewise_constant_schedule(a, {n: 0.3, 2 * n: 0.7})
+        return sched, 0, a, 2 * n, a * 0.3 * 0.7
+    if name == "onecycle":
+        sched = gradtx.cosine_onecycle_schedule(n, b, pct_start=0.3, div_factor=7.0)
+        rise = math.floor(0.3 * n)  # no rise (n = 3): the cycle starts at its peak
+        return sched, 0, b / 7.0 if rise > 0 else b, n, b / 7.0 / 1e4
+    if name == "join":
+        pieces = [gradtx.linear_schedule(a, b, n), gradtx.linear_schedule(b, c, n)]
+        return gradtx.join_schedules(pieces, [n]), 0, a, 2 * n, c
+    if name == "sgdr":
+        cycle = dict(init_value=a, peak_value=b, warmup_steps=1, decay_steps=n + 1, end_value=c)
+        end = c if b != 0 else 0.0
+        return gradtx.sgdr_schedule([cycle, cycle]), 0, a, 2 * (n + 1), end
+    if name == "cosine_restarts":
+        return gradtx.cosine_restarts_schedule(a, n, t_mul=2.0, alpha=0.1), 0, a, None, None
+    if name.startswith("wsd_"):
+        sched = gradtx.warmup_stable_decay_schedule(a, b, n, 3, n, c, decay_type=name[4:])
+        return sched, 0, a, 2 * n + 3, c
+    if name == "inverse_sqrt":
+        return gradtx.inverse_sqrt_schedule(b, n, init_value=a), 0, a, None, None
+    if name == "inverse_sqrt_no_warmup":
+        return gradtx.inverse_sqrt_schedule(b, 0, init_value=a), 0, b, None, None
+    if name == "ademamix_alpha":
+        return gradtx.ademamix_alpha_schedule(8.0 * b, n), 0, 0.0, n, 8.0 * b
+    if name == "ademamix_beta3":
+        return gradtx.ademamix_beta3_schedule(0.999, n, b1=0.9), 0, 0.9, n, 0.999
+    raise AssertionError(name)
+
+
+END_SCHEDULES = [
+    "constant",
+    "polynomial",
+    "linear",
+    "linear_delayed",
+    "exponential",
+    "inverse_time",
+    "cosine_decay",
+    "warmup_cosine",
+    "warmup_cosine_no_warmup",
+    "piecewise",
+    "onecycle",
+    "join",
+    "sgdr",
+    "cosine_restarts",
+    "wsd_linear",
+    "wsd_cosine",
+    "wsd_1-sqrt",
+    "inverse_sqrt",
+    "inverse_sqrt_no_warmup",
+    "ademamix_alpha",
+    "ademamix_beta3",
+]
+
+
+@pytest.mark.parametrize("name", END_SCHEDULES)
+def test_schedule_is_exactly_its_start_and_end_values_eager_and_jitted(name):
+    wrong = []
+    for a, b in END_VALUES:
+        for n in END_LENGTHS:
+            sched, start, start_value, end, end_value = _ends(name, a, b, n)
+            checks = [(start, start_value)]
+            if end is not None:
+                checks += [(end, end_value), (end + 1, end_value), (end + 10**5, end_value)]
+            jitted = jax.jit(sched)
+            for t, expected in checks:
+                for how, value in (("eager", sched(t)), ("jit", jitted(t))):
+                    if np.asarray(value) != np.float32(expected):
+                        wrong.append(f"{how} ({a}, {b}, n={n}) at t={t}: {value} != {expected}")
+    assert not wrong, f"{len(wrong)} wrong ends, first: {wrong[:5]}"
+
+
+def test_linear_warmup_from_zero_is_zero_at_step_zero_under_jit():
+    # The reported case: a warmup 0 -> 1.6e-3 over 50 steps gave -3.6e-11 at
+    # step 0 under jit (a tiny step uphill), and so did most (peak, steps) pairs.
+    peaks = [1e-4, 3e-4, 5e-4, 8e-4, 1e-3, 1.6e-3, 2e-3, 3e-3, 5e-3, 6e-3, 1e-2, 3e-2, 0.1, 0.3, 1]
+    nonzero = []
+    for peak in peaks:
+        for steps in (10, 50, 100, 300, 1000, 2000, 5000):
+            value = jax.jit(gradtx.linear_schedule(0.0, peak, steps))(0)
+            if float(value) != 0.0:
+                nonzero.append((peak, steps, float(value)))
+    assert not nonzero, f"{len(nonzero)} of 105 warmups are nonzero at step 0: {nonzero[:3]}"
