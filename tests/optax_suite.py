@@ -333,11 +333,12 @@ def _exclusions(files) -> list[tuple[str, str]]:
 
 
 def run_files(
-    files, substitute: bool = True, timeout: float = 1800, select=None
+    files, substitute: bool = True, timeout: float = 1800, select=None, collect_only=False
 ) -> dict[str, Result]:
     """Runs optax test files in one pytest subprocess; outcomes per file.
 
     ``select``: only these tests (``Class::test`` names, of a single file).
+    ``collect_only``: collect without running, so that only ``excluded`` is filled in.
     """
     excluded = _exclusions(files) if substitute else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -362,6 +363,7 @@ def run_files(
                 "-p",
                 "no:cacheprovider",
                 f"--junitxml={junit}",
+                *(["--collect-only"] if collect_only else []),
                 "--rootdir",
                 str(tmp),
                 "-c",
