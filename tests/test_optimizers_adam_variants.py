@@ -75,6 +75,7 @@ CASES = [
         lambda lr: optax.adan(lr, weight_decay=0.05),
     ),
     Case("yogi", 0.01, gradtx.yogi, lambda lr, pr: ref_adam_variants.yogi(lr), optax.yogi),
+    # No optax alias: compared with pytorch-optimizer below.
     Case(
         "laprop",
         0.01,
@@ -117,6 +118,8 @@ CASES = [
 ]
 
 
+# Compared with optax.contrib's implementations, through runs that record their inputs
+# (``chaotic`` problems are teacher-forced).
 CONTRIB_CASES = [
     Case(
         "ademamix",

@@ -47,6 +47,8 @@ def _l2_sgd(lr, weight_decay):
     return ref.tree((init, update))
 
 
+# Compared with optax.contrib's implementations, through runs that record their inputs
+# (``chaotic`` problems are teacher-forced).
 CONTRIB_CASES = [
     Case(
         "schedule_free_adamw",

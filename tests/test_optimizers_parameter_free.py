@@ -42,6 +42,8 @@ CASES = [
 ]
 
 
+# Compared with optax.contrib's implementations, through runs that record their inputs
+# (``chaotic`` problems are teacher-forced).
 CONTRIB_CASES = [
     Case(
         "prodigy",

@@ -37,6 +37,8 @@ def _sam_adversary(rho):
     return gradtx.chain(gradtx.normalize(), gradtx.sgd(rho))
 
 
+# Compared with optax.contrib's implementations, through runs that record their inputs
+# (``chaotic`` problems are teacher-forced).
 CONTRIB_CASES = [
     Case(
         "sam",
