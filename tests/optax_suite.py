@@ -15,9 +15,12 @@ the proxy, so names bound at import time -- including the parameter tables that
 `parameterized` builds when the module body runs -- already point at gradtx.
 Test modules (`*_test`) and optax's `test_utils` are returned unproxied.
 
-Each test file runs in its own pytest subprocess (`run_file`), so nothing of
-the substitution leaks into the rest of gradtx's suite.  `python -m
-tests.optax_suite` prints per-file counts for gradtx and for optax itself.
+`run_files` runs test files in a pytest subprocess, so nothing of the
+substitution leaks into the rest of gradtx's suite; tests/test_optax_suite.py
+gives each file its own subprocess (and its own test, which xdist can place on
+any worker) and checks the exclusions by collecting every file without running
+it.  `python -m tests.optax_suite` prints per-file counts for gradtx and for
+optax itself.
 """
 
 from __future__ import annotations
