@@ -15,9 +15,12 @@ the proxy, so names bound at import time -- including the parameter tables that
 `parameterized` builds when the module body runs -- already point at gradtx.
 Test modules (`*_test`) and optax's `test_utils` are returned unproxied.
 
-Each test file runs in its own pytest subprocess (`run_file`), so nothing of
-the substitution leaks into the rest of gradtx's suite.  `python -m
-tests.optax_suite` prints per-file counts for gradtx and for optax itself.
+`run_files` runs test files in a pytest subprocess, so nothing of the
+substitution leaks into the rest of gradtx's suite; tests/test_optax_suite.py
+gives each file its own subprocess (and its own test, which xdist can place on
+any worker) and checks the exclusions by collecting every file without running
+it.  `python -m tests.optax_suite` prints per-file counts for gradtx and for
+optax itself.
 """
 
 from __future__ import annotations
@@ -333,11 +336,12 @@ def _exclusions(files) -> list[tuple[str, str]]:
 
 
 def run_files(
-    files, substitute: bool = True, timeout: float = 1800, select=None
+    files, substitute: bool = True, timeout: float = 1800, select=None, collect_only=False
 ) -> dict[str, Result]:
     """Runs optax test files in one pytest subprocess; outcomes per file.
 
     ``select``: only these tests (``Class::test`` names, of a single file).
+    ``collect_only``: collect without running, so that only ``excluded`` is filled in.
     """
     excluded = _exclusions(files) if substitute else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -362,6 +366,7 @@ def run_files(
                 "-p",
                 "no:cacheprovider",
                 f"--junitxml={junit}",
+                *(["--collect-only"] if collect_only else []),
                 "--rootdir",
                 str(tmp),
                 "-c",

@@ -219,6 +219,59 @@ def assert_transform_matches(
     return actual
 
 
+def assert_transform_matches_optax(tx, optax_tx, what, steps=STEPS):
+    """Over random gradients and params of the nested tree, in float64, to 1e-10 (seeds 7, 8)."""
+    with jax.enable_x64(True):
+        tree0 = PROBLEMS["nested_quadratic"].params
+        grads = random_sequence(tree0, steps, seed=7)
+        params = random_sequence(tree0, steps, seed=8)
+        actual = _scan_outputs(tx, grads, params)
+        with jax.numpy_dtype_promotion("standard"):
+            expected = _scan_outputs(optax_tx, grads, params)
+    assert_trajectories_close(actual, expected, what)
+
+
+def _scan_outputs(tx, grads, params):
+    """The transform's outputs over the sequences, as lists of leaves (jitted scan)."""
+
+    def body(state, gp):
+        u, state = tx.update(gp[0], state, gp[1])
+        return state, u
+
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *zip(grads, params))
+    _, outs = jax.jit(lambda s, xs: jax.lax.scan(body, s, xs))(tx.init(params[0]), stacked)
+    outs = jax.tree.leaves(outs)
+    return [[np.asarray(o[t]) for o in outs] for t in range(len(grads))]
+
+
+def moved(trajectory, problem, at_least=1e-3):
+    """Whether the run went somewhere (the comparison is not between unmoved points)."""
+    start = jax.tree.leaves(problem.params)
+    return max(np.max(np.abs(a - b)) for a, b in zip(trajectory[-1], start)) > at_least
+
+
+def run_torch(make_optimizer, problem, steps=STEPS, dtype=None):
+    """The trajectory of a torch optimizer built by ``make_optimizer(list of Parameters)``.
+
+    Parameters are torch tensors (``dtype``, float64 by default), gradients the
+    problem's NumPy gradient, so only the update rule is torch's.
+    """
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
+    leaves = jax.tree.leaves(problem.params)
+    params = [torch.nn.Parameter(torch.tensor(np.asarray(p), dtype=dtype)) for p in leaves]
+    optimizer = make_optimizer(params)
+    trajectory = []
+    for _ in range(steps):
+        grads = problem.grad_np([p.detach().numpy().astype(np.float64) for p in params])
+        for p, g in zip(params, grads):
+            p.grad = torch.tensor(np.asarray(g), dtype=dtype).reshape(p.shape)
+        optimizer.step()
+        trajectory.append([p.detach().numpy().copy() for p in params])
+    return trajectory
+
+
 # ----------------------------------------------------------------------------
 # A transform alone on the rows of one array, without params.
 

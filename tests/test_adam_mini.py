@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference as ref
-from addon_cases import PROBLEMS, STEPS, assert_trajectories_close, random_sequence, ref_addons
+import reference_adam_variants as ref_adam_variants
+from problems import PROBLEMS, STEPS, assert_trajectories_close, random_sequence
 from test_mars import _transform_trajectory
 
 import gradtx
@@ -17,7 +18,7 @@ import gradtx
 def test_scale_by_block_rms_matches_closed_form(block_axes, x64):
     tree0 = PROBLEMS["nested_quadratic"].params
     grads = random_sequence(tree0, STEPS, seed=8)
-    init, update = ref.tree(ref_addons.block_rms(0.95, 1e-3, block_axes))
+    init, update = ref.tree(ref_adam_variants.block_rms(0.95, 1e-3, block_axes))
     state = init(jax.tree.leaves(grads[0]))
     expected = []
     for g in grads:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import optax.contrib
 import pytest
-from contrib_checks import assert_transform_matches_optax
+from problems import assert_transform_matches_optax
 
 import gradtx
 

@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference as ref
+import reference_wrappers as ref_wrappers
 import torch
-from addon_cases import (
+from problems import (
     PROBLEMS,
     STEPS,
     assert_trajectories_close,
     moved,
     random_sequence,
-    ref_addons,
     run_jax,
     run_reference,
     run_torch,
@@ -36,7 +36,7 @@ def _cautious_adamw(lr):
 
 
 def _cautious_adamw_reference(lr):
-    return ref_addons.cautious(ref.adamw(lr, b2=0.99, weight_decay=0.1))
+    return ref_wrappers.cautious(ref.adamw(lr, b2=0.99, weight_decay=0.1))
 
 
 def _adamw_cwd(lr):
@@ -56,12 +56,12 @@ CASES = {
     "cautious_sgd_momentum": (
         0.01,
         lambda lr: gradtx.cautious(gradtx.sgd(lr, momentum=0.9)),
-        lambda lr: ref_addons.cautious(ref.sgd(lr, momentum=0.9)),
+        lambda lr: ref_wrappers.cautious(ref.sgd(lr, momentum=0.9)),
     ),
     "adamw_cautious_weight_decay": (
         0.01,
         _adamw_cwd,
-        lambda lr: ref_addons.cautious_adamw_cwd(lr, b2=0.99, weight_decay=0.5),
+        lambda lr: ref_wrappers.cautious_adamw_cwd(lr, b2=0.99, weight_decay=0.5),
     ),
 }
 RUNS = [(name, "nested_quadratic") for name in CASES] + [
@@ -95,7 +95,7 @@ def test_cautious_optimizer_in_float32_matches_float64_reference(name):
 
 @pytest.fixture
 def no_hidden_eps(monkeypatch):
-    """pytorch-optimizer's fixed 1e-15 under the root, set to 0 (see test_optimizers_addons)."""
+    """pytorch-optimizer's fixed 1e-15 under the root, set to 0 (see test_optimizers_adam_variants.py)."""
     original = BaseOptimizer.apply_ams_bound
     monkeypatch.setattr(
         BaseOptimizer,
@@ -158,7 +158,7 @@ def test_cautious_add_cautious_decayed_weights_matches_closed_form(x64):
     tree0 = PROBLEMS["nested_quadratic"].params
     grads = random_sequence(tree0, STEPS, seed=5)
     params = random_sequence(tree0, STEPS, seed=6)
-    init, update = ref.tree(ref_addons.cautious_weight_decay(0.3))
+    init, update = ref.tree(ref_wrappers.cautious_weight_decay(0.3))
     state = init(jax.tree.leaves(params[0]))
     tx = gradtx.add_cautious_decayed_weights(0.3)
     tx_state = tx.init(params[0])

@@ -11,7 +11,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from checkpoint_files import crafted_manifest
-from trees import assert_bitwise_equal
+from trees import assert_bitwise_equal, wide_tree
 
 import gradtx
 
@@ -508,3 +508,23 @@ def test_orbax_keeps_the_shapes_of_unpacked_params_and_restores_them(tmp_path):
     shapes = jax.tree.map(lambda x: tuple(x.shape), stored, is_leaf=lambda x: hasattr(x, "shape"))
     assert shapes == {"params": {"embed": (4,), "head": (2, 3)}}
     assert_bitwise_equal(gradtx.pack(restored["params"]).buffers, gradtx.pack(a).buffers)
+
+
+# A wide tree: 10,000 leaves through init, naming and a checkpoint round trip.
+
+
+@pytest.mark.slow
+def test_ten_thousand_leaf_state_inits_names_and_checkpoints(tmp_path):
+    params = wide_tree(10_000)
+    opt = gradtx.adam(1e-3)
+    state = opt.init(params)
+    paths = gradtx.tree_paths(state)
+    assert len(paths) == 2 * 10_000 + 2
+    assert paths[10_000 - 1] == "states[0].direction.states[0].mu['block099']['w99']"
+    assert gradtx.tree_get(state, "nu['block042']['w07']").shape == (2,)
+    training_state = {"params": params, "opt_state": state, "step": 0}
+    gradtx.save_checkpoint(tmp_path / "wide.npz", training_state)
+    restored = gradtx.load_checkpoint(tmp_path / "wide.npz", training_state)
+    assert jax.tree.structure(restored) == jax.tree.structure(training_state)
+    for got, want in zip(jax.tree.leaves(restored["params"]), jax.tree.leaves(params)):
+        assert np.asarray(got).tobytes() == np.asarray(want).tobytes()

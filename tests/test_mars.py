@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference as ref
-from addon_cases import PROBLEMS, STEPS, assert_trajectories_close, random_sequence, ref_addons
+import reference_adam_variants as ref_adam_variants
+from problems import PROBLEMS, STEPS, assert_trajectories_close, random_sequence
 
 import gradtx
 
@@ -29,7 +30,7 @@ def test_scale_by_mars_matches_closed_form(b1, gamma, scale, x64):
     # scale 0.1: few leaves reach norm 1; scale 3: every leaf is clipped.
     tree0 = PROBLEMS["nested_quadratic"].params
     grads = [jax.tree.map(lambda x: scale * x, g) for g in random_sequence(tree0, STEPS, seed=7)]
-    init, update = ref.tree(ref_addons.mars_correction(b1, gamma))
+    init, update = ref.tree(ref_adam_variants.mars_correction(b1, gamma))
     state = init(jax.tree.leaves(grads[0]))
     expected = []
     for g in grads:

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference_contrib as rc
+import reference_parameter_free as ref_parameter_free
 from problems import PROBLEMS
 
 import gradtx
@@ -20,10 +20,13 @@ pytestmark = pytest.mark.slow
 def test_step_size_estimate_grows_from_d0_and_matches_numpy(name):
     problem = PROBLEMS["nested_quadratic"]
     make = {
-        "prodigy": lambda: (gradtx.scale_by_prodigy(estim_lr0=1e-4), rc.prodigy(d0=1e-4)),
+        "prodigy": lambda: (
+            gradtx.scale_by_prodigy(estim_lr0=1e-4),
+            ref_parameter_free.prodigy(d0=1e-4),
+        ),
         "dadapt_adamw": lambda: (
             gradtx.scale_by_dadapt_adamw(estim_lr0=1e-4),
-            rc.dadapt_adamw(d0=1e-4),
+            ref_parameter_free.dadapt_adamw(d0=1e-4),
         ),
     }[name]
     with jax.enable_x64(True):

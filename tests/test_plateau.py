@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import optax.contrib
 import pytest
-import reference_contrib as rc
+import reference_wrappers as ref_wrappers
 
 import gradtx
 
@@ -38,7 +38,7 @@ def _scales(tx, values):
 def test_reduce_on_plateau_scales_match_numpy_and_optax():
     values = _values()
     identity = (lambda ps: None, lambda gs, s, ps: (gs, s))
-    init, update = rc.reduce_on_plateau(identity, **SETTINGS)
+    init, update = ref_wrappers.reduce_on_plateau(identity, **SETTINGS)
     state, expected = init([np.ones(2)]), []
     for v in values:
         u, state = update([np.ones(2)], state, [np.ones(2)], v)

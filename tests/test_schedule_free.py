@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import optax.contrib
 import pytest
-import reference_contrib as rc
+import reference_averaging as ref_averaging
 from problems import PROBLEMS, assert_trajectories_close
 
 import gradtx
@@ -43,7 +43,9 @@ def test_schedule_free_eval_params_match_the_average_and_optax():
     problem = PROBLEMS["nested_quadratic"]
     lr = 0.02
     with jax.enable_x64(True):
-        init, update = rc.schedule_free(rc.adamw_without_momentum(lr, weight_decay=0.1), lr)
+        init, update = ref_averaging.schedule_free(
+            ref_averaging.adamw_without_momentum(lr, weight_decay=0.1), lr
+        )
         params = [np.asarray(p) for p in jax.tree.leaves(problem.params)]
         state, expected = init(params), []
         for _ in range(STEPS):

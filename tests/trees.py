@@ -6,6 +6,7 @@ same bits, dtypes, shapes and, for Python scalars, the same types.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -17,3 +18,12 @@ def assert_bitwise_equal(a, b):
         x, y = np.asarray(x), np.asarray(y)
         assert x.dtype == y.dtype and x.shape == y.shape
         assert x.tobytes() == y.tobytes(), (x, y)
+
+
+def wide_tree(n):
+    """A wide tree: {"blockNNN": {"wNN": float32[2]}}, n leaves, 100 per block, distinct values."""
+    values = np.arange(2 * n, dtype=np.float32).reshape(n, 2) / n - 0.5
+    tree = {}
+    for i in range(n):
+        tree.setdefault(f"block{i // 100:03d}", {})[f"w{i % 100:02d}"] = jnp.asarray(values[i])
+    return tree

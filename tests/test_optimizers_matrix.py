@@ -1,4 +1,5 @@
-"""SOAP, Shampoo (with graft) and PSGD-Kron: against NumPy transcriptions and PyTorch implementations."""
+"""The matrix methods: SOAP, Shampoo (with graft), PSGD-Kron, Muon and NorMuon, against NumPy
+transcriptions, optax.contrib.muon and PyTorch implementations."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
-import reference_frontier as reff
+import reference_matrix as ref_matrix
 import torch
 from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
 
@@ -56,7 +58,7 @@ def test_soap_matches_closed_form(problem_name, x64):
     problem, kw = PROBLEMS[problem_name], SOAP_CASES[problem_name]
     actual = run_jax(gradtx.soap(0.01, weight_decay=0.0, **kw), problem, gradtx.apply_updates)
     expected = run_reference(
-        reff.soap(
+        ref_matrix.soap(
             0.01,
             frequency=kw["precondition_frequency"],
             max_dim=kw.get("max_precondition_dim", 10000),
@@ -99,7 +101,7 @@ def test_soap_weight_decay_matches_closed_form(x64):
     actual = run_jax(
         gradtx.soap(0.01, weight_decay=0.1, precondition_frequency=4), problem, gradtx.apply_updates
     )
-    expected = run_reference(reff.soap(0.01, weight_decay=0.1, frequency=4), problem)
+    expected = run_reference(ref_matrix.soap(0.01, weight_decay=0.1, frequency=4), problem)
     assert_trajectories_close(actual, expected, "soap weight decay vs NumPy", **SOAP_TOL)
 
 
@@ -129,7 +131,7 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
     problem = PROBLEMS[problem_name]
     lr = 0.01
     actual = run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
-    expected = run_reference(reff.shampoo(lr, eps=matrix_eps), problem)
+    expected = run_reference(ref_matrix.shampoo(lr, eps=matrix_eps), problem)
     assert_trajectories_close(actual, expected, f"shampoo on {problem_name} vs NumPy")
     theirs = _run_torch(lambda ps: Shampoo(ps, lr=lr, matrix_eps=matrix_eps), problem)
     assert_trajectories_close(actual, theirs, f"shampoo on {problem_name} vs pytorch-optimizer")
@@ -145,7 +147,7 @@ def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
         gradtx.apply_updates,
     )
     expected = run_reference(
-        reff.shampoo(0.05, beta2=0.9, frequency=3, graft=reff.adagrad_step()), problem
+        ref_matrix.shampoo(0.05, beta2=0.9, frequency=3, graft=ref_matrix.adagrad_step()), problem
     )
     # 1e-9: the inverse fourth roots come from two eigendecompositions (LAPACK's in NumPy,
     # XLA's in gradtx) whose round-off differs by CPU; 101 steps reached 2.8e-10 on one.
@@ -187,7 +189,7 @@ def test_psgd_kron_matches_closed_form(problem_name, x64):
     probes = _probes(problem)
     n = len(jax.tree.leaves(problem.params))
     actual = _psgd_trajectory(problem_name)
-    refs = [reff.psgd_kron(0.01, probe=lambda t, shape, i=i: probes(t, i)) for i in range(n)]
+    refs = [ref_matrix.psgd_kron(0.01, probe=lambda t, shape, i=i: probes(t, i)) for i in range(n)]
     expected = run_reference(refs, problem)
     assert_trajectories_close(actual, expected, f"psgd_kron on {problem_name} vs NumPy")
     start = jax.tree.leaves(problem.params)
@@ -235,3 +237,109 @@ def test_psgd_kron_fits_with_the_update_probability(x64):
         u, state = update(g, state, params)
     np.testing.assert_array_equal(state[0][0].qs["w"][0], np.eye(2))
     np.testing.assert_allclose(u["w"], -0.1 * g["w"], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# Muon and NorMuon.
+
+
+MUON_CASES = {
+    "default": (dict(), dict()),
+    "no_nesterov": (dict(nesterov=False), dict(nesterov=False)),
+    "decay_consistent_rms": (
+        dict(weight_decay=0.1, consistent_rms=0.2),
+        dict(weight_decay=0.1, consistent_rms=0.2),
+    ),
+    "adam_learning_rate": (dict(adam_learning_rate=0.003), dict(adam_lr=0.003)),
+}
+
+
+# optax-only options (no NumPy transcription): compared with optax alone.
+OPTAX_ONLY = {
+    "dion": dict(ns_coeffs="dion"),
+    "aol": dict(preconditioning="aol"),
+    "schatten": dict(preconditioning="schatten"),
+    "spectral_adaptive": dict(preconditioning="spectral", adaptive=True),
+}
+
+
+@pytest.mark.parametrize(
+    "case, problem_name", [("default", "mlp")] + [(case, "nested_quadratic") for case in MUON_CASES]
+)
+def test_muon_matches_closed_form_and_optax(case, problem_name, x64):
+    problem, (kwargs, ref_kwargs) = PROBLEMS[problem_name], MUON_CASES[case]
+    lr = 0.01 * problem.lr_scale
+    expected = run_reference(ref_matrix.muon(lr, **ref_kwargs), problem)
+    actual = run_jax(gradtx.muon(lr, **kwargs), problem, gradtx.apply_updates)
+    assert_trajectories_close(actual, expected, f"muon {case} on {problem_name} vs NumPy")
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = run_jax(optax.contrib.muon(lr, **kwargs), problem, optax.apply_updates)
+    assert_trajectories_close(actual, theirs, f"muon {case} on {problem_name} vs optax")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+@pytest.mark.parametrize("case", list(OPTAX_ONLY))
+def test_muon_options_match_optax(case, x64):
+    problem = PROBLEMS["nested_quadratic"]
+    actual = run_jax(gradtx.muon(0.01, **OPTAX_ONLY[case]), problem, gradtx.apply_updates)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = run_jax(optax.contrib.muon(0.01, **OPTAX_ONLY[case]), problem, optax.apply_updates)
+    # aol and schatten rescale inside the first step: a few more roundings.
+    assert_trajectories_close(actual, theirs, f"muon {case} vs optax", rtol=1e-9)
+
+
+def test_muon_on_rosenbrock_is_adamw_and_matches_optax(x64):
+    # No matrix at all: the whole tree is AdamW's (NAdamW with nesterov).
+    problem = PROBLEMS["rosenbrock"]
+    lr = 0.01 * problem.lr_scale
+    actual = run_jax(gradtx.muon(lr), problem, gradtx.apply_updates)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = run_jax(optax.contrib.muon(lr), problem, optax.apply_updates)
+    assert_trajectories_close(actual, theirs, "muon on rosenbrock vs optax")
+
+
+def test_muon_in_float32_matches_optax():
+    # float32 round-off differs in the last bit (XLA fuses the batched and the
+    # per-leaf iterations differently); Newton-Schulz amplifies differences
+    # along small singular directions, so entries near zero are compared
+    # with an absolute floor of 1e-6.
+    problem_name = "nested_quadratic"
+    problem = PROBLEMS[problem_name]
+    actual = run_jax(gradtx.muon(0.001), problem, gradtx.apply_updates, dtype=np.float32)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = run_jax(optax.contrib.muon(0.001), problem, optax.apply_updates, dtype=np.float32)
+    assert all(a.dtype == np.float32 for a in actual[-1])
+    assert_trajectories_close(
+        actual, theirs, f"muon float32 on {problem_name} vs optax", rtol=1e-5, atol=1e-6
+    )
+
+
+def test_muon_mask_routes_embedding_to_adamw(x64):
+    rng = np.random.default_rng(4)
+    params = {
+        "embed": jnp.asarray(rng.normal(size=(10, 4))),
+        "w": jnp.asarray(rng.normal(size=(4, 4))),
+        "b": jnp.zeros(4),
+    }
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape)), params)
+    mask = {"embed": False, "w": True, "b": False}
+    opt = gradtx.muon(0.02, adam_learning_rate=1e-3, muon_mask=mask)
+    u, state = opt.update(grads, opt.init(params), params)
+    adam = gradtx.nadamw(1e-3, weight_decay=0.0)
+    expected_embed, _ = adam.update(grads["embed"], adam.init(params["embed"]), params["embed"])
+    np.testing.assert_allclose(u["embed"], expected_embed, rtol=1e-12)
+    init, update = ref_matrix.muon(0.02)
+    expected_w, _ = update(np.asarray(grads["w"]), init(np.asarray(params["w"])), params["w"])
+    np.testing.assert_allclose(u["w"], expected_w, rtol=1e-10)
+
+
+@pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
+def test_normuon_matches_closed_form(problem_name, x64):
+    problem = PROBLEMS[problem_name]
+    opt = gradtx.normuon(0.01, weight_decay=0.1, adam_learning_rate=0.003)
+    actual = run_jax(opt, problem, gradtx.apply_updates)
+    expected = run_reference(ref_matrix.normuon(0.01, weight_decay=0.1, adam_lr=0.003), problem)
+    assert_trajectories_close(actual, expected, f"normuon on {problem_name} vs NumPy")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2

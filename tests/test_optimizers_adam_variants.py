@@ -1,94 +1,214 @@
-"""LaProp, MARS-AdamW and Adam-mini against their papers (NumPy, float64) and pytorch-optimizer."""
+"""Adam's variants: AdaBelief, Yogi, Adan, LaProp, MARS, Adam-mini, AdEMAMix and ADOPT.
+
+gradtx's optimizers against float64 NumPy transcriptions of their published
+rules and against optax, on the problems of ``tests/problems.py`` (the checks are
+``tests/cases.py``'s).  float64 runs agree to 1e-10 relative at every step.
+LaProp and MARS are also compared with pytorch-optimizer.
+"""
 
 from __future__ import annotations
 
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+import optax.contrib
 import pytest
+import reference_adam_variants as ref_adam_variants
 import torch
-from addon_cases import (
-    PROBLEMS,
-    assert_trajectories_close,
-    moved,
-    ref_addons,
-    run_jax,
-    run_reference,
-    run_torch,
+from cases import (
+    Case,
+    check_closed_form,
+    check_float32_matches_float64_reference,
+    check_float32_matches_optax,
+    check_forced_closed_form,
+    check_forced_float32,
+    check_forced_optax,
+    check_optax_alias,
+    named,
+    pairs,
 )
+from problems import PROBLEMS, assert_trajectories_close, moved, run_jax, run_torch
 from pytorch_optimizer import MARS, AdamMini, LaProp
 from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
 
-# Trajectories or integration runs of several seconds each: the full suite runs them,
+# Trajectories of several seconds each: the full suite runs them,
 # the quick tier (-m 'not slow') leaves them out.
 pytestmark = pytest.mark.slow
 
-# name -> (learning rate, gradtx factory of lr, NumPy reference of lr)
-CASES = {
-    "laprop": (
+
+def _default_float(t):
+    return jnp.asarray(t).astype(jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def _ramp(start, end, steps):
+    """start + (end - start) * min(t, steps) / steps, in the default float dtype."""
+    return lambda t: start + (end - start) * jnp.minimum(_default_float(t), steps) / steps
+
+
+CASES = [
+    Case(
+        "adabelief",
+        0.01,
+        lambda lr: gradtx.adabelief(lr, eps=1e-8),
+        lambda lr, pr: ref_adam_variants.adabelief(lr, eps=1e-8),
+        lambda lr: optax.adabelief(lr, eps=1e-8),
+    ),
+    Case(
+        "adabelief_nesterov",
+        0.01,
+        lambda lr: gradtx.adabelief(lr, b2=0.99, eps=1e-3, eps_root=1e-6, nesterov=True),
+        lambda lr, pr: ref_adam_variants.adabelief(
+            lr, b2=0.99, eps=1e-3, eps_root=1e-6, nesterov=True
+        ),
+        lambda lr: optax.adabelief(lr, b2=0.99, eps=1e-3, eps_root=1e-6, nesterov=True),
+    ),
+    Case(
+        "adan",
+        0.01,
+        lambda lr: gradtx.adan(lr, weight_decay=0.05),
+        lambda lr, pr: ref_adam_variants.adan(lr, weight_decay=0.05),
+        lambda lr: optax.adan(lr, weight_decay=0.05),
+    ),
+    Case("yogi", 0.01, gradtx.yogi, lambda lr, pr: ref_adam_variants.yogi(lr), optax.yogi),
+    # No optax alias: compared with pytorch-optimizer below.
+    Case(
+        "laprop",
         0.01,
         lambda lr: gradtx.laprop(lr, b1=0.9, b2=0.99, eps=1e-3),
-        lambda lr: ref_addons.laprop(lr, b1=0.9, b2=0.99, eps=1e-3),
+        lambda lr, pr: ref_adam_variants.laprop(lr, b1=0.9, b2=0.99, eps=1e-3),
     ),
-    "laprop_weight_decay": (
+    Case(
+        "laprop_weight_decay",
         0.01,
         lambda lr: gradtx.laprop(lr, b1=0.8, weight_decay=0.1),
-        lambda lr: ref_addons.laprop(lr, b1=0.8, weight_decay=0.1),
+        lambda lr, pr: ref_adam_variants.laprop(lr, b1=0.8, weight_decay=0.1),
+        variant=True,
     ),
-    "mars": (
+    Case(
+        "mars",
         0.01,
         lambda lr: gradtx.mars(lr, gamma=0.1, weight_decay=0.05),
-        lambda lr: ref_addons.mars(lr, gamma=0.1, weight_decay=0.05),
+        lambda lr, pr: ref_adam_variants.mars(lr, gamma=0.1, weight_decay=0.05),
     ),
-    "mars_large_gamma": (
+    Case(
+        "mars_large_gamma",
         0.01,
         lambda lr: gradtx.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3),
-        lambda lr: ref_addons.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3),
+        lambda lr, pr: ref_adam_variants.mars(lr, b1=0.9, b2=0.999, gamma=1.0, eps=1e-3),
+        variant=True,
     ),
-    "adam_mini": (
+    Case(
+        "adam_mini",
         0.01,
         lambda lr: gradtx.adam_mini(lr, b2=0.99, weight_decay=0.1),
-        lambda lr: ref_addons.adam_mini(lr, b2=0.99, weight_decay=0.1),
+        lambda lr, pr: ref_adam_variants.adam_mini(lr, b2=0.99, weight_decay=0.1),
     ),
-    "adam_mini_per_column": (
+    Case(
+        "adam_mini_per_column",
         0.01,
         lambda lr: gradtx.adam_mini(lr, b2=0.99, block_axes=0),
-        lambda lr: ref_addons.adam_mini(lr, b2=0.99, block_axes=0),
+        lambda lr, pr: ref_adam_variants.adam_mini(lr, b2=0.99, block_axes=0),
+        variant=True,
     ),
-}
-
-
-# Every case on the several-leaf quadratic; the three optimizers also on
-# Rosenbrock and the MLP.
-CLOSED_FORM_RUNS = [(name, "nested_quadratic") for name in CASES] + [
-    (name, problem) for name in ("laprop", "mars", "adam_mini") for problem in ("rosenbrock", "mlp")
 ]
 
 
-@pytest.mark.parametrize("name, problem_name", CLOSED_FORM_RUNS)
-def test_addon_optimizer_matches_closed_form(name, problem_name, x64):
-    lr, make, make_reference = CASES[name]
-    problem = PROBLEMS[problem_name]
-    lr = lr * problem.lr_scale
-    expected = run_reference(make_reference(lr), problem)
-    actual = run_jax(make(lr), problem, gradtx.apply_updates)
-    assert_trajectories_close(actual, expected, f"{name} on {problem_name} vs NumPy")
-    assert moved(actual, problem)
+# Compared with optax.contrib's implementations, through runs that record their inputs
+# (``chaotic`` problems are teacher-forced).
+CONTRIB_CASES = [
+    Case(
+        "ademamix",
+        0.01,
+        lambda lr: gradtx.ademamix(lr, b3=0.99, weight_decay=0.1),
+        lambda lr, pr: ref_adam_variants.ademamix(lr, b3=0.99, weight_decay=0.1),
+        lambda lr: optax.contrib.ademamix(lr, b3=0.99, weight_decay=0.1),
+    ),
+    Case(
+        "ademamix_schedules",
+        0.01,
+        lambda lr: gradtx.ademamix(
+            lr, b3=_ramp(0.9, 0.99, 50), alpha=_ramp(0.0, 3.0, 50), eps_root=1e-6
+        ),
+        lambda lr, pr: ref_adam_variants.ademamix(
+            lr,
+            b3=lambda t: 0.9 + 0.09 * min(t, 50) / 50,
+            alpha=lambda t: 3.0 * min(t, 50) / 50,
+            eps_root=1e-6,
+        ),
+        lambda lr: optax.contrib.ademamix(
+            lr, b3=_ramp(0.9, 0.99, 50), alpha=_ramp(0.0, 3.0, 50), eps_root=1e-6
+        ),
+        variant=True,
+    ),
+    Case(
+        "simplified_ademamix",
+        0.001,
+        lambda lr: gradtx.simplified_ademamix(lr, b1=0.9, alpha=2.0, weight_decay=0.1),
+        lambda lr, pr: ref_adam_variants.simplified_ademamix(
+            lr, b1=0.9, alpha=2.0, weight_decay=0.1
+        ),
+        lambda lr: optax.contrib.simplified_ademamix(lr, b1=0.9, alpha=2.0, weight_decay=0.1),
+    ),
+    Case(
+        "adopt",
+        0.01,
+        lambda lr: gradtx.adopt(lr, b2=0.99),
+        lambda lr, pr: ref_adam_variants.adopt(lr, b2=0.99),
+        lambda lr: optax.contrib.adopt(lr, b2=0.99),
+    ),
+    Case(
+        "adopt_nesterov_unclipped",
+        0.01,
+        lambda lr: gradtx.adopt(lr, b2=0.99, eps=1e-3, nesterov=True, use_clipping=False),
+        lambda lr, pr: ref_adam_variants.adopt(
+            lr, b2=0.99, eps=1e-3, nesterov=True, use_clipping=False
+        ),
+        lambda lr: optax.contrib.adopt(lr, b2=0.99, eps=1e-3, nesterov=True, use_clipping=False),
+        variant=True,
+    ),
+]
 
 
-@pytest.mark.parametrize("name", ["laprop", "mars", "adam_mini"])
-def test_addon_optimizer_in_float32_matches_float64_reference(name):
-    lr, make, make_reference = CASES[name]
-    problem = PROBLEMS["nested_quadratic"]
-    expected = run_reference(make_reference(lr * 0.1), problem)
-    actual = run_jax(make(lr * 0.1), problem, gradtx.apply_updates, dtype=np.float32)
-    assert all(a.dtype == np.float32 for a in actual[-1])
-    assert_trajectories_close(
-        actual, expected, f"{name} float32 vs NumPy float64", rtol=2e-5, atol=2e-6
-    )
+@pytest.mark.parametrize("case, problem_name", pairs(CASES))
+def test_optimizer_matches_closed_form(case, problem_name, x64):
+    check_closed_form(case, problem_name)
+
+
+@pytest.mark.parametrize("case, problem_name", pairs(CASES, optax=True))
+def test_optimizer_matches_optax_alias(case, problem_name, x64):
+    check_optax_alias(case, problem_name)
+
+
+@pytest.mark.parametrize(
+    "case", named(CASES, "adabelief", "adabelief_nesterov", "adan", "yogi"), ids=lambda c: c.name
+)
+def test_optimizer_in_float32_matches_optax(case):
+    check_float32_matches_optax(case)
+
+
+@pytest.mark.parametrize("case", named(CASES, "laprop", "mars", "adam_mini"), ids=lambda c: c.name)
+def test_optimizer_in_float32_matches_float64_reference(case):
+    check_float32_matches_float64_reference(case)
+
+
+@pytest.mark.parametrize("case, problem_name", pairs(CONTRIB_CASES))
+def test_contrib_optimizer_matches_closed_form(case, problem_name, x64):
+    check_forced_closed_form(case, problem_name)
+
+
+@pytest.mark.parametrize("case, problem_name", pairs(CONTRIB_CASES))
+def test_contrib_optimizer_matches_optax(case, problem_name, x64):
+    check_forced_optax(case, problem_name)
+
+
+@pytest.mark.parametrize("case", [c for c in CONTRIB_CASES if not c.variant], ids=lambda c: c.name)
+def test_contrib_optimizer_in_float32_matches_references(case):
+    check_forced_float32(case)
 
 
 # pytorch-optimizer 4.1.0, with eps = 0: both divide eps by sqrt(1 - b2^t)
@@ -134,7 +254,7 @@ def no_hidden_eps(monkeypatch):
 
 @pytest.mark.parametrize("problem_name", list(PROBLEMS))
 @pytest.mark.parametrize("name", list(TORCH_CASES))
-def test_addon_optimizer_matches_pytorch_optimizer(name, problem_name, x64, no_hidden_eps):
+def test_optimizer_matches_pytorch_optimizer(name, problem_name, x64, no_hidden_eps):
     lr, make, make_torch = TORCH_CASES[name]
     problem = PROBLEMS[problem_name]
     lr = lr * problem.lr_scale
@@ -145,7 +265,7 @@ def test_addon_optimizer_matches_pytorch_optimizer(name, problem_name, x64, no_h
 
 
 @pytest.mark.parametrize("name", list(TORCH_CASES))
-def test_addon_optimizer_in_float32_matches_pytorch_optimizer_in_float32(name, no_hidden_eps):
+def test_optimizer_in_float32_matches_pytorch_optimizer_in_float32(name, no_hidden_eps):
     lr, make, make_torch = TORCH_CASES[name]
     problem = PROBLEMS["nested_quadratic"]
     expected = run_torch(make_torch(lr * 0.1), problem, dtype=torch.float32)
@@ -242,6 +362,6 @@ def test_laprop_step_stays_bounded_where_adam_blows_up():
         ),
     ],
 )
-def test_addon_optimizer_with_bad_hyperparameter_raises(factory, kwargs, message):
+def test_optimizer_with_bad_hyperparameter_raises(factory, kwargs, message):
     with pytest.raises(ValueError, match=message):
         factory(**kwargs)

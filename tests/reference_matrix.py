@@ -1,8 +1,13 @@
-"""Closed-form float64 NumPy references for the frontier optimizers (Muon, SOAP, Shampoo, PSGD).
+"""Closed-form float64 NumPy references of one optimizer family.
 
-Written from the papers' algorithm boxes, never by calling gradtx; the same
-per-leaf ``init(p) -> state``, ``update(g, state, p) -> (u, state)`` pairs as
-``tests/reference.py`` (lift them with ``reference.tree``).
+References for the matrix methods: Muon (Newton-Schulz, Polar Express), NorMuon, SOAP, Shampoo
+and PSGD-Kron.
+Written from the papers' equations (never by calling gradtx or optax), in the
+form of ``tests/reference.py``: a pair ``init(p) -> state``,
+``update(g, state, p) -> (u, state)`` on one array, lifted to leaves by
+``reference.tree``, or on the list of leaves for the rules that couple
+leaves (global norms, noise keyed over the tree, wrappers of another
+reference).
 """
 
 from __future__ import annotations
@@ -124,11 +129,6 @@ def muon(
     return init, update
 
 
-# ----------------------------------------------------------------------------
-# SOAP (Vyas et al. 2024, Algorithm 3, with the authors' first step and
-# power-iteration refresh).
-
-
 def _gram(g, axis):
     others = [a for a in range(g.ndim) if a != axis]
     return np.tensordot(g, g, axes=(others, others))
@@ -203,10 +203,6 @@ def soap(
     return init, update
 
 
-# ----------------------------------------------------------------------------
-# Shampoo (Gupta, Koren, Singer 2018, Algorithm 2) and grafting.
-
-
 def _inverse_root(h, p):
     values, vectors = np.linalg.eigh(h)
     return (vectors * values ** (-1.0 / p)) @ vectors.T
@@ -256,10 +252,6 @@ def adagrad_step(eps=1e-8):
         return g / np.sqrt(s + eps), s
 
     return init, update
-
-
-# ----------------------------------------------------------------------------
-# PSGD-Kron (Li 2015/2022; the Kronecker whitening fit of kron_torch).
 
 
 def _norm_lower_bound(a):
