@@ -22,6 +22,7 @@ from ._adaptive import ScaleByNovogradState as ScaleByNovogradState
 from ._adaptive import ScaleByOptimisticGradientState as ScaleByOptimisticGradientState
 from ._adaptive import ScaleByRpropState as ScaleByRpropState
 from ._adaptive import ScaleByYogiState as ScaleByYogiState
+from ._adaptive import scale_by_acprop as scale_by_acprop
 from ._adaptive import scale_by_adamax as scale_by_adamax
 from ._adaptive import scale_by_adan as scale_by_adan
 from ._adaptive import scale_by_belief as scale_by_belief
@@ -212,6 +213,7 @@ from .optimizers._adam import nadamw as nadamw
 from .optimizers._adam import optimistic_adam as optimistic_adam
 from .optimizers._adam import optimistic_adam_v2 as optimistic_adam_v2
 from .optimizers._adam import radam as radam
+from .optimizers._adam_variants import acprop as acprop
 from .optimizers._adam_variants import adabelief as adabelief
 from .optimizers._adam_variants import adam_mini as adam_mini
 from .optimizers._adam_variants import adan as adan

@@ -158,3 +158,36 @@ def test_adam_bf16_first_moment_matches_optax_mu_dtype():
         for a, b in zip(step_a, step_b)
     )
     assert drift < 0.02 * travelled, (drift, travelled)
+
+
+# ----------------------------------------------------------------------------
+# Names optax keeps in optax.contrib: gradtx exports them at top level.
+
+
+def _contrib(m):
+    return optax.contrib if m is optax else m
+
+
+CONTRIB_CASES = [
+    ("acprop", lambda m, lr: _contrib(m).acprop(lr), 0.01),
+    (
+        "acprop_all_keywords",
+        lambda m, lr: _contrib(m).acprop(lr, 0.8, 0.95, 1e-3, 1e-4, 0.1, _mask),
+        0.01,
+    ),
+]
+CONTRIB_IDS = [case[0] for case in CONTRIB_CASES]
+
+
+@pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
+def test_gradtx_contrib_name_matches_optax_trajectory_float64(name, make, lr, x64):
+    ours, theirs = _trajectories(make, lr, "nested_quadratic", np.float64)
+    assert_trajectories_close(ours, theirs, f"{name} vs optax.contrib, float64")
+
+
+@pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
+def test_gradtx_contrib_name_matches_optax_trajectory_float32(name, make, lr):
+    ours, theirs = _trajectories(make, lr / 10, "nested_quadratic", np.float32)
+    assert_trajectories_close(
+        ours, theirs, f"{name} vs optax.contrib, float32", rtol=1e-5, atol=1e-6
+    )

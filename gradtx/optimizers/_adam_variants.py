@@ -1,4 +1,4 @@
-"""Adam variants that change one moment: AdaBelief and Yogi (the second moment),
+"""Adam variants that change one moment: AdaBelief, ACProp and Yogi (the second moment),
 Adan and MARS (the gradient fed to the moments), LaProp (the order of
 momentum and normalisation), Adam-mini (one second moment per block),
 AdEMAMix (a second, slow first moment) and ADOPT (the moment of the previous
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .._adam_mini import scale_by_block_rms
 from .._adaptive import (
+    scale_by_acprop,
     scale_by_adan,
     scale_by_belief,
     scale_by_yogi,
@@ -24,6 +25,7 @@ from .._checks import (
     NonNegative,
     Rate,
     StateDtype,
+    UnitInterval,
 )
 from .._combine import chain, precondition
 from .._mars import scale_by_mars
@@ -423,5 +425,46 @@ def adopt(
             use_clipping=use_clipping,
             clip_value_fn=clip_value_fn,
         ),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def acprop(
+    learning_rate: Rate,
+    b1: UnitInterval = 0.9,
+    b2: UnitInterval = 0.999,
+    eps=1e-16,
+    eps_root=1e-16,
+    weight_decay: Rate = 0.0,
+    mask=None,
+):
+    """ACProp: p_t = p_{t-1} - lr * (g_t / (sqrt(s_hat_{t-1}) + eps) + wd * p).
+
+    AdaBelief's second moment of the prediction error, used one step late
+    (the asynchronous update of ``scale_by_acprop``): the denominator of step
+    t only knows the gradients before g_t.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2: the decays of m and s, in [0, 1].
+      eps: added to the root; eps_root: added to s_t.
+      weight_decay: wd, >= 0 or a schedule.
+      mask: which parameters decay.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.acprop(0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)   # the first step is -lr * g
+      Array([ 0.7 , -1.95], dtype=float32)
+
+    Reference: Zhuang et al., "Momentum Centering and Asynchronous Update for
+    Adaptive Gradient Methods", NeurIPS 2021, arXiv:2110.05454.
+    """
+    return (
+        scale_by_acprop(b1, b2, eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
