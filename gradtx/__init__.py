@@ -134,9 +134,15 @@ from ._parameter_free import DoGState as DoGState
 from ._parameter_free import DoWGState as DoWGState
 from ._parameter_free import MechanicState as MechanicState
 from ._parameter_free import ProdigyState as ProdigyState
+from ._parameter_free import (
+    ScaleByDistanceOverGradientsState as ScaleByDistanceOverGradientsState,
+)
 from ._parameter_free import mechanize as mechanize
 from ._parameter_free import scale_by_cocob as scale_by_cocob
 from ._parameter_free import scale_by_dadapt_adamw as scale_by_dadapt_adamw
+from ._parameter_free import (
+    scale_by_distance_over_gradients as scale_by_distance_over_gradients,
+)
 from ._parameter_free import scale_by_dog as scale_by_dog
 from ._parameter_free import scale_by_dowg as scale_by_dowg
 from ._parameter_free import scale_by_prodigy as scale_by_prodigy

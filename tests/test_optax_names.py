@@ -161,7 +161,8 @@ def test_adam_bf16_first_moment_matches_optax_mu_dtype():
 
 
 # ----------------------------------------------------------------------------
-# Names optax keeps in optax.contrib: gradtx exports them at top level.
+# optax.contrib's names (gradtx exports them at top level) and transforms
+# that need params or extra keywords.
 
 
 def _contrib(m):
@@ -176,18 +177,28 @@ CONTRIB_CASES = [
         0.01,
     ),
 ]
+CONTRIB_CASES += [
+    (
+        "scale_by_distance_over_gradients",
+        lambda m, lr: m.chain(
+            m.scale_by_distance_over_gradients(1e-3, 1e-6, global_scale=0.5),
+            m.scale_by_learning_rate(lr),
+        ),
+        1.0,
+    ),
+]
 CONTRIB_IDS = [case[0] for case in CONTRIB_CASES]
 
 
 @pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
 def test_gradtx_contrib_name_matches_optax_trajectory_float64(name, make, lr, x64):
     ours, theirs = _trajectories(make, lr, "nested_quadratic", np.float64)
-    assert_trajectories_close(ours, theirs, f"{name} vs optax.contrib, float64")
+    assert_trajectories_close(ours, theirs, f"{name} vs optax, float64")
 
 
 @pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
 def test_gradtx_contrib_name_matches_optax_trajectory_float32(name, make, lr):
     ours, theirs = _trajectories(make, lr / 10, "nested_quadratic", np.float32)
     assert_trajectories_close(
-        ours, theirs, f"{name} vs optax.contrib, float32", rtol=1e-5, atol=1e-6
+        ours, theirs, f"{name} vs optax, float32", rtol=1e-5, atol=1e-6
     )
