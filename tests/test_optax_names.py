@@ -199,6 +199,4 @@ def test_gradtx_contrib_name_matches_optax_trajectory_float64(name, make, lr, x6
 @pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
 def test_gradtx_contrib_name_matches_optax_trajectory_float32(name, make, lr):
     ours, theirs = _trajectories(make, lr / 10, "nested_quadratic", np.float32)
-    assert_trajectories_close(
-        ours, theirs, f"{name} vs optax, float32", rtol=1e-5, atol=1e-6
-    )
+    assert_trajectories_close(ours, theirs, f"{name} vs optax, float32", rtol=1e-5, atol=1e-6)
