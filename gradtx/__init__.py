@@ -63,6 +63,7 @@ from ._clipping import clip_by_global_norm as clip_by_global_norm
 from ._clipping import clip_by_leaf_norm as clip_by_leaf_norm
 from ._clipping import global_norm as global_norm
 from ._clipping import per_example_global_norm_clip as per_example_global_norm_clip
+from ._clipping import per_example_layer_norm_clip as per_example_layer_norm_clip
 from ._combine import ChainState as ChainState
 from ._combine import PreconditionState as PreconditionState
 from ._combine import chain as chain
