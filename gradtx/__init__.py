@@ -158,6 +158,8 @@ from ._paths import tree_get as tree_get
 from ._paths import tree_paths as tree_paths
 from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
+from ._privacy import DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState
+from ._privacy import differentially_private_aggregate as differentially_private_aggregate
 from ._quasi_newton import ScaleByLBFGSState as ScaleByLBFGSState
 from ._quasi_newton import scale_by_lbfgs as scale_by_lbfgs
 from ._sam import SAMState as SAMState
@@ -256,6 +258,7 @@ from .optimizers._rms import adafactor as adafactor
 from .optimizers._rms import adagrad as adagrad
 from .optimizers._rms import rmsprop as rmsprop
 from .optimizers._rms import sm3 as sm3
+from .optimizers._sgd import dpsgd as dpsgd
 from .optimizers._sgd import madgrad as madgrad
 from .optimizers._sgd import noisy_sgd as noisy_sgd
 from .optimizers._sgd import optimistic_gradient_descent as optimistic_gradient_descent

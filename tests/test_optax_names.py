@@ -200,3 +200,48 @@ def test_gradtx_contrib_name_matches_optax_trajectory_float64(name, make, lr, x6
 def test_gradtx_contrib_name_matches_optax_trajectory_float32(name, make, lr):
     ours, theirs = _trajectories(make, lr / 10, "nested_quadratic", np.float32)
     assert_trajectories_close(ours, theirs, f"{name} vs optax, float32", rtol=1e-5, atol=1e-6)
+
+
+def _per_example_run(make, dtype, steps=30):
+    """``make(module)``'s trajectory on a linear regression fed per-example gradients."""
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(steps, 6, 3)), rng.normal(size=(steps, 6))
+
+    def loss(p, xi, yi):
+        return 0.5 * (xi @ p["w"] + p["b"] - yi) ** 2
+
+    per_example = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))
+    runs = []
+    for module in (gradtx, optax):
+        tx = make(module)
+        params = {"w": jnp.ones(3, dtype), "b": jnp.zeros((), dtype)}
+        state = tx.init(params)
+        step = jax.jit(
+            lambda p, s, xi, yi: tx.update(per_example(p, xi, yi), s, p)  # noqa: B023
+        )
+        trajectory = []
+        with jax.numpy_dtype_promotion("standard" if module is optax else "strict"):
+            for xi, yi in zip(x, y):
+                updates, state = step(params, state, jnp.asarray(xi, dtype), jnp.asarray(yi, dtype))
+                params = module.apply_updates(params, updates)
+                trajectory.append([np.asarray(p) for p in jax.tree.leaves(params)])
+        runs.append(trajectory)
+    return runs
+
+
+DPSGD_CASES = {
+    "dpsgd": lambda m: _contrib(m).dpsgd(0.05, 1.0, 0.5, 3),
+    "dpsgd_nesterov": lambda m: _contrib(m).dpsgd(
+        0.05, l2_norm_clip=0.5, noise_multiplier=1.1, seed=7, momentum=0.9, nesterov=True
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(DPSGD_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dpsgd_matches_optax_trajectory_with_the_same_seed(name, dtype):
+    """The noise included: the same seed draws the same noise in gradtx and optax."""
+    with jax.enable_x64(dtype == np.float64):
+        ours, theirs = _per_example_run(DPSGD_CASES[name], dtype)
+    tol = {"rtol": 1e-10, "atol": 0.0} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_trajectories_close(ours, theirs, f"{name} vs optax.contrib, {dtype.__name__}", **tol)
