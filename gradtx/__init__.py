@@ -68,6 +68,9 @@ from ._combine import ChainState as ChainState
 from ._combine import PreconditionState as PreconditionState
 from ._combine import chain as chain
 from ._combine import precondition as precondition
+from ._complex import SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays
+from ._complex import SplitRealAndImaginaryState as SplitRealAndImaginaryState
+from ._complex import split_real_and_imaginary as split_real_and_imaginary
 from ._conditions import ConditionallyMaskState as ConditionallyMaskState
 from ._conditions import NonNegativeParamsState as NonNegativeParamsState
 from ._conditions import conditionally_mask as conditionally_mask
