@@ -47,6 +47,13 @@ from ._averaging import SlowWeightsState as SlowWeightsState
 from ._averaging import ema_params as ema_params
 from ._averaging import lookahead as lookahead
 from ._averaging import lookahead_in_state as lookahead_in_state
+from ._backtracking import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
+from ._backtracking import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from ._backtracking import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
 from ._base import Preconditioner as Preconditioner

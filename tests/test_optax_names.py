@@ -245,3 +245,63 @@ def test_dpsgd_matches_optax_trajectory_with_the_same_seed(name, dtype):
         ours, theirs = _per_example_run(DPSGD_CASES[name], dtype)
     tol = {"rtol": 1e-10, "atol": 0.0} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
     assert_trajectories_close(ours, theirs, f"{name} vs optax.contrib, {dtype.__name__}", **tol)
+
+
+BACKTRACKING_CASES = {
+    "default": {"max_backtracking_steps": 15},
+    "store_grad_restart": {
+        "max_backtracking_steps": 15,
+        "decrease_factor": 0.5,
+        "increase_factor": float("inf"),
+        "store_grad": True,
+    },
+    "all_keywords": {
+        "max_backtracking_steps": 6,
+        "slope_rtol": 0.3,
+        "decrease_factor": 0.6,
+        "increase_factor": 1.2,
+        "max_learning_rate": 0.5,
+        "atol": 1e-4,
+        "rtol": 1e-3,
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(BACKTRACKING_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scale_by_backtracking_linesearch_matches_optax_trajectory(case, dtype):
+    """SGD directions scaled by the search, the loss taking a keyword (a batch weight)."""
+    kwargs = BACKTRACKING_CASES[case]
+    problem = PROBLEMS["nested_quadratic"]
+
+    def loss(p, weight):
+        return weight * problem.loss(p)
+
+    runs = []
+    with jax.enable_x64(dtype == np.float64):
+        for m in (gradtx, optax):
+            opt = m.chain(m.sgd(1.0), m.scale_by_backtracking_linesearch(**kwargs))
+            from_state = m.value_and_grad_from_state(loss)
+
+            @jax.jit
+            def step(p, s, opt=opt, from_state=from_state):
+                weight = jnp.asarray(2.0, dtype)
+                if kwargs.get("store_grad"):
+                    value, grad = from_state(p, weight, state=s)
+                else:
+                    value, grad = jax.value_and_grad(loss)(p, weight)
+                return opt.update(grad, s, p, value=value, grad=grad, value_fn=loss, weight=weight)
+
+            params = jax.tree.map(lambda x: jnp.asarray(x, dtype), problem.params)
+            state = opt.init(params)
+            trajectory = []
+            with jax.numpy_dtype_promotion("standard" if m is optax else "strict"):
+                for _ in range(40):
+                    updates, state = step(params, state)
+                    params = m.apply_updates(params, updates)
+                    trajectory.append([np.asarray(x) for x in jax.tree.leaves(params)])
+            runs.append(trajectory)
+    tol = {} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_trajectories_close(
+        *runs, f"scale_by_backtracking_linesearch {case}, {dtype.__name__}", **tol
+    )
