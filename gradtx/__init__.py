@@ -95,6 +95,10 @@ from ._flat import pack as pack
 # end of optax.contrib's optimizers.
 from ._graft import GraftState as GraftState
 from ._graft import graft as graft
+from ._hessian import HutchinsonState as HutchinsonState
+from ._hessian import SophiaState as SophiaState
+from ._hessian import hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian
+from ._hessian import scale_by_sophia as scale_by_sophia
 from ._hyperparams import InjectHyperparamsState as InjectHyperparamsState
 from ._hyperparams import get_hyperparams as get_hyperparams
 from ._hyperparams import inject_hyperparams as inject_hyperparams
@@ -241,6 +245,7 @@ from .optimizers._adam_variants import adopt as adopt
 from .optimizers._adam_variants import laprop as laprop
 from .optimizers._adam_variants import mars as mars
 from .optimizers._adam_variants import simplified_ademamix as simplified_ademamix
+from .optimizers._adam_variants import sophia as sophia
 from .optimizers._adam_variants import yogi as yogi
 from .optimizers._averaging import schedule_free_adamw as schedule_free_adamw
 from .optimizers._averaging import schedule_free_sgd as schedule_free_sgd

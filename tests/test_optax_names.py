@@ -305,3 +305,45 @@ def test_scale_by_backtracking_linesearch_matches_optax_trajectory(case, dtype):
     assert_trajectories_close(
         *runs, f"scale_by_backtracking_linesearch {case}, {dtype.__name__}", **tol
     )
+
+
+SOPHIA_CASES = {
+    "sophia": {},
+    "sophia_all_keywords": dict(
+        b1=0.9,
+        b2=0.8,
+        eps=1e-6,
+        weight_decay=0.01,
+        weight_decay_mask=_mask,
+        gamma=0.5,
+        clip_threshold=0.5,
+        update_interval=3,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SOPHIA_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sophia_matches_optax_contrib_trajectory(case, dtype):
+    """Hutchinson's random signs included: the default key draws the same ones in both."""
+    problem = PROBLEMS["mlp" if dtype == np.float64 else "nested_quadratic"]
+    runs = []
+    with jax.enable_x64(dtype == np.float64):
+        for m in (gradtx, optax.contrib):
+            opt = m.sophia(0.01, **SOPHIA_CASES[case])
+            step = jax.jit(
+                lambda p, s, opt=opt: opt.update(
+                    jax.grad(problem.loss)(p), s, p, obj_fn=problem.loss
+                )
+            )
+            params = jax.tree.map(lambda x: jnp.asarray(x, dtype), problem.params)
+            state = opt.init(params)
+            trajectory = []
+            with jax.numpy_dtype_promotion("standard" if m is optax.contrib else "strict"):
+                for _ in range(40):
+                    updates, state = step(params, state)
+                    params = gradtx.apply_updates(params, updates)
+                    trajectory.append([np.asarray(x) for x in jax.tree.leaves(params)])
+            runs.append(trajectory)
+    tol = {} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_trajectories_close(*runs, f"{case} vs optax.contrib, {dtype.__name__}", **tol)
