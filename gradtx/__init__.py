@@ -22,6 +22,7 @@ from ._adaptive import ScaleByNovogradState as ScaleByNovogradState
 from ._adaptive import ScaleByOptimisticGradientState as ScaleByOptimisticGradientState
 from ._adaptive import ScaleByRpropState as ScaleByRpropState
 from ._adaptive import ScaleByYogiState as ScaleByYogiState
+from ._adaptive import scale_by_acprop as scale_by_acprop
 from ._adaptive import scale_by_adamax as scale_by_adamax
 from ._adaptive import scale_by_adan as scale_by_adan
 from ._adaptive import scale_by_belief as scale_by_belief
@@ -46,6 +47,13 @@ from ._averaging import SlowWeightsState as SlowWeightsState
 from ._averaging import ema_params as ema_params
 from ._averaging import lookahead as lookahead
 from ._averaging import lookahead_in_state as lookahead_in_state
+from ._backtracking import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
+from ._backtracking import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from ._backtracking import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
 from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
 from ._base import Preconditioner as Preconditioner
@@ -62,10 +70,14 @@ from ._clipping import clip_by_global_norm as clip_by_global_norm
 from ._clipping import clip_by_leaf_norm as clip_by_leaf_norm
 from ._clipping import global_norm as global_norm
 from ._clipping import per_example_global_norm_clip as per_example_global_norm_clip
+from ._clipping import per_example_layer_norm_clip as per_example_layer_norm_clip
 from ._combine import ChainState as ChainState
 from ._combine import PreconditionState as PreconditionState
 from ._combine import chain as chain
 from ._combine import precondition as precondition
+from ._complex import SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays
+from ._complex import SplitRealAndImaginaryState as SplitRealAndImaginaryState
+from ._complex import split_real_and_imaginary as split_real_and_imaginary
 from ._conditions import ConditionallyMaskState as ConditionallyMaskState
 from ._conditions import NonNegativeParamsState as NonNegativeParamsState
 from ._conditions import conditionally_mask as conditionally_mask
@@ -83,6 +95,10 @@ from ._flat import pack as pack
 # end of optax.contrib's optimizers.
 from ._graft import GraftState as GraftState
 from ._graft import graft as graft
+from ._hessian import HutchinsonState as HutchinsonState
+from ._hessian import SophiaState as SophiaState
+from ._hessian import hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian
+from ._hessian import scale_by_sophia as scale_by_sophia
 from ._hyperparams import InjectHyperparamsState as InjectHyperparamsState
 from ._hyperparams import get_hyperparams as get_hyperparams
 from ._hyperparams import inject_hyperparams as inject_hyperparams
@@ -133,9 +149,15 @@ from ._parameter_free import DoGState as DoGState
 from ._parameter_free import DoWGState as DoWGState
 from ._parameter_free import MechanicState as MechanicState
 from ._parameter_free import ProdigyState as ProdigyState
+from ._parameter_free import (
+    ScaleByDistanceOverGradientsState as ScaleByDistanceOverGradientsState,
+)
 from ._parameter_free import mechanize as mechanize
 from ._parameter_free import scale_by_cocob as scale_by_cocob
 from ._parameter_free import scale_by_dadapt_adamw as scale_by_dadapt_adamw
+from ._parameter_free import (
+    scale_by_distance_over_gradients as scale_by_distance_over_gradients,
+)
 from ._parameter_free import scale_by_dog as scale_by_dog
 from ._parameter_free import scale_by_dowg as scale_by_dowg
 from ._parameter_free import scale_by_prodigy as scale_by_prodigy
@@ -150,6 +172,8 @@ from ._paths import tree_get as tree_get
 from ._paths import tree_paths as tree_paths
 from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
+from ._privacy import DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState
+from ._privacy import differentially_private_aggregate as differentially_private_aggregate
 from ._quasi_newton import ScaleByLBFGSState as ScaleByLBFGSState
 from ._quasi_newton import scale_by_lbfgs as scale_by_lbfgs
 from ._sam import SAMState as SAMState
@@ -212,6 +236,7 @@ from .optimizers._adam import nadamw as nadamw
 from .optimizers._adam import optimistic_adam as optimistic_adam
 from .optimizers._adam import optimistic_adam_v2 as optimistic_adam_v2
 from .optimizers._adam import radam as radam
+from .optimizers._adam_variants import acprop as acprop
 from .optimizers._adam_variants import adabelief as adabelief
 from .optimizers._adam_variants import adam_mini as adam_mini
 from .optimizers._adam_variants import adan as adan
@@ -220,6 +245,7 @@ from .optimizers._adam_variants import adopt as adopt
 from .optimizers._adam_variants import laprop as laprop
 from .optimizers._adam_variants import mars as mars
 from .optimizers._adam_variants import simplified_ademamix as simplified_ademamix
+from .optimizers._adam_variants import sophia as sophia
 from .optimizers._adam_variants import yogi as yogi
 from .optimizers._averaging import schedule_free_adamw as schedule_free_adamw
 from .optimizers._averaging import schedule_free_sgd as schedule_free_sgd
@@ -247,6 +273,7 @@ from .optimizers._rms import adafactor as adafactor
 from .optimizers._rms import adagrad as adagrad
 from .optimizers._rms import rmsprop as rmsprop
 from .optimizers._rms import sm3 as sm3
+from .optimizers._sgd import dpsgd as dpsgd
 from .optimizers._sgd import madgrad as madgrad
 from .optimizers._sgd import noisy_sgd as noisy_sgd
 from .optimizers._sgd import optimistic_gradient_descent as optimistic_gradient_descent

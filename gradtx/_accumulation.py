@@ -123,6 +123,17 @@ def apply_every(k: int = 1) -> GradientTransformation:
     return GradientTransformation(init, update, name=owner, hyperparams={"k": k})
 
 
+def raw_key(key):
+    """The uint32 data of ``key``: a ``jax.random.key``, a raw ``jax.random.PRNGKey`` or an int seed."""
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    if isinstance(key, int) or (
+        jnp.ndim(key) == 0 and jnp.issubdtype(jnp.result_type(key), jnp.integer)
+    ):  # an int seed, or one inject_hyperparams turned into an integer scalar
+        return jax.random.key_data(jax.random.key(key))
+    return jnp.asarray(key, jnp.uint32)  # a raw key, as jax.random.PRNGKey makes
+
+
 class AddNoiseState(NamedTuple):
     """count: t; rng_key: the key the next step's noise is drawn from (optax's fields).
 
@@ -172,15 +183,7 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-            raw = jax.random.key_data(key)
-        elif isinstance(key, int) or (
-            jnp.ndim(key) == 0 and jnp.issubdtype(jnp.result_type(key), jnp.integer)
-        ):  # an int seed, or one inject_hyperparams turned into an integer scalar
-            raw = jax.random.key_data(jax.random.key(key))
-        else:
-            raw = jnp.asarray(key, jnp.uint32)  # a raw key, as jax.random.PRNGKey makes
-        return AddNoiseState(count=new_count(), rng_key=raw)
+        return AddNoiseState(count=new_count(), rng_key=raw_key(key))
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, AddNoiseState)

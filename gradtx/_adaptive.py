@@ -1,5 +1,5 @@
-"""Adaptive transforms beyond RMS: AdaMax, AdaBelief, Yogi, Adan, NovoGrad, optimistic
-gradients, Rprop and Polyak's step size.
+"""Adaptive transforms beyond RMS: AdaMax, AdaBelief, ACProp, Yogi, Adan, NovoGrad,
+optimistic gradients, Rprop and Polyak's step size.
 
 Each is optax's ``scale_by_*`` of the same name, keyword for keyword, with
 optax's state fields (``count``, ``mu``, ``nu``, ...).  Where the rule is
@@ -229,6 +229,76 @@ def scale_by_belief(
         update,
         name=owner,
         hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "nesterov": nesterov},
+    )
+
+
+def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTransformation:
+    """ACProp: divide the gradient by the root of the *previous* average squared prediction error.
+
+    m_t = b1 * m_{t-1} + (1 - b1) * g_t,
+    s_t = b2 * s_{t-1} + (1 - b2) * (g_t - m_{t-1})^2 + eps_root,
+    u_t = g_t / (sqrt(s_{t-1} / (1 - b2^(t-1))) + eps),   u_1 = g_1 / (1 + eps).
+
+    The denominator only uses gradients up to step t - 1 (the asynchronous
+    update); the numerator is the raw gradient.  The prediction error is
+    measured against m_{t-1}, as optax's code computes it (optax's docstring
+    writes m_t).  Keywords and defaults are optax's ``scale_by_acprop``.
+
+    Args:
+      b1: the decay of m_t, in [0, 1].
+      b2: the decay of s_t, in [0, 1].
+      eps: added to the root, >= 0.
+      eps_root: added to s_t at every step, >= 0.
+
+    Returns:
+      A transform with state ``ScaleByBeliefState(count, mu, nu)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_acprop(eps=0.0, eps_root=0.0)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> u, state = tx.update(jnp.array([2.0]), state)   # the first step divides by 1
+      >>> tx.update(jnp.array([1.0]), state)[0]   # s_1 = 0.001 * 2^2, s_hat_1 = 4
+      Array([0.5], dtype=float32)
+
+    Reference: Zhuang et al., "Momentum Centering and Asynchronous Update for
+    Adaptive Gradient Methods", NeurIPS 2021, arXiv:2110.05454.
+    """
+    owner = "scale_by_acprop"
+    _check_b(owner, b1=b1, b2=b2)
+    check_range(owner, "eps", eps, 0)
+    check_range(owner, "eps_root", eps_root, 0)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        return ScaleByBeliefState(
+            count=new_count(), mu=zeros_like_tree(params), nu=zeros_like_tree(params, real=True)
+        )
+
+    def update(updates, state, params=None, **extra):
+        moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
+        count = increment(state.count)
+        first = state.count == 0
+        mu = jax.tree.map(lambda m, g: _average(b1, m, g), state.mu, updates)
+
+        def belief(s, g, m):
+            cd = real_compute_dtype(s.dtype, g.dtype, m.dtype)
+            error = abs_sq(g.astype(_cd(g, m)) - m.astype(_cd(g, m))).astype(cd)
+            return _average(b2, s, error) + eps_root
+
+        nu = jax.tree.map(belief, state.nu, updates, state.mu)
+        debias = debiaser(b2, jnp.where(first, count, state.count))
+        nu_hat = jax.tree.map(lambda s: jnp.where(first, 1, debias(s)), state.nu)
+        out = jax.tree.map(lambda g, s: g.astype(_cd(g, s)) / (jnp.sqrt(s) + eps), updates, nu_hat)
+        return _as(out, updates), ScaleByBeliefState(
+            count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root},
     )
 
 

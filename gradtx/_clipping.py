@@ -11,6 +11,7 @@ least float32, and have a zero (not NaN) derivative at a zero gradient, so
 
 from __future__ import annotations
 
+import math
 from functools import reduce
 
 import jax
@@ -328,3 +329,49 @@ def per_example_global_norm_clip(grads, l2_norm_clip):
         grads,
     )
     return clipped, num_clipped
+
+
+def per_example_layer_norm_clip(grads, global_l2_norm_clip, uniform=True):
+    """Clip each example's gradient leaf by leaf, then sum: sum_i g_i^k * min(1, c_k / ||g_i^k||).
+
+    Each leaf k (a layer) is clipped on its own to c_k: c / sqrt(K) for K
+    leaves with ``uniform``, else c * sqrt(D_k / D), D_k the size of one
+    example's leaf and D their total, so that the clipped example's global
+    norm is at most c either way.  With one leaf this is
+    ``per_example_global_norm_clip``.  A function, not a transform, as in optax.
+
+    Args:
+      grads: a pytree whose leaves share a leading batch axis.
+      global_l2_norm_clip: c, the overall norm bound.
+      uniform: split c evenly over the leaves (True) or by their sizes.
+
+    Returns:
+      ``(clipped_sum, num_clipped)``, each a tree shaped like ``grads``: per
+      leaf, the sum over examples and how many examples were clipped.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> grads = {"a": jnp.array([[3.0, 4.0], [0.3, 0.4]]), "b": jnp.array([[1.0], [0.0]])}
+      >>> total, n = gradtx.per_example_layer_norm_clip(grads, 2**0.5)   # c_k = 1
+      >>> total["a"], n["a"], n["b"]
+      (Array([0.90000004, 1.2       ], dtype=float32), Array(1, dtype=int32), Array(0, dtype=int32))
+
+    Reference: McMahan et al., "Learning Differentially Private Recurrent
+    Language Models", ICLR 2018, arXiv:1710.06963.
+    """
+    owner = "per_example_layer_norm_clip"
+    leaves, treedef = jax.tree.flatten(grads)
+    sizes = {np.shape(g)[0] if np.ndim(g) else None for g in leaves}
+    if not leaves or None in sizes or len(sizes) != 1:
+        raise ValueError(
+            f"{owner}: every leaf of grads needs the same batch axis 0 (one gradient "
+            f"per example), got leading sizes {sorted(map(str, sizes))}"
+        )
+    check_float_leaves(owner, grads, "gradient")
+    if uniform:
+        clips = [global_l2_norm_clip * (1.0 / len(leaves)) ** 0.5 for _ in leaves]
+    else:
+        total = sum(math.prod(np.shape(g)[1:]) for g in leaves)
+        clips = [global_l2_norm_clip * (math.prod(np.shape(g)[1:]) / total) ** 0.5 for g in leaves]
+    sums, counts = zip(*(per_example_global_norm_clip(g, c) for g, c in zip(leaves, clips)))
+    return treedef.unflatten(sums), treedef.unflatten(counts)

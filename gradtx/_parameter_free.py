@@ -2,7 +2,7 @@
 
 Prodigy and D-Adaptation keep an estimate d_t of the distance from the
 initial point to the solution and grow it monotonically from a small d_0;
-DoG and DoWG divide the distance travelled by the gradients' norms; Mechanic
+DoG (globally or per leaf) and DoWG divide the distance travelled by the gradients' norms; Mechanic
 tunes a scale of any optimizer's steps by coin betting; COCOB bets per
 coordinate.  All but COCOB weigh every coordinate of every leaf, so they are
 not elementwise.  Prodigy and D-Adaptation take the learning rate (a
@@ -450,6 +450,102 @@ def scale_by_dog(init_step, eps=1e-8):
 
     return GradientTransformation(
         init, update, name=owner, hyperparams={"init_step": tuple(init_step), "eps": eps}
+    )
+
+
+class ScaleByDistanceOverGradientsState(NamedTuple):
+    """max_dist: r_t per leaf; grad_sum_of_squares: G_t per leaf (shape (1,));
+    init_params: x_0 in ``param_dtype``.  (optax's fields.)"""
+
+    max_dist: Any
+    grad_sum_of_squares: Any
+    init_params: Any
+
+
+def scale_by_distance_over_gradients(
+    reps_rel=1e-6, eps=1e-8, param_dtype=jnp.float32, global_scale=1.0
+) -> GradientTransformation:
+    """Layer-wise DoG: u_t = global_scale * r_t / sqrt(G_t + eps) * g_t, per leaf.
+
+    r_t = max(r_{t-1}, ||x_t - x_0||),   G_t = G_{t-1} + ||g_t||^2,
+    r_0 = reps_rel * (1 + ||x_0||), each norm over one leaf: every leaf gets
+    its own step (LDoG in the paper; ``scale_by_dog`` is the global rule).
+    x_0 is stored in ``param_dtype`` (float32 by default, as in optax, even
+    for float64 parameters).  optax's ``scale_by_distance_over_gradients``.
+
+    Args:
+      reps_rel: sets r_0; the paper suggests 1e-4 with batch norm, 1e-6 otherwise.
+      eps: added to G_t under the root, >= 0.
+      param_dtype: the dtype x_0 is stored in.
+      global_scale: a factor on every step (1.0, or -1.0 to flip the sign).
+
+    Returns:
+      A transform with state ``ScaleByDistanceOverGradientsState``; it needs
+      ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_distance_over_gradients(reps_rel=0.1, eps=0.0)
+      >>> params = jnp.array([3.0, 4.0])   # r_0 = 0.1 * (1 + 5)
+      >>> tx.update(jnp.array([0.0, 2.0]), tx.init(params), params)[0]   # 0.6 g / ||g||
+      Array([0. , 0.6], dtype=float32)
+
+    Reference: Ivgi, Hinder, Carmon, "DoG is SGD's Best Friend: A
+    Parameter-Free Dynamic Step Size Schedule", ICML 2023, arXiv:2302.12022.
+    """
+    owner = "scale_by_distance_over_gradients"
+    check_range(owner, "reps_rel", reps_rel, 0)
+    check_range(owner, "eps", eps, 0)
+    param_dtype = jnp.dtype(param_dtype)
+
+    def norm(x):
+        return jnp.sqrt(jnp.sum(abs_sq(x.astype(compute_dtype(x.dtype)))))
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        return ScaleByDistanceOverGradientsState(
+            max_dist=jax.tree.map(lambda p: reps_rel * (1 + norm(p)), params),
+            grad_sum_of_squares=jax.tree.map(
+                lambda p: jnp.zeros(1, real_compute_dtype(p.dtype)), params
+            ),
+            init_params=jax.tree.map(lambda p: jnp.asarray(p).astype(param_dtype), params),
+        )
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ScaleByDistanceOverGradientsState)
+        check_float_leaves(owner, updates, "gradient")
+        _needs_params(owner, params, updates)
+        check_same_structure(owner, state.max_dist, updates, "the state", "updates")
+
+        def distance(d, p, p0):
+            cd = compute_dtype(p.dtype, p0.dtype)
+            return jnp.maximum(d, norm(p.astype(cd) - p0.astype(cd)).astype(d.dtype))
+
+        max_dist = jax.tree.map(distance, state.max_dist, params, state.init_params)
+        g_sos = jax.tree.map(
+            lambda s, g: s + jnp.sum(abs_sq(g.astype(compute_dtype(g.dtype)))).astype(s.dtype),
+            state.grad_sum_of_squares,
+            updates,
+        )
+
+        def step(g, d, s):
+            cd = compute_dtype(g.dtype, d.dtype, s.dtype)
+            eta = global_scale * (d.astype(cd) / jnp.sqrt(s[0].astype(cd) + eps))
+            return (eta * g.astype(cd)).astype(g.dtype)
+
+        out = jax.tree.map(step, updates, max_dist, g_sos)
+        return out, ScaleByDistanceOverGradientsState(max_dist, g_sos, state.init_params)
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "reps_rel": reps_rel,
+            "eps": eps,
+            "param_dtype": param_dtype.name,
+            "global_scale": global_scale,
+        },
     )
 
 

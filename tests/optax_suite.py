@@ -55,6 +55,7 @@ QUICK_FILES = (
     "transforms/_constraining_test.py",
     "transforms/_freezing_test.py",
     "transforms/_masking_test.py",
+    "contrib/_complex_valued_test.py",
 )
 SLOW_FILES = (
     "_src/alias_test.py",

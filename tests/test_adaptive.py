@@ -1,4 +1,4 @@
-"""AdaMax, AdaBelief, Yogi, Adan, NovoGrad, optimistic gradients, Rprop and Polyak's step:
+"""AdaMax, AdaBelief, ACProp, Yogi, Adan, NovoGrad, optimistic gradients, Rprop and Polyak's step:
 each transform against optax's of the same name, and by hand."""
 
 from __future__ import annotations
@@ -127,3 +127,27 @@ def test_yogi_second_moment_moves_by_g_squared_not_by_the_gap():
         v = state.nu
         _, state = tx.update(jnp.asarray(g, jnp.float32), state)
         np.testing.assert_allclose(state.nu, v - 0.5 * np.sign(v - g**2) * g**2, rtol=1e-6)
+
+
+def test_scale_by_acprop_matches_optax_contrib(x64):
+    ours = gradtx.scale_by_acprop(0.8, 0.95, 1e-3, 1e-4)
+    theirs = optax.contrib.scale_by_acprop(0.8, 0.95, 1e-3, 1e-4)
+    assert_transform_matches(ours, theirs, TREE, "scale_by_acprop")
+
+
+def test_scale_by_acprop_matches_closed_form(x64):
+    """g_t over the root of the bias-corrected s_{t-1}, s the average of (g_t - m_{t-1})^2."""
+    b1, b2, eps, eps_root = 0.8, 0.95, 1e-3, 1e-4
+    grads = np.random.default_rng(5).normal(size=(30, 4)) * np.exp(np.arange(30) % 3)[:, None]
+    m, s, expected = np.zeros(4), np.zeros(4), []
+    for t, g in enumerate(grads):
+        s_hat = np.ones(4) if t == 0 else s / (1 - b2**t)
+        expected.append(g / (np.sqrt(s_hat) + eps))
+        s = b2 * s + (1 - b2) * (g - m) ** 2 + eps_root
+        m = b1 * m + (1 - b1) * g
+    tx = gradtx.scale_by_acprop(b1, b2, eps, eps_root)
+    state = tx.init(jnp.zeros(4))
+    for g, e in zip(grads, expected):
+        u, state = tx.update(jnp.asarray(g), state)
+        np.testing.assert_allclose(u, e, rtol=1e-12)
+    assert state._fields == ("count", "mu", "nu")

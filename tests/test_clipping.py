@@ -282,3 +282,42 @@ def test_clip_by_block_rms_equals_optax_bit_for_bit():
             theirs, _ = optax.clip_by_block_rms(1.0 / i).update(theirs, None)
         for a, b in zip(ours, theirs):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_per_example_layer_norm_clip_matches_closed_form_and_optax(uniform, x64):
+    rng = np.random.default_rng(12)
+    grads = {
+        "w": rng.normal(size=(6, 3, 2)) * np.arange(1, 7)[:, None, None],
+        "b": rng.normal(size=(6, 2)),
+        "s": rng.normal(size=(6,)) * 3,
+    }
+    c = 2.5
+    leaves = jax.tree.leaves(grads)
+    sizes = [np.prod(g.shape[1:]) for g in leaves]
+    expected_sums, expected_counts = [], []
+    for g, d in zip(leaves, sizes):
+        c_k = c / np.sqrt(len(leaves)) if uniform else c * np.sqrt(d / sum(sizes))
+        norms = np.sqrt(np.sum(g.reshape(6, -1) ** 2, axis=1))
+        factors = np.minimum(1.0, c_k / norms)
+        expected_sums.append(np.tensordot(factors, g, axes=1))
+        expected_counts.append(int(np.sum(factors < 1)))
+    ours, n = gradtx.per_example_layer_norm_clip(
+        jax.tree.map(jnp.asarray, grads), c, uniform=uniform
+    )
+    with jax.numpy_dtype_promotion("standard"):
+        theirs, their_n = optax.per_example_layer_norm_clip(
+            jax.tree.map(jnp.asarray, grads), c, uniform=uniform
+        )
+    assert jax.tree.structure(ours) == jax.tree.structure(grads) == jax.tree.structure(n)
+    for a, b, e in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), expected_sums):
+        np.testing.assert_allclose(a, e, rtol=1e-12)
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert [int(k) for k in jax.tree.leaves(n)] == expected_counts
+    assert [int(k) for k in jax.tree.leaves(their_n)] == expected_counts
+    assert 0 < sum(expected_counts) < 18
+
+
+def test_per_example_layer_norm_clip_without_batch_axis_raises():
+    with pytest.raises(ValueError, match=r"^per_example_layer_norm_clip: every leaf of grads"):
+        gradtx.per_example_layer_norm_clip([jnp.ones((3, 2)), jnp.ones((2, 2))], 1.0)

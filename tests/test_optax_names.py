@@ -158,3 +158,192 @@ def test_adam_bf16_first_moment_matches_optax_mu_dtype():
         for a, b in zip(step_a, step_b)
     )
     assert drift < 0.02 * travelled, (drift, travelled)
+
+
+# ----------------------------------------------------------------------------
+# optax.contrib's names (gradtx exports them at top level) and transforms
+# that need params or extra keywords.
+
+
+def _contrib(m):
+    return optax.contrib if m is optax else m
+
+
+CONTRIB_CASES = [
+    ("acprop", lambda m, lr: _contrib(m).acprop(lr), 0.01),
+    (
+        "acprop_all_keywords",
+        lambda m, lr: _contrib(m).acprop(lr, 0.8, 0.95, 1e-3, 1e-4, 0.1, _mask),
+        0.01,
+    ),
+]
+CONTRIB_CASES += [
+    (
+        "scale_by_distance_over_gradients",
+        lambda m, lr: m.chain(
+            m.scale_by_distance_over_gradients(1e-3, 1e-6, global_scale=0.5),
+            m.scale_by_learning_rate(lr),
+        ),
+        1.0,
+    ),
+]
+CONTRIB_IDS = [case[0] for case in CONTRIB_CASES]
+
+
+@pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
+def test_gradtx_contrib_name_matches_optax_trajectory_float64(name, make, lr, x64):
+    ours, theirs = _trajectories(make, lr, "nested_quadratic", np.float64)
+    assert_trajectories_close(ours, theirs, f"{name} vs optax, float64")
+
+
+@pytest.mark.parametrize("name, make, lr", CONTRIB_CASES, ids=CONTRIB_IDS)
+def test_gradtx_contrib_name_matches_optax_trajectory_float32(name, make, lr):
+    ours, theirs = _trajectories(make, lr / 10, "nested_quadratic", np.float32)
+    assert_trajectories_close(ours, theirs, f"{name} vs optax, float32", rtol=1e-5, atol=1e-6)
+
+
+def _per_example_run(make, dtype, steps=30):
+    """``make(module)``'s trajectory on a linear regression fed per-example gradients."""
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(steps, 6, 3)), rng.normal(size=(steps, 6))
+
+    def loss(p, xi, yi):
+        return 0.5 * (xi @ p["w"] + p["b"] - yi) ** 2
+
+    per_example = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))
+    runs = []
+    for module in (gradtx, optax):
+        tx = make(module)
+        params = {"w": jnp.ones(3, dtype), "b": jnp.zeros((), dtype)}
+        state = tx.init(params)
+        step = jax.jit(
+            lambda p, s, xi, yi: tx.update(per_example(p, xi, yi), s, p)  # noqa: B023
+        )
+        trajectory = []
+        with jax.numpy_dtype_promotion("standard" if module is optax else "strict"):
+            for xi, yi in zip(x, y):
+                updates, state = step(params, state, jnp.asarray(xi, dtype), jnp.asarray(yi, dtype))
+                params = module.apply_updates(params, updates)
+                trajectory.append([np.asarray(p) for p in jax.tree.leaves(params)])
+        runs.append(trajectory)
+    return runs
+
+
+DPSGD_CASES = {
+    "dpsgd": lambda m: _contrib(m).dpsgd(0.05, 1.0, 0.5, 3),
+    "dpsgd_nesterov": lambda m: _contrib(m).dpsgd(
+        0.05, l2_norm_clip=0.5, noise_multiplier=1.1, seed=7, momentum=0.9, nesterov=True
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(DPSGD_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dpsgd_matches_optax_trajectory_with_the_same_seed(name, dtype):
+    """The noise included: the same seed draws the same noise in gradtx and optax."""
+    with jax.enable_x64(dtype == np.float64):
+        ours, theirs = _per_example_run(DPSGD_CASES[name], dtype)
+    tol = {"rtol": 1e-10, "atol": 0.0} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_trajectories_close(ours, theirs, f"{name} vs optax.contrib, {dtype.__name__}", **tol)
+
+
+BACKTRACKING_CASES = {
+    "default": {"max_backtracking_steps": 15},
+    "store_grad_restart": {
+        "max_backtracking_steps": 15,
+        "decrease_factor": 0.5,
+        "increase_factor": float("inf"),
+        "store_grad": True,
+    },
+    "all_keywords": {
+        "max_backtracking_steps": 6,
+        "slope_rtol": 0.3,
+        "decrease_factor": 0.6,
+        "increase_factor": 1.2,
+        "max_learning_rate": 0.5,
+        "atol": 1e-4,
+        "rtol": 1e-3,
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(BACKTRACKING_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scale_by_backtracking_linesearch_matches_optax_trajectory(case, dtype):
+    """SGD directions scaled by the search, the loss taking a keyword (a batch weight)."""
+    kwargs = BACKTRACKING_CASES[case]
+    problem = PROBLEMS["nested_quadratic"]
+
+    def loss(p, weight):
+        return weight * problem.loss(p)
+
+    runs = []
+    with jax.enable_x64(dtype == np.float64):
+        for m in (gradtx, optax):
+            opt = m.chain(m.sgd(1.0), m.scale_by_backtracking_linesearch(**kwargs))
+            from_state = m.value_and_grad_from_state(loss)
+
+            @jax.jit
+            def step(p, s, opt=opt, from_state=from_state):
+                weight = jnp.asarray(2.0, dtype)
+                if kwargs.get("store_grad"):
+                    value, grad = from_state(p, weight, state=s)
+                else:
+                    value, grad = jax.value_and_grad(loss)(p, weight)
+                return opt.update(grad, s, p, value=value, grad=grad, value_fn=loss, weight=weight)
+
+            params = jax.tree.map(lambda x: jnp.asarray(x, dtype), problem.params)
+            state = opt.init(params)
+            trajectory = []
+            with jax.numpy_dtype_promotion("standard" if m is optax else "strict"):
+                for _ in range(40):
+                    updates, state = step(params, state)
+                    params = m.apply_updates(params, updates)
+                    trajectory.append([np.asarray(x) for x in jax.tree.leaves(params)])
+            runs.append(trajectory)
+    tol = {} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_trajectories_close(
+        *runs, f"scale_by_backtracking_linesearch {case}, {dtype.__name__}", **tol
+    )
+
+
+SOPHIA_CASES = {
+    "sophia": {},
+    "sophia_all_keywords": dict(
+        b1=0.9,
+        b2=0.8,
+        eps=1e-6,
+        weight_decay=0.01,
+        weight_decay_mask=_mask,
+        gamma=0.5,
+        clip_threshold=0.5,
+        update_interval=3,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SOPHIA_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sophia_matches_optax_contrib_trajectory(case, dtype):
+    """Hutchinson's random signs included: the default key draws the same ones in both."""
+    problem = PROBLEMS["mlp" if dtype == np.float64 else "nested_quadratic"]
+    runs = []
+    with jax.enable_x64(dtype == np.float64):
+        for m in (gradtx, optax.contrib):
+            opt = m.sophia(0.01, **SOPHIA_CASES[case])
+            step = jax.jit(
+                lambda p, s, opt=opt: opt.update(
+                    jax.grad(problem.loss)(p), s, p, obj_fn=problem.loss
+                )
+            )
+            params = jax.tree.map(lambda x: jnp.asarray(x, dtype), problem.params)
+            state = opt.init(params)
+            trajectory = []
+            with jax.numpy_dtype_promotion("standard" if m is optax.contrib else "strict"):
+                for _ in range(40):
+                    updates, state = step(params, state)
+                    params = gradtx.apply_updates(params, updates)
+                    trajectory.append([np.asarray(x) for x in jax.tree.leaves(params)])
+            runs.append(trajectory)
+    tol = {} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    assert_trajectories_close(*runs, f"{case} vs optax.contrib, {dtype.__name__}", **tol)

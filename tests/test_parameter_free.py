@@ -111,3 +111,61 @@ def test_scale_by_cocob_first_bet_is_bounded_by_alpha():
     params = jnp.array([0.3, -1.0])
     u, _ = tx.update(jnp.array([4.0, -0.01]), tx.init(params), params)
     np.testing.assert_allclose(u, [-1 / 50, 1 / 50], rtol=1e-5)
+
+
+def _ldog_closed_form(leaves, grads_of, steps, reps_rel, eps, global_scale):
+    """Layer-wise DoG in float64 NumPy, x_0 kept in float32 as optax's default param_dtype."""
+    x0 = [p.astype(np.float32).astype(np.float64) for p in leaves]
+    r = [reps_rel * (1 + np.linalg.norm(p)) for p in leaves]
+    total = [0.0 for _ in leaves]
+    trajectory = []
+    for _ in range(steps):
+        grads = grads_of(leaves)
+        r = [max(d, np.linalg.norm(p - p0)) for d, p, p0 in zip(r, leaves, x0)]
+        total = [s + np.sum(g**2) for s, g in zip(total, grads)]
+        steps_ = [global_scale * d / np.sqrt(s + eps) for d, s in zip(r, total)]
+        leaves = [p - lr * g for p, lr, g in zip(leaves, steps_, grads)]
+        trajectory.append(leaves)
+    return trajectory
+
+
+def test_scale_by_distance_over_gradients_matches_closed_form_and_optax(x64):
+    import optax
+
+    problem = PROBLEMS["nested_quadratic"]
+    kwargs = {"reps_rel": 1e-3, "eps": 1e-6, "global_scale": 0.5}
+    leaves = [np.asarray(p, np.float64) for p in jax.tree.leaves(problem.params)]
+    expected = _ldog_closed_form(leaves, problem.grad_np, 40, **kwargs)
+    for module in (gradtx, optax):
+        tx = gradtx.chain(
+            module.scale_by_distance_over_gradients(**kwargs), gradtx.scale_by_learning_rate(1.0)
+        )
+        params = jax.tree.map(jnp.asarray, problem.params)
+        state = tx.init(params)
+        step = jax.jit(lambda p, s: tx.update(jax.grad(problem.loss)(p), s, p))
+        worst = 0.0
+        with jax.numpy_dtype_promotion("standard"):
+            for want in expected:
+                updates, state = step(params, state)
+                params = gradtx.apply_updates(params, updates)
+                for got, w in zip(jax.tree.leaves(params), want):
+                    np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12)
+                    worst = max(worst, float(np.max(np.abs(got - w) / (np.abs(w) + 1e-12))))
+        print(f"\nscale_by_distance_over_gradients ({module.__name__}) vs NumPy: {worst:.1e}")
+    fields = gradtx.scale_by_distance_over_gradients().init(jnp.ones(2))._fields
+    assert fields == ("max_dist", "grad_sum_of_squares", "init_params")
+
+
+def test_scale_by_distance_over_gradients_keeps_a_scalar_leaf_scalar():
+    tx = gradtx.scale_by_distance_over_gradients(reps_rel=0.5, eps=0.0)
+    params = {"s": jnp.asarray(3.0), "v": jnp.zeros(2)}
+    updates, state = tx.update({"s": jnp.asarray(-2.0), "v": jnp.ones(2)}, tx.init(params), params)
+    assert updates["s"].shape == () and state.grad_sum_of_squares["s"].shape == (1,)
+    np.testing.assert_allclose(updates["s"], -2.0)  # r_0 = 0.5 * (1 + 3) = 2, 2 g / |g|
+    np.testing.assert_allclose(updates["v"], [0.5 / np.sqrt(2)] * 2)
+
+
+def test_scale_by_distance_over_gradients_without_params_raises():
+    tx = gradtx.scale_by_distance_over_gradients()
+    with pytest.raises(ValueError, match="scale_by_distance_over_gradients: update needs params"):
+        tx.update(jnp.ones(2), tx.init(jnp.ones(2)))

@@ -81,6 +81,10 @@ def _shape(tx):
     return tx.name
 
 
+# Arguments without a default besides the learning rate.
+_OTHER_REQUIRED = {"dpsgd": {"l2_norm_clip": 1.0, "noise_multiplier": 1.0, "seed": 0}}
+
+
 def test_readme_every_optimizer_table_lists_each_recipe_as_built():
     text = README.read_text()
     section = re.search(r"## Every optimizer\n(.*?)\n## ", text, re.S).group(1)
@@ -93,6 +97,7 @@ def test_readme_every_optimizer_table_lists_each_recipe_as_built():
             if "learning_rate" in inspect.signature(factory).parameters
             else {}
         )
+        required.update(_OTHER_REQUIRED.get(name, {}))
         try:
             opt = factory(**required)
         except TypeError:  # learning_rate has a default

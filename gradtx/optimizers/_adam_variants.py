@@ -1,8 +1,8 @@
-"""Adam variants that change one moment: AdaBelief and Yogi (the second moment),
+"""Adam variants that change one moment: AdaBelief, ACProp and Yogi (the second moment),
 Adan and MARS (the gradient fed to the moments), LaProp (the order of
 momentum and normalisation), Adam-mini (one second moment per block),
-AdEMAMix (a second, slow first moment) and ADOPT (the moment of the previous
-gradient).
+AdEMAMix (a second, slow first moment), ADOPT (the moment of the previous
+gradient) and Sophia (a clipped step over a Hessian-diagonal estimate).
 
 Shared pieces: ``adam_step``'s moments (``_momentum``, ``_second_moment``) and
 each variant's own transform (``_adaptive``, ``_mars``, ``_adam_mini``,
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .._adam_mini import scale_by_block_rms
 from .._adaptive import (
+    scale_by_acprop,
     scale_by_adan,
     scale_by_belief,
     scale_by_yogi,
@@ -24,8 +25,10 @@ from .._checks import (
     NonNegative,
     Rate,
     StateDtype,
+    UnitInterval,
 )
 from .._combine import chain, precondition
+from .._hessian import DEFAULT_HESSIAN_DIAGONAL_FN, scale_by_sophia
 from .._mars import scale_by_mars
 from .._momentum import bias_correction, scale_by_momentum
 from .._recipe import recipe
@@ -423,5 +426,107 @@ def adopt(
             use_clipping=use_clipping,
             clip_value_fn=clip_value_fn,
         ),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def acprop(
+    learning_rate: Rate,
+    b1: UnitInterval = 0.9,
+    b2: UnitInterval = 0.999,
+    eps=1e-16,
+    eps_root=1e-16,
+    weight_decay: Rate = 0.0,
+    mask=None,
+):
+    """ACProp: p_t = p_{t-1} - lr * (g_t / (sqrt(s_hat_{t-1}) + eps) + wd * p).
+
+    AdaBelief's second moment of the prediction error, used one step late
+    (the asynchronous update of ``scale_by_acprop``): the denominator of step
+    t only knows the gradients before g_t.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2: the decays of m and s, in [0, 1].
+      eps: added to the root; eps_root: added to s_t.
+      weight_decay: wd, >= 0 or a schedule.
+      mask: which parameters decay.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.acprop(0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)   # the first step is -lr * g
+      Array([ 0.7 , -1.95], dtype=float32)
+
+    Reference: Zhuang et al., "Momentum Centering and Asynchronous Update for
+    Adaptive Gradient Methods", NeurIPS 2021, arXiv:2110.05454.
+    """
+    return (
+        scale_by_acprop(b1, b2, eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def sophia(
+    learning_rate: Rate,
+    b1: Decay = 0.965,
+    b2: UnitInterval = 0.99,
+    eps: NonNegative = 1e-8,
+    weight_decay: Rate = 1e-4,
+    weight_decay_mask=None,
+    gamma: NonNegative = 0.01,
+    clip_threshold=1.0,
+    update_interval=10,
+    hessian_diagonal_fn=DEFAULT_HESSIAN_DIAGONAL_FN,
+    mu_dtype: StateDtype = None,
+    verbose: bool = False,
+    print_win_rate_every_n_steps=0,
+):
+    """Sophia: p_t = p_{t-1} - lr * (clip(m_hat_t / max(gamma h_{t-1}, eps), -rho, rho) + wd * p).
+
+    h averages a Hessian-diagonal estimate taken every ``update_interval``
+    steps (``scale_by_sophia``); the default estimator is Hutchinson's, whose
+    update needs the loss: pass ``obj_fn=`` (a function of the params alone)
+    to ``update``.  The same seed draws the same estimate as optax.contrib's.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2, eps, gamma, clip_threshold, update_interval,
+        hessian_diagonal_fn, mu_dtype, verbose, print_win_rate_every_n_steps:
+        as in ``scale_by_sophia``.
+      weight_decay: wd, >= 0 or a schedule; weight_decay_mask: which
+        parameters decay.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, gradtx
+      >>> f = lambda x: jnp.sum(x**2)
+      >>> opt = gradtx.sophia(0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jax.grad(f)(params), opt.init(params), params, obj_fn=f)
+      >>> gradtx.apply_updates(params, updates)   # the first step is clipped to lr
+      Array([ 0.89999, -1.89998], dtype=float32)
+
+    Reference: Liu et al., "Sophia: A Scalable Stochastic Second-order
+    Optimizer for Language Model Pre-training", ICLR 2024, arXiv:2305.14342.
+    """
+    return (
+        scale_by_sophia(
+            b1,
+            b2,
+            eps,
+            gamma,
+            clip_threshold,
+            update_interval,
+            hessian_diagonal_fn,
+            mu_dtype,
+            verbose,
+            print_win_rate_every_n_steps,
+        ),
+        add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
     )

@@ -1,9 +1,10 @@
 """SGD and its momentum relatives: plain, heavy-ball and Nesterov SGD, noisy SGD,
-optimistic gradient descent and MADGRAD's dual-averaged momentum.
+optimistic gradient descent, MADGRAD's dual-averaged momentum and DP-SGD.
 
 Shared pieces: ``trace`` and ``scale_by_momentum`` (``_momentum``), ``add_noise``
 (``_accumulation``), ``scale_by_optimistic_gradient`` (``_adaptive``),
-``scale_by_madgrad`` (``_madgrad``), ``scale_by_learning_rate``.
+``scale_by_madgrad`` (``_madgrad``), ``differentially_private_aggregate``
+(``_privacy``), ``scale_by_learning_rate``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .._checks import (
 )
 from .._madgrad import scale_by_madgrad
 from .._momentum import trace
+from .._privacy import differentially_private_aggregate
 from .._recipe import recipe
 from .._scaling import identity, scale_by_learning_rate
 from .._weight_decay import add_decayed_weights
@@ -152,4 +154,54 @@ def madgrad(
     return (
         add_decayed_weights(weight_decay),
         scale_by_madgrad(learning_rate, momentum, eps),
+    )
+
+
+@recipe
+def dpsgd(
+    learning_rate: Rate,
+    l2_norm_clip: NonNegative,
+    noise_multiplier: NonNegative,
+    seed: int,
+    momentum: OptionalDecay = None,
+    nesterov: bool = False,
+):
+    """DP-SGD: SGD on the clipped, noised average of per-example gradients.
+
+    u_t = (sum_i g_i min(1, C / ||g_i||) + C * sigma * z_t) / B
+    (``differentially_private_aggregate``), then optional (Nesterov)
+    momentum and p_t = p_{t-1} - lr * u_t.  The updates take one gradient
+    per example: a leading batch axis on every leaf.  The same ``seed``
+    gives the same noise as optax's ``dpsgd``.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      l2_norm_clip: C, the largest norm one example may contribute.
+      noise_multiplier: sigma, the noise's standard deviation relative to C.
+      seed: the int seed of the noise's key.
+      momentum: None (no momentum) or a coefficient in [0, 1).
+      nesterov: use Nesterov momentum.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.dpsgd(0.1, l2_norm_clip=1.0, noise_multiplier=0.0, seed=0)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> per_example = jnp.array([[3.0, 4.0], [0.3, 0.4]])
+      >>> updates, state = opt.update(per_example, opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)
+      Array([ 0.955, -2.06 ], dtype=float32)
+
+    Reference: Abadi et al., "Deep Learning with Differential Privacy",
+    CCS 2016, arXiv:1607.00133.
+    """
+    if momentum is None:
+        if nesterov:
+            raise ValueError("dpsgd: nesterov=True needs a momentum in [0, 1), got momentum=None")
+        moment = identity()
+    else:
+        moment = trace(momentum, nesterov=nesterov)
+    return (
+        differentially_private_aggregate(l2_norm_clip, noise_multiplier, seed=seed),
+        moment,
+        scale_by_learning_rate(learning_rate),
     )
