@@ -24,6 +24,79 @@ def _hook():
     return module
 
 
+def _griffe_extension():
+    spec = importlib.util.spec_from_file_location(
+        "gradtx_griffe_examples", DOCS / "hooks" / "griffe_examples.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parameter_rows(obj):
+    """``{name: default}`` of the Parameters table mkdocstrings renders for ``obj``."""
+    rows = {}
+    for section in obj.docstring.parsed:
+        if section.kind.value == "parameters":
+            rows.update({p.name: p.default for p in section.value})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def griffe_gradtx():
+    griffe = pytest.importorskip("griffe")
+    extension = _griffe_extension().ExampleSections()
+    return griffe.load(
+        "gradtx",
+        search_paths=[str(ROOT)],
+        extensions=griffe.Extensions(extension),
+        docstring_parser="google",
+        docstring_options={"warn_missing_types": False, "warn_unknown_params": False},
+    )
+
+
+def test_docs_reference_table_shows_defaults_of_arguments_documented_together(griffe_gradtx):
+    adam = _parameter_rows(griffe_gradtx["adam"])
+    # adam's docstring documents "mu_dtype, nu_dtype" on one line.
+    assert adam["mu_dtype"] == "None" and adam["nu_dtype"] == "None"
+    assert adam["learning_rate"] is None  # required: no default in the signature
+    lion = _parameter_rows(griffe_gradtx["lion"])
+    assert (lion["b1"], lion["b2"]) == ("0.9", "0.99")
+
+
+def test_docs_no_argument_with_a_default_reads_required(griffe_gradtx):
+    wrong = []
+
+    def walk(module):
+        for member in module.members.values():
+            if member.is_alias:
+                continue
+            if member.is_module or member.is_class:
+                walk(member)
+            if not (member.is_function or member.is_class) or member.docstring is None:
+                continue
+            signature = {p.name: p.default for p in member.parameters}
+            for name, default in _parameter_rows(member).items():
+                if name.lstrip("*") not in signature and name not in signature:
+                    wrong.append(f"{member.path}: {name!r} is not an argument")
+                elif name in signature and default != signature[name]:
+                    wrong.append(f"{member.path}: {name} shows {default}, not {signature[name]}")
+
+    walk(griffe_gradtx)
+    assert wrong == []
+
+
+def test_docs_shared_args_item_splits_with_its_continuation():
+    text = (
+        "Sum.\n\nArgs:\n  a, b: the terms,\n    both numbers.\n  c: other.\n\nReturns:\n  x, y: z\n"
+    )
+    split = _griffe_extension().split_shared_items(text, {"a", "b", "c", "x", "y"})
+    assert split == (
+        "Sum.\n\nArgs:\n  a: the terms,\n    both numbers.\n  b: the terms,\n    both numbers.\n"
+        "  c: other.\n\nReturns:\n  x, y: z\n"
+    )
+
+
 def test_docs_every_public_name_is_on_a_reference_page():
     assert _hook().undocumented(DOCS) == []
 
