@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -168,4 +169,28 @@ def test_docs_site_builds_strict(tmp_path):
     optimizers = (site / "reference" / "optimizers" / "index.html").read_text()
     assert 'id="gradtx.adam"' in optimizers and "arithmatex" in optimizers
     assert (site / "notebooks" / "02_adam_from_parts" / "index.html").exists()
+    _assert_self_contained(site)
     shutil.rmtree(site)
+
+
+def _assert_self_contained(site):
+    """Every page loads its scripts, styles and fonts from the site: math renders offline."""
+    remote = re.compile(
+        r"<script[^>]*\bsrc=[\"']?https?:|<link[^>]*\brel=[\"']?(stylesheet|preconnect)[^>]*https?:"
+        r"|<link[^>]*https?:[^>]*\brel=[\"']?(stylesheet|preconnect)",
+        re.I,
+    )
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 20
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not remote.search(text), (page, remote.search(text).group(0))
+        # Notebook pages import mermaid from a CDN only when a diagram is on the page.
+        assert 'class="jp-Mermaid' not in text, page
+    optimizers = (site / "reference" / "optimizers" / "index.html").read_text()
+    assert "vendor/katex/katex.min.js" in optimizers
+    assert "vendor/katex/katex.min.css" in optimizers
+    assert (site / "vendor" / "katex" / "katex.min.js").stat().st_size > 100_000
+    css = (site / "vendor" / "katex" / "katex.min.css").read_text()
+    fonts = set(re.findall(r"url\((fonts/[^)]+\.woff2)\)", css))
+    assert fonts and all((site / "vendor" / "katex" / f).exists() for f in fonts)
