@@ -1,6 +1,8 @@
 """The documentation site: every public name is on a reference page, and the site builds."""
 
+import contextlib
 import importlib.util
+import io
 import os
 import pathlib
 import re
@@ -96,6 +98,71 @@ def test_docs_shared_args_item_splits_with_its_continuation():
         "Sum.\n\nArgs:\n  a: the terms,\n    both numbers.\n  b: the terms,\n    both numbers.\n"
         "  c: other.\n\nReturns:\n  x, y: z\n"
     )
+
+
+def _optax_names():
+    spec = importlib.util.spec_from_file_location(
+        "gradtx_optax_names", DOCS / "hooks" / "optax_names.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _coming_from_optax_rows():
+    """``{optax name: gradtx cell}`` from the table of docs/coming_from_optax.md."""
+    text = (DOCS / "coming_from_optax.md").read_text()
+    rows = re.findall(r"^\| `(optax[\w.]*)` \| (.*?) \| .*\|$", text, re.M)
+    assert len(rows) > 150
+    return dict(rows)
+
+
+def test_coming_from_optax_gradtx_column_names_exist_in_gradtx():
+    cells = _coming_from_optax_rows().values()
+    named = [n for cell in cells for n in re.findall(r"`([\w.]+)`", cell)]
+    assert len(named) > 150
+    missing = []
+    for name in named:
+        obj = gradtx
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+        if obj is None:
+            missing.append(name)
+    assert missing == []
+    assert all(re.fullmatch(r"(`[\w.]+`(, `[\w.]+`)*|not yet)", cell) for cell in cells)
+
+
+def test_coming_from_optax_lists_every_name_gradtx_shares_with_optax():
+    optax = pytest.importorskip("optax")
+    rows = _coming_from_optax_rows()
+    hook = _optax_names()
+    for module, prefix in ((optax, "optax"), (optax.contrib, "optax.contrib")):
+        for name in hook.public_names(module):
+            assert f"{prefix}.{name}" in rows, name
+            if hasattr(gradtx, name):
+                assert rows[f"{prefix}.{name}"] == f"`{name}`", name
+    shared = {n for n in dir(optax) + dir(optax.contrib) if not n.startswith("_")}
+    shared &= {n for n in dir(gradtx) if not n.startswith("_")}
+    listed = {n.rpartition(".")[2] for n in rows}
+    # Modules of both (optax.microbatching, optax.tree) are not names of the table.
+    assert len(shared) > 150 and shared - listed <= {"microbatching", "tree"}
+
+
+def test_coming_from_optax_table_is_what_the_generator_prints():
+    optax = pytest.importorskip("optax")
+    text = (DOCS / "coming_from_optax.md").read_text()
+    assert text.endswith(_optax_names().table(optax, gradtx))
+
+
+def test_coming_from_optax_code_runs():
+    text = (DOCS / "coming_from_optax.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for i, code in enumerate(blocks):
+        namespace = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, f"coming_from_optax block {i}", "exec"), namespace)
+    assert namespace["mu"]["w"].shape == (3,) and int(namespace["count"]) == 0
 
 
 def test_docs_every_public_name_is_on_a_reference_page():
