@@ -311,7 +311,8 @@ def per_example_global_norm_clip(grads, l2_norm_clip):
             f"{owner}: every leaf of grads needs the same batch axis 0 (one gradient "
             f"per example), got leading sizes {sorted(map(str, sizes))}"
         )
-    check_float_leaves(owner, grads, "gradient")
+    grads = promote_integer_leaves(grads)  # optax's arithmetic promotes them too
+    leaves = jax.tree.leaves(grads)
     cd = real_compute_dtype(*(g.dtype for g in leaves))
     sq = reduce(
         lambda a, b: a + b, [_sum_sq(g, axis=tuple(range(1, g.ndim))).astype(cd) for g in leaves]

@@ -42,6 +42,10 @@ CASES = [
     ("normalize_by_update_norm", lambda m: m.normalize_by_update_norm()),
     ("adaptive_grad_clip", lambda m: m.adaptive_grad_clip(0.1)),
     ("chain_clip_sgd", lambda m: m.chain(m.clip(1.0), m.sgd(0.1))),
+    (
+        "partition",
+        lambda m: m.partition({"s": m.sgd(0.1), "i": m.identity()}, {"a": "s", "b": "i"}),
+    ),
 ]
 
 
@@ -64,6 +68,22 @@ def test_stateless_transform_with_integer_leaves_matches_optax(name, make):
             # clip_by_block_rms forms the RMS in another order than optax: one float32 ulp.
             rtol = 1e-6 if name == "clip_by_block_rms" else 0
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=0)
+
+
+def test_per_example_global_norm_clip_with_integer_gradients_matches_optax():
+    grads = [jnp.array([[1, 2], [3, 4]], jnp.int32), jnp.array([[5], [6]], jnp.int32)]
+    ours = gradtx.per_example_global_norm_clip(grads, 1.0)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = optax.per_example_global_norm_clip(grads, 1.0)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_partition_passes_integer_leaves_to_an_inner_adam_which_raises():
+    tx = gradtx.partition({"s": gradtx.sgd(0.1), "a": gradtx.adam(0.1)}, {"a": "a", "b": "s"})
+    with pytest.raises(TypeError, match=r"params leaf \['a'\] has dtype int32"):
+        tx.init(PARAMS)
 
 
 def test_sgd_on_integer_leaf_scales_in_default_float_under_x64(x64):
