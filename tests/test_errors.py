@@ -281,7 +281,8 @@ def test_integer_grads_raise_type_error_naming_leaf(row):
         return
     with pytest.raises(
         TypeError,
-        match=rf"^\w+: \w+: (gradient|updates) leaf {INT_LEAF} "
+        # The recipe, then the parts the gradient went through (a partition's group).
+        match=rf"^\w+: (\w+: |partition: group '\w+': )+(gradient|updates) leaf {INT_LEAF} "
         rf"has dtype int32",
     ):
         opt.update(grads, opt.init(params), params)
