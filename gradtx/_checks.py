@@ -60,6 +60,22 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
             )
 
 
+def promote_integer_leaves(tree):
+    """``tree`` with its integer and boolean leaves in JAX's default float dtype.
+
+    For the stateless transforms whose arithmetic with a Python float (a scale,
+    a clipping bound, a constant learning rate) turns an integer leaf into a
+    float one in optax: JAX promotes such a leaf to its default float dtype
+    (float32, float64 under x64).  This does the same explicitly, so it holds
+    under strict dtype promotion too.  A tree of floating-point or complex
+    leaves is returned as it is, with nothing traced.
+    """
+    if all(_is_inexact(leaf) for leaf in jax.tree.leaves(tree)):
+        return tree
+    default = jnp.result_type(float)
+    return jax.tree.map(lambda x: x if _is_inexact(x) else jnp.asarray(x, default), tree)
+
+
 _INEXACT = {}
 
 

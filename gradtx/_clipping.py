@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import EmptyState, GradientTransformation
-from ._checks import check_float_leaves, check_range
+from ._checks import check_float_leaves, check_range, promote_integer_leaves
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
 from ._tree import check_same_structure
 from ._typing import PyTree
@@ -85,8 +85,7 @@ def clip(max_delta: float) -> GradientTransformation:
         return jnp.clip(u, -bound, bound)
 
     def update(updates, state, params):
-        check_float_leaves(owner, updates, "gradient")
-        return jax.tree.map(clip_one, updates), state
+        return jax.tree.map(clip_one, promote_integer_leaves(updates)), state
 
     return _stateless(owner, update, {"max_delta": max_delta})
 
@@ -209,8 +208,7 @@ def clip_by_block_rms(threshold: float) -> GradientTransformation:
         return (u.astype(cd) / denominator.astype(cd)).astype(u.dtype)
 
     def update(updates, state, params):
-        check_float_leaves(owner, updates, "gradient")
-        return jax.tree.map(clip_one, updates), state
+        return jax.tree.map(clip_one, promote_integer_leaves(updates)), state
 
     return _stateless(owner, update, {"threshold": threshold})
 
@@ -274,8 +272,8 @@ def adaptive_grad_clip(
     def update(updates, state, params):
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_float_leaves(owner, updates, "gradient")
         check_same_structure(owner, params, updates, "params", "updates")
+        updates, params = promote_integer_leaves(updates), promote_integer_leaves(params)
         return jax.tree.map(clip_one, updates, params), state
 
     return _stateless(owner, update, {"clipping": clipping, "eps": eps, "axis": axis})
@@ -314,7 +312,8 @@ def per_example_global_norm_clip(grads, l2_norm_clip):
             f"{owner}: every leaf of grads needs the same batch axis 0 (one gradient "
             f"per example), got leading sizes {sorted(map(str, sizes))}"
         )
-    check_float_leaves(owner, grads, "gradient")
+    grads = promote_integer_leaves(grads)  # optax's arithmetic promotes them too
+    leaves = jax.tree.leaves(grads)
     cd = real_compute_dtype(*(g.dtype for g in leaves))
     sq = reduce(
         lambda a, b: a + b, [_sum_sq(g, axis=tuple(range(1, g.ndim))).astype(cd) for g in leaves]

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._base import GradientTransformation, update_fn
-from ._checks import check_float_leaves, check_state, check_transformation
+from ._checks import check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
 from ._tree import check_same_structure
 
@@ -159,7 +159,6 @@ def keep_params_nonnegative() -> GradientTransformation:
     def update(updates, state, params=None, **extra):
         if params is None:
             raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_float_leaves(owner, updates, "updates")
         check_same_structure(owner, params, updates, "params", "updates")
         out = jax.tree.map(
             lambda p, u: jnp.where(p.astype(u.dtype) + u < 0, -p.astype(u.dtype), u),

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation
-from ._checks import check_float_leaves, check_range
+from ._checks import check_float_leaves, check_range, promote_integer_leaves
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
 from ._tree import check_same_structure
 
@@ -218,7 +218,7 @@ def normalize_by_update_norm(scale_factor=1.0, eps=1e-6) -> GradientTransformati
     check_range(owner, "eps", eps, 0)
 
     def update(updates, state, params=None, **extra):
-        check_float_leaves(owner, updates, "updates")
+        updates = promote_integer_leaves(updates)
         leaves = jax.tree.leaves(updates)
         if not leaves:
             return updates, state

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import EmptyState, GradientTransformation, update_fn
-from ._checks import check_float_leaves, check_state, check_transformation
+from ._checks import check_state, check_transformation
 from ._combine import ChainState, PreconditionState
 from ._numerics import is_traced
 from ._tree import check_same_structure, is_mask_function, path_str
@@ -135,8 +135,11 @@ def _run_groups(owner, groups, updaters, labels, updates, states, params, extra,
 
 
 def _reference(owner, updates, params):
-    """The tree labels are computed from: params when given, else updates."""
-    check_float_leaves(owner, updates, "gradient")
+    """The tree labels are computed from: params when given, else updates.
+
+    Integer leaves pass to the inner transforms, which take or refuse them
+    as they would outside the partition.
+    """
     if params is None:
         return updates
     check_same_structure(owner, params, updates, "params", "updates")

@@ -8,7 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, ScheduleState
-from ._checks import check_float_leaves, check_learning_rate, check_range, check_state
+from ._checks import (
+    check_float_leaves,
+    check_learning_rate,
+    check_range,
+    check_state,
+    promote_integer_leaves,
+)
 from ._numerics import binds_directly, increment, mul, new_count
 from ._typing import ScalarOrSchedule, Schedule
 
@@ -39,6 +45,9 @@ def _scaled(u, factor):
 def scale(step_size: float) -> GradientTransformation:
     """Multiply the update by a constant: u_t = step_size * g_t.
 
+    An integer leaf is scaled in JAX's default float dtype, as optax's
+    ``step_size * g`` promotes it.
+
     Args:
       step_size: the constant factor (any sign).
 
@@ -48,7 +57,7 @@ def scale(step_size: float) -> GradientTransformation:
     check_range("scale", "step_size", step_size)
 
     def update(updates, state, params=None, **extra):
-        check_float_leaves("scale", updates, "updates")
+        updates = promote_integer_leaves(updates)
         return jax.tree.map(lambda u: _scaled(u, step_size), updates), state
 
     return GradientTransformation(
@@ -69,7 +78,10 @@ def scale_by_learning_rate(
     ``scale_by_dog``, ...) and MoMo's return the step with its sign, since
     their learning rate enters the step-size estimate.  As in optax, a constant
     learning rate keeps no state and a schedule keeps a step count;
-    ``learning_rate=None`` is the identity.
+    ``learning_rate=None`` is the identity.  With a constant learning rate an
+    integer leaf is scaled in JAX's default float dtype, as in optax; a
+    schedule refuses integer leaves (optax casts the scaled update back to
+    the integer dtype, which truncates it).
 
     Args:
       learning_rate: lr, a number >= 0, a schedule ``step -> value``
@@ -88,15 +100,17 @@ def scale_by_learning_rate(
     scheduled = callable(learning_rate)
 
     def init(params):
-        check_float_leaves(owner, params, "params")
+        if scheduled:
+            check_float_leaves(owner, params, "params")
         return ScheduleState(count=new_count()) if scheduled else EmptyState()
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleState if scheduled else EmptyState)
-        check_float_leaves(owner, updates, "updates")
         if not callable(learning_rate):
             step = sign * cast(float, learning_rate)
+            updates = promote_integer_leaves(updates)
             return jax.tree.map(lambda u: _scaled(u, step), updates), state
+        check_float_leaves(owner, updates, "updates")
         lr = learning_rate(state.count)
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))

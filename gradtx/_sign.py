@@ -39,7 +39,6 @@ def scale_by_sign() -> GradientTransformation:
     owner = "scale_by_sign"
 
     def update(updates, state, params=None, **extra):
-        check_float_leaves(owner, updates, "updates")
         return jax.tree.map(jnp.sign, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update, name=owner)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, ScheduleState
-from ._checks import check_learning_rate, check_range, check_state
+from ._checks import check_learning_rate, check_range, check_state, promote_integer_leaves
 from ._numerics import add, binds_directly, cast, increment, mul, new_count
 from ._tree import check_same_structure, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
@@ -83,6 +83,7 @@ def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
         def one(u, p, k):
             if isinstance(k, bool) and not k:
                 return u
+            u = promote_integer_leaves(u)  # optax's g + wd * p is a float
             added = decay(u, p, wd)
             return added if isinstance(k, bool) else jnp.where(k, added, u)
 

@@ -276,9 +276,14 @@ def test_state_of_another_optimizer_raises_clear_type_error(source, target, mess
 
 # ----------------------------------------------------------------------------
 # Integer leaves: a clear TypeError naming the leaf, never silent truncation.
+# Recipes that start with a stateless transform promote an integer gradient leaf
+# to JAX's default float dtype there, as optax's do (tests/test_integer_leaves.py),
+# and recipes that keep no per-parameter state accept integer params at init.
 
 INT_PARAMS = {"layer": {"b": jnp.zeros(2), "w": jnp.ones((2, 2))}, "steps": jnp.zeros(3, jnp.int32)}
 INT_LEAF = r"\['steps'\]"
+PROMOTE_INTEGER_GRADS = {"sgd", "sign_sgd", "polyak_sgd", "adadelta", "lars", "madgrad", "cocob"}
+NO_PER_PARAMETER_STATE = {"sgd", "sign_sgd", "fromage", "polyak_sgd"}
 
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
@@ -286,9 +291,15 @@ def test_integer_grads_raise_type_error_naming_leaf(row):
     opt = row.factory(**row.typical)
     params = jax.tree.map(lambda x: x.astype(jnp.float32), INT_PARAMS)
     grads = {**jax.tree.map(jnp.ones_like, params), "steps": jnp.ones(3, jnp.int32)}
+    if row.name in PROMOTE_INTEGER_GRADS:
+        extra = {"value": jnp.array(1.0)} if row.name == "polyak_sgd" else {}
+        updates, _ = opt.update(grads, opt.init(params), params, **extra)
+        assert updates["steps"].dtype == jnp.float32
+        return
     with pytest.raises(
         TypeError,
-        match=rf"^\w+: \w+: (gradient|updates) leaf {INT_LEAF} "
+        # The recipe, then the parts the gradient went through (a partition's group).
+        match=rf"^\w+: (\w+: |partition: group '\w+': )+(gradient|updates) leaf {INT_LEAF} "
         rf"has dtype int32",
     ):
         opt.update(grads, opt.init(params), params)
@@ -297,6 +308,9 @@ def test_integer_grads_raise_type_error_naming_leaf(row):
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
 def test_integer_params_raise_type_error_naming_leaf_at_init(row):
     opt = row.factory(**row.typical)
+    if row.name in NO_PER_PARAMETER_STATE:
+        opt.init(INT_PARAMS)
+        return
     with pytest.raises(
         TypeError,
         match=rf"^\w+: params leaf {INT_LEAF} "
