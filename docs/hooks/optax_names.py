@@ -76,8 +76,6 @@ OTHER = {
         "`inject_hyperparams`",
         "takes optax's stateful schedules",
     ),
-    "ScaleByBacktrackingLinesearchState": (NOT_YET, ""),
-    "scale_by_backtracking_linesearch": (NOT_YET, "`scale_by_zoom_linesearch` is there"),
     "ConditionallyTransformState": (NOT_YET, ""),
     "conditionally_transform": (NOT_YET, "`conditionally_mask` is there"),
     "MonitorState": (NOT_YET, ""),
@@ -102,7 +100,6 @@ OTHER = {
     "microbatch": ("`microbatching.microbatch`", "in the submodule `gradtx.microbatching`"),
     "multi_transform": ("`partition`", "optax's alias of `partition`"),
     "named_chain": (NOT_YET, "`chain` is there"),
-    "per_example_layer_norm_clip": (NOT_YET, "`per_example_global_norm_clip` is there"),
     "safe_increment": (NOT_YET, ""),
     "safe_int32_increment": (NOT_YET, ""),
     "safe_norm": (NOT_YET, ""),
@@ -121,10 +118,6 @@ OTHER = {
         "as `scale_by_adam`, with `scale_by_rectified_rms` as the preconditioner",
     ),
     "scale_by_stddev": ("`scale_by_centered_rms`", ""),
-    "scale_by_distance_over_gradients": (
-        "`scale_by_dog`",
-        "the step of `dog`; its keywords differ (`init_step`, `eps`)",
-    ),
     "scale_gradient": (NOT_YET, ""),
     "selective_transform": (NOT_YET, "`freeze` and `masked` are there"),
     "tree_map_params": (NOT_YET, ""),
@@ -132,28 +125,14 @@ OTHER = {
     "update_infinity_moment": (NOT_YET, "gradtx's moment helpers are private"),
     "update_moment_per_elem_norm": (NOT_YET, "gradtx's moment helpers are private"),
     # optax.contrib
-    "acprop": (NOT_YET, ""),
-    "scale_by_acprop": (NOT_YET, ""),
-    "DifferentiallyPrivateAggregateState": (NOT_YET, ""),
-    "differentially_private_aggregate": (
-        NOT_YET,
-        "`per_example_global_norm_clip` clips per example; no noise",
-    ),
-    "dpsgd": (NOT_YET, ""),
     "GaLoreDimensionNumbers": (NOT_YET, ""),
     "GaLoreState": (NOT_YET, ""),
     "galore": (NOT_YET, ""),
     "scale_by_galore": (NOT_YET, ""),
-    "HutchinsonState": (NOT_YET, ""),
-    "SophiaState": (NOT_YET, ""),
-    "hutchinson_estimator_diag_hessian": (NOT_YET, ""),
-    "sophia": (NOT_YET, ""),
     "MuonState": (
         "`PartitionState`, `NadamMomentumState`",
         "`muon` is a `partition` of two chains, each with its own momentum",
     ),
-    "SplitRealAndImaginaryState": (NOT_YET, ""),
-    "split_real_and_imaginary": (NOT_YET, "gradtx's transforms take complex leaves as they are"),
 }
 
 
