@@ -273,8 +273,23 @@ def _fmt(x):
 
 
 def check_learning_rate(owner: str, learning_rate: ScalarOrSchedule, name: str = "learning_rate"):
-    """A learning rate is a number >= 0 or a schedule ``step -> value``."""
+    """A learning rate is a number >= 0 or a schedule ``step -> value``.
+
+    A gradtx schedule records the values it moves between, so one that would
+    go negative is refused here, like a negative number; any other function
+    is the caller's to keep >= 0 (it is evaluated only inside the update).
+    """
     if callable(learning_rate):
+        for value in getattr(learning_rate, "_gradtx_values", None) or ():
+            if is_traced(value):
+                continue
+            x = float(value)
+            if not (x >= 0 and math.isfinite(x)):
+                what = getattr(learning_rate, "__name__", "schedule")
+                raise ValueError(
+                    f"{owner}: {name} must be >= 0 and finite at every step, but the {what} "
+                    f"given reaches {x!r}"
+                )
         return learning_rate
     return check_range(owner, name, learning_rate, 0)
 

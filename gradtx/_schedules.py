@@ -71,9 +71,25 @@ def _number(owner: str, name: str, value, low=None, high=None, *, low_open=False
     return float(array)
 
 
-def _named(schedule, owner: str):
+def _named(schedule, owner: str, *values):
+    """Name a schedule after its factory and record the values it moves between.
+
+    Every gradtx schedule stays within the hull of the numbers it was built
+    from (``init_value``, ``peak_value``, ``end_value``, ...), passed here as
+    ``values``; ``check_learning_rate`` reads them (``schedule_values``) to
+    refuse a schedule that takes a negative value when it is built, as it
+    refuses a negative number.  None among ``values`` (an unknown bound) makes
+    the record None.
+    """
     schedule.__name__ = schedule.__qualname__ = owner
+    known = None if any(v is None for v in values) else tuple(values)
+    schedule._gradtx_values = known
     return schedule
+
+
+def schedule_values(schedule) -> tuple | None:
+    """The values a gradtx schedule moves between (see ``_named``); None when not known."""
+    return getattr(schedule, "_gradtx_values", None)
 
 
 def value_dtype():
@@ -161,7 +177,7 @@ def constant_schedule(value: float) -> Schedule:
     owner = "constant_schedule"
     value = _number(owner, "value", value)
 
-    return _named(_constant(value), owner)
+    return _named(_constant(value), owner, value)
 
 
 def _polynomial(owner, init_value, end_value, power, transition_steps, transition_begin):
@@ -171,7 +187,7 @@ def _polynomial(owner, init_value, end_value, power, transition_steps, transitio
     transition_steps = _steps(owner, "transition_steps", transition_steps, -_INT32_MAX)
     transition_begin = _steps(owner, "transition_begin", transition_begin)
     if transition_steps <= 0:
-        return _named(_constant(init_value), owner)
+        return _named(_constant(init_value), owner, init_value)
 
     def schedule(step):
         frac = _remaining(step, transition_begin, transition_steps)
@@ -179,7 +195,7 @@ def _polynomial(owner, init_value, end_value, power, transition_steps, transitio
         end = transition_begin + transition_steps
         return _pin_ends(step, value, transition_begin, init_value, end, end_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, end_value)
 
 
 def polynomial_schedule(
@@ -296,7 +312,7 @@ def exponential_decay(
     decay_rate = _number(owner, "decay_rate", decay_rate, 0)
     transition_begin = _steps(owner, "transition_begin", transition_begin)
     if transition_steps <= 0 or (not is_traced(decay_rate) and decay_rate == 0):
-        return _named(_constant(init_value), owner)
+        return _named(_constant(init_value), owner, init_value)
     has_bound = False
     if end_value is not None:
         end_value = _number(owner, "end_value", end_value)
@@ -323,7 +339,7 @@ def exponential_decay(
             value = jnp.where(decay_rate < 1, jnp.maximum(value, bound), jnp.minimum(value, bound))
         return _pin_ends(step, value, transition_begin, init_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, *([] if end_value is None else [end_value]))
 
 
 def inverse_time_decay(
@@ -365,7 +381,7 @@ def inverse_time_decay(
         p = _decay_exponent(step, transition_steps, transition_begin, staircase)
         return _pin_ends(step, init_value / (1 + decay_rate * p), transition_begin, init_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value)
 
 
 def cosine_decay_schedule(
@@ -408,7 +424,7 @@ def cosine_decay_schedule(
         value = init_value * ((1 - alpha) * c**exponent + alpha)
         return _pin_ends(step, value, 0, init_value, decay_steps, init_value * alpha)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, init_value * alpha)
 
 
 def warmup_cosine_decay_schedule(
@@ -474,7 +490,7 @@ def warmup_cosine_decay_schedule(
         start_value = init_value if warmup_steps > 0 else peak_value
         return _pin_ends(t, value, 0, start_value, decay_steps, end_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, peak_value, end_value)
 
 
 def piecewise_constant_schedule(
@@ -527,7 +543,7 @@ def piecewise_constant_schedule(
             value = jnp.where(t >= b, _out(level), value)
         return value
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, *(level for _, level in levels))
 
 
 def cosine_onecycle_schedule(
@@ -590,7 +606,7 @@ def cosine_onecycle_schedule(
         start_value = init_value if rise > 0 else peak_value
         return _pin_ends(t, value, 0, start_value, transition_steps, final_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, peak_value, final_value)
 
 
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -638,7 +654,8 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
             value = jnp.where(t >= b, _out(s(t - b)), value)
         return value
 
-    return _named(schedule, owner)
+    parts = [schedule_values(s) for s in schedules]
+    return _named(schedule, owner, *(v for part in parts for v in (part or [None])))
 
 
 def sgdr_schedule(cosine_kwargs: Iterable[dict[str, Any]]) -> Schedule:
@@ -683,7 +700,8 @@ def sgdr_schedule(cosine_kwargs: Iterable[dict[str, Any]]) -> Schedule:
             raise type(error)(f"{owner}: cosine_kwargs[{i}]: {error}") from None
         start += kwargs["decay_steps"]
         boundaries.append(start)
-    return _named(join_schedules(schedules, boundaries[:-1]), owner)
+    joined = join_schedules(schedules, boundaries[:-1])
+    return _named(joined, owner, *(schedule_values(joined) or [None]))
 
 
 def cosine_restarts_schedule(
@@ -776,7 +794,7 @@ def cosine_restarts_schedule(
         peak = jnp.power(jnp.asarray(m_mul, value_dtype()), _float(i))
         return _pin_ends(t, init_value * ((1 - alpha) * peak * _cosine(x) + alpha), 0, init_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, init_value * alpha)
 
 
 def warmup_stable_decay_schedule(
@@ -857,7 +875,7 @@ def warmup_stable_decay_schedule(
         start_value = init_value if warmup_steps > 0 else peak_value
         return _pin_ends(t, value, 0, start_value, cooldown + decay_steps, end_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, peak_value, end_value)
 
 
 def inverse_sqrt_schedule(
@@ -910,4 +928,4 @@ def inverse_sqrt_schedule(
         value = jnp.where(t < warmup_steps, warm, decay)
         return _pin_ends(t, value, 0, init_value if warmup_steps > 0 else peak_value)
 
-    return _named(schedule, owner)
+    return _named(schedule, owner, init_value, peak_value)

@@ -819,3 +819,48 @@ def test_linear_warmup_from_zero_is_zero_at_step_zero_under_jit():
             if float(value) != 0.0:
                 nonzero.append((peak, steps, float(value)))
     assert not nonzero, f"{len(nonzero)} of 105 warmups are nonzero at step 0: {nonzero[:3]}"
+
+
+@pytest.mark.parametrize(
+    "schedule, reached",
+    [
+        (lambda: gradtx.linear_schedule(-0.1, 0.0, 10), "-0.1"),
+        (lambda: gradtx.warmup_cosine_decay_schedule(0.0, -1.0, 10, 100), "-1.0"),
+        (lambda: gradtx.polynomial_schedule(1.0, -0.5, 2.0, 10), "-0.5"),
+        (lambda: gradtx.cosine_onecycle_schedule(10, -1.0), "-0.04"),  # its start, -1 / 25
+        (lambda: gradtx.warmup_stable_decay_schedule(0.0, 1.0, 2, 3, 4, end_value=-0.2), "-0.2"),
+        (lambda: gradtx.piecewise_constant_schedule(-1.0, {5: 0.5}), "-1.0"),
+        (
+            lambda: gradtx.join_schedules(
+                [gradtx.constant_schedule(0.1), gradtx.linear_schedule(0.1, -0.2, 5)], [3]
+            ),
+            "-0.2",
+        ),
+        (
+            lambda: gradtx.sgdr_schedule(
+                [dict(init_value=-1.0, peak_value=1.0, warmup_steps=2, decay_steps=10)]
+            ),
+            "-1.0",
+        ),
+    ],
+)
+def test_gradtx_schedule_that_goes_negative_is_refused_as_a_learning_rate(schedule, reached):
+    # adam(-1e-3) is refused; a gradtx schedule knows its values, so one that
+    # reaches a negative value is refused when the optimizer is built.
+    with pytest.raises(
+        ValueError, match=rf"^adam: learning_rate must be >= 0 .* reaches {reached}"
+    ):
+        gradtx.adam(schedule())
+    with pytest.raises(ValueError, match=r"^adamw: weight_decay must be >= 0"):
+        gradtx.adamw(1e-3, weight_decay=schedule())
+
+
+def test_gradtx_schedule_within_range_and_user_functions_are_accepted_as_learning_rates():
+    gradtx.adam(gradtx.warmup_cosine_decay_schedule(0.0, 1e-3, 10, 100))
+    gradtx.adam(
+        gradtx.sgdr_schedule(
+            [dict(init_value=0.0, peak_value=1e-3, warmup_steps=2, decay_steps=10)]
+        )
+    )
+    # A function of the user's is evaluated only in the update: the docstring says so.
+    gradtx.adam(lambda step: 1e-3)
