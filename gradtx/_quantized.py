@@ -42,6 +42,16 @@ Names that some states use for signed quantities (Adan's ``v``, a
 difference of gradients) are left out, so such leaves get the signed map.
 An unsigned map stores a negative entry as its smallest code.
 
+The zero point: the dynamic maps read an entry below 1e-7 (unsigned) or
+1e-6 (signed) of its block's absmax as 0.  For Adam's second moment that
+makes the update m / eps, so 8-bit Adam with eps = 1e-8 diverges from
+float32 Adam when a block's squared gradients span more than about seven
+decades (on a quadratic with curvatures over three decades it did; with
+eps = 1e-4 it tracked float32).  ``linear4`` has no zero for this reason.
+At 4 bits, rounding to nearest lets an average's small steps round back to
+the same code, so the moments freeze; ``rounding="stochastic"`` keeps them
+unbiased (benchmarks/results/quantized_cpu.md).
+
 A block holding a NaN or an infinity reads back as NaN throughout, so a
 non-finite state stays visible.  Rounding is to the nearest code (a tie
 goes to the smaller value) or stochastic: up or down with probability
