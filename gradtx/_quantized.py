@@ -144,9 +144,13 @@ class QuantizationMap(NamedTuple):
         x = jnp.asarray(x, jnp.float32)
         codes = jnp.asarray(self.sorted_codes)
         if key is None:
-            return codes[jnp.searchsorted(self.midpoints, x, side="left")]
+            return codes[jnp.searchsorted(self.midpoints, x, side="left", method="scan_unrolled")]
         values = jnp.asarray(self.sorted_values)
-        lo = jnp.clip(jnp.searchsorted(values, x, side="right") - 1, 0, values.size - 2)
+        lo = jnp.clip(
+            jnp.searchsorted(values, x, side="right", method="scan_unrolled") - 1,
+            0,
+            values.size - 2,
+        )
         v_lo, v_hi = values[lo], values[lo + 1]
         up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
         return codes[jnp.where(up, lo + 1, lo)]
