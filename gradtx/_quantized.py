@@ -50,7 +50,7 @@ decades (on a quadratic with curvatures over three decades it did; with
 eps = 1e-4 it tracked float32).  ``linear4`` has no zero for this reason.
 At 4 bits, rounding to nearest lets an average's small steps round back to
 the same code, so the moments freeze; ``rounding="stochastic"`` keeps them
-unbiased (benchmarks/results/quantized_cpu.md).
+unbiased (tests/test_quantized.py measures both on a quadratic).
 
 A block holding a NaN or an infinity reads back as NaN throughout, so a
 non-finite state stays visible.  Rounding is to the nearest code (a tie
@@ -76,9 +76,8 @@ from jax.tree_util import GetAttrKey
 
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
-from ._numerics import increment, new_count
+from ._numerics import add, cast, increment, new_count
 from ._typing import TransformLike
-from ._update import apply_updates
 
 SECOND_MOMENTS = ("nu", "nu_max", "exp_avg_sq", "sum_of_squares", "grad_sum_sq", "v_row", "v_col")
 
@@ -535,7 +534,7 @@ def compensated(tx: TransformLike, compensation_dtype=None) -> GradientTransform
         y = u.astype(jnp.float32) + c.astype(jnp.float32)
         target = (p32 + y).astype(p.dtype)
         step = (target.astype(jnp.float32) - p32).astype(p.dtype)
-        applied = apply_updates(p, step).astype(jnp.float32) - p32
+        applied = cast(add(p, step), p.dtype).astype(jnp.float32) - p32  # as apply_updates
         return step, (y - applied).astype(c.dtype)
 
     def update(updates, state, params=None, **extra):
