@@ -174,6 +174,13 @@ from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
 from ._privacy import DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState
 from ._privacy import differentially_private_aggregate as differentially_private_aggregate
+from ._quantized import CompensatedState as CompensatedState
+from ._quantized import QuantizationMap as QuantizationMap
+from ._quantized import QuantizedArray as QuantizedArray
+from ._quantized import QuantizedState as QuantizedState
+from ._quantized import compensated as compensated
+from ._quantized import quantization_map as quantization_map
+from ._quantized import quantized_state as quantized_state
 from ._quasi_newton import ScaleByLBFGSState as ScaleByLBFGSState
 from ._quasi_newton import scale_by_lbfgs as scale_by_lbfgs
 from ._sam import SAMState as SAMState

@@ -1,0 +1,559 @@
+"""Optimizer state in 8 and 4 bits, and Kahan-compensated updates for bf16 params.
+
+``quantized_state(tx)`` wraps any transform.  Between steps, each selected
+floating-point leaf of ``tx``'s state is kept blockwise-quantized: the leaf
+is flattened, padded with zeros to a whole number of blocks of
+``block_size`` entries, and each block b is stored as one float32 scale
+s_b = max_i |x_i| / top (its absmax over the largest code value) and one
+integer code per entry, q_i = argmin_k |x_i / s_b - T(k)|, where T is the
+codebook of the leaf's map.  Reading it back gives x_i ~ s_b * T(q_i).
+``update`` reads the state back, runs ``tx.update`` on it, and quantizes the
+new state; ``tx`` itself never sees a code.
+
+The maps (T(k) for every code k, written from the papers' definitions):
+
+* ``"dynamic8"`` (signed) and ``"dynamic8_unsigned"``: Dettmers et al.'s
+  dynamic tree map.  Below an optional sign bit, the number E of leading zero
+  bits is a decimal exponent, the first one bit ends it, and the r bits that
+  remain pick one of 2^r equal steps of the fraction interval [0.1, 1]:
+  T = sign * 10^(-E) * (0.1 + 0.9 * (j + 1) / 2^r).  The all-zero magnitude
+  is 0.  The step's upper end is taken (Dettmers' code takes the midpoint
+  and adds 1 separately), so 1, the block's absmax, is a code and a block's
+  largest entry survives every round trip.  The unsigned map spends the sign
+  bit on one more exponent: its smallest value is 1e-7 against 1e-6.
+* ``"de4"``: the same construction in 4 bits (sign and 3 magnitude bits),
+  Li et al.'s dynamic-exponent map for the first moment: 0, +-0.01, +-0.055,
+  +-0.1, +-0.325, +-0.55, +-0.775, +-1.
+* ``"linear4"``: Li et al.'s linear map for the second moment,
+  T(k) = (k + 1) / 16, k = 0..15.  It leaves zero out: a second moment
+  rounded to 0 would divide the update by eps alone.
+* ``"fp8"``: float8_e4m3fn numbers (every finite one is a code, the code
+  being its bit pattern), with the scale mapping the absmax to 448, the
+  largest.
+
+Which leaf gets which map: ``bits=8`` uses ``dynamic8_unsigned`` for a
+second moment and ``dynamic8`` otherwise; ``bits=4`` uses ``linear4`` for a
+second moment and ``de4`` otherwise; ``bits="fp8"`` uses ``fp8`` for all.
+A leaf is a second moment when a field on its path (a named-tuple field of
+a state) is one of ``second_moments``: by default the fields that gradtx's
+states use for averages or sums of squares (``nu``, ``nu_max``,
+``exp_avg_sq``, ``sum_of_squares``, ``grad_sum_sq``, ``v_row``, ``v_col``).
+Names that some states use for signed quantities (Adan's ``v``, a
+difference of gradients) are left out, so such leaves get the signed map.
+An unsigned map stores a negative entry as its smallest code.
+
+The zero point: the dynamic maps read an entry below 1e-7 (unsigned) or
+1e-6 (signed) of its block's absmax as 0.  For Adam's second moment that
+makes the update m / eps, so 8-bit Adam with eps = 1e-8 diverges from
+float32 Adam when a block's squared gradients span more than about seven
+decades (on a quadratic with curvatures over three decades it did; with
+eps = 1e-4 it tracked float32).  ``linear4`` has no zero for this reason.
+At 4 bits, rounding to nearest lets an average's small steps round back to
+the same code, so the moments freeze; ``rounding="stochastic"`` keeps them
+unbiased (tests/test_quantized.py measures both on a quadratic).
+
+A block holding a NaN or an infinity reads back as NaN throughout, so a
+non-finite state stays visible.  Rounding is to the nearest code (a tie
+goes to the smaller value) or stochastic: up or down with probability
+given by the distance, so the stored value is unbiased; its random numbers
+come from ``seed``, the wrapper's step count and the leaf's position, so a
+step is reproducible.
+
+References: Dettmers, Lewis, Shleifer, Zettlemoyer, "8-bit Optimizers via
+Block-wise Quantization", 2022, arXiv 2110.02861; Li, Chen, Zhu, "Memory
+Efficient Optimizers with 4-bit States", 2023, arXiv 2309.01507.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import GetAttrKey
+
+from ._base import GradientTransformation, update_fn
+from ._checks import check_state, check_transformation
+from ._numerics import add, cast, increment, new_count
+from ._typing import TransformLike
+
+SECOND_MOMENTS = ("nu", "nu_max", "exp_avg_sq", "sum_of_squares", "grad_sum_sq", "v_row", "v_col")
+
+
+# ----------------------------------------------------------------------------
+# Codebooks
+
+
+def _dynamic_values(magnitude_bits: int, signed: bool) -> np.ndarray:
+    """T(k) of the dynamic tree map for every code k, in float64."""
+    half = 1 << magnitude_bits
+    values = np.zeros(half * (2 if signed else 1))
+    for c in range(1, half):
+        r = c.bit_length() - 1  # fraction bits after the indicator bit
+        e = magnitude_bits - 1 - r  # leading zeros
+        j = c - (1 << r)
+        values[c] = 10.0**-e * (0.1 + 0.9 * (j + 1) / 2**r)
+    if signed:
+        values[half:] = -values[:half]
+    return values
+
+
+def _fp8_values() -> np.ndarray:
+    """Each of the 256 bit patterns of float8_e4m3fn as a number (NaN for the two NaNs)."""
+    return np.arange(256, dtype=np.uint8).view(jnp.float8_e4m3fn).astype(np.float64)
+
+
+class QuantizationMap(NamedTuple):
+    """A codebook: ``values[k]`` is T(k), the number that code k stands for.
+
+    ``quantization_map(name)`` makes one; ``encode`` and ``decode`` turn
+    numbers already divided by their block's scale into codes and back.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> m = gradtx.quantization_map("de4")
+      >>> m.values[:8]
+      array([0.   , 0.01 , 0.055, 0.1  , 0.325, 0.55 , 0.775, 1.   ], dtype=float32)
+      >>> codes = m.encode(jnp.array([-1.0, 0.06, 0.5]))
+      >>> codes
+      Array([15,  2,  5], dtype=uint8)
+      >>> m.decode(codes)
+      Array([-1.   ,  0.055,  0.55 ], dtype=float32)
+    """
+
+    name: str
+    bits: int  # bits per code
+    top: float  # the largest code value: a block's absmax is stored as this
+    values: np.ndarray  # T(k) for every code k, float32 (NaN for a code never written)
+    sorted_values: np.ndarray  # the distinct values, ascending (float32)
+    sorted_codes: np.ndarray  # the smallest code of each (uint8)
+    midpoints: np.ndarray  # between consecutive sorted values (float32)
+
+    def encode(self, x, key=None) -> jax.Array:
+        """The code of each entry of ``x`` (already divided by its block's scale).
+
+        Without ``key``: the code of the nearest value (a tie goes to the
+        smaller value).  With a PRNG ``key``: x lies between two neighbouring
+        values lo <= x <= hi and gets hi's code with probability
+        (x - lo) / (hi - lo), lo's otherwise.  Outside the map's range: the
+        nearest end.  Returns uint8 codes of ``x``'s shape.
+        """
+        x = jnp.asarray(x, jnp.float32)
+        codes = jnp.asarray(self.sorted_codes)
+        if key is None:
+            return codes[jnp.searchsorted(self.midpoints, x, side="left", method="scan_unrolled")]
+        values = jnp.asarray(self.sorted_values)
+        lo = jnp.clip(
+            jnp.searchsorted(values, x, side="right", method="scan_unrolled") - 1,
+            0,
+            values.size - 2,
+        )
+        v_lo, v_hi = values[lo], values[lo + 1]
+        up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
+        return codes[jnp.where(up, lo + 1, lo)]
+
+    def decode(self, codes) -> jax.Array:
+        """T(k) for each code k of ``codes``, in float32."""
+        return jnp.asarray(self.values)[jnp.asarray(codes).astype(jnp.int32)]
+
+
+def _make_map(name: str, bits: int, values: np.ndarray) -> QuantizationMap:
+    finite = np.flatnonzero(np.isfinite(values))
+    distinct, first = np.unique(values[finite], return_index=True)  # +0 before -0
+    return QuantizationMap(
+        name=name,
+        bits=bits,
+        top=float(distinct[-1]),
+        values=values.astype(np.float32),
+        sorted_values=distinct.astype(np.float32),
+        sorted_codes=finite[first].astype(np.uint8),
+        midpoints=((distinct[:-1] + distinct[1:]) / 2).astype(np.float32),
+    )
+
+
+_MAPS = {
+    "dynamic8": lambda: (8, _dynamic_values(7, signed=True)),
+    "dynamic8_unsigned": lambda: (8, _dynamic_values(8, signed=False)),
+    "de4": lambda: (4, _dynamic_values(3, signed=True)),
+    "linear4": lambda: (4, (np.arange(16) + 1) / 16),
+    "fp8": lambda: (8, _fp8_values()),
+}
+
+
+@functools.cache
+def quantization_map(name: str) -> QuantizationMap:
+    """The codebook of map ``name``: ``"dynamic8"``, ``"dynamic8_unsigned"``, ``"de4"``,
+    ``"linear4"`` or ``"fp8"`` (see the module's description).
+
+    Example:
+      >>> import gradtx
+      >>> gradtx.quantization_map("linear4").values[[0, 1, 15]]
+      array([0.0625, 0.125 , 1.    ], dtype=float32)
+    """
+    if name not in _MAPS:
+        raise ValueError(
+            f"quantization_map: unknown map {name!r}; expected one of {', '.join(map(repr, _MAPS))}"
+        )
+    return _make_map(name, *_MAPS[name]())
+
+
+# ----------------------------------------------------------------------------
+# One quantized array
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class QuantizedArray:
+    """An array stored blockwise-quantized: ``codes`` and ``scales`` are its leaves.
+
+    ``codes`` holds one code per entry (uint8; two per uint8 for a 4-bit
+    map, the first entry in the low half; the float8_e4m3fn numbers
+    themselves for ``fp8``), for the array flattened and padded with zeros to
+    a whole number of blocks; ``scales`` holds one float32 per block.  The
+    array's ``shape``, ``dtype``, map name (``code``) and ``block_size`` are
+    static: they sit in the pytree structure, not in the leaves, so they
+    pass through ``jit``/``vmap`` and a checkpoint template must agree on
+    them (a state of another bit width has codes of another dtype or shape).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> q = gradtx.QuantizedArray.quantize(jnp.array([0.5, -2.0, 1.0]), "dynamic8", 2)
+      >>> q.codes.shape, q.scales
+      ((4,), Array([2., 1.], dtype=float32))
+      >>> q.dequantize()
+      Array([ 0.5, -2. ,  1. ], dtype=float32)
+    """
+
+    __slots__ = ("codes", "scales", "shape", "dtype", "code", "block_size")
+
+    def __init__(self, codes, scales, shape, dtype, code, block_size):
+        self.codes = codes
+        self.scales = scales
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.code = code
+        self.block_size = block_size
+
+    def tree_flatten_with_keys(self):
+        children = ((GetAttrKey("codes"), self.codes), (GetAttrKey("scales"), self.scales))
+        return children, (self.shape, self.dtype, self.code, self.block_size)
+
+    def tree_flatten(self):
+        return (self.codes, self.scales), (self.shape, self.dtype, self.code, self.block_size)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def __repr__(self):
+        return (
+            f"QuantizedArray(shape={self.shape}, dtype={self.dtype.name}, code={self.code!r}, "
+            f"block_size={self.block_size})"
+        )
+
+    @classmethod
+    def quantize(cls, x, code: str, block_size: int, key=None) -> QuantizedArray:
+        """``x`` stored under map ``code`` in blocks of ``block_size``; stochastic rounding with ``key``."""
+        m = quantization_map(code)
+        x = jnp.asarray(x)
+        size = int(np.prod(x.shape, dtype=np.int64))
+        n_blocks = -(-size // block_size)
+        flat = x.reshape(-1).astype(jnp.float32)
+        blocks = jnp.pad(flat, (0, n_blocks * block_size - size)).reshape(n_blocks, block_size)
+        absmax = jnp.max(jnp.abs(blocks), axis=1, initial=0.0)
+        scales = jnp.where(jnp.isfinite(absmax), absmax / np.float32(m.top), np.float32(np.nan))
+        normed = blocks / jnp.where(scales > 0, scales, np.float32(1))[:, None]
+        codes = m.encode(normed, key)
+        if m.bits == 4:
+            codes = codes[:, 0::2] | (codes[:, 1::2] << 4)
+        codes = codes.reshape(-1)
+        if code == "fp8":
+            codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
+        return cls(codes, scales, x.shape, x.dtype, code, block_size)
+
+    def dequantize(self) -> jax.Array:
+        """The stored array: s_b * T(q_i), in its shape and dtype."""
+        m = quantization_map(self.code)
+        codes = self.codes
+        if self.code == "fp8":
+            codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
+        codes = codes.reshape(self.scales.shape[0], -1)
+        if m.bits == 4:
+            codes = jnp.stack([codes & 15, codes >> 4], axis=-1).reshape(codes.shape[0], -1)
+        values = m.decode(codes) * self.scales[:, None]
+        size = int(np.prod(self.shape, dtype=np.int64))
+        return values.reshape(-1)[:size].reshape(self.shape).astype(self.dtype)
+
+
+def _is_quantized(x) -> bool:
+    return isinstance(x, QuantizedArray)
+
+
+# ----------------------------------------------------------------------------
+# The wrapper
+
+
+class QuantizedState(NamedTuple):
+    """count: steps taken (it seeds stochastic rounding); inner_state: the wrapped
+    transform's state, its selected leaves as ``QuantizedArray``."""
+
+    count: jax.Array
+    inner_state: Any
+
+
+_BITS = {8: ("dynamic8", "dynamic8_unsigned"), 4: ("de4", "linear4"), "fp8": ("fp8", "fp8")}
+
+
+def _fields(path) -> set:
+    return {k.name for k in path if isinstance(k, GetAttrKey)}
+
+
+def quantized_state(
+    tx: TransformLike,
+    bits: int | str = 8,
+    block_size: int = 256,
+    min_size: int = 4096,
+    keys: tuple[str, ...] | None = None,
+    rounding: str = "nearest",
+    *,
+    second_moments: tuple[str, ...] = SECOND_MOMENTS,
+    seed: int = 0,
+) -> GradientTransformation:
+    """``tx`` with its state stored blockwise in 8 or 4 bits between steps.
+
+    ``init`` quantizes ``tx.init``'s state; ``update`` reads the state back
+    (s_b * T(q_i), see the module's description), runs ``tx.update`` and
+    quantizes the new state.  The updates are ``tx``'s, computed from the
+    state as stored.  Counters, other integer leaves, complex leaves and
+    leaves not selected stay as they are.
+
+    Args:
+      tx: the transform whose state to store (gradtx or optax).
+      bits: 8 (dynamic tree maps, Dettmers et al.), 4 (Li et al.'s maps:
+        dynamic exponent, linear without zero for second moments) or
+        ``"fp8"`` (float8_e4m3fn numbers with a per-block scale).
+      block_size: entries per block, each with its own float32 scale (an
+        int >= 1, even for 4 bits).
+      min_size: without ``keys``, the floating-point leaves with at least
+        this many entries are quantized.
+      keys: if given, the floating-point leaves whose path has one of these
+        state fields (``("mu", "nu")``) are quantized, whatever their size.
+      rounding: ``"nearest"`` or ``"stochastic"``.
+      second_moments: the state fields whose leaves get the unsigned map
+        (``dynamic8_unsigned``, ``linear4``).
+      seed: seeds stochastic rounding.
+
+    Returns:
+      A transform with state ``QuantizedState(count, inner_state)``.
+
+    With the defaults, Adam's state takes 2 * (1 + 4 / 256) bytes per
+    parameter at 8 bits and 2 * (0.5 + 4 / 256) at 4 bits, against 8 in
+    float32.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.quantized_state(gradtx.adam(0.1), bits=8, min_size=0)
+      >>> params = {"w": jnp.array([1.0, -2.0, 3.0])}
+      >>> state = opt.init(params)
+      >>> updates, state = opt.update({"w": jnp.array([0.5, -1.0, 0.25])}, state, params)
+      >>> updates["w"]
+      Array([-0.1,  0.1, -0.1], dtype=float32)
+      >>> state.inner_state.states[0].preconditioner.nu["w"]
+      QuantizedArray(shape=(3,), dtype=float32, code='dynamic8_unsigned', block_size=256)
+    """
+    owner = "quantized_state"
+    check_transformation(owner, "tx", tx)
+    if bits not in _BITS or isinstance(bits, bool):
+        raise ValueError(f"{owner}: bits must be 8, 4 or 'fp8', got {bits!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"{owner}: block_size must be an int >= 1, got {block_size!r}")
+    if bits == 4 and block_size % 2:
+        raise ValueError(
+            f"{owner}: block_size must be even for 4 bits (two codes per byte), got {block_size}"
+        )
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
+        raise ValueError(f"{owner}: min_size must be an int >= 0, got {min_size!r}")
+    if isinstance(keys, str):
+        keys = (keys,)
+    if keys is not None and not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{owner}: keys must be state field names (strings), got {keys!r}")
+    if rounding not in ("nearest", "stochastic"):
+        raise ValueError(f"{owner}: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
+    signed_map, unsigned_map = _BITS[bits]
+    second = frozenset(second_moments)
+    selected = None if keys is None else frozenset(keys)
+    inner_update = update_fn(tx)
+
+    def choose(path, leaf):
+        """The map for this state leaf, or None to keep it as it is."""
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            return None
+        fields = _fields(path)
+        if selected is None and np.size(leaf) < min_size:
+            return None
+        if selected is not None and not fields & selected:
+            return None
+        return unsigned_map if fields & second else signed_map
+
+    def key_for(count, i):
+        if rounding == "nearest":
+            return None
+        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), count), i)
+
+    def init(params):
+        count = new_count()
+        flat, treedef = jax.tree_util.tree_flatten_with_path(tx.init(params))
+        out = []
+        for i, (path, leaf) in enumerate(flat):
+            code = choose(path, leaf)
+            if code is not None:
+                leaf = QuantizedArray.quantize(leaf, code, block_size, key_for(count, i))
+            out.append(leaf)
+        return QuantizedState(count, treedef.unflatten(out))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, QuantizedState)
+        stored, treedef = jax.tree.flatten(state.inner_state, is_leaf=_is_quantized)
+        inner = treedef.unflatten([s.dequantize() if _is_quantized(s) else s for s in stored])
+        updates, new_inner = inner_update(updates, inner, params, **extra)
+        count = increment(state.count)
+        new = jax.tree.structure(inner).flatten_up_to(new_inner)
+        out = [
+            QuantizedArray.quantize(n, s.code, block_size, key_for(count, i))
+            if _is_quantized(s)
+            else n
+            for i, (s, n) in enumerate(zip(stored, new))
+        ]
+        return updates, QuantizedState(count, treedef.unflatten(out))
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(tx,),
+        hyperparams={
+            "tx": tx,
+            "bits": bits,
+            "block_size": block_size,
+            "min_size": min_size,
+            "keys": keys,
+            "rounding": rounding,
+        },
+    )
+
+
+# ----------------------------------------------------------------------------
+# Kahan-compensated updates
+
+
+class CompensatedState(NamedTuple):
+    """compensation: per parameter, c, the part of the updates that rounding to the
+    parameter's dtype has lost so far (a 0-d zero for float32 and wider
+    parameters, which need none); inner_state: the wrapped transform's state."""
+
+    compensation: Any
+    inner_state: Any
+
+
+def _needs_compensation(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+
+
+def compensated(tx: TransformLike, compensation_dtype=None) -> GradientTransformation:
+    """Kahan-compensated updates for bfloat16 (and float16) parameters.
+
+    Adding a small update u to a bf16 parameter p rounds p + u to 8
+    significant bits, and an update below half a unit in the last place of p
+    is lost entirely: a bf16 model trained with plain updates stalls where
+    one with float32 master weights keeps moving.  Kahan summation keeps, for
+    each entry, what rounding has lost so far, c, and adds it to the next
+    update.  Per entry of a low-precision parameter, with u the update of
+    ``tx`` and all arithmetic in float32:
+
+        y = u + c
+        t = round(p + y)                 (the parameter Kahan's sum gives)
+        d = round(t - p)                 (the update returned)
+        p' = round(p + d)                (what ``apply_updates`` makes of it)
+        c' = y - (p' - p)
+
+    where round() rounds to nearest in the parameter's dtype.  The update
+    returned, d, is in the parameter's dtype; d = t - p exactly whenever t
+    is within a factor 2 of p (Sterbenz's lemma), that is whenever
+    |y| <= |p| / 2 or so, and then ``apply_updates(p, d)`` gives exactly t.
+    Otherwise p' is the nearest parameter ``apply_updates`` reaches, and c'
+    keeps what it missed, so nothing is lost either way.  float32 and wider
+    parameters get ``tx``'s update unchanged.
+
+    The compensation is stored in ``compensation_dtype`` (default: the
+    parameter's dtype; it holds a residual below half an ulp of p, so bf16's
+    8 bits keep it to 0.4%).  ``quantized_state(compensated(tx),
+    keys=("compensation",))`` stores it in 8-bit codes instead.
+
+    Args:
+      tx: the transform whose updates to apply with compensation.
+      compensation_dtype: dtype of c (None: each parameter's dtype).
+
+    Returns:
+      A transform with state ``CompensatedState(compensation, inner_state)``;
+      its ``update`` needs ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.compensated(gradtx.sgd(1.0))
+      >>> params = {"w": jnp.array([1.0], jnp.bfloat16)}
+      >>> state = opt.init(params)
+      >>> for _ in range(4):  # 4 steps of 1e-3: each alone is below half an ulp of 1.0
+      ...     updates, state = opt.update({"w": jnp.array([-1e-3], jnp.bfloat16)}, state, params)
+      ...     params = gradtx.apply_updates(params, updates)
+      >>> params["w"]
+      Array([1.00781], dtype=bfloat16)
+    """
+    owner = "compensated"
+    check_transformation(owner, "tx", tx)
+    if compensation_dtype is not None and not jnp.issubdtype(compensation_dtype, jnp.floating):
+        raise ValueError(
+            f"{owner}: compensation_dtype must be a floating-point dtype, got {compensation_dtype!r}"
+        )
+    inner_update = update_fn(tx)
+
+    def zeros(p):
+        dtype = jnp.result_type(p)
+        if not _needs_compensation(dtype):
+            return jnp.zeros((), dtype)
+        return jnp.zeros(jnp.shape(p), compensation_dtype or dtype)
+
+    def init(params):
+        return CompensatedState(jax.tree.map(zeros, params), tx.init(params))
+
+    def one(u, c, p):
+        if not _needs_compensation(p.dtype):
+            return u, c
+        p32 = p.astype(jnp.float32)
+        y = u.astype(jnp.float32) + c.astype(jnp.float32)
+        target = (p32 + y).astype(p.dtype)
+        step = (target.astype(jnp.float32) - p32).astype(p.dtype)
+        applied = cast(add(p, step), p.dtype).astype(jnp.float32) - p32  # as apply_updates
+        return step, (y - applied).astype(c.dtype)
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, CompensatedState)
+        if params is None:
+            raise ValueError(
+                f"{owner}: update needs params (the compensation depends on how the "
+                f"parameters round); call update(updates, state, params)"
+            )
+        updates, inner_state = inner_update(updates, state.inner_state, params, **extra)
+        pairs = jax.tree.map(one, updates, state.compensation, params)
+        outer = jax.tree.structure(updates)
+        updates, compensation = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
+        return updates, CompensatedState(compensation, inner_state)
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(tx,),
+        hyperparams={"tx": tx, "compensation_dtype": compensation_dtype},
+    )
