@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -391,14 +392,35 @@ def get_hyperparams(state: PyTree) -> dict[str, Any]:
     return dict(sorted(values.items()))
 
 
+_RATES = re.compile(r"(^|_)(learning_rate|lr|weight_decay|wd)$")
+_DECAYS = re.compile(r"^(b\d|beta\d?|betas|decay|momentum|rho|ema_decay)$")
+
+
+def _check_set_value(owner: str, key: str, value) -> None:
+    """The checks ``set_hyperparams`` can make by a hyperparameter's name alone."""
+    if jnp.issubdtype(value.dtype, jnp.integer) or jnp.issubdtype(value.dtype, jnp.bool_):
+        return
+    x = np.asarray(value, np.float64)
+    if np.isnan(x).any():
+        raise ValueError(f"{owner}: {key} must not be NaN, got {value!r}")
+    if _RATES.search(key) and not (np.isfinite(x).all() and (x >= 0).all()):
+        raise ValueError(f"{owner}: {key} must be >= 0 and finite, got {value!r}")
+    if _DECAYS.match(key) and not ((x >= 0).all() and (x <= 1).all()):
+        raise ValueError(f"{owner}: {key} must be in [0, 1], got {value!r}")
+
+
 def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
     """Return ``state`` with new values for injected hyperparameters; nothing recompiles.
 
     Each value is cast to the dtype the state stores it in (float32 unless
     ``hyperparam_dtype`` said otherwise) and broadcast to its shape (a
     vmapped state may hold one value per member).  The next update uses it.
-    Values are checked by the optimizer's factory when the update runs
-    outside ``jax.jit``; under jit they are not.
+    A concrete value is checked at the call, in the dtype the state stores
+    it in, by its name: a rate (``learning_rate``, ``weight_decay``, ...)
+    must be >= 0 and finite, a decay (``b1``, ``b2``, ``beta``, ``decay``,
+    ``momentum``, ``rho``, ...) in [0, 1], and nothing may be NaN.  The
+    optimizer's own, narrower ranges (Adam's b1 < 1) are checked by its
+    factory when the update runs outside ``jax.jit``; under jit they are not.
 
     Args:
       state: the state of ``inject_hyperparams(...)``, or a state holding one.
@@ -447,7 +469,10 @@ def set_hyperparams(state: PyTree, **values: ArrayLike) -> PyTree:
     def cast(key, old, new):
         if not (_is_number(new) or is_traced(new) or isinstance(new, (jax.Array, np.ndarray))):
             raise TypeError(f"{owner}: {key} must be a number, got {new!r}")
-        new = jnp.asarray(new, old.dtype)
+        with np.errstate(over="ignore"):  # 1e39 in float32 is inf, refused below
+            new = jnp.asarray(new, old.dtype)
+        if not is_traced(new):
+            _check_set_value(owner, key, new)
         try:
             return jnp.broadcast_to(new, old.shape)
         except ValueError:

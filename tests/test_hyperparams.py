@@ -254,8 +254,10 @@ def test_inject_hyperparams_with_invalid_schedule_start_raises_the_factory_messa
 
 
 def test_set_hyperparams_invalid_value_raises_the_factory_message_on_eager_update():
+    # b1 = 1 is a decay by name (set_hyperparams lets it through: lion takes it), but not
+    # Adam's: its factory refuses it when the update runs outside jit.
     opt = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=0.1)
-    state = gradtx.set_hyperparams(opt.init(_params()), b1=1.5)
+    state = gradtx.set_hyperparams(opt.init(_params()), b1=1.0)
     with pytest.raises(ValueError, match=r"adam: b1 must be in \[0, 1\), got"):
         opt.update(_grads(1)[0], state, _params())
 
@@ -375,3 +377,20 @@ def test_inject_hyperparams_under_x64_stores_float64():
         state = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=lr, b1=0.9).init(_params())
         assert state.hyperparams["b1"].dtype == jnp.float64
         assert state.hyperparams["learning_rate"].dtype == jnp.float64
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"learning_rate": -1.0}, r"learning_rate must be >= 0 and finite, got Array\(-1"),
+        ({"learning_rate": float("inf")}, r"learning_rate must be >= 0 and finite, got Array\(inf"),
+        ({"learning_rate": 1e39}, r"learning_rate must be >= 0 and finite, got Array\(inf"),
+        ({"b1": 1.5}, r"b1 must be in \[0, 1\], got Array\(1.5"),
+        ({"b2": float("nan")}, r"b2 must not be NaN"),
+    ],
+)
+def test_set_hyperparams_refuses_a_concrete_value_no_optimizer_accepts(values, message):
+    opt = gradtx.inject_hyperparams(gradtx.adam)(learning_rate=1e-3)
+    state = opt.init({"w": jnp.zeros(2)})
+    with pytest.raises(ValueError, match=r"^set_hyperparams: " + message):
+        gradtx.set_hyperparams(state, **values)
