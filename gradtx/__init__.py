@@ -15,6 +15,9 @@ from ._accumulation import apply_every as apply_every
 from ._accumulation import ema as ema
 from ._adam_mini import BlockRmsState as BlockRmsState
 from ._adam_mini import scale_by_block_rms as scale_by_block_rms
+from ._adam_step import scale_by_adam as scale_by_adam
+from ._adam_step import scale_by_amsgrad as scale_by_amsgrad
+from ._adam_step import scale_by_radam as scale_by_radam
 from ._adaptive import InfinityNormState as InfinityNormState
 from ._adaptive import ScaleByAdanState as ScaleByAdanState
 from ._adaptive import ScaleByBeliefState as ScaleByBeliefState
@@ -159,6 +162,7 @@ from ._scaling import identity as identity
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
 from ._scaling import scale_by_schedule as scale_by_schedule
+from ._scaling import scale_gradient as scale_gradient
 from ._schedule_free import ScheduleFreeState as ScheduleFreeState
 from ._schedule_free import schedule_free as schedule_free
 from ._schedule_free import schedule_free_eval_params as schedule_free_eval_params
@@ -189,6 +193,7 @@ from ._second_moment import scale_by_max_rms as scale_by_max_rms
 from ._second_moment import scale_by_rectified_rms as scale_by_rectified_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
+from ._second_moment import scale_by_stddev as scale_by_stddev
 from ._sharding import state_shardings as state_shardings
 from ._sign import ScaleByLionState as ScaleByLionState
 from ._sign import scale_by_lion as scale_by_lion
