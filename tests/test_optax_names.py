@@ -13,7 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from problems import PROBLEMS, assert_trajectories_close, run_jax
+from problems import (
+    PROBLEMS,
+    assert_trajectories_close,
+    assert_transform_matches,
+    random_sequence,
+    run_jax,
+)
 
 import gradtx
 
@@ -134,6 +140,59 @@ CASES = [
         0.01,
     ),
     (
+        "multi_transform",
+        lambda m, lr: m.multi_transform(
+            {"big": m.adam(lr), "small": m.sgd(lr, 0.9)},
+            lambda p: jax.tree.map(lambda x: "big" if jnp.ndim(x) >= 2 else "small", p),
+        ),
+        0.01,
+    ),
+    (
+        "selective_transform",
+        lambda m, lr: m.selective_transform(
+            m.adam(lr), freeze_mask=_mask(PROBLEMS["nested_quadratic"].params)
+        ),
+        0.01,
+    ),
+    (
+        "named_chain",
+        lambda m, lr: m.named_chain(("clip", m.clip_by_global_norm(0.5)), ("adam", m.adam(lr))),
+        0.01,
+    ),
+    (
+        "conditionally_transform",
+        lambda m, lr: m.chain(
+            m.conditionally_transform(m.clip(0.05), lambda step: step % 3 == 0),
+            m.sgd(lr, 0.9),
+        ),
+        0.02,
+    ),
+    (
+        "multi_steps",
+        lambda m, lr: m.MultiSteps(m.adam(lr), every_k_schedule=3).gradient_transformation(),
+        0.01,
+    ),
+    (
+        "multi_steps_schedule_sum",
+        lambda m, lr: m.MultiSteps(
+            m.sgd(lr, 0.9), lambda step: jnp.where(step < 5, 2, 4), use_grad_mean=False
+        ).gradient_transformation(),
+        0.01,
+    ),
+    (
+        "stateless",
+        lambda m, lr: m.chain(
+            m.stateless(lambda u, p: jax.tree.map(lambda g, x: g + 0.1 * x, u, p)),
+            m.sgd(lr),
+        ),
+        0.05,
+    ),
+    (
+        "stateless_with_tree_map",
+        lambda m, lr: m.chain(m.stateless_with_tree_map(lambda g, x: g * jnp.tanh(x)), m.sgd(lr)),
+        0.05,
+    ),
+    (
         "chain_scale_by_stddev",
         lambda m, lr: m.chain(m.scale_by_stddev(0.9, 0.1), m.scale_by_learning_rate(lr)),
         0.01,
@@ -171,7 +230,12 @@ def test_gradtx_name_matches_optax_trajectory_float64(name, make, lr, x64):
 # multiplies by rsqrt(v + eps) where gradtx divides by sqrt(v + eps), one rounding
 # apart, and the difference doubles every few steps (2e-10 at step 62, 3e-8 at 64).
 # The nested quadratic above checks those two cases at 1e-10.
-MLP_CASES = [c for c in CASES if c[0] not in ("rmsprop", "chain_scale_by_rms_eps_outside")]
+# selective_transform's mask is the nested quadratic's.
+MLP_CASES = [
+    c
+    for c in CASES
+    if c[0] not in ("rmsprop", "chain_scale_by_rms_eps_outside", "selective_transform")
+]
 
 
 @pytest.mark.slow
@@ -242,3 +306,128 @@ def test_scale_gradient_matches_optax_gradient(scale, x64):
 def test_scale_gradient_traced_scale_under_jit():
     f = jax.jit(jax.grad(lambda x, s: jnp.sum(gradtx.scale_gradient(x, s) ** 2)))
     np.testing.assert_array_equal(f(jnp.array([1.0, 2.0]), 0.25), [0.5, 1.0])
+
+
+def test_multi_steps_with_skips_matches_optax_on_random_gradients(x64):
+    """MultiSteps with a varying k and skip_large_updates, on gradients whose scale varies.
+
+    The threshold is the median squared norm of the sequence, so about half
+    the micro-batches are skipped.
+    """
+    tree = PROBLEMS["nested_quadratic"].params
+    norms = [
+        sum(float(np.sum(x**2)) for x in jax.tree.leaves(g)) for g in random_sequence(tree, 100, 2)
+    ]
+    limit = float(np.median(norms))
+
+    def make(m):
+        return m.MultiSteps(
+            m.adam(0.01),
+            lambda step: 2 + step % 3,
+            should_skip_update_fn=lambda u, s, p: m.skip_large_updates(u, s, p, limit),
+        ).gradient_transformation()
+
+    out = assert_transform_matches(make(gradtx), make(optax), tree, "MultiSteps", steps=100)
+    stepped = [any(np.any(u != 0) for u in step) for step in out]
+    assert 10 < sum(stepped) < 50, sum(stepped)
+
+
+def test_multi_steps_has_updated_and_state_fields_match_optax():
+    params = {"w": jnp.zeros(2)}
+    ours = gradtx.MultiSteps(gradtx.sgd(1.0), 3)
+    theirs = optax.MultiSteps(optax.sgd(1.0), 3)
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    assert gradtx.MultiStepsState._fields == optax.MultiStepsState._fields
+    for i in range(6):
+        g = {"w": jnp.array([1.0 + i, -2.0])}
+        u_ours, s_ours = ours.update(g, s_ours, params)
+        with jax.numpy_dtype_promotion("standard"):
+            u_theirs, s_theirs = theirs.update(g, s_theirs, params)
+        np.testing.assert_array_equal(u_ours["w"], u_theirs["w"])
+        assert bool(ours.has_updated(s_ours)) == bool(theirs.has_updated(s_theirs))
+        assert int(s_ours.mini_step) == int(s_theirs.mini_step)
+        assert int(s_ours.gradient_step) == int(s_theirs.gradient_step)
+    # the mean of micro-batches 4, 5, 6 (values 4, 5, 6 in w[0]): sgd(1.0) steps by -5.
+    np.testing.assert_array_equal(u_ours["w"], [-5.0, 2.0])
+
+
+def test_multi_steps_skip_fn_returning_non_bool_raises():
+    opt = gradtx.MultiSteps(gradtx.sgd(1.0), 2, should_skip_update_fn=lambda u, s, p: (1.0, ()))
+    with pytest.raises(ValueError, match="should_skip_update_fn must return a boolean scalar"):
+        opt.update(jnp.zeros(1), opt.init(jnp.zeros(1)))
+
+
+def test_named_chain_state_is_keyed_by_name_and_duplicates_raise():
+    tx = gradtx.named_chain(("clip", gradtx.clip(1.0)), ("adam", gradtx.adam(0.1)))
+    state = tx.init({"w": jnp.zeros(2)})
+    assert list(state) == ["clip", "adam"]
+    with pytest.raises(ValueError, match="names must be distinct"):
+        gradtx.named_chain(("a", gradtx.clip(1.0)), ("a", gradtx.sgd(0.1)))
+
+
+def test_conditionally_transform_state_fields_match_optax():
+    assert gradtx.ConditionallyTransformState._fields == ("inner_state", "step")
+    tx = gradtx.conditionally_transform(gradtx.scale(2.0), lambda step: step >= 1)
+    state = tx.init(jnp.zeros(1))
+    u1, state = tx.update(jnp.array([3.0]), state)
+    u2, state = tx.update(jnp.array([3.0]), state)
+    np.testing.assert_array_equal(np.concatenate([u1, u2]), [3.0, 6.0])
+    assert int(state.step) == 2
+
+
+def test_selective_transform_with_one_bool_freezes_everything_or_nothing():
+    params = {"a": jnp.ones(2), "b": jnp.ones(1)}
+    g = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0])}
+    frozen = gradtx.selective_transform(gradtx.sgd(0.5), freeze_mask=True)
+    u, _ = frozen.update(g, frozen.init(params), params)
+    assert all(np.all(x == 0) for x in jax.tree.leaves(u))
+    trained = gradtx.selective_transform(gradtx.sgd(0.5), freeze_mask=False)
+    u, state = trained.update(g, trained.init(params), params)
+    np.testing.assert_array_equal(u["a"], [-0.5, -1.0])
+    assert set(state.inner_states) == {"train", "freeze"}
+
+
+def test_multi_transform_state_reads_as_optax_partition_state():
+    params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+    tx = gradtx.multi_transform({"x": gradtx.adam(0.1), "y": gradtx.sgd(0.1)}, {"w": "x", "b": "y"})
+    state = tx.init(params)
+    assert state.inner_states is state.states
+
+
+def test_inject_stateful_hyperparams_warns_and_matches_optax():
+    with pytest.warns(DeprecationWarning, match="use inject_hyperparams"):
+        ours = gradtx.inject_stateful_hyperparams(gradtx.adam)(learning_rate=_cosine(0.1))
+    with pytest.warns(DeprecationWarning), jax.numpy_dtype_promotion("standard"):
+        theirs = optax.inject_stateful_hyperparams(optax.adam)(learning_rate=_cosine(0.1))
+    params = {"w": jnp.array([1.0, -2.0])}
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    for i in range(5):
+        g = {"w": jnp.array([0.5 * i, 1.0])}
+        u_ours, s_ours = ours.update(g, s_ours, params)
+        with jax.numpy_dtype_promotion("standard"):
+            u_theirs, s_theirs = theirs.update(g, s_theirs, params)
+        np.testing.assert_allclose(u_ours["w"], u_theirs["w"], rtol=1e-6)
+    np.testing.assert_allclose(
+        s_ours.hyperparams["learning_rate"], s_theirs.hyperparams["learning_rate"], rtol=1e-7
+    )
+
+
+@pytest.mark.parametrize("step_size", [0.0, 0.3, 1.0])
+def test_incremental_update_matches_optax(step_size, x64):
+    new = {"a": jnp.array([1.0, 2.0]), "b": jnp.array(-3.0)}
+    old = {"a": jnp.array([0.5, -1.0]), "b": jnp.array(4.0)}
+    ours = gradtx.incremental_update(new, old, step_size)
+    theirs = optax.incremental_update(new, old, step_size)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_array_equal(a, b)
+    expected = step_size * np.array([1.0, 2.0]) + (1 - step_size) * np.array([0.5, -1.0])
+    np.testing.assert_allclose(ours["a"], expected, rtol=1e-15)
+
+
+def test_periodic_update_matches_optax_eager_and_jitted():
+    new, old = {"a": jnp.array([1.0])}, {"a": jnp.array([0.0])}
+    for steps in range(7):
+        expected = optax.periodic_update(new, old, steps, 3)
+        for f in (gradtx.periodic_update, jax.jit(gradtx.periodic_update, static_argnums=3)):
+            np.testing.assert_array_equal(f(new, old, steps, 3)["a"], expected["a"])
+        assert float(gradtx.periodic_update(new, old, steps, 3)["a"][0]) == (steps % 3 == 0)
