@@ -129,6 +129,11 @@ from ._momo import MomoAdamState as MomoAdamState
 from ._momo import MomoState as MomoState
 from ._momo import scale_by_momo as scale_by_momo
 from ._momo import scale_by_momo_adam as scale_by_momo_adam
+from ._monitoring import MonitorState as MonitorState
+from ._monitoring import SnapshotState as SnapshotState
+from ._monitoring import measure_with_ema as measure_with_ema
+from ._monitoring import monitor as monitor
+from ._monitoring import snapshot as snapshot
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
 from ._orthogonal import NeuronRmsState as NeuronRmsState
 from ._orthogonal import newton_schulz as newton_schulz
@@ -160,6 +165,7 @@ from ._partition import reset_group as reset_group
 from ._partition import selective_transform as selective_transform
 from ._partition import set_to_zero as set_to_zero
 from ._paths import tree_get as tree_get
+from ._paths import tree_map_params as tree_map_params
 from ._paths import tree_paths as tree_paths
 from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau

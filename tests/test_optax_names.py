@@ -431,3 +431,73 @@ def test_periodic_update_matches_optax_eager_and_jitted():
         for f in (gradtx.periodic_update, jax.jit(gradtx.periodic_update, static_argnums=3)):
             np.testing.assert_array_equal(f(new, old, steps, 3)["a"], expected["a"])
         assert float(gradtx.periodic_update(new, old, steps, 3)["a"][0]) == (steps % 3 == 0)
+
+
+def _norm(tree):
+    return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(tree)))
+
+
+def _measurements(m, get, steps=6):
+    """Run sgd + snapshot + monitor(measure_with_ema) + clip; the recorded values at each step."""
+    tx = m.chain(
+        m.sgd(0.1, momentum=0.9),
+        m.snapshot("norm_before_clip", _norm),
+        m.monitor(
+            {
+                "norm": _norm,
+                "clipped_ema": m.measure_with_ema(lambda u: _norm(u) > 1.0, decay=0.9),
+                "norm_ema_raw": m.measure_with_ema(_norm, decay=0.5, debias=False),
+            }
+        ),
+        m.clip_by_global_norm(1.0),
+    )
+    params = jnp.array([1.0, 2.0, 3.0])
+    state = tx.init(params)
+    out = []
+    for _ in range(steps):
+        grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        updates, state = tx.update(grads, state, params)
+        params = m.apply_updates(params, updates)
+        names = ("norm_before_clip", "norm", "clipped_ema", "norm_ema_raw")
+        out.append([float(get(state, name)) for name in names] + list(np.asarray(params)))
+    return np.array(out)
+
+
+def test_snapshot_monitor_measure_with_ema_record_optax_values(x64):
+    ours = _measurements(gradtx, gradtx.tree_get)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = _measurements(optax, optax.tree.get)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+    # The closed form of the first step: g = 2 p, norm = 2 sqrt(14) * 0.1 after sgd.
+    np.testing.assert_allclose(ours[0, 0], 0.2 * np.sqrt(14.0), rtol=1e-14)
+    assert gradtx.MonitorState._fields == ("measurements", "measure_states")
+    assert gradtx.SnapshotState._fields == ("measurement",)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.adam(0.1),
+        lambda m: m.sgd(0.1, momentum=0.9),
+        lambda m: m.adamw(0.1, mask=lambda p: {"w": True, "b": False}),
+        lambda m: m.chain(m.clip_by_global_norm(1.0), m.rmsprop(0.1, centered=True)),
+        lambda m: m.lion(0.1),
+    ],
+    ids=["adam", "sgd_momentum", "adamw_mask", "chain_rmsprop_centered", "lion"],
+)
+def test_tree_map_params_maps_every_params_copy_like_optax(make):
+    params = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
+    specs = {"w": "spec_w", "b": "spec_b"}
+
+    def mapped(m):
+        opt = make(m)
+        with jax.numpy_dtype_promotion("standard"):
+            state = opt.init(params)
+            tree = m.tree_map_params(
+                opt, lambda _, spec: spec, state, specs, transform_non_params=lambda _: "other"
+            )
+        return [x for x in jax.tree.leaves(tree) if isinstance(x, str) and x != "other"]
+
+    ours, theirs = mapped(gradtx), mapped(optax)
+    assert sorted(ours) == sorted(theirs)
+    assert ours
