@@ -190,11 +190,15 @@ from ._schedules import exponential_decay as exponential_decay
 from ._schedules import inverse_sqrt_schedule as inverse_sqrt_schedule
 from ._schedules import inverse_time_decay as inverse_time_decay
 from ._schedules import join_schedules as join_schedules
+from ._schedules import linear_onecycle_schedule as linear_onecycle_schedule
 from ._schedules import linear_schedule as linear_schedule
 from ._schedules import piecewise_constant_schedule as piecewise_constant_schedule
+from ._schedules import piecewise_interpolate_schedule as piecewise_interpolate_schedule
 from ._schedules import polynomial_schedule as polynomial_schedule
 from ._schedules import sgdr_schedule as sgdr_schedule
+from ._schedules import warmup_constant_schedule as warmup_constant_schedule
 from ._schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
+from ._schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from ._schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 from ._schedules_ademamix import ademamix_alpha_schedule as ademamix_alpha_schedule
 from ._schedules_ademamix import ademamix_beta3_schedule as ademamix_beta3_schedule

@@ -501,3 +501,117 @@ def test_tree_map_params_maps_every_params_copy_like_optax(make):
     ours, theirs = mapped(gradtx), mapped(optax)
     assert sorted(ours) == sorted(theirs)
     assert ours
+
+
+# (id, make(module) -> schedule, last step, first value, last value)
+SCHEDULE_CASES = [
+    ("warmup_constant", lambda m: m.warmup_constant_schedule(0.1, 0.7, 30), 30, 0.1, 0.7),
+    (
+        "warmup_exponential_decay",
+        lambda m: m.warmup_exponential_decay_schedule(0.3, 1.3, 10, 7, 0.5, 5, False, 0.01),
+        None,
+        0.3,
+        None,
+    ),
+    (
+        "warmup_exponential_decay_staircase",
+        lambda m: m.warmup_exponential_decay_schedule(0.0, 1.0, 8, 5, 0.7, staircase=True),
+        None,
+        0.0,
+        None,
+    ),
+    (
+        "piecewise_interpolate_linear",
+        lambda m: m.piecewise_interpolate_schedule("linear", 0.7, {13: 0.3, 40: 0.1, 41: 2.0}),
+        41,
+        0.7,
+        0.7 * 0.3 * 0.1 * 2.0,
+    ),
+    (
+        "piecewise_interpolate_cosine",
+        lambda m: m.piecewise_interpolate_schedule("cosine", 0.7, {0: 0.5, 17: 0.3, 53: 0.1}),
+        53,
+        0.35,
+        0.7 * 0.5 * 0.3 * 0.1,
+    ),
+    (
+        "piecewise_interpolate_empty",
+        lambda m: m.piecewise_interpolate_schedule("cosine", 0.3),
+        0,
+        0.3,
+        0.3,
+    ),
+    (
+        "linear_onecycle",
+        lambda m: m.linear_onecycle_schedule(97, 0.9),
+        97,
+        0.9 / 25,
+        0.9 / 25 / 1e4,
+    ),
+    (
+        "linear_onecycle_keywords",
+        lambda m: m.linear_onecycle_schedule(60, 2.0, 0.1, 0.5, 10.0, 100.0),
+        60,
+        0.2,
+        2.0 / 10 / 100,
+    ),
+]
+
+
+def _schedule_values(schedule, steps, jit):
+    f = jax.jit(schedule) if jit else schedule
+    return np.array([float(f(jnp.asarray(t))) for t in steps])
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize(
+    "name, make, last_step, first, last", SCHEDULE_CASES, ids=[c[0] for c in SCHEDULE_CASES]
+)
+def test_schedule_matches_optax_and_is_exact_at_its_ends(name, make, last_step, first, last, jit):
+    steps = list(range(0, 130, 1))
+    ours = _schedule_values(make(gradtx), steps, jit)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = _schedule_values(make(optax), steps, jit)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert ours[0] == np.float32(first)
+    if last_step is not None:
+        assert np.all(ours[last_step:] == ours[last_step])
+        np.testing.assert_allclose(ours[last_step:], last, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, make, last_step, first, last", SCHEDULE_CASES, ids=[c[0] for c in SCHEDULE_CASES]
+)
+def test_schedule_matches_optax_float64(name, make, last_step, first, last, x64):
+    steps = list(range(0, 130, 1))
+    ours = _schedule_values(make(gradtx), steps, False)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = _schedule_values(make(optax), steps, False)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+    assert ours[0] == first
+    if last_step is not None:
+        np.testing.assert_allclose(ours[last_step:], last, rtol=1e-14)
+        assert np.all(ours[last_step:] == ours[last_step])
+
+
+def test_piecewise_interpolate_matches_closed_form_float64(x64):
+    """A float64 NumPy transcription: values 1, 0.1, 0.001 at steps 0, 4, 8, linear between."""
+    sched = gradtx.piecewise_interpolate_schedule("cosine", 1.0, {4: 0.1, 8: 0.01})
+    for t in range(12):
+        if t < 4:
+            a, b, x = 1.0, 0.1, t / 4
+        elif t < 8:
+            a, b, x = 0.1, 0.001, (t - 4) / 4
+        else:
+            a, b, x = 0.001, 0.001, 0.0
+        expected = b + (a - b) * (1 + np.cos(np.pi * x)) / 2
+        np.testing.assert_allclose(float(sched(t)), expected, rtol=1e-14)
+
+
+def test_schedule_arguments_are_checked():
+    with pytest.raises(ValueError, match="interpolate_type must be 'linear' or 'cosine'"):
+        gradtx.piecewise_interpolate_schedule("step", 1.0)
+    with pytest.raises(ValueError, match="the scale at step 3 must be"):
+        gradtx.piecewise_interpolate_schedule("linear", 1.0, {3: -0.5})
+    with pytest.raises(ValueError, match="linear_onecycle_schedule: transition_steps must be"):
+        gradtx.linear_onecycle_schedule(0, 1.0)
