@@ -15,6 +15,9 @@ from ._accumulation import apply_every as apply_every
 from ._accumulation import ema as ema
 from ._adam_mini import BlockRmsState as BlockRmsState
 from ._adam_mini import scale_by_block_rms as scale_by_block_rms
+from ._adam_step import scale_by_adam as scale_by_adam
+from ._adam_step import scale_by_amsgrad as scale_by_amsgrad
+from ._adam_step import scale_by_radam as scale_by_radam
 from ._adaptive import InfinityNormState as InfinityNormState
 from ._adaptive import ScaleByAdanState as ScaleByAdanState
 from ._adaptive import ScaleByBeliefState as ScaleByBeliefState
@@ -45,8 +48,10 @@ from ._averaging import LookaheadParams as LookaheadParams
 from ._averaging import LookaheadState as LookaheadState
 from ._averaging import SlowWeightsState as SlowWeightsState
 from ._averaging import ema_params as ema_params
+from ._averaging import incremental_update as incremental_update
 from ._averaging import lookahead as lookahead
 from ._averaging import lookahead_in_state as lookahead_in_state
+from ._averaging import periodic_update as periodic_update
 from ._backtracking import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
 from ._backtracking import (
     ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
@@ -58,6 +63,8 @@ from ._base import EmptyState as EmptyState
 from ._base import GradientTransformation as GradientTransformation
 from ._base import Preconditioner as Preconditioner
 from ._base import ScheduleState as ScheduleState
+from ._base import stateless as stateless
+from ._base import stateless_with_tree_map as stateless_with_tree_map
 from ._cautious import add_cautious_decayed_weights as add_cautious_decayed_weights
 from ._cautious import cautious as cautious
 from ._checkpoint import CheckpointError as CheckpointError
@@ -74,13 +81,16 @@ from ._clipping import per_example_layer_norm_clip as per_example_layer_norm_cli
 from ._combine import ChainState as ChainState
 from ._combine import PreconditionState as PreconditionState
 from ._combine import chain as chain
+from ._combine import named_chain as named_chain
 from ._combine import precondition as precondition
 from ._complex import SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays
 from ._complex import SplitRealAndImaginaryState as SplitRealAndImaginaryState
 from ._complex import split_real_and_imaginary as split_real_and_imaginary
 from ._conditions import ConditionallyMaskState as ConditionallyMaskState
+from ._conditions import ConditionallyTransformState as ConditionallyTransformState
 from ._conditions import NonNegativeParamsState as NonNegativeParamsState
 from ._conditions import conditionally_mask as conditionally_mask
+from ._conditions import conditionally_transform as conditionally_transform
 from ._conditions import keep_params_nonnegative as keep_params_nonnegative
 from ._conditions import skip_large_updates as skip_large_updates
 from ._conditions import skip_not_finite as skip_not_finite
@@ -102,6 +112,7 @@ from ._hessian import scale_by_sophia as scale_by_sophia
 from ._hyperparams import InjectHyperparamsState as InjectHyperparamsState
 from ._hyperparams import get_hyperparams as get_hyperparams
 from ._hyperparams import inject_hyperparams as inject_hyperparams
+from ._hyperparams import inject_stateful_hyperparams as inject_stateful_hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
 from ._layerwise import centralize as centralize
 from ._layerwise import normalize_by_update_norm as normalize_by_update_norm
@@ -134,6 +145,11 @@ from ._momo import MomoAdamState as MomoAdamState
 from ._momo import MomoState as MomoState
 from ._momo import scale_by_momo as scale_by_momo
 from ._momo import scale_by_momo_adam as scale_by_momo_adam
+from ._monitoring import MonitorState as MonitorState
+from ._monitoring import SnapshotState as SnapshotState
+from ._monitoring import measure_with_ema as measure_with_ema
+from ._monitoring import monitor as monitor
+from ._monitoring import snapshot as snapshot
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
 from ._orthogonal import NeuronRmsState as NeuronRmsState
 from ._orthogonal import newton_schulz as newton_schulz
@@ -165,10 +181,13 @@ from ._partition import MaskedState as MaskedState
 from ._partition import PartitionState as PartitionState
 from ._partition import freeze as freeze
 from ._partition import masked as masked
+from ._partition import multi_transform as multi_transform
 from ._partition import partition as partition
 from ._partition import reset_group as reset_group
+from ._partition import selective_transform as selective_transform
 from ._partition import set_to_zero as set_to_zero
 from ._paths import tree_get as tree_get
+from ._paths import tree_map_params as tree_map_params
 from ._paths import tree_paths as tree_paths
 from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
@@ -190,6 +209,7 @@ from ._scaling import identity as identity
 from ._scaling import scale as scale
 from ._scaling import scale_by_learning_rate as scale_by_learning_rate
 from ._scaling import scale_by_schedule as scale_by_schedule
+from ._scaling import scale_gradient as scale_gradient
 from ._schedule_free import ScheduleFreeState as ScheduleFreeState
 from ._schedule_free import schedule_free as schedule_free
 from ._schedule_free import schedule_free_eval_params as schedule_free_eval_params
@@ -201,11 +221,15 @@ from ._schedules import exponential_decay as exponential_decay
 from ._schedules import inverse_sqrt_schedule as inverse_sqrt_schedule
 from ._schedules import inverse_time_decay as inverse_time_decay
 from ._schedules import join_schedules as join_schedules
+from ._schedules import linear_onecycle_schedule as linear_onecycle_schedule
 from ._schedules import linear_schedule as linear_schedule
 from ._schedules import piecewise_constant_schedule as piecewise_constant_schedule
+from ._schedules import piecewise_interpolate_schedule as piecewise_interpolate_schedule
 from ._schedules import polynomial_schedule as polynomial_schedule
 from ._schedules import sgdr_schedule as sgdr_schedule
+from ._schedules import warmup_constant_schedule as warmup_constant_schedule
 from ._schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
+from ._schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from ._schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 from ._schedules_ademamix import ademamix_alpha_schedule as ademamix_alpha_schedule
 from ._schedules_ademamix import ademamix_beta3_schedule as ademamix_beta3_schedule
@@ -220,6 +244,7 @@ from ._second_moment import scale_by_max_rms as scale_by_max_rms
 from ._second_moment import scale_by_rectified_rms as scale_by_rectified_rms
 from ._second_moment import scale_by_rms as scale_by_rms
 from ._second_moment import scale_by_rss as scale_by_rss
+from ._second_moment import scale_by_stddev as scale_by_stddev
 from ._sharding import state_shardings as state_shardings
 from ._sign import ScaleByLionState as ScaleByLionState
 from ._sign import scale_by_lion as scale_by_lion
@@ -229,6 +254,8 @@ from ._weight_decay import add_decayed_weights as add_decayed_weights
 from ._weight_decay import add_scaled_params as add_scaled_params
 from ._wrappers import AccumulationState as AccumulationState
 from ._wrappers import ApplyIfFiniteState as ApplyIfFiniteState
+from ._wrappers import MultiSteps as MultiSteps
+from ._wrappers import MultiStepsState as MultiStepsState
 from ._wrappers import ZeroNansState as ZeroNansState
 from ._wrappers import accumulate_gradients as accumulate_gradients
 from ._wrappers import apply_if_finite as apply_if_finite

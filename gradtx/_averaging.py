@@ -346,3 +346,66 @@ def ema_params(
         children=(inner,),
         hyperparams={"inner": inner, "decay": decay, "debias": debias},
     )
+
+
+# ----------------------------------------------------------------------------
+# Slow copies of the parameters, as functions of the trees.
+
+
+def incremental_update(new_tensors, old_tensors, step_size):
+    """Polyak averaging of parameters: a_t = step_size * p_t + (1 - step_size) * a_{t-1}.
+
+    optax's ``incremental_update``, a function of the trees (not a
+    transform): the moving average of a model's parameters kept for
+    evaluation, or a target network's soft update.
+
+    Args:
+      new_tensors: p_t, the latest parameters.
+      old_tensors: a_{t-1}, the average so far (same structure).
+      step_size: the weight of the latest parameters, in [0, 1].
+
+    Returns:
+      a_t, shaped like ``new_tensors``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> gradtx.incremental_update(jnp.array([1.0]), jnp.array([0.0]), 0.25)
+      Array([0.25], dtype=float32)
+
+    Reference: Polyak, Juditsky, "Acceleration of Stochastic Approximation
+    by Averaging", SIAM J. Control Optim. 1992.
+    """
+    return jax.tree.map(
+        lambda new, old: None if new is None else step_size * new + (1.0 - step_size) * old,
+        new_tensors,
+        old_tensors,
+        is_leaf=lambda x: x is None,
+    )
+
+
+def periodic_update(new_tensors, old_tensors, steps, update_period):
+    """Copy the parameters every k steps: a_t = p_t if steps % k == 0 else a_{t-1}.
+
+    optax's ``periodic_update``, a function of the trees (not a transform):
+    the hard update of a target network (DQN) or of a slow copy.
+
+    Args:
+      new_tensors: p_t, the latest parameters.
+      old_tensors: a_{t-1}, the slow copy.
+      steps: the number of updates of the online parameters (may be traced).
+      update_period: k, copy every k steps.
+
+    Returns:
+      ``new_tensors`` when ``steps % update_period == 0``, else ``old_tensors``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> gradtx.periodic_update(jnp.array([1.0]), jnp.array([0.0]), 6, 3)
+      Array([1.], dtype=float32)
+
+    Reference: Mnih et al., "Human-level control through deep reinforcement
+    learning", Nature 2015.
+    """
+    return jax.lax.cond(
+        jnp.mod(steps, update_period) == 0, lambda: new_tensors, lambda: old_tensors
+    )

@@ -34,6 +34,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+
 from ._numerics import is_traced
 from ._tree import distinct_buffers
 
@@ -196,3 +198,57 @@ class ScheduleState(NamedTuple):
     """count: steps taken, the argument a schedule is evaluated at (0 first)."""
 
     count: Any
+
+
+def stateless(f: Callable) -> GradientTransformation:
+    """A transform without state from a function of the whole trees: u_t = f(g_t, params).
+
+    optax's ``stateless``: the state is ``EmptyState()``.
+
+    Args:
+      f: ``(updates, params) -> updates``; params may be None.
+
+    Returns:
+      A transform with state ``EmptyState()``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, gradtx
+      >>> tx = gradtx.stateless(lambda g, p: jax.tree.map(lambda x: 2 * x, g))
+      >>> tx.update({"w": jnp.array([1.0, -2.0])}, tx.init(None))[0]["w"]
+      Array([ 2., -4.], dtype=float32)
+    """
+
+    def update(updates, state, params=None, **extra):
+        return f(updates, params), EmptyState()
+
+    return GradientTransformation(lambda params: EmptyState(), update, name="stateless")
+
+
+def stateless_with_tree_map(f: Callable) -> GradientTransformation:
+    """A transform without state from a function of one leaf: u_l = f(g_l, p_l).
+
+    optax's ``stateless_with_tree_map``: f is mapped over the leaves of the
+    updates and params (p_l = None when ``update`` gets no params).
+
+    Args:
+      f: ``(update_leaf, param_leaf or None) -> update_leaf``.
+
+    Returns:
+      A transform with state ``EmptyState()``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.stateless_with_tree_map(lambda g, p: g + 0.1 * p)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> tx.update({"w": jnp.array([1.0, 1.0])}, tx.init(params), params)[0]["w"]
+      Array([1.1, 0.8], dtype=float32)
+    """
+
+    def update(updates, state, params=None, **extra):
+        if params is None:
+            return jax.tree.map(lambda u: f(u, None), updates), EmptyState()
+        return jax.tree.map(f, updates, params), EmptyState()
+
+    return GradientTransformation(
+        lambda params: EmptyState(), update, name="stateless_with_tree_map"
+    )

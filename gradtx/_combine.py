@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ._base import GradientTransformation, Preconditioner, update_fn
@@ -135,4 +137,58 @@ def precondition(direction, by: Preconditioner) -> GradientTransformation:
 
     return GradientTransformation(
         init, update, name=owner, children=(direction, by), combinator="precondition"
+    )
+
+
+def named_chain(*args) -> GradientTransformation:
+    """Apply named transforms one after another: u = t_n(... t_1(g)), state {name_i: s_i}.
+
+    ``chain`` whose state is an ordered dict from each transform's name to
+    its state, so ``state["clip"]`` finds a part's state (optax's
+    ``named_chain``).
+
+    Args:
+      *args: ``(name, transform)`` pairs, names distinct strings.
+
+    Returns:
+      A transform whose state is a ``collections.OrderedDict`` {name: state}.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.named_chain(("clip", gradtx.clip(1.0)), ("sgd", gradtx.sgd(0.5)))
+      >>> u, state = tx.update(jnp.array([3.0, -0.5]), tx.init(jnp.zeros(2)))
+      >>> u, list(state)
+      (Array([-0.5 ,  0.25], dtype=float32), ['clip', 'sgd'])
+    """
+    owner = "named_chain"
+    for i, pair in enumerate(args):
+        if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise TypeError(f"{owner}: argument {i} must be a pair (name, transform), got {pair!r}")
+        check_transformation(owner, f"argument {i} ({pair[0]!r})", pair[1])
+    names = [name for name, _ in args]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{owner}: the names must be distinct, got {names}")
+    updates_of = [(name, update_fn(tx)) for name, tx in args]
+
+    def init(params):
+        return collections.OrderedDict((name, tx.init(params)) for name, tx in args)
+
+    def update(updates, state, params=None, **extra):
+        if not isinstance(state, Mapping) or set(state) != set(names):
+            found = list(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(
+                f"{owner}: the state holds {found} but the transforms are {names}; "
+                f"was this state made by another optimizer's init?"
+            )
+        new_state = collections.OrderedDict()
+        for name, part_update in updates_of:
+            updates, new_state[name] = part_update(updates, state[name], params, **extra)
+        return updates, new_state
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=tuple(tx for _, tx in args),
+        hyperparams={"names": tuple(names)},
     )

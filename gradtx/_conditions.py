@@ -1,7 +1,8 @@
 """Conditions on a step: mask an optimizer on chosen steps, skip tests, and a constraint.
 
 ``conditionally_mask`` runs its inner transform only on steps a predicate
-accepts (a zero update otherwise).  ``skip_not_finite`` and
+accepts (a zero update otherwise); ``conditionally_transform`` likewise,
+passing the update through unchanged otherwise.  ``skip_not_finite`` and
 ``skip_large_updates`` are optax's predicates for ``optax.MultiSteps``'s
 ``should_skip_update_fn``.  ``keep_params_nonnegative`` shortens steps that
 would take a parameter below zero.
@@ -77,6 +78,76 @@ def conditionally_mask(
         keywords = extra if forward_extra_args else {}
         out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
         return out, ConditionallyMaskState(step=increment(state.step), inner_state=inner_state)
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(inner,),
+        hyperparams={
+            "should_transform_fn": should_transform_fn,
+            "forward_extra_args": forward_extra_args,
+        },
+    )
+
+
+class ConditionallyTransformState(NamedTuple):
+    """inner_state: the inner transform's state; step: calls so far, 0 first (optax's fields)."""
+
+    inner_state: Any
+    step: jax.Array
+
+
+def conditionally_transform(
+    inner, should_transform_fn, forward_extra_args: bool = False
+) -> GradientTransformation:
+    """Run ``inner`` on steps the predicate accepts: u_t = T(g_t) if f(t) else g_t.
+
+    On a rejected step the update passes through unchanged and T's state is
+    kept as it was; the step counter t (0 at the first call) advances either
+    way.  ``conditionally_mask`` returns a zero update instead.
+
+    Args:
+      inner: the transform T.
+      should_transform_fn: f, ``(step, **extra) -> bool`` (traced under jit).
+      forward_extra_args: pass ``update``'s extra keywords to f as well.
+
+    Returns:
+      A transform with state ``ConditionallyTransformState(inner_state, step)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.conditionally_transform(gradtx.scale(0.5), lambda step: step % 2 == 1)
+      >>> u, state = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+      >>> u, tx.update(jnp.array([2.0]), state)[0]
+      (Array([2.], dtype=float32), Array([1.], dtype=float32))
+    """
+    owner = "conditionally_transform"
+    check_transformation(owner, "inner", inner)
+    if not callable(should_transform_fn):
+        raise TypeError(
+            f"{owner}: should_transform_fn must be a function (step, **extra) -> bool, "
+            f"got {should_transform_fn!r}"
+        )
+    inner_update = update_fn(inner)
+
+    def init(params):
+        return ConditionallyTransformState(inner_state=inner.init(params), step=new_count())
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ConditionallyTransformState)
+
+        def run(_):
+            out, inner_state = inner_update(updates, state.inner_state, params, **extra)
+            out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
+            return out, jax.tree.map(lambda n, o: n.astype(o.dtype), inner_state, state.inner_state)
+
+        def reject(_):
+            return updates, state.inner_state
+
+        keywords = extra if forward_extra_args else {}
+        out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
+        return out, ConditionallyTransformState(inner_state=inner_state, step=increment(state.step))
 
     return GradientTransformation(
         init,

@@ -20,6 +20,7 @@ import functools
 import inspect
 import numbers
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -327,6 +328,43 @@ def inject_hyperparams(
 
 # ----------------------------------------------------------------------------
 # Reading and changing the values of a state.
+
+
+def inject_stateful_hyperparams(
+    inner_factory: Callable[..., GradientTransformation],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: DTypeLike | None = None,
+) -> Callable[..., GradientTransformation]:
+    """optax's deprecated name for ``inject_hyperparams``, which takes stateful schedules too.
+
+    Warns with a ``DeprecationWarning`` (as optax does), then returns
+    ``inject_hyperparams(inner_factory, static_args=static_args,
+    hyperparam_dtype=hyperparam_dtype)``.
+
+    Args:
+      inner_factory: the optimizer factory.
+      static_args: the names of callable arguments that are not schedules.
+      hyperparam_dtype: the dtype the hyperparameters are stored in.
+
+    Returns:
+      ``inject_hyperparams``'s factory.
+
+    Example:
+      >>> import warnings, gradtx
+      >>> with warnings.catch_warnings():
+      ...     warnings.simplefilter("ignore", DeprecationWarning)
+      ...     opt = gradtx.inject_stateful_hyperparams(gradtx.sgd)(learning_rate=0.1)
+      >>> float(opt.init({"w": 0.0}).hyperparams["learning_rate"])
+      0.1
+    """
+    warnings.warn(
+        "inject_stateful_hyperparams is deprecated, use inject_hyperparams instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return inject_hyperparams(
+        inner_factory, static_args=static_args, hyperparam_dtype=hyperparam_dtype
+    )
 
 
 def _is_injected(x) -> bool:

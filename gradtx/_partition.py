@@ -30,9 +30,14 @@ from ._typing import MaskOrFn, PyTree, TransformLike
 
 
 class PartitionState(NamedTuple):
-    """states: {label: state of that group's transform}."""
+    """states: {label: state of that group's transform} (optax calls it ``inner_states``)."""
 
     states: dict
+
+    @property
+    def inner_states(self) -> dict:
+        """``states``, under optax's field name."""
+        return self.states
 
 
 class MaskedState(NamedTuple):
@@ -251,6 +256,43 @@ def partition(
     )
 
 
+def multi_transform(
+    transforms: Mapping[Hashable, TransformLike],
+    param_labels: MaskOrFn,
+    *,
+    mask_compatible_extra_args: bool = False,
+) -> GradientTransformation:
+    """Parameter groups under optax's older name: u_l = T_{label(l)}(g_l).
+
+    ``partition`` (see there), keyword for keyword.
+
+    Args:
+      transforms: ``{label: transform}``.
+      param_labels: labels shaped like the params (or a prefix), or a
+        function ``params -> labels``.
+      mask_compatible_extra_args: split extra keyword arguments shaped like
+        the updates by group too.
+
+    Returns:
+      A transform with state ``PartitionState({label: state})``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> params = {"w": jnp.array([1.0]), "b": jnp.array([0.5])}
+      >>> tx = gradtx.multi_transform({"a": gradtx.sgd(1.0), "b": gradtx.sgd(0.1)},
+      ...                             {"w": "a", "b": "b"})
+      >>> u, state = tx.update({"w": jnp.array([1.0]), "b": jnp.array([1.0])}, tx.init(params))
+      >>> u["w"], u["b"]
+      (Array([-1.], dtype=float32), Array([-0.1], dtype=float32))
+    """
+    return partition(
+        transforms,
+        param_labels,
+        mask_compatible_extra_args=mask_compatible_extra_args,
+        name="multi_transform",
+    )
+
+
 # ----------------------------------------------------------------------------
 # masked, set_to_zero, freeze
 
@@ -388,6 +430,39 @@ def freeze(mask: MaskOrFn) -> GradientTransformation:
       (Array([0.], dtype=float32), Array([-0.1], dtype=float32))
     """
     return _masked("freeze", set_to_zero(), mask, {"mask": mask})
+
+
+def selective_transform(optimizer: TransformLike, *, freeze_mask) -> GradientTransformation:
+    """Train some parameters, freeze the rest: u_l = 0 where freeze_l, else u_l = T(g)_l.
+
+    optax's ``selective_transform``: ``partition({"train": optimizer,
+    "freeze": set_to_zero()}, labels)``, so the optimizer keeps state for the
+    trained parameters only.
+
+    Args:
+      optimizer: T, the optimizer of the trained parameters.
+      freeze_mask: a static mask, True for a frozen parameter: a pytree of
+        bools shaped like the params (or a prefix of them), or one bool for
+        all of them.
+
+    Returns:
+      A transform with state ``PartitionState({"train": ..., "freeze": ...})``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> params = {"a": jnp.array([1.0]), "b": jnp.array([1.0])}
+      >>> tx = gradtx.selective_transform(gradtx.sgd(0.1), freeze_mask={"a": True, "b": False})
+      >>> u, state = tx.update({"a": jnp.array([2.0]), "b": jnp.array([2.0])}, tx.init(params))
+      >>> u["a"], u["b"]
+      (Array([0.], dtype=float32), Array([-0.2], dtype=float32))
+    """
+    owner = "selective_transform"
+    check_transformation(owner, "optimizer", optimizer)
+
+    def labels(params):
+        return jax.tree.map(lambda m: "freeze" if m else "train", freeze_mask)
+
+    return partition({"train": optimizer, "freeze": set_to_zero()}, labels, name=owner)
 
 
 # ----------------------------------------------------------------------------

@@ -177,3 +177,69 @@ def tree_get(tree: PyTree, path: str, default: Any = _MISSING) -> PyTree:
         f"{owner}: no subtree's path ends with {path!r}; the tree's leaf paths "
         f"are: {listing or '(none: the tree has no leaves)'}"
     )
+
+
+@jax.tree_util.register_pytree_node_class
+class _ParamsPlaceholder:
+    """An empty pytree passed to ``init`` in place of the params: it marks where a state copies them."""
+
+    def tree_flatten(self):
+        return (), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls()
+
+
+def tree_map_params(
+    initable,
+    f,
+    state: PyTree,
+    /,
+    *rest: Any,
+    transform_non_params=None,
+    is_leaf=None,
+) -> PyTree:
+    """Map ``f`` over every copy of the parameter tree inside an optimizer state.
+
+    ``init`` is called with a placeholder in place of the params; each
+    subtree of ``state`` where the placeholder lands (a moment ``mu``, a sum
+    ``nu``, ...) is shaped like the params and becomes
+    ``jax.tree.map(f, subtree, *rest)``; every other leaf (counts, scalars)
+    becomes ``transform_non_params(leaf)``, or stays.  optax's
+    ``tree_map_params``: for example, the sharding of a state from the
+    sharding of the params (``gradtx.state_shardings`` does that directly).
+
+    Args:
+      initable: the optimizer, or its ``init`` function.
+      f: ``(leaf, *rest_leaves) -> value``, applied to the params-shaped subtrees.
+      state: the optimizer state.
+      *rest: trees shaped like the params, passed to f beside each leaf.
+      transform_non_params: applied to the leaves that are not parameters.
+      is_leaf: passed to ``jax.tree.map`` over the params-shaped subtrees.
+
+    Returns:
+      A tree shaped like ``state``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.adam(0.1)
+      >>> params = {"w": jnp.ones(3)}
+      >>> shapes = gradtx.tree_map_params(opt, lambda x: x.shape, opt.init(params),
+      ...                                 transform_non_params=lambda _: None)
+      >>> gradtx.tree_get(shapes, "mu")
+      {'w': (3,)}
+    """
+    init = initable.init if hasattr(initable, "init") else initable
+    marked = init(_ParamsPlaceholder())
+
+    def map_params(mark, value):
+        if isinstance(mark, _ParamsPlaceholder):
+            return jax.tree.map(f, value, *rest, is_leaf=is_leaf)
+        if transform_non_params is not None:
+            return transform_non_params(value)
+        return value
+
+    return jax.tree.map(
+        map_params, marked, state, is_leaf=lambda v: isinstance(v, _ParamsPlaceholder)
+    )

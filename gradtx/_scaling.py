@@ -15,7 +15,7 @@ from ._checks import (
     check_state,
     promote_integer_leaves,
 )
-from ._numerics import binds_directly, increment, mul, new_count
+from ._numerics import binds_directly, increment, is_traced, mul, new_count
 from ._typing import ScalarOrSchedule, Schedule
 
 
@@ -165,3 +165,49 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     return GradientTransformation(
         init, update, name=owner, hyperparams={"step_size_fn": step_size_fn}
     )
+
+
+@jax.custom_vjp
+def _scale_backward(inputs, scale):
+    return inputs
+
+
+def _scale_backward_fwd(inputs, scale):
+    return inputs, scale
+
+
+def _scale_backward_bwd(scale, cotangents):
+    return jax.tree.map(lambda g: g * jnp.asarray(scale).astype(g.dtype), cotangents), None
+
+
+_scale_backward.defvjp(_scale_backward_fwd, _scale_backward_bwd)
+
+
+def scale_gradient(inputs, scale):
+    """Scale the gradient that flows back through ``inputs``: y = x forward, dL/dx = scale * dL/dy.
+
+    Not a transform: a function to call inside the loss, on activations or
+    parameters, whose value it leaves unchanged.  optax's ``scale_gradient``:
+    a scale of 1 returns ``inputs`` itself and a scale of 0 is
+    ``jax.lax.stop_gradient``.
+
+    Args:
+      inputs: any pytree of arrays.
+      scale: the factor applied to the gradient on the backward pass (a
+        number or a traced scalar).
+
+    Returns:
+      ``inputs``, with the backward pass scaled.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, gradtx
+      >>> f = lambda x: jnp.sum(gradtx.scale_gradient(x, 0.5) ** 2)
+      >>> jax.grad(f)(jnp.array([1.0, 2.0]))   # 0.5 * 2x
+      Array([1., 2.], dtype=float32)
+    """
+    if not is_traced(scale) and jnp.shape(scale) == ():
+        if float(scale) == 1.0:
+            return inputs
+        if float(scale) == 0.0:
+            return jax.lax.stop_gradient(inputs)
+    return _scale_backward(inputs, scale)

@@ -342,6 +342,45 @@ def scale_by_centered_rms(
     )
 
 
+def scale_by_stddev(
+    decay=0.9,
+    eps=1e-8,
+    initial_scale=0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+):
+    """Centered RMS scaling under optax's name: u_t = d_t / sqrt(v_t - mu_t^2 + eps).
+
+    mu_t = decay * mu_{t-1} + (1 - decay) * g_t,
+    v_t = decay * v_{t-1} + (1 - decay) * g_t^2.
+
+    optax's ``scale_by_stddev``, keyword for keyword: it is
+    ``scale_by_centered_rms`` (see there), whose state also counts the steps
+    when ``bias_correction`` is off (optax's ``ScaleByRStdDevState`` then
+    holds only ``mu`` and ``nu``).
+
+    Args:
+      decay: the decay of both moving averages, in [0, 1).
+      eps: the stabiliser, >= 0, placed as ``eps_in_sqrt`` says.
+      initial_scale: v_0, >= 0.
+      eps_in_sqrt: add eps under the root (True) or to the root (False).
+      bias_correction: divide both averages by 1 - decay^t.
+
+    Returns:
+      A preconditioner with state ``CenteredRmsState(count, mu, nu)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_stddev(0.5, eps=0.0)
+      >>> tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))[0]   # 2 / sqrt(2 - 1)
+      Array([2.], dtype=float32)
+
+    Reference: Graves, "Generating Sequences With Recurrent Neural Networks",
+    2013, arXiv:1308.0850, eq. 38-45.
+    """
+    return scale_by_centered_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
+
+
 class RssState(NamedTuple):
     """sum_of_squares: s_t, the running sum of |g|^2."""
 

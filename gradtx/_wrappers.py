@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._base import GradientTransformation, update_fn
-from ._checks import check_float_leaves, check_state, check_transformation
+from ._checks import check_float_leaves, check_state, check_state_dtype, check_transformation
 from ._numerics import compute_dtype, increment, is_traced, new_count
 from ._tree import check_same_structure
 from ._typing import TransformLike
@@ -143,6 +143,176 @@ def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransfor
         children=(inner,),
         hyperparams={"inner": inner, "every_k": every_k},
     )
+
+
+class MultiStepsState(NamedTuple):
+    """mini_step: micro-batches accumulated since the last step (0 .. k-1);
+    gradient_step: steps of the inner optimizer so far; inner_opt_state;
+    acc_grads: the running mean (or sum) of the micro-batches' gradients;
+    skip_state: what ``should_skip_update_fn`` last reported (optax's fields)."""
+
+    mini_step: jax.Array
+    gradient_step: jax.Array
+    inner_opt_state: Any
+    acc_grads: Any
+    skip_state: Any = ()
+
+
+def _never_skip(updates, gradient_step, params):
+    return jnp.array(False), ()
+
+
+class MultiSteps:
+    """optax's gradient accumulator: one step of T on the mean of k_s micro-batch gradients.
+
+    a_j = a_{j-1} + (g_j - a_{j-1}) / j  (Welford's running mean; a_j = a_{j-1} + g_j
+    with ``use_grad_mean=False``), stored in ``accumulator_dtype``; at
+    micro-batch k_s the update is T(a_k) and a restarts from 0, before that
+    it is 0 and T's state is unchanged.  k_s = ``every_k_schedule(s)`` may
+    vary with the gradient step s.  A micro-batch that
+    ``should_skip_update_fn`` rejects changes nothing but ``skip_state``.
+    ``accumulate_gradients`` is the plain transform for a constant k.
+
+    Args:
+      opt: T, the optimizer to run on the accumulated gradient.
+      every_k_schedule: k, an int >= 1, or a function of the gradient step.
+      use_grad_mean: average the micro-batch gradients (True) or sum them.
+      should_skip_update_fn: ``(updates, gradient_step, params) -> (bool
+        scalar, skip_state)``, e.g. ``skip_not_finite``; None: never skip.
+      accumulator_dtype: the dtype of the accumulator (float32); None: each
+        parameter's dtype.
+
+    Use ``.init``/``.update`` directly or ``.gradient_transformation()``;
+    ``has_updated(state)`` says whether the last call stepped T.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.MultiSteps(gradtx.sgd(1.0), every_k_schedule=2)
+      >>> state = opt.init(jnp.zeros(1))
+      >>> u1, state = opt.update(jnp.array([1.0]), state)
+      >>> u2, state = opt.update(jnp.array([3.0]), state)
+      >>> u1, u2, bool(opt.has_updated(state))
+      (Array([0.], dtype=float32), Array([-2.], dtype=float32), True)
+    """
+
+    def __init__(
+        self,
+        opt: TransformLike,
+        every_k_schedule: int | Callable,
+        use_grad_mean: bool = True,
+        should_skip_update_fn: Callable | None = None,
+        accumulator_dtype=jnp.float32,
+    ):
+        owner = "MultiSteps"
+        check_transformation(owner, "opt", opt)
+        if callable(every_k_schedule):
+            self._every_k_schedule = every_k_schedule
+        else:
+            check_int(owner, "every_k_schedule", every_k_schedule, 1)
+            k = every_k_schedule
+            self._every_k_schedule = lambda step: k
+        self._opt = opt
+        self._opt_update = update_fn(opt)
+        self._use_grad_mean = use_grad_mean
+        self._should_skip_update_fn = should_skip_update_fn or _never_skip
+        self._accumulator_dtype = (
+            None
+            if accumulator_dtype is None
+            else check_state_dtype(owner, "accumulator_dtype", accumulator_dtype)
+        )
+
+    @property
+    def inner_opt(self):
+        """T, the wrapped optimizer."""
+        return self._opt
+
+    def _acc_dtype(self, p):
+        return jnp.result_type(p) if self._accumulator_dtype is None else self._accumulator_dtype
+
+    def init(self, params) -> MultiStepsState:
+        """The state before the first micro-batch: a zero accumulator and T's initial state."""
+        gradient_step = jnp.zeros([], jnp.int32)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        _, skip_state = self._should_skip_update_fn(zeros, gradient_step, params)
+        return MultiStepsState(
+            mini_step=jnp.zeros([], jnp.int32),
+            gradient_step=gradient_step,
+            inner_opt_state=self._opt.init(params),
+            acc_grads=jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), self._acc_dtype(p)), params),
+            skip_state=skip_state,
+        )
+
+    def update(self, updates, state, params=None, **extra):
+        """Accumulate one micro-batch; step T on the k-th (a zero update before)."""
+        owner = "MultiSteps"
+        check_state(owner, state, MultiStepsState)
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(
+            owner,
+            state.acc_grads,
+            updates,
+            "the accumulator",
+            "updates",
+            hint="was the state made by init on other params?",
+        )
+        k = self._every_k_schedule(state.gradient_step)
+        skip, skip_state = self._should_skip_update_fn(updates, state.gradient_step, params)
+        skip = jnp.asarray(skip)
+        if (skip.dtype, skip.shape) != (jnp.bool_, ()):
+            raise ValueError(
+                f"{owner}: should_skip_update_fn must return a boolean scalar, got an "
+                f"array of dtype {skip.dtype} and shape {skip.shape}"
+            )
+
+        def accumulate(g, a):
+            with jax.numpy_dtype_promotion("standard"):
+                cd = jnp.promote_types(g.dtype, a.dtype)  # optax's: the wider of the two
+            g, a = g.astype(cd), a.astype(cd)
+            if self._use_grad_mean:
+                return a + (g - a) / (state.mini_step + 1).astype(cd)
+            return a + g
+
+        acc = jax.tree.map(accumulate, updates, state.acc_grads)
+        emit = state.mini_step == k - 1
+        run = jnp.logical_and(jnp.logical_not(skip), emit)
+
+        def step():
+            total = jax.tree.map(lambda a, u: a.astype(u.dtype), acc, updates)
+            return self._opt_update(total, state.inner_opt_state, params, **extra)
+
+        out, inner_state = _run_or_skip(run, step, updates, state.inner_opt_state)
+        acc_grads = jax.tree.map(
+            lambda a, old: jnp.where(skip, old, jnp.where(emit, 0, a).astype(old.dtype)),
+            acc,
+            state.acc_grads,
+        )
+        mini_step = jnp.where(skip, state.mini_step, increment(state.mini_step) % k)
+        gradient_step = jnp.where(run, increment(state.gradient_step), state.gradient_step)
+        new_state = MultiStepsState(
+            mini_step=mini_step.astype(state.mini_step.dtype),
+            gradient_step=gradient_step,
+            inner_opt_state=inner_state,
+            acc_grads=acc_grads,
+            skip_state=skip_state,
+        )
+        return out, new_state
+
+    def has_updated(self, state) -> jax.Array:
+        """Whether the call that returned ``state`` stepped T."""
+        return jnp.logical_and(state.mini_step == 0, state.gradient_step > 0)
+
+    def gradient_transformation(self) -> GradientTransformation:
+        """This accumulator as a ``GradientTransformation``."""
+        return GradientTransformation(
+            self.init,
+            self.update,
+            name="MultiSteps",
+            children=(self._opt,),
+            hyperparams={
+                "every_k_schedule": self._every_k_schedule,
+                "use_grad_mean": self._use_grad_mean,
+            },
+        )
 
 
 # ----------------------------------------------------------------------------

@@ -830,6 +830,10 @@ def test_linear_warmup_from_zero_is_zero_at_step_zero_under_jit():
         (lambda: gradtx.cosine_onecycle_schedule(10, -1.0), "-0.04"),  # its start, -1 / 25
         (lambda: gradtx.warmup_stable_decay_schedule(0.0, 1.0, 2, 3, 4, end_value=-0.2), "-0.2"),
         (lambda: gradtx.piecewise_constant_schedule(-1.0, {5: 0.5}), "-1.0"),
+        (lambda: gradtx.warmup_constant_schedule(0.0, -1.0, 10), "-1.0"),
+        (lambda: gradtx.warmup_exponential_decay_schedule(0.0, -1.0, 10, 10, 0.5), "-1.0"),
+        (lambda: gradtx.piecewise_interpolate_schedule("linear", -1.0, {5: 0.5}), "-1.0"),
+        (lambda: gradtx.linear_onecycle_schedule(100, -1.0), "-0.04"),
         (
             lambda: gradtx.join_schedules(
                 [gradtx.constant_schedule(0.1), gradtx.linear_schedule(0.1, -0.2, 5)], [3]

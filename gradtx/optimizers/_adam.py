@@ -2,14 +2,14 @@
 optimistic Adams.
 
 Each divides a first moment by a second moment side by side in
-``precondition(direction, by=...)``; ``adam_direction``, ``adam_preconditioner``
-and ``adam_step`` are the shared pieces (also used by ``lamb``, ``soap``'s
-grafting and ``muon``'s AdamW part).  Every name is optax's, with optax's
+``precondition(direction, by=...)``: ``adam_step``, ``scale_by_amsgrad`` and
+``scale_by_radam`` (``gradtx._adam_step``), then scales by the learning rate.  Every name is optax's, with optax's
 keywords, defaults and math.
 """
 
 from __future__ import annotations
 
+from .._adam_step import adam_direction, adam_step, scale_by_amsgrad, scale_by_radam
 from .._adaptive import (
     scale_by_infinity_norm,
     scale_by_optimistic_gradient,
@@ -21,41 +21,10 @@ from .._checks import (
     StateDtype,
     check_not_schedule,
 )
-from .._combine import chain, precondition
-from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
+from .._combine import precondition
 from .._recipe import recipe
 from .._scaling import scale_by_learning_rate
-from .._second_moment import (
-    scale_by_max_rms,
-    scale_by_rectified_rms,
-    scale_by_rms,
-)
 from .._weight_decay import add_decayed_weights
-
-
-def adam_direction(b1, mu_dtype=None, nesterov=False, bias_correction_mu=True):
-    """Adam's numerator: m_hat_t, or NAdam's look-ahead with ``nesterov``."""
-    if nesterov:
-        return scale_by_nadam_momentum(b1, momentum_decay=None, mu_dtype=mu_dtype)
-    momentum = scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype)
-    if not bias_correction_mu:
-        return momentum
-    return chain(momentum, bias_correction(b1))
-
-
-def adam_preconditioner(b2, eps, eps_root, nu_dtype=None):
-    """Adam's denominator: sqrt(v_hat_t + eps_root) + eps."""
-    return scale_by_rms(
-        b2, eps, eps_in_sqrt=False, bias_correction=True, eps_root=eps_root, nu_dtype=nu_dtype
-    )
-
-
-def adam_step(b1, b2, eps, eps_root, mu_dtype=None, nesterov=False, nu_dtype=None):
-    """Adam's step m_hat_t / (sqrt(v_hat_t + eps_root) + eps), before the learning rate."""
-    return precondition(
-        adam_direction(b1, mu_dtype, nesterov),
-        by=adam_preconditioner(b2, eps, eps_root, nu_dtype),
-    )
 
 
 @recipe
@@ -271,11 +240,15 @@ def amsgrad(
     ICLR 2018.
     """
     return (
-        precondition(
-            adam_direction(b1, mu_dtype, False, bias_correction_mu),
-            by=scale_by_max_rms(
-                b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, nu_dtype=nu_dtype
-            ),
+        scale_by_amsgrad(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            bias_correction_mu,
+            bias_correction_nu,
+            nu_dtype=nu_dtype,
         ),
         scale_by_learning_rate(learning_rate),
     )
@@ -320,12 +293,7 @@ def radam(
     Adaptive Learning Rate and Beyond", ICLR 2020, arXiv:1908.03265.
     """
     return (
-        precondition(
-            adam_direction(b1, None, nesterov),
-            by=scale_by_rectified_rms(
-                b2, eps, threshold=threshold, eps_root=eps_root, correct_before_eps=True
-            ),
-        ),
+        scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
     )
 
