@@ -54,7 +54,7 @@ def _is_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def moving_average(m, x, decay, *, weight=None):
+def moving_average(m, x, decay, *, weight=None, input_first: bool = False):
     """m_t = decay * m_{t-1} + (1 - decay) * x_t: a moving average (the first moment of x).
 
     Computed in ``compute_dtype(m, x)`` and returned in it (``store`` casts
@@ -62,7 +62,10 @@ def moving_average(m, x, decay, *, weight=None):
     taken in that dtype.  ``weight`` replaces 1 - decay as the factor of
     x_t: 1 for a heavy-ball sum (decay * m + x), or an array for a recipe
     whose published order is ((1 - decay) * y) * x, such as (1 - b2) * g * g,
-    which rounds differently from (1 - b2) * (g * g).
+    which rounds differently from (1 - b2) * (g * g).  ``input_first`` sums
+    (1 - decay) * x + decay * m in that order (optax's adaptive transforms):
+    under jit XLA fuses one product of the sum into a multiply-add, so the
+    order of the two terms decides the last bit.
     """
     cd = compute_dtype(m.dtype, x.dtype)
     if not _is_number(decay):
@@ -71,7 +74,8 @@ def moving_average(m, x, decay, *, weight=None):
         weight = 1 - decay
     x = cast(x, cd)
     weighted = x if _is_number(weight) and weight == 1 else mul(x, weight)
-    return add(mul(cast(m, cd), decay), weighted)
+    kept = mul(cast(m, cd), decay)
+    return add(weighted, kept) if input_first else add(kept, weighted)
 
 
 def moving_average_sq(v, g, decay):
