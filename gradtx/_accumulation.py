@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
-from ._momentum import debiaser
+from ._moments import debiaser
 from ._numerics import compute_dtype, increment, new_count
 from ._tree import zeros_like_tree
 

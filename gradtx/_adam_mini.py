@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ._base import Preconditioner
 from ._checks import check_float_leaves, check_range, check_state
-from ._momentum import debiaser
+from ._moments import debiaser
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure
 

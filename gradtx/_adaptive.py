@@ -30,19 +30,14 @@ from ._checks import (
     moment_state,
 )
 from ._combine import chain, precondition
-from ._momentum import bias_correction, debiaser, scale_by_momentum
+from ._moments import debiaser, moment_zeros, moving_average, store
+from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
 
 
 def _cd(*xs):
     return compute_dtype(*(x.dtype for x in xs))
-
-
-def _average(decay, m, x):
-    """(1 - decay) * x + decay * m, in at least float32."""
-    cd = _cd(m, x)
-    return (1 - decay) * x.astype(cd) + decay * m.astype(cd)
 
 
 def _stored(new, old):
@@ -157,7 +152,7 @@ def _nesterov_hat(b1, m, g, count):
     cd = _cd(m, g)
     ahead = debiaser(b1, increment(count))(m.astype(cd))
     now = debiaser(b1, count)(g.astype(cd))
-    return b1 * ahead + (1 - b1) * now
+    return moving_average(ahead, now, b1)
 
 
 def scale_by_belief(
@@ -201,17 +196,22 @@ def scale_by_belief(
     def init(params):
         check_float_leaves(owner, params, "params")
         return ScaleByBeliefState(
-            count=new_count(), mu=zeros_like_tree(params), nu=zeros_like_tree(params, real=True)
+            count=new_count(), mu=moment_zeros(params), nu=moment_zeros(params, real=True)
         )
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(lambda m, g: _average(b1, m, g), state.mu, updates)
+        mu = jax.tree.map(
+            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
+        )
 
         def belief(s, g, m):
             cd = real_compute_dtype(s.dtype, g.dtype)
-            return _average(b2, s, abs_sq(g.astype(m.dtype) - m).astype(cd)) + eps_root
+            return (
+                moving_average(s, abs_sq(g.astype(m.dtype) - m).astype(cd), b2, input_first=True)
+                + eps_root
+            )
 
         nu = jax.tree.map(belief, state.nu, updates, mu)
         if nesterov:
@@ -221,7 +221,7 @@ def scale_by_belief(
         nu_hat = jax.tree.map(debiaser(b2, count), nu)
         out = jax.tree.map(lambda m, s: m / (jnp.sqrt(s) + eps), mu_hat, nu_hat)
         return _as(out, updates), ScaleByBeliefState(
-            count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
+            count=count, mu=store(mu, state.mu, count), nu=store(nu, state.nu, count, salt=1 << 20)
         )
 
     return GradientTransformation(
@@ -357,7 +357,9 @@ def scale_by_yogi(
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByYogiState, updates, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(lambda m, g: _average(b1, m, g), state.mu, updates)
+        mu = jax.tree.map(
+            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
+        )
 
         def second(v, g):
             cd = _cd(v, g)
@@ -370,7 +372,7 @@ def scale_by_yogi(
         nu_hat = jax.tree.map(debiaser(b2, count), nu)
         out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         return _as(out, updates), ScaleByYogiState(
-            count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
+            count=count, mu=store(mu, state.mu, count), nu=store(nu, state.nu, count, salt=1 << 20)
         )
 
     return GradientTransformation(
@@ -432,8 +434,8 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        z = zeros_like_tree(params)
-        return ScaleByAdanState(m=z, v=z, n=zeros_like_tree(params, real=True), g=z, t=new_count())
+        z = moment_zeros(params)
+        return ScaleByAdanState(m=z, v=z, n=moment_zeros(params, real=True), g=z, t=new_count())
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByAdanState, updates, "m", "v", "n", "g")
@@ -443,10 +445,12 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
             updates,
             state.g,
         )
-        m = jax.tree.map(lambda m, g: _average(b1, m, g), state.m, updates)
-        v = jax.tree.map(lambda v, d: _average(b2, v, d), state.v, diff)
+        m = jax.tree.map(lambda m, g: moving_average(m, g, b1, input_first=True), state.m, updates)
+        v = jax.tree.map(lambda v, d: moving_average(v, d, b2, input_first=True), state.v, diff)
         n = jax.tree.map(
-            lambda n, g, d: _average(b3, n, abs_sq(g.astype(d.dtype) + (1 - b2) * d)),
+            lambda n, g, d: moving_average(
+                n, abs_sq(g.astype(d.dtype) + (1 - b2) * d), b3, input_first=True
+            ),
             state.n,
             updates,
             diff,
@@ -459,9 +463,9 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
             lambda a, b, c: (a + (1 - b2) * b) / (jnp.sqrt(c + eps_root) + eps), m_hat, v_hat, n_hat
         )
         return _as(out, updates), ScaleByAdanState(
-            m=_stored(m, state.m),
-            v=_stored(v, state.v),
-            n=_stored(n, state.n),
+            m=store(m, state.m, t),
+            v=store(v, state.v, t, salt=1 << 20),
+            n=store(n, state.n, t, salt=2 << 20),
             g=_stored(updates, state.g),
             t=t,
         )
@@ -524,9 +528,7 @@ def scale_by_novograd(
     def init(params):
         check_float_leaves(owner, params, "params")
         nu = jax.tree.map(lambda p: jnp.zeros((), jnp.finfo(p.dtype).dtype), params)
-        return ScaleByNovogradState(
-            count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype), nu=nu
-        )
+        return ScaleByNovogradState(count=new_count(), mu=moment_zeros(params, mu_dtype), nu=nu)
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByNovogradState, updates, "mu")
@@ -539,7 +541,7 @@ def scale_by_novograd(
         def second(v, g):
             cd = real_compute_dtype(v.dtype, g.dtype)
             sq = jnp.sum(abs_sq(g.astype(compute_dtype(g.dtype)))).astype(cd)
-            return jnp.where(first, sq, b2 * v.astype(cd) + (1 - b2) * sq)
+            return jnp.where(first, sq, moving_average(v, sq, b2))
 
         nu = jax.tree.map(second, state.nu, updates)
 
@@ -548,9 +550,9 @@ def scale_by_novograd(
             step = g.astype(cd) / (jnp.sqrt(v + eps_root) + eps).astype(
                 cd
             ) + weight_decay * p.astype(cd)
-            return jnp.where(first, step, b1 * m.astype(cd) + step)
+            return jnp.where(first, step, moving_average(m, step, b1, weight=1))
 
-        mu = _stored(jax.tree.map(first_moment, state.mu, updates, params, nu), state.mu)
+        mu = store(jax.tree.map(first_moment, state.mu, updates, params, nu), state.mu, count)
         return _as(mu, updates), ScaleByNovogradState(count=count, mu=mu, nu=_stored(nu, state.nu))
 
     hyperparams = {

@@ -9,9 +9,8 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
-from ._momentum import debiaser
-from ._numerics import abs_sq, compute_dtype, increment, new_count
-from ._tree import zeros_like_tree
+from ._moments import debiaser, moment_zeros, moving_average, moving_average_sq, store
+from ._numerics import compute_dtype, increment, new_count
 
 
 def _value(hyperparam, count):
@@ -76,13 +75,13 @@ def scale_by_ademamix(
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = zeros_like_tree(params, dtype=mu_dtype)
+        zeros = moment_zeros(params, mu_dtype)
         return ScaleByAdemamixState(
             count=new_count(),
             count_m2=new_count(),
             m1=zeros,
             m2=zeros,
-            nu=zeros_like_tree(params, real=True, dtype=mu_dtype),
+            nu=moment_zeros(params, mu_dtype, real=True),
         )
 
     def update(updates, state, params=None, **extra):
@@ -94,23 +93,23 @@ def scale_by_ademamix(
         def step(g, m1, m2, nu):
             cd = compute_dtype(g.dtype, m1.dtype)
             g = g.astype(cd)
-            m1 = b1 * m1.astype(cd) + (1 - b1) * g
-            m2 = b3_t * m2.astype(cd) + (1 - b3_t) * g
-            nu = b2 * nu.astype(cd) + (1 - b2) * abs_sq(g)
+            m1 = moving_average(m1, g, b1)
+            m2 = moving_average(m2, g, b3_t)
+            nu = moving_average_sq(nu, g, b2)
             out = (fast(m1) + alpha_t * m2) / (jnp.sqrt(second(nu) + eps_root) + eps)
             return out, m1, m2, nu
 
         new = jax.tree.map(step, updates, state.m1, state.m2, state.nu)
 
-        def pick(i, like):
-            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i):
+            return jax.tree.map(lambda _, n: n[i], updates, new)
 
-        return pick(0, updates), ScaleByAdemamixState(
+        return store(pick(0), updates), ScaleByAdemamixState(
             count=count,
             count_m2=increment(state.count_m2),
-            m1=pick(1, state.m1),
-            m2=pick(2, state.m2),
-            nu=pick(3, state.nu),
+            m1=store(pick(1), state.m1, count),
+            m2=store(pick(2), state.m2, count, salt=1 << 20),
+            nu=store(pick(3), state.nu, count, salt=2 << 20),
         )
 
     hyperparams = {"b1": b1, "b2": b2, "b3": b3, "alpha": alpha, "eps": eps, "eps_root": eps_root}
@@ -166,7 +165,7 @@ def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root
     def init(params):
         check_float_leaves(owner, params, "params")
         return ScaleBySimplifiedAdEMAMixState(
-            t=new_count(), m=zeros_like_tree(params), n=zeros_like_tree(params, real=True)
+            t=new_count(), m=moment_zeros(params), n=moment_zeros(params, real=True)
         )
 
     def update(updates, state, params=None, **extra):
@@ -178,17 +177,17 @@ def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root
         def step(g, m, n):
             cd = compute_dtype(g.dtype, m.dtype)
             g = g.astype(cd)
-            m = b1 * m.astype(cd) + g
-            n = b2 * n.astype(cd) + (1 - b2) * abs_sq(g)
+            m = moving_average(m, g, b1, weight=1)
+            n = moving_average_sq(n, g, b2)
             return (m + alpha_t * g) / (jnp.sqrt(second(n) + eps_root) + eps), m, n
 
         new = jax.tree.map(step, updates, state.m, state.n)
 
-        def pick(i, like):
-            return jax.tree.map(lambda _, n, o: n[i].astype(o.dtype), updates, new, like)
+        def pick(i):
+            return jax.tree.map(lambda _, n: n[i], updates, new)
 
-        return pick(0, updates), ScaleBySimplifiedAdEMAMixState(
-            t=t, m=pick(1, state.m), n=pick(2, state.n)
+        return store(pick(0), updates), ScaleBySimplifiedAdEMAMixState(
+            t=t, m=store(pick(1), state.m, t), n=store(pick(2), state.n, t, salt=1 << 20)
         )
 
     return GradientTransformation(

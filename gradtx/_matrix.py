@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
+from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
 from ._numerics import compute_dtype, increment, new_count
 from ._tree import check_same_structure
 
@@ -159,13 +160,13 @@ def scale_by_soap(
             cd = compute_dtype(p.dtype)
             return {a: jnp.zeros((p.shape[a], p.shape[a]), cd) for a in axes_of(p)}
 
-        zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
+        zeros = jax.tree.map(lambda p: moment_zeros(p, compute_dtype(p.dtype)), params)
         return SoapState(
             new_count(), zeros, zeros, jax.tree.map(stats, params), jax.tree.map(stats, params)
         )
 
     def accumulate(g, stats):
-        return {a: s * st + (1 - s) * _axis_gram(g, a) for a, st in stats.items()}
+        return {a: moving_average(st, _axis_gram(g, a), s) for a, st in stats.items()}
 
     def first(g, mu, nu, stats, bases):
         stats = accumulate(g, stats)
@@ -174,10 +175,9 @@ def scale_by_soap(
 
     def later(k, g, mu, nu, stats, bases):
         rotated = _project(g, bases)
-        mu = b1 * mu + (1 - b1) * g
-        nu = b2 * nu + (1 - b2) * rotated * rotated
-        kf = k.astype(g.dtype)
-        step = jnp.sqrt(1 - b2**kf) / (1 - b1**kf)
+        mu = moving_average(mu, g, b1)
+        nu = moving_average(nu, rotated, b2, weight=(1 - b2) * rotated)  # (1 - b2) * G' * G'
+        step = jnp.sqrt(debias_denominator(b2, k, g.dtype)) / debias_denominator(b1, k, g.dtype)
         direction = _project(_project(mu, bases) / (jnp.sqrt(nu) + eps), bases, transpose=False)
         stats = accumulate(g, stats)
 
@@ -557,8 +557,8 @@ def scale_by_psgd_kron(
             )
         ):
             g = u.astype(mu.dtype)
-            mu = b1 * mu + (1 - b1) * g
-            m_hat = mu / (1 - b1 ** t.astype(mu.dtype))
+            mu = moving_average(mu, g, b1)
+            m_hat = debiaser(b1, t)(mu)
             shape = g.shape or (1,)
             probe = jax.random.normal(jax.random.fold_in(step_key, i), g.shape, g.dtype)
             h = (m_hat if update_with_momentum else g).reshape(shape)

@@ -16,8 +16,9 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
-from ._numerics import add, cast, compute_dtype, div, increment, mul, new_count, real_compute_dtype
-from ._tree import path_str, zeros_like_tree
+from ._moments import debiaser, moment_zeros, moving_average, store
+from ._numerics import cast, compute_dtype, increment, new_count, real_compute_dtype
+from ._tree import path_str
 
 
 class MomentumState(NamedTuple):
@@ -32,15 +33,10 @@ class TraceState(NamedTuple):
     trace: object
 
 
-def _moment(decay, ema):
-    """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (EMA) or 1 (heavy ball)."""
-
-    def step(m, g):
-        cd = compute_dtype(m.dtype, g.dtype)
-        g = cast(g, cd)
-        return add(mul(cast(m, cd), decay), mul(g, 1 - decay) if ema else g)
-
-    return step
+def _moment(decay, average):
+    """m_t = decay * m_{t-1} + c * g_t, with c = 1 - decay (an average) or 1 (heavy ball)."""
+    weight = None if average else 1
+    return lambda m, g: moving_average(m, g, decay, weight=weight)
 
 
 def _momentum_transform(
@@ -68,14 +64,14 @@ def _momentum_transform(
                         f"{name}: {dtype_name} {dtype} is real but parameter leaf "
                         f"{path_str(path)} is complex"
                     )
-        return state_type(zeros_like_tree(params, dtype=dtype))
+        return state_type(moment_zeros(params, dtype))
 
     def update(updates, state, params=None, **extra):
         moment_state(name, state, state_type, updates, field)
         step = _moment(decay, ema)
         old = getattr(state, field)
         new_mu = jax.tree.map(step, old, updates)
-        stored = jax.tree.map(lambda m, o: cast(m, o.dtype), new_mu, old)
+        stored = store(new_mu, old)
         if nesterov:
             out = jax.tree.map(step, new_mu, updates)
         else:
@@ -165,29 +161,6 @@ class BiasCorrectionState(NamedTuple):
     """count: t, the number of steps taken."""
 
     count: jax.Array
-
-
-def debiaser(decay, count):
-    """The map x -> x / (1 - decay^t), in at least float32.
-
-    The scalar correction is formed once per dtype and shared by every leaf,
-    so a pytree of many leaves traces one power, not one per leaf.
-    """
-    corrections = {}
-
-    def correction(cd):
-        if cd not in corrections:
-            real = jnp.finfo(cd).dtype
-            if real not in corrections:
-                corrections[real] = 1 - jnp.asarray(decay, real) ** count.astype(real)
-            corrections[cd] = cast(corrections[real], cd)
-        return corrections[cd]
-
-    def apply(x):
-        cd = compute_dtype(x.dtype)
-        return div(cast(x, cd), correction(cd))
-
-    return apply
 
 
 def bias_correction(decay=0.9):
@@ -284,7 +257,7 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_d
     def init(params):
         return NadamMomentumState(
             count=new_count(),
-            mu=zeros_like_tree(params, dtype=mu_dtype),
+            mu=moment_zeros(params, mu_dtype),
             b1_product=jnp.ones((), _widest_real_dtype(params)),
         )
 
@@ -300,7 +273,7 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_d
             b1_t, b1_next = schedule(t), schedule(t + 1)
             product = state.b1_product * b1_t
             product_next = product * b1_next
-        new_mu = jax.tree.map(_moment(b1, ema=True), state.mu, updates)
+        new_mu = jax.tree.map(lambda m, g: moving_average(m, g, b1), state.mu, updates)
 
         def nesterov(m, g):
             cd = compute_dtype(m.dtype, g.dtype)
@@ -310,7 +283,7 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_d
             return (c_g * g.astype(cd) + c_m * m).astype(g.dtype)
 
         out = jax.tree.map(nesterov, new_mu, updates)
-        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), new_mu, state.mu)
+        stored = store(new_mu, state.mu, count)
         return out, NadamMomentumState(count=count, mu=stored, b1_product=product)
 
     hyperparams = {"b1": b1, "momentum_decay": momentum_decay}

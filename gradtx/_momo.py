@@ -16,8 +16,9 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
+from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
-from ._tree import check_same_structure, zeros_like_tree
+from ._tree import check_same_structure
 from ._typing import ScalarOrSchedule
 
 _TINY = float(jnp.finfo(jnp.float64).eps)  # optax's threshold on ||d||^2, in every dtype
@@ -121,7 +122,7 @@ def scale_by_momo(
         dtype = _scalar_dtype(params)
         zero = jnp.zeros((), dtype)
         return MomoState(
-            exp_avg=zeros_like_tree(params),
+            exp_avg=moment_zeros(params),
             barf=zero,
             gamma=zero,
             lb=jnp.asarray(lower_bound, dtype),
@@ -133,15 +134,9 @@ def scale_by_momo(
         _check_call(owner, params, updates, value)
         dtype = state.barf.dtype
         b = jnp.where(state.count == 0, 0.0, beta).astype(dtype)
-        barf = b * state.barf + (1 - b) * jnp.asarray(value).astype(dtype)
-        d = jax.tree.map(
-            lambda m, g: (
-                b.astype(compute_dtype(g.dtype)) * m + (1 - b.astype(compute_dtype(g.dtype))) * g
-            ),
-            state.exp_avg,
-            updates,
-        )
-        gamma = b * state.gamma + (1 - b) * _vdot(updates, params, dtype)
+        barf = moving_average(state.barf, jnp.asarray(value).astype(dtype), b)
+        d = jax.tree.map(lambda m, g: moving_average(m, g, b), state.exp_avg, updates)
+        gamma = moving_average(state.gamma, _vdot(updates, params, dtype), b)
         norm = _vdot(d, d, dtype)
         inner = _vdot(d, params, dtype)
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
@@ -162,12 +157,13 @@ def scale_by_momo(
         )
         if adapt_lower_bound:
             lb = jnp.maximum(barf + inner - gamma - tau * norm / 2, lower_bound)
+        count = increment(state.count)
         return out, MomoState(
-            exp_avg=jax.tree.map(lambda m, o: m.astype(o.dtype), d, state.exp_avg),
+            exp_avg=store(d, state.exp_avg, count),
             barf=barf,
             gamma=gamma,
             lb=lb.astype(dtype),
-            count=increment(state.count),
+            count=count,
         )
 
     return GradientTransformation(
@@ -243,8 +239,8 @@ def scale_by_momo_adam(
         dtype = _scalar_dtype(params)
         zero = jnp.zeros((), dtype)
         return MomoAdamState(
-            exp_avg=zeros_like_tree(params),
-            exp_avg_sq=zeros_like_tree(params),
+            exp_avg=moment_zeros(params),
+            exp_avg_sq=moment_zeros(params),
             barf=zero,
             gamma=zero,
             lb=jnp.asarray(lower_bound, dtype),
@@ -255,15 +251,15 @@ def scale_by_momo_adam(
         moment_state(owner, state, MomoAdamState, updates, "exp_avg", "exp_avg_sq")
         _check_call(owner, params, updates, value)
         dtype = state.barf.dtype
-        t = increment(state.count).astype(dtype)
-        c1, c2 = 1 - b1**t, 1 - b2**t
-        barf = b1 * state.barf + (1 - b1) * jnp.asarray(value).astype(dtype)
+        count = increment(state.count)
+        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
+        barf = moving_average(state.barf, jnp.asarray(value).astype(dtype), b1)
 
         def moments(g, m, v):
             cd = compute_dtype(g.dtype, m.dtype)
             g = g.astype(cd)
-            m = b1 * m.astype(cd) + (1 - b1) * g
-            v = b2 * v.astype(cd) + (1 - b2) * g * g
+            m = moving_average(m, g, b1)
+            v = moving_average(v, g, b2, weight=(1 - b2) * g)  # the published (1 - b2) * g * g
             return m, v, eps + jnp.sqrt(v / c2.astype(cd))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq)
@@ -274,7 +270,7 @@ def scale_by_momo_adam(
         m, v, denom = pick(0), pick(1), pick(2)
         weighted = jax.tree.map(lambda a, b: a / b, m, denom)
         norm = _vdot(m, weighted, dtype)
-        gamma = b1 * state.gamma + (1 - b1) * _vdot(updates, params, dtype)
+        gamma = moving_average(state.gamma, _vdot(updates, params, dtype), b1)
         inner = _vdot(m, params, dtype)
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         lr = jnp.asarray(lr).astype(dtype)
@@ -299,16 +295,13 @@ def scale_by_momo_adam(
         if adapt_lower_bound:
             lb = jnp.maximum((barf + inner - gamma - tau * norm / 2) / c1, lower_bound)
 
-        def cast(tree, like):
-            return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
-
         return out, MomoAdamState(
-            exp_avg=cast(m, state.exp_avg),
-            exp_avg_sq=cast(v, state.exp_avg_sq),
+            exp_avg=store(m, state.exp_avg, count),
+            exp_avg_sq=store(v, state.exp_avg_sq, count, salt=1 << 20),
             barf=barf,
             gamma=gamma,
             lb=lb.astype(dtype),
-            count=increment(state.count),
+            count=count,
         )
 
     return GradientTransformation(

@@ -28,6 +28,7 @@ from ._checks import (
     check_transformation,
     moment_state,
 )
+from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure, zeros_like_tree
 from ._typing import ScalarOrSchedule
@@ -128,7 +129,7 @@ def scale_by_prodigy(
     def init(params):
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
-        zeros = zeros_like_tree(params)
+        zeros = moment_zeros(params)
         return ProdigyState(
             exp_avg=zeros,
             exp_avg_sq=zeros,
@@ -147,16 +148,17 @@ def scale_by_prodigy(
         dtype = state.estim_lr.dtype
         d = state.estim_lr
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        k = increment(state.count).astype(dtype)
-        dlr = d * jnp.asarray(lr, dtype) * jnp.sqrt(1 - b2**k) / (1 - b1**k)
+        count = increment(state.count)
+        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
+        dlr = d * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
         weight = d if safeguard_warmup else dlr
 
         def moments(g, p, p0, m, v, s):
             cd = compute_dtype(g.dtype, p.dtype)
             dg = d.astype(cd) * g.astype(cd)
             travelled = jnp.sum(g.astype(cd) * (p0.astype(cd) - p.astype(cd)))
-            m = b1 * m.astype(cd) + (1 - b1) * dg
-            v = b2 * v.astype(cd) + (1 - b2) * dg * dg
+            m = moving_average(m, dg, b1)
+            v = moving_average(v, dg, b2, weight=(1 - b2) * dg)  # the published (1 - b2) * dg * dg
             s = beta3 * s.astype(cd) + weight.astype(cd) * dg / estim_lr0
             return m, v, s, travelled, jnp.sum(jnp.abs(s))
 
@@ -178,17 +180,14 @@ def scale_by_prodigy(
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
 
-        def cast(tree, like):
-            return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
-
         return out, ProdigyState(
-            exp_avg=cast(pick(0), state.exp_avg),
-            exp_avg_sq=cast(pick(1), state.exp_avg_sq),
-            grad_sum=cast(pick(2), state.grad_sum),
+            exp_avg=store(pick(0), state.exp_avg, count),
+            exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
+            grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
             params0=state.params0,
             estim_lr=d_next,
             numerator_weighted=numerator,
-            count=increment(state.count),
+            count=count,
         )
 
     return GradientTransformation(
@@ -269,7 +268,7 @@ def scale_by_dadapt_adamw(
     def init(params):
         check_float_leaves(owner, params, "params")
         dtype = _scalar_dtype(params)
-        zeros = zeros_like_tree(params)
+        zeros = moment_zeros(params)
         return DAdaptAdamWState(
             exp_avg=zeros,
             exp_avg_sq=zeros,
@@ -284,16 +283,17 @@ def scale_by_dadapt_adamw(
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        k = increment(state.count).astype(dtype)
-        dlr = state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(1 - b2**k) / (1 - b1**k)
+        count = increment(state.count)
+        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
+        dlr = state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
 
         def moments(g, m, v, s):
             cd = compute_dtype(g.dtype, m.dtype)
             g, m, v, s = (x.astype(cd) for x in (g, m, v, s))
             inner = jnp.sum(g * s / (jnp.sqrt(v) + eps))
-            m = b1 * m + (1 - b1) * dlr.astype(cd) * g
-            v = b2 * v + (1 - b2) * g * g
-            s = c * s + (1 - c) * dlr.astype(cd) * g
+            m = moving_average(m, g, b1, weight=(1 - b1) * dlr.astype(cd))
+            v = moving_average(v, g, b2, weight=(1 - b2) * g)  # the published (1 - b2) * g * g
+            s = moving_average(s, g, c, weight=(1 - c) * dlr.astype(cd))
             return m, v, s, inner, jnp.sum(jnp.abs(s))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum)
@@ -311,16 +311,13 @@ def scale_by_dadapt_adamw(
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
 
-        def cast(tree, like):
-            return jax.tree.map(lambda x, o: x.astype(o.dtype), tree, like)
-
         return out, DAdaptAdamWState(
-            exp_avg=cast(pick(0), state.exp_avg),
-            exp_avg_sq=cast(pick(1), state.exp_avg_sq),
-            grad_sum=cast(pick(2), state.grad_sum),
+            exp_avg=store(pick(0), state.exp_avg, count),
+            exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
+            grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
             estim_lr=d_next,
             numerator_weighted=numerator,
-            count=increment(state.count),
+            count=count,
         )
 
     return GradientTransformation(

@@ -23,7 +23,15 @@ import jax.numpy as jnp
 
 from ._base import Preconditioner
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
-from ._momentum import debiaser
+from ._moments import (
+    as_stored,
+    debiaser,
+    moment_zeros,
+    moving_average,
+    moving_average_sq,
+    square_zeros,
+    store,
+)
 from ._numerics import (
     abs_sq,
     add,
@@ -31,37 +39,10 @@ from ._numerics import (
     compute_dtype,
     div,
     increment,
-    mul,
     new_count,
     real_compute_dtype,
     sqrt,
 )
-from ._tree import zeros_like_tree
-
-
-def _moment_zeros(params, nu_dtype=None):
-    """Zeros for a second moment: in ``nu_dtype`` if given, else in each parameter's real
-    dtype, except that float16 is widened to float32.
-
-    A float16 square overflows at |g| = 256 (a moving average of them a few
-    steps later), and a moment at inf freezes its parameter: every later
-    update there is 0.  float32's range holds any float16 gradient squared.
-    """
-    if nu_dtype is not None:
-        return zeros_like_tree(params, real=True, dtype=nu_dtype)
-    return jax.tree.map(
-        lambda p: zeros_like_tree(
-            p, real=True, dtype=jnp.float32 if jnp.result_type(p) == jnp.float16 else None
-        ),
-        params,
-    )
-
-
-def _ema_sq(v, g, decay):
-    """v_t = decay * v_{t-1} + (1 - decay) * |g_t|^2, in at least float32."""
-    cd = real_compute_dtype(v.dtype)
-    square = cast(abs_sq(cast(g, compute_dtype(g.dtype))), cd)
-    return add(mul(cast(v, cd), decay), mul(square, 1 - decay))
 
 
 def _is_static(x, test):
@@ -84,64 +65,6 @@ def _divide(u, v, eps, eps_root, *, nonnegative=True):
         return cast(div(cast(u, cd), cast(denom, cd)), u.dtype)
     safe = jnp.where(denom > 0, denom, 1)
     return jnp.where(denom > 0, u.astype(cd) / safe.astype(cd), 0).astype(u.dtype)
-
-
-def _store(new, old):
-    return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
-
-
-def _round_bf16_stochastic(x, count, salt):
-    """Round float32 ``x`` to bfloat16 up or down with probability given by the distance.
-
-    bfloat16 is the top half of a float32, so adding a uniform 16-bit integer
-    to the bits and truncating rounds stochastically.  The 16 bits come from a
-    hash of (element index, step count, leaf number): deterministic, no key
-    in the state, a fresh draw per element and step.  (A draw hashed from
-    the value itself would not depend on the layout, but elements that share
-    a bf16 interval then share draws, move together and stay together: the
-    mean of v drifted by up to 0.7% in 3000 steps, against 0.01% here.)
-    """
-    index = jnp.arange(x.size, dtype=jnp.uint32).reshape(x.shape)
-    h = (
-        index * jnp.uint32(0x9E3779B1)
-        + count.astype(jnp.uint32) * jnp.uint32(0x85EBCA77)
-        + jnp.uint32((salt * 0xC2B2AE3D) % 2**32)
-    )
-    h = h ^ (h >> 16)
-    h = h * jnp.uint32(0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = h * jnp.uint32(0xC2B2AE35)
-    h = h ^ (h >> 16)
-    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32) + (h >> 16)
-    top = (bits >> 16).astype(jnp.uint16)
-    return jax.lax.bitcast_convert_type(top, jnp.bfloat16)
-
-
-def _as_stored(stored):
-    """The stored moment back in compute precision: the update reads what the state keeps,
-    so a donated step needs no full-precision copy of a narrower moment.
-    """
-    return jax.tree.map(lambda s: cast(s, real_compute_dtype(s.dtype)), stored)
-
-
-def _store_moment(new, old, count, salt=0):
-    """Cast a second moment to its stored dtype; to bfloat16 by stochastic rounding.
-
-    Rounding to nearest loses an EMA's small steps in bfloat16: with decay
-    0.999, 0.999 * v rounds back to v, so v never decays and ratchets up on
-    every large gradient (+30% after 3000 steps of unit-variance noise).
-    Stochastic rounding is unbiased, so the stored average follows the exact
-    one.  This applies whenever the moment is stored in bfloat16: asked for
-    by ``nu_dtype``, or inherited from bfloat16 params.
-    """
-    leaves, treedef = jax.tree.flatten(new)
-    stored = []
-    for i, (n, o) in enumerate(zip(leaves, treedef.flatten_up_to(old))):
-        if o.dtype == jnp.bfloat16 and n.dtype == jnp.float32:
-            stored.append(_round_bf16_stochastic(n, count, salt + i))
-        else:
-            stored.append(cast(n, o.dtype))
-    return treedef.unflatten(stored)
 
 
 def _check_eps(owner, eps, eps_root):
@@ -220,17 +143,17 @@ def scale_by_rms(
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = _moment_zeros(params, nu_dtype)
+        zeros = square_zeros(params, nu_dtype)
         nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), zeros)
         return RmsState(count=new_count(), nu=nu)
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, RmsState, gradient, "nu")
         count = increment(state.count)
-        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
-        stored = _store_moment(nu, state.nu, count)
+        nu = jax.tree.map(lambda v, g: moving_average_sq(v, g, decay), state.nu, gradient)
+        stored = store(nu, state.nu, count)
         if nu_dtype is not None:
-            nu = _as_stored(stored)
+            nu = as_stored(stored)
         nu_hat = jax.tree.map(debiaser(decay, count), nu) if bias_correction else nu
         out = jax.tree.map(lambda u, v: _divide(u, v, outside, inside), updates, nu_hat)
         return out, RmsState(count=count, nu=stored)
@@ -296,21 +219,14 @@ def scale_by_centered_rms(
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), _moment_zeros(params))
-        return CenteredRmsState(count=new_count(), mu=zeros_like_tree(params), nu=nu)
+        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), square_zeros(params))
+        return CenteredRmsState(count=new_count(), mu=moment_zeros(params), nu=nu)
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, CenteredRmsState, gradient, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(
-            lambda m, g: (
-                decay * m.astype(compute_dtype(m.dtype))
-                + (1 - decay) * g.astype(compute_dtype(m.dtype))
-            ),
-            state.mu,
-            gradient,
-        )
-        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        mu = jax.tree.map(lambda m, g: moving_average(m, g, decay), state.mu, gradient)
+        nu = jax.tree.map(lambda v, g: moving_average_sq(v, g, decay), state.nu, gradient)
         if bias_correction:
             correct = debiaser(decay, count)
             mu_hat = jax.tree.map(correct, mu)
@@ -323,8 +239,8 @@ def scale_by_centered_rms(
         )
         return out, CenteredRmsState(
             count=count,
-            mu=_store_moment(mu, state.mu, count),
-            nu=_store_moment(nu, state.nu, count, salt=1 << 20),
+            mu=store(mu, state.mu, count),
+            nu=store(nu, state.nu, count, salt=1 << 20),
         )
 
     return Preconditioner(
@@ -423,7 +339,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool =
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = _moment_zeros(params)
+        zeros = square_zeros(params)
         return RssState(
             sum_of_squares=jax.tree.map(
                 lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros
@@ -440,7 +356,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool =
             gradient,
         )
         out = jax.tree.map(divide, updates, s)
-        return out, RssState(sum_of_squares=_store(s, state.sum_of_squares))
+        return out, RssState(sum_of_squares=store(s, state.sum_of_squares))
 
     return Preconditioner(
         init,
@@ -484,11 +400,11 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return AdadeltaState(e_g=_moment_zeros(params), e_x=_moment_zeros(params))
+        return AdadeltaState(e_g=square_zeros(params), e_x=square_zeros(params))
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, AdadeltaState, gradient, "e_g", "e_x")
-        e_g = jax.tree.map(lambda v, g: _ema_sq(v, g, rho), state.e_g, gradient)
+        e_g = jax.tree.map(lambda v, g: moving_average_sq(v, g, rho), state.e_g, gradient)
         out = jax.tree.map(
             # One root of the ratio: XLA:CPU runs sqrt(a) / sqrt(b) as two extra passes
             # (4.5x slower on a 2048^2 leaf); the two forms differ by rounding only.
@@ -500,9 +416,9 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
             e_g,
             state.e_x,
         )
-        e_x = jax.tree.map(lambda v, x: _ema_sq(v, x, rho), state.e_x, out)
+        e_x = jax.tree.map(lambda v, x: moving_average_sq(v, x, rho), state.e_x, out)
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
-        return out, AdadeltaState(e_g=_store(e_g, state.e_g), e_x=_store(e_x, state.e_x))
+        return out, AdadeltaState(e_g=store(e_g, state.e_g), e_x=store(e_x, state.e_x))
 
     return Preconditioner(init, precondition, name=owner, hyperparams={"rho": rho, "eps": eps})
 
@@ -556,17 +472,17 @@ def scale_by_max_rms(
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = _moment_zeros(params, nu_dtype)
+        zeros = square_zeros(params, nu_dtype)
         return MaxRmsState(count=new_count(), nu=zeros, nu_max=zeros)
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, MaxRmsState, gradient, "nu", "nu_max")
         count = increment(state.count)
         correct = debiaser(decay, count) if bias_correction else (lambda v: v)
-        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
-        stored = _store_moment(nu, state.nu, count)
+        nu = jax.tree.map(lambda v, g: moving_average_sq(v, g, decay), state.nu, gradient)
+        stored = store(nu, state.nu, count)
         if nu_dtype is not None:
-            nu = _as_stored(stored)
+            nu = as_stored(stored)
         if max_before_correction:
             nu_max = jax.tree.map(lambda m, v: jnp.maximum(m.astype(v.dtype), v), state.nu_max, nu)
             denom_v = jax.tree.map(correct, nu_max)
@@ -576,7 +492,7 @@ def scale_by_max_rms(
             )
             denom_v = nu_max
         out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, denom_v)
-        return out, MaxRmsState(count=count, nu=stored, nu_max=_store(nu_max, state.nu_max))
+        return out, MaxRmsState(count=count, nu=stored, nu_max=store(nu_max, state.nu_max))
 
     hyperparams = {
         "decay": decay,
@@ -637,7 +553,7 @@ def scale_by_rectified_rms(
     rho_inf = 2 / (1 - decay) - 1
 
     def init(params):
-        return RmsState(count=new_count(), nu=_moment_zeros(params))
+        return RmsState(count=new_count(), nu=square_zeros(params))
 
     def rectify(u, v, count):
         cd = compute_dtype(u.dtype)
@@ -660,9 +576,9 @@ def scale_by_rectified_rms(
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, RmsState, gradient, state.nu)
         count = increment(state.count)
-        nu = jax.tree.map(lambda v, g: _ema_sq(v, g, decay), state.nu, gradient)
+        nu = jax.tree.map(lambda v, g: moving_average_sq(v, g, decay), state.nu, gradient)
         out = jax.tree.map(lambda u, v: rectify(u, v, count), updates, nu)
-        return out, RmsState(count=count, nu=_store_moment(nu, state.nu, count))
+        return out, RmsState(count=count, nu=store(nu, state.nu, count))
 
     return Preconditioner(
         init,

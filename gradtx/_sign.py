@@ -16,8 +16,8 @@ import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
-from ._numerics import compute_dtype, increment, new_count
-from ._tree import zeros_like_tree
+from ._moments import moment_zeros, moving_average, store
+from ._numerics import increment, new_count
 
 
 def scale_by_sign() -> GradientTransformation:
@@ -98,23 +98,18 @@ def scale_by_lion(
         return jnp.sign(x)
 
     def step(g, m):
-        cd = compute_dtype(g.dtype, m.dtype)
-        x = (1 - b1) * g.astype(cd) + b1 * m.astype(cd)
-        return sign_like(x).astype(g.dtype)
-
-    def average(g, m):
-        cd = compute_dtype(g.dtype, m.dtype)
-        return (b2 * m.astype(cd) + (1 - b2) * g.astype(cd)).astype(m.dtype)
+        return sign_like(moving_average(m, g, b1, input_first=True)).astype(g.dtype)
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return ScaleByLionState(count=new_count(), mu=zeros_like_tree(params, dtype=mu_dtype))
+        return ScaleByLionState(count=new_count(), mu=moment_zeros(params, mu_dtype))
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByLionState, updates, "mu")
         out = jax.tree.map(step, updates, state.mu)
-        mu = jax.tree.map(average, updates, state.mu)
-        return out, ScaleByLionState(count=increment(state.count), mu=mu)
+        count = increment(state.count)
+        mu = jax.tree.map(lambda g, m: moving_average(m, g, b2), updates, state.mu)
+        return out, ScaleByLionState(count=count, mu=store(mu, state.mu, count))
 
     hyperparams = {"b1": b1, "b2": b2, "mode": mode, "smooth_beta": smooth_beta}
     if mu_dtype is not None:

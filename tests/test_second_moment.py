@@ -15,7 +15,7 @@ from problems import GRAD_ROWS, run_rows
 from test_state_dtype import BF16
 
 import gradtx
-from gradtx._second_moment import _round_bf16_stochastic
+from gradtx._moments import round_bf16_stochastic
 
 
 def test_scale_by_rectified_rms_with_zero_eps_matches_optax_radam():
@@ -58,11 +58,11 @@ def test_bf16_second_moment_of_noise_stays_unbiased_over_long_runs():
 
 def test_stochastic_rounding_picks_a_neighbour_with_the_right_probability():
     x = jnp.full((1 << 16,), 1.0 + 2.0**-10, jnp.float32)  # 1/8 of the way from 1 to 1 + 2^-7
-    rounded = _round_bf16_stochastic(x, jnp.asarray(7, jnp.int32), 0).astype(jnp.float32)
+    rounded = round_bf16_stochastic(x, jnp.asarray(7, jnp.int32), 0).astype(jnp.float32)
     up = np.asarray(rounded) == 1.0 + 2.0**-7
     assert np.all(up | (np.asarray(rounded) == 1.0))
     assert abs(up.mean() - 0.125) < 0.01
-    negative = _round_bf16_stochastic(-x, jnp.asarray(7, jnp.int32), 0).astype(jnp.float32)
+    negative = round_bf16_stochastic(-x, jnp.asarray(7, jnp.int32), 0).astype(jnp.float32)
     np.testing.assert_array_equal(negative, -rounded)
 
 
@@ -70,7 +70,7 @@ def test_stochastic_rounding_draws_afresh_at_every_step():
     """One element over 65536 steps rounds up 1/8 of the time too."""
     x = jnp.asarray([1.0 + 2.0**-10], jnp.float32)
     counts = jnp.arange(1 << 16, dtype=jnp.int32)
-    rounded = np.asarray(jax.vmap(lambda c: _round_bf16_stochastic(x, c, 3))(counts), np.float32)
+    rounded = np.asarray(jax.vmap(lambda c: round_bf16_stochastic(x, c, 3))(counts), np.float32)
     assert abs((rounded == 1.0 + 2.0**-7).mean() - 0.125) < 0.01
 
 
