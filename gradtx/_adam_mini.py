@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ._base import Preconditioner
 from ._checks import check_float_leaves, check_range, check_state
-from ._moments import debiaser
+from ._moments import debiaser, moving_average
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure
 
@@ -110,7 +110,7 @@ def scale_by_block_rms(
             cd = real_compute_dtype(v.dtype, g.dtype)
             sq = abs_sq(g.astype(compute_dtype(g.dtype))).astype(cd)
             block = jnp.mean(sq, axis=_leaf_axes(axes, g.ndim), keepdims=True)
-            return decay * v.astype(cd) + (1 - decay) * block
+            return moving_average(v, block, decay)
 
         nu = jax.tree.map(average, state.nu, gradient)
         nu_hat = jax.tree.map(debiaser(decay, count), nu) if bias_correction else nu

@@ -279,12 +279,14 @@ def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTran
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
         count = increment(state.count)
         first = state.count == 0
-        mu = jax.tree.map(lambda m, g: _average(b1, m, g), state.mu, updates)
+        mu = jax.tree.map(
+            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
+        )
 
         def belief(s, g, m):
             cd = real_compute_dtype(s.dtype, g.dtype, m.dtype)
             error = abs_sq(g.astype(_cd(g, m)) - m.astype(_cd(g, m))).astype(cd)
-            return _average(b2, s, error) + eps_root
+            return moving_average(s, error, b2, input_first=True) + eps_root
 
         nu = jax.tree.map(belief, state.nu, updates, state.mu)
         debias = debiaser(b2, jnp.where(first, count, state.count))

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
+from ._moments import moving_average
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import zeros_like_tree
 
@@ -107,12 +108,12 @@ def scale_by_adopt(
             real = jnp.finfo(cd).dtype
             d1 = jnp.where(started, b1, 1.0).astype(real)
             d2 = jnp.where(started, b2, 0.0).astype(real)
-            new_nu = d2 * nu.astype(cd) + (1 - d2) * abs_sq(g)
+            new_nu = moving_average(nu, abs_sq(g), d2)
             n = g / jnp.maximum(jnp.sqrt(nu.astype(cd)), eps)
             if use_clipping:
                 c = jnp.asarray(limit).astype(real)
                 n = jnp.clip(n, -c, c)
-            new_mu = d1 * mu.astype(cd) + (1 - d1) * n
+            new_mu = moving_average(mu, n, d1)
             out = d1 * new_mu + (1 - d1) * n if nesterov else new_mu
             return out.astype(g.dtype), new_mu.astype(mu.dtype), new_nu.astype(nu.dtype)
 

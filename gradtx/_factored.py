@@ -15,6 +15,7 @@ import numpy as np
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
+from ._moments import moving_average
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure
 
@@ -134,11 +135,11 @@ def scale_by_factored_rms(
         sq = abs_sq(g.astype(cd)) + epsilon
         dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
         if dims is None:
-            new_v = beta * v.astype(real) + (1 - beta) * sq
+            new_v = moving_average(v, sq, beta)
             return g.astype(cd) / jnp.sqrt(new_v), v_row, v_col, new_v.astype(v.dtype)
         d1, d0 = dims
-        new_row = beta * v_row.astype(real) + (1 - beta) * jnp.mean(sq, axis=d0)
-        new_col = beta * v_col.astype(real) + (1 - beta) * jnp.mean(sq, axis=d1)
+        new_row = moving_average(v_row, jnp.mean(sq, axis=d0), beta)
+        new_col = moving_average(v_col, jnp.mean(sq, axis=d1), beta)
         new_row, new_col = new_row.astype(v_row.dtype), new_col.astype(v_col.dtype)
         reduced_d1 = d1 - 1 if d1 > d0 else d1
         row_factor = (new_row / jnp.mean(new_row, axis=reduced_d1, keepdims=True)) ** -0.5
@@ -250,9 +251,9 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
             ]
             covered = reduce(jnp.minimum, shaped)
         c = 1.0 if b2 == 1.0 else 1 - b2
-        acc = c * g.astype(cd) ** 2 + b2 * covered
+        acc = moving_average(covered, g.astype(cd) ** 2, b2, weight=c, input_first=True)
         scaled = g.astype(cd) * jnp.where(acc > 0, jax.lax.rsqrt(acc + eps), 0)
-        new_m = ((1 - b1) * scaled + b1 * m.astype(cd)).astype(m.dtype)
+        new_m = moving_average(m, scaled, b1, input_first=True).astype(m.dtype)
         if g.ndim == 0:
             new_acc = [acc.astype(g.dtype)]
         else:

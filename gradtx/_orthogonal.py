@@ -28,6 +28,7 @@ import numpy as np
 from ._base import EmptyState, GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
 from ._combine import chain
+from ._moments import moving_average, store
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from ._numerics import compute_dtype
 from ._tree import path_str
@@ -747,7 +748,7 @@ def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None)
         out, new_nu = [], []
         for x, d, nu in zip(leaves, dims, nus):
             view, inverse = _to_batch(x.astype(nu.dtype), d)
-            nu = decay * nu + (1 - decay) * jnp.mean(view * view, axis=1, keepdims=True)
+            nu = store(moving_average(nu, jnp.mean(view * view, axis=1, keepdims=True), decay), nu)
             scaled = view / (jnp.sqrt(nu) + eps)
             scaled = scaled * (_frobenius(view) / (_frobenius(scaled) + eps))
             out.append(inverse(scaled).astype(x.dtype))
