@@ -330,7 +330,8 @@ OPTIMIZERS = [
         dict(),
         elementwise=False,
         converges=False,
-    ),  # GaLore moves a matrix only within the subspace of its last refresh: no
+    ),
+    # GaLore moves a matrix only within the subspace of its last refresh: no
     # convergence claim on the shared problems' few steps.
     Row(
         "galore",
