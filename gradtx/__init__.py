@@ -127,9 +127,12 @@ from ._madgrad import MadgradState as MadgradState
 from ._madgrad import scale_by_madgrad as scale_by_madgrad
 from ._mars import MarsState as MarsState
 from ._mars import scale_by_mars as scale_by_mars
+from ._matrix import GaLoreDimensionNumbers as GaLoreDimensionNumbers
+from ._matrix import GaLoreState as GaLoreState
 from ._matrix import PsgdKronState as PsgdKronState
 from ._matrix import ShampooState as ShampooState
 from ._matrix import SoapState as SoapState
+from ._matrix import scale_by_galore as scale_by_galore
 from ._matrix import scale_by_psgd_kron as scale_by_psgd_kron
 from ._matrix import scale_by_shampoo as scale_by_shampoo
 from ._matrix import scale_by_soap as scale_by_soap
@@ -287,6 +290,7 @@ from .optimizers._layerwise import fromage as fromage
 from .optimizers._layerwise import lamb as lamb
 from .optimizers._layerwise import lars as lars
 from .optimizers._layerwise import novograd as novograd
+from .optimizers._matrix import galore as galore
 from .optimizers._matrix import muon as muon
 from .optimizers._matrix import muon_labels as muon_labels
 from .optimizers._matrix import normuon as normuon

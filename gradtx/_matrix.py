@@ -1,4 +1,5 @@
-"""Matrix preconditioners: SOAP (Adam in Shampoo's eigenbasis), Shampoo, PSGD-Kron.
+"""Matrix preconditioners: SOAP (Adam in Shampoo's eigenbasis), Shampoo, PSGD-Kron;
+GaLore (a transform run in a low-rank subspace of each matrix gradient).
 
 Each keeps, for every axis a of a parameter leaf G (shape d_1 x ... x d_k),
 a d_a x d_a statistic built from the gradient contracted with itself over
@@ -10,21 +11,27 @@ underneath (Adam for SOAP, the grafted direction for Shampoo), and a 3-D
 leaf is preconditioned along each of its three axes.
 
 Arithmetic runs in at least float32; eigendecompositions and QR on the
-host's LAPACK (CPU) or the accelerator's solver.
+host's LAPACK (CPU) or the accelerator's solver.  GaLore's matrices are
+chosen by ``GaLoreDimensionNumbers`` instead (see ``scale_by_galore``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state
+from ._checks import check_float_leaves, check_range, check_state, check_transformation
+from ._combine import chain, precondition
 from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
+from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import compute_dtype, increment, new_count
-from ._tree import check_same_structure
+from ._second_moment import scale_by_rms
+from ._tree import check_same_structure, path_str
 
 
 def _preconditioned_axes(shape, max_precondition_dim, precondition_1d):
@@ -588,5 +595,231 @@ def scale_by_psgd_kron(
             "seed": seed,
             "update_with_momentum": update_with_momentum,
             "clip_rms": clip_rms,
+        },
+    )
+
+
+# ----------------------------------------------------------------------------
+# GaLore: a transform run on low-rank projections of the matrix gradients
+
+
+class GaLoreDimensionNumbers(NamedTuple):
+    """Which axes of a leaf form GaLore's matrix: ``reduction_axis`` (rows) and ``output_axis`` (columns).
+
+    The leaf is transposed to (reduction axes, output axes) and reshaped to a
+    (prod of reduction sizes, prod of output sizes) matrix; every axis must be
+    one or the other.  The default (0, 1) is a 2-D weight.  This is optax's
+    ``optax.contrib.GaLoreDimensionNumbers`` (optax's own instances are
+    accepted too).
+    """
+
+    reduction_axis: Sequence[int] | int = 0
+    output_axis: Sequence[int] | int = 1
+
+
+class GaLoreState(NamedTuple):
+    """count: steps taken; base_optimizer_state: the base transform's state, over
+    the low-rank gradients of the projected leaves and the full gradients of the
+    others; projector: per leaf its projector P (a (0, 0) array where none)."""
+
+    count: Any
+    base_optimizer_state: Any
+    projector: Any
+
+
+def _is_galore_dims(x) -> bool:
+    return hasattr(x, "reduction_axis") and hasattr(x, "output_axis")
+
+
+def _galore_leaf_dims(spec, tree) -> list:
+    """One entry per leaf of ``tree``: its dimension numbers, or None (not projected)."""
+    leaves = jax.tree.leaves(tree)
+    if callable(spec) and not _is_galore_dims(spec):
+        spec = spec(tree)
+    if spec is None:
+        return [GaLoreDimensionNumbers() if jnp.ndim(x) == 2 else None for x in leaves]
+    if _is_galore_dims(spec):
+        return [spec if jnp.ndim(x) >= 2 else None for x in leaves]
+    out = []
+    jax.tree.map(
+        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
+        spec,
+        tree,
+        is_leaf=lambda x: x is None or _is_galore_dims(x),
+    )
+    return out
+
+
+def _galore_axes(axis, ndim):
+    return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
+
+
+def _galore_matrix(owner, path, x, dims):
+    """x as GaLore's (rows, cols) matrix, and the function that undoes it."""
+    if x.ndim < 2:
+        raise ValueError(f"{owner}: leaf {path} has shape {x.shape}; GaLore needs rank >= 2")
+    red = _galore_axes(dims.reduction_axis, x.ndim)
+    out = _galore_axes(dims.output_axis, x.ndim)
+    if set(red) & set(out) or len(set(red + out)) != x.ndim:
+        raise ValueError(
+            f"{owner}: leaf {path} of shape {x.shape}: reduction axes {red} and output "
+            f"axes {out} must be disjoint and name every axis"
+        )
+    order = red + out
+    moved = tuple(x.shape[a] for a in order)
+    rows = math.prod(x.shape[a] for a in red)
+    inverse = tuple(sorted(range(x.ndim), key=lambda i: order[i]))
+    return (
+        jnp.transpose(x, order).reshape(rows, -1),
+        lambda y: jnp.transpose(y.reshape(moved), inverse),
+    )
+
+
+def _galore_projector(g, rank):
+    """P: the leading ``rank`` left singular vectors of G (m >= n) or right ones (m < n)."""
+    u, _, vh = jnp.linalg.svd(g, full_matrices=False)
+    return u[:, :rank] if g.shape[0] >= g.shape[1] else vh[:rank].T
+
+
+def scale_by_galore(
+    rank=128,
+    update_proj_gap=200,
+    scale=1.0,
+    base_optimizer=None,
+    weight_dimension_numbers=None,
+):
+    """GaLore: a base transform run on R_t = P_t^T G_t (or G_t P_t), projected back: u_t = scale * P_t base(R_t).
+
+    For a matrix G_t (m x n) with m >= n, P_t holds the first r = min(rank,
+    m, n) left singular vectors of G_t, recomputed by an SVD at steps 1,
+    1 + gap, 1 + 2 gap, ... (gap = ``update_proj_gap``) and kept in between;
+    R_t = P_t^T G_t (r x n) and u_t = scale * P_t N_t, N_t the base
+    transform's output on R_t.  For m < n, P_t holds the first r right
+    singular vectors, R_t = G_t P_t (m x r) and u_t = scale * N_t P_t^T.
+    The base transform's state lives in the subspace and is kept across
+    refreshes.  Leaves that are not projected (by default every leaf but the
+    2-D ones) go through the base transform whole, and are not scaled.  The
+    singular vectors' signs are the solver's choice; flipping column i of P
+    flips row i of R, and an elementwise base transform (Adam) flips row i of
+    N with it, so u_t does not change while P_t is fixed.  The SVD runs in
+    the leaf's compute dtype (float64 under x64; optax's in float32 always).
+
+    Args:
+      rank: the largest rank r of the projection, an integer >= 1.
+      update_proj_gap: steps between SVDs, an integer >= 1.
+      scale: the factor of the projected leaves' updates.
+      base_optimizer: the transform run in the subspace; it gets no params
+        (nor extra keywords), so it must be a gradient-only transform (Adam's
+        step, Lion's, RMS scaling), not one that decays weights.  None:
+        Adam's step with b1 = 0.9, b2 = 0.999, eps = 1e-8.
+      weight_dimension_numbers: which leaves are projected, and as what
+        matrix: None (the 2-D leaves, as they are), one
+        ``GaLoreDimensionNumbers`` (every leaf of rank >= 2), a tree of them
+        shaped like the params or a prefix of them (None: not projected), or
+        a function ``params -> such a tree``.
+
+    Returns:
+      A transform with state ``GaLoreState(count, base_optimizer_state, projector)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_galore(rank=1, base_optimizer=gradtx.identity())
+      >>> g = {"w": jnp.array([[3.0, 0.0], [0.0, 1.0]])}
+      >>> u, state = tx.update(g, tx.init(g))  # keeps G's rank-1 part
+      >>> jnp.abs(u["w"])
+      Array([[3., 0.],
+             [0., 0.]], dtype=float32)
+
+    Reference: Zhao, Zhang, Chen, Wang, Anandkumar, Tian, "GaLore:
+    Memory-Efficient LLM Training by Gradient Low-Rank Projection", ICML 2024,
+    arXiv:2403.03507.
+    """
+    owner = "scale_by_galore"
+    if isinstance(rank, bool) or int(rank) != rank or rank < 1:
+        raise ValueError(f"{owner}: rank must be an integer >= 1, got {rank!r}")
+    if int(update_proj_gap) != update_proj_gap or update_proj_gap < 1:
+        raise ValueError(
+            f"{owner}: update_proj_gap must be an integer >= 1, got {update_proj_gap!r}"
+        )
+    rank = int(rank)
+    if base_optimizer is None:  # Adam's step (adam_step of the optimizers' Adam)
+        base_optimizer = precondition(
+            chain(scale_by_momentum(0.9, ema=True), bias_correction(0.9)),
+            by=scale_by_rms(0.999, 1e-8, eps_in_sqrt=False, bias_correction=True),
+        )
+    check_transformation(owner, "base_optimizer", base_optimizer)
+
+    def matrices(tree):
+        """Per leaf: (leaf, its matrix or None, the inverse reshape or None)."""
+        flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+        dims = _galore_leaf_dims(weight_dimension_numbers, tree)
+        out = []
+        for (path, x), d in zip(flat, dims):
+            if d is None:
+                out.append((x, None, None))
+            else:
+                out.append((x, *_galore_matrix(owner, path_str(path), jnp.asarray(x), d)))
+        return out, treedef
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        leaves, treedef = matrices(params)
+        projectors, proxies = [], []
+        for x, g, _ in leaves:
+            cd = compute_dtype(x.dtype)
+            if g is None:
+                projectors.append(jnp.zeros((0, 0), x.dtype))
+                proxies.append(jnp.zeros_like(x))
+                continue
+            (m, n), r = g.shape, min(rank, *g.shape)
+            projectors.append(jnp.zeros((m, r) if m >= n else (n, r), cd))
+            proxies.append(jnp.zeros((r, n) if m >= n else (m, r), cd))
+        return GaLoreState(
+            new_count(),
+            base_optimizer.init(treedef.unflatten(proxies)),
+            treedef.unflatten(projectors),
+        )
+
+    def project(g, p, refresh):
+        g = g.astype(p.dtype)
+        p = jax.lax.cond(refresh, lambda: _galore_projector(g, p.shape[1]), lambda: p)
+        return (p.T @ g if g.shape[0] >= g.shape[1] else g @ p), p
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, GaLoreState)
+        check_float_leaves(owner, updates, "gradient")
+        leaves, treedef = matrices(updates)
+        projectors = treedef.flatten_up_to(state.projector)
+        refresh = state.count % update_proj_gap == 0
+        low, new_projectors = [], []
+        for (x, g, _), p in zip(leaves, projectors):
+            r, p = (x, p) if g is None else project(g, p, refresh)
+            low.append(r)
+            new_projectors.append(p)
+        directions, base_state = base_optimizer.update(
+            treedef.unflatten(low), state.base_optimizer_state, None
+        )
+        out = []
+        for (x, g, back), p, n in zip(leaves, new_projectors, treedef.flatten_up_to(directions)):
+            if g is None:
+                out.append(n)
+                continue
+            full = p @ n if g.shape[0] >= g.shape[1] else n @ p.T
+            out.append((scale * back(full)).astype(x.dtype))
+        return treedef.unflatten(out), GaLoreState(
+            increment(state.count), base_state, treedef.unflatten(new_projectors)
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(base_optimizer,),
+        hyperparams={
+            "rank": rank,
+            "update_proj_gap": update_proj_gap,
+            "scale": scale,
+            "base_optimizer": base_optimizer,
+            "weight_dimension_numbers": weight_dimension_numbers,
         },
     )

@@ -331,6 +331,16 @@ OPTIMIZERS = [
         elementwise=False,
         converges=False,
     ),
+    # GaLore moves a matrix only within the subspace of its last refresh: no
+    # convergence claim on the shared problems' few steps.
+    Row(
+        "galore",
+        gradtx.galore,
+        dict(learning_rate=0.01, rank=1, update_proj_gap=3),
+        dict(learning_rate=0.01),
+        elementwise=False,
+        converges=False,
+    ),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

@@ -1,7 +1,7 @@
 """Closed-form float64 NumPy references of one optimizer family.
 
-References for the matrix methods: Muon (Newton-Schulz, Polar Express), NorMuon, SOAP, Shampoo
-and PSGD-Kron.
+References for the matrix methods: Muon (Newton-Schulz, Polar Express), NorMuon, SOAP, Shampoo,
+PSGD-Kron and GaLore.
 Written from the papers' equations (never by calling gradtx or optax), in the
 form of ``tests/reference.py``: a pair ``init(p) -> state``,
 ``update(g, state, p) -> (u, state)`` on one array, lifted to leaves by
@@ -365,5 +365,64 @@ def normuon(
         fan_in, fan_out = np.shape(p)
         u = -lr * (np.sqrt(max(1.0, fan_out / fan_in)) * o2 + weight_decay * p)
         return u, {"m": m, "v": v}
+
+    return init, update
+
+
+def galore(
+    lr,
+    dims,
+    rank=128,
+    gap=200,
+    scale=1.0,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    sign=None,
+):
+    """GaLore (Zhao et al. 2024, Algorithm 2) with Adam in the subspace, and decoupled decay.
+
+    ``dims`` is None (the leaf takes plain Adam steps) or (reduction axes,
+    output axes): the leaf, transposed to them, is an m x n matrix G.  At
+    steps 1, 1 + gap, ... P = the first r = min(rank, m, n) left singular
+    vectors of G (m >= n) or right ones (m < n), R = P^T G or G P; Adam's
+    moments (kept across refreshes) give N, and the step is
+    -lr (scale P N (or N P^T), reshaped back, + weight_decay p).  ``sign``
+    (g, P) -> P picks the singular vectors' signs, which the SVD leaves free.
+    """
+
+    def init(p):
+        return {"t": 0, "m": None, "v": None, "P": None}
+
+    def update(g, s, p):
+        t = s["t"] + 1
+        if dims is None:
+            r = g
+        else:
+            order = tuple(dims[0]) + tuple(dims[1])
+            moved = np.transpose(g, order)
+            rows = int(np.prod([g.shape[a] for a in dims[0]]))
+            mat = moved.reshape(rows, -1)
+            m_, n_ = mat.shape
+            left = m_ >= n_
+            proj = s["P"]
+            if (t - 1) % gap == 0:
+                u, _, vh = np.linalg.svd(mat, full_matrices=False)
+                k = min(rank, m_, n_)
+                proj = u[:, :k] if left else vh[:k].T
+                if sign is not None:
+                    proj = sign(mat, proj)
+            r = proj.T @ mat if left else mat @ proj
+        m = (1 - b1) * r if s["m"] is None else b1 * s["m"] + (1 - b1) * r
+        v = (1 - b2) * r**2 if s["v"] is None else b2 * s["v"] + (1 - b2) * r**2
+        n = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        if dims is None:
+            direction = n
+        else:
+            full = proj @ n if left else n @ proj.T
+            direction = scale * np.transpose(full.reshape(moved.shape), np.argsort(order))
+            s = {**s, "P": proj}
+        return -lr * (direction + weight_decay * p), {**s, "t": t, "m": m, "v": v}
 
     return init, update

@@ -803,3 +803,47 @@ def test_schedule_arguments_are_checked():
         gradtx.piecewise_interpolate_schedule("linear", 1.0, {3: -0.5})
     with pytest.raises(ValueError, match="linear_onecycle_schedule: transition_steps must be"):
         gradtx.linear_onecycle_schedule(0, 1.0)
+
+
+# ----------------------------------------------------------------------------
+# GaLore.  optax computes the SVD in float32 even under x64 (and float32 and
+# float64 solvers may sign singular vectors differently, which changes the step
+# once momentum crosses a refresh): the float64 check is against a float64 NumPy
+# transcription (tests/test_optimizers_matrix.py), and optax is compared here in
+# float32, where both call the same solver on the same matrices.
+
+GALORE_DIMS = {
+    "nested": {
+        "cube": gradtx.GaLoreDimensionNumbers(reduction_axis=(0, 2), output_axis=1),
+        "matrix": gradtx.GaLoreDimensionNumbers(reduction_axis=1, output_axis=0),
+    },
+    "scalar": None,
+    "vector": None,
+}
+GALORE_CASES = {
+    "galore": {},
+    "galore_all_keywords": dict(
+        rank=2,
+        update_proj_gap=7,
+        scale=0.5,
+        weight_decay=0.1,
+        mask=_mask,
+        weight_dimension_numbers=GALORE_DIMS,
+    ),
+    "galore_rank_1_refresh_every_3": dict(rank=1, update_proj_gap=3),
+    "galore_lion_base": dict(rank=2, update_proj_gap=5, base_optimizer="lion"),
+}
+
+
+@pytest.mark.parametrize("case", list(GALORE_CASES))
+def test_galore_matches_optax_contrib_trajectory_float32(case):
+    kwargs = dict(GALORE_CASES[case])
+
+    def make(m, lr):
+        if kwargs.get("base_optimizer") == "lion":
+            return _contrib(m).galore(lr, **{**kwargs, "base_optimizer": m.scale_by_lion()})
+        return _contrib(m).galore(lr, **kwargs)
+
+    ours, theirs = _trajectories(make, 0.001, "nested_quadratic", np.float32)
+    assert all(a.dtype == np.float32 for a in ours[-1])
+    assert_trajectories_close(ours, theirs, f"{case} vs optax, float32", rtol=1e-5, atol=1e-6)

@@ -12,7 +12,13 @@ import optax
 import pytest
 import reference_matrix as ref_matrix
 import torch
-from problems import PROBLEMS, assert_trajectories_close, run_jax, run_reference
+from problems import (
+    PROBLEMS,
+    assert_trajectories_close,
+    assert_transform_matches,
+    run_jax,
+    run_reference,
+)
 
 import gradtx
 
@@ -343,3 +349,191 @@ def test_normuon_matches_closed_form(problem_name, x64):
     assert_trajectories_close(actual, expected, f"normuon on {problem_name} vs NumPy")
     start = jax.tree.leaves(problem.params)
     assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+# ----------------------------------------------------------------------------
+# GaLore.  optax's SVD runs in float32 even under x64, so the float64 check is
+# against the NumPy transcription (1e-10); optax's runs are compared in float32
+# (tests/test_optax_names.py) and, with one SVD, in float64 at float32 tolerance.
+
+
+def _jax_signs(mat, proj):
+    """proj's singular vectors with the signs jnp.linalg.svd gives them.
+
+    The SVD fixes each singular vector only up to sign, and NumPy's LAPACK may
+    choose otherwise than XLA's; with momentum carried across a refresh the
+    sign changes the step, so the reference adopts the solver's convention.
+    """
+    u, _, vh = jnp.linalg.svd(jnp.asarray(mat), full_matrices=False)
+    theirs = np.asarray(u if mat.shape[0] >= mat.shape[1] else vh.T)[:, : proj.shape[1]]
+    return proj * np.sign(np.sum(proj * theirs, axis=0))
+
+
+def _flipped_signs(mat, proj):
+    """The solver's signs with every other singular vector flipped."""
+    return _jax_signs(mat, proj) * (-1.0) ** np.arange(proj.shape[1])
+
+
+def _galore_reference(problem, lr, dims=None, **kwargs):
+    leaves = jax.tree.leaves(problem.params)
+    if dims is None:
+        dims = [((0,), (1,)) if np.ndim(p) == 2 else None for p in leaves]
+    return [ref_matrix.galore(lr, d, **kwargs) for d in dims]
+
+
+# The nested quadratic's leaves in order: cube (2, 3, 2), matrix (3, 4), scalar, vector.
+GALORE_DIMS = {
+    "nested": {
+        "cube": gradtx.GaLoreDimensionNumbers(reduction_axis=(0, 2), output_axis=1),
+        "matrix": gradtx.GaLoreDimensionNumbers(reduction_axis=1, output_axis=0),
+    },
+    "scalar": None,
+    "vector": None,
+}
+GALORE_REF_DIMS = [((0, 2), (1,)), ((1,), (0,)), None, None]
+
+GALORE_CASES = {
+    "refresh_every_5_mlp": ("mlp", dict(rank=2, update_proj_gap=5), {}),
+    "decay_scale": (
+        "nested_quadratic",
+        dict(rank=1, update_proj_gap=4, scale=0.5, weight_decay=0.1),
+        {},
+    ),
+    "dimension_numbers": (
+        "nested_quadratic",
+        dict(rank=2, update_proj_gap=7, weight_dimension_numbers=GALORE_DIMS),
+        dict(dims=GALORE_REF_DIMS),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(GALORE_CASES))
+def test_galore_matches_closed_form(case, x64):
+    problem_name, kwargs, ref_extra = GALORE_CASES[case]
+    problem = PROBLEMS[problem_name]
+    lr = 0.01 * problem.lr_scale
+    actual = run_jax(gradtx.galore(lr, **kwargs), problem, gradtx.apply_updates)
+    ref_kwargs = dict(
+        rank=kwargs["rank"],
+        gap=kwargs["update_proj_gap"],
+        scale=kwargs.get("scale", 1.0),
+        weight_decay=kwargs.get("weight_decay", 0.0),
+        sign=_jax_signs,
+        **ref_extra,
+    )
+    expected = run_reference(_galore_reference(problem, lr, **ref_kwargs), problem)
+    assert_trajectories_close(actual, expected, f"galore {case} vs NumPy")
+    start = jax.tree.leaves(problem.params)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(actual[-1], start)) > 1e-2
+
+
+def _flips_between_refreshes():
+    """The solver's signs, with every other singular vector flipped at every other
+    refresh of each leaf (leaves told apart by their matrix's shape)."""
+    calls = {}
+
+    def sign(mat, proj):
+        calls[mat.shape] = calls.get(mat.shape, 0) + 1
+        return _flipped_signs(mat, proj) if calls[mat.shape] % 2 else _jax_signs(mat, proj)
+
+    return sign
+
+
+@pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
+def test_galore_update_does_not_depend_on_singular_vector_signs(problem_name, x64):
+    """Flipping P's column i flips row i of R, of Adam's m and of its step N: P N is unchanged.
+
+    So signs other than the solver's, kept the same at every refresh, give
+    gradtx's trajectory; signs that change between refreshes do too when no
+    momentum is carried across them (b1 = 0: Adam's step is scale_by_rms
+    with bias correction), and not otherwise.
+    """
+    problem = PROBLEMS[problem_name]
+    lr = 0.01 * problem.lr_scale
+
+    def reference(sign, **kwargs):
+        return run_reference(_galore_reference(problem, lr, rank=2, sign=sign, **kwargs), problem)
+
+    def run(**kwargs):
+        return run_jax(gradtx.galore(lr, rank=2, **kwargs), problem, gradtx.apply_updates)
+
+    one_svd = run(update_proj_gap=1000)
+    expected = reference(_flipped_signs, gap=1000)
+    assert_trajectories_close(one_svd, expected, f"galore, one SVD, on {problem_name}")
+
+    refreshed = run(update_proj_gap=3)
+    expected = reference(_flipped_signs, gap=3)
+    assert_trajectories_close(refreshed, expected, f"galore, flipped signs, on {problem_name}")
+
+    rms = gradtx.scale_by_rms(0.999, 1e-8, eps_in_sqrt=False, bias_correction=True)
+    no_momentum = run(update_proj_gap=3, base_optimizer=rms)
+    expected = reference(_flips_between_refreshes(), gap=3, b1=0.0)
+    assert_trajectories_close(no_momentum, expected, f"galore, b1 = 0, on {problem_name}")
+
+    expected = reference(_flips_between_refreshes(), gap=3)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(refreshed[-1], expected[-1])) > 1e-4
+
+
+def test_galore_float64_matches_optax_with_one_svd(x64):
+    """optax's SVD runs in float32 (sgesdd), gradtx's in float64 (dgesdd): the two
+    may sign singular vectors differently, which changes the step once momentum
+    is carried across a refresh; with one SVD for the run the signs cancel.
+    optax's projector carries float32 round-off: 1e-5 relative, 1e-5 absolute."""
+    for problem_name in ("nested_quadratic", "mlp"):
+        problem = PROBLEMS[problem_name]
+        kwargs = dict(rank=2, update_proj_gap=1000, scale=0.5, weight_decay=0.1)
+        actual = run_jax(gradtx.galore(0.01, **kwargs), problem, gradtx.apply_updates)
+        with jax.numpy_dtype_promotion("standard"):
+            theirs = run_jax(optax.contrib.galore(0.01, **kwargs), problem, optax.apply_updates)
+        assert_trajectories_close(
+            actual, theirs, f"galore on {problem_name} vs optax", rtol=1e-5, atol=1e-5
+        )
+
+
+def test_scale_by_galore_matches_optax_with_another_base_and_state_layout():
+    """A callable weight_dimension_numbers and AdaMax in the subspace, on random
+    gradients, in float32 (the same SVD in both, so the same signs)."""
+
+    def dims(params):
+        return jax.tree.map(lambda _: None, params) | {"nested": GALORE_DIMS["nested"]}
+
+    kwargs = dict(rank=2, update_proj_gap=3, scale=0.25, weight_dimension_numbers=dims)
+    ours = gradtx.scale_by_galore(base_optimizer=gradtx.scale_by_adamax(), **kwargs)
+    theirs = optax.contrib.scale_by_galore(base_optimizer=optax.scale_by_adamax(), **kwargs)
+    tree = PROBLEMS["nested_quadratic"].params
+    actual = assert_transform_matches(
+        ours, theirs, tree, "scale_by_galore vs optax", rtol=1e-5, atol=1e-6
+    )
+    assert actual[-1][0].dtype == np.float32
+
+    params = jax.tree.map(jnp.asarray, tree)
+    state, their_state = ours.init(params), theirs.init(params)
+    assert isinstance(state, gradtx.GaLoreState) and state._fields == their_state._fields
+    shapes = jax.tree.map(jnp.shape, state.projector)
+    assert shapes == jax.tree.map(jnp.shape, their_state.projector)
+    assert shapes["nested"] == {"cube": (4, 2), "matrix": (4, 2)}
+    assert shapes["scalar"] == shapes["vector"] == (0, 0)
+
+
+def test_scale_by_galore_bad_arguments_raise():
+    with pytest.raises(ValueError, match=r"^scale_by_galore: rank must be an integer >= 1, got 0"):
+        gradtx.scale_by_galore(rank=0)
+    with pytest.raises(ValueError, match="update_proj_gap must be an integer >= 1, got 2.5"):
+        gradtx.scale_by_galore(update_proj_gap=2.5)
+    with pytest.raises(TypeError, match="base_optimizer must be a gradient transformation"):
+        gradtx.scale_by_galore(base_optimizer=0.1)
+    tx = gradtx.scale_by_galore(weight_dimension_numbers=gradtx.GaLoreDimensionNumbers())
+    with pytest.raises(ValueError, match=r"leaf \['c'\] of shape \(2, 3, 4\).*name every axis"):
+        tx.init({"c": jnp.zeros((2, 3, 4))})
+    tx = gradtx.scale_by_galore(weight_dimension_numbers={"v": gradtx.GaLoreDimensionNumbers()})
+    with pytest.raises(ValueError, match=r"leaf \['v'\] has shape \(3,\); GaLore needs rank >= 2"):
+        tx.init({"v": jnp.zeros(3)})
+
+
+def test_galore_keeps_bfloat16_params_and_float32_state():
+    params = {"w": jnp.ones((4, 3), jnp.bfloat16), "b": jnp.ones(3, jnp.bfloat16)}
+    opt = gradtx.galore(0.1, rank=2)
+    state = opt.init(params)
+    updates, state = opt.update(params, state, params)
+    assert all(u.dtype == jnp.bfloat16 for u in jax.tree.leaves(updates))
+    assert state.states[0].projector["w"].dtype == jnp.float32

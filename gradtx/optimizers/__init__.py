@@ -17,7 +17,7 @@ module              optimizers
 ``_rms``            rmsprop, adagrad, adadelta, adafactor, sm3
 ``_sign``           lion, sign_sgd, signum, rprop
 ``_layerwise``      lamb, lars, fromage, novograd
-``_matrix``         muon, normuon, soap, shampoo, psgd_kron
+``_matrix``         muon, normuon, soap, shampoo, psgd_kron, galore
 ``_parameter_free`` prodigy, dadapt_adamw, dog, dowg, cocob, momo,
                     momo_adam, polyak_sgd
 ``_quasi_newton``   lbfgs

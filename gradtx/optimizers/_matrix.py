@@ -1,12 +1,13 @@
 """Matrix methods: 2-D weights updated as matrices.  Muon and NorMuon (the polar
 factor of the momentum), SOAP, Shampoo and PSGD Kron (Kronecker-factored
-preconditioners).
+preconditioners), GaLore (Adam on low-rank projections).
 
 Each recipe says what it does with the other leaves (scalars, vectors,
 >2-D): Muon routes them to AdamW with ``partition``; the preconditioners
 treat them as their docstrings say.  Shared pieces: ``orthogonalize``,
 ``newton_schulz`` and ``scale_by_shape`` (``_orthogonal``),
-``scale_by_soap``, ``scale_by_shampoo``, ``scale_by_psgd_kron`` (``_matrix``),
+``scale_by_soap``, ``scale_by_shampoo``, ``scale_by_psgd_kron``,
+``scale_by_galore`` (``_matrix``),
 ``graft``.
 """
 
@@ -26,7 +27,7 @@ from .._checks import (
 )
 from .._combine import chain
 from .._graft import graft
-from .._matrix import scale_by_psgd_kron, scale_by_shampoo, scale_by_soap
+from .._matrix import scale_by_galore, scale_by_psgd_kron, scale_by_shampoo, scale_by_soap
 from .._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum, trace
 from .._orthogonal import (
     NS_COEFFS,
@@ -44,7 +45,7 @@ from .._second_moment import (
 )
 from .._tree import is_mask_function
 from .._weight_decay import add_decayed_weights
-from ._adam import adamw
+from ._adam import adam_step, adamw
 
 
 def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
@@ -480,5 +481,58 @@ def psgd_kron(
             update_with_momentum=update_with_momentum,
         ),
         add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def galore(
+    learning_rate: Rate,
+    rank=128,
+    update_proj_gap=200,
+    scale=1.0,
+    base_optimizer=None,
+    weight_decay: Rate = 0.0,
+    mask=None,
+    weight_dimension_numbers=None,
+):
+    """GaLore: p_t = p_{t-1} - lr * (scale * P_t adam(P_t^T G_t) + weight_decay * p_{t-1}).
+
+    P_t holds the first r = min(rank, m, n) left singular vectors of the
+    m x n gradient G_t (m >= n; for m < n the right ones, and G_t P_t),
+    refreshed by an SVD every ``update_proj_gap`` steps (``scale_by_galore``);
+    Adam's moments live in the r-dimensional subspace.  Leaves that are not
+    projected (by default all but the 2-D ones) take plain Adam steps.  The
+    weight decay is decoupled and applied to the full parameters.
+    optax's ``optax.contrib.galore``, with its keywords and defaults (its
+    SVD runs in float32 even under x64, gradtx's in the leaf's dtype).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      rank, update_proj_gap, scale: as in ``scale_by_galore``.
+      base_optimizer: the transform run in the subspace instead of Adam's
+        step (b1 = 0.9, b2 = 0.999, eps = 1e-8); gradient-only, as in
+        ``scale_by_galore``.
+      weight_decay: decoupled weight decay, >= 0 or a schedule.
+      mask: which parameters decay (a pytree of bools or a function of params).
+      weight_dimension_numbers: which leaves are projected, as in ``scale_by_galore``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.galore(0.1, rank=1)
+      >>> params = {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}
+      >>> u, state = opt.update({"w": jnp.ones((3, 2)), "b": jnp.ones(2)}, opt.init(params), params)
+      >>> jnp.round(gradtx.apply_updates(params, u)["b"], 4)
+      Array([-0.1, -0.1], dtype=float32)
+
+    Reference: Zhao, Zhang, Chen, Wang, Anandkumar, Tian, "GaLore:
+    Memory-Efficient LLM Training by Gradient Low-Rank Projection", ICML 2024,
+    arXiv:2403.03507.
+    """
+    if base_optimizer is None:
+        base_optimizer = adam_step(0.9, 0.999, 1e-8, 0.0)
+    return (
+        scale_by_galore(rank, update_proj_gap, scale, base_optimizer, weight_dimension_numbers),
+        add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
