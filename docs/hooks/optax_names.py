@@ -87,10 +87,6 @@ OTHER = {
     "update_infinity_moment": (NOT_YET, "gradtx's moment helpers are private"),
     "update_moment_per_elem_norm": (NOT_YET, "gradtx's moment helpers are private"),
     # optax.contrib
-    "GaLoreDimensionNumbers": (NOT_YET, ""),
-    "GaLoreState": (NOT_YET, ""),
-    "galore": (NOT_YET, ""),
-    "scale_by_galore": (NOT_YET, ""),
     "MuonState": (
         "`PartitionState`, `NadamMomentumState`",
         "`muon` is a `partition` of two chains, each with its own momentum",
