@@ -10,11 +10,14 @@ from jax.flatten_util import ravel_pytree
 
 from ..._base import GradientTransformation
 from ..._checks import check_range, check_state, value_fn_keywords
+from ..._linesearch import _armijo_decrease, _curvature_bound, _zoom_ends
 from ..._numerics import compute_dtype, increment, new_count
+from ..._quasi_newton import _pair_weight, _store_pair, _two_loop_backward, _two_loop_forward
 from ..._update import apply_updates
 from .._common import recipe
 
 
+# PyTorch's cubic fits two values and two slopes, _linesearch._cubic_minimiser three values and one.
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     """PyTorch's ``_cubic_interpolate``: the minimiser of the cubic through (x1, f1, slope g1)
     and (x2, f2, slope g2), clamped to ``bounds`` (default [min(x1, x2), max(x1, x2)]); the
@@ -79,13 +82,20 @@ def _strong_wolfe(obj, t, d, f, g, gtd, c1, c2, tolerance_change, max_ls):
     """
     d_norm = jnp.max(jnp.abs(d))
 
-    def sufficient(t, f_new):
-        return f_new > f + c1 * t * gtd
+    # The terms c1 t gtd and c2 |gtd| are the library's; the Armijo test keeps PyTorch's
+    # f(t) > f + c1 t gtd, which rounds differently from the library's f(t) - f - c1 t gtd.
+    def armijo_fails(t, f_new):
+        """Whether f(t) fails the sufficient-decrease (Armijo) condition."""
+        return f_new > f + _armijo_decrease(t, gtd, c1)
+
+    def curvature(slope):
+        """The strong Wolfe curvature condition |slope| <= c2 |gtd| (= -c2 gtd: gtd < 0 here)."""
+        return jnp.abs(slope) <= _curvature_bound(gtd, c2)
 
     def bracket_stop(s):
         """0: keep bracketing; 1: bracket [t_prev, t] found; 2: t meets the Wolfe conditions."""
-        high = sufficient(s.t, s.f) | ((s.ls_iter > 1) & (s.f >= s.f_prev))
-        wolfe = jnp.abs(s.gtd) <= -c2 * gtd
+        high = armijo_fails(s.t, s.f) | ((s.ls_iter > 1) & (s.f >= s.f_prev))
+        wolfe = curvature(s.gtd)
         return jnp.where(high, 1, jnp.where(wolfe, 2, jnp.where(s.gtd >= 0, 1, 0)))
 
     def bracket_body(s):
@@ -146,23 +156,21 @@ def _strong_wolfe(obj, t, d, f, g, gtd, c1, c2, tolerance_change, max_ls):
         f_new, g_new = obj(t)
         gtd_new = jnp.dot(g_new, d)
         low, high = z.low, 1 - z.low
-        to_high = sufficient(t, f_new) | (f_new >= bf[low])
-        wolfe = ~to_high & (jnp.abs(gtd_new) <= -c2 * gtd)
+        to_high = armijo_fails(t, f_new) | (f_new >= bf[low])
+        wolfe = ~to_high & curvature(gtd_new)
         high_to_low = ~to_high & ~wolfe & (gtd_new * (b[high] - b[low]) >= 0)
-        # Armijo fails, or no lower than the low end: t replaces the high end.
-        # Else t becomes the low end (the old low the high end, if the slope says so).
-        new = (t, f_new, g_new, gtd_new)
-        ends = []
-        for arr, value in zip((b, bf, bg, bgtd), new):
-            old_high = jnp.where(high_to_low, arr[low], arr[high])
-            ends.append(
-                jnp.where(
-                    to_high,
-                    arr.at[high].set(value),
-                    arr.at[high].set(old_high).at[low].set(value),
-                )
-            )
-        b, bf, bg, bgtd = ends
+        # PyTorch's tests, the library's update of the ends (high_to_low leaves out a Wolfe t).
+        ends = (b, bf, bg, bgtd)
+        new_low, new_high = _zoom_ends(
+            to_high,
+            high_to_low,
+            (t, f_new, g_new, gtd_new),
+            tuple(x[low] for x in ends),
+            tuple(x[high] for x in ends),
+        )
+        b, bf, bg, bgtd = (
+            x.at[low].set(lo).at[high].set(hi) for x, lo, hi in zip(ends, new_low, new_high)
+        )
         low = jnp.where(to_high, jnp.where(bf[0] <= bf[1], 0, 1), z.low)
         return _Zoom(
             ls_iter=z.ls_iter + 1,
@@ -256,24 +264,24 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls=None
         y, s = g - state.prev_grad, state.d * state.t
         ys = jnp.dot(y, s)
         keep = (~first) & (ys > 1e-10)
-        dirs = jnp.where(keep, jnp.roll(state.dirs, -1, axis=0).at[-1].set(y), state.dirs)
-        stps = jnp.where(keep, jnp.roll(state.stps, -1, axis=0).at[-1].set(s), state.stps)
-        ro = jnp.where(
-            keep, jnp.roll(state.ro, -1).at[-1].set(1 / jnp.where(keep, ys, 1.0)), state.ro
-        )
+        # PyTorch's history is a list, oldest first: the oldest pair drops out, the new one joins.
+        history = (state.stps, state.dirs, state.ro)
+        rolled = (jnp.roll(x, -1, axis=0) for x in history)
+        pushed = _store_pair(*rolled, s, y, _pair_weight(ys, keep), -1)
+        stps, dirs, ro = (jnp.where(keep, new, old) for new, old in zip(pushed, history))
         h_diag = jnp.where(keep, ys / jnp.dot(y, y), state.H_diag)
         h_diag = jnp.where(first, 1.0, h_diag)
 
-        # The two-loop recursion, newest pair first; unused pairs have ro = 0.
+        # The two-loop recursion, newest pair first; unused pairs have ro = 0.  Loops over the
+        # rows, not scale_by_lbfgs's scan: run eagerly, XLA rounds that form differently here.
         def newest_first(k, carry):
             q, al = carry
             i = history_size - 1 - k
-            a = jnp.dot(stps[i], q) * ro[i]
-            return q - a * dirs[i], al.at[i].set(a)
+            q, a = _two_loop_backward(q, stps[i], dirs[i], ro[i], jnp.dot)
+            return q, al.at[i].set(a)
 
         def oldest_first(i, r):
-            be = jnp.dot(dirs[i], r) * ro[i]
-            return r + (al[i] - be) * stps[i]
+            return _two_loop_forward(r, stps[i], dirs[i], ro[i], al[i], jnp.dot)[0]
 
         q, al = jax.lax.fori_loop(0, history_size, newest_first, (-g, jnp.zeros_like(ro)))
         r = jax.lax.fori_loop(0, history_size, oldest_first, q * h_diag)
