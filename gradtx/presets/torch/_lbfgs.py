@@ -266,8 +266,8 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls=None
         keep = (~first) & (ys > 1e-10)
         # PyTorch's history is a list, oldest first: the oldest pair drops out, the new one joins.
         history = (state.stps, state.dirs, state.ro)
-        rolled = (jnp.roll(x, -1, axis=0) for x in history)
-        pushed = _store_pair(*rolled, s, y, _pair_weight(ys, keep), -1)
+        stps, dirs, ro = (jnp.roll(x, -1, axis=0) for x in history)
+        pushed = _store_pair(stps, dirs, ro, s, y, _pair_weight(ys, keep), -1)
         stps, dirs, ro = (jnp.where(keep, new, old) for new, old in zip(pushed, history))
         h_diag = jnp.where(keep, ys / jnp.dot(y, y), state.H_diag)
         h_diag = jnp.where(first, 1.0, h_diag)
