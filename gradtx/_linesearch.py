@@ -64,6 +64,29 @@ def _quadratic_minimiser(a, fa, fpa, b, fb):
     return a - fpa / (2.0 * curvature)
 
 
+def _armijo_decrease(stepsize, slope0, slope_rtol):
+    """The decrease that sufficient decrease (Armijo) asks of f(eta) below f(0): c1 eta f'(0)."""
+    return slope_rtol * stepsize * slope0
+
+
+def _curvature_bound(slope0, curv_rtol):
+    """The strong Wolfe curvature condition's bound on |f'(eta)|: c2 |f'(0)|."""
+    return curv_rtol * jnp.abs(slope0)
+
+
+def _zoom_ends(to_high, high_to_low, new, low, high):
+    """The bracket's ends (low, high) after a zoom trial ``new`` (Nocedal & Wright, Algorithm 3.6).
+
+    ``new`` replaces the high end where ``to_high`` (it lacks sufficient decrease, or is no lower
+    than the low end); else it becomes the low end, and the old low end becomes the high end
+    where ``high_to_low`` (the slope at ``new`` points towards the high end).  Each end is a
+    tuple of arrays (step, value, slope, ...).
+    """
+    new_high = _select(high_to_low, low, _select(to_high, new, high))
+    new_low = _select(~to_high, new, low)
+    return new_low, new_high
+
+
 class ZoomLinesearchInfo(NamedTuple):
     """num_linesearch_steps: loss evaluations made; the final decrease and curvature errors."""
 
@@ -202,7 +225,7 @@ def scale_by_zoom_linesearch(
         )
 
     def decrease_error(eta, value, slope, value0, slope0):
-        err = value - value0 - slope_rtol * eta * slope0
+        err = value - value0 - _armijo_decrease(eta, slope0, slope_rtol)
         if approx_dec_rtol is not None:
             approx = jnp.maximum(
                 slope - (2 * slope_rtol - 1.0) * slope0,
@@ -215,7 +238,7 @@ def scale_by_zoom_linesearch(
     def curvature_error(slope, slope0):
         if no_curvature:  # inf * |f'(0)| would be NaN where f'(0) = 0
             return jnp.where(jnp.isnan(slope), jnp.inf, jnp.zeros_like(slope))
-        err = jnp.maximum(jnp.abs(slope) - curv_rtol * jnp.abs(slope0), 0.0)
+        err = jnp.maximum(jnp.abs(slope) - _curvature_bound(slope0, curv_rtol), 0.0)
         return jnp.where(jnp.isnan(err), jnp.inf, err)
 
     def init(params):
@@ -360,8 +383,7 @@ def scale_by_zoom_linesearch(
                 (s.low, s.value_low, s.slope_low),
                 (s.high, s.value_high, s.slope_high),
             )
-            new_high = _select(high_to_low, low, _select(high_to_eta, new, high))
-            new_low = _select(~high_to_eta, new, low)
+            new_low, new_high = _zoom_ends(high_to_eta, high_to_low, new, low, high)
             ref = _select(high_to_eta | high_to_low, (s.high, s.value_high), (s.low, s.value_low))
             stuck = (s.count + 1 >= max_linesearch_steps) | (
                 (width <= stepsize_precision) & (safe[0] > 0.0)

@@ -101,12 +101,11 @@ def scale_by_lbfgs(
         s = jax.tree.map(lambda p, q: p - q, params, state.params)
         y = jax.tree.map(lambda g, h: g - h, updates, state.updates)
         sy = _vdot(y, s).astype(real)
-        rho = jnp.where(sy == 0.0, 0.0, 1.0 / jnp.where(sy == 0.0, 1.0, sy))
+        rho = _pair_weight(sy, sy != 0.0)
         s, y, rho = _zero_unless(started, (s, y, rho))
         newest = (state.count - 1) % m
-        s_mem = jax.tree.map(lambda mem, x: mem.at[newest].set(x), state.diff_params_memory, s)
-        y_mem = jax.tree.map(lambda mem, x: mem.at[newest].set(x), state.diff_updates_memory, y)
-        rhos = state.weights_memory.at[newest].set(rho)
+        memories = (state.diff_params_memory, state.diff_updates_memory, state.weights_memory)
+        s_mem, y_mem, rhos = _store_pair(*memories, s, y, rho, newest)
         if scale_init_precond:
             yy = _sq_norm(y).astype(real)
             gamma = jnp.where(yy > 0.0, _vdot(y, s).astype(real) / jnp.where(yy > 0, yy, 1), 1.0)
@@ -120,20 +119,14 @@ def scale_by_lbfgs(
             return jax.tree.map(lambda x: x[i], mem)
 
         def backward(q, i):
-            alpha = rhos[i] * _vdot(pick(s_mem, i), q).astype(real)
-            q = jax.tree.map(lambda v, yi: (v - alpha * yi).astype(v.dtype), q, pick(y_mem, i))
-            return q, alpha
+            return _two_loop_backward(q, pick(s_mem, i), pick(y_mem, i), rhos[i], _vdot)
 
         q, alphas = jax.lax.scan(backward, updates, order, reverse=True)
         r = jax.tree.map(lambda v: (gamma * v).astype(v.dtype), q)
 
         def forward(r, i_alpha):
             i, alpha = i_alpha
-            beta = rhos[i] * _vdot(pick(y_mem, i), r).astype(real)
-            r = jax.tree.map(
-                lambda v, si: (v + (alpha - beta) * si).astype(v.dtype), r, pick(s_mem, i)
-            )
-            return r, beta
+            return _two_loop_forward(r, pick(s_mem, i), pick(y_mem, i), rhos[i], alpha, _vdot)
 
         direction, _ = jax.lax.scan(forward, r, (order, alphas))
         return direction, ScaleByLBFGSState(
@@ -163,3 +156,33 @@ def _sq_norm(tree):
 
 def _zero_unless(condition, tree):
     return jax.tree.map(lambda x: jnp.where(condition, x, jnp.zeros_like(x)), tree)
+
+
+def _pair_weight(sy, keep):
+    """rho = 1 / <y, s> where ``keep``, else 0 (a pair with rho = 0 adds nothing to the recursion)."""
+    return jnp.where(keep, 1.0 / jnp.where(keep, sy, 1.0), 0.0)
+
+
+def _store_pair(s_memory, y_memory, rhos, s, y, rho, row):
+    """The memories (s_i, y_i stacked on axis 0 of each leaf, rho_i) with (s, y, rho) at ``row``."""
+
+    def put(memory, x):
+        return memory.at[row].set(x)
+
+    return jax.tree.map(put, s_memory, s), jax.tree.map(put, y_memory, y), rhos.at[row].set(rho)
+
+
+def _two_loop_backward(q, s, y, rho, dot):
+    """A step of the two-loop recursion's first loop: a = rho dot(s, q), q - a y; returns both.
+
+    ``dot(a, b)``: the real inner product of two pytrees shaped like q; ``rho``: 1 / <y, s>
+    (0 for an unused pair with s = y = 0, which leaves q as it is).
+    """
+    alpha = rho * dot(s, q).astype(rho.dtype)
+    return jax.tree.map(lambda v, yi: (v - alpha * yi).astype(v.dtype), q, y), alpha
+
+
+def _two_loop_forward(r, s, y, rho, alpha, dot):
+    """A step of the second loop, with a from the first: b = rho dot(y, r), r + (a - b) s."""
+    beta = rho * dot(y, r).astype(rho.dtype)
+    return jax.tree.map(lambda v, si: (v + (alpha - beta) * si).astype(v.dtype), r, s), beta

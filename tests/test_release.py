@@ -60,7 +60,7 @@ def test_release_wheel_installs_in_a_fresh_venv_and_passes_its_doctests(tmp_path
     (wheel,) = dist.glob("gradtx-*.whl")
     assert wheel.name.startswith(f"gradtx-{gradtx.__version__}-py3-none-any")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "gradtx/py.typed" in names and "gradtx/presets/torch.py" in names
+    assert "gradtx/py.typed" in names and "gradtx/presets/torch/__init__.py" in names
     assert not [n for n in names if n.startswith("tests/")]
 
     venv = tmp_path / "venv"
