@@ -134,6 +134,8 @@ from ._momo import MomoAdamState as MomoAdamState
 from ._momo import MomoState as MomoState
 from ._momo import scale_by_momo as scale_by_momo
 from ._momo import scale_by_momo_adam as scale_by_momo_adam
+from ._optax_state import state_from_optax as state_from_optax
+from ._optax_state import state_to_optax as state_to_optax
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
 from ._orthogonal import NeuronRmsState as NeuronRmsState
 from ._orthogonal import newton_schulz as newton_schulz
