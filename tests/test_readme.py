@@ -121,3 +121,35 @@ def test_readme_every_optimizer_table_lists_each_recipe_as_built():
         if opt.combinator == "chain":
             built = built[len("chain(") : -1]
         assert built == recipe, name
+
+
+def test_readme_switching_from_optax_continues_an_optax_checkpoint(tmp_path):
+    import jax
+    import numpy as np
+    import optax
+    import orbax.checkpoint as ocp
+
+    params = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array([0.3])}
+    grads_of = lambda p: jax.tree.map(lambda x: 2 * x - 0.1, p)  # noqa: E731
+    reference = optax.adam(1e-3)
+    with jax.numpy_dtype_promotion("standard"):  # optax is written for standard promotion
+        optax_state = reference.init(params)
+        for _ in range(3):
+            updates, optax_state = reference.update(grads_of(params), optax_state, params)
+            params = optax.apply_updates(params, updates)
+        expected, _ = reference.update(grads_of(params), optax_state, params)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "opt_state", optax_state)
+    checkpointer.wait_until_finished()
+    namespace = {
+        "optax": optax,
+        "ocp": ocp,
+        "gradtx": gradtx,
+        "params": params,
+        "grads": grads_of(params),
+        "ckpt_dir": tmp_path,
+    }
+    exec(compile(_python_block("Switching from optax"), "README optax", "exec"), namespace)
+    for mine, theirs in zip(jax.tree.leaves(namespace["updates"]), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+    assert int(gradtx.tree_get(namespace["state"], "preconditioner.count")) == 4

@@ -1,0 +1,509 @@
+"""Converting an optimizer's state to and from optax's layout.
+
+A gradtx optimizer and its optax namesake hold the same numbers in differently
+shaped trees.  ``gradtx.adam``'s state is its recipe's
+``ChainState(states=(PreconditionState(direction=ChainState(states=(
+MomentumState(mu), BiasCorrectionState(count))), preconditioner=RmsState(count,
+nu)), EmptyState()))``; optax's is ``(ScaleByAdamState(count, mu, nu),
+EmptyState())``.  The chains line up part for part (a recipe chains the parts
+optax chains, in the same order), so the conversion goes part by part:
+
+- a part whose states are all empty is optax's ``EmptyState()`` (or optax's
+  ``MaskedState(inner_state=EmptyState())`` where optax wraps a masked weight
+  decay);
+- any other part is one optax state, chosen by the gradtx state types it holds
+  (``_OPTAX_TYPE``), whose fields are read by name from those states: ``mu``
+  from the momentum, ``nu`` from the preconditioner, ``count`` from the first
+  counter.
+
+Going back, each field of a gradtx state is read by name from the optax part:
+both of Adam's counters are set from optax's one ``count`` (as separate
+buffers), and a field optax does not keep is derived (NAdam's ``b1_product``
+is b1^t, which is what gradtx stores for a constant b1) or, for a counter
+that optax does not keep because nothing reads it (RMSprop without bias
+correction), set to 0.  Fields are read by name, so the optax state may be
+optax's own named tuples or a restored dict or list of them (Flax
+serialization, Orbax without a template).  The arrays are passed through as
+they are: no cast, no copy, except a second use of one counter, and the
+noise key of ``noisy_sgd``, which optax keeps as a typed key
+(``jax.random.wrap_key_data`` of gradtx's raw uint32 key data).
+
+optax is not a dependency of gradtx.  ``state_to_optax`` returns optax's own
+named tuples when optax can be imported, so the result goes straight into an
+optax update or an optax-shaped checkpoint; without optax it returns named
+tuples of the same type names and fields, which serialize to the same keys.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._base import EmptyState, GradientTransformation
+from ._combine import ChainState, PreconditionState
+from ._momentum import _widest_real_dtype
+from ._partition import MaskedState
+
+# optax's state types and their fields, by name.
+_OPTAX_FIELDS = {
+    "EmptyState": (),
+    "MaskedState": ("inner_state",),
+    "ScaleByScheduleState": ("count",),
+    "TraceState": ("trace",),
+    "EmaState": ("count", "ema"),
+    "AddNoiseState": ("count", "rng_key"),
+    "ScaleByAdamState": ("count", "mu", "nu"),
+    "ScaleByAmsgradState": ("count", "mu", "nu", "nu_max"),
+    "ScaleByRmsState": ("nu",),
+    "ScaleByRmsWithCountState": ("count", "nu"),
+    "ScaleByRStdDevState": ("mu", "nu"),
+    "ScaleByRStdDevWithCountState": ("count", "mu", "nu"),
+    "ScaleByRssState": ("sum_of_squares",),
+    "ScaleByAdaDeltaState": ("e_g", "e_x"),
+    "ScaleByBeliefState": ("count", "mu", "nu"),
+    "ScaleByLionState": ("count", "mu"),
+    "FactoredState": ("count", "v_row", "v_col", "v"),
+    "ScaleBySM3State": ("mu", "nu"),
+    "ScaleByNovogradState": ("count", "mu", "nu"),
+    "ScaleByAdanState": ("m", "v", "n", "g", "t"),
+    "ScaleByRpropState": ("step_sizes", "prev_updates"),
+    "ScaleByOptimisticGradientState": ("is_initial_step", "previous_gradient"),
+}
+
+# The optax state a part of a gradtx chain becomes, by the gradtx state types
+# the part holds (in tree order).
+_OPTAX_TYPE = {
+    ("ScheduleState",): "ScaleByScheduleState",
+    ("TraceState",): "TraceState",
+    ("EmaState",): "EmaState",
+    ("AddNoiseState",): "AddNoiseState",
+    ("MomentumState", "BiasCorrectionState", "RmsState"): "ScaleByAdamState",
+    ("NadamMomentumState", "RmsState"): "ScaleByAdamState",
+    ("MomentumState", "BiasCorrectionState", "InfinityNormState"): "ScaleByAdamState",
+    ("MomentumState", "BiasCorrectionState", "MaxRmsState"): "ScaleByAmsgradState",
+    ("ScaleByYogiState",): "ScaleByAdamState",
+    ("RmsState",): "ScaleByRmsState",
+    ("CenteredRmsState",): "ScaleByRStdDevState",
+    ("RssState",): "ScaleByRssState",
+    ("AdadeltaState",): "ScaleByAdaDeltaState",
+    ("ScaleByBeliefState",): "ScaleByBeliefState",
+    ("ScaleByLionState",): "ScaleByLionState",
+    ("FactoredState",): "FactoredState",
+    ("ScaleBySM3State",): "ScaleBySM3State",
+    ("ScaleByNovogradState",): "ScaleByNovogradState",
+    ("ScaleByAdanState",): "ScaleByAdanState",
+    ("ScaleByRpropState",): "ScaleByRpropState",
+    ("ScaleByOptimisticGradientState",): "ScaleByOptimisticGradientState",
+}
+
+_MASKED_EMPTY = "masked EmptyState"
+
+
+def _masked_decay(mask_name, position):
+    """optax masks its weight decay when a mask is given: that part is MaskedState(EmptyState())."""
+
+    def parts(h, n):
+        if h.get(mask_name) is None:
+            return {}
+        return {position(n): _MASKED_EMPTY}
+
+    return parts
+
+
+def _no_overrides(h, n):
+    return {}
+
+
+def _rmsprop(h, n):
+    if not h.get("bias_correction"):
+        return {}
+    counted = "ScaleByRStdDevWithCountState" if h.get("centered") else "ScaleByRmsWithCountState"
+    return {0: counted}
+
+
+def _adafactor(h, n):
+    if h.get("weight_decay_rate") is None or h.get("weight_decay_mask") is None:
+        return {}
+    return {n - 2: _MASKED_EMPTY}
+
+
+_lars = _masked_decay("weight_decay_mask", lambda n: 0)
+
+
+_WEIGHT_DECAY_AT_1 = _masked_decay("mask", lambda n: 1)
+
+# The optimizers whose state converts, each with the parts where optax's layout
+# depends on the hyperparameters: (hyperparameters, number of parts) ->
+# {part: optax type}.
+_COVERED = {
+    "sgd": _no_overrides,
+    "adam": _no_overrides,
+    "adamw": _WEIGHT_DECAY_AT_1,
+    "nadam": _no_overrides,
+    "nadamw": _WEIGHT_DECAY_AT_1,
+    "amsgrad": _no_overrides,
+    "radam": _no_overrides,
+    "adamax": _no_overrides,
+    "adamaxw": _WEIGHT_DECAY_AT_1,
+    "rmsprop": _rmsprop,
+    "adagrad": _no_overrides,
+    "adadelta": _no_overrides,
+    "adabelief": _no_overrides,
+    "yogi": _no_overrides,
+    "lion": _no_overrides,
+    "lamb": _WEIGHT_DECAY_AT_1,
+    "lars": _lars,
+    "adafactor": _adafactor,
+    "sm3": _no_overrides,
+    "novograd": _no_overrides,
+    "adan": _no_overrides,
+    "sign_sgd": _no_overrides,
+    "signum": _no_overrides,
+    "fromage": _no_overrides,
+    "noisy_sgd": _no_overrides,
+    "rprop": _no_overrides,
+    "optimistic_gradient_descent": _no_overrides,
+    "optimistic_adam": _no_overrides,
+    "optimistic_adam_v2": _no_overrides,
+}
+
+# Hyperparameters with which optax keeps a state gradtx does not: owner -> names.
+_SCHEDULED_DECAY = {"adamw", "nadamw", "adamaxw", "lamb", "lars", "adadelta", "adafactor"}
+
+
+@functools.cache
+def _optax_type(name: str):
+    """optax's state type ``name``, or a named tuple with its name and fields without optax."""
+    try:
+        import optax
+        from optax._src import transform
+    except ImportError:  # optax is optional: build the same layout on our own tuples
+        return collections.namedtuple(name, _OPTAX_FIELDS[name])
+    found = getattr(optax, name, None) or getattr(transform, name, None)
+    if found is None:  # a future optax that moved the type: keep the layout
+        return collections.namedtuple(name, _OPTAX_FIELDS[name])
+    return found
+
+
+def _make(name: str, **fields):
+    return _optax_type(name)(**fields)
+
+
+def _covered(owner: str, opt) -> str:
+    if not isinstance(opt, GradientTransformation):
+        raise TypeError(
+            f"{owner}: expected a gradtx optimizer such as gradtx.adam(1e-3), "
+            f"got {type(opt).__name__}"
+        )
+    name = opt.name
+    if name not in _COVERED:
+        known = ", ".join(sorted(_COVERED))
+        raise ValueError(
+            f"{owner}: gradtx.{name} has no optax state layout to convert with; "
+            f"the optimizers covered are: {known}"
+        )
+    hyperparams = opt.hyperparams or {}
+    for key in ("weight_decay", "weight_decay_rate"):
+        if name in _SCHEDULED_DECAY and callable(hyperparams.get(key)):
+            raise ValueError(
+                f"{owner}: gradtx.{name} with a scheduled {key} is not covered: optax "
+                f"counts the steps of that schedule in a state of its own"
+            )
+    return name
+
+
+def _leaf_states(node, path: str):
+    """The (path, state) of every state in a part, through chains, preconditions and masks."""
+    if isinstance(node, ChainState):
+        for i, child in enumerate(node.states):
+            yield from _leaf_states(child, f"{path}.states[{i}]")
+    elif isinstance(node, PreconditionState):
+        yield from _leaf_states(node.direction, f"{path}.direction")
+        yield from _leaf_states(node.preconditioner, f"{path}.preconditioner")
+    elif isinstance(node, MaskedState):
+        yield from _leaf_states(node.inner_state, f"{path}.inner_state")
+    else:
+        yield path, node
+
+
+def _is_empty(node) -> bool:
+    """Whether an optax part holds no arrays."""
+    return not jax.tree.leaves(node)
+
+
+def _keeps_nothing(part) -> bool:
+    """Whether a gradtx part is made of empty states only (whatever the parameters)."""
+    return all(isinstance(s, EmptyState) for _, s in _leaf_states(part, ""))
+
+
+def _signature(part, path: str):
+    states = list(_leaf_states(part, path))
+    return tuple(type(s).__name__ for _, s in states), states
+
+
+def _optax_part(owner, name, part, path, override, hyperparams):
+    """One part of a gradtx chain in optax's layout."""
+    if override == _MASKED_EMPTY or (override is None and isinstance(part, MaskedState)):
+        if not _keeps_nothing(part):
+            raise ValueError(f"{owner}: gradtx.{name}'s {path} is a masked state that holds arrays")
+        return _make("MaskedState", inner_state=_make("EmptyState"))
+    if override is None and _keeps_nothing(part):
+        return _make("EmptyState")
+    signature, states = _signature(part, path)
+    target = override or _OPTAX_TYPE.get(signature)
+    if target is None:
+        raise ValueError(
+            f"{owner}: gradtx.{name}'s {path} holds {', '.join(signature)}, which has no "
+            f"counterpart in optax.{name}'s state with these hyperparameters "
+            f"({_hyperparams_text(hyperparams)})"
+        )
+    fields = {}
+    for _, state in states:
+        for field in getattr(state, "_fields", ()):
+            fields.setdefault(field, getattr(state, field))
+    missing = [f for f in _OPTAX_FIELDS[target] if f not in fields]
+    if missing:
+        raise ValueError(
+            f"{owner}: gradtx.{name}'s {path} has no {', '.join(missing)} for optax's {target}"
+        )
+    return _make(target, **{f: _optax_value(f, fields[f]) for f in _OPTAX_FIELDS[target]})
+
+
+def _optax_value(field, value):
+    """optax keeps its noise key as a typed key; gradtx keeps the key's raw uint32 data."""
+    if field == "rng_key" and not jnp.issubdtype(jnp.result_type(value), jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(value)
+    return value
+
+
+def _gradtx_value(field, value):
+    if field == "rng_key" and jnp.issubdtype(jnp.result_type(value), jax.dtypes.prng_key):
+        return jax.random.key_data(value)
+    return value
+
+
+def _hyperparams_text(hyperparams) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in hyperparams.items())
+
+
+def _parts(owner: str, opt, state):
+    if not isinstance(state, ChainState):
+        raise TypeError(
+            f"{owner}: expected the state of gradtx.{opt.name} (a ChainState), "
+            f"got {type(state).__name__}; was this state made by opt.init?"
+        )
+    return state.states
+
+
+def state_to_optax(opt: GradientTransformation, state: Any) -> tuple:
+    """The state of a gradtx optimizer in the layout of its optax namesake.
+
+    ``state_to_optax(gradtx.adam(lr), state)`` is ``(ScaleByAdamState(count,
+    mu, nu), EmptyState())``, what ``optax.adam(lr).init`` makes and its
+    update keeps: the same arrays (not copied), with gradtx's counters read as
+    optax's one ``count``.  The types are optax's own when optax can be
+    imported; without it they are named tuples with optax's type names and
+    field names, which serialize to the same keys.
+
+    Args:
+      opt: a gradtx optimizer that optax also has (``gradtx.adam(1e-3)``,
+        ``gradtx.sgd(0.1, momentum=0.9)``, ...; the error lists them), built
+        with the hyperparameters the optax one was.
+      state: a state of ``opt``, from ``opt.init`` or ``opt.update``.
+
+    Returns:
+      A tuple of optax states, one per transform of optax's chain.
+
+    Raises:
+      ValueError: ``opt`` has no optax counterpart, or these hyperparameters
+        give optax a state gradtx does not keep (both named in the message).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.adam(0.1)
+      >>> state = opt.init({"w": jnp.zeros(2)})
+      >>> [type(s).__name__ for s in gradtx.state_to_optax(opt, state)]
+      ['ScaleByAdamState', 'EmptyState']
+    """
+    owner = "state_to_optax"
+    name = _covered(owner, opt)
+    hyperparams = dict(opt.hyperparams or {})
+    parts = _parts(owner, opt, state)
+    expected = _parts(owner, opt, jax.eval_shape(opt.init, {}))
+    if len(parts) != len(expected):
+        raise ValueError(
+            f"{owner}: gradtx.{name}'s state has {len(expected)} parts, got {len(parts)}; "
+            f"was this state made by another optimizer's init?"
+        )
+    for i, (part, want) in enumerate(zip(parts, expected)):
+        got, _ = _signature(part, "")
+        wanted, _ = _signature(want, "")
+        if got != wanted:
+            raise ValueError(
+                f"{owner}: gradtx.{name}'s states[{i}] holds {', '.join(wanted)}, got "
+                f"{', '.join(got)}; was this state made by another optimizer's init?"
+            )
+    overrides = _COVERED[name](hyperparams, len(parts))
+    return tuple(
+        _optax_part(owner, name, part, f"states[{i}]", overrides.get(i), hyperparams)
+        for i, part in enumerate(parts)
+    )
+
+
+# ----------------------------------------------------------------------------
+# From optax's layout.
+
+_MISSING = object()
+
+
+def _field(node, field):
+    """``node``'s field by name: a named tuple's field or a restored dict's key."""
+    if isinstance(node, Mapping):
+        return node.get(field, _MISSING)
+    if field not in getattr(node, "_fields", ()):  # not tuple.count, tuple.index
+        return _MISSING
+    return getattr(node, field)
+
+
+def _field_names(node) -> tuple:
+    if isinstance(node, Mapping):
+        return tuple(node)
+    return tuple(getattr(node, "_fields", ()))
+
+
+def _optax_items(owner, name, optax_state, n):
+    """The parts of optax's chain state: a tuple or list, or a restored dict keyed '0', '1', ..."""
+    if isinstance(optax_state, Mapping):
+        keys = sorted(optax_state, key=lambda k: int(k) if str(k).isdigit() else -1)
+        if [str(k) for k in keys] != [str(i) for i in range(len(keys))]:
+            raise ValueError(
+                f"{owner}: expected optax.{name}'s state, a tuple of {n} states (or a restored "
+                f"dict keyed '0' to '{n - 1}'), got a dict with keys {sorted(map(str, optax_state))}"
+            )
+        items = [optax_state[k] for k in keys]
+    elif isinstance(optax_state, Sequence) and not hasattr(optax_state, "_fields"):
+        items = list(optax_state)
+    else:
+        raise ValueError(
+            f"{owner}: expected optax.{name}'s state, a tuple of {n} states, "
+            f"got {type(optax_state).__name__}"
+        )
+    if len(items) != n:
+        raise ValueError(
+            f"{owner}: gradtx.{name}'s state has {n} parts but the optax state has "
+            f"{len(items)}; was it made by optax.{name} with the same arguments?"
+        )
+    return items
+
+
+def _separate(value, used: set):
+    """``value``, or a copy of it if it already stands elsewhere in the state."""
+    if id(value) in used:
+        return jnp.array(value, copy=True)
+    used.add(id(value))
+    return value
+
+
+def _fill(owner, name, template, item, path, hyperparams):
+    """A gradtx part shaped as ``template`` with its fields read by name from optax's ``item``."""
+    if _keeps_nothing(template):
+        if not _is_empty(item):
+            raise ValueError(
+                f"{owner}: the optax state's part {path} holds arrays (fields "
+                f"{_field_names(item)}) where gradtx.{name} keeps none; was it made by "
+                f"optax.{name} with the same arguments?"
+            )
+        return template
+    if isinstance(template, MaskedState):
+        inner = _field(item, "inner_state")
+        inner = item if inner is _MISSING else inner
+        return MaskedState(_fill(owner, name, template.inner_state, inner, path, hyperparams))
+    consumed, used = set(), set()
+    count = _field(item, "count")
+
+    def build(node):
+        if isinstance(node, ChainState):
+            return ChainState(tuple(build(s) for s in node.states))
+        if isinstance(node, PreconditionState):
+            return PreconditionState(build(node.direction), build(node.preconditioner))
+        values = {}
+        for field in node._fields:
+            value = _field(item, field)
+            if value is not _MISSING:
+                consumed.add(field)
+                values[field] = jax.tree.map(lambda v: _separate(v, used), value)
+                values[field] = _gradtx_value(field, values[field])
+            elif field == "b1_product" and count is not _MISSING:
+                # With optax's constant b1, gradtx stores B_t = b1^t in the
+                # widest real dtype of the moments.
+                dtype = _widest_real_dtype([_field(item, "mu"), _field(item, "nu")])
+                b1 = jnp.asarray(hyperparams["b1"], dtype)
+                values[field] = b1 ** jnp.asarray(count).astype(dtype)
+            elif field == "count":
+                # optax keeps no counter here because nothing reads it.
+                values[field] = jnp.zeros((), jnp.int32)
+            else:
+                raise ValueError(
+                    f"{owner}: the optax state's part {path} has no field {field!r} "
+                    f"(it has {_field_names(item)}) for gradtx.{name}'s {type(node).__name__}; "
+                    f"was it made by optax.{name} with the same arguments?"
+                )
+        return type(node)(**values)
+
+    built = build(template)
+    left = [f for f in _field_names(item) if f not in consumed and not _is_empty(_field(item, f))]
+    if left:
+        raise ValueError(
+            f"{owner}: the optax state's part {path} holds {', '.join(left)}, which "
+            f"gradtx.{name} does not keep; was it made by optax.{name} with the same arguments?"
+        )
+    return built
+
+
+def state_from_optax(opt: GradientTransformation, optax_state: Any) -> ChainState:
+    """The state of a gradtx optimizer from the state of its optax namesake.
+
+    The inverse of ``state_to_optax``: ``state_from_optax(gradtx.adam(lr),
+    optax_state)`` continues the run exactly where ``optax.adam(lr)`` left
+    it.  Fields are read by name, so ``optax_state`` may be optax's named
+    tuples or a restored dict or list of them (Orbax or Flax serialization
+    without a template).  The arrays are used as they are; each of gradtx's
+    counters gets optax's ``count`` (a separate buffer for each).
+
+    Args:
+      opt: the gradtx optimizer, built with the hyperparameters the optax
+        one was.
+      optax_state: the optax optimizer's state.
+
+    Returns:
+      A state of ``opt``, ready for ``opt.update``.
+
+    Raises:
+      ValueError: ``opt`` has no optax counterpart, or ``optax_state`` does
+        not have the layout of optax's namesake (both named in the message).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx, optax
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> optax_state = optax.adam(0.1).init(params)
+      >>> state = gradtx.state_from_optax(gradtx.adam(0.1), optax_state)
+      >>> gradtx.tree_get(state, "nu")
+      {'w': Array([0., 0.], dtype=float32)}
+    """
+    owner = "state_from_optax"
+    name = _covered(owner, opt)
+    hyperparams = dict(opt.hyperparams or {})
+    template = jax.eval_shape(opt.init, {})
+    parts = _parts(owner, opt, template)
+    items = _optax_items(owner, name, optax_state, len(parts))
+    return ChainState(
+        tuple(
+            _fill(owner, name, part, item, f"states[{i}]", hyperparams)
+            for i, (part, item) in enumerate(zip(parts, items))
+        )
+    )
