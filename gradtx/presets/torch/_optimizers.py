@@ -663,7 +663,7 @@ def asgd_averaged_params(state):
 
 @recipe(prefix="torch.")
 def adafactor(
-    lr: Rate = 1e-2,
+    lr: NonNegative = 1e-2,
     beta2_decay: Annotated[float, InRange(high=0)] = -0.8,
     eps=(None, 1e-3),
     d: Annotated[float, InRange(1)] = 1.0,
