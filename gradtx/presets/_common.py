@@ -5,13 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .._combine import chain
 from .._typing import ScalarOrSchedule
-
-
-def recipe(name: str, hyperparams: dict, *parts):
-    """A preset is a plain chain that describes itself with the other framework's arguments."""
-    return chain(*[p for p in parts if p is not None], name=name, hyperparams=hyperparams)
 
 
 def as_float(step):

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from ..._base import GradientTransformation
-from ..._checks import check_range, check_state, value_fn_keywords
+from ..._checks import NonNegative, Positive, check_state, value_fn_keywords
 from ..._linesearch import _armijo_decrease, _curvature_bound, _zoom_ends
 from ..._numerics import compute_dtype, increment, new_count
 from ..._quasi_newton import _pair_weight, _store_pair, _two_loop_backward, _two_loop_forward
+from ..._recipe import recipe
 from ..._update import apply_updates
-from .._common import recipe
 
 
 # PyTorch's cubic fits two values and two slopes, _linesearch._cubic_minimiser three values and one.
@@ -344,12 +344,13 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls=None
     )
 
 
+@recipe(prefix="torch.")
 def lbfgs(
-    lr=1,
+    lr: Positive = 1,
     max_iter=20,
     max_eval=None,
-    tolerance_grad=1e-7,
-    tolerance_change=1e-9,
+    tolerance_grad: NonNegative = 1e-7,
+    tolerance_change: NonNegative = 1e-9,
     history_size=100,
     line_search_fn=None,
 ):
@@ -419,9 +420,6 @@ def lbfgs(
     "Numerical Optimization", 2nd ed., Springer 2006, section 3.5.
     """
     owner = "torch.lbfgs"
-    check_range(owner, "lr", lr, 0, low_open=True)
-    check_range(owner, "tolerance_grad", tolerance_grad, 0)
-    check_range(owner, "tolerance_change", tolerance_change, 0)
     if not isinstance(history_size, int) or history_size < 1:
         raise ValueError(f"{owner}: history_size must be an integer >= 1, got {history_size!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
@@ -435,18 +433,5 @@ def lbfgs(
             f"{owner}: line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}"
         )
     evals = max_iter * 5 // 4 if max_eval is None else max_eval
-    hyperparams = {
-        "lr": lr,
-        "max_iter": max_iter,
-        "max_eval": max_eval,
-        "tolerance_grad": tolerance_grad,
-        "tolerance_change": tolerance_change,
-        "history_size": history_size,
-        "line_search_fn": line_search_fn,
-    }
     max_ls = None if line_search_fn is None else evals - 1
-    return recipe(
-        owner,
-        hyperparams,
-        _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls),
-    )
+    return _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import jax.numpy as jnp
 
-from ..._checks import check_learning_rate, check_range
+from ..._checks import (
+    Decay,
+    DecayPair,
+    InRange,
+    NonNegative,
+    Positive,
+    Rate,
+    UnitInterval,
+    check_range,
+)
 from ..._combine import chain, precondition
 from ..._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from ..._orthogonal import MuonDimensionNumbers, newton_schulz, orthogonalize, scale_by_shape
+from ..._recipe import recipe
 from ..._scaling import scale, scale_by_learning_rate, scale_by_schedule
 from ..._second_moment import (
     scale_by_adadelta,
@@ -18,7 +30,7 @@ from ..._second_moment import (
     scale_by_rss,
 )
 from ..._weight_decay import add_decayed_weights
-from .._common import as_float, named, recipe, value_at
+from .._common import as_float, named, value_at
 from ._transforms import (
     _asgd_rate,
     _AsgdAverageState,
@@ -43,21 +55,6 @@ def _decay(weight_decay):
     return add_decayed_weights(weight_decay) if weight_decay != 0 else None
 
 
-def _check_common(owner, lr, weight_decay, eps=None):
-    check_learning_rate(owner, lr, name="lr")
-    check_range(owner, "weight_decay", weight_decay, 0)
-    if eps is not None:
-        check_range(owner, "eps", eps, 0)
-
-
-def _check_betas(owner, betas):
-    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
-    check_range(owner, "betas[0]", betas[0], 0, 1, high_open=True)
-    check_range(owner, "betas[1]", betas[1], 0, 1, high_open=True)
-    return betas
-
-
 def _undamped_first_step(dampening):
     """1 at the first step, 1 - dampening after: PyTorch starts the buffer at b_1 = g_1."""
     return named(lambda t: jnp.where(t == 0, 1.0, 1.0 - dampening), "undamped_first_step")
@@ -67,7 +64,16 @@ def _undamped_first_step(dampening):
 # Optimizers.
 
 
-def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, maximize=False):
+@recipe(prefix="torch.")
+def sgd(
+    lr: Rate = 1e-3,
+    momentum: Decay = 0.0,
+    dampening: UnitInterval = 0.0,
+    weight_decay: NonNegative = 0.0,
+    nesterov=False,
+    *,
+    maximize=False,
+):
     """``torch.optim.SGD``: p_t = p_{t-1} - lr * b_t, with PyTorch's momentum buffer.
 
     g_t <- -g_t if maximize;  g_t <- g_t + weight_decay * p_{t-1};
@@ -93,43 +99,25 @@ def sgd(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, 
       >>> gradtx.apply_updates(params, updates)["w"]  # b_1 = g_1: no dampening yet
       Array([ 0.9, -2.1], dtype=float32)
     """
-    owner = "torch.sgd"
-    _check_common(owner, lr, weight_decay)
-    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    check_range(owner, "dampening", dampening, 0, 1)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(
-            f"{owner}: nesterov=True needs momentum > 0 and dampening = 0, "
+            f"torch.sgd: nesterov=True needs momentum > 0 and dampening = 0, "
             f"got momentum={momentum!r}, dampening={dampening!r}"
         )
-    hyperparams = {
-        "lr": lr,
-        "momentum": momentum,
-        "dampening": dampening,
-        "weight_decay": weight_decay,
-        "nesterov": nesterov,
-        "maximize": maximize,
-    }
     buffer = []
     if momentum != 0:
         if dampening != 0:
             buffer.append(scale_by_schedule(_undamped_first_step(dampening)))
         buffer.append(scale_by_momentum(momentum, nesterov=nesterov))
-    return recipe(
-        owner,
-        hyperparams,
-        _ascend(maximize),
-        _decay(weight_decay),
-        *buffer,
-        scale_by_learning_rate(lr),
-    )
+    return (_ascend(maximize), _decay(weight_decay), *buffer, scale_by_learning_rate(lr))
 
 
+@recipe(prefix="torch.")
 def adam(
-    lr=1e-3,
-    betas=(0.9, 0.999),
-    eps=1e-8,
-    weight_decay=0.0,
+    lr: Rate = 1e-3,
+    betas: DecayPair = (0.9, 0.999),
+    eps: NonNegative = 1e-8,
+    weight_decay: NonNegative = 0.0,
     amsgrad=False,
     *,
     maximize=False,
@@ -160,13 +148,18 @@ def adam(
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9, -1.9], dtype=float32)
     """
-    return _adam(
-        "torch.adam", lr, betas, eps, weight_decay, amsgrad, maximize, bool(decoupled_weight_decay)
-    )
+    return _adam(lr, betas, eps, weight_decay, amsgrad, maximize, bool(decoupled_weight_decay))
 
 
+@recipe(prefix="torch.")
 def adamw(
-    lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *, maximize=False
+    lr: Rate = 1e-3,
+    betas: DecayPair = (0.9, 0.999),
+    eps: NonNegative = 1e-8,
+    weight_decay: NonNegative = 1e-2,
+    amsgrad=False,
+    *,
+    maximize=False,
 ):
     """``torch.optim.AdamW``: Adam with decoupled decay, p_t = p_{t-1} (1 - lr wd) - lr * adam_t.
 
@@ -185,29 +178,17 @@ def adamw(
       >>> gradtx.apply_updates(params, updates)["w"]  # 0.1 * (1 + 0.5 * p) off each
       Array([ 0.8500007, -1.8000007], dtype=float32)
     """
-    return _adam("torch.adamw", lr, betas, eps, weight_decay, amsgrad, maximize, True)
+    return _adam(lr, betas, eps, weight_decay, amsgrad, maximize, True)
 
 
-def _adam(owner, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
-    _check_common(owner, lr, weight_decay, eps)
-    b1, b2 = _check_betas(owner, betas)
-    hyperparams = {
-        "lr": lr,
-        "betas": tuple(betas),
-        "eps": eps,
-        "weight_decay": weight_decay,
-        "amsgrad": amsgrad,
-        "maximize": maximize,
-    }
-    if owner == "torch.adam":
-        hyperparams["decoupled_weight_decay"] = decoupled
+def _adam(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+    """Adam and AdamW: the transforms, with the decay before the moments (L2) or after them."""
+    b1, b2 = betas
     if amsgrad:
         rms = scale_by_max_rms(b2, eps, bias_correction=True, max_before_correction=True)
     else:
         rms = scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         None if decoupled else _decay(weight_decay),
         precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)), by=rms),
@@ -216,8 +197,16 @@ def _adam(owner, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     )
 
 
+@recipe(prefix="torch.")
 def rmsprop(
-    lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *, maximize=False
+    lr: Rate = 1e-2,
+    alpha: Decay = 0.99,
+    eps: NonNegative = 1e-8,
+    weight_decay: NonNegative = 0.0,
+    momentum: Decay = 0.0,
+    centered=False,
+    *,
+    maximize=False,
 ):
     """``torch.optim.RMSprop``: p_t = p_{t-1} - lr * b_t, b_t = momentum * b_{t-1} + g_t / (sqrt(v_t) + eps).
 
@@ -243,23 +232,8 @@ def rmsprop(
       >>> gradtx.apply_updates(params, updates)["w"]  # g / sqrt(0.25 g^2) = 2 sign(g)
       Array([ 0.98, -1.98], dtype=float32)
     """
-    owner = "torch.rmsprop"
-    _check_common(owner, lr, weight_decay, eps)
-    check_range(owner, "alpha", alpha, 0, 1, high_open=True)
-    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
-    hyperparams = {
-        "lr": lr,
-        "alpha": alpha,
-        "eps": eps,
-        "weight_decay": weight_decay,
-        "momentum": momentum,
-        "centered": centered,
-        "maximize": maximize,
-    }
     rms = scale_by_centered_rms if centered else scale_by_rms
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         _decay(weight_decay),
         rms(alpha, eps, eps_in_sqrt=False),
@@ -268,12 +242,13 @@ def rmsprop(
     )
 
 
+@recipe(prefix="torch.")
 def adagrad(
-    lr=1e-2,
-    lr_decay=0.0,
-    weight_decay=0.0,
-    initial_accumulator_value=0.0,
-    eps=1e-10,
+    lr: Rate = 1e-2,
+    lr_decay: NonNegative = 0.0,
+    weight_decay: NonNegative = 0.0,
+    initial_accumulator_value: NonNegative = 0.0,
+    eps: NonNegative = 1e-10,
     *,
     maximize=False,
 ):
@@ -300,24 +275,10 @@ def adagrad(
       >>> gradtx.apply_updates(params, updates)["w"]
       Array([ 0.9, -1.9], dtype=float32)
     """
-    owner = "torch.adagrad"
-    _check_common(owner, lr, weight_decay, eps)
-    check_range(owner, "lr_decay", lr_decay, 0)
-    check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
-    hyperparams = {
-        "lr": lr,
-        "lr_decay": lr_decay,
-        "weight_decay": weight_decay,
-        "initial_accumulator_value": initial_accumulator_value,
-        "eps": eps,
-        "maximize": maximize,
-    }
     if lr_decay != 0:
         base = lr
         lr = named(lambda t: value_at(base, t) / (1 + as_float(t) * lr_decay), "adagrad_lr_decay")
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         _decay(weight_decay),
         scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=False),
@@ -325,7 +286,15 @@ def adagrad(
     )
 
 
-def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
+@recipe(prefix="torch.")
+def adadelta(
+    lr: Rate = 1.0,
+    rho: Decay = 0.9,
+    eps: Positive = 1e-6,
+    weight_decay: NonNegative = 0.0,
+    *,
+    maximize=False,
+):
     """``torch.optim.Adadelta``: p_t = p_{t-1} - lr * sqrt(E[x^2]_{t-1} + eps) / sqrt(E[g^2]_t + eps) * g_t.
 
     PyTorch's defaults are Zeiler's (lr=1.0, rho=0.9, eps=1e-6); Keras's are
@@ -346,20 +315,7 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
       >>> gradtx.apply_updates(params, updates)["w"]  # sqrt(1) / sqrt(0.75^2 + 1) * 0.75 = 0.6
       Array([ 0.39999998, -1.4       ], dtype=float32)
     """
-    owner = "torch.adadelta"
-    _check_common(owner, lr, weight_decay)
-    check_range(owner, "rho", rho, 0, 1, high_open=True)
-    check_range(owner, "eps", eps, 0, low_open=True)
-    hyperparams = {
-        "lr": lr,
-        "rho": rho,
-        "eps": eps,
-        "weight_decay": weight_decay,
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         _decay(weight_decay),
         scale_by_adadelta(rho, eps),
@@ -367,12 +323,13 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, maximize=False):
     )
 
 
+@recipe(prefix="torch.")
 def nadam(
-    lr=2e-3,
-    betas=(0.9, 0.999),
-    eps=1e-8,
-    weight_decay=0.0,
-    momentum_decay=4e-3,
+    lr: Rate = 2e-3,
+    betas: DecayPair = (0.9, 0.999),
+    eps: NonNegative = 1e-8,
+    weight_decay: NonNegative = 0.0,
+    momentum_decay: NonNegative = 4e-3,
     decoupled_weight_decay=False,
     *,
     maximize=False,
@@ -402,22 +359,8 @@ def nadam(
       >>> gradtx.apply_updates(params, updates)["w"]  # mu_t = 0.45: 0.1 * (1 + 0.1 * 0.45 / (1 - 0.45^2))
       Array([ 0.89435804, -1.894358  ], dtype=float32)
     """
-    owner = "torch.nadam"
-    _check_common(owner, lr, weight_decay, eps)
-    b1, b2 = _check_betas(owner, betas)
-    check_range(owner, "momentum_decay", momentum_decay, 0)
-    hyperparams = {
-        "lr": lr,
-        "betas": tuple(betas),
-        "eps": eps,
-        "weight_decay": weight_decay,
-        "momentum_decay": momentum_decay,
-        "decoupled_weight_decay": decoupled_weight_decay,
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    b1, b2 = betas
+    return (
         _ascend(maximize),
         None if decoupled_weight_decay else _decay(weight_decay),
         precondition(
@@ -429,11 +372,12 @@ def nadam(
     )
 
 
+@recipe(prefix="torch.")
 def radam(
-    lr=1e-3,
-    betas=(0.9, 0.999),
-    eps=1e-8,
-    weight_decay=0.0,
+    lr: Rate = 1e-3,
+    betas: DecayPair = (0.9, 0.999),
+    eps: NonNegative = 1e-8,
+    weight_decay: NonNegative = 0.0,
     decoupled_weight_decay=False,
     *,
     maximize=False,
@@ -461,20 +405,8 @@ def radam(
       >>> gradtx.apply_updates(params, updates)["w"]  # first steps: lr * m_hat = lr * g
       Array([ 0.70000005, -1.95      ], dtype=float32)
     """
-    owner = "torch.radam"
-    _check_common(owner, lr, weight_decay, eps)
-    b1, b2 = _check_betas(owner, betas)
-    hyperparams = {
-        "lr": lr,
-        "betas": tuple(betas),
-        "eps": eps,
-        "weight_decay": weight_decay,
-        "decoupled_weight_decay": decoupled_weight_decay,
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    b1, b2 = betas
+    return (
         _ascend(maximize),
         None if decoupled_weight_decay else _decay(weight_decay),
         precondition(
@@ -486,13 +418,14 @@ def radam(
     )
 
 
+@recipe(prefix="torch.")
 def muon(
-    lr=1e-3,
-    weight_decay=0.1,
-    momentum=0.95,
+    lr: Rate = 1e-3,
+    weight_decay: NonNegative = 0.1,
+    momentum: Decay = 0.95,
     nesterov=True,
     ns_coefficients=(3.4445, -4.7750, 2.0315),
-    eps=1e-7,
+    eps: NonNegative = 1e-7,
     ns_steps=5,
     adjust_lr_fn=None,
 ):
@@ -534,28 +467,13 @@ def muon(
       >>> u["w"].dtype, bool(jnp.all(jnp.abs(jnp.diag(u["w"]) + 0.02 * 0.85) < 0.02 * 0.3))
       (dtype('float32'), True)
     """
-    owner = "torch.muon"
-    _check_common(owner, lr, weight_decay)
-    check_range(owner, "momentum", momentum, 0, 1, high_open=True)
     if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
         raise ValueError(
-            f"{owner}: adjust_lr_fn must be None, 'original' or 'match_rms_adamw', "
+            f"torch.muon: adjust_lr_fn must be None, 'original' or 'match_rms_adamw', "
             f"got {adjust_lr_fn!r}"
         )
     out_in = MuonDimensionNumbers(reduction_axis=1, output_axis=0)
-    hyperparams = {
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "momentum": momentum,
-        "nesterov": nesterov,
-        "ns_coefficients": tuple(ns_coefficients),
-        "eps": eps,
-        "ns_steps": ns_steps,
-        "adjust_lr_fn": adjust_lr_fn,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         scale_by_momentum(momentum, ema=True, nesterov=nesterov),
         orthogonalize(
             newton_schulz(
@@ -568,7 +486,15 @@ def muon(
     )
 
 
-def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+@recipe(prefix="torch.")
+def adamax(
+    lr: Rate = 2e-3,
+    betas: DecayPair = (0.9, 0.999),
+    eps: NonNegative = 1e-8,
+    weight_decay: NonNegative = 0.0,
+    *,
+    maximize=False,
+):
     """``torch.optim.Adamax``: p_t = p_{t-1} - lr * m_hat_t / u_t, u_t = max(b2 u_{t-1}, |g_t| + eps).
 
     m_hat_t is Adam's bias-corrected first moment.  PyTorch adds eps inside
@@ -592,19 +518,8 @@ def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=
     Reference: Kingma, Ba, "Adam: A Method for Stochastic Optimization",
     ICLR 2015, arXiv:1412.6980, section 7.1.
     """
-    owner = "torch.adamax"
-    _check_common(owner, lr, weight_decay, eps)
-    b1, b2 = _check_betas(owner, betas)
-    hyperparams = {
-        "lr": lr,
-        "betas": betas,
-        "eps": eps,
-        "weight_decay": weight_decay,
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    b1, b2 = betas
+    return (
         _ascend(maximize),
         _decay(weight_decay),
         precondition(
@@ -614,7 +529,8 @@ def adamax(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=
     )
 
 
-def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
+@recipe(prefix="torch.")
+def rprop(lr: Positive = 1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
     """``torch.optim.Rprop``: p_t = p_{t-1} - sign(g_t) * s_t, per-entry step sizes from sign agreement.
 
     s_t = clip(s_{t-1} * f_t, step_sizes), s_0 = lr, where f_t = etas[1] if
@@ -640,7 +556,6 @@ def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
     Backpropagation Learning: The RPROP Algorithm", ICNN 1993.
     """
     owner = "torch.rprop"
-    check_range(owner, "lr", lr, 0, low_open=True)
     if not (isinstance(etas, (tuple, list)) and len(etas) == 2 and 0 < etas[0] < 1 < etas[1]):
         raise ValueError(
             f"{owner}: etas must be a pair with 0 < eta_minus < 1 < eta_plus, got {etas!r}"
@@ -653,22 +568,23 @@ def rprop(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
         raise ValueError(
             f"{owner}: step_sizes must be a pair 0 <= step_min <= step_max, got {step_sizes!r}"
         )
-    hyperparams = {
-        "lr": lr,
-        "etas": tuple(etas),
-        "step_sizes": tuple(step_sizes),
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         _torch_rprop(lr, tuple(etas), tuple(step_sizes)),
         scale_by_learning_rate(1.0),
     )
 
 
-def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False):
+@recipe(prefix="torch.")
+def asgd(
+    lr: Rate = 1e-2,
+    lambd: NonNegative = 1e-4,
+    alpha: Annotated[float, InRange()] = 0.75,
+    t0=1e6,
+    weight_decay: NonNegative = 0.0,
+    *,
+    maximize=False,
+):
     """``torch.optim.ASGD``: p_t = p_{t-1} - eta_t * (g_t + lambd * p_{t-1}), and the average ax_t.
 
     eta_t = lr / (1 + lambd * lr * (t - 1))^alpha for t = 1, 2, ...;
@@ -701,22 +617,7 @@ def asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=
     Reference: Polyak, Juditsky, "Acceleration of Stochastic Approximation by
     Averaging", SIAM J. Control Optim. 1992.
     """
-    owner = "torch.asgd"
-    _check_common(owner, lr, weight_decay)
-    check_range(owner, "lr", lr, 0)
-    check_range(owner, "lambd", lambd, 0)
-    check_range(owner, "alpha", alpha)
-    hyperparams = {
-        "lr": lr,
-        "lambd": lambd,
-        "alpha": alpha,
-        "t0": t0,
-        "weight_decay": weight_decay,
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         _decay(weight_decay),
         _decay(lambd),
@@ -760,8 +661,15 @@ def asgd_averaged_params(state):
     return found.ax
 
 
+@recipe(prefix="torch.")
 def adafactor(
-    lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *, maximize=False
+    lr: NonNegative = 1e-2,
+    beta2_decay: Annotated[float, InRange(high=0)] = -0.8,
+    eps=(None, 1e-3),
+    d: Annotated[float, InRange(1)] = 1.0,
+    weight_decay: NonNegative = 0.0,
+    *,
+    maximize=False,
 ):
     """``torch.optim.Adafactor``: a factored second moment and a relative step size.
 
@@ -797,26 +705,12 @@ def adafactor(
     Sublinear Memory Cost", ICML 2018, arXiv:1804.04235.
     """
     owner = "torch.adafactor"
-    _check_common(owner, lr, weight_decay)
-    check_range(owner, "lr", lr, 0)
-    check_range(owner, "beta2_decay", beta2_decay, None, 0)
     if not (isinstance(eps, (tuple, list)) and len(eps) == 2):
         raise ValueError(f"{owner}: eps must be a pair (eps1, eps2), got {eps!r}")
     if eps[0] is not None:
         check_range(owner, "eps[0]", eps[0], 0)
     check_range(owner, "eps[1]", eps[1], 0)
-    check_range(owner, "d", d, 1)
-    hyperparams = {
-        "lr": lr,
-        "beta2_decay": beta2_decay,
-        "eps": tuple(eps),
-        "d": d,
-        "weight_decay": weight_decay,
-        "maximize": maximize,
-    }
-    return recipe(
-        owner,
-        hyperparams,
+    return (
         _ascend(maximize),
         _torch_adafactor(lr, beta2_decay, tuple(eps), d),
         _decay(lr * weight_decay),
