@@ -496,11 +496,10 @@ def sophia(
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, eps, gamma, clip_threshold, update_interval,
-        hessian_diagonal_fn, mu_dtype, verbose, print_win_rate_every_n_steps:
-        as in ``scale_by_sophia``.
-      weight_decay: wd, >= 0 or a schedule; weight_decay_mask: which
-        parameters decay.
+      b1, b2, eps, gamma, clip_threshold, update_interval: as in ``scale_by_sophia``.
+      hessian_diagonal_fn, mu_dtype, verbose, print_win_rate_every_n_steps: as there.
+      weight_decay: wd, >= 0 or a schedule.
+      weight_decay_mask: which parameters decay.
 
     Example:
       >>> import jax, jax.numpy as jnp, gradtx
