@@ -35,24 +35,54 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._numerics import is_traced
-from ._tree import distinct_buffers
+from ._tree import (
+    NonArrayLeafError,
+    arrays_only,
+    distinct_buffers,
+    first_non_array_leaf,
+    non_array_leaf_error,
+)
 
 PyTree = Any
 
 
-def _donatable(init: Callable) -> Callable:
-    """``init`` whose state leaves are distinct buffers, so that a step can donate them."""
+def _donatable(init: Callable, owner: str) -> Callable:
+    """``init`` whose state leaves are distinct buffers, so that a step can donate them.
+
+    Params may hold leaves that are not arrays (the functions an Equinox
+    module keeps as fields): a transform that keeps no state for them
+    accepts them, as in optax.  Where ``init`` fails on such a leaf, the
+    error names the leaf and says to filter the params.
+    """
     if getattr(init, "_gradtx_donatable", False):
         return init
 
     def wrapped(params):
-        return distinct_buffers(init(params), params)
+        try:
+            state = init(params)
+        except NonArrayLeafError:
+            raise
+        except (TypeError, ValueError, AttributeError) as error:
+            found = first_non_array_leaf(params)
+            if found is None or not _succeeds(init, arrays_only(params)):
+                raise
+            raise non_array_leaf_error(owner, "params", *found) from error
+        return distinct_buffers(state, params)
 
     wrapped.__name__ = getattr(init, "__name__", "init")
     wrapped.__doc__ = getattr(init, "__doc__", None)
     wrapped.__wrapped__ = init
     wrapped._gradtx_donatable = True
     return wrapped
+
+
+def _succeeds(init: Callable, params) -> bool:
+    """Whether ``init(params)`` runs: tells a failure caused by a non-array leaf from others."""
+    try:
+        init(params)
+    except Exception:
+        return False
+    return True
 
 
 class GradientTransformation:
@@ -88,9 +118,9 @@ class GradientTransformation:
         children: tuple = (),
         combinator: str | None = None,
     ):
-        self.init = _donatable(init)
-        self.update = update if accepts_extra(update) else _with_extra(update)
         self.name = name or getattr(update, "__name__", "transform")
+        self.init = _donatable(init, self.name)
+        self.update = update if accepts_extra(update) else _with_extra(update)
         self.hyperparams = dict(hyperparams or {})
         self.children = tuple(children)
         self.combinator = combinator

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._base import is_transformation
 from ._numerics import is_traced
-from ._tree import check_same_structure, path_str
+from ._tree import check_same_structure, is_array_leaf, non_array_leaf_error, path_str
 from ._typing import ScalarOrSchedule
 
 
@@ -42,7 +42,10 @@ def check_state(owner: str, state, state_type) -> None:
 
 
 def check_float_leaves(owner: str, tree, what: str) -> None:
-    """Raise if any leaf of ``tree`` is not floating point or complex.
+    """Raise if any leaf of ``tree`` is not a floating-point or complex array.
+
+    A leaf that is no array at all (a function an Equinox module keeps as a
+    field) gets a message that names it and says how to filter it out.
 
     Leaf paths are computed only for the message: the check itself is one
     pass over the leaves' dtypes.
@@ -51,6 +54,8 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
     if all(_is_inexact(leaf) for leaf in leaves):
         return
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not is_array_leaf(leaf):
+            raise non_array_leaf_error(owner, what, path, leaf)
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
@@ -82,6 +87,8 @@ _INEXACT = {}
 def _is_inexact(leaf) -> bool:
     dtype = getattr(leaf, "dtype", None)
     if dtype is None:
+        if not is_array_leaf(leaf):
+            return False
         dtype = jnp.result_type(leaf)
     known = _INEXACT.get(dtype)
     if known is None:

@@ -351,6 +351,85 @@ def test_equinox_filter_loop_with_gradtx_adam_matches_optax():
     )
 
 
+def test_equinox_unfiltered_model_with_function_leaves_through_sgd_matches_optax():
+    # An Equinox MLP keeps its activations (functions) as leaves.  A transform
+    # that keeps no state for them takes the whole model, as optax's does.
+    x, y = _regression_data()
+
+    def run(opt, filtered):
+        model = eqx.nn.MLP(3, 2, 8, 1, key=jax.random.key(1))
+        opt_state = opt.init(eqx.filter(model, eqx.is_array) if filtered else model)
+
+        @eqx.filter_jit
+        def step(model, opt_state):
+            grads = eqx.filter_grad(lambda m: jnp.mean((jax.vmap(m)(x) - y) ** 2))(model)
+            updates, opt_state = opt.update(grads, opt_state)
+            return eqx.apply_updates(model, updates), opt_state
+
+        for _ in range(3):
+            model, opt_state = step(model, opt_state)
+        return eqx.filter(model, eqx.is_array)
+
+    model = eqx.nn.MLP(3, 2, 8, 1, key=jax.random.key(1))
+    assert any(callable(leaf) for leaf in jax.tree.leaves(model))
+    want = _optax_run(run, optax.sgd(0.05), False)
+    for filtered in (False, True):
+        chex.assert_trees_all_close(run(gradtx.sgd(0.05), filtered), want, rtol=RTOL, atol=1e-7)
+
+
+def test_stateless_transforms_init_on_a_function_leaf_and_update_as_optax():
+    params = {"w": jnp.ones(2), "act": jax.nn.relu}
+    grads = {"w": jnp.array([0.5, -4.0]), "act": None}
+    pairs = [
+        (gradtx.sgd(1e-2), optax.sgd(1e-2)),
+        (gradtx.scale(0.5), optax.scale(0.5)),
+        (gradtx.clip(1.0), optax.clip(1.0)),
+        (gradtx.clip_by_global_norm(1.0), optax.clip_by_global_norm(1.0)),
+        (gradtx.scale_by_learning_rate(0.1), optax.scale_by_learning_rate(0.1)),
+        (gradtx.noisy_sgd(0.1, key=3), optax.noisy_sgd(0.1, key=3)),
+    ]
+    for ours, theirs in pairs:
+        got, _ = ours.update(grads, ours.init(params), params)
+        want, _ = _optax_run(lambda: theirs.update(grads, theirs.init(params), params))
+        chex.assert_trees_all_close(got, want, rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    ("make", "owner"),
+    [
+        (lambda: gradtx.sgd(1e-2, momentum=0.9), "trace"),
+        (lambda: gradtx.trace(0.9), "trace"),
+        (lambda: gradtx.adam(1e-3), "scale_by_momentum"),
+        (lambda: gradtx.nadam(1e-3), "scale_by_nadam_momentum"),
+    ],
+)
+def test_momentum_on_a_function_leaf_raises_naming_the_leaf_and_the_filter(make, owner):
+    params = {"w": jnp.ones(2), "act": jax.nn.relu}
+    with pytest.raises(
+        TypeError,
+        match=rf"^{owner}: params leaf \['act'\] is not an array \(got custom_jvp 'relu'\); "
+        rf".*eqx\.filter\(model, eqx\.is_inexact_array\)",
+    ):
+        make().init(params)
+
+
+def test_adam_on_an_unfiltered_equinox_model_names_the_activation_field():
+    model = eqx.nn.MLP(3, 2, 8, 1, key=jax.random.key(1))
+    with pytest.raises(TypeError, match=r"params leaf \.activation is not an array"):
+        gradtx.adam(1e-3).init(model)
+    state = gradtx.adam(1e-3).init(eqx.filter(model, eqx.is_inexact_array))
+    assert jax.tree.structure(state.states[0].direction.states[0].mu) == jax.tree.structure(
+        eqx.filter(model, eqx.is_inexact_array)
+    )
+
+
+def test_integer_params_beside_a_function_leaf_keep_the_dtype_message():
+    # The integer leaf comes first: its own error, not the function leaf's, is raised.
+    params = {"a": jnp.arange(3), "act": jax.nn.relu}
+    with pytest.raises(TypeError, match=r"params leaf \['a'\] has dtype int32"):
+        gradtx.adam(1e-3).init(params)
+
+
 def test_optimistix_optax_minimiser_with_gradtx_adam_matches_optax():
     def rosenbrock(y, args):
         return (1 - y[0]) ** 2 + 100 * (y[1] - y[0] ** 2) ** 2
