@@ -20,7 +20,7 @@ import numpy as np
 
 from ._base import is_transformation
 from ._numerics import is_traced
-from ._tree import check_same_structure, is_array_leaf, non_array_leaf_error, path_str
+from ._tree import check_same_structure, is_array_leaf, path_str
 from ._typing import ScalarOrSchedule
 
 
@@ -42,10 +42,12 @@ def check_state(owner: str, state, state_type) -> None:
 
 
 def check_float_leaves(owner: str, tree, what: str) -> None:
-    """Raise if any leaf of ``tree`` is not a floating-point or complex array.
+    """Raise if any array leaf of ``tree`` is not floating point or complex.
 
-    A leaf that is no array at all (a function an Equinox module keeps as a
-    field) gets a message that names it and says how to filter it out.
+    Leaves that are not arrays at all (the functions an Equinox module keeps
+    as fields) are let through: a transform that keeps no state for them
+    takes them, as optax's do, and one that needs an array there fails in
+    its ``init``, whose wrapper names the leaf (see ``_base._donatable``).
 
     Leaf paths are computed only for the message: the check itself is one
     pass over the leaves' dtypes.
@@ -55,7 +57,7 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
         return
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if not is_array_leaf(leaf):
-            raise non_array_leaf_error(owner, what, path, leaf)
+            continue
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
