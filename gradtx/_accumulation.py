@@ -11,7 +11,7 @@ from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
 from ._momentum import debiaser
 from ._numerics import compute_dtype, increment, new_count
-from ._tree import arrays_only, zeros_like_tree
+from ._tree import zeros_like_tree
 
 
 class EmaState(NamedTuple):
@@ -182,9 +182,7 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
     key = 0 if key is None else key
 
     def init(params):
-        # No state per leaf: leaves that are not arrays (an Equinox module's
-        # functions) are let through, as in optax.
-        check_float_leaves(owner, arrays_only(params), "params")
+        check_float_leaves(owner, params, "params")
         return AddNoiseState(count=new_count(), rng_key=raw_key(key))
 
     def update(updates, state, params=None, **extra):
