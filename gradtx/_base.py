@@ -30,6 +30,7 @@ its own statistics, which is optax's transform of the same name.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -37,24 +38,54 @@ from typing import Any, NamedTuple
 import jax
 
 from ._numerics import is_traced
-from ._tree import distinct_buffers
+from ._tree import (
+    NonArrayLeafError,
+    arrays_only,
+    distinct_buffers,
+    first_non_array_leaf,
+    non_array_leaf_error,
+)
 
 PyTree = Any
 
 
-def _donatable(init: Callable) -> Callable:
-    """``init`` whose state leaves are distinct buffers, so that a step can donate them."""
+def _donatable(init: Callable, owner: str) -> Callable:
+    """``init`` whose state leaves are distinct buffers, so that a step can donate them.
+
+    Params may hold leaves that are not arrays (the functions an Equinox
+    module keeps as fields): a transform that keeps no state for them
+    accepts them, as in optax.  Where ``init`` fails on such a leaf, the
+    error names the leaf and says to filter the params.
+    """
     if getattr(init, "_gradtx_donatable", False):
         return init
 
     def wrapped(params):
-        return distinct_buffers(init(params), params)
+        try:
+            state = init(params)
+        except NonArrayLeafError:
+            raise
+        except (TypeError, ValueError, AttributeError) as error:
+            found = first_non_array_leaf(params)
+            if found is None or not _succeeds(init, arrays_only(params)):
+                raise
+            raise non_array_leaf_error(owner, "params", *found) from error
+        return distinct_buffers(state, params)
 
     wrapped.__name__ = getattr(init, "__name__", "init")
     wrapped.__doc__ = getattr(init, "__doc__", None)
     wrapped.__wrapped__ = init
     wrapped._gradtx_donatable = True
     return wrapped
+
+
+def _succeeds(init: Callable, params) -> bool:
+    """Whether ``init(params)`` runs: tells a failure caused by a non-array leaf from others."""
+    try:
+        init(params)
+    except Exception:
+        return False
+    return True
 
 
 class GradientTransformation:
@@ -80,6 +111,14 @@ class GradientTransformation:
 
     __slots__ = ("init", "update", "name", "hyperparams", "children", "combinator")
 
+    # The functions that compute: the pytree children, in this order.  The
+    # other slots describe the transform and travel as auxiliary data.
+    _functions = ("init", "update")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _register(cls)
+
     def __init__(
         self,
         init: Callable,
@@ -90,9 +129,9 @@ class GradientTransformation:
         children: tuple = (),
         combinator: str | None = None,
     ):
-        self.init = _donatable(init)
-        self.update = update if accepts_extra(update) else _with_extra(update)
         self.name = name or getattr(update, "__name__", "transform")
+        self.init = _donatable(init, self.name)
+        self.update = update if accepts_extra(update) else _with_extra(update)
         self.hyperparams = dict(hyperparams or {})
         self.children = tuple(children)
         self.combinator = combinator
@@ -133,6 +172,79 @@ class GradientTransformation:
         return flat
 
 
+class _Description:
+    """A transform's name, hyperparameters, children and combinator: its pytree aux data.
+
+    They describe the transform for ``repr`` and logging; what it computes
+    lives in its functions, the pytree children.  Two descriptions compare
+    equal when they have the same form (type, name, combinator,
+    hyperparameter names, and children of the same form), whatever the
+    values: transforms that differ only in an array hyperparameter then
+    differ only in the arrays their functions close over, which
+    ``equinox.internal.closure_to_pytree`` exposes as leaves, as it does
+    optax's closures.
+    """
+
+    __slots__ = ("tx", "_form")
+
+    def __init__(self, tx):
+        self.tx = tx
+        self._form = _form(tx)
+
+    def __eq__(self, other):
+        return isinstance(other, _Description) and self._form == other._form
+
+    def __hash__(self):
+        return hash(self._form)
+
+
+def _form(tx):
+    if not isinstance(tx, GradientTransformation):
+        return type(tx)
+    return (
+        type(tx),
+        tx.name,
+        tx.combinator,
+        tuple(tx.hyperparams),
+        tuple(_form(child) for child in tx.children),
+    )
+
+
+def _flatten_with_keys(tx):
+    functions = [(jax.tree_util.GetAttrKey(f), getattr(tx, f)) for f in tx._functions]
+    return functions, _Description(tx)
+
+
+def _flatten(tx):
+    return [getattr(tx, f) for f in tx._functions], _Description(tx)
+
+
+def _unflatten(cls, description, functions):
+    tx = object.__new__(cls)
+    source = description.tx
+    for slot in ("name", "hyperparams", "children", "combinator"):
+        setattr(tx, slot, getattr(source, slot))
+    for field, function in zip(cls._functions, functions):
+        setattr(tx, field, function)
+    return tx
+
+
+def _register(cls):
+    """Register ``cls`` as a pytree whose children are its functions (``init``, ``update``).
+
+    As optax's named tuple of two closures: ``jax.tree.map`` reaches the
+    functions, and ``equinox.internal.closure_to_pytree`` turns them into
+    pytrees of what they close over, so an array hyperparameter becomes a
+    leaf and a new value does not make a jitted step compile again.
+    """
+    jax.tree_util.register_pytree_with_keys(
+        cls, _flatten_with_keys, functools.partial(_unflatten, cls), _flatten
+    )
+
+
+_register(GradientTransformation)
+
+
 class Preconditioner(GradientTransformation):
     """A transform that divides a direction by statistics it measures on the gradient.
 
@@ -144,6 +256,7 @@ class Preconditioner(GradientTransformation):
     """
 
     __slots__ = ("precondition",)
+    _functions = ("init", "update", "precondition")
 
     def __init__(
         self, init: Callable, precondition: Callable, *, name: str, hyperparams: dict | None = None

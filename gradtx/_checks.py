@@ -20,7 +20,7 @@ import numpy as np
 
 from ._base import is_transformation
 from ._numerics import is_traced
-from ._tree import check_same_structure, path_str
+from ._tree import check_same_structure, is_array_leaf, path_str
 from ._typing import ScalarOrSchedule
 
 
@@ -42,7 +42,12 @@ def check_state(owner: str, state, state_type) -> None:
 
 
 def check_float_leaves(owner: str, tree, what: str) -> None:
-    """Raise if any leaf of ``tree`` is not floating point or complex.
+    """Raise if any array leaf of ``tree`` is not floating point or complex.
+
+    Leaves that are not arrays at all (the functions an Equinox module keeps
+    as fields) are let through: a transform that keeps no state for them
+    takes them, as optax's do, and one that needs an array there fails in
+    its ``init``, whose wrapper names the leaf (see ``_base._donatable``).
 
     Leaf paths are computed only for the message: the check itself is one
     pass over the leaves' dtypes.
@@ -51,6 +56,8 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
     if all(_is_inexact(leaf) for leaf in leaves):
         return
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not is_array_leaf(leaf):
+            continue
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
@@ -82,6 +89,8 @@ _INEXACT = {}
 def _is_inexact(leaf) -> bool:
     dtype = getattr(leaf, "dtype", None)
     if dtype is None:
+        if not is_array_leaf(leaf):
+            return False
         dtype = jnp.result_type(leaf)
     known = _INEXACT.get(dtype)
     if known is None:

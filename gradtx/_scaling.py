@@ -98,6 +98,9 @@ def scale_by_learning_rate(
     check_learning_rate(owner, learning_rate)
     sign = -1 if flip_sign else 1
     scheduled = callable(learning_rate)
+    # A constant's signed step is made once, here: update closes over -lr,
+    # which equinox.internal.closure_to_pytree exposes as a leaf, as optax's.
+    step = None if scheduled else sign * cast(float, learning_rate)
 
     def init(params):
         if scheduled:
@@ -106,8 +109,7 @@ def scale_by_learning_rate(
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleState if scheduled else EmptyState)
-        if not callable(learning_rate):
-            step = sign * cast(float, learning_rate)
+        if not scheduled:
             updates = promote_integer_leaves(updates)
             return jax.tree.map(lambda u: _scaled(u, step), updates), state
         check_float_leaves(owner, updates, "updates")

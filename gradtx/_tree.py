@@ -114,3 +114,48 @@ def distinct_buffers(state, params):
             seen.add(id(leaf))
         out.append(leaf)
     return jax.tree.unflatten(treedef, out)
+
+
+class NonArrayLeafError(TypeError):
+    """A transform needs an array where the params hold something else (a function, a string)."""
+
+
+def is_array_leaf(leaf) -> bool:
+    """Whether ``leaf`` is an array or a number: anything with a dtype, or a Python scalar.
+
+    A ``jax.ShapeDtypeStruct`` counts (it describes an array); a function, a
+    string or an arbitrary object, as an Equinox module keeps in its static
+    fields, does not.
+    """
+    return hasattr(leaf, "dtype") or isinstance(leaf, bool | int | float | complex)
+
+
+def first_non_array_leaf(tree):
+    """``(path, leaf)`` of the first leaf of ``tree`` that is not an array, or None."""
+    if all(is_array_leaf(leaf) for leaf in jax.tree.leaves(tree)):
+        return None
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not is_array_leaf(leaf):
+            return path, leaf
+    return None
+
+
+def arrays_only(tree):
+    """``tree`` with None in place of each leaf that is not an array (see ``is_array_leaf``)."""
+    return jax.tree.map(lambda leaf: leaf if is_array_leaf(leaf) else None, tree)
+
+
+def non_array_leaf_error(owner: str, what: str, path, leaf) -> NonArrayLeafError:
+    """The error for a leaf that is not an array where ``owner`` needs one.
+
+    It names the leaf by its path and says how to keep such leaves out:
+    pass only the arrays, as ``eqx.filter(model, eqx.is_inexact_array)``
+    does (it puts None in place of the rest, a pytree with no leaf there).
+    """
+    kind = getattr(leaf, "__name__", None)
+    got = type(leaf).__name__ + (f" {kind!r}" if isinstance(kind, str) else "")
+    return NonArrayLeafError(
+        f"{owner}: {what} leaf {path_str(path)} is not an array (got {got}); {owner} "
+        f"needs every leaf of the {what} to be an array: pass only the arrays to init and "
+        f"update (with Equinox: eqx.filter(model, eqx.is_inexact_array))"
+    )

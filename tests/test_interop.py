@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import chex
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -349,6 +351,178 @@ def test_equinox_filter_loop_with_gradtx_adam_matches_optax():
     chex.assert_trees_all_close(
         run(gradtx.adam(0.05)), _optax_run(run, optax.adam(0.05)), rtol=RTOL, atol=1e-7
     )
+
+
+def test_equinox_unfiltered_model_with_function_leaves_through_sgd_matches_optax():
+    # An Equinox MLP keeps its activations (functions) as leaves.  A transform
+    # that keeps no state for them takes the whole model, as optax's does.
+    x, y = _regression_data()
+
+    def run(opt, filtered):
+        model = eqx.nn.MLP(3, 2, 8, 1, key=jax.random.key(1))
+        opt_state = opt.init(eqx.filter(model, eqx.is_array) if filtered else model)
+
+        @eqx.filter_jit
+        def step(model, opt_state):
+            grads = eqx.filter_grad(lambda m: jnp.mean((jax.vmap(m)(x) - y) ** 2))(model)
+            updates, opt_state = opt.update(grads, opt_state)
+            return eqx.apply_updates(model, updates), opt_state
+
+        for _ in range(3):
+            model, opt_state = step(model, opt_state)
+        return eqx.filter(model, eqx.is_array)
+
+    model = eqx.nn.MLP(3, 2, 8, 1, key=jax.random.key(1))
+    assert any(callable(leaf) for leaf in jax.tree.leaves(model))
+    want = _optax_run(run, optax.sgd(0.05), False)
+    for filtered in (False, True):
+        chex.assert_trees_all_close(run(gradtx.sgd(0.05), filtered), want, rtol=RTOL, atol=1e-7)
+
+
+def test_stateless_transforms_init_on_a_function_leaf_and_update_as_optax():
+    params = {"w": jnp.ones(2), "act": jax.nn.relu}
+    grads = {"w": jnp.array([0.5, -4.0]), "act": None}
+    pairs = [
+        (gradtx.sgd(1e-2), optax.sgd(1e-2)),
+        (gradtx.scale(0.5), optax.scale(0.5)),
+        (gradtx.clip(1.0), optax.clip(1.0)),
+        (gradtx.clip_by_global_norm(1.0), optax.clip_by_global_norm(1.0)),
+        (gradtx.scale_by_learning_rate(0.1), optax.scale_by_learning_rate(0.1)),
+        (gradtx.noisy_sgd(0.1, key=3), optax.noisy_sgd(0.1, key=3)),
+    ]
+    for ours, theirs in pairs:
+        got, _ = ours.update(grads, ours.init(params), params)
+        want, _ = _optax_run(lambda: theirs.update(grads, theirs.init(params), params))
+        chex.assert_trees_all_close(got, want, rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    ("make", "owner"),
+    [
+        (lambda: gradtx.sgd(1e-2, momentum=0.9), "trace"),
+        (lambda: gradtx.trace(0.9), "trace"),
+        (lambda: gradtx.adam(1e-3), "scale_by_momentum"),
+        (lambda: gradtx.nadam(1e-3), "scale_by_nadam_momentum"),
+    ],
+)
+def test_momentum_on_a_function_leaf_raises_naming_the_leaf_and_the_filter(make, owner):
+    params = {"w": jnp.ones(2), "act": jax.nn.relu}
+    with pytest.raises(
+        TypeError,
+        match=rf"^{owner}: params leaf \['act'\] is not an array \(got custom_jvp 'relu'\); "
+        rf".*eqx\.filter\(model, eqx\.is_inexact_array\)",
+    ):
+        make().init(params)
+
+
+def test_adam_on_an_unfiltered_equinox_model_names_the_activation_field():
+    model = eqx.nn.MLP(3, 2, 8, 1, key=jax.random.key(1))
+    with pytest.raises(TypeError, match=r"params leaf \.activation is not an array"):
+        gradtx.adam(1e-3).init(model)
+    state = gradtx.adam(1e-3).init(eqx.filter(model, eqx.is_inexact_array))
+    assert jax.tree.structure(state.states[0].direction.states[0].mu) == jax.tree.structure(
+        eqx.filter(model, eqx.is_inexact_array)
+    )
+
+
+def test_integer_params_beside_a_function_leaf_keep_the_dtype_message():
+    # The integer leaf comes first: its own error, not the function leaf's, is raised.
+    params = {"a": jnp.arange(3), "act": jax.nn.relu}
+    with pytest.raises(TypeError, match=r"params leaf \['a'\] has dtype int32"):
+        gradtx.adam(1e-3).init(params)
+
+
+def test_closure_to_pytree_exposes_the_learning_rate_of_adam_as_optax_does():
+    # equinox's own check on optax: the signed learning rate is a leaf.
+    lr = jnp.array(1e-3)
+    for lib in (gradtx, optax):
+        leaves = jax.tree.leaves(eqxi.closure_to_pytree(lib.adam(lr)))
+        assert any(eqx.is_array(leaf) and leaf.shape == () and leaf == -lr for leaf in leaves)
+
+
+def _compilations(lib, runner):
+    """How many times a jitted step traces its body for two learning rates."""
+    traces = []
+    run = runner(traces)
+    for lr in (1e-2, 2e-2):
+        run(lib.adam(jnp.array(lr)))
+    return len(traces)
+
+
+def _optimistix_runner(traces):
+    def loss(y, args):
+        traces.append(None)
+        return jnp.sum((y - 1.0) ** 2)
+
+    def run(opt):
+        solver = optx.OptaxMinimiser(opt, rtol=1e-6, atol=1e-6)
+        return optx.minimise(loss, solver, jnp.zeros(2), max_steps=5, throw=False).value
+
+    return run
+
+
+def _fixup_step(traces):
+    """A jitted step that takes the optimizer as an argument, as equinox's users write it."""
+
+    @eqx.filter_jit
+    def step(opt, params):
+        traces.append(None)
+        return opt.update(params, opt.init(params), params)[0]
+
+    return step
+
+
+def _fixup_runner(traces):
+    step = _fixup_step(traces)
+    return lambda opt: step(eqxi.closure_to_pytree(opt), {"w": jnp.ones(3)})
+
+
+@pytest.mark.parametrize("runner", [_optimistix_runner, _fixup_runner], ids=["optimistix", "fixup"])
+def test_a_new_array_learning_rate_does_not_compile_again(runner):
+    assert _optax_run(_compilations, optax, runner) == 1
+    assert _compilations(gradtx, runner) == 1
+
+
+def test_closure_to_pytree_adam_steps_as_adam_with_each_learning_rate():
+    params = {"w": jnp.array([1.0, -2.0])}
+    step = _fixup_step([])
+    for lr in (1e-2, 2e-2):
+        got = step(eqxi.closure_to_pytree(gradtx.adam(jnp.array(lr))), params)
+        want = _optax_run(lambda: optax.adam(lr).update(params, optax.adam(lr).init(params)))
+        chex.assert_trees_all_close(got, want[0], rtol=RTOL)
+
+
+def test_transform_pytree_children_are_its_functions_and_rebuild_it():
+    tx = gradtx.adam(jnp.array(1e-3))
+    init, update = tx
+    assert jax.tree.leaves(tx) == [tx.init, tx.update] and len(tx) == 2 and tx[0] is init
+    rebuilt = jax.tree.map(lambda f: f, tx)
+    assert isinstance(rebuilt, gradtx.GradientTransformation)
+    assert repr(rebuilt) == repr(tx) and rebuilt.hyperparams == tx.hyperparams
+    assert rebuilt.children == tx.children and rebuilt.update is tx.update
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tx)[0]]
+    assert paths == [".init", ".update"]
+    # Two adams that differ only in an array's value have the same structure.
+    other = gradtx.adam(jnp.array(2e-3))
+    assert jax.tree.structure(other) == jax.tree.structure(tx)
+    assert jax.tree.structure(gradtx.sgd(1e-3)) != jax.tree.structure(tx)
+    precond = gradtx.scale_by_rms()
+    assert jax.tree.leaves(precond) == [precond.init, precond.update, precond.precondition]
+
+
+def test_transform_as_a_static_jit_argument_is_hashed_by_identity():
+    traces = []
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def step(tx, g):
+        traces.append(None)
+        return tx.update(g, tx.init(g))[0]
+
+    tx = gradtx.sgd(0.5)
+    g = jnp.array([1.0, -2.0])
+    np.testing.assert_array_equal(step(tx, g), np.array([-0.5, 1.0], np.float32))
+    step(tx, g)
+    assert len(traces) == 1 and tx == tx and hash(tx) == hash(tx)
 
 
 def test_optimistix_optax_minimiser_with_gradtx_adam_matches_optax():
