@@ -37,18 +37,21 @@ from typing import Any, NamedTuple
 import jax
 
 from ._numerics import is_traced
+from ._sharding import place_state
 from ._tree import distinct_buffers
 
 PyTree = Any
 
 
 def _donatable(init: Callable) -> Callable:
-    """``init`` whose state leaves are distinct buffers, so that a step can donate them."""
+    """``init`` whose state leaves are distinct buffers, so that a step can donate them,
+    placed beside the params by the rule of ``_sharding.py`` (moments sharded like
+    their parameters)."""
     if getattr(init, "_gradtx_donatable", False):
         return init
 
     def wrapped(params):
-        return distinct_buffers(init(params), params)
+        return place_state(distinct_buffers(init(params), params), params)
 
     wrapped.__name__ = getattr(init, "__name__", "init")
     wrapped.__doc__ = getattr(init, "__doc__", None)
