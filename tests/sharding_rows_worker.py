@@ -2,7 +2,8 @@
 
 Every row of the shared optimizer table (``tests/optimizers.py``), with its
 typical hyperparameters, on a ("data", "model") mesh of all the devices
-(N/2 x 2).  The params have distinct shapes, so a state leaf "shaped like a
+(N/2 x 2), and ``flatten``, ``partition`` and ``masked`` around Adam (states
+that pack the params, or hold some of them).  The params have distinct shapes, so a state leaf "shaped like a
 parameter" names one parameter.  For each row:
 
 * eager ``init`` on the sharded params, a plain ``jax.jit(opt.init)`` on the
@@ -44,6 +45,19 @@ PARAM_SPECS = {
 }
 
 
+# Wrappers whose state holds only some params, or packs them: beside the table's rows.
+WRAPPERS = {
+    "flatten_adam": lambda: gradtx.flatten(gradtx.adam(0.01)),
+    "partition": lambda: gradtx.partition(
+        {"adam": gradtx.adam(0.01), "sgd": gradtx.sgd(0.1, momentum=0.9)},
+        {"w1": "adam", "w2": "sgd", "b1": "adam", "s": "sgd"},
+    ),
+    "masked_adam": lambda: gradtx.masked(
+        gradtx.adam(0.01), {"w1": True, "w2": False, "b1": False, "s": True}
+    ),
+}
+
+
 def full(spec, ndim):
     return tuple(spec) + (None,) * (ndim - len(spec))
 
@@ -80,15 +94,18 @@ def main():
         for k, (shape, spec) in PARAM_SPECS.items()
     }
     start = time.perf_counter()
-    for row in OPTIMIZERS:
-        opt = typical(row)
+    cases = [(row.name, lambda row=row: typical(row)) for row in OPTIMIZERS]
+    for name, make in cases + list(WRAPPERS.items()):
+        opt = make()
         for how, state in (("eager", opt.init(params)), ("jit", jax.jit(opt.init)(params))):
             shardings = jax.tree.map(lambda x: x.sharding, state)
-            check_tree(f"{row.name} {how}", state, shardings, params, mesh)
+            check_tree(f"{name} {how}", state, shardings, params, mesh)
         planned = gradtx.state_shardings(opt, params, mesh, axis=None)
-        check_tree(f"{row.name} state_shardings", state, planned, params, mesh)
-        print(f"ok {row.name}", flush=True)
-    print(f"all ok: {len(OPTIMIZERS)} rows on {n} devices in {time.perf_counter() - start:.1f} s")
+        check_tree(f"{name} state_shardings", state, planned, params, mesh)
+        print(f"ok {name}", flush=True)
+    print(
+        f"all ok: {len(cases)} rows and {len(WRAPPERS)} wrappers on {n} devices in {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":
