@@ -10,6 +10,8 @@ parameter" names one parameter.  For each row:
   Auto mesh, and ``state_shardings(opt, params, mesh, axis=None)`` each give
   every state leaf shaped like a parameter that parameter's sharding, and
   put every leaf on all the mesh's devices (nothing is gathered onto one);
+* the compiled ``jax.jit(opt.init)`` runs no collective (tying a moment to
+  its parameter reads nothing);
 * L-BFGS's histories, shaped ``(k, *param.shape)``, are sharded like their
   parameter along the trailing dimensions.
 
@@ -19,6 +21,7 @@ first failure.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,6 +59,11 @@ WRAPPERS = {
         gradtx.adam(0.01), {"w1": True, "w2": False, "b1": False, "s": True}
     ),
 }
+
+
+COLLECTIVE = re.compile(
+    r"\s(all-gather|all-reduce|reduce-scatter|collective-permute|all-to-all)(?:-start)?\("
+)
 
 
 def full(spec, ndim):
@@ -97,7 +105,10 @@ def main():
     cases = [(row.name, lambda row=row: typical(row)) for row in OPTIMIZERS]
     for name, make in cases + list(WRAPPERS.items()):
         opt = make()
-        for how, state in (("eager", opt.init(params)), ("jit", jax.jit(opt.init)(params))):
+        compiled = jax.jit(opt.init).lower(params).compile()
+        found = COLLECTIVE.findall(compiled.as_text())
+        assert not found, f"{name}: the jitted init communicates: {found}"
+        for how, state in (("eager", opt.init(params)), ("jit", compiled(params))):
             shardings = jax.tree.map(lambda x: x.sharding, state)
             check_tree(f"{name} {how}", state, shardings, params, mesh)
         planned = gradtx.state_shardings(opt, params, mesh, axis=None)
