@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import jax
 
 from ._numerics import is_traced
+from ._sharding import place_state
 from ._tree import (
     NonArrayLeafError,
     arrays_only,
@@ -50,7 +51,9 @@ PyTree = Any
 
 
 def _donatable(init: Callable, owner: str) -> Callable:
-    """``init`` whose state leaves are distinct buffers, so that a step can donate them.
+    """``init`` whose state leaves are distinct buffers, so that a step can donate them,
+    placed beside the params by the rule of ``_sharding.py`` (moments sharded like
+    their parameters).
 
     Params may hold leaves that are not arrays (the functions an Equinox
     module keeps as fields): a transform that keeps no state for them
@@ -70,7 +73,7 @@ def _donatable(init: Callable, owner: str) -> Callable:
             if found is None or not _succeeds(init, arrays_only(params)):
                 raise
             raise non_array_leaf_error(owner, "params", *found) from error
-        return distinct_buffers(state, params)
+        return place_state(distinct_buffers(state, params), params)
 
     wrapped.__name__ = getattr(init, "__name__", "init")
     wrapped.__doc__ = getattr(init, "__doc__", None)

@@ -2,35 +2,51 @@
 
 gradtx runs on JAX's own SPMD engine: a state is a pytree of arrays, so
 ``jax.jit`` with shardings, ``jax.shard_map`` and multi-process meshes
-(``jax.distributed``) handle it like any other pytree.  Two facts make that
-work:
+(``jax.distributed``) handle it like any other pytree.
 
-* ``init`` builds every moment with ``jnp.zeros_like``, so eagerly, on
-  sharded params, each moment is sharded like its parameter (nothing is
-  gathered onto one device), and ``jax.eval_shape(opt.init,
-  abstract_params)`` plans the state from ``jax.ShapeDtypeStruct`` params
-  without allocating it.  Under ``jax.jit`` init reads only the params'
-  shapes, so on a mesh of ``Auto`` axes a plain ``jax.jit(opt.init)(params)``
-  puts the whole state on one device (optax's init does the same); give jit
-  the shardings: ``jax.jit(opt.init, out_shardings=state_shardings(opt,
-  params, mesh, axis=None))(params)``.
-* the update is elementwise per leaf, so a jitted update whose params,
-  gradients and state share one sharding needs no communication at all.
+One rule places the state of every transform, whichever way it is built
+(eager ``init``, ``jax.jit(opt.init)``, or planned by ``state_shardings``).
+A state leaf belongs to a parameter when it sits in a subtree shaped like
+the params (Adam's ``mu``, a group's moments in ``partition`` or ``masked``,
+where the other parameters' places hold ``None``); then
 
-``state_shardings`` says where each state leaf should live.  Moments mirror
-their parameter's sharding; with ``axis`` they are split further over that
-mesh axis, which is ZeRO stage 1 (Rajbhandari et al. 2020): parameters stay
-replicated across the data-parallel axis, each device keeps and updates only
-its slice of the optimizer state, and XLA inserts the one all-gather of the
-updated parameters that this needs.
+* a leaf shaped like its parameter (a moment) is sharded like it;
+* a leaf shaped ``(k, *param.shape)`` (a history of k copies, L-BFGS's) is
+  sharded like it along its trailing dimensions, its leading one unsplit;
+* every other leaf (counters, Kronecker factors and other per-matrix
+  statistics, random keys, ``flatten``'s packed buffers) is replicated over
+  the params' mesh.
+
+``GradientTransformation`` applies the rule to what every ``init`` returns
+(``place_state``): eagerly, on params with a ``NamedSharding``, each leaf is
+put where the rule says; under ``jax.jit`` each moment is tied to its
+parameter with ``jax.experimental.shard_alike.shard_alike`` on ``Auto``
+axes (XLA's sharding propagation then gives it the parameter's sharding,
+and the compiled init still only writes constants: the tie reads nothing at
+run time) or resharded to the parameter's spec on ``Explicit`` axes.  So a
+plain ``jax.jit(opt.init)(params)`` on a mesh returns moments sharded like
+their params and the rest replicated over the mesh; ``jax.jit(opt.init,
+out_shardings=state_shardings(opt, params, mesh, axis=None))`` gives the
+same placement, stated in advance.  ``jax.eval_shape(opt.init,
+abstract_params)`` plans the state from ``jax.ShapeDtypeStruct`` params
+without allocating it.
+
+The update is elementwise per leaf for most transforms, so a jitted update
+whose params, gradients and state share one sharding needs no
+communication at all.
+
+``state_shardings`` says where each state leaf should live.  With ``axis``
+set, the leaves are split further over that mesh axis, which is ZeRO stage
+1 (Rajbhandari et al. 2020): parameters stay replicated across the
+data-parallel axis, each device keeps and updates only its slice of the
+optimizer state, and XLA inserts the one all-gather of the updated
+parameters that this needs.
 
 Two things about JAX's engine that trip people up:
 
-* On a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default in jax 0.10),
-  call ``jax.jit(opt.init)`` inside ``with jax.set_mesh(mesh):``.  ``init``
-  reads only the shapes of the params, so jit has no argument to take the
-  devices from and fails with "Length of device assignment 1 is not equal to
-  the size of the mesh".  Eager ``opt.init(params)`` needs nothing.
+* On a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default in
+  jax 0.10), call ``jax.jit(opt.init)`` inside ``with jax.set_mesh(mesh):``;
+  eager ``opt.init(params)`` needs nothing.
 * Inside ``jax.shard_map`` with ``check_vma=True`` (the default), the
   gradient of a replicated parameter is already summed over the mesh axis.
   Per-device code that averages with ``jax.lax.pmean`` should first make its
@@ -44,7 +60,10 @@ from __future__ import annotations
 import math
 
 import jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
+import jax.numpy as jnp
+from jax.core import Tracer
+from jax.experimental.shard_alike import shard_alike
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from ._tree import path_str
 from ._typing import PyTree, TransformLike
@@ -55,10 +74,13 @@ def state_shardings(
 ) -> PyTree:
     """Shardings for ``opt.init(params)``: each moment like its parameter, split over ``axis``.
 
-    The state of a gradtx optimizer holds moments shaped like the params (one
-    subtree per moment, e.g. Adam's mu and nu) and scalar counters.  For a
-    moment leaf the sharding starts from its parameter's ``PartitionSpec``;
-    every other leaf starts replicated.  With ``axis`` set, each leaf that
+    The placement starts from the rule of this module, which eager and jitted
+    ``init`` follow too: a moment (a leaf shaped like its parameter, in a
+    subtree shaped like the params, or like a group of them in ``partition``,
+    ``masked`` or ``muon``) starts from its parameter's ``PartitionSpec``, a
+    history ``(k, *shape)`` from that spec behind one unsplit dimension, and
+    every other leaf (counters, Kronecker factors, per-matrix statistics)
+    starts replicated.  With ``axis`` set, each leaf that
     does not use that axis yet is also split over it, along its largest
     dimension that is unsharded and divisible by the axis size; a leaf with
     no such dimension (a counter, an odd-sized bias) stays as it was.  With
@@ -105,28 +127,163 @@ def state_shardings(
 
     param_leaves, param_def = jax.tree_util.tree_flatten_with_path(params)
     param_specs = [_param_spec(owner, path, p, mesh) for path, p in param_leaves]
-    param_shapes = [tuple(p.shape) for _, p in param_leaves]
     abstract_state = jax.eval_shape(opt.init, params)
 
-    def mirrors_params(node):
-        leaves, treedef = jax.tree.flatten(node)
-        return (
-            treedef == param_def
-            and [tuple(getattr(x, "shape", ())) for x in leaves] == param_shapes
-        )
-
-    nodes, state_def = jax.tree.flatten(abstract_state, is_leaf=mirrors_params)
-    placed = []
-    for node in nodes:
-        if mirrors_params(node):
-            shardings = [
-                NamedSharding(mesh, _split(spec, leaf.shape, axes, mesh))
-                for spec, leaf in zip(param_specs, jax.tree.leaves(node))
-            ]
-            placed.append(param_def.unflatten(shardings))
+    def place(leaf, index):
+        if index is None:
+            spec = PartitionSpec()
         else:
-            placed.append(NamedSharding(mesh, _split(PartitionSpec(), node.shape, axes, mesh)))
-    return state_def.unflatten(placed)
+            extra = len(leaf.shape) - len(param_leaves[index][1].shape)
+            spec = _leaf_spec(param_specs[index], extra)
+        return NamedSharding(mesh, _split(spec, leaf.shape, axes, mesh))
+
+    return _map_by_param(place, abstract_state, params)
+
+
+def place_state(state: PyTree, params: PyTree) -> PyTree:
+    """``state``, made by an ``init`` on ``params``, placed by the rule of this module.
+
+    Eagerly, nothing moves unless some parameter has a ``NamedSharding``: then
+    each moment is put with its parameter's sharding and every other leaf
+    replicated over that parameter's mesh.  Under a trace, each moment is
+    tied to its parameter (``shard_alike`` on ``Auto`` axes, ``reshard`` on
+    ``Explicit`` ones), and on ``Auto`` axes a state with no moment at all
+    ties its first leaf to a replicated entry of the first parameter, so
+    that the jitted init runs on the params' devices.  The values are
+    unchanged.
+    """
+    param_leaves = jax.tree.leaves(params)
+    if not param_leaves or not jax.tree.leaves(state):
+        return state
+    if any(isinstance(p, Tracer) for p in param_leaves):
+        return _tie_traced(state, params, param_leaves)
+    mesh = next(
+        (
+            p.sharding.mesh
+            for p in param_leaves
+            if isinstance(getattr(p, "sharding", None), NamedSharding)
+        ),
+        None,
+    )
+    if mesh is None:
+        return state
+
+    def place(leaf, index):
+        if not isinstance(leaf, jax.Array):
+            return leaf
+        target = NamedSharding(mesh, PartitionSpec())
+        if index is not None:
+            sharding = getattr(param_leaves[index], "sharding", None)
+            if not isinstance(sharding, NamedSharding):
+                return leaf
+            extra = leaf.ndim - param_leaves[index].ndim
+            target = NamedSharding(sharding.mesh, _leaf_spec(sharding.spec, extra))
+        if leaf.sharding.is_equivalent_to(target, leaf.ndim):
+            return leaf
+        return jax.device_put(leaf, target)
+
+    return _map_by_param(place, state, params)
+
+
+def _tie_traced(state, params, param_leaves):
+    """The traced half of ``place_state``."""
+    tied = []
+
+    def place(leaf, index):
+        if index is None or not isinstance(leaf, (jax.Array, Tracer)):
+            return leaf
+        param = param_leaves[index]
+        aval = jax.typeof(param)
+        mesh = getattr(getattr(aval, "sharding", None), "mesh", None)
+        types = set(getattr(mesh, "axis_types", ()))
+        extra = leaf.ndim - aval.ndim
+        if AxisType.Manual in types:  # inside shard_map: the state is per device
+            return leaf
+        if AxisType.Explicit in types:
+            spec = _leaf_spec(aval.sharding.spec, extra)
+            if _full(jax.typeof(leaf).sharding.spec, leaf.ndim) == _full(spec, leaf.ndim):
+                return leaf
+            tied.append(True)
+            return jax.sharding.reshard(leaf, spec)
+        tied.append(True)
+        like = param if extra == 0 else jnp.broadcast_to(param, leaf.shape)
+        return shard_alike(leaf, like)[0]
+
+    state = _map_by_param(place, state, params)
+    if tied:
+        return state
+    first = next((p for p in param_leaves if p.size and not _explicit_or_manual(p)), None)
+    leaves, treedef = jax.tree.flatten(state)
+    for i, leaf in enumerate(leaves):
+        if first is not None and isinstance(leaf, (jax.Array, Tracer)):
+            entry = jnp.broadcast_to(jnp.ravel(first)[0], leaf.shape)
+            leaves[i] = shard_alike(leaf, entry)[0]
+            break
+    return treedef.unflatten(leaves)
+
+
+def _explicit_or_manual(param):
+    mesh = getattr(getattr(jax.typeof(param), "sharding", None), "mesh", None)
+    return bool({AxisType.Explicit, AxisType.Manual} & set(getattr(mesh, "axis_types", ())))
+
+
+def _map_by_param(place, state, params):
+    """``place(leaf, i)`` on every leaf of ``state``, ``i`` the parameter it belongs to or None.
+
+    A subtree of ``state`` lines up with the params when the params'
+    structure is a prefix of it; places the subtree leaves empty (``None``,
+    as in a group's state in ``partition`` or ``masked``) hold no leaves.
+    In the deepest subtrees that line up, a leaf belongs to the parameter
+    at whose place it stands when it is shaped like it, or ``(k, *shape)``.
+    Any other leaf (a counter, a Kronecker factor, Adafactor's placeholder
+    for a factored parameter) belongs to none.
+    """
+    param_leaves, param_def = jax.tree.flatten(params)
+    shapes = [tuple(jnp.shape(p)) for p in param_leaves]
+
+    def lined_up(node):
+        try:
+            parts = param_def.flatten_up_to(node)
+        except (ValueError, TypeError, KeyError):
+            return None
+        owners = []
+        for i, part in enumerate(parts):
+            for leaf in jax.tree.leaves(part):
+                got = tuple(getattr(leaf, "shape", (None,)))
+                owners.append(i if got == shapes[i] or got[1:] == shapes[i] else None)
+        return owners if any(o is not None for o in owners) else None
+
+    def visit(node):
+        """The owners of ``node``'s leaves, and whether some subtree lined up."""
+        structure = jax.tree.structure(node)
+        if structure.num_leaves == 0:
+            return [], False
+        if jax.tree_util.treedef_is_leaf(structure):
+            owners = lined_up(node)
+            return (owners, True) if owners else ([None], False)
+        owners, found = [], False
+        for child in jax.tree_util.tree_flatten(node, is_leaf=lambda x: x is not node)[0]:
+            child_owners, child_found = visit(child)
+            owners += child_owners
+            found = found or child_found
+        if not found:
+            mine = lined_up(node)
+            if mine is not None:
+                return mine, True
+        return owners, found
+
+    leaves, state_def = jax.tree.flatten(state)
+    owners, _ = visit(state)
+    return state_def.unflatten([place(leaf, i) for leaf, i in zip(leaves, owners)])
+
+
+def _leaf_spec(spec, extra):
+    """The spec of a leaf with ``extra`` leading dimensions before its parameter's."""
+    return PartitionSpec(*((None,) * extra + tuple(spec))) if extra else spec
+
+
+def _full(spec, ndim):
+    return tuple(spec) + (None,) * (ndim - len(spec))
 
 
 def _check_axis(owner, axis, mesh):

@@ -2,8 +2,7 @@
 
 Checks that the documented jitted init, ``jax.jit(opt.init,
 out_shardings=gradtx.state_shardings(opt, params, mesh, axis=None))``,
-places every moment like its parameter, on an Auto mesh (where a plain
-``jax.jit(opt.init)`` cannot see the params' shardings) and on an Explicit
+places every moment like its parameter, on an Auto mesh and on an Explicit
 one.  Prints one line per check and exits non-zero on the first failure.
 """
 

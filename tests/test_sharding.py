@@ -6,13 +6,15 @@ must be set before jax is imported, so they run in processes of their own:
 * ``tests/sharding_checks.py`` (a pytest file) on 8 simulated devices;
 * two ``tests/sharding_worker.py`` processes joined with ``jax.distributed`` on
   127.0.0.1, 4 devices each;
-* ``tests/sharding_init_worker.py`` on 8 simulated devices: a plain
-  ``jax.jit(opt.init)(params)`` on an Auto mesh returns state on one device
-  (init reads only the params' shapes, so jit sees no argument to take
-  placement from; optax's init does the same).  The documented way,
+* ``tests/sharding_init_worker.py`` on 8 simulated devices:
   ``jax.jit(opt.init, out_shardings=gradtx.state_shardings(opt, params, mesh,
-  axis=None))``, must place every moment like its parameter; the worker checks
-  it for several optimizers on Auto and Explicit meshes.
+  axis=None))`` must place every moment like its parameter, for several
+  optimizers on Auto and Explicit meshes;
+* ``tests/sharding_rows_worker.py`` on 4 and on 8 simulated devices: every
+  row of the shared optimizer table, eager init, plain ``jax.jit(opt.init)``
+  on an Auto mesh and ``state_shardings``, each state leaf shaped like a
+  parameter sharded like it (about 20-25 s per device count on a loaded
+  2-core machine).
 
 This process keeps its single device; it checks ``state_shardings``'s argument
 errors and computes the single-device reference of the two-process run.
@@ -243,6 +245,21 @@ def test_jitted_init_with_state_shardings_places_state_like_params_on_8_devices(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     assert "all ok" in result.stdout, output[-8000:]
+
+
+@pytest.mark.parametrize("n_devices", [4, 8])
+def test_every_row_places_moments_like_params_eager_jit_and_planned(n_devices):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sharding_rows_worker.py")],
+        env=_env(n_devices),
+        capture_output=True,
+        text=True,
+        timeout=INIT_TIMEOUT_S,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    assert f"wrappers on {n_devices} devices" in result.stdout, output[-8000:]
 
 
 def test_readme_documents_jitted_init_with_out_shardings():
