@@ -68,8 +68,8 @@ from ._base import stateless_with_tree_map as stateless_with_tree_map
 from ._cautious import add_cautious_decayed_weights as add_cautious_decayed_weights
 from ._cautious import cautious as cautious
 from ._checkpoint import CheckpointError as CheckpointError
-from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import save_checkpoint as save_checkpoint
+from ._checkpoint_load import load_checkpoint as load_checkpoint
 from ._clipping import adaptive_grad_clip as adaptive_grad_clip
 from ._clipping import clip as clip
 from ._clipping import clip_by_block_rms as clip_by_block_rms
@@ -223,21 +223,23 @@ from ._schedules import cosine_decay_schedule as cosine_decay_schedule
 from ._schedules import cosine_onecycle_schedule as cosine_onecycle_schedule
 from ._schedules import cosine_restarts_schedule as cosine_restarts_schedule
 from ._schedules import exponential_decay as exponential_decay
-from ._schedules import inverse_sqrt_schedule as inverse_sqrt_schedule
 from ._schedules import inverse_time_decay as inverse_time_decay
 from ._schedules import join_schedules as join_schedules
-from ._schedules import linear_onecycle_schedule as linear_onecycle_schedule
 from ._schedules import linear_schedule as linear_schedule
 from ._schedules import piecewise_constant_schedule as piecewise_constant_schedule
-from ._schedules import piecewise_interpolate_schedule as piecewise_interpolate_schedule
 from ._schedules import polynomial_schedule as polynomial_schedule
 from ._schedules import sgdr_schedule as sgdr_schedule
-from ._schedules import warmup_constant_schedule as warmup_constant_schedule
 from ._schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
-from ._schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
-from ._schedules import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 from ._schedules_ademamix import ademamix_alpha_schedule as ademamix_alpha_schedule
 from ._schedules_ademamix import ademamix_beta3_schedule as ademamix_beta3_schedule
+from ._schedules_warmup import inverse_sqrt_schedule as inverse_sqrt_schedule
+from ._schedules_warmup import linear_onecycle_schedule as linear_onecycle_schedule
+from ._schedules_warmup import piecewise_interpolate_schedule as piecewise_interpolate_schedule
+from ._schedules_warmup import warmup_constant_schedule as warmup_constant_schedule
+from ._schedules_warmup import (
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
+from ._schedules_warmup import warmup_stable_decay_schedule as warmup_stable_decay_schedule
 from ._second_moment import AdadeltaState as AdadeltaState
 from ._second_moment import CenteredRmsState as CenteredRmsState
 from ._second_moment import MaxRmsState as MaxRmsState
