@@ -35,8 +35,8 @@ from ._tree import check_same_structure, path_str
 
 
 def _preconditioned_axes(shape, max_precondition_dim, precondition_1d):
-    """The axes of a leaf that get a statistic."""
-    if len(shape) == 1 and not precondition_1d:
+    """The axes of a leaf that get a statistic (none for a leaf without entries)."""
+    if (len(shape) == 1 and not precondition_1d) or 0 in shape:
         return ()
     return tuple(a for a, d in enumerate(shape) if d <= max_precondition_dim)
 
@@ -441,8 +441,11 @@ def _norm_lower_bound(a):
 
 
 def _kron_factors(shape, max_size_triangular, min_ndim_triangular, dtype):
-    """{axis: Q_0}: identity matrices, or ones vectors for diagonal axes."""
+    """{axis: Q_0}: identity matrices, or ones vectors for diagonal axes; none for a
+    leaf without entries (its update is empty)."""
     qs = {}
+    if 0 in tuple(shape):
+        return qs
     shape = tuple(shape) or (1,)  # a scalar: one diagonal factor of size 1
     for a, d in enumerate(shape):
         diagonal = d == 1 or d > max_size_triangular or len(shape) < min_ndim_triangular
@@ -755,7 +758,7 @@ def scale_by_galore(
         dims = _galore_leaf_dims(weight_dimension_numbers, tree)
         out = []
         for (path, x), d in zip(flat, dims):
-            if d is None:
+            if d is None or jnp.size(x) == 0:  # a leaf without entries has no subspace
                 out.append((x, None, None))
             else:
                 out.append((x, *_galore_matrix(owner, path_str(path), jnp.asarray(x), d)))

@@ -50,6 +50,19 @@ def _tree_sum(tree, dtype):
     return sum((jnp.sum(x).astype(dtype) for x in jax.tree.leaves(tree)), jnp.zeros((), dtype))
 
 
+def _grown_estimate(d, numerator, denominator):
+    """max(d, numerator / denominator), or d itself where the denominator is 0.
+
+    The denominator, ||s_t||_1, is 0 exactly while every gradient seen so far
+    (weighted by its step size) is 0: there is nothing to estimate from, and
+    0 / 0 would make the estimate NaN for good.  (The second ``where`` keeps
+    that NaN out of the gradient, too.)
+    """
+    known = denominator > 0
+    ratio = numerator / jnp.where(known, denominator, jnp.ones_like(denominator))
+    return jnp.where(known, jnp.maximum(d, ratio), d)
+
+
 def _check_betas(owner, betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
@@ -90,6 +103,12 @@ def scale_by_prodigy(
     r_t = b3 r_{t-1} + (d_t / d_0) dlr_t <g_t, x_0 - x_t>,
     d_{t+1} = max(d_t, estim_lr_coef * r_t / ||s_t||_1),
     u_t = -dlr_t * (m_t / (sqrt(v_t) + d_{t+1} eps) + weight_decay * x_t).
+
+    While ||s_t||_1 = 0 (every gradient so far zero) d_{t+1} = d_t: zero
+    gradients give a zero step (without weight decay) and the estimate
+    starts from d_0 once they are not.  optax.contrib's ``prodigy`` divides
+    0 / 0 there and stays NaN for good; the authors' PyTorch code skips the
+    step.
 
     Args:
       learning_rate: lr, a multiplier of the estimate, a number >= 0 or a
@@ -171,7 +190,7 @@ def scale_by_prodigy(
 
         travelled = _tree_sum(pick(3), dtype)
         numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * travelled
-        d_next = jnp.maximum(d, estim_lr_coef * numerator / _tree_sum(pick(4), dtype))
+        d_next = _grown_estimate(d, estim_lr_coef * numerator, _tree_sum(pick(4), dtype))
 
         def step(g, p, m, v):
             cd = m.dtype
@@ -235,6 +254,12 @@ def scale_by_dadapt_adamw(
     s_t = c s_{t-1} + (1 - c) dlr_t g_t,
     d_{t+1} = max(d_t, r_t / ((1 - c) ||s_t||_1)),
     u_t = -(m_t / (sqrt(v_t) + eps) + weight_decay * dlr_t * x_t).
+
+    While ||s_t||_1 = 0 (every gradient so far zero) d_{t+1} = d_t: zero
+    gradients give a zero step (without weight decay) and the estimate
+    starts from d_0 once they are not.  optax.contrib's ``dadapt_adamw``
+    divides 0 / 0 there and is NaN from the next step on; the authors'
+    PyTorch code skips the step.
 
     Args:
       learning_rate: lr, a multiplier of the estimate, a number >= 0 or a
@@ -302,7 +327,7 @@ def scale_by_dadapt_adamw(
             return jax.tree.map(lambda _, n: n[i], updates, new)
 
         numerator = c * state.numerator_weighted + (1 - c) * dlr * _tree_sum(pick(3), dtype)
-        d_next = jnp.maximum(state.estim_lr, numerator / ((1 - c) * _tree_sum(pick(4), dtype)))
+        d_next = _grown_estimate(state.estim_lr, numerator, (1 - c) * _tree_sum(pick(4), dtype))
 
         def step(g, p, m, v):
             cd = m.dtype
