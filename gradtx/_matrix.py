@@ -281,8 +281,8 @@ def scale_by_shampoo(
     precondition_frequency=1,
     *,
     exponent_override=None,
-    max_precondition_dim=10000,
-    precondition_1d: bool = True,
+    max_precondition_dim=1024,
+    precondition_1d: bool = False,
 ):
     """Shampoo's preconditioning: u = G x_1 H_1^(-1/p) x_2 ... x_k H_k^(-1/p), for a matrix L^(-1/4) G R^(-1/4).
 
@@ -295,6 +295,17 @@ def scale_by_shampoo(
     between.  Scalars, vectors unless ``precondition_1d``, and axes longer
     than ``max_precondition_dim`` are not preconditioned (identity).
 
+    Cost: a preconditioned axis of length d keeps two d x d matrices (H and
+    its root; 8 MiB in float32 at d = 1024), adds d times the leaf's size
+    multiply-adds per step, and an eigendecomposition of d x d (O(d^3): for
+    d = 1024 about a second on a few CPU cores) per root computation.  The
+    defaults bound d by 1024 and leave vectors alone (a (2048,) bias
+    preconditioned whole would take 32 MiB and a 2048 x 2048 eigendecomposition
+    per step); Meta's Distributed Shampoo also caps d at 1024, splitting longer
+    axes into blocks where gradtx leaves them unpreconditioned.  On a CPU, a
+    ``precondition_frequency`` of 10 to 100 divides the eigendecompositions'
+    cost accordingly.
+
     In float32 the roots resolve eigenvalues of H only down to about 1e-7 of
     the largest: with a small ``matrix_eps`` the directions without
     curvature yet carry round-off (one ulp of H can move the root there by
@@ -305,8 +316,9 @@ def scale_by_shampoo(
       matrix_eps: H_0 = matrix_eps I, > 0.
       precondition_frequency: f, steps between root computations, >= 1.
       exponent_override: p instead of 2k.
-      max_precondition_dim: longer axes are not preconditioned.
-      precondition_1d: precondition vectors with a full d x d statistic.
+      max_precondition_dim: longer axes are not preconditioned (1024).
+      precondition_1d: precondition vectors with a full d x d statistic
+        (False: vectors pass through).
 
     Returns:
       A transform with state ``ShampooState(count, stats, roots)``.

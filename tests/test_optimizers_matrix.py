@@ -136,7 +136,11 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 
     problem = PROBLEMS[problem_name]
     lr = 0.01
-    actual = run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
+    # pytorch-optimizer's Shampoo preconditions every axis, vectors included.
+    every_axis = dict(max_precondition_dim=10000, precondition_1d=True)
+    actual = run_jax(
+        gradtx.shampoo(lr, matrix_eps=matrix_eps, **every_axis), problem, gradtx.apply_updates
+    )
     expected = run_reference(ref_matrix.shampoo(lr, eps=matrix_eps), problem)
     assert_trajectories_close(actual, expected, f"shampoo on {problem_name} vs NumPy")
     theirs = _run_torch(lambda ps: Shampoo(ps, lr=lr, matrix_eps=matrix_eps), problem)
@@ -148,7 +152,14 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
     problem = PROBLEMS["nested_quadratic"]
     actual = run_jax(
-        gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3, grafting="adagrad"),
+        gradtx.shampoo(
+            0.05,
+            beta2=0.9,
+            precondition_frequency=3,
+            grafting="adagrad",
+            max_precondition_dim=10000,
+            precondition_1d=True,
+        ),
         problem,
         gradtx.apply_updates,
     )
