@@ -25,7 +25,14 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state, check_transformation
+from ._checks import (
+    check_float_leaves,
+    check_range,
+    check_real_leaves,
+    check_state,
+    check_transformation,
+    moment_state,
+)
 from ._combine import chain, precondition
 from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
 from ._momentum import bias_correction, scale_by_momentum
@@ -57,6 +64,36 @@ def _project(x, qs, transpose=True):
     for axis, q in qs.items():
         x = _apply_on_axis(x, q, axis, transpose)
     return x
+
+
+def _axis_statistics(owner, updates, stats):
+    """The per-leaf statistics ``{axis: (d_a, d_a)}`` of ``stats``, one per leaf of
+    ``updates``; raise, naming the leaf, where they are not this update's."""
+    hint = "was the state made by init on other params?"
+    treedef = jax.tree.structure(updates)
+    try:
+        per_leaf = treedef.flatten_up_to(stats)
+    except (ValueError, TypeError) as error:
+        # For the message: one entry per leaf's {axis: statistic} dict, to name the leaf.
+        leaves = jax.tree.map(
+            lambda _: 0,
+            stats,
+            is_leaf=lambda x: isinstance(x, dict) and all(isinstance(k, int) for k in x),
+        )
+        check_same_structure(owner, leaves, updates, "the state's statistics", "updates", hint)
+        raise ValueError(
+            f"{owner}: updates do not match the state's statistics ({error}); {hint}"
+        ) from None
+    flat = jax.tree_util.tree_flatten_with_path(updates)[0]
+    for (path, u), leaf_stats in zip(flat, per_leaf):
+        shape = jnp.shape(u)
+        for axis, h in leaf_stats.items():
+            if axis >= len(shape) or jnp.shape(h) != (shape[axis],) * 2:
+                raise ValueError(
+                    f"{owner}: updates leaf {path_str(path)} has shape {shape} but the "
+                    f"state's statistic of its axis {axis} has shape {jnp.shape(h)}; {hint}"
+                )
+    return per_leaf
 
 
 def _check_common(owner, precondition_frequency, max_precondition_dim):
@@ -201,16 +238,7 @@ def scale_by_soap(
         return step * direction, mu, nu, stats, bases
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, SoapState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.mu,
-            updates,
-            "the state's moments",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        moment_state(owner, state, SoapState, updates, "mu")
         k = state.count  # updates taken before this step's
 
         def leaf(u, mu, nu, stats, bases):
@@ -346,6 +374,7 @@ def scale_by_shampoo(
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ShampooState)
         check_float_leaves(owner, updates, "gradient")
+        per_leaf_stats = _axis_statistics(owner, updates, state.stats)
         treedef = jax.tree.structure(updates)
         refresh = state.count % precondition_frequency == 0
 
@@ -363,9 +392,7 @@ def scale_by_shampoo(
         outs = [
             leaf(*args)
             for args in zip(
-                jax.tree.leaves(updates),
-                treedef.flatten_up_to(state.stats),
-                treedef.flatten_up_to(state.roots),
+                jax.tree.leaves(updates), per_leaf_stats, treedef.flatten_up_to(state.roots)
             )
         ]
         fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
@@ -531,6 +558,7 @@ def scale_by_psgd_kron(
 
     def init(params):
         check_float_leaves(owner, params, "params")
+        check_real_leaves(owner, params, "the preconditioner's fit compares magnitudes")
         mu = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
         qs = jax.tree.map(
             lambda p: _kron_factors(
@@ -558,16 +586,7 @@ def scale_by_psgd_kron(
         return new
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, PsgdKronState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.mu,
-            updates,
-            "the state's momentum",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        moment_state(owner, state, PsgdKronState, updates, "mu")
         treedef = jax.tree.structure(updates)
         step_key = jax.random.fold_in(state.key, state.count)
         do_fit = jax.random.uniform(step_key) < jnp.asarray(probability(state.count))

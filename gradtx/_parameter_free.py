@@ -30,7 +30,7 @@ from ._checks import (
 )
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
-from ._tree import check_same_structure, zeros_like_tree
+from ._tree import check_same_structure, path_str, zeros_like_tree
 from ._typing import ScalarOrSchedule
 
 
@@ -41,9 +41,17 @@ def _scalar_dtype(params):
 
 
 def _needs_params(owner, params, updates):
+    """Raise unless ``params`` are given and match ``updates`` leaf for leaf, shapes included."""
     if params is None:
         raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
     check_same_structure(owner, params, updates, "params", "updates")
+    flat = jax.tree_util.tree_flatten_with_path(updates)[0]
+    for (path, u), p in zip(flat, jax.tree.leaves(params)):
+        if jnp.shape(u) != jnp.shape(p):
+            raise ValueError(
+                f"{owner}: updates leaf {path_str(path)} has shape {jnp.shape(u)} but the "
+                f"params leaf has shape {jnp.shape(p)}"
+            )
 
 
 def _tree_sum(tree, dtype):
@@ -454,8 +462,7 @@ def scale_by_dog(init_step, eps=1e-8):
         )
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, DoGState)
-        check_float_leaves(owner, updates, "gradient")
+        moment_state(owner, state, DoGState, updates, "init_params")
         _needs_params(owner, params, updates)
         dtype = state.max_dist.dtype
         r = jnp.maximum(state.max_dist, jnp.sqrt(_distance_sq(params, state.init_params, dtype)))
@@ -618,8 +625,7 @@ def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
         )
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, DoWGState)
-        check_float_leaves(owner, updates, "gradient")
+        moment_state(owner, state, DoWGState, updates, "init_params")
         _needs_params(owner, params, updates)
         dtype = state.estim_sq_dist.dtype
         r_sq = jnp.maximum(state.estim_sq_dist, _distance_sq(params, state.init_params, dtype))
