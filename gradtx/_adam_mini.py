@@ -107,6 +107,8 @@ def scale_by_block_rms(
         count = increment(state.count)
 
         def average(v, g):
+            if g.size == 0:  # a block of no entries keeps its (zero) average
+                return v
             cd = real_compute_dtype(v.dtype, g.dtype)
             sq = abs_sq(g.astype(compute_dtype(g.dtype))).astype(cd)
             block = jnp.mean(sq, axis=_leaf_axes(axes, g.ndim), keepdims=True)

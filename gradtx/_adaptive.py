@@ -26,6 +26,7 @@ from ._checks import (
     check_float_leaves,
     check_not_schedule,
     check_range,
+    check_real_leaves,
     check_state_dtype,
     moment_state,
 )
@@ -696,6 +697,7 @@ def scale_by_rprop(
 
     def init(params):
         check_float_leaves(owner, params, "params")
+        check_real_leaves(owner, params, "Rprop compares the signs of successive gradients")
         sizes = jax.tree.map(
             lambda z: z + jnp.asarray(learning_rate, z.dtype), zeros_like_tree(params)
         )
@@ -784,6 +786,8 @@ def scale_by_polyak(
                 f"{owner}: update needs the loss, update(updates, state, params, value=loss)"
             )
         check_float_leaves(owner, updates, "updates")
+        if params is not None:  # unused, but params of other structure are a caller's mistake
+            check_same_structure(owner, params, updates, "params", "updates")
         leaves = jax.tree.leaves(updates)
         cd = real_compute_dtype(*(g.dtype for g in leaves)) if leaves else jnp.float32
         sq = sum(

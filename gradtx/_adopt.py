@@ -8,7 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
+from ._checks import (
+    check_float_leaves,
+    check_range,
+    check_real_leaves,
+    check_state_dtype,
+    moment_state,
+)
 from ._moments import moving_average
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import zeros_like_tree
@@ -85,6 +91,8 @@ def scale_by_adopt(
 
     def init(params):
         check_float_leaves(owner, params, "params")
+        if use_clipping:
+            check_real_leaves(owner, params, "ADOPT clips the normalised gradient entry by entry")
         return ScaleByAdoptState(
             count=new_count(),
             mu=zeros_like_tree(params, dtype=mu_dtype),

@@ -120,7 +120,8 @@ def scale_by_backtracking_linesearch(
     check_range(owner, "rtol", rtol, 0)
 
     def init(params):
-        real = jnp.finfo(jax.tree.leaves(params)[0].dtype).dtype
+        leaves = jax.tree.leaves(params)  # no leaves: JAX's default float dtype
+        real = jnp.finfo(leaves[0].dtype if leaves else jnp.result_type(float)).dtype
         return ScaleByBacktrackingLinesearchState(
             learning_rate=jnp.ones((), real),
             value=jnp.full((), jnp.inf, real),

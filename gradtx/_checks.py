@@ -67,6 +67,23 @@ def check_float_leaves(owner: str, tree, what: str) -> None:
             )
 
 
+def check_real_leaves(owner: str, tree, why: str) -> None:
+    """Raise if any leaf of ``tree`` (the params, at init) is complex.
+
+    For the transforms whose rule needs an order that complex numbers lack
+    (``why``: a sign, a clip, a maximum).  The message names the first
+    complex leaf by its path and points to ``split_real_and_imaginary``.
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(
+                f"{owner}: complex parameters are not supported ({why}): params leaf "
+                f"{path_str(path)} has dtype {jnp.result_type(leaf)}; wrap the optimizer in "
+                f"gradtx.split_real_and_imaginary to update the real and imaginary parts "
+                f"as two real parameters"
+            )
+
+
 def promote_integer_leaves(tree):
     """``tree`` with its integer and boolean leaves in JAX's default float dtype.
 

@@ -241,6 +241,8 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
         )
 
     def one(g, accumulators, m):
+        if g.size == 0:  # no entries: an empty update, the accumulators unchanged
+            return m, accumulators
         cd = compute_dtype(g.dtype, m.dtype)
         if g.ndim == 0:
             covered = accumulators[0].astype(cd)

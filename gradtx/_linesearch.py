@@ -242,7 +242,8 @@ def scale_by_zoom_linesearch(
         return jnp.where(jnp.isnan(err), jnp.inf, err)
 
     def init(params):
-        real = jnp.finfo(jax.tree.leaves(params)[0].dtype).dtype
+        leaves = jax.tree.leaves(params)  # no leaves: JAX's default float dtype
+        real = jnp.finfo(leaves[0].dtype if leaves else jnp.result_type(float)).dtype
         return ScaleByZoomLinesearchState(
             learning_rate=jnp.ones((), real),
             value=jnp.full((), jnp.inf, real),

@@ -25,7 +25,14 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state, check_transformation
+from ._checks import (
+    check_float_leaves,
+    check_range,
+    check_real_leaves,
+    check_state,
+    check_transformation,
+    moment_state,
+)
 from ._combine import chain, precondition
 from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
 from ._momentum import bias_correction, scale_by_momentum
@@ -35,8 +42,8 @@ from ._tree import check_same_structure, path_str
 
 
 def _preconditioned_axes(shape, max_precondition_dim, precondition_1d):
-    """The axes of a leaf that get a statistic."""
-    if len(shape) == 1 and not precondition_1d:
+    """The axes of a leaf that get a statistic (none for a leaf without entries)."""
+    if (len(shape) == 1 and not precondition_1d) or 0 in shape:
         return ()
     return tuple(a for a, d in enumerate(shape) if d <= max_precondition_dim)
 
@@ -57,6 +64,36 @@ def _project(x, qs, transpose=True):
     for axis, q in qs.items():
         x = _apply_on_axis(x, q, axis, transpose)
     return x
+
+
+def _axis_statistics(owner, updates, stats):
+    """The per-leaf statistics ``{axis: (d_a, d_a)}`` of ``stats``, one per leaf of
+    ``updates``; raise, naming the leaf, where they are not this update's."""
+    hint = "was the state made by init on other params?"
+    treedef = jax.tree.structure(updates)
+    try:
+        per_leaf = treedef.flatten_up_to(stats)
+    except (ValueError, TypeError) as error:
+        # For the message: one entry per leaf's {axis: statistic} dict, to name the leaf.
+        leaves = jax.tree.map(
+            lambda _: 0,
+            stats,
+            is_leaf=lambda x: isinstance(x, dict) and all(isinstance(k, int) for k in x),
+        )
+        check_same_structure(owner, leaves, updates, "the state's statistics", "updates", hint)
+        raise ValueError(
+            f"{owner}: updates do not match the state's statistics ({error}); {hint}"
+        ) from None
+    flat = jax.tree_util.tree_flatten_with_path(updates)[0]
+    for (path, u), leaf_stats in zip(flat, per_leaf):
+        shape = jnp.shape(u)
+        for axis, h in leaf_stats.items():
+            if axis >= len(shape) or jnp.shape(h) != (shape[axis],) * 2:
+                raise ValueError(
+                    f"{owner}: updates leaf {path_str(path)} has shape {shape} but the "
+                    f"state's statistic of its axis {axis} has shape {jnp.shape(h)}; {hint}"
+                )
+    return per_leaf
 
 
 def _check_common(owner, precondition_frequency, max_precondition_dim):
@@ -201,16 +238,7 @@ def scale_by_soap(
         return step * direction, mu, nu, stats, bases
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, SoapState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.mu,
-            updates,
-            "the state's moments",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        moment_state(owner, state, SoapState, updates, "mu")
         k = state.count  # updates taken before this step's
 
         def leaf(u, mu, nu, stats, bases):
@@ -281,8 +309,8 @@ def scale_by_shampoo(
     precondition_frequency=1,
     *,
     exponent_override=None,
-    max_precondition_dim=10000,
-    precondition_1d: bool = True,
+    max_precondition_dim=1024,
+    precondition_1d: bool = False,
 ):
     """Shampoo's preconditioning: u = G x_1 H_1^(-1/p) x_2 ... x_k H_k^(-1/p), for a matrix L^(-1/4) G R^(-1/4).
 
@@ -295,6 +323,17 @@ def scale_by_shampoo(
     between.  Scalars, vectors unless ``precondition_1d``, and axes longer
     than ``max_precondition_dim`` are not preconditioned (identity).
 
+    Cost: a preconditioned axis of length d keeps two d x d matrices (H and
+    its root; 8 MiB in float32 at d = 1024), adds d times the leaf's size
+    multiply-adds per step, and an eigendecomposition of d x d (O(d^3): for
+    d = 1024 about a second on a few CPU cores) per root computation.  The
+    defaults bound d by 1024 and leave vectors alone (a (2048,) bias
+    preconditioned whole would take 32 MiB and a 2048 x 2048 eigendecomposition
+    per step); Meta's Distributed Shampoo also caps d at 1024, splitting longer
+    axes into blocks where gradtx leaves them unpreconditioned.  On a CPU, a
+    ``precondition_frequency`` of 10 to 100 divides the eigendecompositions'
+    cost accordingly.
+
     In float32 the roots resolve eigenvalues of H only down to about 1e-7 of
     the largest: with a small ``matrix_eps`` the directions without
     curvature yet carry round-off (one ulp of H can move the root there by
@@ -305,8 +344,9 @@ def scale_by_shampoo(
       matrix_eps: H_0 = matrix_eps I, > 0.
       precondition_frequency: f, steps between root computations, >= 1.
       exponent_override: p instead of 2k.
-      max_precondition_dim: longer axes are not preconditioned.
-      precondition_1d: precondition vectors with a full d x d statistic.
+      max_precondition_dim: longer axes are not preconditioned (1024).
+      precondition_1d: precondition vectors with a full d x d statistic
+        (False: vectors pass through).
 
     Returns:
       A transform with state ``ShampooState(count, stats, roots)``.
@@ -334,6 +374,7 @@ def scale_by_shampoo(
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ShampooState)
         check_float_leaves(owner, updates, "gradient")
+        per_leaf_stats = _axis_statistics(owner, updates, state.stats)
         treedef = jax.tree.structure(updates)
         refresh = state.count % precondition_frequency == 0
 
@@ -351,9 +392,7 @@ def scale_by_shampoo(
         outs = [
             leaf(*args)
             for args in zip(
-                jax.tree.leaves(updates),
-                treedef.flatten_up_to(state.stats),
-                treedef.flatten_up_to(state.roots),
+                jax.tree.leaves(updates), per_leaf_stats, treedef.flatten_up_to(state.roots)
             )
         ]
         fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
@@ -441,8 +480,11 @@ def _norm_lower_bound(a):
 
 
 def _kron_factors(shape, max_size_triangular, min_ndim_triangular, dtype):
-    """{axis: Q_0}: identity matrices, or ones vectors for diagonal axes."""
+    """{axis: Q_0}: identity matrices, or ones vectors for diagonal axes; none for a
+    leaf without entries (its update is empty)."""
     qs = {}
+    if 0 in tuple(shape):
+        return qs
     shape = tuple(shape) or (1,)  # a scalar: one diagonal factor of size 1
     for a, d in enumerate(shape):
         diagonal = d == 1 or d > max_size_triangular or len(shape) < min_ndim_triangular
@@ -516,6 +558,7 @@ def scale_by_psgd_kron(
 
     def init(params):
         check_float_leaves(owner, params, "params")
+        check_real_leaves(owner, params, "the preconditioner's fit compares magnitudes")
         mu = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(p.dtype)), params)
         qs = jax.tree.map(
             lambda p: _kron_factors(
@@ -543,16 +586,7 @@ def scale_by_psgd_kron(
         return new
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, PsgdKronState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.mu,
-            updates,
-            "the state's momentum",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        moment_state(owner, state, PsgdKronState, updates, "mu")
         treedef = jax.tree.structure(updates)
         step_key = jax.random.fold_in(state.key, state.count)
         do_fit = jax.random.uniform(step_key) < jnp.asarray(probability(state.count))
@@ -755,7 +789,7 @@ def scale_by_galore(
         dims = _galore_leaf_dims(weight_dimension_numbers, tree)
         out = []
         for (path, x), d in zip(flat, dims):
-            if d is None:
+            if d is None or jnp.size(x) == 0:  # a leaf without entries has no subspace
                 out.append((x, None, None))
             else:
                 out.append((x, *_galore_matrix(owner, path_str(path), jnp.asarray(x), d)))

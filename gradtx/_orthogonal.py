@@ -599,7 +599,8 @@ def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
         for path, x, d in zip(paths, leaves, dims):
             fan_in, fan_out = _fans(owner, path, x, d)
             if consistent_rms is None:
-                factor = math.sqrt(max(1.0, fan_out / fan_in))
+                # A matrix without rows (fan_in = 0) has no entries to scale.
+                factor = math.sqrt(max(1.0, fan_out / fan_in)) if fan_in else 1.0
             else:
                 factor = math.sqrt(max(fan_in, fan_out)) * consistent_rms
             out.append(x * jnp.asarray(factor, x.dtype))
@@ -747,6 +748,10 @@ def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None)
         nus = treedef.flatten_up_to(state.nu)
         out, new_nu = [], []
         for x, d, nu in zip(leaves, dims, nus):
+            if x.size == 0:  # no entries: nothing to average, an empty update
+                out.append(x)
+                new_nu.append(nu)
+                continue
             view, inverse = _to_batch(x.astype(nu.dtype), d)
             nu = store(moving_average(nu, jnp.mean(view * view, axis=1, keepdims=True), decay), nu)
             scaled = view / (jnp.sqrt(nu) + eps)

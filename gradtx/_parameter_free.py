@@ -30,7 +30,7 @@ from ._checks import (
 )
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
-from ._tree import check_same_structure, zeros_like_tree
+from ._tree import check_same_structure, path_str, zeros_like_tree
 from ._typing import ScalarOrSchedule
 
 
@@ -41,13 +41,34 @@ def _scalar_dtype(params):
 
 
 def _needs_params(owner, params, updates):
+    """Raise unless ``params`` are given and match ``updates`` leaf for leaf, shapes included."""
     if params is None:
         raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
     check_same_structure(owner, params, updates, "params", "updates")
+    flat = jax.tree_util.tree_flatten_with_path(updates)[0]
+    for (path, u), p in zip(flat, jax.tree.leaves(params)):
+        if jnp.shape(u) != jnp.shape(p):
+            raise ValueError(
+                f"{owner}: updates leaf {path_str(path)} has shape {jnp.shape(u)} but the "
+                f"params leaf has shape {jnp.shape(p)}"
+            )
 
 
 def _tree_sum(tree, dtype):
     return sum((jnp.sum(x).astype(dtype) for x in jax.tree.leaves(tree)), jnp.zeros((), dtype))
+
+
+def _grown_estimate(d, numerator, denominator):
+    """max(d, numerator / denominator), or d itself where the denominator is 0.
+
+    The denominator, ||s_t||_1, is 0 exactly while every gradient seen so far
+    (weighted by its step size) is 0: there is nothing to estimate from, and
+    0 / 0 would make the estimate NaN for good.  (The second ``where`` keeps
+    that NaN out of the gradient, too.)
+    """
+    known = denominator > 0
+    ratio = numerator / jnp.where(known, denominator, jnp.ones_like(denominator))
+    return jnp.where(known, jnp.maximum(d, ratio), d)
 
 
 def _check_betas(owner, betas):
@@ -90,6 +111,12 @@ def scale_by_prodigy(
     r_t = b3 r_{t-1} + (d_t / d_0) dlr_t <g_t, x_0 - x_t>,
     d_{t+1} = max(d_t, estim_lr_coef * r_t / ||s_t||_1),
     u_t = -dlr_t * (m_t / (sqrt(v_t) + d_{t+1} eps) + weight_decay * x_t).
+
+    While ||s_t||_1 = 0 (every gradient so far zero) d_{t+1} = d_t: zero
+    gradients give a zero step (without weight decay) and the estimate
+    starts from d_0 once they are not.  optax.contrib's ``prodigy`` divides
+    0 / 0 there and stays NaN for good; the authors' PyTorch code skips the
+    step.
 
     Args:
       learning_rate: lr, a multiplier of the estimate, a number >= 0 or a
@@ -171,7 +198,7 @@ def scale_by_prodigy(
 
         travelled = _tree_sum(pick(3), dtype)
         numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * travelled
-        d_next = jnp.maximum(d, estim_lr_coef * numerator / _tree_sum(pick(4), dtype))
+        d_next = _grown_estimate(d, estim_lr_coef * numerator, _tree_sum(pick(4), dtype))
 
         def step(g, p, m, v):
             cd = m.dtype
@@ -235,6 +262,12 @@ def scale_by_dadapt_adamw(
     s_t = c s_{t-1} + (1 - c) dlr_t g_t,
     d_{t+1} = max(d_t, r_t / ((1 - c) ||s_t||_1)),
     u_t = -(m_t / (sqrt(v_t) + eps) + weight_decay * dlr_t * x_t).
+
+    While ||s_t||_1 = 0 (every gradient so far zero) d_{t+1} = d_t: zero
+    gradients give a zero step (without weight decay) and the estimate
+    starts from d_0 once they are not.  optax.contrib's ``dadapt_adamw``
+    divides 0 / 0 there and is NaN from the next step on; the authors'
+    PyTorch code skips the step.
 
     Args:
       learning_rate: lr, a multiplier of the estimate, a number >= 0 or a
@@ -302,7 +335,7 @@ def scale_by_dadapt_adamw(
             return jax.tree.map(lambda _, n: n[i], updates, new)
 
         numerator = c * state.numerator_weighted + (1 - c) * dlr * _tree_sum(pick(3), dtype)
-        d_next = jnp.maximum(state.estim_lr, numerator / ((1 - c) * _tree_sum(pick(4), dtype)))
+        d_next = _grown_estimate(state.estim_lr, numerator, (1 - c) * _tree_sum(pick(4), dtype))
 
         def step(g, p, m, v):
             cd = m.dtype
@@ -429,8 +462,7 @@ def scale_by_dog(init_step, eps=1e-8):
         )
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, DoGState)
-        check_float_leaves(owner, updates, "gradient")
+        moment_state(owner, state, DoGState, updates, "init_params")
         _needs_params(owner, params, updates)
         dtype = state.max_dist.dtype
         r = jnp.maximum(state.max_dist, jnp.sqrt(_distance_sq(params, state.init_params, dtype)))
@@ -593,8 +625,7 @@ def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
         )
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, DoWGState)
-        check_float_leaves(owner, updates, "gradient")
+        moment_state(owner, state, DoWGState, updates, "init_params")
         _needs_params(owner, params, updates)
         dtype = state.estim_sq_dist.dtype
         r_sq = jnp.maximum(state.estim_sq_dist, _distance_sq(params, state.init_params, dtype))

@@ -79,7 +79,8 @@ def prodigy(
         weight = d if safeguard_warmup else dlr
         s = [b3 * s + weight * d * g / d0 for s, g in zip(st["s"], gs)]
         r = b3 * st["r"] + d / d0 * dlr * _dot(gs, [x0 - x for x0, x in zip(st["x0"], ps)])
-        d_new = max(d, d_coef * r / sum(np.sum(np.abs(x)) for x in s))
+        s_norm = sum(np.sum(np.abs(x)) for x in s)
+        d_new = max(d, d_coef * r / s_norm) if s_norm > 0 else d  # nothing seen yet: d stays
         ups = [
             -dlr * (mi / (np.sqrt(vi) + d_new * eps) + weight_decay * x)
             for mi, vi, x in zip(m, v, ps)
@@ -107,7 +108,8 @@ def dadapt_adamw(lr=1.0, betas=(0.9, 0.999), eps=1e-8, d0=1e-6, weight_decay=0.0
         m = [b1 * m + (1 - b1) * dlr * g for m, g in zip(st["m"], gs)]
         v = [b2 * v + (1 - b2) * g**2 for v, g in zip(st["v"], gs)]
         s = [c * s + (1 - c) * dlr * g for s, g in zip(st["s"], gs)]
-        d_new = max(d, r / ((1 - c) * sum(np.sum(np.abs(x)) for x in s)))
+        s_norm = sum(np.sum(np.abs(x)) for x in s)
+        d_new = max(d, r / ((1 - c) * s_norm)) if s_norm > 0 else d  # nothing seen yet: d stays
         ups = [-(mi / (np.sqrt(vi) + eps) + weight_decay * dlr * x) for mi, vi, x in zip(m, v, ps)]
         return ups, {"t": k, "d": d_new, "r": r, "m": m, "v": v, "s": s}
 

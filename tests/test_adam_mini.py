@@ -74,3 +74,19 @@ def test_scale_by_block_rms_with_state_of_other_params_raises():
     tx = gradtx.scale_by_block_rms()
     with pytest.raises(ValueError, match="scale_by_block_rms: .*was the state made by init"):
         tx.update({"a": jnp.ones(2)}, tx.init({"b": jnp.ones(2)}))
+
+
+def test_adam_mini_with_a_zero_size_leaf_keeps_finite_state_and_is_not_skipped():
+    # A NaN in the state of the empty leaf would make apply_if_finite skip every step.
+    opt = gradtx.apply_if_finite(gradtx.adam_mini(0.1), max_consecutive_errors=10)
+    params = {"w": jnp.ones((2, 2)), "e": jnp.zeros((0, 4))}
+    grads = {"w": jnp.full((2, 2), 0.5), "e": jnp.zeros((0, 4))}
+    state = opt.init(params)
+    for _ in range(3):
+        updates, state = opt.update(grads, state, params)
+        params = gradtx.apply_updates(params, updates)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
+    assert int(state.total_notfinite) == 0
+    assert updates["e"].shape == (0, 4)
+    # Adam-mini on w alone, one block: every step moves w by lr = 0.1 (|g| / rms(g) = 1 after debiasing).
+    np.testing.assert_allclose(params["w"], 1.0 - 3 * 0.1, rtol=1e-5)

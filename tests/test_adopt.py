@@ -31,3 +31,12 @@ def test_scale_by_adopt_invalid_hyperparameter_raises():
         gradtx.adopt(0.1, b2=1.0)
     with pytest.raises(TypeError, match="scale_by_adopt: clip_value_fn must be a function"):
         gradtx.scale_by_adopt(clip_value_fn=1.0)
+
+
+def test_adopt_with_complex_params_raises_naming_leaf():
+    with pytest.raises(
+        TypeError,
+        match=r"^scale_by_adopt: complex parameters are not supported .*params leaf "
+        r"\['z'\] has dtype complex64",
+    ):
+        gradtx.adopt(0.1).init({"x": jnp.ones(2), "z": jnp.ones(2, jnp.complex64)})

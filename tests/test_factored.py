@@ -74,3 +74,21 @@ def test_factored_rms_without_params_raises():
     tx = gradtx.scale_by_factored_rms()
     with pytest.raises(ValueError, match=r"^scale_by_factored_rms: update needs params"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+def test_sm3_with_zero_size_leaves_gives_them_empty_updates():
+    opt = gradtx.scale_by_sm3()
+    params = {"w": jnp.ones((3, 2)), "e": jnp.zeros((0, 4)), "v": jnp.zeros((0,))}
+    grads = {"w": jnp.arange(6.0).reshape(3, 2), "e": jnp.zeros((0, 4)), "v": jnp.zeros((0,))}
+    state = opt.init(params)
+    for _ in range(2):
+        updates, state = opt.update(grads, state, params)
+    assert updates["e"].shape == (0, 4) and updates["v"].shape == (0,)
+    # The (4,) accumulator of the empty matrix's columns stays at zero.
+    np.testing.assert_array_equal(state.mu["e"][1], np.zeros(4))
+    # The matrix beside them is updated as alone.
+    alone = gradtx.scale_by_sm3()
+    w_state = alone.init({"w": params["w"]})
+    for _ in range(2):
+        w_updates, w_state = alone.update({"w": grads["w"]}, w_state)
+    np.testing.assert_array_equal(updates["w"], w_updates["w"])

@@ -136,7 +136,11 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 
     problem = PROBLEMS[problem_name]
     lr = 0.01
-    actual = run_jax(gradtx.shampoo(lr, matrix_eps=matrix_eps), problem, gradtx.apply_updates)
+    # pytorch-optimizer's Shampoo preconditions every axis, vectors included.
+    every_axis = dict(max_precondition_dim=10000, precondition_1d=True)
+    actual = run_jax(
+        gradtx.shampoo(lr, matrix_eps=matrix_eps, **every_axis), problem, gradtx.apply_updates
+    )
     expected = run_reference(ref_matrix.shampoo(lr, eps=matrix_eps), problem)
     assert_trajectories_close(actual, expected, f"shampoo on {problem_name} vs NumPy")
     theirs = _run_torch(lambda ps: Shampoo(ps, lr=lr, matrix_eps=matrix_eps), problem)
@@ -148,7 +152,14 @@ def test_shampoo_matches_closed_form_and_pytorch_optimizer(problem_name, matrix_
 def test_shampoo_grafted_onto_adagrad_matches_closed_form(x64):
     problem = PROBLEMS["nested_quadratic"]
     actual = run_jax(
-        gradtx.shampoo(0.05, beta2=0.9, precondition_frequency=3, grafting="adagrad"),
+        gradtx.shampoo(
+            0.05,
+            beta2=0.9,
+            precondition_frequency=3,
+            grafting="adagrad",
+            max_precondition_dim=10000,
+            precondition_1d=True,
+        ),
         problem,
         gradtx.apply_updates,
     )
@@ -537,3 +548,73 @@ def test_galore_keeps_bfloat16_params_and_float32_state():
     updates, state = opt.update(params, state, params)
     assert all(u.dtype == jnp.bfloat16 for u in jax.tree.leaves(updates))
     assert state.states[0].projector["w"].dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------
+# Edge cases: leaves without entries, state of other params, complex params, defaults.
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradtx.shampoo(0.1, precondition_1d=True),
+        lambda: gradtx.soap(0.1, precondition_1d=True),
+        lambda: gradtx.psgd_kron(0.1),
+        lambda: gradtx.galore(0.1, rank=1),
+    ],
+    ids=["shampoo", "soap", "psgd_kron", "galore"],
+)
+def test_matrix_method_with_zero_size_leaves_gives_them_empty_updates(make):
+    opt = make()
+    params = {"w": jnp.ones((3, 2)), "e": jnp.zeros((0, 4)), "v": jnp.zeros((0,))}
+    grads = {"w": jnp.array([[1.0, 0.0], [0.0, 2.0], [0.5, 0.5]]), **params}
+    grads = {**grads, "e": jnp.zeros((0, 4)), "v": jnp.zeros((0,))}
+    state = opt.init(params)
+    for _ in range(2):
+        updates, state = opt.update(grads, state, params)
+    assert updates["e"].shape == (0, 4) and updates["v"].shape == (0,)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves((updates, state)))
+
+
+def test_shampoo_defaults_precondition_only_axes_up_to_1024_of_matrices():
+    # A (2048,) bias and a (2048, 8) weight's long axis keep no statistic: a
+    # preconditioned (2048,) would hold two 2048 x 2048 matrices.
+    opt = gradtx.scale_by_shampoo()
+    state = opt.init({"bias": jnp.zeros(2048), "w": jnp.zeros((2048, 8))})
+    assert state.stats["bias"] == {}
+    assert list(state.stats["w"]) == [1] and state.stats["w"][1].shape == (8, 8)
+    assert gradtx.shampoo().hyperparams["precondition_1d"] is False
+
+
+@pytest.mark.parametrize(
+    "make, owner", [(gradtx.shampoo, "scale_by_shampoo"), (gradtx.soap, "scale_by_soap")]
+)
+def test_matrix_method_with_grads_of_other_shape_raises_naming_leaf(make, owner):
+    opt = make(0.1)
+    params = {"w": jnp.ones((3, 2))}
+    state = opt.init(params)
+    _, state = opt.update(params, state, params)
+    with pytest.raises(
+        ValueError, match=rf"^\w+: {owner}: updates leaf \['w'\] has shape \(2, 3\)"
+    ):
+        opt.update({"w": jnp.ones((2, 3))}, state, params)
+
+
+def test_shampoo_with_state_of_other_params_raises_naming_leaf():
+    opt = gradtx.shampoo(0.1)
+    state = opt.init({"w": jnp.ones((3, 2)), "b": jnp.ones((2, 2))})
+    with pytest.raises(
+        ValueError,
+        match=r"^shampoo: scale_by_shampoo: updates do not match the state's statistics: "
+        r"updates lack leaf \['b'\]",
+    ):
+        opt.update({"w": jnp.ones((3, 2))}, state, {"w": jnp.ones((3, 2))})
+
+
+def test_psgd_kron_with_complex_params_raises_naming_leaf():
+    with pytest.raises(
+        TypeError,
+        match=r"^scale_by_psgd_kron: complex parameters are not supported .*params leaf "
+        r"\['z'\] has dtype complex64",
+    ):
+        gradtx.psgd_kron().init({"x": jnp.ones(2), "z": jnp.ones((2, 2), jnp.complex64)})

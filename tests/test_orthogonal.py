@@ -251,3 +251,27 @@ def test_muon_sharded_over_8_devices_matches_one_device_and_splits_the_stacks():
     # where one device runs them with batch 16.
     assert result["dot_batches"] == [2]
     assert 16 in result["one_device_dot_batches"]
+
+
+@pytest.mark.parametrize("make", [lambda: gradtx.muon(0.02), lambda: gradtx.normuon(0.02)])
+def test_muon_with_a_zero_size_matrix_gives_it_an_empty_update(make):
+    opt = make()
+    params = {"w": jnp.ones((3, 2)), "e": jnp.zeros((0, 4))}
+    grads = {"w": jnp.array([[1.0, 0.0], [0.0, 2.0], [0.5, 0.5]]), "e": jnp.zeros((0, 4))}
+    state = opt.init(params)
+    for _ in range(2):
+        updates, state = opt.update(grads, state, params)
+    assert updates["e"].shape == (0, 4)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves((updates, state)))
+    # The matrix beside it is orthogonalized as alone.
+    alone = make()
+    w = {"w": params["w"]}
+    alone_updates, _ = alone.update({"w": grads["w"]}, alone.init(w), w)
+    np.testing.assert_array_equal(
+        make().update(grads, make().init(params), params)[0]["w"], alone_updates["w"]
+    )
+
+
+def test_scale_by_shape_with_a_matrix_without_rows_keeps_it_empty():
+    u, _ = gradtx.scale_by_shape().update({"e": jnp.zeros((0, 4))}, gradtx.EmptyState())
+    assert u["e"].shape == (0, 4)

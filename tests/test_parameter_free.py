@@ -169,3 +169,73 @@ def test_scale_by_distance_over_gradients_without_params_raises():
     tx = gradtx.scale_by_distance_over_gradients()
     with pytest.raises(ValueError, match="scale_by_distance_over_gradients: update needs params"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+@pytest.mark.parametrize("name", ["prodigy", "dadapt_adamw"])
+def test_step_size_estimate_after_zero_gradients_stays_finite_and_matches_numpy(name):
+    # ||s||_1 = 0 while every gradient is zero: the estimate stays d_0 (optax.contrib's
+    # divides 0 / 0 and is NaN for good), and the run goes on once gradients come.
+    problem = PROBLEMS["nested_quadratic"]
+    tx, (init, update) = {
+        "prodigy": lambda: (gradtx.prodigy(estim_lr0=1e-4), ref_parameter_free.prodigy(d0=1e-4)),
+        "dadapt_adamw": lambda: (
+            gradtx.dadapt_adamw(estim_lr0=1e-4),
+            ref_parameter_free.dadapt_adamw(d0=1e-4),
+        ),
+    }[name]()
+    with jax.enable_x64(True):
+        params = jax.tree.map(jnp.asarray, problem.params)
+        state = tx.init(params)
+        leaves = [np.asarray(p) for p in jax.tree.leaves(problem.params)]
+        ref_state = init(leaves)
+        step = jax.jit(lambda g, p, s: tx.update(g, s, p))
+        for i in range(13):
+            grads = jax.grad(problem.loss)(params)
+            ref_grads = problem.grad_np(leaves)
+            if i < 3:
+                grads = jax.tree.map(jnp.zeros_like, grads)
+                ref_grads = [np.zeros_like(g) for g in ref_grads]
+            updates, state = step(grads, params, state)
+            params = gradtx.apply_updates(params, updates)
+            ref_updates, ref_state = update(ref_grads, ref_state, leaves)
+            leaves = [p + u for p, u in zip(leaves, ref_updates)]
+            if i < 3:
+                assert all(float(jnp.max(jnp.abs(u))) == 0.0 for u in jax.tree.leaves(updates))
+            for a, b in zip(jax.tree.leaves(params), leaves):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(float(_estim_lr(state)), ref_state["d"], rtol=1e-10)
+    assert ref_state["d"] > 1e-4  # the estimate grew once the gradients came
+
+
+def _estim_lr(state):
+    """The estimate d_t inside a recipe's state."""
+    for s in jax.tree.leaves(state, is_leaf=lambda x: hasattr(x, "estim_lr")):
+        if hasattr(s, "estim_lr"):
+            return s.estim_lr
+    raise AssertionError("no estim_lr in the state")
+
+
+@pytest.mark.parametrize("make", [gradtx.dowg, lambda: gradtx.dog(init_step=("distance", 0.1))])
+def test_distance_methods_with_state_of_other_params_raise_naming_leaf(make):
+    opt = make()
+    state = opt.init({"w": jnp.ones((3, 2)), "b": jnp.ones(3)})
+    other = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+    with pytest.raises(
+        ValueError,
+        match=r"^do\w+: scale_by_do\w+: updates leaf \['w'\] has shape \(2, 3\) but the "
+        r"state's init_params has shape \(3, 2\)",
+    ):
+        opt.update(other, state, other)
+    with pytest.raises(ValueError, match=r"updates lack leaf \['b'\], which the state's"):
+        opt.update({"w": jnp.ones((3, 2))}, state, {"w": jnp.ones((3, 2))})
+
+
+def test_polyak_sgd_with_params_of_other_structure_raises_naming_leaf():
+    opt = gradtx.polyak_sgd()
+    params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+    with pytest.raises(
+        ValueError,
+        match=r"^polyak_sgd: scale_by_polyak: updates do not match params: updates lack "
+        r"leaf \['b'\]",
+    ):
+        opt.update({"w": jnp.ones(2)}, opt.init(params), params, value=jnp.asarray(1.0))

@@ -262,6 +262,101 @@ def test_loss_after_steps_differentiates_in_learning_rate_like_finite_difference
 
 
 # ----------------------------------------------------------------------------
+# Edge cases every optimizer takes: leaves without entries, no leaves at all,
+# gradients that are zero for a while.
+
+# A matrix, a vector, and a (0, 4) and a (0,) leaf beside them.
+_EDGE_PARAMS = {
+    "w": np.linspace(-1.0, 1.0, 6).reshape(3, 2),
+    "b": np.array([0.5, -0.25, 1.0]),
+    "empty_matrix": np.zeros((0, 4)),
+    "empty_vector": np.zeros((0,)),
+}
+
+
+def _edge_params():
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), _EDGE_PARAMS)
+
+
+def _edge_step(opt):
+    """The jitted step on the edge-case trees: the loss 0.5 ||p - 1||^2 and its gradient,
+    or ``grads`` in its place."""
+
+    def step(params, state, grads=None):
+        value, grad = jax.value_and_grad(
+            lambda p: sum(
+                (0.5 * jnp.sum((x - 1.0) ** 2) for x in jax.tree.leaves(p)), jnp.float32(0.0)
+            )
+        )(params)
+        grad = grad if grads is None else grads
+        updates, state = opt.update(grad, state, params, value=value)
+        return updates, gradtx.apply_updates(params, updates), state
+
+    return jax.jit(step)
+
+
+def _assert_all_finite(tree, what):
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+            assert bool(jnp.all(jnp.isfinite(x))), f"{what}{jax.tree_util.keystr(path)} not finite"
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_with_zero_size_leaves_gives_empty_updates_and_finite_state(row):
+    # Every row: a leaf without entries gets an update without entries, and the state
+    # stays finite (a NaN there would, under apply_if_finite, skip every later step).
+    opt = typical(row)
+    step = _edge_step(opt)
+    params = _edge_params()
+    state = opt.init(params)
+    _assert_all_finite(state, "init state")
+    for _ in range(2):
+        updates, params, state = step(params, state)
+        for key, x in _EDGE_PARAMS.items():
+            assert updates[key].shape == x.shape and updates[key].dtype == jnp.float32
+        _assert_all_finite(updates, "updates")
+        _assert_all_finite(state, "state")
+    assert float(jnp.max(jnp.abs(params["w"] - _EDGE_PARAMS["w"]))) > 0  # the others moved
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_with_empty_params_is_a_no_op(row):
+    opt = typical(row)
+    step = _edge_step(opt)
+    state = opt.init({})
+    for _ in range(2):
+        updates, params, state = step({}, state)
+        assert updates == {} and params == {}
+        _assert_all_finite(state, "state")
+
+
+# SAM's ascent is gradtx.normalize (optax's normalize), g / ||g||: documented NaN at g = 0.
+_NAN_AT_ZERO_GRADIENT = {"sam"}
+
+
+@pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
+def test_optimizer_after_zero_gradients_recovers_with_finite_steps(row):
+    # Three steps of all-zero gradients, then the loss's own: every step finite,
+    # and the params move once the gradients do.
+    opt = typical(row)
+    step = _edge_step(opt)
+    params = {k: v for k, v in _edge_params().items() if not k.startswith("empty")}
+    state = opt.init(params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    for _ in range(3):
+        updates, params, state = step(params, state, zeros)
+    if row.name in _NAN_AT_ZERO_GRADIENT:
+        assert not bool(jnp.all(jnp.isfinite(updates["w"])))
+        return
+    _assert_all_finite((updates, params, state), "after zero gradients: ")
+    before = params
+    for _ in range(3):
+        updates, params, state = step(params, state)
+        _assert_all_finite((updates, params, state), "after nonzero gradients: ")
+    assert float(jnp.max(jnp.abs(params["w"] - before["w"]))) > 0
+
+
+# ----------------------------------------------------------------------------
 # Complex parameters.
 #
 # Convention: for a real loss L of complex z, jax.grad(L)(z) is the complex

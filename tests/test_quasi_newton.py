@@ -45,3 +45,15 @@ def test_scale_by_lbfgs_without_params_raises():
     tx = gradtx.scale_by_lbfgs()
     with pytest.raises(ValueError, match=r"^scale_by_lbfgs: update needs params"):
         tx.update(jnp.ones(2), tx.init(jnp.ones(2)))
+
+
+@pytest.mark.parametrize("linesearch", ["default", None])
+def test_lbfgs_with_empty_params_is_a_no_op(linesearch):
+    opt = gradtx.lbfgs() if linesearch == "default" else gradtx.lbfgs(0.5, linesearch=None)
+    state = opt.init({})
+    for _ in range(2):
+        updates, state = opt.update(
+            {}, state, {}, value=jnp.asarray(1.0), grad={}, value_fn=lambda p: jnp.asarray(1.0)
+        )
+    assert updates == {}
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))

@@ -47,7 +47,8 @@ def prodigy(
 
     The learning rate multiplies the estimate d_t (leave it at 1, or give a
     schedule's shape); the estimate itself takes the place of Adam's
-    learning rate.
+    learning rate.  Zero gradients leave the estimate at d_0 and give a zero
+    step (optax.contrib's ``prodigy`` turns NaN there for good).
 
     Args:
       learning_rate, betas, beta3, eps: as in ``scale_by_prodigy``.
@@ -86,6 +87,9 @@ def dadapt_adamw(
     weight_decay: NonNegative = 0.0,
 ):
     """D-Adaptation AdamW: AdamW whose step size is estimated as it runs (``scale_by_dadapt_adamw``).
+
+    Zero gradients leave the estimate at d_0 and give a zero step
+    (optax.contrib's ``dadapt_adamw`` turns NaN there for good).
 
     Args:
       learning_rate, betas, eps, estim_lr0, weight_decay: as in
