@@ -6,8 +6,11 @@ import collections
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import jax
+
 from ._base import GradientTransformation, Preconditioner, update_fn
 from ._checks import check_state, check_transformation
+from ._numerics import cast, widen_float16
 
 
 class ChainState(NamedTuple):
@@ -97,6 +100,11 @@ def precondition(direction, by: Preconditioner) -> GradientTransformation:
     this: ``chain(momentum, rms)`` would take the second moment of the
     momentum.  ``precondition(identity(), by=p)`` is ``p``.
 
+    The direction of a float16 gradient is taken in float32 and the result
+    cast back to float16 at the end: a direction such as NAdam's look-ahead
+    (about 1.5 g at the first step) can pass float16's maximum where d / D
+    does not.
+
     Args:
       direction: any transform (momentum, bias correction, a chain of them).
       by: a ``Preconditioner``: ``scale_by_rms``, ``scale_by_rss``,
@@ -131,8 +139,11 @@ def precondition(direction, by: Preconditioner) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, PreconditionState)
-        d, direction_state = direction_update(updates, state.direction, params, **extra)
+        d, direction_state = direction_update(
+            widen_float16(updates), state.direction, params, **extra
+        )
         out, by_state = by.precondition(d, updates, state.preconditioner, params)
+        out = jax.tree.map(lambda o, u: cast(o, u.dtype), out, updates)
         return out, PreconditionState(direction=direction_state, preconditioner=by_state)
 
     return GradientTransformation(

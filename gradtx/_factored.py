@@ -85,7 +85,9 @@ def scale_by_factored_rms(
       decay_rate_fn: ``(step, decay_rate) -> beta``.
 
     Returns:
-      A transform with state ``FactoredState(count, v_row, v_col, v)``.
+      A transform with state ``FactoredState(count, v_row, v_col, v)``, in
+      each parameter's real dtype (float32 for float16 parameters, whose
+      range holds neither |g|^2 of a large g nor the default epsilon).
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -107,6 +109,8 @@ def scale_by_factored_rms(
     def init_leaf(p):
         dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
         dtype = jnp.finfo(p.dtype).dtype
+        if dtype == jnp.float16:  # as square_zeros: |g|^2 + epsilon overflows or is 0 in float16
+            dtype = jnp.dtype(jnp.float32)
         one = jnp.zeros((1,), dtype)
         if dims is None:
             return one, one, jnp.zeros(p.shape, dtype)

@@ -51,6 +51,18 @@ def real_compute_dtype(*dtypes):
     return jnp.finfo(compute_dtype(*dtypes)).dtype
 
 
+def widen_float16(tree):
+    """``tree`` with its float16 leaves in float32, every other leaf as it is.
+
+    float16 ends at 65504: a value inside a transform (a look-ahead
+    momentum, a norm) can leave that range where the final update does not.
+    bfloat16 has float32's range and is left alone.
+    """
+    return jax.tree.map(
+        lambda x: cast(x, jnp.float32) if jnp.result_type(x) == jnp.float16 else x, tree
+    )
+
+
 def abs_sq(x):
     """|x|^2 = x * conj(x), real for complex x."""
     if jnp.iscomplexobj(x):

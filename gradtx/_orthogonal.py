@@ -196,7 +196,8 @@ def newton_schulz(
       dtype: run the iteration in this dtype (e.g. ``jnp.bfloat16``, as
         PyTorch's and Jordan's Muon do): every matmul accumulates in float32
         and every line is rounded to ``dtype`` once; the result is cast back.
-        None: the input's dtype.
+        None: the input's dtype (the norm and X_0 of ``"frobenius"`` and
+        ``"spectral"`` in at least float32, then cast to it).
       gram: iterate on the m x m Gram matrix, X_k = Q_k X_0 with
         Q_{k+1} = p_k(A_k) Q_k, A_{k+1} = p_k(A_k) A_k p_k(A_k) (the same
         polynomial in exact arithmetic, 2 m^2 n + 20 m^3 flops for 5 steps
@@ -257,11 +258,14 @@ def newton_schulz(
                 x = _quintic_rounded(x, a, b, c, rnd)
             return x.astype(dtype).astype(out_dtype)
         if preconditioning in ("frobenius", "spectral"):
+            # The norm and the division run in at least float32: a float16
+            # norm overflows at |X| = 256 and eps = 1e-8 is 0 in float16.
+            wide = x.astype(compute_dtype(x.dtype))
             if preconditioning == "frobenius":
-                norm = _frobenius(x)
+                norm = _frobenius(wide)
             else:
-                norm = jnp.linalg.norm(x, ord=2, axis=(-2, -1), keepdims=True)
-            x = x / (jnp.maximum(norm, eps) if eps_clamp else norm + eps)
+                norm = jnp.linalg.norm(wide, ord=2, axis=(-2, -1), keepdims=True)
+            x = (wide / (jnp.maximum(norm, eps) if eps_clamp else norm + eps)).astype(x.dtype)
             use_gram = 8 * x.shape[-1] > 15 * x.shape[-2] if gram is None else gram
             if use_gram:
                 return _gram_quintics(x, schedule)
