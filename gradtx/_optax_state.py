@@ -73,6 +73,29 @@ _OPTAX_FIELDS = {
     "ScaleByAdanState": ("m", "v", "n", "g", "t"),
     "ScaleByRpropState": ("step_sizes", "prev_updates"),
     "ScaleByOptimisticGradientState": ("is_initial_step", "previous_gradient"),
+    # optax.contrib's states, which gradtx's namesakes keep under the same
+    # type and field names (converted field by field, nested states included).
+    "ScheduleFreeState": ("b1", "weight_sum", "step_count", "max_lr", "base_optimizer_state", "z"),
+    "ProdigyState": (
+        "exp_avg",
+        "exp_avg_sq",
+        "grad_sum",
+        "params0",
+        "estim_lr",
+        "numerator_weighted",
+        "count",
+    ),
+    "DoGState": ("is_init_step", "init_params", "max_dist", "sum_sq_norm_grads"),
+    "DoWGState": ("init_params", "weighted_sq_norm_grads", "estim_sq_dist"),
+    "COCOBState": ("init_particles", "cumulative_gradients", "scale", "subgradients", "reward"),
+    "ScaleByAdemamixState": ("count", "count_m2", "m1", "m2", "nu"),
+    "ScaleBySimplifiedAdEMAMixState": ("t", "m", "n"),
+    "MomoState": ("exp_avg", "barf", "gamma", "lb", "count"),
+    "MomoAdamState": ("exp_avg", "exp_avg_sq", "barf", "gamma", "lb", "count"),
+    "SophiaState": ("count", "mu", "nu", "hessian_fn_state"),
+    "HutchinsonState": ("key",),
+    "DifferentiallyPrivateAggregateState": ("rng_key",),
+    "GaLoreState": ("count", "base_optimizer_state", "projector"),
 }
 
 # The optax state a part of a gradtx chain becomes, by the gradtx state types
@@ -181,10 +204,12 @@ def _optax_type(name: str):
     """optax's state type ``name``, or a named tuple with its name and fields without optax."""
     try:
         import optax
+        from optax import contrib
         from optax._src import transform
     except ImportError:  # optax is optional: build the same layout on our own tuples
         return collections.namedtuple(name, _OPTAX_FIELDS[name])
     found = getattr(optax, name, None) or getattr(transform, name, None)
+    found = found or getattr(contrib, name, None)
     if found is None:  # a future optax that moved the type: keep the layout
         return collections.namedtuple(name, _OPTAX_FIELDS[name])
     return found
@@ -201,8 +226,8 @@ def _covered(owner: str, opt) -> str:
             f"got {type(opt).__name__}"
         )
     name = opt.name
-    if name not in _COVERED:
-        known = ", ".join(sorted(_COVERED))
+    if name not in _COVERED and name not in _MIRRORED:
+        known = ", ".join(sorted({*_COVERED, *_MIRRORED}))
         raise ValueError(
             f"{owner}: gradtx.{name} has no optax state layout to convert with; "
             f"the optimizers covered are: {known}"
@@ -348,6 +373,8 @@ def state_to_optax(opt: GradientTransformation, state: Any) -> tuple:
                 f"{owner}: gradtx.{name}'s states[{i}] holds {', '.join(wanted)}, got "
                 f"{', '.join(got)}; was this state made by another optimizer's init?"
             )
+    if name in _MIRRORED:
+        return _mirror_state_to_optax(owner, name, parts, expected, hyperparams)
     overrides = _COVERED[name](hyperparams, len(parts))
     return tuple(
         _optax_part(owner, name, part, f"states[{i}]", overrides.get(i), hyperparams)
@@ -500,10 +527,187 @@ def state_from_optax(opt: GradientTransformation, optax_state: Any) -> ChainStat
     hyperparams = dict(opt.hyperparams or {})
     template = jax.eval_shape(opt.init, {})
     parts = _parts(owner, opt, template)
+    if name in _MIRRORED:
+        return _mirror_state_from_optax(owner, name, optax_state, parts, hyperparams)
     items = _optax_items(owner, name, optax_state, len(parts))
     return ChainState(
         tuple(
             _fill(owner, name, part, item, f"states[{i}]", hyperparams)
             for i, (part, item) in enumerate(zip(parts, items))
+        )
+    )
+
+
+# ----------------------------------------------------------------------------
+# optax.contrib's optimizers: gradtx keeps their states under optax's type and
+# field names, so the conversion walks both trees together, field by field.
+
+
+def _empties(layout):
+    """optax's empty states nested as ``layout`` (a tuple of tuples, ``None`` for one state)."""
+    if layout is None:
+        return _make("EmptyState")
+    return tuple(_empties(part) for part in layout)
+
+
+def _schedule_free_sgd_empties(h, path):
+    # optax's base optimizer is sgd, (identity, scale), after a weight decay if one is given.
+    if path != "states[0].base_optimizer_state":
+        return _NO_LAYOUT
+    return (None, None) if h.get("weight_decay") is None else (None, (None, None))
+
+
+def _polyak_sgd_empties(h, path):
+    # optax chains (sgd(1.0) = (identity, scale), scale_by_polyak).
+    return (None, None) if path == "states[0]" else _NO_LAYOUT
+
+
+def _no_empties(h, path):
+    return _NO_LAYOUT
+
+
+_NO_LAYOUT = object()
+
+# name -> (optax's state is the one part itself rather than a tuple of parts,
+# gradtx type names optax keeps under another name, where optax's layout of a
+# part that keeps nothing differs from gradtx's: (hyperparameters, path) ->
+# nested layout of optax's empty states).
+_MIRRORED = {
+    "schedule_free_adamw": (True, {"RmsState": "ScaleByRmsWithCountState"}, _no_empties),
+    "schedule_free_sgd": (True, {}, _schedule_free_sgd_empties),
+    "prodigy": (True, {}, _no_empties),
+    "dog": (False, {}, _no_empties),
+    "dowg": (False, {}, _no_empties),
+    "cocob": (False, {}, _no_empties),
+    "ademamix": (False, {}, _no_empties),
+    "simplified_ademamix": (False, {}, _no_empties),
+    "adopt": (False, {"ScaleByAdoptState": "ScaleByAdamState"}, _no_empties),
+    "momo": (True, {}, _no_empties),
+    "momo_adam": (True, {}, _no_empties),
+    "sophia": (False, {}, _no_empties),
+    "acprop": (False, {}, _no_empties),
+    "dpsgd": (False, {}, _no_empties),
+    "galore": (False, {}, _no_empties),
+    "polyak_sgd": (False, {}, _polyak_sgd_empties),
+}
+
+
+def _is_state(node) -> bool:
+    """Whether a field of a state template is itself a state (a template's params are ``{}``)."""
+    return isinstance(node, tuple) and hasattr(node, "_fields")
+
+
+def _mirror_to(owner, name, node, template, path, hyperparams):
+    """A gradtx state, walked with its template, in optax's layout."""
+    _, renamed, empties = _MIRRORED[name]
+    if _keeps_nothing(template):
+        layout = empties(hyperparams, path)
+        if layout is not _NO_LAYOUT:
+            return _empties(layout)
+    if isinstance(template, ChainState):
+        return tuple(
+            _mirror_to(owner, name, n, t, f"{path}.states[{i}]", hyperparams)
+            for i, (n, t) in enumerate(zip(node.states, template.states))
+        )
+    if isinstance(template, EmptyState):
+        return _make("EmptyState")
+    if isinstance(template, (PreconditionState, MaskedState)):
+        return _optax_part(owner, name, node, path, None, hyperparams)
+    target = renamed.get(type(template).__name__, type(template).__name__)
+    if target not in _OPTAX_FIELDS:
+        raise ValueError(
+            f"{owner}: gradtx.{name}'s {path} is a {type(template).__name__}, which has no "
+            f"counterpart in optax.{name}'s state with these hyperparameters "
+            f"({_hyperparams_text(hyperparams)})"
+        )
+    fields = {}
+    for field in _OPTAX_FIELDS[target]:
+        if field not in template._fields:
+            raise ValueError(f"{owner}: gradtx.{name}'s {path} has no {field} for optax's {target}")
+        value, want = getattr(node, field), getattr(template, field)
+        if _is_state(want):
+            value = _mirror_to(owner, name, value, want, f"{path}.{field}", hyperparams)
+        fields[field] = _optax_value(field, value)
+    return _make(target, **fields)
+
+
+def _optax_sequence(owner, name, item, n, path):
+    """The parts of a nested optax chain: a tuple or list, or a restored dict keyed '0', '1', ..."""
+    if isinstance(item, Mapping):
+        if sorted(map(str, item)) != sorted(str(i) for i in range(len(item))):
+            item = None
+        else:
+            item = [item[k] for k in sorted(item, key=lambda k: int(k))]
+    elif not isinstance(item, Sequence) or hasattr(item, "_fields"):
+        item = None
+    if item is None or len(item) != n:
+        raise ValueError(
+            f"{owner}: the optax state's part {path} is not a chain of {n} states as "
+            f"gradtx.{name}'s is; was it made by optax.{name} with the same arguments?"
+        )
+    return list(item)
+
+
+def _mirror_from(owner, name, template, item, path, hyperparams):
+    """A gradtx state shaped as ``template``, read field by field from optax's ``item``."""
+    if _keeps_nothing(template):
+        if not _is_empty(item):
+            raise ValueError(
+                f"{owner}: the optax state's part {path} holds arrays where gradtx.{name} "
+                f"keeps none; was it made by optax.{name} with the same arguments?"
+            )
+        return template
+    if isinstance(template, ChainState):
+        items = _optax_sequence(owner, name, item, len(template.states), path)
+        return ChainState(
+            tuple(
+                _mirror_from(owner, name, t, i, f"{path}.states[{k}]", hyperparams)
+                for k, (t, i) in enumerate(zip(template.states, items))
+            )
+        )
+    if isinstance(template, (PreconditionState, MaskedState)):
+        return _fill(owner, name, template, item, path, hyperparams)
+    values = {}
+    for field in template._fields:
+        value = _field(item, field)
+        if value is _MISSING:
+            raise ValueError(
+                f"{owner}: the optax state's part {path} has no field {field!r} "
+                f"(it has {_field_names(item)}) for gradtx.{name}'s {type(template).__name__}; "
+                f"was it made by optax.{name} with the same arguments?"
+            )
+        want = getattr(template, field)
+        if _is_state(want):
+            value = _mirror_from(owner, name, want, value, f"{path}.{field}", hyperparams)
+        values[field] = _gradtx_value(field, value)
+    left = [f for f in _field_names(item) if f not in values and not _is_empty(_field(item, f))]
+    if left:
+        raise ValueError(
+            f"{owner}: the optax state's part {path} holds {', '.join(left)}, which "
+            f"gradtx.{name} does not keep; was it made by optax.{name} with the same arguments?"
+        )
+    return type(template)(**values)
+
+
+def _mirror_state_to_optax(owner, name, parts, template, hyperparams):
+    single = _MIRRORED[name][0]
+    converted = tuple(
+        _mirror_to(owner, name, part, want, f"states[{i}]", hyperparams)
+        for i, (part, want) in enumerate(zip(parts, template))
+    )
+    return converted[0] if single else converted
+
+
+def _mirror_state_from_optax(owner, name, optax_state, template, hyperparams):
+    if _MIRRORED[name][0]:
+        items = [optax_state]
+        if len(template) != 1:
+            raise ValueError(f"{owner}: gradtx.{name}'s state has {len(template)} parts, not 1")
+    else:
+        items = _optax_items(owner, name, optax_state, len(template))
+    return ChainState(
+        tuple(
+            _mirror_from(owner, name, part, item, f"states[{i}]", hyperparams)
+            for i, (part, item) in enumerate(zip(template, items))
         )
     )

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optax.contrib
 import pytest
 
 import gradtx
@@ -103,6 +104,43 @@ CASES = [
     ),
     ("optimistic_adam", gradtx.optimistic_adam(_LR), optax.optimistic_adam(_LR)),
     ("optimistic_adam_v2", gradtx.optimistic_adam_v2(_LR), optax.optimistic_adam_v2(_LR)),
+    # optax.contrib's, and optax's own outside its main list.
+    (
+        "schedule_free_adamw",
+        gradtx.schedule_free_adamw(_LR, weight_decay=0.1),
+        optax.contrib.schedule_free_adamw(_LR, weight_decay=0.1),
+    ),
+    (
+        "schedule_free_sgd",
+        gradtx.schedule_free_sgd(_LR),
+        optax.contrib.schedule_free_sgd(_LR),
+    ),
+    (
+        "schedule_free_sgd_weight_decay",
+        gradtx.schedule_free_sgd(_LR, weight_decay=0.1),
+        optax.contrib.schedule_free_sgd(_LR, weight_decay=0.1),
+    ),
+    ("prodigy", gradtx.prodigy(1.0), optax.contrib.prodigy(1.0)),
+    ("dog", gradtx.dog(1.0), optax.contrib.dog(1.0)),
+    ("dowg", gradtx.dowg(1.0), optax.contrib.dowg(1.0)),
+    ("cocob", gradtx.cocob(1.0), optax.contrib.cocob(1.0)),
+    ("ademamix", gradtx.ademamix(_LR), optax.contrib.ademamix(_LR)),
+    (
+        "simplified_ademamix",
+        gradtx.simplified_ademamix(_LR),
+        optax.contrib.simplified_ademamix(_LR),
+    ),
+    ("adopt", gradtx.adopt(_LR), optax.contrib.adopt(_LR)),
+    ("momo", gradtx.momo(_LR), optax.contrib.momo(_LR)),
+    ("momo_adam", gradtx.momo_adam(_LR), optax.contrib.momo_adam(_LR)),
+    ("sophia", gradtx.sophia(_LR, update_interval=2), optax.contrib.sophia(_LR, update_interval=2)),
+    ("acprop", gradtx.acprop(_LR), optax.contrib.acprop(_LR)),
+    (
+        "galore",
+        gradtx.galore(_LR, rank=2, update_proj_gap=2),
+        optax.contrib.galore(_LR, rank=2, update_proj_gap=2),
+    ),
+    ("polyak_sgd", gradtx.polyak_sgd(1.0), optax.polyak_sgd(1.0)),
 ]
 IDS = [case[0] for case in CASES]
 
@@ -115,18 +153,28 @@ def _params(dtype):
     }
 
 
+def _loss(params):
+    """sum(p^2 / 2 + sin(3 p) / 3) over every leaf."""
+    return sum(jnp.sum(p * p / 2 + jnp.sin(3 * p) / 3) for p in jax.tree.leaves(params))
+
+
 def _grad(params):
-    """The gradient of sum(p^2 / 2 + sin(3 p) / 3): moves every optimizer differently each step."""
+    """The gradient of ``_loss``: moves every optimizer differently each step."""
     return jax.tree.map(lambda p: p + jnp.cos(3 * p), params)
 
 
 def _run(opt, params, state, steps):
-    """``steps`` updates; optax's own run under standard dtype promotion, as optax is written."""
+    """``steps`` updates; optax's own run under standard dtype promotion, as optax is written.
+
+    Every update gets the loss (``value=``) and the loss function (``obj_fn=``):
+    momo and polyak_sgd read the one, sophia the other, the rest neither.
+    """
     promotion = "strict" if isinstance(opt, gradtx.GradientTransformation) else "standard"
     path = []
     with jax.numpy_dtype_promotion(promotion):
         for _ in range(steps):
-            updates, state = opt.update(_grad(params), state, params)
+            extra = {"value": _loss(params), "obj_fn": _loss}
+            updates, state = opt.update(_grad(params), state, params, **extra)
             params = optax.apply_updates(params, updates)
             path.append(params)
     return params, state, path
@@ -182,7 +230,19 @@ def test_state_from_optax_continues_as_optax_does(case):
 
 @pytest.mark.parametrize(
     "name",
-    ["sgd_nesterov", "adam", "adamw", "nadam", "amsgrad", "radam", "rmsprop_centered", "lion"],
+    [
+        "sgd_nesterov",
+        "adam",
+        "adamw",
+        "nadam",
+        "amsgrad",
+        "radam",
+        "rmsprop_centered",
+        "lion",
+        "schedule_free_adamw",
+        "prodigy",
+        "ademamix",
+    ],
 )
 def test_state_from_optax_continues_as_optax_does_in_float64(name, x64):
     _, gtx, otx = CASES[IDS.index(name)]
@@ -293,10 +353,10 @@ def test_state_to_optax_without_optax_keeps_optax_names(monkeypatch):
 
 
 def test_state_to_optax_optimizer_without_counterpart_raises():
-    opt = gradtx.sophia(_LR)
-    with pytest.raises(ValueError, match="gradtx.sophia has no optax state layout"):
+    opt = gradtx.muon(_LR)
+    with pytest.raises(ValueError, match="gradtx.muon has no optax state layout"):
         gradtx.state_to_optax(opt, opt.init(_params(jnp.float32)))
-    with pytest.raises(ValueError, match="gradtx.sophia has no optax state layout"):
+    with pytest.raises(ValueError, match="gradtx.muon has no optax state layout"):
         gradtx.state_from_optax(opt, ())
 
 
