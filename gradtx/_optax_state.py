@@ -208,8 +208,9 @@ def _optax_type(name: str):
         from optax._src import transform
     except ImportError:  # optax is optional: build the same layout on our own tuples
         return collections.namedtuple(name, _OPTAX_FIELDS[name])
-    found = getattr(optax, name, None) or getattr(transform, name, None)
-    found = found or getattr(contrib, name, None)
+    # contrib first: optax's top level still aliases some of contrib's types, deprecated.
+    found = getattr(contrib, name, None) or getattr(optax, name, None)
+    found = found or getattr(transform, name, None)
     if found is None:  # a future optax that moved the type: keep the layout
         return collections.namedtuple(name, _OPTAX_FIELDS[name])
     return found

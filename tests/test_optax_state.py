@@ -163,7 +163,7 @@ def _grad(params):
     return jax.tree.map(lambda p: p + jnp.cos(3 * p), params)
 
 
-def _run(opt, params, state, steps):
+def _run(opt, params, state, steps, grad=_grad):
     """``steps`` updates; optax's own run under standard dtype promotion, as optax is written.
 
     Every update gets the loss (``value=``) and the loss function (``obj_fn=``):
@@ -174,7 +174,7 @@ def _run(opt, params, state, steps):
     with jax.numpy_dtype_promotion(promotion):
         for _ in range(steps):
             extra = {"value": _loss(params), "obj_fn": _loss}
-            updates, state = opt.update(_grad(params), state, params, **extra)
+            updates, state = opt.update(grad(params), state, params, **extra)
             params = optax.apply_updates(params, updates)
             path.append(params)
     return params, state, path
@@ -402,3 +402,24 @@ def test_adam_moments_found_by_name_in_gradtx_and_optax(name):
         _assert_bit_equal(gradtx.tree_get(state, moment), expected)
         _assert_bit_equal(optax.tree.get(state, moment), expected)
         _assert_bit_equal(gradtx.tree_get(optax_state, moment), expected)
+
+
+def _per_example_grads(params):
+    """Two examples' gradients per leaf (dpsgd clips each one): _grad and half of it."""
+    return jax.tree.map(lambda g: jnp.stack([g, g / 2]), _grad(params))
+
+
+def test_dpsgd_state_from_optax_continues_as_optax_does():
+    gtx = gradtx.dpsgd(_LR, l2_norm_clip=1.0, noise_multiplier=0.5, seed=3)
+    otx = optax.contrib.dpsgd(_LR, l2_norm_clip=1.0, noise_multiplier=0.5, seed=3)
+    params = _params(jnp.float32)
+    with jax.numpy_dtype_promotion("standard"):
+        _assert_bit_equal(gradtx.state_to_optax(gtx, gtx.init(params)), otx.init(params))
+    params, optax_state, _ = _run(otx, params, otx.init(params), 3, _per_example_grads)
+    state = gradtx.state_from_optax(gtx, optax_state)
+    _assert_bit_equal(gradtx.state_to_optax(gtx, state), optax_state)
+    _, our_state, our_path = _run(gtx, params, state, 4, _per_example_grads)
+    _, their_state, their_path = _run(otx, params, optax_state, 4, _per_example_grads)
+    for mine, reference in zip(our_path, their_path):
+        _assert_close(mine, reference, 1e-6)
+    _assert_close(gradtx.state_to_optax(gtx, our_state), their_state, 1e-6)
