@@ -28,6 +28,13 @@ they are: no cast, no copy, except a second use of one counter, and the
 noise key of ``noisy_sgd``, which optax keeps as a typed key
 (``jax.random.wrap_key_data`` of gradtx's raw uint32 key data).
 
+optax.contrib's optimizers (schedule-free, prodigy, dog, ademamix, sophia,
+galore, ...) and ``polyak_sgd`` keep their states in gradtx under optax's own
+type and field names, so those convert by walking both trees together, field
+by field, nested states (a base optimizer's, a Hessian estimator's) included
+(``_MIRRORED``); optax's state is the one state itself where optax does not
+chain it.
+
 optax is not a dependency of gradtx.  ``state_to_optax`` returns optax's own
 named tuples when optax can be imported, so the result goes straight into an
 optax update or an optax-shaped checkpoint; without optax it returns named
