@@ -103,6 +103,16 @@ _OPTAX_FIELDS = {
     "HutchinsonState": ("key",),
     "DifferentiallyPrivateAggregateState": ("rng_key",),
     "GaLoreState": ("count", "base_optimizer_state", "projector"),
+    "ScaleByLBFGSState": (
+        "count",
+        "params",
+        "updates",
+        "diff_params_memory",
+        "diff_updates_memory",
+        "weights_memory",
+    ),
+    "ScaleByZoomLinesearchState": ("learning_rate", "value", "grad", "info"),
+    "ZoomLinesearchInfo": ("num_linesearch_steps", "decrease_error", "curvature_error"),
 }
 
 # The optax state a part of a gradtx chain becomes, by the gradtx state types
@@ -132,6 +142,7 @@ _OPTAX_TYPE = {
 }
 
 _MASKED_EMPTY = "masked EmptyState"
+_MISSING = object()
 
 
 def _masked_decay(mask_name, position):
@@ -333,6 +344,31 @@ def _parts(owner: str, opt, state):
     return state.states
 
 
+def _first_item(state):
+    """The first part of a chain state: a gradtx ChainState, a tuple, or a restored dict."""
+    if isinstance(state, ChainState):
+        state = state.states
+    if isinstance(state, Mapping):
+        return state.get("0", state.get(0, _MISSING))
+    if isinstance(state, Sequence) and not hasattr(state, "_fields") and len(state):
+        return state[0]
+    return _MISSING
+
+
+def _template(owner, name, opt, state):
+    """The state ``opt.init`` makes, as shapes: of empty params, or of the params ``state`` keeps."""
+    params = {}
+    if name in _TEMPLATE_FROM_PARAMS:
+        first = _first_item(state)
+        params = _MISSING if first is _MISSING else _field(first, "params")
+        if params is _MISSING:
+            raise ValueError(
+                f"{owner}: gradtx.{name}'s state is laid out from the params its first part "
+                f"keeps, but the state given has no first part with a 'params' field"
+            )
+    return jax.eval_shape(opt.init, params)
+
+
 def state_to_optax(opt: GradientTransformation, state: Any) -> tuple:
     """The state of a gradtx optimizer in the layout of its optax namesake.
 
@@ -367,7 +403,7 @@ def state_to_optax(opt: GradientTransformation, state: Any) -> tuple:
     name = _covered(owner, opt)
     hyperparams = dict(opt.hyperparams or {})
     parts = _parts(owner, opt, state)
-    expected = _parts(owner, opt, jax.eval_shape(opt.init, {}))
+    expected = _parts(owner, opt, _template(owner, name, opt, state))
     if len(parts) != len(expected):
         raise ValueError(
             f"{owner}: gradtx.{name}'s state has {len(expected)} parts, got {len(parts)}; "
@@ -392,8 +428,6 @@ def state_to_optax(opt: GradientTransformation, state: Any) -> tuple:
 
 # ----------------------------------------------------------------------------
 # From optax's layout.
-
-_MISSING = object()
 
 
 def _field(node, field):
@@ -533,7 +567,7 @@ def state_from_optax(opt: GradientTransformation, optax_state: Any) -> ChainStat
     owner = "state_from_optax"
     name = _covered(owner, opt)
     hyperparams = dict(opt.hyperparams or {})
-    template = jax.eval_shape(opt.init, {})
+    template = _template(owner, name, opt, optax_state)
     parts = _parts(owner, opt, template)
     if name in _MIRRORED:
         return _mirror_state_from_optax(owner, name, optax_state, parts, hyperparams)
@@ -597,7 +631,12 @@ _MIRRORED = {
     "dpsgd": (False, {}, _no_empties),
     "galore": (False, {}, _no_empties),
     "polyak_sgd": (False, {}, _polyak_sgd_empties),
+    "lbfgs": (False, {}, _no_empties),
 }
+
+# The optimizers whose init fails on empty params: their template is built
+# from the params their first part keeps (its ``params`` field).
+_TEMPLATE_FROM_PARAMS = {"lbfgs"}
 
 
 def _is_state(node) -> bool:

@@ -141,8 +141,12 @@ CASES = [
         optax.contrib.galore(_LR, rank=2, update_proj_gap=2),
     ),
     ("polyak_sgd", gradtx.polyak_sgd(1.0), optax.polyak_sgd(1.0)),
+    ("lbfgs", gradtx.lbfgs(), optax.lbfgs()),
+    ("lbfgs_memory", gradtx.lbfgs(_LR, memory_size=2), optax.lbfgs(_LR, memory_size=2)),
 ]
 IDS = [case[0] for case in CASES]
+# The cases whose updates take a line search's keywords (see ``_run``).
+_LINESEARCH = {"lbfgs", "lbfgs_memory"}
 
 
 def _params(dtype):
@@ -163,18 +167,24 @@ def _grad(params):
     return jax.tree.map(lambda p: p + jnp.cos(3 * p), params)
 
 
-def _run(opt, params, state, steps, grad=_grad):
+def _run(opt, params, state, steps, grad=_grad, linesearch=False):
     """``steps`` updates; optax's own run under standard dtype promotion, as optax is written.
 
     Every update gets the loss (``value=``) and the loss function (``obj_fn=``):
     momo and polyak_sgd read the one, sophia the other, the rest neither.
+    With ``linesearch`` it gets what lbfgs's line search reads instead (optax's
+    rejects any other keyword): the loss, its gradient and ``value_fn=``.
     """
     promotion = "strict" if isinstance(opt, gradtx.GradientTransformation) else "standard"
     path = []
     with jax.numpy_dtype_promotion(promotion):
         for _ in range(steps):
-            extra = {"value": _loss(params), "obj_fn": _loss}
-            updates, state = opt.update(grad(params), state, params, **extra)
+            gradient = grad(params)
+            if linesearch:
+                extra = {"value": _loss(params), "grad": gradient, "value_fn": _loss}
+            else:
+                extra = {"value": _loss(params), "obj_fn": _loss}
+            updates, state = opt.update(gradient, state, params, **extra)
             params = optax.apply_updates(params, updates)
             path.append(params)
     return params, state, path
@@ -205,12 +215,12 @@ def _assert_close(actual, expected, rtol):
         np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * max(scale, 1.0))
 
 
-def _continue_both(gtx, otx, dtype, rtol, before=3, after=4):
-    params = _params(dtype)
-    params, optax_state, _ = _run(otx, params, otx.init(params), before)
+def _continue_both(name, gtx, otx, dtype, rtol, before=3, after=4):
+    params, ls = _params(dtype), name in _LINESEARCH
+    params, optax_state, _ = _run(otx, params, otx.init(params), before, linesearch=ls)
     state = gradtx.state_from_optax(gtx, optax_state)
-    ours, our_state, our_path = _run(gtx, params, state, after)
-    theirs, their_state, their_path = _run(otx, params, optax_state, after)
+    ours, our_state, our_path = _run(gtx, params, state, after, linesearch=ls)
+    theirs, their_state, their_path = _run(otx, params, optax_state, after, linesearch=ls)
     for mine, reference in zip(our_path, their_path):
         _assert_close(mine, reference, rtol)
     _assert_close(gradtx.state_to_optax(gtx, our_state), their_state, rtol)
@@ -225,7 +235,7 @@ _FLOAT32_RTOL = {"radam": 3e-5}
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_state_from_optax_continues_as_optax_does(case):
     name, gtx, otx = case
-    _continue_both(gtx, otx, jnp.float32, _FLOAT32_RTOL.get(name, 1e-6))
+    _continue_both(name, gtx, otx, jnp.float32, _FLOAT32_RTOL.get(name, 1e-6))
 
 
 @pytest.mark.parametrize(
@@ -246,14 +256,14 @@ def test_state_from_optax_continues_as_optax_does(case):
 )
 def test_state_from_optax_continues_as_optax_does_in_float64(name, x64):
     _, gtx, otx = CASES[IDS.index(name)]
-    _continue_both(gtx, otx, jnp.float64, 1e-10)
+    _continue_both(name, gtx, otx, jnp.float64, 1e-10)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_state_round_trip_through_gradtx_is_bit_equal(case):
-    _, gtx, otx = case
+    name, gtx, otx = case
     params = _params(jnp.float32)
-    _, optax_state, _ = _run(otx, params, otx.init(params), 3)
+    _, optax_state, _ = _run(otx, params, otx.init(params), 3, linesearch=name in _LINESEARCH)
     back = gradtx.state_to_optax(gtx, gradtx.state_from_optax(gtx, optax_state))
     _assert_bit_equal(back, optax_state)
 
@@ -423,3 +433,8 @@ def test_dpsgd_state_from_optax_continues_as_optax_does():
     for mine, reference in zip(our_path, their_path):
         _assert_close(mine, reference, 1e-6)
     _assert_close(gradtx.state_to_optax(gtx, our_state), their_state, 1e-6)
+
+
+def test_state_from_optax_lbfgs_without_params_raises():
+    with pytest.raises(ValueError, match=r"gradtx.lbfgs's state is laid out from the params"):
+        gradtx.state_from_optax(gradtx.lbfgs(), ())
