@@ -113,6 +113,9 @@ _OPTAX_FIELDS = {
     ),
     "ScaleByZoomLinesearchState": ("learning_rate", "value", "grad", "info"),
     "ZoomLinesearchInfo": ("num_linesearch_steps", "decrease_error", "curvature_error"),
+    "PartitionState": ("inner_states",),
+    "MuonState": ("count", "mu", "ns_coeffs"),
+    "MaskedNode": (),
 }
 
 # The optax state a part of a gradtx chain becomes, by the gradtx state types
@@ -245,8 +248,8 @@ def _covered(owner: str, opt) -> str:
             f"got {type(opt).__name__}"
         )
     name = opt.name
-    if name not in _COVERED and name not in _MIRRORED:
-        known = ", ".join(sorted({*_COVERED, *_MIRRORED}))
+    if name not in _COVERED and name not in _MIRRORED and name != "muon":
+        known = ", ".join(sorted({*_COVERED, *_MIRRORED, "muon"}))
         raise ValueError(
             f"{owner}: gradtx.{name} has no optax state layout to convert with; "
             f"the optimizers covered are: {known}"
@@ -419,6 +422,8 @@ def state_to_optax(opt: GradientTransformation, state: Any) -> tuple:
             )
     if name in _MIRRORED:
         return _mirror_state_to_optax(owner, name, parts, expected, hyperparams)
+    if name == "muon":
+        return _muon_to_optax(owner, parts, hyperparams)
     overrides = _COVERED[name](hyperparams, len(parts))
     return tuple(
         _optax_part(owner, name, part, f"states[{i}]", overrides.get(i), hyperparams)
@@ -510,7 +515,8 @@ def _fill(owner, name, template, item, path, hyperparams):
             elif field == "b1_product" and count is not _MISSING:
                 # With optax's constant b1, gradtx stores B_t = b1^t in the
                 # widest real dtype of the moments.
-                dtype = _widest_real_dtype([_field(item, "mu"), _field(item, "nu")])
+                moments = [_field(item, "mu"), _field(item, "nu")]
+                dtype = _widest_real_dtype([m for m in moments if m is not _MISSING])
                 b1 = jnp.asarray(hyperparams["b1"], dtype)
                 values[field] = b1 ** jnp.asarray(count).astype(dtype)
             elif field == "count":
@@ -571,6 +577,8 @@ def state_from_optax(opt: GradientTransformation, optax_state: Any) -> ChainStat
     parts = _parts(owner, opt, template)
     if name in _MIRRORED:
         return _mirror_state_from_optax(owner, name, optax_state, parts, hyperparams)
+    if name == "muon":
+        return _muon_from_optax(owner, optax_state, parts, hyperparams)
     items = _optax_items(owner, name, optax_state, len(parts))
     return ChainState(
         tuple(
@@ -758,3 +766,109 @@ def _mirror_state_from_optax(owner, name, optax_state, template, hyperparams):
             for i, (part, item) in enumerate(zip(template, items))
         )
     )
+
+
+# ----------------------------------------------------------------------------
+# optax.contrib's muon: a partition of the params into "muon" (the matrices)
+# and "adam" (the rest).  optax keeps each group's state whole-tree, as
+# MaskedState(inner_state=(part, ...)) with MaskedNode() at the other group's
+# leaves; gradtx keeps None there.  The "muon" group's first part is optax's
+# MuonState(count, mu, ns_coeffs): gradtx's momentum (its b1_product is
+# beta^t) with the Newton-Schulz coefficients, which gradtx holds in the
+# recipe instead; gradtx's orthogonalize part, which keeps nothing, has no
+# part in optax's chain.  optax masks the weight decay when given a mask.
+
+
+def _is_masked_node(node) -> bool:
+    return type(node).__name__ == "MaskedNode"
+
+
+def _muon_ns_coeffs(hyperparams):
+    """The coefficients optax's MuonState keeps: the last ns_steps rows of a (n, 3) table."""
+    coeffs = jnp.asarray(hyperparams["ns_coeffs"])
+    return coeffs[-hyperparams["ns_steps"] :] if coeffs.ndim == 2 else coeffs
+
+
+def _muon_group_hyperparams(label, hyperparams):
+    """The hyperparameters ``_fill`` reads for a group: its b1 (beta or adam_b1)."""
+    b1 = hyperparams["beta"] if label == "muon" else hyperparams["adam_b1"]
+    return {**hyperparams, "b1": b1}
+
+
+def _muon_to_optax(owner, parts, hyperparams):
+    if hyperparams.get("polar") is not None:
+        raise ValueError(
+            f"{owner}: gradtx.muon with a polar function is not covered: optax's muon "
+            f"keeps Newton-Schulz coefficients in its state"
+        )
+    (partition,) = parts
+    masked_node = _optax_type("MaskedNode")
+    inner_states = {}
+    for label, group in partition.states.items():
+        h = _muon_group_hyperparams(label, hyperparams)
+        if label == "muon":
+            fields = {}
+            for _, state in _leaf_states(group.states[0], ""):
+                for field in state._fields:
+                    fields.setdefault(field, getattr(state, field))
+            first = _make(
+                "MuonState",
+                count=fields["count"],
+                mu=fields["mu"],
+                ns_coeffs=_muon_ns_coeffs(hyperparams),
+            )
+            rest = [_make("EmptyState") for _ in group.states[2:]]
+            if hyperparams.get("weight_decay_mask") is not None:
+                rest[1] = _make("MaskedState", inner_state=_make("EmptyState"))
+            converted = (first, *rest)
+        else:
+            overrides = _WEIGHT_DECAY_AT_1({"mask": None}, len(group.states))
+            converted = tuple(
+                _optax_part(owner, "muon", part, f"{label}.states[{i}]", overrides.get(i), h)
+                for i, part in enumerate(group.states)
+            )
+        converted = jax.tree.map(
+            lambda x: masked_node() if x is None else x, converted, is_leaf=lambda x: x is None
+        )
+        inner_states[label] = _make("MaskedState", inner_state=converted)
+    return _make("PartitionState", inner_states=inner_states)
+
+
+def _muon_from_optax(owner, optax_state, template, hyperparams):
+    (partition,) = template
+    inner_states = _field(optax_state, "inner_states")
+    if not isinstance(inner_states, Mapping) or set(inner_states) != set(partition.states):
+        raise ValueError(
+            f"{owner}: expected optax.contrib.muon's state, a PartitionState with groups "
+            f"{sorted(partition.states)}; was it made by optax.contrib.muon?"
+        )
+    groups = {}
+    for label, group in partition.states.items():
+        h = _muon_group_hyperparams(label, hyperparams)
+        masked = _field(inner_states[label], "inner_state")
+        masked = inner_states[label] if masked is _MISSING else masked
+        n = len(group.states) - (label == "muon")
+        items = _optax_sequence(owner, "muon", masked, n, f"inner_states[{label!r}]")
+        items = jax.tree.map(
+            lambda x: None if _is_masked_node(x) else x, items, is_leaf=_is_masked_node
+        )
+        if label == "muon":
+            first = items[0]
+            coeffs = _field(first, "ns_coeffs")
+            expected = _muon_ns_coeffs(hyperparams)
+            if coeffs is _MISSING or not bool(jnp.array_equal(jnp.asarray(coeffs), expected)):
+                raise ValueError(
+                    f"{owner}: optax's MuonState keeps ns_coeffs {coeffs}, but gradtx.muon "
+                    f"was built with ns_coeffs={hyperparams['ns_coeffs']!r}; build it with "
+                    f"the coefficients optax ran with"
+                )
+            first = {f: _field(first, f) for f in _field_names(first) if f != "ns_coeffs"}
+            # gradtx's orthogonalize keeps nothing and has no part in optax's chain.
+            items = [first, _make("EmptyState"), *items[1:]]
+        groups[label] = ChainState(
+            tuple(
+                _fill(owner, "muon", part, item, f"inner_states[{label!r}][{i}]", h)
+                for i, (part, item) in enumerate(zip(group.states, items))
+            )
+        )
+    return ChainState((type(partition)(groups),))

@@ -141,6 +141,12 @@ CASES = [
         optax.contrib.galore(_LR, rank=2, update_proj_gap=2),
     ),
     ("polyak_sgd", gradtx.polyak_sgd(1.0), optax.polyak_sgd(1.0)),
+    ("muon", gradtx.muon(_LR), optax.contrib.muon(_LR)),
+    (
+        "muon_momentum_decay",
+        gradtx.muon(_LR, nesterov=False, weight_decay=0.1),
+        optax.contrib.muon(_LR, nesterov=False, weight_decay=0.1),
+    ),
     ("lbfgs", gradtx.lbfgs(), optax.lbfgs()),
     ("lbfgs_memory", gradtx.lbfgs(_LR, memory_size=2), optax.lbfgs(_LR, memory_size=2)),
 ]
@@ -363,11 +369,17 @@ def test_state_to_optax_without_optax_keeps_optax_names(monkeypatch):
 
 
 def test_state_to_optax_optimizer_without_counterpart_raises():
-    opt = gradtx.muon(_LR)
-    with pytest.raises(ValueError, match="gradtx.muon has no optax state layout"):
+    opt = gradtx.normuon(_LR)
+    with pytest.raises(ValueError, match="gradtx.normuon has no optax state layout"):
         gradtx.state_to_optax(opt, opt.init(_params(jnp.float32)))
-    with pytest.raises(ValueError, match="gradtx.muon has no optax state layout"):
+    with pytest.raises(ValueError, match="gradtx.normuon has no optax state layout"):
         gradtx.state_from_optax(opt, ())
+
+
+def test_state_from_optax_muon_other_ns_coeffs_raises():
+    optax_state = optax.contrib.muon(_LR, ns_coeffs=(3.0, -3.2, 1.2)).init(_params(jnp.float32))
+    with pytest.raises(ValueError, match=r"MuonState keeps ns_coeffs .* gradtx.muon was built"):
+        gradtx.state_from_optax(gradtx.muon(_LR), optax_state)
 
 
 def test_state_to_optax_scheduled_weight_decay_raises():
