@@ -111,6 +111,17 @@ class QuantizationMap(NamedTuple):
     ``quantization_map(name)`` makes one; ``encode`` and ``decode`` turn
     numbers already divided by their block's scale into codes and back.
 
+    Encoding finds the rank of x among ``thresholds`` (nearest) or among
+    ``sorted_values`` (stochastic) without a search.  A 4-bit map's 15 or 16
+    entries are compared with x one by one.  For the 8-bit maps, a position
+    function p(x) places x among the sorted values (p(v_i) = i at each value,
+    linear in between): for the dynamic maps it finds the decade of |x| by
+    comparing with the powers of ten and the step within the decade from
+    the fraction; for ``fp8`` it is the rank of x cast to float8_e4m3fn.
+    Rounded, p(x) is the rank or one off it, and comparing x with the
+    entries on either side settles which: a fixed amount of arithmetic and
+    two table reads per entry.  The code of a rank is arithmetic too.
+
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> m = gradtx.quantization_map("de4")
@@ -129,7 +140,7 @@ class QuantizationMap(NamedTuple):
     values: np.ndarray  # T(k) for every code k, float32 (NaN for a code never written)
     sorted_values: np.ndarray  # the distinct values, ascending (float32)
     sorted_codes: np.ndarray  # the smallest code of each (uint8)
-    midpoints: np.ndarray  # between consecutive sorted values (float32)
+    thresholds: np.ndarray  # [i]: the largest float32 nearer sorted_values[i] than [i + 1]
 
     def encode(self, x, key=None) -> jax.Array:
         """The code of each entry of ``x`` (already divided by its block's scale).
@@ -138,25 +149,111 @@ class QuantizationMap(NamedTuple):
         smaller value).  With a PRNG ``key``: x lies between two neighbouring
         values lo <= x <= hi and gets hi's code with probability
         (x - lo) / (hi - lo), lo's otherwise.  Outside the map's range: the
-        nearest end.  Returns uint8 codes of ``x``'s shape.
+        nearest end; NaN as above the range.  Returns uint8 codes
+        of ``x``'s shape.
         """
         x = jnp.asarray(x, jnp.float32)
-        codes = jnp.asarray(self.sorted_codes)
-        if key is None:
-            return codes[jnp.searchsorted(self.midpoints, x, side="left", method="scan_unrolled")]
+        n = self.sorted_values.size
+        big = np.finfo(np.float32).max  # the tables are padded with -inf and inf
+        ranked = jnp.clip(jnp.where(jnp.isnan(x), big, x), -big, big)
+        position = _POSITIONS.get(self.name)
+        if key is None:  # rank among the thresholds: the rank of the nearest value
+            return self._code(_rank(self.thresholds, ranked, position, strict=True))
         values = jnp.asarray(self.sorted_values)
-        lo = jnp.clip(
-            jnp.searchsorted(values, x, side="right", method="scan_unrolled") - 1,
-            0,
-            values.size - 2,
-        )
+        # the number of values <= x, less one: the lower neighbour's rank
+        count = _rank(self.sorted_values, ranked, position, strict=False)
+        lo = jnp.clip(count - 1, 0, n - 2)
         v_lo, v_hi = values[lo], values[lo + 1]
         up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
-        return codes[jnp.where(up, lo + 1, lo)]
+        return self._code(jnp.where(up, lo + 1, lo))
+
+    def _code(self, rank) -> jax.Array:
+        """sorted_codes[rank], as arithmetic: the codes of the values >= 0 count up
+        from 0 in ascending order, those of the negative ones from half the codes
+        (2^(bits - 1)) in descending order."""
+        zero = int(np.searchsorted(self.sorted_values, 0.0))  # 0's rank, or the smallest's
+        half = 1 << (self.bits - 1)
+        return jnp.where(rank >= zero, rank - zero, half + zero - rank).astype(jnp.uint8)
 
     def decode(self, codes) -> jax.Array:
         """T(k) for each code k of ``codes``, in float32."""
         return jnp.asarray(self.values)[jnp.asarray(codes).astype(jnp.int32)]
+
+
+def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
+    """The number of entries of the ascending ``table`` below x (strict) or at most x.
+
+    A table of up to 16 entries is compared with x entry by entry.  For a
+    larger one, ``position(x)`` (x's place among the map's values) makes a
+    guess, one off at most, settled by comparing x with the entries on either
+    side of it.  The table is the thresholds (strict: a guess of round(p)) or
+    the values themselves (at most: floor(p) + 1).
+    """
+    if table.size <= 16:
+        hits = [(t < x) if strict else (t <= x) for t in table]
+        return sum(h.astype(jnp.int32) for h in hits)
+    p = position(x)
+    guess = jnp.round(p) if strict else jnp.floor(p) + 1
+    guess = jnp.clip(guess, 0, table.size).astype(jnp.int32)
+    padded = jnp.asarray(np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32))
+    below, at = padded[guess], padded[guess + 1]  # table[guess - 1], table[guess]
+    if strict:
+        return guess + (at < x).astype(jnp.int32) - (below >= x).astype(jnp.int32)
+    return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
+
+
+def _dynamic_position(magnitude_bits: int, signed: bool):
+    """p(x) for the dynamic tree map: the code c of a magnitude y in decade e
+    (10^-(e+1) <= y <= 10^-e, r = magnitude_bits - 1 - e fraction bits) solves
+    y = 10^-e * (0.1 + 0.9 * (c - 2^r + 1) / 2^r); below the smallest value
+    10^-(magnitude_bits - 1) it is linear from 0."""
+    smallest = np.float32(10.0 ** -(magnitude_bits - 1))
+    zero = (1 << magnitude_bits) - 1 if signed else 0  # the rank of 0
+
+    def position(x):
+        y = jnp.abs(x) if signed else jnp.maximum(x, 0)
+        tens = jnp.ones_like(y)  # 10^e
+        steps = jnp.full_like(y, 2.0 ** (magnitude_bits - 1))  # 2^r
+        for e in range(1, magnitude_bits - 1):  # compares and selects: no table reads
+            below = y < np.float32(10.0**-e)
+            tens = jnp.where(below, np.float32(10.0**e), tens)
+            steps = jnp.where(below, np.float32(2.0 ** (magnitude_bits - 1 - e)), steps)
+        c = steps + (y * tens - np.float32(0.1)) * steps / np.float32(0.9) - 1
+        c = jnp.where(y < smallest, y / smallest, c)
+        return zero + jnp.where(x < 0, -c, c) if signed else c
+
+    return position
+
+
+def _fp8_position(x):
+    """p(x) for fp8: the rank of x rounded to float8_e4m3fn (to nearest even)."""
+    x8 = jnp.clip(x, -448, 448).astype(jnp.float8_e4m3fn)
+    magnitude = (jax.lax.bitcast_convert_type(x8, jnp.uint8) & 127).astype(jnp.float32)
+    return 126 + jnp.where(x8 < 0, -magnitude, magnitude)
+
+
+_POSITIONS = {  # the 8-bit maps' (4-bit ones compare with every entry)
+    "dynamic8": _dynamic_position(7, signed=True),
+    "dynamic8_unsigned": _dynamic_position(8, signed=False),
+    "fp8": _fp8_position,
+}
+
+
+def _thresholds(values: np.ndarray) -> np.ndarray:
+    """For consecutive values lo < hi, the largest float32 x with |x - lo| <= |hi - x|
+    in float64: at or below it, x rounds to lo."""
+    out = []
+    for lo, hi in zip(values[:-1], values[1:]):
+        t = np.float32((lo + hi) / 2)
+        while abs(float(t) - lo) > abs(hi - float(t)):
+            t = np.nextafter(t, np.float32(-np.inf))
+        while True:
+            up = np.nextafter(t, np.float32(np.inf))
+            if abs(float(up) - lo) > abs(hi - float(up)):
+                break
+            t = up
+        out.append(t)
+    return np.array(out, np.float32)
 
 
 def _make_map(name: str, bits: int, values: np.ndarray) -> QuantizationMap:
@@ -169,7 +266,7 @@ def _make_map(name: str, bits: int, values: np.ndarray) -> QuantizationMap:
         values=values.astype(np.float32),
         sorted_values=distinct.astype(np.float32),
         sorted_codes=finite[first].astype(np.uint8),
-        midpoints=((distinct[:-1] + distinct[1:]) / 2).astype(np.float32),
+        thresholds=_thresholds(distinct),
     )
 
 
@@ -264,10 +361,12 @@ class QuantizedArray:
         absmax = jnp.max(jnp.abs(blocks), axis=1, initial=0.0)
         scales = jnp.where(jnp.isfinite(absmax), absmax / np.float32(m.top), np.float32(np.nan))
         normed = blocks / jnp.where(scales > 0, scales, np.float32(1))[:, None]
-        codes = m.encode(normed, key)
-        if m.bits == 4:
-            codes = codes[:, 0::2] | (codes[:, 1::2] << 4)
-        codes = codes.reshape(-1)
+        codes = m.encode(normed, key).reshape(-1)
+        if m.bits == 4:  # the even entries in the low half of a byte, the odd in the high
+            # Read as little-endian uint16, a pair's first code is the low byte.  (XLA
+            # on CPU compiles this to a faster loop than two strided slices.)
+            pairs = jax.lax.bitcast_convert_type(codes.reshape(-1, 2), jnp.uint16)
+            codes = ((pairs & 15) | ((pairs >> 8) << 4)).astype(jnp.uint8)
         if code == "fp8":
             codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
         return cls(codes, scales, x.shape, x.dtype, code, block_size)
@@ -280,8 +379,11 @@ class QuantizedArray:
             codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
         codes = codes.reshape(self.scales.shape[0], -1)
         if m.bits == 4:
-            codes = jnp.stack([codes & 15, codes >> 4], axis=-1).reshape(codes.shape[0], -1)
-        values = m.decode(codes) * self.scales[:, None]
+            values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
+            values = values.reshape(codes.shape[0], -1)
+        else:
+            values = m.decode(codes)
+        values = values * self.scales[:, None]
         size = int(np.prod(self.shape, dtype=np.int64))
         return values.reshape(-1)[:size].reshape(self.shape).astype(self.dtype)
 

@@ -90,24 +90,50 @@ def test_quantization_map_de4_is_li_et_al_dynamic_exponent():
     np.testing.assert_allclose(dynamic_tree_reference(4, True)[8:], np.negative(magnitudes))
 
 
+def encoder_inputs(values, seed):
+    """Random points over the range and over eight decades below its top, the values,
+    and each float32 midpoint between neighbours with the float32 on either side
+    (where rounding to nearest changes its answer), all float32."""
+    top = np.nanmax(values)
+    distinct = np.unique(values[np.isfinite(values)])
+    mid = ((distinct[:-1] + distinct[1:]) / 2).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            rng.uniform(-1.1 * top, 1.1 * top, 4000).astype(np.float32),
+            (top * rng.choice([-1, 1], 2000) * 10.0 ** rng.uniform(-8, 0, 2000)).astype(np.float32),
+            distinct.astype(np.float32),
+            mid,
+            np.nextafter(mid, np.float32(-np.inf)),
+            np.nextafter(mid, np.float32(np.inf)),
+            np.float32([0.0, -0.0, top, -top]),
+        ]
+    )
+
+
 @pytest.mark.parametrize("name", MAPS)
 def test_encode_nearest_matches_brute_force(name):
     values = REFERENCE_MAPS[name]
-    top = np.nanmax(values)
-    rng = np.random.default_rng(1)
-    x = np.concatenate(
-        [
-            rng.uniform(-1.1 * top, 1.1 * top, 4000),
-            top * rng.choice([-1, 1], 2000) * 10.0 ** rng.uniform(-8, 0, 2000),
-            values[np.isfinite(values)],
-            [0.0, -0.0, top, -top],
-        ]
-    ).astype(np.float32)
+    x = encoder_inputs(values, 1)
     m = gradtx.quantization_map(name)
     codes = np.asarray(m.encode(jnp.asarray(x)))
     expected = nearest_codes_reference(x.astype(np.float64), values)
     np.testing.assert_array_equal(codes, expected)
     np.testing.assert_allclose(np.asarray(m.decode(codes)), values[expected], rtol=2**-24, atol=0)
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_encode_stochastic_picks_a_neighbour(name):
+    values = REFERENCE_MAPS[name]
+    distinct = np.unique(values[np.isfinite(values)]).astype(np.float32)
+    x = np.clip(encoder_inputs(values, 2), distinct[0], distinct[-1])
+    m = gradtx.quantization_map(name)
+    decoded = values[np.asarray(m.encode(jnp.asarray(x), jax.random.PRNGKey(4)))].astype(np.float32)
+    rank = np.searchsorted(distinct, x, side="right") - 1  # the largest value <= x
+    lo = distinct[np.clip(rank, 0, distinct.size - 2)]
+    hi = distinct[np.clip(rank, 0, distinct.size - 2) + 1]
+    assert ((decoded == lo) | (decoded == hi)).all()
+    np.testing.assert_array_equal(decoded[x == lo], x[x == lo])  # a value is kept
 
 
 @pytest.mark.parametrize("name", ["dynamic8", "de4", "linear4", "fp8"])
