@@ -59,6 +59,17 @@ given by the distance, so the stored value is unbiased; its random numbers
 come from ``seed``, the wrapper's step count and the leaf's position, so a
 step is reproducible.
 
+On a mesh: a leaf sharded along its leading axis only (a parameter split
+by rows) flattens into one contiguous run of entries per shard, so its codes
+and scales are split the same way, one run of whole blocks per device, as
+long as each shard's entry count is a multiple of ``block_size``: no block
+mixes entries of two shards and the update needs no communication.  A leaf
+sharded along another axis, or whose shards would cut a block, is refused
+with an error naming it (on a mesh of ``Auto`` axes under ``jit`` the
+wrapper cannot see the layout: there, place the state as an eager ``init``
+does).  Table lookups are laid out like their indices, so the wrapper runs
+on meshes of ``Explicit`` axes too.
+
 References: Dettmers, Lewis, Shleifer, Zettlemoyer, "8-bit Optimizers via
 Block-wise Quantization", 2022, arXiv 2110.02861; Li, Chen, Zhu, "Memory
 Efficient Optimizers with 4-bit States", 2023, arXiv 2309.01507.
@@ -77,6 +88,7 @@ from jax.tree_util import GetAttrKey
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
 from ._numerics import add, cast, increment, new_count
+from ._tree import path_str
 from ._typing import TransformLike
 
 SECOND_MOMENTS = ("nu", "nu_max", "exp_avg_sq", "sum_of_squares", "grad_sum_sq", "v_row", "v_col")
@@ -159,11 +171,10 @@ class QuantizationMap(NamedTuple):
         position = _POSITIONS.get(self.name)
         if key is None:  # rank among the thresholds: the rank of the nearest value
             return self._code(_rank(self.thresholds, ranked, position, strict=True))
-        values = jnp.asarray(self.sorted_values)
         # the number of values <= x, less one: the lower neighbour's rank
         count = _rank(self.sorted_values, ranked, position, strict=False)
         lo = jnp.clip(count - 1, 0, n - 2)
-        v_lo, v_hi = values[lo], values[lo + 1]
+        v_lo, v_hi = _lookup(self.sorted_values, lo), _lookup(self.sorted_values, lo + 1)
         up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
         return self._code(jnp.where(up, lo + 1, lo))
 
@@ -177,7 +188,12 @@ class QuantizationMap(NamedTuple):
 
     def decode(self, codes) -> jax.Array:
         """T(k) for each code k of ``codes``, in float32."""
-        return jnp.asarray(self.values)[jnp.asarray(codes).astype(jnp.int32)]
+        return _lookup(self.values, jnp.asarray(codes).astype(jnp.int32))
+
+
+def _lookup(table: np.ndarray, index) -> jax.Array:
+    """table[index], laid out like ``index`` (on a mesh of explicit axes too)."""
+    return jnp.asarray(table).at[index].get(out_sharding=jax.typeof(index).sharding)
 
 
 def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
@@ -195,8 +211,8 @@ def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
     p = position(x)
     guess = jnp.round(p) if strict else jnp.floor(p) + 1
     guess = jnp.clip(guess, 0, table.size).astype(jnp.int32)
-    padded = jnp.asarray(np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32))
-    below, at = padded[guess], padded[guess + 1]  # table[guess - 1], table[guess]
+    padded = np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32)
+    below, at = _lookup(padded, guess), _lookup(padded, guess + 1)  # table[guess - 1], [guess]
     if strict:
         return guess + (at < x).astype(jnp.int32) - (below >= x).astype(jnp.int32)
     return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
@@ -407,6 +423,39 @@ class QuantizedState(NamedTuple):
 _BITS = {8: ("dynamic8", "dynamic8_unsigned"), 4: ("de4", "linear4"), "fp8": ("fp8", "fp8")}
 
 
+def _check_layout(owner, path, leaf, block_size) -> None:
+    """Refuse a state leaf whose shards the flattened blocks would mix.
+
+    A leaf sharded along its leading axis only splits into contiguous runs
+    of the flattened array, one per shard, so its codes and scales split the
+    same way as long as each run is a whole number of blocks.  A leaf split
+    along another axis interleaves its shards in the flattened order.
+    """
+    if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer):
+        sharding = leaf.sharding
+    else:
+        sharding = getattr(jax.typeof(leaf), "sharding", None)
+    if not isinstance(sharding, jax.sharding.NamedSharding) or not jnp.ndim(leaf):
+        return
+    spec = tuple(sharding.spec) + (None,) * (jnp.ndim(leaf) - len(sharding.spec))
+    where = f"{owner}: state leaf {path_str(path)} of shape {jnp.shape(leaf)} is sharded {spec}"
+    if any(entry is not None for entry in spec[1:]):
+        raise ValueError(
+            f"{where}: the blocks run along the flattened array, so only a split of the "
+            f"leading axis keeps each shard's entries together; shard the parameter along "
+            f"axis 0 (or move the split there), or leave this leaf out (keys=, min_size=)"
+        )
+    axes = () if spec[0] is None else (spec[0],) if isinstance(spec[0], str) else spec[0]
+    shards = int(np.prod([sharding.mesh.shape[a] for a in axes], dtype=np.int64))
+    per_shard = int(np.prod(jnp.shape(leaf), dtype=np.int64)) // shards
+    if shards > 1 and per_shard % block_size:
+        raise ValueError(
+            f"{where}: each of its {shards} shards holds {per_shard} entries, not a "
+            f"multiple of block_size={block_size}, so a block would straddle two shards; "
+            f"choose a block_size that divides {per_shard}"
+        )
+
+
 def _fields(path) -> set:
     return {k.name for k in path if isinstance(k, GetAttrKey)}
 
@@ -511,17 +560,24 @@ def quantized_state(
         for i, (path, leaf) in enumerate(flat):
             code = choose(path, leaf)
             if code is not None:
+                _check_layout(owner, path, leaf, block_size)
                 leaf = QuantizedArray.quantize(leaf, code, block_size, key_for(count, i))
             out.append(leaf)
         return QuantizedState(count, treedef.unflatten(out))
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, QuantizedState)
-        stored, treedef = jax.tree.flatten(state.inner_state, is_leaf=_is_quantized)
+        flat, treedef = jax.tree_util.tree_flatten_with_path(
+            state.inner_state, is_leaf=_is_quantized
+        )
+        paths, stored = [p for p, _ in flat], [s for _, s in flat]
         inner = treedef.unflatten([s.dequantize() if _is_quantized(s) else s for s in stored])
         updates, new_inner = inner_update(updates, inner, params, **extra)
         count = increment(state.count)
         new = jax.tree.structure(inner).flatten_up_to(new_inner)
+        for path, s, n in zip(paths, stored, new):
+            if _is_quantized(s):
+                _check_layout(owner, path, n, block_size)
         out = [
             QuantizedArray.quantize(n, s.code, block_size, key_for(count, i))
             if _is_quantized(s)

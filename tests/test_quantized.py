@@ -7,6 +7,11 @@ against a brute-force nearest-value search over those codebooks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -471,6 +476,33 @@ def test_quantized_state_with_foreign_state_raises():
     opt = gradtx.quantized_state(gradtx.adam(0.1))
     with pytest.raises(TypeError, match="expected a QuantizedState, got ChainState"):
         opt.update(PARAMS, gradtx.adam(0.1).init(PARAMS), PARAMS)
+
+
+@pytest.mark.slow  # a process of its own on 4 simulated devices, like tests/test_sharding.py
+def test_quantized_state_sharding_checks_pass_on_4_devices():
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
+    env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=4"])
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")] if p])
+    checks = root / "tests" / "quantized_sharding_checks.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "--tb=short", str(checks)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (
+        f"tests/quantized_sharding_checks.py on 4 simulated devices failed:\n"
+        f"{(proc.stdout + proc.stderr)[-8000:]}"
+    )
 
 
 # ----------------------------------------------------------------------------
