@@ -498,6 +498,11 @@ def quantized_state(
     Returns:
       A transform with state ``QuantizedState(count, inner_state)``.
 
+    With ``flatten``: ``quantized_state(flatten(tx))`` stores flatten's packed
+    buffers (one per dtype, blocks running across the leaves packed in it);
+    ``flatten(quantized_state(tx))`` is refused, as packing would move the
+    blocks' boundaries.
+
     With the defaults, Adam's state takes 2 * (1 + 4 / 256) bytes per
     parameter at 8 bits and 2 * (0.5 + 4 / 256) at 4 bits, against 8 in
     float32.

@@ -478,6 +478,31 @@ def test_quantized_state_with_foreign_state_raises():
         opt.update(PARAMS, gradtx.adam(0.1).init(PARAMS), PARAMS)
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_state_of_flatten_quantizes_packed_buffer_like_one_vector(bits):
+    # flatten packs the leaves, in pytree order, into one buffer; quantized_state
+    # stores that buffer: the run is the same optimizer's on the concatenation
+    # (to an ulp: the packed step's arithmetic fuses differently).
+    params = {"w": PARAMS["w"], "b": jnp.linspace(-1, 1, 30, dtype=jnp.float32)}
+    packed = gradtx.quantized_state(
+        gradtx.flatten(gradtx.adam(0.05)), bits=bits, min_size=0, block_size=64
+    )
+    state = packed.init(params)
+    buffers = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, gradtx.QuantizedArray))
+    assert [b.shape for b in buffers if isinstance(b, gradtx.QuantizedArray)] == [(630,)] * 2
+    trained, _ = run(packed, params, 3)
+    vector = jnp.concatenate([x.reshape(-1) for x in jax.tree.leaves(params)])
+    one = gradtx.quantized_state(gradtx.adam(0.05), bits=bits, min_size=0, block_size=64)
+    expected, _ = run(one, vector, 3)
+    flat = np.concatenate([np.asarray(x).reshape(-1) for x in jax.tree.leaves(trained)])
+    np.testing.assert_allclose(flat, np.asarray(expected), rtol=1e-6, atol=1e-7)
+
+
+def test_flatten_of_quantized_state_raises():
+    with pytest.raises(ValueError, match="quantized_state cannot run on packed buffers: it quan"):
+        gradtx.flatten(gradtx.quantized_state(gradtx.adam(0.1)))
+
+
 @pytest.mark.slow  # a process of its own on 4 simulated devices, like tests/test_sharding.py
 def test_quantized_state_sharding_checks_pass_on_4_devices():
     root = Path(__file__).resolve().parent.parent
