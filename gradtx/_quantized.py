@@ -378,11 +378,8 @@ class QuantizedArray:
         scales = jnp.where(jnp.isfinite(absmax), absmax / np.float32(m.top), np.float32(np.nan))
         normed = blocks / jnp.where(scales > 0, scales, np.float32(1))[:, None]
         codes = m.encode(normed, key).reshape(-1)
-        if m.bits == 4:  # the even entries in the low half of a byte, the odd in the high
-            # Read as little-endian uint16, a pair's first code is the low byte.  (XLA
-            # on CPU compiles this to a faster loop than two strided slices.)
-            pairs = jax.lax.bitcast_convert_type(codes.reshape(-1, 2), jnp.uint16)
-            codes = ((pairs & 15) | ((pairs >> 8) << 4)).astype(jnp.uint8)
+        if m.bits == 4:
+            codes = _pack_pairs(codes)
         if code == "fp8":
             codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
         return cls(codes, scales, x.shape, x.dtype, code, block_size)
@@ -404,8 +401,116 @@ class QuantizedArray:
         return values.reshape(-1)[:size].reshape(self.shape).astype(self.dtype)
 
 
+def _pack_pairs(codes) -> jax.Array:
+    """4-bit codes, two per byte: the even entries in the low half, the odd in the high."""
+    # Read as little-endian uint16, a pair's first code is the low byte.  (XLA on
+    # CPU compiles this to a faster loop than two strided slices.)
+    pairs = jax.lax.bitcast_convert_type(codes.reshape(-1, 2), jnp.uint16)
+    return ((pairs & 15) | ((pairs >> 8) << 4)).astype(jnp.uint8)
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class Rank1QuantizedArray:
+    """A matrix (or tensor) stored with Li et al.'s rank-1 normalization.
+
+    For a matrix x, with row maxima r_i = max_j |x_ij| and column maxima
+    c_j = max_i |x_ij|, each entry is normalized by its own scale
+    s_ij = min(r_i, c_j) / top and stored as one code, q_ij =
+    argmin_k |x_ij / s_ij - T(k)|; it reads back as s_ij * T(q_ij).  An
+    entry is at most both maxima, so x_ij / s_ij <= top.  A tensor of more
+    axes keeps the maximum over all other axes for each of its axes and takes
+    the smallest of those that meet at an entry.  Against one scale per block,
+    a small entry in a row and a column of small entries keeps its own
+    precision (the second moment's rows and columns often differ by decades).
+
+    Leaves: ``codes`` (as ``QuantizedArray``'s, with no blocks: two 4-bit
+    codes per byte, the flattened array padded to an even length) and
+    ``maxes``, one float32 vector per axis.  A NaN reads back as NaN along
+    its row and column.
+
+    Reference: Li, Chen, Zhu, "Memory Efficient Optimizers with 4-bit
+    States", 2023, arXiv 2309.01507, section 4.2.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> x = jnp.array([[1.0, 0.001], [0.002, 0.002]])
+      >>> q = gradtx.Rank1QuantizedArray.quantize(x, "linear4")
+      >>> q.maxes
+      (Array([1.   , 0.002], dtype=float32), Array([1.   , 0.002], dtype=float32))
+      >>> q.dequantize()
+      Array([[1.   , 0.001],
+             [0.002, 0.002]], dtype=float32)
+    """
+
+    __slots__ = ("codes", "maxes", "shape", "dtype", "code")
+
+    def __init__(self, codes, maxes, shape, dtype, code):
+        self.codes = codes
+        self.maxes = tuple(maxes)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.code = code
+
+    def tree_flatten_with_keys(self):
+        children = ((GetAttrKey("codes"), self.codes), (GetAttrKey("maxes"), self.maxes))
+        return children, (self.shape, self.dtype, self.code)
+
+    def tree_flatten(self):
+        return (self.codes, self.maxes), (self.shape, self.dtype, self.code)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def __repr__(self):
+        return (
+            f"Rank1QuantizedArray(shape={self.shape}, dtype={self.dtype.name}, code={self.code!r})"
+        )
+
+    @staticmethod
+    def _scales(maxes, top):
+        """s_ij = min over the axes of the maxima meeting at each entry, over top."""
+        ndim = len(maxes)
+        scale = None
+        for axis, m in enumerate(maxes):
+            m = m.reshape((1,) * axis + (-1,) + (1,) * (ndim - axis - 1))
+            scale = m if scale is None else jnp.minimum(scale, m)
+        return scale / np.float32(top)
+
+    @classmethod
+    def quantize(cls, x, code: str, key=None) -> Rank1QuantizedArray:
+        """``x`` (at least 2 axes) stored under map ``code``; stochastic rounding with ``key``."""
+        m = quantization_map(code)
+        x = jnp.asarray(x)
+        a = jnp.abs(x.astype(jnp.float32))
+        axes = range(x.ndim)
+        maxes = tuple(jnp.max(a, axis=tuple(o for o in axes if o != k)) for k in axes)
+        scale = cls._scales(maxes, m.top)
+        normed = x.astype(jnp.float32) / jnp.where(scale > 0, scale, np.float32(1))
+        codes = m.encode(normed.reshape(-1), key)
+        if m.bits == 4:
+            codes = _pack_pairs(jnp.pad(codes, (0, codes.size % 2)))
+        if code == "fp8":
+            codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
+        return cls(codes, maxes, x.shape, x.dtype, code)
+
+    def dequantize(self) -> jax.Array:
+        """The stored array: s_ij * T(q_ij), in its shape and dtype."""
+        m = quantization_map(self.code)
+        codes = self.codes
+        if self.code == "fp8":
+            codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
+        if m.bits == 4:
+            values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
+        else:
+            values = m.decode(codes)
+        size = int(np.prod(self.shape, dtype=np.int64))
+        values = values.reshape(-1)[:size].reshape(self.shape)
+        return (values * self._scales(self.maxes, m.top)).astype(self.dtype)
+
+
 def _is_quantized(x) -> bool:
-    return isinstance(x, QuantizedArray)
+    return isinstance(x, (QuantizedArray, Rank1QuantizedArray))
 
 
 # ----------------------------------------------------------------------------
@@ -468,6 +573,7 @@ def quantized_state(
     keys: tuple[str, ...] | None = None,
     rounding: str = "nearest",
     *,
+    normalization: str = "block",
     second_moments: tuple[str, ...] = SECOND_MOMENTS,
     seed: int = 0,
 ) -> GradientTransformation:
@@ -491,6 +597,11 @@ def quantized_state(
       keys: if given, the floating-point leaves whose path has one of these
         state fields (``("mu", "nu")``) are quantized, whatever their size.
       rounding: ``"nearest"`` or ``"stochastic"``.
+      normalization: ``"block"`` (one scale per block, above) or ``"rank1"``:
+        second-moment leaves of two or more axes are stored as a
+        ``Rank1QuantizedArray`` (Li et al.'s rank-1 normalization: each entry
+        scaled by the smaller of its row's and its column's maximum), the
+        other leaves in blocks.
       second_moments: the state fields whose leaves get the unsigned map
         (``dynamic8_unsigned``, ``linear4``).
       seed: seeds stochastic rounding.
@@ -536,6 +647,10 @@ def quantized_state(
         raise ValueError(f"{owner}: keys must be state field names (strings), got {keys!r}")
     if rounding not in ("nearest", "stochastic"):
         raise ValueError(f"{owner}: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
+    if normalization not in ("block", "rank1"):
+        raise ValueError(
+            f"{owner}: normalization must be 'block' or 'rank1', got {normalization!r}"
+        )
     signed_map, unsigned_map = _BITS[bits]
     second = frozenset(second_moments)
     selected = None if keys is None else frozenset(keys)
@@ -558,6 +673,12 @@ def quantized_state(
             return None
         return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), count), i)
 
+    def store(path, leaf, code, key):
+        if normalization == "rank1" and code == unsigned_map and jnp.ndim(leaf) >= 2:
+            return Rank1QuantizedArray.quantize(leaf, code, key)
+        _check_layout(owner, path, leaf, block_size)
+        return QuantizedArray.quantize(leaf, code, block_size, key)
+
     def init(params):
         count = new_count()
         flat, treedef = jax.tree_util.tree_flatten_with_path(tx.init(params))
@@ -565,8 +686,7 @@ def quantized_state(
         for i, (path, leaf) in enumerate(flat):
             code = choose(path, leaf)
             if code is not None:
-                _check_layout(owner, path, leaf, block_size)
-                leaf = QuantizedArray.quantize(leaf, code, block_size, key_for(count, i))
+                leaf = store(path, leaf, code, key_for(count, i))
             out.append(leaf)
         return QuantizedState(count, treedef.unflatten(out))
 
@@ -580,14 +700,9 @@ def quantized_state(
         updates, new_inner = inner_update(updates, inner, params, **extra)
         count = increment(state.count)
         new = jax.tree.structure(inner).flatten_up_to(new_inner)
-        for path, s, n in zip(paths, stored, new):
-            if _is_quantized(s):
-                _check_layout(owner, path, n, block_size)
         out = [
-            QuantizedArray.quantize(n, s.code, block_size, key_for(count, i))
-            if _is_quantized(s)
-            else n
-            for i, (s, n) in enumerate(zip(stored, new))
+            store(path, n, s.code, key_for(count, i)) if _is_quantized(s) else n
+            for i, (path, s, n) in enumerate(zip(paths, stored, new))
         ]
         return updates, QuantizedState(count, treedef.unflatten(out))
 
@@ -603,6 +718,7 @@ def quantized_state(
             "min_size": min_size,
             "keys": keys,
             "rounding": rounding,
+            "normalization": normalization,
         },
     )
 
