@@ -87,7 +87,7 @@ from jax.tree_util import GetAttrKey
 
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
-from ._numerics import add, cast, increment, new_count
+from ._numerics import add, cast, increment, is_traced, new_count
 from ._tree import path_str
 from ._typing import TransformLike
 
@@ -206,8 +206,10 @@ def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
     the values themselves (at most: floor(p) + 1).
     """
     if table.size <= 16:
-        hits = [(t < x) if strict else (t <= x) for t in table]
-        return sum(h.astype(jnp.int32) for h in hits)
+        count = jnp.zeros(jnp.shape(x), jnp.int32)
+        for t in table:
+            count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
+        return count
     p = position(x)
     guess = jnp.round(p) if strict else jnp.floor(p) + 1
     guess = jnp.clip(guess, 0, table.size).astype(jnp.int32)
@@ -471,11 +473,8 @@ class Rank1QuantizedArray:
     def _scales(maxes, top):
         """s_ij = min over the axes of the maxima meeting at each entry, over top."""
         ndim = len(maxes)
-        scale = None
-        for axis, m in enumerate(maxes):
-            m = m.reshape((1,) * axis + (-1,) + (1,) * (ndim - axis - 1))
-            scale = m if scale is None else jnp.minimum(scale, m)
-        return scale / np.float32(top)
+        shaped = [m.reshape((1,) * k + (-1,) + (1,) * (ndim - k - 1)) for k, m in enumerate(maxes)]
+        return functools.reduce(jnp.minimum, shaped) / np.float32(top)
 
     @classmethod
     def quantize(cls, x, code: str, key=None) -> Rank1QuantizedArray:
@@ -536,7 +535,7 @@ def _check_layout(owner, path, leaf, block_size) -> None:
     same way as long as each run is a whole number of blocks.  A leaf split
     along another axis interleaves its shards in the flattened order.
     """
-    if isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer):
+    if isinstance(leaf, jax.Array) and not is_traced(leaf):
         sharding = leaf.sharding
     else:
         sharding = getattr(jax.typeof(leaf), "sharding", None)
