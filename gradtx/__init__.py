@@ -202,6 +202,7 @@ from ._quantized import CompensatedState as CompensatedState
 from ._quantized import QuantizationMap as QuantizationMap
 from ._quantized import QuantizedArray as QuantizedArray
 from ._quantized import QuantizedState as QuantizedState
+from ._quantized import Rank1QuantizedArray as Rank1QuantizedArray
 from ._quantized import compensated as compensated
 from ._quantized import quantization_map as quantization_map
 from ._quantized import quantized_state as quantized_state

@@ -326,6 +326,7 @@ PER_LEAF = {
     "scale_by_psgd_kron": "it preconditions each matrix by its own factors",
     "cautious": "it rescales each leaf by the share of its entries kept",
     "graft": "it takes the norms of each leaf",
+    "quantized_state": "it quantizes each leaf in blocks of that leaf's own entries",
 }
 
 

@@ -59,6 +59,17 @@ given by the distance, so the stored value is unbiased; its random numbers
 come from ``seed``, the wrapper's step count and the leaf's position, so a
 step is reproducible.
 
+On a mesh: a leaf sharded along its leading axis only (a parameter split
+by rows) flattens into one contiguous run of entries per shard, so its codes
+and scales are split the same way, one run of whole blocks per device, as
+long as each shard's entry count is a multiple of ``block_size``: no block
+mixes entries of two shards and the update needs no communication.  A leaf
+sharded along another axis, or whose shards would cut a block, is refused
+with an error naming it (on a mesh of ``Auto`` axes under ``jit`` the
+wrapper cannot see the layout: there, place the state as an eager ``init``
+does).  Table lookups are laid out like their indices, so the wrapper runs
+on meshes of ``Explicit`` axes too.
+
 References: Dettmers, Lewis, Shleifer, Zettlemoyer, "8-bit Optimizers via
 Block-wise Quantization", 2022, arXiv 2110.02861; Li, Chen, Zhu, "Memory
 Efficient Optimizers with 4-bit States", 2023, arXiv 2309.01507.
@@ -76,7 +87,8 @@ from jax.tree_util import GetAttrKey
 
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
-from ._numerics import add, cast, increment, new_count
+from ._numerics import add, cast, increment, is_traced, new_count
+from ._tree import path_str
 from ._typing import TransformLike
 
 SECOND_MOMENTS = ("nu", "nu_max", "exp_avg_sq", "sum_of_squares", "grad_sum_sq", "v_row", "v_col")
@@ -111,6 +123,17 @@ class QuantizationMap(NamedTuple):
     ``quantization_map(name)`` makes one; ``encode`` and ``decode`` turn
     numbers already divided by their block's scale into codes and back.
 
+    Encoding finds the rank of x among ``thresholds`` (nearest) or among
+    ``sorted_values`` (stochastic) without a search.  A 4-bit map's 15 or 16
+    entries are compared with x one by one.  For the 8-bit maps, a position
+    function p(x) places x among the sorted values (p(v_i) = i at each value,
+    linear in between): for the dynamic maps it finds the decade of |x| by
+    comparing with the powers of ten and the step within the decade from
+    the fraction; for ``fp8`` it is the rank of x cast to float8_e4m3fn.
+    Rounded, p(x) is the rank or one off it, and comparing x with the
+    entries on either side settles which: a fixed amount of arithmetic and
+    two table reads per entry.  The code of a rank is arithmetic too.
+
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> m = gradtx.quantization_map("de4")
@@ -129,7 +152,7 @@ class QuantizationMap(NamedTuple):
     values: np.ndarray  # T(k) for every code k, float32 (NaN for a code never written)
     sorted_values: np.ndarray  # the distinct values, ascending (float32)
     sorted_codes: np.ndarray  # the smallest code of each (uint8)
-    midpoints: np.ndarray  # between consecutive sorted values (float32)
+    thresholds: np.ndarray  # [i]: the largest float32 nearer sorted_values[i] than [i + 1]
 
     def encode(self, x, key=None) -> jax.Array:
         """The code of each entry of ``x`` (already divided by its block's scale).
@@ -138,25 +161,117 @@ class QuantizationMap(NamedTuple):
         smaller value).  With a PRNG ``key``: x lies between two neighbouring
         values lo <= x <= hi and gets hi's code with probability
         (x - lo) / (hi - lo), lo's otherwise.  Outside the map's range: the
-        nearest end.  Returns uint8 codes of ``x``'s shape.
+        nearest end; NaN as above the range.  Returns uint8 codes
+        of ``x``'s shape.
         """
         x = jnp.asarray(x, jnp.float32)
-        codes = jnp.asarray(self.sorted_codes)
-        if key is None:
-            return codes[jnp.searchsorted(self.midpoints, x, side="left", method="scan_unrolled")]
-        values = jnp.asarray(self.sorted_values)
-        lo = jnp.clip(
-            jnp.searchsorted(values, x, side="right", method="scan_unrolled") - 1,
-            0,
-            values.size - 2,
-        )
-        v_lo, v_hi = values[lo], values[lo + 1]
+        n = self.sorted_values.size
+        big = np.finfo(np.float32).max  # the tables are padded with -inf and inf
+        ranked = jnp.clip(jnp.where(jnp.isnan(x), big, x), -big, big)
+        position = _POSITIONS.get(self.name)
+        if key is None:  # rank among the thresholds: the rank of the nearest value
+            return self._code(_rank(self.thresholds, ranked, position, strict=True))
+        # the number of values <= x, less one: the lower neighbour's rank
+        count = _rank(self.sorted_values, ranked, position, strict=False)
+        lo = jnp.clip(count - 1, 0, n - 2)
+        v_lo, v_hi = _lookup(self.sorted_values, lo), _lookup(self.sorted_values, lo + 1)
         up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
-        return codes[jnp.where(up, lo + 1, lo)]
+        return self._code(jnp.where(up, lo + 1, lo))
+
+    def _code(self, rank) -> jax.Array:
+        """sorted_codes[rank], as arithmetic: the codes of the values >= 0 count up
+        from 0 in ascending order, those of the negative ones from half the codes
+        (2^(bits - 1)) in descending order."""
+        zero = int(np.searchsorted(self.sorted_values, 0.0))  # 0's rank, or the smallest's
+        half = 1 << (self.bits - 1)
+        return jnp.where(rank >= zero, rank - zero, half + zero - rank).astype(jnp.uint8)
 
     def decode(self, codes) -> jax.Array:
         """T(k) for each code k of ``codes``, in float32."""
-        return jnp.asarray(self.values)[jnp.asarray(codes).astype(jnp.int32)]
+        return _lookup(self.values, jnp.asarray(codes).astype(jnp.int32))
+
+
+def _lookup(table: np.ndarray, index) -> jax.Array:
+    """table[index], laid out like ``index`` (on a mesh of explicit axes too)."""
+    return jnp.asarray(table).at[index].get(out_sharding=jax.typeof(index).sharding)
+
+
+def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
+    """The number of entries of the ascending ``table`` below x (strict) or at most x.
+
+    A table of up to 16 entries is compared with x entry by entry.  For a
+    larger one, ``position(x)`` (x's place among the map's values) makes a
+    guess, one off at most, settled by comparing x with the entries on either
+    side of it.  The table is the thresholds (strict: a guess of round(p)) or
+    the values themselves (at most: floor(p) + 1).
+    """
+    if table.size <= 16:
+        count = jnp.zeros(jnp.shape(x), jnp.int32)
+        for t in table:
+            count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
+        return count
+    p = position(x)
+    guess = jnp.round(p) if strict else jnp.floor(p) + 1
+    guess = jnp.clip(guess, 0, table.size).astype(jnp.int32)
+    padded = np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32)
+    below, at = _lookup(padded, guess), _lookup(padded, guess + 1)  # table[guess - 1], [guess]
+    if strict:
+        return guess + (at < x).astype(jnp.int32) - (below >= x).astype(jnp.int32)
+    return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
+
+
+def _dynamic_position(magnitude_bits: int, signed: bool):
+    """p(x) for the dynamic tree map: the code c of a magnitude y in decade e
+    (10^-(e+1) <= y <= 10^-e, r = magnitude_bits - 1 - e fraction bits) solves
+    y = 10^-e * (0.1 + 0.9 * (c - 2^r + 1) / 2^r); below the smallest value
+    10^-(magnitude_bits - 1) it is linear from 0."""
+    smallest = np.float32(10.0 ** -(magnitude_bits - 1))
+    zero = (1 << magnitude_bits) - 1 if signed else 0  # the rank of 0
+
+    def position(x):
+        y = jnp.abs(x) if signed else jnp.maximum(x, 0)
+        tens = jnp.ones_like(y)  # 10^e
+        steps = jnp.full_like(y, 2.0 ** (magnitude_bits - 1))  # 2^r
+        for e in range(1, magnitude_bits - 1):  # compares and selects: no table reads
+            below = y < np.float32(10.0**-e)
+            tens = jnp.where(below, np.float32(10.0**e), tens)
+            steps = jnp.where(below, np.float32(2.0 ** (magnitude_bits - 1 - e)), steps)
+        c = steps + (y * tens - np.float32(0.1)) * steps / np.float32(0.9) - 1
+        c = jnp.where(y < smallest, y / smallest, c)
+        return zero + jnp.where(x < 0, -c, c) if signed else c
+
+    return position
+
+
+def _fp8_position(x):
+    """p(x) for fp8: the rank of x rounded to float8_e4m3fn (to nearest even)."""
+    x8 = jnp.clip(x, -448, 448).astype(jnp.float8_e4m3fn)
+    magnitude = (jax.lax.bitcast_convert_type(x8, jnp.uint8) & 127).astype(jnp.float32)
+    return 126 + jnp.where(x8 < 0, -magnitude, magnitude)
+
+
+_POSITIONS = {  # the 8-bit maps' (4-bit ones compare with every entry)
+    "dynamic8": _dynamic_position(7, signed=True),
+    "dynamic8_unsigned": _dynamic_position(8, signed=False),
+    "fp8": _fp8_position,
+}
+
+
+def _thresholds(values: np.ndarray) -> np.ndarray:
+    """For consecutive values lo < hi, the largest float32 x with |x - lo| <= |hi - x|
+    in float64: at or below it, x rounds to lo."""
+    out = []
+    for lo, hi in zip(values[:-1], values[1:]):
+        t = np.float32((lo + hi) / 2)
+        while abs(float(t) - lo) > abs(hi - float(t)):
+            t = np.nextafter(t, np.float32(-np.inf))
+        while True:
+            up = np.nextafter(t, np.float32(np.inf))
+            if abs(float(up) - lo) > abs(hi - float(up)):
+                break
+            t = up
+        out.append(t)
+    return np.array(out, np.float32)
 
 
 def _make_map(name: str, bits: int, values: np.ndarray) -> QuantizationMap:
@@ -169,7 +284,7 @@ def _make_map(name: str, bits: int, values: np.ndarray) -> QuantizationMap:
         values=values.astype(np.float32),
         sorted_values=distinct.astype(np.float32),
         sorted_codes=finite[first].astype(np.uint8),
-        midpoints=((distinct[:-1] + distinct[1:]) / 2).astype(np.float32),
+        thresholds=_thresholds(distinct),
     )
 
 
@@ -264,10 +379,9 @@ class QuantizedArray:
         absmax = jnp.max(jnp.abs(blocks), axis=1, initial=0.0)
         scales = jnp.where(jnp.isfinite(absmax), absmax / np.float32(m.top), np.float32(np.nan))
         normed = blocks / jnp.where(scales > 0, scales, np.float32(1))[:, None]
-        codes = m.encode(normed, key)
+        codes = m.encode(normed, key).reshape(-1)
         if m.bits == 4:
-            codes = codes[:, 0::2] | (codes[:, 1::2] << 4)
-        codes = codes.reshape(-1)
+            codes = _pack_pairs(codes)
         if code == "fp8":
             codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
         return cls(codes, scales, x.shape, x.dtype, code, block_size)
@@ -280,14 +394,122 @@ class QuantizedArray:
             codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
         codes = codes.reshape(self.scales.shape[0], -1)
         if m.bits == 4:
-            codes = jnp.stack([codes & 15, codes >> 4], axis=-1).reshape(codes.shape[0], -1)
-        values = m.decode(codes) * self.scales[:, None]
+            values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
+            values = values.reshape(codes.shape[0], -1)
+        else:
+            values = m.decode(codes)
+        values = values * self.scales[:, None]
         size = int(np.prod(self.shape, dtype=np.int64))
         return values.reshape(-1)[:size].reshape(self.shape).astype(self.dtype)
 
 
+def _pack_pairs(codes) -> jax.Array:
+    """4-bit codes, two per byte: the even entries in the low half, the odd in the high."""
+    # Read as little-endian uint16, a pair's first code is the low byte.  (XLA on
+    # CPU compiles this to a faster loop than two strided slices.)
+    pairs = jax.lax.bitcast_convert_type(codes.reshape(-1, 2), jnp.uint16)
+    return ((pairs & 15) | ((pairs >> 8) << 4)).astype(jnp.uint8)
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class Rank1QuantizedArray:
+    """A matrix (or tensor) stored with Li et al.'s rank-1 normalization.
+
+    For a matrix x, with row maxima r_i = max_j |x_ij| and column maxima
+    c_j = max_i |x_ij|, each entry is normalized by its own scale
+    s_ij = min(r_i, c_j) / top and stored as one code, q_ij =
+    argmin_k |x_ij / s_ij - T(k)|; it reads back as s_ij * T(q_ij).  An
+    entry is at most both maxima, so x_ij / s_ij <= top.  A tensor of more
+    axes keeps the maximum over all other axes for each of its axes and takes
+    the smallest of those that meet at an entry.  Against one scale per block,
+    a small entry in a row and a column of small entries keeps its own
+    precision (the second moment's rows and columns often differ by decades).
+
+    Leaves: ``codes`` (as ``QuantizedArray``'s, with no blocks: two 4-bit
+    codes per byte, the flattened array padded to an even length) and
+    ``maxes``, one float32 vector per axis.  A NaN reads back as NaN along
+    its row and column.
+
+    Reference: Li, Chen, Zhu, "Memory Efficient Optimizers with 4-bit
+    States", 2023, arXiv 2309.01507, section 4.2.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> x = jnp.array([[1.0, 0.001], [0.002, 0.002]])
+      >>> q = gradtx.Rank1QuantizedArray.quantize(x, "linear4")
+      >>> q.maxes
+      (Array([1.   , 0.002], dtype=float32), Array([1.   , 0.002], dtype=float32))
+      >>> q.dequantize()
+      Array([[1.   , 0.001],
+             [0.002, 0.002]], dtype=float32)
+    """
+
+    __slots__ = ("codes", "maxes", "shape", "dtype", "code")
+
+    def __init__(self, codes, maxes, shape, dtype, code):
+        self.codes = codes
+        self.maxes = tuple(maxes)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.code = code
+
+    def tree_flatten_with_keys(self):
+        children = ((GetAttrKey("codes"), self.codes), (GetAttrKey("maxes"), self.maxes))
+        return children, (self.shape, self.dtype, self.code)
+
+    def tree_flatten(self):
+        return (self.codes, self.maxes), (self.shape, self.dtype, self.code)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def __repr__(self):
+        return (
+            f"Rank1QuantizedArray(shape={self.shape}, dtype={self.dtype.name}, code={self.code!r})"
+        )
+
+    @staticmethod
+    def _scales(maxes, top):
+        """s_ij = min over the axes of the maxima meeting at each entry, over top."""
+        ndim = len(maxes)
+        shaped = [m.reshape((1,) * k + (-1,) + (1,) * (ndim - k - 1)) for k, m in enumerate(maxes)]
+        return functools.reduce(jnp.minimum, shaped) / np.float32(top)
+
+    @classmethod
+    def quantize(cls, x, code: str, key=None) -> Rank1QuantizedArray:
+        """``x`` (at least 2 axes) stored under map ``code``; stochastic rounding with ``key``."""
+        m = quantization_map(code)
+        x = jnp.asarray(x)
+        a = jnp.abs(x.astype(jnp.float32))
+        axes = range(x.ndim)
+        maxes = tuple(jnp.max(a, axis=tuple(o for o in axes if o != k)) for k in axes)
+        scale = cls._scales(maxes, m.top)
+        normed = x.astype(jnp.float32) / jnp.where(scale > 0, scale, np.float32(1))
+        codes = m.encode(normed.reshape(-1), key)
+        if m.bits == 4:
+            codes = _pack_pairs(jnp.pad(codes, (0, codes.size % 2)))
+        if code == "fp8":
+            codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
+        return cls(codes, maxes, x.shape, x.dtype, code)
+
+    def dequantize(self) -> jax.Array:
+        """The stored array: s_ij * T(q_ij), in its shape and dtype."""
+        m = quantization_map(self.code)
+        codes = self.codes
+        if self.code == "fp8":
+            codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
+        if m.bits == 4:
+            values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
+        else:
+            values = m.decode(codes)
+        size = int(np.prod(self.shape, dtype=np.int64))
+        values = values.reshape(-1)[:size].reshape(self.shape)
+        return (values * self._scales(self.maxes, m.top)).astype(self.dtype)
+
+
 def _is_quantized(x) -> bool:
-    return isinstance(x, QuantizedArray)
+    return isinstance(x, (QuantizedArray, Rank1QuantizedArray))
 
 
 # ----------------------------------------------------------------------------
@@ -305,6 +527,39 @@ class QuantizedState(NamedTuple):
 _BITS = {8: ("dynamic8", "dynamic8_unsigned"), 4: ("de4", "linear4"), "fp8": ("fp8", "fp8")}
 
 
+def _check_layout(owner, path, leaf, block_size) -> None:
+    """Refuse a state leaf whose shards the flattened blocks would mix.
+
+    A leaf sharded along its leading axis only splits into contiguous runs
+    of the flattened array, one per shard, so its codes and scales split the
+    same way as long as each run is a whole number of blocks.  A leaf split
+    along another axis interleaves its shards in the flattened order.
+    """
+    if isinstance(leaf, jax.Array) and not is_traced(leaf):
+        sharding = leaf.sharding
+    else:
+        sharding = getattr(jax.typeof(leaf), "sharding", None)
+    if not isinstance(sharding, jax.sharding.NamedSharding) or not jnp.ndim(leaf):
+        return
+    spec = tuple(sharding.spec) + (None,) * (jnp.ndim(leaf) - len(sharding.spec))
+    where = f"{owner}: state leaf {path_str(path)} of shape {jnp.shape(leaf)} is sharded {spec}"
+    if any(entry is not None for entry in spec[1:]):
+        raise ValueError(
+            f"{where}: the blocks run along the flattened array, so only a split of the "
+            f"leading axis keeps each shard's entries together; shard the parameter along "
+            f"axis 0 (or move the split there), or leave this leaf out (keys=, min_size=)"
+        )
+    axes = () if spec[0] is None else (spec[0],) if isinstance(spec[0], str) else spec[0]
+    shards = int(np.prod([sharding.mesh.shape[a] for a in axes], dtype=np.int64))
+    per_shard = int(np.prod(jnp.shape(leaf), dtype=np.int64)) // shards
+    if shards > 1 and per_shard % block_size:
+        raise ValueError(
+            f"{where}: each of its {shards} shards holds {per_shard} entries, not a "
+            f"multiple of block_size={block_size}, so a block would straddle two shards; "
+            f"choose a block_size that divides {per_shard}"
+        )
+
+
 def _fields(path) -> set:
     return {k.name for k in path if isinstance(k, GetAttrKey)}
 
@@ -317,6 +572,7 @@ def quantized_state(
     keys: tuple[str, ...] | None = None,
     rounding: str = "nearest",
     *,
+    normalization: str = "block",
     second_moments: tuple[str, ...] = SECOND_MOMENTS,
     seed: int = 0,
 ) -> GradientTransformation:
@@ -340,12 +596,22 @@ def quantized_state(
       keys: if given, the floating-point leaves whose path has one of these
         state fields (``("mu", "nu")``) are quantized, whatever their size.
       rounding: ``"nearest"`` or ``"stochastic"``.
+      normalization: ``"block"`` (one scale per block, above) or ``"rank1"``:
+        second-moment leaves of two or more axes are stored as a
+        ``Rank1QuantizedArray`` (Li et al.'s rank-1 normalization: each entry
+        scaled by the smaller of its row's and its column's maximum), the
+        other leaves in blocks.
       second_moments: the state fields whose leaves get the unsigned map
         (``dynamic8_unsigned``, ``linear4``).
       seed: seeds stochastic rounding.
 
     Returns:
       A transform with state ``QuantizedState(count, inner_state)``.
+
+    With ``flatten``: ``quantized_state(flatten(tx))`` stores flatten's packed
+    buffers (one per dtype, blocks running across the leaves packed in it);
+    ``flatten(quantized_state(tx))`` is refused, as packing would move the
+    blocks' boundaries.
 
     With the defaults, Adam's state takes 2 * (1 + 4 / 256) bytes per
     parameter at 8 bits and 2 * (0.5 + 4 / 256) at 4 bits, against 8 in
@@ -380,6 +646,10 @@ def quantized_state(
         raise ValueError(f"{owner}: keys must be state field names (strings), got {keys!r}")
     if rounding not in ("nearest", "stochastic"):
         raise ValueError(f"{owner}: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
+    if normalization not in ("block", "rank1"):
+        raise ValueError(
+            f"{owner}: normalization must be 'block' or 'rank1', got {normalization!r}"
+        )
     signed_map, unsigned_map = _BITS[bits]
     second = frozenset(second_moments)
     selected = None if keys is None else frozenset(keys)
@@ -402,6 +672,12 @@ def quantized_state(
             return None
         return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), count), i)
 
+    def store(path, leaf, code, key):
+        if normalization == "rank1" and code == unsigned_map and jnp.ndim(leaf) >= 2:
+            return Rank1QuantizedArray.quantize(leaf, code, key)
+        _check_layout(owner, path, leaf, block_size)
+        return QuantizedArray.quantize(leaf, code, block_size, key)
+
     def init(params):
         count = new_count()
         flat, treedef = jax.tree_util.tree_flatten_with_path(tx.init(params))
@@ -409,22 +685,23 @@ def quantized_state(
         for i, (path, leaf) in enumerate(flat):
             code = choose(path, leaf)
             if code is not None:
-                leaf = QuantizedArray.quantize(leaf, code, block_size, key_for(count, i))
+                leaf = store(path, leaf, code, key_for(count, i))
             out.append(leaf)
         return QuantizedState(count, treedef.unflatten(out))
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, QuantizedState)
-        stored, treedef = jax.tree.flatten(state.inner_state, is_leaf=_is_quantized)
+        flat, treedef = jax.tree_util.tree_flatten_with_path(
+            state.inner_state, is_leaf=_is_quantized
+        )
+        paths, stored = [p for p, _ in flat], [s for _, s in flat]
         inner = treedef.unflatten([s.dequantize() if _is_quantized(s) else s for s in stored])
         updates, new_inner = inner_update(updates, inner, params, **extra)
         count = increment(state.count)
         new = jax.tree.structure(inner).flatten_up_to(new_inner)
         out = [
-            QuantizedArray.quantize(n, s.code, block_size, key_for(count, i))
-            if _is_quantized(s)
-            else n
-            for i, (s, n) in enumerate(zip(stored, new))
+            store(path, n, s.code, key_for(count, i)) if _is_quantized(s) else n
+            for i, (path, s, n) in enumerate(zip(paths, stored, new))
         ]
         return updates, QuantizedState(count, treedef.unflatten(out))
 
@@ -440,6 +717,7 @@ def quantized_state(
             "min_size": min_size,
             "keys": keys,
             "rounding": rounding,
+            "normalization": normalization,
         },
     )
 

@@ -7,6 +7,11 @@ against a brute-force nearest-value search over those codebooks.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -90,24 +95,50 @@ def test_quantization_map_de4_is_li_et_al_dynamic_exponent():
     np.testing.assert_allclose(dynamic_tree_reference(4, True)[8:], np.negative(magnitudes))
 
 
+def encoder_inputs(values, seed):
+    """Random points over the range and over eight decades below its top, the values,
+    and each float32 midpoint between neighbours with the float32 on either side
+    (where rounding to nearest changes its answer), all float32."""
+    top = np.nanmax(values)
+    distinct = np.unique(values[np.isfinite(values)])
+    mid = ((distinct[:-1] + distinct[1:]) / 2).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            rng.uniform(-1.1 * top, 1.1 * top, 4000).astype(np.float32),
+            (top * rng.choice([-1, 1], 2000) * 10.0 ** rng.uniform(-8, 0, 2000)).astype(np.float32),
+            distinct.astype(np.float32),
+            mid,
+            np.nextafter(mid, np.float32(-np.inf)),
+            np.nextafter(mid, np.float32(np.inf)),
+            np.float32([0.0, -0.0, top, -top]),
+        ]
+    )
+
+
 @pytest.mark.parametrize("name", MAPS)
 def test_encode_nearest_matches_brute_force(name):
     values = REFERENCE_MAPS[name]
-    top = np.nanmax(values)
-    rng = np.random.default_rng(1)
-    x = np.concatenate(
-        [
-            rng.uniform(-1.1 * top, 1.1 * top, 4000),
-            top * rng.choice([-1, 1], 2000) * 10.0 ** rng.uniform(-8, 0, 2000),
-            values[np.isfinite(values)],
-            [0.0, -0.0, top, -top],
-        ]
-    ).astype(np.float32)
+    x = encoder_inputs(values, 1)
     m = gradtx.quantization_map(name)
     codes = np.asarray(m.encode(jnp.asarray(x)))
     expected = nearest_codes_reference(x.astype(np.float64), values)
     np.testing.assert_array_equal(codes, expected)
     np.testing.assert_allclose(np.asarray(m.decode(codes)), values[expected], rtol=2**-24, atol=0)
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_encode_stochastic_picks_a_neighbour(name):
+    values = REFERENCE_MAPS[name]
+    distinct = np.unique(values[np.isfinite(values)]).astype(np.float32)
+    x = np.clip(encoder_inputs(values, 2), distinct[0], distinct[-1])
+    m = gradtx.quantization_map(name)
+    decoded = values[np.asarray(m.encode(jnp.asarray(x), jax.random.PRNGKey(4)))].astype(np.float32)
+    rank = np.searchsorted(distinct, x, side="right") - 1  # the largest value <= x
+    lo = distinct[np.clip(rank, 0, distinct.size - 2)]
+    hi = distinct[np.clip(rank, 0, distinct.size - 2) + 1]
+    assert ((decoded == lo) | (decoded == hi)).all()
+    np.testing.assert_array_equal(decoded[x == lo], x[x == lo])  # a value is kept
 
 
 @pytest.mark.parametrize("name", ["dynamic8", "de4", "linear4", "fp8"])
@@ -155,6 +186,58 @@ def test_quantized_array_matches_blockwise_reference(name, block):
     np.testing.assert_allclose(
         np.asarray(q.dequantize()), expected.reshape(x.shape), rtol=3 * 2**-24, atol=0
     )
+
+
+def rank1_reference(x, values):
+    """Li et al.'s rank-1 normalization in NumPy: per-axis maxima of |x|, each entry
+    scaled by the smallest that meets at it, the nearest code of x / scale."""
+    a = np.abs(x)
+    maxes = [a.max(axis=tuple(o for o in range(x.ndim) if o != k)) for k in range(x.ndim)]
+    scale = np.full(x.shape, np.inf, np.float32)
+    for k, m in enumerate(maxes):
+        scale = np.minimum(scale, m.reshape((1,) * k + (-1,) + (1,) * (x.ndim - k - 1)))
+    scale = scale / np.float32(np.nanmax(values))
+    codes = nearest_codes_reference((x / scale).reshape(-1).astype(np.float64), values)
+    return maxes, codes, values[codes].reshape(x.shape) * scale.astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    "name,shape", [("linear4", (7, 12)), ("linear4", (3, 4, 5)), ("dynamic8_unsigned", (9, 6))]
+)
+def test_rank1_quantized_array_matches_reference(name, shape):
+    rng = np.random.default_rng(12)
+    # rows and columns several decades apart, as a second moment's are
+    x = np.ones(shape)
+    for k, n in enumerate(shape):
+        x = x * (10.0 ** rng.uniform(-4, 0, n)).reshape(
+            (1,) * k + (-1,) + (1,) * (len(shape) - k - 1)
+        )
+    x = (x * rng.uniform(0.1, 1.0, shape)).astype(np.float32)
+    q = gradtx.Rank1QuantizedArray.quantize(jnp.asarray(x), name)
+    maxes, codes, expected = rank1_reference(x, REFERENCE_MAPS[name])
+    for got, want in zip(q.maxes, maxes):
+        np.testing.assert_array_equal(np.asarray(got), want)
+    stored = np.asarray(q.codes)
+    if gradtx.quantization_map(name).bits == 4:
+        codes = np.concatenate([codes, np.zeros(codes.size % 2, codes.dtype)])
+        codes = codes[0::2] | (codes[1::2] << 4)
+    np.testing.assert_array_equal(stored, codes.astype(np.uint8))
+    np.testing.assert_allclose(np.asarray(q.dequantize()), expected, rtol=3 * 2**-24, atol=0)
+
+
+def test_rank1_keeps_small_rows_and_columns_that_blocks_lose():
+    # A second moment whose rows and columns span four decades: one scale per
+    # block of 64 (a row) rounds the row's small entries up to its smallest code,
+    # 1/16 of its largest; rank-1 scales each entry by the smaller of its row's
+    # and its column's maxima.  Measured median relative errors: 0.15 and 4.4.
+    rng = np.random.default_rng(13)
+    x = np.outer(10.0 ** rng.uniform(-4, 0, 64), 10.0 ** rng.uniform(-4, 0, 64))
+    x = (x * rng.uniform(0.5, 1.0, x.shape)).astype(np.float32)
+    block = gradtx.QuantizedArray.quantize(jnp.asarray(x), "linear4", 64).dequantize()
+    rank1 = gradtx.Rank1QuantizedArray.quantize(jnp.asarray(x), "linear4").dequantize()
+    error = lambda y: np.median(np.abs(np.asarray(y) / x - 1))  # noqa: E731
+    assert error(rank1) < 0.3
+    assert error(block) > 2.0
 
 
 def test_quantized_array_block_with_nan_reads_back_as_nan():
@@ -215,6 +298,19 @@ def test_quantized_state_stores_second_moment_unsigned_and_first_signed():
     assert inner.direction.states[0].mu["w"].code == "de4"
     assert inner.preconditioner.nu["w"].code == "linear4"
     assert inner.preconditioner.nu["w"].codes.shape == (3 * 256 // 2,)  # 600 entries, 3 blocks
+
+
+def test_quantized_state_rank1_stores_matrix_second_moments_only():
+    opt = gradtx.quantized_state(gradtx.adam(0.05), bits=4, min_size=0, normalization="rank1")
+    params, state = run(opt, PARAMS, 5)
+    inner = state.inner_state.states[0]
+    nu, mu = inner.preconditioner.nu, inner.direction.states[0].mu
+    assert isinstance(nu["w"], gradtx.Rank1QuantizedArray)
+    assert [m.shape for m in nu["w"].maxes] == [(20,), (30,)]
+    assert nu["w"].codes.shape == (300,)  # 600 entries, two per byte
+    assert isinstance(nu["b"], gradtx.QuantizedArray)  # a vector: in blocks
+    assert isinstance(mu["w"], gradtx.QuantizedArray)  # not a second moment
+    assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(params))
 
 
 def test_quantized_state_selects_by_size_or_by_keys():
@@ -429,6 +525,7 @@ def test_adam_quantized_state_bytes_per_param(bits, bound):
         (dict(min_size=-1), "min_size must be an int >= 0, got -1"),
         (dict(keys=(1,)), "keys must be state field names"),
         (dict(rounding="up"), "rounding must be 'nearest' or 'stochastic', got 'up'"),
+        (dict(normalization="row"), "normalization must be 'block' or 'rank1', got 'row'"),
     ],
 )
 def test_quantized_state_bad_arguments_raise(kwargs, match):
@@ -445,6 +542,58 @@ def test_quantized_state_with_foreign_state_raises():
     opt = gradtx.quantized_state(gradtx.adam(0.1))
     with pytest.raises(TypeError, match="expected a QuantizedState, got ChainState"):
         opt.update(PARAMS, gradtx.adam(0.1).init(PARAMS), PARAMS)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_state_of_flatten_quantizes_packed_buffer_like_one_vector(bits):
+    # flatten packs the leaves, in pytree order, into one buffer; quantized_state
+    # stores that buffer: the run is the same optimizer's on the concatenation
+    # (to an ulp: the packed step's arithmetic fuses differently).
+    params = {"w": PARAMS["w"], "b": jnp.linspace(-1, 1, 30, dtype=jnp.float32)}
+    packed = gradtx.quantized_state(
+        gradtx.flatten(gradtx.adam(0.05)), bits=bits, min_size=0, block_size=64
+    )
+    state = packed.init(params)
+    buffers = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, gradtx.QuantizedArray))
+    assert [b.shape for b in buffers if isinstance(b, gradtx.QuantizedArray)] == [(630,)] * 2
+    trained, _ = run(packed, params, 3)
+    vector = jnp.concatenate([x.reshape(-1) for x in jax.tree.leaves(params)])
+    one = gradtx.quantized_state(gradtx.adam(0.05), bits=bits, min_size=0, block_size=64)
+    expected, _ = run(one, vector, 3)
+    flat = np.concatenate([np.asarray(x).reshape(-1) for x in jax.tree.leaves(trained)])
+    np.testing.assert_allclose(flat, np.asarray(expected), rtol=1e-6, atol=1e-7)
+
+
+def test_flatten_of_quantized_state_raises():
+    with pytest.raises(ValueError, match="quantized_state cannot run on packed buffers: it quan"):
+        gradtx.flatten(gradtx.quantized_state(gradtx.adam(0.1)))
+
+
+@pytest.mark.slow  # a process of its own on 4 simulated devices, like tests/test_sharding.py
+def test_quantized_state_sharding_checks_pass_on_4_devices():
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
+    env["XLA_FLAGS"] = " ".join(flags + ["--xla_force_host_platform_device_count=4"])
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in [env.get("PYTHONPATH")] if p])
+    checks = root / "tests" / "quantized_sharding_checks.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "--tb=short", str(checks)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, (
+        f"tests/quantized_sharding_checks.py on 4 simulated devices failed:\n"
+        f"{(proc.stdout + proc.stderr)[-8000:]}"
+    )
 
 
 # ----------------------------------------------------------------------------
