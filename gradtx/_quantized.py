@@ -390,6 +390,8 @@ class QuantizedArray:
         """The stored array: s_b * T(q_i), in its shape and dtype."""
         m = quantization_map(self.code)
         codes = self.codes
+        if codes.size == 0:  # a zero-size leaf: no blocks, nothing to decode
+            return jnp.zeros(self.shape, self.dtype)
         if self.code == "fp8":
             codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
         codes = codes.reshape(self.scales.shape[0], -1)
@@ -497,6 +499,8 @@ class Rank1QuantizedArray:
         """The stored array: s_ij * T(q_ij), in its shape and dtype."""
         m = quantization_map(self.code)
         codes = self.codes
+        if codes.size == 0:  # a zero-size leaf: no blocks, nothing to decode
+            return jnp.zeros(self.shape, self.dtype)
         if self.code == "fp8":
             codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
         if m.bits == 4:

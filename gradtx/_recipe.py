@@ -69,6 +69,12 @@ def recipe(fn: Callable | None = None, *, prefix: str = "") -> Callable:
     owner = prefix + fn.__name__
     signature = inspect.signature(fn)
     checks = _checks_of(fn)
+    shown = signature.replace(
+        parameters=[
+            p.replace(annotation=_SHOWN.get(p.annotation, p.annotation))
+            for p in signature.parameters.values()
+        ]
+    )
 
     @functools.wraps(fn)
     def build(*args, **kwargs) -> GradientTransformation:
@@ -96,7 +102,26 @@ def recipe(fn: Callable | None = None, *, prefix: str = "") -> Callable:
         transforms = [t for t in transforms if t is not None]
         return chain(*transforms, name=owner, hyperparams=hyperparams)
 
+    # The signature a reader (and introspecting code) sees: the types, not the checks
+    # (learning_rate: ScalarOrSchedule, as optax's signatures read).
+    setattr(build, "__signature__", shown)  # noqa: B010 (functools.wraps types no such attribute)
     return build
+
+
+_SHOWN = {
+    "Rate": "ScalarOrSchedule",
+    "OptionalRate": "ScalarOrSchedule | None",
+    "Decay": "float",
+    "OptionalDecay": "float | None",
+    "UnitInterval": "float",
+    "NonNegative": "float",
+    "OptionalNonNegative": "float | None",
+    "Positive": "float",
+    "StateDtype": "DTypeLike | None",
+    "DecayPair": "tuple[float, float]",
+    "FiniteNumbers": "Any",
+    "Transformation": "GradientTransformation",
+}
 
 
 _OMIT = object()

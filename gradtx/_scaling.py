@@ -107,13 +107,15 @@ def scale_by_learning_rate(
             check_float_leaves(owner, params, "params")
         return ScheduleState(count=new_count()) if scheduled else EmptyState()
 
+    schedule = learning_rate if callable(learning_rate) else None
+
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleState if scheduled else EmptyState)
-        if not scheduled:
+        if schedule is None:
             updates = promote_integer_leaves(updates)
             return jax.tree.map(lambda u: _scaled(u, step), updates), state
         check_float_leaves(owner, updates, "updates")
-        lr = learning_rate(state.count)
+        lr = schedule(state.count)
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))
 

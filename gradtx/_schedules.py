@@ -334,10 +334,15 @@ def exponential_decay(
     def schedule(step):
         p = _decay_exponent(step, transition_steps, transition_begin, staircase)
         value = init_value * jnp.power(jnp.asarray(decay_rate, value_dtype()), p)
+        start = jnp.asarray(init_value, value.dtype)
         if has_bound:
+            # The bound clips the start too (decay_rate = 1 with end_value < init_value
+            # is end_value throughout, as in optax).
             bound = jnp.asarray(end_value, value.dtype)
-            value = jnp.where(decay_rate < 1, jnp.maximum(value, bound), jnp.minimum(value, bound))
-        return _pin_ends(step, value, transition_begin, init_value)
+            lower = decay_rate < 1
+            value = jnp.where(lower, jnp.maximum(value, bound), jnp.minimum(value, bound))
+            start = jnp.where(lower, jnp.maximum(start, bound), jnp.minimum(start, bound))
+        return _pin_ends(step, value, transition_begin, start)
 
     return _named(schedule, owner, init_value, *([] if end_value is None else [end_value]))
 

@@ -145,7 +145,8 @@ def place_state(state: PyTree, params: PyTree) -> PyTree:
 
     Eagerly, nothing moves unless some parameter has a ``NamedSharding``: then
     each moment is put with its parameter's sharding and every other leaf
-    replicated over that parameter's mesh.  Under a trace, each moment is
+    replicated over that parameter's mesh.  Under a trace on more than one
+    device, each moment is
     tied to its parameter (``shard_alike`` on ``Auto`` axes, ``reshard`` on
     ``Explicit`` ones), and on ``Auto`` axes a state with no moment at all
     ties its first leaf to a replicated entry of the first parameter, so
@@ -156,6 +157,9 @@ def place_state(state: PyTree, params: PyTree) -> PyTree:
     if not param_leaves or not jax.tree.leaves(state):
         return state
     if any(isinstance(p, Tracer) for p in param_leaves):
+        # One device: nothing to place, and the program stays the one init traced.
+        if jax.device_count() == 1:
+            return state
         return _tie_traced(state, params, param_leaves)
     mesh = next(
         (
