@@ -24,17 +24,8 @@ import numpy as np
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
 from ._numerics import compute_dtype, is_traced
+from ._tree import real_vdot as _vdot
 from ._tree import zeros_like_tree
-
-
-def _vdot(a, b):
-    """Re <a, b> over every leaf (a conjugated), contracted without flattening, at HIGHEST
-    matmul precision, leaf sums added in tree order."""
-    parts = [
-        jnp.real(jnp.tensordot(jnp.conj(x), y, jnp.ndim(x), precision=jax.lax.Precision.HIGHEST))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
-    ]
-    return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
 
 
 def _axpy(params, step, updates):

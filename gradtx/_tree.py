@@ -159,3 +159,13 @@ def non_array_leaf_error(owner: str, what: str, path, leaf) -> NonArrayLeafError
         f"needs every leaf of the {what} to be an array: pass only the arrays to init and "
         f"update (with Equinox: eqx.filter(model, eqx.is_inexact_array))"
     )
+
+
+def real_vdot(a, b):
+    """Re <a, b> over every leaf (a conjugated), contracted without flattening, at HIGHEST
+    matmul precision, leaf sums added in tree order."""
+    parts = [
+        jnp.real(jnp.tensordot(jnp.conj(x), y, jnp.ndim(x), precision=jax.lax.Precision.HIGHEST))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    ]
+    return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
