@@ -88,7 +88,13 @@ CASES = {
 }
 
 # Per-leaf cases by leaf count (bench_per_leaf.py); not part of ``--case all``.
-PER_LEAF_CASES = {"mixed": mixed, "many_small": many_small}
+def uniform(leaves: int = 2000, seed: int = 0):
+    """``leaves`` vectors of 1,024 values each (seed unused: every shape is the same)."""
+    del seed
+    return {f"p{i:05d}": (1024,) for i in range(leaves)}
+
+
+PER_LEAF_CASES = {"mixed": mixed, "many_small": many_small, "uniform": uniform}
 
 # Cases that ``--case all`` runs only on an accelerator (they do not fit this project's CPU
 # machine: params, grads and two moments of 1.07B float32 values are 17 GB per implementation).
