@@ -87,6 +87,28 @@ def resolve_mask(mask, params):
     return mask(params) if is_mask_function(mask) else mask
 
 
+def prune_mask(mask, params):
+    """``mask`` without its entries at the params' None leaves, when that makes it fit.
+
+    A group of ``partition`` sees the params with the other groups' leaves
+    replaced by None; a mask written for the whole model (as optax's muon
+    takes its ``weight_decay_mask``) has a bool there.  Those entries are
+    dropped; any other mismatch is left for the caller's structure check.
+    """
+    if mask is None or jax.tree.structure(mask) == jax.tree.structure(params):
+        return mask
+    is_none = lambda x: x is None  # noqa: E731
+    whole = jax.tree.structure(params, is_leaf=is_none)
+    if jax.tree.structure(mask) != whole:
+        return mask
+    kept = [
+        k
+        for k, p in zip(jax.tree.leaves(mask), jax.tree.leaves(params, is_leaf=is_none))
+        if p is not None
+    ]
+    return jax.tree.structure(params).unflatten(kept)
+
+
 def is_mask_function(mask) -> bool:
     """A mask given as a function of the params: callable, and a pytree leaf itself.
 

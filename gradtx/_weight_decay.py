@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_learning_rate, check_range, check_state, promote_integer_leaves
 from ._numerics import add, binds_directly, cast, increment, mul, new_count
-from ._tree import check_same_structure, resolve_mask
+from ._tree import check_same_structure, prune_mask, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
 
 
@@ -68,7 +68,7 @@ def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
             state = ScheduleState(count=increment(state.count))
         else:
             wd = weight_decay
-        keep = resolve_mask(mask, params)
+        keep = prune_mask(resolve_mask(mask, params), params)
         if keep is None:
             keep = jax.tree.map(lambda _: True, params)
         check_same_structure(

@@ -351,6 +351,30 @@ def test_muon_mask_routes_embedding_to_adamw(x64):
     np.testing.assert_allclose(u["w"], expected_w, rtol=1e-10)
 
 
+def test_muon_with_a_whole_model_weight_decay_mask_matches_optax(x64):
+    # optax code passes a mask shaped like all the params; only the Muon
+    # leaves' entries matter (the AdamW leaves take adam_weight_decay).
+    params = {
+        "w": jnp.full((3, 3), 0.5),
+        "b": jnp.ones(3),
+        "v": jnp.arange(8.0).reshape(2, 4) / 7,
+    }
+    mask = {"w": True, "b": False, "v": False}
+    finals = []
+    for make in (optax.contrib.muon, gradtx.muon):
+        opt = make(0.1, weight_decay=0.1, weight_decay_mask=mask)
+        p, state = params, opt.init(params)
+        for i in range(5):
+            g = jax.tree.map(lambda x, i=i: jnp.cos(3 * x + float(i)), p)
+            with jax.numpy_dtype_promotion("standard"):  # optax's muon mixes dtypes
+                u, state = opt.update(g, state, p)
+            p = optax.apply_updates(p, u)
+        finals.append(p)
+    for name in params:
+        np.testing.assert_allclose(finals[1][name], finals[0][name], rtol=1e-10, atol=1e-14)
+    assert not np.allclose(finals[1]["w"], params["w"])
+
+
 @pytest.mark.parametrize("problem_name", ["nested_quadratic", "mlp"])
 def test_normuon_matches_closed_form(problem_name, x64):
     problem = PROBLEMS[problem_name]
