@@ -49,8 +49,20 @@ def chain(
     updates_of = [update_fn(t) for t in transforms]
     recipe = name != "chain"
 
+    def named(error):
+        """A part's error prefixed with the recipe's name (once), to name what the user built."""
+        if recipe and not str(error).startswith(f"{name}:"):
+            return type(error)(f"{name}: {error}")
+        return None
+
     def init(params):
-        return ChainState(tuple(t.init(params) for t in transforms))
+        try:
+            return ChainState(tuple(t.init(params) for t in transforms))
+        except (ValueError, TypeError) as error:
+            renamed = named(error)
+            if renamed is None:
+                raise
+            raise renamed from error
 
     def update(updates, state, params=None, **extra):
         check_state(name, state, ChainState)
@@ -66,9 +78,10 @@ def chain(
                 updates, part_state = part_update(updates, part_state, params, **extra)
                 new_states.append(part_state)
         except (ValueError, TypeError) as error:
-            if recipe and not str(error).startswith(f"{name}:"):
-                raise type(error)(f"{name}: {error}") from error
-            raise
+            renamed = named(error)
+            if renamed is None:
+                raise
+            raise renamed from error
         return updates, ChainState(tuple(new_states))
 
     return GradientTransformation(

@@ -313,7 +313,7 @@ def test_integer_params_raise_type_error_naming_leaf_at_init(row):
         return
     with pytest.raises(
         TypeError,
-        match=rf"^\w+: params leaf {INT_LEAF} "
+        match=rf"^(\w+: )+params leaf {INT_LEAF} "
         rf"has dtype int32",
     ):
         opt.init(INT_PARAMS)

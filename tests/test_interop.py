@@ -399,10 +399,11 @@ def test_stateless_transforms_init_on_a_function_leaf_and_update_as_optax():
 @pytest.mark.parametrize(
     ("make", "owner"),
     [
-        (lambda: gradtx.sgd(1e-2, momentum=0.9), "trace"),
+        # an error inside a recipe names the recipe, then its part
+        (lambda: gradtx.sgd(1e-2, momentum=0.9), "sgd: trace"),
         (lambda: gradtx.trace(0.9), "trace"),
-        (lambda: gradtx.adam(1e-3), "scale_by_momentum"),
-        (lambda: gradtx.nadam(1e-3), "scale_by_nadam_momentum"),
+        (lambda: gradtx.adam(1e-3), "adam: scale_by_momentum"),
+        (lambda: gradtx.nadam(1e-3), "nadam: scale_by_nadam_momentum"),
     ],
 )
 def test_momentum_on_a_function_leaf_raises_naming_the_leaf_and_the_filter(make, owner):
