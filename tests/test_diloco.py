@@ -3,6 +3,14 @@ jax.shard_map on 4 simulated devices and in two jax.distributed processes in sub
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,7 +58,7 @@ def test_snoo_matches_numpy_transcription(x64):
     opt = gradtx.snoo(gradtx.adamw(**ref.INNER), sync_period=2, learning_rate=0.5, momentum=0.8)
     p = {k: jnp.asarray(v) for k, v in params.items()}
     state = opt.init(p)
-    step = _step(opt)  # eager: no jit, no vmap
+    step = jax.jit(_step(opt))
     for t in range(ref.STEPS):
         p, state = step(
             p, state, {k: v[0] for k, v in curv.items()}, {k: v[t, 0] for k, v in targets.items()}
@@ -106,3 +114,77 @@ def test_diloco_update_without_params_raises():
     params = {"w": jnp.zeros(2)}
     with pytest.raises(ValueError, match="diloco: update needs params"):
         opt.update(params, opt.init(params))
+
+
+# In processes of their own: jax must start with several CPU devices.
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = ROOT / "tests" / "diloco_worker.py"
+TIMEOUT_S = 240
+
+
+def _env(n_devices):
+    env = dict(os.environ)
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
+    env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n_devices}"])
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+def _max_error(output):
+    found = re.findall(r"^max_abs_error (\S+)$", output, re.MULTILINE)
+    assert len(found) == 1, output[-4000:]
+    return float(found[0])
+
+
+@pytest.mark.slow
+def test_diloco_under_shard_map_on_4_devices_matches_numpy_workers():
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), "mesh"],
+        cwd=ROOT,
+        env=_env(4),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert _max_error(output) <= 1e-10
+
+
+@pytest.mark.slow
+def test_diloco_in_two_processes_matches_numpy_workers(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logs = [tmp_path / f"process_{i}.log" for i in range(2)]
+    procs = []
+    try:
+        for i, log in enumerate(logs):
+            with open(log, "w") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, str(WORKER), "process", str(port), str(i)],
+                        cwd=ROOT,
+                        env=_env(2),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + TIMEOUT_S
+        for proc in procs:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, log in zip(procs, logs):
+        output = log.read_text()
+        assert proc.returncode == 0, output[-4000:]
+        assert _max_error(output) <= 1e-10
