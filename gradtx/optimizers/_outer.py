@@ -48,11 +48,14 @@ def snoo(
 
     Example:
       >>> import jax.numpy as jnp, gradtx
-      >>> opt = gradtx.snoo(gradtx.adamw(1e-2), sync_period=4)
-      >>> params = {"w": jnp.array([1.0, -2.0])}
-      >>> updates, state = opt.update({"w": jnp.array([1.0, 1.0])}, opt.init(params), params)
-      >>> gradtx.apply_updates(params, updates)["w"]
-      Array([ 0.99, -2.01], dtype=float32)
+      >>> opt = gradtx.snoo(gradtx.sgd(0.1), sync_period=2)  # w~: 1.0, 0.9, 0.8
+      >>> params = {"w": jnp.array([1.0])}
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     u, state = opt.update({"w": jnp.array([1.0])}, state, params)
+      ...     params = gradtx.apply_updates(params, u)
+      >>> params["w"]  # s = 0.2, b = 0.2, w = 1 - 0.7 * (0.9 * 0.2 + 0.2)
+      Array([0.73399997], dtype=float32)
 
     Reference: Kallusky, Rao, Nandavanam, Shi, "SNOO: Step-K Nesterov Outer
     Optimizer - The Surprising Effectiveness of Nesterov Momentum Applied to
