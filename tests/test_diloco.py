@@ -188,3 +188,43 @@ def test_diloco_in_two_processes_matches_numpy_workers(tmp_path):
         output = log.read_text()
         assert proc.returncode == 0, output[-4000:]
         assert _max_error(output) <= 1e-10
+
+
+@pytest.mark.slow
+def test_snoo_in_float32_matches_torch_adamw_and_nesterov_sgd():
+    import torch  # here, not at the top: importing torch takes seconds
+
+    params, curv, targets = ref.problem(workers=1)
+    k_steps, lr, mu = 3, 0.5, 0.8
+    fast = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True) for k, v in params.items()}
+    slow = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True) for k, v in params.items()}
+    inner = torch.optim.AdamW(
+        list(fast.values()),
+        lr=ref.INNER["learning_rate"],
+        betas=(ref.INNER["b1"], ref.INNER["b2"]),
+        eps=ref.INNER["eps"],
+        weight_decay=ref.INNER["weight_decay"],
+    )
+    outer = torch.optim.SGD(list(slow.values()), lr=lr, momentum=mu, nesterov=True)
+    opt = gradtx.snoo(gradtx.adamw(**ref.INNER), sync_period=k_steps, learning_rate=lr, momentum=mu)
+    p = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+    a = {k: jnp.asarray(v[0], jnp.float32) for k, v in curv.items()}
+    state = opt.init(p)
+    step = jax.jit(_step(opt))
+    for t in range(ref.STEPS):
+        c = {k: v[t, 0].astype(np.float32) for k, v in targets.items()}
+        p, state = step(p, state, a, {k: jnp.asarray(v) for k, v in c.items()})
+        with torch.no_grad():
+            for k, w in fast.items():
+                w.grad = torch.tensor(curv[k][0], dtype=torch.float32) * (w - torch.tensor(c[k]))
+        inner.step()
+        if (t + 1) % k_steps == 0:
+            with torch.no_grad():
+                for k, w in slow.items():
+                    w.grad = w - fast[k]  # the pseudo-gradient s = w - w~
+            outer.step()
+            with torch.no_grad():
+                for k, w in fast.items():
+                    w.copy_(slow[k])
+        for k in params:
+            np.testing.assert_allclose(p[k], fast[k].detach().numpy(), rtol=1e-5, atol=1e-6)
