@@ -94,6 +94,8 @@ from ._conditions import conditionally_transform as conditionally_transform
 from ._conditions import keep_params_nonnegative as keep_params_nonnegative
 from ._conditions import skip_large_updates as skip_large_updates
 from ._conditions import skip_not_finite as skip_not_finite
+from ._diloco import DilocoState as DilocoState
+from ._diloco import diloco as diloco
 from ._factored import FactoredState as FactoredState
 from ._factored import ScaleBySM3State as ScaleBySM3State
 from ._factored import scale_by_factored_rms as scale_by_factored_rms
@@ -302,6 +304,7 @@ from .optimizers._matrix import normuon as normuon
 from .optimizers._matrix import psgd_kron as psgd_kron
 from .optimizers._matrix import shampoo as shampoo
 from .optimizers._matrix import soap as soap
+from .optimizers._outer import snoo as snoo
 from .optimizers._parameter_free import cocob as cocob
 from .optimizers._parameter_free import dadapt_adamw as dadapt_adamw
 from .optimizers._parameter_free import dog as dog

@@ -300,6 +300,7 @@ ELEMENTWISE = frozenset(
         "scale_by_madgrad",
         "scale_by_cocob",
         "schedule_free",
+        "diloco",
     }
 )
 

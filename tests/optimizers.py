@@ -51,6 +51,16 @@ def sam_sgd(learning_rate, rho=0.05):
     )
 
 
+def diloco_adamw(learning_rate, sync_period=3, outer_learning_rate=0.7, outer_momentum=0.9):
+    """gradtx.diloco on one worker (axis_name=None): AdamW inside, DiLoCo's Nesterov SGD outside
+    (a named chain, as sam_sgd: errors then name the row first)."""
+    outer = gradtx.sgd(outer_learning_rate, outer_momentum, nesterov=True)
+    return gradtx.chain(
+        gradtx.diloco(gradtx.adamw(learning_rate), outer, sync_period=sync_period),
+        name="diloco_adamw",
+    )
+
+
 OPTIMIZERS = [
     Row("sgd", gradtx.sgd, dict(learning_rate=0.1), dict(learning_rate=0.1)),
     Row(
@@ -340,6 +350,12 @@ OPTIMIZERS = [
         dict(learning_rate=0.01),
         elementwise=False,
         converges=False,
+    ),
+    Row(
+        "diloco_adamw",
+        diloco_adamw,
+        dict(learning_rate=0.01, sync_period=3),
+        dict(learning_rate=1e-3),
     ),
 ]
 IDS = [row.name for row in OPTIMIZERS]

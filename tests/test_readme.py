@@ -97,7 +97,14 @@ def _shape(tx):
 
 
 # Arguments without a default besides the learning rate.
-_OTHER_REQUIRED = {"dpsgd": {"l2_norm_clip": 1.0, "noise_multiplier": 1.0, "seed": 0}}
+_OTHER_REQUIRED = {
+    "dpsgd": {"l2_norm_clip": 1.0, "noise_multiplier": 1.0, "seed": 0},
+    # an inner optimizer that the table writes as "inner"
+    "snoo": {
+        "inner": gradtx.GradientTransformation(*gradtx.identity(), name="inner"),
+        "sync_period": 2,
+    },
+}
 
 
 def test_readme_every_optimizer_table_lists_each_recipe_as_built():
