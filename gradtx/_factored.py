@@ -33,7 +33,7 @@ def decay_rate_pow(step, exponent=0.8):
 
 def _factored_dims(shape, factored, min_dim_size_to_factor):
     """(d1, d0): the second largest and the largest axis, or None when the leaf is not factored."""
-    if not factored or len(shape) < 2:
+    if not factored or len(shape) < 2 or 0 in shape:  # an empty leaf has nothing to factor
         return None
     order = np.argsort(shape)
     if shape[order[-2]] < min_dim_size_to_factor:

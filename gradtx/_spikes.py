@@ -119,8 +119,11 @@ def clip_spikes(
 
 
 def _leaf_scalars(params):
-    """One scalar per leaf, in the leaf's real dtype (float32 for float16)."""
-    return jax.tree.map(lambda z: jnp.zeros((), z.dtype), square_zeros(params))
+    """One scalar per leaf, in the leaf's real dtype and at least float32 (a scalar costs
+    nothing, and bfloat16 would round a running average to a standstill)."""
+    return jax.tree.map(
+        lambda z: jnp.zeros((), jnp.promote_types(z.dtype, jnp.float32)), square_zeros(params)
+    )
 
 
 class ClipByRunningMaxState(NamedTuple):
@@ -234,8 +237,10 @@ def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransform
         g = g.astype(cd)
         norm = jnp.sqrt(jnp.sum(abs_sq(g)).astype(real))
         active = norm > 0
-        new_m = jnp.where(active, moving_average(m.astype(real), norm, gamma1), m)
-        new_v = jnp.where(active, moving_average(v.astype(real), norm * norm, gamma2), v)
+        new_m = jnp.where(active, moving_average(m.astype(real), norm, gamma1), m.astype(real))
+        new_v = jnp.where(
+            active, moving_average(v.astype(real), norm * norm, gamma2), v.astype(real)
+        )
         t = count.astype(real)
         m_hat = new_m / (1 - jnp.asarray(gamma1, real) ** t)
         v_hat = new_v / (1 - jnp.asarray(gamma2, real) ** t)
@@ -351,6 +356,7 @@ def reset_moments(
         init,
         update,
         name=owner,
+        children=(inner,),
         hyperparams={
             "inner": inner,
             "every": every,
