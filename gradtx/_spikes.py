@@ -122,7 +122,8 @@ def _leaf_scalars(params):
     """One scalar per leaf, in the leaf's real dtype and at least float32 (a scalar costs
     nothing, and bfloat16 would round a running average to a standstill)."""
     return jax.tree.map(
-        lambda z: jnp.zeros((), jnp.promote_types(z.dtype, jnp.float32)), square_zeros(params)
+        lambda z: jnp.zeros((), jnp.float32 if z.dtype.itemsize < 4 else z.dtype),
+        square_zeros(params),
     )
 
 
