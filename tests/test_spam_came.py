@@ -54,7 +54,9 @@ def run_gradtx(opt, dtype=np.float64):
     step = jax.jit(opt.update)
     trajectory = []
     for t in range(STEPS):
-        g = tuple(jnp.asarray(x, dtype) for x in grad([np.asarray(p, np.float64) for p in params], t))
+        g = tuple(
+            jnp.asarray(x, dtype) for x in grad([np.asarray(p, np.float64) for p in params], t)
+        )
         updates, state = step(g, state, params)
         params = gradtx.apply_updates(params, updates)
         trajectory.append([np.asarray(p, np.float64) for p in params])
