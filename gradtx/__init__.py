@@ -96,8 +96,10 @@ from ._conditions import skip_large_updates as skip_large_updates
 from ._conditions import skip_not_finite as skip_not_finite
 from ._diloco import DilocoState as DilocoState
 from ._diloco import diloco as diloco
+from ._factored import ConfidenceState as ConfidenceState
 from ._factored import FactoredState as FactoredState
 from ._factored import ScaleBySM3State as ScaleBySM3State
+from ._factored import scale_by_confidence as scale_by_confidence
 from ._factored import scale_by_factored_rms as scale_by_factored_rms
 from ._factored import scale_by_sm3 as scale_by_sm3
 from ._flat import Packed as Packed
@@ -259,6 +261,14 @@ from ._sharding import state_shardings as state_shardings
 from ._sign import ScaleByLionState as ScaleByLionState
 from ._sign import scale_by_lion as scale_by_lion
 from ._sign import scale_by_sign as scale_by_sign
+from ._spikes import ClipByRunningMaxState as ClipByRunningMaxState
+from ._spikes import ClipSpikesState as ClipSpikesState
+from ._spikes import ResetMomentsState as ResetMomentsState
+from ._spikes import ScaleByNormMomentsState as ScaleByNormMomentsState
+from ._spikes import clip_by_running_max as clip_by_running_max
+from ._spikes import clip_spikes as clip_spikes
+from ._spikes import reset_moments as reset_moments
+from ._spikes import scale_by_norm_moments as scale_by_norm_moments
 from ._update import apply_updates as apply_updates
 from ._weight_decay import add_decayed_weights as add_decayed_weights
 from ._weight_decay import add_scaled_params as add_scaled_params
@@ -290,6 +300,8 @@ from .optimizers._adam_variants import laprop as laprop
 from .optimizers._adam_variants import mars as mars
 from .optimizers._adam_variants import simplified_ademamix as simplified_ademamix
 from .optimizers._adam_variants import sophia as sophia
+from .optimizers._adam_variants import spam as spam
+from .optimizers._adam_variants import stable_spam as stable_spam
 from .optimizers._adam_variants import yogi as yogi
 from .optimizers._averaging import schedule_free_adamw as schedule_free_adamw
 from .optimizers._averaging import schedule_free_sgd as schedule_free_sgd
@@ -317,6 +329,7 @@ from .optimizers._quasi_newton import lbfgs as lbfgs
 from .optimizers._rms import adadelta as adadelta
 from .optimizers._rms import adafactor as adafactor
 from .optimizers._rms import adagrad as adagrad
+from .optimizers._rms import came as came
 from .optimizers._rms import rmsprop as rmsprop
 from .optimizers._rms import sm3 as sm3
 from .optimizers._sgd import dpsgd as dpsgd

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
-from ._moments import moving_average
+from ._moments import moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._tree import check_same_structure
 
@@ -33,12 +33,35 @@ def decay_rate_pow(step, exponent=0.8):
 
 def _factored_dims(shape, factored, min_dim_size_to_factor):
     """(d1, d0): the second largest and the largest axis, or None when the leaf is not factored."""
-    if not factored or len(shape) < 2:
+    if not factored or len(shape) < 2 or 0 in shape:  # an empty leaf has nothing to factor
         return None
     order = np.argsort(shape)
     if shape[order[-2]] < min_dim_size_to_factor:
         return None
     return int(order[-2]), int(order[-1])
+
+
+def _factored_inverse_root(sq, v_row, v_col, beta, dims):
+    """One step of a factored average of ``sq`` and its inverse root, as two broadcast factors.
+
+    With (d1, d0) = ``dims``: R_t = beta R_{t-1} + (1 - beta) mean_{d0} sq,
+    C_t = beta C_{t-1} + (1 - beta) mean_{d1} sq; returns
+    ((R_t / mean_{d1} R_t)^(-1/2) expanded along d0, C_t^(-1/2) expanded along d1,
+    R_t, C_t), R_t and C_t in the dtypes of v_row and v_col.
+    """
+    d1, d0 = dims
+    new_row = moving_average(v_row, jnp.mean(sq, axis=d0), beta).astype(v_row.dtype)
+    new_col = moving_average(v_col, jnp.mean(sq, axis=d1), beta).astype(v_col.dtype)
+    reduced_d1 = d1 - 1 if d1 > d0 else d1
+    row_factor = (new_row / jnp.mean(new_row, axis=reduced_d1, keepdims=True)) ** -0.5
+    col_factor = new_col**-0.5
+    return jnp.expand_dims(row_factor, d0), jnp.expand_dims(col_factor, d1), new_row, new_col
+
+
+def constant_decay_rate(step, decay_rate):
+    """A fixed second-moment decay, ``decay_rate`` at every step (CAME's beta2)."""
+    del step
+    return decay_rate
 
 
 class FactoredState(NamedTuple):
@@ -141,18 +164,10 @@ def scale_by_factored_rms(
         if dims is None:
             new_v = moving_average(v, sq, beta)
             return g.astype(cd) / jnp.sqrt(new_v), v_row, v_col, new_v.astype(v.dtype)
-        d1, d0 = dims
-        new_row = moving_average(v_row, jnp.mean(sq, axis=d0), beta)
-        new_col = moving_average(v_col, jnp.mean(sq, axis=d1), beta)
-        new_row, new_col = new_row.astype(v_row.dtype), new_col.astype(v_col.dtype)
-        reduced_d1 = d1 - 1 if d1 > d0 else d1
-        row_factor = (new_row / jnp.mean(new_row, axis=reduced_d1, keepdims=True)) ** -0.5
-        col_factor = new_col**-0.5
-        u = (
-            g.astype(cd)
-            * jnp.expand_dims(row_factor, d0).astype(cd)
-            * jnp.expand_dims(col_factor, d1).astype(cd)
+        row_factor, col_factor, new_row, new_col = _factored_inverse_root(
+            sq, v_row, v_col, beta, dims
         )
+        u = g.astype(cd) * row_factor.astype(cd) * col_factor.astype(cd)
         return u, new_row, new_col, v
 
     def update(updates, state, params=None, **extra):
@@ -290,4 +305,111 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
 
     return GradientTransformation(
         init, update, name=owner, hyperparams={"b1": b1, "b2": b2, "eps": eps}
+    )
+
+
+class ConfidenceState(NamedTuple):
+    """mu: the moving average of the updates; r_row, r_col: the factored statistics of
+    the residuals (placeholders of shape (1,) for a leaf that is not factored)."""
+
+    mu: object
+    r_row: object
+    r_col: object
+
+
+def scale_by_confidence(
+    b1=0.9, b3=0.9999, eps=1e-16, factored: bool = True, min_dim_size_to_factor: int = 0
+) -> GradientTransformation:
+    """CAME's confidence-guided momentum: u = m_t / sqrt(S_t), S_t factored from (u_t - m_t)^2.
+
+    m_t = b1 * m_{t-1} + (1 - b1) * u_t is the momentum of the input u_t (in
+    CAME the clipped Adafactor update) and U_t = (u_t - m_t)^2 + eps its
+    instability.  A matrix-like leaf (axes chosen as in
+    ``scale_by_factored_rms``) keeps S_t as Adafactor keeps V_t:
+    R_t = b3 R_{t-1} + (1 - b3) mean_{d0} U_t, C_t = b3 C_{t-1} + (1 - b3) mean_{d1} U_t,
+    u = m_t / sqrt(R_t / mean_{d1}(R_t)) / sqrt(C_t): steps where the update
+    and its momentum disagree are damped.  Any other leaf returns m_t.
+
+    Args:
+      b1: the decay of m, in [0, 1).
+      b3: the decay of the residual statistics, in [0, 1).
+      eps: added to the squared residual, >= 0.
+      factored, min_dim_size_to_factor: which leaves are factored, as in
+        ``scale_by_factored_rms`` (CAME factors every leaf of rank >= 2).
+
+    Returns:
+      A transform with state ``ConfidenceState(mu, r_row, r_col)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_confidence(b1=0.5, b3=0.5)
+      >>> u = jnp.array([[1.0, 2.0]])
+      >>> tx.update(u, tx.init(u))[0]   # m = u / 2, residuals u / 2: rows and columns agree
+      Array([[1.4142135, 1.4142135]], dtype=float32)
+
+    Reference: Luo et al., "CAME: Confidence-guided Adaptive Memory Efficient
+    Optimization", ACL 2023, arXiv:2307.02047.
+    """
+    owner = "scale_by_confidence"
+    check_range(owner, "b1", b1, 0, 1, high_open=True)
+    check_range(owner, "b3", b3, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+
+    def init_leaf(p):
+        dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
+        dtype = jnp.finfo(p.dtype).dtype
+        if dtype == jnp.float16:  # the squared residual overflows or is 0 in float16
+            dtype = jnp.dtype(jnp.float32)
+        one = jnp.zeros((1,), dtype)
+        if dims is None:
+            return one, one
+        d1, d0 = dims
+        return jnp.zeros(np.delete(p.shape, d0), dtype), jnp.zeros(np.delete(p.shape, d1), dtype)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        leaves, treedef = jax.tree.flatten(params)
+        rows, cols = zip(*[init_leaf(p) for p in leaves]) if leaves else ((), ())
+        return ConfidenceState(
+            mu=moment_zeros(params), r_row=treedef.unflatten(rows), r_col=treedef.unflatten(cols)
+        )
+
+    def update_leaf(u, m, r_row, r_col):
+        cd = compute_dtype(u.dtype, m.dtype)
+        new_m = moving_average(m, u, b1)
+        dims = _factored_dims(u.shape, factored, min_dim_size_to_factor)
+        if dims is None:
+            return new_m, new_m, r_row, r_col
+        real = real_compute_dtype(r_row.dtype)
+        residual = abs_sq(u.astype(cd) - new_m).astype(real) + eps
+        row_factor, col_factor, new_row, new_col = _factored_inverse_root(
+            residual, r_row, r_col, b3, dims
+        )
+        return new_m * row_factor.astype(cd) * col_factor.astype(cd), new_m, new_row, new_col
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, ConfidenceState)
+        check_float_leaves(owner, updates, "gradient")
+        check_same_structure(owner, state.mu, updates, "the state's mu", "updates")
+        leaves, treedef = jax.tree.flatten(updates)
+        fields = (treedef.flatten_up_to(t) for t in (state.mu, state.r_row, state.r_col))
+        outs = [update_leaf(u, *rest) for u, *rest in zip(leaves, *fields)]
+        out, mus, rows, cols = zip(*outs) if outs else ((), (), (), ())
+        return treedef.unflatten([x.astype(u.dtype) for x, u in zip(out, leaves)]), ConfidenceState(
+            mu=store(treedef.unflatten(list(mus)), state.mu),
+            r_row=treedef.unflatten(list(rows)),
+            r_col=treedef.unflatten(list(cols)),
+        )
+
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "b1": b1,
+            "b3": b3,
+            "eps": eps,
+            "factored": factored,
+            "min_dim_size_to_factor": min_dim_size_to_factor,
+        },
     )

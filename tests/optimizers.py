@@ -357,6 +357,21 @@ OPTIMIZERS = [
         dict(learning_rate=0.01, sync_period=3),
         dict(learning_rate=1e-3),
     ),
+    Row(
+        "spam",
+        gradtx.spam,
+        dict(learning_rate=0.01, update_proj_gap=6, warmup_epoch=2, grad_accu_steps=2),
+        dict(),
+    ),
+    # Stable-SPAM and CAME rescale each leaf by statistics of the whole leaf.
+    Row(
+        "stable_spam",
+        gradtx.stable_spam,
+        dict(learning_rate=0.01, update_proj_gap=6),
+        dict(),
+        elementwise=False,
+    ),
+    Row("came", gradtx.came, dict(learning_rate=0.01), dict(), elementwise=False),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

@@ -12,6 +12,7 @@ each variant's own transform (``_adaptive``, ``_mars``, ``_adam_mini``,
 from __future__ import annotations
 
 from .._adam_mini import scale_by_block_rms
+from .._adam_step import adam_step
 from .._adaptive import (
     scale_by_acprop,
     scale_by_adan,
@@ -36,6 +37,7 @@ from .._scaling import scale_by_learning_rate
 from .._second_moment import (
     scale_by_rms,
 )
+from .._spikes import clip_by_running_max, clip_spikes, reset_moments, scale_by_norm_moments
 from .._weight_decay import add_decayed_weights
 
 
@@ -527,5 +529,114 @@ def sophia(
             print_win_rate_every_n_steps,
         ),
         add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def spam(
+    learning_rate: Rate = 1e-3,
+    b1: Decay = 0.9,
+    b2: Decay = 0.999,
+    weight_decay: Rate = 0.0,
+    warmup_epoch: int = 50,
+    threshold: NonNegative = 5000.0,
+    grad_accu_steps: int = 20,
+    update_proj_gap: int = 500,
+    eps: NonNegative = 1e-6,
+):
+    """SPAM: Adam on spike-clipped gradients whose moments restart every T steps.
+
+    g_t is clipped to sign(g) * sqrt(theta * v_{t-1}) where g^2 > theta * v_{t-1}
+    (``clip_spikes``, active from step ``grad_accu_steps`` and that many steps
+    after each reset); every T = ``update_proj_gap`` steps Adam's m and v
+    restart from 0 (its bias-correction count runs on) and the next
+    ``warmup_epoch`` steps are scaled by a cosine ramp from 0.01 to 1
+    (``reset_moments``); p_t = p_{t-1} - lr * (s_t * adam_t + wd * p_{t-1}).
+    Keywords and defaults are pytorch-optimizer's (``betas`` = (b1, b2));
+    every entry is updated (its ``density`` = 1).  eps is added to
+    sqrt(v_hat) as in ``adam``; pytorch-optimizer and the paper's code add it
+    to sqrt(v) and decay p after the step, a difference of order lr^2 * wd.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2: the decays of Adam's m and v (and the clip's v), in [0, 1).
+      weight_decay: wd, >= 0 or a schedule.
+      warmup_epoch: the steps of the warm-up after a reset, >= 0.
+      threshold: theta, the clip's bound on g^2 / v, >= 0; 0 turns it off.
+      grad_accu_steps: steps of statistics before the clip acts.
+      update_proj_gap: T, the period of the momentum reset.
+      eps: added to sqrt(v_hat).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.spam(0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)   # the first step is about lr * sign(g)
+      Array([ 0.9000007, -1.9000008], dtype=float32)
+
+    Reference: Huang et al., "SPAM: Spike-Aware Adam with Momentum Reset for
+    Stable LLM Training", ICLR 2025, arXiv:2501.06842.
+    """
+    return (
+        clip_spikes(threshold, b2, grad_accu_steps, update_proj_gap),
+        reset_moments(adam_step(b1, b2, eps, 0.0), update_proj_gap, warmup_epoch),
+        add_decayed_weights(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def stable_spam(
+    learning_rate: Rate = 1e-3,
+    b1: Decay = 0.9,
+    b2: Decay = 0.999,
+    gamma1: float = 0.7,
+    gamma2: Decay = 0.9,
+    theta: Decay = 0.999,
+    weight_decay: Rate = 0.0,
+    update_proj_gap: int = 1000,
+    eps: NonNegative = 1e-8,
+):
+    """Stable-SPAM: Adam on gradients clipped by AdaClip and rescaled by AdaGN, with resets.
+
+    Per leaf, entries above the running average of max |g| are scaled down
+    (``clip_by_running_max(theta)``), then the leaf is rescaled to the running
+    ratio of its norm's moments (``scale_by_norm_moments(gamma1, gamma2, eps)``);
+    Adam runs on the result and restarts, bias correction included, every
+    T = ``update_proj_gap`` steps (``reset_moments``);
+    p_t = p_{t-1} - lr * (adam_t + wd * p_{t-1}).  Keywords and defaults are
+    pytorch-optimizer's (``betas`` = (b1, b2); gamma1 = -1 means b1); its
+    cosine decay of b1 (``t_max``) is not modelled, and where a whole leaf's
+    gradient is 0 it skips that leaf's Adam step, which here decays m and v.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2: the decays of Adam's m and v, in [0, 1).
+      gamma1, gamma2: the decays of the norm's first and second moments.
+      theta: the decay of the running max |g|, in [0, 1).
+      weight_decay: wd, >= 0 or a schedule.
+      update_proj_gap: T, the period of the momentum reset.
+      eps: added to the roots of AdaGN and Adam.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.stable_spam(0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)   # the first step is about lr * sign(g)
+      Array([ 0.9000007, -1.9000007], dtype=float32)
+
+    Reference: Huang et al., "Stable-SPAM: How to Train in 4-Bit More Stably
+    than 16-Bit Adam", 2025, arXiv:2502.17055.
+    """
+    if gamma1 == -1:
+        gamma1 = b1
+    return (
+        clip_by_running_max(theta),
+        scale_by_norm_moments(gamma1, gamma2, eps),
+        reset_moments(adam_step(b1, b2, eps, 0.0), update_proj_gap, reset_count=True),
+        add_decayed_weights(weight_decay),
         scale_by_learning_rate(learning_rate),
     )

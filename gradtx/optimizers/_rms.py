@@ -20,7 +20,12 @@ from .._checks import (
     UnitInterval,
 )
 from .._clipping import clip_by_block_rms
-from .._factored import scale_by_factored_rms, scale_by_sm3
+from .._factored import (
+    constant_decay_rate,
+    scale_by_confidence,
+    scale_by_factored_rms,
+    scale_by_sm3,
+)
 from .._layerwise import scale_by_param_block_rms
 from .._momentum import trace
 from .._recipe import recipe
@@ -247,5 +252,56 @@ def sm3(learning_rate: Rate, momentum: UnitInterval = 0.9):
     """
     return (
         scale_by_sm3(momentum),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def came(
+    learning_rate: Rate = 2e-4,
+    b1: Decay = 0.9,
+    b2: Decay = 0.999,
+    b3: Decay = 0.9999,
+    weight_decay: Rate = 0.0,
+    clip_threshold: NonNegative = 1.0,
+    eps1: NonNegative = 1e-30,
+    eps2: NonNegative = 1e-16,
+):
+    """CAME: Adafactor's clipped update, averaged, and damped by a factored confidence.
+
+    u_t = g / sqrt(V_t), V_t the factored average (decay b2) of g^2 + eps1
+    (``scale_by_factored_rms``), clipped to rms(u_t) <= clip_threshold
+    (``clip_by_block_rms``); m_t = b1 m_{t-1} + (1 - b1) u_t and
+    step = m_t / sqrt(S_t), S_t the factored average (decay b3) of
+    (u_t - m_t)^2 + eps2 (``scale_by_confidence``; m_t alone for leaves of
+    rank < 2); p_t = p_{t-1} - lr * (step + wd * p_{t-1}).  Keywords and
+    defaults are pytorch-optimizer's (``betas`` = (b1, b2, b3), decoupled
+    weight decay; its ``ams_bound`` is not modelled).  A leaf of rank >= 3 is
+    factored over its two largest axes (Adafactor's choice); pytorch-optimizer
+    uses the last two.
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2, b3: the decays of m, V and S, in [0, 1).
+      weight_decay: wd, >= 0 or a schedule.
+      clip_threshold: the largest RMS of u_t.
+      eps1, eps2: added to g^2 and to the squared residual.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.came(0.1)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)   # lr * (1 - b1) * the clipped g / sqrt(g^2)
+      Array([ 0.99, -1.99], dtype=float32)
+
+    Reference: Luo et al., "CAME: Confidence-guided Adaptive Memory Efficient
+    Optimization", ACL 2023, arXiv:2307.02047.
+    """
+    return (
+        scale_by_factored_rms(True, b2, 0, 0, eps1, constant_decay_rate),
+        clip_by_block_rms(clip_threshold),
+        scale_by_confidence(b1, b3, eps2),
+        add_decayed_weights(weight_decay),
         scale_by_learning_rate(learning_rate),
     )
