@@ -22,6 +22,7 @@ module              optimizers
                     momo_adam, polyak_sgd
 ``_quasi_newton``   lbfgs
 ``_averaging``      schedule_free_adamw, schedule_free_sgd
+``_low_rank``       dion, dion2
 ==================  =======================================================
 
 The transforms the recipes chain live one floor down, in ``gradtx/_*.py``

@@ -77,8 +77,8 @@ def dion(
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      rank_fraction, mu, epsilon, rank, rank_multiple_of, power_iters,
-        adjust_lr, seed, mu_dtype: as in ``scale_by_dion``.
+      rank_fraction, mu, epsilon, rank: as in ``scale_by_dion``.
+      rank_multiple_of, power_iters, adjust_lr, seed, mu_dtype: as in ``scale_by_dion``.
       weight_decay: decoupled weight decay of the matrices, times lr.
       adam_learning_rate: AdamW's lr; None: ``learning_rate``.
       adam_b1, adam_b2: AdamW's betas.
