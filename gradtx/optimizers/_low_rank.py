@@ -73,7 +73,9 @@ def dion(
 
     Verified in float64 for 50 steps against a NumPy transcription of the
     paper's Algorithm 1 (tall, wide, square, rank < min(m, n), a mixed
-    pytree): within 1e-10 relative.
+    pytree): within 1e-10 relative; and by hand in float32 against
+    microsoft/dion's single-device ``dion_reference.Dion`` (same Q_0, QR and
+    randomized Cholesky QR) for 50 steps: within 3e-6 relative.
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
@@ -153,7 +155,10 @@ def dion2(
     weight_decay 0.01, betas (0.9, 0.95) for AdamW, Polar Express).
 
     Verified in float64 for 50 steps against a NumPy transcription of the
-    update (polar by SVD on both sides): within 1e-10 relative.
+    update (polar by SVD on both sides): within 1e-10 relative; and by hand
+    in float32 against microsoft/dion's single-device ``Dion2`` with an SVD
+    polar for 50 steps: within 1.1e-4 relative (that code rounds the
+    selected submatrix to bfloat16 before orthonormalizing it).
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
