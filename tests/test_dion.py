@@ -201,6 +201,7 @@ def test_dion2_moves_only_the_selected_slices():
     assert decayed[expect].all() and not decayed[np.setdiff1d(np.arange(6), expect)].any()
 
 
+@pytest.mark.slow
 def test_dion_with_bfloat16_params_keeps_dtypes():
     params = {"w": jnp.ones((4, 6), jnp.bfloat16), "b": jnp.ones(4, jnp.bfloat16)}
     for opt in (gradtx.dion(0.01, mu_dtype=jnp.float32), gradtx.dion2(0.01)):
@@ -246,6 +247,7 @@ def test_dion_rank_rounds_up_to_a_multiple():
     assert q["w"].shape == (1, 40, 16)  # 0.25 * 40 = 10 -> 16
 
 
+@pytest.mark.slow
 def test_low_rank_under_sharded_jit_equals_one_device():
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
