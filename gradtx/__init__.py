@@ -96,6 +96,10 @@ from ._conditions import skip_large_updates as skip_large_updates
 from ._conditions import skip_not_finite as skip_not_finite
 from ._diloco import DilocoState as DilocoState
 from ._diloco import diloco as diloco
+from ._dion import Dion2State as Dion2State
+from ._dion import DionState as DionState
+from ._dion import scale_by_dion as scale_by_dion
+from ._dion import scale_by_dion2 as scale_by_dion2
 from ._factored import ConfidenceState as ConfidenceState
 from ._factored import FactoredState as FactoredState
 from ._factored import ScaleBySM3State as ScaleBySM3State
@@ -309,6 +313,8 @@ from .optimizers._layerwise import fromage as fromage
 from .optimizers._layerwise import lamb as lamb
 from .optimizers._layerwise import lars as lars
 from .optimizers._layerwise import novograd as novograd
+from .optimizers._low_rank import dion as dion
+from .optimizers._low_rank import dion2 as dion2
 from .optimizers._matrix import galore as galore
 from .optimizers._matrix import muon as muon
 from .optimizers._matrix import muon_labels as muon_labels

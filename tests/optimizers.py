@@ -372,6 +372,22 @@ OPTIMIZERS = [
         elementwise=False,
     ),
     Row("came", gradtx.came, dict(learning_rate=0.01), dict(), elementwise=False),
+    # Low-rank orthonormalized updates: matrices move by s P Q^T (Dion) or by
+    # a polar factor on a fraction of their slices (Dion2), the rest by AdamW.
+    Row(
+        "dion",
+        gradtx.dion,
+        dict(learning_rate=0.02, rank_fraction=0.5),
+        dict(),
+        elementwise=False,
+    ),
+    Row(
+        "dion2",
+        gradtx.dion2,
+        dict(learning_rate=0.02, fraction=0.5),
+        dict(),
+        elementwise=False,
+    ),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

@@ -47,6 +47,9 @@ HUGE_LIMITS = {
     "muon": 6e3,
     "muon_polar_express": 6e3,
     "lbfgs": 50.0,
+    # Dion's and Dion2's buffers M + G are sums kept in the parameters' dtype.
+    "dion": 6e3,
+    "dion2": 6e3,
 }
 
 

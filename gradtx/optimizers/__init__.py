@@ -23,6 +23,7 @@ module              optimizers
 ``_quasi_newton``   lbfgs
 ``_averaging``      schedule_free_adamw, schedule_free_sgd
 ``_outer``          snoo
+``_low_rank``       dion, dion2
 ==================  =======================================================
 
 The transforms the recipes chain live one floor down, in ``gradtx/_*.py``
