@@ -328,13 +328,10 @@ from .optimizers._sign import signum as signum
 
 # isort: split
 # Muon's relatives and LMO methods.
-from ._lmo import LMO_NORMS as LMO_NORMS
 from ._lmo import scale_by_lmo as scale_by_lmo
-from ._orthogonal import POLAR_NAMES as POLAR_NAMES
 from ._orthogonal import OrthogonalRmsState as OrthogonalRmsState
 from ._orthogonal import polar_function as polar_function
 from ._orthogonal import scale_by_orthogonal_rms as scale_by_orthogonal_rms
-from ._qk_clip import QK_ROLES as QK_ROLES
 from ._qk_clip import qk_clip as qk_clip
 from .optimizers._orthogonalized import adamuon as adamuon
 from .optimizers._orthogonalized import muonclip as muonclip

@@ -4,7 +4,7 @@ For a norm ||.|| and its unit ball, lmo(d) = argmax_{||x|| <= 1} <d, x> is
 the direction a norm-constrained method moves against (Pethick et al.):
 the polar factor for the spectral norm, the sign for the max-norm, each
 row or column normalised for the mixed norms.  ``scale_by_lmo`` applies one
-oracle per leaf, chosen by name (``LMO_NORMS``), and multiplies it by the
+oracle per leaf, chosen by name, and multiplies it by the
 leaf's radius.  Matrices follow the layout of ``x @ W``, (fan_in, fan_out);
 ``MuonDimensionNumbers`` name the axes of any other layout (PyTorch's
 (out, in) is ``MuonDimensionNumbers(1, 0)``).
@@ -92,8 +92,8 @@ def scale_by_lmo(norms=None, radius=1.0, *, eps=1e-8, polar=None, weight_dimensi
 
     Args:
       norms: the oracle of each leaf: None (2-D leaves and leaves with
-        dimension numbers ``"spectral"``, the others ``"bias"``), one name of
-        ``LMO_NORMS`` for every leaf, a pytree of names (None entries: the
+        dimension numbers ``"spectral"``, the others ``"bias"``), one of these names
+        for every leaf, a pytree of names (None entries: the
         default) shaped like the params or a prefix of them, or a function
         ``params -> that pytree``.
       radius: the radius rho, a number > 0 or a pytree or function of them

@@ -48,7 +48,8 @@ def qk_clip(labels, threshold=100.0, alpha=0.5, *, head_axis=1):
     ``params`` and comes last.
 
     Args:
-      labels: the role of each leaf, one of ``QK_ROLES`` or None (not
+      labels: the role of each leaf, ``"query"``, ``"key"``,
+        ``"query_rotary"``, ``"key_rotary"`` or None (not
         clipped): a pytree shaped like the params or a prefix of them, or a
         function ``params -> that pytree``.
       threshold: tau, > 0.
