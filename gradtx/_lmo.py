@@ -111,8 +111,10 @@ def scale_by_lmo(norms=None, radius=1.0, *, eps=1e-8, polar=None, weight_dimensi
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_lmo({"w": "sign", "b": "bias"}, radius=2.0)
       >>> u, _ = tx.update({"w": jnp.array([[3.0, -1.0]]), "b": jnp.array([3.0, -4.0])}, tx.init(None))
-      >>> u["w"], u["b"]
-      (Array([[ 2., -2.]], dtype=float32), Array([ 1.2, -1.6], dtype=float32))
+      >>> u["w"]   # sign(g) / fan_in * 2
+      Array([[ 2., -2.]], dtype=float32)
+      >>> [round(float(x), 4) for x in u["b"]]   # g / RMS(g) * 2
+      [1.6971, -2.2627]
 
     Reference: Pethick, Xie, Erdogan, Antonakopoulos, Silveti-Falls, Cevher,
     "Training Deep Learning Models with Norm-Constrained LMOs", 2025,

@@ -846,9 +846,8 @@ def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=N
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_orthogonal_rms(0.95)
       >>> o = {"w": jnp.array([[1.0, 0.0], [0.0, -1.0]])}
-      >>> tx.update(o, tx.init(o))[0]["w"]
-      Array([[ 1.,  0.],
-             [ 0., -1.]], dtype=float32)
+      >>> [round(float(x), 4) for x in tx.update(o, tx.init(o))[0]["w"].ravel()]
+      [1.0, 0.0, 0.0, -1.0]
 
     Reference: Si, Zhang, Li, Lin, Chen, Lu, "AdaMuon: Adaptive Muon
     Optimizer", 2025, arXiv:2507.11005.
