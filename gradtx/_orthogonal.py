@@ -871,7 +871,8 @@ def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=N
         for x, d, nu in zip(leaves, dims, nus):
             v = moving_average_sq(nu, x, decay)
             new_nu.append(store(v, nu, count))
-            scaled = x / (jnp.sqrt(correct(v)) + eps)
+            cd = compute_dtype(x.dtype, v.dtype)
+            scaled = x.astype(cd) / (jnp.sqrt(correct(v)).astype(cd) + eps)
             view, inverse = _to_batch(scaled, d)
             target = math.sqrt(min(view.shape[1], view.shape[2]))
             out.append(inverse(view * (target / (_frobenius(view) + eps))).astype(x.dtype))
