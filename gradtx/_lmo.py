@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
+from ._numerics import compute_dtype
 from ._orthogonal import _fans, _to_batch, leaf_dimension_numbers, orthogonalize, polar_function
 from ._tree import is_mask_function, path_str
 
@@ -160,7 +161,9 @@ def scale_by_lmo(norms=None, radius=1.0, *, eps=1e-8, polar=None, weight_dimensi
                 factor = math.sqrt(fan_out / fan_in) if fan_in else 1.0
                 o = ortho.pop(0) * jnp.asarray(factor * r, x.dtype)
             else:
-                o = _lmo_one(name, x, d, eps, owner, path_str(path)) * jnp.asarray(r, x.dtype)
+                # eps and the norms in at least float32 (eps = 1e-8 is 0 in float16).
+                wide = x.astype(compute_dtype(x.dtype))
+                o = _lmo_one(name, wide, d, eps, owner, path_str(path)) * jnp.asarray(r, wide.dtype)
             out.append(o.astype(x.dtype))
         return treedef.unflatten(out), state
 
