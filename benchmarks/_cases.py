@@ -87,6 +87,7 @@ CASES = {
     "billion": billion,
 }
 
+
 # Per-leaf cases by leaf count (bench_per_leaf.py); not part of ``--case all``.
 def uniform(leaves: int = 2000, seed: int = 0):
     """``leaves`` vectors of 1,024 values each (seed unused: every shape is the same)."""

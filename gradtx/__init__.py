@@ -131,6 +131,7 @@ from ._linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchStat
 from ._linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
 from ._linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
 from ._linesearch import value_and_grad_from_state as value_and_grad_from_state
+from ._lmo import scale_by_lmo as scale_by_lmo
 from ._madgrad import MadgradState as MadgradState
 from ._madgrad import scale_by_madgrad as scale_by_madgrad
 from ._mars import MarsState as MarsState
@@ -165,11 +166,14 @@ from ._optax_state import state_from_optax as state_from_optax
 from ._optax_state import state_to_optax as state_to_optax
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
 from ._orthogonal import NeuronRmsState as NeuronRmsState
+from ._orthogonal import OrthogonalRmsState as OrthogonalRmsState
 from ._orthogonal import newton_schulz as newton_schulz
 from ._orthogonal import orthogonalize as orthogonalize
 from ._orthogonal import polar_express as polar_express
+from ._orthogonal import polar_function as polar_function
 from ._orthogonal import scale_by_muon as scale_by_muon
 from ._orthogonal import scale_by_neuron_rms as scale_by_neuron_rms
+from ._orthogonal import scale_by_orthogonal_rms as scale_by_orthogonal_rms
 from ._orthogonal import scale_by_shape as scale_by_shape
 from ._orthogonal import svd_polar as svd_polar
 from ._parameter_free import COCOBState as COCOBState
@@ -206,6 +210,7 @@ from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
 from ._privacy import DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState
 from ._privacy import differentially_private_aggregate as differentially_private_aggregate
+from ._qk_clip import qk_clip as qk_clip
 from ._quantized import CompensatedState as CompensatedState
 from ._quantized import QuantizationMap as QuantizationMap
 from ._quantized import QuantizedArray as QuantizedArray
@@ -322,6 +327,10 @@ from .optimizers._matrix import normuon as normuon
 from .optimizers._matrix import psgd_kron as psgd_kron
 from .optimizers._matrix import shampoo as shampoo
 from .optimizers._matrix import soap as soap
+from .optimizers._orthogonalized import adamuon as adamuon
+from .optimizers._orthogonalized import muonclip as muonclip
+from .optimizers._orthogonalized import scion as scion
+from .optimizers._orthogonalized import scion_unconstrained as scion_unconstrained
 from .optimizers._outer import snoo as snoo
 from .optimizers._parameter_free import cocob as cocob
 from .optimizers._parameter_free import dadapt_adamw as dadapt_adamw

@@ -26,11 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import EmptyState, GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state
+from ._checks import check_float_leaves, check_range, check_state, moment_state
 from ._combine import chain
-from ._moments import moving_average, store
+from ._moments import debiaser, moving_average, moving_average_sq, square_zeros, store
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
-from ._numerics import compute_dtype
+from ._numerics import compute_dtype, increment, new_count
 from ._tree import path_str
 
 # Jordan's quintic: p(x) = 3.4445 x - 4.7750 x^3 + 2.0315 x^5.
@@ -366,6 +366,47 @@ def svd_polar():
     return polar
 
 
+POLAR_NAMES = ("newton_schulz", "polar_express", "svd")
+
+
+def polar_function(
+    owner,
+    polar,
+    *,
+    ns_coeffs=NS_COEFFS,
+    ns_steps=5,
+    eps=1e-8,
+    preconditioning="frobenius",
+    eps_clamp=False,
+):
+    """The polar function ``polar`` names, or ``polar`` itself when it is a function.
+
+    ``"newton_schulz"``: ``newton_schulz(ns_coeffs, ns_steps, eps=eps,
+    preconditioning=preconditioning, eps_clamp=eps_clamp)``;
+    ``"polar_express"``: ``polar_express(ns_steps)``; ``"svd"``:
+    ``svd_polar()``.  Any other name raises a ValueError naming ``owner``
+    and listing the names.
+    """
+    if isinstance(polar, str):
+        if polar == "newton_schulz":
+            return newton_schulz(
+                ns_coeffs, ns_steps, eps=eps, preconditioning=preconditioning, eps_clamp=eps_clamp
+            )
+        if polar == "polar_express":
+            return polar_express(ns_steps)
+        if polar == "svd":
+            return svd_polar()
+        raise ValueError(
+            f"{owner}: unknown polar {polar!r}; give a function or one of {list(POLAR_NAMES)}"
+        )
+    if not callable(polar):
+        raise TypeError(
+            f"{owner}: polar must be a function (..., m, n) -> (..., m, n) or one of "
+            f"{list(POLAR_NAMES)}, got {polar!r}"
+        )
+    return polar
+
+
 # ----------------------------------------------------------------------------
 # Matrices out of leaves: reshape by dimension numbers, group by shape.
 
@@ -650,8 +691,10 @@ def scale_by_muon(
       adaptive: scale by <m_hat, polar(m_hat)> (see ``orthogonalize``).
       preconditioning: as in ``newton_schulz``.
       weight_dimension_numbers: as in ``orthogonalize``.
-      polar: another polar function (gradtx's addition); then ``ns_coeffs``,
-        ``ns_steps``, ``eps`` and ``preconditioning`` are unused.
+      polar: gradtx's addition: a polar function, or a name of
+        ``polar_function`` (``"newton_schulz"``, the default, ``"polar_express"``
+        with ``ns_steps`` steps, or ``"svd"``); then ``ns_coeffs``, ``eps`` and
+        ``preconditioning`` serve ``"newton_schulz"`` only.
 
     Returns:
       ``chain(momentum, orthogonalize(polar))``.
@@ -672,8 +715,14 @@ def scale_by_muon(
     owner = "scale_by_muon"
     check_range(owner, "beta", beta, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0)
-    if polar is None:
-        polar = newton_schulz(ns_coeffs, ns_steps, eps=eps, preconditioning=preconditioning)
+    polar = polar_function(
+        owner,
+        "newton_schulz" if polar is None else polar,
+        ns_coeffs=ns_coeffs,
+        ns_steps=ns_steps,
+        eps=eps,
+        preconditioning=preconditioning,
+    )
     if nesterov:
         momentum = scale_by_nadam_momentum(beta, momentum_decay=None, mu_dtype=mu_dtype)
     else:
@@ -763,6 +812,71 @@ def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None)
             out.append(inverse(scaled).astype(x.dtype))
             new_nu.append(nu)
         return treedef.unflatten(out), NeuronRmsState(treedef.unflatten(new_nu))
+
+    return GradientTransformation(
+        init, update, name=owner, hyperparams={"decay": decay, "eps": eps}
+    )
+
+
+class OrthogonalRmsState(NamedTuple):
+    """count: t; nu: the moving average of O_t^2, elementwise."""
+
+    count: Any
+    nu: Any
+
+
+def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None):
+    """AdaMuon's elementwise normalisation: u = sqrt(min(m, n)) O' / (||O'||_F + eps), O' = O / (sqrt(v_hat) + eps).
+
+    v_t = decay v_{t-1} + (1 - decay) O_t^2 elementwise and v_hat = v_t /
+    (1 - decay^t).  Each (m, n) matrix (per batch slice with dimension
+    numbers) is rescaled to the Frobenius norm sqrt(min(m, n)) of an
+    orthogonal matrix, so that ``scale_by_shape(consistent_rms=0.2)`` after
+    it gives the update RMS 0.2.  Placed after ``orthogonalize``.
+
+    Args:
+      decay: the decay of v, in [0, 1).
+      eps: added to sqrt(v_hat) and to the norm, >= 0.
+      weight_dimension_numbers: as in ``orthogonalize``.
+
+    Returns:
+      A transform with state ``OrthogonalRmsState(count, nu)``.
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> tx = gradtx.scale_by_orthogonal_rms(0.95)
+      >>> o = {"w": jnp.array([[1.0, 0.0], [0.0, -1.0]])}
+      >>> [round(float(x), 4) for x in tx.update(o, tx.init(o))[0]["w"].ravel()]
+      [1.0, 0.0, 0.0, -1.0]
+
+    Reference: Si, Zhang, Li, Lin, Chen, Lu, "AdaMuon: Adaptive Muon
+    Optimizer", 2025, arXiv:2507.11005.
+    """
+    owner = "scale_by_orthogonal_rms"
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        return OrthogonalRmsState(count=new_count(), nu=square_zeros(params))
+
+    def update(updates, state, params=None, **extra):
+        moment_state(owner, state, OrthogonalRmsState, updates, "nu")
+        check_float_leaves(owner, updates, "gradient")
+        count = increment(state.count)
+        _, leaves, dims, treedef = _matrices(owner, updates, weight_dimension_numbers)
+        nus = treedef.flatten_up_to(state.nu)
+        correct = debiaser(decay, count)
+        out, new_nu = [], []
+        for x, d, nu in zip(leaves, dims, nus):
+            v = moving_average_sq(nu, x, decay)
+            new_nu.append(store(v, nu, count))
+            cd = compute_dtype(x.dtype, v.dtype)
+            scaled = x.astype(cd) / (jnp.sqrt(correct(v)).astype(cd) + eps)
+            view, inverse = _to_batch(scaled, d)
+            target = math.sqrt(min(view.shape[1], view.shape[2]))
+            out.append(inverse(view * (target / (_frobenius(view) + eps))).astype(x.dtype))
+        return treedef.unflatten(out), OrthogonalRmsState(count, treedef.unflatten(new_nu))
 
     return GradientTransformation(
         init, update, name=owner, hyperparams={"decay": decay, "eps": eps}

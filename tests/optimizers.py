@@ -388,6 +388,40 @@ OPTIMIZERS = [
         dict(),
         elementwise=False,
     ),
+    # Muon's relatives and LMO methods (not elementwise; the constrained Scion
+    # shrinks toward its norm ball, so no convergence claim for it).
+    Row(
+        "scion",
+        gradtx.scion,
+        dict(learning_rate=0.05, momentum=0.5),
+        dict(),
+        elementwise=False,
+        converges=False,
+    ),
+    Row(
+        "scion_unconstrained",
+        gradtx.scion_unconstrained,
+        dict(learning_rate=0.02, momentum=0.5),
+        dict(),
+        elementwise=False,
+        converges=False,
+    ),
+    Row(
+        "adamuon",
+        gradtx.adamuon,
+        dict(learning_rate=0.02),
+        dict(),
+        elementwise=False,
+        converges=False,
+    ),
+    Row(
+        "muonclip",
+        gradtx.muonclip,
+        dict(learning_rate=0.02),
+        dict(),
+        elementwise=False,
+        converges=False,
+    ),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

@@ -34,6 +34,7 @@ from .._orthogonal import (
     leaf_dimension_numbers,
     newton_schulz,
     orthogonalize,
+    polar_function,
     scale_by_neuron_rms,
     scale_by_shape,
 )
@@ -130,7 +131,10 @@ def muon(
       consistent_rms: as in ``scale_by_shape`` (0.2 matches AdamW's RMS).
       muon_mask: gradtx's addition: which leaves are Muon's (a pytree of
         bools or a function of the params); None: the 2-D leaves.
-      polar: gradtx's addition: another polar function (``polar_express()``).
+      polar: gradtx's addition: a polar function (``polar_express()``) or
+        its name: ``"newton_schulz"`` (the default: ``newton_schulz(ns_coeffs,
+        ns_steps, eps=eps, preconditioning=preconditioning)``),
+        ``"polar_express"`` (``polar_express(ns_steps)``) or ``"svd"``.
       shard_matrices: gradtx's addition: ``(mesh, axis)`` to split the
         orthogonalization over a mesh axis (see ``orthogonalize``).
 
@@ -146,8 +150,14 @@ def muon(
     networks", 2024; Liu et al., "Muon is Scalable for LLM Training", 2025,
     arXiv:2502.16982.
     """
-    if polar is None:
-        polar = newton_schulz(ns_coeffs, ns_steps, eps=eps, preconditioning=preconditioning)
+    polar = polar_function(
+        "muon",
+        "newton_schulz" if polar is None else polar,
+        ns_coeffs=ns_coeffs,
+        ns_steps=ns_steps,
+        eps=eps,
+        preconditioning=preconditioning,
+    )
     dims = muon_weight_dimension_numbers
     if nesterov:
         momentum = scale_by_nadam_momentum(beta, momentum_decay=None, mu_dtype=mu_dtype)
