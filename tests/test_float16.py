@@ -50,6 +50,8 @@ HUGE_LIMITS = {
     # Dion's and Dion2's buffers M + G are sums kept in the parameters' dtype.
     "dion": 6e3,
     "dion2": 6e3,
+    # MuonClip's heavy-ball trace, like muon's momentum, sums up to |g| / (1 - b1).
+    "muonclip": 6e3,
 }
 
 
