@@ -14,6 +14,9 @@ import gradtx
 
 STEPS = 40
 
+# The trajectories (40 jitted steps, and pytorch-optimizer's import) take seconds each:
+# marked slow, the quick tier leaves them out.
+
 
 def _matrices():
     """0.5 ||W X - Y||^2 for a tall, a wide and a square matrix, and a quadratic in a vector.
@@ -67,6 +70,7 @@ SPLUS_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(SPLUS_CASES))
 def test_splus_matches_closed_form(case, x64):
     kw = SPLUS_CASES[case]
@@ -103,6 +107,7 @@ def _run_float32(opt, steps=STEPS):
 SPLUS_TORCH_TOL = dict(rtol=1e-3, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_splus_matches_pytorch_optimizer():
     import torch
     from pytorch_optimizer import SPlus
@@ -137,6 +142,7 @@ CONDA_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CONDA_CASES))
 def test_conda_matches_closed_form(case, x64):
     kw = CONDA_CASES[case]
@@ -147,6 +153,7 @@ def test_conda_matches_closed_form(case, x64):
     assert _moved(actual)
 
 
+@pytest.mark.slow
 def test_conda_matches_pytorch_optimizer():
     import torch
     from pytorch_optimizer import Conda
@@ -159,3 +166,71 @@ def test_conda_matches_pytorch_optimizer():
     assert_trajectories_close(
         actual, theirs, "conda vs pytorch-optimizer (float32)", rtol=1e-4, atol=1e-5
     )
+
+
+# ----------------------------------------------------------------------------
+# The pieces on their own.
+
+
+@pytest.mark.slow
+def test_scale_by_splus_update_does_not_depend_on_eigenvector_order_or_signs(x64):
+    rng = np.random.default_rng(5)
+    g = {"w": jnp.asarray(rng.normal(size=(4, 3)))}
+    tx = gradtx.scale_by_splus(inverse_steps=1)
+    _, state = tx.update(g, tx.init(g))
+    flips = {0: np.diag([1.0, -1.0, 1.0, -1.0])[:, [2, 0, 3, 1]], 1: np.diag([-1.0, 1.0, -1.0])}
+    bases = {"w": {a: q @ flips[a] for a, q in state.bases["w"].items()}}
+    again = jax.tree.map(lambda x: 2.0 * x, g)
+    expected, _ = tx.update(again, state)
+    actual, _ = tx.update(again, state._replace(bases=bases))
+    np.testing.assert_allclose(actual["w"], expected["w"], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(expected["w"], np.sign(expected["w"]))  # rotated, not a plain sign
+
+
+def test_scale_by_splus_shape_scales_matrices_by_their_mean_width():
+    tx = gradtx.scale_by_splus_shape(nonstandard_constant=0.1, max_dim=5)
+    u = {"w": jnp.ones((3, 5)), "long": jnp.ones((3, 6)), "b": jnp.ones(4), "s": jnp.ones(())}
+    out, _ = tx.update(u, tx.init(u))
+    assert {k: float(v.ravel()[0]) for k, v in out.items()} == pytest.approx(
+        {"w": 0.25, "long": 0.1, "b": 0.1, "s": 0.1}
+    )
+
+
+def test_scale_by_conda_rotates_the_shorter_side_of_each_matrix():
+    params = {"tall": jnp.zeros((4, 3)), "wide": jnp.zeros((2, 5)), "vector": jnp.zeros(3)}
+    bases = gradtx.scale_by_conda().init(params).bases
+    assert {k: {a: q.shape for a, q in b.items()} for k, b in bases.items()} == {
+        "tall": {1: (3, 3)},
+        "wide": {0: (2, 2)},
+        "vector": {},
+    }
+
+
+def test_splus_without_ema_rate_keeps_no_average():
+    params = {"w": jnp.zeros((2, 2))}
+    with_average = gradtx.splus(ema_rate=0.9).init(params)
+    without = gradtx.splus(ema_rate=None).init(params)
+    assert isinstance(with_average.states[0], gradtx.EmaParamsState)
+    assert not any(isinstance(s, gradtx.EmaParamsState) for s in without.states)
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: gradtx.splus(inverse_steps=0), "inverse_steps must be an integer >= 1"),
+        (lambda: gradtx.splus(max_dim=2.5), "max_dim must be an integer >= 1"),
+        (lambda: gradtx.splus(b2=1.0), r"b2 must be in \[0, 1\)"),
+        (lambda: gradtx.splus(ema_rate=1.0), r"ema_rate must be in \[0, 1\)"),
+        (lambda: gradtx.conda(update_proj_gap=0), "update_proj_gap must be an integer >= 1"),
+        (lambda: gradtx.conda(eps=-1.0), "eps must be"),
+    ],
+)
+def test_splus_conda_bad_hyperparameters_raise(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("factory", [gradtx.scale_by_splus, gradtx.scale_by_conda])
+def test_splus_conda_complex_params_raise(factory):
+    with pytest.raises(TypeError, match="complex parameters are not supported"):
+        factory().init({"w": jnp.zeros((2, 2), jnp.complex64)})
