@@ -86,11 +86,11 @@ def scale_by_conda(b1=0.9, b2=0.999, eps=1e-8, update_proj_gap=2000, scale=1.0):
     check_range(owner, "b2", b2, 0, 1, high_open=True)
     check_range(owner, "eps", eps, 0)
     check_range(owner, "scale", scale)
-    if isinstance(update_proj_gap, bool) or int(update_proj_gap) != update_proj_gap:
-        raise ValueError(
-            f"{owner}: update_proj_gap must be an integer >= 1, got {update_proj_gap!r}"
-        )
-    if update_proj_gap < 1:
+    if (
+        isinstance(update_proj_gap, bool)
+        or int(update_proj_gap) != update_proj_gap
+        or update_proj_gap < 1
+    ):
         raise ValueError(
             f"{owner}: update_proj_gap must be an integer >= 1, got {update_proj_gap!r}"
         )
