@@ -86,6 +86,8 @@ from ._combine import precondition as precondition
 from ._complex import SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays
 from ._complex import SplitRealAndImaginaryState as SplitRealAndImaginaryState
 from ._complex import split_real_and_imaginary as split_real_and_imaginary
+from ._conda import CondaState as CondaState
+from ._conda import scale_by_conda as scale_by_conda
 from ._conditions import ConditionallyMaskState as ConditionallyMaskState
 from ._conditions import ConditionallyTransformState as ConditionallyTransformState
 from ._conditions import NonNegativeParamsState as NonNegativeParamsState
@@ -278,6 +280,9 @@ from ._spikes import clip_by_running_max as clip_by_running_max
 from ._spikes import clip_spikes as clip_spikes
 from ._spikes import reset_moments as reset_moments
 from ._spikes import scale_by_norm_moments as scale_by_norm_moments
+from ._splus import SPlusState as SPlusState
+from ._splus import scale_by_splus as scale_by_splus
+from ._splus import scale_by_splus_shape as scale_by_splus_shape
 from ._update import apply_updates as apply_updates
 from ._weight_decay import add_decayed_weights as add_decayed_weights
 from ._weight_decay import add_scaled_params as add_scaled_params
@@ -305,6 +310,7 @@ from .optimizers._adam_variants import adam_mini as adam_mini
 from .optimizers._adam_variants import adan as adan
 from .optimizers._adam_variants import ademamix as ademamix
 from .optimizers._adam_variants import adopt as adopt
+from .optimizers._adam_variants import conda as conda
 from .optimizers._adam_variants import laprop as laprop
 from .optimizers._adam_variants import mars as mars
 from .optimizers._adam_variants import simplified_ademamix as simplified_ademamix
@@ -327,6 +333,7 @@ from .optimizers._matrix import normuon as normuon
 from .optimizers._matrix import psgd_kron as psgd_kron
 from .optimizers._matrix import shampoo as shampoo
 from .optimizers._matrix import soap as soap
+from .optimizers._matrix import splus as splus
 from .optimizers._orthogonalized import adamuon as adamuon
 from .optimizers._orthogonalized import muonclip as muonclip
 from .optimizers._orthogonalized import scion as scion

@@ -422,6 +422,23 @@ OPTIMIZERS = [
         elementwise=False,
         converges=False,
     ),
+    # SPlus takes fixed-size sign steps (no convergence claim on the shared
+    # problems); its state holds the parameters' average (ema_params).
+    Row(
+        "splus",
+        gradtx.splus,
+        dict(learning_rate=0.05, inverse_steps=2),
+        dict(),
+        elementwise=False,
+        converges=False,
+    ),
+    Row(
+        "conda",
+        gradtx.conda,
+        dict(learning_rate=0.01, update_proj_gap=2),
+        dict(),
+        elementwise=False,
+    ),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

@@ -29,6 +29,7 @@ from .._checks import (
     UnitInterval,
 )
 from .._combine import chain, precondition
+from .._conda import scale_by_conda
 from .._hessian import DEFAULT_HESSIAN_DIAGONAL_FN, scale_by_sophia
 from .._mars import scale_by_mars
 from .._momentum import bias_correction, scale_by_momentum
@@ -638,5 +639,58 @@ def stable_spam(
         scale_by_norm_moments(gamma1, gamma2, eps),
         reset_moments(adam_step(b1, b2, eps, 0.0), update_proj_gap, reset_count=True),
         add_decayed_weights(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def conda(
+    learning_rate: Rate = 1e-3,
+    b1: Decay = 0.9,
+    b2: Decay = 0.999,
+    weight_decay: NonNegative = 0.0,
+    update_proj_gap=2000,
+    scale=1.0,
+    eps: NonNegative = 1e-8,
+    *,
+    weight_decay_mask=None,
+):
+    """Conda: p_t = p_{t-1} - lr * (c_t * scale * back(P(m_t) / (sqrt(v_t) + eps)) + weight_decay * p_{t-1}).
+
+    Adam whose second moment v is kept in the singular basis of the
+    momentum, refreshed by an SVD every ``update_proj_gap`` steps
+    (``scale_by_conda``: P rotates a matrix's shorter side, so v normalises
+    the columns of the projected gradient); c_t = sqrt(1 - b2^t) / (1 - b1^t).
+    Leaves that are not matrices take Adam's step.  Keywords and defaults
+    are pytorch-optimizer's ``Conda`` (its default projection_type "std";
+    betas split into b1, b2).  That code decays the already-updated
+    parameter, p (1 - lr wd) after the step, which differs from this
+    decoupled decay by lr^2 wd times the step.
+
+    Verified in float64 over 40 steps against a NumPy transcription of the
+    equations (1e-10) and against pytorch-optimizer 4.1.0's ``Conda`` at
+    float32 (weight_decay=0).
+
+    Args:
+      learning_rate: lr, a number >= 0 or a schedule.
+      b1, b2, eps, update_proj_gap, scale: as in ``scale_by_conda``.
+      weight_decay: decoupled weight decay, >= 0.
+      weight_decay_mask: which parameters decay (as ``add_decayed_weights``).
+
+    Example:
+      >>> import jax.numpy as jnp, gradtx
+      >>> opt = gradtx.conda(0.1)
+      >>> params = {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}
+      >>> u, state = opt.update({"w": jnp.eye(2), "b": jnp.ones(2)}, opt.init(params), params)
+      >>> [round(float(x), 4) for x in gradtx.apply_updates(params, u)["b"]]
+      [-0.1, -0.1]
+
+    Reference: Wang, Zhou, Dong, Li, Li, Zhou, Lao, Fang, Lin, "Conda:
+    Column-Normalized Adam for Training Large Language Models Faster", 2025,
+    arXiv:2509.24218.
+    """
+    return (
+        scale_by_conda(b1, b2, eps, update_proj_gap, scale),
+        add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
     )
