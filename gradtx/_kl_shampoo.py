@@ -421,7 +421,8 @@ def scale_by_one_sided_shampoo(
     E[g g^T] that minimises the KL divergence with the other factor fixed at
     I (Lin et al.'s Claim 1), so the step has Adam's scale: for gradients of
     i.i.d. entries of variance sigma^2, H_hat ~ sigma^2 I.  With b1 = b2 = 0
-    and eps = 0 it is (G G^T)^(-1/2) G, G's polar factor (Muon's direction).
+    and eps = 0 it is sqrt(d_b) (G G^T)^(-1/2) G, sqrt(d_b) times G's polar
+    factor (Muon's direction at unit RMS).
     The root is recomputed (eigh, eigenvalues floored at the largest times
     the dtype's epsilon) at steps 1, 1 + f, ... (f =
     ``precondition_frequency``) and reused in between.  A leaf of more axes

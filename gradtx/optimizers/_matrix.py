@@ -663,12 +663,13 @@ def kl_soap(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> opt = gradtx.kl_soap(0.1, weight_decay=0.0)
-      >>> params = {"w": jnp.zeros((2, 3))}
+      >>> params = {"w": jnp.eye(2)}
       >>> state = opt.init(params)
-      >>> for _ in range(3):
-      ...     u, state = opt.update({"w": jnp.ones((2, 3))}, state, params)
-      >>> bool(jnp.all(u["w"] < 0))
-      True
+      >>> for _ in range(2):  # the second step: -lr 0.1 g / sqrt(0.02 g^2)
+      ...     u, state = opt.update({"w": jnp.array([[1.0, 0.0], [0.0, -2.0]])}, state, params)
+      >>> jnp.round(u["w"], 4) + 0.0
+      Array([[-0.0707,  0.    ],
+             [ 0.    ,  0.0707]], dtype=float32)
 
     Reference: Lin, Lowe, Dangel, Eschenhagen, Xu, Grosse, "Understanding and
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
@@ -718,8 +719,9 @@ def one_sided_shampoo(
     The matrices' direction is ``scale_by_one_sided_shampoo``'s: one
     Kronecker factor H = EMA of G G^T / d_b on the shorter side (An et
     al.'s one-sided Shampoo, with a moving average), applied with exponent
-    -1/2 to the bias-corrected momentum; with b1 = b2 = 0 it is Muon's polar
-    factor.  Leaves of two or more axes are its (along their shortest axis);
+    -1/2 to the bias-corrected momentum; with b1 = b2 = 0 it is sqrt(d_b)
+    times Muon's polar factor (unit RMS).  Leaves of two or more axes are
+    its (along their shortest axis);
     vectors and scalars go to ``adamw(adam_learning_rate, adam_b1, adam_b2,
     adam_eps, weight_decay=adam_weight_decay)`` through one ``partition``,
     as Muon routes them.
@@ -741,9 +743,9 @@ def one_sided_shampoo(
       >>> opt = gradtx.one_sided_shampoo(0.1, b1=0.0, b2=0.0, eps=0.0)
       >>> params = {"w": jnp.zeros((2, 2))}
       >>> u, state = opt.update({"w": jnp.array([[3.0, 0.0], [0.0, 0.5]])}, opt.init(params), params)
-      >>> jnp.round(u["w"], 4)  # -lr times G's polar factor
-      Array([[-0.1,  0. ],
-             [ 0. , -0.1]], dtype=float32)
+      >>> jnp.round(u["w"], 4) + 0.0  # -lr sqrt(2) times G's polar factor
+      Array([[-0.1414,  0.    ],
+             [ 0.    , -0.1414]], dtype=float32)
 
     Reference: An, Liu, Pan, Chen, Zhu, Wang, "ASGO: Adaptive Structured
     Gradient Optimization", 2025, arXiv:2503.20762; Lin et al.,
