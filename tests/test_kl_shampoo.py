@@ -53,6 +53,7 @@ def _compare(opt, make, tree, what, scale=1.0, seed=3):
     assert_trajectories_close(actual, expected, what)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [1.0, 1e-3])
 def test_kl_shampoo_matches_closed_form(scale, x64):
     # At scale 1e-3 the eigenvalue estimates fall to their floor 1 / max(10, d)^2.
@@ -66,6 +67,7 @@ def test_kl_shampoo_matches_closed_form(scale, x64):
     )
 
 
+@pytest.mark.slow
 def test_kl_shampoo_other_settings_match_closed_form(x64):
     kw = dict(b1=0.5, b2=0.9, eps=1e-3, shampoo_beta=0.8, init_factor=0.5, eigenvalue_clamp=None)
     opt = gradtx.kl_shampoo(0.1, weight_decay=0.0, precondition_frequency=1, **kw)
@@ -75,6 +77,7 @@ def test_kl_shampoo_other_settings_match_closed_form(x64):
     )
 
 
+@pytest.mark.slow
 def test_kl_soap_matches_closed_form(x64):
     opt = gradtx.kl_soap(0.1, weight_decay=0.1, precondition_frequency=3)
     _compare(
@@ -85,6 +88,7 @@ def test_kl_soap_matches_closed_form(x64):
     )
 
 
+@pytest.mark.slow
 def test_one_sided_shampoo_matrices_match_closed_form(x64):
     opt = gradtx.one_sided_shampoo(0.1, weight_decay=0.1, precondition_frequency=2)
     _compare(
@@ -114,6 +118,7 @@ def test_one_sided_shampoo_sends_vectors_to_adamw(x64):
     assert_trajectories_close(ours, transform_outputs(adamw, grads, params), "adam part")
 
 
+@pytest.mark.slow
 def test_kl_shampoo_first_step_only_sets_up_eigenbases(x64):
     g = {"w": np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])}
     opt = gradtx.scale_by_kl_shampoo()

@@ -582,8 +582,12 @@ def kl_shampoo(
 
     Verified in float64 for 40 steps against a NumPy transcription of the
     equations in Kronecker form (tall, wide, square, 3-D, vector and scalar
-    leaves; 1e-10 relative) and in float32 against the authors' KLOpt
-    (see the changelog for the worst error).
+    leaves; 1e-10 relative) and in float32 against the authors' KLOpt (40
+    steps, refreshes every 1, 3, 10): 3e-6 relative (per leaf norm) on
+    matrices.  On 3-D leaves KLOpt fits two factors with eigenvalues it has
+    already updated in the same step; gradtx updates every factor from the
+    previous step's estimates, as it does for matrices (with that change,
+    KLOpt agrees to 4e-6 there too).
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
@@ -650,7 +654,9 @@ def kl_soap(
     Adam without bias correction).
 
     Verified in float64 for 40 steps against a NumPy transcription (1e-10
-    relative) and in float32 against the authors' KLOpt(using_klsoap=True).
+    relative) and in float32 against the authors' KLOpt(using_klsoap=True):
+    4e-6 relative (per leaf norm) on matrices, and on 3-D leaves as
+    ``kl_shampoo`` says.
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
