@@ -124,6 +124,12 @@ from ._hyperparams import get_hyperparams as get_hyperparams
 from ._hyperparams import inject_hyperparams as inject_hyperparams
 from ._hyperparams import inject_stateful_hyperparams as inject_stateful_hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
+from ._kl_shampoo import KLShampooState as KLShampooState
+from ._kl_shampoo import KLSoapState as KLSoapState
+from ._kl_shampoo import OneSidedShampooState as OneSidedShampooState
+from ._kl_shampoo import scale_by_kl_shampoo as scale_by_kl_shampoo
+from ._kl_shampoo import scale_by_kl_soap as scale_by_kl_soap
+from ._kl_shampoo import scale_by_one_sided_shampoo as scale_by_one_sided_shampoo
 from ._layerwise import centralize as centralize
 from ._layerwise import normalize_by_update_norm as normalize_by_update_norm
 from ._layerwise import scale_by_param_block_norm as scale_by_param_block_norm
@@ -327,9 +333,12 @@ from .optimizers._layerwise import novograd as novograd
 from .optimizers._low_rank import dion as dion
 from .optimizers._low_rank import dion2 as dion2
 from .optimizers._matrix import galore as galore
+from .optimizers._matrix import kl_shampoo as kl_shampoo
+from .optimizers._matrix import kl_soap as kl_soap
 from .optimizers._matrix import muon as muon
 from .optimizers._matrix import muon_labels as muon_labels
 from .optimizers._matrix import normuon as normuon
+from .optimizers._matrix import one_sided_shampoo as one_sided_shampoo
 from .optimizers._matrix import psgd_kron as psgd_kron
 from .optimizers._matrix import shampoo as shampoo
 from .optimizers._matrix import soap as soap

@@ -439,6 +439,29 @@ OPTIMIZERS = [
         dict(),
         elementwise=False,
     ),
+    # KL-Shampoo and KL-SOAP: the first step only sets up the bases (with
+    # weight decay it would only decay).
+    Row(
+        "kl_shampoo",
+        gradtx.kl_shampoo,
+        dict(learning_rate=0.01, precondition_frequency=2),
+        dict(learning_rate=0.01, weight_decay=0.0),
+        elementwise=False,
+    ),
+    Row(
+        "kl_soap",
+        gradtx.kl_soap,
+        dict(learning_rate=0.01, precondition_frequency=2),
+        dict(learning_rate=0.01, weight_decay=0.0),
+        elementwise=False,
+    ),
+    Row(
+        "one_sided_shampoo",
+        gradtx.one_sided_shampoo,
+        dict(learning_rate=0.01, eps=1e-8),
+        dict(learning_rate=0.01),
+        elementwise=False,
+    ),
 ]
 IDS = [row.name for row in OPTIMIZERS]
 

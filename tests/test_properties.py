@@ -118,6 +118,8 @@ _DESCENDING = {
     "rprop": lambda losses: losses[1:],
     "sam_sgd": lambda losses: losses[::2],
     "dowg": lambda losses: [losses[0], losses[-1]],
+    "kl_shampoo": lambda losses: losses[1:],
+    "kl_soap": lambda losses: losses[1:],
 }
 
 
