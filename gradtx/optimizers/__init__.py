@@ -13,11 +13,14 @@ module              optimizers
 ``_adam``           adam, nadam, adamw, nadamw, amsgrad, radam, adamax,
                     adamaxw, optimistic_adam, optimistic_adam_v2
 ``_adam_variants``  adabelief, yogi, adan, laprop, mars, adam_mini,
-                    ademamix, simplified_ademamix, adopt
-``_rms``            rmsprop, adagrad, adadelta, adafactor, sm3
+                    ademamix, simplified_ademamix, adopt, sophia, spam,
+                    stable_spam, conda
+``_rms``            rmsprop, adagrad, adadelta, adafactor, sm3, came
 ``_sign``           lion, sign_sgd, signum, rprop
 ``_layerwise``      lamb, lars, fromage, novograd
-``_matrix``         muon, normuon, soap, shampoo, psgd_kron, galore
+``_matrix``         muon, normuon, soap, shampoo, psgd_kron, galore, splus,
+                    kl_shampoo, kl_soap, one_sided_shampoo
+``_orthogonalized`` scion, scion_unconstrained, adamuon, muonclip
 ``_parameter_free`` prodigy, dadapt_adamw, dog, dowg, cocob, momo,
                     momo_adam, polyak_sgd
 ``_quasi_newton``   lbfgs
