@@ -2,11 +2,13 @@
 Adan and MARS (the gradient fed to the moments), LaProp (the order of
 momentum and normalisation), Adam-mini (one second moment per block),
 AdEMAMix (a second, slow first moment), ADOPT (the moment of the previous
-gradient) and Sophia (a clipped step over a Hessian-diagonal estimate).
+gradient), Sophia (a clipped step over a Hessian-diagonal estimate), SPAM and
+Stable-SPAM (spike clipping and moment resets around Adam) and Conda (the
+second moment in the momentum's singular basis).
 
 Shared pieces: ``adam_step``'s moments (``_momentum``, ``_second_moment``) and
 each variant's own transform (``_adaptive``, ``_mars``, ``_adam_mini``,
-``_ademamix``, ``_adopt``).
+``_ademamix``, ``_adopt``, ``_spikes``, ``_conda``).
 """
 
 from __future__ import annotations

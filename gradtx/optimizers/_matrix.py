@@ -1,13 +1,16 @@
 """Matrix methods: 2-D weights updated as matrices.  Muon and NorMuon (the polar
 factor of the momentum), SOAP, Shampoo and PSGD Kron (Kronecker-factored
-preconditioners), GaLore (Adam on low-rank projections).
+preconditioners), KL-Shampoo, KL-SOAP and one-sided Shampoo (factors fitted
+by KL minimization, or one side only), SPlus (the sign of the momentum in
+Shampoo's eigenbasis), GaLore (Adam on low-rank projections).
 
 Each recipe says what it does with the other leaves (scalars, vectors,
 >2-D): Muon routes them to AdamW with ``partition``; the preconditioners
 treat them as their docstrings say.  Shared pieces: ``orthogonalize``,
 ``newton_schulz`` and ``scale_by_shape`` (``_orthogonal``),
 ``scale_by_soap``, ``scale_by_shampoo``, ``scale_by_psgd_kron``,
-``scale_by_galore`` (``_matrix``),
+``scale_by_galore`` (``_matrix``), ``scale_by_kl_shampoo``, ``scale_by_kl_soap``,
+``scale_by_one_sided_shampoo`` (``_kl_shampoo``), ``scale_by_splus`` (``_splus``),
 ``graft``.
 """
 

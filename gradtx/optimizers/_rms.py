@@ -1,9 +1,10 @@
 """Second-moment methods without a first moment: RMSprop, Adagrad, Adadelta, and
-the factored ones, Adafactor and SM3.
+the factored ones, Adafactor, SM3 and CAME (Adafactor with a confidence-weighted
+momentum).
 
 Shared pieces: ``scale_by_rms``, ``scale_by_centered_rms``, ``scale_by_rss``,
-``scale_by_adadelta`` (``_second_moment``), ``scale_by_factored_rms`` and
-``scale_by_sm3`` (``_factored``).
+``scale_by_adadelta`` (``_second_moment``), ``scale_by_factored_rms``,
+``scale_by_confidence`` and ``scale_by_sm3`` (``_factored``).
 """
 
 from __future__ import annotations
