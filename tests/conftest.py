@@ -1,8 +1,35 @@
-"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly; x64 on request."""
+"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly; x64 on request.
 
-import jax
-import pytest
-import quick_tier
+Compiled programs are shared through JAX's persistent compilation cache, in a
+directory made for this run: the tests compile the same small programs many
+times over (every row's step under jit in several files, eager ops of the same
+shapes), and xdist's workers and the subprocesses the tests start (sharding
+workers, optax's test files, notebooks) inherit the directory through the
+environment, so each distinct program is compiled once per run.  The directory
+is removed when the run ends; a directory set by the caller
+(``JAX_COMPILATION_CACHE_DIR``) is used as it is and kept.
+"""
+
+import os
+import shutil
+import tempfile
+
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradtx-jax-cache-")
+# Cache every program, however quick to compile or small: most of the suite's are.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+import quick_tier  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    """The process that made the cache directory (xdist's controller, or the only one) removes it."""
+    if _OWN_CACHE and not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
