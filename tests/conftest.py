@@ -13,6 +13,7 @@ is removed when the run ends; a directory set by the caller
 import os
 import shutil
 import tempfile
+import time
 
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _OWN_CACHE:
@@ -40,6 +41,28 @@ def pytest_collection_modifyitems(config, items):
         ids = callspec.id.split("-") if callspec is not None else []
         if item.nodeid in listed or quick_tier.outside_core(ids):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    item.stash[_CPU_START] = time.process_time()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Record the test's CPU seconds (setup and call, every thread of the process) as the
+    junit property ``cpu_s``: tests/quick_tier.py reads it, as it does not change with
+    the load on the machine the way the wall-clock time does."""
+    try:
+        return (yield)
+    finally:
+        if _CPU_START in item.stash:
+            cpu = time.process_time() - item.stash[_CPU_START]
+            item.user_properties.append(("cpu_s", f"{cpu:.3f}"))
+
+
+_CPU_START = pytest.StashKey[float]()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,11 @@ import importlib
 
 class _Lazy:
     def __init__(self, name: str):
-        self._name = name
+        object.__setattr__(self, "_name", name)
+
+    def __setattr__(self, attr: str, value):
+        # Setting a name here would not reach the module (monkeypatch "torch.randn_like").
+        raise TypeError(f"set {attr!r} on the module itself, not on lazy({self._name!r})")
 
     def __getattr__(self, attr: str):
         # pytest's collection probes every module-level object for private markers

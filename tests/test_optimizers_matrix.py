@@ -227,7 +227,7 @@ def test_psgd_kron_matches_pytorch_optimizer_kron(x64, monkeypatch):
         k = next(calls)
         return torch.tensor(probes(k // n, k % n), dtype=dtype or x.dtype)
 
-    monkeypatch.setattr(torch, "randn_like", randn_like)
+    monkeypatch.setattr("torch.randn_like", randn_like)
     actual = _psgd_trajectory("nested_quadratic")
     theirs = _run_torch(
         lambda ps: Kron(
