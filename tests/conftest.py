@@ -1,8 +1,36 @@
-"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly; x64 on request."""
+"""Shared test settings: strict dtype promotion, so silent upcasts fail loudly; x64 on request.
 
-import jax
-import pytest
-import quick_tier
+Compiled programs are shared through JAX's persistent compilation cache, in a
+directory made for this run: the tests compile the same small programs many
+times over (every row's step under jit in several files, eager ops of the same
+shapes), and xdist's workers and the subprocesses the tests start (sharding
+workers, optax's test files, notebooks) inherit the directory through the
+environment, so each distinct program is compiled once per run.  The directory
+is removed when the run ends; a directory set by the caller
+(``JAX_COMPILATION_CACHE_DIR``) is used as it is and kept.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradtx-jax-cache-")
+# Cache every program, however quick to compile or small: most of the suite's are.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+import quick_tier  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    """The process that made the cache directory (xdist's controller, or the only one) removes it."""
+    if _OWN_CACHE and not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -13,6 +41,28 @@ def pytest_collection_modifyitems(config, items):
         ids = callspec.id.split("-") if callspec is not None else []
         if item.nodeid in listed or quick_tier.outside_core(ids):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    item.stash[_CPU_START] = time.process_time()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Record the test's CPU seconds (setup and call, every thread of the process) as the
+    junit property ``cpu_s``: tests/quick_tier.py reads it, as it does not change with
+    the load on the machine the way the wall-clock time does."""
+    try:
+        return (yield)
+    finally:
+        if _CPU_START in item.stash:
+            cpu = time.process_time() - item.stash[_CPU_START]
+            item.user_properties.append(("cpu_s", f"{cpu:.3f}"))
+
+
+_CPU_START = pytest.StashKey[float]()
 
 
 @pytest.fixture(autouse=True)

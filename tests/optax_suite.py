@@ -66,6 +66,9 @@ SLOW_FILES = (
     "contrib/_galore_test.py",
 )
 FILES = QUICK_FILES + SLOW_FILES
+# Files run in several parts, each in its own subprocess (so its own test, which
+# xdist can place on any worker): part i of n runs every n-th of the file's tests.
+PARTS = {"_src/alias_test.py": 4}
 
 # module::Class::test (a trailing * matches every name it starts) -> why it
 # is not run against gradtx.  Each is a
@@ -316,6 +319,7 @@ globals().update({{k: v for k, v in vars(_module).items() if not k.startswith("_
 
 _CONFTEST = """\
 EXCLUDED = {excluded!r}
+PART = {part!r}
 
 
 def _matches(test, key):
@@ -333,9 +337,13 @@ def _excluded(item):
 def pytest_collection_modifyitems(config, items):
     dropped = [item for item in items if _excluded(item)]
     items[:] = [item for item in items if not _excluded(item)]
-    config.hook.pytest_deselected(items=dropped)
     with open("excluded.txt", "w") as out:
         out.writelines(item.nodeid + "\\n" for item in dropped)
+    part, parts = PART
+    dropped += items[:]
+    items[:] = items[part::parts]
+    dropped = [item for item in dropped if item not in items]
+    config.hook.pytest_deselected(items=dropped)
 """
 
 
@@ -351,12 +359,19 @@ def _exclusions(files) -> list[tuple[str, str]]:
 
 
 def run_files(
-    files, substitute: bool = True, timeout: float = 1800, select=None, collect_only=False
+    files,
+    substitute: bool = True,
+    timeout: float = 1800,
+    select=None,
+    collect_only=False,
+    part=(0, 1),
 ) -> dict[str, Result]:
     """Runs optax test files in one pytest subprocess; outcomes per file.
 
     ``select``: only these tests (``Class::test`` names, of a single file).
     ``collect_only``: collect without running, so that only ``excluded`` is filled in.
+    ``part``: ``(i, n)`` runs the i-th of every n tests left after the exclusions
+    (``excluded`` still lists every exclusion).
     """
     excluded = _exclusions(files) if substitute else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -365,7 +380,7 @@ def run_files(
             (tmp / f"{_wrapper_name(file)}.py").write_text(
                 _WRAPPER.format(dotted=_dotted(file), substitute=substitute)
             )
-        (tmp / "conftest.py").write_text(_CONFTEST.format(excluded=excluded))
+        (tmp / "conftest.py").write_text(_CONFTEST.format(excluded=excluded, part=tuple(part)))
         (tmp / "pytest.ini").write_text("[pytest]\n")
         junit = tmp / "junit.xml"
         env = dict(os.environ)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import reference as ref
 import reference_wrappers as ref_wrappers
-import torch
+from lazy_import import lazy
 from problems import (
     PROBLEMS,
     STEPS,
@@ -21,10 +21,12 @@ from problems import (
     run_reference,
     run_torch,
 )
-from pytorch_optimizer import MARS, LaProp
-from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
+
+torch = lazy("torch")
+pytorch_optimizer = lazy("pytorch_optimizer")
+pytorch_optimizer_base = lazy("pytorch_optimizer.base.optimizer")
 
 # Trajectories or integration runs of several seconds each: the full suite runs them,
 # the quick tier (-m 'not slow') leaves them out.
@@ -96,9 +98,9 @@ def test_cautious_optimizer_in_float32_matches_float64_reference(name):
 @pytest.fixture
 def no_hidden_eps(monkeypatch):
     """pytorch-optimizer's fixed 1e-15 under the root, set to 0 (see test_optimizers_adam_variants.py)."""
-    original = BaseOptimizer.apply_ams_bound
+    original = pytorch_optimizer_base.BaseOptimizer.apply_ams_bound
     monkeypatch.setattr(
-        BaseOptimizer,
+        pytorch_optimizer_base.BaseOptimizer,
         "apply_ams_bound",
         staticmethod(functools.partial(original, exp_avg_sq_eps=0.0)),
     )
@@ -111,14 +113,16 @@ TORCH_CASES = {
         0.01,
         lambda lr: gradtx.cautious(gradtx.laprop(lr, b2=0.99, eps=0.0)),
         lambda lr: (
-            lambda ps: LaProp(ps, lr=lr, betas=(0.9, 0.99), eps=0.0, cautious=True, foreach=False)
+            lambda ps: pytorch_optimizer.LaProp(
+                ps, lr=lr, betas=(0.9, 0.99), eps=0.0, cautious=True, foreach=False
+            )
         ),
     ),
     "cautious_mars": (
         0.01,
         lambda lr: gradtx.cautious(gradtx.mars(lr, gamma=0.1, eps=0.0)),
         lambda lr: (
-            lambda ps: MARS(
+            lambda ps: pytorch_optimizer.MARS(
                 ps, lr=lr, gamma=0.1, eps=0.0, optimize_1d=True, cautious=True, foreach=False
             )
         ),

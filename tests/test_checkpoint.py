@@ -8,12 +8,14 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from checkpoint_files import crafted_manifest
+from lazy_import import lazy
 from trees import assert_bitwise_equal, wide_tree
 
 import gradtx
+
+ocp = lazy("orbax.checkpoint")
 
 
 def _params():

@@ -11,6 +11,13 @@
 Runs are eager (op by op), so "equal" means equal bits.  The exhaustive check
 over ordered triples of pieces is marked slow; a random sample of triples
 (hypothesis) and every recipe of the shared table run in the quick tier.
+
+Where a no-op goes in is what the identity law is about: what it stands between.
+The exhaustive check puts each no-op at each position between each ordered pair
+of pieces (and before or after each piece), not at each position of each triple:
+the third piece, away from the no-op, is the locality law's business, which every
+triple checks.  In a recipe, each position of each chain gets one no-op, the four
+taking turns, so that every no-op stands in every recipe with at least four positions.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ PARAMS = {
 
 def _grads(k):
     return jax.tree.map(lambda p: jnp.cos((k + 1) * 3.0 * p + k) * (1.5 + k), PARAMS)
+
+
+# The gradients of the STEPS steps, computed once: every run reads the same ones.
+GRADS = [_grads(k) for k in range(STEPS)]
 
 
 def _no_ops():
@@ -92,7 +103,7 @@ def _run(tx):
     """
     params, state, out = PARAMS, tx.init(PARAMS), []
     for k in range(STEPS):
-        updates, state = tx.update(_grads(k), state, params, value=jnp.float32(1.0 + k))
+        updates, state = tx.update(GRADS[k], state, params, value=jnp.float32(1.0 + k))
         params = gradtx.apply_updates(params, updates)
         out.append([np.asarray(u).tobytes() for u in jax.tree.leaves(updates)])
     return out
@@ -104,7 +115,7 @@ def _run_pieces_alone(pieces):
     states = [p.init(PARAMS) for p in pieces]
     out = []
     for k in range(STEPS):
-        x = _grads(k)
+        x = GRADS[k]
         for i, piece in enumerate(pieces):
             x, states[i] = piece.update(x, states[i], params)
         params = gradtx.apply_updates(params, x)
@@ -112,8 +123,11 @@ def _run_pieces_alone(pieces):
     return out
 
 
-def _check_laws(names):
-    """All four laws for the chain of the named pieces; returns the number of checks."""
+def _check_laws(names, no_op_positions=None):
+    """All four laws for the chain of the named pieces; returns the number of checks.
+
+    ``no_op_positions``: for each no-op, the positions it is inserted at (all by default).
+    """
     make = [PIECES[n] for n in names]
     want = _run(gradtx.chain(*(m() for m in make)))
     checks = 0
@@ -124,8 +138,9 @@ def _check_laws(names):
     ):
         assert _run(variant) == want, ("associativity", names)
         checks += 1
-    for no_op_name in _no_ops():
-        for position in range(len(make) + 1):
+    for i, no_op_name in enumerate(_no_ops()):
+        positions = range(len(make) + 1) if no_op_positions is None else no_op_positions[i]
+        for position in positions:
             parts = [m() for m in make]
             parts.insert(position, _no_ops()[no_op_name])
             assert _run(gradtx.chain(*parts)) == want, ("identity", no_op_name, position, names)
@@ -141,11 +156,26 @@ def test_chain_random_triple_obeys_composition_laws(names):
     _check_laws(names)
 
 
+def _turn(indices, no_op):
+    """The one position (of 4) where the no-op numbered ``no_op`` goes into this triple."""
+    return (sum(indices) + no_op) % 4
+
+
 @pytest.mark.slow
 def test_chain_every_ordered_triple_obeys_composition_laws():
-    checks = sum(_check_laws(names) for names in itertools.product(EXHAUSTIVE, repeat=3))
+    checks, placed = 0, set()
+    for indices in itertools.product(range(len(EXHAUSTIVE)), repeat=3):
+        names = [EXHAUSTIVE[i] for i in indices]
+        turns = [[_turn(indices, j)] for j in range(len(_no_ops()))]
+        checks += _check_laws(names, turns)
+        padded = (None, *names, None)  # what stands before and after each position
+        placed |= {(j, p, padded[p], padded[p + 1]) for j, [p] in enumerate(turns)}
     print(f"\n{len(EXHAUSTIVE) ** 3} ordered triples, {checks} law checks")
-    assert checks == len(EXHAUSTIVE) ** 3 * (2 + len(_no_ops()) * 4 + 2)
+    assert checks == len(EXHAUSTIVE) ** 3 * (2 + len(_no_ops()) + 2)
+    # Each no-op went in at each position, between each ordered pair of pieces
+    # (after each piece at the start, before each at the end).
+    n, k = len(EXHAUSTIVE), len(_no_ops())
+    assert len(placed) == k * (2 * n + 2 * n * n)
 
 
 # ----------------------------------------------------------------------------
@@ -185,12 +215,12 @@ def test_most_recipes_are_chains():
 def test_recipe_with_a_no_op_anywhere_is_bitwise_unchanged(row):
     opt = typical(row)
     want = _run(opt)
-    count = 0
-    for no_op in _no_ops().values():
-        for variant in _with_no_op(opt, no_op):
-            assert _run(variant) == want, (row.name, repr(variant))
-            count += 1
-    assert count >= (len(opt.children) + 1) * len(_no_ops())
+    # Each no-op gives the same positions, in the same order; the i-th goes to no-op i mod 4.
+    by_no_op = [list(_with_no_op(opt, no_op)) for no_op in _no_ops().values()]
+    variants = [by_no_op[i % len(by_no_op)][i] for i in range(len(by_no_op[0]))]
+    for variant in variants:
+        assert _run(variant) == want, (row.name, repr(variant))
+    assert len(variants) >= len(opt.children) + 1
 
 
 # optax.chain forwards extra keywords only to optax's GradientTransformationExtraArgs,

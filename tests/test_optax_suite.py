@@ -48,10 +48,22 @@ def test_optax_suite_every_exclusion_leaves_out_a_test():
     assert _unused_exclusions(results) == []
 
 
+SLOW_PARTS = [
+    (file, (i, n))
+    for file in optax_suite.SLOW_FILES
+    for n in [optax_suite.PARTS.get(file, 1)]
+    for i in range(n)
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("file", optax_suite.SLOW_FILES)
-def test_optax_slow_file_passes_on_gradtx_wherever_it_passes_on_optax(file):
-    ours = optax_suite.run_files([file])
+@pytest.mark.parametrize(
+    "file, part",
+    SLOW_PARTS,
+    ids=[f if n == 1 else f"{f}:{i + 1}of{n}" for f, (i, n) in SLOW_PARTS],
+)
+def test_optax_slow_file_passes_on_gradtx_wherever_it_passes_on_optax(file, part):
+    ours = optax_suite.run_files([file], part=part)
     result = ours[file]
     assert result.passed, f"{file}: no test ran"
     # optax itself runs only what did not pass on gradtx, to tell a gradtx failure

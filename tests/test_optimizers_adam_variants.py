@@ -17,7 +17,6 @@ import optax
 import optax.contrib
 import pytest
 import reference_adam_variants as ref_adam_variants
-import torch
 from cases import (
     Case,
     check_closed_form,
@@ -30,11 +29,14 @@ from cases import (
     named,
     pairs,
 )
+from lazy_import import lazy
 from problems import PROBLEMS, assert_trajectories_close, moved, run_jax, run_torch
-from pytorch_optimizer import MARS, AdamMini, LaProp
-from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 import gradtx
+
+torch = lazy("torch")
+pytorch_optimizer = lazy("pytorch_optimizer")
+pytorch_optimizer_base = lazy("pytorch_optimizer.base.optimizer")
 
 # Trajectories of several seconds each: the full suite runs them,
 # the quick tier (-m 'not slow') leaves them out.
@@ -218,13 +220,17 @@ TORCH_CASES = {
     "laprop": (
         0.01,
         lambda lr: gradtx.laprop(lr, b1=0.9, b2=0.99, eps=0.0),
-        lambda lr: lambda ps: LaProp(ps, lr=lr, betas=(0.9, 0.99), eps=0.0, foreach=False),
+        lambda lr: (
+            lambda ps: pytorch_optimizer.LaProp(
+                ps, lr=lr, betas=(0.9, 0.99), eps=0.0, foreach=False
+            )
+        ),
     ),
     "mars": (
         0.01,
         lambda lr: gradtx.mars(lr, gamma=0.1, weight_decay=0.05, eps=0.0),
         lambda lr: (
-            lambda ps: MARS(
+            lambda ps: pytorch_optimizer.MARS(
                 ps,
                 lr=lr,
                 betas=(0.95, 0.99),
@@ -244,9 +250,9 @@ def no_hidden_eps(monkeypatch):
     """pytorch-optimizer divides by sqrt(v_t + 1e-15) + eps: a fixed 1e-15 under the root,
     on top of eps, that the MLP's small bias gradients (v_t near 1e-9) feel at 1e-6.  The
     papers have no such term; set it to 0 so that the comparison is of the rules."""
-    original = BaseOptimizer.apply_ams_bound
+    original = pytorch_optimizer_base.BaseOptimizer.apply_ams_bound
     monkeypatch.setattr(
-        BaseOptimizer,
+        pytorch_optimizer_base.BaseOptimizer,
         "apply_ams_bound",
         staticmethod(functools.partial(original, exp_avg_sq_eps=0.0)),
     )
@@ -283,7 +289,9 @@ def _adam_mini_torch(lr, weight_decay):
         module = torch.nn.Module()
         for i, p in enumerate(params):
             module.register_parameter(f"leaf{i}", p)
-        return AdamMini(module, lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay, eps=1e-8)
+        return pytorch_optimizer.AdamMini(
+            module, lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay, eps=1e-8
+        )
 
     return make
 

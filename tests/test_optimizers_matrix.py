@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 import reference_matrix as ref_matrix
-import torch
+from lazy_import import lazy
 from problems import (
     PROBLEMS,
     assert_trajectories_close,
@@ -21,6 +21,8 @@ from problems import (
 )
 
 import gradtx
+
+torch = lazy("torch")
 
 # Trajectories or integration runs of several seconds each: the full suite runs them,
 # the quick tier (-m 'not slow') leaves them out.
@@ -225,7 +227,7 @@ def test_psgd_kron_matches_pytorch_optimizer_kron(x64, monkeypatch):
         k = next(calls)
         return torch.tensor(probes(k // n, k % n), dtype=dtype or x.dtype)
 
-    monkeypatch.setattr(torch, "randn_like", randn_like)
+    monkeypatch.setattr("torch.randn_like", randn_like)
     actual = _psgd_trajectory("nested_quadratic")
     theirs = _run_torch(
         lambda ps: Kron(

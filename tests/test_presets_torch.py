@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 from _porting_problems import (
     CONST,
     LEAVES,
@@ -29,9 +28,12 @@ from _porting_problems import (
     loss,
     relative_error,
 )
+from lazy_import import lazy
 
 import gradtx
 from gradtx.presets import torch as pt
+
+torch = lazy("torch")
 
 # Trajectories or integration runs of several seconds each: the full suite runs them,
 # the quick tier (-m 'not slow') leaves them out.
@@ -58,14 +60,15 @@ def torch_trajectory(
     steps_per_epoch=1,
     sign=1.0,
     steps=STEPS,
-    dtype=torch.float64,
+    dtype=None,
     record=None,
 ):
     """PyTorch's loop: zero_grad, backward, step; scheduler.step() once per epoch.
 
     ``record(optimizer, leaves)`` picks the tensors stacked after each step,
-    one per leaf (default: the leaves).
+    one per leaf (default: the leaves).  ``dtype``: torch's dtype, float64 by default.
     """
+    dtype = torch.float64 if dtype is None else dtype
     leaves = [torch.tensor(x, dtype=dtype, requires_grad=True) for x in LEAVES]
     const = jax.tree.map(lambda x: torch.tensor(x, dtype=dtype), CONST)
     record = record or (lambda optimizer, leaves: leaves)
@@ -209,15 +212,14 @@ def test_torch_asgd_averaged_params_of_another_state_raises():
         pt.asgd_averaged_params(opt.init(jnp.zeros(2)))
 
 
-# (torch.optim class, preset, optimizer keywords, scheduler class, preset
-# schedule, scheduler keywords, optimizer steps per scheduler.step()).
-LRS = torch.optim.lr_scheduler
+# (torch.optim class, preset, optimizer keywords, torch.optim.lr_scheduler class,
+# preset schedule, scheduler keywords, optimizer steps per scheduler.step()).
 SCHEDULER_CASES = [
     (
         "SGD",
         pt.sgd,
         dict(lr=1e-3, momentum=0.9),
-        LRS.StepLR,
+        "StepLR",
         pt.step_lr,
         dict(step_size=3, gamma=0.5),
         10,
@@ -226,7 +228,7 @@ SCHEDULER_CASES = [
         "Adam",
         pt.adam,
         dict(lr=1e-2),
-        LRS.CosineAnnealingLR,
+        "CosineAnnealingLR",
         pt.cosine_annealing_lr,
         dict(T_max=50, eta_min=1e-4),
         1,
@@ -235,7 +237,7 @@ SCHEDULER_CASES = [
         "AdamW",
         pt.adamw,
         dict(lr=1e-2, weight_decay=0.1),
-        LRS.OneCycleLR,
+        "OneCycleLR",
         pt.one_cycle_lr,
         dict(max_lr=2e-2, total_steps=STEPS + 10, cycle_momentum=False),
         1,
@@ -244,7 +246,7 @@ SCHEDULER_CASES = [
         "SGD",
         pt.sgd,
         dict(lr=1e-3, momentum=0.9),
-        LRS.OneCycleLR,
+        "OneCycleLR",
         pt.one_cycle_lr,
         dict(
             max_lr=2e-3,
@@ -259,7 +261,7 @@ SCHEDULER_CASES = [
         "RMSprop",
         pt.rmsprop,
         dict(lr=1e-3, momentum=0.9),
-        LRS.ExponentialLR,
+        "ExponentialLR",
         pt.exponential_lr,
         dict(gamma=0.9),
         5,
@@ -268,7 +270,7 @@ SCHEDULER_CASES = [
         "Adam",
         pt.adam,
         dict(lr=1e-2),
-        LRS.LinearLR,
+        "LinearLR",
         pt.linear_lr,
         dict(start_factor=0.1, total_iters=20),
         1,
@@ -277,7 +279,7 @@ SCHEDULER_CASES = [
         "Adagrad",
         pt.adagrad,
         dict(lr=0.1, lr_decay=1e-2),
-        LRS.StepLR,
+        "StepLR",
         pt.step_lr,
         dict(step_size=1, gamma=0.8),
         20,
@@ -289,11 +291,10 @@ def _uses_optimizer_lr(preset_schedule):
     return preset_schedule is not pt.one_cycle_lr
 
 
-@pytest.mark.parametrize(
-    "case", SCHEDULER_CASES, ids=[f"{c[0]}+{c[3].__name__}" for c in SCHEDULER_CASES]
-)
+@pytest.mark.parametrize("case", SCHEDULER_CASES, ids=[f"{c[0]}+{c[3]}" for c in SCHEDULER_CASES])
 def test_torch_preset_with_scheduler_matches_torch_optim(case):
     name, preset, kwargs, scheduler, schedule, sched_kwargs, steps_per_epoch = case
+    scheduler = getattr(torch.optim.lr_scheduler, scheduler)
     theirs = torch_trajectory(
         lambda ps: getattr(torch.optim, name)(ps, **kwargs),
         lambda opt: scheduler(opt, **sched_kwargs),
@@ -308,16 +309,16 @@ def test_torch_preset_with_scheduler_matches_torch_optim(case):
 
 
 SCHEDULE_VALUE_CASES = [
-    (LRS.StepLR, pt.step_lr, dict(step_size=7, gamma=0.3), 1),
-    (LRS.StepLR, pt.step_lr, dict(step_size=2), 4),
-    (LRS.ExponentialLR, pt.exponential_lr, dict(gamma=0.97), 3),
-    (LRS.CosineAnnealingLR, pt.cosine_annealing_lr, dict(T_max=40), 1),
-    (LRS.CosineAnnealingLR, pt.cosine_annealing_lr, dict(T_max=15, eta_min=0.02), 2),
-    (LRS.LinearLR, pt.linear_lr, dict(), 1),
-    (LRS.LinearLR, pt.linear_lr, dict(start_factor=0.9, end_factor=0.2, total_iters=30), 2),
-    (LRS.OneCycleLR, pt.one_cycle_lr, dict(max_lr=0.3, total_steps=200, cycle_momentum=False), 1),
+    ("StepLR", pt.step_lr, dict(step_size=7, gamma=0.3), 1),
+    ("StepLR", pt.step_lr, dict(step_size=2), 4),
+    ("ExponentialLR", pt.exponential_lr, dict(gamma=0.97), 3),
+    ("CosineAnnealingLR", pt.cosine_annealing_lr, dict(T_max=40), 1),
+    ("CosineAnnealingLR", pt.cosine_annealing_lr, dict(T_max=15, eta_min=0.02), 2),
+    ("LinearLR", pt.linear_lr, dict(), 1),
+    ("LinearLR", pt.linear_lr, dict(start_factor=0.9, end_factor=0.2, total_iters=30), 2),
+    ("OneCycleLR", pt.one_cycle_lr, dict(max_lr=0.3, total_steps=200, cycle_momentum=False), 1),
     (
-        LRS.OneCycleLR,
+        "OneCycleLR",
         pt.one_cycle_lr,
         dict(
             max_lr=0.3,
@@ -332,7 +333,7 @@ SCHEDULE_VALUE_CASES = [
         1,
     ),
     (
-        LRS.OneCycleLR,
+        "OneCycleLR",
         pt.one_cycle_lr,
         dict(max_lr=0.3, total_steps=150, anneal_strategy="linear", cycle_momentum=False),
         1,
@@ -343,10 +344,11 @@ SCHEDULE_VALUE_CASES = [
 @pytest.mark.parametrize(
     "case",
     SCHEDULE_VALUE_CASES,
-    ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)],
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(SCHEDULE_VALUE_CASES)],
 )
 def test_torch_schedule_matches_scheduler_at_every_optimizer_step(case):
     scheduler, schedule, kwargs, steps_per_epoch = case
+    scheduler = getattr(torch.optim.lr_scheduler, scheduler)
     param = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.SGD([param], lr=0.5)
     torch_scheduler = scheduler(optimizer, **kwargs)

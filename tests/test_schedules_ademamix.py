@@ -7,9 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference_adam_variants as ref_adam_variants
-from pytorch_optimizer import AdEMAMix
+from lazy_import import lazy
 
 import gradtx
+
+pytorch_optimizer = lazy("pytorch_optimizer")
 
 STEPS = np.arange(0, 1300, 7)
 
@@ -19,7 +21,9 @@ def test_ademamix_alpha_schedule_matches_paper_and_pytorch_optimizer(alpha, warm
     schedule = jax.jit(gradtx.ademamix_alpha_schedule(alpha, warmup))
     actual = np.array([float(schedule(jnp.int32(t))) for t in STEPS])
     paper = np.array([ref_adam_variants.ademamix_alpha(alpha, warmup, t) for t in STEPS])
-    torch_ = np.array([AdEMAMix.schedule_alpha(warmup, int(t), alpha) for t in STEPS])
+    torch_ = np.array(
+        [pytorch_optimizer.AdEMAMix.schedule_alpha(warmup, int(t), alpha) for t in STEPS]
+    )
     np.testing.assert_allclose(actual, paper, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(actual, torch_, rtol=1e-6, atol=1e-7)
     assert actual[0] == 0 and actual[-1] == alpha
@@ -30,7 +34,9 @@ def test_ademamix_beta3_schedule_matches_paper_and_pytorch_optimizer(b3, warmup,
     schedule = jax.jit(gradtx.ademamix_beta3_schedule(b3, warmup, b1=b1))
     actual = np.array([float(schedule(jnp.int32(t))) for t in STEPS])
     paper = np.array([ref_adam_variants.ademamix_beta3(b3, warmup, b1, t) for t in STEPS])
-    torch_ = np.array([AdEMAMix.schedule_beta3(warmup, int(t), b1, b3) for t in STEPS])
+    torch_ = np.array(
+        [pytorch_optimizer.AdEMAMix.schedule_beta3(warmup, int(t), b1, b3) for t in STEPS]
+    )
     np.testing.assert_allclose(actual, paper, rtol=1e-6)
     np.testing.assert_allclose(actual, torch_, rtol=1e-6)
     assert actual[0] == pytest.approx(b1) and actual[-1] == pytest.approx(b3)
