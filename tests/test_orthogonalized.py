@@ -11,10 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference_orthogonalized as ref
-import torch
+from lazy_import import lazy
 from problems import PROBLEMS, Problem, assert_trajectories_close, run_jax, run_reference
 
 import gradtx
+
+torch = lazy("torch")
 
 # The mlp's leaves in jax.tree.leaves order: hidden/b, hidden/w (6, 8), out/b, out/w (8, 2).
 MLP_NORMS = {

@@ -11,11 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
-from pytorch_optimizer import CAME, SPAM, StableSPAM
+from lazy_import import lazy
 from reference_spam_came import Came, Spam, StableSpam
 
 import gradtx
+
+torch = lazy("torch")
+pytorch_optimizer = lazy("pytorch_optimizer")
 
 STEPS = 50
 SHAPES = [(3, 4), (4,)]
@@ -104,7 +106,7 @@ def _spam(lr, **kw):
 
 
 def _torch_spam(lr, **kw):
-    return lambda params: SPAM(
+    return lambda params: pytorch_optimizer.SPAM(
         params,
         lr=lr,
         weight_decay=kw["weight_decay"],
@@ -128,7 +130,7 @@ def _stable(lr, **kw):
 
 
 def _torch_stable(lr, **kw):
-    return lambda params: StableSPAM(
+    return lambda params: pytorch_optimizer.StableSPAM(
         params,
         lr=lr,
         betas=(0.9, kw["b2"]),
@@ -140,7 +142,7 @@ def _torch_stable(lr, **kw):
 
 
 def _torch_came(lr, **kw):
-    return lambda params: CAME(
+    return lambda params: pytorch_optimizer.CAME(
         params, lr=lr, betas=(0.9, kw["b2"], kw["b3"]), weight_decay=kw["weight_decay"]
     )
 
