@@ -344,8 +344,8 @@ def scale_by_kl_soap(
       b1: the decay of m, in [0, 1).
       b2: the decay of v (and s's default), in [0, 1).
       eps: added to sqrt(v), >= 0.
-      precondition_frequency, shampoo_beta, init_factor, eigenvalue_clamp,
-        max_precondition_dim, precondition_1d: as in ``scale_by_kl_shampoo``.
+      precondition_frequency, shampoo_beta, init_factor: as in ``scale_by_kl_shampoo``.
+      eigenvalue_clamp, max_precondition_dim, precondition_1d: as there too.
 
     Returns:
       A transform with state ``KLSoapState``.

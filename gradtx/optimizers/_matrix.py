@@ -667,9 +667,9 @@ def kl_shampoo(
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, eps, precondition_frequency, shampoo_beta, init_factor,
-        eigenvalue_clamp, max_precondition_dim, precondition_1d: as in
-        ``scale_by_kl_shampoo``.
+      b1, b2, eps, precondition_frequency: as in ``scale_by_kl_shampoo``.
+      shampoo_beta, init_factor, eigenvalue_clamp: as there too.
+      max_precondition_dim, precondition_1d: as there too.
       weight_decay: wd, decoupled weight decay, >= 0.
       weight_decay_mask: which parameters decay (as ``add_decayed_weights``).
 
@@ -736,9 +736,9 @@ def kl_soap(
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      b1, b2, eps, precondition_frequency, shampoo_beta, init_factor,
-        eigenvalue_clamp, max_precondition_dim, precondition_1d: as in
-        ``scale_by_kl_soap``.
+      b1, b2, eps, precondition_frequency: as in ``scale_by_kl_soap``.
+      shampoo_beta, init_factor, eigenvalue_clamp: as there too.
+      max_precondition_dim, precondition_1d: as there too.
       weight_decay: wd, decoupled weight decay, >= 0.
       weight_decay_mask: which parameters decay (as ``add_decayed_weights``).
 

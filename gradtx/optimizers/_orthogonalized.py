@@ -152,8 +152,8 @@ def scion_unconstrained(
 
     Args:
       learning_rate: lr, a number >= 0 or a schedule.
-      momentum, radius, norms, eps, polar, weight_dimension_numbers,
-        mu_dtype: as in ``scion``.
+      momentum, radius, norms, eps, polar: as in ``scion``.
+      weight_dimension_numbers, mu_dtype: as in ``scion``.
       weight_decay: decoupled weight decay, times lr, >= 0.
       weight_decay_mask: which leaves decay (as ``add_decayed_weights``).
 
