@@ -156,7 +156,7 @@ def test_scale_by_acprop_matches_closed_form(x64):
 def test_rprop_with_complex_params_raises_naming_leaf():
     with pytest.raises(
         TypeError,
-        match=r"^scale_by_rprop: complex parameters are not supported .*params leaf "
+        match=r"^rprop: scale_by_rprop: complex parameters are not supported .*params leaf "
         r"\['z'\] has dtype complex64",
     ):
         gradtx.rprop(0.1).init({"x": jnp.ones(2), "z": jnp.ones(2, jnp.complex64)})

@@ -36,7 +36,7 @@ def test_scale_by_adopt_invalid_hyperparameter_raises():
 def test_adopt_with_complex_params_raises_naming_leaf():
     with pytest.raises(
         TypeError,
-        match=r"^scale_by_adopt: complex parameters are not supported .*params leaf "
+        match=r"^adopt: scale_by_adopt: complex parameters are not supported .*params leaf "
         r"\['z'\] has dtype complex64",
     ):
         gradtx.adopt(0.1).init({"x": jnp.ones(2), "z": jnp.ones(2, jnp.complex64)})

@@ -640,7 +640,7 @@ def test_shampoo_with_state_of_other_params_raises_naming_leaf():
 def test_psgd_kron_with_complex_params_raises_naming_leaf():
     with pytest.raises(
         TypeError,
-        match=r"^scale_by_psgd_kron: complex parameters are not supported .*params leaf "
+        match=r"^psgd_kron: scale_by_psgd_kron: complex parameters are not supported .*params leaf "
         r"\['z'\] has dtype complex64",
     ):
         gradtx.psgd_kron().init({"x": jnp.ones(2), "z": jnp.ones((2, 2), jnp.complex64)})
