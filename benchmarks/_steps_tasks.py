@@ -194,6 +194,7 @@ class Entry(NamedTuple):
     lr: dict  # task name -> centre of the learning-rate grid
     wd: tuple = (0.0,)
     note: str = ""
+    batched: bool = True  # False: members run one after the other (see Trainer)
 
 
 GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -309,6 +310,7 @@ REGISTRY = {
         {"lm": 1e-2, "digits": 3e-3},
         (0.01,),
         "b1 0.95, b2 0.95, preconditioner refreshed every 10 steps",
+        batched=False,
     ),
     "shampoo": Entry(
         ("shampoo",),
@@ -321,11 +323,13 @@ REGISTRY = {
         ),
         {"lm": 1e-2, "digits": 3e-3},
         note="statistics EMA 0.95, AdaGrad grafting, momentum 0.9, roots every 10 steps",
+        batched=False,
     ),
     "psgd_kron": Entry(
         ("psgd_kron",),
         lambda gt, lr, wd, task: gt.psgd_kron(warmup(gt, lr, task)),
         {"lm": 3e-3, "digits": 1e-3},
+        batched=False,
     ),
     # Optimizers being added on other branches: skipped until gradtx has them.
     "scion": Entry(
@@ -347,11 +351,13 @@ REGISTRY = {
         ("kl_soap",),
         lambda gt, lr, wd, task: gt.kl_soap(warmup(gt, lr, task)),
         {"lm": 1e-2, "digits": 3e-3},
+        batched=False,
     ),
     "kl_shampoo": Entry(
         ("kl_shampoo",),
         lambda gt, lr, wd, task: gt.kl_shampoo(warmup(gt, lr, task)),
         {"lm": 1e-2, "digits": 3e-3},
+        batched=False,
     ),
     "spam": Entry(
         ("spam",),
@@ -372,6 +378,7 @@ REGISTRY = {
         ("splus",),
         lambda gt, lr, wd, task: gt.splus(warmup(gt, lr, task)),
         {"lm": 1e-2, "digits": 3e-3},
+        batched=False,
     ),
     "conda": Entry(
         ("conda",),

@@ -98,7 +98,8 @@ def crossing(steps, losses, target):
 
 # ----------------------------------------------------------------------------
 # Training: one jitted program per (optimizer, task), vmapped over members
-# (settings of the sweep, or seeds).
+# (settings of the sweep, or seeds); no buffer donation (with it, runs with
+# eigh/QR inside the scan hung on this machine's XLA CPU runtime).
 
 
 class Trainer:
@@ -123,8 +124,15 @@ class Trainer:
             return params, state, task.val_loss(read(state, params))
 
         self.task = task
-        self.init = jax.jit(jax.vmap(init_one))
-        self.chunk = jax.jit(jax.vmap(chunk_one), donate_argnums=(2, 3))
+        if entry.batched:
+            self.init = jax.jit(jax.vmap(init_one))
+            self.chunk = jax.jit(jax.vmap(chunk_one))
+        else:
+            # One member after the other (lax.map): under vmap a lax.cond whose predicate
+            # is batched (the step count in the state) runs both branches, so a
+            # preconditioner refreshed every 10 steps would be recomputed every step.
+            self.init = jax.jit(lambda *args: jax.lax.map(lambda a: init_one(*a), args))
+            self.chunk = jax.jit(lambda *args: jax.lax.map(lambda a: chunk_one(*a), args))
         self.batches = {}
 
     def _batches(self, seed):
