@@ -13,6 +13,7 @@ entry whose gradtx names do not exist yet is skipped with a note.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -70,9 +71,9 @@ def lm_byte_task(cfg: lm.LMConfig = LM_CONFIG, target: float = LM_TARGET) -> Tas
         return jnp.mean(jax.vmap(lambda w: lm.loss_fn(params, w, cfg.n_heads))(val_batches))
 
     description = (
-        f"byte-level transformer LM (gradtx/examples/lm_task.py) on the standard library of "
-        f"Python {held_out.n_train_files + held_out.n_val_files} files ({len(held_out.train):,} "
-        f"training bytes; {held_out.n_val_files} whole held-out files): d_model {cfg.d_model}, "
+        f"byte-level transformer LM (gradtx/examples/lm_task.py) on Python "
+        f"{sys.version.split()[0]}'s standard library ({len(held_out.train):,} training bytes; "
+        f"{held_out.n_val_files} whole files held out): d_model {cfg.d_model}, "
         f"{cfg.n_layers} layers, {cfg.n_heads} heads, context {cfg.seq_len}, {n_params:,} "
         f"parameters; batch {cfg.batch_size} windows; held-out loss on "
         f"{n_val} fixed held-out windows ({n_val * cfg.seq_len:,} "

@@ -297,12 +297,10 @@ def merge(path, tasks, results, run_info):
             "eval_every": task.eval_every,
             "optimizers": {},
         }
-        if (
-            old is None
-            or old.get("target") != task.target
-            or old.get("description") != task.description
-        ):
+        same = ("target", "max_steps", "eval_every")
+        if old is None or any(old.get(k) != fresh[k] for k in same):
             data["tasks"][task_name] = old = fresh  # another task: start again
+        old["description"] = task.description
         old["optimizers"].update(by_name)
     runs = [r for r in data.setdefault("runs", []) if r.get("started") != run_info["started"]]
     data["runs"] = runs + [run_info]
@@ -405,7 +403,9 @@ def markdown(data, skipped, notes=""):
         f"'x AdamW (paired)' is the mean of the per-seed ratios to AdamW with its interval. "
         f"Seconds: steps x the measured time per step of one run (compile and evaluation "
         f"excluded) on a 2-core machine shared with other jobs; read the steps, but note "
-        f"that a SOAP or PSGD step costs several AdamW steps.",
+        f"that a SOAP or PSGD step costs several AdamW steps. In the sweep column '-' means "
+        f"not reached when the sweep stopped (it stops once one setting reaches the target); "
+        f"'grid edge' marks a chosen learning rate at the end of the swept range.",
         "",
     ]
     for task_name, task in data["tasks"].items():
@@ -456,7 +456,7 @@ def figure(data, path):
             title=f"{task_name}: held-out loss <= {task['target']}",
         )
         ax_curve.axhline(task["target"], color="k", lw=0.8, ls="--")
-        ax_curve.set_ylim(task["target"] - 0.1 * abs(task["target"]), task["target"] * 1.6)
+        ax_curve.set_ylim(0.9 * task["target"], task["target"] + max(0.3 * task["target"], 0.35))
         ax_curve.set(xlabel="step", ylabel="held-out loss, mean over seeds")
         ax_curve.legend(fontsize="x-small", ncol=2)
         for ax in (ax_bar, ax_curve):
@@ -484,7 +484,25 @@ def main(argv=None):
     parser.add_argument(
         "--out", default=None, help=f"results path without extension (default {OUT})"
     )
+    parser.add_argument(
+        "--report", action="store_true", help="only rewrite the .md and .png from the .json"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        out = args.out or OUT
+        with open(out + ".json") as f:
+            data = json.load(f)
+        notes = ""
+        if os.path.exists(out + ".md"):
+            with open(out + ".md") as f:
+                text = f.read()
+            if NOTES_MARKER in text:
+                notes = text.split(NOTES_MARKER, 1)[1].lstrip("\n")
+        skipped = [n for n in REGISTRY if missing(n)]
+        with open(out + ".md", "w") as f:
+            f.write(markdown(data, skipped, notes))
+        figure(data, out + ".png")
+        return 0
 
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     unknown = [n for n in names if n not in REGISTRY]
