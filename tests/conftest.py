@@ -33,6 +33,15 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
+def pytest_collection_finish(session):
+    """Collection imports every module of tests/ (for doctests): none may switch on x64."""
+    if jax.config.jax_enable_x64:
+        raise pytest.UsageError(
+            "a module imported while collecting turned on jax_enable_x64 for every test; "
+            "set it under `if __name__ == '__main__':` or inside the test (the x64 fixture)"
+        )
+
+
 def pytest_collection_modifyitems(config, items):
     """The quick tier's two rules (tests/quick_tier.py): core table rows, measured time."""
     listed = quick_tier.measured_slow()

@@ -21,17 +21,14 @@ import sys
 from pathlib import Path
 
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
-import numpy as np  # noqa: E402
-from jax.sharding import NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference_diloco as ref  # noqa: E402
+import reference_diloco as ref
 
-import gradtx  # noqa: E402
+import gradtx
 
 
 def optimizer():
@@ -104,4 +101,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Here, not at import: pytest imports every module of tests/ for doctests.
+    jax.config.update("jax_enable_x64", True)
     main(sys.argv[1:])

@@ -14,15 +14,12 @@ from __future__ import annotations
 import json
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.sharding import AxisType, NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
-
-import gradtx  # noqa: E402
+import gradtx
 
 
 def main():
@@ -71,4 +68,6 @@ def main():
 
 
 if __name__ == "__main__":
+    # Here, not at import: pytest imports every module of tests/ for doctests.
+    jax.config.update("jax_enable_x64", True)
     main()
