@@ -332,20 +332,44 @@ REGISTRY = {
         {"lm": 3e-3, "digits": 1e-3},
         batched=False,
     ),
-    # Optimizers being added on other branches: skipped until gradtx has them.
+    # AdamW with its moments stored in 8 or 4 bits (gradtx.quantized_state): every
+    # leaf of 256 entries or more, in blocks of 256 with one float32 scale each.
+    "adamw_8bit": Entry(
+        ("adamw", "quantized_state"),
+        lambda gt, lr, wd, task: gt.quantized_state(_adamw(gt, lr, wd, task), 8, min_size=256),
+        {"lm": 1e-2, "digits": 3e-3},
+        _ADAMW_WD,
+        note="AdamW, moments in 8 bits (dynamic maps) for leaves of 256+ entries",
+    ),
+    "adamw_4bit": Entry(
+        ("adamw", "quantized_state"),
+        lambda gt, lr, wd, task: gt.quantized_state(_adamw(gt, lr, wd, task), 4, min_size=256),
+        {"lm": 1e-2, "digits": 3e-3},
+        _ADAMW_WD,
+        note="AdamW, moments in 4 bits (block normalization) for leaves of 256+ entries",
+    ),
+    "adamw_4bit_rank1": Entry(
+        ("adamw", "quantized_state"),
+        lambda gt, lr, wd, task: gt.quantized_state(
+            _adamw(gt, lr, wd, task), 4, min_size=256, normalization="rank1"
+        ),
+        {"lm": 1e-2, "digits": 3e-3},
+        _ADAMW_WD,
+        note="AdamW, moments in 4 bits, second moments rank-1 normalized (Li et al.)",
+    ),
     "scion": Entry(
-        ("scion", "partition"), _matrix("scion"), {"lm": 0.02, "digits": 0.02}, note=_MATRIX_NOTE
+        ("scion", "partition"), _matrix("scion"), {"lm": 0.04, "digits": 0.04}, note=_MATRIX_NOTE
     ),
     "dion": Entry(
-        ("dion", "partition"), _matrix("dion"), {"lm": 0.02, "digits": 0.02}, note=_MATRIX_NOTE
+        ("dion", "partition"), _matrix("dion"), {"lm": 0.04, "digits": 0.04}, note=_MATRIX_NOTE
     ),
     "dion2": Entry(
-        ("dion2", "partition"), _matrix("dion2"), {"lm": 0.02, "digits": 0.02}, note=_MATRIX_NOTE
+        ("dion2", "partition"), _matrix("dion2"), {"lm": 0.04, "digits": 0.04}, note=_MATRIX_NOTE
     ),
     "adamuon": Entry(
         ("adamuon", "partition"),
         _matrix("adamuon"),
-        {"lm": 0.02, "digits": 0.02},
+        {"lm": 0.04, "digits": 0.04},
         note=_MATRIX_NOTE,
     ),
     "kl_soap": Entry(
