@@ -301,6 +301,8 @@ ELEMENTWISE = frozenset(
         "scale_by_cocob",
         "schedule_free",
         "diloco",
+        "clip_spikes",
+        "reset_moments",
     }
 )
 

@@ -13,6 +13,7 @@ leaf's radius.  Matrices follow the layout of ``x @ W``, (fan_in, fan_out);
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from ._tree import is_mask_function, path_str
 LMO_NORMS = ("spectral", "sign", "col", "row", "bias")
 
 
-def _per_leaf(owner, what, spec, tree, check):
+def _per_leaf(owner, what, spec, tree, check) -> list[Any]:
     """One entry of ``spec`` per leaf of ``tree``: ``spec`` is one value, a pytree of
     values (None: the default) shaped like ``tree`` or a prefix of it, or a
     function ``tree -> that pytree``."""
