@@ -232,6 +232,44 @@ def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequen
     return init, update
 
 
+def _kl_factored(
+    owner,
+    state_type,
+    with_nu,
+    b1,
+    b2,
+    eps,
+    precondition_frequency,
+    shampoo_beta,
+    init_factor,
+    eigenvalue_clamp,
+    max_precondition_dim,
+    precondition_1d,
+):
+    """KL-Shampoo's or KL-SOAP's transform (``with_nu``: Adam's v in the eigenbasis)."""
+    _kl_checks(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim)
+    options = (max_precondition_dim, precondition_1d, init_factor, eigenvalue_clamp)
+    init, update = _kl_transform(
+        owner, state_type, with_nu, b1, b2, shampoo_beta, eps, precondition_frequency, options
+    )
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "precondition_frequency": precondition_frequency,
+            "shampoo_beta": shampoo_beta,
+            "init_factor": init_factor,
+            "eigenvalue_clamp": eigenvalue_clamp,
+            "max_precondition_dim": max_precondition_dim,
+            "precondition_1d": precondition_1d,
+        },
+    )
+
+
 def scale_by_kl_shampoo(
     b1=0.9,
     b2=0.98,
@@ -287,27 +325,19 @@ def scale_by_kl_shampoo(
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
     arXiv:2509.03378.
     """
-    owner = "scale_by_kl_shampoo"
-    _kl_checks(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim)
-    options = (max_precondition_dim, precondition_1d, init_factor, eigenvalue_clamp)
-    init, update = _kl_transform(
-        owner, KLShampooState, False, b1, b2, shampoo_beta, eps, precondition_frequency, options
-    )
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "precondition_frequency": precondition_frequency,
-            "shampoo_beta": shampoo_beta,
-            "init_factor": init_factor,
-            "eigenvalue_clamp": eigenvalue_clamp,
-            "max_precondition_dim": max_precondition_dim,
-            "precondition_1d": precondition_1d,
-        },
+    return _kl_factored(
+        "scale_by_kl_shampoo",
+        KLShampooState,
+        False,
+        b1,
+        b2,
+        eps,
+        precondition_frequency,
+        shampoo_beta,
+        init_factor,
+        eigenvalue_clamp,
+        max_precondition_dim,
+        precondition_1d,
     )
 
 
@@ -354,27 +384,19 @@ def scale_by_kl_soap(
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
     arXiv:2509.03378.
     """
-    owner = "scale_by_kl_soap"
-    _kl_checks(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim)
-    options = (max_precondition_dim, precondition_1d, init_factor, eigenvalue_clamp)
-    init, update = _kl_transform(
-        owner, KLSoapState, True, b1, b2, shampoo_beta, eps, precondition_frequency, options
-    )
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "precondition_frequency": precondition_frequency,
-            "shampoo_beta": shampoo_beta,
-            "init_factor": init_factor,
-            "eigenvalue_clamp": eigenvalue_clamp,
-            "max_precondition_dim": max_precondition_dim,
-            "precondition_1d": precondition_1d,
-        },
+    return _kl_factored(
+        "scale_by_kl_soap",
+        KLSoapState,
+        True,
+        b1,
+        b2,
+        eps,
+        precondition_frequency,
+        shampoo_beta,
+        init_factor,
+        eigenvalue_clamp,
+        max_precondition_dim,
+        precondition_1d,
     )
 
 
