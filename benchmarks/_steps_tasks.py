@@ -360,6 +360,12 @@ REGISTRY = {
     "scion": Entry(
         ("scion", "partition"), _matrix("scion"), {"lm": 0.04, "digits": 0.04}, note=_MATRIX_NOTE
     ),
+    "scion_unconstrained": Entry(
+        ("scion_unconstrained", "partition"),
+        _matrix("scion_unconstrained"),
+        {"lm": 0.04, "digits": 0.04},
+        note=_MATRIX_NOTE,
+    ),
     "dion": Entry(
         ("dion", "partition"), _matrix("dion"), {"lm": 0.04, "digits": 0.04}, note=_MATRIX_NOTE
     ),
