@@ -34,6 +34,7 @@ from ._combine import chain, precondition
 from ._moments import debiaser, moment_zeros, moving_average, store
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure, zeros_like_tree
 
 
@@ -313,6 +314,7 @@ class ScaleByYogiState(NamedTuple):
     nu: object
 
 
+@transform
 def scale_by_yogi(
     b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_value=1e-6
 ) -> GradientTransformation:
@@ -378,18 +380,7 @@ def scale_by_yogi(
             count=count, mu=store(mu, state.mu, count), nu=store(nu, state.nu, count, salt=1 << 20)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "eps_root": eps_root,
-            "initial_accumulator_value": initial_accumulator_value,
-        },
-    )
+    return init, update
 
 
 class ScaleByAdanState(NamedTuple):

@@ -35,10 +35,15 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
+from typing import Any, ParamSpec
+
+import numpy as np
 
 from ._base import GradientTransformation
 from ._checks import Check, checked
 from ._combine import chain
+
+P = ParamSpec("P")
 
 
 def _checks_of(fn) -> dict[str, tuple[Check, ...]]:
@@ -131,3 +136,71 @@ def _logged(checks, value):
     for check in checks:
         value = check.logged(value)
     return _OMIT if value is None and any(c.omit_none for c in checks) else value
+
+
+def transform(
+    fn: Callable[P, Any] | None = None, *, exclude: tuple[str, ...] = ()
+) -> Callable[P, GradientTransformation] | Callable:
+    """Declare a transform from a function that returns its ``init`` and ``update``.
+
+    The transform counterpart of ``recipe``: the function's name is the
+    transform's name, and its arguments, bound to its signature with the
+    defaults, are the hyperparameters it records (for ``repr`` and logging),
+    so no transform writes its signature out a second time as a dict::
+
+        @transform
+        def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, ...):
+            check_range("scale_by_yogi", "eps", eps, 0)
+            ...
+            return init, update
+
+    The body checks its own arguments, as before (a transform's checks are
+    ``check_range`` calls with bounds of their own, not annotations), and
+    returns ``(init, update)``, ``(init, update, children)``, or a
+    ``GradientTransformation`` built with other keywords (a combinator); the
+    hyperparameters are recorded after the body ran, so an argument it
+    refused is never recorded.  An argument named ``*_dtype`` is recorded by
+    its dtype's name and left out when None (``mu_dtype="bfloat16"``), as
+    the recipes record a ``StateDtype``.
+
+    Args:
+      fn: ``(*hyperparameters) -> (init, update[, children])`` or a transform.
+      exclude: arguments not recorded as hyperparameters (a callable that is
+        not a schedule, a value the transform records differently).
+
+    Returns:
+      A factory with ``fn``'s signature and docstring.
+    """
+    if fn is None:
+        return functools.partial(transform, exclude=exclude)
+    name = fn.__name__
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def build(*args, **kwargs) -> GradientTransformation:
+        built = fn(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        hyperparams = {}
+        for key, value in bound.arguments.items():
+            if key in exclude:
+                continue
+            if key.endswith("_dtype"):
+                if value is None:
+                    continue
+                value = np.dtype(value).name
+            hyperparams[key] = value
+        if isinstance(built, GradientTransformation):
+            built.name = name
+            built.hyperparams = hyperparams
+            return built
+        init, update, *children = built
+        return GradientTransformation(
+            init,
+            update,
+            name=name,
+            hyperparams=hyperparams,
+            children=tuple(children[0]) if children else (),
+        )
+
+    return build
