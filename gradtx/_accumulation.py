@@ -7,10 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
 from ._moments import debiaser
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import zeros_like_tree
 
 
@@ -21,7 +21,8 @@ class EmaState(NamedTuple):
     ema: object
 
 
-def ema(decay, debias: bool = True, accumulator_dtype=None) -> GradientTransformation:
+@transform
+def ema(decay, debias: bool = True, accumulator_dtype=None):
     """Exponential moving average: e_t = decay * e_{t-1} + (1 - decay) * g_t; u_t = e_t.
 
     With ``debias`` the update is e_t / (1 - decay^t), which removes the
@@ -64,10 +65,7 @@ def ema(decay, debias: bool = True, accumulator_dtype=None) -> GradientTransform
         stored = jax.tree.map(lambda n, e: n.astype(e.dtype), new, state.ema)
         return out, EmaState(count=count, ema=stored)
 
-    hyperparams = {"decay": decay, "debias": debias}
-    if accumulator_dtype is not None:
-        hyperparams["accumulator_dtype"] = accumulator_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
+    return init, update
 
 
 class ApplyEvery(NamedTuple):
@@ -77,7 +75,8 @@ class ApplyEvery(NamedTuple):
     grad_acc: object
 
 
-def apply_every(k: int = 1) -> GradientTransformation:
+@transform
+def apply_every(k: int = 1):
     """Sum the updates over k steps and emit the sum on every k-th step, zeros otherwise.
 
     a_t = g_t + [t mod k != 0] * a_{t-1} (t counted from 0);  u_t = [t mod k = k - 1] * a_t.
@@ -120,7 +119,7 @@ def apply_every(k: int = 1) -> GradientTransformation:
         )
         return out, ApplyEvery(count=increment(state.count) % k, grad_acc=acc)
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"k": k})
+    return init, update
 
 
 def raw_key(key):
@@ -146,7 +145,8 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
-def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
+@transform(exclude=("key", "seed"))
+def add_noise(eta, gamma, key=None, *, seed=None):
     """Add annealed Gaussian noise: u_t = g_t + sqrt(eta / t^gamma) * z_t, z_t ~ N(0, I).
 
     The noise is drawn as optax draws it (the state's key split into the
@@ -200,6 +200,4 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
             noisy.append((g.astype(cd) + std * z.astype(cd)).astype(g.dtype))
         return treedef.unflatten(noisy), AddNoiseState(count=count, rng_key=rng_key)
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"eta": eta, "gamma": gamma}
-    )
+    return init, update

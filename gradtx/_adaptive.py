@@ -157,9 +157,8 @@ def _nesterov_hat(b1, m, g, count):
     return moving_average(ahead, now, b1)
 
 
-def scale_by_belief(
-    b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False
-) -> GradientTransformation:
+@transform
+def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False):
     """AdaBelief: divide Adam's m_hat by the root of the average squared *prediction error*.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -226,15 +225,11 @@ def scale_by_belief(
             count=count, mu=store(mu, state.mu, count), nu=store(nu, state.nu, count, salt=1 << 20)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "nesterov": nesterov},
-    )
+    return init, update
 
 
-def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTransformation:
+@transform
+def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16):
     """ACProp: divide the gradient by the root of the *previous* average squared prediction error.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -298,12 +293,7 @@ def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTran
             count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root},
-    )
+    return init, update
 
 
 class ScaleByYogiState(NamedTuple):
@@ -315,9 +305,7 @@ class ScaleByYogiState(NamedTuple):
 
 
 @transform
-def scale_by_yogi(
-    b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_value=1e-6
-) -> GradientTransformation:
+def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_value=1e-6):
     """Yogi: Adam with an additive second moment, v_t = v_{t-1} - (1 - b2) sign(v_{t-1} - g_t^2) g_t^2.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -393,7 +381,8 @@ class ScaleByAdanState(NamedTuple):
     t: jax.Array
 
 
-def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> GradientTransformation:
+@transform
+def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0):
     """Adan: Nesterov-style momentum from the gradient and its change.
 
     d_t = g_t - g_{t-1} (0 at the first step),
@@ -464,12 +453,7 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
             t=t,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "b3": b3, "eps": eps, "eps_root": eps_root},
-    )
+    return init, update
 
 
 class ScaleByNovogradState(NamedTuple):
@@ -480,9 +464,8 @@ class ScaleByNovogradState(NamedTuple):
     nu: object
 
 
-def scale_by_novograd(
-    b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0, mu_dtype=None
-) -> GradientTransformation:
+@transform
+def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0, mu_dtype=None):
     """NovoGrad: a layer-wise second moment and a decayed, normalised first moment.
 
     For each leaf (layer) l, with ||g||^2 summed over the leaf,
@@ -549,16 +532,7 @@ def scale_by_novograd(
         mu = store(jax.tree.map(first_moment, state.mu, updates, params, nu), state.mu, count)
         return _as(mu, updates), ScaleByNovogradState(count=count, mu=mu, nu=_stored(nu, state.nu))
 
-    hyperparams = {
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-        "weight_decay": weight_decay,
-    }
-    if mu_dtype is not None:
-        hyperparams["mu_dtype"] = mu_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
+    return init, update
 
 
 class ScaleByOptimisticGradientState(NamedTuple):
@@ -568,7 +542,8 @@ class ScaleByOptimisticGradientState(NamedTuple):
     previous_gradient: object
 
 
-def scale_by_optimistic_gradient(alpha=1.0, beta=1.0) -> GradientTransformation:
+@transform
+def scale_by_optimistic_gradient(alpha=1.0, beta=1.0):
     """Optimistic gradient: u_t = (alpha + beta) * g_t - beta * g_{t-1}, with g_0 = g_1.
 
     The extrapolation from the last gradient damps the rotation of
@@ -619,9 +594,7 @@ def scale_by_optimistic_gradient(alpha=1.0, beta=1.0) -> GradientTransformation:
             previous_gradient=_stored(updates, state.previous_gradient),
         )
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"alpha": alpha, "beta": beta}
-    )
+    return init, update
 
 
 class ScaleByRpropState(NamedTuple):
@@ -631,13 +604,14 @@ class ScaleByRpropState(NamedTuple):
     prev_updates: object
 
 
+@transform
 def scale_by_rprop(
     learning_rate: ArrayLike,
     eta_minus=0.5,
     eta_plus=1.2,
     min_step_size=1e-6,
     max_step_size=50.0,
-) -> GradientTransformation:
+):
     """Rprop as optax computes it: per-entry step sizes grown on agreeing signs, cut on flips.
 
     With s_t = g_t * q_{t-1} (q the stored sign step, q_0 = 0):
@@ -719,27 +693,15 @@ def scale_by_rprop(
             prev_updates=_stored(treedef.unflatten(steps), state.prev_updates),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "eta_minus": eta_minus,
-            "eta_plus": eta_plus,
-            "min_step_size": min_step_size,
-            "max_step_size": max_step_size,
-        },
-    )
+    return init, update
 
 
 _POLYAK_VARIANTS = ("sps", "sps+")
 _FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
-def scale_by_polyak(
-    f_min=0.0, max_learning_rate=1.0, eps=0.0, variant: str = "sps"
-) -> GradientTransformation:
+@transform
+def scale_by_polyak(f_min=0.0, max_learning_rate=1.0, eps=0.0, variant: str = "sps"):
     """Polyak's step size: u_t = min((f(x_t) - f_min) / (||g_t||^2 + eps), max_learning_rate) * g_t.
 
     The loss f(x_t) is passed as ``update(..., value=f(x_t))``.  ||g_t|| is
@@ -797,14 +759,4 @@ def scale_by_polyak(
         )
         return out, state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={
-            "f_min": f_min,
-            "max_learning_rate": max_learning_rate,
-            "eps": eps,
-            "variant": variant,
-        },
-    )
+    return lambda params: EmptyState(), update

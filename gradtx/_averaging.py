@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_range, check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
 from ._wrappers import check_int
@@ -265,9 +266,8 @@ class EmaParamsState(NamedTuple):
     inner_state: Any
 
 
-def ema_params(
-    inner: TransformLike, decay: float = 0.999, *, debias: bool = False
-) -> GradientTransformation:
+@transform
+def ema_params(inner: TransformLike, decay: float = 0.999, *, debias: bool = False):
     """EMA of the parameters: ema_t = ema_{t-1} + w_t * (p_t - ema_{t-1}), p_t = p_{t-1} + u_t.
 
     The optimizer T runs unchanged (its update is returned as it is); the
@@ -339,13 +339,7 @@ def ema_params(
         ema = jax.tree.map(one, out, params, state.ema)
         return out, EmaParamsState(count, ema, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={"inner": inner, "decay": decay, "debias": debias},
-    )
+    return init, update, (inner,)
 
 
 # ----------------------------------------------------------------------------

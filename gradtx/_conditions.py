@@ -19,6 +19,7 @@ from jax import lax
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import check_same_structure
 
 
@@ -29,9 +30,8 @@ class ConditionallyMaskState(NamedTuple):
     inner_state: Any
 
 
-def conditionally_mask(
-    inner, should_transform_fn, forward_extra_args: bool = False
-) -> GradientTransformation:
+@transform(exclude=("inner",))
+def conditionally_mask(inner, should_transform_fn, forward_extra_args: bool = False):
     """Run ``inner`` on steps the predicate accepts: u_t = T(g_t) if f(t) else 0.
 
     On a rejected step the update is zero and T's state is kept as it was;
@@ -79,16 +79,7 @@ def conditionally_mask(
         out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
         return out, ConditionallyMaskState(step=increment(state.step), inner_state=inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={
-            "should_transform_fn": should_transform_fn,
-            "forward_extra_args": forward_extra_args,
-        },
-    )
+    return init, update, (inner,)
 
 
 class ConditionallyTransformState(NamedTuple):
@@ -98,9 +89,8 @@ class ConditionallyTransformState(NamedTuple):
     step: jax.Array
 
 
-def conditionally_transform(
-    inner, should_transform_fn, forward_extra_args: bool = False
-) -> GradientTransformation:
+@transform(exclude=("inner",))
+def conditionally_transform(inner, should_transform_fn, forward_extra_args: bool = False):
     """Run ``inner`` on steps the predicate accepts: u_t = T(g_t) if f(t) else g_t.
 
     On a rejected step the update passes through unchanged and T's state is
@@ -149,16 +139,7 @@ def conditionally_transform(
         out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
         return out, ConditionallyTransformState(inner_state=inner_state, step=increment(state.step))
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={
-            "should_transform_fn": should_transform_fn,
-            "forward_extra_args": forward_extra_args,
-        },
-    )
+    return init, update, (inner,)
 
 
 def skip_not_finite(updates, gradient_step, params):

@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import ScalarOrSchedule
 
@@ -75,6 +75,7 @@ class MomoState(NamedTuple):
     count: jax.Array
 
 
+@transform
 def scale_by_momo(
     learning_rate: ScalarOrSchedule = 1.0,
     beta=0.9,
@@ -166,18 +167,7 @@ def scale_by_momo(
             count=count,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "beta": beta,
-            "lower_bound": lower_bound,
-            "weight_decay": weight_decay,
-            "adapt_lower_bound": adapt_lower_bound,
-        },
-    )
+    return init, update
 
 
 class MomoAdamState(NamedTuple):
@@ -191,6 +181,7 @@ class MomoAdamState(NamedTuple):
     count: jax.Array
 
 
+@transform
 def scale_by_momo_adam(
     learning_rate: ScalarOrSchedule = 1e-2,
     b1=0.9,
@@ -304,17 +295,4 @@ def scale_by_momo_adam(
             count=count,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "lower_bound": lower_bound,
-            "weight_decay": weight_decay,
-            "adapt_lower_bound": adapt_lower_bound,
-        },
-    )
+    return init, update

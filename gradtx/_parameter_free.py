@@ -30,6 +30,7 @@ from ._checks import (
 )
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure, path_str, zeros_like_tree
 from ._typing import ScalarOrSchedule
 
@@ -586,6 +587,7 @@ class DoWGState(NamedTuple):
     estim_sq_dist: jax.Array
 
 
+@transform
 def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
     """Distance over Weighted Gradients: u_t = r_t^2 / (sqrt(V_t) + eps) * g_t.
 
@@ -635,9 +637,7 @@ def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
             init_params=state.init_params, weighted_sq_norm_grads=weighted, estim_sq_dist=r_sq
         )
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"init_estim_sq_dist": init_estim_sq_dist, "eps": eps}
-    )
+    return init, update
 
 
 class COCOBState(NamedTuple):
@@ -651,6 +651,7 @@ class COCOBState(NamedTuple):
     reward: Any
 
 
+@transform
 def scale_by_cocob(alpha=100.0, eps=1e-8):
     """COCOB-Backprop: coordinate-wise coin betting; the update is the move to the bet.
 
@@ -740,9 +741,7 @@ def scale_by_cocob(alpha=100.0, eps=1e-8):
             reward=pick(4, state.reward),
         )
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"alpha": alpha, "eps": eps}
-    )
+    return init, update
 
 
 class MechanicState(NamedTuple):
@@ -758,6 +757,7 @@ class MechanicState(NamedTuple):
     x0: Any
 
 
+@transform(exclude=("base_optimizer",))
 def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_betas=6):
     """Mechanic: scale the base optimizer's accumulated steps by a learned factor S_t.
 
@@ -851,15 +851,4 @@ def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_beta
             base_optimizer_state=base_state, count=increment(state.count), r=r, m=m, v=v, s=s, x0=x0
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "weight_decay": weight_decay,
-            "eps": eps,
-            "s_init": s_init,
-            "num_betas": num_betas,
-        },
-        children=(base_optimizer,),
-    )
+    return init, update, (base_optimizer,)

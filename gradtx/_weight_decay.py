@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_learning_rate, check_range, check_state, promote_integer_leaves
 from ._numerics import add, binds_directly, cast, increment, mul, new_count
+from ._recipe import transform
 from ._tree import check_same_structure, prune_mask, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
 
@@ -94,6 +95,7 @@ def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
     )
 
 
+@transform
 def add_scaled_params(scale):
     """Add a multiple of the parameters, of either sign: u_t = u_t + scale * p_t.
 
@@ -139,4 +141,4 @@ def add_scaled_params(scale):
             lambda u, p: u + jnp.asarray(factor, u.dtype) * p.astype(u.dtype), updates, params
         ), state
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"scale": scale})
+    return init, update

@@ -20,6 +20,7 @@ from jax import lax
 from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_state_dtype, check_transformation
 from ._numerics import compute_dtype, increment, is_traced, new_count
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
 
@@ -69,7 +70,8 @@ class AccumulationState(NamedTuple):
     inner_state: Any
 
 
-def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransformation:
+@transform
+def accumulate_gradients(inner: TransformLike, every_k: int):
     """Gradient accumulation: one step of T on g_bar = (1/k) * sum_{j=1..k} g_j every k calls.
 
     Calls 1 .. k-1 of every cycle add their gradient to a single buffer and
@@ -136,13 +138,7 @@ def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransfor
         mini_step = jnp.where(last, jnp.zeros_like(state.mini_step), state.mini_step + 1)
         return out, AccumulationState(mini_step, grad_sum, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={"inner": inner, "every_k": every_k},
-    )
+    return init, update, (inner,)
 
 
 class MultiStepsState(NamedTuple):
@@ -347,9 +343,8 @@ def _too_many_message(count, limit):
     )
 
 
-def apply_if_finite(
-    inner: TransformLike, max_consecutive_errors: int | None = None
-) -> GradientTransformation:
+@transform
+def apply_if_finite(inner: TransformLike, max_consecutive_errors: int | None = None):
     """Skip non-finite steps: u_t, s_t = T(g_t, s_{t-1}) if g_t, u_t and s_t are all finite,
     else u_t = 0 and s_t = s_{t-1}.
 
@@ -432,13 +427,7 @@ def apply_if_finite(
         total = jnp.where(finite, state.total_notfinite, increment(state.total_notfinite))
         return out, ApplyIfFiniteState(count, finite, total, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={"inner": inner, "max_consecutive_errors": max_consecutive_errors},
-    )
+    return init, update, (inner,)
 
 
 class ZeroNansState(NamedTuple):
