@@ -72,6 +72,64 @@ def _grown_estimate(d, numerator, denominator):
     return jnp.where(known, jnp.maximum(d, ratio), d)
 
 
+def _initial(owner, params, estim_lr0):
+    """The state fields Prodigy and D-Adaptation share, at the start: zero moments,
+    d_0 = ``estim_lr0`` and r_0 = 0 in the params' scalar dtype, and t = 0."""
+    check_float_leaves(owner, params, "params")
+    dtype = _scalar_dtype(params)
+    zeros = moment_zeros(params)
+    return dict(
+        exp_avg=zeros,
+        exp_avg_sq=zeros,
+        grad_sum=zeros,
+        estim_lr=jnp.asarray(estim_lr0, dtype),
+        numerator_weighted=jnp.zeros((), dtype),
+        count=new_count(),
+    )
+
+
+def _adam_step_size(learning_rate, b1, b2, state, dtype):
+    """``(t + 1, dlr_t)``: dlr_t = d_t * lr_t * sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))."""
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    count = increment(state.count)
+    c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
+    return count, state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
+
+
+def _picker(updates, new):
+    """``pick(i)``: the tree of the i-th entries of ``new``, a tree of tuples shaped like
+    ``updates``."""
+
+    def pick(i):
+        return jax.tree.map(lambda _, n: n[i], updates, new)
+
+    return pick
+
+
+def _next_state(pick, state, count, d_next, numerator):
+    """The state fields Prodigy and D-Adaptation share, after a step: the moments m, v
+    and s (``pick(0)``, ``pick(1)``, ``pick(2)``) as stored, d_{t+1}, r_t and t + 1."""
+    return dict(
+        exp_avg=store(pick(0), state.exp_avg, count),
+        exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
+        grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
+        estim_lr=d_next,
+        numerator_weighted=numerator,
+        count=count,
+    )
+
+
+def _adaptive_step_transform(owner, init, update, learning_rate, betas, rest):
+    """Prodigy's or D-Adaptation's transform, recording learning_rate, ``betas`` as a
+    tuple, then the hyperparameters ``rest``."""
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"learning_rate": learning_rate, "betas": tuple(betas), **rest},
+    )
+
+
 def _check_betas(owner, betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
@@ -88,6 +146,18 @@ class ProdigyState(NamedTuple):
     exp_avg_sq: Any
     grad_sum: Any
     params0: Any
+    estim_lr: jax.Array
+    numerator_weighted: jax.Array
+    count: jax.Array
+
+
+class DAdaptAdamWState(NamedTuple):
+    """exp_avg: m_t; exp_avg_sq: v_t; grad_sum: s_t; estim_lr: d_t;
+    numerator_weighted: r_t; count: t.  (optax's fields.)"""
+
+    exp_avg: Any
+    exp_avg_sq: Any
+    grad_sum: Any
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
@@ -155,18 +225,8 @@ def scale_by_prodigy(
     check_range(owner, "weight_decay", weight_decay, 0)
 
     def init(params):
-        check_float_leaves(owner, params, "params")
-        dtype = _scalar_dtype(params)
-        zeros = moment_zeros(params)
-        return ProdigyState(
-            exp_avg=zeros,
-            exp_avg_sq=zeros,
-            grad_sum=zeros,
-            params0=jax.tree.map(jnp.asarray, params),
-            estim_lr=jnp.asarray(estim_lr0, dtype),
-            numerator_weighted=jnp.zeros((), dtype),
-            count=new_count(),
-        )
+        start = _initial(owner, params, estim_lr0)
+        return ProdigyState(params0=jax.tree.map(jnp.asarray, params), **start)
 
     def update(updates, state, params=None, **extra):
         moment_state(
@@ -175,10 +235,7 @@ def scale_by_prodigy(
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
         d = state.estim_lr
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        count = increment(state.count)
-        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
-        dlr = d * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
+        count, dlr = _adam_step_size(learning_rate, b1, b2, state, dtype)
         weight = d if safeguard_warmup else dlr
 
         def moments(g, p, p0, m, v, s):
@@ -193,9 +250,7 @@ def scale_by_prodigy(
         new = jax.tree.map(
             moments, updates, params, state.params0, state.exp_avg, state.exp_avg_sq, state.grad_sum
         )
-
-        def pick(i):
-            return jax.tree.map(lambda _, n: n[i], updates, new)
+        pick = _picker(updates, new)
 
         travelled = _tree_sum(pick(3), dtype)
         numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * travelled
@@ -209,42 +264,12 @@ def scale_by_prodigy(
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
 
         return out, ProdigyState(
-            exp_avg=store(pick(0), state.exp_avg, count),
-            exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
-            grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
-            params0=state.params0,
-            estim_lr=d_next,
-            numerator_weighted=numerator,
-            count=count,
+            params0=state.params0, **_next_state(pick, state, count, d_next, numerator)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "betas": tuple(betas),
-            "beta3": beta3,
-            "eps": eps,
-            "estim_lr0": estim_lr0,
-            "estim_lr_coef": estim_lr_coef,
-            "weight_decay": weight_decay,
-            "safeguard_warmup": safeguard_warmup,
-        },
-    )
-
-
-class DAdaptAdamWState(NamedTuple):
-    """exp_avg: m_t; exp_avg_sq: v_t; grad_sum: s_t; estim_lr: d_t;
-    numerator_weighted: r_t; count: t.  (optax's fields.)"""
-
-    exp_avg: Any
-    exp_avg_sq: Any
-    grad_sum: Any
-    estim_lr: jax.Array
-    numerator_weighted: jax.Array
-    count: jax.Array
+    rest = {"beta3": beta3, "eps": eps, "estim_lr0": estim_lr0, "estim_lr_coef": estim_lr_coef}
+    rest.update(weight_decay=weight_decay, safeguard_warmup=safeguard_warmup)
+    return _adaptive_step_transform(owner, init, update, learning_rate, betas, rest)
 
 
 def scale_by_dadapt_adamw(
@@ -284,7 +309,7 @@ def scale_by_dadapt_adamw(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_dadapt_adamw()
-      >>> params = jnp.array([1.0, -1.0])
+      >>> params = jnp.zeros(2)
       >>> tx.update(jnp.array([1.0, 2.0]), tx.init(params), params)[0]  # -d_0 lr sign(g)
       Array([-1.e-06, -1.e-06], dtype=float32)
 
@@ -300,26 +325,13 @@ def scale_by_dadapt_adamw(
     c = b2**0.5
 
     def init(params):
-        check_float_leaves(owner, params, "params")
-        dtype = _scalar_dtype(params)
-        zeros = moment_zeros(params)
-        return DAdaptAdamWState(
-            exp_avg=zeros,
-            exp_avg_sq=zeros,
-            grad_sum=zeros,
-            estim_lr=jnp.asarray(estim_lr0, dtype),
-            numerator_weighted=jnp.zeros((), dtype),
-            count=new_count(),
-        )
+        return DAdaptAdamWState(**_initial(owner, params, estim_lr0))
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, DAdaptAdamWState, updates, "exp_avg", "exp_avg_sq", "grad_sum")
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        count = increment(state.count)
-        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
-        dlr = state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
+        count, dlr = _adam_step_size(learning_rate, b1, b2, state, dtype)
 
         def moments(g, m, v, s):
             cd = compute_dtype(g.dtype, m.dtype)
@@ -331,9 +343,7 @@ def scale_by_dadapt_adamw(
             return m, v, s, inner, jnp.sum(jnp.abs(s))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum)
-
-        def pick(i):
-            return jax.tree.map(lambda _, n: n[i], updates, new)
+        pick = _picker(updates, new)
 
         numerator = c * state.numerator_weighted + (1 - c) * dlr * _tree_sum(pick(3), dtype)
         d_next = _grown_estimate(state.estim_lr, numerator, (1 - c) * _tree_sum(pick(4), dtype))
@@ -345,27 +355,10 @@ def scale_by_dadapt_adamw(
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
 
-        return out, DAdaptAdamWState(
-            exp_avg=store(pick(0), state.exp_avg, count),
-            exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
-            grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
-            estim_lr=d_next,
-            numerator_weighted=numerator,
-            count=count,
-        )
+        return out, DAdaptAdamWState(**_next_state(pick, state, count, d_next, numerator))
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "betas": tuple(betas),
-            "eps": eps,
-            "estim_lr0": estim_lr0,
-            "weight_decay": weight_decay,
-        },
-    )
+    rest = {"eps": eps, "estim_lr0": estim_lr0, "weight_decay": weight_decay}
+    return _adaptive_step_transform(owner, init, update, learning_rate, betas, rest)
 
 
 def _sq_norm(tree, dtype):
