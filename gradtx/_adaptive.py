@@ -55,6 +55,17 @@ def _check_b(owner, **betas):
         check_range(owner, name, value, 0, 1)
 
 
+def _check_moments(owner, b1, b2, eps, eps_root):
+    _check_b(owner, b1=b1, b2=b2)
+    check_range(owner, "eps", eps, 0)
+    check_range(owner, "eps_root", eps_root, 0)
+
+
+def _first_moment(mu, updates, b1):
+    """m_t = b1 * m_{t-1} + (1 - b1) * g_t, leaf by leaf."""
+    return jax.tree.map(lambda m, g: moving_average(m, g, b1, input_first=True), mu, updates)
+
+
 class InfinityNormState(NamedTuple):
     """nu: u_t, the decaying maximum of |g| (optax's AdaMax field)."""
 
@@ -149,6 +160,19 @@ class ScaleByBeliefState(NamedTuple):
     nu: object
 
 
+def _belief_init(owner, b1, b2, eps, eps_root):
+    """Check AdaBelief's or ACProp's arguments; their ``init``: t = 0, m_0 = 0, s_0 = 0 (real)."""
+    _check_moments(owner, b1, b2, eps, eps_root)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        return ScaleByBeliefState(
+            count=new_count(), mu=moment_zeros(params), nu=moment_zeros(params, real=True)
+        )
+
+    return init
+
+
 def _nesterov_hat(b1, m, g, count):
     """b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t), optax's Nesterov numerator."""
     cd = _cd(m, g)
@@ -190,22 +214,12 @@ def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bo
     Belief in Observed Gradients", NeurIPS 2020, arXiv:2010.07468.
     """
     owner = "scale_by_belief"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
-
-    def init(params):
-        check_float_leaves(owner, params, "params")
-        return ScaleByBeliefState(
-            count=new_count(), mu=moment_zeros(params), nu=moment_zeros(params, real=True)
-        )
+    init = _belief_init(owner, b1, b2, eps, eps_root)
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(
-            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
-        )
+        mu = _first_moment(state.mu, updates, b1)
 
         def belief(s, g, m):
             cd = real_compute_dtype(s.dtype, g.dtype)
@@ -262,23 +276,13 @@ def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16):
     Adaptive Gradient Methods", NeurIPS 2021, arXiv:2110.05454.
     """
     owner = "scale_by_acprop"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
-
-    def init(params):
-        check_float_leaves(owner, params, "params")
-        return ScaleByBeliefState(
-            count=new_count(), mu=zeros_like_tree(params), nu=zeros_like_tree(params, real=True)
-        )
+    init = _belief_init(owner, b1, b2, eps, eps_root)
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
-        count = increment(state.count)
         first = state.count == 0
-        mu = jax.tree.map(
-            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
-        )
+        count = increment(state.count)
+        mu = _first_moment(state.mu, updates, b1)
 
         def belief(s, g, m):
             cd = real_compute_dtype(s.dtype, g.dtype, m.dtype)
@@ -335,9 +339,7 @@ def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_
     NeurIPS 2018.
     """
     owner = "scale_by_yogi"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
+    _check_moments(owner, b1, b2, eps, eps_root)
     check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
 
     def init(params):
@@ -350,9 +352,7 @@ def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByYogiState, updates, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(
-            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
-        )
+        mu = _first_moment(state.mu, updates, b1)
 
         def second(v, g):
             cd = _cd(v, g)
@@ -428,7 +428,7 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0):
             updates,
             state.g,
         )
-        m = jax.tree.map(lambda m, g: moving_average(m, g, b1, input_first=True), state.m, updates)
+        m = _first_moment(state.m, updates, b1)
         v = jax.tree.map(lambda v, d: moving_average(v, d, b2, input_first=True), state.v, diff)
         n = jax.tree.map(
             lambda n, g, d: moving_average(
@@ -496,9 +496,7 @@ def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0,
     Adaptive Moments for Training of Deep Networks", 2019, arXiv:1905.11286.
     """
     owner = "scale_by_novograd"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
+    _check_moments(owner, b1, b2, eps, eps_root)
     check_range(owner, "weight_decay", weight_decay)
     mu_dtype = check_state_dtype(owner, "mu_dtype", mu_dtype)
 
