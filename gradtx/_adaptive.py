@@ -35,6 +35,7 @@ from ._moments import debiaser, moment_zeros, moving_average, store
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
+from ._second_moment import _preconditioner
 from ._tree import check_same_structure, zeros_like_tree
 
 
@@ -72,7 +73,8 @@ class InfinityNormState(NamedTuple):
     nu: object
 
 
-def scale_by_infinity_norm(decay=0.999, eps=1e-8) -> Preconditioner:
+@_preconditioner
+def scale_by_infinity_norm(decay=0.999, eps=1e-8):
     """AdaMax's denominator: u_t = max(decay * u_{t-1}, |g_t| + eps); out = d_t / u_t.
 
     An exponentially weighted infinity norm of the gradients: it needs no
@@ -113,9 +115,7 @@ def scale_by_infinity_norm(decay=0.999, eps=1e-8) -> Preconditioner:
         out = jax.tree.map(lambda d, v: (d.astype(_cd(d, v)) / v).astype(d.dtype), updates, nu)
         return out, InfinityNormState(nu=_stored(nu, state.nu))
 
-    return Preconditioner(
-        init, precondition_fn, name=owner, hyperparams={"decay": decay, "eps": eps}
-    )
+    return Preconditioner(init, precondition_fn, name=owner)
 
 
 def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
