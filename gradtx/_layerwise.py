@@ -114,16 +114,7 @@ def scale_by_param_block_norm(min_scale=1e-3) -> GradientTransformation:
       >>> tx.update(jnp.array([1.0, 1.0]), tx.init(p), p)[0]
       Array([5., 5.], dtype=float32)
     """
-    owner = "scale_by_param_block_norm"
-    check_range(owner, "min_scale", min_scale, 0)
-
-    def update(updates, state, params=None, **extra):
-        _needs_params(owner, params, updates)
-        return jax.tree.map(
-            lambda u, p: _times(u, _floor(_norm(p), min_scale)), updates, params
-        ), state
-
-    return _stateless(owner, update, {"min_scale": min_scale})
+    return _scale_by_param_block("scale_by_param_block_norm", _norm, min_scale)
 
 
 def scale_by_param_block_rms(min_scale=1e-3) -> GradientTransformation:
@@ -136,25 +127,29 @@ def scale_by_param_block_rms(min_scale=1e-3) -> GradientTransformation:
       min_scale: the floor of the RMS, >= 0.
 
     Returns:
-      A stateless transform that needs params.
+      A stateless transform; its update needs params.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_param_block_rms()
-      >>> p = jnp.array([1.0, -1.0])
+      >>> p = jnp.full(2, -1.0)
       >>> tx.update(jnp.array([2.0, 2.0]), tx.init(p), p)[0]
       Array([2., 2.], dtype=float32)
 
     Reference: Shazeer, Stern, "Adafactor: Adaptive Learning Rates with
     Sublinear Memory Cost", ICML 2018, arXiv:1804.04235, section 8.
     """
-    owner = "scale_by_param_block_rms"
+    return _scale_by_param_block("scale_by_param_block_rms", _rms, min_scale)
+
+
+def _scale_by_param_block(owner, statistic, min_scale):
+    """u_l = u_l * max(statistic(p_l), min_scale), leaf by leaf."""
     check_range(owner, "min_scale", min_scale, 0)
 
     def update(updates, state, params=None, **extra):
         _needs_params(owner, params, updates)
         return jax.tree.map(
-            lambda u, p: _times(u, _floor(_rms(p), min_scale)), updates, params
+            lambda u, p: _times(u, _floor(statistic(p), min_scale)), updates, params
         ), state
 
     return _stateless(owner, update, {"min_scale": min_scale})
