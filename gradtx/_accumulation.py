@@ -133,6 +133,15 @@ def raw_key(key):
     return jnp.asarray(key, jnp.uint32)  # a raw key, as jax.random.PRNGKey makes
 
 
+def key_or_seed(owner, key, seed):
+    """The key a transform draws from: ``key``, or ``seed`` (optax's older spelling); 0 if neither."""
+    if seed is not None:
+        if key is not None:
+            raise ValueError(f"{owner}: pass key or seed, not both")
+        return seed
+    return 0 if key is None else key
+
+
 class AddNoiseState(NamedTuple):
     """count: t; rng_key: the key the next step's noise is drawn from (optax's fields).
 
@@ -175,11 +184,7 @@ def add_noise(eta, gamma, key=None, *, seed=None):
     owner = "add_noise"
     check_range(owner, "eta", eta, 0)
     check_range(owner, "gamma", gamma, 0)
-    if seed is not None:
-        if key is not None:
-            raise ValueError(f"{owner}: pass key or seed, not both")
-        key = seed
-    key = 0 if key is None else key
+    key = key_or_seed(owner, key, seed)
 
     def init(params):
         check_float_leaves(owner, params, "params")

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import jax
 
-from ._accumulation import raw_key
+from ._accumulation import key_or_seed, raw_key
 from ._checks import check_float_leaves, check_range, check_state
 from ._clipping import per_example_global_norm_clip
 from ._numerics import compute_dtype
@@ -59,11 +59,7 @@ def differentially_private_aggregate(l2_norm_clip, noise_multiplier, key=None, *
     owner = "differentially_private_aggregate"
     check_range(owner, "l2_norm_clip", l2_norm_clip, 0)
     check_range(owner, "noise_multiplier", noise_multiplier, 0)
-    if seed is not None:
-        if key is not None:
-            raise ValueError(f"{owner}: pass key or seed, not both")
-        key = seed
-    key = 0 if key is None else key
+    key = key_or_seed(owner, key, seed)
     noise_std = l2_norm_clip * noise_multiplier
 
     def init(params):
