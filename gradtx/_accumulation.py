@@ -88,13 +88,15 @@ def apply_every(k: int = 1):
       k: the number of steps to sum, an int >= 1.
 
     Returns:
-      A transform with state ``ApplyEvery(count, grad_acc)``.
+      A transform with state ``ApplyEvery(count, grad_acc)``, which emits zeros between sums.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.apply_every(2)
-      >>> u, state = tx.update(jnp.array([1.0]), tx.init(jnp.zeros(1)))
-      >>> tx.update(jnp.array([2.0]), state)[0]
+      >>> state = tx.init(jnp.zeros(1))
+      >>> for g in (1.0, 2.0):   # zero, then the sum of both
+      ...     u, state = tx.update(jnp.array([g]), state)
+      >>> u
       Array([3.], dtype=float32)
     """
     owner = "apply_every"

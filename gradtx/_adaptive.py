@@ -636,7 +636,8 @@ def scale_by_rprop(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_rprop(0.1)
-      >>> u, state = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+      >>> state = tx.init(jnp.zeros(1))
+      >>> _, state = tx.update(jnp.array([2.0]), state)   # optax's first step is zero
       >>> tx.update(jnp.array([3.0]), state)[0]
       Array([0.1], dtype=float32)
 

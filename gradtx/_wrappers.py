@@ -61,6 +61,21 @@ def _run_or_skip(run, step, updates, inner_state, on_skip=None):
 # Gradient accumulation
 
 
+def _check_accumulator(owner, state, state_type, field, updates):
+    """Check an accumulating wrapper's state, and the gradient against the accumulator
+    ``state.<field>``."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    check_same_structure(
+        owner,
+        getattr(state, field),
+        updates,
+        "the accumulator",
+        "updates",
+        hint="was the state made by init on other params?",
+    )
+
+
 class AccumulationState(NamedTuple):
     """mini_step: micro-batches summed since the last step (0 .. k-1);
     grad_sum: their sum, one buffer in at least float32; inner_state."""
@@ -116,16 +131,7 @@ def accumulate_gradients(inner: TransformLike, every_k: int):
         return AccumulationState(new_count(), grad_sum, inner.init(params))
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, AccumulationState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.grad_sum,
-            updates,
-            "the accumulator",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        _check_accumulator(owner, state, AccumulationState, "grad_sum", updates)
         total = jax.tree.map(lambda s, u: s + u.astype(s.dtype), state.grad_sum, updates)
         last = state.mini_step >= every_k - 1
 
@@ -241,16 +247,7 @@ class MultiSteps:
     def update(self, updates, state, params=None, **extra):
         """Accumulate one micro-batch; step T on the k-th (a zero update before)."""
         owner = "MultiSteps"
-        check_state(owner, state, MultiStepsState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.acc_grads,
-            updates,
-            "the accumulator",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        _check_accumulator(owner, state, MultiStepsState, "acc_grads", updates)
         k = self._every_k_schedule(state.gradient_step)
         skip, skip_state = self._should_skip_update_fn(updates, state.gradient_step, params)
         skip = jnp.asarray(skip)
