@@ -7,10 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
 from ._moments import debiaser
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import zeros_like_tree
 
 
@@ -21,7 +21,8 @@ class EmaState(NamedTuple):
     ema: object
 
 
-def ema(decay, debias: bool = True, accumulator_dtype=None) -> GradientTransformation:
+@transform
+def ema(decay, debias: bool = True, accumulator_dtype=None):
     """Exponential moving average: e_t = decay * e_{t-1} + (1 - decay) * g_t; u_t = e_t.
 
     With ``debias`` the update is e_t / (1 - decay^t), which removes the
@@ -64,10 +65,7 @@ def ema(decay, debias: bool = True, accumulator_dtype=None) -> GradientTransform
         stored = jax.tree.map(lambda n, e: n.astype(e.dtype), new, state.ema)
         return out, EmaState(count=count, ema=stored)
 
-    hyperparams = {"decay": decay, "debias": debias}
-    if accumulator_dtype is not None:
-        hyperparams["accumulator_dtype"] = accumulator_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
+    return init, update
 
 
 class ApplyEvery(NamedTuple):
@@ -77,7 +75,8 @@ class ApplyEvery(NamedTuple):
     grad_acc: object
 
 
-def apply_every(k: int = 1) -> GradientTransformation:
+@transform
+def apply_every(k: int = 1):
     """Sum the updates over k steps and emit the sum on every k-th step, zeros otherwise.
 
     a_t = g_t + [t mod k != 0] * a_{t-1} (t counted from 0);  u_t = [t mod k = k - 1] * a_t.
@@ -89,13 +88,15 @@ def apply_every(k: int = 1) -> GradientTransformation:
       k: the number of steps to sum, an int >= 1.
 
     Returns:
-      A transform with state ``ApplyEvery(count, grad_acc)``.
+      A transform with state ``ApplyEvery(count, grad_acc)``, which emits zeros between sums.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.apply_every(2)
-      >>> u, state = tx.update(jnp.array([1.0]), tx.init(jnp.zeros(1)))
-      >>> tx.update(jnp.array([2.0]), state)[0]
+      >>> state = tx.init(jnp.zeros(1))
+      >>> for g in (1.0, 2.0):   # zero, then the sum of both
+      ...     u, state = tx.update(jnp.array([g]), state)
+      >>> u
       Array([3.], dtype=float32)
     """
     owner = "apply_every"
@@ -120,7 +121,7 @@ def apply_every(k: int = 1) -> GradientTransformation:
         )
         return out, ApplyEvery(count=increment(state.count) % k, grad_acc=acc)
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"k": k})
+    return init, update
 
 
 def raw_key(key):
@@ -132,6 +133,15 @@ def raw_key(key):
     ):  # an int seed, or one inject_hyperparams turned into an integer scalar
         return jax.random.key_data(jax.random.key(key))
     return jnp.asarray(key, jnp.uint32)  # a raw key, as jax.random.PRNGKey makes
+
+
+def key_or_seed(owner, key, seed):
+    """The key a transform draws from: ``key``, or ``seed`` (optax's older spelling); 0 if neither."""
+    if seed is not None:
+        if key is not None:
+            raise ValueError(f"{owner}: pass key or seed, not both")
+        return seed
+    return 0 if key is None else key
 
 
 class AddNoiseState(NamedTuple):
@@ -146,7 +156,8 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
-def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
+@transform(exclude=("key", "seed"))
+def add_noise(eta, gamma, key=None, *, seed=None):
     """Add annealed Gaussian noise: u_t = g_t + sqrt(eta / t^gamma) * z_t, z_t ~ N(0, I).
 
     The noise is drawn as optax draws it (the state's key split into the
@@ -175,11 +186,7 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
     owner = "add_noise"
     check_range(owner, "eta", eta, 0)
     check_range(owner, "gamma", gamma, 0)
-    if seed is not None:
-        if key is not None:
-            raise ValueError(f"{owner}: pass key or seed, not both")
-        key = seed
-    key = 0 if key is None else key
+    key = key_or_seed(owner, key, seed)
 
     def init(params):
         check_float_leaves(owner, params, "params")
@@ -200,6 +207,4 @@ def add_noise(eta, gamma, key=None, *, seed=None) -> GradientTransformation:
             noisy.append((g.astype(cd) + std * z.astype(cd)).astype(g.dtype))
         return treedef.unflatten(noisy), AddNoiseState(count=count, rng_key=rng_key)
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"eta": eta, "gamma": gamma}
-    )
+    return init, update

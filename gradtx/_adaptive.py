@@ -35,6 +35,7 @@ from ._moments import debiaser, moment_zeros, moving_average, store
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
+from ._second_moment import _preconditioner
 from ._tree import check_same_structure, zeros_like_tree
 
 
@@ -55,13 +56,25 @@ def _check_b(owner, **betas):
         check_range(owner, name, value, 0, 1)
 
 
+def _check_moments(owner, b1, b2, eps, eps_root):
+    _check_b(owner, b1=b1, b2=b2)
+    check_range(owner, "eps", eps, 0)
+    check_range(owner, "eps_root", eps_root, 0)
+
+
+def _first_moment(mu, updates, b1):
+    """m_t = b1 * m_{t-1} + (1 - b1) * g_t, leaf by leaf."""
+    return jax.tree.map(lambda m, g: moving_average(m, g, b1, input_first=True), mu, updates)
+
+
 class InfinityNormState(NamedTuple):
     """nu: u_t, the decaying maximum of |g| (optax's AdaMax field)."""
 
     nu: object
 
 
-def scale_by_infinity_norm(decay=0.999, eps=1e-8) -> Preconditioner:
+@_preconditioner
+def scale_by_infinity_norm(decay=0.999, eps=1e-8):
     """AdaMax's denominator: u_t = max(decay * u_{t-1}, |g_t| + eps); out = d_t / u_t.
 
     An exponentially weighted infinity norm of the gradients: it needs no
@@ -102,9 +115,7 @@ def scale_by_infinity_norm(decay=0.999, eps=1e-8) -> Preconditioner:
         out = jax.tree.map(lambda d, v: (d.astype(_cd(d, v)) / v).astype(d.dtype), updates, nu)
         return out, InfinityNormState(nu=_stored(nu, state.nu))
 
-    return Preconditioner(
-        init, precondition_fn, name=owner, hyperparams={"decay": decay, "eps": eps}
-    )
+    return Preconditioner(init, precondition_fn, name=owner)
 
 
 def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
@@ -149,6 +160,19 @@ class ScaleByBeliefState(NamedTuple):
     nu: object
 
 
+def _belief_init(owner, b1, b2, eps, eps_root):
+    """Check AdaBelief's or ACProp's arguments; their ``init``: t = 0, m_0 = 0, s_0 = 0 (real)."""
+    _check_moments(owner, b1, b2, eps, eps_root)
+
+    def init(params):
+        check_float_leaves(owner, params, "params")
+        return ScaleByBeliefState(
+            count=new_count(), mu=moment_zeros(params), nu=moment_zeros(params, real=True)
+        )
+
+    return init
+
+
 def _nesterov_hat(b1, m, g, count):
     """b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t), optax's Nesterov numerator."""
     cd = _cd(m, g)
@@ -157,9 +181,8 @@ def _nesterov_hat(b1, m, g, count):
     return moving_average(ahead, now, b1)
 
 
-def scale_by_belief(
-    b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False
-) -> GradientTransformation:
+@transform
+def scale_by_belief(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16, *, nesterov: bool = False):
     """AdaBelief: divide Adam's m_hat by the root of the average squared *prediction error*.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -191,22 +214,12 @@ def scale_by_belief(
     Belief in Observed Gradients", NeurIPS 2020, arXiv:2010.07468.
     """
     owner = "scale_by_belief"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
-
-    def init(params):
-        check_float_leaves(owner, params, "params")
-        return ScaleByBeliefState(
-            count=new_count(), mu=moment_zeros(params), nu=moment_zeros(params, real=True)
-        )
+    init = _belief_init(owner, b1, b2, eps, eps_root)
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(
-            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
-        )
+        mu = _first_moment(state.mu, updates, b1)
 
         def belief(s, g, m):
             cd = real_compute_dtype(s.dtype, g.dtype)
@@ -226,15 +239,11 @@ def scale_by_belief(
             count=count, mu=store(mu, state.mu, count), nu=store(nu, state.nu, count, salt=1 << 20)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root, "nesterov": nesterov},
-    )
+    return init, update
 
 
-def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTransformation:
+@transform
+def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16):
     """ACProp: divide the gradient by the root of the *previous* average squared prediction error.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -267,23 +276,13 @@ def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTran
     Adaptive Gradient Methods", NeurIPS 2021, arXiv:2110.05454.
     """
     owner = "scale_by_acprop"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
-
-    def init(params):
-        check_float_leaves(owner, params, "params")
-        return ScaleByBeliefState(
-            count=new_count(), mu=zeros_like_tree(params), nu=zeros_like_tree(params, real=True)
-        )
+    init = _belief_init(owner, b1, b2, eps, eps_root)
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByBeliefState, updates, "mu", "nu")
-        count = increment(state.count)
         first = state.count == 0
-        mu = jax.tree.map(
-            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
-        )
+        count = increment(state.count)
+        mu = _first_moment(state.mu, updates, b1)
 
         def belief(s, g, m):
             cd = real_compute_dtype(s.dtype, g.dtype, m.dtype)
@@ -298,12 +297,7 @@ def scale_by_acprop(b1=0.9, b2=0.999, eps=1e-16, eps_root=1e-16) -> GradientTran
             count=count, mu=_stored(mu, state.mu), nu=_stored(nu, state.nu)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "eps": eps, "eps_root": eps_root},
-    )
+    return init, update
 
 
 class ScaleByYogiState(NamedTuple):
@@ -315,9 +309,7 @@ class ScaleByYogiState(NamedTuple):
 
 
 @transform
-def scale_by_yogi(
-    b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_value=1e-6
-) -> GradientTransformation:
+def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_value=1e-6):
     """Yogi: Adam with an additive second moment, v_t = v_{t-1} - (1 - b2) sign(v_{t-1} - g_t^2) g_t^2.
 
     m_t = b1 * m_{t-1} + (1 - b1) * g_t,
@@ -347,9 +339,7 @@ def scale_by_yogi(
     NeurIPS 2018.
     """
     owner = "scale_by_yogi"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
+    _check_moments(owner, b1, b2, eps, eps_root)
     check_range(owner, "initial_accumulator_value", initial_accumulator_value, 0)
 
     def init(params):
@@ -362,9 +352,7 @@ def scale_by_yogi(
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByYogiState, updates, "mu", "nu")
         count = increment(state.count)
-        mu = jax.tree.map(
-            lambda m, g: moving_average(m, g, b1, input_first=True), state.mu, updates
-        )
+        mu = _first_moment(state.mu, updates, b1)
 
         def second(v, g):
             cd = _cd(v, g)
@@ -393,7 +381,8 @@ class ScaleByAdanState(NamedTuple):
     t: jax.Array
 
 
-def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> GradientTransformation:
+@transform
+def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0):
     """Adan: Nesterov-style momentum from the gradient and its change.
 
     d_t = g_t - g_{t-1} (0 at the first step),
@@ -439,7 +428,7 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
             updates,
             state.g,
         )
-        m = jax.tree.map(lambda m, g: moving_average(m, g, b1, input_first=True), state.m, updates)
+        m = _first_moment(state.m, updates, b1)
         v = jax.tree.map(lambda v, d: moving_average(v, d, b2, input_first=True), state.v, diff)
         n = jax.tree.map(
             lambda n, g, d: moving_average(
@@ -464,12 +453,7 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0) -> Gradient
             t=t,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "b3": b3, "eps": eps, "eps_root": eps_root},
-    )
+    return init, update
 
 
 class ScaleByNovogradState(NamedTuple):
@@ -480,9 +464,8 @@ class ScaleByNovogradState(NamedTuple):
     nu: object
 
 
-def scale_by_novograd(
-    b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0, mu_dtype=None
-) -> GradientTransformation:
+@transform
+def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0, mu_dtype=None):
     """NovoGrad: a layer-wise second moment and a decayed, normalised first moment.
 
     For each leaf (layer) l, with ||g||^2 summed over the leaf,
@@ -513,9 +496,7 @@ def scale_by_novograd(
     Adaptive Moments for Training of Deep Networks", 2019, arXiv:1905.11286.
     """
     owner = "scale_by_novograd"
-    _check_b(owner, b1=b1, b2=b2)
-    check_range(owner, "eps", eps, 0)
-    check_range(owner, "eps_root", eps_root, 0)
+    _check_moments(owner, b1, b2, eps, eps_root)
     check_range(owner, "weight_decay", weight_decay)
     mu_dtype = check_state_dtype(owner, "mu_dtype", mu_dtype)
 
@@ -549,16 +530,7 @@ def scale_by_novograd(
         mu = store(jax.tree.map(first_moment, state.mu, updates, params, nu), state.mu, count)
         return _as(mu, updates), ScaleByNovogradState(count=count, mu=mu, nu=_stored(nu, state.nu))
 
-    hyperparams = {
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-        "weight_decay": weight_decay,
-    }
-    if mu_dtype is not None:
-        hyperparams["mu_dtype"] = mu_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
+    return init, update
 
 
 class ScaleByOptimisticGradientState(NamedTuple):
@@ -568,7 +540,8 @@ class ScaleByOptimisticGradientState(NamedTuple):
     previous_gradient: object
 
 
-def scale_by_optimistic_gradient(alpha=1.0, beta=1.0) -> GradientTransformation:
+@transform
+def scale_by_optimistic_gradient(alpha=1.0, beta=1.0):
     """Optimistic gradient: u_t = (alpha + beta) * g_t - beta * g_{t-1}, with g_0 = g_1.
 
     The extrapolation from the last gradient damps the rotation of
@@ -619,9 +592,7 @@ def scale_by_optimistic_gradient(alpha=1.0, beta=1.0) -> GradientTransformation:
             previous_gradient=_stored(updates, state.previous_gradient),
         )
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"alpha": alpha, "beta": beta}
-    )
+    return init, update
 
 
 class ScaleByRpropState(NamedTuple):
@@ -631,13 +602,14 @@ class ScaleByRpropState(NamedTuple):
     prev_updates: object
 
 
+@transform
 def scale_by_rprop(
     learning_rate: ArrayLike,
     eta_minus=0.5,
     eta_plus=1.2,
     min_step_size=1e-6,
     max_step_size=50.0,
-) -> GradientTransformation:
+):
     """Rprop as optax computes it: per-entry step sizes grown on agreeing signs, cut on flips.
 
     With s_t = g_t * q_{t-1} (q the stored sign step, q_0 = 0):
@@ -664,7 +636,8 @@ def scale_by_rprop(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_rprop(0.1)
-      >>> u, state = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+      >>> state = tx.init(jnp.zeros(1))
+      >>> _, state = tx.update(jnp.array([2.0]), state)   # optax's first step is zero
       >>> tx.update(jnp.array([3.0]), state)[0]
       Array([0.1], dtype=float32)
 
@@ -719,27 +692,15 @@ def scale_by_rprop(
             prev_updates=_stored(treedef.unflatten(steps), state.prev_updates),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "eta_minus": eta_minus,
-            "eta_plus": eta_plus,
-            "min_step_size": min_step_size,
-            "max_step_size": max_step_size,
-        },
-    )
+    return init, update
 
 
 _POLYAK_VARIANTS = ("sps", "sps+")
 _FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
-def scale_by_polyak(
-    f_min=0.0, max_learning_rate=1.0, eps=0.0, variant: str = "sps"
-) -> GradientTransformation:
+@transform
+def scale_by_polyak(f_min=0.0, max_learning_rate=1.0, eps=0.0, variant: str = "sps"):
     """Polyak's step size: u_t = min((f(x_t) - f_min) / (||g_t||^2 + eps), max_learning_rate) * g_t.
 
     The loss f(x_t) is passed as ``update(..., value=f(x_t))``.  ||g_t|| is
@@ -797,14 +758,4 @@ def scale_by_polyak(
         )
         return out, state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={
-            "f_min": f_min,
-            "max_learning_rate": max_learning_rate,
-            "eps": eps,
-            "variant": variant,
-        },
-    )
+    return lambda params: EmptyState(), update

@@ -7,10 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state_dtype, moment_state
 from ._moments import debiaser, moment_zeros, moving_average, moving_average_sq, store
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 
 
 def _value(hyperparam, count):
@@ -28,6 +28,7 @@ class ScaleByAdemamixState(NamedTuple):
     nu: Any
 
 
+@transform
 def scale_by_ademamix(
     b1=0.9, b2=0.999, b3=0.9999, alpha=6.0, eps=1e-8, eps_root=0.0, mu_dtype=None
 ):
@@ -112,10 +113,7 @@ def scale_by_ademamix(
             nu=store(pick(3), state.nu, count, salt=2 << 20),
         )
 
-    hyperparams = {"b1": b1, "b2": b2, "b3": b3, "alpha": alpha, "eps": eps, "eps_root": eps_root}
-    if mu_dtype is not None:
-        hyperparams["mu_dtype"] = mu_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
+    return init, update
 
 
 class ScaleBySimplifiedAdEMAMixState(NamedTuple):
@@ -126,6 +124,7 @@ class ScaleBySimplifiedAdEMAMixState(NamedTuple):
     n: Any
 
 
+@transform
 def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root=0.0):
     """Simplified AdEMAMix: (m_t + alpha * g_t) / (sqrt(n_hat_t + eps_root) + eps).
 
@@ -190,9 +189,4 @@ def scale_by_simplified_ademamix(b1=0.99, b2=0.95, alpha=0.0, eps=1e-8, eps_root
             t=t, m=store(pick(1), state.m, t), n=store(pick(2), state.n, t, salt=1 << 20)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"b1": b1, "b2": b2, "alpha": alpha, "eps": eps, "eps_root": eps_root},
-    )
+    return init, update

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_range, check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
 from ._wrappers import check_int
@@ -27,6 +28,14 @@ from ._wrappers import check_int
 def _copy_wide(params):
     """The params, each leaf in at least float32."""
     return jax.tree.map(lambda p: jnp.asarray(p).astype(compute_dtype(jnp.result_type(p))), params)
+
+
+def _check_step(owner, state, state_type, updates, params, average):
+    """Check an averaging wrapper's update: its state, the gradient, and params
+    shaped like the gradient and like ``average`` (the averaged params in the state)."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    _check_params(owner, params, updates, average)
 
 
 def _check_params(owner, params, updates, average):
@@ -40,6 +49,31 @@ def _check_params(owner, params, updates, average):
         "the state's averaged params",
         "params",
         hint="was the state made by init on other params?",
+    )
+
+
+def _check_lookahead(owner, fast_optimizer, sync_period, slow_step_size):
+    """Check lookahead's arguments; the fast optimizer's update, accepting ``**extra``."""
+    check_transformation(owner, "fast_optimizer", fast_optimizer)
+    check_int(owner, "sync_period", sync_period, 1)
+    check_range(owner, "slow_step_size", slow_step_size, 0, 1)
+    return update_fn(fast_optimizer)
+
+
+def _unzip(one, first, *rest):
+    """``jax.tree.map(one, first, *rest)`` of pairs, as two trees shaped like ``first``."""
+    pairs = jax.tree.map(one, first, *rest)
+    return jax.tree.transpose(jax.tree.structure(first), jax.tree.structure((0, 0)), pairs)
+
+
+def _with_fast_optimizer(owner, init, update, fast_optimizer, **hyperparams):
+    """The lookahead transform: the fast optimizer its child, recorded first as ``inner``."""
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        children=(fast_optimizer,),
+        hyperparams={"inner": fast_optimizer, **hyperparams},
     )
 
 
@@ -111,10 +145,7 @@ def lookahead(
     forward, 1 step back", NeurIPS 2019, arXiv:1907.08610.
     """
     owner = "lookahead"
-    check_transformation(owner, "fast_optimizer", fast_optimizer)
-    check_int(owner, "sync_period", sync_period, 1)
-    check_range(owner, "slow_step_size", slow_step_size, 0, 1)
-    inner_update = update_fn(fast_optimizer)
+    inner_update = _check_lookahead(owner, fast_optimizer, sync_period, slow_step_size)
 
     def init(params):
         fast = params.fast if isinstance(params, LookaheadParams) else params
@@ -142,26 +173,21 @@ def lookahead(
             fast_u = jnp.where(sync, u.astype(dtype) - (1 - alpha) * d, u.astype(dtype))
             return fast_u.astype(u.dtype), slow_u.astype(jnp.result_type(phi))
 
-        pairs = jax.tree.map(one, fast, params.fast, params.slow)
-        outer = jax.tree.structure(fast)
-        fast_u, slow_u = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
+        fast_u, slow_u = _unzip(one, fast, params.fast, params.slow)
         if reset_state:
             fresh = fast_optimizer.init(params.fast)
             fast_state = jax.tree.map(lambda now, new: jnp.where(sync, new, now), fast_state, fresh)
         steps = jnp.where(sync, jnp.zeros_like(state.steps_since_sync), state.steps_since_sync + 1)
         return LookaheadParams(fast_u, slow_u), LookaheadState(fast_state, steps)
 
-    return GradientTransformation(
+    return _with_fast_optimizer(
+        owner,
         init,
         update,
-        name=owner,
-        children=(fast_optimizer,),
-        hyperparams={
-            "inner": fast_optimizer,
-            "sync_period": sync_period,
-            "slow_step_size": slow_step_size,
-            "reset_state": reset_state,
-        },
+        fast_optimizer,
+        sync_period=sync_period,
+        slow_step_size=slow_step_size,
+        reset_state=reset_state,
     )
 
 
@@ -203,30 +229,24 @@ def lookahead_in_state(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> opt = gradtx.lookahead_in_state(gradtx.sgd(1.0), sync_period=2, slow_step_size=0.5)
-      >>> params = {"w": jnp.array([0.0])}
+      >>> params, grad = {"w": jnp.array([0.0])}, {"w": jnp.array([-1.0])}
       >>> state = opt.init(params)
-      >>> for _ in range(2):
-      ...     u, state = opt.update({"w": jnp.array([-1.0])}, state, params)
+      >>> for _ in range(2):   # the second step synchronises
+      ...     u, state = opt.update(grad, state, params)
       ...     params = gradtx.apply_updates(params, u)
       >>> params["w"], state.slow["w"]
       (Array([1.], dtype=float32), Array([1.], dtype=float32))
 
-    Reference: Zhang, Lucas, Hinton, Ba, "Lookahead Optimizer: k steps
-    forward, 1 step back", NeurIPS 2019, arXiv:1907.08610.
+    Reference: as ``lookahead`` (Zhang et al., NeurIPS 2019, arXiv:1907.08610).
     """
     owner = "lookahead_in_state"
-    check_transformation(owner, "fast_optimizer", fast_optimizer)
-    check_int(owner, "sync_period", sync_period, 1)
-    check_range(owner, "slow_step_size", slow_step_size, 0, 1)
-    inner_update = update_fn(fast_optimizer)
+    inner_update = _check_lookahead(owner, fast_optimizer, sync_period, slow_step_size)
 
     def init(params):
         return SlowWeightsState(new_count(), _copy_wide(params), fast_optimizer.init(params))
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, SlowWeightsState)
-        check_float_leaves(owner, updates, "gradient")
-        _check_params(owner, params, updates, state.slow)
+        _check_step(owner, state, SlowWeightsState, updates, params, state.slow)
         fast, inner_state = inner_update(updates, state.inner_state, params, **extra)
         sync = state.count >= sync_period - 1
 
@@ -237,22 +257,12 @@ def lookahead_in_state(
             out = jnp.where(sync, (new_phi - p.astype(phi.dtype)).astype(u.dtype), u)
             return out, new_phi
 
-        pairs = jax.tree.map(one, fast, params, state.slow)
-        outer = jax.tree.structure(fast)
-        out, slow = jax.tree.transpose(outer, jax.tree.structure((0, 0)), pairs)
+        out, slow = _unzip(one, fast, params, state.slow)
         count = jnp.where(sync, jnp.zeros_like(state.count), state.count + 1)
         return out, SlowWeightsState(count, slow, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(fast_optimizer,),
-        hyperparams={
-            "inner": fast_optimizer,
-            "sync_period": sync_period,
-            "slow_step_size": slow_step_size,
-        },
+    return _with_fast_optimizer(
+        owner, init, update, fast_optimizer, sync_period=sync_period, slow_step_size=slow_step_size
     )
 
 
@@ -265,9 +275,8 @@ class EmaParamsState(NamedTuple):
     inner_state: Any
 
 
-def ema_params(
-    inner: TransformLike, decay: float = 0.999, *, debias: bool = False
-) -> GradientTransformation:
+@transform
+def ema_params(inner: TransformLike, decay: float = 0.999, *, debias: bool = False):
     """EMA of the parameters: ema_t = ema_{t-1} + w_t * (p_t - ema_{t-1}), p_t = p_{t-1} + u_t.
 
     The optimizer T runs unchanged (its update is returned as it is); the
@@ -300,10 +309,10 @@ def ema_params(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> opt = gradtx.ema_params(gradtx.sgd(1.0), decay=0.5)
-      >>> params = {"w": jnp.array([0.0])}
+      >>> params, grad = {"w": jnp.array([0.0])}, {"w": jnp.array([-2.0])}
       >>> state = opt.init(params)
       >>> for _ in range(2):
-      ...     u, state = opt.update({"w": jnp.array([-2.0])}, state, params)
+      ...     u, state = opt.update(grad, state, params)
       ...     params = gradtx.apply_updates(params, u)
       >>> params["w"], state.ema["w"]
       (Array([4.], dtype=float32), Array([3.], dtype=float32))
@@ -320,9 +329,7 @@ def ema_params(
         return EmaParamsState(new_count(), _copy_wide(params), inner.init(params))
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, EmaParamsState)
-        check_float_leaves(owner, updates, "gradient")
-        _check_params(owner, params, updates, state.ema)
+        _check_step(owner, state, EmaParamsState, updates, params, state.ema)
         out, inner_state = inner_update(updates, state.inner_state, params, **extra)
         count = increment(state.count)
 
@@ -339,13 +346,7 @@ def ema_params(
         ema = jax.tree.map(one, out, params, state.ema)
         return out, EmaParamsState(count, ema, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={"inner": inner, "decay": decay, "debias": debias},
-    )
+    return init, update, (inner,)
 
 
 # ----------------------------------------------------------------------------

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import EmptyState, GradientTransformation
+from ._base import EmptyState
 from ._checks import check_float_leaves, check_range, promote_integer_leaves
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import PyTree
 
@@ -50,13 +51,8 @@ def _shrink(u, norm, max_norm):
     return (u.astype(cd) * factor.astype(cd)).astype(u.dtype)
 
 
-def _stateless(name, update, hyperparams):
-    return GradientTransformation(
-        lambda params: EmptyState(), update, name=name, hyperparams=hyperparams
-    )
-
-
-def clip(max_delta: float) -> GradientTransformation:
+@transform
+def clip(max_delta: float):
     """Clip each entry: u_i = clip(g_i, -max_delta, max_delta).
 
     For a complex entry the modulus is clipped and the phase kept:
@@ -87,7 +83,7 @@ def clip(max_delta: float) -> GradientTransformation:
     def update(updates, state, params):
         return jax.tree.map(clip_one, promote_integer_leaves(updates)), state
 
-    return _stateless(owner, update, {"max_delta": max_delta})
+    return lambda params: EmptyState(), update
 
 
 def global_norm(tree: PyTree) -> jax.Array:
@@ -105,7 +101,8 @@ def global_norm(tree: PyTree) -> jax.Array:
     return _safe_sqrt(total)
 
 
-def clip_by_global_norm(max_norm: float) -> GradientTransformation:
+@transform
+def clip_by_global_norm(max_norm: float):
     """Clip the global norm: u = g * min(1, max_norm / ||g||_2).
 
     ||g||_2 is taken over all leaves together (``global_norm``), so the
@@ -139,10 +136,11 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         norm = global_norm(updates)
         return jax.tree.map(lambda u: _shrink(u, norm, max_norm), updates), state
 
-    return _stateless(owner, update, {"max_norm": max_norm})
+    return lambda params: EmptyState(), update
 
 
-def clip_by_leaf_norm(max_norm: float) -> GradientTransformation:
+@transform
+def clip_by_leaf_norm(max_norm: float):
     """Clip each leaf's norm: u_l = g_l * min(1, max_norm / ||g_l||_2), one leaf l at a time.
 
     ||g_l||_2 is the Frobenius norm of the whole array.  Unlike
@@ -170,10 +168,11 @@ def clip_by_leaf_norm(max_norm: float) -> GradientTransformation:
         check_float_leaves(owner, updates, "gradient")
         return jax.tree.map(lambda u: _shrink(u, _safe_sqrt(_sum_sq(u)), max_norm), updates), state
 
-    return _stateless(owner, update, {"max_norm": max_norm})
+    return lambda params: EmptyState(), update
 
 
-def clip_by_block_rms(threshold: float) -> GradientTransformation:
+@transform
+def clip_by_block_rms(threshold: float):
     """Clip each leaf's RMS: u_l = g_l * min(1, threshold / rms(g_l)), rms(g) = sqrt(mean |g_i|^2).
 
     A "block" is one leaf (a weight matrix, a bias vector).  This is
@@ -210,7 +209,7 @@ def clip_by_block_rms(threshold: float) -> GradientTransformation:
     def update(updates, state, params):
         return jax.tree.map(clip_one, promote_integer_leaves(updates)), state
 
-    return _stateless(owner, update, {"threshold": threshold})
+    return lambda params: EmptyState(), update
 
 
 def _unitwise_norm(x, axis=None):
@@ -225,9 +224,10 @@ def _unitwise_norm(x, axis=None):
     return jnp.broadcast_to(_safe_sqrt(_sum_sq(x, axis=axis, keepdims=True)), x.shape)
 
 
+@transform
 def adaptive_grad_clip(
     clipping: float, eps: float = 1e-3, *, axis: int | tuple[int, ...] | None = None
-) -> GradientTransformation:
+):
     """Adaptive gradient clipping, unit-wise: u_i = g_i * min(1, clipping * max(||p_i||, eps) / ||g_i||).
 
     For every unit i the gradient's norm ||g_i|| is bounded by ``clipping``
@@ -276,7 +276,7 @@ def adaptive_grad_clip(
         updates, params = promote_integer_leaves(updates), promote_integer_leaves(params)
         return jax.tree.map(clip_one, updates, params), state
 
-    return _stateless(owner, update, {"clipping": clipping, "eps": eps, "axis": axis})
+    return lambda params: EmptyState(), update
 
 
 def per_example_global_norm_clip(grads, l2_norm_clip):

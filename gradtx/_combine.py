@@ -13,6 +13,15 @@ from ._checks import check_state, check_transformation
 from ._numerics import cast, widen_float16
 
 
+def check_parts(owner, state, state_type, mismatch) -> None:
+    """Raise unless ``state`` is a ``state_type`` whose parts match the combinator's;
+    ``mismatch(state)`` says how they differ, None where they do not."""
+    check_state(owner, state, state_type)
+    differs = mismatch(state)
+    if differs is not None:
+        raise ValueError(f"{owner}: {differs}; was this state made by another optimizer's init?")
+
+
 class ChainState(NamedTuple):
     """The states of a chain's transforms, in order."""
 
@@ -65,13 +74,13 @@ def chain(
             raise renamed from error
 
     def update(updates, state, params=None, **extra):
-        check_state(name, state, ChainState)
-        if len(state.states) != len(updates_of):
-            raise ValueError(
-                f"{name}: got state for {len(state.states)} transforms but the "
-                f"chain has {len(updates_of)}; was this state made by another "
-                f"optimizer's init?"
-            )
+        def mismatch(s):
+            if len(s.states) != len(updates_of):
+                return (
+                    f"got state for {len(s.states)} transforms but the chain has {len(updates_of)}"
+                )
+
+        check_parts(name, state, ChainState, mismatch)
         new_states = []
         try:
             for part_update, part_state in zip(updates_of, state.states):

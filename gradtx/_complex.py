@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_state, check_transformation
+from ._recipe import transform
 
 
 class SplitRealAndImaginaryArrays(NamedTuple):
@@ -44,7 +44,8 @@ def _merge(x):
     return x
 
 
-def split_real_and_imaginary(inner) -> GradientTransformation:
+@transform
+def split_real_and_imaginary(inner):
     """Run ``inner`` on (Re z, Im z) as two real leaves and return Re u + i Im u.
 
     Every complex leaf of the updates and params becomes a
@@ -83,6 +84,4 @@ def split_real_and_imaginary(inner) -> GradientTransformation:
         )
         return out, SplitRealAndImaginaryState(inner_state)
 
-    return GradientTransformation(
-        init, update, name=owner, children=(inner,), hyperparams={"inner": inner}
-    )
+    return init, update, (inner,)

@@ -19,7 +19,41 @@ from jax import lax
 from ._base import GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import check_same_structure
+
+
+def _conditional(owner, state_type, inner, should_transform_fn, forward_extra_args, rejected):
+    """``(init, update, (inner,))`` of a transform that runs ``inner`` on the steps
+    ``should_transform_fn`` accepts and returns ``rejected(updates)`` on the others,
+    keeping ``inner``'s state; ``state_type`` has fields ``step`` and ``inner_state``."""
+    check_transformation(owner, "inner", inner)
+    if not callable(should_transform_fn):
+        raise TypeError(
+            f"{owner}: should_transform_fn must be a function (step, **extra) -> bool, "
+            f"got {should_transform_fn!r}"
+        )
+    inner_update = update_fn(inner)
+
+    def init(params):
+        return state_type(step=new_count(), inner_state=inner.init(params))
+
+    def update(updates, state, params=None, **extra):
+        check_state(owner, state, state_type)
+
+        def run(_):
+            out, inner_state = inner_update(updates, state.inner_state, params, **extra)
+            out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
+            return out, jax.tree.map(lambda n, o: n.astype(o.dtype), inner_state, state.inner_state)
+
+        def reject(_):
+            return rejected(updates), state.inner_state
+
+        keywords = extra if forward_extra_args else {}
+        out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
+        return out, state_type(step=increment(state.step), inner_state=inner_state)
+
+    return init, update, (inner,)
 
 
 class ConditionallyMaskState(NamedTuple):
@@ -29,9 +63,8 @@ class ConditionallyMaskState(NamedTuple):
     inner_state: Any
 
 
-def conditionally_mask(
-    inner, should_transform_fn, forward_extra_args: bool = False
-) -> GradientTransformation:
+@transform(exclude=("inner",))
+def conditionally_mask(inner, should_transform_fn, forward_extra_args: bool = False):
     """Run ``inner`` on steps the predicate accepts: u_t = T(g_t) if f(t) else 0.
 
     On a rejected step the update is zero and T's state is kept as it was;
@@ -52,42 +85,13 @@ def conditionally_mask(
       >>> u, tx.update(jnp.array([2.0]), state)[0]
       (Array([0.], dtype=float32), Array([-2.], dtype=float32))
     """
-    owner = "conditionally_mask"
-    check_transformation(owner, "inner", inner)
-    if not callable(should_transform_fn):
-        raise TypeError(
-            f"{owner}: should_transform_fn must be a function (step, **extra) -> bool, "
-            f"got {should_transform_fn!r}"
-        )
-    inner_update = update_fn(inner)
-
-    def init(params):
-        return ConditionallyMaskState(step=new_count(), inner_state=inner.init(params))
-
-    def update(updates, state, params=None, **extra):
-        check_state(owner, state, ConditionallyMaskState)
-
-        def run(_):
-            out, inner_state = inner_update(updates, state.inner_state, params, **extra)
-            out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
-            return out, jax.tree.map(lambda n, o: n.astype(o.dtype), inner_state, state.inner_state)
-
-        def reject(_):
-            return jax.tree.map(jnp.zeros_like, updates), state.inner_state
-
-        keywords = extra if forward_extra_args else {}
-        out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
-        return out, ConditionallyMaskState(step=increment(state.step), inner_state=inner_state)
-
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={
-            "should_transform_fn": should_transform_fn,
-            "forward_extra_args": forward_extra_args,
-        },
+    return _conditional(
+        "conditionally_mask",
+        ConditionallyMaskState,
+        inner,
+        should_transform_fn,
+        forward_extra_args,
+        rejected=lambda updates: jax.tree.map(jnp.zeros_like, updates),
     )
 
 
@@ -98,9 +102,8 @@ class ConditionallyTransformState(NamedTuple):
     step: jax.Array
 
 
-def conditionally_transform(
-    inner, should_transform_fn, forward_extra_args: bool = False
-) -> GradientTransformation:
+@transform(exclude=("inner",))
+def conditionally_transform(inner, should_transform_fn, forward_extra_args: bool = False):
     """Run ``inner`` on steps the predicate accepts: u_t = T(g_t) if f(t) else g_t.
 
     On a rejected step the update passes through unchanged and T's state is
@@ -113,51 +116,23 @@ def conditionally_transform(
       forward_extra_args: pass ``update``'s extra keywords to f as well.
 
     Returns:
-      A transform with state ``ConditionallyTransformState(inner_state, step)``.
+      A transform whose state is ``ConditionallyTransformState(inner_state, step)``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.conditionally_transform(gradtx.scale(0.5), lambda step: step % 2 == 1)
-      >>> u, state = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
-      >>> u, tx.update(jnp.array([2.0]), state)[0]
+      >>> state = tx.init(jnp.zeros(1))
+      >>> u, state = tx.update(jnp.array([2.0]), state)   # step 0: passed through
+      >>> u, tx.update(jnp.array([2.0]), state)[0]   # step 1: scaled
       (Array([2.], dtype=float32), Array([1.], dtype=float32))
     """
-    owner = "conditionally_transform"
-    check_transformation(owner, "inner", inner)
-    if not callable(should_transform_fn):
-        raise TypeError(
-            f"{owner}: should_transform_fn must be a function (step, **extra) -> bool, "
-            f"got {should_transform_fn!r}"
-        )
-    inner_update = update_fn(inner)
-
-    def init(params):
-        return ConditionallyTransformState(inner_state=inner.init(params), step=new_count())
-
-    def update(updates, state, params=None, **extra):
-        check_state(owner, state, ConditionallyTransformState)
-
-        def run(_):
-            out, inner_state = inner_update(updates, state.inner_state, params, **extra)
-            out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
-            return out, jax.tree.map(lambda n, o: n.astype(o.dtype), inner_state, state.inner_state)
-
-        def reject(_):
-            return updates, state.inner_state
-
-        keywords = extra if forward_extra_args else {}
-        out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
-        return out, ConditionallyTransformState(inner_state=inner_state, step=increment(state.step))
-
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={
-            "should_transform_fn": should_transform_fn,
-            "forward_extra_args": forward_extra_args,
-        },
+    return _conditional(
+        "conditionally_transform",
+        ConditionallyTransformState,
+        inner,
+        should_transform_fn,
+        forward_extra_args,
+        rejected=lambda updates: updates,
     )
 
 
@@ -221,7 +196,7 @@ def keep_params_nonnegative() -> GradientTransformation:
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.keep_params_nonnegative()
-      >>> p = jnp.array([1.0, 1.0])
+      >>> p = jnp.ones(2)
       >>> tx.update(jnp.array([-2.0, -0.5]), tx.init(p), p)[0]
       Array([-1. , -0.5], dtype=float32)
     """

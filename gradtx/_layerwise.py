@@ -12,16 +12,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import EmptyState, GradientTransformation
+from ._base import EmptyState
 from ._checks import check_float_leaves, check_range, promote_integer_leaves
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
-
-
-def _stateless(name, update, hyperparams=None):
-    return GradientTransformation(
-        lambda params: EmptyState(), update, name=name, hyperparams=hyperparams
-    )
 
 
 def _needs_params(owner, params, updates):
@@ -51,7 +46,8 @@ def _times(u, factor):
     return (u.astype(cd) * factor.astype(cd)).astype(u.dtype)
 
 
-def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0) -> GradientTransformation:
+@transform
+def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0):
     """Trust ratio: u_l = u_l * c * max(||p_l||, m) / (max(||u_l||, m) + eps), per leaf l.
 
     c is ``trust_coefficient`` and m ``min_norm``.  Where either norm is 0
@@ -93,12 +89,11 @@ def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0) -> Gradie
         check_float_leaves(owner, updates, "updates")
         return jax.tree.map(one, updates, params), state
 
-    return _stateless(
-        owner, update, {"min_norm": min_norm, "trust_coefficient": trust_coefficient, "eps": eps}
-    )
+    return lambda params: EmptyState(), update
 
 
-def scale_by_param_block_norm(min_scale=1e-3) -> GradientTransformation:
+@transform
+def scale_by_param_block_norm(min_scale=1e-3):
     """Scale each leaf by its parameter's norm: u_l = u_l * max(||p_l||, min_scale).
 
     Args:
@@ -114,19 +109,11 @@ def scale_by_param_block_norm(min_scale=1e-3) -> GradientTransformation:
       >>> tx.update(jnp.array([1.0, 1.0]), tx.init(p), p)[0]
       Array([5., 5.], dtype=float32)
     """
-    owner = "scale_by_param_block_norm"
-    check_range(owner, "min_scale", min_scale, 0)
-
-    def update(updates, state, params=None, **extra):
-        _needs_params(owner, params, updates)
-        return jax.tree.map(
-            lambda u, p: _times(u, _floor(_norm(p), min_scale)), updates, params
-        ), state
-
-    return _stateless(owner, update, {"min_scale": min_scale})
+    return _scale_by_param_block("scale_by_param_block_norm", _norm, min_scale)
 
 
-def scale_by_param_block_rms(min_scale=1e-3) -> GradientTransformation:
+@transform
+def scale_by_param_block_rms(min_scale=1e-3):
     """Scale each leaf by its parameter's RMS: u_l = u_l * max(sqrt(mean |p_l|^2), min_scale).
 
     Adafactor's ``multiply_by_parameter_scale``: steps relative to the
@@ -136,31 +123,36 @@ def scale_by_param_block_rms(min_scale=1e-3) -> GradientTransformation:
       min_scale: the floor of the RMS, >= 0.
 
     Returns:
-      A stateless transform that needs params.
+      A stateless transform; its update needs params.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_param_block_rms()
-      >>> p = jnp.array([1.0, -1.0])
+      >>> p = jnp.full(2, -1.0)
       >>> tx.update(jnp.array([2.0, 2.0]), tx.init(p), p)[0]
       Array([2., 2.], dtype=float32)
 
     Reference: Shazeer, Stern, "Adafactor: Adaptive Learning Rates with
     Sublinear Memory Cost", ICML 2018, arXiv:1804.04235, section 8.
     """
-    owner = "scale_by_param_block_rms"
+    return _scale_by_param_block("scale_by_param_block_rms", _rms, min_scale)
+
+
+def _scale_by_param_block(owner, statistic, min_scale):
+    """u_l = u_l * max(statistic(p_l), min_scale), leaf by leaf."""
     check_range(owner, "min_scale", min_scale, 0)
 
     def update(updates, state, params=None, **extra):
         _needs_params(owner, params, updates)
         return jax.tree.map(
-            lambda u, p: _times(u, _floor(_rms(p), min_scale)), updates, params
+            lambda u, p: _times(u, _floor(statistic(p), min_scale)), updates, params
         ), state
 
-    return _stateless(owner, update, {"min_scale": min_scale})
+    return lambda params: EmptyState(), update
 
 
-def centralize() -> GradientTransformation:
+@transform
+def centralize():
     """Gradient centralisation: subtract from each leaf of rank >= 2 its mean over all axes but the first.
 
     u_l[i, ...] = g_l[i, ...] - mean(g_l[i, ...]); vectors and scalars pass
@@ -192,10 +184,11 @@ def centralize() -> GradientTransformation:
         check_float_leaves(owner, updates, "updates")
         return jax.tree.map(one, updates), state
 
-    return _stateless(owner, update)
+    return lambda params: EmptyState(), update
 
 
-def normalize_by_update_norm(scale_factor=1.0, eps=1e-6) -> GradientTransformation:
+@transform
+def normalize_by_update_norm(scale_factor=1.0, eps=1e-6):
     """Normalise by the global norm: u_t = scale_factor * g_t / (||g_t|| + eps).
 
     ||g_t|| is the norm over every leaf.
@@ -233,4 +226,4 @@ def normalize_by_update_norm(scale_factor=1.0, eps=1e-6) -> GradientTransformati
         )
         return out, state
 
-    return _stateless(owner, update, {"scale_factor": scale_factor, "eps": eps})
+    return lambda params: EmptyState(), update

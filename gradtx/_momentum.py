@@ -18,6 +18,7 @@ from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype, moment_state
 from ._moments import debiaser, moment_zeros, moving_average, store
 from ._numerics import cast, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import path_str
 
 
@@ -163,6 +164,7 @@ class BiasCorrectionState(NamedTuple):
     count: jax.Array
 
 
+@transform
 def bias_correction(decay=0.9):
     """Undo the zero start of an average: u_t = u_t / (1 - decay^t).
 
@@ -190,9 +192,7 @@ def bias_correction(decay=0.9):
         out = jax.tree.map(lambda u: cast(correct(u), u.dtype), updates)
         return out, BiasCorrectionState(count=count)
 
-    return GradientTransformation(
-        init, update, name="bias_correction", hyperparams={"decay": decay}
-    )
+    return init, update
 
 
 class NadamMomentumState(NamedTuple):
@@ -209,6 +209,7 @@ def _widest_real_dtype(params):
     return max(dtypes, key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32))
 
 
+@transform
 def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_dtype=None):
     """NAdam's first moment, with Dozat's warming momentum schedule.
 
@@ -286,7 +287,4 @@ def scale_by_nadam_momentum(b1=0.9, momentum_decay: float | None = 4e-3, *, mu_d
         stored = store(new_mu, state.mu, count)
         return out, NadamMomentumState(count=count, mu=stored, b1_product=product)
 
-    hyperparams = {"b1": b1, "momentum_decay": momentum_decay}
-    if mu_dtype is not None:
-        hyperparams["mu_dtype"] = mu_dtype.name
-    return GradientTransformation(init, update, name=owner, hyperparams=hyperparams)
+    return init, update

@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import ScalarOrSchedule
 
@@ -64,6 +64,33 @@ def _lower_bound(adapt, cap, threshold, candidate, lb):
     return jnp.where(cap < threshold, candidate, lb) if adapt else lb
 
 
+def _start(owner, params, lower_bound):
+    """The state fields both MoMo forms share, at the start: f_0 = gamma_0 = 0, lb and
+    t = 0, the scalars in the params' dtype."""
+    check_float_leaves(owner, params, "params")
+    dtype = _scalar_dtype(params)
+    zero = jnp.zeros((), dtype)
+    return dict(barf=zero, gamma=zero, lb=jnp.asarray(lower_bound, dtype), count=new_count())
+
+
+def _rate(learning_rate, count, weight_decay, dtype):
+    """``(lr_t, 1 + w)``: the learning rate at step ``count`` and w = lr_t * weight_decay."""
+    lr = learning_rate(count) if callable(learning_rate) else learning_rate
+    lr = jnp.asarray(lr).astype(dtype)
+    return lr, 1 + lr * weight_decay
+
+
+def _step(lr, weight_decay, k, tau, direction, params):
+    """u = -w / k * x - tau * direction, w = lr * weight_decay, in each parameter's dtype."""
+    return jax.tree.map(
+        lambda m, p: (
+            -(lr * weight_decay) / k * p.astype(m.dtype) - tau.astype(m.dtype) * m
+        ).astype(p.dtype),
+        direction,
+        params,
+    )
+
+
 class MomoState(NamedTuple):
     """exp_avg: d_t; barf: the averaged loss; gamma: the averaged <g, x>; lb: the lower
     bound; count: t.  (optax's fields.)"""
@@ -75,6 +102,7 @@ class MomoState(NamedTuple):
     count: jax.Array
 
 
+@transform
 def scale_by_momo(
     learning_rate: ScalarOrSchedule = 1.0,
     beta=0.9,
@@ -118,16 +146,8 @@ def scale_by_momo(
     check_range(owner, "beta", beta, 0, 1, high_open=True)
 
     def init(params):
-        check_float_leaves(owner, params, "params")
-        dtype = _scalar_dtype(params)
-        zero = jnp.zeros((), dtype)
-        return MomoState(
-            exp_avg=moment_zeros(params),
-            barf=zero,
-            gamma=zero,
-            lb=jnp.asarray(lower_bound, dtype),
-            count=new_count(),
-        )
+        start = _start(owner, params, lower_bound)
+        return MomoState(exp_avg=moment_zeros(params), **start)
 
     def update(updates, state, params=None, *, value=None, **extra):
         moment_state(owner, state, MomoState, updates, "exp_avg")
@@ -139,22 +159,14 @@ def scale_by_momo(
         gamma = moving_average(state.gamma, _vdot(updates, params, dtype), b)
         norm = _vdot(d, d, dtype)
         inner = _vdot(d, params, dtype)
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        lr = jnp.asarray(lr).astype(dtype)
-        k = 1 + lr * weight_decay
+        lr, k = _rate(learning_rate, state.count, weight_decay, dtype)
         cap = k * (barf - gamma) + inner
         lb = _lower_bound(
             adapt_lower_bound, cap, k * state.lb, jnp.maximum(cap / (2 * k), lower_bound), state.lb
         )
         polyak = jnp.maximum(k * (barf - lb - gamma) + inner, 0) / norm
         tau = jnp.minimum(lr, jnp.where(norm <= _TINY, 0.0, polyak))
-        out = jax.tree.map(
-            lambda m, p: (
-                -(lr * weight_decay) / k * p.astype(m.dtype) - tau.astype(m.dtype) * m
-            ).astype(p.dtype),
-            d,
-            params,
-        )
+        out = _step(lr, weight_decay, k, tau, d, params)
         if adapt_lower_bound:
             lb = jnp.maximum(barf + inner - gamma - tau * norm / 2, lower_bound)
         count = increment(state.count)
@@ -166,18 +178,7 @@ def scale_by_momo(
             count=count,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "beta": beta,
-            "lower_bound": lower_bound,
-            "weight_decay": weight_decay,
-            "adapt_lower_bound": adapt_lower_bound,
-        },
-    )
+    return init, update
 
 
 class MomoAdamState(NamedTuple):
@@ -191,6 +192,7 @@ class MomoAdamState(NamedTuple):
     count: jax.Array
 
 
+@transform
 def scale_by_momo_adam(
     learning_rate: ScalarOrSchedule = 1e-2,
     b1=0.9,
@@ -225,8 +227,7 @@ def scale_by_momo_adam(
       >>> tx.update(jnp.array([4.0]), tx.init(x), x, value=4.0)[0]   # Adam's first step
       Array([-0.1], dtype=float32)
 
-    Reference: Schaipp, Ohana, Eickenberg, Defazio, Gower, "MoMo: Momentum
-    Models for Adaptive Learning Rates", ICML 2024, arXiv:2305.07583.
+    Reference: as ``scale_by_momo`` (Schaipp et al., ICML 2024, arXiv:2305.07583).
     """
     owner = "scale_by_momo_adam"
     _check_common(owner, learning_rate, lower_bound, weight_decay)
@@ -235,17 +236,8 @@ def scale_by_momo_adam(
     check_range(owner, "eps", eps, 0)
 
     def init(params):
-        check_float_leaves(owner, params, "params")
-        dtype = _scalar_dtype(params)
-        zero = jnp.zeros((), dtype)
-        return MomoAdamState(
-            exp_avg=moment_zeros(params),
-            exp_avg_sq=moment_zeros(params),
-            barf=zero,
-            gamma=zero,
-            lb=jnp.asarray(lower_bound, dtype),
-            count=new_count(),
-        )
+        start = _start(owner, params, lower_bound)
+        return MomoAdamState(exp_avg=moment_zeros(params), exp_avg_sq=moment_zeros(params), **start)
 
     def update(updates, state, params=None, *, value=None, **extra):
         moment_state(owner, state, MomoAdamState, updates, "exp_avg", "exp_avg_sq")
@@ -272,9 +264,7 @@ def scale_by_momo_adam(
         norm = _vdot(m, weighted, dtype)
         gamma = moving_average(state.gamma, _vdot(updates, params, dtype), b1)
         inner = _vdot(m, params, dtype)
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        lr = jnp.asarray(lr).astype(dtype)
-        k = 1 + lr * weight_decay
+        lr, k = _rate(learning_rate, state.count, weight_decay, dtype)
         cap = k * (barf - gamma) + inner
         lb = _lower_bound(
             adapt_lower_bound,
@@ -285,13 +275,7 @@ def scale_by_momo_adam(
         )
         polyak = jnp.maximum(k * (barf - c1 * lb - gamma) + inner, 0) / norm
         tau = jnp.minimum(lr / c1, jnp.where(norm <= _TINY, 0.0, polyak))
-        out = jax.tree.map(
-            lambda w, p: (
-                -(lr * weight_decay) / k * p.astype(w.dtype) - tau.astype(w.dtype) * w
-            ).astype(p.dtype),
-            weighted,
-            params,
-        )
+        out = _step(lr, weight_decay, k, tau, weighted, params)
         if adapt_lower_bound:
             lb = jnp.maximum((barf + inner - gamma - tau * norm / 2) / c1, lower_bound)
 
@@ -304,17 +288,4 @@ def scale_by_momo_adam(
             count=count,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "lower_bound": lower_bound,
-            "weight_decay": weight_decay,
-            "adapt_lower_bound": adapt_lower_bound,
-        },
-    )
+    return init, update

@@ -19,6 +19,7 @@ from ._accumulation import ema
 from ._base import GradientTransformation, is_transformation, stateless, update_fn
 from ._checks import check_state
 from ._combine import chain
+from ._recipe import transform
 
 
 class SnapshotState(NamedTuple):
@@ -27,7 +28,8 @@ class SnapshotState(NamedTuple):
     measurement: dict
 
 
-def snapshot(measure_name: str, measure: Callable) -> GradientTransformation:
+@transform(exclude=("measure",))
+def snapshot(measure_name: str, measure: Callable):
     """Record a measure of the update: u_t = g_t, state = {name: measure(g_t)}.
 
     optax's ``snapshot``; ``init`` records ``measure(params)``.
@@ -58,9 +60,7 @@ def snapshot(measure_name: str, measure: Callable) -> GradientTransformation:
         check_state("snapshot", state, SnapshotState)
         return updates, SnapshotState({measure_name: measure(updates)})
 
-    return GradientTransformation(
-        init, update, name="snapshot", hyperparams={"measure_name": measure_name}
-    )
+    return init, update
 
 
 class MonitorState(NamedTuple):

@@ -83,14 +83,8 @@ _OPTAX_FIELDS = {
     # optax.contrib's states, which gradtx's namesakes keep under the same
     # type and field names (converted field by field, nested states included).
     "ScheduleFreeState": ("b1", "weight_sum", "step_count", "max_lr", "base_optimizer_state", "z"),
-    "ProdigyState": (
-        "exp_avg",
-        "exp_avg_sq",
-        "grad_sum",
-        "params0",
-        "estim_lr",
-        "numerator_weighted",
-        "count",
+    "ProdigyState": tuple(
+        "exp_avg exp_avg_sq grad_sum params0 estim_lr numerator_weighted count".split()
     ),
     "DoGState": ("is_init_step", "init_params", "max_dist", "sum_sq_norm_grads"),
     "DoWGState": ("init_params", "weighted_sq_norm_grads", "estim_sq_dist"),
@@ -103,13 +97,8 @@ _OPTAX_FIELDS = {
     "HutchinsonState": ("key",),
     "DifferentiallyPrivateAggregateState": ("rng_key",),
     "GaLoreState": ("count", "base_optimizer_state", "projector"),
-    "ScaleByLBFGSState": (
-        "count",
-        "params",
-        "updates",
-        "diff_params_memory",
-        "diff_updates_memory",
-        "weights_memory",
+    "ScaleByLBFGSState": tuple(
+        "count params updates diff_params_memory diff_updates_memory weights_memory".split()
     ),
     "ScaleByZoomLinesearchState": ("learning_rate", "value", "grad", "info"),
     "ZoomLinesearchInfo": ("num_linesearch_steps", "decrease_error", "curvature_error"),
@@ -483,16 +472,22 @@ def _separate(value, used: set):
     return value
 
 
+def _kept_nothing(owner, name, template, item, path, with_fields=False):
+    """``template``, a part that keeps nothing, once optax's ``item`` is seen to keep
+    nothing either."""
+    if not _is_empty(item):
+        holds = f"arrays (fields {_field_names(item)})" if with_fields else "arrays"
+        raise ValueError(
+            f"{owner}: the optax state's part {path} holds {holds} where gradtx.{name} "
+            f"keeps none; was it made by optax.{name} with the same arguments?"
+        )
+    return template
+
+
 def _fill(owner, name, template, item, path, hyperparams):
     """A gradtx part shaped as ``template`` with its fields read by name from optax's ``item``."""
     if _keeps_nothing(template):
-        if not _is_empty(item):
-            raise ValueError(
-                f"{owner}: the optax state's part {path} holds arrays (fields "
-                f"{_field_names(item)}) where gradtx.{name} keeps none; was it made by "
-                f"optax.{name} with the same arguments?"
-            )
-        return template
+        return _kept_nothing(owner, name, template, item, path, with_fields=True)
     if isinstance(template, MaskedState):
         inner = _field(item, "inner_state")
         inner = item if inner is _MISSING else inner
@@ -625,22 +620,27 @@ _NO_LAYOUT = object()
 _MIRRORED = {
     "schedule_free_adamw": (True, {"RmsState": "ScaleByRmsWithCountState"}, _no_empties),
     "schedule_free_sgd": (True, {}, _schedule_free_sgd_empties),
-    "prodigy": (True, {}, _no_empties),
-    "dog": (False, {}, _no_empties),
-    "dowg": (False, {}, _no_empties),
-    "cocob": (False, {}, _no_empties),
-    "ademamix": (False, {}, _no_empties),
-    "simplified_ademamix": (False, {}, _no_empties),
     "adopt": (False, {"ScaleByAdoptState": "ScaleByAdamState"}, _no_empties),
-    "momo": (True, {}, _no_empties),
-    "momo_adam": (True, {}, _no_empties),
-    "sophia": (False, {}, _no_empties),
-    "acprop": (False, {}, _no_empties),
-    "dpsgd": (False, {}, _no_empties),
-    "galore": (False, {}, _no_empties),
     "polyak_sgd": (False, {}, _polyak_sgd_empties),
-    "lbfgs": (False, {}, _no_empties),
 }
+# The others keep gradtx's type names and empty parts: optax's state is the one part
+# itself for these,
+for _name in ("prodigy", "momo", "momo_adam"):
+    _MIRRORED[_name] = (True, {}, _no_empties)
+# and a tuple of parts for these.
+for _name in (
+    "dog",
+    "dowg",
+    "cocob",
+    "ademamix",
+    "simplified_ademamix",
+    "sophia",
+    "acprop",
+    "dpsgd",
+    "galore",
+    "lbfgs",
+):
+    _MIRRORED[_name] = (False, {}, _no_empties)
 
 # The optimizers whose init fails on empty params: their template is built
 # from the params their first part keeps (its ``params`` field).
@@ -706,12 +706,7 @@ def _optax_sequence(owner, name, item, n, path):
 def _mirror_from(owner, name, template, item, path, hyperparams):
     """A gradtx state shaped as ``template``, read field by field from optax's ``item``."""
     if _keeps_nothing(template):
-        if not _is_empty(item):
-            raise ValueError(
-                f"{owner}: the optax state's part {path} holds arrays where gradtx.{name} "
-                f"keeps none; was it made by optax.{name} with the same arguments?"
-            )
-        return template
+        return _kept_nothing(owner, name, template, item, path)
     if isinstance(template, ChainState):
         items = _optax_sequence(owner, name, item, len(template.states), path)
         return ChainState(

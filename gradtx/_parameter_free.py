@@ -30,6 +30,7 @@ from ._checks import (
 )
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure, path_str, zeros_like_tree
 from ._typing import ScalarOrSchedule
 
@@ -71,6 +72,64 @@ def _grown_estimate(d, numerator, denominator):
     return jnp.where(known, jnp.maximum(d, ratio), d)
 
 
+def _initial(owner, params, estim_lr0):
+    """The state fields Prodigy and D-Adaptation share, at the start: zero moments,
+    d_0 = ``estim_lr0`` and r_0 = 0 in the params' scalar dtype, and t = 0."""
+    check_float_leaves(owner, params, "params")
+    dtype = _scalar_dtype(params)
+    zeros = moment_zeros(params)
+    return dict(
+        exp_avg=zeros,
+        exp_avg_sq=zeros,
+        grad_sum=zeros,
+        estim_lr=jnp.asarray(estim_lr0, dtype),
+        numerator_weighted=jnp.zeros((), dtype),
+        count=new_count(),
+    )
+
+
+def _adam_step_size(learning_rate, b1, b2, state, dtype):
+    """``(t + 1, dlr_t)``: dlr_t = d_t * lr_t * sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))."""
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    count = increment(state.count)
+    c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
+    return count, state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
+
+
+def _picker(updates, new):
+    """``pick(i)``: the tree of the i-th entries of ``new``, a tree of tuples shaped like
+    ``updates``."""
+
+    def pick(i):
+        return jax.tree.map(lambda _, n: n[i], updates, new)
+
+    return pick
+
+
+def _next_state(pick, state, count, d_next, numerator):
+    """The state fields Prodigy and D-Adaptation share, after a step: the moments m, v
+    and s (``pick(0)``, ``pick(1)``, ``pick(2)``) as stored, d_{t+1}, r_t and t + 1."""
+    return dict(
+        exp_avg=store(pick(0), state.exp_avg, count),
+        exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
+        grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
+        estim_lr=d_next,
+        numerator_weighted=numerator,
+        count=count,
+    )
+
+
+def _adaptive_step_transform(owner, init, update, learning_rate, betas, rest):
+    """Prodigy's or D-Adaptation's transform, recording learning_rate, ``betas`` as a
+    tuple, then the hyperparameters ``rest``."""
+    return GradientTransformation(
+        init,
+        update,
+        name=owner,
+        hyperparams={"learning_rate": learning_rate, "betas": tuple(betas), **rest},
+    )
+
+
 def _check_betas(owner, betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
@@ -87,6 +146,18 @@ class ProdigyState(NamedTuple):
     exp_avg_sq: Any
     grad_sum: Any
     params0: Any
+    estim_lr: jax.Array
+    numerator_weighted: jax.Array
+    count: jax.Array
+
+
+class DAdaptAdamWState(NamedTuple):
+    """exp_avg: m_t; exp_avg_sq: v_t; grad_sum: s_t; estim_lr: d_t;
+    numerator_weighted: r_t; count: t.  (optax's fields.)"""
+
+    exp_avg: Any
+    exp_avg_sq: Any
+    grad_sum: Any
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
@@ -154,18 +225,8 @@ def scale_by_prodigy(
     check_range(owner, "weight_decay", weight_decay, 0)
 
     def init(params):
-        check_float_leaves(owner, params, "params")
-        dtype = _scalar_dtype(params)
-        zeros = moment_zeros(params)
-        return ProdigyState(
-            exp_avg=zeros,
-            exp_avg_sq=zeros,
-            grad_sum=zeros,
-            params0=jax.tree.map(jnp.asarray, params),
-            estim_lr=jnp.asarray(estim_lr0, dtype),
-            numerator_weighted=jnp.zeros((), dtype),
-            count=new_count(),
-        )
+        start = _initial(owner, params, estim_lr0)
+        return ProdigyState(params0=jax.tree.map(jnp.asarray, params), **start)
 
     def update(updates, state, params=None, **extra):
         moment_state(
@@ -174,10 +235,7 @@ def scale_by_prodigy(
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
         d = state.estim_lr
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        count = increment(state.count)
-        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
-        dlr = d * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
+        count, dlr = _adam_step_size(learning_rate, b1, b2, state, dtype)
         weight = d if safeguard_warmup else dlr
 
         def moments(g, p, p0, m, v, s):
@@ -192,9 +250,7 @@ def scale_by_prodigy(
         new = jax.tree.map(
             moments, updates, params, state.params0, state.exp_avg, state.exp_avg_sq, state.grad_sum
         )
-
-        def pick(i):
-            return jax.tree.map(lambda _, n: n[i], updates, new)
+        pick = _picker(updates, new)
 
         travelled = _tree_sum(pick(3), dtype)
         numerator = beta3 * state.numerator_weighted + d / estim_lr0 * dlr * travelled
@@ -208,42 +264,12 @@ def scale_by_prodigy(
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
 
         return out, ProdigyState(
-            exp_avg=store(pick(0), state.exp_avg, count),
-            exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
-            grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
-            params0=state.params0,
-            estim_lr=d_next,
-            numerator_weighted=numerator,
-            count=count,
+            params0=state.params0, **_next_state(pick, state, count, d_next, numerator)
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "betas": tuple(betas),
-            "beta3": beta3,
-            "eps": eps,
-            "estim_lr0": estim_lr0,
-            "estim_lr_coef": estim_lr_coef,
-            "weight_decay": weight_decay,
-            "safeguard_warmup": safeguard_warmup,
-        },
-    )
-
-
-class DAdaptAdamWState(NamedTuple):
-    """exp_avg: m_t; exp_avg_sq: v_t; grad_sum: s_t; estim_lr: d_t;
-    numerator_weighted: r_t; count: t.  (optax's fields.)"""
-
-    exp_avg: Any
-    exp_avg_sq: Any
-    grad_sum: Any
-    estim_lr: jax.Array
-    numerator_weighted: jax.Array
-    count: jax.Array
+    rest = {"beta3": beta3, "eps": eps, "estim_lr0": estim_lr0, "estim_lr_coef": estim_lr_coef}
+    rest.update(weight_decay=weight_decay, safeguard_warmup=safeguard_warmup)
+    return _adaptive_step_transform(owner, init, update, learning_rate, betas, rest)
 
 
 def scale_by_dadapt_adamw(
@@ -283,7 +309,7 @@ def scale_by_dadapt_adamw(
     Example:
       >>> import jax.numpy as jnp, gradtx
       >>> tx = gradtx.scale_by_dadapt_adamw()
-      >>> params = jnp.array([1.0, -1.0])
+      >>> params = jnp.zeros(2)
       >>> tx.update(jnp.array([1.0, 2.0]), tx.init(params), params)[0]  # -d_0 lr sign(g)
       Array([-1.e-06, -1.e-06], dtype=float32)
 
@@ -299,26 +325,13 @@ def scale_by_dadapt_adamw(
     c = b2**0.5
 
     def init(params):
-        check_float_leaves(owner, params, "params")
-        dtype = _scalar_dtype(params)
-        zeros = moment_zeros(params)
-        return DAdaptAdamWState(
-            exp_avg=zeros,
-            exp_avg_sq=zeros,
-            grad_sum=zeros,
-            estim_lr=jnp.asarray(estim_lr0, dtype),
-            numerator_weighted=jnp.zeros((), dtype),
-            count=new_count(),
-        )
+        return DAdaptAdamWState(**_initial(owner, params, estim_lr0))
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, DAdaptAdamWState, updates, "exp_avg", "exp_avg_sq", "grad_sum")
         _needs_params(owner, params, updates)
         dtype = state.estim_lr.dtype
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        count = increment(state.count)
-        c1, c2 = debias_denominator(b1, count, dtype), debias_denominator(b2, count, dtype)
-        dlr = state.estim_lr * jnp.asarray(lr, dtype) * jnp.sqrt(c2) / c1
+        count, dlr = _adam_step_size(learning_rate, b1, b2, state, dtype)
 
         def moments(g, m, v, s):
             cd = compute_dtype(g.dtype, m.dtype)
@@ -330,9 +343,7 @@ def scale_by_dadapt_adamw(
             return m, v, s, inner, jnp.sum(jnp.abs(s))
 
         new = jax.tree.map(moments, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum)
-
-        def pick(i):
-            return jax.tree.map(lambda _, n: n[i], updates, new)
+        pick = _picker(updates, new)
 
         numerator = c * state.numerator_weighted + (1 - c) * dlr * _tree_sum(pick(3), dtype)
         d_next = _grown_estimate(state.estim_lr, numerator, (1 - c) * _tree_sum(pick(4), dtype))
@@ -344,27 +355,10 @@ def scale_by_dadapt_adamw(
 
         out = jax.tree.map(step, updates, params, pick(0), pick(1))
 
-        return out, DAdaptAdamWState(
-            exp_avg=store(pick(0), state.exp_avg, count),
-            exp_avg_sq=store(pick(1), state.exp_avg_sq, count, salt=1 << 20),
-            grad_sum=store(pick(2), state.grad_sum, count, salt=2 << 20),
-            estim_lr=d_next,
-            numerator_weighted=numerator,
-            count=count,
-        )
+        return out, DAdaptAdamWState(**_next_state(pick, state, count, d_next, numerator))
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "learning_rate": learning_rate,
-            "betas": tuple(betas),
-            "eps": eps,
-            "estim_lr0": estim_lr0,
-            "weight_decay": weight_decay,
-        },
-    )
+    rest = {"eps": eps, "estim_lr0": estim_lr0, "weight_decay": weight_decay}
+    return _adaptive_step_transform(owner, init, update, learning_rate, betas, rest)
 
 
 def _sq_norm(tree, dtype):
@@ -586,6 +580,7 @@ class DoWGState(NamedTuple):
     estim_sq_dist: jax.Array
 
 
+@transform
 def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
     """Distance over Weighted Gradients: u_t = r_t^2 / (sqrt(V_t) + eps) * g_t.
 
@@ -635,9 +630,7 @@ def scale_by_dowg(init_estim_sq_dist=None, eps=1e-4):
             init_params=state.init_params, weighted_sq_norm_grads=weighted, estim_sq_dist=r_sq
         )
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"init_estim_sq_dist": init_estim_sq_dist, "eps": eps}
-    )
+    return init, update
 
 
 class COCOBState(NamedTuple):
@@ -651,6 +644,7 @@ class COCOBState(NamedTuple):
     reward: Any
 
 
+@transform
 def scale_by_cocob(alpha=100.0, eps=1e-8):
     """COCOB-Backprop: coordinate-wise coin betting; the update is the move to the bet.
 
@@ -740,9 +734,7 @@ def scale_by_cocob(alpha=100.0, eps=1e-8):
             reward=pick(4, state.reward),
         )
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"alpha": alpha, "eps": eps}
-    )
+    return init, update
 
 
 class MechanicState(NamedTuple):
@@ -758,6 +750,7 @@ class MechanicState(NamedTuple):
     x0: Any
 
 
+@transform(exclude=("base_optimizer",))
 def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_betas=6):
     """Mechanic: scale the base optimizer's accumulated steps by a learned factor S_t.
 
@@ -851,15 +844,4 @@ def mechanize(base_optimizer, weight_decay=0.01, eps=1e-8, s_init=1e-6, num_beta
             base_optimizer_state=base_state, count=increment(state.count), r=r, m=m, v=v, s=s, x0=x0
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "weight_decay": weight_decay,
-            "eps": eps,
-            "s_init": s_init,
-            "num_betas": num_betas,
-        },
-        children=(base_optimizer,),
-    )
+    return init, update, (base_optimizer,)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ._base import EmptyState, GradientTransformation, update_fn
 from ._checks import check_state, check_transformation
-from ._combine import ChainState, PreconditionState
+from ._combine import ChainState, PreconditionState, check_parts
 from ._numerics import is_traced
 from ._tree import check_same_structure, is_mask_function, path_str
 from ._typing import MaskOrFn, PyTree, TransformLike
@@ -225,13 +225,14 @@ def partition(
         )
 
     def update(updates, state, params=None, **extra):
-        check_state(name, state, PartitionState)
-        if set(state.states) != set(groups):
-            raise ValueError(
-                f"{name}: the state has groups {sorted(map(str, state.states))} but "
-                f"the transforms are for {sorted(map(str, groups))}; was this state "
-                f"made by another optimizer's init?"
-            )
+        def mismatch(s):
+            if set(s.states) != set(groups):
+                return (
+                    f"the state has groups {sorted(map(str, s.states))} but "
+                    f"the transforms are for {sorted(map(str, groups))}"
+                )
+
+        check_parts(name, state, PartitionState, mismatch)
         labels = labels_for(_reference(name, updates, params))
         updates, states = _run_groups(
             name,

@@ -14,11 +14,11 @@ from typing import NamedTuple
 
 import jax
 
-from ._accumulation import raw_key
-from ._base import GradientTransformation
+from ._accumulation import key_or_seed, raw_key
 from ._checks import check_float_leaves, check_range, check_state
 from ._clipping import per_example_global_norm_clip
 from ._numerics import compute_dtype
+from ._recipe import transform
 
 
 class DifferentiallyPrivateAggregateState(NamedTuple):
@@ -27,9 +27,8 @@ class DifferentiallyPrivateAggregateState(NamedTuple):
     rng_key: jax.Array
 
 
-def differentially_private_aggregate(
-    l2_norm_clip, noise_multiplier, key=None, *, seed=None
-) -> GradientTransformation:
+@transform(exclude=("key", "seed"))
+def differentially_private_aggregate(l2_norm_clip, noise_multiplier, key=None, *, seed=None):
     """DP-SGD's aggregate: u_t = (sum_i g_i min(1, C / ||g_i||) + C * sigma * z_t) / B.
 
     g_i is example i's gradient (row i of every leaf), ||g_i|| its norm over
@@ -60,11 +59,7 @@ def differentially_private_aggregate(
     owner = "differentially_private_aggregate"
     check_range(owner, "l2_norm_clip", l2_norm_clip, 0)
     check_range(owner, "noise_multiplier", noise_multiplier, 0)
-    if seed is not None:
-        if key is not None:
-            raise ValueError(f"{owner}: pass key or seed, not both")
-        key = seed
-    key = 0 if key is None else key
+    key = key_or_seed(owner, key, seed)
     noise_std = l2_norm_clip * noise_multiplier
 
     def init(params):
@@ -86,9 +81,4 @@ def differentially_private_aggregate(
         out = [noised(g, k) for g, k in zip(clipped, keys)]
         return treedef.unflatten(out), DifferentiallyPrivateAggregateState(rng_key=next_key)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"l2_norm_clip": l2_norm_clip, "noise_multiplier": noise_multiplier},
-    )
+    return init, update

@@ -16,6 +16,7 @@ from ._checks import (
     promote_integer_leaves,
 )
 from ._numerics import binds_directly, increment, is_traced, mul, new_count
+from ._recipe import transform
 from ._typing import ScalarOrSchedule, Schedule
 
 
@@ -42,7 +43,8 @@ def _scaled(u, factor):
     return u * jnp.asarray(factor, dtype=u.dtype)
 
 
-def scale(step_size: float) -> GradientTransformation:
+@transform
+def scale(step_size: float):
     """Multiply the update by a constant: u_t = step_size * g_t.
 
     An integer leaf is scaled in JAX's default float dtype, as optax's
@@ -60,14 +62,11 @@ def scale(step_size: float) -> GradientTransformation:
         updates = promote_integer_leaves(updates)
         return jax.tree.map(lambda u: _scaled(u, step_size), updates), state
 
-    return GradientTransformation(
-        lambda params: EmptyState(), update, name="scale", hyperparams={"step_size": step_size}
-    )
+    return lambda params: EmptyState(), update
 
 
-def scale_by_learning_rate(
-    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
-) -> GradientTransformation:
+@transform
+def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool = True):
     """Descend: u_t = -lr(t) * g_t, with t = 0 at the first step.
 
     This is where a recipe's sign flips; the transforms before it keep the
@@ -119,15 +118,11 @@ def scale_by_learning_rate(
         out = jax.tree.map(lambda u: _scaled(u, sign * lr), updates)
         return out, ScheduleState(count=increment(state.count))
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign},
-    )
+    return init, update
 
 
-def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
+@transform
+def scale_by_schedule(step_size_fn: Schedule):
     """Multiply the update by a schedule: u_t = s(t) * g_t, with t = 0 at the first step.
 
     Use it for step-dependent factors that are not a learning rate: Keras's
@@ -166,9 +161,7 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
         out = jax.tree.map(lambda u: _scaled(u, factor), updates)
         return out, ScheduleState(count=increment(state.count))
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"step_size_fn": step_size_fn}
-    )
+    return init, update
 
 
 @jax.custom_vjp

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation, update_fn
+from ._base import update_fn
 from ._checks import (
     check_float_leaves,
     check_learning_rate,
@@ -23,6 +23,7 @@ from ._checks import (
     check_transformation,
 )
 from ._numerics import compute_dtype, increment
+from ._recipe import transform
 from ._typing import ScalarOrSchedule
 
 
@@ -97,6 +98,7 @@ def schedule_free_eval_params(state, params):
     return jax.tree.map(average, params, found.z)
 
 
+@transform(exclude=("base_optimizer",))
 def schedule_free(
     base_optimizer, learning_rate: ScalarOrSchedule, b1=0.9, weight_lr_power=2.0, state_dtype=None
 ):
@@ -188,9 +190,4 @@ def schedule_free(
             z=z,
         )
 
-    hyperparams = {"learning_rate": learning_rate, "b1": b1, "weight_lr_power": weight_lr_power}
-    if state_dtype is not None:
-        hyperparams["state_dtype"] = state_dtype.name
-    return GradientTransformation(
-        init, update, name=owner, hyperparams=hyperparams, children=(base_optimizer,)
-    )
+    return init, update, (base_optimizer,)

@@ -678,8 +678,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[dict[str, Any]]) -> Schedule:
     Returns:
       A schedule ``step -> float32``.
 
-    Reference: Loshchilov, Hutter, "SGDR: Stochastic Gradient Descent with
-    Warm Restarts", ICLR 2017, arXiv:1608.03983.
+    Reference: Loshchilov, Hutter, ICLR 2017, arXiv:1608.03983 (as ``cosine_decay_schedule``).
 
     Example:
       >>> import gradtx
@@ -738,8 +737,7 @@ def cosine_restarts_schedule(
     Returns:
       A schedule ``step -> float32``.
 
-    Reference: Loshchilov, Hutter, "SGDR: Stochastic Gradient Descent with
-    Warm Restarts", ICLR 2017, arXiv:1608.03983.
+    Reference: as ``cosine_decay_schedule`` (Loshchilov, Hutter, ICLR 2017, arXiv:1608.03983).
 
     Example:
       >>> import gradtx

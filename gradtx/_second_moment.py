@@ -16,7 +16,9 @@ second moment at inf freezes its parameter for good).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import typing
+from collections.abc import Callable
+from typing import NamedTuple, ParamSpec
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +45,15 @@ from ._numerics import (
     real_compute_dtype,
     sqrt,
 )
+from ._recipe import transform
+
+P = ParamSpec("P")
+
+
+def _preconditioner(fn: Callable[P, Preconditioner]) -> Callable[P, Preconditioner]:
+    """``transform`` for a factory that returns a ``Preconditioner``: its arguments are
+    recorded as its hyperparameters, and the factory stays typed as a preconditioner's."""
+    return typing.cast(Callable[P, Preconditioner], transform(fn))
 
 
 def _is_static(x, test):
@@ -88,6 +99,7 @@ class RmsState(NamedTuple):
     nu: object
 
 
+@_preconditioner
 def scale_by_rms(
     decay=0.9,
     eps=1e-8,
@@ -158,17 +170,7 @@ def scale_by_rms(
         out = jax.tree.map(lambda u, v: _divide(u, v, outside, inside), updates, nu_hat)
         return out, RmsState(count=count, nu=stored)
 
-    hyperparams = {
-        "decay": decay,
-        "eps": eps,
-        "initial_scale": initial_scale,
-        "eps_in_sqrt": eps_in_sqrt,
-        "bias_correction": bias_correction,
-        "eps_root": eps_root,
-    }
-    if nu_dtype is not None:
-        hyperparams["nu_dtype"] = nu_dtype.name
-    return Preconditioner(init, precondition, name=owner, hyperparams=hyperparams)
+    return Preconditioner(init, precondition, name=owner)
 
 
 class CenteredRmsState(NamedTuple):
@@ -179,6 +181,7 @@ class CenteredRmsState(NamedTuple):
     nu: object
 
 
+@_preconditioner
 def scale_by_centered_rms(
     decay=0.9,
     eps=1e-8,
@@ -243,19 +246,7 @@ def scale_by_centered_rms(
             nu=store(nu, state.nu, count, salt=1 << 20),
         )
 
-    return Preconditioner(
-        init,
-        precondition,
-        name=owner,
-        hyperparams={
-            "decay": decay,
-            "eps": eps,
-            "initial_scale": initial_scale,
-            "eps_in_sqrt": eps_in_sqrt,
-            "bias_correction": bias_correction,
-            "eps_root": eps_root,
-        },
-    )
+    return Preconditioner(init, precondition, name=owner)
 
 
 def scale_by_stddev(
@@ -303,6 +294,7 @@ class RssState(NamedTuple):
     sum_of_squares: object
 
 
+@_preconditioner
 def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool = True):
     """Adagrad scaling: s_t = s_{t-1} + g_t^2, u_t = d_t / sqrt(s_t + eps) (0 where s_t = 0).
 
@@ -358,16 +350,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool =
         out = jax.tree.map(divide, updates, s)
         return out, RssState(sum_of_squares=store(s, state.sum_of_squares))
 
-    return Preconditioner(
-        init,
-        precondition,
-        name=owner,
-        hyperparams={
-            "initial_accumulator_value": initial_accumulator_value,
-            "eps": eps,
-            "eps_in_sqrt": eps_in_sqrt,
-        },
-    )
+    return Preconditioner(init, precondition, name=owner)
 
 
 class AdadeltaState(NamedTuple):
@@ -377,6 +360,7 @@ class AdadeltaState(NamedTuple):
     e_x: object
 
 
+@_preconditioner
 def scale_by_adadelta(rho=0.9, eps=1e-6):
     """Adadelta scaling (Zeiler 2012, Algorithm 1).
 
@@ -420,7 +404,7 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
         out = jax.tree.map(lambda o, u: o.astype(u.dtype), out, updates)
         return out, AdadeltaState(e_g=store(e_g, state.e_g), e_x=store(e_x, state.e_x))
 
-    return Preconditioner(init, precondition, name=owner, hyperparams={"rho": rho, "eps": eps})
+    return Preconditioner(init, precondition, name=owner)
 
 
 class MaxRmsState(NamedTuple):
@@ -431,6 +415,7 @@ class MaxRmsState(NamedTuple):
     nu_max: object
 
 
+@_preconditioner
 def scale_by_max_rms(
     decay=0.999,
     eps=1e-8,
@@ -494,18 +479,10 @@ def scale_by_max_rms(
         out = jax.tree.map(lambda u, v: _divide(u, v, eps, eps_root), updates, denom_v)
         return out, MaxRmsState(count=count, nu=stored, nu_max=store(nu_max, state.nu_max))
 
-    hyperparams = {
-        "decay": decay,
-        "eps": eps,
-        "eps_root": eps_root,
-        "bias_correction": bias_correction,
-        "max_before_correction": max_before_correction,
-    }
-    if nu_dtype is not None:
-        hyperparams["nu_dtype"] = nu_dtype.name
-    return Preconditioner(init, precondition, name=owner, hyperparams=hyperparams)
+    return Preconditioner(init, precondition, name=owner)
 
 
+@_preconditioner
 def scale_by_rectified_rms(
     decay=0.999, eps=1e-8, *, threshold=5.0, eps_root=0.0, correct_before_eps: bool = False
 ):
@@ -580,15 +557,4 @@ def scale_by_rectified_rms(
         out = jax.tree.map(lambda u, v: rectify(u, v, count), updates, nu)
         return out, RmsState(count=count, nu=store(nu, state.nu, count))
 
-    return Preconditioner(
-        init,
-        precondition,
-        name=owner,
-        hyperparams={
-            "decay": decay,
-            "eps": eps,
-            "threshold": threshold,
-            "eps_root": eps_root,
-            "correct_before_eps": correct_before_eps,
-        },
-    )
+    return Preconditioner(init, precondition, name=owner)

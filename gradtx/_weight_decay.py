@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from ._base import EmptyState, GradientTransformation, ScheduleState
 from ._checks import check_learning_rate, check_range, check_state, promote_integer_leaves
 from ._numerics import add, binds_directly, cast, increment, mul, new_count
+from ._recipe import transform
 from ._tree import check_same_structure, prune_mask, resolve_mask
 from ._typing import MaskOrFn, ScalarOrSchedule
 
@@ -45,6 +46,29 @@ def add_decayed_weights(
     return decayed_weights(owner, weight_decay, mask, decay)
 
 
+def _init_for(value):
+    """``init`` of a transform with a number or schedule ``value``: a step count for a
+    schedule, no state for a number (as in optax)."""
+    scheduled = callable(value)
+
+    def init(params):
+        return ScheduleState(count=new_count()) if scheduled else EmptyState()
+
+    return init
+
+
+def _step_value(owner, value, updates, state, params):
+    """Check the state and params of an update; ``value`` at this step and the next state."""
+    scheduled = callable(value)
+    check_state(owner, state, ScheduleState if scheduled else EmptyState)
+    if params is None:
+        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+    check_same_structure(owner, params, updates, "params", "updates")
+    if scheduled:
+        return value(state.count), ScheduleState(count=increment(state.count))
+    return value, state
+
+
 def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
     """A transform adding decay(u, p, wd) leaf by leaf where ``mask`` selects, u elsewhere.
 
@@ -53,21 +77,9 @@ def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
     constant, as in optax), resolves the mask and checks the trees.
     """
     check_learning_rate(owner, weight_decay, name="weight_decay")
-    scheduled = callable(weight_decay)
-
-    def init(params):
-        return ScheduleState(count=new_count()) if scheduled else EmptyState()
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScheduleState if scheduled else EmptyState)
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
-        if callable(weight_decay):
-            wd = weight_decay(state.count)
-            state = ScheduleState(count=increment(state.count))
-        else:
-            wd = weight_decay
+        wd, state = _step_value(owner, weight_decay, updates, state, params)
         keep = prune_mask(resolve_mask(mask, params), params)
         if keep is None:
             keep = jax.tree.map(lambda _: True, params)
@@ -90,10 +102,14 @@ def decayed_weights(owner, weight_decay, mask, decay) -> GradientTransformation:
         return jax.tree.map(one, updates, params, keep), state
 
     return GradientTransformation(
-        init, update, name=owner, hyperparams={"weight_decay": weight_decay, "mask": mask}
+        _init_for(weight_decay),
+        update,
+        name=owner,
+        hyperparams={"weight_decay": weight_decay, "mask": mask},
     )
 
 
+@transform
 def add_scaled_params(scale):
     """Add a multiple of the parameters, of either sign: u_t = u_t + scale * p_t.
 
@@ -118,25 +134,13 @@ def add_scaled_params(scale):
       Array([0.], dtype=float32)
     """
     owner = "add_scaled_params"
-    scheduled = callable(scale)
-    if not scheduled:
+    if not callable(scale):
         check_range(owner, "scale", scale)
 
-    def init(params):
-        return ScheduleState(count=new_count()) if scheduled else EmptyState()
-
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScheduleState if scheduled else EmptyState)
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
-        if scheduled:
-            factor = scale(state.count)
-            state = ScheduleState(count=increment(state.count))
-        else:
-            factor = scale
+        factor, state = _step_value(owner, scale, updates, state, params)
         return jax.tree.map(
             lambda u, p: u + jnp.asarray(factor, u.dtype) * p.astype(u.dtype), updates, params
         ), state
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"scale": scale})
+    return _init_for(scale), update

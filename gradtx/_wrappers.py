@@ -20,6 +20,7 @@ from jax import lax
 from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_state_dtype, check_transformation
 from ._numerics import compute_dtype, increment, is_traced, new_count
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
 
@@ -60,6 +61,21 @@ def _run_or_skip(run, step, updates, inner_state, on_skip=None):
 # Gradient accumulation
 
 
+def _check_accumulator(owner, state, state_type, field, updates):
+    """Check an accumulating wrapper's state, and the gradient against the accumulator
+    ``state.<field>``."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    check_same_structure(
+        owner,
+        getattr(state, field),
+        updates,
+        "the accumulator",
+        "updates",
+        hint="was the state made by init on other params?",
+    )
+
+
 class AccumulationState(NamedTuple):
     """mini_step: micro-batches summed since the last step (0 .. k-1);
     grad_sum: their sum, one buffer in at least float32; inner_state."""
@@ -69,7 +85,8 @@ class AccumulationState(NamedTuple):
     inner_state: Any
 
 
-def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransformation:
+@transform
+def accumulate_gradients(inner: TransformLike, every_k: int):
     """Gradient accumulation: one step of T on g_bar = (1/k) * sum_{j=1..k} g_j every k calls.
 
     Calls 1 .. k-1 of every cycle add their gradient to a single buffer and
@@ -114,16 +131,7 @@ def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransfor
         return AccumulationState(new_count(), grad_sum, inner.init(params))
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, AccumulationState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.grad_sum,
-            updates,
-            "the accumulator",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        _check_accumulator(owner, state, AccumulationState, "grad_sum", updates)
         total = jax.tree.map(lambda s, u: s + u.astype(s.dtype), state.grad_sum, updates)
         last = state.mini_step >= every_k - 1
 
@@ -136,13 +144,7 @@ def accumulate_gradients(inner: TransformLike, every_k: int) -> GradientTransfor
         mini_step = jnp.where(last, jnp.zeros_like(state.mini_step), state.mini_step + 1)
         return out, AccumulationState(mini_step, grad_sum, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={"inner": inner, "every_k": every_k},
-    )
+    return init, update, (inner,)
 
 
 class MultiStepsState(NamedTuple):
@@ -245,16 +247,7 @@ class MultiSteps:
     def update(self, updates, state, params=None, **extra):
         """Accumulate one micro-batch; step T on the k-th (a zero update before)."""
         owner = "MultiSteps"
-        check_state(owner, state, MultiStepsState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.acc_grads,
-            updates,
-            "the accumulator",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        _check_accumulator(owner, state, MultiStepsState, "acc_grads", updates)
         k = self._every_k_schedule(state.gradient_step)
         skip, skip_state = self._should_skip_update_fn(updates, state.gradient_step, params)
         skip = jnp.asarray(skip)
@@ -347,9 +340,8 @@ def _too_many_message(count, limit):
     )
 
 
-def apply_if_finite(
-    inner: TransformLike, max_consecutive_errors: int | None = None
-) -> GradientTransformation:
+@transform
+def apply_if_finite(inner: TransformLike, max_consecutive_errors: int | None = None):
     """Skip non-finite steps: u_t, s_t = T(g_t, s_{t-1}) if g_t, u_t and s_t are all finite,
     else u_t = 0 and s_t = s_{t-1}.
 
@@ -432,13 +424,7 @@ def apply_if_finite(
         total = jnp.where(finite, state.total_notfinite, increment(state.total_notfinite))
         return out, ApplyIfFiniteState(count, finite, total, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={"inner": inner, "max_consecutive_errors": max_consecutive_errors},
-    )
+    return init, update, (inner,)
 
 
 class ZeroNansState(NamedTuple):

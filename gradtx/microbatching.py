@@ -348,15 +348,8 @@ def _check_num_real(owner: str, num_real_microbatches) -> None:
 
 
 def _microbatch(
-    owner: str,
-    fun: Callable[..., Any],
-    argnums,
-    microbatch_size,
-    accumulator,
-    argnames,
-    in_axes,
-    num_real_microbatches,
-) -> Callable[..., Any]:
+    owner, fun, argnums, microbatch_size, accumulator, argnames, in_axes, num_real_microbatches
+):
     if microbatch_size is None:
         return fun
     if not _is_int(microbatch_size) or microbatch_size < 1:
@@ -511,15 +504,9 @@ def microbatch(
     Reference:
       optax's ``optax.microbatching.microbatch`` (same keywords, defaults and results).
     """
+    owner = "microbatch"
     return _microbatch(
-        "microbatch",
-        fun,
-        argnums,
-        microbatch_size,
-        accumulator,
-        argnames,
-        in_axes,
-        num_real_microbatches,
+        owner, fun, argnums, microbatch_size, accumulator, argnames, in_axes, num_real_microbatches
     )
 
 
@@ -567,31 +554,17 @@ def micro_vmap(
       >>> mb.micro_vmap(lambda x: x**2, microbatch_size=2)(jnp.arange(6))
       Array([ 0,  1,  4,  9, 16, 25], dtype=int32)
 
-    Reference:
-      optax's ``optax.microbatching.micro_vmap`` (same keywords, defaults and results).
+    Reference: optax's ``optax.microbatching.micro_vmap`` (same keywords, defaults and results).
     """
+    owner = "micro_vmap"
     return _micro_vmap(
-        "micro_vmap",
-        fun,
-        in_axes,
-        out_axes,
-        microbatch_size,
-        vmap_fn,
-        accumulator,
-        num_real_microbatches,
+        owner, fun, in_axes, out_axes, microbatch_size, vmap_fn, accumulator, num_real_microbatches
     )
 
 
 def _micro_vmap(
-    owner: str,
-    fun: Callable[..., Any],
-    in_axes,
-    out_axes,
-    microbatch_size,
-    vmap_fn,
-    accumulator,
-    num_real_microbatches,
-) -> Callable[..., Any]:
+    owner, fun, in_axes, out_axes, microbatch_size, vmap_fn, accumulator, num_real_microbatches
+):
     if not (_is_int(out_axes) and out_axes == 0):
         raise NotImplementedError(
             f"{owner}: out_axes must be 0 (outputs are stacked or reduced along their axis 0), "
