@@ -16,9 +16,45 @@ from typing import Annotated
 from .._checks import Decay, InRange, NonNegative, OptionalRate, Rate, StateDtype, UnitInterval
 from .._dion import scale_by_dion, scale_by_dion2
 from .._recipe import recipe
-from ._matrix import _muon_partition, muon_labels
+from ._matrix import _muon_partition
 
 Fraction = Annotated[float, InRange(0, 1, low_open=True)]
+
+
+def _dion(
+    step,
+    dims,
+    learning_rate,
+    weight_decay,
+    epsilon,
+    *,
+    mu_dtype,
+    adam_learning_rate,
+    adam_b1,
+    adam_b2,
+    adam_weight_decay,
+    dion_mask,
+    weight_decay_mask,
+    **_,
+):
+    """Dion's and Dion2's routing, from the recipe's arguments: ``step`` on the matrices.
+
+    The other leaves take AdamW with eps ``epsilon`` and weight decay
+    ``adam_weight_decay``, or ``weight_decay`` where that is None; the
+    arguments of ``step`` are left out (``**_``).
+    """
+    wd = weight_decay if adam_weight_decay is None else adam_weight_decay
+    adam = (adam_learning_rate, adam_b1, adam_b2, epsilon, wd)
+    return _muon_partition(
+        (step,),
+        adam,
+        learning_rate,
+        weight_decay,
+        weight_decay_mask,
+        dims,
+        dion_mask,
+        mu_dtype=mu_dtype,
+    )
 
 
 @recipe
@@ -87,9 +123,6 @@ def dion(
     Updates", 2025, arXiv:2504.05295.
     """
     dims = dion_weight_dimension_numbers
-    wd = weight_decay if adam_weight_decay is None else adam_weight_decay
-    adam = (adam_learning_rate, adam_b1, adam_b2, epsilon, wd)
-    labels = muon_labels(dims, dion_mask)
     step = scale_by_dion(
         rank_fraction,
         mu,
@@ -102,9 +135,7 @@ def dion(
         mu_dtype=mu_dtype,
         weight_dimension_numbers=dims,
     )
-    return _muon_partition(
-        (step,), adam, learning_rate, weight_decay, weight_decay_mask, labels, mu_dtype=mu_dtype
-    )
+    return _dion(**locals())
 
 
 @recipe
@@ -165,9 +196,6 @@ def dion2(
     Muon", 2025, arXiv:2512.16928.
     """
     dims = dion_weight_dimension_numbers
-    wd = weight_decay if adam_weight_decay is None else adam_weight_decay
-    adam = (adam_learning_rate, adam_b1, adam_b2, epsilon, wd)
-    labels = muon_labels(dims, dion_mask)
     step = scale_by_dion2(
         fraction,
         ef_decay,
@@ -176,6 +204,4 @@ def dion2(
         mu_dtype=mu_dtype,
         weight_dimension_numbers=dims,
     )
-    return _muon_partition(
-        (step,), adam, learning_rate, weight_decay, weight_decay_mask, labels, mu_dtype=mu_dtype
-    )
+    return _dion(**locals())

@@ -80,7 +80,17 @@ def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
 
 
 def _muon_partition(
-    matrices, adam, learning_rate, weight_decay, weight_decay_mask, labels, key="muon", **options
+    matrices,
+    adam,
+    learning_rate,
+    weight_decay,
+    weight_decay_mask,
+    dims=None,
+    mask=None,
+    *,
+    labels=None,
+    key="muon",
+    **options,
 ):
     """Muon's routing: ``matrices`` on the matrices, AdamW on the other leaves.
 
@@ -92,7 +102,9 @@ def _muon_partition(
       learning_rate: lr of the matrices.
       weight_decay: decoupled weight decay of the matrices.
       weight_decay_mask: which matrices decay.
-      labels: ``key`` for the matrices, ``"adam"`` for the others.
+      dims, mask: the matrices, as ``muon_labels`` reads them.
+      labels: other labels (``key`` for the matrices, ``"adam"`` for the
+        others) instead of ``muon_labels(dims, mask)``.
       key: the matrices' label.
       options: AdamW's other keywords.
 
@@ -113,6 +125,7 @@ def _muon_partition(
         weight_decay=adam_weight_decay,
         **options,
     )
+    labels = muon_labels(dims, mask) if labels is None else labels
     return partition({key: steps, "adam": others}, labels)
 
 
@@ -216,17 +229,9 @@ def muon(
         scale_by_shape(dims, consistent_rms),
     )
     adam = (adam_learning_rate, adam_b1, adam_b2, eps, adam_weight_decay)
-    labels = muon_labels(dims, muon_mask)
+    options = {"eps_root": adam_eps_root, "mu_dtype": mu_dtype, "nesterov": nesterov}
     return _muon_partition(
-        matrices,
-        adam,
-        learning_rate,
-        weight_decay,
-        weight_decay_mask,
-        labels,
-        eps_root=adam_eps_root,
-        mu_dtype=mu_dtype,
-        nesterov=nesterov,
+        matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask, **options
     )
 
 
@@ -297,15 +302,16 @@ def normuon(
     """
     polar = newton_schulz(eps=1e-7) if polar is None else polar
     dims = muon_weight_dimension_numbers
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
     matrices = (
         scale_by_momentum(beta, ema=True, nesterov=nesterov),
         orthogonalize(polar, weight_dimension_numbers=dims),
         scale_by_neuron_rms(beta2, eps, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
     )
-    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
-    labels = muon_labels(dims, muon_mask)
-    return _muon_partition(matrices, adam, learning_rate, weight_decay, weight_decay_mask, labels)
+    return _muon_partition(
+        matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask
+    )
 
 
 @recipe
@@ -873,5 +879,11 @@ def one_sided_shampoo(
     )
     adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
     return _muon_partition(
-        matrices, adam, learning_rate, weight_decay, weight_decay_mask, _one_sided_labels, "shampoo"
+        matrices,
+        adam,
+        learning_rate,
+        weight_decay,
+        weight_decay_mask,
+        labels=_one_sided_labels,
+        key="shampoo",
     )

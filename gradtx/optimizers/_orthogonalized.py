@@ -37,7 +37,7 @@ from .._recipe import recipe
 from .._scaling import identity, scale_by_learning_rate
 from .._sign import scale_by_sign
 from .._weight_decay import add_decayed_weights
-from ._matrix import _muon_partition, muon_labels
+from ._matrix import _muon_partition
 
 # Scion's momentum alpha, the weight of the new gradient: in (0, 1].
 NewWeight = Annotated[float, InRange(0, 1, low_open=True)]
@@ -62,12 +62,31 @@ def _clamped_polar(owner, polar, ns_coeffs, ns_steps):
     )
 
 
-def _scion(momentum, mu_dtype, lmo, decay, learning_rate):
-    """Scion's transforms: the average d_t of weight ``momentum``, ``lmo``, ``decay``, lr."""
+def _scion(
+    owner,
+    learning_rate,
+    momentum,
+    radius,
+    norms,
+    weight_decay=1.0,
+    *,
+    eps,
+    polar,
+    weight_dimension_numbers,
+    weight_decay_mask=None,
+    mu_dtype,
+):
+    """Scion's transforms, from the recipe's arguments (``scion``: weight decay 1)."""
     return (
         scale_by_momentum(1 - momentum, ema=True, mu_dtype=mu_dtype),
-        lmo,
-        decay,
+        scale_by_lmo(
+            norms,
+            radius,
+            eps=eps,
+            polar=_scion_polar(owner, polar),
+            weight_dimension_numbers=weight_dimension_numbers,
+        ),
+        add_decayed_weights(weight_decay, weight_decay_mask),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -129,14 +148,7 @@ def scion(
     "Training Deep Learning Models with Norm-Constrained LMOs", 2025,
     arXiv:2502.07529.
     """
-    lmo = scale_by_lmo(
-        norms,
-        radius,
-        eps=eps,
-        polar=_scion_polar("scion", polar),
-        weight_dimension_numbers=weight_dimension_numbers,
-    )
-    return _scion(momentum, mu_dtype, lmo, add_decayed_weights(1.0), learning_rate)
+    return _scion("scion", **locals())
 
 
 @recipe
@@ -184,16 +196,7 @@ def scion_unconstrained(
     "Training Deep Learning Models with Norm-Constrained LMOs", 2025,
     arXiv:2502.07529.
     """
-    lmo = scale_by_lmo(
-        norms,
-        radius,
-        eps=eps,
-        polar=_scion_polar("scion_unconstrained", polar),
-        weight_dimension_numbers=weight_dimension_numbers,
-    )
-    return _scion(
-        momentum, mu_dtype, lmo, add_decayed_weights(weight_decay, weight_decay_mask), learning_rate
-    )
+    return _scion("scion_unconstrained", **locals())
 
 
 @recipe
@@ -268,6 +271,7 @@ def adamuon(
     """
     dims = muon_weight_dimension_numbers
     polar = _clamped_polar("adamuon", polar, ns_coeffs, ns_steps)
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
     matrices = (
         scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
         scale_by_sign() if sign_momentum else identity(),
@@ -275,9 +279,9 @@ def adamuon(
         scale_by_orthogonal_rms(b2, eps, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
     )
-    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
-    labels = muon_labels(dims, muon_mask)
-    return _muon_partition(matrices, adam, learning_rate, weight_decay, weight_decay_mask, labels)
+    return _muon_partition(
+        matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask
+    )
 
 
 @recipe
@@ -360,14 +364,15 @@ def muonclip(
     """
     dims = muon_weight_dimension_numbers
     polar = _clamped_polar("muonclip", polar, ns_coeffs, ns_steps)
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
     matrices = (
         trace(beta, nesterov=nesterov, accumulator_dtype=mu_dtype),
         orthogonalize(polar, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
     )
-    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
-    labels = muon_labels(dims, muon_mask)
     return (
-        _muon_partition(matrices, adam, learning_rate, weight_decay, weight_decay_mask, labels),
+        _muon_partition(
+            matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask
+        ),
         qk_clip(qk_labels, qk_clip_threshold, qk_clip_alpha, head_axis=qk_head_axis),
     )
