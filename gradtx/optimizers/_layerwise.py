@@ -130,7 +130,7 @@ def fromage(learning_rate: Rate, min_norm=1e-6):
       >>> opt = gradtx.fromage(0.75)
       >>> params = jnp.array([3.0, 4.0])
       >>> updates, state = opt.update(jnp.array([0.0, 1.0]), opt.init(params), params)
-      >>> gradtx.apply_updates(params, updates)  # ([3, 4] - 0.75 * 5 * [0, 1]) / 1.25
+      >>> gradtx.apply_updates(params, updates)
       Array([2.4       , 0.20000005], dtype=float32)
 
     Reference: Bernstein, Vahdat, Yue, Liu, "On the distance between two

@@ -105,11 +105,9 @@ def signum(learning_rate: Rate, beta=0.9, accumulator_dtype: StateDtype = None):
       >>> import jax.numpy as jnp, gradtx
       >>> opt = gradtx.signum(0.1)
       >>> params = jnp.array([1.0, -2.0])
-      >>> state = opt.init(params)
-      >>> for g in (jnp.array([3.0, -0.5]), jnp.array([-1.0, 1.0])):
-      ...     updates, state = opt.update(g, state, params)
-      >>> updates  # -lr sign(m_2), m_2 = 0.09 [3, -0.5] + 0.1 [-1, 1] = [0.17, 0.055]
-      Array([-0.1, -0.1], dtype=float32)
+      >>> updates, state = opt.update(jnp.array([3.0, -0.5]), opt.init(params), params)
+      >>> gradtx.apply_updates(params, updates)
+      Array([ 0.9, -1.9], dtype=float32)
 
     Reference: Bernstein et al., "signSGD: Compressed Optimisation for
     Non-Convex Problems", ICML 2018, arXiv:1802.04434, Algorithm 3.
