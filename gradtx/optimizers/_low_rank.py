@@ -14,26 +14,46 @@ from __future__ import annotations
 from typing import Annotated
 
 from .._checks import Decay, InRange, NonNegative, OptionalRate, Rate, StateDtype, UnitInterval
-from .._combine import chain
 from .._dion import scale_by_dion, scale_by_dion2
-from .._partition import partition
 from .._recipe import recipe
-from .._scaling import scale_by_learning_rate
-from .._weight_decay import add_decayed_weights
-from ._adam import adamw
-from ._matrix import muon_labels
+from ._matrix import _muon_partition
 
 Fraction = Annotated[float, InRange(0, 1, low_open=True)]
 
 
-def _adamw(learning_rate, adam_learning_rate, b1, b2, eps, weight_decay, mu_dtype):
-    return adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        b1,
-        b2,
-        eps,
+def _dion(
+    step,
+    dims,
+    learning_rate,
+    weight_decay,
+    epsilon,
+    *,
+    mu_dtype,
+    adam_learning_rate,
+    adam_b1,
+    adam_b2,
+    adam_weight_decay,
+    dion_mask,
+    weight_decay_mask,
+    **_,
+):
+    """Dion's and Dion2's routing, from the recipe's arguments: ``step`` on the matrices.
+
+    The other leaves take AdamW with eps ``epsilon`` and weight decay
+    ``adam_weight_decay``, or ``weight_decay`` where that is None; the
+    arguments of ``step`` are left out (``**_``).
+    """
+    wd = weight_decay if adam_weight_decay is None else adam_weight_decay
+    adam = (adam_learning_rate, adam_b1, adam_b2, epsilon, wd)
+    return _muon_partition(
+        (step,),
+        adam,
+        learning_rate,
+        weight_decay,
+        weight_decay_mask,
+        dims,
+        dion_mask,
         mu_dtype=mu_dtype,
-        weight_decay=weight_decay,
     )
 
 
@@ -103,25 +123,19 @@ def dion(
     Updates", 2025, arXiv:2504.05295.
     """
     dims = dion_weight_dimension_numbers
-    matrices = chain(
-        scale_by_dion(
-            rank_fraction,
-            mu,
-            epsilon,
-            rank=rank,
-            rank_multiple_of=rank_multiple_of,
-            power_iters=power_iters,
-            adjust_lr=adjust_lr,
-            seed=seed,
-            mu_dtype=mu_dtype,
-            weight_dimension_numbers=dims,
-        ),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
+    step = scale_by_dion(
+        rank_fraction,
+        mu,
+        epsilon,
+        rank=rank,
+        rank_multiple_of=rank_multiple_of,
+        power_iters=power_iters,
+        adjust_lr=adjust_lr,
+        seed=seed,
+        mu_dtype=mu_dtype,
+        weight_dimension_numbers=dims,
     )
-    wd = weight_decay if adam_weight_decay is None else adam_weight_decay
-    others = _adamw(learning_rate, adam_learning_rate, adam_b1, adam_b2, epsilon, wd, mu_dtype)
-    return partition({"muon": matrices, "adam": others}, muon_labels(dims, dion_mask))
+    return _dion(**locals())
 
 
 @recipe
@@ -182,18 +196,12 @@ def dion2(
     Muon", 2025, arXiv:2512.16928.
     """
     dims = dion_weight_dimension_numbers
-    matrices = chain(
-        scale_by_dion2(
-            fraction,
-            ef_decay,
-            polar=polar,
-            adjust_lr=adjust_lr,
-            mu_dtype=mu_dtype,
-            weight_dimension_numbers=dims,
-        ),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
+    step = scale_by_dion2(
+        fraction,
+        ef_decay,
+        polar=polar,
+        adjust_lr=adjust_lr,
+        mu_dtype=mu_dtype,
+        weight_dimension_numbers=dims,
     )
-    wd = weight_decay if adam_weight_decay is None else adam_weight_decay
-    others = _adamw(learning_rate, adam_learning_rate, adam_b1, adam_b2, epsilon, wd, mu_dtype)
-    return partition({"muon": matrices, "adam": others}, muon_labels(dims, dion_mask))
+    return _dion(**locals())

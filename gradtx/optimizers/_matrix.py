@@ -79,6 +79,56 @@ def muon_labels(muon_weight_dimension_numbers=None, muon_mask=None):
     return labels
 
 
+def _muon_partition(
+    matrices,
+    adam,
+    learning_rate,
+    weight_decay,
+    weight_decay_mask,
+    dims=None,
+    mask=None,
+    *,
+    labels=None,
+    key="muon",
+    **options,
+):
+    """Muon's routing: ``matrices`` on the matrices, AdamW on the other leaves.
+
+    Args:
+      matrices: the matrices' direction, a tuple of transforms; decoupled
+        weight decay and the learning rate follow it.
+      adam: ``(learning_rate, b1, b2, eps, weight_decay)`` of the AdamW
+        on the other leaves; a learning rate of None is ``learning_rate``.
+      learning_rate: lr of the matrices.
+      weight_decay: decoupled weight decay of the matrices.
+      weight_decay_mask: which matrices decay.
+      dims, mask: the matrices, as ``muon_labels`` reads them.
+      labels: other labels (``key`` for the matrices, ``"adam"`` for the
+        others) instead of ``muon_labels(dims, mask)``.
+      key: the matrices' label.
+      options: AdamW's other keywords.
+
+    Returns:
+      The ``partition`` of the two optimizers.
+    """
+    adam_learning_rate, b1, b2, eps, adam_weight_decay = adam
+    steps = chain(
+        *matrices,
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
+    others = adamw(
+        learning_rate if adam_learning_rate is None else adam_learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay=adam_weight_decay,
+        **options,
+    )
+    labels = muon_labels(dims, mask) if labels is None else labels
+    return partition({key: steps, "adam": others}, labels)
+
+
 @recipe
 def muon(
     learning_rate: Rate,
@@ -171,26 +221,18 @@ def muon(
         momentum = chain(
             scale_by_momentum(beta, ema=True, mu_dtype=mu_dtype), bias_correction(beta)
         )
-    matrices = chain(
+    matrices = (
         momentum,
         orthogonalize(
             polar, adaptive=adaptive, weight_dimension_numbers=dims, shard_matrices=shard_matrices
         ),
         scale_by_shape(dims, consistent_rms),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
     )
-    others = adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        adam_b1,
-        adam_b2,
-        eps,
-        adam_eps_root,
-        mu_dtype,
-        weight_decay=adam_weight_decay,
-        nesterov=nesterov,
+    adam = (adam_learning_rate, adam_b1, adam_b2, eps, adam_weight_decay)
+    options = {"eps_root": adam_eps_root, "mu_dtype": mu_dtype, "nesterov": nesterov}
+    return _muon_partition(
+        matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask, **options
     )
-    return partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask))
 
 
 @recipe
@@ -260,22 +302,16 @@ def normuon(
     """
     polar = newton_schulz(eps=1e-7) if polar is None else polar
     dims = muon_weight_dimension_numbers
-    matrices = chain(
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
+    matrices = (
         scale_by_momentum(beta, ema=True, nesterov=nesterov),
         orthogonalize(polar, weight_dimension_numbers=dims),
         scale_by_neuron_rms(beta2, eps, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
     )
-    others = adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        adam_b1,
-        adam_b2,
-        adam_eps,
-        weight_decay=adam_weight_decay,
+    return _muon_partition(
+        matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask
     )
-    return partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask))
 
 
 @recipe
@@ -624,6 +660,36 @@ def splus(
     return steps if ema_rate is None else ema_params(steps, ema_rate, debias=True)
 
 
+def _kl_recipe(
+    scale_by,
+    learning_rate,
+    b1,
+    b2,
+    eps,
+    weight_decay,
+    precondition_frequency,
+    *,
+    weight_decay_mask,
+    **options,
+):
+    """``kl_shampoo``'s and ``kl_soap``'s transforms, ``scale_by`` their direction.
+
+    Args:
+      scale_by: ``scale_by_kl_shampoo`` or ``scale_by_kl_soap``.
+      learning_rate, b1, b2, eps, weight_decay: the recipe's.
+      precondition_frequency, weight_decay_mask: the recipe's.
+      options: the direction's keywords, as the recipe's.
+
+    Returns:
+      The direction, decoupled weight decay and the learning rate.
+    """
+    return (
+        scale_by(b1, b2, eps, precondition_frequency, **options),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
 @recipe
 def kl_shampoo(
     learning_rate: Rate,
@@ -687,21 +753,7 @@ def kl_shampoo(
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
     arXiv:2509.03378.
     """
-    return (
-        scale_by_kl_shampoo(
-            b1,
-            b2,
-            eps,
-            precondition_frequency,
-            shampoo_beta=shampoo_beta,
-            init_factor=init_factor,
-            eigenvalue_clamp=eigenvalue_clamp,
-            max_precondition_dim=max_precondition_dim,
-            precondition_1d=precondition_1d,
-        ),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    return _kl_recipe(scale_by_kl_shampoo, **locals())
 
 
 @recipe
@@ -757,21 +809,7 @@ def kl_soap(
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
     arXiv:2509.03378.
     """
-    return (
-        scale_by_kl_soap(
-            b1,
-            b2,
-            eps,
-            precondition_frequency,
-            shampoo_beta=shampoo_beta,
-            init_factor=init_factor,
-            eigenvalue_clamp=eigenvalue_clamp,
-            max_precondition_dim=max_precondition_dim,
-            precondition_1d=precondition_1d,
-        ),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    return _kl_recipe(scale_by_kl_soap, **locals())
 
 
 def _one_sided_labels(params):
@@ -834,18 +872,18 @@ def one_sided_shampoo(
     "Understanding and Improving Shampoo and SOAP via Kullback-Leibler
     Minimization", 2025, arXiv:2509.03378.
     """
-    matrices = chain(
+    matrices = (
         scale_by_one_sided_shampoo(
             b1, b2, eps, precondition_frequency, max_precondition_dim=max_precondition_dim
         ),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
     )
-    others = adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        adam_b1,
-        adam_b2,
-        adam_eps,
-        weight_decay=adam_weight_decay,
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
+    return _muon_partition(
+        matrices,
+        adam,
+        learning_rate,
+        weight_decay,
+        weight_decay_mask,
+        labels=_one_sided_labels,
+        key="shampoo",
     )
-    return partition({"shampoo": matrices, "adam": others}, _one_sided_labels)

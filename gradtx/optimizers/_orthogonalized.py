@@ -23,7 +23,6 @@ from .._checks import (
     StateDtype,
     UnitInterval,
 )
-from .._combine import chain
 from .._lmo import scale_by_lmo
 from .._momentum import scale_by_momentum, trace
 from .._orthogonal import (
@@ -33,14 +32,12 @@ from .._orthogonal import (
     scale_by_orthogonal_rms,
     scale_by_shape,
 )
-from .._partition import partition
 from .._qk_clip import qk_clip
 from .._recipe import recipe
 from .._scaling import identity, scale_by_learning_rate
 from .._sign import scale_by_sign
 from .._weight_decay import add_decayed_weights
-from ._adam import adamw
-from ._matrix import muon_labels
+from ._matrix import _muon_partition
 
 # Scion's momentum alpha, the weight of the new gradient: in (0, 1].
 NewWeight = Annotated[float, InRange(0, 1, low_open=True)]
@@ -51,6 +48,47 @@ def _scion_polar(owner, polar):
     if polar is None or polar == "newton_schulz":
         return polar_function(owner, "newton_schulz", eps=1e-7, eps_clamp=True)
     return polar_function(owner, polar)
+
+
+def _clamped_polar(owner, polar, ns_coeffs, ns_steps):
+    """``polar``, or by default Newton-Schulz with eps 1e-7 clamped (pytorch-optimizer's)."""
+    return polar_function(
+        owner,
+        "newton_schulz" if polar is None else polar,
+        ns_coeffs=ns_coeffs,
+        ns_steps=ns_steps,
+        eps=1e-7,
+        eps_clamp=True,
+    )
+
+
+def _scion(
+    owner,
+    learning_rate,
+    momentum,
+    radius,
+    norms,
+    weight_decay=1.0,
+    *,
+    eps,
+    polar,
+    weight_dimension_numbers,
+    weight_decay_mask=None,
+    mu_dtype,
+):
+    """Scion's transforms, from the recipe's arguments (``scion``: weight decay 1)."""
+    return (
+        scale_by_momentum(1 - momentum, ema=True, mu_dtype=mu_dtype),
+        scale_by_lmo(
+            norms,
+            radius,
+            eps=eps,
+            polar=_scion_polar(owner, polar),
+            weight_dimension_numbers=weight_dimension_numbers,
+        ),
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 @recipe
@@ -110,18 +148,7 @@ def scion(
     "Training Deep Learning Models with Norm-Constrained LMOs", 2025,
     arXiv:2502.07529.
     """
-    return (
-        scale_by_momentum(1 - momentum, ema=True, mu_dtype=mu_dtype),
-        scale_by_lmo(
-            norms,
-            radius,
-            eps=eps,
-            polar=_scion_polar("scion", polar),
-            weight_dimension_numbers=weight_dimension_numbers,
-        ),
-        add_decayed_weights(1.0),
-        scale_by_learning_rate(learning_rate),
-    )
+    return _scion("scion", **locals())
 
 
 @recipe
@@ -169,18 +196,7 @@ def scion_unconstrained(
     "Training Deep Learning Models with Norm-Constrained LMOs", 2025,
     arXiv:2502.07529.
     """
-    return (
-        scale_by_momentum(1 - momentum, ema=True, mu_dtype=mu_dtype),
-        scale_by_lmo(
-            norms,
-            radius,
-            eps=eps,
-            polar=_scion_polar("scion_unconstrained", polar),
-            weight_dimension_numbers=weight_dimension_numbers,
-        ),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    return _scion("scion_unconstrained", **locals())
 
 
 @recipe
@@ -254,31 +270,18 @@ def adamuon(
     Optimizer", 2025, arXiv:2507.11005.
     """
     dims = muon_weight_dimension_numbers
-    polar = polar_function(
-        "adamuon",
-        "newton_schulz" if polar is None else polar,
-        ns_coeffs=ns_coeffs,
-        ns_steps=ns_steps,
-        eps=1e-7,
-        eps_clamp=True,
-    )
-    matrices = chain(
+    polar = _clamped_polar("adamuon", polar, ns_coeffs, ns_steps)
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
+    matrices = (
         scale_by_momentum(b1, ema=True, mu_dtype=mu_dtype),
         scale_by_sign() if sign_momentum else identity(),
         orthogonalize(polar, weight_dimension_numbers=dims),
         scale_by_orthogonal_rms(b2, eps, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
     )
-    others = adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        adam_b1,
-        adam_b2,
-        adam_eps,
-        weight_decay=adam_weight_decay,
+    return _muon_partition(
+        matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask
     )
-    return partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask))
 
 
 @recipe
@@ -360,29 +363,16 @@ def muonclip(
     arXiv:2502.16982.
     """
     dims = muon_weight_dimension_numbers
-    polar = polar_function(
-        "muonclip",
-        "newton_schulz" if polar is None else polar,
-        ns_coeffs=ns_coeffs,
-        ns_steps=ns_steps,
-        eps=1e-7,
-        eps_clamp=True,
-    )
-    matrices = chain(
+    polar = _clamped_polar("muonclip", polar, ns_coeffs, ns_steps)
+    adam = (adam_learning_rate, adam_b1, adam_b2, adam_eps, adam_weight_decay)
+    matrices = (
         trace(beta, nesterov=nesterov, accumulator_dtype=mu_dtype),
         orthogonalize(polar, weight_dimension_numbers=dims),
         scale_by_shape(dims, consistent_rms),
-        add_decayed_weights(weight_decay, weight_decay_mask),
-        scale_by_learning_rate(learning_rate),
-    )
-    others = adamw(
-        learning_rate if adam_learning_rate is None else adam_learning_rate,
-        adam_b1,
-        adam_b2,
-        adam_eps,
-        weight_decay=adam_weight_decay,
     )
     return (
-        partition({"muon": matrices, "adam": others}, muon_labels(dims, muon_mask)),
+        _muon_partition(
+            matrices, adam, learning_rate, weight_decay, weight_decay_mask, dims, muon_mask
+        ),
         qk_clip(qk_labels, qk_clip_threshold, qk_clip_alpha, head_axis=qk_head_axis),
     )

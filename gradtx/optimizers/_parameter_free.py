@@ -109,6 +109,11 @@ def dadapt_adamw(
     return scale_by_dadapt_adamw(learning_rate, betas, eps, estim_lr0, weight_decay)
 
 
+def _l2(weight_decay, mask):
+    """L2 weight decay added to the gradient; the identity where ``weight_decay`` is None."""
+    return identity() if weight_decay is None else add_decayed_weights(weight_decay, mask)
+
+
 @recipe
 def dog(
     learning_rate: Rate = 1.0,
@@ -139,11 +144,8 @@ def dog(
     Reference: Ivgi, Hinder, Carmon, "DoG is SGD's Best Friend", ICML 2023,
     arXiv:2302.12022.
     """
-    decay = identity()
-    if weight_decay is not None:
-        decay = add_decayed_weights(weight_decay, mask)
     return (
-        decay,
+        _l2(weight_decay, mask),
         scale_by_dog(init_step, eps),
         scale_by_learning_rate(learning_rate),
     )
@@ -178,11 +180,8 @@ def dowg(
     Reference: Khaled, Mishchenko, Jin, "DoWG Unleashed", NeurIPS 2023,
     arXiv:2305.16284.
     """
-    decay = identity()
-    if weight_decay is not None:
-        decay = add_decayed_weights(weight_decay, mask)
     return (
-        decay,
+        _l2(weight_decay, mask),
         scale_by_dowg(init_estim_sq_dist, eps),
         scale_by_learning_rate(learning_rate),
     )

@@ -188,10 +188,16 @@ def _adam(lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
         rms = scale_by_max_rms(b2, eps, bias_correction=True, max_before_correction=True)
     else:
         rms = scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True)
+    momentum = chain(scale_by_momentum(b1, ema=True), bias_correction(b1))
+    return _around(precondition(momentum, by=rms), lr, weight_decay, decoupled, maximize)
+
+
+def _around(direction, lr, weight_decay, decoupled, maximize):
+    """The sign, weight decay before ``direction`` (L2) or after it (decoupled), then lr."""
     return (
         _ascend(maximize),
         None if decoupled else _decay(weight_decay),
-        precondition(chain(scale_by_momentum(b1, ema=True), bias_correction(b1)), by=rms),
+        direction,
         _decay(weight_decay) if decoupled else None,
         scale_by_learning_rate(lr),
     )
@@ -360,16 +366,11 @@ def nadam(
       Array([ 0.89435804, -1.894358  ], dtype=float32)
     """
     b1, b2 = betas
-    return (
-        _ascend(maximize),
-        None if decoupled_weight_decay else _decay(weight_decay),
-        precondition(
-            scale_by_nadam_momentum(b1, momentum_decay),
-            by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
-        ),
-        _decay(weight_decay) if decoupled_weight_decay else None,
-        scale_by_learning_rate(lr),
+    direction = precondition(
+        scale_by_nadam_momentum(b1, momentum_decay),
+        by=scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
     )
+    return _around(direction, lr, weight_decay, decoupled_weight_decay, maximize)
 
 
 @recipe(prefix="torch.")
@@ -406,16 +407,11 @@ def radam(
       Array([ 0.70000005, -1.95      ], dtype=float32)
     """
     b1, b2 = betas
-    return (
-        _ascend(maximize),
-        None if decoupled_weight_decay else _decay(weight_decay),
-        precondition(
-            chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
-            by=scale_by_rectified_rms(b2, eps, threshold=5.0),
-        ),
-        _decay(weight_decay) if decoupled_weight_decay else None,
-        scale_by_learning_rate(lr),
+    direction = precondition(
+        chain(scale_by_momentum(b1, ema=True), bias_correction(b1)),
+        by=scale_by_rectified_rms(b2, eps, threshold=5.0),
     )
+    return _around(direction, lr, weight_decay, decoupled_weight_decay, maximize)
 
 
 @recipe(prefix="torch.")

@@ -109,9 +109,9 @@ def cosine_annealing_lr(lr, T_max, eta_min=0.0, *, steps_per_epoch=1):  # noqa: 
 
     Example:
       >>> import gradtx
-      >>> schedule = gradtx.presets.torch.cosine_annealing_lr(1.0, T_max=4)
-      >>> [round(float(schedule(t)), 6) for t in (0, 2, 4)]
-      [1.0, 0.5, 0.0]
+      >>> schedule = gradtx.presets.torch.cosine_annealing_lr(lr=1.0, T_max=4, eta_min=0.2)
+      >>> [round(float(schedule(t)), 6) for t in (0, 2, 4, 6)]  # rises again past T_max
+      [1.0, 0.6, 0.2, 0.6]
     """
     owner = "torch.cosine_annealing_lr"
     check_range(owner, "lr", lr, 0)
