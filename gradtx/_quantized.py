@@ -201,9 +201,14 @@ def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
 
     A table of up to 16 entries is compared with x entry by entry.  For a
     larger one, ``position(x)`` (x's place among the map's values) makes a
-    guess, one off at most, settled by comparing x with the entries on either
-    side of it.  The table is the thresholds (strict: a guess of round(p)) or
-    the values themselves (at most: floor(p) + 1).
+    guess.  The table is the thresholds (strict) or the values themselves (at
+    most).  Thresholds: threshold i is the midpoint of values i and i + 1, at
+    position i + 1/2, so with p within 1/2 of x's exact position the count is
+    k or k + 1 for k = ceil(p) - 1, and comparing x with threshold k settles
+    it.  (fp8's p, the rank of x rounded to nearest even, is an integer whose
+    value is x's nearest or, at a midpoint, the next: again k or k + 1.)
+    Values: floor(p) + 1, one off at most, settled by the entries on either
+    side of it.
     """
     if table.size <= 16:
         count = jnp.zeros(jnp.shape(x), jnp.int32)
@@ -211,12 +216,12 @@ def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
             count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
         return count
     p = position(x)
-    guess = jnp.round(p) if strict else jnp.floor(p) + 1
-    guess = jnp.clip(guess, 0, table.size).astype(jnp.int32)
+    if strict:  # the count is k or k + 1: one table read settles it
+        k = jnp.clip(jnp.ceil(p) - 1, 0, table.size).astype(jnp.int32)
+        return k + (_lookup(np.append(table, np.inf).astype(np.float32), k) < x).astype(jnp.int32)
+    guess = jnp.clip(jnp.floor(p) + 1, 0, table.size).astype(jnp.int32)
     padded = np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32)
     below, at = _lookup(padded, guess), _lookup(padded, guess + 1)  # table[guess - 1], [guess]
-    if strict:
-        return guess + (at < x).astype(jnp.int32) - (below >= x).astype(jnp.int32)
     return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
 
 
