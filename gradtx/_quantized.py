@@ -211,10 +211,7 @@ def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
     side of it.
     """
     if table.size <= 16:
-        count = jnp.zeros(jnp.shape(x), jnp.int32)
-        for t in table:
-            count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
-        return count
+        return _rank_by_compares(table, x, strict)
     p = position(x)
     if strict:  # the count is k or k + 1: one table read settles it
         k = jnp.clip(jnp.ceil(p) - 1, 0, table.size).astype(jnp.int32)
@@ -223,6 +220,42 @@ def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
     padded = np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32)
     below, at = _lookup(padded, guess), _lookup(padded, guess + 1)  # table[guess - 1], [guess]
     return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
+
+
+def _rank_by_compares(table: np.ndarray, x, strict: bool) -> jax.Array:
+    """``_rank`` for a short table: compares of x with its entries.
+
+    A table of equally spaced entries (``linear4``'s: (k + 1.5) / 16 and
+    (k + 1) / 16) is counted by arithmetic: with a power-of-two step h and
+    first entry t0 = m * h, the count is ceil(x / h - m) (strict) or
+    floor(x / h - m) + 1, clipped to [0, size]; x / h is exact, and so is
+    x / h - m wherever the result is not clipped.  Otherwise, when x < 0
+    only the negative entries can be below it and when x >= 0 all of them
+    are, so x is compared with one half of the table, the half chosen per
+    entry.
+    """
+    n = table.size
+    step = table[1] - table[0] if n > 1 else 0.0
+    start = table[0] / step if step else 0.0
+    equal = step > 0 and np.all(table == table[0] + step * np.arange(n))
+    if equal and np.log2(step) == np.round(np.log2(step)) and start == np.round(2 * start) / 2:
+        y = x * np.float32(1 / step) - np.float32(start)
+        count = jnp.ceil(y) if strict else jnp.floor(y) + 1
+        return jnp.clip(count, 0, n).astype(jnp.int32)
+    below = int(np.sum(table < 0))
+    halves = max(below, n - below)
+    if halves == n:  # all on one side of 0
+        pairs = [(t, t) for t in table]
+    else:  # entry k of each half, padded with inf (never below x)
+        neg = np.concatenate([table[:below], np.full(halves - below, np.inf, np.float32)])
+        pos = np.concatenate([table[below:], np.full(halves - (n - below), np.inf, np.float32)])
+        pairs = list(zip(neg, pos))
+    negative = x < 0
+    count = jnp.where(negative, 0, below) if halves < n else jnp.zeros(jnp.shape(x), jnp.int32)
+    for t_neg, t_pos in pairs:
+        t = t_pos if t_neg == t_pos else jnp.where(negative, np.float32(t_neg), np.float32(t_pos))
+        count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
+    return count
 
 
 def _dynamic_position(magnitude_bits: int, signed: bool):
