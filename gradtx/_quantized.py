@@ -172,9 +172,12 @@ class QuantizationMap(NamedTuple):
         if key is None:  # rank among the thresholds: the rank of the nearest value
             return self._code(_rank(self.thresholds, ranked, position, strict=True))
         # the number of values <= x, less one: the lower neighbour's rank
-        count = _rank(self.sorted_values, ranked, position, strict=False)
-        lo = jnp.clip(count - 1, 0, n - 2)
-        v_lo, v_hi = _lookup(self.sorted_values, lo), _lookup(self.sorted_values, lo + 1)
+        if position is None:
+            count = _rank(self.sorted_values, ranked, position, strict=False)
+            lo = jnp.clip(count - 1, 0, n - 2)
+            v_lo, v_hi = _lookup(self.sorted_values, lo), _lookup(self.sorted_values, lo + 1)
+        else:
+            lo, v_lo, v_hi = _neighbours(self.sorted_values, ranked, position)
         up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
         return self._code(jnp.where(up, lo + 1, lo))
 
@@ -199,27 +202,23 @@ def _lookup(table: np.ndarray, index) -> jax.Array:
 def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
     """The number of entries of the ascending ``table`` below x (strict) or at most x.
 
-    A table of up to 16 entries is compared with x entry by entry.  For a
-    larger one, ``position(x)`` (x's place among the map's values) makes a
-    guess.  The table is the thresholds (strict) or the values themselves (at
-    most).  Thresholds: threshold i is the midpoint of values i and i + 1, at
-    position i + 1/2, so with p within 1/2 of x's exact position the count is
-    k or k + 1 for k = ceil(p) - 1, and comparing x with threshold k settles
-    it.  (fp8's p, the rank of x rounded to nearest even, is an integer whose
-    value is x's nearest or, at a midpoint, the next: again k or k + 1.)
-    Values: floor(p) + 1, one off at most, settled by the entries on either
-    side of it.
+    A table of up to 16 entries is compared with x entry by entry.  A larger
+    one is a map's thresholds (strict; the stochastic encoder's values go
+    through ``_neighbours``), where ``position(x)``, x's place p among the
+    map's values, makes a guess: threshold i is the midpoint of values i and
+    i + 1, at position i + 1/2, so with p within 1/2 of x's exact position the
+    count is k or k + 1 for k = ceil(p) - 1, and comparing x with threshold k
+    settles it.  (fp8's p, the rank of x rounded to nearest even, is an
+    integer whose value is x's nearest or, at a midpoint, the next: again k or
+    k + 1.)
     """
     if table.size <= 16:
         return _rank_by_compares(table, x, strict)
-    p = position(x)
-    if strict:  # the count is k or k + 1: one table read settles it
-        k = jnp.clip(jnp.ceil(p) - 1, 0, table.size).astype(jnp.int32)
-        return k + (_lookup(np.append(table, np.inf).astype(np.float32), k) < x).astype(jnp.int32)
-    guess = jnp.clip(jnp.floor(p) + 1, 0, table.size).astype(jnp.int32)
-    padded = np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32)
-    below, at = _lookup(padded, guess), _lookup(padded, guess + 1)  # table[guess - 1], [guess]
-    return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
+    if not strict:
+        raise ValueError("_rank: a table of more than 16 entries is counted strictly")
+    # the count is k or k + 1: one table read settles it
+    k = jnp.clip(jnp.ceil(position(x)) - 1, 0, table.size).astype(jnp.int32)
+    return k + (_lookup(np.append(table, np.inf).astype(np.float32), k) < x).astype(jnp.int32)
 
 
 def _rank_by_compares(table: np.ndarray, x, strict: bool) -> jax.Array:
@@ -256,6 +255,21 @@ def _rank_by_compares(table: np.ndarray, x, strict: bool) -> jax.Array:
         t = t_pos if t_neg == t_pos else jnp.where(negative, np.float32(t_neg), np.float32(t_pos))
         count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
     return count
+
+
+def _neighbours(values: np.ndarray, x, position):
+    """lo = clip(#{values <= x} - 1, 0, size - 2), values[lo] and values[lo + 1], in
+    two table reads.  Value i sits at position i, so with p within 1/2 of x's
+    exact position (see ``_rank``) the count is r + [values[r] <= x] for
+    r = round(p); lo is r or r - 1, and the read at r serves as one of the two.
+    """
+    n = values.size
+    r = jnp.clip(jnp.round(position(x)), 0, n - 1).astype(jnp.int32)
+    v_r = _lookup(values, r)
+    lo = jnp.clip(r - 1 + (v_r <= x).astype(jnp.int32), 0, n - 2)
+    at_r = lo == r
+    other = _lookup(values, jnp.where(at_r, lo + 1, lo))
+    return lo, jnp.where(at_r, v_r, other), jnp.where(at_r, other, v_r)
 
 
 def _dynamic_position(magnitude_bits: int, signed: bool):
