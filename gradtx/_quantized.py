@@ -166,15 +166,18 @@ class QuantizationMap(NamedTuple):
         """
         x = jnp.asarray(x, jnp.float32)
         n = self.sorted_values.size
-        big = np.finfo(np.float32).max  # the tables are padded with -inf and inf
-        ranked = jnp.clip(jnp.where(jnp.isnan(x), big, x), -big, big)
+        big = np.finfo(np.float32).max  # NaN ranks as the largest number
+        ranked = jnp.where(x <= big, x, big)
         position = _POSITIONS.get(self.name)
         if key is None:  # rank among the thresholds: the rank of the nearest value
             return self._code(_rank(self.thresholds, ranked, position, strict=True))
         # the number of values <= x, less one: the lower neighbour's rank
-        count = _rank(self.sorted_values, ranked, position, strict=False)
-        lo = jnp.clip(count - 1, 0, n - 2)
-        v_lo, v_hi = _lookup(self.sorted_values, lo), _lookup(self.sorted_values, lo + 1)
+        if position is None:
+            count = _rank(self.sorted_values, ranked, position, strict=False)
+            lo = jnp.clip(count - 1, 0, n - 2)
+            v_lo, v_hi = _lookup(self.sorted_values, lo), _lookup(self.sorted_values, lo + 1)
+        else:
+            lo, v_lo, v_hi = _neighbours(self.sorted_values, ranked, position)
         up = jax.random.uniform(key, x.shape, jnp.float32) < (x - v_lo) / (v_hi - v_lo)
         return self._code(jnp.where(up, lo + 1, lo))
 
@@ -199,45 +202,102 @@ def _lookup(table: np.ndarray, index) -> jax.Array:
 def _rank(table: np.ndarray, x, position, strict: bool) -> jax.Array:
     """The number of entries of the ascending ``table`` below x (strict) or at most x.
 
-    A table of up to 16 entries is compared with x entry by entry.  For a
-    larger one, ``position(x)`` (x's place among the map's values) makes a
-    guess, one off at most, settled by comparing x with the entries on either
-    side of it.  The table is the thresholds (strict: a guess of round(p)) or
-    the values themselves (at most: floor(p) + 1).
+    A table of up to 16 entries is compared with x entry by entry.  A larger
+    one is a map's thresholds (strict; the stochastic encoder's values go
+    through ``_neighbours``), where ``position(x)``, x's place p among the
+    map's values, makes a guess: threshold i is the midpoint of values i and
+    i + 1, at position i + 1/2, so with p within 1/2 of x's exact position the
+    count is k or k + 1 for k = ceil(p) - 1, and comparing x with threshold k
+    settles it.  (fp8's p, the rank of x rounded to nearest even, is an
+    integer whose value is x's nearest or, at a midpoint, the next: again k or
+    k + 1.)
     """
     if table.size <= 16:
-        count = jnp.zeros(jnp.shape(x), jnp.int32)
-        for t in table:
-            count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
-        return count
-    p = position(x)
-    guess = jnp.round(p) if strict else jnp.floor(p) + 1
-    guess = jnp.clip(guess, 0, table.size).astype(jnp.int32)
-    padded = np.concatenate([[-np.inf], table, [np.inf]]).astype(np.float32)
-    below, at = _lookup(padded, guess), _lookup(padded, guess + 1)  # table[guess - 1], [guess]
-    if strict:
-        return guess + (at < x).astype(jnp.int32) - (below >= x).astype(jnp.int32)
-    return guess + (at <= x).astype(jnp.int32) - (below > x).astype(jnp.int32)
+        return _rank_by_compares(table, x, strict)
+    if not strict:
+        raise ValueError("_rank: a table of more than 16 entries is counted strictly")
+    # the count is k or k + 1: one table read settles it
+    k = jnp.clip(jnp.ceil(position(x)) - 1, 0, table.size).astype(jnp.int32)
+    return k + (_lookup(np.append(table, np.inf).astype(np.float32), k) < x).astype(jnp.int32)
+
+
+def _rank_by_compares(table: np.ndarray, x, strict: bool) -> jax.Array:
+    """``_rank`` for a short table: compares of x with its entries.
+
+    A table of equally spaced entries (``linear4``'s: (k + 1.5) / 16 and
+    (k + 1) / 16) is counted by arithmetic: with a power-of-two step h and
+    first entry t0 = m * h, the count is ceil(x / h - m) (strict) or
+    floor(x / h - m) + 1, clipped to [0, size]; x / h is exact, and so is
+    x / h - m wherever the result is not clipped.  Otherwise, when x < 0
+    only the negative entries can be below it and when x >= 0 all of them
+    are, so x is compared with one half of the table, the half chosen per
+    entry.
+    """
+    n = table.size
+    step = table[1] - table[0] if n > 1 else 0.0
+    start = table[0] / step if step else 0.0
+    equal = step > 0 and np.all(table == table[0] + step * np.arange(n))
+    if equal and np.log2(step) == np.round(np.log2(step)) and start == np.round(2 * start) / 2:
+        y = x * np.float32(1 / step) - np.float32(start)
+        count = jnp.ceil(y) if strict else jnp.floor(y) + 1
+        return jnp.clip(count, 0, n).astype(jnp.int32)
+    below = int(np.sum(table < 0))
+    halves = max(below, n - below)
+    if halves == n:  # all on one side of 0
+        pairs = [(t, t) for t in table]
+    else:  # entry k of each half, padded with inf (never below x)
+        neg = np.concatenate([table[:below], np.full(halves - below, np.inf, np.float32)])
+        pos = np.concatenate([table[below:], np.full(halves - (n - below), np.inf, np.float32)])
+        pairs = list(zip(neg, pos))
+    negative = x < 0
+    count = jnp.where(negative, 0, below) if halves < n else jnp.zeros(jnp.shape(x), jnp.int32)
+    for t_neg, t_pos in pairs:
+        t = t_pos if t_neg == t_pos else jnp.where(negative, np.float32(t_neg), np.float32(t_pos))
+        count = count + ((t < x) if strict else (t <= x)).astype(jnp.int32)
+    return count
+
+
+def _neighbours(values: np.ndarray, x, position):
+    """lo = clip(#{values <= x} - 1, 0, size - 2), values[lo] and values[lo + 1], in
+    two table reads.  Value i sits at position i, so with p within 1/2 of x's
+    exact position (see ``_rank``) the count is r + [values[r] <= x] for
+    r = round(p); lo is r or r - 1, and the read at r serves as one of the two.
+    """
+    n = values.size
+    r = jnp.clip(jnp.round(position(x)), 0, n - 1).astype(jnp.int32)
+    v_r = _lookup(values, r)
+    lo = jnp.clip(r - 1 + (v_r <= x).astype(jnp.int32), 0, n - 2)
+    at_r = lo == r
+    other = _lookup(values, jnp.where(at_r, lo + 1, lo))
+    return lo, jnp.where(at_r, v_r, other), jnp.where(at_r, other, v_r)
 
 
 def _dynamic_position(magnitude_bits: int, signed: bool):
     """p(x) for the dynamic tree map: the code c of a magnitude y in decade e
     (10^-(e+1) <= y <= 10^-e, r = magnitude_bits - 1 - e fraction bits) solves
     y = 10^-e * (0.1 + 0.9 * (c - 2^r + 1) / 2^r); below the smallest value
-    10^-(magnitude_bits - 1) it is linear from 0."""
+    10^-(magnitude_bits - 1) it is linear from 0.  In float32 it is within
+    1e-4 of the exact c, well inside the 1/2 that ``_rank`` needs."""
     smallest = np.float32(10.0 ** -(magnitude_bits - 1))
     zero = (1 << magnitude_bits) - 1 if signed else 0  # the rank of 0
 
     def position(x):
+        # c = slope_e * y + offset_e: slope_e = 10^e * 2^r / 0.9, offset_e = 2^r * 8/9 - 1,
+        # chosen by compares and selects (no table reads); below the smallest value,
+        # slope 1 / smallest and offset 0
         y = jnp.abs(x) if signed else jnp.maximum(x, 0)
-        tens = jnp.ones_like(y)  # 10^e
-        steps = jnp.full_like(y, 2.0 ** (magnitude_bits - 1))  # 2^r
-        for e in range(1, magnitude_bits - 1):  # compares and selects: no table reads
-            below = y < np.float32(10.0**-e)
-            tens = jnp.where(below, np.float32(10.0**e), tens)
-            steps = jnp.where(below, np.float32(2.0 ** (magnitude_bits - 1 - e)), steps)
-        c = steps + (y * tens - np.float32(0.1)) * steps / np.float32(0.9) - 1
-        c = jnp.where(y < smallest, y / smallest, c)
+        slope = jnp.full_like(y, 2.0 ** (magnitude_bits - 1) / 0.9)
+        offset = jnp.full_like(y, 2.0 ** (magnitude_bits - 1) * 8 / 9 - 1)
+        for e in range(1, magnitude_bits):
+            below = y < (np.float32(10.0**-e) if e < magnitude_bits - 1 else smallest)
+            if e < magnitude_bits - 1:
+                steps = 2.0 ** (magnitude_bits - 1 - e)
+                a, b = 10.0**e * steps / 0.9, steps * 8 / 9 - 1
+            else:
+                a, b = 1 / np.float64(smallest), 0.0
+            slope = jnp.where(below, np.float32(a), slope)
+            offset = jnp.where(below, np.float32(b), offset)
+        c = y * slope + offset
         return zero + jnp.where(x < 0, -c, c) if signed else c
 
     return position
@@ -376,7 +436,7 @@ class QuantizedArray:
         n_blocks = -(-size // block_size)
         flat = x.reshape(-1).astype(jnp.float32)
         blocks = jnp.pad(flat, (0, n_blocks * block_size - size)).reshape(n_blocks, block_size)
-        absmax = jnp.max(jnp.abs(blocks), axis=1, initial=0.0)
+        absmax = _absmax_rows(blocks)
         scales = jnp.where(jnp.isfinite(absmax), absmax / np.float32(m.top), np.float32(np.nan))
         normed = blocks / jnp.where(scales > 0, scales, np.float32(1))[:, None]
         codes = m.encode(normed, key).reshape(-1)
@@ -403,6 +463,24 @@ class QuantizedArray:
         values = values * self.scales[:, None]
         size = int(np.prod(self.shape, dtype=np.int64))
         return values.reshape(-1)[:size].reshape(self.shape).astype(self.dtype)
+
+
+def _absmax_rows(blocks) -> jax.Array:
+    """max_i |x_i| of each row, as the larger of -min_i x_i and max_i x_i (0 for
+    an empty row, NaN where a row holds one).
+
+    One reduction of two results: XLA:CPU fuses it with the arithmetic that
+    makes ``blocks``, where it hands a lone max-reduction to a library kernel
+    that reads its input from memory (so the new state would be written out
+    first just to be read back).
+    """
+    largest, smallest = jax.lax.reduce(
+        (blocks, blocks),
+        (np.float32(0), np.float32(0)),
+        lambda a, b: (jnp.maximum(a[0], b[0]), jnp.minimum(a[1], b[1])),
+        (1,),
+    )
+    return jnp.abs(jnp.maximum(largest, -smallest))  # abs: +0, never -0
 
 
 def _pack_pairs(codes) -> jax.Array:

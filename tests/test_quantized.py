@@ -247,6 +247,18 @@ def test_quantized_array_block_with_nan_reads_back_as_nan():
     np.testing.assert_array_equal(np.asarray(out[2:]), [-3.0, 3.0])
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_quantized_array_scale_is_absmax_whatever_the_sign(jit):
+    # The scale of a block is max |x| / top, read as the larger of -min and max:
+    # a block led by a negative entry, and a block of -0.0 (scale +0, not -0).
+    x = jnp.array([-3.0, 1.0, 2.0, -1.0, -0.0, -0.0, 0.5, 4.0], jnp.float32)
+    quantize = lambda x: gradtx.QuantizedArray.quantize(x, "dynamic8", 2)  # noqa: E731
+    q = (jax.jit(quantize) if jit else quantize)(x)
+    np.testing.assert_array_equal(
+        np.asarray(q.scales).view(np.uint32), np.float32([3, 2, 0, 4]).view(np.uint32)
+    )
+
+
 def test_quantized_array_keeps_dtype_and_shape():
     x = jnp.arange(12, dtype=jnp.bfloat16).reshape(3, 4)
     out = gradtx.QuantizedArray.quantize(x, "dynamic8", 5).dequantize()
