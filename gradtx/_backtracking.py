@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
 from ._numerics import compute_dtype
+from ._recipe import transform
 from ._tree import zeros_like_tree
 
 
@@ -54,6 +55,7 @@ def _slope(updates, grad):
     return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
 
 
+@transform(exclude=("verbose",))
 def scale_by_backtracking_linesearch(
     max_backtracking_steps,
     slope_rtol=1e-4,
@@ -199,18 +201,4 @@ def scale_by_backtracking_linesearch(
             info=BacktrackingLinesearchInfo(num_linesearch_steps=count, decrease_error=err),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "max_backtracking_steps": max_backtracking_steps,
-            "slope_rtol": slope_rtol,
-            "decrease_factor": decrease_factor,
-            "increase_factor": increase_factor,
-            "max_learning_rate": max_learning_rate,
-            "atol": atol,
-            "rtol": rtol,
-            "store_grad": store_grad,
-        },
-    )
+    return init, update

@@ -27,11 +27,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype
 from ._moments import as_stored, moment_zeros, moving_average, store
 from ._numerics import compute_dtype
 from ._orthogonal import _fans, _matrices, _mT, _to_batch, leaf_dimension_numbers, polar_express
+from ._recipe import transform
 from ._tree import path_str
 
 _ADJUST_LR = ("spectral_norm", "rms_norm", None)
@@ -78,6 +78,7 @@ class DionState(NamedTuple):
     q: Any
 
 
+@transform(exclude=("mu_dtype", "weight_dimension_numbers"))
 def scale_by_dion(
     rank_fraction=1.0,
     mu=0.95,
@@ -219,21 +220,7 @@ def scale_by_dion(
         q = store(treedef.unflatten(new_q), state.q, count, salt=len(flat))
         return treedef.unflatten(out), DionState(count, momentum, q)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "rank_fraction": rank_fraction,
-            "mu": mu,
-            "epsilon": epsilon,
-            "rank": rank,
-            "rank_multiple_of": rank_multiple_of,
-            "power_iters": power_iters,
-            "adjust_lr": adjust_lr,
-            "seed": seed,
-        },
-    )
+    return init, update
 
 
 class Dion2State(NamedTuple):
@@ -243,6 +230,7 @@ class Dion2State(NamedTuple):
     momentum: Any
 
 
+@transform(exclude=("polar", "mu_dtype", "weight_dimension_numbers"))
 def scale_by_dion2(
     fraction=0.25,
     ef_decay=0.95,
@@ -343,13 +331,4 @@ def scale_by_dion2(
         momentum = store(treedef.unflatten(new_m), state.momentum, count)
         return treedef.unflatten(out), Dion2State(count, momentum)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "fraction": fraction,
-            "ef_decay": ef_decay,
-            "adjust_lr": adjust_lr,
-        },
-    )
+    return init, update

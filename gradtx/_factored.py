@@ -17,6 +17,7 @@ from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
 from ._moments import moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 
 
@@ -78,6 +79,7 @@ class FactoredState(NamedTuple):
     v: object
 
 
+@transform(exclude=("decay_rate_fn",))
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate=0.8,
@@ -191,18 +193,7 @@ def scale_by_factored_rms(
             v=treedef.unflatten(new_vs),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "factored": factored,
-            "decay_rate": decay_rate,
-            "step_offset": step_offset,
-            "min_dim_size_to_factor": min_dim_size_to_factor,
-            "epsilon": epsilon,
-        },
-    )
+    return init, update
 
 
 class ScaleBySM3State(NamedTuple):
@@ -212,6 +203,7 @@ class ScaleBySM3State(NamedTuple):
     nu: object
 
 
+@transform
 def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
     """SM3: Adagrad whose accumulator is covered by one vector per axis.
 
@@ -303,9 +295,7 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
         out = jax.tree.map(lambda m, g: m.astype(g.dtype), nu, updates)
         return out, ScaleBySM3State(mu=mu, nu=nu)
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"b1": b1, "b2": b2, "eps": eps}
-    )
+    return init, update
 
 
 class ConfidenceState(NamedTuple):
@@ -317,6 +307,7 @@ class ConfidenceState(NamedTuple):
     r_col: object
 
 
+@transform
 def scale_by_confidence(
     b1=0.9, b3=0.9999, eps=1e-16, factored: bool = True, min_dim_size_to_factor: int = 0
 ) -> GradientTransformation:
@@ -401,15 +392,4 @@ def scale_by_confidence(
             r_col=treedef.unflatten(list(cols)),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b3": b3,
-            "eps": eps,
-            "factored": factored,
-            "min_dim_size_to_factor": min_dim_size_to_factor,
-        },
-    )
+    return init, update

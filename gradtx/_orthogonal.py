@@ -31,6 +31,7 @@ from ._combine import chain
 from ._moments import debiaser, moving_average, moving_average_sq, square_zeros, store
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import path_str
 
 # Jordan's quintic: p(x) = 3.4445 x - 4.7750 x^3 + 2.0315 x^5.
@@ -606,6 +607,7 @@ def orthogonalize(
     )
 
 
+@transform(exclude=("weight_dimension_numbers",))
 def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
     """Scale each matrix by a factor of its shape: u = sqrt(max(1, fan_out / fan_in)) g.
 
@@ -651,12 +653,7 @@ def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
             out.append(x * jnp.asarray(factor, x.dtype))
         return treedef.unflatten(out), state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={"consistent_rms": consistent_rms},
-    )
+    return lambda params: EmptyState(), update
 
 
 def scale_by_muon(
@@ -750,6 +747,7 @@ class NeuronRmsState(NamedTuple):
     nu: Any
 
 
+@transform(exclude=("weight_dimension_numbers",))
 def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None):
     """NorMuon's neuron-wise normalisation: u = O / (sqrt(v) + eps) * ||O||_F / ||O / (sqrt(v) + eps)||_F.
 
@@ -813,9 +811,7 @@ def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None)
             new_nu.append(nu)
         return treedef.unflatten(out), NeuronRmsState(treedef.unflatten(new_nu))
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"decay": decay, "eps": eps}
-    )
+    return init, update
 
 
 class OrthogonalRmsState(NamedTuple):
@@ -825,6 +821,7 @@ class OrthogonalRmsState(NamedTuple):
     nu: Any
 
 
+@transform(exclude=("weight_dimension_numbers",))
 def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None):
     """AdaMuon's elementwise normalisation: u = sqrt(min(m, n)) O' / (||O'||_F + eps), O' = O / (sqrt(v_hat) + eps).
 
@@ -878,6 +875,4 @@ def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=N
             out.append(inverse(view * (target / (_frobenius(view) + eps))).astype(x.dtype))
         return treedef.unflatten(out), OrthogonalRmsState(count, treedef.unflatten(new_nu))
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"decay": decay, "eps": eps}
-    )
+    return init, update

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_state
 from ._numerics import increment, new_count
+from ._recipe import transform
 from ._tree import check_same_structure, zeros_like_tree
 from ._tree import real_vdot as _vdot
 
@@ -27,6 +28,7 @@ class ScaleByLBFGSState(NamedTuple):
     weights_memory: jax.Array
 
 
+@transform
 def scale_by_lbfgs(
     memory_size: int = 10, scale_init_precond: bool = True
 ) -> GradientTransformation:
@@ -129,12 +131,7 @@ def scale_by_lbfgs(
             weights_memory=rhos,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"memory_size": memory_size, "scale_init_precond": scale_init_precond},
-    )
+    return init, update
 
 
 def _sq_norm(tree):

@@ -20,6 +20,7 @@ from ._base import GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_range, check_state, check_transformation
 from ._moments import moving_average, square_zeros, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
 
@@ -36,6 +37,7 @@ class ClipSpikesState(NamedTuple):
     nu: Any
 
 
+@transform
 def clip_spikes(
     threshold=5000.0, b2=0.999, warmup_steps: int = 20, reset_every: int | None = None
 ) -> GradientTransformation:
@@ -105,17 +107,7 @@ def clip_spikes(
         nu = store(treedef.unflatten([v for _, v in pairs]), state.nu, count, salt=1)
         return out, ClipSpikesState(count=count, nu=nu)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "threshold": threshold,
-            "b2": b2,
-            "warmup_steps": warmup_steps,
-            "reset_every": reset_every,
-        },
-    )
+    return init, update
 
 
 def _leaf_scalars(params):
@@ -134,6 +126,7 @@ class ClipByRunningMaxState(NamedTuple):
     m_max: Any
 
 
+@transform
 def clip_by_running_max(theta=0.999) -> GradientTransformation:
     """Stable-SPAM's AdaClip: u = g * M_hat_t / max|g| where |g| > M_hat_t, else g.
 
@@ -185,7 +178,7 @@ def clip_by_running_max(theta=0.999) -> GradientTransformation:
         out = treedef.unflatten([u.astype(g.dtype) for (u, _), g in zip(pairs, leaves)])
         return out, ClipByRunningMaxState(count, treedef.unflatten([m for _, m in pairs]))
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"theta": theta})
+    return init, update
 
 
 class ScaleByNormMomentsState(NamedTuple):
@@ -196,6 +189,7 @@ class ScaleByNormMomentsState(NamedTuple):
     v_norm: Any
 
 
+@transform
 def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransformation:
     """Stable-SPAM's AdaGN: u = g / ||g|| * m_hat_t / (sqrt(v_hat_t) + eps), per leaf.
 
@@ -266,12 +260,7 @@ def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransform
         v_norm = treedef.unflatten([v for _, _, v in outs])
         return out, ScaleByNormMomentsState(count, m_norm, v_norm)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"gamma1": gamma1, "gamma2": gamma2, "eps": eps},
-    )
+    return init, update
 
 
 class ResetMomentsState(NamedTuple):
@@ -291,6 +280,7 @@ def reset_warmup_factor(count, every, warmup_steps, dtype):
     return jnp.where((count >= every) & (k < warmup_steps), ramp, jnp.ones((), dtype))
 
 
+@transform
 def reset_moments(
     inner: TransformLike, every: int, warmup_steps: int = 0, reset_count: bool = False
 ) -> GradientTransformation:
@@ -353,15 +343,4 @@ def reset_moments(
             out = jax.tree.map(warm, out)
         return out, ResetMomentsState(count=count, inner_state=inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={
-            "inner": inner,
-            "every": every,
-            "warmup_steps": warmup_steps,
-            "reset_count": reset_count,
-        },
-    )
+    return init, update, (inner,)
