@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ._averaging import _check_params, _copy_wide
-from ._base import GradientTransformation, update_fn
+from ._base import update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
 from ._numerics import new_count
 from ._recipe import transform
@@ -53,7 +53,7 @@ def diloco(
     outer: TransformLike,
     sync_period: int,
     axis_name: Any = None,
-) -> GradientTransformation:
+):
     """DiLoCo: H inner steps per worker, then an outer step on the averaged pseudo-gradient.
 
     Each worker moves its parameters theta by the inner optimizer A,

@@ -70,6 +70,16 @@ def _rank(shape, rank_fraction, rank_multiple_of, rank) -> int:
     return min(r, m, n)
 
 
+def _dion_leaves(owner, state, state_type, updates, weight_dimension_numbers):
+    """The checked inputs of a Dion update, per leaf of ``updates``: (path, g) pairs,
+    the tree's structure, the leaves' dimension numbers and stored momenta."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    flat, treedef = jax.tree_util.tree_flatten_with_path(updates)
+    dims = leaf_dimension_numbers(weight_dimension_numbers, updates)
+    return flat, treedef, dims, treedef.flatten_up_to(as_stored(state.momentum))
+
+
 class DionState(NamedTuple):
     """count: steps taken; momentum: M per leaf; q: Q per leaf, shape (batch, min(m, n), r)."""
 
@@ -198,11 +208,9 @@ def scale_by_dion(
         return inverse(u).astype(g.dtype), inverse(b), q_new
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, DionState)
-        check_float_leaves(owner, updates, "gradient")
-        flat, treedef = jax.tree_util.tree_flatten_with_path(updates)
-        dims = leaf_dimension_numbers(weight_dimension_numbers, updates)
-        moms = treedef.flatten_up_to(as_stored(state.momentum))
+        flat, treedef, dims, moms = _dion_leaves(
+            owner, state, DionState, updates, weight_dimension_numbers
+        )
         qs = treedef.flatten_up_to(state.q)
         out, new_m, new_q = [], [], []
         for (path, g), d, m, q in zip(flat, dims, moms, qs):
@@ -313,11 +321,9 @@ def scale_by_dion2(
         return inverse(u).astype(g.dtype), inverse(b)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, Dion2State)
-        check_float_leaves(owner, updates, "gradient")
-        flat, treedef = jax.tree_util.tree_flatten_with_path(updates)
-        dims = leaf_dimension_numbers(weight_dimension_numbers, updates)
-        moms = treedef.flatten_up_to(as_stored(state.momentum))
+        flat, treedef, dims, moms = _dion_leaves(
+            owner, state, Dion2State, updates, weight_dimension_numbers
+        )
         out, new_m = [], []
         for (path, g), d, m in zip(flat, dims, moms):
             if g.size == 0:  # no entries: nothing to select

@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
 from ._moments import moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
@@ -87,7 +86,7 @@ def scale_by_factored_rms(
     min_dim_size_to_factor: int = 128,
     epsilon=1e-30,
     decay_rate_fn=decay_rate_pow,
-) -> GradientTransformation:
+):
     """Adafactor's scaling: divide by the root of a factored second moment.
 
     With beta_t = decay_rate_fn(t - step_offset, decay_rate) (t = 0 first),
@@ -204,7 +203,7 @@ class ScaleBySM3State(NamedTuple):
 
 
 @transform
-def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
+def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8):
     """SM3: Adagrad whose accumulator is covered by one vector per axis.
 
     For a leaf with axes i = 1..k and accumulators a^(i) (one entry per index
@@ -310,7 +309,7 @@ class ConfidenceState(NamedTuple):
 @transform
 def scale_by_confidence(
     b1=0.9, b3=0.9999, eps=1e-16, factored: bool = True, min_dim_size_to_factor: int = 0
-) -> GradientTransformation:
+):
     """CAME's confidence-guided momentum: u = m_t / sqrt(S_t), S_t factored from (u_t - m_t)^2.
 
     m_t = b1 * m_{t-1} + (1 - b1) * u_t is the momentum of the input u_t (in

@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, moment_state
 from ._numerics import abs_sq, compute_dtype
 from ._recipe import transform
@@ -30,7 +29,7 @@ def _correct(g, previous, coefficient):
 
 
 @transform
-def scale_by_mars(b1=0.95, gamma=0.025) -> GradientTransformation:
+def scale_by_mars(b1=0.95, gamma=0.025):
     """MARS gradient correction: c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1}).
 
     Then c_t is divided by ||c_t||_2 wherever that norm exceeds 1 (per leaf,

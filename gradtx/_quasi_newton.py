@@ -7,7 +7,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_state
 from ._numerics import increment, new_count
 from ._recipe import transform
@@ -29,9 +28,7 @@ class ScaleByLBFGSState(NamedTuple):
 
 
 @transform
-def scale_by_lbfgs(
-    memory_size: int = 10, scale_init_precond: bool = True
-) -> GradientTransformation:
+def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True):
     """L-BFGS's direction d_k = H_k g_k, by the two-loop recursion over the last m pairs.
 
     With s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i and rho_i = 1 / <y_i, s_i>

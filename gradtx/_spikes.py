@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation, update_fn
+from ._base import update_fn
 from ._checks import check_float_leaves, check_range, check_state, check_transformation
 from ._moments import moving_average, square_zeros, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
@@ -30,6 +30,14 @@ def _check_steps(owner, name, value, low):
         raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
 
 
+def _check_leaf_state(owner, state, state_type, field, updates):
+    """Check an update's state type, its float updates, and the state's per-leaf
+    tree ``field`` against the updates' structure."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    check_same_structure(owner, getattr(state, field), updates, f"the state's {field}", "updates")
+
+
 class ClipSpikesState(NamedTuple):
     """count: steps taken; nu: the running second moment of the clipped gradient."""
 
@@ -38,9 +46,7 @@ class ClipSpikesState(NamedTuple):
 
 
 @transform
-def clip_spikes(
-    threshold=5000.0, b2=0.999, warmup_steps: int = 20, reset_every: int | None = None
-) -> GradientTransformation:
+def clip_spikes(threshold=5000.0, b2=0.999, warmup_steps: int = 20, reset_every: int | None = None):
     """SPAM's spike clipping: u = sign(g) * sqrt(theta * v_{t-1}) where g^2 > theta * v_{t-1}, else g.
 
     v_t = b2 * v_{t-1} + (1 - b2) * u_t^2 is the second moment of the clipped
@@ -90,9 +96,7 @@ def clip_spikes(
         return u, moving_average(v_prev, abs_sq(u), b2)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ClipSpikesState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.nu, updates, "the state's nu", "updates")
+        _check_leaf_state(owner, state, ClipSpikesState, "nu", updates)
         count = increment(state.count)
         active = (count >= warmup_steps) & (threshold > 0)
         reset = jnp.array(False)
@@ -127,7 +131,7 @@ class ClipByRunningMaxState(NamedTuple):
 
 
 @transform
-def clip_by_running_max(theta=0.999) -> GradientTransformation:
+def clip_by_running_max(theta=0.999):
     """Stable-SPAM's AdaClip: u = g * M_hat_t / max|g| where |g| > M_hat_t, else g.
 
     Per leaf, M_t = theta * M_{t-1} + (1 - theta) * max_i |g_i| and
@@ -169,9 +173,7 @@ def clip_by_running_max(theta=0.999) -> GradientTransformation:
         return jnp.where(size > m_hat, g * ratio.astype(cd), g), new_m.astype(m.dtype)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ClipByRunningMaxState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.m_max, updates, "the state's m_max", "updates")
+        _check_leaf_state(owner, state, ClipByRunningMaxState, "m_max", updates)
         count = increment(state.count)
         leaves, treedef = jax.tree.flatten(updates)
         pairs = [clip_one(g, m, count) for g, m in zip(leaves, treedef.flatten_up_to(state.m_max))]
@@ -190,7 +192,7 @@ class ScaleByNormMomentsState(NamedTuple):
 
 
 @transform
-def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransformation:
+def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8):
     """Stable-SPAM's AdaGN: u = g / ||g|| * m_hat_t / (sqrt(v_hat_t) + eps), per leaf.
 
     m_t = gamma1 * m_{t-1} + (1 - gamma1) * ||g||, m_hat_t = m_t / (1 - gamma1^t),
@@ -244,9 +246,7 @@ def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransform
         return u, new_m.astype(m.dtype), new_v.astype(v.dtype)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScaleByNormMomentsState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.m_norm, updates, "the state's m_norm", "updates")
+        _check_leaf_state(owner, state, ScaleByNormMomentsState, "m_norm", updates)
         count = increment(state.count)
         leaves, treedef = jax.tree.flatten(updates)
         outs = [
@@ -283,7 +283,7 @@ def reset_warmup_factor(count, every, warmup_steps, dtype):
 @transform
 def reset_moments(
     inner: TransformLike, every: int, warmup_steps: int = 0, reset_count: bool = False
-) -> GradientTransformation:
+):
     """Momentum reset: every ``every`` steps, T's moments restart from zero.
 
     At step t (from 1) with t mod every = 0, before T's update, the
