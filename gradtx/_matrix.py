@@ -37,6 +37,7 @@ from ._combine import chain, precondition
 from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import compute_dtype, increment, new_count
+from ._orthogonal import _spec_per_leaf
 from ._recipe import transform
 from ._second_moment import scale_by_rms
 from ._tree import check_same_structure, path_str
@@ -634,14 +635,7 @@ def _galore_leaf_dims(spec, tree) -> list:
         return [GaLoreDimensionNumbers() if jnp.ndim(x) == 2 else None for x in leaves]
     if _is_galore_dims(spec):
         return [spec if jnp.ndim(x) >= 2 else None for x in leaves]
-    out = []
-    jax.tree.map(
-        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
-        spec,
-        tree,
-        is_leaf=lambda x: x is None or _is_galore_dims(x),
-    )
-    return out
+    return _spec_per_leaf(spec, tree, _is_galore_dims)
 
 
 def _galore_axes(axis, ndim):

@@ -457,6 +457,19 @@ def _to_batch(x, dim_numbers):
     return flat, lambda y: jnp.transpose(y.reshape(shape), inverse)
 
 
+def _spec_per_leaf(spec, tree, is_spec) -> list:
+    """One entry per leaf of ``tree`` from ``spec``, a tree of specs (``is_spec``) or
+    None shaped like ``tree`` or a prefix of it: a leaf takes the entry above it."""
+    out = []
+    jax.tree.map(
+        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
+        spec,
+        tree,
+        is_leaf=lambda x: x is None or is_spec(x),
+    )
+    return out
+
+
 def leaf_dimension_numbers(weight_dimension_numbers, updates) -> list:
     """One entry per leaf of ``updates``: its ``MuonDimensionNumbers`` or None (a plain matrix).
 
@@ -473,14 +486,7 @@ def leaf_dimension_numbers(weight_dimension_numbers, updates) -> list:
         return [None] * n
     if _is_dim_numbers(spec):
         return [spec] * n
-    out = []
-    jax.tree.map(
-        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
-        spec,
-        updates,
-        is_leaf=lambda x: x is None or _is_dim_numbers(x),
-    )
-    return out
+    return _spec_per_leaf(spec, updates, _is_dim_numbers)
 
 
 def _matrices(owner, updates, weight_dimension_numbers):
