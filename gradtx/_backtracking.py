@@ -15,15 +15,32 @@ which ``value_and_grad_from_state`` reuses at the next step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
 from ._numerics import compute_dtype
+from ._recipe import transform
 from ._tree import zeros_like_tree
+
+
+def _line_search_keywords(
+    owner, state, state_type, updates, params, value, grad, value_fn, extra
+) -> tuple[Callable[..., Any], dict]:
+    """Check a line search's update call (its state, params and the keywords value=,
+    grad=, value_fn=); return ``value_fn`` and the keywords of ``extra`` it takes."""
+    check_state(owner, state, state_type)
+    if params is None or value is None or grad is None or value_fn is None:
+        raise ValueError(
+            f"{owner}: update needs params and the keywords value= (the loss "
+            f"at params), grad= (its gradient) and value_fn= (the loss "
+            f"function)"
+        )
+    check_float_leaves(owner, updates, "updates")
+    return value_fn, value_fn_keywords(owner, value_fn, extra)
 
 
 class BacktrackingLinesearchInfo(NamedTuple):
@@ -54,6 +71,7 @@ def _slope(updates, grad):
     return sum(parts[1:], parts[0]) if parts else jnp.zeros(())
 
 
+@transform(exclude=("verbose",))
 def scale_by_backtracking_linesearch(
     max_backtracking_steps,
     slope_rtol=1e-4,
@@ -64,7 +82,7 @@ def scale_by_backtracking_linesearch(
     rtol=0.0,
     store_grad: bool = False,
     verbose: bool = False,
-) -> GradientTransformation:
+):
     """Armijo backtracking: u_t = eta_t * u, eta_t = max_lr-capped guess * decrease_factor^k.
 
     The guess is min(increase_factor * eta_{t-1}, max_learning_rate); k is
@@ -133,15 +151,17 @@ def scale_by_backtracking_linesearch(
         )
 
     def update(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra):
-        check_state(owner, state, ScaleByBacktrackingLinesearchState)
-        if params is None or value is None or grad is None or value_fn is None:
-            raise ValueError(
-                f"{owner}: update needs params and the keywords value= (the loss "
-                f"at params), grad= (its gradient) and value_fn= (the loss "
-                f"function)"
-            )
-        check_float_leaves(owner, updates, "updates")
-        fn_kwargs = value_fn_keywords(owner, value_fn, extra)
+        value_fn, fn_kwargs = _line_search_keywords(
+            owner,
+            state,
+            ScaleByBacktrackingLinesearchState,
+            updates,
+            params,
+            value,
+            grad,
+            value_fn,
+            extra,
+        )
         real = state.value.dtype
         value0 = jnp.asarray(value).astype(real)
         slope = _slope(updates, grad).astype(real)
@@ -199,18 +219,4 @@ def scale_by_backtracking_linesearch(
             info=BacktrackingLinesearchInfo(num_linesearch_steps=count, decrease_error=err),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "max_backtracking_steps": max_backtracking_steps,
-            "slope_rtol": slope_rtol,
-            "decrease_factor": decrease_factor,
-            "increase_factor": increase_factor,
-            "max_learning_rate": max_learning_rate,
-            "atol": atol,
-            "rtol": rtol,
-            "store_grad": store_grad,
-        },
-    )
+    return init, update

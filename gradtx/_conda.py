@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_real_leaves, moment_state
-from ._matrix import _project
+from ._matrix import _per_leaf, _project
 from ._moments import debias_denominator, moment_zeros, moving_average, moving_average_sq
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 
 
 class CondaState(NamedTuple):
@@ -43,6 +43,7 @@ def _singular_basis(m, axis):
     return vh.T if axis == 1 else u
 
 
+@transform
 def scale_by_conda(b1=0.9, b2=0.999, eps=1e-8, update_proj_gap=2000, scale=1.0):
     """Conda's direction: u_t = c_t * scale * back(P(m_t) / (sqrt(v_t) + eps)), Adam in the momentum's singular basis.
 
@@ -128,28 +129,7 @@ def scale_by_conda(b1=0.9, b2=0.999, eps=1e-8, update_proj_gap=2000, scale=1.0):
             direction = _project(_project(mu, bases) / (jnp.sqrt(nu) + eps), bases, transpose=False)
             return (factor * direction).astype(u.dtype), mu, nu, bases
 
-        treedef = jax.tree.structure(updates)
-        outs = [
-            leaf(*args)
-            for args in zip(
-                jax.tree.leaves(updates),
-                jax.tree.leaves(state.mu),
-                jax.tree.leaves(state.nu),
-                treedef.flatten_up_to(state.bases),
-            )
-        ]
-        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(4)]
+        fields = _per_leaf(leaf, 4, updates, state.mu, state.nu, state.bases)
         return fields[0], CondaState(t, *fields[1:])
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "update_proj_gap": update_proj_gap,
-            "scale": scale,
-        },
-    )
+    return init, update

@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 
 from ._averaging import _check_params, _copy_wide
-from ._base import GradientTransformation, update_fn
+from ._base import update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
 from ._numerics import new_count
+from ._recipe import transform
 from ._typing import TransformLike
 from ._wrappers import _like, check_int
 
@@ -46,12 +47,13 @@ def _check_axis_bound(owner: str, axis_name) -> None:
         ) from error
 
 
+@transform
 def diloco(
     inner: TransformLike,
     outer: TransformLike,
     sync_period: int,
     axis_name: Any = None,
-) -> GradientTransformation:
+):
     """DiLoCo: H inner steps per worker, then an outer step on the averaged pseudo-gradient.
 
     Each worker moves its parameters theta by the inner optimizer A,
@@ -145,15 +147,4 @@ def diloco(
         count = jnp.where(sync, jnp.zeros_like(state.count), state.count + 1)
         return out, DilocoState(count, outer_params, outer_state, inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner, outer),
-        hyperparams={
-            "inner": inner,
-            "outer": outer,
-            "sync_period": sync_period,
-            "axis_name": axis_name,
-        },
-    )
+    return init, update, (inner, outer)

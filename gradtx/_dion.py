@@ -27,11 +27,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state, check_state_dtype
 from ._moments import as_stored, moment_zeros, moving_average, store
 from ._numerics import compute_dtype
 from ._orthogonal import _fans, _matrices, _mT, _to_batch, leaf_dimension_numbers, polar_express
+from ._recipe import transform
 from ._tree import path_str
 
 _ADJUST_LR = ("spectral_norm", "rms_norm", None)
@@ -70,6 +70,16 @@ def _rank(shape, rank_fraction, rank_multiple_of, rank) -> int:
     return min(r, m, n)
 
 
+def _dion_leaves(owner, state, state_type, updates, weight_dimension_numbers):
+    """The checked inputs of a Dion update, per leaf of ``updates``: (path, g) pairs,
+    the tree's structure, the leaves' dimension numbers and stored momenta."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    flat, treedef = jax.tree_util.tree_flatten_with_path(updates)
+    dims = leaf_dimension_numbers(weight_dimension_numbers, updates)
+    return flat, treedef, dims, treedef.flatten_up_to(as_stored(state.momentum))
+
+
 class DionState(NamedTuple):
     """count: steps taken; momentum: M per leaf; q: Q per leaf, shape (batch, min(m, n), r)."""
 
@@ -78,6 +88,7 @@ class DionState(NamedTuple):
     q: Any
 
 
+@transform(exclude=("mu_dtype", "weight_dimension_numbers"))
 def scale_by_dion(
     rank_fraction=1.0,
     mu=0.95,
@@ -197,11 +208,9 @@ def scale_by_dion(
         return inverse(u).astype(g.dtype), inverse(b), q_new
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, DionState)
-        check_float_leaves(owner, updates, "gradient")
-        flat, treedef = jax.tree_util.tree_flatten_with_path(updates)
-        dims = leaf_dimension_numbers(weight_dimension_numbers, updates)
-        moms = treedef.flatten_up_to(as_stored(state.momentum))
+        flat, treedef, dims, moms = _dion_leaves(
+            owner, state, DionState, updates, weight_dimension_numbers
+        )
         qs = treedef.flatten_up_to(state.q)
         out, new_m, new_q = [], [], []
         for (path, g), d, m, q in zip(flat, dims, moms, qs):
@@ -219,21 +228,7 @@ def scale_by_dion(
         q = store(treedef.unflatten(new_q), state.q, count, salt=len(flat))
         return treedef.unflatten(out), DionState(count, momentum, q)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "rank_fraction": rank_fraction,
-            "mu": mu,
-            "epsilon": epsilon,
-            "rank": rank,
-            "rank_multiple_of": rank_multiple_of,
-            "power_iters": power_iters,
-            "adjust_lr": adjust_lr,
-            "seed": seed,
-        },
-    )
+    return init, update
 
 
 class Dion2State(NamedTuple):
@@ -243,6 +238,7 @@ class Dion2State(NamedTuple):
     momentum: Any
 
 
+@transform(exclude=("polar", "mu_dtype", "weight_dimension_numbers"))
 def scale_by_dion2(
     fraction=0.25,
     ef_decay=0.95,
@@ -325,11 +321,9 @@ def scale_by_dion2(
         return inverse(u).astype(g.dtype), inverse(b)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, Dion2State)
-        check_float_leaves(owner, updates, "gradient")
-        flat, treedef = jax.tree_util.tree_flatten_with_path(updates)
-        dims = leaf_dimension_numbers(weight_dimension_numbers, updates)
-        moms = treedef.flatten_up_to(as_stored(state.momentum))
+        flat, treedef, dims, moms = _dion_leaves(
+            owner, state, Dion2State, updates, weight_dimension_numbers
+        )
         out, new_m = [], []
         for (path, g), d, m in zip(flat, dims, moms):
             if g.size == 0:  # no entries: nothing to select
@@ -343,13 +337,4 @@ def scale_by_dion2(
         momentum = store(treedef.unflatten(new_m), state.momentum, count)
         return treedef.unflatten(out), Dion2State(count, momentum)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "fraction": fraction,
-            "ef_decay": ef_decay,
-            "adjust_lr": adjust_lr,
-        },
-    )
+    return init, update

@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_state
 from ._moments import moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 
 
@@ -78,6 +78,7 @@ class FactoredState(NamedTuple):
     v: object
 
 
+@transform(exclude=("decay_rate_fn",))
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate=0.8,
@@ -85,7 +86,7 @@ def scale_by_factored_rms(
     min_dim_size_to_factor: int = 128,
     epsilon=1e-30,
     decay_rate_fn=decay_rate_pow,
-) -> GradientTransformation:
+):
     """Adafactor's scaling: divide by the root of a factored second moment.
 
     With beta_t = decay_rate_fn(t - step_offset, decay_rate) (t = 0 first),
@@ -191,18 +192,7 @@ def scale_by_factored_rms(
             v=treedef.unflatten(new_vs),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "factored": factored,
-            "decay_rate": decay_rate,
-            "step_offset": step_offset,
-            "min_dim_size_to_factor": min_dim_size_to_factor,
-            "epsilon": epsilon,
-        },
-    )
+    return init, update
 
 
 class ScaleBySM3State(NamedTuple):
@@ -212,7 +202,8 @@ class ScaleBySM3State(NamedTuple):
     nu: object
 
 
-def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
+@transform
+def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8):
     """SM3: Adagrad whose accumulator is covered by one vector per axis.
 
     For a leaf with axes i = 1..k and accumulators a^(i) (one entry per index
@@ -303,9 +294,7 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
         out = jax.tree.map(lambda m, g: m.astype(g.dtype), nu, updates)
         return out, ScaleBySM3State(mu=mu, nu=nu)
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"b1": b1, "b2": b2, "eps": eps}
-    )
+    return init, update
 
 
 class ConfidenceState(NamedTuple):
@@ -317,9 +306,10 @@ class ConfidenceState(NamedTuple):
     r_col: object
 
 
+@transform
 def scale_by_confidence(
     b1=0.9, b3=0.9999, eps=1e-16, factored: bool = True, min_dim_size_to_factor: int = 0
-) -> GradientTransformation:
+):
     """CAME's confidence-guided momentum: u = m_t / sqrt(S_t), S_t factored from (u_t - m_t)^2.
 
     m_t = b1 * m_{t-1} + (1 - b1) * u_t is the momentum of the input u_t (in
@@ -401,15 +391,4 @@ def scale_by_confidence(
             r_col=treedef.unflatten(list(cols)),
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b3": b3,
-            "eps": eps,
-            "factored": factored,
-            "min_dim_size_to_factor": min_dim_size_to_factor,
-        },
-    )
+    return init, update

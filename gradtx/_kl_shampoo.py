@@ -16,12 +16,12 @@ Arithmetic runs in at least float32, as in ``_matrix``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, check_real_leaves, moment_state
 from ._matrix import (
     _apply_on_axis,
@@ -29,11 +29,13 @@ from ._matrix import (
     _check_common,
     _eigenbasis,
     _inverse_root,
+    _per_leaf,
     _preconditioned_axes,
     _project,
 )
 from ._moments import debias_denominator, moment_zeros, moving_average
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 
 
 def _along(v, axis, ndim):
@@ -131,6 +133,7 @@ def _kl_checks(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_pre
 def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequency, options):
     """The pair (init, update) shared by KL-Shampoo and KL-SOAP; ``with_nu``: KL-SOAP's step."""
     max_dim, precondition_1d, init_factor, clamp = options
+    _kl_checks(owner, b1, b2, shampoo_beta, eps, frequency, max_dim)
     s = b2 if shampoo_beta is None else shampoo_beta
     check_range(owner, "init_factor", init_factor, 0, low_open=True)
     if clamp is not None:
@@ -210,21 +213,9 @@ def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequen
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, state_type, updates, "mu")
         k = state.count  # updates taken before this step's
-        treedef = jax.tree.structure(updates)
-        mus = jax.tree.leaves(state.mu)
-        nus = jax.tree.leaves(state.nu) if with_nu else mus
-        outs = [
-            leaf(k, *args)
-            for args in zip(
-                jax.tree.leaves(updates),
-                mus,
-                nus,
-                treedef.flatten_up_to(state.stats),
-                treedef.flatten_up_to(state.bases),
-                treedef.flatten_up_to(state.eigenvalues),
-            )
-        ]
-        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(6)]
+        nu = state.nu if with_nu else state.mu
+        trees = (state.mu, nu, state.stats, state.bases, state.eigenvalues)
+        fields = _per_leaf(functools.partial(leaf, k), 6, updates, *trees)
         if not with_nu:
             del fields[2]
         return fields[0], state_type(increment(state.count), *fields[1:])
@@ -232,44 +223,7 @@ def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequen
     return init, update
 
 
-def _kl_factored(
-    owner,
-    state_type,
-    with_nu,
-    b1,
-    b2,
-    eps,
-    precondition_frequency,
-    shampoo_beta,
-    init_factor,
-    eigenvalue_clamp,
-    max_precondition_dim,
-    precondition_1d,
-):
-    """KL-Shampoo's or KL-SOAP's transform (``with_nu``: Adam's v in the eigenbasis)."""
-    _kl_checks(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim)
-    options = (max_precondition_dim, precondition_1d, init_factor, eigenvalue_clamp)
-    init, update = _kl_transform(
-        owner, state_type, with_nu, b1, b2, shampoo_beta, eps, precondition_frequency, options
-    )
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "precondition_frequency": precondition_frequency,
-            "shampoo_beta": shampoo_beta,
-            "init_factor": init_factor,
-            "eigenvalue_clamp": eigenvalue_clamp,
-            "max_precondition_dim": max_precondition_dim,
-            "precondition_1d": precondition_1d,
-        },
-    )
-
-
+@transform
 def scale_by_kl_shampoo(
     b1=0.9,
     b2=0.98,
@@ -325,22 +279,21 @@ def scale_by_kl_shampoo(
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
     arXiv:2509.03378.
     """
-    return _kl_factored(
+    options = (max_precondition_dim, precondition_1d, init_factor, eigenvalue_clamp)
+    return _kl_transform(
         "scale_by_kl_shampoo",
         KLShampooState,
         False,
         b1,
         b2,
+        shampoo_beta,
         eps,
         precondition_frequency,
-        shampoo_beta,
-        init_factor,
-        eigenvalue_clamp,
-        max_precondition_dim,
-        precondition_1d,
+        options,
     )
 
 
+@transform
 def scale_by_kl_soap(
     b1=0.9,
     b2=0.98,
@@ -384,19 +337,17 @@ def scale_by_kl_soap(
     Improving Shampoo and SOAP via Kullback-Leibler Minimization", 2025,
     arXiv:2509.03378.
     """
-    return _kl_factored(
+    options = (max_precondition_dim, precondition_1d, init_factor, eigenvalue_clamp)
+    return _kl_transform(
         "scale_by_kl_soap",
         KLSoapState,
         True,
         b1,
         b2,
+        shampoo_beta,
         eps,
         precondition_frequency,
-        shampoo_beta,
-        init_factor,
-        eigenvalue_clamp,
-        max_precondition_dim,
-        precondition_1d,
+        options,
     )
 
 
@@ -423,6 +374,7 @@ def _one_side(shape, max_precondition_dim):
     return (a,) if shape[a] <= max_precondition_dim else ()
 
 
+@transform
 def scale_by_one_sided_shampoo(
     b1=0.95,
     b2=0.95,
@@ -496,7 +448,6 @@ def scale_by_one_sided_shampoo(
         moment_state(owner, state, OneSidedShampooState, updates, "mu")
         t = increment(state.count)
         refresh = state.count % precondition_frequency == 0
-        treedef = jax.tree.structure(updates)
 
         def leaf(u, mu, stats, roots):
             g = u.astype(mu.dtype)
@@ -515,27 +466,7 @@ def scale_by_one_sided_shampoo(
             out = _apply_on_axis(m_hat, r, a, True)
             return out.astype(u.dtype), mu, {a: h}, {a: r}
 
-        outs = [
-            leaf(*args)
-            for args in zip(
-                jax.tree.leaves(updates),
-                jax.tree.leaves(state.mu),
-                treedef.flatten_up_to(state.stats),
-                treedef.flatten_up_to(state.roots),
-            )
-        ]
-        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(4)]
+        fields = _per_leaf(leaf, 4, updates, state.mu, state.stats, state.roots)
         return fields[0], OneSidedShampooState(t, *fields[1:])
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "precondition_frequency": precondition_frequency,
-            "max_precondition_dim": max_precondition_dim,
-        },
-    )
+    return init, update

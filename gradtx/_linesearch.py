@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._backtracking import _line_search_keywords
 from ._base import GradientTransformation
-from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
+from ._checks import check_range
 from ._numerics import compute_dtype, is_traced
 from ._tree import real_vdot as _vdot
 from ._tree import zeros_like_tree
@@ -247,15 +248,9 @@ def scale_by_zoom_linesearch(
         )
 
     def update(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra):
-        check_state(owner, state, ScaleByZoomLinesearchState)
-        if params is None or value is None or grad is None or value_fn is None:
-            raise ValueError(
-                f"{owner}: update needs params and the keywords value= (the loss "
-                f"at params), grad= (its gradient) and value_fn= (the loss "
-                f"function)"
-            )
-        check_float_leaves(owner, updates, "updates")
-        fn_kwargs = value_fn_keywords(owner, value_fn, extra)
+        value_fn, fn_kwargs = _line_search_keywords(
+            owner, state, ScaleByZoomLinesearchState, updates, params, value, grad, value_fn, extra
+        )
         value_and_grad = jax.value_and_grad(value_fn)
         real = state.value.dtype
 
@@ -293,6 +288,39 @@ def scale_by_zoom_linesearch(
             safe_grad=grad,
         )
 
+        def measure(eta):
+            """The line at eta: its value, gradient and slope, and the two errors there."""
+            value_eta, grad_eta, slope_eta = on_line(eta)
+            dec = decrease_error(eta, value_eta, slope_eta, value0, slope0)
+            curv = curvature_error(slope_eta, slope0)
+            return value_eta, grad_eta, slope_eta, dec, curv
+
+        def advance(s, eta, line, low, high, ref, safe, **flags):
+            """s moved to eta (``line``: ``measure(eta)``), with the bracket's ends
+            ``low``, ``high``, the cubic's reference point ``ref`` and the safe point."""
+            value_eta, grad_eta, slope_eta, dec, curv = line
+            return s._replace(
+                count=s.count + 1,
+                stepsize=eta,
+                value=value_eta,
+                grad=grad_eta,
+                slope=slope_eta,
+                decrease_error=dec,
+                curvature_error=curv,
+                low=low[0],
+                value_low=low[1],
+                slope_low=low[2],
+                high=high[0],
+                value_high=high[1],
+                slope_high=high[2],
+                cubic_ref=ref[0],
+                value_cubic_ref=ref[1],
+                safe_stepsize=safe[0],
+                safe_value=safe[1],
+                safe_grad=safe[2],
+                **flags,
+            )
+
         def bracket(s):
             eta = jnp.where(s.count == 0, guess, increase_factor * s.stepsize)
             if max_learning_rate is not None:
@@ -300,9 +328,8 @@ def scale_by_zoom_linesearch(
                 eta = jnp.minimum(eta, max_learning_rate)
             else:
                 capped = false
-            value_eta, grad_eta, slope_eta = on_line(eta)
-            dec = decrease_error(eta, value_eta, slope_eta, value0, slope0)
-            curv = curvature_error(slope_eta, slope0)
+            line = measure(eta)
+            value_eta, grad_eta, slope_eta, dec, curv = line
             error = jnp.maximum(dec, curv)
             safe = _select(
                 dec <= tol, (eta, value_eta, grad_eta), (s.safe_stepsize, s.safe_value, s.safe_grad)
@@ -314,28 +341,8 @@ def scale_by_zoom_linesearch(
             found = high_is_new | low_is_new | (error <= tol)
             done = (error <= tol) | (capped & ~found)
             failed = (s.count + 1 >= max_linesearch_steps) & ~done
-            return s._replace(
-                count=s.count + 1,
-                stepsize=eta,
-                value=value_eta,
-                grad=grad_eta,
-                slope=slope_eta,
-                decrease_error=dec,
-                curvature_error=curv,
-                interval_found=found,
-                done=done,
-                failed=failed,
-                low=low[0],
-                value_low=low[1],
-                slope_low=low[2],
-                high=high[0],
-                value_high=high[1],
-                slope_high=high[2],
-                cubic_ref=low[0],
-                value_cubic_ref=low[1],
-                safe_stepsize=safe[0],
-                safe_value=safe[1],
-                safe_grad=safe[2],
+            return advance(
+                s, eta, line, low, high, low, safe, interval_found=found, done=done, failed=failed
             )
 
         def zoom(s):
@@ -358,9 +365,8 @@ def scale_by_zoom_linesearch(
             eta = jnp.where(use_cubic, cubic, s.cubic_ref)
             eta = jnp.where(use_quadratic, quadratic, eta)
             eta = jnp.where(~use_cubic & ~use_quadratic, (s.low + s.high) / 2.0, eta)
-            value_eta, grad_eta, slope_eta = on_line(eta)
-            dec = decrease_error(eta, value_eta, slope_eta, value0, slope0)
-            curv = curvature_error(slope_eta, slope0)
+            line = measure(eta)
+            value_eta, grad_eta, slope_eta, dec, curv = line
             error = jnp.maximum(dec, curv)
             safe = _select(
                 (dec <= tol) & (value_eta < s.safe_value),
@@ -380,27 +386,8 @@ def scale_by_zoom_linesearch(
             stuck = (s.count + 1 >= max_linesearch_steps) | (
                 (width <= stepsize_precision) & (safe[0] > 0.0)
             )
-            return s._replace(
-                count=s.count + 1,
-                stepsize=eta,
-                value=value_eta,
-                grad=grad_eta,
-                slope=slope_eta,
-                decrease_error=dec,
-                curvature_error=curv,
-                done=done,
-                failed=stuck & ~done,
-                low=new_low[0],
-                value_low=new_low[1],
-                slope_low=new_low[2],
-                high=new_high[0],
-                value_high=new_high[1],
-                slope_high=new_high[2],
-                cubic_ref=ref[0],
-                value_cubic_ref=ref[1],
-                safe_stepsize=safe[0],
-                safe_value=safe[1],
-                safe_grad=safe[2],
+            return advance(
+                s, eta, line, new_low, new_high, ref, safe, done=done, failed=stuck & ~done
             )
 
         def fall_back(s):

@@ -18,10 +18,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._base import EmptyState, GradientTransformation
+from ._base import EmptyState
 from ._checks import check_float_leaves, check_range, check_state
 from ._numerics import compute_dtype
 from ._orthogonal import _fans, _to_batch, leaf_dimension_numbers, orthogonalize, polar_function
+from ._recipe import transform
 from ._tree import is_mask_function, path_str
 
 LMO_NORMS = ("spectral", "sign", "col", "row", "bias")
@@ -72,6 +73,7 @@ def _lmo_one(name, x, d, eps, owner, path):
     return inverse(out)
 
 
+@transform(exclude=("polar", "weight_dimension_numbers"))
 def scale_by_lmo(norms=None, radius=1.0, *, eps=1e-8, polar=None, weight_dimension_numbers=None):
     """A norm's linear minimization oracle per leaf: u = radius * lmo(g).
 
@@ -168,9 +170,4 @@ def scale_by_lmo(norms=None, radius=1.0, *, eps=1e-8, polar=None, weight_dimensi
             out.append(o.astype(x.dtype))
         return treedef.unflatten(out), state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={"norms": norms, "radius": radius, "eps": eps},
-    )
+    return lambda params: EmptyState(), update

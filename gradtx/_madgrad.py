@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure, zeros_like_tree
 from ._typing import ScalarOrSchedule
 
@@ -23,6 +23,7 @@ class MadgradState(NamedTuple):
     x0: Any
 
 
+@transform
 def scale_by_madgrad(learning_rate: ScalarOrSchedule, momentum=0.9, eps=1e-6):
     """MADGRAD's step: dual averaging from x_0, then averaging with the current point.
 
@@ -96,9 +97,4 @@ def scale_by_madgrad(learning_rate: ScalarOrSchedule, momentum=0.9, eps=1e-6):
             x0=state.x0,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"learning_rate": learning_rate, "momentum": momentum, "eps": eps},
-    )
+    return init, update

@@ -7,9 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_range, moment_state
 from ._numerics import abs_sq, compute_dtype
+from ._recipe import transform
 from ._tree import zeros_like_tree
 
 
@@ -28,7 +28,8 @@ def _correct(g, previous, coefficient):
     return (c / jnp.maximum(norm, 1).astype(cd)).astype(g.dtype)
 
 
-def scale_by_mars(b1=0.95, gamma=0.025) -> GradientTransformation:
+@transform
+def scale_by_mars(b1=0.95, gamma=0.025):
     """MARS gradient correction: c_t = g_t + gamma * b1 / (1 - b1) * (g_t - g_{t-1}).
 
     Then c_t is divided by ||c_t||_2 wherever that norm exceeds 1 (per leaf,
@@ -72,4 +73,4 @@ def scale_by_mars(b1=0.95, gamma=0.025) -> GradientTransformation:
         previous = jax.tree.map(lambda g, p: g.astype(p.dtype), updates, state.previous)
         return out, MarsState(previous=previous)
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"b1": b1, "gamma": gamma})
+    return init, update

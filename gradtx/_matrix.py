@@ -37,6 +37,8 @@ from ._combine import chain, precondition
 from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import compute_dtype, increment, new_count
+from ._orthogonal import _spec_per_leaf
+from ._recipe import transform
 from ._second_moment import scale_by_rms
 from ._tree import check_same_structure, path_str
 
@@ -64,6 +66,19 @@ def _project(x, qs, transpose=True):
     for axis, q in qs.items():
         x = _apply_on_axis(x, q, axis, transpose)
     return x
+
+
+def _per_leaf(leaf, n, updates, *trees):
+    """``leaf(u, *entries)`` for each leaf u of ``updates`` and the matching
+    entries of ``trees`` (each with updates' structure down to its leaves: an
+    array or a per-leaf dict); its ``n`` results, gathered as n trees of
+    updates' structure."""
+    treedef = jax.tree.structure(updates)
+    outs = [
+        leaf(*args)
+        for args in zip(jax.tree.leaves(updates), *(treedef.flatten_up_to(t) for t in trees))
+    ]
+    return [treedef.unflatten([o[i] for o in outs]) for i in range(n)]
 
 
 def _axis_statistics(owner, updates, stats):
@@ -141,6 +156,7 @@ def _refresh(stat, q, nu, axis):
     return q, nu
 
 
+@transform
 def scale_by_soap(
     b1=0.95,
     b2=0.95,
@@ -250,34 +266,10 @@ def scale_by_soap(
             )
             return (out[0].astype(u.dtype),) + tuple(out[1:])
 
-        treedef = jax.tree.structure(updates)
-        outs = [
-            leaf(*args)
-            for args in zip(
-                jax.tree.leaves(updates),
-                jax.tree.leaves(state.mu),
-                jax.tree.leaves(state.nu),
-                treedef.flatten_up_to(state.stats),
-                treedef.flatten_up_to(state.bases),
-            )
-        ]
-        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(5)]
+        fields = _per_leaf(leaf, 5, updates, state.mu, state.nu, state.stats, state.bases)
         return fields[0], SoapState(increment(state.count), *fields[1:])
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "shampoo_beta": shampoo_beta,
-            "eps": eps,
-            "precondition_frequency": precondition_frequency,
-            "max_precondition_dim": max_precondition_dim,
-            "precondition_1d": precondition_1d,
-        },
-    )
+    return init, update
 
 
 # ----------------------------------------------------------------------------
@@ -303,6 +295,7 @@ def _inverse_root(h, p):
     return (vectors * jnp.maximum(values, floor) ** (-1.0 / p)) @ vectors.T
 
 
+@transform
 def scale_by_shampoo(
     beta2=1.0,
     matrix_eps=1e-6,
@@ -374,8 +367,7 @@ def scale_by_shampoo(
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ShampooState)
         check_float_leaves(owner, updates, "gradient")
-        per_leaf_stats = _axis_statistics(owner, updates, state.stats)
-        treedef = jax.tree.structure(updates)
+        _axis_statistics(owner, updates, state.stats)
         refresh = state.count % precondition_frequency == 0
 
         def leaf(u, stats, roots):
@@ -389,28 +381,10 @@ def scale_by_shampoo(
             )
             return _project(g, roots).astype(u.dtype), stats, roots
 
-        outs = [
-            leaf(*args)
-            for args in zip(
-                jax.tree.leaves(updates), per_leaf_stats, treedef.flatten_up_to(state.roots)
-            )
-        ]
-        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
+        fields = _per_leaf(leaf, 3, updates, state.stats, state.roots)
         return fields[0], ShampooState(increment(state.count), fields[1], fields[2])
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "beta2": beta2,
-            "matrix_eps": matrix_eps,
-            "precondition_frequency": precondition_frequency,
-            "exponent_override": exponent_override,
-            "max_precondition_dim": max_precondition_dim,
-            "precondition_1d": precondition_1d,
-        },
-    )
+    return init, update
 
 
 # ----------------------------------------------------------------------------
@@ -492,6 +466,7 @@ def _kron_factors(shape, max_size_triangular, min_ndim_triangular, dtype):
     return qs
 
 
+@transform
 def scale_by_psgd_kron(
     b1=0.9,
     precond_lr=0.1,
@@ -616,21 +591,7 @@ def scale_by_psgd_kron(
         fields = [treedef.unflatten([o[i] for o in outs]) for i in range(3)]
         return fields[0], PsgdKronState(t, state.key, fields[1], fields[2])
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "precond_lr": precond_lr,
-            "update_probability": update_probability,
-            "max_size_triangular": max_size_triangular,
-            "min_ndim_triangular": min_ndim_triangular,
-            "seed": seed,
-            "update_with_momentum": update_with_momentum,
-            "clip_rms": clip_rms,
-        },
-    )
+    return init, update
 
 
 # ----------------------------------------------------------------------------
@@ -674,14 +635,7 @@ def _galore_leaf_dims(spec, tree) -> list:
         return [GaLoreDimensionNumbers() if jnp.ndim(x) == 2 else None for x in leaves]
     if _is_galore_dims(spec):
         return [spec if jnp.ndim(x) >= 2 else None for x in leaves]
-    out = []
-    jax.tree.map(
-        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
-        spec,
-        tree,
-        is_leaf=lambda x: x is None or _is_galore_dims(x),
-    )
-    return out
+    return _spec_per_leaf(spec, tree, _is_galore_dims)
 
 
 def _galore_axes(axis, ndim):

@@ -31,6 +31,7 @@ from ._combine import chain
 from ._moments import debiaser, moving_average, moving_average_sq, square_zeros, store
 from ._momentum import bias_correction, scale_by_momentum, scale_by_nadam_momentum
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 from ._tree import path_str
 
 # Jordan's quintic: p(x) = 3.4445 x - 4.7750 x^3 + 2.0315 x^5.
@@ -456,6 +457,19 @@ def _to_batch(x, dim_numbers):
     return flat, lambda y: jnp.transpose(y.reshape(shape), inverse)
 
 
+def _spec_per_leaf(spec, tree, is_spec) -> list:
+    """One entry per leaf of ``tree`` from ``spec``, a tree of specs (``is_spec``) or
+    None shaped like ``tree`` or a prefix of it: a leaf takes the entry above it."""
+    out = []
+    jax.tree.map(
+        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
+        spec,
+        tree,
+        is_leaf=lambda x: x is None or is_spec(x),
+    )
+    return out
+
+
 def leaf_dimension_numbers(weight_dimension_numbers, updates) -> list:
     """One entry per leaf of ``updates``: its ``MuonDimensionNumbers`` or None (a plain matrix).
 
@@ -472,14 +486,7 @@ def leaf_dimension_numbers(weight_dimension_numbers, updates) -> list:
         return [None] * n
     if _is_dim_numbers(spec):
         return [spec] * n
-    out = []
-    jax.tree.map(
-        lambda d, sub: out.extend([d] * len(jax.tree.leaves(sub))),
-        spec,
-        updates,
-        is_leaf=lambda x: x is None or _is_dim_numbers(x),
-    )
-    return out
+    return _spec_per_leaf(spec, updates, _is_dim_numbers)
 
 
 def _matrices(owner, updates, weight_dimension_numbers):
@@ -606,6 +613,7 @@ def orthogonalize(
     )
 
 
+@transform(exclude=("weight_dimension_numbers",))
 def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
     """Scale each matrix by a factor of its shape: u = sqrt(max(1, fan_out / fan_in)) g.
 
@@ -651,12 +659,7 @@ def scale_by_shape(weight_dimension_numbers=None, consistent_rms=None):
             out.append(x * jnp.asarray(factor, x.dtype))
         return treedef.unflatten(out), state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={"consistent_rms": consistent_rms},
-    )
+    return lambda params: EmptyState(), update
 
 
 def scale_by_muon(
@@ -750,6 +753,7 @@ class NeuronRmsState(NamedTuple):
     nu: Any
 
 
+@transform(exclude=("weight_dimension_numbers",))
 def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None):
     """NorMuon's neuron-wise normalisation: u = O / (sqrt(v) + eps) * ||O||_F / ||O / (sqrt(v) + eps)||_F.
 
@@ -813,9 +817,7 @@ def scale_by_neuron_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None)
             new_nu.append(nu)
         return treedef.unflatten(out), NeuronRmsState(treedef.unflatten(new_nu))
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"decay": decay, "eps": eps}
-    )
+    return init, update
 
 
 class OrthogonalRmsState(NamedTuple):
@@ -825,6 +827,7 @@ class OrthogonalRmsState(NamedTuple):
     nu: Any
 
 
+@transform(exclude=("weight_dimension_numbers",))
 def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=None):
     """AdaMuon's elementwise normalisation: u = sqrt(min(m, n)) O' / (||O'||_F + eps), O' = O / (sqrt(v_hat) + eps).
 
@@ -878,6 +881,4 @@ def scale_by_orthogonal_rms(decay=0.95, eps=1e-10, *, weight_dimension_numbers=N
             out.append(inverse(view * (target / (_frobenius(view) + eps))).astype(x.dtype))
         return treedef.unflatten(out), OrthogonalRmsState(count, treedef.unflatten(new_nu))
 
-    return GradientTransformation(
-        init, update, name=owner, hyperparams={"decay": decay, "eps": eps}
-    )
+    return init, update

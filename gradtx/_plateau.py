@@ -7,9 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_range, check_state
 from ._numerics import increment
+from ._recipe import transform
 
 
 class ReduceLROnPlateauState(NamedTuple):
@@ -31,6 +31,7 @@ def _float_dtypes(params):
     return (min(dtypes, key=lambda d: d.itemsize), max(dtypes, key=lambda d: d.itemsize))
 
 
+@transform
 def reduce_on_plateau(
     factor=0.1, patience=10, rtol=1e-4, atol=0.0, cooldown=0, accumulation_size=1, min_scale=0.0
 ):
@@ -133,17 +134,4 @@ def reduce_on_plateau(
         out = jax.tree.map(lambda g: state.scale.astype(g.dtype) * g, updates)
         return out, state
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "factor": factor,
-            "patience": patience,
-            "rtol": rtol,
-            "atol": atol,
-            "cooldown": cooldown,
-            "accumulation_size": accumulation_size,
-            "min_scale": min_scale,
-        },
-    )
+    return init, update

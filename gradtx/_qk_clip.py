@@ -13,11 +13,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._base import EmptyState, GradientTransformation
+from ._base import EmptyState
 from ._checks import check_range, check_state
 from ._lmo import _per_leaf
 from ._numerics import compute_dtype
 from ._paths import _key_value
+from ._recipe import transform
 from ._tree import path_str
 
 QK_ROLES = ("query", "key", "query_rotary", "key_rotary")
@@ -27,6 +28,7 @@ def _key(path):
     return tuple((type(v), v) for v in map(_key_value, path))
 
 
+@transform(exclude=("labels", "head_axis"))
 def qk_clip(labels, threshold=100.0, alpha=0.5, *, head_axis=1):
     """QK-clip: W_q <- gamma^alpha W_q, W_k <- gamma^(1 - alpha) W_k after the step, gamma = min(1, tau / S).
 
@@ -131,9 +133,4 @@ def qk_clip(labels, threshold=100.0, alpha=0.5, *, head_axis=1):
             out.append(jnp.where(s == 1, u, clipped))
         return treedef.unflatten(out), state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={"threshold": threshold, "alpha": alpha},
-    )
+    return lambda params: EmptyState(), update

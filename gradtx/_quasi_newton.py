@@ -7,9 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation
 from ._checks import check_float_leaves, check_state
 from ._numerics import increment, new_count
+from ._recipe import transform
 from ._tree import check_same_structure, zeros_like_tree
 from ._tree import real_vdot as _vdot
 
@@ -27,9 +27,8 @@ class ScaleByLBFGSState(NamedTuple):
     weights_memory: jax.Array
 
 
-def scale_by_lbfgs(
-    memory_size: int = 10, scale_init_precond: bool = True
-) -> GradientTransformation:
+@transform
+def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True):
     """L-BFGS's direction d_k = H_k g_k, by the two-loop recursion over the last m pairs.
 
     With s_i = x_{i+1} - x_i, y_i = g_{i+1} - g_i and rho_i = 1 / <y_i, s_i>
@@ -129,12 +128,7 @@ def scale_by_lbfgs(
             weights_memory=rhos,
         )
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"memory_size": memory_size, "scale_init_precond": scale_init_precond},
-    )
+    return init, update
 
 
 def _sq_norm(tree):

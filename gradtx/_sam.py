@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from ._base import EmptyState, GradientTransformation, update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
 from ._numerics import abs_sq, compute_dtype
+from ._recipe import transform
 from ._update import apply_updates
 
 
@@ -54,6 +55,7 @@ class SAMState(NamedTuple):
     cache: Any
 
 
+@transform(exclude=("optimizer", "adv_optimizer"))
 def sam(
     optimizer,
     adv_optimizer,
@@ -174,15 +176,4 @@ def sam(
             cache=None,
         )
 
-    return GradientTransformation(
-        init,
-        opaque if opaque_mode else transparent,
-        name=owner,
-        hyperparams={
-            "sync_period": sync_period,
-            "reset_state": reset_state,
-            "opaque_mode": opaque_mode,
-            "batch_axis_name": batch_axis_name,
-        },
-        children=(optimizer, adv_optimizer),
-    )
+    return init, (opaque if opaque_mode else transparent), (optimizer, adv_optimizer)

@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import GradientTransformation, update_fn
+from ._base import update_fn
 from ._checks import check_float_leaves, check_range, check_state, check_transformation
 from ._moments import moving_average, square_zeros, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
 
@@ -29,6 +30,14 @@ def _check_steps(owner, name, value, low):
         raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
 
 
+def _check_leaf_state(owner, state, state_type, field, updates):
+    """Check an update's state type, its float updates, and the state's per-leaf
+    tree ``field`` against the updates' structure."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    check_same_structure(owner, getattr(state, field), updates, f"the state's {field}", "updates")
+
+
 class ClipSpikesState(NamedTuple):
     """count: steps taken; nu: the running second moment of the clipped gradient."""
 
@@ -36,9 +45,8 @@ class ClipSpikesState(NamedTuple):
     nu: Any
 
 
-def clip_spikes(
-    threshold=5000.0, b2=0.999, warmup_steps: int = 20, reset_every: int | None = None
-) -> GradientTransformation:
+@transform
+def clip_spikes(threshold=5000.0, b2=0.999, warmup_steps: int = 20, reset_every: int | None = None):
     """SPAM's spike clipping: u = sign(g) * sqrt(theta * v_{t-1}) where g^2 > theta * v_{t-1}, else g.
 
     v_t = b2 * v_{t-1} + (1 - b2) * u_t^2 is the second moment of the clipped
@@ -88,9 +96,7 @@ def clip_spikes(
         return u, moving_average(v_prev, abs_sq(u), b2)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ClipSpikesState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.nu, updates, "the state's nu", "updates")
+        _check_leaf_state(owner, state, ClipSpikesState, "nu", updates)
         count = increment(state.count)
         active = (count >= warmup_steps) & (threshold > 0)
         reset = jnp.array(False)
@@ -105,17 +111,7 @@ def clip_spikes(
         nu = store(treedef.unflatten([v for _, v in pairs]), state.nu, count, salt=1)
         return out, ClipSpikesState(count=count, nu=nu)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "threshold": threshold,
-            "b2": b2,
-            "warmup_steps": warmup_steps,
-            "reset_every": reset_every,
-        },
-    )
+    return init, update
 
 
 def _leaf_scalars(params):
@@ -134,7 +130,8 @@ class ClipByRunningMaxState(NamedTuple):
     m_max: Any
 
 
-def clip_by_running_max(theta=0.999) -> GradientTransformation:
+@transform
+def clip_by_running_max(theta=0.999):
     """Stable-SPAM's AdaClip: u = g * M_hat_t / max|g| where |g| > M_hat_t, else g.
 
     Per leaf, M_t = theta * M_{t-1} + (1 - theta) * max_i |g_i| and
@@ -176,16 +173,14 @@ def clip_by_running_max(theta=0.999) -> GradientTransformation:
         return jnp.where(size > m_hat, g * ratio.astype(cd), g), new_m.astype(m.dtype)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ClipByRunningMaxState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.m_max, updates, "the state's m_max", "updates")
+        _check_leaf_state(owner, state, ClipByRunningMaxState, "m_max", updates)
         count = increment(state.count)
         leaves, treedef = jax.tree.flatten(updates)
         pairs = [clip_one(g, m, count) for g, m in zip(leaves, treedef.flatten_up_to(state.m_max))]
         out = treedef.unflatten([u.astype(g.dtype) for (u, _), g in zip(pairs, leaves)])
         return out, ClipByRunningMaxState(count, treedef.unflatten([m for _, m in pairs]))
 
-    return GradientTransformation(init, update, name=owner, hyperparams={"theta": theta})
+    return init, update
 
 
 class ScaleByNormMomentsState(NamedTuple):
@@ -196,7 +191,8 @@ class ScaleByNormMomentsState(NamedTuple):
     v_norm: Any
 
 
-def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransformation:
+@transform
+def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8):
     """Stable-SPAM's AdaGN: u = g / ||g|| * m_hat_t / (sqrt(v_hat_t) + eps), per leaf.
 
     m_t = gamma1 * m_{t-1} + (1 - gamma1) * ||g||, m_hat_t = m_t / (1 - gamma1^t),
@@ -250,9 +246,7 @@ def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransform
         return u, new_m.astype(m.dtype), new_v.astype(v.dtype)
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScaleByNormMomentsState)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, state.m_norm, updates, "the state's m_norm", "updates")
+        _check_leaf_state(owner, state, ScaleByNormMomentsState, "m_norm", updates)
         count = increment(state.count)
         leaves, treedef = jax.tree.flatten(updates)
         outs = [
@@ -266,12 +260,7 @@ def scale_by_norm_moments(gamma1=0.7, gamma2=0.9, eps=1e-8) -> GradientTransform
         v_norm = treedef.unflatten([v for _, _, v in outs])
         return out, ScaleByNormMomentsState(count, m_norm, v_norm)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={"gamma1": gamma1, "gamma2": gamma2, "eps": eps},
-    )
+    return init, update
 
 
 class ResetMomentsState(NamedTuple):
@@ -291,9 +280,10 @@ def reset_warmup_factor(count, every, warmup_steps, dtype):
     return jnp.where((count >= every) & (k < warmup_steps), ramp, jnp.ones((), dtype))
 
 
+@transform
 def reset_moments(
     inner: TransformLike, every: int, warmup_steps: int = 0, reset_count: bool = False
-) -> GradientTransformation:
+):
     """Momentum reset: every ``every`` steps, T's moments restart from zero.
 
     At step t (from 1) with t mod every = 0, before T's update, the
@@ -353,15 +343,4 @@ def reset_moments(
             out = jax.tree.map(warm, out)
         return out, ResetMomentsState(count=count, inner_state=inner_state)
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        children=(inner,),
-        hyperparams={
-            "inner": inner,
-            "every": every,
-            "warmup_steps": warmup_steps,
-            "reset_count": reset_count,
-        },
-    )
+    return init, update, (inner,)

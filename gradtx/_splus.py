@@ -13,11 +13,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import EmptyState, GradientTransformation
+from ._base import EmptyState
 from ._checks import check_float_leaves, check_range, check_real_leaves, check_state, moment_state
-from ._matrix import _axis_gram, _eigenbasis, _project
+from ._matrix import _axis_gram, _eigenbasis, _per_leaf, _project
 from ._moments import moment_zeros, moving_average
 from ._numerics import compute_dtype, increment, new_count
+from ._recipe import transform
 
 
 class SPlusState(NamedTuple):
@@ -43,6 +44,7 @@ def _splus_axes(shape, max_dim):
     return tuple(a for a, d in enumerate(shape) if d < max_dim)
 
 
+@transform
 def scale_by_splus(b1=0.9, b2=0.999, eps=1e-30, inverse_steps=100, max_dim=10000):
     """SPlus's direction: u_t = Q_L sign(Q_L^T m_t Q_R) Q_R^T, the sign of the momentum in Shampoo's eigenbasis.
 
@@ -119,33 +121,13 @@ def scale_by_splus(b1=0.9, b2=0.999, eps=1e-30, inverse_steps=100, max_dim=10000
                 bases = jax.lax.cond(refresh, eigenbases, lambda _: bases, stats)
             return direction.astype(u.dtype), mu, stats, bases
 
-        treedef = jax.tree.structure(updates)
-        outs = [
-            leaf(*args)
-            for args in zip(
-                jax.tree.leaves(updates),
-                jax.tree.leaves(state.mu),
-                treedef.flatten_up_to(state.stats),
-                treedef.flatten_up_to(state.bases),
-            )
-        ]
-        fields = [treedef.unflatten([o[i] for o in outs]) for i in range(4)]
+        fields = _per_leaf(leaf, 4, updates, state.mu, state.stats, state.bases)
         return fields[0], SPlusState(t, *fields[1:])
 
-    return GradientTransformation(
-        init,
-        update,
-        name=owner,
-        hyperparams={
-            "b1": b1,
-            "b2": b2,
-            "eps": eps,
-            "inverse_steps": inverse_steps,
-            "max_dim": max_dim,
-        },
-    )
+    return init, update
 
 
+@transform
 def scale_by_splus_shape(nonstandard_constant=1e-3, max_dim=10000):
     """SPlus's shape-aware scale: u = 2 / (m + n) * g for an m x n matrix, u = c * g for other leaves.
 
@@ -190,9 +172,4 @@ def scale_by_splus_shape(nonstandard_constant=1e-3, max_dim=10000):
             lambda u: u * jnp.asarray(factor(jnp.shape(u)), u.dtype), updates
         ), state
 
-    return GradientTransformation(
-        lambda params: EmptyState(),
-        update,
-        name=owner,
-        hyperparams={"nonstandard_constant": nonstandard_constant, "max_dim": max_dim},
-    )
+    return lambda params: EmptyState(), update
