@@ -9,10 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from ._base import Preconditioner
-from ._checks import check_float_leaves, check_range, check_state
+from ._checks import check_float_leaves, check_range, moment_structure
 from ._moments import debiaser, moving_average
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
-from ._tree import check_same_structure
 
 
 class BlockRmsState(NamedTuple):
@@ -94,16 +93,7 @@ def scale_by_block_rms(
         return BlockRmsState(count=new_count(), nu=jax.tree.map(block_zeros, params))
 
     def precondition(updates, gradient, state, params=None):
-        check_state(owner, state, BlockRmsState)
-        check_float_leaves(owner, gradient, "gradient")
-        check_same_structure(
-            owner,
-            state.nu,
-            gradient,
-            "the state's moments",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        moment_structure(owner, state, BlockRmsState, gradient, "nu")
         count = increment(state.count)
 
         def average(v, g):

@@ -25,6 +25,7 @@ from ._base import EmptyState, GradientTransformation, Preconditioner
 from ._checks import (
     check_float_leaves,
     check_not_schedule,
+    check_params,
     check_range,
     check_real_leaves,
     check_state_dtype,
@@ -507,9 +508,7 @@ def scale_by_novograd(b1=0.9, b2=0.25, eps=1e-8, eps_root=0.0, weight_decay=0.0,
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, ScaleByNovogradState, updates, "mu")
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
+        check_params(owner, params, updates)
         count = increment(state.count)
         first = count == 1
 

@@ -17,7 +17,13 @@ import jax
 import jax.numpy as jnp
 
 from ._base import GradientTransformation, update_fn
-from ._checks import check_float_leaves, check_range, check_state, check_transformation
+from ._checks import (
+    check_float_leaves,
+    check_params,
+    check_range,
+    check_state,
+    check_transformation,
+)
 from ._numerics import compute_dtype, increment, new_count
 from ._recipe import transform
 from ._tree import check_same_structure
@@ -39,9 +45,7 @@ def _check_step(owner, state, state_type, updates, params, average):
 
 
 def _check_params(owner, params, updates, average):
-    if params is None:
-        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-    check_same_structure(owner, params, updates, "params", "updates")
+    check_params(owner, params, updates)
     check_same_structure(
         owner,
         average,

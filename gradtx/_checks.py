@@ -115,6 +115,46 @@ def _is_inexact(leaf) -> bool:
     return known
 
 
+def require_params(owner: str, params) -> None:
+    """Raise unless the update was given the params it reads."""
+    if params is None:
+        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+
+
+def check_params(owner: str, params, updates) -> None:
+    """Raise unless the update was given params of the updates' structure."""
+    require_params(owner, params)
+    check_same_structure(owner, params, updates, "params", "updates")
+
+
+def check_params_update(owner: str, state, state_type, updates, params) -> None:
+    """Validate the state, the (float) updates and the params of an update that reads them."""
+    check_state(owner, state, state_type)
+    require_params(owner, params)
+    check_float_leaves(owner, updates, "gradient")
+    check_same_structure(owner, params, updates, "params", "updates")
+
+
+def _check_moment_structure(owner: str, tree, updates) -> None:
+    check_same_structure(
+        owner,
+        tree,
+        updates,
+        "the state's moments",
+        "updates",
+        hint="was the state made by init on other params?",
+    )
+
+
+def moment_structure(owner: str, state, state_type, updates, field: str) -> None:
+    """Validate a state whose ``field`` holds one statistic per leaf of the updates,
+    of a shape of its own (a block or factored statistic): ``moment_state`` without
+    the shape check."""
+    check_state(owner, state, state_type)
+    check_float_leaves(owner, updates, "gradient")
+    _check_moment_structure(owner, getattr(state, field), updates)
+
+
 def moment_state(owner: str, state, state_type, updates, *fields) -> None:
     """Validate a per-leaf state against the updates of this step.
 
@@ -127,14 +167,7 @@ def moment_state(owner: str, state, state_type, updates, *fields) -> None:
     check_float_leaves(owner, updates, "gradient")
     for field in fields:
         tree = getattr(state, field) if isinstance(field, str) else field
-        check_same_structure(
-            owner,
-            tree,
-            updates,
-            "the state's moments",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        _check_moment_structure(owner, tree, updates)
         if all(
             jnp.shape(u) == jnp.shape(m)
             for u, m in zip(jax.tree.leaves(updates), jax.tree.leaves(tree))

@@ -19,10 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import EmptyState
-from ._checks import check_float_leaves, check_range, promote_integer_leaves
+from ._checks import check_float_leaves, check_params, check_range, promote_integer_leaves
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
 from ._recipe import transform
-from ._tree import check_same_structure
 from ._typing import PyTree
 
 
@@ -270,9 +269,7 @@ def adaptive_grad_clip(
         return _shrink(g, g_norm, clipping * jnp.maximum(p_norm, eps))
 
     def update(updates, state, params):
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
+        check_params(owner, params, updates)
         updates, params = promote_integer_leaves(updates), promote_integer_leaves(params)
         return jax.tree.map(clip_one, updates, params), state
 

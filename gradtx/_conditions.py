@@ -17,10 +17,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._base import GradientTransformation, update_fn
-from ._checks import check_state, check_transformation
+from ._checks import check_params, check_state, check_transformation
 from ._numerics import compute_dtype, increment, new_count
 from ._recipe import transform
-from ._tree import check_same_structure
 
 
 def _conditional(owner, state_type, inner, should_transform_fn, forward_extra_args, rejected):
@@ -203,9 +202,7 @@ def keep_params_nonnegative() -> GradientTransformation:
     owner = "keep_params_nonnegative"
 
     def update(updates, state, params=None, **extra):
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
+        check_params(owner, params, updates)
         out = jax.tree.map(
             lambda p, u: jnp.where(p.astype(u.dtype) + u < 0, -p.astype(u.dtype), u),
             params,

@@ -13,7 +13,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import check_float_leaves, check_range, check_state
+from ._checks import (
+    check_float_leaves,
+    check_params_update,
+    check_range,
+    check_state,
+    moment_structure,
+)
 from ._moments import moment_zeros, moving_average, store
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
@@ -172,11 +178,7 @@ def scale_by_factored_rms(
         return u, new_row, new_col, v
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, FactoredState)
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, params, updates, "params", "updates")
+        check_params_update(owner, state, FactoredState, updates, params)
         leaves, treedef = jax.tree.flatten(updates)
         rows, cols, vs = (treedef.flatten_up_to(t) for t in (state.v_row, state.v_col, state.v))
         outs = [
@@ -276,16 +278,7 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8):
         return new_m, new_acc
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScaleBySM3State)
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(
-            owner,
-            state.nu,
-            updates,
-            "the state's moments",
-            "updates",
-            hint="was the state made by init on other params?",
-        )
+        moment_structure(owner, state, ScaleBySM3State, updates, "nu")
         leaves, treedef = jax.tree.flatten(updates)
         mus = treedef.flatten_up_to(state.mu)
         pairs = [one(g, a, m) for g, a, m in zip(leaves, mus, treedef.flatten_up_to(state.nu))]

@@ -23,6 +23,7 @@ from ._checks import (
     check_state,
     check_state_dtype,
     check_transformation,
+    require_params,
 )
 from ._momentum import debiaser
 from ._numerics import compute_dtype, increment, new_count
@@ -180,8 +181,7 @@ def scale_by_sophia(
     def update(updates, state, params=None, **extra):
         check_state(owner, state, SophiaState)
         check_float_leaves(owner, updates, "gradient")
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        require_params(owner, params)
         count = increment(state.count)
 
         def average(decay, m, x):

@@ -13,16 +13,9 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState
-from ._checks import check_float_leaves, check_range, promote_integer_leaves
+from ._checks import check_float_leaves, check_params, check_range, promote_integer_leaves
 from ._numerics import abs_sq, compute_dtype, real_compute_dtype
 from ._recipe import transform
-from ._tree import check_same_structure
-
-
-def _needs_params(owner, params, updates):
-    if params is None:
-        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-    check_same_structure(owner, params, updates, "params", "updates")
 
 
 def _floor(value, minimum):
@@ -85,7 +78,7 @@ def scale_by_trust_ratio(min_norm=0.0, trust_coefficient=1.0, eps=0.0):
         return _times(u, jnp.where(zero, 1, ratio))
 
     def update(updates, state, params=None, **extra):
-        _needs_params(owner, params, updates)
+        check_params(owner, params, updates)
         check_float_leaves(owner, updates, "updates")
         return jax.tree.map(one, updates, params), state
 
@@ -143,7 +136,7 @@ def _scale_by_param_block(owner, statistic, min_scale):
     check_range(owner, "min_scale", min_scale, 0)
 
     def update(updates, state, params=None, **extra):
-        _needs_params(owner, params, updates)
+        check_params(owner, params, updates)
         return jax.tree.map(
             lambda u, p: _times(u, _floor(statistic(p), min_scale)), updates, params
         ), state

@@ -7,10 +7,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
+from ._checks import (
+    check_float_leaves,
+    check_learning_rate,
+    check_params,
+    check_range,
+    moment_state,
+)
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
-from ._tree import check_same_structure, zeros_like_tree
+from ._tree import zeros_like_tree
 from ._typing import ScalarOrSchedule
 
 
@@ -69,9 +75,7 @@ def scale_by_madgrad(learning_rate: ScalarOrSchedule, momentum=0.9, eps=1e-6):
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, MadgradState, updates, "grad_sum_sq", "s", "x0")
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_same_structure(owner, params, updates, "params", "updates")
+        check_params(owner, params, updates)
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
 
         def step(g, p, x0, sq, s):

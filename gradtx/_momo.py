@@ -14,11 +14,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_float_leaves, check_learning_rate, check_range, moment_state
+from ._checks import (
+    check_float_leaves,
+    check_learning_rate,
+    check_params,
+    check_range,
+    moment_state,
+)
 from ._moments import debias_denominator, moment_zeros, moving_average, store
 from ._numerics import compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
-from ._tree import check_same_structure
 from ._typing import ScalarOrSchedule
 
 _TINY = float(jnp.finfo(jnp.float64).eps)  # optax's threshold on ||d||^2, in every dtype
@@ -44,9 +49,7 @@ def _vdot(xs, ys, dtype):
 
 
 def _check_call(owner, params, updates, value):
-    if params is None:
-        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-    check_same_structure(owner, params, updates, "params", "updates")
+    check_params(owner, params, updates)
     if value is None:
         raise ValueError(
             f"{owner}: update needs the loss at params as value= (use "

@@ -23,6 +23,7 @@ from ._base import GradientTransformation, update_fn
 from ._checks import (
     check_float_leaves,
     check_learning_rate,
+    check_params,
     check_range,
     check_state,
     check_transformation,
@@ -43,9 +44,7 @@ def _scalar_dtype(params):
 
 def _needs_params(owner, params, updates):
     """Raise unless ``params`` are given and match ``updates`` leaf for leaf, shapes included."""
-    if params is None:
-        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-    check_same_structure(owner, params, updates, "params", "updates")
+    check_params(owner, params, updates)
     flat = jax.tree_util.tree_flatten_with_path(updates)[0]
     for (path, u), p in zip(flat, jax.tree.leaves(params)):
         if jnp.shape(u) != jnp.shape(p):

@@ -7,11 +7,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_float_leaves, check_state
+from ._checks import check_float_leaves, check_params_update
 from ._numerics import increment, new_count
 from ._recipe import transform
-from ._tree import check_same_structure, zeros_like_tree
 from ._tree import real_vdot as _vdot
+from ._tree import zeros_like_tree
 
 
 class ScaleByLBFGSState(NamedTuple):
@@ -81,11 +81,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True):
         )
 
     def update(updates, state, params=None, **extra):
-        check_state(owner, state, ScaleByLBFGSState)
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-        check_float_leaves(owner, updates, "gradient")
-        check_same_structure(owner, params, updates, "params", "updates")
+        check_params_update(owner, state, ScaleByLBFGSState, updates, params)
         started = state.count > 0
         real = state.weights_memory.dtype
         s = jax.tree.map(lambda p, q: p - q, params, state.params)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, update_fn
-from ._checks import check_float_leaves, check_state, check_transformation
+from ._checks import check_float_leaves, check_state, check_transformation, require_params
 from ._numerics import abs_sq, compute_dtype
 from ._recipe import transform
 from ._update import apply_updates
@@ -127,8 +127,7 @@ def sam(
     def transparent(updates, state, params=None, **extra):
         check_state(owner, state, SAMState)
         check_float_leaves(owner, updates, "updates")
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        require_params(owner, params)
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == sync_period - 1
         adv_updates, adv_state = adv_update(updates, state.adv_state, params)

@@ -21,6 +21,7 @@ from ._checks import (
     check_state,
     check_state_dtype,
     check_transformation,
+    require_params,
 )
 from ._numerics import compute_dtype, increment
 from ._recipe import transform
@@ -154,8 +155,7 @@ def schedule_free(
     def update(updates, state, params=None, **extra):
         check_state(owner, state, ScheduleFreeState)
         check_float_leaves(owner, updates, "updates")
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        require_params(owner, params)
         dtype = state.max_lr.dtype
         lr = learning_rate(state.step_count) if callable(learning_rate) else learning_rate
         max_lr = jnp.maximum(state.max_lr, jnp.asarray(lr, dtype))

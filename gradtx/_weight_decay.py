@@ -6,7 +6,13 @@ import jax
 import jax.numpy as jnp
 
 from ._base import EmptyState, GradientTransformation, ScheduleState
-from ._checks import check_learning_rate, check_range, check_state, promote_integer_leaves
+from ._checks import (
+    check_learning_rate,
+    check_params,
+    check_range,
+    check_state,
+    promote_integer_leaves,
+)
 from ._numerics import add, binds_directly, cast, increment, mul, new_count
 from ._recipe import transform
 from ._tree import check_same_structure, prune_mask, resolve_mask
@@ -61,9 +67,7 @@ def _step_value(owner, value, updates, state, params):
     """Check the state and params of an update; ``value`` at this step and the next state."""
     scheduled = callable(value)
     check_state(owner, state, ScheduleState if scheduled else EmptyState)
-    if params is None:
-        raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
-    check_same_structure(owner, params, updates, "params", "updates")
+    check_params(owner, params, updates)
     if scheduled:
         return value(state.count), ScheduleState(count=increment(state.count))
     return value, state

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ..._base import GradientTransformation, Preconditioner
-from ..._checks import check_state, moment_state
+from ..._checks import check_state, moment_state, require_params
 from ..._numerics import compute_dtype, increment, new_count
 from ..._tree import zeros_like_tree
 from .._common import as_float, named
@@ -129,8 +129,7 @@ def _torch_asgd_average(t0):
 
     def update(updates, state, params=None, **extra):
         moment_state(owner, state, _AsgdAverageState, updates, "ax")
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        require_params(owner, params)
         count = increment(state.count)
         # mu_1 = 1 (PyTorch's initial mu); mu_t = 1 / max(1, t - 1 - t0) after.
         mu = jnp.where(count == 1, 1.0, 1.0 / jnp.maximum(1.0, as_float(count) - 1 - t0))
@@ -198,8 +197,7 @@ def _torch_adafactor(lr, beta2_decay, eps, d):
 
     def update(updates, state, params=None, **extra):
         check_state(owner, state, _AdafactorState)
-        if params is None:
-            raise ValueError(f"{owner}: update needs params (call update(updates, state, params))")
+        require_params(owner, params)
         count = increment(state.count)
 
         def leaf(g, p, row, col, v):
