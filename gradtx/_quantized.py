@@ -378,8 +378,28 @@ def quantization_map(name: str) -> QuantizationMap:
 # One quantized array
 
 
+class _Pytree:
+    """The pytree protocol of a quantized array: the first two names in its
+    ``__slots__`` are its leaves, the rest its static data, and its
+    constructor takes them in that order."""
+
+    __slots__ = ()
+
+    def tree_flatten_with_keys(self):
+        leaves, aux = self.tree_flatten()
+        return tuple(zip(map(GetAttrKey, self.__slots__[:2]), leaves)), aux
+
+    def tree_flatten(self):
+        values = tuple(getattr(self, name) for name in self.__slots__)
+        return values[:2], values[2:]
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+
 @jax.tree_util.register_pytree_with_keys_class
-class QuantizedArray:
+class QuantizedArray(_Pytree):
     """An array stored blockwise-quantized: ``codes`` and ``scales`` are its leaves.
 
     ``codes`` holds one code per entry (uint8; two per uint8 for a 4-bit
@@ -410,17 +430,6 @@ class QuantizedArray:
         self.code = code
         self.block_size = block_size
 
-    def tree_flatten_with_keys(self):
-        children = ((GetAttrKey("codes"), self.codes), (GetAttrKey("scales"), self.scales))
-        return children, (self.shape, self.dtype, self.code, self.block_size)
-
-    def tree_flatten(self):
-        return (self.codes, self.scales), (self.shape, self.dtype, self.code, self.block_size)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(*children, *aux)
-
     def __repr__(self):
         return (
             f"QuantizedArray(shape={self.shape}, dtype={self.dtype.name}, code={self.code!r}, "
@@ -442,27 +451,34 @@ class QuantizedArray:
         codes = m.encode(normed, key).reshape(-1)
         if m.bits == 4:
             codes = _pack_pairs(codes)
-        if code == "fp8":
-            codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
-        return cls(codes, scales, x.shape, x.dtype, code, block_size)
+        return cls(_as_stored(codes, code), scales, x.shape, x.dtype, code, block_size)
 
     def dequantize(self) -> jax.Array:
         """The stored array: s_b * T(q_i), in its shape and dtype."""
-        m = quantization_map(self.code)
-        codes = self.codes
-        if codes.size == 0:  # a zero-size leaf: no blocks, nothing to decode
+        if self.codes.size == 0:  # a zero-size leaf: no blocks, nothing to decode
             return jnp.zeros(self.shape, self.dtype)
-        if self.code == "fp8":
-            codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
-        codes = codes.reshape(self.scales.shape[0], -1)
-        if m.bits == 4:
-            values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
-            values = values.reshape(codes.shape[0], -1)
-        else:
-            values = m.decode(codes)
-        values = values * self.scales[:, None]
+        codes = self.codes.reshape(self.scales.shape[0], -1)
+        values = _decode(codes, self.code) * self.scales[:, None]
         size = int(np.prod(self.shape, dtype=np.int64))
         return values.reshape(-1)[:size].reshape(self.shape).astype(self.dtype)
+
+
+def _as_stored(codes, code: str):
+    """Codes as an array stores them: an fp8 map's as float8_e4m3fn numbers."""
+    if code == "fp8":
+        return jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
+    return codes
+
+
+def _decode(codes, code: str) -> jax.Array:
+    """T(q) of stored codes; a 4-bit map's two codes to a byte unpack along the last axis."""
+    m = quantization_map(code)
+    if code == "fp8":
+        codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
+    if m.bits == 4:
+        values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
+        return values.reshape(*codes.shape[:-1], -1)
+    return m.decode(codes)
 
 
 def _absmax_rows(blocks) -> jax.Array:
@@ -492,7 +508,7 @@ def _pack_pairs(codes) -> jax.Array:
 
 
 @jax.tree_util.register_pytree_with_keys_class
-class Rank1QuantizedArray:
+class Rank1QuantizedArray(_Pytree):
     """A matrix (or tensor) stored with Li et al.'s rank-1 normalization.
 
     For a matrix x, with row maxima r_i = max_j |x_ij| and column maxima
@@ -533,17 +549,6 @@ class Rank1QuantizedArray:
         self.dtype = np.dtype(dtype)
         self.code = code
 
-    def tree_flatten_with_keys(self):
-        children = ((GetAttrKey("codes"), self.codes), (GetAttrKey("maxes"), self.maxes))
-        return children, (self.shape, self.dtype, self.code)
-
-    def tree_flatten(self):
-        return (self.codes, self.maxes), (self.shape, self.dtype, self.code)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(*children, *aux)
-
     def __repr__(self):
         return (
             f"Rank1QuantizedArray(shape={self.shape}, dtype={self.dtype.name}, code={self.code!r})"
@@ -569,25 +574,16 @@ class Rank1QuantizedArray:
         codes = m.encode(normed.reshape(-1), key)
         if m.bits == 4:
             codes = _pack_pairs(jnp.pad(codes, (0, codes.size % 2)))
-        if code == "fp8":
-            codes = jax.lax.bitcast_convert_type(codes, jnp.float8_e4m3fn)
-        return cls(codes, maxes, x.shape, x.dtype, code)
+        return cls(_as_stored(codes, code), maxes, x.shape, x.dtype, code)
 
     def dequantize(self) -> jax.Array:
         """The stored array: s_ij * T(q_ij), in its shape and dtype."""
-        m = quantization_map(self.code)
-        codes = self.codes
-        if codes.size == 0:  # a zero-size leaf: no blocks, nothing to decode
+        if self.codes.size == 0:  # a zero-size leaf: no blocks, nothing to decode
             return jnp.zeros(self.shape, self.dtype)
-        if self.code == "fp8":
-            codes = jax.lax.bitcast_convert_type(codes, jnp.uint8)
-        if m.bits == 4:
-            values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
-        else:
-            values = m.decode(codes)
         size = int(np.prod(self.shape, dtype=np.int64))
-        values = values.reshape(-1)[:size].reshape(self.shape)
-        return (values * self._scales(self.maxes, m.top)).astype(self.dtype)
+        values = _decode(self.codes, self.code).reshape(-1)[:size].reshape(self.shape)
+        top = quantization_map(self.code).top
+        return (values * self._scales(self.maxes, top)).astype(self.dtype)
 
 
 def _is_quantized(x) -> bool:
