@@ -27,6 +27,12 @@ from ._recipe import transform
 from ._tree import zeros_like_tree
 
 
+def _real_dtype(params):
+    """The real dtype of the first leaf of ``params``; without leaves, JAX's default float dtype."""
+    leaves = jax.tree.leaves(params)
+    return jnp.finfo(leaves[0].dtype if leaves else jnp.result_type(float)).dtype
+
+
 def _line_search_keywords(
     owner, state, state_type, updates, params, value, grad, value_fn, extra
 ) -> tuple[Callable[..., Any], dict]:
@@ -138,8 +144,7 @@ def scale_by_backtracking_linesearch(
     check_range(owner, "rtol", rtol, 0)
 
     def init(params):
-        leaves = jax.tree.leaves(params)  # no leaves: JAX's default float dtype
-        real = jnp.finfo(leaves[0].dtype if leaves else jnp.result_type(float)).dtype
+        real = _real_dtype(params)
         return ScaleByBacktrackingLinesearchState(
             learning_rate=jnp.ones((), real),
             value=jnp.full((), jnp.inf, real),

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._backtracking import _line_search_keywords
+from ._backtracking import _line_search_keywords, _real_dtype
 from ._base import GradientTransformation
 from ._checks import check_range
 from ._numerics import compute_dtype, is_traced
@@ -234,8 +234,7 @@ def scale_by_zoom_linesearch(
         return jnp.where(jnp.isnan(err), jnp.inf, err)
 
     def init(params):
-        leaves = jax.tree.leaves(params)  # no leaves: JAX's default float dtype
-        real = jnp.finfo(leaves[0].dtype if leaves else jnp.result_type(float)).dtype
+        real = _real_dtype(params)
         return ScaleByZoomLinesearchState(
             learning_rate=jnp.ones((), real),
             value=jnp.full((), jnp.inf, real),
