@@ -12,6 +12,7 @@ from ._base import Preconditioner
 from ._checks import check_float_leaves, check_range, moment_structure
 from ._moments import debiaser, moving_average
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
+from ._recipe import transform
 
 
 class BlockRmsState(NamedTuple):
@@ -41,6 +42,7 @@ def _leaf_axes(axes, ndim):
     return tuple(sorted({a % ndim for a in axes}))
 
 
+@transform
 def scale_by_block_rms(
     decay=0.999, eps=1e-8, *, block_axes=None, bias_correction: bool = True
 ) -> Preconditioner:
@@ -115,14 +117,4 @@ def scale_by_block_rms(
         stored = jax.tree.map(lambda n, o: n.astype(o.dtype), nu, state.nu)
         return out, BlockRmsState(count=count, nu=stored)
 
-    return Preconditioner(
-        init,
-        precondition,
-        name=owner,
-        hyperparams={
-            "decay": decay,
-            "eps": eps,
-            "block_axes": block_axes,
-            "bias_correction": bias_correction,
-        },
-    )
+    return Preconditioner(init, precondition, name=owner)

@@ -36,7 +36,6 @@ from ._moments import debiaser, moment_zeros, moving_average, store
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
-from ._second_moment import _preconditioner
 from ._tree import check_same_structure, zeros_like_tree
 
 
@@ -74,7 +73,7 @@ class InfinityNormState(NamedTuple):
     nu: object
 
 
-@_preconditioner
+@transform
 def scale_by_infinity_norm(decay=0.999, eps=1e-8):
     """AdaMax's denominator: u_t = max(decay * u_{t-1}, |g_t| + eps); out = d_t / u_t.
 

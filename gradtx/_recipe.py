@@ -35,7 +35,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -138,6 +138,23 @@ def _logged(checks, value):
     return _OMIT if value is None and any(c.omit_none for c in checks) else value
 
 
+T = TypeVar("T", bound=GradientTransformation)
+
+
+@typing.overload
+def transform(fn: Callable[P, T], *, exclude: tuple[str, ...] = ()) -> Callable[P, T]: ...
+
+
+@typing.overload
+def transform(
+    fn: Callable[P, Any], *, exclude: tuple[str, ...] = ()
+) -> Callable[P, GradientTransformation]: ...
+
+
+@typing.overload
+def transform(fn: None = None, *, exclude: tuple[str, ...] = ()) -> Callable: ...
+
+
 def transform(
     fn: Callable[P, Any] | None = None, *, exclude: tuple[str, ...] = ()
 ) -> Callable[P, GradientTransformation] | Callable:
@@ -169,7 +186,9 @@ def transform(
         not a schedule, a value the transform records differently).
 
     Returns:
-      A factory with ``fn``'s signature and docstring.
+      A factory with ``fn``'s signature and docstring, typed to return the
+      ``GradientTransformation`` subclass ``fn`` returns (a ``Preconditioner``
+      stays one, for ``precondition(by=...)``).
     """
     if fn is None:
         return functools.partial(transform, exclude=exclude)

@@ -16,9 +16,7 @@ second moment at inf freezes its parameter for good).
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Callable
-from typing import NamedTuple, ParamSpec
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,14 +44,6 @@ from ._numerics import (
     sqrt,
 )
 from ._recipe import transform
-
-P = ParamSpec("P")
-
-
-def _preconditioner(fn: Callable[P, Preconditioner]) -> Callable[P, Preconditioner]:
-    """``transform`` for a factory that returns a ``Preconditioner``: its arguments are
-    recorded as its hyperparameters, and the factory stays typed as a preconditioner's."""
-    return typing.cast(Callable[P, Preconditioner], transform(fn))
 
 
 def _is_static(x, test):
@@ -92,6 +82,19 @@ def _eps_terms(eps, eps_root, eps_in_sqrt):
     return 0.0, eps + eps_root
 
 
+def _rms_terms(owner, decay, eps, eps_root, initial_scale, eps_in_sqrt):
+    """Check the arguments RMSprop's plain and centered forms share; ``_eps_terms``."""
+    check_range(owner, "decay", decay, 0, 1, high_open=True)
+    _check_eps(owner, eps, eps_root)
+    check_range(owner, "initial_scale", initial_scale, 0)
+    return _eps_terms(eps, eps_root, eps_in_sqrt)
+
+
+def _filled(zeros, value):
+    """A statistic's start: ``value`` in each leaf of ``zeros``, in its dtype."""
+    return jax.tree.map(lambda z: z + jnp.asarray(value, z.dtype), zeros)
+
+
 class RmsState(NamedTuple):
     """count: t; nu: v_t, the moving average of |g|^2."""
 
@@ -99,7 +102,7 @@ class RmsState(NamedTuple):
     nu: object
 
 
-@_preconditioner
+@transform
 def scale_by_rms(
     decay=0.9,
     eps=1e-8,
@@ -147,17 +150,14 @@ def scale_by_rms(
     Networks for Machine Learning, 2012.
     """
     owner = "scale_by_rms"
-    check_range(owner, "decay", decay, 0, 1, high_open=True)
-    _check_eps(owner, eps, eps_root)
-    check_range(owner, "initial_scale", initial_scale, 0)
+    outside, inside = _rms_terms(owner, decay, eps, eps_root, initial_scale, eps_in_sqrt)
     nu_dtype = check_state_dtype(owner, "nu_dtype", nu_dtype)
-    outside, inside = _eps_terms(eps, eps_root, eps_in_sqrt)
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = square_zeros(params, nu_dtype)
-        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), zeros)
-        return RmsState(count=new_count(), nu=nu)
+        return RmsState(
+            count=new_count(), nu=_filled(square_zeros(params, nu_dtype), initial_scale)
+        )
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, RmsState, gradient, "nu")
@@ -181,7 +181,7 @@ class CenteredRmsState(NamedTuple):
     nu: object
 
 
-@_preconditioner
+@transform
 def scale_by_centered_rms(
     decay=0.9,
     eps=1e-8,
@@ -215,14 +215,11 @@ def scale_by_centered_rms(
     2013, arXiv:1308.0850, eq. 38-45.
     """
     owner = "scale_by_centered_rms"
-    check_range(owner, "decay", decay, 0, 1, high_open=True)
-    _check_eps(owner, eps, eps_root)
-    check_range(owner, "initial_scale", initial_scale, 0)
-    outside, inside = _eps_terms(eps, eps_root, eps_in_sqrt)
+    outside, inside = _rms_terms(owner, decay, eps, eps_root, initial_scale, eps_in_sqrt)
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        nu = jax.tree.map(lambda z: z + jnp.asarray(initial_scale, z.dtype), square_zeros(params))
+        nu = _filled(square_zeros(params), initial_scale)
         return CenteredRmsState(count=new_count(), mu=moment_zeros(params), nu=nu)
 
     def precondition(updates, gradient, state, params=None):
@@ -294,7 +291,7 @@ class RssState(NamedTuple):
     sum_of_squares: object
 
 
-@_preconditioner
+@transform
 def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool = True):
     """Adagrad scaling: s_t = s_{t-1} + g_t^2, u_t = d_t / sqrt(s_t + eps) (0 where s_t = 0).
 
@@ -331,12 +328,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool =
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        zeros = square_zeros(params)
-        return RssState(
-            sum_of_squares=jax.tree.map(
-                lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros
-            )
-        )
+        return RssState(sum_of_squares=_filled(square_zeros(params), initial_accumulator_value))
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, RssState, gradient, "sum_of_squares")
@@ -360,7 +352,7 @@ class AdadeltaState(NamedTuple):
     e_x: object
 
 
-@_preconditioner
+@transform
 def scale_by_adadelta(rho=0.9, eps=1e-6):
     """Adadelta scaling (Zeiler 2012, Algorithm 1).
 
@@ -415,7 +407,7 @@ class MaxRmsState(NamedTuple):
     nu_max: object
 
 
-@_preconditioner
+@transform
 def scale_by_max_rms(
     decay=0.999,
     eps=1e-8,
@@ -482,7 +474,7 @@ def scale_by_max_rms(
     return Preconditioner(init, precondition, name=owner)
 
 
-@_preconditioner
+@transform
 def scale_by_rectified_rms(
     decay=0.999, eps=1e-8, *, threshold=5.0, eps_root=0.0, correct_before_eps: bool = False
 ):
