@@ -170,8 +170,8 @@ from ._monitoring import SnapshotState as SnapshotState
 from ._monitoring import measure_with_ema as measure_with_ema
 from ._monitoring import monitor as monitor
 from ._monitoring import snapshot as snapshot
-from ._optax_state import state_from_optax as state_from_optax
-from ._optax_state import state_to_optax as state_to_optax
+from ._state_conversion import state_from_optax as state_from_optax
+from ._state_conversion import state_to_optax as state_to_optax
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
 from ._orthogonal import NeuronRmsState as NeuronRmsState
 from ._orthogonal import OrthogonalRmsState as OrthogonalRmsState

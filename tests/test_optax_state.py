@@ -343,7 +343,7 @@ def test_state_from_optax_continues_an_orbax_checkpoint_of_optax(tmp_path):
 def test_state_to_optax_without_optax_keeps_optax_names(monkeypatch):
     import builtins
 
-    from gradtx import _optax_state
+    from gradtx import _state_conversion
 
     real_import = builtins.__import__
 
@@ -352,7 +352,7 @@ def test_state_to_optax_without_optax_keeps_optax_names(monkeypatch):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    _optax_state._optax_type.cache_clear()
+    _state_conversion._optax_type.cache_clear()
     monkeypatch.setattr(builtins, "__import__", no_optax)
     try:
         params = _params(jnp.float32)
@@ -360,7 +360,7 @@ def test_state_to_optax_without_optax_keeps_optax_names(monkeypatch):
         converted = gradtx.state_to_optax(gtx, gtx.init(params))
     finally:
         monkeypatch.undo()
-        _optax_state._optax_type.cache_clear()
+        _state_conversion._optax_type.cache_clear()
     assert not isinstance(converted[0], optax.ScaleByAdamState)
     assert type(converted[0]).__name__ == "ScaleByAdamState"
     assert converted[0]._fields == ("count", "mu", "nu")
