@@ -170,8 +170,6 @@ from ._monitoring import SnapshotState as SnapshotState
 from ._monitoring import measure_with_ema as measure_with_ema
 from ._monitoring import monitor as monitor
 from ._monitoring import snapshot as snapshot
-from ._state_conversion import state_from_optax as state_from_optax
-from ._state_conversion import state_to_optax as state_to_optax
 from ._orthogonal import MuonDimensionNumbers as MuonDimensionNumbers
 from ._orthogonal import NeuronRmsState as NeuronRmsState
 from ._orthogonal import OrthogonalRmsState as OrthogonalRmsState
@@ -289,6 +287,8 @@ from ._spikes import scale_by_norm_moments as scale_by_norm_moments
 from ._splus import SPlusState as SPlusState
 from ._splus import scale_by_splus as scale_by_splus
 from ._splus import scale_by_splus_shape as scale_by_splus_shape
+from ._state_conversion import state_from_optax as state_from_optax
+from ._state_conversion import state_to_optax as state_to_optax
 from ._update import apply_updates as apply_updates
 from ._weight_decay import add_decayed_weights as add_decayed_weights
 from ._weight_decay import add_scaled_params as add_scaled_params
