@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ElementTree
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 LIST = HERE / "quick_tier_slow.txt"
-THRESHOLD_S = 0.4
+THRESHOLD_S = 0.3
 CORE_ROWS = frozenset({"sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "muon"})
 
 
