@@ -83,6 +83,8 @@ from ._combine import PreconditionState as PreconditionState
 from ._combine import chain as chain
 from ._combine import named_chain as named_chain
 from ._combine import precondition as precondition
+from ._compensated import CompensatedState as CompensatedState
+from ._compensated import compensated as compensated
 from ._complex import SplitRealAndImaginaryArrays as SplitRealAndImaginaryArrays
 from ._complex import SplitRealAndImaginaryState as SplitRealAndImaginaryState
 from ._complex import split_real_and_imaginary as split_real_and_imaginary
@@ -217,12 +219,10 @@ from ._plateau import reduce_on_plateau as reduce_on_plateau
 from ._privacy import DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState
 from ._privacy import differentially_private_aggregate as differentially_private_aggregate
 from ._qk_clip import qk_clip as qk_clip
-from ._quantized import CompensatedState as CompensatedState
 from ._quantized import QuantizationMap as QuantizationMap
 from ._quantized import QuantizedArray as QuantizedArray
 from ._quantized import QuantizedState as QuantizedState
 from ._quantized import Rank1QuantizedArray as Rank1QuantizedArray
-from ._quantized import compensated as compensated
 from ._quantized import quantization_map as quantization_map
 from ._quantized import quantized_state as quantized_state
 from ._quasi_newton import ScaleByLBFGSState as ScaleByLBFGSState
