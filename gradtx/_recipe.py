@@ -222,4 +222,8 @@ def transform(
             children=tuple(children[0]) if children else (),
         )
 
+    # The signature a reader sees says what the factory returns, not what the body does.
+    if signature.return_annotation is inspect.Signature.empty:
+        shown = signature.replace(return_annotation="GradientTransformation")
+        setattr(build, "__signature__", shown)  # noqa: B010 (functools.wraps types no such attribute)
     return build
