@@ -23,8 +23,8 @@ if _OWN_CACHE:
 # XLA:CPU options for the suite (not for gradtx's users): the suite's programs are
 # small and run a few steps, so compiling them, not running them, is most of its
 # time.  XLA's older elemental emitters compile them about 2x faster (measured:
-# 164 ms -> 70 ms for one AdamW step) and give the same bits: exp, log, sqrt,
-# rsqrt, pow, tanh, erf, sin and sigmoid on 1e5 float32 values, and every test.
+# 164 ms -> 70 ms for one AdamW step) and give the same bits on the ops compared
+# (exp, log, sqrt, rsqrt, pow, tanh, erf, sin and sigmoid on 1e5 float32 values).
 # (LLVM -O0 as well would save a little more but changes last bits between a
 # vmapped and a looped step.)  GRADTX_TEST_XLA_DEFAULT=1 runs on XLA's defaults.
 SUITE_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false",)
