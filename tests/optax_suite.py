@@ -17,10 +17,12 @@ Test modules (`*_test`) and optax's `test_utils` are returned unproxied.
 
 `run_files` runs test files in a pytest subprocess, so nothing of the
 substitution leaks into the rest of gradtx's suite; tests/test_optax_suite.py
-gives each file its own subprocess (and its own test, which xdist can place on
-any worker) and checks the exclusions by collecting every file without running
-it.  `python -m tests.optax_suite` prints per-file counts for gradtx and for
-optax itself.
+runs the quick files together in one subprocess (starting one costs more than
+most of these files' tests), gives each slow file (or part of one) its own
+subprocess and test, which xdist can place on any worker, and checks the
+exclusions by collecting every file without running it.
+`python -m tests.optax_suite` prints per-file counts for gradtx and for optax
+itself.
 """
 
 from __future__ import annotations
