@@ -27,6 +27,7 @@ from ._matrix import (
     _apply_on_axis,
     _axis_gram,
     _check_common,
+    _check_soap,
     _eigenbasis,
     _inverse_root,
     _per_leaf,
@@ -121,19 +122,10 @@ class KLSoapState(NamedTuple):
     eigenvalues: Any
 
 
-def _kl_checks(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim):
-    check_range(owner, "b1", b1, 0, 1, high_open=True)
-    check_range(owner, "b2", b2, 0, 1, high_open=True)
-    if shampoo_beta is not None:
-        check_range(owner, "shampoo_beta", shampoo_beta, 0, 1, high_open=True)
-    check_range(owner, "eps", eps, 0)
-    _check_common(owner, precondition_frequency, max_precondition_dim)
-
-
 def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequency, options):
     """The pair (init, update) shared by KL-Shampoo and KL-SOAP; ``with_nu``: KL-SOAP's step."""
     max_dim, precondition_1d, init_factor, clamp = options
-    _kl_checks(owner, b1, b2, shampoo_beta, eps, frequency, max_dim)
+    _check_soap(owner, b1, b2, shampoo_beta, eps, frequency, max_dim)
     s = b2 if shampoo_beta is None else shampoo_beta
     check_range(owner, "init_factor", init_factor, 0, low_open=True)
     if clamp is not None:

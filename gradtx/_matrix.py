@@ -123,6 +123,16 @@ def _check_common(owner, precondition_frequency, max_precondition_dim):
         )
 
 
+def _check_soap(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim):
+    """The checks of SOAP's hyperparameters, which KL-Shampoo and KL-SOAP share."""
+    check_range(owner, "b1", b1, 0, 1, high_open=True)
+    check_range(owner, "b2", b2, 0, 1, high_open=True)
+    if shampoo_beta is not None:
+        check_range(owner, "shampoo_beta", shampoo_beta, 0, 1, high_open=True)
+    check_range(owner, "eps", eps, 0)
+    _check_common(owner, precondition_frequency, max_precondition_dim)
+
+
 # ----------------------------------------------------------------------------
 # SOAP
 
@@ -202,12 +212,7 @@ def scale_by_soap(
     arXiv:2409.11321.
     """
     owner = "scale_by_soap"
-    check_range(owner, "b1", b1, 0, 1, high_open=True)
-    check_range(owner, "b2", b2, 0, 1, high_open=True)
-    if shampoo_beta is not None:
-        check_range(owner, "shampoo_beta", shampoo_beta, 0, 1, high_open=True)
-    check_range(owner, "eps", eps, 0)
-    _check_common(owner, precondition_frequency, max_precondition_dim)
+    _check_soap(owner, b1, b2, shampoo_beta, eps, precondition_frequency, max_precondition_dim)
     s = b2 if shampoo_beta is None else shampoo_beta
 
     def axes_of(p):

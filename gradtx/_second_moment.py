@@ -264,11 +264,8 @@ def scale_by_stddev(
     holds only ``mu`` and ``nu``).
 
     Args:
-      decay: the decay of both moving averages, in [0, 1).
-      eps: the stabiliser, >= 0, placed as ``eps_in_sqrt`` says.
-      initial_scale: v_0, >= 0.
-      eps_in_sqrt: add eps under the root (True) or to the root (False).
-      bias_correction: divide both averages by 1 - decay^t.
+      decay, eps, initial_scale, eps_in_sqrt, bias_correction: as in
+        ``scale_by_centered_rms``.
 
     Returns:
       A preconditioner with state ``CenteredRmsState(count, mu, nu)``.

@@ -349,13 +349,9 @@ def nadam(
     ``decoupled_weight_decay``.
 
     Args:
-      lr: the learning rate, a number >= 0 or a schedule.
-      betas: (b1, b2), each in [0, 1).
-      eps: added to the root, >= 0.
-      weight_decay: decay coefficient, >= 0.
+      lr, betas, eps, weight_decay: as in ``adam``.
       momentum_decay: psi in the momentum schedule, >= 0.
-      decoupled_weight_decay: p <- p - lr * weight_decay * p instead of L2.
-      maximize: ascend the objective.
+      decoupled_weight_decay, maximize: as in ``adam``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
@@ -391,12 +387,7 @@ def radam(
     uncorrected v_t.  ``weight_decay`` is L2 unless ``decoupled_weight_decay``.
 
     Args:
-      lr: the learning rate, a number >= 0 or a schedule.
-      betas: (b1, b2), each in [0, 1).
-      eps: added to the root, >= 0.
-      weight_decay: decay coefficient, >= 0.
-      decoupled_weight_decay: p <- p - lr * weight_decay * p instead of L2.
-      maximize: ascend the objective.
+      lr, betas, eps, weight_decay, decoupled_weight_decay, maximize: as in ``adam``.
 
     Example:
       >>> import jax.numpy as jnp, gradtx
