@@ -19,8 +19,9 @@ Test modules (`*_test`) and optax's `test_utils` are returned unproxied.
 substitution leaks into the rest of gradtx's suite; tests/test_optax_suite.py
 runs the quick files together in one subprocess (starting one costs more than
 most of these files' tests), gives each slow file (or part of one) its own
-subprocess and test, which xdist can place on any worker, and checks the
-exclusions by collecting every file without running it.
+subprocess and test, which xdist can place on any worker; each of these
+tests also fails on an exclusion of its files that left out no test (stale
+after a rename).
 `python -m tests.optax_suite` prints per-file counts for gradtx and for optax
 itself.
 """
