@@ -372,6 +372,50 @@ def test_quantized_state_under_jit_matches_eager(bits, rounding):
             assert np.mean(a.view(np.uint8) != b.view(np.uint8)) <= 0.01
 
 
+@pytest.mark.parametrize(
+    "bits,block_size,rounding,normalization",
+    [
+        (8, 16, "nearest", "block"),
+        (8, 7, "stochastic", "rank1"),
+        (4, 64, "stochastic", "block"),
+        (4, 16, "nearest", "rank1"),
+        ("fp8", 50, "nearest", "rank1"),
+    ],
+)
+def test_quantized_state_init_is_bit_equal_to_eager_quantize(
+    bits, block_size, rounding, normalization
+):
+    # An eager init quantizes each leaf in one compiled program: the same bits as
+    # QuantizedArray.quantize (or Rank1QuantizedArray's) run op by op on tx.init's
+    # leaf, with the key of the leaf's position and step 0.
+    params = {**_QUADRATIC_START, "h": jnp.linspace(-2, 3, 24, dtype=jnp.bfloat16).reshape(4, 6)}
+    for row in [r for r in OPTIMIZERS if r.name in ("adam", "adagrad", "muon")]:
+        tx = typical(row)
+        opt = gradtx.quantized_state(
+            tx, bits, block_size, 0, rounding=rounding, normalization=normalization
+        )
+        stored = jax.tree.leaves(opt.init(params).inner_state, is_leaf=_is_stored)
+        leaves = jax.tree.leaves(tx.init(params))
+        assert len(stored) == len(leaves)
+        for i, (q, x) in enumerate(zip(stored, leaves)):
+            if not _is_stored(q):
+                assert_trees_equal(q, x)
+                continue
+            key = None
+            if rounding == "stochastic":
+                key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), 0), i)
+            if isinstance(q, gradtx.Rank1QuantizedArray):
+                expected = gradtx.Rank1QuantizedArray.quantize(x, q.code, key)
+            else:
+                expected = gradtx.QuantizedArray.quantize(x, q.code, block_size, key)
+            assert_trees_equal(q, expected)
+            assert (q.shape, q.dtype) == (expected.shape, expected.dtype)
+
+
+def _is_stored(x):
+    return isinstance(x, (gradtx.QuantizedArray, gradtx.Rank1QuantizedArray))
+
+
 def test_quantized_state_stochastic_rounding_depends_on_seed_only_through_the_draws():
     a = gradtx.quantized_state(gradtx.adam(0.05), min_size=0, rounding="stochastic", seed=0)
     b = gradtx.quantized_state(gradtx.adam(0.05), min_size=0, rounding="stochastic", seed=1)
