@@ -373,23 +373,28 @@ def test_quantized_state_under_jit_matches_eager(bits, rounding):
 
 
 @pytest.mark.parametrize(
-    "bits,block_size,rounding,normalization",
+    "bits,rounding,normalization",
     [
-        (8, 16, "nearest", "block"),
-        (8, 7, "stochastic", "rank1"),
-        (4, 64, "stochastic", "block"),
-        (4, 16, "nearest", "rank1"),
-        ("fp8", 50, "nearest", "rank1"),
+        (8, "nearest", "block"),
+        (4, "stochastic", "block"),
+        ("fp8", "nearest", "block"),
+        (4, "nearest", "rank1"),
     ],
 )
-def test_quantized_state_init_is_bit_equal_to_eager_quantize(
-    bits, block_size, rounding, normalization
-):
+def test_quantized_state_init_is_bit_equal_to_eager_quantize(bits, rounding, normalization):
     # An eager init quantizes each leaf in one compiled program: the same bits as
     # QuantizedArray.quantize (or Rank1QuantizedArray's) run op by op on tx.init's
-    # leaf, with the key of the leaf's position and step 0.
-    params = {**_QUADRATIC_START, "h": jnp.linspace(-2, 3, 24, dtype=jnp.bfloat16).reshape(4, 6)}
-    for row in [r for r in OPTIMIZERS if r.name in ("adam", "adagrad", "muon")]:
+    # leaf, with the key of the leaf's position and step 0.  (The leaves' shapes are
+    # those of the eager tests above, whose compiled operations this test reuses; "b"
+    # is one block.)
+    block_size = 64
+    rng = np.random.default_rng(14)
+    params = {
+        "w": jnp.asarray(rng.standard_normal(1000), jnp.float32),
+        "b": jnp.asarray(rng.standard_normal(64), jnp.float32),
+        "m": jnp.asarray(rng.standard_normal((7, 12)), jnp.float32),
+    }
+    for row in [r for r in OPTIMIZERS if r.name in ("adam", "adagrad")]:
         tx = typical(row)
         opt = gradtx.quantized_state(
             tx, bits, block_size, 0, rounding=rounding, normalization=normalization
