@@ -446,7 +446,7 @@ class QuantizedArray(_Pytree):
         flat = x.reshape(-1).astype(jnp.float32)
         blocks = jnp.pad(flat, (0, n_blocks * block_size - size)).reshape(n_blocks, block_size)
         absmax = _absmax_rows(blocks)
-        scales = jnp.where(jnp.isfinite(absmax), absmax / np.float32(m.top), np.float32(np.nan))
+        scales = jnp.where(jnp.isfinite(absmax), _over_top(absmax, m.top), np.float32(np.nan))
         normed = blocks / jnp.where(scales > 0, scales, np.float32(1))[:, None]
         codes = m.encode(normed, key).reshape(-1)
         if m.bits == 4:
@@ -479,6 +479,16 @@ def _decode(codes, code: str) -> jax.Array:
         values = jnp.stack([m.decode(codes & 15), m.decode(codes >> 4)], axis=-1)
         return values.reshape(*codes.shape[:-1], -1)
     return m.decode(codes)
+
+
+def _over_top(x, top: float) -> jax.Array:
+    """x / top, rounded once under jit as eagerly.  XLA turns a division by a
+    constant into a product with its reciprocal, rounded twice unless top is a
+    power of two (fp8's 448 is not); a barrier hides the constant."""
+    divisor = np.float32(top)
+    if np.log2(top) != np.round(np.log2(top)):
+        divisor = jax.lax.optimization_barrier(divisor)
+    return x / divisor
 
 
 def _absmax_rows(blocks) -> jax.Array:
@@ -559,7 +569,7 @@ class Rank1QuantizedArray(_Pytree):
         """s_ij = min over the axes of the maxima meeting at each entry, over top."""
         ndim = len(maxes)
         shaped = [m.reshape((1,) * k + (-1,) + (1,) * (ndim - k - 1)) for k, m in enumerate(maxes)]
-        return functools.reduce(jnp.minimum, shaped) / np.float32(top)
+        return _over_top(functools.reduce(jnp.minimum, shaped), top)
 
     @classmethod
     def quantize(cls, x, code: str, key=None) -> Rank1QuantizedArray:
@@ -588,6 +598,20 @@ class Rank1QuantizedArray(_Pytree):
 
 def _is_quantized(x) -> bool:
     return isinstance(x, (QuantizedArray, Rank1QuantizedArray))
+
+
+def _quantize(x, code: str, block_size: int, rank1: bool, key):
+    """``x`` as a ``Rank1QuantizedArray`` (``rank1``) or a ``QuantizedArray``."""
+    if rank1:
+        return Rank1QuantizedArray.quantize(x, code, key)
+    return QuantizedArray.quantize(x, code, block_size, key)
+
+
+# ``_quantize`` as one program per leaf shape, dtype and map, for an eager ``init``
+# (one dispatch per leaf, where the encoder's few dozen small operations would be
+# dispatched one by one): the same bits, the codes being settled by exact compares
+# (see ``_rank``) and the scales by one division.
+_quantize_jitted = jax.jit(_quantize, static_argnums=(1, 2, 3))
 
 
 # ----------------------------------------------------------------------------
@@ -750,11 +774,11 @@ def quantized_state(
             return None
         return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), count), i)
 
-    def store(path, leaf, code, key):
-        if normalization == "rank1" and code == unsigned_map and jnp.ndim(leaf) >= 2:
-            return Rank1QuantizedArray.quantize(leaf, code, key)
-        _check_layout(owner, path, leaf, block_size)
-        return QuantizedArray.quantize(leaf, code, block_size, key)
+    def store(path, leaf, code, key, quantize=_quantize):
+        rank1 = normalization == "rank1" and code == unsigned_map and jnp.ndim(leaf) >= 2
+        if not rank1:
+            _check_layout(owner, path, leaf, block_size)
+        return quantize(leaf, code, block_size, rank1, key)
 
     def init(params):
         count = new_count()
@@ -763,7 +787,9 @@ def quantized_state(
         for i, (path, leaf) in enumerate(flat):
             code = choose(path, leaf)
             if code is not None:
-                leaf = store(path, leaf, code, key_for(count, i))
+                # eager: one compiled program per leaf; traced: the operations inline
+                quantize = _quantize if is_traced(leaf) else _quantize_jitted
+                leaf = store(path, leaf, code, key_for(count, i), quantize)
             out.append(leaf)
         return QuantizedState(count, treedef.unflatten(out))
 

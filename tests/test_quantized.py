@@ -372,6 +372,55 @@ def test_quantized_state_under_jit_matches_eager(bits, rounding):
             assert np.mean(a.view(np.uint8) != b.view(np.uint8)) <= 0.01
 
 
+@pytest.mark.parametrize(
+    "bits,rounding,normalization",
+    [
+        (8, "nearest", "block"),
+        (4, "stochastic", "block"),
+        ("fp8", "nearest", "block"),
+        (4, "nearest", "rank1"),
+    ],
+)
+def test_quantized_state_init_is_bit_equal_to_eager_quantize(bits, rounding, normalization):
+    # An eager init quantizes each leaf in one compiled program: the same bits as
+    # QuantizedArray.quantize (or Rank1QuantizedArray's) run op by op on tx.init's
+    # leaf, with the key of the leaf's position and step 0.  (The leaves' shapes are
+    # those of the eager tests above, whose compiled operations this test reuses; "b"
+    # is one block.)
+    block_size = 64
+    rng = np.random.default_rng(14)
+    params = {
+        "w": jnp.asarray(rng.standard_normal(1000), jnp.float32),
+        "b": jnp.asarray(rng.standard_normal(64), jnp.float32),
+        "m": jnp.asarray(rng.standard_normal((7, 12)), jnp.float32),
+    }
+    for row in [r for r in OPTIMIZERS if r.name in ("adam", "adagrad")]:
+        tx = typical(row)
+        opt = gradtx.quantized_state(
+            tx, bits, block_size, 0, rounding=rounding, normalization=normalization
+        )
+        stored = jax.tree.leaves(opt.init(params).inner_state, is_leaf=_is_stored)
+        leaves = jax.tree.leaves(tx.init(params))
+        assert len(stored) == len(leaves)
+        for i, (q, x) in enumerate(zip(stored, leaves)):
+            if not _is_stored(q):
+                assert_trees_equal(q, x)
+                continue
+            key = None
+            if rounding == "stochastic":
+                key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), 0), i)
+            if isinstance(q, gradtx.Rank1QuantizedArray):
+                expected = gradtx.Rank1QuantizedArray.quantize(x, q.code, key)
+            else:
+                expected = gradtx.QuantizedArray.quantize(x, q.code, block_size, key)
+            assert_trees_equal(q, expected)
+            assert (q.shape, q.dtype) == (expected.shape, expected.dtype)
+
+
+def _is_stored(x):
+    return isinstance(x, (gradtx.QuantizedArray, gradtx.Rank1QuantizedArray))
+
+
 def test_quantized_state_stochastic_rounding_depends_on_seed_only_through_the_draws():
     a = gradtx.quantized_state(gradtx.adam(0.05), min_size=0, rounding="stochastic", seed=0)
     b = gradtx.quantized_state(gradtx.adam(0.05), min_size=0, rounding="stochastic", seed=1)

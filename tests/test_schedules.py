@@ -793,18 +793,24 @@ END_SCHEDULES = [
 
 @pytest.mark.parametrize("name", END_SCHEDULES)
 def test_schedule_is_exactly_its_start_and_end_values_eager_and_jitted(name):
-    wrong = []
+    cases = []  # ((a, b, n), schedule, [(step, expected value)])
     for a, b in END_VALUES:
         for n in END_LENGTHS:
             sched, start, start_value, end, end_value = _ends(name, a, b, n)
             checks = [(start, start_value)]
             if end is not None:
                 checks += [(end, end_value), (end + 1, end_value), (end + 10**5, end_value)]
-            jitted = jax.jit(sched)
-            for t, expected in checks:
-                for how, value in (("eager", sched(t)), ("jit", jitted(t))):
-                    if np.asarray(value) != np.float32(expected):
-                        wrong.append(f"{how} ({a}, {b}, n={n}) at t={t}: {value} != {expected}")
+            cases.append(((a, b, n), sched, checks))
+    # Jitted: every schedule at its steps in one program (one compile, not 25), each
+    # schedule mapped over an int32 vector of its steps.
+    steps = [jnp.asarray([t for t, _ in checks], jnp.int32) for _, _, checks in cases]
+    jitted = jax.jit(lambda steps: [jax.vmap(s)(ts) for (_, s, _), ts in zip(cases, steps)])
+    wrong = []
+    for ((a, b, n), sched, checks), values in zip(cases, jitted(steps)):
+        for (t, expected), value_jit in zip(checks, values):
+            for how, value in (("eager", sched(t)), ("jit", value_jit)):
+                if np.asarray(value) != np.float32(expected):
+                    wrong.append(f"{how} ({a}, {b}, n={n}) at t={t}: {value} != {expected}")
     assert not wrong, f"{len(wrong)} wrong ends, first: {wrong[:5]}"
 
 
