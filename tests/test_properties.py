@@ -62,6 +62,9 @@ def loss(params):
     return quadratic(params, _CENTRE, _CURVATURE)
 
 
+_jitted_loss = jax.jit(loss)  # one program for every row's float32 params
+
+
 def make_step(opt, count=None):
     """The jitted step: gradient, update, apply.  ``count`` collects traces."""
 
@@ -77,9 +80,15 @@ def make_step(opt, count=None):
 
 @functools.cache
 def jitted_step(name):
+    """The row's typical optimizer, its jitted step and the list that counts the step's traces.
+
+    One program per row, shared by the tests below.  It donates params and state, as
+    a training step does, so a test passes it only what it does not read afterwards.
+    """
     row = OPTIMIZERS[IDS.index(name)]
     opt = typical(row)
-    return opt, jax.jit(make_step(opt))
+    traces = []
+    return opt, jax.jit(make_step(opt, traces), donate_argnums=(0, 1)), traces
 
 
 def run(step, params, state, steps):
@@ -127,12 +136,14 @@ _DESCENDING = {
 def test_optimizer_with_defaults_decreases_quadratic(factory_name):
     row = DEFAULTS[factory_name]
     opt = row.factory(**row.required)
-    step = jax.jit(make_step(opt))
+    # Donated as jitted_step's: where the defaults are the typical hyperparameters, the
+    # persistent compilation cache then serves the same program to the tests below.
+    step = jax.jit(make_step(opt), donate_argnums=(0, 1))
     params, state = start(), opt.init(start())
-    losses = [float(loss(params))]
+    losses = [float(_jitted_loss(params))]
     for _ in range(20):
         params, state = step(params, state)
-        losses.append(float(loss(params)))
+        losses.append(float(_jitted_loss(params)))
     # No step goes uphill (optax 0.2.8's adadelta() does), and it gets somewhere.
     descending = _DESCENDING.get(factory_name, lambda losses: losses)(losses)
     assert all(b < a for a, b in zip(descending, descending[1:])), losses
@@ -141,11 +152,10 @@ def test_optimizer_with_defaults_decreases_quadratic(factory_name):
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
 def test_optimizer_under_jit_matches_eager(row):
-    opt, step = jitted_step(row.name)
+    opt, step, _ = jitted_step(row.name)
     eager = make_step(opt)
-    params, state = start(), opt.init(start())
-    jit_params, jit_state = run(step, params, state, 3)
-    eager_params, eager_state = run(eager, params, state, 3)
+    jit_params, jit_state = run(step, start(), opt.init(start()), 3)  # donated: own inputs
+    eager_params, eager_state = run(eager, start(), opt.init(start()), 3)
     jit_leaves = jax.tree.leaves((jit_params, jit_state))
     for a, b in zip(jit_leaves, jax.tree.leaves((eager_params, eager_state))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -156,8 +166,7 @@ def test_optimizer_state_can_be_donated_with_the_params(row):
     # A training step donates params and state; an init that put one array in two
     # places (or kept the params by reference) would fail with "donate the same
     # buffer twice".  Eager and jitted init alike.
-    opt = typical(row)
-    donated = jax.jit(make_step(opt), donate_argnums=(0, 1))
+    opt, donated, _ = jitted_step(row.name)
     for init in (opt.init, jax.jit(opt.init)):
         params = start()
         state = init(params)
@@ -169,7 +178,7 @@ def test_optimizer_state_can_be_donated_with_the_params(row):
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
 def test_optimizer_under_vmap_matches_loop(row):
-    opt, step = jitted_step(row.name)
+    opt, step, _ = jitted_step(row.name)
     batch = 3
     offsets = np.linspace(-1.0, 1.0, batch)
     members = [jax.tree.map(lambda x: x + jnp.float32(o), start()) for o in offsets]
@@ -184,15 +193,17 @@ def test_optimizer_under_vmap_matches_loop(row):
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
 def test_optimizer_state_is_stable_across_steps_and_traces_once(row):
-    opt = typical(row)
-    traces = []
-    step = jax.jit(make_step(opt, traces))
+    # The shared step may have been traced already (by another test, on the same
+    # signature): at most one trace for the first step, none after it.
+    opt, step, traces = jitted_step(row.name)
     params, state = start(), opt.init(start())
     first = signature(state)
+    before, counts = len(traces), []
     for _ in range(3):
         params, state = step(params, state)
         assert signature(state) == first
-    assert len(traces) == 1
+        counts.append(len(traces))
+    assert counts[0] <= before + 1 and counts[-1] == counts[0], (before, counts)
 
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
@@ -214,13 +225,13 @@ def test_optimizer_with_bf16_params_keeps_dtype_and_stays_finite(row):
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
 def test_optimizer_state_saved_with_numpy_continues_same_trajectory(row, tmp_path):
-    opt, step = jitted_step(row.name)
+    opt, step, _ = jitted_step(row.name)
     params, state = run(step, start(), opt.init(start()), 3)
     leaves, treedef = jax.tree.flatten(state)
     np.savez(tmp_path / "state.npz", *[np.asarray(x) for x in leaves])
     (tmp_path / "treedef.pkl").write_bytes(pickle.dumps(treedef))
 
-    straight = run(step, params, state, 3)
+    straight = run(step, *jax.tree.map(jnp.copy, (params, state)), 3)  # the step donates
     with np.load(tmp_path / "state.npz") as saved:
         restored_leaves = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     restored = jax.tree.unflatten(
@@ -280,16 +291,20 @@ def _edge_params():
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), _EDGE_PARAMS)
 
 
+def _edge_loss(params):
+    """The loss on the edge-case trees: 0.5 ||p - 1||^2."""
+    return sum((0.5 * jnp.sum((x - 1.0) ** 2) for x in jax.tree.leaves(params)), jnp.float32(0.0))
+
+
+_edge_grad = jax.jit(jax.grad(_edge_loss))
+
+
 def _edge_step(opt):
-    """The jitted step on the edge-case trees: the loss 0.5 ||p - 1||^2 and its gradient,
-    or ``grads`` in its place."""
+    """The jitted step on the edge-case trees: the loss and its gradient, or ``grads`` in
+    its place."""
 
     def step(params, state, grads=None):
-        value, grad = jax.value_and_grad(
-            lambda p: sum(
-                (0.5 * jnp.sum((x - 1.0) ** 2) for x in jax.tree.leaves(p)), jnp.float32(0.0)
-            )
-        )(params)
+        value, grad = jax.value_and_grad(_edge_loss)(params)
         grad = grad if grads is None else grads
         updates, state = opt.update(grad, state, params, value=value)
         return updates, gradtx.apply_updates(params, updates), state
@@ -299,8 +314,10 @@ def _edge_step(opt):
 
 def _assert_all_finite(tree, what):
     for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
-            assert bool(jnp.all(jnp.isfinite(x))), f"{what}{jax.tree_util.keystr(path)} not finite"
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact):  # checked in NumPy: no dispatch
+            assert np.isfinite(np.asarray(x)).all(), (
+                f"{what}{jax.tree_util.keystr(path)} not finite"
+            )
 
 
 @pytest.mark.parametrize("row", OPTIMIZERS, ids=IDS)
@@ -352,8 +369,8 @@ def test_optimizer_after_zero_gradients_recovers_with_finite_steps(row):
         return
     _assert_all_finite((updates, params, state), "after zero gradients: ")
     before = params
-    for _ in range(3):
-        updates, params, state = step(params, state)
+    for _ in range(3):  # the loss's gradient passed in: one program for both phases
+        updates, params, state = step(params, state, _edge_grad(params))
         _assert_all_finite((updates, params, state), "after nonzero gradients: ")
     assert float(jnp.max(jnp.abs(params["w"] - before["w"]))) > 0
 
