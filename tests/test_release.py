@@ -47,7 +47,9 @@ def test_release_version_is_set_in_one_place():
 
 
 @pytest.mark.slow
-def test_release_wheel_installs_in_a_fresh_venv_and_passes_its_doctests(tmp_path):
+def test_release_wheel_installs_in_a_fresh_venv_as_the_checkout_and_passes_the_smoke_tests(
+    tmp_path,
+):
     pytest.importorskip("build")
     source = tmp_path / "source"
     source.mkdir()
