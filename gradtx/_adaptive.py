@@ -32,7 +32,7 @@ from ._checks import (
     moment_state,
 )
 from ._combine import chain, precondition
-from ._moments import debiaser, moment_zeros, moving_average, store
+from ._moments import debiaser, filled, moment_zeros, moving_average, store
 from ._momentum import bias_correction, scale_by_momentum
 from ._numerics import abs_sq, compute_dtype, increment, new_count, real_compute_dtype
 from ._recipe import transform
@@ -344,9 +344,7 @@ def scale_by_yogi(b1=0.9, b2=0.999, eps=1e-3, eps_root=0.0, initial_accumulator_
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        full = jax.tree.map(
-            lambda z: z + jnp.asarray(initial_accumulator_value, z.dtype), zeros_like_tree(params)
-        )
+        full = filled(zeros_like_tree(params), initial_accumulator_value)
         return ScaleByYogiState(count=new_count(), mu=full, nu=full)
 
     def update(updates, state, params=None, **extra):
@@ -660,9 +658,7 @@ def scale_by_rprop(
     def init(params):
         check_float_leaves(owner, params, "params")
         check_real_leaves(owner, params, "Rprop compares the signs of successive gradients")
-        sizes = jax.tree.map(
-            lambda z: z + jnp.asarray(learning_rate, z.dtype), zeros_like_tree(params)
-        )
+        sizes = filled(zeros_like_tree(params), learning_rate)
         return ScaleByRpropState(step_sizes=sizes, prev_updates=zeros_like_tree(params))
 
     def update(updates, state, params=None, **extra):

@@ -32,6 +32,11 @@ def moment_zeros(params, dtype=None, *, real: bool = False):
     return zeros_like_tree(params, real=real, dtype=dtype)
 
 
+def filled(zeros, value):
+    """A statistic's start: ``value`` in each leaf of ``zeros``, in that leaf's dtype."""
+    return jax.tree.map(lambda z: z + jnp.asarray(value, z.dtype), zeros)
+
+
 def square_zeros(params, dtype=None):
     """Zeros for a second moment: in ``dtype`` if given, else in each parameter's real
     dtype, except that float16 is widened to float32.

@@ -26,6 +26,7 @@ from ._checks import check_float_leaves, check_range, check_state_dtype, moment_
 from ._moments import (
     as_stored,
     debiaser,
+    filled,
     moment_zeros,
     moving_average,
     moving_average_sq,
@@ -90,11 +91,6 @@ def _rms_terms(owner, decay, eps, eps_root, initial_scale, eps_in_sqrt):
     return _eps_terms(eps, eps_root, eps_in_sqrt)
 
 
-def _filled(zeros, value):
-    """A statistic's start: ``value`` in each leaf of ``zeros``, in its dtype."""
-    return jax.tree.map(lambda z: z + jnp.asarray(value, z.dtype), zeros)
-
-
 class RmsState(NamedTuple):
     """count: t; nu: v_t, the moving average of |g|^2."""
 
@@ -155,9 +151,7 @@ def scale_by_rms(
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return RmsState(
-            count=new_count(), nu=_filled(square_zeros(params, nu_dtype), initial_scale)
-        )
+        return RmsState(count=new_count(), nu=filled(square_zeros(params, nu_dtype), initial_scale))
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, RmsState, gradient, "nu")
@@ -219,7 +213,7 @@ def scale_by_centered_rms(
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        nu = _filled(square_zeros(params), initial_scale)
+        nu = filled(square_zeros(params), initial_scale)
         return CenteredRmsState(count=new_count(), mu=moment_zeros(params), nu=nu)
 
     def precondition(updates, gradient, state, params=None):
@@ -325,7 +319,7 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7, *, eps_in_sqrt: bool =
 
     def init(params):
         check_float_leaves(owner, params, "params")
-        return RssState(sum_of_squares=_filled(square_zeros(params), initial_accumulator_value))
+        return RssState(sum_of_squares=filled(square_zeros(params), initial_accumulator_value))
 
     def precondition(updates, gradient, state, params=None):
         moment_state(owner, state, RssState, gradient, "sum_of_squares")
