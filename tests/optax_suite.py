@@ -366,13 +366,11 @@ def run_files(
     substitute: bool = True,
     timeout: float = 1800,
     select=None,
-    collect_only=False,
     part=(0, 1),
 ) -> dict[str, Result]:
     """Runs optax test files in one pytest subprocess; outcomes per file.
 
     ``select``: only these tests (``Class::test`` names, of a single file).
-    ``collect_only``: collect without running, so that only ``excluded`` is filled in.
     ``part``: ``(i, n)`` runs the i-th of every n tests left after the exclusions
     (``excluded`` still lists every exclusion).
     """
@@ -399,7 +397,6 @@ def run_files(
                 "-p",
                 "no:cacheprovider",
                 f"--junitxml={junit}",
-                *(["--collect-only"] if collect_only else []),
                 "--rootdir",
                 str(tmp),
                 "-c",
