@@ -22,6 +22,11 @@ most of these files' tests), gives each slow file (or part of one) its own
 subprocess and test, which xdist can place on any worker; each of these
 tests also fails on an exclusion of its files that left out no test (stale
 after a rename).
+A baseline (optax's own outcomes, to tell a gradtx failure from one of
+optax's) runs in the same subprocess, after all of gradtx's tests: each file
+is loaded a second time without the substitution, and its tests run after
+their substituted twins, each skipped before setup where its twin passed on
+gradtx unless every test is asked for.
 `python -m tests.optax_suite` prints per-file counts for gradtx and for optax
 itself.
 """
@@ -279,7 +284,7 @@ def _proxying_import(name, globals=None, locals=None, fromlist=(), level=0):
 
 
 def load_test_module(dotted: str, substitute: bool = True) -> types.ModuleType:
-    """Executes optax's test module `dotted` with its optax imports proxied."""
+    """Executes optax's test module `dotted`, its optax imports proxied if `substitute`."""
     spec = importlib.util.find_spec(dotted)
     module = types.ModuleType(dotted)
     module.__file__ = spec.origin
@@ -303,14 +308,17 @@ class Result:
     failed: dict[str, str]
     excluded: list[str]
     skipped: list[str] = dataclasses.field(default_factory=list)
+    # The same file's tests on optax itself, where run_files ran a baseline.
+    baseline: Result | None = None
 
 
 def _dotted(file: str) -> str:
     return "optax." + file[: -len(".py")].replace("/", ".")
 
 
-def _wrapper_name(file: str) -> str:
-    return "test_" + _dotted(file).replace(".", "_")
+def _wrapper_name(file: str, substitute: bool = True) -> str:
+    name = "test_" + _dotted(file).replace(".", "_")
+    return name if substitute else name + "_on_optax"
 
 
 _WRAPPER = """\
@@ -320,9 +328,20 @@ _module = _load({dotted!r}, substitute={substitute!r})
 globals().update({{k: v for k, v in vars(_module).items() if not k.startswith("__")}})
 """
 
+# The skip reason of a baseline test whose twin passed on gradtx.
+_NOT_NEEDED = "optax_suite: passed on gradtx, so not run on optax"
+
 _CONFTEST = """\
+import pytest
+
 EXCLUDED = {excluded!r}
 PART = {part!r}
+# Each baseline module (an optax test file, not substituted) -> its twin on gradtx.
+TWINS = {twins!r}
+EVERY = {every!r}
+NOT_NEEDED = {not_needed!r}
+_ran = set()
+_unsure = set()  # gradtx's tests that failed or skipped, a subtest included
 
 
 def _matches(test, key):
@@ -337,7 +356,14 @@ def _excluded(item):
     return any(module == m and _matches(test, t) for m, t in EXCLUDED)
 
 
+def _twin(item):
+    module, test = item.nodeid.split("::", 1)
+    return TWINS[module[: -len(".py")]] + ".py::" + test
+
+
 def pytest_collection_modifyitems(config, items):
+    baseline = [item for item in items if item.module.__name__ in TWINS]
+    items[:] = [item for item in items if item.module.__name__ not in TWINS]
     dropped = [item for item in items if _excluded(item)]
     items[:] = [item for item in items if not _excluded(item)]
     with open("excluded.txt", "w") as out:
@@ -346,7 +372,28 @@ def pytest_collection_modifyitems(config, items):
     dropped += items[:]
     items[:] = items[part::parts]
     dropped = [item for item in dropped if item not in items]
+    if not EVERY:
+        selected = {{item.nodeid for item in items}}
+        dropped += [item for item in baseline if _twin(item) not in selected]
+        baseline = [item for item in baseline if _twin(item) in selected]
+    # After all of gradtx's tests, so that each knows how its twin did there.
+    items += baseline
     config.hook.pytest_deselected(items=dropped)
+
+
+def pytest_runtest_logreport(report):
+    _ran.add(report.nodeid)
+    if report.failed or report.skipped:
+        _unsure.add(report.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before pytest sets up the test's class and fixtures, as a skip mark does.
+    if not EVERY and item.module.__name__ in TWINS:
+        twin = _twin(item)
+        if twin in _ran and twin not in _unsure:
+            pytest.skip(NOT_NEEDED)
 """
 
 
@@ -361,31 +408,43 @@ def _exclusions(files) -> list[tuple[str, str]]:
     return out
 
 
-def run_files(
-    files,
-    substitute: bool = True,
-    timeout: float = 1800,
-    select=None,
-    part=(0, 1),
-) -> dict[str, Result]:
+def run_files(files, timeout: float = 1800, part=(0, 1), baseline: str = "") -> dict[str, Result]:
     """Runs optax test files in one pytest subprocess; outcomes per file.
 
-    ``select``: only these tests (``Class::test`` names, of a single file).
     ``part``: ``(i, n)`` runs the i-th of every n tests left after the exclusions
     (``excluded`` still lists every exclusion).
+    ``baseline``: also runs the files' tests on optax itself (each Result's
+    ``baseline``), in the same process after all of gradtx's: ``"unsure"`` those of
+    the part that failed or skipped on gradtx, ``"all"`` every test of the files.
     """
-    excluded = _exclusions(files) if substitute else []
+    assert baseline in ("", "unsure", "all"), baseline
+    twins = {_wrapper_name(f, substitute=False): _wrapper_name(f) for f in files if baseline}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        for file in files:
-            (tmp / f"{_wrapper_name(file)}.py").write_text(
-                _WRAPPER.format(dotted=_dotted(file), substitute=substitute)
+        wrappers = {}  # wrapper module -> (file, substituted)
+        for substitute in (True, False) if baseline else (True,):
+            for file in files:
+                name = _wrapper_name(file, substitute)
+                wrappers[name] = (file, substitute)
+                (tmp / f"{name}.py").write_text(
+                    _WRAPPER.format(dotted=_dotted(file), substitute=substitute)
+                )
+        (tmp / "conftest.py").write_text(
+            _CONFTEST.format(
+                excluded=_exclusions(files),
+                part=tuple(part),
+                twins=twins,
+                every=baseline == "all",
+                not_needed=_NOT_NEEDED,
             )
-        (tmp / "conftest.py").write_text(_CONFTEST.format(excluded=excluded, part=tuple(part)))
+        )
         (tmp / "pytest.ini").write_text("[pytest]\n")
         junit = tmp / "junit.xml"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        # optax's tests are absl tests that use no pytest plugin; the installed ones
+        # would cost each run about 1.4 s CPU at startup (hypothesis's 1 s, jaxtyping's).
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         proc = subprocess.run(
             [
                 sys.executable,
@@ -393,19 +452,13 @@ def run_files(
                 "pytest",
                 "-q",
                 "-p",
-                "no:benchmark",
-                "-p",
                 "no:cacheprovider",
                 f"--junitxml={junit}",
                 "--rootdir",
                 str(tmp),
                 "-c",
                 str(tmp / "pytest.ini"),
-                *(
-                    [f"{_wrapper_name(files[0])}.py::{name}" for name in select]
-                    if select is not None
-                    else [f"{_wrapper_name(f)}.py" for f in files]
-                ),
+                *(f"{name}.py" for name in wrappers),
             ],
             cwd=tmp,
             env=env,
@@ -416,30 +469,38 @@ def run_files(
         if not junit.exists():
             raise RuntimeError(f"pytest produced no report\n{proc.stdout}\n{proc.stderr}")
         results = {f: Result(f, [], {}, []) for f in files}
-        by_wrapper = {_wrapper_name(f): f for f in files}
+        if baseline:
+            for result in results.values():
+                result.baseline = Result(result.file, [], {}, [])
+
+        def result_of(wrapper):
+            file, substitute = wrappers[wrapper]
+            return results[file] if substitute else results[file].baseline
+
         dropped = tmp / "excluded.txt"
         for nodeid in dropped.read_text().splitlines() if dropped.exists() else []:
             wrapper, test = nodeid.split("::", 1)
-            results[by_wrapper[wrapper[: -len(".py")]]].excluded.append(test)
+            result_of(wrapper[: -len(".py")]).excluded.append(test)
         for case in ElementTree.parse(junit).getroot().iter("testcase"):
             classname = case.get("classname") or ""
             wrapper = classname.split(".", 1)[0]
-            result = results[by_wrapper[wrapper]] if wrapper in by_wrapper else None
-            if result is None:  # a collection error carries the file in its name
-                result = next(
-                    r
-                    for w, r in ((w, results[f]) for w, f in by_wrapper.items())
-                    if w in classname or w in (case.get("name") or "")
+            if wrapper not in wrappers:  # a collection error carries the file in its name
+                # The longest match: a baseline module's name contains its twin's.
+                wrapper = max(
+                    (w for w in wrappers if w in classname or w in (case.get("name") or "")),
+                    key=len,
                 )
+            result = result_of(wrapper)
             name = f"{classname.rsplit('.', 1)[-1]}::{case.get('name')}"
             problem = case.find("failure")
             if problem is None:
                 problem = case.find("error")
+            skipped = case.find("skipped")
             if problem is not None:
                 result.failed[name] = (problem.get("message") or "")[:300]
-            elif case.find("skipped") is None:
+            elif skipped is None:
                 result.passed.append(name)
-            else:
+            elif skipped.get("message") != _NOT_NEEDED:
                 result.skipped.append(name)
     return results
 
@@ -448,8 +509,7 @@ def main(argv: list[str]) -> int:
     baseline = "--no-baseline" not in argv
     argv = [a for a in argv if a != "--no-baseline"]
     files = [f for f in FILES if not argv or any(a in f for a in argv)]
-    ours = run_files(files)
-    theirs = run_files(files, substitute=False) if baseline else {}
+    ours = run_files(files, baseline="all" if baseline else "")
     total_failed = 0
     for file in files:
         r = ours[file]
@@ -458,7 +518,7 @@ def main(argv: list[str]) -> int:
             f"excluded {len(r.excluded)}"
         )
         if baseline:
-            t = theirs[file]
+            t = r.baseline
             line += f"; optax passed {len(t.passed)} failed {len(t.failed)}"
             for name in sorted(set(t.passed) - set(r.passed) - set(r.failed) - set(r.excluded)):
                 line += f"\n    SKIPPED on gradtx, passed on optax: {name}"
