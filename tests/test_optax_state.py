@@ -158,8 +158,8 @@ _LINESEARCH = {"lbfgs", "lbfgs_memory"}
 def _params(dtype):
     rng = np.random.default_rng(0)
     return {
-        "w": jnp.asarray(rng.normal(size=(4, 3)), dtype),
-        "b": jnp.asarray(rng.normal(size=(3,)), dtype),
+        "w": jnp.asarray(rng.normal(size=(4, 3)).astype(dtype), dtype),
+        "b": jnp.asarray(rng.normal(size=(3,)).astype(dtype), dtype),
     }
 
 
@@ -169,8 +169,14 @@ def _loss(params):
 
 
 def _grad(params):
-    """The gradient of ``_loss``: moves every optimizer differently each step."""
-    return jax.tree.map(lambda p: p + jnp.cos(3 * p), params)
+    """The gradient of ``_loss``: moves every optimizer differently each step.  In NumPy,
+    in the leaves' dtype: gradtx and optax get the same gradients, and it compiles nothing."""
+
+    def grad(p):
+        p = np.asarray(p)
+        return jnp.asarray(p + np.cos(3 * p), p.dtype)
+
+    return jax.tree.map(grad, params)
 
 
 def _run(opt, params, state, steps, grad=_grad, linesearch=False):
@@ -428,7 +434,12 @@ def test_adam_moments_found_by_name_in_gradtx_and_optax(name):
 
 def _per_example_grads(params):
     """Two examples' gradients per leaf (dpsgd clips each one): _grad and half of it."""
-    return jax.tree.map(lambda g: jnp.stack([g, g / 2]), _grad(params))
+
+    def two(g):
+        g = np.asarray(g)
+        return jnp.asarray(np.stack([g, g / 2]), g.dtype)
+
+    return jax.tree.map(two, _grad(params))
 
 
 def test_dpsgd_state_from_optax_continues_as_optax_does():

@@ -95,15 +95,21 @@ def test_quantization_map_de4_is_li_et_al_dynamic_exponent():
     np.testing.assert_allclose(dynamic_tree_reference(4, True)[8:], np.negative(magnitudes))
 
 
+# Every map's inputs have this length, the number of draws of the unbiasedness test:
+# the encoder's operations, run eagerly, compile once for all of these tests.
+ENCODER_INPUTS = 20000
+
+
 def encoder_inputs(values, seed):
     """Random points over the range and over eight decades below its top, the values,
     and each float32 midpoint between neighbours with the float32 on either side
-    (where rounding to nearest changes its answer), all float32."""
+    (where rounding to nearest changes its answer), then more random points over
+    the range up to ``ENCODER_INPUTS`` in all, all float32."""
     top = np.nanmax(values)
     distinct = np.unique(values[np.isfinite(values)])
     mid = ((distinct[:-1] + distinct[1:]) / 2).astype(np.float32)
     rng = np.random.default_rng(seed)
-    return np.concatenate(
+    x = np.concatenate(
         [
             rng.uniform(-1.1 * top, 1.1 * top, 4000).astype(np.float32),
             (top * rng.choice([-1, 1], 2000) * 10.0 ** rng.uniform(-8, 0, 2000)).astype(np.float32),
@@ -114,6 +120,8 @@ def encoder_inputs(values, seed):
             np.float32([0.0, -0.0, top, -top]),
         ]
     )
+    more = rng.uniform(-1.1 * top, 1.1 * top, ENCODER_INPUTS - x.size).astype(np.float32)
+    return np.concatenate([x, more])
 
 
 @pytest.mark.parametrize("name", MAPS)
@@ -148,7 +156,7 @@ def test_encode_stochastic_is_unbiased_between_neighbours(name):
     m = gradtx.quantization_map(name)
     rng = np.random.default_rng(2)
     for x in rng.uniform(distinct[0], distinct[-1], 5).astype(np.float32):
-        draws = 20000
+        draws = ENCODER_INPUTS
         keys = jax.random.split(jax.random.PRNGKey(7), 1)[0]
         codes = np.asarray(m.encode(jnp.full((draws,), x), keys))
         decoded = values[codes]
@@ -164,7 +172,9 @@ def test_encode_stochastic_is_unbiased_between_neighbours(name):
 )
 def test_quantized_array_matches_blockwise_reference(name, block):
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((7, 33)).astype(np.float32)
+    # 999 entries, padded in each case; in blocks of 64, the 16 blocks of the eager
+    # tests below, whose compiled operations serve both
+    x = rng.standard_normal((27, 37)).astype(np.float32)
     if name == "linear4":
         x = x**2
     q = gradtx.QuantizedArray.quantize(jnp.asarray(x), name, block)
@@ -241,10 +251,11 @@ def test_rank1_keeps_small_rows_and_columns_that_blocks_lose():
 
 
 def test_quantized_array_block_with_nan_reads_back_as_nan():
-    x = jnp.array([1.0, jnp.nan, -3.0, 3.0])
-    out = gradtx.QuantizedArray.quantize(x, "dynamic8", 2).dequantize()
-    assert np.isnan(np.asarray(out[:2])).all()
-    np.testing.assert_array_equal(np.asarray(out[2:]), [-3.0, 3.0])
+    # Eight entries in blocks of two, as in the next test: their eager operations compile once.
+    x = jnp.array([1.0, np.nan, -3.0, 3.0, 2.0, -2.0, -4.0, 4.0], jnp.float32)
+    out = np.asarray(gradtx.QuantizedArray.quantize(x, "dynamic8", 2).dequantize())
+    assert np.isnan(out[:2]).all()
+    np.testing.assert_array_equal(out[2:], [-3.0, 3.0, 2.0, -2.0, -4.0, 4.0])
 
 
 @pytest.mark.parametrize("jit", [False, True])
@@ -260,8 +271,10 @@ def test_quantized_array_scale_is_absmax_whatever_the_sign(jit):
 
 
 def test_quantized_array_keeps_dtype_and_shape():
-    x = jnp.arange(12, dtype=jnp.bfloat16).reshape(3, 4)
-    out = gradtx.QuantizedArray.quantize(x, "dynamic8", 5).dequantize()
+    # 12 entries padded to one block of 64, as the wrapper tests' "b" below (whose
+    # eager operations this test's share)
+    x = jnp.asarray(np.arange(12).reshape(3, 4), jnp.bfloat16)
+    out = gradtx.QuantizedArray.quantize(x, "dynamic8", 64).dequantize()
     assert out.dtype == jnp.bfloat16 and out.shape == (3, 4)
 
 
@@ -272,6 +285,15 @@ def test_quantized_array_keeps_dtype_and_shape():
 PARAMS = {
     "w": jnp.asarray(np.random.default_rng(4).standard_normal((20, 30)), jnp.float32),
     "b": jnp.zeros(30, jnp.float32),
+}
+
+
+# The wrapper's eager runs in blocks of 64: a 20 x 50 matrix, whose 1000 entries make
+# the blocks of the QuantizedArray jit test below, and one block, so that their
+# eager quantize operations compile once for these tests.
+EAGER_PARAMS = {
+    "w": jnp.asarray(np.random.default_rng(15).standard_normal((20, 50)), jnp.float32),
+    "b": jnp.asarray(np.random.default_rng(16).standard_normal(64), jnp.float32),
 }
 
 
@@ -356,10 +378,12 @@ def test_quantized_state_under_jit_matches_eager(bits, rounding):
     # Adam alone differs by an ulp between jit and eager (fused multiply-adds),
     # and such an ulp can move a moment across the boundary between two
     # codes: the tolerance of the shared jit test, and few codes apart.
-    opt = gradtx.quantized_state(gradtx.adam(0.05), bits=bits, min_size=0, rounding=rounding)
+    opt = gradtx.quantized_state(
+        gradtx.adam(0.05), bits=bits, block_size=64, min_size=0, rounding=rounding
+    )
     (p_jit, s_jit), (p_eager, s_eager) = (
-        run(opt, PARAMS, 5, jit=True),
-        run(opt, PARAMS, 5, jit=False),
+        run(opt, EAGER_PARAMS, 5, jit=True),
+        run(opt, EAGER_PARAMS, 5, jit=False),
     )
     for a, b in zip(jax.tree.leaves(p_jit), jax.tree.leaves(p_eager)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
@@ -743,12 +767,16 @@ def test_compensated_leaves_float32_params_alone():
 
 
 def test_compensated_with_int8_coded_compensation_runs():
-    opt = gradtx.quantized_state(gradtx.compensated(gradtx.sgd(1e-3)), keys=("compensation",))
-    params = {"w": jnp.ones(300, jnp.bfloat16)}
+    # 1000 entries in blocks of 64: the eager quantize operations of the tests above
+    opt = gradtx.quantized_state(
+        gradtx.compensated(gradtx.sgd(1e-3)), block_size=64, keys=("compensation",)
+    )
+    ones = np.ones(1000, ml_dtypes.bfloat16)
+    params = {"w": jnp.asarray(ones, jnp.bfloat16)}
     state = opt.init(params)
     assert isinstance(state.inner_state.compensation["w"], gradtx.QuantizedArray)
     for _ in range(10):
-        updates, state = opt.update({"w": -jnp.ones(300, jnp.bfloat16)}, state, params)
+        updates, state = opt.update({"w": jnp.asarray(-ones, jnp.bfloat16)}, state, params)
         params = gradtx.apply_updates(params, updates)
     np.testing.assert_array_equal(np.asarray(params["w"], np.float32), 1.0078125)
 
