@@ -24,7 +24,7 @@ from ._checks import (
     check_state,
     check_transformation,
 )
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._recipe import transform
 from ._tree import check_same_structure
 from ._typing import TransformLike
@@ -411,6 +411,4 @@ def periodic_update(new_tensors, old_tensors, steps, update_period):
     Reference: Mnih et al., "Human-level control through deep reinforcement
     learning", Nature 2015.
     """
-    return jax.lax.cond(
-        jnp.mod(steps, update_period) == 0, lambda: new_tensors, lambda: old_tensors
-    )
+    return cond(jnp.mod(steps, update_period) == 0, lambda: new_tensors, lambda: old_tensors)

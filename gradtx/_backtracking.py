@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from ._checks import check_float_leaves, check_range, check_state, value_fn_keywords
-from ._numerics import compute_dtype
+from ._numerics import compute_dtype, cond
 from ._recipe import transform
 from ._tree import zeros_like_tree
 
@@ -200,7 +200,7 @@ def scale_by_backtracking_linesearch(
         else:
             new_grad = None
         if verbose:
-            jax.lax.cond(
+            cond(
                 err > atol,
                 lambda: jax.debug.print(
                     f"{owner}: no step size with sufficient decrease found: value {{v}}, "

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from ._checks import check_float_leaves, check_range, check_real_leaves, moment_state
 from ._matrix import _per_leaf, _project
 from ._moments import debias_denominator, moment_zeros, moving_average, moving_average_sq
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._recipe import transform
 
 
@@ -121,7 +121,7 @@ def scale_by_conda(b1=0.9, b2=0.999, eps=1e-8, update_proj_gap=2000, scale=1.0):
                 b1, t, g.dtype
             )
             if bases:
-                bases = jax.lax.cond(
+                bases = cond(
                     refresh, lambda: {a: _singular_basis(mu, a) for a in bases}, lambda: bases
                 )
                 factor = factor * jnp.asarray(scale, g.dtype)

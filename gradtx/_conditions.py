@@ -14,11 +14,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from ._base import GradientTransformation, update_fn
 from ._checks import check_params, check_state, check_transformation
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._recipe import transform
 
 
@@ -49,7 +48,7 @@ def _conditional(owner, state_type, inner, should_transform_fn, forward_extra_ar
             return rejected(updates), state.inner_state
 
         keywords = extra if forward_extra_args else {}
-        out, inner_state = lax.cond(should_transform_fn(state.step, **keywords), run, reject, None)
+        out, inner_state = cond(should_transform_fn(state.step, **keywords), run, reject, None)
         return out, state_type(step=increment(state.step), inner_state=inner_state)
 
     return init, update, (inner,)

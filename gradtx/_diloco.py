@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from ._averaging import _check_params, _copy_wide
 from ._base import update_fn
 from ._checks import check_float_leaves, check_state, check_transformation
-from ._numerics import new_count
+from ._numerics import cond, new_count
 from ._recipe import transform
 from ._typing import TransformLike
 from ._wrappers import _like, check_int
@@ -138,7 +138,7 @@ def diloco(
             return jump, new_outer, _like(new_state, outer_state)
 
         sync = state.count >= sync_period - 1
-        out, outer_params, outer_state = jax.lax.cond(
+        out, outer_params, outer_state = cond(
             sync,
             synchronise,
             lambda operands: operands,

@@ -26,7 +26,7 @@ from ._checks import (
     require_params,
 )
 from ._momentum import debiaser
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._tree import zeros_like_tree
 
 
@@ -200,7 +200,7 @@ def scale_by_sophia(
         if verbose and clip_threshold is not None and print_win_rate_every_n_steps:
             unclipped = sum(jnp.sum(jnp.abs(u) < clip_threshold) for u in jax.tree.leaves(out))
             size = sum(u.size for u in jax.tree.leaves(out))
-            jax.lax.cond(
+            cond(
                 count % print_win_rate_every_n_steps == 0,
                 lambda: jax.debug.print(f"{owner}: win rate {{r}}", r=unclipped / size),
                 lambda: None,
@@ -213,7 +213,7 @@ def scale_by_sophia(
             nu = jax.tree.map(lambda h, d: average(b2, h, d).astype(h.dtype), nu, diag)
             return hessian_state, nu
 
-        hessian_state, nu = jax.lax.cond(
+        hessian_state, nu = cond(
             state.count % update_interval == 0,
             refresh,
             lambda h, n: (h, n),

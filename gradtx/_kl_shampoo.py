@@ -35,7 +35,7 @@ from ._matrix import (
     _project,
 )
 from ._moments import debias_denominator, moment_zeros, moving_average
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._recipe import transform
 
 
@@ -187,7 +187,7 @@ def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequen
             new_stats, new_eigenvalues = _kl_fit(g, stats, bases, eigenvalues, s, floors)
             new_bases = bases
             if new_stats:
-                new_bases = jax.lax.cond(
+                new_bases = cond(
                     k % frequency == 0, lambda: _power_qr(new_stats, bases), lambda: bases
                 )
             return (
@@ -199,7 +199,7 @@ def _kl_transform(owner, state_type, with_nu, b1, b2, shampoo_beta, eps, frequen
                 new_eigenvalues,
             )
 
-        out = jax.lax.cond(k == 0, first, later)
+        out = cond(k == 0, first, later)
         return (out[0].reshape(jnp.shape(u)).astype(u.dtype),) + tuple(out[1:])
 
     def update(updates, state, params=None, **extra):
@@ -454,7 +454,7 @@ def scale_by_one_sided_shampoo(
             def root():
                 return _inverse_root(h / debias_denominator(b2, t, h.dtype) + eps * eye, 2)
 
-            r = jax.lax.cond(refresh, root, lambda: roots[a])
+            r = cond(refresh, root, lambda: roots[a])
             out = _apply_on_axis(m_hat, r, a, True)
             return out.astype(u.dtype), mu, {a: h}, {a: r}
 

@@ -24,7 +24,7 @@ import numpy as np
 from ._backtracking import _line_search_keywords, _real_dtype
 from ._base import GradientTransformation
 from ._checks import check_range
-from ._numerics import compute_dtype, is_traced
+from ._numerics import compute_dtype, cond, is_traced
 from ._tree import real_vdot as _vdot
 from ._tree import zeros_like_tree
 
@@ -500,7 +500,7 @@ def value_and_grad_from_state(value_fn):
                 "and grad; use an optimizer with a line search that stores them "
                 "(lbfgs, scale_by_zoom_linesearch)"
             )
-        return jax.lax.cond(
+        return cond(
             jnp.isfinite(value),
             lambda p, a, k: (value, grad),
             lambda p, a, k: jax.value_and_grad(value_fn)(p, *a, **k),

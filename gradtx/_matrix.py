@@ -36,7 +36,7 @@ from ._checks import (
 from ._combine import chain, precondition
 from ._moments import debias_denominator, debiaser, moment_zeros, moving_average
 from ._momentum import bias_correction, scale_by_momentum
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._orthogonal import _spec_per_leaf
 from ._recipe import transform
 from ._second_moment import scale_by_rms
@@ -253,9 +253,7 @@ def scale_by_soap(
             return new, nu
 
         if stats:
-            bases, nu = jax.lax.cond(
-                k % precondition_frequency == 0, refresh, lambda nu: (bases, nu), nu
-            )
+            bases, nu = cond(k % precondition_frequency == 0, refresh, lambda nu: (bases, nu), nu)
         return step * direction, mu, nu, stats, bases
 
     def update(updates, state, params=None, **extra):
@@ -264,7 +262,7 @@ def scale_by_soap(
 
         def leaf(u, mu, nu, stats, bases):
             g = u.astype(mu.dtype)
-            out = jax.lax.cond(
+            out = cond(
                 k == 0,
                 lambda: first(g, mu, nu, stats, bases),
                 lambda: later(k, g, mu, nu, stats, bases),
@@ -381,7 +379,7 @@ def scale_by_shampoo(
             g = u.astype(next(iter(stats.values())).dtype)
             p = exponent_override or 2 * g.ndim
             stats = {a: beta2 * h + _axis_gram(g, a) for a, h in stats.items()}
-            roots = jax.lax.cond(
+            roots = cond(
                 refresh, lambda: {a: _inverse_root(h, p) for a, h in stats.items()}, lambda: roots
             )
             return _project(g, roots).astype(u.dtype), stats, roots
@@ -583,7 +581,7 @@ def scale_by_psgd_kron(
             shape = g.shape or (1,)
             probe = jax.random.normal(jax.random.fold_in(step_key, i), g.shape, g.dtype)
             h = (m_hat if update_with_momentum else g).reshape(shape)
-            qs = jax.lax.cond(do_fit, lambda: fit(qs, h, probe.reshape(shape)), lambda: qs)
+            qs = cond(do_fit, lambda: fit(qs, h, probe.reshape(shape)), lambda: qs)
             direction = m_hat.reshape(shape)
             for axis, q in qs.items():
                 direction = _multiply_axis(direction, q, axis)
@@ -775,7 +773,7 @@ def scale_by_galore(
 
     def project(g, p, refresh):
         g = g.astype(p.dtype)
-        p = jax.lax.cond(refresh, lambda: _galore_projector(g, p.shape[1]), lambda: p)
+        p = cond(refresh, lambda: _galore_projector(g, p.shape[1]), lambda: p)
         return (p.T @ g if g.shape[0] >= g.shape[1] else g @ p), p
 
     def update(updates, state, params=None, **extra):

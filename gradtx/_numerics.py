@@ -1,4 +1,4 @@
-"""Numeric helpers shared by the transforms: compute dtypes, squares, step counters.
+"""Numeric helpers shared by the transforms: compute dtypes, squares, step counters, ``cond``.
 
 The per-leaf arithmetic helpers (``add``, ``mul``, ``div``, ``sqrt``, ``cast``)
 compute exactly what ``x + y``, ``x * y``, ``x / y``, ``jnp.sqrt(x)`` and
@@ -10,6 +10,11 @@ primitive directly where that gives the same result: float32 or float64
 operands of one dtype and shape (or a scalar beside an array), or a Python
 number beside such an array.  Anything else (bfloat16, complex, mixed dtypes,
 weakly typed arrays) takes the ``jnp`` operator.
+
+``cond`` is ``lax.cond`` that, called eagerly, runs only the chosen branch:
+the transforms build their branches as fresh closures on every call, and
+``lax.cond`` would trace, lower and compile them into a new XLA program each
+time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.core import Tracer
+
+try:  # jax's own test of "nothing is being traced" (private, present since before 0.4.30)
+    from jax._src.core import trace_state_clean
+except ImportError:  # a jax without it: ``cond`` is always ``lax.cond``
+
+    def trace_state_clean() -> bool:
+        return False
+
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -83,6 +96,27 @@ def new_count():
 def is_traced(value) -> bool:
     """Whether ``value`` is a tracer (under jit, grad or vmap) rather than a concrete value."""
     return isinstance(value, Tracer)
+
+
+def cond(pred, true_fn, false_fn, *operands):
+    """``lax.cond(pred, true_fn, false_fn, *operands)``, with the branch run directly when eager.
+
+    When nothing is being traced (no ``jit``, ``vmap``, ``grad``, ``scan``
+    or other transformation is active), the chosen branch runs op by op, as
+    ``lax.cond`` does under ``jax.disable_jit``, and its leaves are returned
+    as arrays, as ``lax.cond`` returns them.  Inside any transformation it
+    is ``lax.cond`` itself, even for a concrete ``pred``: the branches may
+    close over tracers, and the traced program stays what ``lax.cond``
+    makes.  Eagerly neither branch's types are checked against the other's,
+    so the two must agree (shape, dtype and weak type) by construction; the
+    traced path still checks them.  Run op by op, the branch may round
+    differently from a compiled program in the last bits, as any eager
+    computation may.
+    """
+    if not trace_state_clean():
+        return lax.cond(pred, true_fn, false_fn, *operands)
+    out = true_fn(*operands) if pred else false_fn(*operands)
+    return jax.tree.map(lambda x: x if isinstance(x, jax.Array) else jnp.asarray(x), out)
 
 
 _DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

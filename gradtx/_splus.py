@@ -17,7 +17,7 @@ from ._base import EmptyState
 from ._checks import check_float_leaves, check_range, check_real_leaves, check_state, moment_state
 from ._matrix import _axis_gram, _eigenbasis, _per_leaf, _project
 from ._moments import moment_zeros, moving_average
-from ._numerics import compute_dtype, increment, new_count
+from ._numerics import compute_dtype, cond, increment, new_count
 from ._recipe import transform
 
 
@@ -118,7 +118,7 @@ def scale_by_splus(b1=0.9, b2=0.999, eps=1e-30, inverse_steps=100, max_dim=10000
             direction = _project(jnp.sign(_project(mu, bases)), bases, transpose=False)
             stats = {a: moving_average(s, _axis_gram(g, a), b2) for a, s in stats.items()}
             if stats:
-                bases = jax.lax.cond(refresh, eigenbases, lambda _: bases, stats)
+                bases = cond(refresh, eigenbases, lambda _: bases, stats)
             return direction.astype(u.dtype), mu, stats, bases
 
         fields = _per_leaf(leaf, 4, updates, state.mu, state.stats, state.bases)

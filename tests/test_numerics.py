@@ -1,14 +1,16 @@
 """The numerics shared by the transforms: a step counter that saturates at the int32 maximum
-instead of wrapping, and low precision (f16/bf16) at step 1 and step 10^6."""
+instead of wrapping, ``cond`` (the chosen branch alone when eager, ``lax.cond`` under any
+transformation), and low precision (f16/bf16) at step 1 and step 10^6."""
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import gradtx
-from gradtx._numerics import increment
+from gradtx._numerics import cond, increment
 
 INT32_MAX = np.iinfo(np.int32).max
 
@@ -18,6 +20,69 @@ def test_increment_saturates_at_int32_max():
         count = jnp.asarray(start, jnp.int32)
         for got in (increment(count), jax.jit(increment)(count)):
             assert got.dtype == jnp.int32 and int(got) == want
+
+
+def _signature(tree):
+    return jax.tree.structure(tree), [
+        (np.shape(x), jnp.result_type(x), getattr(x, "weak_type", None), type(x))
+        for x in jax.tree.leaves(tree)
+    ]
+
+
+def _logging_branches(ran):
+    """Two branches that record their runs; outputs of every kind lax.cond turns into arrays."""
+
+    def true_fn(x):
+        ran.append(True)
+        return {"x": x + 1.0, "int": 2, "float": 0.5, "numpy": np.ones(2, np.float32)}
+
+    def false_fn(x):
+        ran.append(False)
+        return {"x": x - 1.0, "int": 3, "float": 1.5, "numpy": np.zeros(2, np.float32)}
+
+    return true_fn, false_fn
+
+
+@pytest.mark.parametrize("pred", [True, False])
+def test_cond_eager_runs_chosen_branch_only_and_returns_what_lax_cond_returns(pred):
+    ran = []
+    x = jnp.arange(3.0)
+    got = cond(jnp.asarray(pred), *_logging_branches(ran), x)
+    assert ran == [pred]
+    want = lax.cond(pred, *_logging_branches([]), x)
+    assert _signature(got) == _signature(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("transform", ["jit", "vmap", "grad"])
+def test_cond_with_concrete_pred_under_transformation_is_lax_cond(transform):
+    # The branches close over a tracer while the predicate is concrete: lax.cond traces
+    # both, and the traced program is lax.cond's.
+    def program(select):
+        def f(x):
+            return jnp.sum(select(True, lambda: x * 2.0, lambda: x + 1.0))
+
+        return {"jit": f, "vmap": jax.vmap(f), "grad": jax.grad(f)}[transform]
+
+    x = jnp.arange(3.0) if transform != "vmap" else jnp.ones((2, 3))
+    got = jax.make_jaxpr(program(cond))(x)
+    assert str(got) == str(jax.make_jaxpr(program(lax.cond))(x))
+    assert "cond[" in str(got)
+    ran = []  # and outside make_jaxpr: vmap and grad alone trace both branches too
+    if transform != "jit":
+        wrapped = {"vmap": jax.vmap, "grad": jax.grad}[transform]
+        wrapped(lambda x: jnp.sum(cond(True, *_logging_branches(ran), x)["x"]))(x)
+        assert ran == [True, False]
+
+
+def test_cond_branches_of_different_shapes_raise_under_jit():
+    def two_shapes(x, pred):
+        return cond(pred, lambda: x * jnp.zeros(2), lambda: x * jnp.zeros(3))
+
+    for pred in (lambda x: x > 0, lambda x: True):  # traced, and concrete under jit
+        with pytest.raises(TypeError, match="branches must have equal output types"):
+            jax.jit(lambda x: two_shapes(x, pred(x)))(1.0)
 
 
 # ----------------------------------------------------------------------------

@@ -156,6 +156,8 @@ def test_optimizer_under_jit_matches_eager(row):
     eager = make_step(opt)
     jit_params, jit_state = run(step, start(), opt.init(start()), 3)  # donated: own inputs
     eager_params, eager_state = run(eager, start(), opt.init(start()), 3)
+    # Eagerly a cond runs only its chosen branch: it must give what the traced cond gives.
+    assert signature((eager_params, eager_state)) == signature((jit_params, jit_state))
     jit_leaves = jax.tree.leaves((jit_params, jit_state))
     for a, b in zip(jit_leaves, jax.tree.leaves((eager_params, eager_state))):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -476,6 +478,7 @@ def _check_structure_and_jit(opt, spec, seed):
         updates, jit_state = step(g, jit_state, jit_params)
         jit_params = gradtx.apply_updates(jit_params, updates)
         jit_updates.append(updates)
+    assert signature((jit_updates, jit_state)) == signature((eager_updates, eager_state))
     assert_close(jit_updates, eager_updates)
     assert_close(jit_state, eager_state)
     assert_close(jit_params, eager_params)

@@ -11,7 +11,7 @@ from jax.flatten_util import ravel_pytree
 from ..._base import GradientTransformation
 from ..._checks import NonNegative, Positive, check_state, value_fn_keywords
 from ..._linesearch import _armijo_decrease, _curvature_bound, _zoom_ends
-from ..._numerics import compute_dtype, increment, new_count
+from ..._numerics import compute_dtype, cond, increment, new_count
 from ..._quasi_newton import _pair_weight, _store_pair, _two_loop_backward, _two_loop_forward
 from ..._recipe import recipe
 from ..._update import apply_updates
@@ -311,7 +311,7 @@ def _torch_lbfgs(lr, tolerance_grad, tolerance_change, history_size, max_ls=None
                 )
                 return t.astype(real), n
 
-            t, n = jax.lax.cond(done | ~moves, lambda t: (t, 0 * evals), search, t)
+            t, n = cond(done | ~moves, lambda t: (t, 0 * evals), search, t)
             evals = evals + n
         new = _LbfgsState(
             n_iter=increment(state.n_iter),
